@@ -1,0 +1,44 @@
+# A thin layer over meson/ninja. Every target installs what is missing first
+# (scripts/install-deps), so a fresh Debian 12 machine needs nothing else.
+BUILD ?= build
+ASAN_BUILD ?= build-asan
+FUZZ_BUILD ?= build-fuzz
+
+.PHONY: all build test unit demo bench fuzz format clean
+
+all: build
+
+$(BUILD)/build.ninja:
+	scripts/install-deps build
+	meson setup $(BUILD)
+
+build: $(BUILD)/build.ninja
+	scripts/install-deps build
+	ninja -C $(BUILD)
+
+# Everything: unit tests and fuzz-corpus replays (normal and sanitizer
+# builds) and the integration tests. Ends with "N passed, N failed".
+test:
+	scripts/run-tests
+
+unit: build
+	meson test -C $(BUILD) --print-errorlogs
+
+demo:
+	scripts/demo
+
+bench: build
+	scripts/install-deps bench
+	tests/bench/unpack.sh
+
+# libFuzzer build: make fuzz, then e.g. build-fuzz/tests/fuzz/fuzz-procfile
+fuzz:
+	scripts/install-deps test
+	CC=clang meson setup $(FUZZ_BUILD) -Dfuzzing=true -Db_sanitize=address,undefined -Db_lundef=false
+	ninja -C $(FUZZ_BUILD)
+
+format:
+	clang-format -i $$(git ls-files '*.c' '*.h')
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)

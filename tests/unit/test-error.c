@@ -1,0 +1,54 @@
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "common/error.h"
+
+static int fails_with_errno(struct dy_error **err)
+{
+	return dy_error_errno(err, ENOENT, "open %s", "/nope");
+}
+
+static void test_errno_message_and_value(void **state)
+{
+	struct dy_error *err = NULL;
+	assert_int_equal(fails_with_errno(&err), -ENOENT);
+	assert_string_equal(dy_error_msg(err), "open /nope: No such file or directory");
+	assert_int_equal(err->errnum, ENOENT);
+	assert_int_equal(dy_error_prefix(&err, "unpack %s", "a.tgz"), -ENOENT);
+	assert_string_equal(dy_error_msg(err), "unpack a.tgz: open /nope: No such file or directory");
+	dy_error_free(&err);
+	assert_null(err);
+	dy_error_free(&err); /* accepts an empty error */
+}
+
+static void test_first_error_wins(void **state)
+{
+	struct dy_error *err = NULL;
+	assert_int_equal(dy_error(&err, "first %d", 1), -1);
+	assert_int_equal(dy_error(&err, "second"), -1);
+	assert_string_equal(dy_error_msg(err), "first 1");
+	dy_error_free(&err);
+}
+
+static void test_null_sink(void **state)
+{
+	assert_int_equal(dy_error(NULL, "ignored"), -1);
+	assert_int_equal(dy_error_errno(NULL, EACCES, "ignored"), -EACCES);
+	assert_string_equal(dy_error_msg(NULL), "unknown error");
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_errno_message_and_value),
+		cmocka_unit_test(test_first_error_wins),
+		cmocka_unit_test(test_null_sink),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
