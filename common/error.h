@@ -11,6 +11,7 @@
  * top-level code prints an error. */
 #pragma once
 
+#include <errno.h>
 #include <stdarg.h>
 
 struct dy_error {
