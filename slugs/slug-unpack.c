@@ -73,6 +73,7 @@ struct reader {
 	uint64_t max;
 	struct dy_sha256 sha;
 	int too_big;
+	volatile sig_atomic_t *cancel;
 };
 
 static la_ssize_t reader_read(struct archive *a, void *ud, const void **buf)
@@ -81,7 +82,7 @@ static la_ssize_t reader_read(struct archive *a, void *ud, const void **buf)
 	ssize_t n;
 	do
 		n = read(r->fd, r->buf, READ_BLOCK);
-	while (n < 0 && errno == EINTR);
+	while (n < 0 && errno == EINTR && !(r->cancel && *r->cancel));
 	if (n < 0) {
 		archive_set_error(a, errno, "read: %s", strerror(errno));
 		return -1;
@@ -95,6 +96,13 @@ static la_ssize_t reader_read(struct archive *a, void *ud, const void **buf)
 	dy_sha256_update(&r->sha, r->buf, (size_t)n);
 	*buf = r->buf;
 	return n;
+}
+
+/* libarchive's message, never NULL. */
+static const char *archive_err(struct archive *a)
+{
+	const char *s = archive_error_string(a);
+	return s ? s : "unexpected end of data";
 }
 
 struct walk {
@@ -239,7 +247,7 @@ static int copy_data(struct walk *w, const char *name, int fd, int is_procfile, 
 			break;
 		if (r < ARCHIVE_OK)
 			return entry_error(err, name, "reading data: %s",
-					   archive_error_string(w->a));
+					   archive_err(w->a));
 		w->unpacked += len;
 		if (w->unpacked > w->opts->limits.max_unpacked)
 			return entry_error(err, name,
@@ -469,7 +477,8 @@ static int walk_entry(struct walk *w, struct archive_entry *e, struct dy_error *
 static int walk_slug(int fd, int rootfd, const struct slug_unpack_opts *opts,
 		     struct slug_info *info, struct dy_error **err)
 {
-	struct reader rd = {.fd = fd, .max = opts->limits.max_compressed};
+	struct reader rd = {.fd = fd, .max = opts->limits.max_compressed, .cancel = opts->cancel};
+	la_int64_t end_of_entries = 0;
 	struct walk w = {.opts = opts, .rootfd = rootfd, .cache_fd = -1};
 	int r = -1;
 
@@ -492,7 +501,7 @@ static int walk_slug(int fd, int rootfd, const struct slug_unpack_opts *opts,
 	archive_read_support_filter_zstd(w.a);
 	archive_read_support_format_tar(w.a);
 	if (archive_read_open(w.a, &rd, NULL, reader_read, NULL) != ARCHIVE_OK) {
-		dy_error(err, "not a slug: %s", archive_error_string(w.a));
+		dy_error(err, "not a slug: %s", archive_err(w.a));
 		goto out;
 	}
 	for (;;) {
@@ -502,18 +511,30 @@ static int walk_slug(int fd, int rootfd, const struct slug_unpack_opts *opts,
 		}
 		struct archive_entry *e;
 		int ar = archive_read_next_header(w.a, &e);
-		if (ar == ARCHIVE_EOF)
+		if (ar == ARCHIVE_EOF) {
+			/* libarchive takes a tar cut at an entry boundary for a
+			 * complete one; a slug must end with the end-of-archive
+			 * blocks (two zero blocks, at least one here), or it was
+			 * truncated on the way. */
+			if (archive_filter_bytes(w.a, 0) - end_of_entries < 512) {
+				dy_error(err,
+					 "slug is truncated: no end-of-archive marker after %llu "
+					 "entries",
+					 (unsigned long long)w.entries);
+				goto out;
+			}
 			break;
+		}
 		if (ar < ARCHIVE_WARN || (ar == ARCHIVE_WARN && e == NULL)) {
 			if (rd.too_big)
 				dy_error(err, "slug is over the limit of %llu bytes",
 					 (unsigned long long)opts->limits.max_compressed);
 			else if (w.entries == 0)
 				dy_error(err, "not a slug (a tar, optionally gzip or zstd): %s",
-					 archive_error_string(w.a));
+					 archive_err(w.a));
 			else
 				dy_error(err, "slug is damaged after %llu entries: %s",
-					 (unsigned long long)w.entries, archive_error_string(w.a));
+					 (unsigned long long)w.entries, archive_err(w.a));
 			goto out;
 		}
 		if (walk_entry(&w, e, err) < 0) {
@@ -524,6 +545,12 @@ static int walk_slug(int fd, int rootfd, const struct slug_unpack_opts *opts,
 			}
 			goto out;
 		}
+		if (archive_read_data_skip(w.a) < ARCHIVE_WARN) {
+			dy_error(err, "slug is damaged after %llu entries: %s",
+				 (unsigned long long)w.entries, archive_err(w.a));
+			goto out;
+		}
+		end_of_entries = archive_filter_bytes(w.a, 0);
 	}
 	if (slug_tree_check_links(w.tree, err) < 0)
 		goto out;
@@ -563,6 +590,10 @@ static int walk_slug(int fd, int rootfd, const struct slug_unpack_opts *opts,
 	info->procfile = pf;
 	r = 0;
 out:
+	if (r < 0 && opts->cancel && *opts->cancel && err) {
+		dy_error_free(err);
+		dy_error(err, "interrupted");
+	}
 	if (w.a)
 		archive_read_free(w.a);
 	if (w.cache_fd >= 0)
