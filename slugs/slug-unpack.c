@@ -74,6 +74,7 @@ struct reader {
 	struct dy_sha256 sha;
 	int too_big;
 	volatile sig_atomic_t *cancel;
+	int hash; /* compute the id (inspect); unpack does not need it */
 };
 
 static la_ssize_t reader_read(struct archive *a, void *ud, const void **buf)
@@ -93,7 +94,8 @@ static la_ssize_t reader_read(struct archive *a, void *ud, const void **buf)
 		archive_set_error(a, EFBIG, "slug is larger than the limit");
 		return -1;
 	}
-	dy_sha256_update(&r->sha, r->buf, (size_t)n);
+	if (r->hash)
+		dy_sha256_update(&r->sha, r->buf, (size_t)n);
 	*buf = r->buf;
 	return n;
 }
@@ -477,7 +479,10 @@ static int walk_entry(struct walk *w, struct archive_entry *e, struct dy_error *
 static int walk_slug(int fd, int rootfd, const struct slug_unpack_opts *opts,
 		     struct slug_info *info, struct dy_error **err)
 {
-	struct reader rd = {.fd = fd, .max = opts->limits.max_compressed, .cancel = opts->cancel};
+	struct reader rd = {.fd = fd,
+			    .max = opts->limits.max_compressed,
+			    .cancel = opts->cancel,
+			    .hash = rootfd < 0};
 	la_int64_t end_of_entries = 0;
 	struct walk w = {.opts = opts, .rootfd = rootfd, .cache_fd = -1};
 	int r = -1;
@@ -581,9 +586,11 @@ static int walk_slug(int fd, int rootfd, const struct slug_unpack_opts *opts,
 			 (unsigned long long)opts->limits.max_compressed);
 		goto out;
 	}
-	uint8_t digest[DY_SHA256_LEN];
-	dy_sha256_final(&rd.sha, digest);
-	dy_sha256_hex(digest, info->id);
+	if (rd.hash) {
+		uint8_t digest[DY_SHA256_LEN];
+		dy_sha256_final(&rd.sha, digest);
+		dy_sha256_hex(digest, info->id);
+	}
 	info->size = rd.total;
 	info->unpacked_size = w.unpacked;
 	info->entries = w.entries;

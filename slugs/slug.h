@@ -37,7 +37,7 @@ const char *slug_compression_str(enum slug_compression c);
 int slug_compression_from_str(const char *s, enum slug_compression *ret);
 
 struct slug_info {
-	char id[DY_SHA256_HEX_LEN + 1]; /* sha256 of the slug's bytes */
+	char id[DY_SHA256_HEX_LEN + 1]; /* sha256 of the slug's bytes (inspect only; "" after unpack) */
 	uint64_t size;                  /* compressed size (bytes of the file) */
 	uint64_t unpacked_size;         /* file data once unpacked */
 	uint64_t entries;               /* archive entries */
