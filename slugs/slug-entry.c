@@ -76,7 +76,7 @@ int slug_entry_normalize(const char *name, char **ret_rel, struct dy_error **err
 	if (rel == NULL)
 		return dy_error_errno(err, ENOMEM, "normalize");
 	size_t o = 0;
-	int seen_app = 0;
+	int seen_app = 0, depth = 0;
 	const char *p = name;
 	while (*p) {
 		const char *slash = strchr(p, '/');
@@ -92,6 +92,8 @@ int slug_entry_normalize(const char *name, char **ret_rel, struct dy_error **err
 				return dy_error(err, "outside app/");
 			seen_app = 1;
 		} else {
+			if (++depth > SLUG_DEPTH_MAX)
+				return dy_error(err, "path deeper than %d levels", SLUG_DEPTH_MAX);
 			if (o > 0)
 				rel[o++] = '/';
 			memcpy(rel + o, p, n);

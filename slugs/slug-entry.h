@@ -21,6 +21,7 @@ enum slug_entry_type {
 
 #define SLUG_NAME_MAX 255
 #define SLUG_PATH_MAX 4095
+#define SLUG_DEPTH_MAX 256 /* components below app/ */
 #define SLUG_LINK_DEPTH_MAX 40
 
 struct slug_tree;

@@ -178,6 +178,8 @@ HOSTILE = [
     ("control-char", [sk.PROCFILE, sk.file("./app/a\nb", b"x")], "control character 0x0a"),
     ("long-component", [sk.PROCFILE, sk.file("./app/" + "n" * 256, b"x")],
      "component longer than 255"),
+    ("too-deep", [sk.PROCFILE, sk.file("./app/" + "d/" * 300 + "f", b"x")],
+     "path deeper than 256 levels"),
     ("file-then-dir", [sk.PROCFILE, sk.file("./app/x", b"x"), sk.file("./app/x/y", b"y")],
      "is under the file app/x"),
     ("dir-then-link", [sk.PROCFILE, sk.dir_("./app/d"), sk.symlink("./app/d", "/app")],
