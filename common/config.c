@@ -17,30 +17,30 @@
 
 /* How a key's JSON value is checked and stored. */
 enum kind {
-	K_PATH,        /* absolute path -> char * */
-	K_GROUP,       /* group name -> char * */
-	K_DOMAIN,      /* domain name -> char * */
-	K_WORD,        /* [a-z0-9][a-z0-9._-]* -> char * */
-	K_URL,         /* null or postgres URL -> char * (NULL) */
-	K_SIZE_NAME,   /* a size name -> char * */
-	K_BOOL,        /* -> bool */
-	K_U32,         /* integer in [min, max] -> uint32_t */
-	K_U64,         /* integer in [min, max] -> uint64_t */
-	K_DURATION,    /* "30s" in [min, max] microseconds -> uint64_t */
-	K_SIZE,        /* "512M" in [min, max] bytes -> uint64_t */
-	K_ADDR,        /* "ADDR:PORT" -> struct config_addr */
-	K_LISTEN,      /* "ADDR:PORT" or a list of them -> struct config_listen */
-	K_CIDR,        /* IPv4 "A.B.C.D/P", P in [min, max] -> network.subnet* */
-	K_PG_MODE,     /* "embedded" | "external" -> enum config_pg_mode */
-	K_SIZES,       /* object of sizes, replaces the table -> struct config_sizes */
+	K_PATH,      /* absolute path -> char * */
+	K_GROUP,     /* group name -> char * */
+	K_DOMAIN,    /* domain name -> char * */
+	K_WORD,      /* [a-z0-9][a-z0-9._-]* -> char * */
+	K_URL,       /* null or postgres URL -> char * (NULL) */
+	K_SIZE_NAME, /* a size name -> char * */
+	K_BOOL,      /* -> bool */
+	K_U32,       /* integer in [min, max] -> uint32_t */
+	K_U64,       /* integer in [min, max] -> uint64_t */
+	K_DURATION,  /* "30s" in [min, max] microseconds -> uint64_t */
+	K_SIZE,      /* "512M" in [min, max] bytes -> uint64_t */
+	K_ADDR,      /* "ADDR:PORT" -> struct config_addr */
+	K_LISTEN,    /* "ADDR:PORT" or a list of them -> struct config_listen */
+	K_CIDR,      /* IPv4 "A.B.C.D/P", P in [min, max] -> network.subnet* */
+	K_PG_MODE,   /* "embedded" | "external" -> enum config_pg_mode */
+	K_SIZES,     /* object of sizes, replaces the table -> struct config_sizes */
 };
 
 struct key {
-	const char *path;   /* dotted; "sizes.*.x" is key x of every size */
+	const char *path; /* dotted; "sizes.*.x" is key x of every size */
 	enum kind kind;
-	const char *def;    /* default as text (JSON text for K_SIZES); NULL: null or required */
-	size_t offset;      /* in struct config, or struct config_size for "sizes.*." */
-	uint64_t min, max;  /* range of numbers, durations, sizes; max length of strings */
+	const char *def;   /* default as text (JSON text for K_SIZES); NULL: null or required */
+	size_t offset;     /* in struct config, or struct config_size for "sizes.*." */
+	uint64_t min, max; /* range of numbers, durations, sizes; max length of strings */
 };
 
 #define C(field) offsetof(struct config, field)
@@ -61,6 +61,7 @@ struct key {
 /* Every key of the schema (DESIGN.md, "Daemons and configuration"), with
  * its default: adding a key is one line here plus its field in config.h.
  * Objects in between ("router", "router.timeouts") follow from the paths. */
+/* clang-format off */
 static const struct key keys[] = {
 	{"state_dir", K_PATH, "/var/lib/dyno", C(state_dir), 0, 4095},
 	/* sun_path holds 108 bytes with the NUL */
@@ -103,6 +104,7 @@ static const struct key keys[] = {
 	{"addons.postgresql.mode", K_PG_MODE, "embedded", C(addons.postgresql.mode), 0, 0},
 	{"addons.postgresql.url", K_URL, NULL, C(addons.postgresql.url), 0, 1024},
 };
+/* clang-format on */
 
 #define SIZE_KEY_PREFIX "sizes.*."
 
@@ -121,8 +123,8 @@ static bool is_string_kind(enum kind kind)
 }
 
 static const char *const pg_modes[] = {
-	[CONFIG_PG_EMBEDDED] = "embedded",
-	[CONFIG_PG_EXTERNAL] = "external",
+    [CONFIG_PG_EMBEDDED] = "embedded",
+    [CONFIG_PG_EXTERNAL] = "external",
 };
 
 _Static_assert(sizeof(enum config_pg_mode) == sizeof(unsigned), "enum stored as unsigned");
@@ -263,7 +265,7 @@ static int type_error(struct ctx *ctx, const struct key *k, const char *path, co
 {
 	char buf[128];
 	return dy_error(ctx->err, "%s: %s: expected %s, got %s", ctx->name, path,
-			expected(k, buf, sizeof(buf)), json_type_str(v));
+	                expected(k, buf, sizeof(buf)), json_type_str(v));
 }
 
 /* Takes over an error from a lower layer, prefixed with name and path. */
@@ -296,11 +298,13 @@ static const char *check_size_name(const char *s)
 	/* ^[a-z0-9][a-z0-9-]{0,29}$ */
 	size_t n = strlen(s);
 	if (n == 0 || n > CONFIG_SIZE_NAME_MAX || !is_lower_alnum(s[0]))
-		return "expected 1 to 30 lower-case letters, digits and '-', starting with a letter "
+		return "expected 1 to 30 lower-case letters, digits and '-', starting with a "
+		       "letter "
 		       "or digit";
 	for (size_t i = 1; i < n; i++)
 		if (!is_lower_alnum(s[i]) && s[i] != '-')
-			return "expected 1 to 30 lower-case letters, digits and '-', starting with a "
+			return "expected 1 to 30 lower-case letters, digits and '-', starting with "
+			       "a "
 			       "letter or digit";
 	return NULL;
 }
@@ -326,7 +330,8 @@ static const char *check_string(const struct key *k, const char *s)
 		for (size_t i = 1; i < n; i++)
 			if (!is_lower_alnum(s[i]) && s[i] != '_' && s[i] != '-' &&
 			    !(s[i] == '$' && i == n - 1))
-				return "expected a group name of lower-case letters, digits, '_' and "
+				return "expected a group name of lower-case letters, digits, '_' "
+				       "and "
 				       "'-'";
 		return NULL;
 	case K_DOMAIN: {
@@ -336,7 +341,8 @@ static const char *check_string(const struct key *k, const char *s)
 		for (size_t i = 0; i <= n; i++) {
 			if (s[i] == '.' || s[i] == '\0') {
 				if (label == 0 || label > 63 || s[i - 1] == '-')
-					return "expected lower-case labels of letters, digits and '-' "
+					return "expected lower-case labels of letters, digits and "
+					       "'-' "
 					       "separated by dots";
 				label = 0;
 			} else if (is_lower_alnum(s[i]) || (s[i] == '-' && label > 0)) {
@@ -373,7 +379,7 @@ static const char *check_string(const struct key *k, const char *s)
 static const char *parse_addr(const char *text, struct config_addr *out)
 {
 	static const char *const form =
-		"expected ADDR:PORT with an IPv4 dotted quad or a [bracketed] IPv6 address";
+	    "expected ADDR:PORT with an IPv4 dotted quad or a [bracketed] IPv6 address";
 	char host[64];
 	const char *port;
 	size_t n = strlen(text);
@@ -429,12 +435,12 @@ static int set_addr(struct ctx *ctx, const char *path, const char *text, struct 
 	const char *why = parse_addr(text, out);
 	if (why != NULL)
 		return dy_error(ctx->err, "%s: %s: invalid address %s: %s", ctx->name, path,
-				quote(text, q, sizeof(q)), why);
+		                quote(text, q, sizeof(q)), why);
 	return 0;
 }
 
 static int set_cidr(struct ctx *ctx, const struct key *k, const char *path, const char *text,
-		    struct config *cfg)
+                    struct config *cfg)
 {
 	char q[QUOTE_MAX];
 	char addr[32];
@@ -442,21 +448,23 @@ static int set_cidr(struct ctx *ctx, const struct key *k, const char *path, cons
 	size_t n = slash ? (size_t)(slash - text) : 0;
 	struct in_addr in;
 	if (slash == NULL || n >= sizeof(addr) || strlen(text) >= sizeof(cfg->network.subnet_text))
-		return dy_error(ctx->err, "%s: %s: invalid subnet %s: expected an IPv4 A.B.C.D/PREFIX",
-				ctx->name, path, quote(text, q, sizeof(q)));
+		return dy_error(ctx->err,
+		                "%s: %s: invalid subnet %s: expected an IPv4 A.B.C.D/PREFIX",
+		                ctx->name, path, quote(text, q, sizeof(q)));
 	memcpy(addr, text, n);
 	addr[n] = '\0';
 	if (inet_pton(AF_INET, addr, &in) != 1)
-		return dy_error(ctx->err, "%s: %s: invalid subnet %s: expected an IPv4 A.B.C.D/PREFIX",
-				ctx->name, path, quote(text, q, sizeof(q)));
+		return dy_error(ctx->err,
+		                "%s: %s: invalid subnet %s: expected an IPv4 A.B.C.D/PREFIX",
+		                ctx->name, path, quote(text, q, sizeof(q)));
 	const char *p = slash + 1;
 	size_t digits = strspn(p, "0123456789");
 	unsigned long prefix = digits > 0 && digits <= 2 ? strtoul(p, NULL, 10) : 0;
 	if (digits == 0 || digits > 2 || p[digits] != '\0' || prefix < k->min || prefix > k->max)
 		return dy_error(ctx->err,
-				"%s: %s: invalid subnet %s: expected a prefix length from %" PRIu64
-				" to %" PRIu64,
-				ctx->name, path, quote(text, q, sizeof(q)), k->min, k->max);
+		                "%s: %s: invalid subnet %s: expected a prefix length from %" PRIu64
+		                " to %" PRIu64,
+		                ctx->name, path, quote(text, q, sizeof(q)), k->min, k->max);
 	uint32_t mask = ~0u << (32 - prefix);
 	uint32_t host = ntohl(in.s_addr);
 	if ((host & ~mask) != 0) {
@@ -464,9 +472,9 @@ static int set_cidr(struct ctx *ctx, const struct key *k, const char *path, cons
 		char buf[INET_ADDRSTRLEN];
 		inet_ntop(AF_INET, &net, buf, sizeof(buf));
 		return dy_error(ctx->err,
-				"%s: %s: invalid subnet %s: host bits are set (the network is "
-				"%s/%lu)",
-				ctx->name, path, quote(text, q, sizeof(q)), buf, prefix);
+		                "%s: %s: invalid subnet %s: host bits are set (the network is "
+		                "%s/%lu)",
+		                ctx->name, path, quote(text, q, sizeof(q)), buf, prefix);
 	}
 	cfg->network.subnet = in;
 	cfg->network.subnet_prefix = (uint8_t)prefix;
@@ -475,24 +483,25 @@ static int set_cidr(struct ctx *ctx, const struct key *k, const char *path, cons
 }
 
 static int set_value(struct ctx *ctx, const struct key *k, const char *path, json_t *v, void *base,
-		     struct config *cfg);
+                     struct config *cfg);
 
 static const struct key *find_size_key(const char *name)
 {
 	for (size_t i = 0; i < DY_ELEMENTSOF(keys); i++)
-		if (is_size_key(&keys[i]) && strcmp(keys[i].path + strlen(SIZE_KEY_PREFIX), name) == 0)
+		if (is_size_key(&keys[i]) &&
+		    strcmp(keys[i].path + strlen(SIZE_KEY_PREFIX), name) == 0)
 			return &keys[i];
 	return NULL;
 }
 
 static int set_sizes(struct ctx *ctx, const struct key *k, const char *path, json_t *v,
-		     struct config_sizes *out)
+                     struct config_sizes *out)
 {
 	char q[QUOTE_MAX];
 	size_t n = json_object_size(v);
 	if (n < k->min || n > k->max)
 		return dy_error(ctx->err, "%s: %s: expected from %" PRIu64 " to %" PRIu64 " sizes",
-				ctx->name, path, k->min, k->max);
+		                ctx->name, path, k->min, k->max);
 	_cleanup_free_ struct config_sizes *table = calloc(1, sizeof(*table));
 	if (table == NULL)
 		return dy_error_errno(ctx->err, ENOMEM, "%s: %s", ctx->name, path);
@@ -502,15 +511,16 @@ static int set_sizes(struct ctx *ctx, const struct key *k, const char *path, jso
 	{
 		const char *why = check_size_name(name);
 		if (why != NULL)
-			return dy_error(ctx->err, "%s: %s: invalid size name %s: %s", ctx->name, path,
-					quote(name, q, sizeof(q)), why);
+			return dy_error(ctx->err, "%s: %s: invalid size name %s: %s", ctx->name,
+			                path, quote(name, q, sizeof(q)), why);
 		_cleanup_free_ char *spath = NULL;
 		if (asprintf(&spath, "%s.%s", path, name) < 0)
 			return dy_error_errno(ctx->err, ENOMEM, "%s: %s", ctx->name, path);
 		if (!json_is_object(size))
-			return dy_error(ctx->err,
-					"%s: %s: expected an object with memory, pids and cpu, got %s",
-					ctx->name, spath, json_type_str(size));
+			return dy_error(
+			    ctx->err,
+			    "%s: %s: expected an object with memory, pids and cpu, got %s",
+			    ctx->name, spath, json_type_str(size));
 		struct config_size *s = &table->size[table->n++];
 		memcpy(s->name, name, strlen(name) + 1);
 		uint64_t seen = 0;
@@ -524,7 +534,7 @@ static int set_sizes(struct ctx *ctx, const struct key *k, const char *path, jso
 			const struct key *fk = field[0] != '\0' ? find_size_key(field) : NULL;
 			if (fk == NULL)
 				return dy_error(ctx->err, "%s: unknown key %s", ctx->name,
-						quote(fpath, q, sizeof(q)));
+				                quote(fpath, q, sizeof(q)));
 			int r = set_value(ctx, fk, fpath, fv, s, NULL);
 			if (r < 0)
 				return r;
@@ -532,8 +542,8 @@ static int set_sizes(struct ctx *ctx, const struct key *k, const char *path, jso
 		}
 		for (size_t i = 0; i < DY_ELEMENTSOF(keys); i++)
 			if (is_size_key(&keys[i]) && !(seen & (1ULL << i)))
-				return dy_error(ctx->err, "%s: %s: missing \"%s\"", ctx->name, spath,
-						keys[i].path + strlen(SIZE_KEY_PREFIX));
+				return dy_error(ctx->err, "%s: %s: missing \"%s\"", ctx->name,
+				                spath, keys[i].path + strlen(SIZE_KEY_PREFIX));
 	}
 	*out = *table;
 	return 0;
@@ -543,7 +553,7 @@ static int set_sizes(struct ctx *ctx, const struct key *k, const char *path, jso
  * or one size for "sizes.*." keys). cfg is the config for kinds that fill
  * more than one field. */
 static int set_value(struct ctx *ctx, const struct key *k, const char *path, json_t *v, void *base,
-		     struct config *cfg)
+                     struct config *cfg)
 {
 	void *field = (char *)base + k->offset;
 	char q[QUOTE_MAX], lo[32], hi[32];
@@ -561,7 +571,7 @@ static int set_value(struct ctx *ctx, const struct key *k, const char *path, jso
 		const char *why = check_string(k, s);
 		if (why != NULL)
 			return dy_error(ctx->err, "%s: %s: invalid value %s: %s", ctx->name, path,
-					quote(s, q, sizeof(q)), why);
+			                quote(s, q, sizeof(q)), why);
 		char *copy = strdup(s);
 		if (copy == NULL)
 			return dy_error_errno(ctx->err, ENOMEM, "%s: %s", ctx->name, path);
@@ -583,10 +593,10 @@ static int set_value(struct ctx *ctx, const struct key *k, const char *path, jso
 		json_int_t n = json_integer_value(v);
 		if (n < 0 || (uint64_t)n < k->min || (uint64_t)n > k->max)
 			return dy_error(ctx->err,
-					"%s: %s: %" JSON_INTEGER_FORMAT
-					" is out of range: expected an integer from %" PRIu64
-					" to %" PRIu64,
-					ctx->name, path, n, k->min, k->max);
+			                "%s: %s: %" JSON_INTEGER_FORMAT
+			                " is out of range: expected an integer from %" PRIu64
+			                " to %" PRIu64,
+			                ctx->name, path, n, k->min, k->max);
 		if (k->kind == K_U32)
 			*(uint32_t *)field = (uint32_t)n;
 		else
@@ -600,19 +610,21 @@ static int set_value(struct ctx *ctx, const struct key *k, const char *path, jso
 		const char *s = json_string_value(v);
 		uint64_t n;
 		if (has_control(s))
-			return dy_error(ctx->err, "%s: %s: invalid value %s: contains a control character",
-					ctx->name, path, quote(s, q, sizeof(q)));
+			return dy_error(ctx->err,
+			                "%s: %s: invalid value %s: contains a control character",
+			                ctx->name, path, quote(s, q, sizeof(q)));
 		bool dur = k->kind == K_DURATION;
 		int r = dur ? dy_parse_duration(s, &n, &e) : dy_parse_size(s, &n, &e);
 		if (r < 0)
 			return pass_error(ctx, path, &e);
 		if (n < k->min || n > k->max)
-			return dy_error(ctx->err, "%s: %s: %s is out of range: expected from %s to %s",
-					ctx->name, path, quote(s, q, sizeof(q)),
-					dur ? fmt_duration(k->min, lo, sizeof(lo))
-					    : fmt_size(k->min, lo, sizeof(lo)),
-					dur ? fmt_duration(k->max, hi, sizeof(hi))
-					    : fmt_size(k->max, hi, sizeof(hi)));
+			return dy_error(ctx->err,
+			                "%s: %s: %s is out of range: expected from %s to %s",
+			                ctx->name, path, quote(s, q, sizeof(q)),
+			                dur ? fmt_duration(k->min, lo, sizeof(lo))
+			                    : fmt_size(k->min, lo, sizeof(lo)),
+			                dur ? fmt_duration(k->max, hi, sizeof(hi))
+			                    : fmt_size(k->max, hi, sizeof(hi)));
 		*(uint64_t *)field = n;
 		return 0;
 	}
@@ -632,17 +644,17 @@ static int set_value(struct ctx *ctx, const struct key *k, const char *path, jso
 			size_t n = json_array_size(v);
 			if (n == 0 || n > CONFIG_MAX_LISTEN)
 				return dy_error(ctx->err,
-						"%s: %s: expected from 1 to %d addresses, got %zu",
-						ctx->name, path, CONFIG_MAX_LISTEN, n);
+				                "%s: %s: expected from 1 to %d addresses, got %zu",
+				                ctx->name, path, CONFIG_MAX_LISTEN, n);
 			for (size_t i = 0; i < n; i++) {
 				json_t *a = json_array_get(v, i);
 				char ipath[256];
 				snprintf(ipath, sizeof(ipath), "%s[%zu]", path, i);
 				if (!json_is_string(a))
 					return dy_error(ctx->err,
-							"%s: %s: expected a string like "
-							"\"0.0.0.0:8080\", got %s",
-							ctx->name, ipath, json_type_str(a));
+					                "%s: %s: expected a string like "
+					                "\"0.0.0.0:8080\", got %s",
+					                ctx->name, ipath, json_type_str(a));
 				int r = set_addr(ctx, ipath, json_string_value(a), &tmp.addr[i]);
 				if (r < 0)
 					return r;
@@ -666,16 +678,17 @@ static int set_value(struct ctx *ctx, const struct key *k, const char *path, jso
 					return 0;
 				}
 		if (json_is_string(v))
-			return dy_error(ctx->err, "%s: %s: invalid value %s: expected %s", ctx->name,
-					path, quote(json_string_value(v), q, sizeof(q)),
-					expected(k, lo, sizeof(lo)));
+			return dy_error(ctx->err, "%s: %s: invalid value %s: expected %s",
+			                ctx->name, path, quote(json_string_value(v), q, sizeof(q)),
+			                expected(k, lo, sizeof(lo)));
 		return type_error(ctx, k, path, v);
 	case K_SIZES:
 		if (!json_is_object(v))
 			return type_error(ctx, k, path, v);
 		return set_sizes(ctx, k, path, v, field);
 	default:
-		return dy_error(ctx->err, "%s: %s: internal error: unhandled kind", ctx->name, path);
+		return dy_error(ctx->err, "%s: %s: internal error: unhandled kind", ctx->name,
+		                path);
 	}
 }
 
@@ -706,7 +719,7 @@ static int apply_defaults(struct ctx *ctx, struct config *cfg)
 		json_t *v = default_value(k);
 		if (v == NULL)
 			return dy_error_errno(ctx->err, ENOMEM, "%s: default of %s", ctx->name,
-					      k->path);
+			                      k->path);
 		int r = set_value(ctx, k, k->path, v, cfg, cfg);
 		json_decref(v);
 		if (r < 0)
@@ -746,7 +759,8 @@ static int apply_object(struct ctx *ctx, struct config *cfg, json_t *obj, const 
 			return dy_error_errno(ctx->err, ENOMEM, "%s", ctx->name);
 		/* A key with a dot could pass for a nested one ("timeouts.idle"
 		 * under "router"): no key of the schema has one. */
-		const struct key *k = name[0] != '\0' && strchr(name, '.') == NULL ? find_key(path) : NULL;
+		const struct key *k =
+		    name[0] != '\0' && strchr(name, '.') == NULL ? find_key(path) : NULL;
 		if (k != NULL) {
 			int r = set_value(ctx, k, path, v, cfg, cfg);
 			if (r < 0)
@@ -754,13 +768,13 @@ static int apply_object(struct ctx *ctx, struct config *cfg, json_t *obj, const 
 		} else if (name[0] != '\0' && strchr(name, '.') == NULL && is_section(path)) {
 			if (!json_is_object(v))
 				return dy_error(ctx->err, "%s: %s: expected an object, got %s",
-						ctx->name, path, json_type_str(v));
+				                ctx->name, path, json_type_str(v));
 			int r = apply_object(ctx, cfg, v, path);
 			if (r < 0)
 				return r;
 		} else {
 			return dy_error(ctx->err, "%s: unknown key %s", ctx->name,
-					quote(path, q, sizeof(q)));
+			                quote(path, q, sizeof(q)));
 		}
 	}
 	return 0;
@@ -780,28 +794,28 @@ static int check_config(struct ctx *ctx, const struct config *cfg)
 	char a[32], b[32];
 	if ((uint64_t)cfg->uids.first + cfg->uids.count > UINT32_MAX - 1)
 		return dy_error(ctx->err,
-				"%s: uids: first + count must be at most %" PRIu32 " (got %" PRIu32
-				" + %" PRIu32 ")",
-				ctx->name, UINT32_MAX - 1, cfg->uids.first, cfg->uids.count);
+		                "%s: uids: first + count must be at most %" PRIu32 " (got %" PRIu32
+		                " + %" PRIu32 ")",
+		                ctx->name, UINT32_MAX - 1, cfg->uids.first, cfg->uids.count);
 	if (config_size_find(cfg, cfg->dyno.default_size) == NULL) {
 		char list[CONFIG_MAX_SIZES * (CONFIG_SIZE_NAME_MAX + 2)] = "";
 		size_t o = 0;
 		for (size_t i = 0; i < cfg->sizes.n; i++)
 			o += (size_t)snprintf(list + o, sizeof(list) - o, "%s%s", i ? ", " : "",
-					      cfg->sizes.size[i].name);
+			                      cfg->sizes.size[i].name);
 		return dy_error(ctx->err, "%s: dyno.default_size: \"%s\" is not in sizes (%s)",
-				ctx->name, cfg->dyno.default_size, list);
+		                ctx->name, cfg->dyno.default_size, list);
 	}
 	if (cfg->dyno.cooloff.max < cfg->dyno.cooloff.first)
 		return dy_error(ctx->err,
-				"%s: dyno.cooloff.max: %s is less than dyno.cooloff.first (%s)",
-				ctx->name, fmt_duration(cfg->dyno.cooloff.max, a, sizeof(a)),
-				fmt_duration(cfg->dyno.cooloff.first, b, sizeof(b)));
+		                "%s: dyno.cooloff.max: %s is less than dyno.cooloff.first (%s)",
+		                ctx->name, fmt_duration(cfg->dyno.cooloff.max, a, sizeof(a)),
+		                fmt_duration(cfg->dyno.cooloff.first, b, sizeof(b)));
 	if (cfg->addons.postgresql.mode == CONFIG_PG_EXTERNAL && cfg->addons.postgresql.url == NULL)
 		return dy_error(ctx->err,
-				"%s: addons.postgresql.url: needed when addons.postgresql.mode is "
-				"\"external\"",
-				ctx->name);
+		                "%s: addons.postgresql.url: needed when addons.postgresql.mode is "
+		                "\"external\"",
+		                ctx->name);
 	return 0;
 }
 
@@ -816,7 +830,7 @@ void config_free(struct config *cfg)
 }
 
 int config_load_string(const char *data, size_t len, const char *name, struct config **ret,
-		       struct dy_error **err)
+                       struct dy_error **err)
 {
 	struct ctx ctx = {.name = name ? name : "config", .err = err};
 	json_error_t jerr;
@@ -829,10 +843,10 @@ int config_load_string(const char *data, size_t len, const char *name, struct co
 	_cleanup_(json_decrefp) json_t *root = json_loadb(data, len, JSON_REJECT_DUPLICATES, &jerr);
 	if (root == NULL)
 		return dy_error(err, "%s: invalid JSON at line %d, column %d: %s", ctx.name,
-				jerr.line, jerr.column, jerr.text);
+		                jerr.line, jerr.column, jerr.text);
 	if (!json_is_object(root))
-		return dy_error(err, "%s: expected a JSON object at the top level, got %s", ctx.name,
-				json_type_str(root));
+		return dy_error(err, "%s: expected a JSON object at the top level, got %s",
+		                ctx.name, json_type_str(root));
 	r = apply_object(&ctx, cfg, root, NULL);
 	if (r < 0)
 		return r;
@@ -876,6 +890,6 @@ int config_load(const char *path, struct config **ret, struct dy_error **err)
 	}
 	if (len > CONFIG_MAX_FILE_SIZE)
 		return dy_error(err, "%s: too large (more than %d bytes)", path,
-				CONFIG_MAX_FILE_SIZE);
+		                CONFIG_MAX_FILE_SIZE);
 	return config_load_string(buf, len, path, ret, err);
 }

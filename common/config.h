@@ -18,15 +18,15 @@
 
 #include "common/error.h"
 
-#define CONFIG_DEFAULT_PATH "/etc/dyno/dynod.json"
+#define CONFIG_DEFAULT_PATH  "/etc/dyno/dynod.json"
 #define CONFIG_MAX_FILE_SIZE (1024 * 1024)
-#define CONFIG_MAX_LISTEN 16
-#define CONFIG_MAX_SIZES 64
+#define CONFIG_MAX_LISTEN    16
+#define CONFIG_MAX_SIZES     64
 #define CONFIG_SIZE_NAME_MAX 30
 
 /* "ADDR:PORT" with ADDR an IPv4 dotted quad or a bracketed IPv6 address. */
 struct config_addr {
-	char text[64];   /* as written, e.g. "[::1]:8080" */
+	char text[64]; /* as written, e.g. "[::1]:8080" */
 	union {
 		struct sockaddr sa;
 		struct sockaddr_in in;
@@ -86,8 +86,8 @@ struct config {
 	} router;
 	struct {
 		char subnet_text[32];
-		struct in_addr subnet;   /* network address, network byte order */
-		uint8_t subnet_prefix;   /* 8..28 */
+		struct in_addr subnet; /* network address, network byte order */
+		uint8_t subnet_prefix; /* 8..28 */
 		bool egress;
 	} network;
 	struct {
@@ -107,14 +107,14 @@ struct config {
 		} cooloff;
 		char *default_size;
 	} dyno;
-	struct config_sizes sizes;   /* in the order written */
+	struct config_sizes sizes; /* in the order written */
 	struct {
 		uint32_t lines;
 	} logs;
 	struct {
 		struct {
 			enum config_pg_mode mode;
-			char *url;   /* NULL when null */
+			char *url; /* NULL when null */
 		} postgresql;
 	} addons;
 };
@@ -130,7 +130,7 @@ int config_load(const char *path, struct config **ret, struct dy_error **err);
  * "{}" gives the defaults). name prefixes error messages (the file
  * name; NULL: "config"). */
 int config_load_string(const char *data, size_t len, const char *name, struct config **ret,
-		       struct dy_error **err);
+                       struct dy_error **err);
 
 /* The size called name in cfg, or NULL. The result points into cfg. */
 const struct config_size *config_size_find(const struct config *cfg, const char *name);

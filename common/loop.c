@@ -79,7 +79,7 @@ static void run_deferred(struct loop *loop)
 	for (size_t i = 0; i < n; i++)
 		loop->deferred[i].fn(loop->deferred[i].ptr);
 	memmove(loop->deferred, loop->deferred + n,
-		(loop->deferred_len - n) * sizeof(*loop->deferred));
+	        (loop->deferred_len - n) * sizeof(*loop->deferred));
 	loop->deferred_len -= n;
 }
 
@@ -215,7 +215,8 @@ static void sift_down(struct loop *loop, size_t i)
 		size_t child = 2 * i + 1;
 		if (child >= loop->heap_len)
 			break;
-		if (child + 1 < loop->heap_len && timer_before(loop->heap[child + 1], loop->heap[child]))
+		if (child + 1 < loop->heap_len &&
+		    timer_before(loop->heap[child + 1], loop->heap[child]))
 			child++;
 		if (!timer_before(loop->heap[child], t))
 			break;
@@ -241,7 +242,7 @@ static void heap_remove(struct loop *loop, struct loop_timer *t)
 }
 
 int loop_timer_start_at(struct loop *loop, struct loop_timer *timer, uint64_t deadline,
-			struct dy_error **err)
+                        struct dy_error **err)
 {
 	if (timer->index == LOOP_TIMER_IDLE && loop->heap_len == loop->heap_cap) {
 		size_t cap = loop->heap_cap ? loop->heap_cap * 2 : 16;
@@ -262,7 +263,7 @@ int loop_timer_start_at(struct loop *loop, struct loop_timer *timer, uint64_t de
 }
 
 int loop_timer_start(struct loop *loop, struct loop_timer *timer, uint64_t usec,
-		     struct dy_error **err)
+                     struct dy_error **err)
 {
 	uint64_t deadline = usec > UINT64_MAX - loop->now ? UINT64_MAX : loop->now + usec;
 	return loop_timer_start_at(loop, timer, deadline, err);
@@ -391,7 +392,7 @@ static void signal_ready(struct loop *loop, struct loop_io *io, uint32_t events)
 }
 
 int loop_signal_start(struct loop *loop, struct loop_signal *sig, const sigset_t *mask,
-		      loop_signal_fn fn, struct dy_error **err)
+                      loop_signal_fn fn, struct dy_error **err)
 {
 	sigset_t old;
 	/* Blocked, the signals stay pending until read from the signalfd
@@ -460,7 +461,7 @@ static void child_exited(struct loop *loop, struct loop_io *io, uint32_t events)
 }
 
 int loop_child_start(struct loop *loop, struct loop_child *child, pid_t pid, loop_child_fn fn,
-		     struct dy_error **err)
+                     struct dy_error **err)
 {
 	/* pidfd_open(2) always sets close-on-exec on the new fd. Through
 	 * syscall(2) so as not to need glibc 2.36. */

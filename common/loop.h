@@ -47,7 +47,7 @@ typedef void (*loop_io_fn)(struct loop *loop, struct loop_io *io, uint32_t event
 
 struct loop_io {
 	int fd;
-	uint32_t interest;   /* LOOP_READ | LOOP_WRITE as registered with epoll */
+	uint32_t interest; /* LOOP_READ | LOOP_WRITE as registered with epoll */
 	loop_io_fn fn;
 };
 
@@ -57,20 +57,20 @@ typedef void (*loop_timer_fn)(struct loop *loop, struct loop_timer *timer);
 #define LOOP_TIMER_IDLE SIZE_MAX
 
 struct loop_timer {
-	uint64_t deadline;   /* CLOCK_MONOTONIC, microseconds */
-	uint64_t seq;        /* start order: ties fire first started, first fired */
-	size_t index;        /* slot in the loop's heap, LOOP_TIMER_IDLE when stopped */
+	uint64_t deadline; /* CLOCK_MONOTONIC, microseconds */
+	uint64_t seq;      /* start order: ties fire first started, first fired */
+	size_t index;      /* slot in the loop's heap, LOOP_TIMER_IDLE when stopped */
 	loop_timer_fn fn;
 };
 
 struct loop_signal;
 typedef void (*loop_signal_fn)(struct loop *loop, struct loop_signal *sig, int signo,
-			       const struct signalfd_siginfo *info);
+                               const struct signalfd_siginfo *info);
 
 struct loop_signal {
 	struct loop_io io;
-	sigset_t mask;          /* the signals watched */
-	sigset_t was_blocked;   /* those of mask already blocked before start */
+	sigset_t mask;        /* the signals watched */
+	sigset_t was_blocked; /* those of mask already blocked before start */
 	loop_signal_fn fn;
 };
 
@@ -78,7 +78,7 @@ struct loop_child;
 typedef void (*loop_child_fn)(struct loop *loop, struct loop_child *child, const siginfo_t *info);
 
 struct loop_child {
-	struct loop_io io;   /* on the pidfd */
+	struct loop_io io; /* on the pidfd */
 	pid_t pid;
 	loop_child_fn fn;
 };
@@ -141,11 +141,11 @@ void loop_timer_init(struct loop_timer *timer, loop_timer_fn fn);
  * already running is moved, in O(log n). Returns 0 or < 0 (ENOMEM). The
  * timer stays owned by the caller and must outlive its running. */
 int loop_timer_start(struct loop *loop, struct loop_timer *timer, uint64_t usec,
-		     struct dy_error **err);
+                     struct dy_error **err);
 
 /* As loop_timer_start() with an absolute monotonic deadline (microseconds). */
 int loop_timer_start_at(struct loop *loop, struct loop_timer *timer, uint64_t deadline,
-			struct dy_error **err);
+                        struct dy_error **err);
 
 /* Stops timer; a no-op when it is not running. O(log n). */
 void loop_timer_stop(struct loop *loop, struct loop_timer *timer);
@@ -158,7 +158,7 @@ bool loop_timer_active(const struct loop_timer *timer);
  * called once per signal received, with its number and siginfo. Returns 0
  * or < 0. sig is owned by the caller. */
 int loop_signal_start(struct loop *loop, struct loop_signal *sig, const sigset_t *mask,
-		      loop_signal_fn fn, struct dy_error **err);
+                      loop_signal_fn fn, struct dy_error **err);
 
 /* Stops watching, drops signals still pending for the signalfd, closes it
  * and unblocks the signals which were not blocked before start. A no-op on a
@@ -174,7 +174,7 @@ void loop_signal_stop(struct loop *loop, struct loop_signal *sig);
  * the call the loop no longer touches it). Returns 0 or < 0 (ESRCH when the
  * process is gone). */
 int loop_child_start(struct loop *loop, struct loop_child *child, pid_t pid, loop_child_fn fn,
-		     struct dy_error **err);
+                     struct dy_error **err);
 
 /* Stops watching pid and closes the pidfd without reaping. A no-op on a
  * stopped watcher. */

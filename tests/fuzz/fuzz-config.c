@@ -22,7 +22,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			__builtin_trap();
 		(void)strlen(dy_error_msg(err));
 	} else if (cfg == NULL || err != NULL ||
-		   config_size_find(cfg, cfg->dyno.default_size) == NULL) {
+	           config_size_find(cfg, cfg->dyno.default_size) == NULL) {
 		__builtin_trap();
 	}
 	config_free(cfg);

@@ -32,7 +32,8 @@ static struct loop *new_loop(struct loop_timer *watchdog)
 
 static void make_pair(int fds[2])
 {
-	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fds), 0);
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fds),
+	                 0);
 }
 
 /* fd readiness */
@@ -395,10 +396,10 @@ static void test_timer_heap_many(void **state)
 		loop_timer_stop(loop, &ticks[i].timer);
 	for (int i = 1; i < N; i += 7)
 		if (i % 3 != 0)
-			assert_int_equal(loop_timer_start_at(loop, &ticks[i].timer,
-						     now - 1000000 + (uint64_t)(random() % 100000),
-						     NULL),
-				 0);
+			assert_int_equal(loop_timer_start_at(
+			                     loop, &ticks[i].timer,
+			                     now - 1000000 + (uint64_t)(random() % 100000), NULL),
+			                 0);
 	loop_stop(loop); /* no fd to wait for: do not block until the watchdog */
 	assert_int_equal(loop_run_once(loop, NULL), 0);
 	assert_int_equal(n, N - (N + 2) / 3);
@@ -406,7 +407,7 @@ static void test_timer_heap_many(void **state)
 		const struct loop_timer *a = &ticks[order[i - 1]].timer;
 		const struct loop_timer *b = &ticks[order[i]].timer;
 		assert_true(a->deadline < b->deadline ||
-			    (a->deadline == b->deadline && a->seq < b->seq));
+		            (a->deadline == b->deadline && a->seq < b->seq));
 		assert_true(order[i] % 3 != 0);
 	}
 }
@@ -495,7 +496,7 @@ struct sigwatch {
 };
 
 static void got_signal(struct loop *loop, struct loop_signal *sig, int signo,
-		       const struct signalfd_siginfo *info)
+                       const struct signalfd_siginfo *info)
 {
 	struct sigwatch *w = loop_container_of(sig, struct sigwatch, sig);
 	w->signo = signo;
@@ -592,7 +593,7 @@ static void test_pidfd_errors(void **state)
 	struct dy_error *err = NULL;
 	/* A pid that cannot exist (above PID_MAX_LIMIT). */
 	assert_int_equal(loop_child_start(loop, &w.child, 4194305 + 1000, child_done, &err),
-			 -ESRCH);
+	                 -ESRCH);
 	assert_non_null(strstr(dy_error_msg(err), "pidfd_open"));
 	dy_error_free(&err);
 
@@ -610,20 +611,20 @@ static void test_pidfd_errors(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_io_read_write),
-		cmocka_unit_test(test_io_hangup_is_readable),
-		cmocka_unit_test(test_io_bad_fd),
-		cmocka_unit_test(test_stale_event_guard),
-		cmocka_unit_test(test_stale_event_guard_free_now),
-		cmocka_unit_test(test_defer_after_dispatch),
-		cmocka_unit_test(test_defer_runs_on_free),
-		cmocka_unit_test(test_timers_fire_in_order),
-		cmocka_unit_test(test_timer_heap_many),
-		cmocka_unit_test(test_timer_cancel),
-		cmocka_unit_test(test_zero_timer_does_not_starve),
-		cmocka_unit_test(test_signalfd),
-		cmocka_unit_test(test_pidfd_exit_status),
-		cmocka_unit_test(test_pidfd_errors),
+	    cmocka_unit_test(test_io_read_write),
+	    cmocka_unit_test(test_io_hangup_is_readable),
+	    cmocka_unit_test(test_io_bad_fd),
+	    cmocka_unit_test(test_stale_event_guard),
+	    cmocka_unit_test(test_stale_event_guard_free_now),
+	    cmocka_unit_test(test_defer_after_dispatch),
+	    cmocka_unit_test(test_defer_runs_on_free),
+	    cmocka_unit_test(test_timers_fire_in_order),
+	    cmocka_unit_test(test_timer_heap_many),
+	    cmocka_unit_test(test_timer_cancel),
+	    cmocka_unit_test(test_zero_timer_does_not_starve),
+	    cmocka_unit_test(test_signalfd),
+	    cmocka_unit_test(test_pidfd_exit_status),
+	    cmocka_unit_test(test_pidfd_errors),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
