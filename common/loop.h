@@ -89,7 +89,8 @@ typedef void (*loop_defer_fn)(void *ptr);
  * *ret (owned by the caller, release with loop_free()), or < 0. */
 int loop_new(struct loop **ret, struct dy_error **err);
 
-/* Runs the deferred functions still queued, then frees the loop. Watchers
+/* Runs the deferred functions still queued (until the queue is empty), then
+ * frees the loop. Watchers
  * still registered are forgotten, not called, and their fds stay open (they
  * belong to the caller). Accepts NULL. */
 void loop_free(struct loop *loop);
@@ -101,8 +102,9 @@ static inline void loop_freep(struct loop **loop)
 }
 #define _cleanup_loop_ __attribute__((cleanup(loop_freep)))
 
-/* Runs iterations until loop_stop(). Returns 0 once stopped, or < 0 when
- * epoll_wait fails (EINTR is not a failure). */
+/* Runs iterations until loop_stop() (a stop requested before the call is
+ * forgotten). Returns 0 once stopped, or < 0 when epoll_wait fails (EINTR is
+ * not a failure). */
 int loop_run(struct loop *loop, struct dy_error **err);
 
 /* Runs one iteration: expire timers, wait for fd events (blocking until the
@@ -156,7 +158,8 @@ bool loop_timer_active(const struct loop_timer *timer);
 /* Blocks the signals of mask in the process (the loop is single-threaded)
  * and watches them through a signalfd (O_CLOEXEC, non-blocking). fn is
  * called once per signal received, with its number and siginfo. Returns 0
- * or < 0. sig is owned by the caller. */
+ * or < 0. sig is owned by the caller. The mask is inherited across fork and
+ * execve: a child that runs other code must reset it (sigprocmask) first. */
 int loop_signal_start(struct loop *loop, struct loop_signal *sig, const sigset_t *mask,
                       loop_signal_fn fn, struct dy_error **err);
 
