@@ -11,6 +11,9 @@ static int error_value(int errnum)
 }
 
 static int error_setv(struct dy_error **err, int errnum, const char *fmt, va_list ap)
+	__attribute__((format(printf, 3, 0)));
+
+static int error_setv(struct dy_error **err, int errnum, const char *fmt, va_list ap)
 {
 	if (err == NULL || *err != NULL)
 		return error_value(errnum);
