@@ -8,6 +8,7 @@ struct pattern {
 	char *glob;
 	bool dir_only;
 	bool anchored;
+	bool multi; /* unanchored, with a '/' inside: matched at any depth */
 };
 
 struct slugignore {
@@ -62,6 +63,7 @@ int slugignore_parse(const char *data, size_t len, struct slugignore **ret, stru
 		if (l >= 3 && memcmp(s, "**/", 3) == 0) {
 			s += 3;
 			l -= 3;
+			p.multi = memchr(s, '/', l) != NULL;
 		} else if (memchr(s, '/', l)) {
 			p.anchored = true;
 		}
@@ -87,6 +89,16 @@ int slugignore_parse(const char *data, size_t len, struct slugignore **ret, stru
 	return 0;
 }
 
+/* An unanchored pattern with a '/' ("**" + "/a/b"): matched against path
+ * and every suffix of it that starts a component. */
+static bool match_any_depth(const char *glob, const char *path)
+{
+	for (const char *s = path; s != NULL; s = strchr(s, '/'), s = s ? s + 1 : NULL)
+		if (fnmatch(glob, s, FNM_PATHNAME) == 0)
+			return true;
+	return false;
+}
+
 bool slugignore_match(const struct slugignore *si, const char *path, bool is_dir)
 {
 	if (si == NULL)
@@ -98,7 +110,8 @@ bool slugignore_match(const struct slugignore *si, const char *path, bool is_dir
 		if (p->dir_only && !is_dir)
 			continue;
 		if (p->anchored ? fnmatch(p->glob, path, FNM_PATHNAME) == 0
-				: fnmatch(p->glob, base, 0) == 0)
+				: p->multi ? match_any_depth(p->glob, path)
+					   : fnmatch(p->glob, base, 0) == 0)
 			return true;
 	}
 	return false;

@@ -1,0 +1,794 @@
+/* Slug unpack, inspect, pack and store against archives built here with
+ * libarchive's write API, in a private directory under /tmp. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <archive.h>
+#include <archive_entry.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/sha256.h"
+#include "slugs/slug-fs.h"
+#include "slugs/slug-store.h"
+#include "slugs/slug.h"
+
+static char base[64];
+static int counter;
+
+/* One entry of a test archive. type: 'f' file, 'd' directory, 'l' link,
+ * 'h' hard link, 'p' fifo, 'c' character device. data is the file's
+ * contents or the link target; size, when not 0, is the declared size of
+ * a file of zeros. */
+struct ent {
+	const char *name;
+	char type;
+	const char *data;
+	mode_t mode;
+	int64_t size;
+};
+
+static int setup(void **state)
+{
+	snprintf(base, sizeof(base), "/tmp/dyno-test-slug-unpack-XXXXXX");
+	if (mkdtemp(base) == NULL)
+		return -1;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	return slug_fs_remove_tree(AT_FDCWD, base);
+}
+
+/* A new path under base, unique within this run. */
+static char *tmp_path(const char *what)
+{
+	size_t size = strlen(base) + strlen(what) + 16;
+	char *p = malloc(size);
+	assert_non_null(p);
+	snprintf(p, size, "%s/%s-%d", base, what, ++counter);
+	return p;
+}
+
+static void build(const char *path, enum slug_compression c, const struct ent *ents, size_t n)
+{
+	struct archive *a = archive_write_new();
+	assert_non_null(a);
+	assert_int_equal(archive_write_set_format_pax_restricted(a), ARCHIVE_OK);
+	switch (c) {
+	case SLUG_COMPRESSION_GZIP:
+		assert_int_equal(archive_write_add_filter_gzip(a), ARCHIVE_OK);
+		break;
+	case SLUG_COMPRESSION_ZSTD:
+		assert_int_equal(archive_write_add_filter_zstd(a), ARCHIVE_OK);
+		break;
+	case SLUG_COMPRESSION_NONE:
+		assert_int_equal(archive_write_add_filter_none(a), ARCHIVE_OK);
+		break;
+	}
+	assert_int_equal(archive_write_open_filename(a, path), ARCHIVE_OK);
+	static char zeros[64 * 1024];
+	for (size_t i = 0; i < n; i++) {
+		const struct ent *x = &ents[i];
+		struct archive_entry *e = archive_entry_new();
+		archive_entry_set_pathname(e, x->name);
+		archive_entry_set_perm(e, x->mode ? x->mode : (x->type == 'd' ? 0755 : 0644));
+		archive_entry_set_mtime(e, 1700000000, 0);
+		int64_t size = 0;
+		switch (x->type) {
+		case 'f':
+			archive_entry_set_filetype(e, AE_IFREG);
+			size = x->size ? x->size : (int64_t)strlen(x->data ? x->data : "");
+			break;
+		case 'd':
+			archive_entry_set_filetype(e, AE_IFDIR);
+			break;
+		case 'l':
+			archive_entry_set_filetype(e, AE_IFLNK);
+			archive_entry_set_symlink(e, x->data);
+			break;
+		case 'h':
+			archive_entry_set_filetype(e, AE_IFREG);
+			archive_entry_set_hardlink(e, x->data);
+			break;
+		case 'p':
+			archive_entry_set_filetype(e, AE_IFIFO);
+			break;
+		case 'c':
+			archive_entry_set_filetype(e, AE_IFCHR);
+			archive_entry_set_rdevmajor(e, 1);
+			archive_entry_set_rdevminor(e, 3);
+			break;
+		default:
+			fail();
+		}
+		archive_entry_set_size(e, size);
+		assert_int_equal(archive_write_header(a, e), ARCHIVE_OK);
+		if (x->type == 'f' && x->size) {
+			for (int64_t left = size; left > 0;) {
+				size_t k = left > (int64_t)sizeof(zeros) ? sizeof(zeros) : (size_t)left;
+				assert_int_equal(archive_write_data(a, zeros, k), (la_ssize_t)k);
+				left -= (int64_t)k;
+			}
+		} else if (x->type == 'f' && size > 0) {
+			assert_int_equal(archive_write_data(a, x->data, (size_t)size), size);
+		}
+		archive_entry_free(e);
+	}
+	assert_int_equal(archive_write_close(a), ARCHIVE_OK);
+	archive_write_free(a);
+}
+
+#define BUILD(path, c, ...)                                                                \
+	do {                                                                               \
+		const struct ent ents_[] = {__VA_ARGS__};                                  \
+		build(path, c, ents_, sizeof(ents_) / sizeof(ents_[0]));                   \
+	} while (0)
+
+static void default_opts(struct slug_unpack_opts *o)
+{
+	memset(o, 0, sizeof(*o));
+	slug_limits_default(&o->limits);
+}
+
+/* Neither dir nor a ".<name>.unpack-*" sibling exists. */
+static void assert_nothing_left(const char *dir)
+{
+	struct stat st;
+	assert_int_equal(lstat(dir, &st), -1);
+	const char *slash = strrchr(dir, '/');
+	char parent[256], prefix[256];
+	snprintf(parent, sizeof(parent), "%.*s", (int)(slash - dir), dir);
+	snprintf(prefix, sizeof(prefix), ".%s.unpack-", slash + 1);
+	DIR *d = opendir(parent);
+	assert_non_null(d);
+	struct dirent *de;
+	while ((de = readdir(d)) != NULL) {
+		if (strncmp(de->d_name, prefix, strlen(prefix)) == 0)
+			fail_msg("leftover %s/%s", parent, de->d_name);
+		assert_string_not_equal(de->d_name, slash + 1);
+	}
+	closedir(d);
+}
+
+/* Unpacking slug fails with an error containing want, leaving nothing. */
+static void unpack_fails(const char *slug, const struct slug_unpack_opts *o, const char *want)
+{
+	char *dir = tmp_path("out");
+	struct dy_error *err = NULL;
+	struct slug_info info;
+	memset(&info, 0xa5, sizeof(info));
+	assert_true(slug_unpack(slug, dir, o, &info, &err) < 0);
+	assert_non_null(err);
+	if (strstr(dy_error_msg(err), want) == NULL)
+		fail_msg("error \"%s\" does not contain \"%s\"", dy_error_msg(err), want);
+	dy_error_free(&err);
+	assert_nothing_left(dir);
+	free(dir);
+}
+
+static void read_file(const char *path, char *buf, size_t size)
+{
+	int fd = open(path, O_RDONLY | O_NOFOLLOW);
+	assert_true(fd >= 0);
+	ssize_t n = read(fd, buf, size - 1);
+	assert_true(n >= 0);
+	buf[n] = '\0';
+	close(fd);
+}
+
+static void sha256_file(const char *path, char hex[DY_SHA256_HEX_LEN + 1])
+{
+	int fd = open(path, O_RDONLY);
+	assert_true(fd >= 0);
+	struct dy_sha256 s;
+	dy_sha256_init(&s);
+	char buf[4096];
+	ssize_t n;
+	while ((n = read(fd, buf, sizeof(buf))) > 0)
+		dy_sha256_update(&s, buf, (size_t)n);
+	close(fd);
+	uint8_t d[DY_SHA256_LEN];
+	dy_sha256_final(&s, d);
+	dy_sha256_hex(d, hex);
+}
+
+static void check_good(enum slug_compression c)
+{
+	char *slug = tmp_path("good.slug"), *dir = tmp_path("good");
+	BUILD(slug, c, {"./", 'd'}, {"./app/", 'd'},
+	      {"./app/Procfile", 'f', "web: ./bin/server\nworker: ./bin/work\n"},
+	      {"./app/bin/", 'd', NULL, 0750}, {"./app/bin/server", 'f', "#!/bin/sh\n", 04755},
+	      {"./app/lib/x/y", 'f', "y", 02644}, {"./app/link", 'l', "bin/server"},
+	      {"./app/abs", 'l', "/app/bin"}, {"./app/hard", 'h', "./app/bin/server"},
+	      {"app/sticky/", 'd', NULL, 01777});
+	struct slug_unpack_opts o;
+	default_opts(&o);
+	struct slug_info info;
+	struct dy_error *err = NULL;
+	if (slug_unpack(slug, dir, &o, &info, &err) < 0)
+		fail_msg("unpack: %s", dy_error_msg(err));
+
+	char buf[256], path[512];
+	struct stat st, st2;
+	snprintf(path, sizeof(path), "%s/Procfile", dir);
+	read_file(path, buf, sizeof(buf));
+	assert_string_equal(buf, "web: ./bin/server\nworker: ./bin/work\n");
+	assert_int_equal(lstat(dir, &st), 0);
+	assert_int_equal(st.st_mode & 07777, 0755);
+	snprintf(path, sizeof(path), "%s/bin", dir);
+	assert_int_equal(lstat(path, &st), 0);
+	assert_true(S_ISDIR(st.st_mode));
+	assert_int_equal(st.st_mode & 07777, 0750);
+	snprintf(path, sizeof(path), "%s/bin/server", dir);
+	assert_int_equal(lstat(path, &st), 0);
+	assert_true(S_ISREG(st.st_mode));
+	assert_int_equal(st.st_mode & 07777, 0755); /* setuid stripped */
+	assert_int_equal(st.st_mtime, 1700000000);
+	snprintf(path, sizeof(path), "%s/lib/x/y", dir);
+	assert_int_equal(lstat(path, &st2), 0);
+	assert_int_equal(st2.st_mode & 07777, 0644); /* setgid stripped */
+	snprintf(path, sizeof(path), "%s/sticky", dir);
+	assert_int_equal(lstat(path, &st2), 0);
+	assert_int_equal(st2.st_mode & 07777, 0777); /* sticky stripped */
+	snprintf(path, sizeof(path), "%s/hard", dir);
+	assert_int_equal(lstat(path, &st2), 0);
+	assert_int_equal(st2.st_ino, st.st_ino);
+	snprintf(path, sizeof(path), "%s/link", dir);
+	ssize_t n = readlink(path, buf, sizeof(buf) - 1);
+	assert_int_equal(n, strlen("bin/server"));
+	buf[n] = '\0';
+	assert_string_equal(buf, "bin/server");
+	snprintf(path, sizeof(path), "%s/abs", dir);
+	n = readlink(path, buf, sizeof(buf) - 1);
+	assert_int_equal(n, 8);
+	buf[n] = '\0';
+	assert_string_equal(buf, "/app/bin");
+
+	assert_int_equal(info.entries, 10);
+	assert_int_equal(info.unpacked_size, strlen("web: ./bin/server\nworker: ./bin/work\n") + 10 + 1);
+	assert_string_equal(info.compression, slug_compression_str(c));
+	assert_non_null(info.procfile);
+	assert_int_equal(info.procfile->n, 2);
+	assert_string_equal(procfile_command(info.procfile, "worker"), "./bin/work");
+	/* unpack does not hash (slug_inspect and the store do) */
+	assert_string_equal(info.id, "");
+	slug_info_clear(&info);
+	slug_info_clear(NULL);
+
+	/* no temporary sibling is left once done */
+	struct stat dummy;
+	assert_int_equal(lstat(dir, &dummy), 0);
+	free(slug);
+	free(dir);
+}
+
+static void test_unpack_good_gzip(void **state)
+{
+	check_good(SLUG_COMPRESSION_GZIP);
+}
+
+static void test_unpack_good_zstd(void **state)
+{
+	check_good(SLUG_COMPRESSION_ZSTD);
+}
+
+static void test_unpack_good_none(void **state)
+{
+	check_good(SLUG_COMPRESSION_NONE);
+}
+
+#define PROCFILE {"./app/Procfile", 'f', "web: x\n"}
+
+#define REFUSED(want, ...)                                                                 \
+	do {                                                                               \
+		char *slug_ = tmp_path("bad.slug");                                        \
+		BUILD(slug_, SLUG_COMPRESSION_GZIP, __VA_ARGS__);                          \
+		struct slug_unpack_opts o_;                                                \
+		default_opts(&o_);                                                         \
+		unpack_fails(slug_, &o_, want);                                            \
+		free(slug_);                                                               \
+	} while (0)
+
+static void test_unpack_refused(void **state)
+{
+	REFUSED("refused entry \"../etc/x\": path has a \"..\" component", PROCFILE,
+		{"../etc/x", 'f', "x"});
+	REFUSED("refused entry \"./app/a/../../x\": path has a \"..\" component", PROCFILE,
+		{"./app/a/../../x", 'f', "x"});
+	REFUSED("refused entry \"/app/x\": absolute path", PROCFILE, {"/app/x", 'f', "x"});
+	REFUSED("refused entry \"./etc/passwd\": outside app/", PROCFILE,
+		{"./etc/passwd", 'f', "x"});
+	REFUSED("refused entry \"./app/l\": link target \"../etc\" leaves app/", PROCFILE,
+		{"./app/l", 'l', "../etc"});
+	REFUSED("refused entry \"./app/l\": absolute link target \"/etc\" is not under /app/",
+		PROCFILE, {"./app/l", 'l', "/etc"});
+	REFUSED("refused entry \"./app/l/x\": is under the link app/l", {"./app/l", 'l', "d"},
+		{"./app/l/x", 'f', "x"}, PROCFILE);
+	REFUSED("refused entry \"./app/f\": fifos are not allowed", PROCFILE, {"./app/f", 'p'});
+	REFUSED("refused entry \"./app/null\": character device nodes are not allowed", PROCFILE,
+		{"./app/null", 'c'});
+	REFUSED("refused entry \"./app/h\": hard link to \"/etc/passwd\" outside app/", PROCFILE,
+		{"./app/h", 'h', "/etc/passwd"});
+	REFUSED("refused entry \"./app/h\": hard link target app/nope is not an earlier file",
+		PROCFILE, {"./app/h", 'h', "./app/nope"});
+	REFUSED("refused entry \"./app/d\": changes the type of an earlier entry (directory, then "
+		"file)",
+		PROCFILE, {"./app/d/", 'd'}, {"./app/d", 'f', "x"});
+	REFUSED("refused entry \"./app/d/\": changes the type of an earlier entry (file, then "
+		"directory)",
+		PROCFILE, {"./app/d", 'f', "x"}, {"./app/d/", 'd'});
+	REFUSED("refused entry \"./app/d\": changes the type of an earlier entry (directory, then "
+		"link)",
+		PROCFILE, {"./app/d/x", 'f', "x"}, {"./app/d", 'l', "."});
+	REFUSED("refused entry \"./app/a\\x0ab\": control character 0x0a in name", PROCFILE,
+		{"./app/a\nb", 'f', "x"});
+	/* a link made to leave app/ by a later link */
+	REFUSED("refused entry \"app/b\": link target \"l/../x\" leaves app/", PROCFILE,
+		{"./app/b", 'l', "l/../x"}, {"./app/l", 'l', "/app"});
+	REFUSED("refused entry \"./app/c\": link target \"a/x\": too many levels of links",
+		PROCFILE, {"./app/a", 'l', "b"}, {"./app/b", 'l', "a"}, {"./app/c", 'l', "a/x"});
+}
+
+/* A file declaring more than the unpacked budget is refused at its header,
+ * before any of its data is written. */
+static void test_unpacked_limit(void **state)
+{
+	char *slug = tmp_path("big.slug");
+	BUILD(slug, SLUG_COMPRESSION_GZIP, PROCFILE, {"./app/small", 'f', NULL, 0, 1000},
+	      {"./app/big", 'f', NULL, 0, 2 << 20});
+	struct slug_unpack_opts o;
+	default_opts(&o);
+	o.limits.max_unpacked = 1 << 20;
+	unpack_fails(slug, &o,
+		     "refused entry \"./app/big\": declares 2097152 bytes; the unpacked size "
+		     "would exceed the limit of 1048576 bytes");
+	/* also when it is just past what is left after the earlier files */
+	o.limits.max_unpacked = (2 << 20) + 1000 + 6;
+	unpack_fails(slug, &o, "refused entry \"./app/big\": declares 2097152 bytes");
+	o.limits.max_unpacked = (2 << 20) + 1000 + 7;
+	char *dir = tmp_path("big");
+	struct dy_error *err = NULL;
+	if (slug_unpack(slug, dir, &o, NULL, &err) < 0)
+		fail_msg("%s", dy_error_msg(err));
+	free(dir);
+	free(slug);
+}
+
+static void test_entries_limit(void **state)
+{
+	char *slug = tmp_path("many.slug");
+	BUILD(slug, SLUG_COMPRESSION_GZIP, {"./app/", 'd'}, PROCFILE, {"./app/a", 'f', "a"},
+	      {"./app/b", 'f', "b"}, {"./app/c", 'f', "c"});
+	struct slug_unpack_opts o;
+	default_opts(&o);
+	o.limits.max_entries = 3;
+	unpack_fails(slug, &o, "refused entry \"./app/b\": the slug has more than 3 entries");
+	o.limits.max_entries = 5;
+	struct slug_info info;
+	struct dy_error *err = NULL;
+	if (slug_inspect(slug, &o.limits, &info, &err) < 0)
+		fail_msg("%s", dy_error_msg(err));
+	assert_int_equal(info.entries, 5);
+	slug_info_clear(&info);
+	free(slug);
+}
+
+static void test_compressed_limit(void **state)
+{
+	char *slug = tmp_path("c.slug");
+	BUILD(slug, SLUG_COMPRESSION_NONE, PROCFILE, {"./app/a", 'f', "a"});
+	struct stat st;
+	assert_int_equal(stat(slug, &st), 0);
+	struct slug_unpack_opts o;
+	default_opts(&o);
+	o.limits.max_compressed = (uint64_t)st.st_size - 1;
+	unpack_fails(slug, &o, "over the limit of");
+	struct slug_info info;
+	struct dy_error *err = NULL;
+	assert_true(slug_inspect(slug, &o.limits, &info, &err) < 0);
+	assert_non_null(strstr(dy_error_msg(err), "over the limit of"));
+	dy_error_free(&err);
+	o.limits.max_compressed = (uint64_t)st.st_size;
+	assert_int_equal(slug_inspect(slug, &o.limits, &info, &err), 0);
+	assert_int_equal(info.size, st.st_size);
+	slug_info_clear(&info);
+	free(slug);
+}
+
+static void test_procfile_required(void **state)
+{
+	REFUSED("no Procfile: a slug needs app/Procfile", {"./app/", 'd'}, {"./app/x", 'f', "x"});
+	REFUSED("refused entry \"./app/Procfile\": the Procfile must be a regular file, not a link",
+		{"./app/P", 'f', "web: x\n"}, {"./app/Procfile", 'l', "P"});
+	REFUSED("refused entry \"./app/Procfile\": the Procfile must be a regular file, not a "
+		"hard link",
+		{"./app/P", 'f', "web: x\n"}, {"./app/Procfile", 'h', "./app/P"});
+	REFUSED("Procfile line 2: expected \"name: command\"",
+		{"./app/Procfile", 'f', "web: x\nbad\n"});
+	REFUSED("Procfile declares no process types", {"./app/Procfile", 'f', ""});
+	REFUSED("refused entry \"./app/Procfile/\": the Procfile must be a regular file, not a "
+		"directory",
+		{"./app/Procfile/", 'd'});
+}
+
+static void test_not_a_slug(void **state)
+{
+	char *slug = tmp_path("junk.slug");
+	int fd = open(slug, O_WRONLY | O_CREAT | O_EXCL, 0644);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, "hello, not a tar\n", 17), 17);
+	close(fd);
+	struct slug_unpack_opts o;
+	default_opts(&o);
+	unpack_fails(slug, &o, "not a slug");
+	char *missing = tmp_path("missing.slug");
+	unpack_fails(missing, &o, "No such file or directory");
+	free(missing);
+	free(slug);
+}
+
+static void test_target_dir(void **state)
+{
+	char *slug = tmp_path("t.slug");
+	BUILD(slug, SLUG_COMPRESSION_GZIP, PROCFILE);
+	struct slug_unpack_opts o;
+	default_opts(&o);
+	struct dy_error *err = NULL;
+
+	char *dir = tmp_path("exists");
+	assert_int_equal(mkdir(dir, 0755), 0);
+	assert_true(slug_unpack(slug, dir, &o, NULL, &err) < 0);
+	assert_non_null(strstr(dy_error_msg(err), "already exists"));
+	dy_error_free(&err);
+
+	char *orphan = NULL;
+	assert_true(asprintf(&orphan, "%s/no-such-parent/dir", base) > 0);
+	assert_true(slug_unpack(slug, orphan, &o, NULL, &err) < 0);
+	assert_non_null(strstr(dy_error_msg(err), "parent directory"));
+	dy_error_free(&err);
+
+	free(orphan);
+	free(dir);
+	free(slug);
+}
+
+static void test_cancel(void **state)
+{
+	char *slug = tmp_path("cancel.slug");
+	BUILD(slug, SLUG_COMPRESSION_GZIP, PROCFILE, {"./app/a", 'f', "a"});
+	volatile sig_atomic_t cancel = 1;
+	struct slug_unpack_opts o;
+	default_opts(&o);
+	o.cancel = &cancel;
+	unpack_fails(slug, &o, "interrupted");
+	free(slug);
+}
+
+static void test_inspect(void **state)
+{
+	char *slug = tmp_path("inspect.slug");
+	BUILD(slug, SLUG_COMPRESSION_ZSTD, {"./app/", 'd'},
+	      {"./app/Procfile", 'f', "web: a\r\nrelease: b\n"}, {"./app/x", 'f', "12345"});
+	struct slug_info info;
+	struct dy_error *err = NULL;
+	if (slug_inspect(slug, NULL, &info, &err) < 0)
+		fail_msg("%s", dy_error_msg(err));
+	char hex[DY_SHA256_HEX_LEN + 1];
+	sha256_file(slug, hex);
+	assert_string_equal(info.id, hex);
+	struct stat st;
+	assert_int_equal(stat(slug, &st), 0);
+	assert_int_equal(info.size, st.st_size);
+	assert_int_equal(info.entries, 3);
+	assert_int_equal(info.unpacked_size, 19 + 5);
+	assert_string_equal(info.compression, "zstd");
+	assert_int_equal(info.procfile->n, 2);
+	assert_string_equal(info.procfile->entries[0].name, "web");
+	assert_string_equal(info.procfile->entries[1].name, "release");
+	assert_string_equal(procfile_command(info.procfile, "release"), "b");
+	slug_info_clear(&info);
+	free(slug);
+}
+
+static void write_file(const char *dir, const char *name, const char *data, mode_t mode)
+{
+	char path[512];
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, mode);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, data, strlen(data)), strlen(data));
+	assert_int_equal(fchmod(fd, mode), 0);
+	close(fd);
+}
+
+static void make_app(const char *dir)
+{
+	char path[512];
+	assert_int_equal(mkdir(dir, 0755), 0);
+	write_file(dir, "Procfile", "web: ./bin/web\n", 0644);
+	snprintf(path, sizeof(path), "%s/bin", dir);
+	assert_int_equal(mkdir(path, 0755), 0);
+	write_file(dir, "bin/web", "#!/bin/sh\nexec true\n", 04755);
+	snprintf(path, sizeof(path), "%s/current", dir);
+	assert_int_equal(symlink("bin/web", path), 0);
+	snprintf(path, sizeof(path), "%s/log", dir);
+	assert_int_equal(mkdir(path, 0755), 0);
+	write_file(dir, "log/x.log", "log", 0644);
+	write_file(dir, "a.log", "log", 0644);
+	write_file(dir, "keep.txt", "keep", 0600);
+}
+
+static void test_pack_deterministic(void **state)
+{
+	char *dir = tmp_path("app");
+	make_app(dir);
+	enum slug_compression cs[] = {SLUG_COMPRESSION_GZIP, SLUG_COMPRESSION_ZSTD,
+				      SLUG_COMPRESSION_NONE};
+	for (size_t i = 0; i < 3; i++) {
+		char *s1 = tmp_path("p1.slug"), *s2 = tmp_path("p2.slug");
+		struct dy_error *err = NULL;
+		if (slug_pack(dir, s1, cs[i], &err) < 0)
+			fail_msg("%s", dy_error_msg(err));
+		/* a touched file changes nothing: mtimes are not kept */
+		char path[512];
+		snprintf(path, sizeof(path), "%s/keep.txt", dir);
+		struct timespec ts[2] = {{.tv_sec = 12345}, {.tv_sec = 12345}};
+		assert_int_equal(utimensat(AT_FDCWD, path, ts, 0), 0);
+		if (slug_pack(dir, s2, cs[i], &err) < 0)
+			fail_msg("%s", dy_error_msg(err));
+		char h1[DY_SHA256_HEX_LEN + 1], h2[DY_SHA256_HEX_LEN + 1];
+		sha256_file(s1, h1);
+		sha256_file(s2, h2);
+		assert_string_equal(h1, h2);
+
+		/* what we pack we unpack */
+		char *out = tmp_path("unpacked");
+		struct slug_unpack_opts o;
+		default_opts(&o);
+		struct slug_info info;
+		if (slug_unpack(s1, out, &o, &info, &err) < 0)
+			fail_msg("%s", dy_error_msg(err));
+		assert_string_equal(info.compression, slug_compression_str(cs[i]));
+		assert_string_equal(info.id, "");
+		slug_info_clear(&info);
+		struct stat st;
+		snprintf(path, sizeof(path), "%s/bin/web", out);
+		assert_int_equal(lstat(path, &st), 0);
+		assert_int_equal(st.st_mode & 07777, 0755);
+		snprintf(path, sizeof(path), "%s/current", out);
+		assert_int_equal(lstat(path, &st), 0);
+		assert_true(S_ISLNK(st.st_mode));
+		snprintf(path, sizeof(path), "%s/keep.txt", out);
+		assert_int_equal(lstat(path, &st), 0);
+		assert_int_equal(st.st_mode & 07777, 0600);
+		free(out);
+		free(s1);
+		free(s2);
+	}
+	free(dir);
+}
+
+static void test_pack_slugignore(void **state)
+{
+	char *dir = tmp_path("app");
+	make_app(dir);
+	write_file(dir, ".slugignore", "# ignore logs\n*.log\nlog/\n", 0644);
+	char *slug = tmp_path("ign.slug"), *out = tmp_path("ign");
+	struct dy_error *err = NULL;
+	if (slug_pack(dir, slug, SLUG_COMPRESSION_GZIP, &err) < 0)
+		fail_msg("%s", dy_error_msg(err));
+	struct slug_unpack_opts o;
+	default_opts(&o);
+	if (slug_unpack(slug, out, &o, NULL, &err) < 0)
+		fail_msg("%s", dy_error_msg(err));
+	char path[512];
+	struct stat st;
+	snprintf(path, sizeof(path), "%s/a.log", out);
+	assert_int_equal(lstat(path, &st), -1);
+	snprintf(path, sizeof(path), "%s/log", out);
+	assert_int_equal(lstat(path, &st), -1);
+	snprintf(path, sizeof(path), "%s/keep.txt", out);
+	assert_int_equal(lstat(path, &st), 0);
+
+	/* negation is refused */
+	write_file(dir, ".slugignore", "*.log\n!a.log\n", 0644);
+	char *slug2 = tmp_path("ign2.slug");
+	assert_true(slug_pack(dir, slug2, SLUG_COMPRESSION_GZIP, &err) < 0);
+	assert_non_null(strstr(dy_error_msg(err), ".slugignore line 2: negation"));
+	dy_error_free(&err);
+	assert_int_equal(lstat(slug2, &st), -1);
+	free(slug2);
+	free(slug);
+	free(out);
+	free(dir);
+}
+
+static void pack_fails(const char *dir, const char *want)
+{
+	char *slug = tmp_path("refused.slug");
+	struct dy_error *err = NULL;
+	assert_true(slug_pack(dir, slug, SLUG_COMPRESSION_GZIP, &err) < 0);
+	if (strstr(dy_error_msg(err), want) == NULL)
+		fail_msg("error \"%s\" does not contain \"%s\"", dy_error_msg(err), want);
+	dy_error_free(&err);
+	struct stat st;
+	assert_int_equal(lstat(slug, &st), -1);
+	/* no temporary file either */
+	DIR *d = opendir(base);
+	struct dirent *de;
+	const char *name = strrchr(slug, '/') + 1;
+	while ((de = readdir(d)) != NULL)
+		assert_true(strncmp(de->d_name, name, strlen(name)) != 0);
+	closedir(d);
+	free(slug);
+}
+
+static void test_pack_refused(void **state)
+{
+	char path[512];
+	char *dir = tmp_path("app");
+	assert_int_equal(mkdir(dir, 0755), 0);
+	write_file(dir, "x", "x", 0644);
+	pack_fails(dir, "has no Procfile");
+	snprintf(path, sizeof(path), "%s/Procfile", dir);
+	assert_int_equal(symlink("x", path), 0);
+	pack_fails(dir, "Procfile");
+	assert_int_equal(unlink(path), 0);
+	write_file(dir, "Procfile", "run: x\n", 0644);
+	pack_fails(dir, "Procfile line 1: process type name \"run\" is reserved");
+	write_file(dir, "Procfile", "web: x\n", 0644);
+
+	snprintf(path, sizeof(path), "%s/fifo", dir);
+	assert_int_equal(mkfifo(path, 0644), 0);
+	pack_fails(dir, "/fifo: a fifo cannot go into a slug");
+	assert_int_equal(unlink(path), 0);
+
+	snprintf(path, sizeof(path), "%s/etc", dir);
+	assert_int_equal(symlink("/etc", path), 0);
+	pack_fails(dir, "/etc: absolute link target \"/etc\" is not under /app/");
+	assert_int_equal(unlink(path), 0);
+	assert_int_equal(symlink("../../..", path), 0);
+	pack_fails(dir, "leaves app/");
+	assert_int_equal(unlink(path), 0);
+	free(dir);
+}
+
+static void test_store(void **state)
+{
+	char *dir = tmp_path("app"), *slug = tmp_path("store.slug"), *sd = tmp_path("state");
+	make_app(dir);
+	struct dy_error *err = NULL;
+	if (slug_pack(dir, slug, SLUG_COMPRESSION_GZIP, &err) < 0)
+		fail_msg("%s", dy_error_msg(err));
+	struct slug_info info;
+	if (slug_store_put(sd, slug, NULL, &info, &err) < 0)
+		fail_msg("%s", dy_error_msg(err));
+	char hex[DY_SHA256_HEX_LEN + 1];
+	sha256_file(slug, hex);
+	assert_string_equal(info.id, hex);
+	char *stored = NULL;
+	assert_int_equal(slug_store_path(sd, info.id, &stored, &err), 0);
+	char h2[DY_SHA256_HEX_LEN + 1];
+	sha256_file(stored, h2);
+	assert_string_equal(h2, hex);
+	/* the same slug again is fine */
+	struct slug_info again;
+	if (slug_store_put(sd, slug, NULL, &again, &err) < 0)
+		fail_msg("%s", dy_error_msg(err));
+	assert_string_equal(again.id, info.id);
+	slug_info_clear(&again);
+
+	char *u1 = NULL, *u2 = NULL;
+	if (slug_store_unpack(sd, info.id, "myapp", getuid(), getgid(), NULL, &u1, &err) < 0)
+		fail_msg("%s", dy_error_msg(err));
+	char path[512];
+	struct stat st;
+	snprintf(path, sizeof(path), "%s/bin/web", u1);
+	assert_int_equal(lstat(path, &st), 0);
+	assert_int_equal(st.st_uid, getuid());
+	/* unpacked once: the second call reuses the tree */
+	snprintf(path, sizeof(path), "%s/marker", u1);
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0644);
+	assert_true(fd >= 0);
+	close(fd);
+	if (slug_store_unpack(sd, info.id, "myapp", getuid(), getgid(), NULL, &u2, &err) < 0)
+		fail_msg("%s", dy_error_msg(err));
+	assert_string_equal(u1, u2);
+	assert_int_equal(lstat(path, &st), 0);
+
+	assert_true(slug_store_unpack(sd, "abc", "myapp", 0, 0, NULL, &u2, &err) < 0);
+	assert_non_null(strstr(dy_error_msg(err), "invalid slug id"));
+	dy_error_free(&err);
+	assert_true(slug_store_unpack(sd, info.id, "../x", 0, 0, NULL, &u2, &err) < 0);
+	assert_non_null(strstr(dy_error_msg(err), "invalid app name"));
+	dy_error_free(&err);
+
+	/* sweep removes leftovers of interrupted work only */
+	snprintf(path, sizeof(path), "%s/apps/myapp/slugs/.x.unpack-123", sd);
+	assert_int_equal(mkdir(path, 0755), 0);
+	snprintf(path, sizeof(path), "%s/apps/myapp/slugs/.x.unpack-123/sub", sd);
+	assert_int_equal(mkdir(path, 0755), 0);
+	snprintf(path, sizeof(path), "%s/slugs/upload.tmp-abcdef", sd);
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0644);
+	assert_true(fd >= 0);
+	close(fd);
+	assert_int_equal(slug_store_sweep(sd), 2);
+	assert_int_equal(lstat(path, &st), -1);
+	snprintf(path, sizeof(path), "%s/apps/myapp/slugs/.x.unpack-123", sd);
+	assert_int_equal(lstat(path, &st), -1);
+	assert_int_equal(lstat(u1, &st), 0);
+	assert_int_equal(lstat(stored, &st), 0);
+	assert_int_equal(slug_store_sweep(sd), 0);
+
+	/* a refused slug is not kept */
+	char *bad = tmp_path("bad.slug");
+	BUILD(bad, SLUG_COMPRESSION_GZIP, PROCFILE, {"./app/l", 'l', "/etc"});
+	assert_true(slug_store_put(sd, bad, NULL, &again, &err) < 0);
+	dy_error_free(&err);
+	snprintf(path, sizeof(path), "%s/slugs", sd);
+	DIR *d = opendir(path);
+	int n = 0;
+	struct dirent *de;
+	while ((de = readdir(d)) != NULL)
+		n += de->d_name[0] != '.';
+	closedir(d);
+	assert_int_equal(n, 1);
+
+	free(bad);
+	free(u1);
+	free(u2);
+	free(stored);
+	slug_info_clear(&info);
+	free(dir);
+	free(slug);
+	free(sd);
+}
+
+static void test_compression_names(void **state)
+{
+	enum slug_compression c;
+	assert_int_equal(slug_compression_from_str("zstd", &c), 0);
+	assert_int_equal(c, SLUG_COMPRESSION_ZSTD);
+	assert_int_equal(slug_compression_from_str("gzip", &c), 0);
+	assert_int_equal(c, SLUG_COMPRESSION_GZIP);
+	assert_int_equal(slug_compression_from_str("none", &c), 0);
+	assert_int_equal(c, SLUG_COMPRESSION_NONE);
+	assert_true(slug_compression_from_str("xz", &c) < 0);
+	assert_string_equal(slug_compression_str(SLUG_COMPRESSION_GZIP), "gzip");
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_unpack_good_gzip),
+		cmocka_unit_test(test_unpack_good_zstd),
+		cmocka_unit_test(test_unpack_good_none),
+		cmocka_unit_test(test_unpack_refused),
+		cmocka_unit_test(test_unpacked_limit),
+		cmocka_unit_test(test_entries_limit),
+		cmocka_unit_test(test_compressed_limit),
+		cmocka_unit_test(test_procfile_required),
+		cmocka_unit_test(test_not_a_slug),
+		cmocka_unit_test(test_target_dir),
+		cmocka_unit_test(test_cancel),
+		cmocka_unit_test(test_inspect),
+		cmocka_unit_test(test_pack_deterministic),
+		cmocka_unit_test(test_pack_slugignore),
+		cmocka_unit_test(test_pack_refused),
+		cmocka_unit_test(test_store),
+		cmocka_unit_test(test_compression_names),
+	};
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
