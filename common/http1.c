@@ -798,6 +798,11 @@ void h1_parser_init(struct h1_parser *p, const struct h1_limits *limits, struct 
 		p->headers_cap = p->limits.headers;
 }
 
+static size_t line_limit(const struct h1_parser *p)
+{
+	return p->start_done ? p->limits.header_line : p->limits.request_line;
+}
+
 /* Finds line ends in the bytes not yet scanned, checking line endings,
  * limits and (once complete) the start line. Returns < 0, 0 (need more)
  * or 1 with p->end set. */
@@ -813,6 +818,12 @@ static int scan(struct h1_parser *p, const char *buf, size_t len, bool request)
 		}
 		size_t lf = (size_t)(nl - buf);
 		p->scan_pos = lf + 1;
+		/* Length first, as the partial-line check below would have
+		 * seen it had the bytes come in two calls: the error must
+		 * not depend on the splits. */
+		if (lf - p->line_start > line_limit(p) + 1)
+			return p->start_done ? H1_E_HEADER_LINE_TOO_LONG
+			                     : H1_E_REQUEST_LINE_TOO_LONG;
 		/* RFC 9112 2.2 lets a recipient accept a bare LF; a proxy
 		 * must not, or it reads lines differently from the dyno. */
 		if (lf == p->line_start || buf[lf - 1] != '\r')
@@ -856,11 +867,8 @@ static int scan(struct h1_parser *p, const char *buf, size_t len, bool request)
 	}
 	/* A partial line already longer than allowed (its CR may still be
 	 * counted in it) fails now rather than at its end. */
-	size_t partial = p->scan_pos - p->line_start;
-	if (!p->start_done && partial > l->request_line + 1)
-		return H1_E_REQUEST_LINE_TOO_LONG;
-	if (p->start_done && partial > l->header_line + 1)
-		return H1_E_HEADER_LINE_TOO_LONG;
+	if (p->scan_pos - p->line_start > line_limit(p) + 1)
+		return p->start_done ? H1_E_HEADER_LINE_TOO_LONG : H1_E_REQUEST_LINE_TOO_LONG;
 	if (len >= l->head)
 		return H1_E_HEAD_TOO_LARGE;
 	return 0;

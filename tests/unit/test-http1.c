@@ -485,6 +485,20 @@ static void test_limits(void **state)
 	assert_int_equal(h1_error_status(H1_E_HEAD_TOO_LARGE), 431);
 	free(s);
 
+	/* A too-long line ending in a bare LF is too long whatever the
+	 * splits (found by fuzz-http1-request). */
+	s = header_line_of(8200);
+	char *lf = strstr(s + 30, "\r\n\r\n");
+	memmove(lf, lf + 1, strlen(lf));
+	for (size_t k = 0; k <= strlen(s); k += 97) {
+		struct h1_parser p;
+		h1_parser_init(&p, NULL, hdrs, DY_ELEMENTSOF(hdrs));
+		int first = h1_parse_request(&p, s, k, &r);
+		assert_true(first == 0 || first == H1_E_HEADER_LINE_TOO_LONG);
+		assert_int_equal(h1_parse_request(&p, s, strlen(s), &r), H1_E_HEADER_LINE_TOO_LONG);
+	}
+	free(s);
+
 	/* Configurable limits, and a caller array smaller than the limit. */
 	struct h1_limits l = h1_limits_default;
 	l.headers = 2;
