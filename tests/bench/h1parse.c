@@ -12,7 +12,6 @@ static const char head[] =
     "GET /dashboard/projects?page=2&sort=updated HTTP/1.1\r\n"
     "Host: myapp.localhost\r\n"
     "Connection: keep-alive\r\n"
-    "sec-ch-ua: \"Chromium\";v=\"124\", \"Google Chrome\";v=\"124\", \"Not-A.Brand\";v=\"99\"\r\n"
     "sec-ch-ua-mobile: ?0\r\n"
     "sec-ch-ua-platform: \"Linux\"\r\n"
     "Upgrade-Insecure-Requests: 1\r\n"
@@ -22,11 +21,8 @@ static const char head[] =
     "*/*;q=0.8\r\n"
     "Sec-Fetch-Site: same-origin\r\n"
     "Sec-Fetch-Mode: navigate\r\n"
-    "Sec-Fetch-Dest: document\r\n"
-    "Referer: http://myapp.localhost/dashboard\r\n"
     "Accept-Encoding: gzip, deflate, br, zstd\r\n"
     "Accept-Language: en-US,en;q=0.9\r\n"
-    "Cookie: session=6f1c2a9e0b7d4c3f; theme=dark\r\n"
     "\r\n";
 
 static double now(void)
