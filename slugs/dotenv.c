@@ -184,8 +184,11 @@ int dotenv_parse(const char *data, size_t len, struct dotenv **ret, struct dy_er
 			i++;
 		} else {
 			size_t vs = i;
+			/* A '#' after a blank starts a comment, also where the
+			 * value would start ("A= #c" is empty); data[i - 1] is
+			 * the '=' or a blank at vs. */
 			while (i < len && data[i] != '\n') {
-				if (data[i] == '#' && i > vs && is_blank(data[i - 1]))
+				if (data[i] == '#' && is_blank(data[i - 1]))
 					break;
 				i++;
 			}

@@ -106,6 +106,19 @@ static void test_comments(void **state)
 	dotenv_free(env);
 }
 
+/* "A= #c" is an empty value with a comment, as dotenv reads it; it used
+ * to give "#c". "A=#c" keeps "#c". */
+static void test_comment_instead_of_value(void **state)
+{
+	struct dotenv *env = OK("A= # only a comment\nB=\t#c\nC=#c\nD=\n");
+	assert_int_equal(env->n, 4);
+	assert_string_equal(dotenv_get(env, "A"), "");
+	assert_string_equal(dotenv_get(env, "B"), "");
+	assert_string_equal(dotenv_get(env, "C"), "#c");
+	assert_string_equal(dotenv_get(env, "D"), "");
+	dotenv_free(env);
+}
+
 static void test_repeated_key_keeps_last(void **state)
 {
 	struct dotenv *env = OK("A=1\nB=2\nA=3\n");
@@ -167,6 +180,7 @@ int main(void)
 		cmocka_unit_test(test_single_quotes),
 		cmocka_unit_test(test_double_quotes),
 		cmocka_unit_test(test_comments),
+		cmocka_unit_test(test_comment_instead_of_value),
 		cmocka_unit_test(test_repeated_key_keeps_last),
 		cmocka_unit_test(test_empty),
 		cmocka_unit_test(test_errors),
