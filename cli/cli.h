@@ -4,7 +4,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#define CLI_OK 0
+#define CLI_OK    0
 #define CLI_ERROR 1
 #define CLI_USAGE 2
 
@@ -27,7 +27,7 @@ int cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Prints "dyno: <msg>" and the verb's usage line to stderr and returns
  * CLI_USAGE. */
 int cli_usage_error(const struct cli_verb *verb, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+    __attribute__((format(printf, 2, 3)));
 
 /* Argument scanner for a verb's words: options may come in any order
  * among the positional words; "--" ends the options. */
@@ -43,7 +43,7 @@ struct cli_opt {
  * pos (capacity max_pos; *npos set). Returns 0, or CLI_USAGE after printing
  * the problem (unknown option, missing value, too many words). */
 int cli_parse(const struct cli_verb *verb, int argc, char **argv, const struct cli_opt *opts,
-	      const char **pos, size_t max_pos, size_t *npos);
+              const char **pos, size_t max_pos, size_t *npos);
 
 extern const struct cli_verb cli_verb_help;
 extern const struct cli_verb cli_verb_version;

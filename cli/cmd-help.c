@@ -27,10 +27,10 @@ static int run_help(int argc, char **argv)
 }
 
 const struct cli_verb cli_verb_help = {
-	.name = "help",
-	.run = run_help,
-	.usage = "help [VERB]",
-	.summary = "show the verbs, or what one verb does",
+    .name = "help",
+    .run = run_help,
+    .usage = "help [VERB]",
+    .summary = "show the verbs, or what one verb does",
 };
 
 static int run_version(int argc, char **argv)
@@ -42,8 +42,8 @@ static int run_version(int argc, char **argv)
 }
 
 const struct cli_verb cli_verb_version = {
-	.name = "version",
-	.run = run_version,
-	.usage = "version",
-	.summary = "print dyno's version (also --version)",
+    .name = "version",
+    .run = run_version,
+    .usage = "version",
+    .summary = "print dyno's version (also --version)",
 };

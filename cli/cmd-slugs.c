@@ -10,8 +10,8 @@
 #include "slugs/slug.h"
 
 static int limits_from_opts(const struct cli_verb *verb, const char *max_compressed,
-			    const char *max_unpacked, const char *max_entries,
-			    struct slug_limits *l)
+                            const char *max_unpacked, const char *max_entries,
+                            struct slug_limits *l)
 {
 	slug_limits_default(l);
 	struct dy_error *err = NULL;
@@ -24,8 +24,10 @@ static int limits_from_opts(const struct cli_verb *verb, const char *max_compres
 		errno = 0;
 		unsigned long long v = strtoull(max_entries, &end, 10);
 		if (errno || *end || end == max_entries || max_entries[0] == '-' || v == 0)
-			return cli_usage_error(verb, "--max-entries: expected a positive number, got "
-						     "\"%s\"", max_entries);
+			return cli_usage_error(verb,
+			                       "--max-entries: expected a positive number, got "
+			                       "\"%s\"",
+			                       max_entries);
 		l->max_entries = v;
 	}
 	return 0;
@@ -39,9 +41,9 @@ static int run_create(int argc, char **argv)
 {
 	const char *out = NULL, *compression = "gzip";
 	const struct cli_opt opts[] = {
-		{"--output", 'o', true, &out, NULL},
-		{"--compression", 0, true, &compression, NULL},
-		{NULL, 0, false, NULL, NULL},
+	    {"--output", 'o', true, &out, NULL},
+	    {"--compression", 0, true, &compression, NULL},
+	    {NULL, 0, false, NULL, NULL},
 	};
 	const char *pos[1];
 	size_t npos;
@@ -55,7 +57,8 @@ static int run_create(int argc, char **argv)
 	enum slug_compression c;
 	if (slug_compression_from_str(compression, &c) < 0)
 		return cli_usage_error(&cli_verb_slugs_create,
-				       "unknown compression \"%s\" (gzip, zstd or none)", compression);
+		                       "unknown compression \"%s\" (gzip, zstd or none)",
+		                       compression);
 	struct dy_error *err = NULL;
 	if (slug_pack(pos[0], out, c, &err) < 0) {
 		cli_error("%s", dy_error_msg(err));
@@ -76,14 +79,14 @@ static int run_create(int argc, char **argv)
 }
 
 const struct cli_verb cli_verb_slugs_create = {
-	.name = "slugs:create",
-	.run = run_create,
-	.usage = "slugs:create DIR -o FILE [--compression gzip|zstd|none]",
-	.summary = "pack an app directory into a slug",
-	.help = "DIR needs a valid Procfile. Entries go under ./app/, sorted, owned by 0:0 with\n"
-		"mtime 0, so the same directory gives the same bytes. Paths matched by\n"
-		"DIR/.slugignore (one glob per line, as Heroku) are left out. Fifos, sockets,\n"
-		"device nodes and links that leave the app are refused.\n",
+    .name = "slugs:create",
+    .run = run_create,
+    .usage = "slugs:create DIR -o FILE [--compression gzip|zstd|none]",
+    .summary = "pack an app directory into a slug",
+    .help = "DIR needs a valid Procfile. Entries go under ./app/, sorted, owned by 0:0 with\n"
+            "mtime 0, so the same directory gives the same bytes. Paths matched by\n"
+            "DIR/.slugignore (one glob per line, as Heroku) are left out. Fifos, sockets,\n"
+            "device nodes and links that leave the app are refused.\n",
 };
 
 static json_t *info_json(const struct slug_info *info)
@@ -91,11 +94,11 @@ static json_t *info_json(const struct slug_info *info)
 	json_t *pt = json_object();
 	for (size_t i = 0; info->procfile && i < info->procfile->n; i++)
 		json_object_set_new(pt, info->procfile->entries[i].name,
-				    json_string(info->procfile->entries[i].command));
+		                    json_string(info->procfile->entries[i].command));
 	return json_pack("{s:s, s:I, s:I, s:I, s:s, s:o}", "id", info->id, "size",
-			 (json_int_t)info->size, "unpacked_size", (json_int_t)info->unpacked_size,
-			 "entries", (json_int_t)info->entries, "compression", info->compression,
-			 "process_types", pt);
+	                 (json_int_t)info->size, "unpacked_size", (json_int_t)info->unpacked_size,
+	                 "entries", (json_int_t)info->entries, "compression", info->compression,
+	                 "process_types", pt);
 }
 
 static int run_inspect(int argc, char **argv)
@@ -103,11 +106,9 @@ static int run_inspect(int argc, char **argv)
 	bool json = false;
 	const char *mc = NULL, *mu = NULL, *me = NULL;
 	const struct cli_opt opts[] = {
-		{"--json", 0, false, NULL, &json},
-		{"--max-compressed", 0, true, &mc, NULL},
-		{"--max-unpacked", 0, true, &mu, NULL},
-		{"--max-entries", 0, true, &me, NULL},
-		{NULL, 0, false, NULL, NULL},
+	    {"--json", 0, false, NULL, &json},      {"--max-compressed", 0, true, &mc, NULL},
+	    {"--max-unpacked", 0, true, &mu, NULL}, {"--max-entries", 0, true, &me, NULL},
+	    {NULL, 0, false, NULL, NULL},
 	};
 	const char *pos[1];
 	size_t npos;
@@ -148,13 +149,13 @@ static int run_inspect(int argc, char **argv)
 }
 
 const struct cli_verb cli_verb_slugs_inspect = {
-	.name = "slugs:inspect",
-	.run = run_inspect,
-	.usage = "slugs:inspect FILE [--json] [--max-compressed SIZE] [--max-unpacked SIZE] "
-		 "[--max-entries N]",
-	.summary = "check a slug and show its id, sizes and process types",
-	.help = "Reads every entry with every check of slugs:unpack, writing nothing.\n"
-		"--json prints {id, size, unpacked_size, entries, compression, process_types}.\n",
+    .name = "slugs:inspect",
+    .run = run_inspect,
+    .usage = "slugs:inspect FILE [--json] [--max-compressed SIZE] [--max-unpacked SIZE] "
+             "[--max-entries N]",
+    .summary = "check a slug and show its id, sizes and process types",
+    .help = "Reads every entry with every check of slugs:unpack, writing nothing.\n"
+            "--json prints {id, size, unpacked_size, entries, compression, process_types}.\n",
 };
 
 static volatile sig_atomic_t interrupted;
@@ -169,10 +170,10 @@ static int run_unpack(int argc, char **argv)
 {
 	const char *mc = NULL, *mu = NULL, *me = NULL;
 	const struct cli_opt opts[] = {
-		{"--max-compressed", 0, true, &mc, NULL},
-		{"--max-unpacked", 0, true, &mu, NULL},
-		{"--max-entries", 0, true, &me, NULL},
-		{NULL, 0, false, NULL, NULL},
+	    {"--max-compressed", 0, true, &mc, NULL},
+	    {"--max-unpacked", 0, true, &mu, NULL},
+	    {"--max-entries", 0, true, &me, NULL},
+	    {NULL, 0, false, NULL, NULL},
 	};
 	const char *pos[2];
 	size_t npos;
@@ -203,13 +204,13 @@ static int run_unpack(int argc, char **argv)
 }
 
 const struct cli_verb cli_verb_slugs_unpack = {
-	.name = "slugs:unpack",
-	.run = run_unpack,
-	.usage = "slugs:unpack FILE DIR [--max-compressed SIZE] [--max-unpacked SIZE] "
-		 "[--max-entries N]",
-	.summary = "unpack a slug's app/ into a new directory DIR",
-	.help = "DIR must not exist; its parent must. The slug is unpacked into a temporary\n"
-		"sibling and renamed to DIR when every entry passed every check, so a refused\n"
-		"or interrupted unpack leaves nothing. Limits default to 1G compressed, 4G\n"
-		"unpacked and 1000000 entries. See docs/slugs.md for every rule.\n",
+    .name = "slugs:unpack",
+    .run = run_unpack,
+    .usage = "slugs:unpack FILE DIR [--max-compressed SIZE] [--max-unpacked SIZE] "
+             "[--max-entries N]",
+    .summary = "unpack a slug's app/ into a new directory DIR",
+    .help = "DIR must not exist; its parent must. The slug is unpacked into a temporary\n"
+            "sibling and renamed to DIR when every entry passed every check, so a refused\n"
+            "or interrupted unpack leaves nothing. Limits default to 1G compressed, 4G\n"
+            "unpacked and 1000000 entries. See docs/slugs.md for every rule.\n",
 };

@@ -5,12 +5,8 @@
 #include "cli/cli.h"
 
 const struct cli_verb *const cli_verbs[] = {
-	&cli_verb_help,
-	&cli_verb_version,
-	&cli_verb_slugs_create,
-	&cli_verb_slugs_inspect,
-	&cli_verb_slugs_unpack,
-	NULL,
+    &cli_verb_help,          &cli_verb_version,      &cli_verb_slugs_create,
+    &cli_verb_slugs_inspect, &cli_verb_slugs_unpack, NULL,
 };
 
 const struct cli_verb *cli_find_verb(const char *name)
@@ -48,7 +44,7 @@ int cli_usage_error(const struct cli_verb *verb, const char *fmt, ...)
 }
 
 int cli_parse(const struct cli_verb *verb, int argc, char **argv, const struct cli_opt *opts,
-	      const char **pos, size_t max_pos, size_t *npos)
+              const char **pos, size_t max_pos, size_t *npos)
 {
 	*npos = 0;
 	bool only_words = false;
@@ -69,8 +65,8 @@ int cli_parse(const struct cli_verb *verb, int argc, char **argv, const struct c
 					inline_value = a[n] == '=' ? a + n + 1 : NULL;
 					break;
 				}
-				if (opts[k].short_name && a[0] == '-' && a[1] == opts[k].short_name &&
-				    a[2] == '\0') {
+				if (opts[k].short_name && a[0] == '-' &&
+				    a[1] == opts[k].short_name && a[2] == '\0') {
 					o = &opts[k];
 					break;
 				}
@@ -80,8 +76,8 @@ int cli_parse(const struct cli_verb *verb, int argc, char **argv, const struct c
 			if (o->takes_value) {
 				if (inline_value == NULL) {
 					if (i + 1 >= argc)
-						return cli_usage_error(verb, "option %s needs a value",
-								       a);
+						return cli_usage_error(
+						    verb, "option %s needs a value", a);
 					inline_value = argv[++i];
 				}
 				*o->value = inline_value;

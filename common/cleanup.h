@@ -35,8 +35,8 @@ static inline void dy_fclosep(FILE **f)
 	*f = NULL;
 }
 
-#define _cleanup_free_ _cleanup_(dy_freep)
-#define _cleanup_close_ _cleanup_(dy_closep)
+#define _cleanup_free_   _cleanup_(dy_freep)
+#define _cleanup_close_  _cleanup_(dy_closep)
 #define _cleanup_fclose_ _cleanup_(dy_fclosep)
 
 /* Hand over ownership: returns the value and leaves the variable empty. */

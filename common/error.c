@@ -13,7 +13,7 @@ static int error_value(int errnum)
 /* The attribute lets -Wformat=2 (clang's -Wformat-nonliteral) check the
  * callers instead of flagging the vasprintf() below. */
 static int error_setv(struct dy_error **err, int errnum, const char *fmt, va_list ap)
-	__attribute__((format(printf, 3, 0)));
+    __attribute__((format(printf, 3, 0)));
 
 static int error_setv(struct dy_error **err, int errnum, const char *fmt, va_list ap)
 {

@@ -15,8 +15,8 @@
 #include <stdarg.h>
 
 struct dy_error {
-	int errnum;   /* errno value, 0 when the failure is not a system call's */
-	char *msg;    /* full message, owned */
+	int errnum; /* errno value, 0 when the failure is not a system call's */
+	char *msg;  /* full message, owned */
 };
 
 /* Sets *err (when err is not NULL and *err is empty) to the formatted
@@ -26,12 +26,12 @@ int dy_error(struct dy_error **err, const char *fmt, ...) __attribute__((format(
 /* As dy_error(), with ": strerror(errnum)" appended. Returns -errnum (or -1
  * when errnum is 0). */
 int dy_error_errno(struct dy_error **err, int errnum, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 
 /* Prepends "<formatted>: " to an error already set. Returns the value the
  * error carries (-errnum, or -1). Harmless when err or *err is NULL. */
 int dy_error_prefix(struct dy_error **err, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+    __attribute__((format(printf, 2, 3)));
 
 /* The message of err, or "unknown error". Never NULL. */
 const char *dy_error_msg(const struct dy_error *err);

@@ -12,15 +12,15 @@ size_t dy_log_timestamp(char *buf, size_t size, const struct timespec *ts)
 	if (gmtime_r(&sec, &tm) == NULL || size == 0)
 		return 0;
 	int n = snprintf(buf, size, "%04d-%02d-%02dT%02d:%02d:%02d.%06ld+00:00", tm.tm_year + 1900,
-			 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-			 (long)(ts->tv_nsec / 1000));
+	                 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+	                 (long)(ts->tv_nsec / 1000));
 	if (n < 0)
 		return 0;
 	return (size_t)n < size ? (size_t)n : size - 1;
 }
 
 size_t dy_log_format(char *buf, size_t size, const struct timespec *ts, const char *source,
-		     const char *proc, const char *msg)
+                     const char *proc, const char *msg)
 {
 	if (size == 0)
 		return 0;

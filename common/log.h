@@ -18,7 +18,7 @@ size_t dy_log_timestamp(char *buf, size_t size, const struct timespec *ts);
  * to fit; control characters in it (a newline above all) become spaces so a
  * line stays one line. Returns the length written, < size. */
 size_t dy_log_format(char *buf, size_t size, const struct timespec *ts, const char *source,
-		     const char *proc, const char *msg);
+                     const char *proc, const char *msg);
 
 /* Writes one line, stamped now, to stderr: "dyno[PROC]: message". */
 void dy_log(const char *proc, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

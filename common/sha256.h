@@ -5,7 +5,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define DY_SHA256_LEN 32
+#define DY_SHA256_LEN     32
 #define DY_SHA256_HEX_LEN 64
 
 struct dy_sha256 {

@@ -27,7 +27,8 @@ int dy_parse_size(const char *text, uint64_t *ret_bytes, struct dy_error **err)
 	uint64_t v;
 	int r = parse_digits(&p, &v);
 	if (r == -1)
-		return dy_error(err, "invalid size \"%s\": expected a number like 512M or 1G", text);
+		return dy_error(err, "invalid size \"%s\": expected a number like 512M or 1G",
+		                text);
 	if (r == -2)
 		return dy_error(err, "invalid size \"%s\": too large", text);
 	unsigned shift = 0;
@@ -60,7 +61,7 @@ int dy_parse_size(const char *text, uint64_t *ret_bytes, struct dy_error **err)
 	}
 	if (*p != '\0')
 		return dy_error(err, "invalid size \"%s\": unknown unit \"%s\" (use K, M, G or T)",
-				text, p);
+		                text, p);
 	if (shift > 0 && v > (UINT64_MAX >> shift))
 		return dy_error(err, "invalid size \"%s\": too large", text);
 	*ret_bytes = v << shift;
@@ -73,21 +74,23 @@ int dy_parse_duration(const char *text, uint64_t *ret_usec, struct dy_error **er
 		const char *unit;
 		uint64_t usec;
 	} units[] = {
-		/* longest first so "ms" is not read as "m" then "s" */
-		{"us", 1}, {"ms", 1000}, {"s", 1000000}, {"m", 60000000}, {"h", 3600000000ULL},
+	    /* longest first so "ms" is not read as "m" then "s" */
+	    {"us", 1}, {"ms", 1000}, {"s", 1000000}, {"m", 60000000}, {"h", 3600000000ULL},
 	};
 	const char *p = text;
 	uint64_t total = 0;
 	if (*p == '\0')
-		return dy_error(err, "invalid duration \"\": expected a number and a unit like 30s");
+		return dy_error(err,
+		                "invalid duration \"\": expected a number and a unit like 30s");
 	while (*p != '\0') {
 		uint64_t v;
 		int r = parse_digits(&p, &v);
 		if (r == -1)
-			return dy_error(err,
-					"invalid duration \"%s\": expected a number and a unit like 30s, "
-					"500ms or 20m",
-					text);
+			return dy_error(
+			    err,
+			    "invalid duration \"%s\": expected a number and a unit like 30s, "
+			    "500ms or 20m",
+			    text);
 		if (r == -2)
 			return dy_error(err, "invalid duration \"%s\": too large", text);
 		size_t i;
@@ -96,17 +99,19 @@ int dy_parse_duration(const char *text, uint64_t *ret_usec, struct dy_error **er
 			if (strncmp(p, units[i].unit, n) == 0 &&
 			    (n == 2 || !(p[0] == 'm' && p[1] == 's'))) {
 				if (v > (UINT64_MAX - total) / units[i].usec)
-					return dy_error(err, "invalid duration \"%s\": too large", text);
+					return dy_error(err, "invalid duration \"%s\": too large",
+					                text);
 				total += v * units[i].usec;
 				p += n;
 				break;
 			}
 		}
 		if (i == sizeof(units) / sizeof(units[0]))
-			return dy_error(err,
-					"invalid duration \"%s\": missing or unknown unit (use us, ms, s, "
-					"m or h)",
-					text);
+			return dy_error(
+			    err,
+			    "invalid duration \"%s\": missing or unknown unit (use us, ms, s, "
+			    "m or h)",
+			    text);
 	}
 	*ret_usec = total;
 	return 0;

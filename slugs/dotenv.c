@@ -119,7 +119,7 @@ int dotenv_parse(const char *data, size_t len, struct dotenv **ret, struct dy_er
 			i++;
 		if (i == len || data[i] != '=') {
 			dy_error(err, ".env line %zu: expected '=' after \"%.*s\"", start_line,
-				 (int)kl, data + ks);
+			         (int)kl, data + ks);
 			goto out;
 		}
 		i++;
@@ -139,7 +139,8 @@ int dotenv_parse(const char *data, size_t len, struct dotenv **ret, struct dy_er
 					goto oom;
 			}
 			if (i == len) {
-				dy_error(err, ".env line %zu: unterminated single quote", start_line);
+				dy_error(err, ".env line %zu: unterminated single quote",
+				         start_line);
 				goto out;
 			}
 			i++;
@@ -165,7 +166,8 @@ int dotenv_parse(const char *data, size_t len, struct dotenv **ret, struct dy_er
 						c = e;
 						break;
 					default:
-						/* Unknown escapes stay as written, as dotenv does. */
+						/* Unknown escapes stay as written, as dotenv does.
+						 */
 						if (buf_put(&val, '\\') < 0)
 							goto oom;
 						c = e;
@@ -178,7 +180,8 @@ int dotenv_parse(const char *data, size_t len, struct dotenv **ret, struct dy_er
 					goto oom;
 			}
 			if (i == len) {
-				dy_error(err, ".env line %zu: unterminated double quote", start_line);
+				dy_error(err, ".env line %zu: unterminated double quote",
+				         start_line);
 				goto out;
 			}
 			i++;
@@ -207,8 +210,8 @@ int dotenv_parse(const char *data, size_t len, struct dotenv **ret, struct dy_er
 			while (i < len && data[i] != '\n')
 				i++;
 		if (i < len && data[i] != '\n') {
-			dy_error(err, ".env line %zu: unexpected text after the value of %.*s", line,
-				 (int)kl, data + ks);
+			dy_error(err, ".env line %zu: unexpected text after the value of %.*s",
+			         line, (int)kl, data + ks);
 			goto out;
 		}
 		if (i < len) {
@@ -217,7 +220,7 @@ int dotenv_parse(const char *data, size_t len, struct dotenv **ret, struct dy_er
 		}
 		if (memchr(val.p, '\0', val.len) != NULL) {
 			dy_error(err, ".env line %zu: NUL byte in the value of %.*s", start_line,
-				 (int)kl, data + ks);
+			         (int)kl, data + ks);
 			goto out;
 		}
 		key = strndup(data + ks, kl);

@@ -48,7 +48,7 @@ static int is_blank(char c)
 }
 
 static int parse_line(struct procfile *pf, const char *line, size_t len, size_t lineno,
-		      struct dy_error **err)
+                      struct dy_error **err)
 {
 	size_t i = 0;
 	while (i < len && is_blank(line[i]))
@@ -66,21 +66,23 @@ static int parse_line(struct procfile *pf, const char *line, size_t len, size_t 
 		return dy_error(err, "Procfile line %zu: expected \"name: command\"", lineno);
 	if (name_len == 0)
 		return dy_error(err, "Procfile line %zu: missing process type name before ':'",
-				lineno);
+		                lineno);
 	const char *name = line + name_start;
 	if (name_len > PROCFILE_NAME_MAX)
-		return dy_error(err, "Procfile line %zu: process type name is longer than %d characters",
-				lineno, PROCFILE_NAME_MAX);
+		return dy_error(err,
+		                "Procfile line %zu: process type name is longer than %d characters",
+		                lineno, PROCFILE_NAME_MAX);
 	if (!procfile_valid_name(name, name_len))
 		return dy_error(err,
-				"Procfile line %zu: invalid process type name \"%.*s\" (letters, "
-				"digits, '_' and '-', starting with a letter or digit)",
-				lineno, (int)name_len, name);
+		                "Procfile line %zu: invalid process type name \"%.*s\" (letters, "
+		                "digits, '_' and '-', starting with a letter or digit)",
+		                lineno, (int)name_len, name);
 	if (name_len == 3 && memcmp(name, "run", 3) == 0)
-		return dy_error(err,
-				"Procfile line %zu: process type name \"run\" is reserved for one-off "
-				"dynos",
-				lineno);
+		return dy_error(
+		    err,
+		    "Procfile line %zu: process type name \"run\" is reserved for one-off "
+		    "dynos",
+		    lineno);
 	i++; /* ':' */
 	while (i < len && is_blank(line[i]))
 		i++;
@@ -89,18 +91,19 @@ static int parse_line(struct procfile *pf, const char *line, size_t len, size_t 
 		end--;
 	if (end == i)
 		return dy_error(err, "Procfile line %zu: process type \"%.*s\" has no command",
-				lineno, (int)name_len, name);
+		                lineno, (int)name_len, name);
 	for (size_t k = i; k < end; k++) {
 		unsigned char c = (unsigned char)line[k];
 		if ((c < 0x20 && c != '\t') || c == 0x7f)
-			return dy_error(err, "Procfile line %zu: control character 0x%02x in command",
-					lineno, c);
+			return dy_error(err,
+			                "Procfile line %zu: control character 0x%02x in command",
+			                lineno, c);
 	}
 	for (size_t k = 0; k < pf->n; k++)
 		if (strlen(pf->entries[k].name) == name_len &&
 		    memcmp(pf->entries[k].name, name, name_len) == 0)
 			return dy_error(err, "Procfile line %zu: duplicate process type \"%.*s\"",
-					lineno, (int)name_len, name);
+			                lineno, (int)name_len, name);
 
 	struct procfile_entry *ne = realloc(pf->entries, (pf->n + 1) * sizeof(*ne));
 	if (ne == NULL)

@@ -6,7 +6,7 @@
 #include "common/error.h"
 
 #define PROCFILE_MAX_BYTES (64 * 1024)
-#define PROCFILE_NAME_MAX 30
+#define PROCFILE_NAME_MAX  30
 
 struct procfile_entry {
 	char *name;

@@ -219,7 +219,7 @@ size_t slug_tree_count(const struct slug_tree *t)
  * recorded in the tree are followed (at most SLUG_LINK_DEPTH_MAX), and a
  * ".." at app/ itself, or an absolute target not under /app, leaves app/. */
 static int resolve(const struct slug_tree *t, const char *link_rel, const char *target,
-		   struct dy_error **err)
+                   struct dy_error **err)
 {
 	char cur[SLUG_PATH_MAX + 1];
 	_cleanup_free_ char *rest = NULL;
@@ -230,7 +230,7 @@ static int resolve(const struct slug_tree *t, const char *link_rel, const char *
 	if (target[0] == '/') {
 		if (strncmp(target, "/app", 4) != 0 || (target[4] != '\0' && target[4] != '/'))
 			return dy_error(err, "absolute link target \"%s\" is not under /app/",
-					slug_entry_quote(target, qt, sizeof(qt)));
+			                slug_entry_quote(target, qt, sizeof(qt)));
 		cur[0] = '\0';
 		rest = strdup(target + 4);
 	} else {
@@ -255,7 +255,7 @@ static int resolve(const struct slug_tree *t, const char *link_rel, const char *
 		if (n == 2 && comp[0] == '.' && comp[1] == '.') {
 			if (cur[0] == '\0')
 				return dy_error(err, "link target \"%s\" leaves app/",
-						slug_entry_quote(target, qt, sizeof(qt)));
+				                slug_entry_quote(target, qt, sizeof(qt)));
 			char *last = strrchr(cur, '/');
 			if (last)
 				*last = '\0';
@@ -266,7 +266,7 @@ static int resolve(const struct slug_tree *t, const char *link_rel, const char *
 		size_t cl = strlen(cur);
 		if (cl + 1 + n > SLUG_PATH_MAX)
 			return dy_error(err, "link target \"%s\" resolves to a path too long",
-					slug_entry_quote(target, qt, sizeof(qt)));
+			                slug_entry_quote(target, qt, sizeof(qt)));
 		size_t before = cl;
 		if (cl > 0)
 			cur[cl++] = '/';
@@ -278,13 +278,14 @@ static int resolve(const struct slug_tree *t, const char *link_rel, const char *
 			continue;
 		if (++depth > SLUG_LINK_DEPTH_MAX)
 			return dy_error(err, "link target \"%s\": too many levels of links",
-					slug_entry_quote(target, qt, sizeof(qt)));
+			                slug_entry_quote(target, qt, sizeof(qt)));
 		const char *lt = nd->target;
 		const char *lt_rest;
 		if (lt[0] == '/') {
 			if (strncmp(lt, "/app", 4) != 0 || (lt[4] != '\0' && lt[4] != '/'))
-				return dy_error(err, "link target \"%s\" leaves app/ through \"%s\"",
-						slug_entry_quote(target, qt, sizeof(qt)), nd->path);
+				return dy_error(err,
+				                "link target \"%s\" leaves app/ through \"%s\"",
+				                slug_entry_quote(target, qt, sizeof(qt)), nd->path);
 			cur[0] = '\0';
 			lt_rest = lt + 4;
 		} else {
@@ -298,7 +299,7 @@ static int resolve(const struct slug_tree *t, const char *link_rel, const char *
 		if (strlen(nr) > 64 * 1024) {
 			free(nr);
 			return dy_error(err, "link target \"%s\": too many levels of links",
-					slug_entry_quote(target, qt, sizeof(qt)));
+			                slug_entry_quote(target, qt, sizeof(qt)));
 		}
 		free(rest);
 		rest = nr;
@@ -308,12 +309,13 @@ static int resolve(const struct slug_tree *t, const char *link_rel, const char *
 }
 
 int slug_tree_add(struct slug_tree *t, const char *rel, enum slug_entry_type type,
-		  const char *target, struct dy_error **err)
+                  const char *target, struct dy_error **err)
 {
 	enum slug_entry_type as = type == SLUG_ENTRY_HARDLINK ? SLUG_ENTRY_FILE : type;
 
 	if (rel[0] == '\0' && as != SLUG_ENTRY_DIR)
-		return dy_error(err, "app/ must be a directory, not a %s", slug_entry_type_str(type));
+		return dy_error(err, "app/ must be a directory, not a %s",
+		                slug_entry_type_str(type));
 
 	/* Every parent: a directory (recorded now if new), never a link or a
 	 * file. */
@@ -344,8 +346,9 @@ int slug_tree_add(struct slug_tree *t, const char *rel, enum slug_entry_type typ
 		struct node *tn = lookup(t, target);
 		if (tn == NULL || tn->type != SLUG_ENTRY_FILE) {
 			char qt[256];
-			return dy_error(err, "hard link target app/%s is not an earlier file of the slug",
-					slug_entry_quote(target, qt, sizeof(qt)));
+			return dy_error(
+			    err, "hard link target app/%s is not an earlier file of the slug",
+			    slug_entry_quote(target, qt, sizeof(qt)));
 		}
 	}
 	if (type == SLUG_ENTRY_LINK) {
@@ -362,7 +365,7 @@ int slug_tree_add(struct slug_tree *t, const char *rel, enum slug_entry_type typ
 	struct node *n = lookup(t, rel);
 	if (n != NULL && n->type != as)
 		return dy_error(err, "changes the type of an earlier entry (%s, then %s)",
-				slug_entry_type_str(n->type), slug_entry_type_str(type));
+		                slug_entry_type_str(n->type), slug_entry_type_str(type));
 	if (n == NULL) {
 		n = insert(t, rel, as);
 		if (n == NULL)
@@ -397,7 +400,7 @@ int slug_tree_check_links(const struct slug_tree *t, struct dy_error **err)
 		if (r < 0) {
 			char q[512];
 			return dy_error_prefix(err, "refused entry \"app/%s\"",
-					       slug_entry_quote(n->path, q, sizeof(q)));
+			                       slug_entry_quote(n->path, q, sizeof(q)));
 		}
 	}
 	return 0;

@@ -19,9 +19,9 @@ enum slug_entry_type {
 	SLUG_ENTRY_HARDLINK, /* only as an input type: recorded as FILE */
 };
 
-#define SLUG_NAME_MAX 255
-#define SLUG_PATH_MAX 4095
-#define SLUG_DEPTH_MAX 256 /* components below app/ */
+#define SLUG_NAME_MAX       255
+#define SLUG_PATH_MAX       4095
+#define SLUG_DEPTH_MAX      256 /* components below app/ */
 #define SLUG_LINK_DEPTH_MAX 40
 
 struct slug_tree;
@@ -50,7 +50,7 @@ void slug_tree_free(struct slug_tree *t);
  * file. Parents not seen before are recorded as directories. Returns 0 or
  * < 0; the error does not name the entry (the caller does). */
 int slug_tree_add(struct slug_tree *t, const char *rel, enum slug_entry_type type,
-		  const char *target, struct dy_error **err);
+                  const char *target, struct dy_error **err);
 
 /* The type recorded for rel, SLUG_ENTRY_NONE when unknown. */
 enum slug_entry_type slug_tree_type(const struct slug_tree *t, const char *rel);

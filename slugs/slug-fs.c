@@ -32,7 +32,7 @@ int slug_fs_remove_tree(int dirfd, const char *path)
 		if (de->d_type == DT_UNKNOWN) {
 			struct stat st;
 			is_dir = fstatat(fd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
-				 S_ISDIR(st.st_mode);
+			         S_ISDIR(st.st_mode);
 		}
 		if (is_dir)
 			slug_fs_remove_tree(fd, de->d_name);

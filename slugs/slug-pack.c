@@ -43,8 +43,7 @@ static void free_names(char **names, size_t n)
 	free(names);
 }
 
-static int list_sorted(int dfd, char ***ret, size_t *ret_n, const char *what,
-		       struct dy_error **err)
+static int list_sorted(int dfd, char ***ret, size_t *ret_n, const char *what, struct dy_error **err)
 {
 	int fd = dup(dfd);
 	if (fd < 0)
@@ -106,7 +105,7 @@ static struct archive_entry *new_entry(const char *rel, mode_t type, mode_t perm
 }
 
 static int write_header(struct packer *p, struct archive_entry *e, const char *rel,
-			struct dy_error **err)
+                        struct dy_error **err)
 {
 	if (archive_write_header(p->a, e) != ARCHIVE_OK)
 		return dy_error(err, "%s/%s: %s", p->root, rel, archive_error_string(p->a));
@@ -114,7 +113,7 @@ static int write_header(struct packer *p, struct archive_entry *e, const char *r
 }
 
 static int pack_file(struct packer *p, int dfd, const char *name, const char *rel,
-		     const struct stat *st, struct dy_error **err)
+                     const struct stat *st, struct dy_error **err)
 {
 	_cleanup_close_ int fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
 	if (fd < 0)
@@ -145,7 +144,7 @@ static int pack_file(struct packer *p, int dfd, const char *name, const char *re
 			n = (ssize_t)left;
 		if (archive_write_data(p->a, p->buf, (size_t)n) != n)
 			return dy_error(err, "write %s/%s: %s", p->root, rel,
-					archive_error_string(p->a));
+			                archive_error_string(p->a));
 		left -= n;
 	}
 	return 0;
@@ -154,7 +153,7 @@ static int pack_file(struct packer *p, int dfd, const char *name, const char *re
 static int pack_dir(struct packer *p, int dfd, const char *rel, struct dy_error **err);
 
 static int pack_one(struct packer *p, int dfd, const char *name, const char *rel,
-		    struct dy_error **err)
+                    struct dy_error **err)
 {
 	struct stat st;
 	if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
@@ -179,8 +178,8 @@ static int pack_one(struct packer *p, int dfd, const char *name, const char *rel
 	if (S_ISDIR(st.st_mode)) {
 		if (slug_tree_add(p->tree, rel, SLUG_ENTRY_DIR, NULL, &e2) < 0)
 			goto tree_error;
-		_cleanup_close_ int sub = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
-							    O_CLOEXEC);
+		_cleanup_close_ int sub =
+		    openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 		if (sub < 0)
 			return dy_error_errno(err, errno, "open %s/%s", p->root, rel);
 		struct archive_entry *e = new_entry(rel, AE_IFDIR, st.st_mode);
@@ -216,9 +215,9 @@ static int pack_one(struct packer *p, int dfd, const char *name, const char *rel
 		return r;
 	}
 	return dy_error(err, "%s/%s: %s cannot go into a slug", p->root, rel,
-			S_ISFIFO(st.st_mode)   ? "a fifo"
-			: S_ISSOCK(st.st_mode) ? "a socket"
-					       : "a device node");
+	                S_ISFIFO(st.st_mode)   ? "a fifo"
+	                : S_ISSOCK(st.st_mode) ? "a socket"
+	                                       : "a device node");
 tree_error : {
 	int r = dy_error(err, "%s/%s: %s", p->root, rel, dy_error_msg(e2));
 	dy_error_free(&e2);
@@ -230,7 +229,7 @@ static int pack_dir(struct packer *p, int dfd, const char *rel, struct dy_error 
 {
 	if (++p->depth > 256)
 		return dy_error(err, "%s/%s: directories nested deeper than 256 levels", p->root,
-				rel);
+		                rel);
 	char **names = NULL;
 	size_t n = 0;
 	int r = list_sorted(dfd, &names, &n, rel[0] ? rel : p->root, err);
@@ -238,7 +237,8 @@ static int pack_dir(struct packer *p, int dfd, const char *rel, struct dy_error 
 		return r;
 	for (size_t i = 0; i < n && r == 0; i++) {
 		char child[SLUG_PATH_MAX + 2];
-		int len = snprintf(child, sizeof(child), "%s%s%s", rel, rel[0] ? "/" : "", names[i]);
+		int len =
+		    snprintf(child, sizeof(child), "%s%s%s", rel, rel[0] ? "/" : "", names[i]);
 		if (len < 0 || (size_t)len >= sizeof(child))
 			r = dy_error(err, "%s/%s/%s: path too long", p->root, rel, names[i]);
 		else
@@ -250,7 +250,7 @@ static int pack_dir(struct packer *p, int dfd, const char *rel, struct dy_error 
 }
 
 static int read_small(int dfd, const char *name, size_t max, char **ret, size_t *ret_len,
-		      const char *root, struct dy_error **err)
+                      const char *root, struct dy_error **err)
 {
 	_cleanup_close_ int fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
 	if (fd < 0)
@@ -281,7 +281,7 @@ static int read_small(int dfd, const char *name, size_t max, char **ret, size_t 
 }
 
 int slug_pack(const char *dir, const char *out, enum slug_compression compression,
-	      struct dy_error **err)
+              struct dy_error **err)
 {
 	_cleanup_close_ int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dfd < 0)

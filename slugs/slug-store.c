@@ -59,7 +59,7 @@ int slug_store_path(const char *state_dir, const char *id, char **ret, struct dy
 }
 
 int slug_store_put_fd(const char *state_dir, int fd, const struct slug_limits *limits,
-		      struct slug_info *ret_info, struct dy_error **err)
+                      struct slug_info *ret_info, struct dy_error **err)
 {
 	_cleanup_free_ char *dir = NULL, *tmp = NULL, *final = NULL;
 	if (asprintf(&dir, "%s/slugs", state_dir) < 0)
@@ -91,7 +91,7 @@ int slug_store_put_fd(const char *state_dir, int fd, const struct slug_limits *l
 		total += (uint64_t)n;
 		if (total > max) {
 			r = dy_error(err, "slug is over the limit of %llu bytes",
-				     (unsigned long long)max);
+			             (unsigned long long)max);
 			break;
 		}
 		for (ssize_t off = 0; off < n;) {
@@ -131,7 +131,7 @@ int slug_store_put_fd(const char *state_dir, int fd, const struct slug_limits *l
 }
 
 int slug_store_put(const char *state_dir, const char *file, const struct slug_limits *limits,
-		   struct slug_info *ret_info, struct dy_error **err)
+                   struct slug_info *ret_info, struct dy_error **err)
 {
 	_cleanup_close_ int fd = open(file, O_RDONLY | O_CLOEXEC | O_NOCTTY);
 	if (fd < 0)
@@ -140,7 +140,7 @@ int slug_store_put(const char *state_dir, const char *file, const struct slug_li
 }
 
 int slug_store_unpack(const char *state_dir, const char *id, const char *app, uid_t uid, gid_t gid,
-		      const struct slug_limits *limits, char **ret_dir, struct dy_error **err)
+                      const struct slug_limits *limits, char **ret_dir, struct dy_error **err)
 {
 	_cleanup_free_ char *src = NULL, *parent = NULL, *dir = NULL;
 	if (slug_store_path(state_dir, id, &src, err) < 0)
@@ -191,7 +191,8 @@ static int sweep_dir(const char *path)
 int slug_store_sweep(const char *state_dir)
 {
 	_cleanup_free_ char *slugs = NULL, *apps = NULL;
-	if (asprintf(&slugs, "%s/slugs", state_dir) < 0 || asprintf(&apps, "%s/apps", state_dir) < 0)
+	if (asprintf(&slugs, "%s/slugs", state_dir) < 0 ||
+	    asprintf(&apps, "%s/apps", state_dir) < 0)
 		return 0;
 	int n = sweep_dir(slugs);
 	DIR *d = opendir(apps);

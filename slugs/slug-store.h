@@ -14,11 +14,11 @@
  * kept. An identical slug already stored is kept as it is. Fills *ret_info.
  * Returns 0 or < 0. */
 int slug_store_put_fd(const char *state_dir, int fd, const struct slug_limits *limits,
-		      struct slug_info *ret_info, struct dy_error **err);
+                      struct slug_info *ret_info, struct dy_error **err);
 
 /* As slug_store_put_fd for a file path. */
 int slug_store_put(const char *state_dir, const char *file, const struct slug_limits *limits,
-		   struct slug_info *ret_info, struct dy_error **err);
+                   struct slug_info *ret_info, struct dy_error **err);
 
 /* The path of the stored slug id (64 hex digits), whether it exists or not.
  * Returns 0, or < 0 for an id that is not 64 lower-case hex digits. The
@@ -29,7 +29,7 @@ int slug_store_path(const char *state_dir, const char *id, char **ret, struct dy
  * reused), owned by uid:gid. *ret_dir (owned by the caller) is the
  * directory that becomes a dyno's /app lower layer. Returns 0 or < 0. */
 int slug_store_unpack(const char *state_dir, const char *id, const char *app, uid_t uid, gid_t gid,
-		      const struct slug_limits *limits, char **ret_dir, struct dy_error **err);
+                      const struct slug_limits *limits, char **ret_dir, struct dy_error **err);
 
 /* Removes leftovers of interrupted work (".*.unpack-*" and "*.tmp-*") in
  * the store. Returns the number removed. */

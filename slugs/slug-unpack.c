@@ -123,7 +123,7 @@ struct walk {
 };
 
 static int entry_error(struct dy_error **err, const char *name, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 
 static int entry_error(struct dy_error **err, const char *name, const char *fmt, ...)
 {
@@ -138,9 +138,9 @@ static int entry_error(struct dy_error **err, const char *name, const char *fmt,
 static int open_beneath(int rootfd, const char *path)
 {
 	struct open_how how = {
-		.flags = O_RDONLY | O_DIRECTORY | O_CLOEXEC,
-		.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS |
-			   RESOLVE_NO_XDEV,
+	    .flags = O_RDONLY | O_DIRECTORY | O_CLOEXEC,
+	    .resolve =
+	        RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV,
 	};
 	return (int)syscall(SYS_openat2, rootfd, path, &how, sizeof(how));
 }
@@ -235,7 +235,7 @@ static int procfile_take(struct walk *w, const void *buf, size_t len)
 
 /* Reads (and writes to fd when fd >= 0) the data of the current entry. */
 static int copy_data(struct walk *w, const char *name, int fd, int is_procfile, int64_t size,
-		     struct dy_error **err)
+                     struct dy_error **err)
 {
 	const void *buf;
 	size_t len;
@@ -248,13 +248,12 @@ static int copy_data(struct walk *w, const char *name, int fd, int is_procfile, 
 		if (r == ARCHIVE_EOF)
 			break;
 		if (r < ARCHIVE_OK)
-			return entry_error(err, name, "reading data: %s",
-					   archive_err(w->a));
+			return entry_error(err, name, "reading data: %s", archive_err(w->a));
 		w->unpacked += len;
 		if (w->unpacked > w->opts->limits.max_unpacked)
 			return entry_error(err, name,
-					   "unpacked size would exceed the limit of %llu bytes",
-					   (unsigned long long)w->opts->limits.max_unpacked);
+			                   "unpacked size would exceed the limit of %llu bytes",
+			                   (unsigned long long)w->opts->limits.max_unpacked);
 		if (is_procfile && procfile_take(w, buf, len) < 0)
 			return dy_error_errno(err, ENOMEM, "Procfile");
 		if (fd < 0)
@@ -284,8 +283,8 @@ static int copy_data(struct walk *w, const char *name, int fd, int is_procfile, 
 }
 
 static int write_entry(struct walk *w, struct archive_entry *e, const char *name, const char *rel,
-		       enum slug_entry_type type, const char *target, int is_procfile,
-		       struct dy_error **err)
+                       enum slug_entry_type type, const char *target, int is_procfile,
+                       struct dy_error **err)
 {
 	if (w->rootfd < 0) {
 		if (type == SLUG_ENTRY_FILE)
@@ -319,13 +318,14 @@ static int write_entry(struct walk *w, struct archive_entry *e, const char *name
 		return 0;
 	}
 	case SLUG_ENTRY_FILE: {
-		int fd = openat(pfd, base, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+		int fd =
+		    openat(pfd, base, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 		if (fd < 0 && errno == EEXIST) {
 			/* the same file again: the later one wins, as with tar */
 			if (unlinkat(pfd, base, 0) < 0)
 				return dy_error_errno(err, errno, "replace app/%s", rel);
 			fd = openat(pfd, base, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
-				    0600);
+			            0600);
 		}
 		if (fd < 0)
 			return dy_error_errno(err, errno, "create app/%s", rel);
@@ -338,10 +338,10 @@ static int write_entry(struct walk *w, struct archive_entry *e, const char *name
 		}
 		if (r == 0) {
 			struct timespec ts[2] = {
-				{.tv_sec = archive_entry_mtime(e),
-				 .tv_nsec = archive_entry_mtime_nsec(e)},
-				{.tv_sec = archive_entry_mtime(e),
-				 .tv_nsec = archive_entry_mtime_nsec(e)},
+			    {.tv_sec = archive_entry_mtime(e),
+			     .tv_nsec = archive_entry_mtime_nsec(e)},
+			    {.tv_sec = archive_entry_mtime(e),
+			     .tv_nsec = archive_entry_mtime_nsec(e)},
 			};
 			if (futimens(fd, ts) < 0)
 				r = dy_error_errno(err, errno, "set times of app/%s", rel);
@@ -381,10 +381,10 @@ static int walk_entry(struct walk *w, struct archive_entry *e, struct dy_error *
 	const char *name = archive_entry_pathname(e);
 	if (name == NULL)
 		return dy_error(err, "refused entry #%llu: name is not readable",
-				(unsigned long long)w->entries);
+		                (unsigned long long)w->entries);
 	if (++w->entries > w->opts->limits.max_entries)
 		return entry_error(err, name, "the slug has more than %llu entries (the limit)",
-				   (unsigned long long)w->opts->limits.max_entries);
+		                   (unsigned long long)w->opts->limits.max_entries);
 
 	_cleanup_free_ char *rel = NULL;
 	struct dy_error *e2 = NULL;
@@ -407,8 +407,8 @@ static int walk_entry(struct walk *w, struct archive_entry *e, struct dy_error *
 		if (r != 0) {
 			char q[512];
 			entry_error(err, name, "hard link to \"%s\" outside app/ (%s)",
-				    slug_entry_quote(hardlink, q, sizeof(q)),
-				    r < 0 ? dy_error_msg(e2) : "the archive root");
+			            slug_entry_quote(hardlink, q, sizeof(q)),
+			            r < 0 ? dy_error_msg(e2) : "the archive root");
 			dy_error_free(&e2);
 			return -1;
 		}
@@ -437,7 +437,7 @@ static int walk_entry(struct walk *w, struct archive_entry *e, struct dy_error *
 			return entry_error(err, name, "sockets are not allowed");
 		default:
 			return entry_error(err, name, "unknown entry type 0%o",
-					   (unsigned)archive_entry_filetype(e));
+			                   (unsigned)archive_entry_filetype(e));
 		}
 	}
 
@@ -446,11 +446,11 @@ static int walk_entry(struct walk *w, struct archive_entry *e, struct dy_error *
 		uint64_t left = w->opts->limits.max_unpacked - w->unpacked;
 		/* Refused before a byte is written: a bomb stops here. */
 		if (size < 0 || (uint64_t)size > left)
-			return entry_error(err, name,
-					   "declares %lld bytes; the unpacked size would exceed the "
-					   "limit of %llu bytes",
-					   (long long)size,
-					   (unsigned long long)w->opts->limits.max_unpacked);
+			return entry_error(
+			    err, name,
+			    "declares %lld bytes; the unpacked size would exceed the "
+			    "limit of %llu bytes",
+			    (long long)size, (unsigned long long)w->opts->limits.max_unpacked);
 	}
 
 	if (slug_tree_add(w->tree, rel, type, target, &e2) < 0) {
@@ -462,8 +462,9 @@ static int walk_entry(struct walk *w, struct archive_entry *e, struct dy_error *
 	int is_procfile = strcmp(rel, "Procfile") == 0;
 	if (is_procfile) {
 		if (type != SLUG_ENTRY_FILE)
-			return entry_error(err, name, "the Procfile must be a regular file, not a %s",
-					   slug_entry_type_str(type));
+			return entry_error(err, name,
+			                   "the Procfile must be a regular file, not a %s",
+			                   slug_entry_type_str(type));
 		/* A later Procfile entry replaces the earlier one. */
 		free(w->procfile);
 		w->procfile = NULL;
@@ -477,12 +478,12 @@ static int walk_entry(struct walk *w, struct archive_entry *e, struct dy_error *
 /* Reads every entry of the slug at fd; writes under rootfd unless it is
  * -1. Fills info. */
 static int walk_slug(int fd, int rootfd, const struct slug_unpack_opts *opts,
-		     struct slug_info *info, struct dy_error **err)
+                     struct slug_info *info, struct dy_error **err)
 {
 	struct reader rd = {.fd = fd,
-			    .max = opts->limits.max_compressed,
-			    .cancel = opts->cancel,
-			    .hash = rootfd < 0};
+	                    .max = opts->limits.max_compressed,
+	                    .cancel = opts->cancel,
+	                    .hash = rootfd < 0};
 	la_int64_t end_of_entries = 0;
 	struct walk w = {.opts = opts, .rootfd = rootfd, .cache_fd = -1};
 	int r = -1;
@@ -491,8 +492,8 @@ static int walk_slug(int fd, int rootfd, const struct slug_unpack_opts *opts,
 	if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
 	    (uint64_t)st.st_size > opts->limits.max_compressed)
 		return dy_error(err, "slug is %llu bytes, over the limit of %llu bytes",
-				(unsigned long long)st.st_size,
-				(unsigned long long)opts->limits.max_compressed);
+		                (unsigned long long)st.st_size,
+		                (unsigned long long)opts->limits.max_compressed);
 
 	rd.buf = malloc(READ_BLOCK);
 	w.tree = slug_tree_new();
@@ -523,9 +524,9 @@ static int walk_slug(int fd, int rootfd, const struct slug_unpack_opts *opts,
 			 * truncated on the way. */
 			if (archive_filter_bytes(w.a, 0) - end_of_entries < 512) {
 				dy_error(err,
-					 "slug is truncated: no end-of-archive marker after %llu "
-					 "entries",
-					 (unsigned long long)w.entries);
+				         "slug is truncated: no end-of-archive marker after %llu "
+				         "entries",
+				         (unsigned long long)w.entries);
 				goto out;
 			}
 			break;
@@ -533,26 +534,26 @@ static int walk_slug(int fd, int rootfd, const struct slug_unpack_opts *opts,
 		if (ar < ARCHIVE_WARN || (ar == ARCHIVE_WARN && e == NULL)) {
 			if (rd.too_big)
 				dy_error(err, "slug is over the limit of %llu bytes",
-					 (unsigned long long)opts->limits.max_compressed);
+				         (unsigned long long)opts->limits.max_compressed);
 			else if (w.entries == 0)
 				dy_error(err, "not a slug (a tar, optionally gzip or zstd): %s",
-					 archive_err(w.a));
+				         archive_err(w.a));
 			else
 				dy_error(err, "slug is damaged after %llu entries: %s",
-					 (unsigned long long)w.entries, archive_err(w.a));
+				         (unsigned long long)w.entries, archive_err(w.a));
 			goto out;
 		}
 		if (walk_entry(&w, e, err) < 0) {
 			if (rd.too_big) {
 				dy_error_free(err);
 				dy_error(err, "slug is over the limit of %llu bytes",
-					 (unsigned long long)opts->limits.max_compressed);
+				         (unsigned long long)opts->limits.max_compressed);
 			}
 			goto out;
 		}
 		if (archive_read_data_skip(w.a) < ARCHIVE_WARN) {
 			dy_error(err, "slug is damaged after %llu entries: %s",
-				 (unsigned long long)w.entries, archive_err(w.a));
+			         (unsigned long long)w.entries, archive_err(w.a));
 			goto out;
 		}
 		end_of_entries = archive_filter_bytes(w.a, 0);
@@ -583,7 +584,7 @@ static int walk_slug(int fd, int rootfd, const struct slug_unpack_opts *opts,
 	if (rd.too_big) {
 		procfile_free(pf);
 		dy_error(err, "slug is over the limit of %llu bytes",
-			 (unsigned long long)opts->limits.max_compressed);
+		         (unsigned long long)opts->limits.max_compressed);
 		goto out;
 	}
 	if (rd.hash) {
@@ -615,14 +616,14 @@ out:
 static int open_slug(const char *file, struct dy_error **err)
 {
 	int fd = strcmp(file, "-") == 0 ? dup(STDIN_FILENO)
-					: open(file, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	                                : open(file, O_RDONLY | O_CLOEXEC | O_NOCTTY);
 	if (fd < 0)
 		return dy_error_errno(err, errno, "open %s", file);
 	return fd;
 }
 
 int slug_inspect(const char *file, const struct slug_limits *limits, struct slug_info *ret_info,
-		 struct dy_error **err)
+                 struct dy_error **err)
 {
 	struct slug_unpack_opts opts = {0};
 	if (limits)
@@ -640,7 +641,7 @@ int slug_inspect(const char *file, const struct slug_limits *limits, struct slug
 }
 
 int slug_unpack(const char *file, const char *dir, const struct slug_unpack_opts *opts,
-		struct slug_info *ret_info, struct dy_error **err)
+                struct slug_info *ret_info, struct dy_error **err)
 {
 	struct stat st;
 	if (lstat(dir, &st) == 0)
@@ -657,7 +658,7 @@ int slug_unpack(const char *file, const char *dir, const struct slug_unpack_opts
 	char *slash = strrchr(copy, '/');
 	const char *base = slash ? slash + 1 : copy;
 	_cleanup_free_ char *parent =
-		slash ? strndup(copy, slash == copy ? 1 : (size_t)(slash - copy)) : strdup(".");
+	    slash ? strndup(copy, slash == copy ? 1 : (size_t)(slash - copy)) : strdup(".");
 	if (parent == NULL)
 		return dy_error_errno(err, ENOMEM, "unpack");
 	if (base[0] == '\0' || strcmp(base, ".") == 0 || strcmp(base, "..") == 0)

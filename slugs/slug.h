@@ -12,8 +12,8 @@
 #include "slugs/procfile.h"
 
 #define SLUG_DEFAULT_MAX_COMPRESSED (1ULL << 30) /* 1 GiB, as Heroku since 2026 */
-#define SLUG_DEFAULT_MAX_UNPACKED (4ULL << 30)   /* 4 GiB */
-#define SLUG_DEFAULT_MAX_ENTRIES 1000000ULL
+#define SLUG_DEFAULT_MAX_UNPACKED   (4ULL << 30) /* 4 GiB */
+#define SLUG_DEFAULT_MAX_ENTRIES    1000000ULL
 
 struct slug_limits {
 	uint64_t max_compressed; /* bytes of the slug file */
@@ -37,19 +37,20 @@ const char *slug_compression_str(enum slug_compression c);
 int slug_compression_from_str(const char *s, enum slug_compression *ret);
 
 struct slug_info {
-	char id[DY_SHA256_HEX_LEN + 1]; /* sha256 of the slug's bytes (inspect only; "" after unpack) */
-	uint64_t size;                  /* compressed size (bytes of the file) */
-	uint64_t unpacked_size;         /* file data once unpacked */
-	uint64_t entries;               /* archive entries */
-	char compression[16];           /* as libarchive names the filter: gzip, zstd, none */
-	struct procfile *procfile;      /* owned; free with slug_info_clear */
+	char id[DY_SHA256_HEX_LEN +
+	        1];                /* sha256 of the slug's bytes (inspect only; "" after unpack) */
+	uint64_t size;             /* compressed size (bytes of the file) */
+	uint64_t unpacked_size;    /* file data once unpacked */
+	uint64_t entries;          /* archive entries */
+	char compression[16];      /* as libarchive names the filter: gzip, zstd, none */
+	struct procfile *procfile; /* owned; free with slug_info_clear */
 };
 
 void slug_info_clear(struct slug_info *info);
 
 struct slug_unpack_opts {
 	struct slug_limits limits;
-	bool chown;       /* give every file to uid:gid (needs root) */
+	bool chown; /* give every file to uid:gid (needs root) */
 	uid_t uid;
 	gid_t gid;
 	volatile sig_atomic_t *cancel; /* when set non-zero, the unpack stops and cleans up */
@@ -62,12 +63,12 @@ struct slug_unpack_opts {
  * app/. Fills *ret_info when not NULL. Returns 0 or < 0 with an error
  * naming the refused entry: `refused entry "./app/x": <reason>`. */
 int slug_unpack(const char *file, const char *dir, const struct slug_unpack_opts *opts,
-		struct slug_info *ret_info, struct dy_error **err);
+                struct slug_info *ret_info, struct dy_error **err);
 
 /* Reads the whole slug with every check of slug_unpack, writing nothing.
  * Fills *ret_info (id, sizes, entries, process types). Returns 0 or < 0. */
 int slug_inspect(const char *file, const struct slug_limits *limits, struct slug_info *ret_info,
-		 struct dy_error **err);
+                 struct dy_error **err);
 
 /* Packs dir into a slug at out (written to a temporary sibling, then
  * renamed): entries under "./app/", sorted, owner 0:0, mtime 0, modes
@@ -75,4 +76,4 @@ int slug_inspect(const char *file, const struct slug_limits *limits, struct slug
  * Same input, same bytes. Refuses a dir without a valid Procfile, special
  * files, and links that would be refused at unpack. Returns 0 or < 0. */
 int slug_pack(const char *dir, const char *out, enum slug_compression compression,
-	      struct dy_error **err);
+              struct dy_error **err);

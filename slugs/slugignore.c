@@ -48,8 +48,8 @@ int slugignore_parse(const char *data, size_t len, struct slugignore **ret, stru
 			continue;
 		if (*s == '!') {
 			slugignore_free(si);
-			return dy_error(err, ".slugignore line %zu: negation ('!') is not supported",
-					line);
+			return dy_error(
+			    err, ".slugignore line %zu: negation ('!') is not supported", line);
 		}
 		if (memchr(s, '\0', l)) {
 			slugignore_free(si);
@@ -110,8 +110,8 @@ bool slugignore_match(const struct slugignore *si, const char *path, bool is_dir
 		if (p->dir_only && !is_dir)
 			continue;
 		if (p->anchored ? fnmatch(p->glob, path, FNM_PATHNAME) == 0
-				: p->multi ? match_any_depth(p->glob, path)
-					   : fnmatch(p->glob, base, 0) == 0)
+		    : p->multi  ? match_any_depth(p->glob, path)
+		                : fnmatch(p->glob, base, 0) == 0)
 			return true;
 	}
 	return false;

@@ -25,9 +25,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	char path[64];
 	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
 	struct slug_limits limits = {
-		.max_compressed = 4 << 20,
-		.max_unpacked = 1 << 20,
-		.max_entries = 1000,
+	    .max_compressed = 4 << 20,
+	    .max_unpacked = 1 << 20,
+	    .max_entries = 1000,
 	};
 	struct slug_info info;
 	struct dy_error *err = NULL;

@@ -30,16 +30,16 @@ static void parse_fails(const char *s, size_t len, const char *msg)
 	dy_error_free(&err);
 }
 
-#define OK(s) parse_ok(s, strlen(s))
+#define OK(s)         parse_ok(s, strlen(s))
 #define FAILS(s, msg) parse_fails(s, strlen(s), msg)
 
 static void test_basic(void **state)
 {
 	struct dotenv *env = OK("A=1\n"
-				"B = two words \n"
-				"_c9=\n"
-				"  D=x=y\r\n"
-				"E=last");
+	                        "B = two words \n"
+	                        "_c9=\n"
+	                        "  D=x=y\r\n"
+	                        "E=last");
 	assert_int_equal(env->n, 5);
 	assert_string_equal(env->vars[0].key, "A");
 	assert_string_equal(dotenv_get(env, "A"), "1");
@@ -66,8 +66,8 @@ static void test_export(void **state)
 static void test_single_quotes(void **state)
 {
 	struct dotenv *env = OK("A='a \\n $B # not a comment'\n"
-				"B=''\n"
-				"C='two\nlines'  # comment\n");
+	                        "B=''\n"
+	                        "C='two\nlines'  # comment\n");
 	assert_string_equal(dotenv_get(env, "A"), "a \\n $B # not a comment");
 	assert_string_equal(dotenv_get(env, "B"), "");
 	assert_string_equal(dotenv_get(env, "C"), "two\nlines");
@@ -77,11 +77,11 @@ static void test_single_quotes(void **state)
 static void test_double_quotes(void **state)
 {
 	struct dotenv *env = OK("A=\"a\\nb\\tc\\\"d\\\\e\\$f\\rg\"\n"
-				"B=\"keep \\q as is\"\n"
-				"C=\"multi\n"
-				"line # not a comment\n"
-				"value\"\n"
-				"D=\"\" # empty\n");
+	                        "B=\"keep \\q as is\"\n"
+	                        "C=\"multi\n"
+	                        "line # not a comment\n"
+	                        "value\"\n"
+	                        "D=\"\" # empty\n");
 	assert_string_equal(dotenv_get(env, "A"), "a\nb\tc\"d\\e$f\rg");
 	assert_string_equal(dotenv_get(env, "B"), "keep \\q as is");
 	assert_string_equal(dotenv_get(env, "C"), "multi\nline # not a comment\nvalue");
@@ -92,12 +92,12 @@ static void test_double_quotes(void **state)
 static void test_comments(void **state)
 {
 	struct dotenv *env = OK("# whole line\n"
-				"   # indented\n"
-				"\n"
-				"A=b#c\n"
-				"B=b #c\n"
-				"C=b\t# c\n"
-				"D=http://x/#frag\n");
+	                        "   # indented\n"
+	                        "\n"
+	                        "A=b#c\n"
+	                        "B=b #c\n"
+	                        "C=b\t# c\n"
+	                        "D=http://x/#frag\n");
 	assert_int_equal(env->n, 4);
 	assert_string_equal(dotenv_get(env, "A"), "b#c");
 	assert_string_equal(dotenv_get(env, "B"), "b");
@@ -175,16 +175,16 @@ static void test_line_numbers_after_multiline(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_basic),
-		cmocka_unit_test(test_export),
-		cmocka_unit_test(test_single_quotes),
-		cmocka_unit_test(test_double_quotes),
-		cmocka_unit_test(test_comments),
-		cmocka_unit_test(test_comment_instead_of_value),
-		cmocka_unit_test(test_repeated_key_keeps_last),
-		cmocka_unit_test(test_empty),
-		cmocka_unit_test(test_errors),
-		cmocka_unit_test(test_line_numbers_after_multiline),
+	    cmocka_unit_test(test_basic),
+	    cmocka_unit_test(test_export),
+	    cmocka_unit_test(test_single_quotes),
+	    cmocka_unit_test(test_double_quotes),
+	    cmocka_unit_test(test_comments),
+	    cmocka_unit_test(test_comment_instead_of_value),
+	    cmocka_unit_test(test_repeated_key_keeps_last),
+	    cmocka_unit_test(test_empty),
+	    cmocka_unit_test(test_errors),
+	    cmocka_unit_test(test_line_numbers_after_multiline),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

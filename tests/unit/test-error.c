@@ -21,7 +21,8 @@ static void test_errno_message_and_value(void **state)
 	assert_string_equal(dy_error_msg(err), "open /nope: No such file or directory");
 	assert_int_equal(err->errnum, ENOENT);
 	assert_int_equal(dy_error_prefix(&err, "unpack %s", "a.tgz"), -ENOENT);
-	assert_string_equal(dy_error_msg(err), "unpack a.tgz: open /nope: No such file or directory");
+	assert_string_equal(dy_error_msg(err),
+	                    "unpack a.tgz: open /nope: No such file or directory");
 	dy_error_free(&err);
 	assert_null(err);
 	dy_error_free(&err); /* accepts an empty error */
@@ -46,9 +47,9 @@ static void test_null_sink(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_errno_message_and_value),
-		cmocka_unit_test(test_first_error_wins),
-		cmocka_unit_test(test_null_sink),
+	    cmocka_unit_test(test_errno_message_and_value),
+	    cmocka_unit_test(test_first_error_wins),
+	    cmocka_unit_test(test_null_sink),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -14,9 +14,9 @@ static void test_line_format(void **state)
 	struct timespec ts = {.tv_sec = 1795690800, .tv_nsec = 123456789};
 	char buf[256];
 	size_t n = dy_log_format(buf, sizeof(buf), &ts, "dyno", "web.1",
-				 "State changed from starting to up");
+	                         "State changed from starting to up");
 	assert_string_equal(buf, "2026-11-26T11:00:00.123456+00:00 dyno[web.1]: State changed "
-				 "from starting to up");
+	                         "from starting to up");
 	assert_int_equal(n, strlen(buf));
 }
 
@@ -40,9 +40,9 @@ static void test_truncation(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_line_format),
-		cmocka_unit_test(test_newlines_do_not_split_a_line),
-		cmocka_unit_test(test_truncation),
+	    cmocka_unit_test(test_line_format),
+	    cmocka_unit_test(test_newlines_do_not_split_a_line),
+	    cmocka_unit_test(test_truncation),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

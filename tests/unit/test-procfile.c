@@ -34,20 +34,20 @@ static void parse_fails(const char *s, size_t len, const char *msg)
 	dy_error_free(&err);
 }
 
-#define OK(s) parse_ok(s, strlen(s))
+#define OK(s)         parse_ok(s, strlen(s))
 #define FAILS(s, msg) parse_fails(s, strlen(s), msg)
 
 static void test_valid(void **state)
 {
 	struct procfile *pf = OK("# a comment\n"
-				 "\n"
-				 "web: bundle exec puma -p $PORT\r\n"
-				 "   \t\n"
-				 "  worker   :   python worker.py  \n"
-				 "\tclock\t:\tnode clock.js\t\n"
-				 "release: ./migrate\tnow\n"
-				 "  # indented comment\n"
-				 "A_b-9: x");
+	                         "\n"
+	                         "web: bundle exec puma -p $PORT\r\n"
+	                         "   \t\n"
+	                         "  worker   :   python worker.py  \n"
+	                         "\tclock\t:\tnode clock.js\t\n"
+	                         "release: ./migrate\tnow\n"
+	                         "  # indented comment\n"
+	                         "A_b-9: x");
 	assert_int_equal(pf->n, 5);
 	assert_string_equal(pf->entries[0].name, "web");
 	assert_string_equal(pf->entries[0].command, "bundle exec puma -p $PORT");
@@ -109,7 +109,9 @@ static void test_errors(void **state)
 	FAILS("web: a\nworker: b\nweb: c\n", "Procfile line 3: duplicate process type \"web\"");
 	FAILS("web: a\nworker:   \n", "Procfile line 2: process type \"worker\" has no command");
 	FAILS("web:", "Procfile line 1: process type \"web\" has no command");
-	FAILS("web: a\x01" "b\n", "Procfile line 1: control character 0x01 in command");
+	FAILS("web: a\x01"
+	      "b\n",
+	      "Procfile line 1: control character 0x01 in command");
 	FAILS("web: a\x7f\n", "Procfile line 1: control character 0x7f in command");
 	FAILS("web: a\rb\n", "Procfile line 1: control character 0x0d in command");
 	parse_fails("web: a\n\nwor\0ker: b\n", 19, "Procfile line 3: NUL byte");
@@ -181,17 +183,17 @@ static void test_valid_name(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_valid),
-		cmocka_unit_test(test_command_keeps_colons),
-		cmocka_unit_test(test_crlf_only),
-		cmocka_unit_test(test_name_lengths),
-		cmocka_unit_test(test_errors),
-		cmocka_unit_test(test_run_prefix_is_fine),
-		cmocka_unit_test(test_empty),
-		cmocka_unit_test(test_too_big),
-		cmocka_unit_test(test_not_nul_terminated),
-		cmocka_unit_test(test_command_lookup),
-		cmocka_unit_test(test_valid_name),
+	    cmocka_unit_test(test_valid),
+	    cmocka_unit_test(test_command_keeps_colons),
+	    cmocka_unit_test(test_crlf_only),
+	    cmocka_unit_test(test_name_lengths),
+	    cmocka_unit_test(test_errors),
+	    cmocka_unit_test(test_run_prefix_is_fine),
+	    cmocka_unit_test(test_empty),
+	    cmocka_unit_test(test_too_big),
+	    cmocka_unit_test(test_not_nul_terminated),
+	    cmocka_unit_test(test_command_lookup),
+	    cmocka_unit_test(test_valid_name),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

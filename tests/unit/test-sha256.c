@@ -23,12 +23,15 @@ static void test_vectors(void **state)
 {
 	char hex[65];
 	hash_hex("", 0, hex);
-	assert_string_equal(hex, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+	assert_string_equal(hex,
+	                    "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
 	hash_hex("abc", 3, hex);
-	assert_string_equal(hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+	assert_string_equal(hex,
+	                    "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
 	const char *two = "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq";
 	hash_hex(two, strlen(two), hex);
-	assert_string_equal(hex, "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
+	assert_string_equal(hex,
+	                    "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
 }
 
 /* One million 'a' fed in odd-sized pieces exercises block carry-over. */
@@ -53,7 +56,8 @@ static void test_million_a_streamed(void **state)
 	char hex[65];
 	dy_sha256_final(&s, d);
 	dy_sha256_hex(d, hex);
-	assert_string_equal(hex, "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
+	assert_string_equal(hex,
+	                    "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
 }
 
 /* Lengths around the 55/56/64-byte padding boundaries must agree between
@@ -83,9 +87,9 @@ static void test_padding_boundaries(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_vectors),
-		cmocka_unit_test(test_million_a_streamed),
-		cmocka_unit_test(test_padding_boundaries),
+	    cmocka_unit_test(test_vectors),
+	    cmocka_unit_test(test_million_a_streamed),
+	    cmocka_unit_test(test_padding_boundaries),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -97,7 +97,7 @@ static void test_normalize_lengths(void **state)
 }
 
 static void add_ok(struct slug_tree *t, const char *rel, enum slug_entry_type type,
-		   const char *target)
+                   const char *target)
 {
 	struct dy_error *err = NULL;
 	if (slug_tree_add(t, rel, type, target, &err) < 0)
@@ -105,7 +105,7 @@ static void add_ok(struct slug_tree *t, const char *rel, enum slug_entry_type ty
 }
 
 static void add_fails(struct slug_tree *t, const char *rel, enum slug_entry_type type,
-		      const char *target, const char *msg)
+                      const char *target, const char *msg)
 {
 	struct dy_error *err = NULL;
 	assert_true(slug_tree_add(t, rel, type, target, &err) < 0);
@@ -159,25 +159,25 @@ static void test_tree_type_changes(void **state)
 	struct slug_tree *t = slug_tree_new();
 	add_ok(t, "d", SLUG_ENTRY_DIR, NULL);
 	add_fails(t, "d", SLUG_ENTRY_FILE, NULL,
-		  "changes the type of an earlier entry (directory, then file)");
+	          "changes the type of an earlier entry (directory, then file)");
 	add_fails(t, "d", SLUG_ENTRY_LINK, "x",
-		  "changes the type of an earlier entry (directory, then link)");
+	          "changes the type of an earlier entry (directory, then link)");
 	add_ok(t, "f", SLUG_ENTRY_FILE, NULL);
 	add_fails(t, "f", SLUG_ENTRY_DIR, NULL,
-		  "changes the type of an earlier entry (file, then directory)");
+	          "changes the type of an earlier entry (file, then directory)");
 	add_fails(t, "f", SLUG_ENTRY_LINK, "d",
-		  "changes the type of an earlier entry (file, then link)");
+	          "changes the type of an earlier entry (file, then link)");
 	add_ok(t, "l", SLUG_ENTRY_LINK, "d");
 	add_fails(t, "l", SLUG_ENTRY_FILE, NULL,
-		  "changes the type of an earlier entry (link, then file)");
+	          "changes the type of an earlier entry (link, then file)");
 	add_fails(t, "l", SLUG_ENTRY_DIR, NULL,
-		  "changes the type of an earlier entry (link, then directory)");
+	          "changes the type of an earlier entry (link, then directory)");
 	/* an implicit parent is a directory too */
 	add_ok(t, "p/q", SLUG_ENTRY_FILE, NULL);
 	add_fails(t, "p", SLUG_ENTRY_FILE, NULL,
-		  "changes the type of an earlier entry (directory, then file)");
+	          "changes the type of an earlier entry (directory, then file)");
 	add_fails(t, "d", SLUG_ENTRY_HARDLINK, "f",
-		  "changes the type of an earlier entry (directory, then hard link)");
+	          "changes the type of an earlier entry (directory, then hard link)");
 	slug_tree_free(t);
 }
 
@@ -192,12 +192,12 @@ static void test_tree_link_targets(void **state)
 	add_ok(t, "d/f/g", SLUG_ENTRY_LINK, "../../x/./y/../z");
 	add_fails(t, "x1", SLUG_ENTRY_LINK, "..", "link target \"..\" leaves app/");
 	add_fails(t, "d/x2", SLUG_ENTRY_LINK, "../../etc/passwd",
-		  "link target \"../../etc/passwd\" leaves app/");
+	          "link target \"../../etc/passwd\" leaves app/");
 	add_fails(t, "x3", SLUG_ENTRY_LINK, "d/../../x", "link target \"d/../../x\" leaves app/");
 	add_fails(t, "x4", SLUG_ENTRY_LINK, "/etc/passwd",
-		  "absolute link target \"/etc/passwd\" is not under /app/");
+	          "absolute link target \"/etc/passwd\" is not under /app/");
 	add_fails(t, "x5", SLUG_ENTRY_LINK, "/apple",
-		  "absolute link target \"/apple\" is not under /app/");
+	          "absolute link target \"/apple\" is not under /app/");
 	add_fails(t, "x6", SLUG_ENTRY_LINK, "/", "absolute link target \"/\" is not under /app/");
 	add_fails(t, "x7", SLUG_ENTRY_LINK, "/app/..", "link target \"/app/..\" leaves app/");
 	add_fails(t, "x8", SLUG_ENTRY_LINK, "", "empty link target");
@@ -221,7 +221,7 @@ static void test_tree_loops(void **state)
 	struct dy_error *err = NULL;
 	assert_true(slug_tree_check_links(t, &err) < 0);
 	assert_string_equal(dy_error_msg(err),
-			    "refused entry \"app/a\": link target \"b\": too many levels of links");
+	                    "refused entry \"app/a\": link target \"b\": too many levels of links");
 	dy_error_free(&err);
 	slug_tree_free(t);
 
@@ -230,8 +230,8 @@ static void test_tree_loops(void **state)
 	add_ok(t, "s", SLUG_ENTRY_LINK, "/app/s");
 	assert_true(slug_tree_check_links(t, &err) < 0);
 	assert_string_equal(dy_error_msg(err),
-			    "refused entry \"app/s\": link target \"/app/s\": too many levels of "
-			    "links");
+	                    "refused entry \"app/s\": link target \"/app/s\": too many levels of "
+	                    "links");
 	dy_error_free(&err);
 	slug_tree_free(t);
 
@@ -244,8 +244,8 @@ static void test_tree_loops(void **state)
 	add_ok(t, "ok", SLUG_ENTRY_LINK, target);
 	strcat(target, "l");
 	add_fails(t, "deep", SLUG_ENTRY_LINK, target,
-		  "link target \"l/l/l/l/l/l/l/l/l/l/l/l/l/l/l/l/l/l/l/l/l/l/l/l/l/l/l/l/l/l/l/l/l/"
-		  "l/l/l/l/l/l/l/l\": too many levels of links");
+	          "link target \"l/l/l/l/l/l/l/l/l/l/l/l/l/l/l/l/l/l/l/l/l/l/l/l/l/l/l/l/l/l/l/l/l/"
+	          "l/l/l/l/l/l/l/l\": too many levels of links");
 	add_ok(t, "g", SLUG_ENTRY_LINK, "g/g");
 	assert_true(slug_tree_check_links(t, &err) < 0);
 	assert_non_null(strstr(dy_error_msg(err), "refused entry \"app/g\""));
@@ -261,12 +261,12 @@ static void test_tree_hardlinks(void **state)
 	assert_int_equal(slug_tree_type(t, "h"), SLUG_ENTRY_FILE);
 	add_ok(t, "h2", SLUG_ENTRY_HARDLINK, "h");
 	add_fails(t, "x", SLUG_ENTRY_HARDLINK, "nope",
-		  "hard link target app/nope is not an earlier file of the slug");
+	          "hard link target app/nope is not an earlier file of the slug");
 	add_fails(t, "x", SLUG_ENTRY_HARDLINK, "d",
-		  "hard link target app/d is not an earlier file of the slug");
+	          "hard link target app/d is not an earlier file of the slug");
 	add_ok(t, "l", SLUG_ENTRY_LINK, "d/f");
 	add_fails(t, "x", SLUG_ENTRY_HARDLINK, "l",
-		  "hard link target app/l is not an earlier file of the slug");
+	          "hard link target app/l is not an earlier file of the slug");
 	add_fails(t, "self", SLUG_ENTRY_HARDLINK, "self", "hard link to itself");
 	add_ok(t, "f2", SLUG_ENTRY_FILE, NULL);
 	add_fails(t, "f2", SLUG_ENTRY_HARDLINK, "f2", "hard link to itself");
@@ -283,7 +283,7 @@ static void test_check_links_ordering(void **state)
 	struct dy_error *err = NULL;
 	assert_true(slug_tree_check_links(t, &err) < 0);
 	assert_string_equal(dy_error_msg(err),
-			    "refused entry \"app/b\": link target \"l/../x\" leaves app/");
+	                    "refused entry \"app/b\": link target \"l/../x\" leaves app/");
 	dy_error_free(&err);
 	slug_tree_free(t);
 }
@@ -312,7 +312,7 @@ static void test_tree_grows(void **state)
 	add_ok(t, "later", SLUG_ENTRY_LINK, "/app");
 	assert_true(slug_tree_check_links(t, &err) < 0);
 	assert_string_equal(dy_error_msg(err),
-			    "refused entry \"app/first\": link target \"later/../x\" leaves app/");
+	                    "refused entry \"app/first\": link target \"later/../x\" leaves app/");
 	dy_error_free(&err);
 	slug_tree_free(t);
 }
@@ -321,9 +321,9 @@ static void test_quote_and_type_str(void **state)
 {
 	char buf[32];
 	assert_string_equal(slug_entry_quote("a\"b\\c\n", buf, sizeof(buf)), "a\\x22b\\x5cc\\x0a");
-	assert_string_equal(slug_entry_quote("0123456789012345678901234567890123456789", buf,
-					     sizeof(buf)),
-			    "012345678901234567890123...");
+	assert_string_equal(
+	    slug_entry_quote("0123456789012345678901234567890123456789", buf, sizeof(buf)),
+	    "012345678901234567890123...");
 	assert_string_equal(slug_entry_type_str(SLUG_ENTRY_FILE), "file");
 	assert_string_equal(slug_entry_type_str(SLUG_ENTRY_DIR), "directory");
 	assert_string_equal(slug_entry_type_str(SLUG_ENTRY_LINK), "link");
@@ -334,17 +334,17 @@ static void test_quote_and_type_str(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_normalize),
-		cmocka_unit_test(test_normalize_lengths),
-		cmocka_unit_test(test_tree_basic),
-		cmocka_unit_test(test_tree_under_link_or_file),
-		cmocka_unit_test(test_tree_type_changes),
-		cmocka_unit_test(test_tree_link_targets),
-		cmocka_unit_test(test_tree_loops),
-		cmocka_unit_test(test_tree_hardlinks),
-		cmocka_unit_test(test_check_links_ordering),
-		cmocka_unit_test(test_tree_grows),
-		cmocka_unit_test(test_quote_and_type_str),
+	    cmocka_unit_test(test_normalize),
+	    cmocka_unit_test(test_normalize_lengths),
+	    cmocka_unit_test(test_tree_basic),
+	    cmocka_unit_test(test_tree_under_link_or_file),
+	    cmocka_unit_test(test_tree_type_changes),
+	    cmocka_unit_test(test_tree_link_targets),
+	    cmocka_unit_test(test_tree_loops),
+	    cmocka_unit_test(test_tree_hardlinks),
+	    cmocka_unit_test(test_check_links_ordering),
+	    cmocka_unit_test(test_tree_grows),
+	    cmocka_unit_test(test_quote_and_type_str),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

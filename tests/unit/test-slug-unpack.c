@@ -117,7 +117,8 @@ static void build(const char *path, enum slug_compression c, const struct ent *e
 		assert_int_equal(archive_write_header(a, e), ARCHIVE_OK);
 		if (x->type == 'f' && x->size) {
 			for (int64_t left = size; left > 0;) {
-				size_t k = left > (int64_t)sizeof(zeros) ? sizeof(zeros) : (size_t)left;
+				size_t k =
+				    left > (int64_t)sizeof(zeros) ? sizeof(zeros) : (size_t)left;
 				assert_int_equal(archive_write_data(a, zeros, k), (la_ssize_t)k);
 				left -= (int64_t)k;
 			}
@@ -130,10 +131,10 @@ static void build(const char *path, enum slug_compression c, const struct ent *e
 	archive_write_free(a);
 }
 
-#define BUILD(path, c, ...)                                                                \
-	do {                                                                               \
-		const struct ent ents_[] = {__VA_ARGS__};                                  \
-		build(path, c, ents_, sizeof(ents_) / sizeof(ents_[0]));                   \
+#define BUILD(path, c, ...)                                                                        \
+	do {                                                                                       \
+		const struct ent ents_[] = {__VA_ARGS__};                                          \
+		build(path, c, ents_, sizeof(ents_) / sizeof(ents_[0]));                           \
 	} while (0)
 
 static void default_opts(struct slug_unpack_opts *o)
@@ -257,7 +258,8 @@ static void check_good(enum slug_compression c)
 	assert_string_equal(buf, "/app/bin");
 
 	assert_int_equal(info.entries, 10);
-	assert_int_equal(info.unpacked_size, strlen("web: ./bin/server\nworker: ./bin/work\n") + 10 + 1);
+	assert_int_equal(info.unpacked_size,
+	                 strlen("web: ./bin/server\nworker: ./bin/work\n") + 10 + 1);
 	assert_string_equal(info.compression, slug_compression_str(c));
 	assert_non_null(info.procfile);
 	assert_int_equal(info.procfile->n, 2);
@@ -289,56 +291,59 @@ static void test_unpack_good_none(void **state)
 	check_good(SLUG_COMPRESSION_NONE);
 }
 
-#define PROCFILE {"./app/Procfile", 'f', "web: x\n"}
+#define PROCFILE                                                                                   \
+	{                                                                                          \
+		"./app/Procfile", 'f', "web: x\n"                                                  \
+	}
 
-#define REFUSED(want, ...)                                                                 \
-	do {                                                                               \
-		char *slug_ = tmp_path("bad.slug");                                        \
-		BUILD(slug_, SLUG_COMPRESSION_GZIP, __VA_ARGS__);                          \
-		struct slug_unpack_opts o_;                                                \
-		default_opts(&o_);                                                         \
-		unpack_fails(slug_, &o_, want);                                            \
-		free(slug_);                                                               \
+#define REFUSED(want, ...)                                                                         \
+	do {                                                                                       \
+		char *slug_ = tmp_path("bad.slug");                                                \
+		BUILD(slug_, SLUG_COMPRESSION_GZIP, __VA_ARGS__);                                  \
+		struct slug_unpack_opts o_;                                                        \
+		default_opts(&o_);                                                                 \
+		unpack_fails(slug_, &o_, want);                                                    \
+		free(slug_);                                                                       \
 	} while (0)
 
 static void test_unpack_refused(void **state)
 {
 	REFUSED("refused entry \"../etc/x\": path has a \"..\" component", PROCFILE,
-		{"../etc/x", 'f', "x"});
+	        {"../etc/x", 'f', "x"});
 	REFUSED("refused entry \"./app/a/../../x\": path has a \"..\" component", PROCFILE,
-		{"./app/a/../../x", 'f', "x"});
+	        {"./app/a/../../x", 'f', "x"});
 	REFUSED("refused entry \"/app/x\": absolute path", PROCFILE, {"/app/x", 'f', "x"});
 	REFUSED("refused entry \"./etc/passwd\": outside app/", PROCFILE,
-		{"./etc/passwd", 'f', "x"});
+	        {"./etc/passwd", 'f', "x"});
 	REFUSED("refused entry \"./app/l\": link target \"../etc\" leaves app/", PROCFILE,
-		{"./app/l", 'l', "../etc"});
+	        {"./app/l", 'l', "../etc"});
 	REFUSED("refused entry \"./app/l\": absolute link target \"/etc\" is not under /app/",
-		PROCFILE, {"./app/l", 'l', "/etc"});
+	        PROCFILE, {"./app/l", 'l', "/etc"});
 	REFUSED("refused entry \"./app/l/x\": is under the link app/l", {"./app/l", 'l', "d"},
-		{"./app/l/x", 'f', "x"}, PROCFILE);
+	        {"./app/l/x", 'f', "x"}, PROCFILE);
 	REFUSED("refused entry \"./app/f\": fifos are not allowed", PROCFILE, {"./app/f", 'p'});
 	REFUSED("refused entry \"./app/null\": character device nodes are not allowed", PROCFILE,
-		{"./app/null", 'c'});
+	        {"./app/null", 'c'});
 	REFUSED("refused entry \"./app/h\": hard link to \"/etc/passwd\" outside app/", PROCFILE,
-		{"./app/h", 'h', "/etc/passwd"});
+	        {"./app/h", 'h', "/etc/passwd"});
 	REFUSED("refused entry \"./app/h\": hard link target app/nope is not an earlier file",
-		PROCFILE, {"./app/h", 'h', "./app/nope"});
+	        PROCFILE, {"./app/h", 'h', "./app/nope"});
 	REFUSED("refused entry \"./app/d\": changes the type of an earlier entry (directory, then "
-		"file)",
-		PROCFILE, {"./app/d/", 'd'}, {"./app/d", 'f', "x"});
+	        "file)",
+	        PROCFILE, {"./app/d/", 'd'}, {"./app/d", 'f', "x"});
 	REFUSED("refused entry \"./app/d/\": changes the type of an earlier entry (file, then "
-		"directory)",
-		PROCFILE, {"./app/d", 'f', "x"}, {"./app/d/", 'd'});
+	        "directory)",
+	        PROCFILE, {"./app/d", 'f', "x"}, {"./app/d/", 'd'});
 	REFUSED("refused entry \"./app/d\": changes the type of an earlier entry (directory, then "
-		"link)",
-		PROCFILE, {"./app/d/x", 'f', "x"}, {"./app/d", 'l', "."});
+	        "link)",
+	        PROCFILE, {"./app/d/x", 'f', "x"}, {"./app/d", 'l', "."});
 	REFUSED("refused entry \"./app/a\\x0ab\": control character 0x0a in name", PROCFILE,
-		{"./app/a\nb", 'f', "x"});
+	        {"./app/a\nb", 'f', "x"});
 	/* a link made to leave app/ by a later link */
 	REFUSED("refused entry \"app/b\": link target \"l/../x\" leaves app/", PROCFILE,
-		{"./app/b", 'l', "l/../x"}, {"./app/l", 'l', "/app"});
+	        {"./app/b", 'l', "l/../x"}, {"./app/l", 'l', "/app"});
 	REFUSED("refused entry \"./app/c\": link target \"a/x\": too many levels of links",
-		PROCFILE, {"./app/a", 'l', "b"}, {"./app/b", 'l', "a"}, {"./app/c", 'l', "a/x"});
+	        PROCFILE, {"./app/a", 'l', "b"}, {"./app/b", 'l', "a"}, {"./app/c", 'l', "a/x"});
 }
 
 /* A file declaring more than the unpacked budget is refused at its header,
@@ -352,8 +357,8 @@ static void test_unpacked_limit(void **state)
 	default_opts(&o);
 	o.limits.max_unpacked = 1 << 20;
 	unpack_fails(slug, &o,
-		     "refused entry \"./app/big\": declares 2097152 bytes; the unpacked size "
-		     "would exceed the limit of 1048576 bytes");
+	             "refused entry \"./app/big\": declares 2097152 bytes; the unpacked size "
+	             "would exceed the limit of 1048576 bytes");
 	/* also when it is just past what is left after the earlier files */
 	o.limits.max_unpacked = (2 << 20) + 1000 + 6;
 	unpack_fails(slug, &o, "refused entry \"./app/big\": declares 2097152 bytes");
@@ -411,16 +416,16 @@ static void test_procfile_required(void **state)
 {
 	REFUSED("no Procfile: a slug needs app/Procfile", {"./app/", 'd'}, {"./app/x", 'f', "x"});
 	REFUSED("refused entry \"./app/Procfile\": the Procfile must be a regular file, not a link",
-		{"./app/P", 'f', "web: x\n"}, {"./app/Procfile", 'l', "P"});
+	        {"./app/P", 'f', "web: x\n"}, {"./app/Procfile", 'l', "P"});
 	REFUSED("refused entry \"./app/Procfile\": the Procfile must be a regular file, not a "
-		"hard link",
-		{"./app/P", 'f', "web: x\n"}, {"./app/Procfile", 'h', "./app/P"});
+	        "hard link",
+	        {"./app/P", 'f', "web: x\n"}, {"./app/Procfile", 'h', "./app/P"});
 	REFUSED("Procfile line 2: expected \"name: command\"",
-		{"./app/Procfile", 'f', "web: x\nbad\n"});
+	        {"./app/Procfile", 'f', "web: x\nbad\n"});
 	REFUSED("Procfile declares no process types", {"./app/Procfile", 'f', ""});
 	REFUSED("refused entry \"./app/Procfile/\": the Procfile must be a regular file, not a "
-		"directory",
-		{"./app/Procfile/", 'd'});
+	        "directory",
+	        {"./app/Procfile/", 'd'});
 }
 
 static void test_not_a_slug(void **state)
@@ -535,7 +540,7 @@ static void test_pack_deterministic(void **state)
 	char *dir = tmp_path("app");
 	make_app(dir);
 	enum slug_compression cs[] = {SLUG_COMPRESSION_GZIP, SLUG_COMPRESSION_ZSTD,
-				      SLUG_COMPRESSION_NONE};
+	                              SLUG_COMPRESSION_NONE};
 	for (size_t i = 0; i < 3; i++) {
 		char *s1 = tmp_path("p1.slug"), *s2 = tmp_path("p2.slug");
 		struct dy_error *err = NULL;
@@ -772,23 +777,23 @@ static void test_compression_names(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_unpack_good_gzip),
-		cmocka_unit_test(test_unpack_good_zstd),
-		cmocka_unit_test(test_unpack_good_none),
-		cmocka_unit_test(test_unpack_refused),
-		cmocka_unit_test(test_unpacked_limit),
-		cmocka_unit_test(test_entries_limit),
-		cmocka_unit_test(test_compressed_limit),
-		cmocka_unit_test(test_procfile_required),
-		cmocka_unit_test(test_not_a_slug),
-		cmocka_unit_test(test_target_dir),
-		cmocka_unit_test(test_cancel),
-		cmocka_unit_test(test_inspect),
-		cmocka_unit_test(test_pack_deterministic),
-		cmocka_unit_test(test_pack_slugignore),
-		cmocka_unit_test(test_pack_refused),
-		cmocka_unit_test(test_store),
-		cmocka_unit_test(test_compression_names),
+	    cmocka_unit_test(test_unpack_good_gzip),
+	    cmocka_unit_test(test_unpack_good_zstd),
+	    cmocka_unit_test(test_unpack_good_none),
+	    cmocka_unit_test(test_unpack_refused),
+	    cmocka_unit_test(test_unpacked_limit),
+	    cmocka_unit_test(test_entries_limit),
+	    cmocka_unit_test(test_compressed_limit),
+	    cmocka_unit_test(test_procfile_required),
+	    cmocka_unit_test(test_not_a_slug),
+	    cmocka_unit_test(test_target_dir),
+	    cmocka_unit_test(test_cancel),
+	    cmocka_unit_test(test_inspect),
+	    cmocka_unit_test(test_pack_deterministic),
+	    cmocka_unit_test(test_pack_slugignore),
+	    cmocka_unit_test(test_pack_refused),
+	    cmocka_unit_test(test_store),
+	    cmocka_unit_test(test_compression_names),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -109,7 +109,8 @@ static void test_negation_refused(void **state)
 	const char *s = "*.log\n# c\n\n  !keep.log\n";
 	assert_true(slugignore_parse(s, strlen(s), &si, &err) < 0);
 	assert_null(si);
-	assert_string_equal(dy_error_msg(err), ".slugignore line 4: negation ('!') is not supported");
+	assert_string_equal(dy_error_msg(err),
+	                    ".slugignore line 4: negation ('!') is not supported");
 	dy_error_free(&err);
 }
 
@@ -126,14 +127,14 @@ static void test_nul_refused(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_unanchored_any_depth),
-		cmocka_unit_test(test_anchored),
-		cmocka_unit_test(test_dir_only),
-		cmocka_unit_test(test_double_star_prefix),
-		cmocka_unit_test(test_double_star_prefix_with_slash),
-		cmocka_unit_test(test_comments_and_blanks),
-		cmocka_unit_test(test_negation_refused),
-		cmocka_unit_test(test_nul_refused),
+	    cmocka_unit_test(test_unanchored_any_depth),
+	    cmocka_unit_test(test_anchored),
+	    cmocka_unit_test(test_dir_only),
+	    cmocka_unit_test(test_double_star_prefix),
+	    cmocka_unit_test(test_double_star_prefix_with_slash),
+	    cmocka_unit_test(test_comments_and_blanks),
+	    cmocka_unit_test(test_negation_refused),
+	    cmocka_unit_test(test_nul_refused),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

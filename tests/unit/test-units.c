@@ -27,7 +27,8 @@ static void test_sizes(void **state)
 
 static void test_bad_sizes(void **state)
 {
-	const char *bad[] = {"", "M", "-1", "1X", "1 G", "1GG", "99999999999999999999", "20000000T"};
+	const char *bad[] = {"",         "M", "-1", "1X", "1 G", "1GG", "99999999999999999999",
+	                     "20000000T"};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		struct dy_error *err = NULL;
 		uint64_t v = 7;
@@ -71,10 +72,10 @@ static void test_bad_durations(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_sizes),
-		cmocka_unit_test(test_bad_sizes),
-		cmocka_unit_test(test_durations),
-		cmocka_unit_test(test_bad_durations),
+	    cmocka_unit_test(test_sizes),
+	    cmocka_unit_test(test_bad_sizes),
+	    cmocka_unit_test(test_durations),
+	    cmocka_unit_test(test_bad_durations),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
