@@ -50,3 +50,4 @@ extern const struct cli_verb cli_verb_version;
 extern const struct cli_verb cli_verb_slugs_create;
 extern const struct cli_verb cli_verb_slugs_inspect;
 extern const struct cli_verb cli_verb_slugs_unpack;
+extern const struct cli_verb cli_verb_local;

@@ -4,10 +4,17 @@
 
 #include "cli/cli.h"
 
+/* clang-format off */
 const struct cli_verb *const cli_verbs[] = {
-    &cli_verb_help,          &cli_verb_version,      &cli_verb_slugs_create,
-    &cli_verb_slugs_inspect, &cli_verb_slugs_unpack, NULL,
+	&cli_verb_help,
+	&cli_verb_version,
+	&cli_verb_slugs_create,
+	&cli_verb_slugs_inspect,
+	&cli_verb_slugs_unpack,
+	&cli_verb_local,
+	NULL,
 };
+/* clang-format on */
 
 const struct cli_verb *cli_find_verb(const char *name)
 {
