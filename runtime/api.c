@@ -46,7 +46,8 @@ struct conn {
 	struct h1_header headers[API_HEADERS_MAX];
 
 	/* the request being read (copied out of the input buffer) */
-	enum h1_method method;
+	enum h1_method method; /* HEAD is served as GET ... */
+	bool head_only;        /* ... without the body (RFC 9110 9.3.2) */
 	char *path;
 	bool keep_alive;
 	enum body_sink sink;
@@ -244,8 +245,8 @@ static void respond_json(struct conn *c, int status, json_t *j)
 	if (!c->keep_alive)
 		c->state = CONN_CLOSING;
 	if (buf_append(&c->out, &c->out_len, &c->out_cap, head, (size_t)n) < 0 ||
-	    buf_append(&c->out, &c->out_len, &c->out_cap, text, blen) < 0 ||
-	    buf_append(&c->out, &c->out_len, &c->out_cap, "\n", 1) < 0)
+	    (!c->head_only && (buf_append(&c->out, &c->out_len, &c->out_cap, text, blen) < 0 ||
+	                       buf_append(&c->out, &c->out_len, &c->out_cap, "\n", 1) < 0)))
 		conn_close(c);
 }
 
@@ -735,6 +736,9 @@ static void finish_request(struct conn *c)
 static void start_request(struct conn *c, const struct h1_request *req, size_t hlen)
 {
 	c->method = req->method_id;
+	c->head_only = c->method == H1_METHOD_HEAD;
+	if (c->head_only)
+		c->method = H1_METHOD_GET;
 	c->keep_alive = req->keep_alive;
 	c->path = strndup(req->target.p, req->target.len);
 	bool expect = req->expect_continue;
@@ -877,6 +881,7 @@ static void process(struct conn *c)
 		if (r < 0) {
 			int status = h1_error_status(r);
 			c->method = H1_METHOD_OTHER;
+			c->head_only = false;
 			if (status == 0) {
 				conn_close(c);
 				return;

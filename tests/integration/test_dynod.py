@@ -234,6 +234,8 @@ def test_config_releases_rollback(cli, hello_slug):
     assert "done, v3" in r.stdout
     assert cli("config:get", "FOO", "-a", "hello").stdout == "bar\n"
     assert cli("config:get", "URL", "-a", "hello").stdout == "http://x/?a=b\n"
+    assert cli("-a", "hello", "config:get", "FOO").stdout == "bar\n"
+    assert cli("config:get", "--app=hello", "FOO").stdout == "bar\n"
     assert cli("config:get", "NOPE", "-a", "hello").stdout == "\n"
     assert json.loads(cli("config", "-a", "hello", "--json").stdout) == {
         "EARLY": "1", "FOO": "bar", "URL": "http://x/?a=b"}
@@ -428,6 +430,13 @@ def test_keepalive_pipelining_and_slow_clients(dynod, cli):
     assert out.startswith(b"HTTP/1.1 200 OK\r\n")
     assert out.count(b"HTTP/1.1 ") == 2
     assert b"HTTP/1.1 404 Not Found\r\n" in out
+    # HEAD: the GET's head, no body
+    out = raw_request(dynod.sock,
+                      b"HEAD /apps/hello HTTP/1.1\r\nHost: x\r\n\r\n"
+                      b"GET /apps HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    first, _, rest = out.partition(b"\r\n\r\n")
+    assert first.startswith(b"HTTP/1.1 200 OK") and b"Content-Length: " in first
+    assert rest.startswith(b"HTTP/1.1 200 OK\r\n")
     # a malformed request gets 400 and a close
     out = raw_request(dynod.sock, b"GET /apps HTTP/1.1\r\nHost: x\r\nBad Header: y\r\n\r\n")
     assert out.startswith(b"HTTP/1.1 400 ") and b"bad_request" in out
