@@ -160,29 +160,43 @@ static void conn_update_interest(struct conn *c)
 		conn_close(c);
 }
 
+static void process(struct conn *c);
+
 /* Writes what it can of the output buffer. Closes c when a CLOSING
- * connection has nothing left to write, or on a write error. */
+ * connection has nothing left to write, or on a write error. Requests
+ * left in the input while answers were held back (API_OUT_HIGH_WATER) are
+ * taken up again once the output drains. */
 static void conn_flush(struct conn *c)
 {
-	while (c->out_off < c->out_len) {
-		ssize_t n = send(c->io.fd, c->out + c->out_off, c->out_len - c->out_off,
-		                 MSG_NOSIGNAL | MSG_DONTWAIT);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-			break;
-		if (n < 0) {
-			conn_close(c);
-			return;
+	for (;;) {
+		while (c->out_off < c->out_len) {
+			ssize_t n = send(c->io.fd, c->out + c->out_off, c->out_len - c->out_off,
+			                 MSG_NOSIGNAL | MSG_DONTWAIT);
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+				break;
+			if (n < 0) {
+				conn_close(c);
+				return;
+			}
+			c->out_off += (size_t)n;
 		}
-		c->out_off += (size_t)n;
-	}
-	if (c->out_off == c->out_len) {
+		if (c->out_off < c->out_len)
+			break;
 		c->out_off = c->out_len = 0;
 		if (c->state == CONN_CLOSING) {
 			conn_close(c);
 			return;
 		}
+		if (c->state != CONN_HEAD || c->in_len == 0)
+			break;
+		size_t before = c->in_len;
+		process(c);
+		if (c->closed)
+			return;
+		if (c->in_len == before && c->out_len == 0)
+			break; /* an incomplete head: wait for more bytes */
 	}
 	conn_update_interest(c);
 }
@@ -862,7 +876,8 @@ static void read_body(struct conn *c)
 		finish_request(c);
 }
 
-/* Parses and answers as many requests as the input holds. */
+/* Parses and answers as many requests as the input holds (while the
+ * answers waiting stay under API_OUT_HIGH_WATER). */
 static void process(struct conn *c)
 {
 	while (!c->closed && c->state != CONN_CLOSING) {

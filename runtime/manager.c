@@ -235,8 +235,11 @@ static int release(struct mgr *m, struct state_app *app, const char *desc, const
 			rel->status = STATE_RELEASE_FAILED;
 	}
 	int r = state_app_save(m->st, app, err);
-	if (r < 0)
+	if (r < 0) {
+		/* memory stays what the disk holds */
+		state_release_pop(app);
 		return r;
+	}
 	if (rel->status == STATE_RELEASE_SUCCEEDED && m->ops && m->ops->apply_formation)
 		m->ops->apply_formation(m->ops->data, app, rel, NULL);
 	*ret = rel;
@@ -288,18 +291,22 @@ int mgr_deploy(struct mgr *m, const char *name, const char *slug_id, struct stat
 	for (size_t i = 0; i < app->nreleases; i++)
 		if (app->releases[i].slug_id[0])
 			first = false;
+	bool scale_web = false;
 	if (first && json_object_get(pt, "web") && state_formation_find(app, "web") == NULL) {
 		struct state_formation *f;
 		if (state_formation_get(app, "web", m->cfg->dyno.default_size, &f, err) < 0)
 			return -1;
 		f->quantity = 1;
+		scale_web = true;
 	}
 	char desc[64];
 	snprintf(desc, sizeof(desc), "Deploy %.7s", slug_id);
 	json_t *cfg = config_copy(app);
-	if (cfg == NULL)
-		return dy_error_errno(err, ENOMEM, "deploy");
-	return release(m, app, desc, slug_id, cfg, TAKE_PTR(pt), ret, err);
+	int r = cfg ? release(m, app, desc, slug_id, cfg, TAKE_PTR(pt), ret, err)
+	            : dy_error_errno(err, ENOMEM, "deploy");
+	if (r < 0 && scale_web)
+		app->nformation--; /* the web entry added above is the last */
+	return r;
 }
 
 int mgr_rollback(struct mgr *m, const char *name, int version, struct state_release **ret,
@@ -515,17 +522,34 @@ int mgr_formation_update(struct mgr *m, const char *name, const struct mgr_forma
 			            u[i].type, u[i].size, sizes);
 		}
 	}
+	/* a copy to restore when the state cannot be saved */
+	size_t saved_n = app->nformation;
+	_cleanup_free_ struct state_formation *saved =
+	    saved_n ? malloc(saved_n * sizeof(*saved)) : NULL;
+	if (saved_n && saved == NULL)
+		return dy_error_errno(err, ENOMEM, "formation");
+	if (saved_n)
+		memcpy(saved, app->formation, saved_n * sizeof(*saved));
 	for (size_t i = 0; i < n; i++) {
 		struct state_formation *f;
-		if (state_formation_get(app, u[i].type, m->cfg->dyno.default_size, &f, err) < 0)
+		if (state_formation_get(app, u[i].type, m->cfg->dyno.default_size, &f, err) < 0) {
+			app->nformation = saved_n;
+			if (saved_n)
+				memcpy(app->formation, saved, saved_n * sizeof(*saved));
 			return -1;
+		}
 		if (u[i].quantity != -1)
 			f->quantity = u[i].quantity;
 		if (u[i].size)
 			snprintf(f->size, sizeof(f->size), "%s", u[i].size);
 	}
-	if (state_app_save(m->st, app, err) < 0)
+	if (state_app_save(m->st, app, err) < 0) {
+		/* entries added are past saved_n; the array only grew */
+		app->nformation = saved_n;
+		if (saved_n)
+			memcpy(app->formation, saved, saved_n * sizeof(*saved));
 		return -1;
+	}
 	if (m->ops && m->ops->apply_formation)
 		m->ops->apply_formation(m->ops->data, app, state_app_current(app), NULL);
 	return 0;

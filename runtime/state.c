@@ -192,6 +192,13 @@ int state_release_append(struct state_app *app, const char *description,
 	return 0;
 }
 
+void state_release_pop(struct state_app *app)
+{
+	if (app->nreleases == 0)
+		return;
+	release_clear(&app->releases[--app->nreleases]);
+}
+
 struct state_formation *state_formation_find(const struct state_app *app, const char *type)
 {
 	for (size_t i = 0; i < app->nformation; i++)

@@ -110,6 +110,10 @@ int state_release_append(struct state_app *app, const char *description,
                          json_t *process_types, const char *created_at, struct state_release **ret,
                          struct dy_error **err);
 
+/* Removes the newest release (undoing state_release_append when saving
+ * failed). */
+void state_release_pop(struct state_app *app);
+
 /* The release called version, or NULL. */
 struct state_release *state_release_find(const struct state_app *app, int version);
 

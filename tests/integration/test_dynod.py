@@ -448,6 +448,30 @@ def test_keepalive_pipelining_and_slow_clients(dynod, cli):
     assert cli("apps").returncode == 0
 
 
+def test_many_pipelined_requests(dynod, cli):
+    """More answers than the output high-water mark: reading pauses while
+    they drain, then the requests left in the input are taken up again."""
+    import threading
+    assert cli("apps:create", "hello").returncode == 0
+    n = 20000
+    req = b"GET /apps/hello HTTP/1.1\r\nHost: x\r\n\r\n"
+    with socket.socket(socket.AF_UNIX) as s:
+        s.connect(dynod.sock)
+        s.settimeout(30)
+        t = threading.Thread(target=lambda: s.sendall(req * (n - 1) + req.replace(
+            b"\r\n\r\n", b"\r\nConnection: close\r\n\r\n")))
+        t.start()
+        out = bytearray()
+        while True:
+            chunk = s.recv(1 << 20)
+            if not chunk:
+                break
+            out += chunk
+        t.join()
+    assert out.count(b"HTTP/1.1 200 OK\r\n") == n
+    assert len(out) > 1024 * 1024
+
+
 def test_restart_keeps_state(tmp_path, dyno_bin, dyno, hello_slug):
     d = Dynod(tmp_path).start()
     env = dict(os.environ, DYNO_API=d.sock, DYNO_APP="hello")
