@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "common/cleanup.h"
+#include "common/log.h"
 #include "slugs/slug-store.h"
 
 struct mgr {
@@ -231,8 +232,15 @@ static int release(struct mgr *m, struct state_app *app, const char *desc, const
 		return -1;
 	if (phase) {
 		/* prepare_slug refused this without ops->run_release */
-		if (m->ops->run_release(m->ops->data, app, rel, err) < 0)
+		/* a phase that cannot start fails its release, which is still
+		 * recorded: the caller gets the release, not an error */
+		struct dy_error *e = NULL;
+		if (m->ops->run_release(m->ops->data, app, rel, &e) < 0) {
 			rel->status = STATE_RELEASE_FAILED;
+			dy_log("api", "%s: release phase of v%d: %s", app->name, rel->version,
+			       dy_error_msg(e));
+			dy_error_free(&e);
+		}
 	}
 	int r = state_app_save(m->st, app, err);
 	if (r < 0) {
@@ -307,6 +315,28 @@ int mgr_deploy(struct mgr *m, const char *name, const char *slug_id, struct stat
 	if (r < 0 && scale_web)
 		app->nformation--; /* the web entry added above is the last */
 	return r;
+}
+
+int mgr_release_finished(struct mgr *m, const char *name, int version, bool succeeded,
+                         struct dy_error **err)
+{
+	struct state_app *app;
+	if (mgr_app_get(m, name, &app, err) < 0)
+		return -1;
+	struct state_release *rel = state_release_find(app, version);
+	if (rel == NULL)
+		return fail(err, MGR_E_NOT_FOUND, "release v%d of %s not found", version, name);
+	if (rel->status != STATE_RELEASE_PENDING)
+		return fail(err, MGR_E_CONFLICT, "release v%d of %s is %s, not pending", version,
+		            name, state_release_status_str(rel->status));
+	rel->status = succeeded ? STATE_RELEASE_SUCCEEDED : STATE_RELEASE_FAILED;
+	if (state_app_save(m->st, app, err) < 0) {
+		rel->status = STATE_RELEASE_PENDING;
+		return -1;
+	}
+	if (succeeded && m->ops && m->ops->apply_formation)
+		m->ops->apply_formation(m->ops->data, app, rel, NULL);
+	return 0;
 }
 
 int mgr_rollback(struct mgr *m, const char *name, int version, struct state_release **ret,

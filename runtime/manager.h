@@ -14,6 +14,7 @@
 #pragma once
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "common/config.h"
@@ -101,6 +102,14 @@ int mgr_deploy(struct mgr *m, const char *name, const char *slug_id, struct stat
  * vars. version must exist and have a slug. */
 int mgr_rollback(struct mgr *m, const char *name, int version, struct state_release **ret,
                  struct dy_error **err);
+
+/* The launcher's report on the release phase of app name's release
+ * version (pending): it becomes succeeded (then the formation is applied
+ * with it) or failed (it keeps its number; the current release stays
+ * serving). MGR_E_NOT_FOUND for an unknown app or release, MGR_E_CONFLICT
+ * when it is not pending. */
+int mgr_release_finished(struct mgr *m, const char *name, int version, bool succeeded,
+                         struct dy_error **err);
 
 /* The app's current config vars (the current release's), borrowed; NULL
  * (no config vars) before any release. */

@@ -273,12 +273,93 @@ static void test_formation(void **state)
 	expect_error(&err, MGR_E_NOT_FOUND, "no process type \"clock\"");
 }
 
+struct fake {
+	int releases_run;
+	int applied;
+	int last_applied_version;
+	bool fail_start;
+};
+
+static int fake_run_release(void *data, const struct state_app *app,
+                            const struct state_release *rel, struct dy_error **err)
+{
+	struct fake *f = data;
+	f->releases_run++;
+	if (f->fail_start)
+		return dy_error(err, "cannot start release.%d", rel->version);
+	return 0;
+}
+
+static int fake_apply(void *data, const struct state_app *app, const struct state_release *rel,
+                      struct dy_error **err)
+{
+	struct fake *f = data;
+	f->applied++;
+	f->last_applied_version = rel ? rel->version : 0;
+	return 0;
+}
+
+/* With a launcher (ops), a release phase leaves the release pending until
+ * the launcher reports; the current release stays the previous one. */
+static void test_release_phase_hook(void **state)
+{
+	struct fx *fx = *state;
+	struct fake fk = {0};
+	const struct manager_ops ops = {
+	    .run_release = fake_run_release, .apply_formation = fake_apply, .data = &fk};
+	mgr_free(fx->m);
+	struct dy_error *err = NULL;
+	assert_int_equal(mgr_new(fx->cfg, fx->st, &ops, &fx->m, &err), 0);
+	struct state_release *rel;
+	char plain[STATE_SLUG_ID_LEN + 1], phased[STATE_SLUG_ID_LEN + 1];
+	snprintf(plain, sizeof(plain), "%s", make_slug(fx, "a", "web: ./web\n"));
+	snprintf(phased, sizeof(phased), "%s", make_slug(fx, "b", "web: ./w\nrelease: ./m\n"));
+	assert_int_equal(mgr_deploy(fx->m, "hello", plain, &rel, &err), 0);
+	assert_int_equal(rel->status, STATE_RELEASE_SUCCEEDED);
+	assert_int_equal(fk.releases_run, 0);
+	assert_int_equal(fk.applied, 1);
+
+	assert_int_equal(mgr_deploy(fx->m, "hello", phased, &rel, &err), 0);
+	assert_int_equal(rel->version, 2);
+	assert_int_equal(rel->status, STATE_RELEASE_PENDING);
+	assert_int_equal(fk.releases_run, 1);
+	assert_int_equal(fk.applied, 1);
+	struct state_app *app;
+	assert_int_equal(mgr_app_get(fx->m, "hello", &app, &err), 0);
+	assert_int_equal(state_app_current(app)->version, 1);
+	/* the release phase succeeds: v2 is current and applied */
+	assert_int_equal(mgr_release_finished(fx->m, "hello", 2, true, &err), 0);
+	assert_int_equal(state_app_current(app)->version, 2);
+	assert_int_equal(fk.last_applied_version, 2);
+	assert_true(mgr_release_finished(fx->m, "hello", 2, true, &err) < 0);
+	expect_error(&err, MGR_E_CONFLICT, "is succeeded, not pending");
+
+	/* a config change runs the phase again; its failure keeps v2 current */
+	json_t *ch = json_pack("{s:s}", "A", "1");
+	assert_int_equal(mgr_config_update(fx->m, "hello", ch, &rel, &err), 0);
+	json_decref(ch);
+	assert_int_equal(rel->status, STATE_RELEASE_PENDING);
+	assert_int_equal(mgr_release_finished(fx->m, "hello", 3, false, &err), 0);
+	assert_int_equal(state_release_find(app, 3)->status, STATE_RELEASE_FAILED);
+	assert_int_equal(state_app_current(app)->version, 2);
+	assert_null(json_object_get(mgr_config_vars(app), "A"));
+	/* a phase that cannot even start fails its release at once */
+	fk.fail_start = true;
+	assert_int_equal(mgr_rollback(fx->m, "hello", 2, &rel, &err), 0);
+	assert_int_equal(rel->status, STATE_RELEASE_FAILED);
+	assert_int_equal(rel->version, 4);
+	assert_null(err);
+	assert_true(mgr_release_finished(fx->m, "hello", 9, true, &err) < 0);
+	expect_error(&err, MGR_E_NOT_FOUND, "release v9");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_apps, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_deploy_config_rollback, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_formation, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_release_phase_hook, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
