@@ -2,6 +2,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "common/config.h"
 
 static int run_help(int argc, char **argv)
 {
@@ -21,6 +22,9 @@ static int run_help(int argc, char **argv)
 	       "Verbs:\n");
 	for (size_t i = 0; cli_verbs[i]; i++)
 		printf("  %-16s %s\n", cli_verbs[i]->name, cli_verbs[i]->summary);
+	printf("\nApp verbs take -a APP (also before the verb), else $DYNO_APP. dynod is reached\n"
+	       "at $DYNO_API (a socket path), else api_socket of %s.\n",
+	       CONFIG_DEFAULT_PATH);
 	printf("\nExit status: 0 done, 1 error, 2 bad usage.\n"
 	       "`dyno help VERB` tells more about a verb.\n");
 	return CLI_OK;

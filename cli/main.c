@@ -1,18 +1,32 @@
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli/cli.h"
 
 /* clang-format off */
 const struct cli_verb *const cli_verbs[] = {
-	&cli_verb_help,
-	&cli_verb_version,
-	&cli_verb_slugs_create,
-	&cli_verb_slugs_inspect,
-	&cli_verb_slugs_unpack,
-	&cli_verb_local,
-	NULL,
+    &cli_verb_help,
+    &cli_verb_version,
+    &cli_verb_apps,
+    &cli_verb_apps_create,
+    &cli_verb_apps_info,
+    &cli_verb_apps_destroy,
+    &cli_verb_deploy,
+    &cli_verb_ps,
+    &cli_verb_ps_scale,
+    &cli_verb_config,
+    &cli_verb_config_set,
+    &cli_verb_config_get,
+    &cli_verb_config_unset,
+    &cli_verb_releases,
+    &cli_verb_rollback,
+    &cli_verb_slugs_create,
+    &cli_verb_slugs_inspect,
+    &cli_verb_slugs_unpack,
+    &cli_verb_local,
+    NULL,
 };
 /* clang-format on */
 
@@ -102,6 +116,14 @@ int cli_parse(const struct cli_verb *verb, int argc, char **argv, const struct c
 
 int main(int argc, char **argv)
 {
+	/* `dyno -a APP VERB ...`: an app given before the verb counts as
+	 * $DYNO_APP for it */
+	while (argc >= 3 && (strcmp(argv[1], "-a") == 0 || strcmp(argv[1], "--app") == 0)) {
+		setenv("DYNO_APP", argv[2], 1);
+		argv[2] = argv[0];
+		argv += 2;
+		argc -= 2;
+	}
 	if (argc < 2)
 		return cli_usage_error(NULL, "missing verb");
 	const char *first = argv[1];

@@ -1,0 +1,110 @@
+/* dynod [--config FILE]: the manager and the Platform API, in the
+ * foreground (DESIGN.md, "Daemons and configuration"). Ready when the API
+ * socket accepts; SIGTERM or SIGINT stops it cleanly. */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/config.h"
+#include "common/log.h"
+#include "common/loop.h"
+#include "runtime/api.h"
+#include "runtime/manager.h"
+#include "runtime/state.h"
+#include "slugs/slug-store.h"
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: dynod [--config FILE]\n"
+	           "  runs the dyno manager and the Platform API in the foreground\n"
+	           "  (default configuration: " CONFIG_DEFAULT_PATH ", else built-in defaults)\n");
+}
+
+static void on_signal(struct loop *loop, struct loop_signal *sig, int signo,
+                      const struct signalfd_siginfo *info)
+{
+	dy_log("dynod", "%s: stopping", strsignal(signo));
+	loop_stop(loop);
+}
+
+static int run(const char *config_path)
+{
+	struct dy_error *err = NULL;
+	struct config *cfg = NULL;
+	struct state *st = NULL;
+	struct mgr *m = NULL;
+	struct loop *loop = NULL;
+	struct api *api = NULL;
+	struct loop_signal sig;
+	bool sig_started = false;
+	int status = 1;
+
+	if (config_load(config_path, &cfg, &err) < 0)
+		goto out;
+	if (state_open(cfg->state_dir, &st, &err) < 0) {
+		dy_error_prefix(&err, "state_dir %s", cfg->state_dir);
+		goto out;
+	}
+	int swept = slug_store_sweep(cfg->state_dir);
+	if (swept > 0)
+		dy_log("dynod", "removed %d leftovers of interrupted uploads and unpacks", swept);
+	/* No launcher yet: formation is recorded, no dyno runs (manager.h). */
+	if (mgr_new(cfg, st, NULL, &m, &err) < 0)
+		goto out;
+	if (loop_new(&loop, &err) < 0)
+		goto out;
+	sigset_t mask;
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	if (loop_signal_start(loop, &sig, &mask, on_signal, &err) < 0)
+		goto out;
+	sig_started = true;
+	/* a client gone mid-answer must not kill dynod (send uses
+	 * MSG_NOSIGNAL; this covers every other write) */
+	signal(SIGPIPE, SIG_IGN);
+	if (api_new(loop, m, cfg, &api, &err) < 0)
+		goto out;
+	dy_log("dynod", "ready: %zu apps, API on %s, state in %s", st->napps, cfg->api_socket,
+	       cfg->state_dir);
+	if (loop_run(loop, &err) < 0)
+		goto out;
+	status = 0;
+out:
+	if (err) {
+		fprintf(stderr, "dynod: error: %s\n", dy_error_msg(err));
+		dy_error_free(&err);
+	}
+	api_free(api);
+	if (sig_started)
+		loop_signal_stop(loop, &sig);
+	loop_free(loop);
+	mgr_free(m);
+	state_free(st);
+	config_free(cfg);
+	return status;
+}
+
+int main(int argc, char **argv)
+{
+	const char *config_path = NULL;
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
+			config_path = argv[++i];
+		} else if (strncmp(argv[i], "--config=", 9) == 0) {
+			config_path = argv[i] + 9;
+		} else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+			usage(stdout);
+			return 0;
+		} else if (strcmp(argv[i], "--version") == 0) {
+			printf("dynod %s\n", DYNO_VERSION);
+			return 0;
+		} else {
+			fprintf(stderr, "dynod: unexpected argument \"%s\"\n", argv[i]);
+			usage(stderr);
+			return 2;
+		}
+	}
+	return run(config_path);
+}

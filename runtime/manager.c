@@ -1,0 +1,624 @@
+#include "runtime/manager.h"
+
+#include <arpa/inet.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/cleanup.h"
+#include "common/log.h"
+#include "slugs/slug-store.h"
+
+struct mgr {
+	const struct config *cfg;
+	struct state *st;
+	const struct manager_ops *ops;
+};
+
+#define _cleanup_json_ _cleanup_(json_decrefp)
+
+/* Sets a classed error: the message as dy_error(), the class in errnum. */
+static int fail(struct dy_error **err, enum mgr_error_class cls, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int fail(struct dy_error **err, enum mgr_error_class cls, const char *fmt, ...)
+{
+	if (err == NULL || *err != NULL)
+		return -1;
+	char *msg = NULL;
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vasprintf(&msg, fmt, ap);
+	va_end(ap);
+	dy_error(err, "%s", n >= 0 ? msg : "out of memory");
+	free(msg);
+	if (*err)
+		(*err)->errnum = (int)cls;
+	return -1;
+}
+
+const char *mgr_error_id(const struct dy_error *err, int *ret_status)
+{
+	static const struct {
+		int cls;
+		int status;
+		const char *id;
+	} map[] = {
+	    {MGR_E_NOT_FOUND, 404, "not_found"},     {MGR_E_INVALID, 422, "invalid_params"},
+	    {MGR_E_CONFLICT, 409, "conflict"},       {MGR_E_FORBIDDEN, 403, "forbidden"},
+	    {MGR_E_BAD_REQUEST, 400, "bad_request"},
+	};
+	for (size_t i = 0; err && i < DY_ELEMENTSOF(map); i++)
+		if (err->errnum == map[i].cls) {
+			*ret_status = map[i].status;
+			return map[i].id;
+		}
+	*ret_status = 500;
+	return "internal_error";
+}
+
+int mgr_new(const struct config *cfg, struct state *st, const struct manager_ops *ops,
+            struct mgr **ret, struct dy_error **err)
+{
+	struct mgr *m = calloc(1, sizeof(*m));
+	if (m == NULL)
+		return dy_error_errno(err, ENOMEM, "manager");
+	m->cfg = cfg;
+	m->st = st;
+	m->ops = ops;
+	*ret = m;
+	return 0;
+}
+
+void mgr_free(struct mgr *m)
+{
+	free(m);
+}
+
+const struct state *mgr_state(const struct mgr *m)
+{
+	return m->st;
+}
+
+unsigned mgr_router_port(const struct mgr *m)
+{
+	const struct config_listen *l = &m->cfg->router.listen;
+	if (l->n == 0)
+		return 8080;
+	const struct sockaddr *sa = &l->addr[0].sa.sa;
+	if (sa->sa_family == AF_INET6)
+		return ntohs(l->addr[0].sa.in6.sin6_port);
+	return ntohs(l->addr[0].sa.in.sin_port);
+}
+
+json_t *mgr_app_json(const struct mgr *m, const struct state_app *app)
+{
+	return state_app_json(app, m->cfg->domain, mgr_router_port(m));
+}
+
+int mgr_app_get(struct mgr *m, const char *name, struct state_app **ret, struct dy_error **err)
+{
+	struct state_app *app = state_app_find(m->st, name);
+	if (app == NULL)
+		return fail(err, MGR_E_NOT_FOUND, "app \"%.64s\" not found", name);
+	*ret = app;
+	return 0;
+}
+
+int mgr_app_create(struct mgr *m, const char *name, struct state_app **ret, struct dy_error **err)
+{
+	if (!state_app_name_valid(name))
+		return fail(
+		    err, MGR_E_INVALID,
+		    "invalid app name \"%.64s\": it must match ^[a-z][a-z0-9-]{1,28}[a-z0-9]$",
+		    name);
+	if (state_app_find(m->st, name))
+		return fail(err, MGR_E_CONFLICT, "app \"%s\" already exists", name);
+	/* the lowest uid of the range no app holds */
+	uint32_t uid = 0;
+	bool found = false;
+	for (uint64_t u = m->cfg->uids.first;
+	     !found && u < (uint64_t)m->cfg->uids.first + m->cfg->uids.count; u++) {
+		found = true;
+		for (size_t i = 0; i < m->st->napps; i++)
+			if (m->st->apps[i]->uid == u) {
+				found = false;
+				break;
+			}
+		if (found)
+			uid = (uint32_t)u;
+	}
+	if (!found)
+		return fail(err, MGR_E_CONFLICT, "no free uid left in uids (%u from %u)",
+		            m->cfg->uids.count, m->cfg->uids.first);
+	char now[STATE_TIME_LEN + 1];
+	state_now(now);
+	struct state_app *app;
+	if (state_app_add(m->st, name, uid, now, &app, err) < 0)
+		return -1;
+	if (state_app_save(m->st, app, err) < 0) {
+		struct dy_error *e2 = NULL;
+		state_app_remove(m->st, app, &e2);
+		dy_error_free(&e2);
+		return dy_error_prefix(err, "create app %s", name);
+	}
+	*ret = app;
+	return 0;
+}
+
+int mgr_app_destroy(struct mgr *m, const char *name, struct dy_error **err)
+{
+	struct state_app *app;
+	if (mgr_app_get(m, name, &app, err) < 0)
+		return -1;
+	if (m->ops && m->ops->stop_app)
+		m->ops->stop_app(m->ops->data, app);
+	if (state_app_remove(m->st, app, err) < 0)
+		return dy_error_prefix(err, "destroy app %s", name);
+	return 0;
+}
+
+static void slug_limits_of(const struct mgr *m, struct slug_limits *l)
+{
+	l->max_compressed = m->cfg->slugs.max_compressed;
+	l->max_unpacked = m->cfg->slugs.max_unpacked;
+	l->max_entries = m->cfg->slugs.max_entries;
+}
+
+int mgr_slug_put(struct mgr *m, const char *name, int fd, struct slug_info *ret_info,
+                 struct dy_error **err)
+{
+	struct state_app *app;
+	if (mgr_app_get(m, name, &app, err) < 0)
+		return -1;
+	struct slug_limits l;
+	slug_limits_of(m, &l);
+	struct dy_error *e = NULL;
+	if (slug_store_put_fd(m->st->dir, fd, &l, ret_info, &e) < 0) {
+		/* the store's errors are about the slug, but for I/O ones */
+		int r = e && e->errnum != 0
+		            ? dy_error(err, "slug refused: %s", dy_error_msg(e))
+		            : fail(err, MGR_E_INVALID, "slug refused: %s", dy_error_msg(e));
+		dy_error_free(&e);
+		return r;
+	}
+	return 0;
+}
+
+static bool valid_slug_id(const char *id)
+{
+	size_t n = 0;
+	for (; id[n]; n++)
+		if (!((id[n] >= '0' && id[n] <= '9') || (id[n] >= 'a' && id[n] <= 'f')))
+			return false;
+	return n == STATE_SLUG_ID_LEN;
+}
+
+/* Checks that the slug's process types can be released without a
+ * launcher, and unpacks it for app. */
+static int prepare_slug(struct mgr *m, struct state_app *app, const char *slug_id,
+                        const json_t *process_types, struct dy_error **err)
+{
+	if (json_object_get(process_types, "release") &&
+	    (m->ops == NULL || m->ops->run_release == NULL))
+		return fail(err, MGR_E_CONFLICT,
+		            "slug %.7s has a release process type, but this dynod has no dyno "
+		            "launcher to run the release phase",
+		            slug_id);
+	struct slug_limits l;
+	slug_limits_of(m, &l);
+	_cleanup_free_ char *dir = NULL;
+	if (slug_store_unpack(m->st->dir, slug_id, app->name, app->uid, app->uid, &l, &dir, err) <
+	    0)
+		return dy_error_prefix(err, "unpack slug %.7s for %s", slug_id, app->name);
+	return 0;
+}
+
+/* Appends a release for app and hands it to the launcher: without a
+ * release phase it succeeds at once; with one it stays pending until the
+ * launcher reports. Saves the app. */
+static int release(struct mgr *m, struct state_app *app, const char *desc, const char *slug_id,
+                   json_t *config, json_t *process_types, struct state_release **ret,
+                   struct dy_error **err)
+{
+	char now[STATE_TIME_LEN + 1];
+	state_now(now);
+	bool phase = process_types && json_object_get(process_types, "release");
+	struct state_release *rel;
+	if (state_release_append(app, desc, phase ? STATE_RELEASE_PENDING : STATE_RELEASE_SUCCEEDED,
+	                         slug_id, config, process_types, now, &rel, err) < 0)
+		return -1;
+	if (phase) {
+		/* prepare_slug refused this without ops->run_release */
+		/* a phase that cannot start fails its release, which is still
+		 * recorded: the caller gets the release, not an error */
+		struct dy_error *e = NULL;
+		if (m->ops->run_release(m->ops->data, app, rel, &e) < 0) {
+			rel->status = STATE_RELEASE_FAILED;
+			dy_log("api", "%s: release phase of v%d: %s", app->name, rel->version,
+			       dy_error_msg(e));
+			dy_error_free(&e);
+		}
+	}
+	int r = state_app_save(m->st, app, err);
+	if (r < 0) {
+		/* memory stays what the disk holds */
+		state_release_pop(app);
+		return r;
+	}
+	if (rel->status == STATE_RELEASE_SUCCEEDED && m->ops && m->ops->apply_formation)
+		m->ops->apply_formation(m->ops->data, app, rel, NULL);
+	*ret = rel;
+	return 0;
+}
+
+/* A deep copy of the current config vars (never NULL unless ENOMEM). */
+static json_t *config_copy(const struct state_app *app)
+{
+	json_t *cur = mgr_config_vars(app);
+	return cur ? json_deep_copy(cur) : json_object();
+}
+
+json_t *mgr_config_vars(const struct state_app *app)
+{
+	const struct state_release *cur = state_app_current(app);
+	return cur ? cur->config : NULL;
+}
+
+int mgr_deploy(struct mgr *m, const char *name, const char *slug_id, struct state_release **ret,
+               struct dy_error **err)
+{
+	struct state_app *app;
+	if (mgr_app_get(m, name, &app, err) < 0)
+		return -1;
+	if (!valid_slug_id(slug_id))
+		return fail(err, MGR_E_INVALID, "invalid slug id \"%.80s\": expected 64 hex digits",
+		            slug_id);
+	_cleanup_free_ char *path = NULL;
+	if (slug_store_path(m->st->dir, slug_id, &path, err) < 0)
+		return -1;
+	if (access(path, F_OK) < 0)
+		return fail(err, MGR_E_NOT_FOUND, "slug %s not found (upload it first)", slug_id);
+	struct slug_limits l;
+	slug_limits_of(m, &l);
+	struct slug_info info = {0};
+	if (slug_inspect(path, &l, &info, err) < 0)
+		return dy_error_prefix(err, "slug %.7s", slug_id);
+	_cleanup_json_ json_t *pt = json_object();
+	for (size_t i = 0; pt && i < info.procfile->n; i++)
+		json_object_set_new(pt, info.procfile->entries[i].name,
+		                    json_string(info.procfile->entries[i].command));
+	slug_info_clear(&info);
+	if (pt == NULL)
+		return dy_error_errno(err, ENOMEM, "deploy");
+	if (prepare_slug(m, app, slug_id, pt, err) < 0)
+		return -1;
+	bool first = true;
+	for (size_t i = 0; i < app->nreleases; i++)
+		if (app->releases[i].slug_id[0])
+			first = false;
+	bool scale_web = false;
+	if (first && json_object_get(pt, "web") && state_formation_find(app, "web") == NULL) {
+		struct state_formation *f;
+		if (state_formation_get(app, "web", m->cfg->dyno.default_size, &f, err) < 0)
+			return -1;
+		f->quantity = 1;
+		scale_web = true;
+	}
+	char desc[64];
+	snprintf(desc, sizeof(desc), "Deploy %.7s", slug_id);
+	json_t *cfg = config_copy(app);
+	int r = cfg ? release(m, app, desc, slug_id, cfg, TAKE_PTR(pt), ret, err)
+	            : dy_error_errno(err, ENOMEM, "deploy");
+	if (r < 0 && scale_web)
+		app->nformation--; /* the web entry added above is the last */
+	return r;
+}
+
+int mgr_release_finished(struct mgr *m, const char *name, int version, bool succeeded,
+                         struct dy_error **err)
+{
+	struct state_app *app;
+	if (mgr_app_get(m, name, &app, err) < 0)
+		return -1;
+	struct state_release *rel = state_release_find(app, version);
+	if (rel == NULL)
+		return fail(err, MGR_E_NOT_FOUND, "release v%d of %s not found", version, name);
+	if (rel->status != STATE_RELEASE_PENDING)
+		return fail(err, MGR_E_CONFLICT, "release v%d of %s is %s, not pending", version,
+		            name, state_release_status_str(rel->status));
+	rel->status = succeeded ? STATE_RELEASE_SUCCEEDED : STATE_RELEASE_FAILED;
+	if (state_app_save(m->st, app, err) < 0) {
+		rel->status = STATE_RELEASE_PENDING;
+		return -1;
+	}
+	if (succeeded && m->ops && m->ops->apply_formation)
+		m->ops->apply_formation(m->ops->data, app, rel, NULL);
+	return 0;
+}
+
+int mgr_rollback(struct mgr *m, const char *name, int version, struct state_release **ret,
+                 struct dy_error **err)
+{
+	struct state_app *app;
+	if (mgr_app_get(m, name, &app, err) < 0)
+		return -1;
+	const struct state_release *to = state_release_find(app, version);
+	if (to == NULL)
+		return fail(err, MGR_E_NOT_FOUND, "release v%d of %s not found", version, name);
+	if (to->slug_id[0] == '\0')
+		return fail(err, MGR_E_INVALID, "release v%d has no slug: nothing to roll back to",
+		            version);
+	/* copies first: appending may move the releases array */
+	char slug_id[STATE_SLUG_ID_LEN + 1];
+	snprintf(slug_id, sizeof(slug_id), "%s", to->slug_id);
+	json_t *cfg = json_deep_copy(to->config);
+	json_t *pt = to->process_types ? json_deep_copy(to->process_types) : json_object();
+	if (cfg == NULL || pt == NULL) {
+		if (cfg)
+			json_decref(cfg);
+		if (pt)
+			json_decref(pt);
+		return dy_error_errno(err, ENOMEM, "rollback");
+	}
+	if (prepare_slug(m, app, slug_id, pt, err) < 0) {
+		json_decref(cfg);
+		json_decref(pt);
+		return -1;
+	}
+	char desc[64];
+	snprintf(desc, sizeof(desc), "Rollback to v%d", version);
+	return release(m, app, desc, slug_id, cfg, pt, ret, err);
+}
+
+static bool valid_key(const char *k)
+{
+	size_t n = strlen(k);
+	if (n == 0 || n > MGR_CONFIG_KEY_MAX)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char c = k[i];
+		bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || c == '_' ||
+		          (i > 0 && c >= '0' && c <= '9');
+		if (!ok)
+			return false;
+	}
+	return true;
+}
+
+/* Appends "K1, K2" of the keys in changes that are (or are not) null. */
+static void describe_keys(char *buf, size_t size, json_t *changes, bool removed)
+{
+	const char *k;
+	json_t *v;
+	size_t len = strlen(buf);
+	bool first = true;
+	json_object_foreach(changes, k, v)
+	{
+		if (json_is_null(v) != removed)
+			continue;
+		int n = snprintf(buf + len, size - len, "%s%s", first ? "" : ", ", k);
+		if (n < 0 || (size_t)n >= size - len) {
+			/* too long for one line: end with an ellipsis */
+			if (size > 4)
+				snprintf(buf + size - 4, 4, "...");
+			return;
+		}
+		len += (size_t)n;
+		first = false;
+	}
+}
+
+int mgr_config_update(struct mgr *m, const char *name, json_t *changes, struct state_release **ret,
+                      struct dy_error **err)
+{
+	struct state_app *app;
+	if (mgr_app_get(m, name, &app, err) < 0)
+		return -1;
+	if (!json_is_object(changes))
+		return fail(err, MGR_E_INVALID,
+		            "config vars: expected an object of names to strings or null");
+	const char *k;
+	json_t *v;
+	json_object_foreach(changes, k, v)
+	{
+		if (!valid_key(k))
+			return fail(err, MGR_E_INVALID,
+			            "invalid config var name \"%.80s\": it must match "
+			            "[A-Za-z_][A-Za-z0-9_]* (at most %d bytes)",
+			            k, MGR_CONFIG_KEY_MAX);
+		if (!json_is_string(v) && !json_is_null(v))
+			return fail(
+			    err, MGR_E_INVALID,
+			    "config var %s: the value must be a string (or null to remove it)", k);
+	}
+	_cleanup_json_ json_t *cfg = config_copy(app);
+	if (cfg == NULL)
+		return dy_error_errno(err, ENOMEM, "config");
+	_cleanup_json_ json_t *set = json_object(), *removed = json_object();
+	if (set == NULL || removed == NULL)
+		return dy_error_errno(err, ENOMEM, "config");
+	json_object_foreach(changes, k, v)
+	{
+		json_t *old = json_object_get(cfg, k);
+		if (json_is_null(v)) {
+			if (old) {
+				json_object_del(cfg, k);
+				json_object_set(removed, k, v);
+			}
+		} else if (old == NULL || !json_equal(old, v)) {
+			json_object_set(cfg, k, v);
+			json_object_set(set, k, v);
+		}
+	}
+	if (json_object_size(set) == 0 && json_object_size(removed) == 0) {
+		*ret = NULL; /* nothing changed: no release */
+		return 0;
+	}
+	char desc[256] = "";
+	if (json_object_size(set)) {
+		snprintf(desc, sizeof(desc), "Set ");
+		describe_keys(desc, sizeof(desc) - 16, set, false);
+	}
+	if (json_object_size(removed)) {
+		size_t len = strlen(desc);
+		snprintf(desc + len, sizeof(desc) - len, "%s", len ? "; remove " : "Remove ");
+		describe_keys(desc, sizeof(desc) - 16, removed, true);
+	}
+	size_t len = strlen(desc);
+	snprintf(desc + len, sizeof(desc) - len, " config vars");
+
+	const struct state_release *cur = state_app_current(app);
+	char slug_id[STATE_SLUG_ID_LEN + 1] = "";
+	json_t *pt = NULL;
+	if (cur && cur->slug_id[0]) {
+		snprintf(slug_id, sizeof(slug_id), "%s", cur->slug_id);
+		pt = cur->process_types ? json_deep_copy(cur->process_types) : json_object();
+		if (pt == NULL)
+			return dy_error_errno(err, ENOMEM, "config");
+		if (prepare_slug(m, app, slug_id, pt, err) < 0) {
+			json_decref(pt);
+			return -1;
+		}
+	}
+	return release(m, app, desc, slug_id[0] ? slug_id : NULL, TAKE_PTR(cfg), pt, ret, err);
+}
+
+/* The current release's process types, or an error saying to deploy. */
+static int current_types(const struct state_app *app, json_t **ret, struct dy_error **err)
+{
+	const struct state_release *cur = state_app_current(app);
+	if (cur == NULL || cur->process_types == NULL)
+		return fail(err, MGR_E_INVALID, "app %s has no release with a slug yet: deploy one",
+		            app->name);
+	*ret = cur->process_types;
+	return 0;
+}
+
+static void type_list(char *buf, size_t size, json_t *pt)
+{
+	const char *k;
+	json_t *v;
+	size_t len = 0;
+	buf[0] = '\0';
+	json_object_foreach(pt, k, v)
+	{
+		if (strcmp(k, "release") == 0)
+			continue;
+		int n = snprintf(buf + len, size - len, "%s%s", len ? ", " : "", k);
+		if (n < 0 || (size_t)n >= size - len)
+			return;
+		len += (size_t)n;
+	}
+}
+
+int mgr_formation_update(struct mgr *m, const char *name, const struct mgr_formation_update *u,
+                         size_t n, struct dy_error **err)
+{
+	struct state_app *app;
+	if (mgr_app_get(m, name, &app, err) < 0)
+		return -1;
+	json_t *pt;
+	if (current_types(app, &pt, err) < 0)
+		return -1;
+	if (n == 0)
+		return fail(err, MGR_E_INVALID, "updates: empty list");
+	for (size_t i = 0; i < n; i++) {
+		if (u[i].type == NULL || strcmp(u[i].type, "release") == 0 ||
+		    json_object_get(pt, u[i].type) == NULL) {
+			char types[512];
+			type_list(types, sizeof(types), pt);
+			return fail(err, MGR_E_INVALID,
+			            "no process type \"%.64s\" in the current release's Procfile "
+			            "(types: %s)",
+			            u[i].type ? u[i].type : "", types);
+		}
+		if (u[i].quantity != -1 && (u[i].quantity < 0 || u[i].quantity > MGR_QUANTITY_MAX))
+			return fail(err, MGR_E_INVALID, "%s: quantity %d is out of range 0..%d",
+			            u[i].type, u[i].quantity, MGR_QUANTITY_MAX);
+		if (u[i].size && config_size_find(m->cfg, u[i].size) == NULL) {
+			char sizes[512] = "";
+			size_t len = 0;
+			for (size_t s = 0; s < m->cfg->sizes.n; s++) {
+				int w = snprintf(sizes + len, sizeof(sizes) - len, "%s%s",
+				                 s ? ", " : "", m->cfg->sizes.size[s].name);
+				if (w < 0 || (size_t)w >= sizeof(sizes) - len)
+					break;
+				len += (size_t)w;
+			}
+			return fail(err, MGR_E_INVALID, "%s: unknown size \"%.64s\" (sizes: %s)",
+			            u[i].type, u[i].size, sizes);
+		}
+	}
+	/* a copy to restore when the state cannot be saved */
+	size_t saved_n = app->nformation;
+	_cleanup_free_ struct state_formation *saved =
+	    saved_n ? malloc(saved_n * sizeof(*saved)) : NULL;
+	if (saved_n && saved == NULL)
+		return dy_error_errno(err, ENOMEM, "formation");
+	if (saved_n)
+		memcpy(saved, app->formation, saved_n * sizeof(*saved));
+	for (size_t i = 0; i < n; i++) {
+		struct state_formation *f;
+		if (state_formation_get(app, u[i].type, m->cfg->dyno.default_size, &f, err) < 0) {
+			app->nformation = saved_n;
+			if (saved_n)
+				memcpy(app->formation, saved, saved_n * sizeof(*saved));
+			return -1;
+		}
+		if (u[i].quantity != -1)
+			f->quantity = u[i].quantity;
+		if (u[i].size)
+			snprintf(f->size, sizeof(f->size), "%s", u[i].size);
+	}
+	if (state_app_save(m->st, app, err) < 0) {
+		/* entries added are past saved_n; the array only grew */
+		app->nformation = saved_n;
+		if (saved_n)
+			memcpy(app->formation, saved, saved_n * sizeof(*saved));
+		return -1;
+	}
+	if (m->ops && m->ops->apply_formation)
+		m->ops->apply_formation(m->ops->data, app, state_app_current(app), NULL);
+	return 0;
+}
+
+json_t *mgr_formation_json(const struct mgr *m, const struct state_app *app, const char *type,
+                           struct dy_error **err)
+{
+	const struct state_release *cur = state_app_current(app);
+	json_t *pt = cur ? cur->process_types : NULL;
+	json_t *list = type ? NULL : json_array();
+	if (type == NULL && list == NULL)
+		return NULL;
+	const char *k;
+	json_t *v;
+	if (pt)
+		json_object_foreach(pt, k, v)
+		{
+			if (strcmp(k, "release") == 0)
+				continue;
+			if (type && strcmp(k, type) != 0)
+				continue;
+			struct state_formation dflt = {.quantity = 0};
+			const struct state_formation *f = state_formation_find(app, k);
+			if (f == NULL) {
+				snprintf(dflt.type, sizeof(dflt.type), "%s", k);
+				snprintf(dflt.size, sizeof(dflt.size), "%s",
+				         m->cfg->dyno.default_size);
+				f = &dflt;
+			}
+			json_t *o = state_formation_json(f, json_string_value(v));
+			if (type)
+				return o;
+			json_array_append_new(list, o);
+		}
+	if (type) {
+		fail(err, MGR_E_NOT_FOUND, "no process type \"%.64s\" in the formation of %s", type,
+		     app->name);
+		return NULL;
+	}
+	return list;
+}

@@ -1,0 +1,141 @@
+/* The manager: the operations of the Platform API on apps, slugs,
+ * releases, config vars and formation (DESIGN.md, "Platform API").
+ *
+ * Each operation checks its input, changes the state in memory and writes
+ * the app's state file before it returns; the API server (api.c) only
+ * translates HTTP to these calls. Errors carry a class in errnum (enum
+ * mgr_error_class) that the API maps to its error ids and statuses.
+ *
+ * Running dynos is the launcher's job: struct manager_ops is the hook
+ * through which the manager will start and stop dynos and run the release
+ * phase. Until the launcher is wired in, dynod passes NULL: formation is
+ * recorded but no dyno runs, and a slug with a `release` process type is
+ * refused (its release phase could not run). */
+#pragma once
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "common/config.h"
+#include "common/error.h"
+#include "runtime/state.h"
+#include "slugs/slug.h"
+
+/* Error classes, stored in dy_error.errnum by the manager. Values above
+ * any errno so that a system error is never taken for one. */
+enum mgr_error_class {
+	MGR_E_NOT_FOUND = 0x10001, /* 404 not_found */
+	MGR_E_INVALID,             /* 422 invalid_params */
+	MGR_E_CONFLICT,            /* 409 conflict */
+	MGR_E_FORBIDDEN,           /* 403 forbidden */
+	MGR_E_BAD_REQUEST,         /* 400 bad_request */
+};
+
+#define MGR_QUANTITY_MAX   100 /* dynos of one process type */
+#define MGR_CONFIG_KEY_MAX 256
+
+/* The launcher's side (runtime/launch.c and friends), called by the
+ * manager. Every pointer may be NULL, and so may the whole struct. */
+struct manager_ops {
+	/* Runs the release phase of rel (a one-off release.N with the
+	 * Procfile's release command). Asynchronous: the manager leaves rel
+	 * pending; the launcher reports the outcome with
+	 * mgr_release_finished(). Returns 0 once started, or < 0. */
+	int (*run_release)(void *data, const struct state_app *app, const struct state_release *rel,
+	                   struct dy_error **err);
+	/* Makes the app's running dynos match its formation for release rel
+	 * (starting, replacing and stopping dynos). Returns 0 or < 0. */
+	int (*apply_formation)(void *data, const struct state_app *app,
+	                       const struct state_release *rel, struct dy_error **err);
+	/* Stops every dyno of app (before it is destroyed). */
+	void (*stop_app)(void *data, const struct state_app *app);
+	void *data;
+};
+
+struct mgr;
+
+/* Creates the manager over cfg and st (both borrowed, must outlive it).
+ * ops may be NULL (no launcher). Returns 0 and *ret (mgr_free), or < 0. */
+int mgr_new(const struct config *cfg, struct state *st, const struct manager_ops *ops,
+            struct mgr **ret, struct dy_error **err);
+
+void mgr_free(struct mgr *m);
+
+/* "not_found", "invalid_params", ... for err's class; "internal_error" for
+ * anything else. *ret_status gets the HTTP status (500 for the rest). */
+const char *mgr_error_id(const struct dy_error *err, int *ret_status);
+
+const struct state *mgr_state(const struct mgr *m);
+
+/* The port of router.listen's first address (for web_url). */
+unsigned mgr_router_port(const struct mgr *m);
+
+/* The app object of DESIGN.md (new reference). */
+json_t *mgr_app_json(const struct mgr *m, const struct state_app *app);
+
+/* The app called name; MGR_E_NOT_FOUND when there is none. */
+int mgr_app_get(struct mgr *m, const char *name, struct state_app **ret, struct dy_error **err);
+
+/* Creates app name with the lowest free uid of the configured range.
+ * Returns 0 and the app in *ret (owned by the state), or < 0. */
+int mgr_app_create(struct mgr *m, const char *name, struct state_app **ret, struct dy_error **err);
+
+/* Destroys app name: its dynos (through ops), state file and unpacked
+ * slugs. Stored slugs stay (other apps may share them). */
+int mgr_app_destroy(struct mgr *m, const char *name, struct dy_error **err);
+
+/* Stores the slug read from fd (up to slugs.max_compressed) for app
+ * name, checking it (Procfile included). Fills *ret_info (slug_info_clear).
+ * Returns 0 or < 0 (MGR_E_INVALID for a refused slug). */
+int mgr_slug_put(struct mgr *m, const char *name, int fd, struct slug_info *ret_info,
+                 struct dy_error **err);
+
+/* Deploys stored slug slug_id to app name as a new release "Deploy
+ * <7 hex>", with the current config vars. Unpacks the slug for the app
+ * (once). The first deploy of an app with a web type scales web to 1.
+ * *ret is the new release (owned by the state). */
+int mgr_deploy(struct mgr *m, const char *name, const char *slug_id, struct state_release **ret,
+               struct dy_error **err);
+
+/* A new release "Rollback to vN" with release version's slug and config
+ * vars. version must exist and have a slug. */
+int mgr_rollback(struct mgr *m, const char *name, int version, struct state_release **ret,
+                 struct dy_error **err);
+
+/* The launcher's report on the release phase of app name's release
+ * version (pending): it becomes succeeded (then the formation is applied
+ * with it) or failed (it keeps its number; the current release stays
+ * serving). MGR_E_NOT_FOUND for an unknown app or release, MGR_E_CONFLICT
+ * when it is not pending. */
+int mgr_release_finished(struct mgr *m, const char *name, int version, bool succeeded,
+                         struct dy_error **err);
+
+/* The app's current config vars (the current release's), borrowed; NULL
+ * (no config vars) before any release. */
+json_t *mgr_config_vars(const struct state_app *app);
+
+/* Applies changes ({"K": "V", "GONE": null}) to the config vars as a new
+ * release "Set K config vars" / "Remove GONE config vars". Keys must match
+ * [A-Za-z_][A-Za-z0-9_]* (at most MGR_CONFIG_KEY_MAX bytes), values be
+ * strings or null. *ret is the new release, or NULL when nothing changed. */
+int mgr_config_update(struct mgr *m, const char *name, json_t *changes, struct state_release **ret,
+                      struct dy_error **err);
+
+struct mgr_formation_update {
+	const char *type;
+	int quantity;     /* -1: unchanged */
+	const char *size; /* NULL: unchanged */
+};
+
+/* Applies updates, all or none: each type must be a process type of the
+ * current release (not `release`), quantity 0..MGR_QUANTITY_MAX, size one
+ * of the configured sizes. */
+int mgr_formation_update(struct mgr *m, const char *name, const struct mgr_formation_update *u,
+                         size_t n, struct dy_error **err);
+
+/* The formation list of DESIGN.md for app (one entry per process type of
+ * the current release but `release`, in Procfile order), or only type when
+ * type is not NULL (then a formation object, or NULL with MGR_E_NOT_FOUND). */
+json_t *mgr_formation_json(const struct mgr *m, const struct state_app *app, const char *type,
+                           struct dy_error **err);

@@ -1,0 +1,525 @@
+#include "runtime/state.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/cleanup.h"
+#include "slugs/slug-fs.h"
+
+#define _cleanup_json_ _cleanup_(json_decrefp)
+
+static const char *const status_names[] = {
+    [STATE_RELEASE_PENDING] = "pending",
+    [STATE_RELEASE_SUCCEEDED] = "succeeded",
+    [STATE_RELEASE_FAILED] = "failed",
+};
+
+const char *state_release_status_str(enum state_release_status s)
+{
+	if ((size_t)s < DY_ELEMENTSOF(status_names))
+		return status_names[s];
+	return "unknown";
+}
+
+int state_release_status_from_str(const char *s, enum state_release_status *ret)
+{
+	for (size_t i = 0; i < DY_ELEMENTSOF(status_names); i++)
+		if (strcmp(s, status_names[i]) == 0) {
+			*ret = (enum state_release_status)i;
+			return 0;
+		}
+	return -1;
+}
+
+bool state_app_name_valid(const char *name)
+{
+	size_t n = strlen(name);
+	if (n < 3 || n > STATE_APP_NAME_MAX)
+		return false;
+	if (!(name[0] >= 'a' && name[0] <= 'z'))
+		return false;
+	for (size_t i = 1; i < n; i++) {
+		char c = name[i];
+		bool alnum = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+		if (!alnum && !(c == '-' && i + 1 < n))
+			return false;
+	}
+	return true;
+}
+
+void state_now(char buf[STATE_TIME_LEN + 1])
+{
+	time_t t = time(NULL);
+	struct tm tm;
+	gmtime_r(&t, &tm);
+	strftime(buf, STATE_TIME_LEN + 1, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+static void release_clear(struct state_release *r)
+{
+	free(r->description);
+	r->description = NULL;
+	if (r->config)
+		json_decref(r->config);
+	if (r->process_types)
+		json_decref(r->process_types);
+	r->config = NULL;
+	r->process_types = NULL;
+}
+
+static void app_free(struct state_app *app)
+{
+	if (app == NULL)
+		return;
+	for (size_t i = 0; i < app->nreleases; i++)
+		release_clear(&app->releases[i]);
+	free(app->releases);
+	free(app->formation);
+	free(app);
+}
+
+void state_free(struct state *st)
+{
+	if (st == NULL)
+		return;
+	for (size_t i = 0; i < st->napps; i++)
+		app_free(st->apps[i]);
+	free(st->apps);
+	free(st->dir);
+	free(st);
+}
+
+struct state_app *state_app_find(const struct state *st, const char *name)
+{
+	for (size_t i = 0; i < st->napps; i++)
+		if (strcmp(st->apps[i]->name, name) == 0)
+			return st->apps[i];
+	return NULL;
+}
+
+static int app_name_cmp(const void *a, const void *b)
+{
+	const struct state_app *const *x = a, *const *y = b;
+	return strcmp((*x)->name, (*y)->name);
+}
+
+static int apps_push(struct state *st, struct state_app *app, struct dy_error **err)
+{
+	struct state_app **a = reallocarray(st->apps, st->napps + 1, sizeof(*a));
+	if (a == NULL)
+		return dy_error_errno(err, ENOMEM, "app %s", app->name);
+	st->apps = a;
+	st->apps[st->napps++] = app;
+	return 0;
+}
+
+int state_app_add(struct state *st, const char *name, uint32_t uid, const char *created_at,
+                  struct state_app **ret, struct dy_error **err)
+{
+	if (!state_app_name_valid(name))
+		return dy_error(err, "invalid app name \"%s\"", name);
+	if (state_app_find(st, name))
+		return dy_error_errno(err, EEXIST, "app %s", name);
+	struct state_app *app = calloc(1, sizeof(*app));
+	if (app == NULL)
+		return dy_error_errno(err, ENOMEM, "app %s", name);
+	snprintf(app->name, sizeof(app->name), "%s", name);
+	snprintf(app->created_at, sizeof(app->created_at), "%s", created_at);
+	app->uid = uid;
+	if (apps_push(st, app, err) < 0) {
+		app_free(app);
+		return -1;
+	}
+	/* kept sorted by name: listings come out in a stable order */
+	qsort(st->apps, st->napps, sizeof(*st->apps), app_name_cmp);
+	*ret = app;
+	return 0;
+}
+
+struct state_release *state_release_find(const struct state_app *app, int version)
+{
+	for (size_t i = 0; i < app->nreleases; i++)
+		if (app->releases[i].version == version)
+			return &app->releases[i];
+	return NULL;
+}
+
+struct state_release *state_app_current(const struct state_app *app)
+{
+	for (size_t i = app->nreleases; i-- > 0;)
+		if (app->releases[i].status == STATE_RELEASE_SUCCEEDED)
+			return &app->releases[i];
+	return NULL;
+}
+
+int state_release_append(struct state_app *app, const char *description,
+                         enum state_release_status status, const char *slug_id, json_t *config,
+                         json_t *process_types, const char *created_at, struct state_release **ret,
+                         struct dy_error **err)
+{
+	_cleanup_json_ json_t *cfg = config;
+	_cleanup_json_ json_t *pt = process_types;
+	if (cfg == NULL && (cfg = json_object()) == NULL)
+		return dy_error_errno(err, ENOMEM, "release");
+	if (slug_id && strlen(slug_id) != STATE_SLUG_ID_LEN)
+		return dy_error(err, "invalid slug id \"%s\"", slug_id);
+	_cleanup_free_ char *desc = strdup(description);
+	if (desc == NULL)
+		return dy_error_errno(err, ENOMEM, "release");
+	struct state_release *r =
+	    reallocarray(app->releases, app->nreleases + 1, sizeof(*app->releases));
+	if (r == NULL)
+		return dy_error_errno(err, ENOMEM, "release");
+	app->releases = r;
+	struct state_release *rel = &app->releases[app->nreleases];
+	memset(rel, 0, sizeof(*rel));
+	rel->version = app->nreleases ? app->releases[app->nreleases - 1].version + 1 : 1;
+	rel->description = TAKE_PTR(desc);
+	rel->status = status;
+	snprintf(rel->slug_id, sizeof(rel->slug_id), "%s", slug_id ? slug_id : "");
+	snprintf(rel->created_at, sizeof(rel->created_at), "%s", created_at);
+	rel->config = TAKE_PTR(cfg);
+	rel->process_types = TAKE_PTR(pt);
+	app->nreleases++;
+	if (ret)
+		*ret = rel;
+	return 0;
+}
+
+void state_release_pop(struct state_app *app)
+{
+	if (app->nreleases == 0)
+		return;
+	release_clear(&app->releases[--app->nreleases]);
+}
+
+struct state_formation *state_formation_find(const struct state_app *app, const char *type)
+{
+	for (size_t i = 0; i < app->nformation; i++)
+		if (strcmp(app->formation[i].type, type) == 0)
+			return &app->formation[i];
+	return NULL;
+}
+
+int state_formation_get(struct state_app *app, const char *type, const char *default_size,
+                        struct state_formation **ret, struct dy_error **err)
+{
+	struct state_formation *f = state_formation_find(app, type);
+	if (f) {
+		*ret = f;
+		return 0;
+	}
+	if (strlen(type) >= sizeof(f->type) || strlen(default_size) > STATE_SIZE_NAME_MAX)
+		return dy_error(err, "process type \"%s\" is too long", type);
+	f = reallocarray(app->formation, app->nformation + 1, sizeof(*f));
+	if (f == NULL)
+		return dy_error_errno(err, ENOMEM, "formation");
+	app->formation = f;
+	f = &app->formation[app->nformation++];
+	memset(f, 0, sizeof(*f));
+	snprintf(f->type, sizeof(f->type), "%s", type);
+	snprintf(f->size, sizeof(f->size), "%s", default_size);
+	*ret = f;
+	return 0;
+}
+
+/* ---- JSON objects ---- */
+
+json_t *state_app_json(const struct state_app *app, const char *domain, unsigned port)
+{
+	_cleanup_free_ char *url = NULL;
+	if (asprintf(&url, "http://%s.%s:%u/", app->name, domain, port) < 0)
+		return NULL;
+	const struct state_release *cur = state_app_current(app);
+	return json_pack("{s:s, s:s, s:s, s:o}", "name", app->name, "created_at", app->created_at,
+	                 "web_url", url, "released_at",
+	                 cur ? json_string(cur->created_at) : json_null());
+}
+
+json_t *state_release_json(const struct state_release *rel)
+{
+	json_t *slug = rel->slug_id[0] ? json_pack("{s:s}", "id", rel->slug_id) : json_null();
+	return json_pack("{s:i, s:s, s:s, s:o, s:s}", "version", rel->version, "description",
+	                 rel->description, "status", state_release_status_str(rel->status), "slug",
+	                 slug, "created_at", rel->created_at);
+}
+
+json_t *state_formation_json(const struct state_formation *f, const char *command)
+{
+	return json_pack("{s:s, s:i, s:s, s:o}", "type", f->type, "quantity", f->quantity, "size",
+	                 f->size, "command", command ? json_string(command) : json_null());
+}
+
+/* ---- persistence ---- */
+
+static json_t *app_file_json(const struct state_app *app)
+{
+	json_t *rels = json_array();
+	json_t *form = json_array();
+	for (size_t i = 0; rels && i < app->nreleases; i++) {
+		const struct state_release *r = &app->releases[i];
+		json_t *o = state_release_json(r);
+		if (o == NULL)
+			continue;
+		json_object_set(o, "config", r->config);
+		json_object_set_new(o, "process_types",
+		                    r->process_types ? json_incref(r->process_types) : json_null());
+		json_array_append_new(rels, o);
+	}
+	for (size_t i = 0; form && i < app->nformation; i++) {
+		const struct state_formation *f = &app->formation[i];
+		json_array_append_new(form, json_pack("{s:s, s:i, s:s}", "type", f->type,
+		                                      "quantity", f->quantity, "size", f->size));
+	}
+	return json_pack("{s:i, s:s, s:s, s:I, s:o*, s:o*}", "schema_version", STATE_SCHEMA_VERSION,
+	                 "name", app->name, "created_at", app->created_at, "uid",
+	                 (json_int_t)app->uid, "releases", rels, "formation", form);
+}
+
+static int fsync_dir(const char *path, struct dy_error **err)
+{
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return dy_error_errno(err, errno, "open %s", path);
+	if (fsync(fd) < 0)
+		return dy_error_errno(err, errno, "fsync %s", path);
+	return 0;
+}
+
+static int write_all(int fd, const char *p, size_t len)
+{
+	while (len > 0) {
+		ssize_t n = write(fd, p, len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+int state_app_save(const struct state *st, const struct state_app *app, struct dy_error **err)
+{
+	_cleanup_free_ char *dir = NULL, *path = NULL, *tmp = NULL, *text = NULL;
+	if (asprintf(&dir, "%s/apps/%s", st->dir, app->name) < 0 ||
+	    asprintf(&path, "%s/app.json", dir) < 0 ||
+	    asprintf(&tmp, "%s/.app.json.tmp-XXXXXX", dir) < 0)
+		return dy_error_errno(err, ENOMEM, "save app %s", app->name);
+	if (mkdir(dir, 0755) < 0 && errno != EEXIST)
+		return dy_error_errno(err, errno, "mkdir %s", dir);
+	{
+		_cleanup_json_ json_t *j = app_file_json(app);
+		if (j)
+			text = json_dumps(j, JSON_INDENT(1) | JSON_PRESERVE_ORDER);
+	}
+	if (text == NULL)
+		return dy_error_errno(err, ENOMEM, "save app %s", app->name);
+	_cleanup_close_ int fd = mkostemp(tmp, O_CLOEXEC);
+	if (fd < 0)
+		return dy_error_errno(err, errno, "create %s", tmp);
+	int r = write_all(fd, text, strlen(text));
+	if (r == 0)
+		r = write_all(fd, "\n", 1);
+	if (r == 0 && fchmod(fd, 0600) < 0)
+		r = -errno;
+	if (r == 0 && fsync(fd) < 0)
+		r = -errno;
+	if (r == 0 && rename(tmp, path) < 0)
+		r = -errno;
+	if (r < 0) {
+		unlink(tmp);
+		return dy_error_errno(err, -r, "write %s", path);
+	}
+	return fsync_dir(dir, err);
+}
+
+int state_app_remove(struct state *st, struct state_app *app, struct dy_error **err)
+{
+	size_t i = 0;
+	while (i < st->napps && st->apps[i] != app)
+		i++;
+	if (i == st->napps)
+		return dy_error(err, "app %s is not in the state", app->name);
+	_cleanup_free_ char *apps = NULL;
+	if (asprintf(&apps, "%s/apps", st->dir) < 0)
+		return dy_error_errno(err, ENOMEM, "remove app %s", app->name);
+	_cleanup_close_ int dfd = open(apps, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0)
+		return dy_error_errno(err, errno, "open %s", apps);
+	/* The state file goes first, so an interrupted removal never leaves an
+	 * app that reloads with half its slugs; a directory without app.json
+	 * is swept at the next start. */
+	_cleanup_free_ char *file = NULL;
+	if (asprintf(&file, "%s/app.json", app->name) < 0)
+		return dy_error_errno(err, ENOMEM, "remove app %s", app->name);
+	if (unlinkat(dfd, file, 0) < 0 && errno != ENOENT)
+		return dy_error_errno(err, errno, "remove %s/%s", apps, file);
+	fsync(dfd);
+	int r = slug_fs_remove_tree(dfd, app->name);
+	if (r < 0)
+		return dy_error_errno(err, -r, "remove %s/%s", apps, app->name);
+	fsync(dfd);
+	memmove(&st->apps[i], &st->apps[i + 1], (st->napps - i - 1) * sizeof(*st->apps));
+	st->napps--;
+	app_free(app);
+	return 0;
+}
+
+static int load_release(json_t *o, struct state_app *app, const char *path, size_t idx,
+                        struct dy_error **err)
+{
+	int version = 0;
+	const char *desc = NULL, *status = NULL, *created = NULL;
+	json_t *slug = NULL, *config = NULL, *pt = NULL;
+	json_error_t jerr;
+	if (json_unpack_ex(o, &jerr, JSON_STRICT, "{s:i, s:s, s:s, s:o, s:s, s:o, s:o}", "version",
+	                   &version, "description", &desc, "status", &status, "slug", &slug,
+	                   "created_at", &created, "config", &config, "process_types", &pt) < 0)
+		return dy_error(err, "%s: releases[%zu]: %s", path, idx, jerr.text);
+	enum state_release_status s;
+	if (state_release_status_from_str(status, &s) < 0)
+		return dy_error(err, "%s: releases[%zu]: unknown status \"%s\"", path, idx, status);
+	const char *slug_id = NULL;
+	if (!json_is_null(slug) && json_unpack(slug, "{s:s}", "id", &slug_id) < 0)
+		return dy_error(err, "%s: releases[%zu]: slug is not {\"id\": ...}", path, idx);
+	if (!json_is_object(config) || (!json_is_null(pt) && !json_is_object(pt)))
+		return dy_error(err, "%s: releases[%zu]: config or process_types is not an object",
+		                path, idx);
+	int expected = app->nreleases ? app->releases[app->nreleases - 1].version + 1 : 1;
+	if (version != expected)
+		return dy_error(err, "%s: releases[%zu]: version %d, expected %d", path, idx,
+		                version, expected);
+	struct state_release *rel;
+	if (state_release_append(app, desc, s, slug_id, json_incref(config),
+	                         json_is_null(pt) ? NULL : json_incref(pt), created, &rel, err) < 0)
+		return dy_error_prefix(err, "%s: releases[%zu]", path, idx);
+	return 0;
+}
+
+static int load_app(struct state *st, const char *name, const char *path, struct dy_error **err)
+{
+	json_error_t jerr;
+	_cleanup_json_ json_t *j = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
+	if (j == NULL)
+		return dy_error(err, "%s: line %d: %s", path, jerr.line, jerr.text);
+	json_t *sv = json_object_get(j, "schema_version");
+	if (!json_is_integer(sv))
+		return dy_error(err, "%s: no schema_version", path);
+	if (json_integer_value(sv) != STATE_SCHEMA_VERSION)
+		return dy_error(err,
+		                "%s: schema_version %lld is not supported (this dynod reads %d)",
+		                path, (long long)json_integer_value(sv), STATE_SCHEMA_VERSION);
+	const char *jname = NULL, *created = NULL;
+	json_int_t uid = 0;
+	json_t *rels = NULL, *form = NULL;
+	if (json_unpack_ex(j, &jerr, JSON_STRICT, "{s:i, s:s, s:s, s:I, s:o, s:o}",
+	                   "schema_version", &(int){0}, "name", &jname, "created_at", &created,
+	                   "uid", &uid, "releases", &rels, "formation", &form) < 0)
+		return dy_error(err, "%s: %s", path, jerr.text);
+	if (strcmp(jname, name) != 0)
+		return dy_error(err, "%s: name \"%s\" differs from its directory", path, jname);
+	if (!json_is_array(rels) || !json_is_array(form) || uid < 0 || uid > UINT32_MAX)
+		return dy_error(err, "%s: releases, formation or uid malformed", path);
+	struct state_app *app;
+	if (state_app_add(st, name, (uint32_t)uid, created, &app, err) < 0)
+		return dy_error_prefix(err, "%s", path);
+	size_t i;
+	json_t *v;
+	json_array_foreach(rels, i, v)
+	{
+		if (load_release(v, app, path, i, err) < 0)
+			return -1;
+	}
+	json_array_foreach(form, i, v)
+	{
+		const char *type = NULL, *size = NULL;
+		int q = 0;
+		if (json_unpack_ex(v, &jerr, JSON_STRICT, "{s:s, s:i, s:s}", "type", &type,
+		                   "quantity", &q, "size", &size) < 0)
+			return dy_error(err, "%s: formation[%zu]: %s", path, i, jerr.text);
+		struct state_formation *f;
+		if (state_formation_get(app, type, size, &f, err) < 0)
+			return dy_error_prefix(err, "%s: formation[%zu]", path, i);
+		f->quantity = q;
+	}
+	return 0;
+}
+
+static int mkdir_p(const char *path, mode_t mode, struct dy_error **err)
+{
+	_cleanup_free_ char *p = strdup(path);
+	if (p == NULL)
+		return dy_error_errno(err, ENOMEM, "mkdir %s", path);
+	for (char *s = p + 1;; s++) {
+		if (*s != '/' && *s != '\0')
+			continue;
+		char c = *s;
+		*s = '\0';
+		if (mkdir(p, mode) < 0 && errno != EEXIST)
+			return dy_error_errno(err, errno, "mkdir %s", p);
+		*s = c;
+		if (c == '\0')
+			break;
+	}
+	return 0;
+}
+
+int state_open(const char *dir, struct state **ret, struct dy_error **err)
+{
+	struct state *st = calloc(1, sizeof(*st));
+	if (st == NULL || (st->dir = strdup(dir)) == NULL) {
+		state_free(st);
+		return dy_error_errno(err, ENOMEM, "state %s", dir);
+	}
+	_cleanup_free_ char *apps = NULL;
+	if (asprintf(&apps, "%s/apps", dir) < 0) {
+		state_free(st);
+		return dy_error_errno(err, ENOMEM, "state %s", dir);
+	}
+	if (mkdir_p(apps, 0755, err) < 0) {
+		state_free(st);
+		return -1;
+	}
+	DIR *d = opendir(apps);
+	if (d == NULL) {
+		state_free(st);
+		return dy_error_errno(err, errno, "open %s", apps);
+	}
+	struct dirent *de;
+	int r = 0;
+	while (r == 0 && (de = readdir(d)) != NULL) {
+		if (de->d_name[0] == '.')
+			continue;
+		_cleanup_free_ char *path = NULL;
+		if (asprintf(&path, "%s/%s/app.json", apps, de->d_name) < 0) {
+			r = dy_error_errno(err, ENOMEM, "state %s", dir);
+			break;
+		}
+		struct stat stb;
+		if (stat(path, &stb) < 0 && errno == ENOENT) {
+			/* a destroy interrupted after its state file went: finish it */
+			slug_fs_remove_tree(dirfd(d), de->d_name);
+			continue;
+		}
+		if (!state_app_name_valid(de->d_name)) {
+			r = dy_error(err, "%s: \"%s\" is not a valid app name", apps, de->d_name);
+			break;
+		}
+		r = load_app(st, de->d_name, path, err);
+	}
+	closedir(d);
+	if (r < 0) {
+		state_free(st);
+		return r;
+	}
+	*ret = st;
+	return 0;
+}

@@ -1,0 +1,145 @@
+/* The manager's durable state: apps, their releases, config vars and
+ * formation (DESIGN.md, "Platform API" objects).
+ *
+ * Layout: one file per app, <state_dir>/apps/<app>/app.json, replaced
+ * atomically (temp file, fsync, rename, fsync of the directory) on every
+ * change, beside the app's unpacked slugs (<state_dir>/apps/<app>/slugs/).
+ * Each file carries "schema_version" (STATE_SCHEMA_VERSION); a file of
+ * another version stops start-up with a message naming it. One file per
+ * app keeps a write proportional to one app and makes destroy one tree
+ * removal. docs/api.md describes the file.
+ *
+ * This module holds data and its JSON forms only; the rules (who may
+ * deploy what) live in manager.c. */
+#pragma once
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/error.h"
+
+#define STATE_SCHEMA_VERSION 1
+#define STATE_APP_NAME_MAX   30
+#define STATE_SLUG_ID_LEN    64
+#define STATE_TIME_LEN       20 /* "2026-11-26T11:00:00Z" */
+#define STATE_SIZE_NAME_MAX  30
+
+enum state_release_status {
+	STATE_RELEASE_PENDING = 0,
+	STATE_RELEASE_SUCCEEDED,
+	STATE_RELEASE_FAILED,
+};
+
+/* "pending", "succeeded", "failed". */
+const char *state_release_status_str(enum state_release_status s);
+
+/* Parses the strings above. Returns 0 or < 0. */
+int state_release_status_from_str(const char *s, enum state_release_status *ret);
+
+/* An immutable release: what the app runs (slug + config vars). */
+struct state_release {
+	int version; /* 1, 2, ...: shown as vN */
+	char *description;
+	enum state_release_status status;
+	char slug_id[STATE_SLUG_ID_LEN + 1]; /* "" when the release has no slug */
+	char created_at[STATE_TIME_LEN + 1];
+	json_t *config;        /* object of string values, owned */
+	json_t *process_types; /* object name -> command of the slug's Procfile, owned; NULL without
+	                          a slug */
+};
+
+/* How many dynos of one process type run, and of which size. */
+struct state_formation {
+	char type[32];
+	int quantity;
+	char size[STATE_SIZE_NAME_MAX + 1];
+};
+
+struct state_app {
+	char name[STATE_APP_NAME_MAX + 1];
+	char created_at[STATE_TIME_LEN + 1];
+	uint32_t uid;                   /* the app's uid and gid, from the configured range */
+	struct state_release *releases; /* oldest first; versions increase */
+	size_t nreleases;
+	struct state_formation *formation;
+	size_t nformation;
+};
+
+struct state {
+	char *dir; /* state_dir */
+	struct state_app **apps;
+	size_t napps;
+};
+
+/* Opens the state under dir: creates dir and dir/apps when missing, then
+ * reads every dir/apps/<name>/app.json. A file that is not valid JSON, of
+ * another schema_version or inconsistent stops with an error naming the
+ * file. Returns 0 and *ret (owned, state_free), or < 0. */
+int state_open(const char *dir, struct state **ret, struct dy_error **err);
+
+/* Frees st and every app. Accepts NULL. */
+void state_free(struct state *st);
+
+/* The app called name, or NULL. */
+struct state_app *state_app_find(const struct state *st, const char *name);
+
+/* True when name follows DESIGN.md's rule ^[a-z][a-z0-9-]{1,28}[a-z0-9]$. */
+bool state_app_name_valid(const char *name);
+
+/* Adds a new app (not yet saved) with no release and an empty formation.
+ * Returns 0 and the app in *ret (owned by st), or < 0 (EEXIST, ENOMEM). */
+int state_app_add(struct state *st, const char *name, uint32_t uid, const char *created_at,
+                  struct state_app **ret, struct dy_error **err);
+
+/* Writes app's file atomically (temp file, fsync, rename, fsync dir).
+ * Returns 0 or < 0. */
+int state_app_save(const struct state *st, const struct state_app *app, struct dy_error **err);
+
+/* Removes app from st and its whole directory (state file, unpacked slugs)
+ * from disk; app is freed. Returns 0 or < 0 (the app is then still in st). */
+int state_app_remove(struct state *st, struct state_app *app, struct dy_error **err);
+
+/* Appends release version (last + 1) to app and returns it in *ret (owned
+ * by app, valid until the next append). description is copied; config and
+ * process_types are taken over (their reference is stolen, even on
+ * failure); slug_id may be NULL. Returns 0 or < 0. */
+int state_release_append(struct state_app *app, const char *description,
+                         enum state_release_status status, const char *slug_id, json_t *config,
+                         json_t *process_types, const char *created_at, struct state_release **ret,
+                         struct dy_error **err);
+
+/* Removes the newest release (undoing state_release_append when saving
+ * failed). */
+void state_release_pop(struct state_app *app);
+
+/* The release called version, or NULL. */
+struct state_release *state_release_find(const struct state_app *app, int version);
+
+/* The current release: the newest succeeded one, or NULL. */
+struct state_release *state_app_current(const struct state_app *app);
+
+/* The formation entry of type, or NULL. */
+struct state_formation *state_formation_find(const struct state_app *app, const char *type);
+
+/* The formation entry of type, added (quantity 0, size default_size) when
+ * missing. Returns 0 or < 0 (ENOMEM). */
+int state_formation_get(struct state_app *app, const char *type, const char *default_size,
+                        struct state_formation **ret, struct dy_error **err);
+
+/* Writes the current UTC time as RFC 3339 ("2026-11-26T11:00:00Z") into
+ * buf (STATE_TIME_LEN + 1 bytes). */
+void state_now(char buf[STATE_TIME_LEN + 1]);
+
+/* The Platform API objects (new references, NULL on ENOMEM):
+ * app {name, created_at, web_url, released_at}: web_url is
+ * "http://NAME.<domain>:<port>/"; released_at the current release's
+ * created_at or null. */
+json_t *state_app_json(const struct state_app *app, const char *domain, unsigned port);
+
+/* release {version, description, status, slug: {id} or null, created_at} */
+json_t *state_release_json(const struct state_release *rel);
+
+/* formation {type, quantity, size, command}; command may be NULL (null). */
+json_t *state_formation_json(const struct state_formation *f, const char *command);
