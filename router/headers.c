@@ -1,0 +1,195 @@
+/* Request and response head rewriting. */
+#include "router/headers.h"
+
+#include <stdio.h>
+#include <string.h>
+
+bool hdr_request_id_valid(const char *s, size_t len)
+{
+	if (len < 20 || len > HDR_REQUEST_ID_MAX)
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		char c = s[i];
+		if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+		      c == '+' || c == '/' || c == '=' || c == '-'))
+			return false;
+	}
+	return true;
+}
+
+void hdr_uuid_format(uint64_t a, uint64_t b, char out[37])
+{
+	/* RFC 9562 5.4: version 4, variant 10 */
+	a = (a & ~0xf000ull) | 0x4000ull;
+	b = (b & ~(3ull << 62)) | (2ull << 62);
+	snprintf(out, 37, "%08x-%04x-%04x-%04x-%012llx", (unsigned)(a >> 32),
+	         (unsigned)((a >> 16) & 0xffff), (unsigned)(a & 0xffff), (unsigned)(b >> 48),
+	         (unsigned long long)(b & 0xffffffffffffull));
+}
+
+struct out {
+	char *p;
+	size_t len, cap;
+	bool over;
+};
+
+static void put(struct out *o, const char *s, size_t n)
+{
+	if (o->over || o->cap - o->len < n) {
+		o->over = true;
+		return;
+	}
+	memcpy(o->p + o->len, s, n);
+	o->len += n;
+}
+
+static void puts_(struct out *o, const char *s)
+{
+	put(o, s, strlen(s));
+}
+
+static void put_slice(struct out *o, struct h1_slice s)
+{
+	put(o, s.p, s.len);
+}
+
+/* True when name is listed by a Connection field: a hop-by-hop field
+ * (RFC 9110 7.6.1) that must not be forwarded. */
+static bool named_by_connection(const struct h1_header *h, size_t n, struct h1_slice name)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (!h1_slice_eq_ci(h[i].name, "connection"))
+			continue;
+		size_t pos = 0;
+		struct h1_slice e;
+		while (h1_list_next(h[i].value, &pos, &e))
+			if (e.len == name.len && strncasecmp(e.p, name.p, e.len) == 0)
+				return true;
+	}
+	return false;
+}
+
+static bool is_any(struct h1_slice name, const char *const *names)
+{
+	for (size_t i = 0; names[i]; i++)
+		if (h1_slice_eq_ci(name, names[i]))
+			return true;
+	return false;
+}
+
+/* Joins every value of the fields called name with ", ". */
+static void put_joined(struct out *o, const struct h1_header *h, size_t n, const char *name,
+                       bool *any)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (!h1_slice_eq_ci(h[i].name, name) || h[i].value.len == 0)
+			continue;
+		if (*any)
+			puts_(o, ", ");
+		put_slice(o, h[i].value);
+		*any = true;
+	}
+}
+
+ssize_t hdr_build_request(const struct h1_request *req, const struct hdr_request_info *info,
+                          char *out, size_t cap, char *fwd, size_t fwd_cap)
+{
+	static const char *const dropped[] = {
+	    "connection",        "keep-alive",      "proxy-connection", "te",
+	    "x-forwarded-for",   "x-forwarded-proto", "x-forwarded-port", "x-request-start",
+	    "x-request-id",      "via",             NULL,
+	};
+	struct out o = {out, 0, cap, false};
+	put_slice(&o, req->method);
+	puts_(&o, " ");
+	put_slice(&o, req->target);
+	puts_(&o, " HTTP/1.1\r\n");
+	const struct h1_header *h = req->headers;
+	for (size_t i = 0; i < req->nheaders; i++) {
+		if (is_any(h[i].name, dropped))
+			continue;
+		if (h1_slice_eq_ci(h[i].name, "upgrade") && !req->upgrade)
+			continue;
+		if (h1_slice_eq_ci(h[i].name, "expect") && req->expect_continue)
+			continue;
+		if (!h1_slice_eq_ci(h[i].name, "upgrade") &&
+		    named_by_connection(h, req->nheaders, h[i].name))
+			continue;
+		put_slice(&o, h[i].name);
+		puts_(&o, ": ");
+		put_slice(&o, h[i].value);
+		puts_(&o, "\r\n");
+	}
+	size_t fwd_start = o.len + strlen("X-Forwarded-For: ");
+	puts_(&o, "X-Forwarded-For: ");
+	bool any = false;
+	put_joined(&o, h, req->nheaders, "x-forwarded-for", &any);
+	if (any)
+		puts_(&o, ", ");
+	puts_(&o, info->client_ip);
+	size_t fwd_end = o.len;
+	char tail[160];
+	snprintf(tail, sizeof(tail),
+	         "\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Port: %u\r\nX-Request-Start: %llu\r\n",
+	         info->port, (unsigned long long)info->start_ms);
+	puts_(&o, tail);
+	puts_(&o, "X-Request-Id: ");
+	puts_(&o, info->request_id);
+	puts_(&o, "\r\nVia: ");
+	any = false;
+	put_joined(&o, h, req->nheaders, "via", &any);
+	if (any)
+		puts_(&o, ", ");
+	puts_(&o, "1.1 dyno-router\r\n");
+	if (req->upgrade)
+		puts_(&o, "Connection: upgrade\r\n");
+	else if (info->close)
+		puts_(&o, "Connection: close\r\n");
+	puts_(&o, "\r\n");
+	if (o.over)
+		return -1;
+	if (fwd != NULL && fwd_cap > 0) {
+		size_t n = fwd_end - fwd_start;
+		if (n >= fwd_cap)
+			n = fwd_cap - 1;
+		memcpy(fwd, out + fwd_start, n);
+		fwd[n] = '\0';
+	}
+	return (ssize_t)o.len;
+}
+
+ssize_t hdr_build_response(const struct h1_response *resp, const struct hdr_response_info *info,
+                           char *out, size_t cap)
+{
+	static const char *const dropped[] = {"connection", "keep-alive", "proxy-connection", NULL};
+	struct out o = {out, 0, cap, false};
+	char status[32];
+	snprintf(status, sizeof(status), "HTTP/1.1 %03d ", resp->status);
+	puts_(&o, status);
+	put_slice(&o, resp->reason);
+	puts_(&o, "\r\n");
+	const struct h1_header *h = resp->headers;
+	for (size_t i = 0; i < resp->nheaders; i++) {
+		if (is_any(h[i].name, dropped))
+			continue;
+		if (info->dechunk && h1_slice_eq_ci(h[i].name, "transfer-encoding"))
+			continue;
+		if (!resp->upgrade && h1_slice_eq_ci(h[i].name, "upgrade"))
+			continue;
+		if (!h1_slice_eq_ci(h[i].name, "upgrade") &&
+		    named_by_connection(h, resp->nheaders, h[i].name))
+			continue;
+		put_slice(&o, h[i].name);
+		puts_(&o, ": ");
+		put_slice(&o, h[i].value);
+		puts_(&o, "\r\n");
+	}
+	if (resp->upgrade)
+		puts_(&o, "Connection: upgrade\r\n");
+	else if (info->close)
+		puts_(&o, "Connection: close\r\n");
+	else if (info->client_10)
+		puts_(&o, "Connection: keep-alive\r\n");
+	puts_(&o, "\r\n");
+	return o.over ? -1 : (ssize_t)o.len;
+}
