@@ -49,7 +49,7 @@ int route_parse_addr(const char *text, struct sockaddr_storage *sa, socklen_t *r
 	if (colon[1] == '\0' || !isdigit((unsigned char)colon[1]))
 		return -EINVAL;
 	unsigned long port = strtoul(colon + 1, &endp, 10);
-	if (*endp != '\0' || port == 0 || port > 65535)
+	if (*endp != '\0' || port > 65535)
 		return -EINVAL;
 	struct sockaddr_in *in = (struct sockaddr_in *)sa;
 	struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)sa;
@@ -318,7 +318,8 @@ static int parse_app(json_t *ja, size_t ai, const char *domain, const struct rou
 			                i);
 		struct sockaddr_storage sa;
 		socklen_t sa_len;
-		if (addr == NULL || strlen(addr) >= 64 || route_parse_addr(addr, &sa, &sa_len) < 0)
+		if (addr == NULL || strlen(addr) >= 64 || route_parse_addr(addr, &sa, &sa_len) < 0 ||
+		    ((struct sockaddr_in *)&sa)->sin_port == 0)
 			return dy_error(err, "apps[%zu].backends[%zu].addr: invalid address", ai, i);
 		struct route_backend *b = find_old(old, name, dyno, addr);
 		if (b != NULL) {

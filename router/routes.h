@@ -107,7 +107,8 @@ void route_table_free(struct route_table *t);
 void route_backend_ref(struct route_backend *b);
 void route_backend_unref(struct route_backend *b);
 
-/* Parses "A.B.C.D:PORT" or "[V6]:PORT" into sa. Returns 0 or < 0. */
+/* Parses "A.B.C.D:PORT" or "[V6]:PORT" (PORT 0..65535) into sa. Returns 0
+ * or < 0. */
 int route_parse_addr(const char *text, struct sockaddr_storage *sa, socklen_t *ret_len);
 
 /* Reads the file at path (at most 16 MiB) and parses it as
