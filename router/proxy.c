@@ -117,6 +117,7 @@ enum pc_state {
 	PC_PROXY,    /* a request is being served by a dyno */
 	PC_TUNNEL,   /* after 101: bytes both ways */
 	PC_ERROR,    /* writing a router answer, then close */
+	PC_LINGER,   /* answered and shut down: reading what the client still sends */
 };
 
 enum pu_state {
@@ -486,11 +487,13 @@ static void client_fail(struct proxy_client *c, int status, const char *code, co
 	r->status = status;
 	c->closing = true;
 	if (status > 0) {
-		const char *body = status == 404 ? "No such app\n"
-		                   : status >= 500 ? "Application error\n"
-		                                   : "Bad request\n";
-		if (status == 408)
-			body = "Request timeout\n";
+		char body[64];
+		if (status == 404)
+			snprintf(body, sizeof(body), "No such app\n");
+		else if (code != NULL)
+			snprintf(body, sizeof(body), "Application error\n");
+		else
+			snprintf(body, sizeof(body), "%s\n", status_reason(status));
 		char head[512];
 		int n = snprintf(head, sizeof(head),
 		                 "HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\nContent-Length: "
@@ -1177,12 +1180,16 @@ static void conn_run(struct proxy_client *c)
 			continue;
 		}
 		case PC_PROXY: {
-			if (!pump_request(c) || c->dead)
-				return;
-			if (c->state != PC_PROXY)
+			if (!pump_request(c) || c->state != PC_PROXY) {
+				if (c->dead)
+					return;
 				continue;
-			if (!pump_response(c) || c->dead)
-				return;
+			}
+			if (!pump_response(c) || c->state != PC_PROXY) {
+				if (c->dead)
+					return;
+				continue;
+			}
 			if (c->state == PC_TUNNEL)
 				continue;
 			if (c->state == PC_PROXY && c->req.resp_done && pb_len(&c->out) == 0) {
@@ -1193,15 +1200,32 @@ static void conn_run(struct proxy_client *c)
 			goto done;
 		}
 		case PC_TUNNEL:
-			if (!pump_tunnel(c))
-				return;
+			if (!pump_tunnel(c)) {
+				if (c->dead)
+					return;
+				continue;
+			}
 			goto done;
 		case PC_ERROR:
-			if (!flush_client_out(c))
-				return;
+			if (!flush_client_out(c)) {
+				if (c->dead)
+					return;
+				continue;
+			}
 			if (pb_len(&c->out) == 0) {
-				/* answered: stop reading, close (RFC 9112 9.6) */
+				/* answered: close our side, then read until the
+				 * client closes, since closing with unread bytes
+				 * would send a reset that can destroy the answer
+				 * (RFC 9112 9.6, "lingering close") */
 				shutdown(c->io.fd, SHUT_WR);
+				c->state = PC_LINGER;
+				c->in.start = c->in.end = 0;
+				loop_timer_start(px->loop, &c->timer, px->cfg.head_timeout, NULL);
+			}
+			goto done;
+		case PC_LINGER:
+			c->in.start = c->in.end = 0;
+			if (c->rd_eof) {
 				client_close(c);
 				return;
 			}
@@ -1231,6 +1255,10 @@ static void client_on_io(struct loop *loop, struct loop_io *io, uint32_t events)
 			c->rd_eof = true;
 		} else if (r == -1) {
 			/* reset by the client */
+			if (c->state == PC_LINGER) {
+				client_close(c);
+				return;
+			}
 			if (c->state == PC_PROXY && !c->req.logged) {
 				client_fail(c, 499, "H27", "Client Request Interrupted");
 				return;
@@ -1334,7 +1362,7 @@ static void upstream_on_timer(struct loop *loop, struct loop_timer *t)
 static void client_on_timer(struct loop *loop, struct loop_timer *t)
 {
 	struct proxy_client *c = loop_container_of(t, struct proxy_client, timer);
-	if (c->state == PC_ERROR) {
+	if (c->state == PC_ERROR || c->state == PC_LINGER) {
 		client_close(c);
 		return;
 	}

@@ -210,10 +210,20 @@ class Conn:
                 size = int(line.split(b";")[0], 16)
                 while len(self.buf) < size + 2:
                     self._fill()
+                if size == 0:
+                    # trailers, then the empty line
+                    while not self.buf.startswith(b"\r\n"):
+                        while b"\r\n" not in self.buf:
+                            self._fill()
+                        if self.buf.startswith(b"\r\n"):
+                            break
+                        t, self.buf = self.buf.split(b"\r\n", 1)
+                        n, v = t.decode("latin-1").split(":", 1)
+                        r.headers.append((n.strip().lower(), v.strip()))
+                    self.buf = self.buf[2:]
+                    break
                 body += self.buf[:size]
                 self.buf = self.buf[size + 2:]
-                if size == 0:
-                    break
             r.body = body
         elif cl is not None:
             n = int(cl)

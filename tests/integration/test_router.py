@@ -130,3 +130,264 @@ def test_inherited_listener(make_router, make_backend):
     assert r.port == port
     r.reload([app("hello", [("web.1", b.addr, False)])])
     assert get(port).status == 200
+
+
+# ---- 2. proxying ----
+
+def test_keepalive_pool_reuses_dyno_connection(one):
+    r, b = one
+    ports = set()
+    for _ in range(3):
+        resp = get(r.port)  # a new client connection each time
+        ports.add(json.loads(resp.body)["peer_port"])
+    assert len(ports) == 1
+    assert len(b.requests) == 3
+    assert "connection" not in b.requests[0]["h"]
+
+
+def test_keepalive_off_per_app(make_router, make_backend):
+    b = make_backend()
+    r = make_router()
+    r.reload([app("hello", [("web.1", b.addr, False)], keepalive=False)])
+    ports = {json.loads(get(r.port).body)["peer_port"] for _ in range(3)}
+    assert len(ports) == 3
+    assert b.requests[0]["h"]["connection"] == "close"
+
+
+def test_client_keepalive_and_pipelining_in_order(one):
+    r, b = one
+    c = Conn(r.port)
+    c.send(b"".join(f"GET /p{i} HTTP/1.1\r\nHost: hello.localhost\r\n\r\n".encode()
+                    for i in range(5)))
+    paths = [json.loads(c.response().body)["path"] for _ in range(5)]
+    assert paths == [f"/p{i}" for i in range(5)]
+    c.close()
+
+
+def test_request_bodies_length_and_chunked(one):
+    r, b = one
+    big = os.urandom(1 << 20)
+    resp = get(r.port, method="POST", body=big)
+    assert json.loads(resp.body)["body_len"] == len(big)
+    c = Conn(r.port)
+    c.request(method="POST", headers=[("Transfer-Encoding", "chunked")])
+    for i in range(20):
+        chunk = bytes([65 + i]) * (1000 * (i + 1))
+        c.send(b"%x\r\n" % len(chunk) + chunk + b"\r\n")
+    c.send(b"0\r\n\r\n")
+    resp = c.response()
+    assert resp.status == 200
+    assert json.loads(resp.body)["body_len"] == sum(1000 * (i + 1) for i in range(20))
+    assert b.requests[-1]["body"][:1000] == b"A" * 1000
+    c.close()
+
+
+def chunked_handler(s, req):
+    s.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+    for i in range(10):
+        s.sendall(b"5\r\nhello\r\n")
+        time.sleep(0.005)
+    s.sendall(b"0\r\nX-Trailer: 1\r\n\r\n")
+    return True
+
+
+def test_chunked_response_streams_and_http10_dechunked(make_router, make_backend):
+    b = make_backend(chunked_handler)
+    r = make_router()
+    r.reload([app("hello", [("web.1", b.addr, False)])])
+    c = Conn(r.port)
+    c.request()
+    resp = c.response()
+    assert resp.header("transfer-encoding") == "chunked"
+    assert resp.body == b"hello" * 10
+    c.request()  # the client connection stays usable
+    assert c.response().body == b"hello" * 10
+    c.close()
+    # HTTP/1.0 cannot take chunked: the data alone, then the close
+    c = Conn(r.port)
+    c.request(version="HTTP/1.0")
+    resp = c.response()
+    assert resp.status == 200
+    assert resp.header("transfer-encoding") is None
+    assert resp.header("connection") == "close"
+    assert resp.body == b"hello" * 10
+    c.close()
+
+
+def test_large_response_streams_with_bounded_buffers(make_router, make_backend):
+    payload = os.urandom(8 << 20)
+
+    def big(s, req):
+        reply(s, 200, payload)
+        return True
+
+    b = make_backend(big)
+    r = make_router()
+    r.reload([app("hello", [("web.1", b.addr, False)])])
+    c = Conn(r.port)
+    c.request()
+    status, _, headers, _ = c.read_head()
+    time.sleep(0.3)  # a slow reader: the router must stop reading the dyno
+    got = c.buf
+    while len(got) < len(payload):
+        d = c.s.recv(1 << 20)
+        assert d
+        got += d
+    assert got == payload
+    c.close()
+
+
+def test_http10_client(one):
+    r, b = one
+    c = Conn(r.port)
+    c.request(version="HTTP/1.0", host=None, path="http://hello.localhost/x")
+    resp = c.response()
+    assert resp.status == 200
+    assert resp.header("connection") == "close"
+    assert c.closed()
+    # a 1.0 client asking for keep-alive keeps its connection
+    c = Conn(r.port)
+    c.request(version="HTTP/1.0", headers=[("Connection", "keep-alive")])
+    resp = c.response()
+    assert resp.header("connection") == "keep-alive"
+    c.request(version="HTTP/1.0", headers=[("Connection", "keep-alive")])
+    assert c.response().status == 200
+    c.close()
+    assert json.loads(resp.body)["version"] == "HTTP/1.1"
+
+
+def test_expect_100_continue_answered_by_router(one):
+    r, b = one
+    c = Conn(r.port)
+    c.send(b"POST / HTTP/1.1\r\nHost: hello.localhost\r\nContent-Length: 5\r\n"
+           b"Expect: 100-continue\r\n\r\n")
+    interim = c.response()
+    assert interim.status == 100
+    assert b.requests == []
+    c.send(b"hello")
+    resp = c.response()
+    assert resp.status == 200
+    assert json.loads(resp.body)["body_len"] == 5
+    assert "expect" not in b.requests[0]["h"]
+    c.close()
+
+
+def ws_handler(s, req):
+    assert req["h"]["upgrade"] == "websocket"
+    s.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+              b"Connection: Upgrade\r\n\r\n")
+    while True:
+        d = s.recv(65536)
+        if not d:
+            break
+        s.sendall(d.upper())
+    s.close()
+    return False
+
+
+def test_websocket_upgrade_tunnel(make_router, make_backend):
+    b = make_backend(ws_handler)
+    r = make_router()
+    r.reload([app("hello", [("web.1", b.addr, False)])])
+    c = Conn(r.port)
+    c.request(headers=[("Connection", "Upgrade"), ("Upgrade", "websocket")])
+    resp = c.response()
+    assert resp.status == 101
+    assert resp.header("upgrade") == "websocket"
+    for word in (b"abc", b"hello tunnel" * 1000):
+        c.send(word)
+        got = b""
+        while len(got) < len(word):
+            got += c.s.recv(65536)
+        assert got == word.upper()
+    c.s.shutdown(socket.SHUT_WR)
+    assert c.closed()
+    r.wait_line(r"status=101 ")
+
+
+# ---- 3. headers, rejections, limits ----
+
+def test_added_headers(one):
+    r, b = one
+    resp = get(r.port, headers=[("X-Forwarded-For", "10.0.0.1"), ("Via", "1.0 other"),
+                                ("X-Request-Id", "a" * 24), ("Connection", "X-Secret"),
+                                ("X-Secret", "1"), ("Keep-Alive", "timeout=5")])
+    h = dict(json.loads(resp.body)["headers"])
+    assert h["x-forwarded-for"] == "10.0.0.1, 127.0.0.1"
+    assert h["x-forwarded-proto"] == "http"
+    assert h["x-forwarded-port"] == str(r.port)
+    assert abs(int(h["x-request-start"]) - time.time() * 1000) < 5000
+    assert h["x-request-id"] == "a" * 24
+    assert h["via"] == "1.0 other, 1.1 dyno-router"
+    assert "x-secret" not in h and "keep-alive" not in h
+    r.wait_line(r'request_id=a{24} fwd="10\.0\.0\.1, 127\.0\.0\.1"')
+    # a bad request id is replaced by a UUID
+    resp = get(r.port, headers=[("X-Request-Id", "short")])
+    rid = dict(json.loads(resp.body)["headers"])["x-request-id"]
+    assert re.fullmatch(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}", rid)
+
+
+BAD = [
+    (b"GET / HTTP/1.1\r\nHost: hello.localhost\r\nContent-Length: 3\r\n"
+     b"Transfer-Encoding: chunked\r\n\r\n", 400),
+    (b"POST / HTTP/1.1\r\nHost: hello.localhost\r\nContent-Length: 3\r\n"
+     b"Content-Length: 4\r\n\r\n", 400),
+    (b"POST / HTTP/1.1\r\nHost: hello.localhost\r\nContent-Length: -1\r\n\r\n", 400),
+    (b"POST / HTTP/1.1\r\nHost: hello.localhost\r\nTransfer-Encoding: foo, chunked\r\n\r\n",
+     501),
+    (b"GET / HTTP/1.1\r\nHost: hello.localhost\r\nX-A: 1\r\n  folded\r\n\r\n", 400),
+    (b"GET / HTTP/1.1\r\nHost: hello.localhost\r\nX-A : 1\r\n\r\n", 400),
+    (b"GET / HTTP/1.1\r\nHost: hello.localhost\r\nno colon here\r\n\r\n", 400),
+    (b"GET / HTTP/1.1\r\nX-A: 1\r\n\r\n", 400),
+    (b"GET / HTTP/1.1\r\nHost: hello.localhost\r\nHost: hello.localhost\r\n\r\n", 400),
+    (b"GET http://other.localhost/ HTTP/1.1\r\nHost: hello.localhost\r\n\r\n", 400),
+    (b"CONNECT hello.localhost:443 HTTP/1.1\r\nHost: hello.localhost:443\r\n\r\n", 400),
+    (b"GET / HTTP/1.1\r\nHost: hello.localhost\r\nX-A: a\x00b\r\n\r\n", 400),
+    (b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 505),
+    (b"GET / HTTP/1.1\r\nHost: " + b"a" * 9000 + b"\r\n\r\n", 431),
+    (b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: hello.localhost\r\n\r\n", 414),
+    (b"GET / HTTP/1.1\r\nHost: hello.localhost\r\n" + b"X-A: aaaaaaaaaa\r\n" * 1001 + b"\r\n",
+     431),
+    (b"GET / HTTP/1.1\r\nHost: hello.localhost\r\n" + (b"X-A: " + b"a" * 8000 + b"\r\n") * 9
+     + b"\r\n", 431),
+    (b"POST / HTTP/1.1\r\nHost: hello.localhost\r\nTransfer-Encoding: chunked\r\n\r\n"
+     b"zz\r\n", 400),
+]
+
+
+@pytest.mark.parametrize("raw,status", BAD, ids=range(len(BAD)))
+def test_rejections_before_forwarding(one, raw, status):
+    r, b = one
+    c = Conn(r.port)
+    try:
+        c.send(raw)
+    except (BrokenPipeError, ConnectionResetError):
+        pass
+    resp = c.response()
+    assert resp.status == status
+    assert resp.header("connection") == "close"
+    c.close()
+    time.sleep(0.05)
+    if status != 400 or b"zz" not in raw:
+        assert b.requests == []
+    r.wait_line(rf'status={status} ')
+
+
+def test_http09_is_closed(one):
+    r, b = one
+    c = Conn(r.port)
+    c.send(b"GET /\r\n")
+    assert c.closed()
+    assert c.buf == b""
+
+
+def test_head_timeout_408(one):
+    r, b = one
+    c = Conn(r.port)
+    t0 = time.monotonic()
+    c.send(b"GET / HTTP/1.1\r\nHost: hello")
+    resp = c.response()
+    assert resp.status == 408
+    assert 0.4 < time.monotonic() - t0 < 2
+    assert b.requests == []
+    r.wait_line(r'desc="Request head timeout" .*status=408 ')
