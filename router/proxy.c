@@ -1345,6 +1345,8 @@ static void upstream_on_timer(struct loop *loop, struct loop_timer *t)
 			client_fail(c, 499, "H28", "Client Connection Idle");
 		else
 			client_fail(c, 503, "H12", "Request timeout");
+		if (!c->dead)
+			conn_run(c);
 		return;
 	}
 	uint64_t last = u->last_active > c->last_active ? u->last_active : c->last_active;
@@ -1357,6 +1359,8 @@ static void upstream_on_timer(struct loop *loop, struct loop_timer *t)
 		return;
 	}
 	client_fail(c, 503, "H15", "Idle connection");
+	if (!c->dead)
+		conn_run(c);
 }
 
 static void client_on_timer(struct loop *loop, struct loop_timer *t)

@@ -391,3 +391,185 @@ def test_head_timeout_408(one):
     assert 0.4 < time.monotonic() - t0 < 2
     assert b.requests == []
     r.wait_line(r'desc="Request head timeout" .*status=408 ')
+
+
+# ---- 4. balancing, retries, H-codes ----
+
+def test_power_of_two_choices_spreads(make_router, make_backend):
+    bs = [make_backend() for _ in range(3)]
+    r = make_router()
+    r.reload([app("hello", [(f"web.{i + 1}", b.addr, False) for i, b in enumerate(bs)])])
+    for _ in range(60):
+        assert get(r.port).status == 200
+    counts = [len(b.requests) for b in bs]
+    assert sum(counts) == 60 and min(counts) > 0, counts
+
+
+def test_connect_refused_skips_and_retries(make_router, make_backend):
+    b = make_backend()
+    dead = f"127.0.0.1:{closed_port()}"
+    r = make_router(health={"interval": "10s"})
+    r.reload([app("hello", [("web.1", dead, False), ("web.2", b.addr, False)])])
+    for _ in range(10):
+        resp = get(r.port)
+        assert resp.status == 200
+    assert len(b.requests) == 10
+    # tried at most once: skipped for 5 s after the failure
+    r.wait_line(r"event=health app=hello dyno=web\.1 .*state=down "
+                r"reason=\"passive: connect: Connection refused\"")
+    lines = [ln for ln in r.lines() if "event=health" in ln]
+    assert len(lines) == 1
+
+
+def test_h21_all_refused(make_router):
+    r = make_router()
+    r.reload([app("hello", [("web.1", f"127.0.0.1:{closed_port()}", False),
+                            ("web.2", f"127.0.0.1:{closed_port()}", False)])])
+    resp = get(r.port)
+    assert resp.status == 503
+    assert resp.body == b"Application error\n"
+    r.wait_line(r'at=error code=H21 desc="Backend connection refused" method=GET path="/" '
+                r'host=hello\.localhost .* dyno=web\.\d .*status=503 ')
+
+
+def full_listener():
+    """A listener whose accept queue is full: connects to it hang."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    s.listen(0)
+    fillers = []
+    for _ in range(3):
+        f = socket.socket()
+        f.setblocking(False)
+        try:
+            f.connect(s.getsockname())
+        except BlockingIOError:
+            pass
+        fillers.append(f)
+    time.sleep(0.1)
+    return s, fillers
+
+
+def test_h19_connect_timeout(make_router):
+    s, fillers = full_listener()
+    r = make_router()
+    try:
+        r.reload([app("hello", [("web.1", "127.0.0.1:%d" % s.getsockname()[1], False)])])
+        t0 = time.monotonic()
+        resp = get(r.port)
+        assert resp.status == 503
+        assert 0.25 < time.monotonic() - t0 < 2
+        r.wait_line(r'at=error code=H19 desc="Backend connection timeout" .*dyno=web\.1 '
+                    r'.*status=503 ')
+    finally:
+        for f in fillers:
+            f.close()
+        s.close()
+
+
+def test_h12_request_timeout(make_router, make_backend):
+    b = make_backend(lambda s, req: time.sleep(1.5))
+    r = make_router()
+    r.reload([app("hello", [("web.1", b.addr, False)])])
+    t0 = time.monotonic()
+    resp = get(r.port)
+    assert resp.status == 503
+    assert 0.45 < time.monotonic() - t0 < 1.4
+    r.wait_line(r'at=error code=H12 desc="Request timeout" method=GET .*dyno=web\.1 '
+                r'.*status=503 ')
+
+
+def test_h13_closed_without_response(make_router, make_backend):
+    b = make_backend(lambda s, req: False)
+    r = make_router()
+    r.reload([app("hello", [("web.1", b.addr, False)])])
+    assert get(r.port).status == 503
+    r.wait_line(r'at=error code=H13 desc="Connection closed without response" .*status=503 ')
+
+
+def reset_mid_response(s, req):
+    s.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n" + b"x" * 1000)
+    time.sleep(0.05)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+    s.close()
+    return False
+
+
+def test_h18_dyno_resets_mid_response(make_router, make_backend):
+    b = make_backend(reset_mid_response)
+    r = make_router()
+    r.reload([app("hello", [("web.1", b.addr, False)])])
+    c = Conn(r.port)
+    c.request()
+    status, _, _, _ = c.read_head()
+    assert status == 200
+    assert c.closed()
+    assert len(c.buf) < 100000
+    r.wait_line(r'at=error code=H18 desc="Server Request Interrupted" .*status=503 ')
+    # the router is fine afterwards
+    b.handler = lambda s, req: reply(s, 200, b"ok")
+    assert get(r.port).status == 200
+
+
+@pytest.mark.parametrize("state,code,desc", [
+    ("crashed", "H10", "App crashed"),
+    ("no-web", "H14", "No web processes running"),
+    ("maintenance", "H80", "Maintenance mode"),
+])
+def test_app_states(make_router, make_backend, state, code, desc):
+    b = make_backend()
+    r = make_router()
+    r.reload([app("hello", [("web.1", b.addr, False)], state=state)])
+    resp = get(r.port)
+    assert resp.status == 503
+    r.wait_line(rf'at=error code={code} desc="{desc}" method=GET path="/" .*status=503 ')
+    assert b.requests == []
+
+
+def test_h14_no_backends(make_router, make_backend):
+    r = make_router()
+    b = make_backend()
+    r.reload([app("hello", [])])
+    assert get(r.port).status == 503
+    r.reload([app("hello", [("web.1", b.addr, True)])])  # draining only
+    assert get(r.port).status == 503
+    assert len([ln for ln in r.lines() if "code=H14" in ln]) == 2
+
+
+def test_h15_idle_dyno(make_router, make_backend):
+    def stall(s, req):
+        s.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc")
+        time.sleep(2)
+        return False
+
+    b = make_backend(stall)
+    r = make_router()
+    r.reload([app("hello", [("web.1", b.addr, False)])])
+    c = Conn(r.port)
+    c.request()
+    assert c.read_head()[0] == 200
+    assert c.closed(timeout=3)
+    r.wait_line(r'at=error code=H15 desc="Idle connection" .*status=503 ')
+
+
+def test_h27_client_gives_up_mid_body(one):
+    r, b = one
+    c = Conn(r.port)
+    c.send(b"POST / HTTP/1.1\r\nHost: hello.localhost\r\nContent-Length: 100\r\n\r\nabc")
+    time.sleep(0.1)
+    c.close()
+    r.wait_line(r'at=error code=H27 desc="Client Request Interrupted" method=POST .*status=499 ')
+
+
+def test_stale_pooled_connection_is_retried(make_router, make_backend):
+    def once(s, req):
+        reply(s, 200, b"ok")
+        s.shutdown(socket.SHUT_RDWR)  # the dyno drops keep-alive connections
+        return False
+
+    b = make_backend(once)
+    r = make_router()
+    r.reload([app("hello", [("web.1", b.addr, False)])])
+    for _ in range(5):
+        assert get(r.port).status == 200
+        time.sleep(0.02)
