@@ -573,3 +573,218 @@ def test_stale_pooled_connection_is_retried(make_router, make_backend):
     for _ in range(5):
         assert get(r.port).status == 200
         time.sleep(0.02)
+
+
+# ---- 5. health checks ----
+
+def test_active_tcp_check_fall_and_rise(make_router, make_backend):
+    b = make_backend()
+    port = b.port
+    good = make_backend()
+    r = make_router()
+    r.reload([app("hello", [("web.1", b.addr, False), ("web.2", good.addr, False)])])
+    b.stop()
+    r.wait_line(r'at=warning event=health app=hello dyno=web\.1 addr=127\.0\.0\.1:\d+ '
+                r'state=down reason="connect: Connection refused"')
+    n = len(good.requests)
+    for _ in range(5):
+        assert get(r.port).status == 200
+    assert len(good.requests) == n + 5
+    assert re.search(r'dyno_router_backend_up\{app="hello",dyno="web\.1",addr="[^"]+"\} 0',
+                     r.metrics())
+    # back on the same port: rises after 2 good checks, logged once
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("127.0.0.1", port))
+    s.listen(16)
+    try:
+        r.wait_line(r'at=info event=health app=hello dyno=web\.1 .*state=up '
+                    r'reason="tcp connect ok"')
+        time.sleep(0.3)
+        health = [ln for ln in r.lines() if "event=health" in ln]
+        assert len(health) == 2, health
+    finally:
+        s.close()
+
+
+def test_http_health_path(make_router, make_backend):
+    state = {"code": 200}
+
+    def h(s, req):
+        if req["path"] == "/health":
+            assert req["h"]["user-agent"] == "dyno-router-health"
+            reply(s, state["code"], b"x")
+            return False
+        reply(s, 200, b"app")
+        return True
+
+    b = make_backend(h)
+    r = make_router()
+    r.reload([app("hello", [("web.1", b.addr, False)], health_path="/health")])
+    assert wait_for(lambda: any(q["path"] == "/health" for q in b.requests))
+    state["code"] = 500
+    r.wait_line(r'event=health app=hello dyno=web\.1 .*state=down reason="GET /health: 500"')
+    resp = get(r.port)
+    assert resp.status == 503  # the only dyno is down
+    state["code"] = 204
+    r.wait_line(r'event=health app=hello dyno=web\.1 .*state=up reason="GET /health: 204"')
+    assert get(r.port).status == 200
+
+
+# ---- 6. logs and metrics ----
+
+def test_log_intake_and_drops(make_router, make_backend, tmp_path):
+    b = make_backend()
+    path = str(tmp_path / "intake.sock")
+    r = make_router(log_socket=path)
+    r.reload([app("hello", [("web.1", b.addr, False)])])
+    assert get(r.port).status == 200  # dynod away: dropped, counted
+    r.wait_line(LOG_OK)
+    assert wait_for(lambda: "dyno_router_log_lines_dropped_total 1" in r.metrics())
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    s.bind(path)
+    s.settimeout(3)
+    try:
+        time.sleep(1.1)  # the router retries the intake once a second
+        assert get(r.port, path="/x").status == 200
+        d = s.recv(65536).decode()
+        assert re.match(r"hello \d{4}-\d\d-\d\dT[\d:.]+\+00:00 router\[router\]: at=info "
+                        r"method=GET path=\"/x\" host=hello\.localhost .*status=200 ", d), d
+        assert not d.endswith("\n")
+        assert "dyno_router_log_lines_sent_total 1" in r.metrics()
+    finally:
+        s.close()
+
+
+def test_metrics(make_router, make_backend):
+    b = make_backend()
+    r = make_router()
+    r.reload([app("hello", [("web.1", b.addr, False)])])
+    for _ in range(3):
+        get(r.port)
+    get(r.port, host="nope")
+    r.reload([app("hello", [("web.1", b.addr, False)], state="crashed")])
+    get(r.port)
+    m = r.metrics()
+    assert "dyno_router_requests_total 5" in m
+    assert 'dyno_router_responses_total{status="200"} 3' in m
+    assert 'dyno_router_responses_total{status="404"} 1' in m
+    assert 'dyno_router_errors_total{code="H10"} 1' in m
+    assert 'dyno_router_request_duration_seconds_bucket{le="+Inf"} 5' in m
+    assert "dyno_router_request_duration_seconds_count 5" in m
+    assert re.search(r'dyno_router_backend_up\{app="hello",dyno="web\.1",addr="127\.0\.0\.1:\d+"\} 1', m)
+    assert re.search(r'dyno_router_backend_requests_total\{app="hello",dyno="web\.1",.*\} 3', m)
+    s = socket.create_connection(("127.0.0.1", r.admin_port))
+    s.sendall(b"GET /nope HTTP/1.1\r\nHost: a\r\n\r\n")
+    assert recv_all(s).startswith(b"HTTP/1.1 404 ")
+    s.close()
+
+
+# ---- 7. robustness ----
+
+def test_slowloris_gets_408(one):
+    r, b = one
+    conns = [Conn(r.port) for _ in range(20)]
+    t0 = time.monotonic()
+    for i in range(4):
+        for c in conns:
+            c.send(b"GET / HTTP/1.1\r\nX-Slow: aaaa"[i * 8:(i + 1) * 8] or b"a")
+        time.sleep(0.1)
+    for c in conns:
+        assert c.response().status == 408
+        c.close()
+    assert time.monotonic() - t0 < 3
+    assert get(r.port).status == 200
+
+
+def test_half_closed_client_gets_its_response(make_router, make_backend):
+    def slow(s, req):
+        time.sleep(0.1)
+        reply(s, 200, b"late\n")
+        return True
+
+    b = make_backend(slow)
+    r = make_router()
+    r.reload([app("hello", [("web.1", b.addr, False)])])
+    c = Conn(r.port)
+    c.request()
+    c.s.shutdown(socket.SHUT_WR)
+    resp = c.response()
+    assert (resp.status, resp.body) == (200, b"late\n")
+    assert c.closed()
+
+
+def test_oversize_response_head_is_502(make_router, make_backend):
+    def huge(s, req):
+        s.sendall(b"HTTP/1.1 200 OK\r\n" + b"X-A: aaaaaaaa\r\n" * 6000 + b"\r\n")
+        return False
+
+    b = make_backend(huge)
+    r = make_router()
+    r.reload([app("hello", [("web.1", b.addr, False)])])
+    assert get(r.port).status == 502
+    r.wait_line(r'code=H17 desc="Poorly formatted HTTP response" .*status=502 ')
+
+
+def test_bad_response_is_502(make_router, make_backend):
+    b = make_backend(lambda s, req: s.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n"
+                                              b"Transfer-Encoding: chunked\r\n\r\n"))
+    r = make_router()
+    r.reload([app("hello", [("web.1", b.addr, False)])])
+    assert get(r.port).status == 502
+
+
+def test_ten_thousand_idle_connections(make_router, make_backend):
+    import resource
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard < 10300:
+        pytest.skip(f"RLIMIT_NOFILE hard limit {hard} < 10300")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    b = make_backend()
+    r = make_router(timeouts={"request_head": "20s"})
+    r.reload([app("hello", [("web.1", b.addr, False)])])
+    socks = []
+    try:
+        for _ in range(10000):
+            s = socket.socket()
+            s.setblocking(False)
+            try:
+                s.connect(("127.0.0.1", r.port))
+            except BlockingIOError:
+                pass
+            socks.append(s)
+        assert wait_for(lambda: "dyno_router_client_connections 10000" in r.metrics(),
+                        timeout=20)
+        t0 = time.monotonic()
+        for _ in range(20):
+            assert get(r.port).status == 200
+        assert time.monotonic() - t0 < 5
+    finally:
+        for s in socks:
+            s.close()
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    assert wait_for(lambda: "dyno_router_client_connections 0" in r.metrics(), timeout=10)
+
+
+def test_sigterm_finishes_requests_in_flight(make_router, make_backend):
+    started = threading.Event()
+
+    def slow(s, req):
+        started.set()
+        time.sleep(0.3)
+        reply(s, 200, b"finished\n")
+        return True
+
+    b = make_backend(slow)
+    r = make_router()
+    r.reload([app("hello", [("web.1", b.addr, False)])])
+    idle = Conn(r.port)
+    c = Conn(r.port)
+    c.request()
+    assert started.wait(3)
+    r.proc.terminate()
+    resp = c.response()
+    assert (resp.status, resp.body) == (200, b"finished\n")
+    assert resp.header("connection") == "close"
+    assert idle.closed()
+    assert r.proc.wait(timeout=5) == 0
