@@ -20,11 +20,35 @@ bool hdr_request_id_valid(const char *s, size_t len)
 void hdr_uuid_format(uint64_t a, uint64_t b, char out[37])
 {
 	/* RFC 9562 5.4: version 4, variant 10 */
+	static const char hex[] = "0123456789abcdef";
 	a = (a & ~0xf000ull) | 0x4000ull;
 	b = (b & ~(3ull << 62)) | (2ull << 62);
-	snprintf(out, 37, "%08x-%04x-%04x-%04x-%012llx", (unsigned)(a >> 32),
-	         (unsigned)((a >> 16) & 0xffff), (unsigned)(a & 0xffff), (unsigned)(b >> 48),
-	         (unsigned long long)(b & 0xffffffffffffull));
+	size_t k = 0;
+	for (int i = 60; i >= 0; i -= 4) {
+		out[k++] = hex[(a >> i) & 0xf];
+		if (k == 8 || k == 13)
+			out[k++] = '-';
+	}
+	out[k++] = '-';
+	for (int i = 60; i >= 0; i -= 4) {
+		out[k++] = hex[(b >> i) & 0xf];
+		if (k == 23)
+			out[k++] = '-';
+	}
+	out[k] = '\0';
+}
+
+/* Decimal digits of v into b (at least 21 bytes), NUL-terminated; returns
+ * where they start. */
+static char *fmt_u64(char *b, size_t size, uint64_t v)
+{
+	char *p = b + size;
+	*--p = '\0';
+	do {
+		*--p = (char)('0' + v % 10);
+		v /= 10;
+	} while (v > 0);
+	return p;
 }
 
 struct out {
@@ -128,11 +152,12 @@ ssize_t hdr_build_request(const struct h1_request *req, const struct hdr_request
 		puts_(&o, ", ");
 	puts_(&o, info->client_ip);
 	size_t fwd_end = o.len;
-	char tail[160];
-	snprintf(tail, sizeof(tail),
-	         "\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Port: %u\r\nX-Request-Start: %llu\r\n",
-	         info->port, (unsigned long long)info->start_ms);
-	puts_(&o, tail);
+	char num[24];
+	puts_(&o, "\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Port: ");
+	puts_(&o, fmt_u64(num, sizeof(num), info->port));
+	puts_(&o, "\r\nX-Request-Start: ");
+	puts_(&o, fmt_u64(num, sizeof(num), info->start_ms));
+	puts_(&o, "\r\n");
 	puts_(&o, "X-Request-Id: ");
 	puts_(&o, info->request_id);
 	puts_(&o, "\r\nVia: ");
@@ -163,8 +188,10 @@ ssize_t hdr_build_response(const struct h1_response *resp, const struct hdr_resp
 {
 	static const char *const dropped[] = {"connection", "keep-alive", "proxy-connection", NULL};
 	struct out o = {out, 0, cap, false};
-	char status[32];
-	snprintf(status, sizeof(status), "HTTP/1.1 %03d ", resp->status);
+	char status[16] = "HTTP/1.1 000 ";
+	status[9] = (char)('0' + resp->status / 100 % 10);
+	status[10] = (char)('0' + resp->status / 10 % 10);
+	status[11] = (char)('0' + resp->status % 10);
 	puts_(&o, status);
 	put_slice(&o, resp->reason);
 	puts_(&o, "\r\n");

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -248,6 +249,34 @@ static ssize_t xsend(int fd, const char *p, size_t n, bool *blocked)
 		ssize_t w = send(fd, p, n, MSG_NOSIGNAL | MSG_DONTWAIT);
 		if (w >= 0) {
 			if ((size_t)w < n)
+				*blocked = true;
+			return w;
+		}
+		if (errno == EINTR)
+			continue;
+		if (errno == EAGAIN || errno == EWOULDBLOCK) {
+			*blocked = true;
+			return 0;
+		}
+		return -1;
+	}
+}
+
+/* As xsend() with the n1 bytes at p1 then the n2 at p2, in one sendmsg,
+ * so that a head and the body after it leave in one segment. */
+static ssize_t xsend2(int fd, const char *p1, size_t n1, const char *p2, size_t n2,
+                      bool *blocked)
+{
+	if (n1 == 0)
+		return xsend(fd, p2, n2, blocked);
+	if (n2 == 0)
+		return xsend(fd, p1, n1, blocked);
+	struct iovec iov[2] = {{(void *)p1, n1}, {(void *)p2, n2}};
+	struct msghdr mh = {.msg_iov = iov, .msg_iovlen = 2};
+	for (;;) {
+		ssize_t w = sendmsg(fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (w >= 0) {
+			if ((size_t)w < n1 + n2)
 				*blocked = true;
 			return w;
 		}
@@ -604,29 +633,19 @@ static void client_begin(struct proxy_client *c, const struct h1_request *hr)
 	pb_consume(&c->in, hr->head_len);
 	c->state = PC_PROXY;
 	loop_timer_stop(px->loop, &c->timer);
-	/* held by the first upstream; moved to the next on a retry */
-	struct pbuf head = {0};
-	if (!pb_append(&head, px->scratch, (size_t)n)) {
-		client_fail(c, 503, NULL, "Out of memory");
-		return;
-	}
 	if (r->expect) {
 		/* RFC 9110 10.1.1: the router answers 100-continue itself */
 		static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
 		pb_append(&c->out, cont, sizeof(cont) - 1);
 	}
-	struct proxy_upstream tmp = {.out = head};
 	client_connect(c);
-	if (c->dead || c->state != PC_PROXY) {
-		pb_free(&tmp.out);
+	if (c->dead || c->state != PC_PROXY || c->up == NULL)
 		return;
-	}
-	if (c->up) {
-		pb_free(&c->up->out);
-		c->up->out = tmp.out;
-	} else {
-		pb_free(&tmp.out);
-	}
+	/* the head goes to the upstream's buffer (a pooled one reuses its
+	 * memory); a retry moves it to the next upstream */
+	c->up->out.start = c->up->out.end = 0;
+	if (!pb_append(&c->up->out, px->scratch, (size_t)n))
+		client_fail(c, 503, NULL, "Out of memory");
 }
 
 static void upstream_on_io(struct loop *loop, struct loop_io *io, uint32_t events);
@@ -758,24 +777,20 @@ static void upstream_retry(struct proxy_client *c, bool connect_failed, bool tim
 
 /* ---- the pumps ---- */
 
-/* Moves request bytes to the dyno. Returns false when c was closed. */
+/* Moves request bytes to the dyno: what is left of the head in u->out and
+ * the body bytes that follow it in one sendmsg. Returns false when c was
+ * closed. */
 static bool pump_request(struct proxy_client *c)
 {
 	struct proxy_upstream *u = c->up;
 	struct proxy_req *r = &c->req;
-	if (u == NULL || u->state != PU_ACTIVE || u->wblocked || u->wr_shut)
+	if (u == NULL || u->state != PU_ACTIVE || u->wr_shut)
 		return true;
-	if (pb_len(&u->out) > 0) {
-		ssize_t w = xsend(u->io.fd, pb_data(&u->out), pb_len(&u->out), &u->wblocked);
-		if (w < 0)
-			goto write_error;
-		u->out.start += (size_t)w; /* kept for a retry: not consumed */
-		if (u->out.start < u->out.end)
-			return true;
-	}
-	while (!r->body_done && !u->wblocked) {
+	while (!u->wblocked) {
 		size_t avail = pb_len(&c->in), n = 0;
-		if (r->body == H1_BODY_LENGTH) {
+		if (r->body_done) {
+			n = 0;
+		} else if (r->body == H1_BODY_LENGTH) {
 			n = avail < r->body_left ? avail : (size_t)r->body_left;
 		} else if (r->body == H1_BODY_CHUNKED) {
 			while (r->body_ready < avail && !h1_chunked_done(&r->chunk)) {
@@ -794,28 +809,34 @@ static bool pump_request(struct proxy_client *c)
 			}
 			n = r->body_ready;
 		}
-		if (n == 0) {
-			if (c->rd_eof) {
+		size_t hl = pb_len(&u->out);
+		if (hl == 0 && n == 0) {
+			if (!r->body_done && c->rd_eof) {
 				client_fail(c, 499, "H27", "Client Request Interrupted");
 				return false;
 			}
 			break;
 		}
-		ssize_t w = xsend(u->io.fd, pb_data(&c->in), n, &u->wblocked);
+		ssize_t w = xsend2(u->io.fd, pb_data(&u->out), hl, pb_data(&c->in), n, &u->wblocked);
 		if (w < 0)
 			goto write_error;
-		pb_consume(&c->in, (size_t)w);
-		r->body_sent += (uint64_t)w;
-		if (r->body == H1_BODY_LENGTH) {
-			r->body_left -= (uint64_t)w;
-			r->body_done = r->body_left == 0;
-		} else {
-			r->body_ready -= (size_t)w;
-			r->body_done = r->body_ready == 0 && h1_chunked_done(&r->chunk);
+		size_t from_head = (size_t)w < hl ? (size_t)w : hl;
+		u->out.start += from_head; /* kept for a retry: not consumed */
+		size_t bw = (size_t)w - from_head;
+		if (bw > 0) {
+			pb_consume(&c->in, bw);
+			r->body_sent += bw;
+			if (r->body == H1_BODY_LENGTH) {
+				r->body_left -= bw;
+				r->body_done = r->body_left == 0;
+			} else {
+				r->body_ready -= bw;
+				r->body_done = r->body_ready == 0 && h1_chunked_done(&r->chunk);
+			}
+			u->last_active = loop_now(c->px->loop);
 		}
-		u->last_active = loop_now(c->px->loop);
 	}
-	if (r->body_done && !r->req_sent) {
+	if (r->body_done && pb_len(&u->out) == 0 && !r->req_sent) {
 		r->req_sent = true;
 		if (!r->got_any) {
 			u->last_active = loop_now(c->px->loop);
@@ -934,24 +955,21 @@ static bool flush_client_out(struct proxy_client *c)
 	return true;
 }
 
-/* Moves response bytes to the client. Returns false when c was closed. */
+/* Moves response bytes to the client: the queued head and the body bytes
+ * after it in one sendmsg. Returns false when c was closed. */
 static bool pump_response(struct proxy_client *c)
 {
 	struct proxy_upstream *u = c->up;
 	struct proxy_req *r = &c->req;
-	if (!flush_client_out(c))
-		return false;
 	if (u == NULL || u->state != PU_ACTIVE)
-		return true;
+		return flush_client_out(c);
 	if (!r->resp_started) {
 		if (pb_len(&u->in) == 0 && u->rd_eof)
 			goto closed;
 		if (!response_head(c))
 			return false;
-		if (!r->resp_started)
-			return true;
-		if (!flush_client_out(c))
-			return false;
+		if (!r->resp_started || c->state == PC_TUNNEL)
+			return flush_client_out(c);
 	}
 	while (!r->resp_done && !c->wblocked) {
 		size_t avail = pb_len(&u->in), n = 0;
@@ -1009,23 +1027,27 @@ static bool pump_response(struct proxy_client *c)
 			}
 			break;
 		}
-		ssize_t w = xsend(c->io.fd, pb_data(&u->in), n, &c->wblocked);
+		size_t hl = pb_len(&c->out);
+		ssize_t w = xsend2(c->io.fd, pb_data(&c->out), hl, pb_data(&u->in), n, &c->wblocked);
 		if (w < 0) {
 			client_fail(c, 499, "H27", "Client Request Interrupted");
 			return false;
 		}
-		pb_consume(&u->in, (size_t)w);
-		r->bytes += (uint64_t)w;
+		size_t from_head = (size_t)w < hl ? (size_t)w : hl;
+		pb_consume(&c->out, from_head);
+		size_t bw = (size_t)w - from_head;
+		pb_consume(&u->in, bw);
+		r->bytes += bw;
 		c->last_active = u->last_active = loop_now(c->px->loop);
 		if (r->resp_body == H1_BODY_LENGTH) {
-			r->resp_left -= (uint64_t)w;
+			r->resp_left -= bw;
 			r->resp_done = r->resp_left == 0;
 		} else if (r->resp_body == H1_BODY_CHUNKED) {
-			r->resp_ready -= (size_t)w;
+			r->resp_ready -= bw;
 			r->resp_done = r->resp_ready == 0 && h1_chunked_done(&r->resp_chunk);
 		}
 	}
-	return true;
+	return flush_client_out(c);
 closed:
 	if (!r->resp_started && !r->got_any && u->reused && r->body_sent == 0 && r->idempotent) {
 		upstream_retry(c, false, false, "reused connection closed");
