@@ -632,7 +632,8 @@ static void client_begin(struct proxy_client *c, const struct h1_request *hr)
 	}
 	pb_consume(&c->in, hr->head_len);
 	c->state = PC_PROXY;
-	loop_timer_stop(px->loop, &c->timer);
+	/* the head timer is left running: it is moved for the next head,
+	 * and ignored outside PC_HEAD, which saves two heap operations */
 	if (r->expect) {
 		/* RFC 9110 10.1.1: the router answers 100-continue itself */
 		static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
@@ -686,7 +687,6 @@ static void client_connect(struct proxy_client *c)
 			pool_remove(u);
 			u->state = PU_ACTIVE;
 			u->reused = true;
-			loop_timer_stop(px->loop, &u->timer);
 			r->connected_at = now;
 		} else {
 			int fd = socket(b->sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -838,7 +838,9 @@ static bool pump_request(struct proxy_client *c)
 	}
 	if (r->body_done && pb_len(&u->out) == 0 && !r->req_sent) {
 		r->req_sent = true;
-		if (!r->got_any) {
+		/* with a body, the first byte is awaited from its end; without,
+		 * the timer started at the connect is the same */
+		if (!r->got_any && r->body_sent > 0) {
 			u->last_active = loop_now(c->px->loop);
 			loop_timer_start(c->px->loop, &u->timer, c->px->cfg.first_byte_timeout, NULL);
 		}
@@ -1331,7 +1333,11 @@ static void upstream_on_io(struct loop *loop, struct loop_io *io, uint32_t event
 		if (n > 0) {
 			if (!r->got_any) {
 				r->got_any = true;
-				loop_timer_start(loop, &u->timer, c->px->cfg.idle_timeout, NULL);
+				/* the timer turns into the idle window, checked
+				 * lazily against last_active when it fires */
+				if (c->px->cfg.first_byte_timeout > c->px->cfg.idle_timeout)
+					loop_timer_start(loop, &u->timer, c->px->cfg.idle_timeout,
+					                 NULL);
 			}
 			u->last_active = loop_now(loop);
 		} else if (n == 0 || n == -1) {

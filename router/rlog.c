@@ -24,8 +24,13 @@ struct fmt {
 
 static void add(struct fmt *f, const char *s)
 {
-	for (; s && *s && f->len + 1 < f->cap; s++)
-		f->p[f->len++] = *s;
+	if (s == NULL)
+		return;
+	size_t n = strlen(s);
+	if (n > f->cap - 1 - f->len)
+		n = f->cap - 1 - f->len;
+	memcpy(f->p + f->len, s, n);
+	f->len += n;
 }
 
 static void add_quoted(struct fmt *f, const char *s)
@@ -260,7 +265,6 @@ void rlog_emit(struct rlog *l, const char *app, const char *msg)
 		l->stamp_sec = ts.tv_sec;
 	}
 	char *p = l->buf + l->len;
-	size_t room = l->cap - l->len;
 	/* "APP " then the line; "YYYY-MM-DDTHH:MM:SS." is 20 bytes */
 	const char *a = app ? app : "-";
 	size_t alen = strnlen(a, 64);
@@ -276,10 +280,17 @@ void rlog_emit(struct rlog *l, const char *app, const char *msg)
 	static const char tail[] = "+00:00 router[router]: ";
 	memcpy(p + pre + 26, tail, sizeof(tail) - 1);
 	size_t len = pre + 26 + sizeof(tail) - 1;
-	for (const char *s = msg; *s && len + 2 < room && len < RLOG_LINE_MAX; s++) {
-		unsigned char c = (unsigned char)*s;
-		p[len++] = (c < 0x20 && c != '\t') || c == 0x7f ? ' ' : (char)c;
+	size_t mlen = strlen(msg);
+	if (mlen > RLOG_LINE_MAX - len)
+		mlen = RLOG_LINE_MAX - len;
+	memcpy(p + len, msg, mlen);
+	/* a line stays one line */
+	for (size_t i = len; i < len + mlen; i++) {
+		unsigned char c = (unsigned char)p[i];
+		if ((c < 0x20 && c != '\t') || c == 0x7f)
+			p[i] = ' ';
 	}
+	len += mlen;
 	p[len++] = '\n';
 	l->starts[l->n] = l->len;
 	l->app_len[l->n] = pre;
