@@ -128,6 +128,13 @@ ssize_t hdr_build_request(const struct h1_request *req, const struct hdr_request
 	puts_(&o, " ");
 	put_slice(&o, req->target);
 	puts_(&o, " HTTP/1.1\r\n");
+	if (!req->has_host) {
+		/* a 1.0 request without Host (absolute-form): HTTP/1.1 needs
+		 * one (RFC 9112 3.2) */
+		puts_(&o, "Host: ");
+		put_slice(&o, req->host);
+		puts_(&o, "\r\n");
+	}
 	const struct h1_header *h = req->headers;
 	for (size_t i = 0; i < req->nheaders; i++) {
 		if (is_any(h[i].name, dropped))

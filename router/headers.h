@@ -29,7 +29,8 @@ struct hdr_request_info {
 };
 
 /* Writes the head for the dyno into out[0..cap): the request line as
- * HTTP/1.1, the client's fields minus hop-by-hop ones (Connection and what
+ * HTTP/1.1 (with a Host taken from the absolute-form target when the client
+ * sent none), the client's fields minus hop-by-hop ones (Connection and what
  * it names, Keep-Alive, Proxy-Connection, TE, Upgrade unless upgrading,
  * Expect: 100-continue, which the router answers) and minus the ones it
  * sets (X-Forwarded-*, X-Request-Start, X-Request-Id, Via), then

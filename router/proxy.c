@@ -1124,9 +1124,15 @@ static bool client_finish(struct proxy_client *c)
 	}
 	if (!r->body_done)
 		c->closing = true;
-	if (c->closing || (c->rd_eof && pb_len(&c->in) == 0)) {
+	if (c->rd_eof && pb_len(&c->in) == 0) {
 		client_close(c);
 		return false;
+	}
+	if (c->closing) {
+		/* through PC_ERROR with nothing to write: shut down our side
+		 * and drain what the client still sends (lingering close) */
+		c->state = PC_ERROR;
+		return true;
 	}
 	client_wait_head(c);
 	return true;

@@ -245,6 +245,7 @@ def test_http10_client(one):
     assert resp.status == 200
     assert resp.header("connection") == "close"
     assert c.closed()
+    assert b.requests[0]["h"]["host"] == "hello.localhost"  # HTTP/1.1 needs a Host
     # a 1.0 client asking for keep-alive keeps its connection
     c = Conn(r.port)
     c.request(version="HTTP/1.0", headers=[("Connection", "keep-alive")])
