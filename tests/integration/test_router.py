@@ -534,7 +534,7 @@ def test_h14_no_backends(make_router, make_backend):
     assert get(r.port).status == 503
     r.reload([app("hello", [("web.1", b.addr, True)])])  # draining only
     assert get(r.port).status == 503
-    assert len([ln for ln in r.lines() if "code=H14" in ln]) == 2
+    assert wait_for(lambda: len([ln for ln in r.lines() if "code=H14" in ln]) == 2)
 
 
 def test_h15_idle_dyno(make_router, make_backend):
