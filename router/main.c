@@ -162,6 +162,7 @@ static int run(int argc, char **argv)
 	}
 
 	_cleanup_error_ struct dy_error *err = NULL;
+	_cleanup_free_ char *log_path = NULL;
 	struct router rt = {0};
 	int status = 1;
 	signal(SIGPIPE, SIG_IGN);
@@ -172,7 +173,6 @@ static int run(int argc, char **argv)
 		rt.routes_path = strdup(routes);
 	else if (asprintf(&rt.routes_path, "%s/routes.json", rt.cfg->state_dir) < 0)
 		rt.routes_path = NULL;
-	_cleanup_free_ char *log_path = NULL;
 	if (log_socket == NULL) {
 		if (asprintf(&log_path, "%s/log.sock", rt.cfg->state_dir) < 0)
 			log_path = NULL;
