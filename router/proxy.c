@@ -206,7 +206,8 @@ struct proxy_client {
 	bool wblocked;
 	bool closing; /* close once the current response is out */
 	bool dead;
-	bool in_request; /* bytes of a head arrived */
+	bool in_request;     /* bytes of a head arrived */
+	uint64_t wait_start; /* monotonic us: waiting for a head since */
 	uint64_t last_active;
 	struct proxy_upstream *up;
 	struct proxy_req req;
@@ -549,8 +550,11 @@ static void client_wait_head(struct proxy_client *c)
 	c->state = PC_HEAD;
 	c->in_request = false;
 	h1_parser_init(&c->parser, NULL, px->headers, MAX_HEADERS);
-	c->last_active = loop_now(px->loop);
-	loop_timer_start(px->loop, &c->timer, px->cfg.head_timeout, NULL);
+	c->last_active = c->wait_start = loop_now(px->loop);
+	/* the earlier of the two deadlines client_on_timer() checks */
+	uint64_t first = px->cfg.head_timeout < px->cfg.idle_timeout ? px->cfg.head_timeout
+	                                                             : px->cfg.idle_timeout;
+	loop_timer_start(px->loop, &c->timer, first, NULL);
 }
 
 /* The head is complete and valid: note what the log needs, route it. */
@@ -1406,9 +1410,23 @@ static void client_on_timer(struct loop *loop, struct loop_timer *t)
 	}
 	if (c->state != PC_HEAD)
 		return;
-	if (pb_len(&c->in) == 0) {
-		/* an idle keep-alive connection: close quietly */
-		client_close(c);
+	/* One timer, checked lazily: an idle connection (no byte of a head
+	 * yet) may wait the idle timeout, a head must be complete within
+	 * request_head of its first byte (slowloris). */
+	struct proxy *px = c->px;
+	uint64_t now = loop_now(loop);
+	if (!c->in_request) {
+		uint64_t deadline = c->wait_start + px->cfg.idle_timeout;
+		if (now < deadline) {
+			loop_timer_start_at(loop, t, deadline, NULL);
+			return;
+		}
+		client_close(c); /* an idle keep-alive connection: quietly */
+		return;
+	}
+	uint64_t deadline = c->req.start + px->cfg.head_timeout;
+	if (now < deadline) {
+		loop_timer_start_at(loop, t, deadline, NULL);
 		return;
 	}
 	snprintf(c->req.method, sizeof(c->req.method), "-");

@@ -245,6 +245,23 @@ static char *dup_or_null(const char *s)
 	return s ? strdup(s) : NULL;
 }
 
+/* Copies what the table says about b (draining) and its app (keepalive,
+ * health check) into b. */
+static void set_backend(const struct route_app *a, struct route_backend *b, json_t *jb)
+{
+	b->draining = json_is_true(json_object_get(jb, "draining"));
+	b->keepalive = a->keepalive;
+	if (b->health_path == NULL || a->health_path == NULL ||
+	    strcmp(b->health_path, a->health_path) != 0) {
+		free(b->health_path);
+		b->health_path = dup_or_null(a->health_path);
+	}
+	if (b->health_host == NULL || strcmp(b->health_host, a->hosts[0]) != 0) {
+		free(b->health_host);
+		b->health_host = strdup(a->hosts[0]);
+	}
+}
+
 static int parse_app(json_t *ja, size_t ai, const char *domain, const struct route_table *old,
                      struct route_app *a, struct dy_error **err)
 {
@@ -337,12 +354,8 @@ static int parse_app(json_t *ja, size_t ai, const char *domain, const struct rou
 			b->healthy = true; /* DESIGN.md: a new backend is healthy at once */
 		}
 		a->backends[a->nbackends++] = b;
-		b->draining = jd != NULL && json_is_true(jd);
-		b->keepalive = a->keepalive;
-		free(b->health_path);
-		b->health_path = dup_or_null(a->health_path);
-		free(b->health_host);
-		b->health_host = strdup(a->hosts[0]);
+		if (b->refs == 1) /* new: settled now; taken over: after success */
+			set_backend(a, b, jb);
 		for (size_t k = 0; k + 1 < a->nbackends; k++)
 			if (a->backends[k] == b)
 				return dy_error(err, "apps[%zu].backends[%zu]: listed twice", ai, i);
@@ -409,6 +422,13 @@ int route_table_parse(const char *json, size_t len, const char *domain,
 			if (r < 0)
 				goto out;
 		}
+	/* only now, the parse being good, do backends taken over from the
+	 * table in use change */
+	for (size_t i = 0; i < t->napps; i++) {
+		json_t *bes = json_object_get(json_array_get(apps, i), "backends");
+		for (size_t k = 0; k < t->apps[i].nbackends; k++)
+			set_backend(&t->apps[i], t->apps[i].backends[k], json_array_get(bes, k));
+	}
 	if (hooks && hooks->added)
 		for (size_t i = 0; i < t->napps; i++)
 			for (size_t k = 0; k < t->apps[i].nbackends; k++) {

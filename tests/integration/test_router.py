@@ -742,7 +742,7 @@ def test_ten_thousand_idle_connections(make_router, make_backend):
         pytest.skip(f"RLIMIT_NOFILE hard limit {hard} < 10300")
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     b = make_backend()
-    r = make_router(timeouts={"request_head": "20s"})
+    r = make_router(timeouts={"idle": "30s"})
     r.reload([app("hello", [("web.1", b.addr, False)])])
     socks = []
     try:
@@ -789,3 +789,22 @@ def test_sigterm_finishes_requests_in_flight(make_router, make_backend):
     assert resp.header("connection") == "close"
     assert idle.closed()
     assert r.proc.wait(timeout=5) == 0
+
+
+def test_idle_keepalive_client_closed_quietly_after_idle(one):
+    r, b = one
+    c = Conn(r.port)
+    c.request()
+    assert c.response().status == 200
+    t0 = time.monotonic()
+    assert c.closed(timeout=3)
+    assert 0.6 < time.monotonic() - t0 < 2  # idle: 700ms, not request_head
+    assert c.buf == b""
+
+
+def test_h28_client_idle_during_body(one):
+    r, b = one
+    c = Conn(r.port)
+    c.send(b"POST / HTTP/1.1\r\nHost: hello.localhost\r\nContent-Length: 10\r\n\r\nabc")
+    assert c.closed(timeout=3)
+    r.wait_line(r'at=error code=H28 desc="Client Connection Idle" method=POST .*status=499 ')

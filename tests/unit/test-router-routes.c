@@ -91,6 +91,24 @@ static void test_reload_keeps_backends(void **state)
 	route_table_free(t2);
 }
 
+static void test_failed_reload_changes_nothing(void **state)
+{
+	struct route_table *t1 = parse(good, NULL);
+	struct route_backend *b1 = route_lookup(t1, "hello.localhost", 15)->backends[0];
+	/* web.1 turns draining, but a later app is bad: the reload fails */
+	const char *bad = "{\"apps\": [{\"name\": \"hello\", \"keepalive\": false, \"backends\": "
+	                  "[{\"dyno\": \"web.1\", \"addr\": \"10.213.0.5:5000\", \"draining\": true}]},"
+	                  "{\"name\": \"x\", \"state\": \"bad\"}]}";
+	struct route_table *t2 = NULL;
+	_cleanup_error_ struct dy_error *err = NULL;
+	assert_true(route_table_parse(bad, strlen(bad), "localhost", t1, NULL, &t2, &err) < 0);
+	assert_null(t2);
+	assert_false(b1->draining);
+	assert_true(b1->keepalive);
+	assert_int_equal(b1->refs, 1);
+	route_table_free(t1);
+}
+
 static void test_errors_name_the_key(void **state)
 {
 	static const struct {
@@ -146,6 +164,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_parse_and_lookup),
 	    cmocka_unit_test(test_reload_keeps_backends),
+	    cmocka_unit_test(test_failed_reload_changes_nothing),
 	    cmocka_unit_test(test_errors_name_the_key),
 	    cmocka_unit_test(test_parse_addr),
 	};
