@@ -59,6 +59,8 @@ struct out {
 
 static void put(struct out *o, const char *s, size_t n)
 {
+	if (n == 0)
+		return; /* an empty slice may have p NULL */
 	if (o->over || o->cap - o->len < n) {
 		o->over = true;
 		return;
@@ -78,9 +80,14 @@ static void put_slice(struct out *o, struct h1_slice s)
 }
 
 /* True when name is listed by a Connection field: a hop-by-hop field
- * (RFC 9110 7.6.1) that must not be forwarded. */
+ * (RFC 9110 7.6.1) that must not be forwarded. Host and the framing fields
+ * are never taken as such: dropping them because a peer named them would
+ * strip the Host, or desynchronise the framing of the hop after us. */
 static bool named_by_connection(const struct h1_header *h, size_t n, struct h1_slice name)
 {
+	if (h1_slice_eq_ci(name, "host") || h1_slice_eq_ci(name, "content-length") ||
+	    h1_slice_eq_ci(name, "transfer-encoding"))
+		return false;
 	for (size_t i = 0; i < n; i++) {
 		if (!h1_slice_eq_ci(h[i].name, "connection"))
 			continue;

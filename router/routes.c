@@ -309,9 +309,16 @@ static int parse_app(json_t *ja, size_t ai, const char *domain, const struct rou
 		const char *h = json_string_value(json_array_get(hosts, i));
 		if (h == NULL || !valid_host(h))
 			return dy_error(err, "apps[%zu].hosts[%zu]: invalid host", ai, i);
-		if (strcasecmp(h, own) == 0)
+		/* "a.example." names "a.example" (RFC 1034 3.1), which is
+		 * how route_lookup() reads a Host */
+		size_t hl = strlen(h);
+		if (h[hl - 1] == '.')
+			hl--;
+		if (hl == 0)
+			return dy_error(err, "apps[%zu].hosts[%zu]: invalid host", ai, i);
+		if (strncasecmp(h, own, hl) == 0 && own[hl] == '\0')
 			continue;
-		a->hosts[a->nhosts++] = strdup(h);
+		a->hosts[a->nhosts++] = strndup(h, hl);
 	}
 
 	json_t *bes = json_object_get(ja, "backends");

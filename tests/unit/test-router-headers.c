@@ -67,6 +67,29 @@ static void test_request_upgrade_and_close(void **state)
 	assert_non_null(strstr(out, "\r\nConnection: upgrade\r\n\r\n"));
 }
 
+static void test_connection_cannot_drop_host_or_framing(void **state)
+{
+	struct h1_request r = parse_req("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n"
+	                                "Connection: Host, Content-Length, X-A\r\nX-A: 1\r\n\r\n");
+	char out[1024];
+	struct hdr_request_info info = {"127.0.0.1", 80, 1, "abcdefabcdefabcdefabcd", false};
+	ssize_t n = hdr_build_request(&r, &info, out, sizeof(out) - 1, NULL, 0);
+	out[n] = '\0';
+	assert_non_null(strstr(out, "\r\nHost: h\r\n"));
+	assert_non_null(strstr(out, "\r\nContent-Length: 3\r\n"));
+	assert_null(strstr(out, "X-A"));
+	const char *s = "HTTP/1.1 200 OK\r\nConnection: Content-Length, Transfer-Encoding\r\n"
+	                "Content-Length: 2\r\n\r\n";
+	struct h1_parser p;
+	struct h1_response resp;
+	h1_parser_init(&p, NULL, hdrs, 64);
+	assert_true(h1_parse_response(&p, s, strlen(s), 0, &resp) > 0);
+	struct hdr_response_info ri = {0};
+	n = hdr_build_response(&resp, &ri, out, sizeof(out) - 1);
+	out[n] = '\0';
+	assert_string_equal(out, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n");
+}
+
 static void test_response_rewrite(void **state)
 {
 	const char *s = "HTTP/1.1 200 OK\r\nConnection: keep-alive\r\nKeep-Alive: 5\r\n"
@@ -145,6 +168,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_request_rewrite),
 	    cmocka_unit_test(test_request_upgrade_and_close),
+	    cmocka_unit_test(test_connection_cannot_drop_host_or_framing),
 	    cmocka_unit_test(test_response_rewrite),
 	    cmocka_unit_test(test_request_id),
 	    cmocka_unit_test(test_log_format),

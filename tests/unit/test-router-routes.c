@@ -52,6 +52,16 @@ static void test_parse_and_lookup(void **state)
 	assert_string_equal(a->name, "hello");
 	assert_ptr_equal(route_lookup(t, "WWW.example.COM:8080", 20), a);
 	assert_ptr_equal(route_lookup(t, "hello.localhost.", 16), a);
+	route_table_free(t);
+	t = parse("{\"apps\": [{\"name\": \"a\", \"hosts\": [\"x.example.\", \"a.localhost.\"]}]}",
+	          NULL);
+	assert_non_null(t);
+	assert_int_equal(t->apps[0].nhosts, 2);
+	assert_non_null(route_lookup(t, "x.example", 9));
+	assert_non_null(route_lookup(t, "x.example.", 10));
+	route_table_free(t);
+	t = parse(good, NULL);
+	a = route_lookup(t, "hello.localhost", 15);
 	assert_null(route_lookup(t, "nope.localhost", 14));
 	assert_null(route_lookup(t, "hello.localhos", 14));
 	struct route_app *d = route_lookup(t, "down.localhost", 14);
