@@ -229,14 +229,19 @@ static bool valid_name(const char *s)
 	return true;
 }
 
+/* A DNS name: labels of [A-Za-z0-9_-], none empty, one trailing dot
+ * allowed. */
 static bool valid_host(const char *s)
 {
 	size_t n = strlen(s);
-	if (n == 0 || n > 253)
+	if (n == 0 || n > 254 || s[0] == '.')
 		return false;
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; i < n; i++) {
+		if (s[i] == '.' && i + 1 < n && s[i + 1] == '.')
+			return false;
 		if (!isalnum((unsigned char)s[i]) && s[i] != '-' && s[i] != '.' && s[i] != '_')
 			return false;
+	}
 	return true;
 }
 
@@ -364,8 +369,9 @@ static int parse_app(json_t *ja, size_t ai, const char *domain, const struct rou
 		if (b->refs == 1) /* new: settled now; taken over: after success */
 			set_backend(a, b, jb);
 		for (size_t k = 0; k + 1 < a->nbackends; k++)
-			if (a->backends[k] == b)
-				return dy_error(err, "apps[%zu].backends[%zu]: listed twice", ai, i);
+			if (strcmp(a->backends[k]->dyno, dyno) == 0)
+				return dy_error(err, "apps[%zu].backends[%zu]: dyno %s listed twice",
+				                ai, i, dyno);
 	}
 	return 0;
 }

@@ -808,3 +808,100 @@ def test_h28_client_idle_during_body(one):
     c.send(b"POST / HTTP/1.1\r\nHost: hello.localhost\r\nContent-Length: 10\r\n\r\nabc")
     assert c.closed(timeout=3)
     r.wait_line(r'at=error code=H28 desc="Client Connection Idle" method=POST .*status=499 ')
+
+
+def test_head_and_bodyless_responses(make_router, make_backend):
+    def h(s, req):
+        if req["path"] == "/204":
+            s.sendall(b"HTTP/1.1 204 No Content\r\n\r\n")
+        elif req["path"] == "/304":
+            s.sendall(b"HTTP/1.1 304 Not Modified\r\nContent-Length: 5\r\n\r\n")
+        else:
+            s.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n"
+                      + (b"" if req["method"] == "HEAD" else b"hello"))
+        return True
+
+    b = make_backend(h)
+    r = make_router()
+    r.reload([app("hello", [("web.1", b.addr, False)])])
+    c = Conn(r.port)
+    c.request(method="HEAD")
+    resp = c.response("HEAD")
+    assert (resp.status, resp.header("content-length")) == (200, "5")
+    for path, status in (("/204", 204), ("/304", 304), ("/", 200)):
+        c.request(path=path)
+        resp = c.response()
+        assert resp.status == status
+    assert resp.body == b"hello"
+    c.close()
+
+
+def test_response_until_close(make_router, make_backend):
+    def h(s, req):
+        s.sendall(b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nuntil the end")
+        return False
+
+    b = make_backend(h)
+    r = make_router()
+    r.reload([app("hello", [("web.1", b.addr, False)])])
+    c = Conn(r.port)
+    c.request()
+    resp = c.response()
+    assert (resp.status, resp.body) == (200, b"until the end")
+    assert resp.header("connection") == "close"
+    r.wait_line(r'at=info method=GET .*status=200 bytes=\d+ ')
+
+
+def test_garbage_both_ways_never_breaks_the_router(make_router, make_backend):
+    """Mutated requests from clients and mutated responses from the dyno,
+    from a fixed seed; the router answers or closes, and stays up (the
+    sanitizer build turns any memory error into a failure at exit)."""
+    import random
+    rnd = random.Random(1234)
+    good_req = (b"POST /p?q=1 HTTP/1.1\r\nHost: hello.localhost\r\nContent-Length: 5\r\n"
+                b"X-Request-Id: abcdefghijabcdefghij\r\n\r\nhello")
+    good_chunked = (b"POST / HTTP/1.1\r\nHost: hello.localhost\r\nTransfer-Encoding: chunked\r\n"
+                    b"\r\n5\r\nhello\r\n0\r\n\r\n")
+    good_resp = (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                 b"5\r\nhello\r\n0\r\n\r\n")
+
+    def mutate(data):
+        data = bytearray(data)
+        for _ in range(rnd.randint(1, 4)):
+            op = rnd.randint(0, 3)
+            i = rnd.randrange(len(data))
+            if op == 0:
+                data[i] = rnd.randrange(256)
+            elif op == 1:
+                del data[i:i + rnd.randint(1, 8)]
+            elif op == 2:
+                data[i:i] = bytes(rnd.randrange(256) for _ in range(rnd.randint(1, 8)))
+            else:
+                data[i:i] = data[rnd.randrange(len(data)):][:rnd.randint(1, 40)]
+            if not data:
+                data = bytearray(b"x")
+        return bytes(data)
+
+    responses = [mutate(good_resp) for _ in range(150)]
+
+    def h(s, req):
+        s.sendall(responses[len(b.requests) % len(responses)])
+        return False
+
+    b = make_backend(h)
+    r = make_router(timeouts={"first_byte": "200ms", "idle": "200ms", "request_head": "200ms"})
+    r.reload([app("hello", [("web.1", b.addr, False)])])
+    t0 = time.monotonic()
+    for i in range(150):
+        c = Conn(r.port, timeout=2)
+        try:
+            c.send(mutate(good_req if i % 2 else good_chunked))
+            c.s.shutdown(socket.SHUT_WR)
+            recv_all(c.s, timeout=2)
+        except OSError:
+            pass
+        finally:
+            c.close()
+    assert time.monotonic() - t0 < 60
+    b.handler = lambda s, req: reply(s, 200, b"fine")
+    assert get(r.port).status == 200
