@@ -1417,6 +1417,12 @@ static void client_on_timer(struct loop *loop, struct loop_timer *t)
 	uint64_t now = loop_now(loop);
 	if (!c->in_request) {
 		uint64_t deadline = c->wait_start + px->cfg.idle_timeout;
+		/* an idle keep-alive connection gives its buffers back until
+		 * its next request: many idle clients cost little memory */
+		if (pb_len(&c->in) == 0)
+			pb_free(&c->in);
+		if (pb_len(&c->out) == 0)
+			pb_free(&c->out);
 		if (now < deadline) {
 			loop_timer_start_at(loop, t, deadline, NULL);
 			return;

@@ -905,3 +905,16 @@ def test_garbage_both_ways_never_breaks_the_router(make_router, make_backend):
     assert time.monotonic() - t0 < 60
     b.handler = lambda s, req: reply(s, 200, b"fine")
     assert get(r.port).status == 200
+
+
+def test_idle_client_gives_buffers_back_and_is_served_again(make_router, make_backend):
+    b = make_backend()
+    r = make_router(timeouts={"request_head": "200ms", "idle": "3s"})
+    r.reload([app("hello", [("web.1", b.addr, False)])])
+    c = Conn(r.port)
+    for _ in range(3):
+        c.request(path="/again")
+        resp = c.response()
+        assert resp.status == 200
+        time.sleep(0.4)  # past request_head: the buffers were freed
+    c.close()
