@@ -122,7 +122,8 @@ static void on_io(struct loop *loop, struct loop_io *io, uint32_t events)
 			        req.method_id == H1_METHOD_HEAD);
 			free(body);
 		} else if (h1_slice_eq_ci(req.target, "/health")) {
-			respond(c, 200, "OK", "text/plain", "ok\n", 3, req.method_id == H1_METHOD_HEAD);
+			respond(c, 200, "OK", "text/plain", "ok\n", 3,
+			        req.method_id == H1_METHOD_HEAD);
 		} else {
 			respond(c, 404, "Not Found", "text/plain", "not found\n", 10, false);
 		}

@@ -52,7 +52,8 @@ struct route_backend *bal_pick(const struct route_app *app, uint64_t now,
 	 * allocating: apps have a handful of dynos, two passes are cheap. */
 	size_t n = 0;
 	for (size_t i = 0; i < app->nbackends; i++)
-		if (bal_usable(app->backends[i], now) && !was_tried(app->backends[i], tried, ntried))
+		if (bal_usable(app->backends[i], now) &&
+		    !was_tried(app->backends[i], tried, ntried))
 			n++;
 	if (n == 0)
 		return NULL;

@@ -126,9 +126,17 @@ ssize_t hdr_build_request(const struct h1_request *req, const struct hdr_request
                           char *out, size_t cap, char *fwd, size_t fwd_cap)
 {
 	static const char *const dropped[] = {
-	    "connection",        "keep-alive",      "proxy-connection", "te",
-	    "x-forwarded-for",   "x-forwarded-proto", "x-forwarded-port", "x-request-start",
-	    "x-request-id",      "via",             NULL,
+	    "connection",
+	    "keep-alive",
+	    "proxy-connection",
+	    "te",
+	    "x-forwarded-for",
+	    "x-forwarded-proto",
+	    "x-forwarded-port",
+	    "x-request-start",
+	    "x-request-id",
+	    "via",
+	    NULL,
 	};
 	struct out o = {out, 0, cap, false};
 	put_slice(&o, req->method);

@@ -44,7 +44,8 @@ void hc_set_state(struct hc_ctx *ctx, struct route_backend *b, bool healthy, con
 	if (ctx->metrics)
 		ctx->metrics->health_changes++;
 	char msg[512];
-	snprintf(msg, sizeof(msg), "at=%s event=health app=%s dyno=%s addr=%s state=%s reason=\"%s\"",
+	snprintf(msg, sizeof(msg),
+	         "at=%s event=health app=%s dyno=%s addr=%s state=%s reason=\"%s\"",
 	         healthy ? "info" : "warning", b->app, b->dyno, b->addr_text,
 	         healthy ? "up" : "down", reason);
 	rlog_emit(ctx->log, b->app, msg);

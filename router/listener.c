@@ -11,7 +11,7 @@
 #include "common/cleanup.h"
 #include "common/loop.h"
 
-#define ACCEPT_BATCH     64
+#define ACCEPT_BATCH      64
 #define ACCEPT_PAUSE_USEC 100000
 
 struct lsn {
@@ -25,7 +25,8 @@ struct lsn {
 
 int lsn_bind(const struct sockaddr *sa, socklen_t len, const char *text, struct dy_error **err)
 {
-	_cleanup_close_ int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	_cleanup_close_ int fd =
+	    socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return dy_error_errno(err, errno, "listen %s: socket", text);
 	int one = 1;
@@ -76,7 +77,8 @@ static void on_accept(struct loop *loop, struct loop_io *io, uint32_t events)
 		socklen_t sl = sizeof(ss);
 		int fd = accept4(io->fd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd < 0) {
-			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
+			    errno == ENOMEM) {
 				/* out of descriptors: the listen queue holds the
 				 * clients; try again shortly instead of spinning */
 				loop_io_set(loop, io, 0, NULL);

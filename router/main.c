@@ -226,7 +226,8 @@ static int run(int argc, char **argv)
 				struct sockaddr_storage ss;
 				socklen_t sl;
 				if (route_parse_addr(listen_addrs[i], &ss, &sl) < 0) {
-					dy_error(&err, "--listen %s: not ADDR:PORT", listen_addrs[i]);
+					dy_error(&err, "--listen %s: not ADDR:PORT",
+					         listen_addrs[i]);
 					goto out;
 				}
 				memcpy(&a.sa, &ss, sl);

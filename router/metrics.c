@@ -9,7 +9,7 @@
 #include "router/rlog.h"
 
 const uint64_t metrics_bucket_us[METRICS_NBUCKETS] = {
-    500,    1000,   2500,    5000,    10000,   25000,   50000,
+    500,    1000,   2500,   5000,    10000,   25000,   50000,
     100000, 250000, 500000, 1000000, 2500000, 5000000, 10000000,
 };
 
@@ -39,9 +39,10 @@ int metrics_render(const struct metrics *m, const struct route_table *t, const s
 	FILE *f = open_memstream(&buf, &len);
 	if (f == NULL)
 		return -ENOMEM;
-	fprintf(f, "# HELP dyno_router_requests_total Requests answered.\n"
-	           "# TYPE dyno_router_requests_total counter\n"
-	           "dyno_router_requests_total %llu\n",
+	fprintf(f,
+	        "# HELP dyno_router_requests_total Requests answered.\n"
+	        "# TYPE dyno_router_requests_total counter\n"
+	        "dyno_router_requests_total %llu\n",
 	        (unsigned long long)m->requests);
 	fprintf(f, "# HELP dyno_router_responses_total Responses by status.\n"
 	           "# TYPE dyno_router_responses_total counter\n");
@@ -97,7 +98,8 @@ int metrics_render(const struct metrics *m, const struct route_table *t, const s
 	for (size_t i = 0; t && i < t->napps; i++)
 		for (size_t k = 0; k < t->apps[i].nbackends; k++) {
 			const struct route_backend *b = t->apps[i].backends[k];
-			fprintf(f, "dyno_router_backend_up{app=\"%s\",dyno=\"%s\",addr=\"%s\"} %d\n",
+			fprintf(f,
+			        "dyno_router_backend_up{app=\"%s\",dyno=\"%s\",addr=\"%s\"} %d\n",
 			        b->app, b->dyno, b->addr_text, b->healthy ? 1 : 0);
 		}
 	fprintf(f, "# TYPE dyno_router_backend_draining gauge\n");

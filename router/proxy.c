@@ -265,8 +265,7 @@ static ssize_t xsend(int fd, const char *p, size_t n, bool *blocked)
 
 /* As xsend() with the n1 bytes at p1 then the n2 at p2, in one sendmsg,
  * so that a head and the body after it leave in one segment. */
-static ssize_t xsend2(int fd, const char *p1, size_t n1, const char *p2, size_t n2,
-                      bool *blocked)
+static ssize_t xsend2(int fd, const char *p1, size_t n1, const char *p2, size_t n2, bool *blocked)
 {
 	if (n1 == 0)
 		return xsend(fd, p2, n2, blocked);
@@ -530,7 +529,8 @@ static void client_fail(struct proxy_client *c, int status, const char *code, co
 		                 "%zu\r\nConnection: close\r\n%s%s%s\r\n%s",
 		                 status, status_reason(status), strlen(body),
 		                 r->request_id[0] ? "X-Request-Id: " : "", r->request_id,
-		                 r->request_id[0] ? "\r\n" : "", r->method_id == H1_METHOD_HEAD ? "" : body);
+		                 r->request_id[0] ? "\r\n" : "",
+		                 r->method_id == H1_METHOD_HEAD ? "" : body);
 		c->out.start = c->out.end = 0;
 		pb_append(&c->out, head, (size_t)n);
 		r->bytes = (uint64_t)n;
@@ -577,12 +577,13 @@ static void client_begin(struct proxy_client *c, const struct h1_request *hr)
 	r->body_left = hr->body == H1_BODY_LENGTH ? (uint64_t)hr->content_length : 0;
 	if (hr->body == H1_BODY_CHUNKED)
 		h1_chunked_init(&r->chunk, NULL);
-	r->body_done = hr->body == H1_BODY_NONE ||
-	               (hr->body == H1_BODY_LENGTH && hr->content_length == 0);
+	r->body_done =
+	    hr->body == H1_BODY_NONE || (hr->body == H1_BODY_LENGTH && hr->content_length == 0);
 	if (!hr->keep_alive || px->shutting_down)
 		c->closing = true;
 
-	const struct h1_header *rid = h1_header_find(hr->headers, hr->nheaders, "x-request-id", NULL);
+	const struct h1_header *rid =
+	    h1_header_find(hr->headers, hr->nheaders, "x-request-id", NULL);
 	if (rid && hdr_request_id_valid(rid->value.p, rid->value.len))
 		slice_copy(r->request_id, sizeof(r->request_id), rid->value);
 	else
@@ -628,8 +629,8 @@ static void client_begin(struct proxy_client *c, const struct h1_request *hr)
 	    .request_id = r->request_id,
 	    .close = !app->keepalive,
 	};
-	ssize_t n = hdr_build_request(hr, &info, px->scratch, sizeof(px->scratch), r->fwd,
-	                              sizeof(r->fwd));
+	ssize_t n =
+	    hdr_build_request(hr, &info, px->scratch, sizeof(px->scratch), r->fwd, sizeof(r->fwd));
 	if (n < 0) {
 		client_fail(c, 431, NULL, "Request head too large");
 		return;
@@ -693,7 +694,8 @@ static void client_connect(struct proxy_client *c)
 			u->reused = true;
 			r->connected_at = now;
 		} else {
-			int fd = socket(b->sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+			int fd =
+			    socket(b->sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 			if (fd < 0) {
 				client_fail(c, 503, "H21", "Backend connection refused");
 				return;
@@ -728,9 +730,9 @@ static void client_connect(struct proxy_client *c)
 				u->next->prev = u;
 			px->upstreams = u;
 			u->last_active = now;
-			loop_timer_start(px->loop, &u->timer,
-			                 cr == 0 ? px->cfg.first_byte_timeout : px->cfg.connect_timeout,
-			                 NULL);
+			loop_timer_start(
+			    px->loop, &u->timer,
+			    cr == 0 ? px->cfg.first_byte_timeout : px->cfg.connect_timeout, NULL);
 		}
 		u->client = c;
 		c->up = u;
@@ -799,8 +801,9 @@ static bool pump_request(struct proxy_client *c)
 		} else if (r->body == H1_BODY_CHUNKED) {
 			while (r->body_ready < avail && !h1_chunked_done(&r->chunk)) {
 				struct h1_slice data;
-				int d = h1_chunked_decode(&r->chunk, pb_data(&c->in) + r->body_ready,
-				                          avail - r->body_ready, &data);
+				int d =
+				    h1_chunked_decode(&r->chunk, pb_data(&c->in) + r->body_ready,
+				                      avail - r->body_ready, &data);
 				if (d < 0) {
 					/* DESIGN.md: a bad chunk after forwarding began
 					 * closes both connections */
@@ -821,7 +824,8 @@ static bool pump_request(struct proxy_client *c)
 			}
 			break;
 		}
-		ssize_t w = xsend2(u->io.fd, pb_data(&u->out), hl, pb_data(&c->in), n, &u->wblocked);
+		ssize_t w =
+		    xsend2(u->io.fd, pb_data(&u->out), hl, pb_data(&c->in), n, &u->wblocked);
 		if (w < 0)
 			goto write_error;
 		size_t from_head = (size_t)w < hl ? (size_t)w : hl;
@@ -846,7 +850,8 @@ static bool pump_request(struct proxy_client *c)
 		 * the timer started at the connect is the same */
 		if (!r->got_any && r->body_sent > 0) {
 			u->last_active = loop_now(c->px->loop);
-			loop_timer_start(c->px->loop, &u->timer, c->px->cfg.first_byte_timeout, NULL);
+			loop_timer_start(c->px->loop, &u->timer, c->px->cfg.first_byte_timeout,
+			                 NULL);
 		}
 	}
 	return true;
@@ -987,10 +992,11 @@ static bool pump_response(struct proxy_client *c)
 			while (r->resp_ready < avail && !h1_chunked_done(&r->resp_chunk)) {
 				struct h1_slice data;
 				const char *base = pb_data(&u->in) + r->resp_ready;
-				int d = h1_chunked_decode(&r->resp_chunk, base, avail - r->resp_ready,
-				                          &data);
+				int d = h1_chunked_decode(&r->resp_chunk, base,
+				                          avail - r->resp_ready, &data);
 				if (d < 0) {
-					client_fail(c, 502, "H17", "Poorly formatted HTTP response");
+					client_fail(c, 502, "H17",
+					            "Poorly formatted HTTP response");
 					return false;
 				}
 				if (d == 0)
@@ -1034,7 +1040,8 @@ static bool pump_response(struct proxy_client *c)
 			break;
 		}
 		size_t hl = pb_len(&c->out);
-		ssize_t w = xsend2(c->io.fd, pb_data(&c->out), hl, pb_data(&u->in), n, &c->wblocked);
+		ssize_t w =
+		    xsend2(c->io.fd, pb_data(&c->out), hl, pb_data(&u->in), n, &c->wblocked);
 		if (w < 0) {
 			client_fail(c, 499, "H27", "Client Request Interrupted");
 			return false;
@@ -1337,8 +1344,9 @@ static void upstream_on_io(struct loop *loop, struct loop_io *io, uint32_t event
 	if (events & LOOP_WRITE)
 		u->wblocked = false;
 	if (events & LOOP_READ) {
-		size_t max = r->resp_started && c->state != PC_TUNNEL ? (u->in.cap ? u->in.cap : BUF_START)
-		                                                      : BUF_MAX;
+		size_t max = r->resp_started && c->state != PC_TUNNEL
+		                 ? (u->in.cap ? u->in.cap : BUF_START)
+		                 : BUF_MAX;
 		ssize_t n = xrecv(io->fd, &u->in, max);
 		if (n > 0) {
 			if (!r->got_any) {
@@ -1376,7 +1384,8 @@ static void upstream_on_timer(struct loop *loop, struct loop_timer *t)
 	}
 	if (!r->got_any) {
 		if (!r->body_done && now - u->last_active < px->cfg.first_byte_timeout) {
-			loop_timer_start_at(loop, t, u->last_active + px->cfg.first_byte_timeout, NULL);
+			loop_timer_start_at(loop, t, u->last_active + px->cfg.first_byte_timeout,
+			                    NULL);
 			return;
 		}
 		if (!r->body_done)
@@ -1501,7 +1510,8 @@ void proxy_accept(struct proxy *px, int fd, const struct sockaddr *peer, unsigne
 	c->px = px;
 	c->port = listen_port;
 	if (peer->sa_family == AF_INET)
-		inet_ntop(AF_INET, &((const struct sockaddr_in *)peer)->sin_addr, c->ip, sizeof(c->ip));
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)peer)->sin_addr, c->ip,
+		          sizeof(c->ip));
 	else if (peer->sa_family == AF_INET6)
 		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)peer)->sin6_addr, c->ip,
 		          sizeof(c->ip));

@@ -295,7 +295,8 @@ static int parse_app(json_t *ja, size_t ai, const char *domain, const struct rou
 	json_t *jh = json_object_get(ja, "health_path");
 	if (jh != NULL && !json_is_null(jh)) {
 		const char *hp = json_string_value(jh);
-		if (hp == NULL || hp[0] != '/' || strpbrk(hp, " \r\n\t") != NULL || strlen(hp) > 1024)
+		if (hp == NULL || hp[0] != '/' || strpbrk(hp, " \r\n\t") != NULL ||
+		    strlen(hp) > 1024)
 			return dy_error(err, "apps[%zu].health_path: not an absolute path", ai);
 		a->health_path = strdup(hp);
 	}
@@ -341,15 +342,18 @@ static int parse_app(json_t *ja, size_t ai, const char *domain, const struct rou
 		if (dyno == NULL || dyno[0] == '\0' ||
 		    strlen(dyno) >= sizeof(((struct route_backend *)0)->dyno) ||
 		    strpbrk(dyno, " \"\\\r\n\t") != NULL)
-			return dy_error(err, "apps[%zu].backends[%zu].dyno: missing or invalid", ai, i);
+			return dy_error(err, "apps[%zu].backends[%zu].dyno: missing or invalid", ai,
+			                i);
 		if (jd != NULL && !json_is_boolean(jd))
 			return dy_error(err, "apps[%zu].backends[%zu].draining: not a boolean", ai,
 			                i);
 		struct sockaddr_storage sa;
 		socklen_t sa_len;
-		if (addr == NULL || strlen(addr) >= 64 || route_parse_addr(addr, &sa, &sa_len) < 0 ||
+		if (addr == NULL || strlen(addr) >= 64 ||
+		    route_parse_addr(addr, &sa, &sa_len) < 0 ||
 		    ((struct sockaddr_in *)&sa)->sin_port == 0)
-			return dy_error(err, "apps[%zu].backends[%zu].addr: invalid address", ai, i);
+			return dy_error(err, "apps[%zu].backends[%zu].addr: invalid address", ai,
+			                i);
 		struct route_backend *b = find_old(old, name, dyno, addr);
 		if (b != NULL) {
 			route_backend_ref(b);
@@ -370,8 +374,9 @@ static int parse_app(json_t *ja, size_t ai, const char *domain, const struct rou
 			set_backend(a, b, jb);
 		for (size_t k = 0; k + 1 < a->nbackends; k++)
 			if (strcmp(a->backends[k]->dyno, dyno) == 0)
-				return dy_error(err, "apps[%zu].backends[%zu]: dyno %s listed twice",
-				                ai, i, dyno);
+				return dy_error(err,
+				                "apps[%zu].backends[%zu]: dyno %s listed twice", ai,
+				                i, dyno);
 	}
 	return 0;
 }
@@ -415,7 +420,8 @@ int route_table_parse(const char *json, size_t len, const char *domain,
 			goto out;
 		for (size_t k = 0; k < i; k++)
 			if (strcmp(t->apps[k].name, a->name) == 0) {
-				r = dy_error(err, "apps[%zu].name: \"%s\" listed twice", i, a->name);
+				r = dy_error(err, "apps[%zu].name: \"%s\" listed twice", i,
+				             a->name);
 				goto out;
 			}
 		nhosts += a->nhosts;

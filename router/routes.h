@@ -28,9 +28,9 @@ struct proxy_upstream;
  * reference, every connection using it another. */
 struct route_backend {
 	unsigned refs;
-	char *app;          /* the app's name, owned */
-	char *health_path;  /* NULL: TCP checks; owned */
-	char *health_host;  /* Host of health requests: the app's first host; owned */
+	char *app;         /* the app's name, owned */
+	char *health_path; /* NULL: TCP checks; owned */
+	char *health_host; /* Host of health requests: the app's first host; owned */
 	char dyno[32];
 	char addr_text[64];
 	struct sockaddr_storage sa;
@@ -43,8 +43,8 @@ struct route_backend {
 	uint64_t skip_until; /* monotonic microseconds; skipped before it */
 	bool healthy;
 	/* owned by other modules */
-	struct hc_check *hc;               /* health.c */
-	struct proxy_upstream *pool;       /* proxy.c: idle keep-alive connections */
+	struct hc_check *hc;         /* health.c */
+	struct proxy_upstream *pool; /* proxy.c: idle keep-alive connections */
 	size_t npool;
 	uint64_t requests; /* served, for /metrics */
 };

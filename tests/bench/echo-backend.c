@@ -29,7 +29,8 @@ int main(int argc, char **argv)
 	int ls = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	int one = 1;
 	setsockopt(ls, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)atoi(argv[1])),
+	struct sockaddr_in sa = {.sin_family = AF_INET,
+	                         .sin_port = htons((uint16_t)atoi(argv[1])),
 	                         .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
 	if (bind(ls, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(ls, 4096) < 0) {
 		perror("echo-backend: listen");
@@ -48,7 +49,8 @@ int main(int argc, char **argv)
 			struct conn *c = evs[i].data.ptr;
 			if (c == NULL) {
 				int fd;
-				while ((fd = accept4(ls, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0) {
+				while ((fd = accept4(ls, NULL, NULL,
+				                     SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0) {
 					setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 					c = calloc(1, sizeof(*c));
 					c->fd = fd;
@@ -68,7 +70,8 @@ int main(int argc, char **argv)
 			size_t len = 0;
 			for (ssize_t k = 0; k < r; k++) {
 				char ch = buf[k];
-				if ((c->match % 2 == 0 && ch == '\r') || (c->match % 2 == 1 && ch == '\n'))
+				if ((c->match % 2 == 0 && ch == '\r') ||
+				    (c->match % 2 == 1 && ch == '\n'))
 					c->match++;
 				else
 					c->match = ch == '\r' ? 1 : 0;

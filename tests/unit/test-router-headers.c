@@ -59,7 +59,8 @@ static void test_request_upgrade_and_close(void **state)
 	out[n] = '\0';
 	assert_non_null(strstr(out, "GET /ws HTTP/1.1\r\n"));
 	assert_non_null(strstr(out, "\r\nConnection: close\r\n\r\n"));
-	r = parse_req("GET /ws HTTP/1.1\r\nHost: h\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n");
+	r = parse_req(
+	    "GET /ws HTTP/1.1\r\nHost: h\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n");
 	info.close = false;
 	n = hdr_build_request(&r, &info, out, sizeof(out) - 1, NULL, 0);
 	out[n] = '\0';

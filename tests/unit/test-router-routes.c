@@ -84,10 +84,11 @@ static void test_reload_keeps_backends(void **state)
 	b1->inflight = 3;
 	b1->healthy = false;
 	added = removed = 0;
-	struct route_table *t2 = parse(
-	    "{\"version\": 43, \"apps\": [{\"name\": \"hello\", \"backends\": [{\"dyno\": \"web.1\", "
-	    "\"addr\": \"10.213.0.5:5000\"}, {\"dyno\": \"web.3\", \"addr\": \"10.213.0.6:5000\"}]}]}",
-	    t1);
+	struct route_table *t2 = parse("{\"version\": 43, \"apps\": [{\"name\": \"hello\", "
+	                               "\"backends\": [{\"dyno\": \"web.1\", "
+	                               "\"addr\": \"10.213.0.5:5000\"}, {\"dyno\": \"web.3\", "
+	                               "\"addr\": \"10.213.0.6:5000\"}]}]}",
+	                               t1);
 	assert_non_null(t2);
 	assert_int_equal(added, 1); /* web.3 only */
 	struct route_app *a = route_lookup(t2, "hello.localhost", 15);
@@ -106,9 +107,10 @@ static void test_failed_reload_changes_nothing(void **state)
 	struct route_table *t1 = parse(good, NULL);
 	struct route_backend *b1 = route_lookup(t1, "hello.localhost", 15)->backends[0];
 	/* web.1 turns draining, but a later app is bad: the reload fails */
-	const char *bad = "{\"apps\": [{\"name\": \"hello\", \"keepalive\": false, \"backends\": "
-	                  "[{\"dyno\": \"web.1\", \"addr\": \"10.213.0.5:5000\", \"draining\": true}]},"
-	                  "{\"name\": \"x\", \"state\": \"bad\"}]}";
+	const char *bad =
+	    "{\"apps\": [{\"name\": \"hello\", \"keepalive\": false, \"backends\": "
+	    "[{\"dyno\": \"web.1\", \"addr\": \"10.213.0.5:5000\", \"draining\": true}]},"
+	    "{\"name\": \"x\", \"state\": \"bad\"}]}";
 	struct route_table *t2 = NULL;
 	_cleanup_error_ struct dy_error *err = NULL;
 	assert_true(route_table_parse(bad, strlen(bad), "localhost", t1, NULL, &t2, &err) < 0);
