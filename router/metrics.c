@@ -120,6 +120,16 @@ int metrics_render(const struct metrics *m, const struct route_table *t, const s
 			        "%u\n",
 			        b->app, b->dyno, b->addr_text, b->inflight);
 		}
+	fprintf(f, "# TYPE dyno_router_backend_idle_connections gauge\n");
+	for (size_t i = 0; t && i < t->napps; i++)
+		for (size_t k = 0; k < t->apps[i].nbackends; k++) {
+			const struct route_backend *b = t->apps[i].backends[k];
+			fprintf(f,
+			        "dyno_router_backend_idle_connections{app=\"%s\",dyno=\"%s\",addr="
+			        "\"%s\"} "
+			        "%zu\n",
+			        b->app, b->dyno, b->addr_text, b->npool);
+		}
 	fprintf(f, "# TYPE dyno_router_backend_requests_total counter\n");
 	for (size_t i = 0; t && i < t->napps; i++)
 		for (size_t k = 0; k < t->apps[i].nbackends; k++) {

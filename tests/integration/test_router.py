@@ -3,6 +3,7 @@ headers, rejections, H-codes, health checks, logs, metrics, robustness."""
 import json
 import os
 import re
+import signal
 import socket
 import threading
 import time
@@ -675,6 +676,7 @@ def test_metrics(make_router, make_backend):
     assert "dyno_router_request_duration_seconds_count 5" in m
     assert re.search(r'dyno_router_backend_up\{app="hello",dyno="web\.1",addr="127\.0\.0\.1:\d+"\} 1', m)
     assert re.search(r'dyno_router_backend_requests_total\{app="hello",dyno="web\.1",.*\} 3', m)
+    assert re.search(r'dyno_router_backend_idle_connections\{app="hello",dyno="web\.1",.*\} 1', m)
     s = socket.create_connection(("127.0.0.1", r.admin_port))
     s.sendall(b"GET /nope HTTP/1.1\r\nHost: a\r\n\r\n")
     assert recv_all(s).startswith(b"HTTP/1.1 404 ")
@@ -918,3 +920,27 @@ def test_idle_client_gives_buffers_back_and_is_served_again(make_router, make_ba
         assert resp.status == 200
         time.sleep(0.4)  # past request_head: the buffers were freed
     c.close()
+
+
+def test_sighup_reload_and_routes_flag(make_router, make_backend, tmp_path):
+    b = make_backend()
+    routes = tmp_path / "elsewhere.json"
+    routes.write_text(json.dumps({"version": 7, "apps": [app("hello", [("web.1", b.addr, False)])]}))
+    r = make_router(extra_args=["--routes", str(routes)])
+    assert get(r.port).status == 200
+    r.proc.send_signal(signal.SIGHUP)
+    assert wait_for(lambda: r.stderr_path.read_text().count("routes version 7 loaded") == 2)
+    assert "dyno_router_routes_version 7" in r.metrics()
+
+
+def test_bad_config_and_usage(router_bin, tmp_path):
+    import subprocess
+    cfg = tmp_path / "bad.json"
+    cfg.write_text('{"router": {"timeouts": {"connect": "5x"}}}')
+    p = subprocess.run([str(router_bin), "--config", str(cfg)], capture_output=True, text=True,
+                       timeout=10)
+    assert p.returncode == 1
+    assert "dyno-router: error: " in p.stderr and "router.timeouts.connect" in p.stderr
+    p = subprocess.run([str(router_bin), "--nope"], capture_output=True, text=True, timeout=10)
+    assert p.returncode == 2
+    assert "usage: dyno-router" in p.stderr
