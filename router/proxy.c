@@ -618,8 +618,8 @@ static void client_begin(struct proxy_client *c, const struct h1_request *hr)
 		return;
 	}
 
-	/* the head for the dyno, kept in c->out's place until an upstream
-	 * takes it (retries reuse it) */
+	/* the head for the dyno, built in the scratch buffer and copied to
+	 * the upstream's buffer below (a retry moves it on from there) */
 	struct timespec now;
 	clock_gettime(CLOCK_REALTIME, &now);
 	struct hdr_request_info info = {
