@@ -32,3 +32,49 @@ def dyno(dyno_bin):
         )
 
     return run
+
+
+@pytest.fixture(scope="session")
+def router_bin():
+    exe = BUILD / "router" / "dyno-router"
+    if not exe.exists():
+        pytest.fail(f"{exe} is missing: build first (make build) or set DYNO_BUILD")
+    return exe
+
+
+@pytest.fixture
+def make_router(router_bin, tmp_path):
+    """Starts dyno-router instances (routerkit.Router) in tmp_path; each is
+    stopped by its PID at teardown, and must have exited cleanly."""
+    from routerkit import Router
+
+    started = []
+
+    def start(**kw):
+        d = tmp_path / f"router{len(started)}"
+        d.mkdir()
+        r = Router(router_bin, d, **kw)
+        started.append(r)
+        return r
+
+    yield start
+    for r in started:
+        rc = r.stop()
+        assert rc == 0, f"dyno-router exited {rc}: " + r.stderr_path.read_text()[-3000:]
+
+
+@pytest.fixture
+def make_backend():
+    """Starts routerkit.Backend servers; all are stopped at teardown."""
+    from routerkit import Backend
+
+    started = []
+
+    def start(handler=None):
+        b = Backend(handler)
+        started.append(b)
+        return b
+
+    yield start
+    for b in started:
+        b.stop()

@@ -1,0 +1,181 @@
+/* /metrics over HTTP/1.1 on the admin listener. */
+#include "router/admin.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "common/http1.h"
+#include "common/loop.h"
+#include "router/metrics.h"
+#include "router/proxy.h"
+
+#define ADMIN_TIMEOUT_USEC (5ull * 1000 * 1000)
+
+struct admin_conn {
+	struct admin *admin;
+	struct admin_conn *prev, *next;
+	struct loop_io io;
+	struct loop_timer timer;
+	char in[8192];
+	size_t len;
+	char *out;
+	size_t out_len, out_sent;
+	struct h1_parser parser;
+	struct h1_header headers[64];
+};
+
+struct admin {
+	struct loop *loop;
+	struct proxy *px;
+	struct rlog *log;
+	struct admin_conn *conns;
+};
+
+int admin_new(struct loop *loop, struct proxy *px, struct rlog *l, struct admin **ret,
+              struct dy_error **err)
+{
+	struct admin *a = calloc(1, sizeof(*a));
+	if (a == NULL)
+		return dy_error_errno(err, ENOMEM, "admin");
+	a->loop = loop;
+	a->px = px;
+	a->log = l;
+	*ret = a;
+	return 0;
+}
+
+static void conn_free_deferred(void *ptr)
+{
+	struct admin_conn *c = ptr;
+	free(c->out);
+	free(c);
+}
+
+static void conn_close(struct admin_conn *c, bool now)
+{
+	struct admin *a = c->admin;
+	loop_io_stop(a->loop, &c->io);
+	loop_timer_stop(a->loop, &c->timer);
+	close(c->io.fd);
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		a->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	if (now || loop_defer(a->loop, conn_free_deferred, c, NULL) < 0)
+		conn_free_deferred(c);
+}
+
+static void respond(struct admin_conn *c, int status, const char *reason, const char *type,
+                    const char *body, size_t len, bool head_only)
+{
+	char head[256];
+	int n = snprintf(head, sizeof(head),
+	                 "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
+	                 "Connection: close\r\n\r\n",
+	                 status, reason, type, len);
+	c->out = malloc((size_t)n + len);
+	if (c->out == NULL)
+		return;
+	memcpy(c->out, head, (size_t)n);
+	if (!head_only)
+		memcpy(c->out + n, body, len);
+	c->out_len = (size_t)n + (head_only ? 0 : len);
+}
+
+static void on_io(struct loop *loop, struct loop_io *io, uint32_t events)
+{
+	struct admin_conn *c = loop_container_of(io, struct admin_conn, io);
+	struct admin *a = c->admin;
+	if (c->out == NULL) {
+		ssize_t r = recv(io->fd, c->in + c->len, sizeof(c->in) - c->len, 0);
+		if (r < 0 && (errno == EAGAIN || errno == EINTR))
+			return;
+		if (r <= 0) {
+			conn_close(c, false);
+			return;
+		}
+		c->len += (size_t)r;
+		struct h1_request req;
+		int n = h1_parse_request(&c->parser, c->in, c->len, &req);
+		if (n == 0 && c->len == sizeof(c->in))
+			n = H1_E_HEAD_TOO_LARGE;
+		if (n == 0)
+			return;
+		if (n < 0) {
+			respond(c, 400, "Bad Request", "text/plain", "bad request\n", 12, false);
+		} else if (req.method_id != H1_METHOD_GET && req.method_id != H1_METHOD_HEAD) {
+			respond(c, 405, "Method Not Allowed", "text/plain", "GET only\n", 9, false);
+		} else if (h1_slice_eq_ci(req.target, "/metrics")) {
+			char *body = NULL;
+			size_t len = 0;
+			if (metrics_render(proxy_metrics(a->px), proxy_table(a->px), a->log, &body,
+			                   &len) < 0) {
+				conn_close(c, false);
+				return;
+			}
+			respond(c, 200, "OK", "text/plain; version=0.0.4", body, len,
+			        req.method_id == H1_METHOD_HEAD);
+			free(body);
+		} else if (h1_slice_eq_ci(req.target, "/health")) {
+			respond(c, 200, "OK", "text/plain", "ok\n", 3,
+			        req.method_id == H1_METHOD_HEAD);
+		} else {
+			respond(c, 404, "Not Found", "text/plain", "not found\n", 10, false);
+		}
+		if (c->out == NULL) {
+			conn_close(c, false);
+			return;
+		}
+		loop_io_set(loop, io, LOOP_WRITE, NULL);
+	}
+	while (c->out_sent < c->out_len) {
+		ssize_t w = send(io->fd, c->out + c->out_sent, c->out_len - c->out_sent,
+		                 MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (w < 0 && (errno == EAGAIN || errno == EINTR))
+			return;
+		if (w <= 0)
+			break;
+		c->out_sent += (size_t)w;
+	}
+	conn_close(c, false);
+}
+
+static void on_timer(struct loop *loop, struct loop_timer *t)
+{
+	conn_close(loop_container_of(t, struct admin_conn, timer), false);
+}
+
+void admin_accept(void *data, int fd, const struct sockaddr *peer, unsigned port)
+{
+	struct admin *a = data;
+	struct admin_conn *c = calloc(1, sizeof(*c));
+	if (c == NULL) {
+		close(fd);
+		return;
+	}
+	c->admin = a;
+	h1_parser_init(&c->parser, NULL, c->headers, 64);
+	loop_io_init(&c->io, fd, on_io);
+	loop_timer_init(&c->timer, on_timer);
+	c->next = a->conns;
+	if (c->next)
+		c->next->prev = c;
+	a->conns = c;
+	if (loop_io_set(a->loop, &c->io, LOOP_READ, NULL) < 0 ||
+	    loop_timer_start(a->loop, &c->timer, ADMIN_TIMEOUT_USEC, NULL) < 0)
+		conn_close(c, false);
+}
+
+void admin_free(struct admin *a)
+{
+	if (a == NULL)
+		return;
+	while (a->conns)
+		conn_close(a->conns, false);
+	free(a);
+}
