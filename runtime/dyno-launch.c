@@ -89,6 +89,9 @@ static int run_once(const struct launch_params *p, uint64_t grace, bool quiet, u
 			t2 = now_us();
 			if (launch_poll(d, &e) < 0)
 				rc = fail(&e);
+			/* the OOM killer may have hit the main process itself */
+			if (cg_oom_kills(d->cg) > 0)
+				oom = true;
 			break;
 		}
 		if (pf[1].revents) {
@@ -97,8 +100,6 @@ static int run_once(const struct launch_params *p, uint64_t grace, bool quiet, u
 				continue; /* under OOM, but the kernel reclaimed */
 			/* DESIGN.md: an OOM kill anywhere stops the whole dyno */
 			oom = true;
-			fprintf(stderr, "dyno-launch: %s: Error R15 (Memory quota vastly exceeded)\n",
-			        d->id);
 			printf("{\"event\":\"oom\",\"id\":\"%s\"}\n", d->id);
 			fflush(stdout);
 			t2 = now_us();
@@ -117,6 +118,9 @@ static int run_once(const struct launch_params *p, uint64_t grace, bool quiet, u
 		}
 	}
 	close(sfd);
+	if (oom && d->exited) {
+		fprintf(stderr, "dyno-launch: %s: Error R15 (Memory quota vastly exceeded)\n", d->id);
+	}
 	uint64_t oom_kills = cg_oom_kills(d->cg);
 	if (launch_cleanup(d, &e) < 0)
 		rc = fail(&e);

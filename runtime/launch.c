@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -79,6 +80,7 @@ static __attribute__((noreturn)) void child_main(struct child_args *a)
 	close_others(keep, DY_ELEMENTSOF(keep));
 	/* its own session: a dyno outlives its launcher (dynod's crash) */
 	setsid();
+	prctl(PR_SET_NAME, "dyno-init", 0, 0, 0);
 
 	/* wait until the parent has placed us in the cgroup and given us eth0 */
 	char go = 0;

@@ -317,8 +317,7 @@ int mounts_setup(const struct mounts_params *p, struct dy_error **err)
 		return -1;
 	if (setup_cgroup(p, err) < 0)
 		return -1;
-	if (mkdir_p(NEWROOT "/run", 0755, err) < 0 || mkdir_p(NEWROOT "/var/tmp", 01777, err) < 0 ||
-	    mkdir_p(NEWROOT "/root", 0700, err) < 0 || mkdir_p(NEWROOT "/home", 0755, err) < 0)
+	if (mkdir_p(NEWROOT "/run", 0755, err) < 0 || mkdir_p(NEWROOT "/var/tmp", 01777, err) < 0)
 		return -1;
 
 	if (do_mount(NULL, NEWROOT, NULL, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV,

@@ -1,0 +1,345 @@
+"""Scenarios for test_launch.py, each run inside a private network namespace
+made by the test (`unshare -n`, then `ip link set lo up`): `python3
+dynoharness.py SCENARIO` starts real dynos with dyno-launch and the probe,
+plays the host's part (log sink, TCP clients and servers) and prints one
+JSON object with what it saw as its last line. Everything it creates is
+named after its own pid, and removed: dynos (by their launcher's pid),
+cgroups, sockets, files."""
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+BUILD = Path(os.environ.get("DYNO_BUILD", ROOT / "build"))
+LAUNCH = BUILD / "runtime" / "dyno-launch"
+PROBE = BUILD / "tests" / "probe" / "probe"
+UID = 20000 + os.getpid() % 20000
+CG_PARENT = f"dyno-test-{os.getpid()}"
+CONTROLLERS = ("memory", "pids", "cpu")
+
+
+class Sink:
+    """The log intake: a Unix datagram socket collecting app lines."""
+
+    def __init__(self, path, bind=True):
+        self.path = str(path)
+        self.sock = None
+        self.lines = []
+        if bind:
+            self.bind()
+
+    def bind(self):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(self.path)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+
+    def close(self):
+        if self.sock:
+            self.sock.close()
+            self.sock = None
+        try:
+            os.unlink(self.path)
+        except FileNotFoundError:
+            pass
+
+    def pump(self, timeout):
+        self.sock.settimeout(timeout)
+        try:
+            while True:
+                self.lines.append(self.sock.recv(65536).decode(errors="replace"))
+                self.sock.settimeout(0.01)
+        except (socket.timeout, BlockingIOError):
+            pass
+
+    def messages(self):
+        """The message part of each line: after "app[NAME]: "."""
+        out = []
+        for line in self.lines:
+            _, _, rest = line.partition(" ")
+            _, _, msg = rest.partition(": ")
+            out.append(msg)
+        return out
+
+    def wait_for(self, pred, timeout=10.0):
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            for m in self.messages():
+                if pred(m):
+                    return m
+            self.pump(0.1)
+        return None
+
+    def json(self, probe, timeout=10.0):
+        def match(m):
+            return m.startswith("{") and f'"probe":"{probe}"' in m
+
+        m = self.wait_for(match, timeout)
+        return json.loads(m) if m else None
+
+
+class Dyno:
+    count = 0
+
+    def __init__(self, h, cmd, name="web.1", memory="64M", pids=64, port=None, extra=(),
+                 sink=True):
+        Dyno.count += 1
+        self.id = f"t{os.getpid()}-{Dyno.count}"
+        self.sink = Sink(h.tmp / f"{self.id}.sock", bind=sink)
+        args = [str(LAUNCH), "--slug-dir", str(h.slug), "--uid", str(UID), "--name", name,
+                "--id", self.id, "--memory", memory, "--pids", str(pids), "--log-sock",
+                self.sink.path, "--cgroup-parent", CG_PARENT, "--grace", "2", *extra]
+        if port:
+            args += ["--port", str(port)]
+        self.proc = subprocess.Popen(args + ["--", cmd], stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, text=True)
+        h.dynos.append(self)
+        self.events = []
+        line = self.proc.stdout.readline()
+        if not line:
+            self.proc.wait(10)
+            self.error = self.proc.stderr.read().strip()
+            self.running = None
+            return
+        self.error = None
+        self.running = json.loads(line)
+        self.ip = self.running["addr"]
+
+    def finish(self, timeout=20):
+        """Waits for the launcher; returns the "exited" event."""
+        out, err = self.proc.communicate(timeout=timeout)
+        self.stderr = err
+        for line in out.splitlines():
+            self.events.append(json.loads(line))
+        return next((e for e in self.events if e["event"] == "exited"), None)
+
+    def stop(self, timeout=20):
+        self.proc.send_signal(signal.SIGTERM)
+        return self.finish(timeout)
+
+
+class Harness:
+    def __init__(self):
+        self.tmp = Path(tempfile.mkdtemp(prefix="dyno-launch-"))
+        os.chmod(self.tmp, 0o755)
+        self.slug = self.tmp / "slug"
+        (self.slug / "bin").mkdir(parents=True)
+        (self.slug / ".profile.d").mkdir()
+        shutil.copy(PROBE, self.slug / "bin" / "probe")
+        (self.slug / ".profile.d" / "probe.sh").write_text("export PROFILE_D=sourced\n")
+        (self.slug / "Procfile").write_text("web: probe listen $PORT\n")
+        for p in [self.slug, *self.slug.rglob("*")]:
+            os.chown(p, UID, UID)
+        self.dynos = []
+
+    def close(self):
+        for d in self.dynos:
+            if d.proc.poll() is None:
+                d.proc.send_signal(signal.SIGTERM)
+                try:
+                    d.proc.wait(15)
+                except subprocess.TimeoutExpired:
+                    d.proc.kill()
+            d.sink.close()
+        for c in CONTROLLERS:
+            try:
+                os.rmdir(f"/sys/fs/cgroup/{c}/{CG_PARENT}")
+            except OSError:
+                pass
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def leftovers(d):
+    """What is left of dyno d on the host: cgroups, veth, nftables chain."""
+    left = []
+    for c in CONTROLLERS:
+        if os.path.exists(f"/sys/fs/cgroup/{c}/{CG_PARENT}/{d.id}"):
+            left.append(f"cgroup {c}")
+    veth = d.running["veth"]
+    if os.path.exists(f"/sys/class/net/{veth}"):
+        left.append(f"veth {veth}")
+    r = subprocess.run(["nft", "list", "chain", "inet", "dyno", "d-" + veth[3:]],
+                       capture_output=True)
+    if r.returncode == 0:
+        left.append("nft chain")
+    r = subprocess.run(["nft", "list", "map", "inet", "dyno", "dynos"], capture_output=True,
+                       text=True)
+    if veth in r.stdout:
+        left.append("nft map element")
+    return left
+
+
+def tcp(ip, port, timeout=2.0):
+    try:
+        with socket.create_connection((ip, port), timeout=timeout) as s:
+            s.settimeout(timeout)
+            return "ok:" + s.recv(100).decode().strip()
+    except OSError as e:
+        return type(e).__name__
+
+
+class Server:
+    """A TCP service of the host, on all addresses."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("0.0.0.0", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        threading.Thread(target=self.serve, daemon=True).start()
+
+    def serve(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            c.sendall(b"host\n")
+            c.close()
+
+
+# -- scenarios ---------------------------------------------------------------
+
+
+def sc_report(h):
+    d = Dyno(h, "probe report; probe touch /tmp/mine; probe ls /tmp/mine", port=5000)
+    rep = d.sink.json("report")
+    touch = d.sink.json("touch")
+    ex = d.finish()
+    return {"uid": UID, "report": rep, "touch": touch, "exited": ex,
+            "leftovers": leftovers(d), "lines": d.sink.lines[:5]}
+
+
+def sc_private(h):
+    a = Dyno(h, "probe touch /tmp/a; probe touch /app/a; sleep 30")
+    a.sink.json("touch")
+    b = Dyno(h, "probe ls /tmp/a; probe ls /app/a")
+    lb = b.sink.json("ls")
+    b.sink.pump(1)
+    seen = [json.loads(m) for m in b.sink.messages() if m.startswith('{"probe":"ls"')]
+    a.stop()
+    b.finish()
+    return {"seen": seen, "host_slug_a": (h.slug / "a").exists(), "first": lb}
+
+
+def sc_error(h):
+    bad = Dyno(h, "true", extra=["--slug-dir", "/nonexistent"])
+    # /proc/1 is a directory the parent can open, but overlayfs refuses it as
+    # a lower layer: the child's error has to come back over the socket
+    child = Dyno(h, "true", extra=["--slug-dir", "/proc/1"])
+    left = []
+    for c in CONTROLLERS:
+        p = Path(f"/sys/fs/cgroup/{c}/{CG_PARENT}")
+        if p.exists():
+            left += [x.name for x in p.iterdir() if x.is_dir()]
+    return {"bad": bad.error, "child": child.error, "leftover_cgroups": left}
+
+
+def sc_oom(h):
+    d = Dyno(h, "probe hog 1024", memory="32M")
+    ex = d.finish(timeout=60)
+    return {"exited": ex, "stderr": d.stderr, "events": d.events, "leftovers": leftovers(d),
+            "survived": d.sink.json("hog", timeout=0.5)}
+
+
+def sc_forkbomb(h):
+    d = Dyno(h, "probe forkbomb", pids=24)
+    res = d.sink.json("forkbomb", timeout=20)
+    host = subprocess.run(["true"]).returncode
+    ex = d.stop()
+    return {"forkbomb": res, "host_fork": host, "exited": ex, "leftovers": leftovers(d)}
+
+
+def sc_network(h):
+    with open("/proc/sys/net/ipv4/ip_forward", "w") as f:
+        f.write("1\n")  # the host forwards: the rules must still hold
+    other = Server()
+    opened = Server()
+    a = Dyno(h, "probe listen $PORT", port=5000, extra=["--gateway-port", str(opened.port)])
+    a.sink.json("listen")
+    from_host = tcp(a.ip, 5000)
+    b = Dyno(h, f"probe connect {a.ip} 5000; probe connect 10.213.0.1 {other.port}; "
+             f"probe connect 10.213.0.1 {opened.port}; probe connect 127.0.0.1 5000; "
+             f"probe listen 5001", port=5001)
+    b.sink.json("listen", timeout=15)
+    res = [json.loads(m) for m in b.sink.messages() if m.startswith('{"probe":"connect"')]
+    from_host_b = tcp(b.ip, 5001)
+    ea, eb = a.stop(), b.stop()
+    return {"a": a.ip, "b": b.ip, "from_host": from_host, "from_host_b": from_host_b,
+            "connects": res, "other_port": other.port, "opened_port": opened.port,
+            "exited": [ea, eb], "leftovers": leftovers(a) + leftovers(b)}
+
+
+def sc_sigterm(h):
+    d = Dyno(h, "probe term 3")
+    ready = d.sink.wait_for(lambda m: m.startswith("ready"))
+    ex = d.stop()
+    d.sink.pump(1)
+    terms = [m for m in d.sink.messages() if m.startswith("TERM ")]
+    return {"ready": ready, "terms": terms, "exited": ex, "leftovers": leftovers(d)}
+
+
+def sc_sink_gone(h):
+    # no sink at all: 8 MB of output must neither block nor kill the dyno
+    d = Dyno(h, "probe spam 8000000; echo finished", sink=False, extra=["--log-buffer", "64K"])
+    t0 = time.monotonic()
+    ex = d.finish(timeout=30)
+    took = time.monotonic() - t0
+    # the sink comes back: the newest buffered lines and the drop count arrive
+    e = Dyno(h, "probe spam 400000; echo MARK; sleep 30", sink=False,
+             extra=["--log-buffer", "64K"])
+    time.sleep(1.5)
+    e.sink.bind()
+    mark = e.sink.wait_for(lambda m: m == "MARK", timeout=5)
+    drop = next((ln for ln in e.sink.lines if "Error L10" in ln), None)
+    # and goes away again: the dyno keeps running
+    e.sink.close()
+    time.sleep(0.5)
+    alive = e.proc.poll() is None
+    ee = e.stop()
+    return {"exited": ex, "took": took, "mark": mark, "drop": drop, "alive": alive,
+            "exited2": ee, "leftovers": leftovers(d) + leftovers(e)}
+
+
+def sc_crash_sweep(h):
+    d = Dyno(h, "sleep 60")
+    init_pid = d.running["pid"]
+    d.proc.kill()  # the launcher crashes; the dyno must survive it
+    d.proc.wait()
+    time.sleep(0.3)
+    alive = os.path.exists(f"/proc/{init_pid}")
+    # the dyno's init, which we started, ends (a sweep leaves live dynos alone)
+    before = subprocess.run([str(LAUNCH), "--sweep", "--cgroup-parent", CG_PARENT],
+                            capture_output=True, text=True).stdout
+    os.kill(init_pid, signal.SIGKILL)
+    for _ in range(100):
+        if not os.path.exists(f"/proc/{init_pid}"):
+            break
+        time.sleep(0.05)
+    left_before = leftovers(d)
+    after = subprocess.run([str(LAUNCH), "--sweep", "--cgroup-parent", CG_PARENT],
+                           capture_output=True, text=True).stdout
+    return {"alive": alive, "sweep_live": json.loads(before), "left_before": left_before,
+            "sweep": json.loads(after), "leftovers": leftovers(d)}
+
+
+def main():
+    name = sys.argv[1]
+    h = Harness()
+    try:
+        res = globals()["sc_" + name](h)
+    finally:
+        h.close()
+    print(json.dumps(res))
+
+
+if __name__ == "__main__":
+    main()
