@@ -265,13 +265,26 @@ int net_link_delete(const char *veth, struct dy_error **err)
 
 /* Runs nftables commands; quiet when ok is set and the command fails with
  * a missing object. */
+static struct nft_ctx *nft_ctx_get(void)
+{
+	/* one context per process: creating one reads nftables' and
+	 * iproute2's tables each time (about 1 ms) */
+	static struct nft_ctx *ctx;
+	if (!ctx) {
+		ctx = nft_ctx_new(NFT_CTX_DEFAULT);
+		if (ctx) {
+			nft_ctx_buffer_output(ctx);
+			nft_ctx_buffer_error(ctx);
+		}
+	}
+	return ctx;
+}
+
 static int nft_run(const char *cmds, bool missing_ok, struct dy_error **err)
 {
-	struct nft_ctx *ctx = nft_ctx_new(NFT_CTX_DEFAULT);
+	struct nft_ctx *ctx = nft_ctx_get();
 	if (!ctx)
 		return dy_error(err, "nftables: cannot create a context");
-	nft_ctx_buffer_output(ctx);
-	nft_ctx_buffer_error(ctx);
 	int r = nft_run_cmd_from_buffer(ctx, cmds);
 	if (r != 0) {
 		const char *e = nft_ctx_get_error_buffer(ctx);
@@ -280,7 +293,8 @@ static int nft_run(const char *cmds, bool missing_ok, struct dy_error **err)
 		else
 			r = dy_error(err, "nftables: %s", e && *e ? e : "failed");
 	}
-	nft_ctx_free(ctx);
+	/* the buffers are read and reset with each call */
+	nft_ctx_get_output_buffer(ctx);
 	return r;
 }
 
