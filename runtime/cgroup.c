@@ -173,6 +173,31 @@ static int arm_oom(struct cg *cg, struct dy_error **err)
 	return 0;
 }
 
+/* v2: a child cgroup gets a controller only when every ancestor lists it
+ * in cgroup.subtree_control (Documentation/admin-guide/cgroup-v2.rst,
+ * "Enabling and Disabling"): enable it at the mount's root and in parent
+ * (created here, empty of processes: the "no internal processes" rule). */
+static int enable_v2(const struct cg *cg, const char *parent, struct dy_error **err)
+{
+	for (int c = 0; c < CG_N_CTRL; c++) {
+		if (cg->ver[c] != CG_V2)
+			continue;
+		char mount_dir[4096], parent_dir[4096], value[32];
+		size_t l = strlen(cg->dir[c]) - strlen(cg->rel) - 1;
+		snprintf(mount_dir, sizeof(mount_dir), "%.*s", (int)l, cg->dir[c]);
+		if (snprintf(parent_dir, sizeof(parent_dir), "%s/%s", mount_dir, parent) >=
+		    (int)sizeof(parent_dir))
+			return dy_error(err, "cgroup %s: path too long", parent);
+		if (mkdir(parent_dir, 0755) < 0 && errno != EEXIST)
+			return dy_error_errno(err, errno, "mkdir %s", parent_dir);
+		snprintf(value, sizeof(value), "+%s", ctrl_names[c]);
+		if (write_file(mount_dir, "cgroup.subtree_control", value, err) < 0 ||
+		    write_file(parent_dir, "cgroup.subtree_control", value, err) < 0)
+			return -1;
+	}
+	return 0;
+}
+
 int cg_create(const char *parent, const char *id, const struct cg_limits *lim, struct cg **ret,
               struct dy_error **err)
 {
@@ -207,6 +232,10 @@ int cg_create(const char *parent, const char *id, const struct cg_limits *lim, s
 			goto fail;
 		}
 	}
+
+	r = enable_v2(cg, parent, err);
+	if (r < 0)
+		goto fail;
 
 	cg->lcg = cgroup_new_cgroup(cg->rel);
 	if (!cg->lcg) {
@@ -287,6 +316,25 @@ uint64_t cg_oom_kills(const struct cg *cg)
 		           ? 0
 		           : keyed(buf, "oom_kill");
 	return read_file(dir, "memory.events", buf, sizeof(buf)) < 0 ? 0 : keyed(buf, "oom_kill");
+}
+
+int cg_quota_usage(const struct cg *cg, uint64_t *ret_bytes, struct dy_error **err)
+{
+	char buf[8192];
+	const char *dir = cg->dir[CG_MEMORY];
+	int n = read_file(dir, "memory.stat", buf, sizeof(buf));
+	if (n < 0)
+		return dy_error_errno(err, -n, "%s/memory.stat", dir);
+	if (cg->ver[CG_MEMORY] == CG_V1) {
+		*ret_bytes = keyed(buf, "total_rss") + keyed(buf, "total_swap");
+		return 0;
+	}
+	uint64_t anon = keyed(buf, "anon");
+	char sw[64];
+	if (read_file(dir, "memory.swap.current", sw, sizeof(sw)) > 0)
+		anon += strtoull(sw, NULL, 10);
+	*ret_bytes = anon;
+	return 0;
 }
 
 void cg_oom_ack(struct cg *cg)

@@ -70,6 +70,11 @@ int cg_attach(struct cg *cg, pid_t pid, struct dy_error **err);
 /* How many processes of the cgroup the kernel's OOM killer killed. */
 uint64_t cg_oom_kills(const struct cg *cg);
 
+/* The memory counted against the quota (DESIGN.md, R14): anonymous memory
+ * plus swap, not page cache (v1: total_rss + total_swap of memory.stat; v2:
+ * anon of memory.stat + memory.swap.current). Returns 0 or < 0. */
+int cg_quota_usage(const struct cg *cg, uint64_t *ret_bytes, struct dy_error **err);
+
 /* Drains the OOM notification fd after it became readable. */
 void cg_oom_ack(struct cg *cg);
 

@@ -80,32 +80,32 @@ static int run_once(const struct launch_params *p, uint64_t grace, bool quiet, u
 	int sfd = signalfd(-1, &mask, SFD_CLOEXEC);
 	bool oom = false, killed = false;
 	int rc = 0;
-	uint64_t t2 = 0;
+	uint64_t t2 = 0, last_r14 = 0;
 	for (;;) {
 		struct pollfd pf[3] = {{d->pidfd, POLLIN, 0}, {d->oom_fd, POLLIN, 0}, {sfd, POLLIN, 0}};
-		if (poll(pf, 3, -1) < 0)
+		if (poll(pf, 3, 1000) < 0)
 			continue;
-		if (pf[0].revents) {
-			t2 = now_us();
-			if (launch_poll(d, &e) < 0)
+		if (pf[0].revents || pf[1].revents) {
+			/* an OOM kill anywhere stops the whole dyno, also when it hit
+			 * the main process itself (then the dyno has exited) */
+			int r = launch_check_oom(d, &e);
+			if (r < 0)
 				rc = fail(&e);
-			/* the OOM killer may have hit the main process itself */
-			if (cg_oom_kills(d->cg) > 0)
+			if (r > 0) {
 				oom = true;
-			break;
-		}
-		if (pf[1].revents) {
-			cg_oom_ack(d->cg);
-			if (cg_oom_kills(d->cg) == 0)
-				continue; /* under OOM, but the kernel reclaimed */
-			/* DESIGN.md: an OOM kill anywhere stops the whole dyno */
-			oom = true;
-			printf("{\"event\":\"oom\",\"id\":\"%s\"}\n", d->id);
-			fflush(stdout);
-			t2 = now_us();
-			if (launch_kill(d, &e) < 0)
-				rc = fail(&e);
-			break;
+				fprintf(stderr,
+				        "dyno-launch: %s: Error R15 (Memory quota vastly exceeded)\n",
+				        d->id);
+				printf("{\"event\":\"oom\",\"id\":\"%s\"}\n", d->id);
+				fflush(stdout);
+			}
+			if (r != 0 || pf[0].revents) {
+				t2 = now_us();
+				if (launch_poll(d, &e) < 0)
+					rc = fail(&e);
+				if (d->exited)
+					break;
+			}
 		}
 		if (pf[2].revents) {
 			struct signalfd_siginfo si;
@@ -116,11 +116,18 @@ static int run_once(const struct launch_params *p, uint64_t grace, bool quiet, u
 				rc = fail(&e);
 			break;
 		}
+		/* R14: over the quota (anonymous + swap), at most once a minute */
+		uint64_t used = 0, now = now_us();
+		if (cg_quota_usage(d->cg, &used, NULL) == 0 && used > p->limits.memory &&
+		    (!last_r14 || now - last_r14 >= 60 * 1000000ULL)) {
+			last_r14 = now;
+			fprintf(stderr, "dyno-launch: %s: Error R14 (Memory quota exceeded)\n", d->id);
+			printf("{\"event\":\"r14\",\"id\":\"%s\",\"bytes\":%" PRIu64 "}\n", d->id,
+			       used);
+			fflush(stdout);
+		}
 	}
 	close(sfd);
-	if (oom && d->exited) {
-		fprintf(stderr, "dyno-launch: %s: Error R15 (Memory quota vastly exceeded)\n", d->id);
-	}
 	uint64_t oom_kills = cg_oom_kills(d->cg);
 	if (launch_cleanup(d, &e) < 0)
 		rc = fail(&e);

@@ -38,10 +38,15 @@ struct init_state {
 	const struct init_params *p;
 	pid_t app;
 	int sigfd;
-	int sock;
+	int sock; /* connected to the sink, or -1 */
+	bool has_sink;
+	bool blocked; /* the sink's queue is full: wait for POLLOUT */
 	struct sockaddr_un addr;
 	socklen_t addr_len;
 	struct stream out, err;
+	bool stopping;  /* SIGTERM forwarded: wait for every process */
+	bool app_done;
+	int app_status;
 	struct msg *head, *tail;
 	size_t queued;
 	unsigned long long dropped;
@@ -155,9 +160,7 @@ int init_start(const struct init_params *p, struct init_state **ret, struct dy_e
 	}
 
 	if (p->sink_dirfd >= 0) {
-		st->sock = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-		if (st->sock < 0)
-			return dy_error_errno(err, errno, "log socket");
+		st->has_sink = true;
 		st->addr.sun_family = AF_UNIX;
 		/* /proc/self/fd/N leads to the host's directory through the
 		 * magic link; the app cannot follow it: init is not dumpable */
@@ -186,14 +189,45 @@ fail_errno:;
 	return dy_error_errno(err, e, "start the app");
 }
 
+/* A connected datagram socket, so that poll() tells when the sink's queue
+ * has room again (unix_dgram_poll() checks the peer's queue; for an
+ * unconnected socket it cannot). A sink that went away (ECONNREFUSED) is
+ * connected again by path: its successor is another socket. */
+static bool sink_connect(struct init_state *st)
+{
+	if (st->sock >= 0)
+		return true;
+	st->sock = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (st->sock < 0)
+		return false;
+	if (connect(st->sock, (struct sockaddr *)&st->addr, st->addr_len) < 0) {
+		close(st->sock);
+		st->sock = -1;
+		return false;
+	}
+	return true;
+}
+
 /* Sends one datagram; returns 1 sent, 0 the sink cannot take it now. */
 static int send_one(struct init_state *st, const char *data, size_t len)
 {
-	if (st->sock < 0)
+	if (!st->has_sink)
 		return 1; /* no sink: lines are discarded, never block */
-	ssize_t r = sendto(st->sock, data, len, MSG_DONTWAIT | MSG_NOSIGNAL,
-	                   (struct sockaddr *)&st->addr, st->addr_len);
-	return r >= 0 || errno == EMSGSIZE;
+	if (!sink_connect(st))
+		return 0;
+	ssize_t r = send(st->sock, data, len, MSG_DONTWAIT | MSG_NOSIGNAL);
+	if (r >= 0 || errno == EMSGSIZE) {
+		st->blocked = false;
+		return 1;
+	}
+	if (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS) {
+		st->blocked = true;
+	} else {
+		close(st->sock); /* the sink went away */
+		st->sock = -1;
+		st->blocked = false;
+	}
+	return 0;
 }
 
 static void flush(struct init_state *st)
@@ -319,12 +353,17 @@ static __attribute__((noreturn)) void finish(struct init_state *st, int status)
 void init_run(struct init_state *st)
 {
 	for (;;) {
-		struct pollfd pf[3] = {{st->sigfd, POLLIN, 0}, {st->out.fd, POLLIN, 0},
-		                       {st->err.fd, POLLIN, 0}};
-		int r = poll(pf, 3, st->head || st->dropped ? 500 : -1);
+		bool pending = st->head || st->dropped;
+		/* while the sink's queue is full, wait for room; while it is
+		 * away, try again every 500 ms */
+		struct pollfd pf[4] = {{st->sigfd, POLLIN, 0},
+		                       {st->out.fd, POLLIN, 0},
+		                       {st->err.fd, POLLIN, 0},
+		                       {pending && st->blocked ? st->sock : -1, POLLOUT, 0}};
+		int r = poll(pf, 4, pending ? 500 : -1);
 		if (r < 0 && errno != EINTR)
 			_exit(125);
-		if (st->head || st->dropped)
+		if (pending)
 			flush(st);
 		if (pf[1].revents && !drain(st, &st->out)) {
 			close(st->out.fd);
@@ -342,14 +381,26 @@ void init_run(struct init_state *st)
 				/* kill(-1) from PID 1: every process of the
 				 * namespace but init itself */
 				kill(-1, (int)si.ssi_signo);
+				if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT)
+					st->stopping = true;
 				continue;
 			}
 			int status;
 			pid_t pid;
 			while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
-				if (pid == st->app)
+				if (pid != st->app)
+					continue;
+				st->app_done = true;
+				st->app_status = status;
+				/* the app ended by itself: the dyno ends with it, and
+				 * the kernel kills the rest. Stopping: every process
+				 * got SIGTERM and may finish within the grace (the
+				 * launcher's SIGKILL bounds it) */
+				if (!st->stopping)
 					finish(st, status);
 			}
+			if (pid < 0 && errno == ECHILD && st->app_done)
+				finish(st, st->app_status);
 		}
 	}
 }

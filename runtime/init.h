@@ -18,7 +18,9 @@
  *     as "dyno[<dyno>]: Error L10 (output buffer overflow): N log lines
  *     dropped" when the sink is back), retried every 500 ms;
  *   - exits with the app's main process: its exit code, or 128 + signal.
- *     The kernel then kills whatever is left in the PID namespace.
+ *     The kernel then kills whatever is left in the PID namespace. While
+ *     stopping (SIGTERM or SIGINT forwarded), it waits for every process
+ *     to exit first (the launcher's SIGKILL after the grace bounds it).
  * Init stays uid 0 of the host with CAP_KILL only (to signal the app's
  * uid), no_new_privs and not dumpable; it reaches the sink through a
  * directory fd opened before pivot_root. */

@@ -414,6 +414,18 @@ int launch_kill(struct launch_dyno *d, struct dy_error **err)
 	return r;
 }
 
+int launch_check_oom(struct launch_dyno *d, struct dy_error **err)
+{
+	cg_oom_ack(d->cg);
+	uint64_t kills = cg_oom_kills(d->cg);
+	if (kills <= d->oom_kills)
+		return 0; /* under OOM, but the kernel reclaimed enough */
+	d->oom_kills = kills;
+	if (launch_kill(d, err) < 0)
+		return -1;
+	return 1;
+}
+
 int launch_stop(struct launch_dyno *d, uint64_t grace_usec, bool *ret_killed,
                 struct dy_error **err)
 {

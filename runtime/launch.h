@@ -56,6 +56,7 @@ struct launch_dyno {
 	bool exited;
 	int status; /* wait status, once exited */
 	bool stopped; /* cleaned: cgroup, veth, rules gone */
+	uint64_t oom_kills; /* OOM kills seen by launch_check_oom() */
 };
 
 /* Starts a dyno. Returns 0 and the handle in *ret (release with
@@ -71,6 +72,13 @@ int launch_poll(struct launch_dyno *d, struct dy_error **err);
  * Sets *ret_killed when the grace ran out (R12). Returns 0 or < 0. */
 int launch_stop(struct launch_dyno *d, uint64_t grace_usec, bool *ret_killed,
                 struct dy_error **err);
+
+/* Call when oom_fd is readable, and once the dyno has exited. When the
+ * kernel's OOM killer has killed a process of the dyno since the last call,
+ * the whole dyno is stopped (SIGKILL to its cgroup; DESIGN.md: R15 and a
+ * crash; on v2 memory.oom.group has done it already) and 1 is returned;
+ * else 0; < 0 on error. */
+int launch_check_oom(struct launch_dyno *d, struct dy_error **err);
 
 /* SIGKILL to the whole cgroup (OOM on v1: the whole dyno stops) and wait. */
 int launch_kill(struct launch_dyno *d, struct dy_error **err);

@@ -210,11 +210,12 @@ class Server:
 
 
 def sc_report(h):
+    host_int80 = subprocess.run([str(PROBE), "int80"], capture_output=True, text=True).stdout
     d = Dyno(h, "probe report; probe touch /tmp/mine; probe ls /tmp/mine", port=5000)
     rep = d.sink.json("report")
     touch = d.sink.json("touch")
     ex = d.finish()
-    return {"uid": UID, "report": rep, "touch": touch, "exited": ex,
+    return {"uid": UID, "report": rep, "host_int80": json.loads(host_int80)["result"], "touch": touch, "exited": ex,
             "leftovers": leftovers(d), "lines": d.sink.lines[:5]}
 
 
@@ -248,6 +249,19 @@ def sc_oom(h):
     ex = d.finish(timeout=60)
     return {"exited": ex, "stderr": d.stderr, "events": d.events, "leftovers": leftovers(d),
             "survived": d.sink.json("hog", timeout=0.5)}
+
+
+def sc_quota(h):
+    # over the quota (32 MiB) but under the kernel limit (64 MiB): R14, alive
+    d = Dyno(h, "probe hog 44 hold", memory="32M")
+    hog = d.sink.json("hog", timeout=15)
+    end = time.monotonic() + 5
+    line = ""
+    while time.monotonic() < end and '"r14"' not in line:
+        line = d.proc.stdout.readline()
+    ex = d.stop()
+    return {"hog": hog, "r14": json.loads(line) if '"r14"' in line else None, "exited": ex,
+            "stderr": d.stderr, "leftovers": leftovers(d)}
 
 
 def sc_forkbomb(h):
@@ -285,6 +299,15 @@ def sc_sigterm(h):
     d.sink.pump(1)
     terms = [m for m in d.sink.messages() if m.startswith("TERM ")]
     return {"ready": ready, "terms": terms, "exited": ex, "leftovers": leftovers(d)}
+
+
+def sc_grace(h):
+    # SIGTERM ignored: SIGKILL of the whole cgroup after the grace (2 s here)
+    d = Dyno(h, "trap '' TERM; sleep 60 & sleep 60 & echo started; wait")
+    d.sink.wait_for(lambda m: m == "started")
+    t0 = time.monotonic()
+    ex = d.stop()
+    return {"exited": ex, "took": time.monotonic() - t0, "leftovers": leftovers(d)}
 
 
 def sc_sink_gone(h):

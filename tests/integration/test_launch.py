@@ -5,6 +5,7 @@ scenario (dynoharness.py) in a private network namespace made here with
 /sys and hides /sys/fs/cgroup), so veths and nftables rules never touch the
 host's network and tests can run in parallel."""
 import errno
+import signal
 import json
 import os
 import subprocess
@@ -62,6 +63,10 @@ def test_identity_privileges_seccomp_and_namespaces():
     # clone3 is outside the allowlist: ENOSYS, and glibc's threads still start
     assert rep["clone3"] == errno.ENOSYS
     assert rep["thread"] is True
+    # a foreign architecture (i386 int 0x80) kills the process, where the
+    # host's kernel runs it
+    if r["host_int80"] == 0:
+        assert rep["int80"] == signal.SIGSYS
     # PID 1 is the dyno's init; nothing of the host is visible
     assert rep["pid1"] == "dyno-init"
     assert max(rep["pids"]) < 10 and 1 in rep["pids"]
@@ -108,6 +113,15 @@ def test_memory_hog_is_oom_killed_and_reported():
     assert r["leftovers"] == []
 
 
+def test_over_quota_is_reported_once():
+    r = scenario("quota")
+    assert r["hog"] == {"probe": "hog", "survived": 44}
+    assert r["r14"] is not None and r["r14"]["bytes"] > 32 * 1024 * 1024
+    assert r["stderr"].count("Error R14 (Memory quota exceeded)") == 1
+    assert r["exited"]["oom"] is False
+    assert r["leftovers"] == []
+
+
 def test_fork_bomb_stops_at_the_pids_limit():
     r = scenario("forkbomb")
     fb = r["forkbomb"]
@@ -133,6 +147,13 @@ def test_sigterm_reaches_every_process():
     assert r["ready"] == "ready 3"
     assert len(r["terms"]) == 4, r["terms"]
     assert r["exited"]["killed"] is False
+    assert r["leftovers"] == []
+
+
+def test_sigkill_after_the_grace():
+    r = scenario("grace")
+    assert r["exited"]["killed"] is True and r["exited"]["status"] == 137
+    assert 1.5 < r["took"] < 10
     assert r["leftovers"] == []
 
 

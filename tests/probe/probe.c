@@ -1,7 +1,7 @@
 /* probe: runs inside a dyno and reports what it sees, one JSON line on
  * stdout (which the dyno's init relays to the log sink). Subcommands:
  *   report            identity, capabilities, seccomp, namespaces, mounts
- *   hog MB            allocates and touches MB MiB, 4 MiB at a time
+ *   hog MB [hold]     allocates and touches MB MiB, 4 MiB at a time; keeps it
  *   forkbomb          forks until refused; prints how many, then waits
  *   listen PORT       TCP server on 0.0.0.0:PORT answering "hello <DYNO>"
  *   connect IP PORT   one TCP connect (2 s timeout); prints the outcome
@@ -71,6 +71,26 @@ static int try_write(const char *path)
 	return r;
 }
 
+/* A 32-bit system call through int 0x80: the dyno's seccomp policy kills
+ * the process (foreign architecture). Returns the signal that ended the
+ * child, or minus its exit status. */
+static int int80(void)
+{
+#ifdef __x86_64__
+	pid_t p = fork();
+	if (p == 0) {
+		long r;
+		__asm__ volatile("int $0x80" : "=a"(r) : "a"(20L) : "memory"); /* i386 getpid */
+		_exit(r > 0 ? 0 : 1);
+	}
+	int st = 0;
+	waitpid(p, &st, 0);
+	return WIFSIGNALED(st) ? WTERMSIG(st) : -WEXITSTATUS(st);
+#else
+	return -2;
+#endif
+}
+
 static void report(void)
 {
 	char host[256] = "";
@@ -92,6 +112,7 @@ static void report(void)
 	int thread_ok = pthread_create(&t, NULL, thread_fn, NULL) == 0;
 	if (thread_ok)
 		pthread_join(t, NULL);
+	int sig80 = int80();
 	int e_usr = try_write("/usr/probe-write");
 	int e_app = try_write("/app/probe-write");
 	int e_tmp = try_write("/tmp/probe-write");
@@ -133,7 +154,7 @@ static void report(void)
 	       "\"tmp_write\":%d,\"etc_write\":%d,\"cgroup_write\":%d,\"pid1\":\"%s\","
 	       "\"pids\":[%s],\"memory_limit\":\"%s\",\"cwd\":\"%s\",\"DYNO\":\"%s\","
 	       "\"PORT\":\"%s\",\"HOME\":\"%s\",\"PATH\":\"%s\",\"PROFILE\":\"%s\",\"home\":%d,"
-	       "\"run_host\":%d}\n",
+	       "\"run_host\":%d,\"int80\":%d}\n",
 	       (int)getuid(), (int)geteuid(), (int)getgid(), (int)getpid(), status_field("CapInh"),
 	       status_field("CapPrm"), status_field("CapEff"), status_field("CapBnd"),
 	       status_field("CapAmb"), status_field("NoNewPrivs"), status_field("Seccomp"), host,
@@ -141,10 +162,10 @@ static void report(void)
 	       thread_ok ? "true" : "false", e_usr, e_app, e_tmp, e_etc, e_cg, pid1, pids, limit,
 	       getcwd((char[256]){0}, 256) ? getcwd((char[256]){0}, 256) : "?",
 	       getenv("DYNO") ?: "", getenv("PORT") ?: "", getenv("HOME") ?: "",
-	       getenv("PATH") ?: "", getenv("PROFILE_D") ?: "", home, run_host);
+	       getenv("PATH") ?: "", getenv("PROFILE_D") ?: "", home, run_host, sig80);
 }
 
-static void hog(long mb)
+static void hog(long mb, int hold)
 {
 	for (long i = 0; i < mb; i += 4) {
 		char *p = malloc(4 << 20);
@@ -159,6 +180,9 @@ static void hog(long mb)
 		}
 	}
 	printf("{\"probe\":\"hog\",\"survived\":%ld}\n", mb);
+	fflush(stdout);
+	while (hold)
+		pause();
 }
 
 static void forkbomb(void)
@@ -282,7 +306,7 @@ int main(int argc, char **argv)
 	if (!strcmp(c, "report"))
 		report();
 	else if (!strcmp(c, "hog") && argc > 2)
-		hog(atol(argv[2]));
+		hog(atol(argv[2]), argc > 3 && !strcmp(argv[3], "hold"));
 	else if (!strcmp(c, "forkbomb"))
 		forkbomb();
 	else if (!strcmp(c, "listen") && argc > 2)
@@ -293,6 +317,8 @@ int main(int argc, char **argv)
 		term(atoi(argv[2]));
 	else if (!strcmp(c, "spam") && argc > 2)
 		spam(atol(argv[2]));
+	else if (!strcmp(c, "int80"))
+		printf("{\"probe\":\"int80\",\"result\":%d}\n", int80());
 	else if (!strcmp(c, "touch") && argc > 2)
 		printf("{\"probe\":\"touch\",\"path\":\"%s\",\"errno\":%d}\n", argv[2],
 		       try_write(argv[2]));
