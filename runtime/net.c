@@ -302,7 +302,10 @@ int net_rules_init(struct in_addr gw, const uint16_t *ports, size_t n_ports, str
 {
 	char gws[INET_ADDRSTRLEN];
 	inet_ntop(AF_INET, &gw, gws, sizeof(gws));
-	if (nft_run("list table inet dyno", false, NULL) != 0) {
+	/* checked once per process: dynod owns the table; a ruleset flushed
+	 * behind its back comes back with its next start */
+	static bool ready;
+	if (!ready && nft_run("list table inet dyno", false, NULL) != 0) {
 		char buf[2048];
 		/* priority -10: before other filter chains, so a permissive host
 		 * ruleset cannot open a dyno's way to the host */
@@ -326,6 +329,7 @@ int net_rules_init(struct in_addr gw, const uint16_t *ports, size_t n_ports, str
 		if (nft_run(buf, false, err) < 0)
 			return -1;
 	}
+	ready = true;
 	for (size_t i = 0; i < n_ports; i++) {
 		char buf[128];
 		snprintf(buf, sizeof(buf), "add element inet dyno ports { %u }", ports[i]);
