@@ -173,6 +173,10 @@ def leftovers(d):
                        text=True)
     if veth in r.stdout:
         left.append("nft map element")
+    with open("/proc/self/mounts") as f:
+        left += [f"mount {ln.split()[1]}" for ln in f if ln.split()[0].startswith("dyno-")]
+    r = subprocess.run(["pgrep", "-u", str(UID)], capture_output=True, text=True)
+    left += [f"process {p}" for p in r.stdout.split()]
     return left
 
 
