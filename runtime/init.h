@@ -1,9 +1,11 @@
 /* The dyno's init, PID 1 of its PID namespace (DESIGN.md, "What survives
  * what" and "A dyno, from inside").
  *
- * It is the launcher's child itself, continuing after clone and the set-up
- * (no re-exec: nothing of the host needs to stay visible for a binary, and
- * a start costs no exec). It forks the app, which drops to the app's uid,
+ * It runs as the small static executable dyno-init (dyno-init.c), which
+ * the launcher's child execs through an fd once the dyno's namespaces,
+ * cgroup, network and file system are in place: an init holds nothing of
+ * the launcher's (dynod's) memory and outlives a dynod upgrade.
+ * It forks the app, which drops to the app's uid,
  * loses every capability, sets no_new_privs, loads the seccomp policy and
  * runs `bash -c "<command>"` (sh when bash is absent) from /app after
  * sourcing /app/.profile.d/\*.sh and /app/.profile. Then init:

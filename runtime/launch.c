@@ -18,9 +18,7 @@
 #include <unistd.h>
 
 #include "common/cleanup.h"
-#include "runtime/init.h"
 #include "runtime/mounts.h"
-#include "runtime/privs.h"
 #include "runtime/seccomp-filter.h"
 
 #define REPORT_MAX 4096
@@ -34,9 +32,10 @@ struct child_args {
 	int sink_dirfd;
 	const char *sink_name;
 	char **envp;
-	const struct sock_fprog *filter;
 	const struct cg *cg;
 	struct in_addr addr, gw;
+	int init_fd;
+	int filter_fd;
 };
 
 static __attribute__((noreturn)) void child_fail(int sock, struct dy_error *e)
@@ -76,7 +75,7 @@ static __attribute__((noreturn)) void child_main(struct child_args *a)
 {
 	struct dy_error *e = NULL;
 	const struct launch_params *p = a->p;
-	int keep[] = {a->sock, a->slug_fd, a->sink_dirfd};
+	int keep[] = {a->sock, a->slug_fd, a->sink_dirfd, a->init_fd, a->filter_fd};
 	close_others(keep, DY_ELEMENTSOF(keep));
 	/* its own session: a dyno outlives its launcher (dynod's crash) */
 	setsid();
@@ -115,36 +114,45 @@ static __attribute__((noreturn)) void child_main(struct child_args *a)
 		child_fail(a->sock, e);
 	close(a->slug_fd); /* only held to check the path before clone */
 
-	struct init_params ip = {
-	    .name = p->name,
-	    .command = p->command,
-	    .envp = a->envp,
-	    .uid = p->uid,
-	    .gid = p->gid,
-	    .filter = a->filter,
-	    .sink_dirfd = a->sink_dirfd,
-	    .sink_name = a->sink_name,
-	    .log_buffer = p->log_buffer ? p->log_buffer : 1024 * 1024,
-	};
-	struct init_state *st = NULL;
-	if (init_start(&ip, &st, &e) < 0)
-		child_fail(a->sock, e);
-	if (privs_restrict_init(&e) < 0) {
-		dy_error_prefix(&e, "init");
+	/* hand over to dyno-init with its fds at 3, 4, 5: first out of the
+	 * way (any of them may sit at 3..5), then into place (dup2 clears
+	 * O_CLOEXEC) */
+	int from[3] = {a->sock, a->sink_dirfd, a->filter_fd}, high[3];
+	int init_fd = fcntl(a->init_fd, F_DUPFD_CLOEXEC, 100);
+	if (init_fd < 0) {
+		dy_error_errno(&e, errno, "dup");
 		child_fail(a->sock, e);
 	}
-	/* init's own stdio leads nowhere: the caller may go away */
-	int null = open("/dev/null", O_RDWR | O_CLOEXEC);
-	if (null >= 0) {
-		dup2(null, 0);
-		dup2(null, 1);
-		dup2(null, 2);
-		close(null);
+	for (int i = 0; i < 3; i++) {
+		high[i] = from[i] < 0 ? -1 : fcntl(from[i], F_DUPFD_CLOEXEC, 100);
+		if (from[i] >= 0 && high[i] < 0) {
+			dy_error_errno(&e, errno, "dup");
+			child_fail(a->sock, e);
+		}
 	}
-	if (send(a->sock, "O", 1, MSG_NOSIGNAL) != 1)
-		_exit(1);
-	close(a->sock);
-	init_run(st);
+	for (int i = 0; i < 3; i++) {
+		if (high[i] >= 0 && dup2(high[i], 3 + i) < 0) {
+			dy_error_errno(&e, errno, "dup2");
+			child_fail(high[0], e);
+		}
+		if (high[i] < 0)
+			close(3 + i);
+	}
+	char uid[16], gid[16], buffer[32];
+	snprintf(uid, sizeof(uid), "%u", (unsigned)p->uid);
+	snprintf(gid, sizeof(gid), "%u", (unsigned)p->gid);
+	snprintf(buffer, sizeof(buffer), "%zu", p->log_buffer ? p->log_buffer : (size_t)1 << 20);
+	char *argv[] = {"dyno-init",
+	                (char *)p->name,
+	                uid,
+	                gid,
+	                buffer,
+	                (char *)(a->sink_name ? a->sink_name : ""),
+	                (char *)p->command,
+	                NULL};
+	syscall(SYS_execveat, init_fd, "", argv, a->envp, AT_EMPTY_PATH);
+	dy_error_errno(&e, errno, "exec dyno-init");
+	child_fail(3, e);
 }
 
 static int build_env(const struct launch_params *p, char ***ret, struct dy_error **err)
@@ -204,6 +212,30 @@ static void free_env(const struct launch_params *p, char **env)
 	free(env);
 }
 
+/* dyno-init: the path given, else the one beside the running executable
+ * (dynod and dyno-launch are installed with it). Opened O_PATH before
+ * clone: the child execs it after pivot_root, where no host path is left. */
+static int open_init(const char *path, int *ret, struct dy_error **err)
+{
+	char buf[4096];
+	if (!path) {
+		ssize_t n = readlink("/proc/self/exe", buf, sizeof(buf) - 1);
+		if (n < 0)
+			return dy_error_errno(err, errno, "readlink /proc/self/exe");
+		buf[n] = '\0';
+		char *slash = strrchr(buf, '/');
+		if (!slash || (size_t)(slash - buf) + sizeof("/dyno-init") > sizeof(buf))
+			return dy_error(err, "cannot place dyno-init beside %s", buf);
+		strcpy(slash, "/dyno-init");
+		path = buf;
+	}
+	int fd = open(path, O_PATH | O_CLOEXEC);
+	if (fd < 0)
+		return dy_error_errno(err, errno, "dyno-init %s", path);
+	*ret = fd;
+	return 0;
+}
+
 static int wait_report(int sock, struct dy_error **err)
 {
 	char buf[REPORT_MAX + 1];
@@ -239,6 +271,7 @@ int launch_start(const struct launch_params *p, struct launch_dyno **ret, struct
 	const struct sock_fprog *filter;
 	if (seccomp_policy_get(&filter, err) < 0)
 		return -1;
+	int filter_fd = seccomp_policy_fd();
 
 	struct launch_dyno *d = calloc(1, sizeof(*d));
 	if (!d)
@@ -246,7 +279,7 @@ int launch_start(const struct launch_params *p, struct launch_dyno **ret, struct
 	d->pidfd = d->oom_fd = -1;
 	d->pid = -1;
 	d->id = strdup(p->id);
-	_cleanup_close_ int slug_fd = -1, sink_dirfd = -1, sv0 = -1, sv1 = -1;
+	_cleanup_close_ int slug_fd = -1, sink_dirfd = -1, sv0 = -1, sv1 = -1, init_fd = -1;
 	_cleanup_free_ char *sink_copy = NULL;
 	char **envp = NULL;
 	const char *sink_name = NULL;
@@ -262,6 +295,9 @@ int launch_start(const struct launch_params *p, struct launch_dyno **ret, struct
 		r = dy_error_errno(err, errno, "slug directory %s", p->slug_dir);
 		goto fail;
 	}
+	r = open_init(p->init_path, &init_fd, err);
+	if (r < 0)
+		goto fail;
 	if (p->log_sink) {
 		sink_copy = strdup(p->log_sink);
 		char *dcopy = sink_copy ? strdup(p->log_sink) : NULL;
@@ -323,8 +359,8 @@ int launch_start(const struct launch_params *p, struct launch_dyno **ret, struct
 	}
 	if (pid == 0) {
 		close(sv0);
-		struct child_args a = {p,    sv1,    slug_fd,   sink_dirfd, sink_name,
-		                       envp, filter, d->cg,     d->addr,    d->gateway};
+		struct child_args a = {p,     sv1,     slug_fd,    sink_dirfd, sink_name, envp,
+		                       d->cg, d->addr, d->gateway, init_fd,    filter_fd};
 		child_main(&a);
 	}
 	d->pid = pid;

@@ -9,7 +9,7 @@
  *           nftables rules, then tell the child to go on;
  *   child:  unshare the cgroup namespace (now rooted at its own cgroup),
  *           hostname, lo + eth0, mounts + pivot_root, start the app
- *           (see init.h) and report "running";
+ *           through dyno-init (see init.h), which reports "running";
  *   every set-up error of the child travels back over a SOCK_SEQPACKET
  *   socket: the caller reads "mount /app: Invalid argument", never "exit 1".
  * The call returns once the command has exec'd. */
@@ -42,6 +42,7 @@ struct launch_params {
 	struct in_addr addr;           /* 0: the lowest free */
 	const uint16_t *gateway_ports; /* ports open to dynos at the gateway */
 	size_t n_gateway_ports;
+	const char *init_path; /* dyno-init; NULL: beside the running executable */
 };
 
 struct launch_dyno {

@@ -2,6 +2,7 @@
 #include "runtime/seccomp-filter.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <linux/sched.h>
 #include <linux/seccomp.h>
 #include <seccomp.h>
@@ -89,6 +90,30 @@ static const char *const denied[] = {
 
 static struct sock_fprog policy;
 static int compiled;
+static int policy_fd = -1;
+
+int seccomp_policy_fd(void)
+{
+	return policy_fd;
+}
+
+int seccomp_policy_read(int fd, struct sock_fprog *ret, struct dy_error **err)
+{
+	off_t size = lseek(fd, 0, SEEK_END);
+	if (size <= 0 || size % sizeof(struct sock_filter) != 0 || size > 65536 * 8)
+		return dy_error(err, "seccomp: program of %lld bytes", (long long)size);
+	struct sock_filter *prog = malloc((size_t)size);
+	if (!prog)
+		return dy_error_errno(err, ENOMEM, "malloc");
+	if (pread(fd, prog, (size_t)size, 0) != size) {
+		int e = errno;
+		free(prog);
+		return dy_error_errno(err, e, "seccomp: read the program");
+	}
+	ret->len = (unsigned short)(size / sizeof(struct sock_filter));
+	ret->filter = prog;
+	return 0;
+}
 
 static int build(scmp_filter_ctx ctx, struct dy_error **err)
 {
@@ -146,28 +171,29 @@ int seccomp_policy_get(const struct sock_fprog **ret, struct dy_error **err)
 		seccomp_release(ctx);
 		return r;
 	}
-	/* libseccomp 2.5 exports BPF to an fd only: a memfd, read back */
-	_cleanup_close_ int fd = memfd_create("dyno-seccomp", MFD_CLOEXEC);
+	/* libseccomp 2.5 exports BPF to an fd only: a memfd, read back and
+	 * kept (sealed) for dyno-init, which loads it after its exec */
+	int fd = memfd_create("dyno-seccomp", MFD_CLOEXEC | MFD_ALLOW_SEALING);
 	if (fd < 0) {
 		seccomp_release(ctx);
 		return dy_error_errno(err, errno, "seccomp: memfd_create");
 	}
 	r = seccomp_export_bpf(ctx, fd);
 	seccomp_release(ctx);
-	if (r < 0)
+	if (r < 0) {
+		close(fd);
 		return dy_error_errno(err, -r, "seccomp: export");
-	off_t size = lseek(fd, 0, SEEK_END);
-	if (size <= 0 || size % sizeof(struct sock_filter) != 0)
-		return dy_error(err, "seccomp: exported program has %lld bytes", (long long)size);
-	struct sock_filter *prog = malloc((size_t)size);
-	if (!prog)
-		return dy_error_errno(err, ENOMEM, "malloc");
-	if (pread(fd, prog, (size_t)size, 0) != size) {
-		free(prog);
-		return dy_error_errno(err, errno, "seccomp: read back");
 	}
-	policy.len = (unsigned short)(size / sizeof(struct sock_filter));
-	policy.filter = prog; /* kept for the life of the process */
+	if (fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) < 0) {
+		int e = errno;
+		close(fd);
+		return dy_error_errno(err, e, "seccomp: seal the program");
+	}
+	if (seccomp_policy_read(fd, &policy, err) < 0) {
+		close(fd);
+		return -1;
+	}
+	policy_fd = fd; /* both kept for the life of the process */
 	compiled = 1;
 	*ret = &policy;
 	return 0;

@@ -15,6 +15,15 @@
  * or < 0. */
 int seccomp_policy_get(const struct sock_fprog **ret, struct dy_error **err);
 
+/* A sealed memfd holding the compiled program (struct sock_filter array),
+ * for a process that execs before it loads the policy (dyno-init); -1
+ * before seccomp_policy_get() succeeded. Owned by this module. */
+int seccomp_policy_fd(void);
+
+/* Reads a program written by seccomp_policy_fd()'s memfd from fd into
+ * *ret (its filter is malloc'ed, owned by the caller). Returns 0 or < 0. */
+int seccomp_policy_read(int fd, struct sock_fprog *ret, struct dy_error **err);
+
 /* Loads prog into the calling thread (no_new_privs must be set). Returns 0
  * or < 0. Async-signal-safe: fit for a child after fork. */
 int seccomp_policy_load(const struct sock_fprog *prog, struct dy_error **err);

@@ -69,6 +69,8 @@ def test_identity_privileges_seccomp_and_namespaces():
         assert rep["int80"] == signal.SIGSYS
     # PID 1 is the dyno's init; nothing of the host is visible
     assert rep["pid1"] == "dyno-init"
+    # no fd of the launcher or of init (sink directory, sync socket) leaks
+    assert rep["fds"] == [0, 1, 2]
     assert max(rep["pids"]) < 10 and 1 in rep["pids"]
     assert rep["hostname"].startswith("t")
     # the stack and /etc are read-only, /app and /tmp writable

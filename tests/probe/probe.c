@@ -135,6 +135,18 @@ static void report(void)
 	}
 	if (d)
 		closedir(d);
+	char fds[256] = "";
+	d = opendir("/proc/self/fd");
+	while (d && (de = readdir(d))) {
+		if (de->d_name[0] == '.' || atoi(de->d_name) == dirfd(d))
+			continue;
+		size_t l = strlen(fds);
+		int w = snprintf(fds + l, sizeof(fds) - l, "%s%s", l ? "," : "", de->d_name);
+		if (w < 0 || (size_t)w >= sizeof(fds) - l)
+			break;
+	}
+	if (d)
+		closedir(d);
 	char limit[64] = "";
 	f = fopen("/sys/fs/cgroup/memory/memory.limit_in_bytes", "re");
 	if (!f)
@@ -154,7 +166,7 @@ static void report(void)
 	       "\"tmp_write\":%d,\"etc_write\":%d,\"cgroup_write\":%d,\"pid1\":\"%s\","
 	       "\"pids\":[%s],\"memory_limit\":\"%s\",\"cwd\":\"%s\",\"DYNO\":\"%s\","
 	       "\"PORT\":\"%s\",\"HOME\":\"%s\",\"PATH\":\"%s\",\"PROFILE\":\"%s\",\"home\":%d,"
-	       "\"run_host\":%d,\"int80\":%d}\n",
+	       "\"run_host\":%d,\"int80\":%d,\"fds\":[%s]}\n",
 	       (int)getuid(), (int)geteuid(), (int)getgid(), (int)getpid(), status_field("CapInh"),
 	       status_field("CapPrm"), status_field("CapEff"), status_field("CapBnd"),
 	       status_field("CapAmb"), status_field("NoNewPrivs"), status_field("Seccomp"), host,
@@ -162,7 +174,7 @@ static void report(void)
 	       thread_ok ? "true" : "false", e_usr, e_app, e_tmp, e_etc, e_cg, pid1, pids, limit,
 	       getcwd((char[256]){0}, 256) ? getcwd((char[256]){0}, 256) : "?",
 	       getenv("DYNO") ?: "", getenv("PORT") ?: "", getenv("HOME") ?: "",
-	       getenv("PATH") ?: "", getenv("PROFILE_D") ?: "", home, run_host, sig80);
+	       getenv("PATH") ?: "", getenv("PROFILE_D") ?: "", home, run_host, sig80, fds);
 }
 
 static void hog(long mb, int hold)
