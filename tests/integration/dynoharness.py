@@ -148,9 +148,10 @@ class Harness:
                 except subprocess.TimeoutExpired:
                     d.proc.kill()
             d.sink.close()
-        for c in CONTROLLERS:
+        for p in [Path(f"/sys/fs/cgroup/{CG_PARENT}"),
+                  *Path("/sys/fs/cgroup").glob(f"*/{CG_PARENT}")]:
             try:
-                os.rmdir(f"/sys/fs/cgroup/{c}/{CG_PARENT}")
+                p.rmdir()
             except OSError:
                 pass
         shutil.rmtree(self.tmp, ignore_errors=True)
@@ -159,9 +160,13 @@ class Harness:
 def leftovers(d):
     """What is left of dyno d on the host: cgroups, veth, nftables chain."""
     left = []
-    for c in CONTROLLERS:
-        if os.path.exists(f"/sys/fs/cgroup/{c}/{CG_PARENT}/{d.id}"):
-            left.append(f"cgroup {c}")
+    # v1 hierarchies are /sys/fs/cgroup/<controller>; a v2 one may be the
+    # top or /sys/fs/cgroup/unified
+    for p in [Path(f"/sys/fs/cgroup/{CG_PARENT}/{d.id}"),
+              *Path("/sys/fs/cgroup").glob(f"*/{CG_PARENT}/{d.id}")]:
+        if p.exists():
+            name = p.parent.parent.name
+            left.append(f"cgroup {name if name != 'cgroup' else 'v2'}")
     veth = d.running["veth"]
     if os.path.exists(f"/sys/class/net/{veth}"):
         left.append(f"veth {veth}")
@@ -266,6 +271,16 @@ def sc_quota(h):
     ex = d.stop()
     return {"hog": hog, "r14": json.loads(line) if '"r14"' in line else None, "exited": ex,
             "stderr": d.stderr, "leftovers": leftovers(d)}
+
+
+def sc_oom_bg(h):
+    # the OOM killer hits a background process; the main one would live on:
+    # the whole dyno is stopped anyway (R15, a crash)
+    d = Dyno(h, "probe hog 1024 & sleep 60", memory="32M")
+    t0 = time.monotonic()
+    ex = d.finish(timeout=60)
+    return {"exited": ex, "took": time.monotonic() - t0, "stderr": d.stderr,
+            "events": d.events, "leftovers": leftovers(d)}
 
 
 def sc_forkbomb(h):

@@ -115,6 +115,15 @@ def test_memory_hog_is_oom_killed_and_reported():
     assert r["leftovers"] == []
 
 
+def test_oom_kill_of_any_process_stops_the_whole_dyno():
+    r = scenario("oom_bg")
+    assert r["exited"]["oom"] is True and r["exited"]["status"] == 137
+    assert r["took"] < 30  # not the 60 s of the main process
+    assert "Error R15" in r["stderr"]
+    assert any(e["event"] == "oom" for e in r["events"])
+    assert r["leftovers"] == []
+
+
 def test_over_quota_is_reported_once():
     r = scenario("quota")
     assert r["hog"] == {"probe": "hog", "survived": 44}
