@@ -204,7 +204,7 @@ int cg_create(const char *parent, const char *id, const struct cg_limits *lim, s
 	struct cg *cg = calloc(1, sizeof(*cg));
 	if (!cg)
 		return dy_error_errno(err, ENOMEM, "calloc");
-	cg->oom_fd = cg->oom_ctl_fd = -1;
+	cg->oom_fd = cg->oom_ctl_fd = cg->unified_fd = -1;
 	int r = -1;
 	if (asprintf(&cg->rel, "%s/%s", parent, id) < 0) {
 		cg->rel = NULL;
@@ -285,6 +285,20 @@ fail_rm:
 fail:
 	cg_free(cg);
 	return r < 0 ? r : -1;
+}
+
+int cg_unified_fd(struct cg *cg)
+{
+	if (cg->unified_fd >= 0)
+		return cg->unified_fd;
+	for (int c = 0; c < CG_N_CTRL; c++) {
+		if (cg->ver[c] == CG_NONE)
+			continue;
+		if (cg->ver[c] != CG_V2 || strcmp(cg->dir[c], cg->dir[CG_MEMORY]) != 0)
+			return -1;
+	}
+	cg->unified_fd = open(cg->dir[CG_MEMORY], O_PATH | O_DIRECTORY | O_CLOEXEC);
+	return cg->unified_fd;
 }
 
 int cg_attach(struct cg *cg, pid_t pid, struct dy_error **err)
@@ -411,6 +425,10 @@ int cg_destroy(struct cg *cg, struct dy_error **err)
 		close(cg->oom_ctl_fd);
 		cg->oom_ctl_fd = -1;
 	}
+	if (cg->unified_fd >= 0) {
+		close(cg->unified_fd);
+		cg->unified_fd = -1;
+	}
 	/* libcgroup's cgroup_delete_cgroup_ext() would migrate stragglers to the
 	 * parent; a dyno's cgroup is only ever removed empty, so rmdir it */
 	for (int c = 0; c < CG_N_CTRL; c++) {
@@ -431,6 +449,8 @@ void cg_free(struct cg *cg)
 		close(cg->oom_fd);
 	if (cg->oom_ctl_fd >= 0)
 		close(cg->oom_ctl_fd);
+	if (cg->unified_fd >= 0)
+		close(cg->unified_fd);
 	if (cg->lcg)
 		cgroup_free(&cg->lcg);
 	for (int c = 0; c < CG_N_CTRL; c++)

@@ -49,6 +49,7 @@ struct cg {
 	char *dir[CG_N_CTRL];          /* absolute directory per controller, NULL if absent */
 	int oom_fd;                    /* readable on an OOM event (eventfd or inotify), -1 */
 	int oom_ctl_fd;                /* v1: the open memory.oom_control, -1 */
+	int unified_fd;                /* see cg_unified_fd(), -1 */
 	struct cgroup *lcg;            /* libcgroup's handle */
 };
 
@@ -63,6 +64,12 @@ int cg_detect(enum cg_ctrl c, enum cg_version *ret_ver, char **ret_mount, struct
  * cgroup in *ret (release with cg_free()), or < 0 with nothing left. */
 int cg_create(const char *parent, const char *id, const struct cg_limits *lim, struct cg **ret,
               struct dy_error **err);
+
+/* When every controller sits on one cgroup2 hierarchy: an O_PATH fd of
+ * the dyno's cgroup directory for clone3's CLONE_INTO_CGROUP (the child is
+ * born in its cgroup: no migration); opened on first use, owned by cg.
+ * Else -1: attach with cg_attach(). */
+int cg_unified_fd(struct cg *cg);
 
 /* Moves pid into the cgroup in every controller. Returns 0 or < 0. */
 int cg_attach(struct cg *cg, pid_t pid, struct dy_error **err);

@@ -85,9 +85,11 @@ static int run_once(const struct launch_params *p, uint64_t grace, bool quiet, u
 		struct pollfd pf[3] = {{d->pidfd, POLLIN, 0}, {d->oom_fd, POLLIN, 0}, {sfd, POLLIN, 0}};
 		if (poll(pf, 3, 1000) < 0)
 			continue;
-		if (pf[0].revents || pf[1].revents) {
+		{
 			/* an OOM kill anywhere stops the whole dyno, also when it hit
-			 * the main process itself (then the dyno has exited) */
+			 * the main process itself (then the dyno has exited). Checked
+			 * on every wake-up, not only on the OOM fd: v1 signals the
+			 * OOM condition, which may come before the kill is counted */
 			int r = launch_check_oom(d, &e);
 			if (r < 0)
 				rc = fail(&e);

@@ -36,6 +36,7 @@ struct child_args {
 	struct in_addr addr, gw;
 	int init_fd;
 	int filter_fd;
+	bool born_in_cgroup; /* CLONE_INTO_CGROUP | CLONE_NEWCGROUP done */
 };
 
 static __attribute__((noreturn)) void child_fail(int sock, struct dy_error *e)
@@ -90,7 +91,7 @@ static __attribute__((noreturn)) void child_main(struct child_args *a)
 	if (n != 1 || go != 'G')
 		_exit(1);
 	/* now the cgroup namespace is rooted at the dyno's own cgroup */
-	if (unshare(CLONE_NEWCGROUP) < 0) {
+	if (!a->born_in_cgroup && unshare(CLONE_NEWCGROUP) < 0) {
 		dy_error_errno(&e, errno, "unshare the cgroup namespace");
 		child_fail(a->sock, e);
 	}
@@ -343,15 +344,23 @@ int launch_start(const struct launch_params *p, struct launch_dyno **ret, struct
 	sv1 = sv[1];
 
 	/* clone3 with no stack behaves as fork: the child runs on a copy of
-	 * this stack. The cgroup namespace is unshared by the child once it
-	 * sits in its cgroup (v1 has no CLONE_INTO_CGROUP). */
+	 * this stack. On a unified cgroup2 host the child is born in its
+	 * cgroup and cgroup namespace (CLONE_INTO_CGROUP); elsewhere (v1 has
+	 * no such flag) it is moved there before it goes on, and unshares the
+	 * cgroup namespace itself. Moving a task on v1 waits for an RCU grace
+	 * period (cgroup_threadgroup_rwsem): most of a v1 start. */
 	int pidfd = -1;
+	int cg_fd = cg_unified_fd(d->cg);
 	struct clone_args ca = {
 	    .flags = CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNET |
 	             CLONE_PIDFD,
 	    .pidfd = (uint64_t)(uintptr_t)&pidfd,
 	    .exit_signal = SIGCHLD,
 	};
+	if (cg_fd >= 0) {
+		ca.flags |= CLONE_INTO_CGROUP | CLONE_NEWCGROUP;
+		ca.cgroup = (uint64_t)cg_fd;
+	}
 	pid_t pid = (pid_t)syscall(SYS_clone3, &ca, sizeof(ca));
 	if (pid < 0) {
 		r = dy_error_errno(err, errno, "clone3");
@@ -359,8 +368,9 @@ int launch_start(const struct launch_params *p, struct launch_dyno **ret, struct
 	}
 	if (pid == 0) {
 		close(sv0);
-		struct child_args a = {p,     sv1,     slug_fd,    sink_dirfd, sink_name, envp,
-		                       d->cg, d->addr, d->gateway, init_fd,    filter_fd};
+		struct child_args a = {p,       sv1,        slug_fd, sink_dirfd, sink_name, envp,
+		                       d->cg,   d->addr,    d->gateway, init_fd, filter_fd,
+		                       cg_fd >= 0};
 		child_main(&a);
 	}
 	d->pid = pid;
@@ -368,9 +378,11 @@ int launch_start(const struct launch_params *p, struct launch_dyno **ret, struct
 	close(sv1);
 	sv1 = -1;
 
-	r = cg_attach(d->cg, pid, err);
-	if (r < 0)
-		goto fail_child;
+	if (cg_fd < 0) {
+		r = cg_attach(d->cg, pid, err);
+		if (r < 0)
+			goto fail_child;
+	}
 	r = net_host_setup(d->veth, pid, d->addr, d->gateway, err);
 	if (r < 0)
 		goto fail_child;

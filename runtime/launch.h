@@ -74,7 +74,8 @@ int launch_poll(struct launch_dyno *d, struct dy_error **err);
 int launch_stop(struct launch_dyno *d, uint64_t grace_usec, bool *ret_killed,
                 struct dy_error **err);
 
-/* Call when oom_fd is readable, and once the dyno has exited. When the
+/* Call when oom_fd is readable, periodically (v1 signals the OOM condition,
+ * which may come before the kill is counted), and once the dyno has exited. When the
  * kernel's OOM killer has killed a process of the dyno since the last call,
  * the whole dyno is stopped (SIGKILL to its cgroup; DESIGN.md: R15 and a
  * crash; on v2 memory.oom.group has done it already) and 1 is returned;
