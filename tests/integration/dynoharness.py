@@ -320,6 +320,17 @@ def sc_sigterm(h):
     return {"ready": ready, "terms": terms, "exited": ex, "leftovers": leftovers(d)}
 
 
+def sc_lines(h):
+    # a line over 10000 bytes is split; stderr is relayed too; no newline at
+    # the end still makes a line
+    d = Dyno(h, "head -c 25000 /dev/zero | tr '\\0' x; echo; echo to-stderr >&2; "
+             "printf 'no newline'")
+    d.finish()
+    d.sink.pump(0.5)
+    return {"lengths": [len(m) for m in d.sink.messages()],
+            "last": d.sink.messages()[-2:]}
+
+
 def sc_grace(h):
     # SIGTERM ignored: SIGKILL of the whole cgroup after the grace (2 s here)
     d = Dyno(h, "trap '' TERM; sleep 60 & sleep 60 & echo started; wait")

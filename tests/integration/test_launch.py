@@ -161,6 +161,12 @@ def test_sigterm_reaches_every_process():
     assert r["leftovers"] == []
 
 
+def test_log_lines_split_and_stderr():
+    r = scenario("lines")
+    assert r["lengths"][:3] == [10000, 10000, 5000]
+    assert r["last"] == ["to-stderr", "no newline"]
+
+
 def test_sigkill_after_the_grace():
     r = scenario("grace")
     assert r["exited"]["killed"] is True and r["exited"]["status"] == 137
