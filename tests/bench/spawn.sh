@@ -4,6 +4,7 @@
 #   start:  launcher started -> the command running (stamp's time - t0)
 #   cycle:  launcher started -> launcher exited, teardown included
 #   cycles/s: sequential full cycles per second
+# crun is also started 50 ms apart (a cold v1 cgroup attach, see below).
 # dyno also reports its own split (dyno-launch --repeat, in one process as
 # dynod would run it): launch_start() -> exec'd, and teardown (stop +
 # cgroup/veth/rules removal) separately.
@@ -101,6 +102,15 @@ for name in tools:
     total = time.monotonic() - t0
     s, c = statistics.median(starts), statistics.median(cycles)
     print(f"{name:24} {s:9.2f} {c:9.2f} {c - s:17.2f} {runs / total:9.1f}")
+
+# Moving a task into a v1 cgroup waits for an RCU grace period unless
+# another move happened in the last ~20 ms: back-to-back crun runs stay
+# warm, starts seconds apart (as dynod's) do not. crun, 50 ms apart:
+starts = []
+for i in range(min(runs, 30)):
+    time.sleep(0.05)
+    starts.append(one("crun run (v1 cgroup)", f"gap{i}")[0])
+print(f"{'crun, runs 50 ms apart':24} {statistics.median(starts):9.2f}")
 
 r = subprocess.run([launch, "--slug-dir", slug, "--uid", str(uid), "--name", "bench.1",
                     "--id", f"bench-{os.getpid()}-r", "--cgroup-parent",
