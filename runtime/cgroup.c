@@ -244,7 +244,8 @@ int cg_create(const char *parent, const char *id, const struct cg_limits *lim, s
 	}
 	for (int c = 0; c < CG_N_CTRL; c++) {
 		if (cg->dir[c] && !cgroup_add_controller(cg->lcg, ctrl_names[c])) {
-			r = dy_error(err, "cgroup %s: libcgroup: cannot add %s", cg->rel, ctrl_names[c]);
+			r = dy_error(err, "cgroup %s: libcgroup: cannot add %s", cg->rel,
+			             ctrl_names[c]);
 			goto fail;
 		}
 	}
@@ -269,8 +270,8 @@ int cg_create(const char *parent, const char *id, const struct cg_limits *lim, s
 		if (read_file(dir, vals[i].file, back, sizeof(back)) < 0 ||
 		    strtoull(back, NULL, 10) != strtoull(vals[i].value, NULL, 10)) {
 			back[strcspn(back, "\n")] = '\0';
-			r = dy_error(err, "cgroup %s: %s reads back %s, not %s", cg->rel, vals[i].file,
-			             back, vals[i].value);
+			r = dy_error(err, "cgroup %s: %s reads back %s, not %s", cg->rel,
+			             vals[i].file, back, vals[i].value);
 			goto fail_rm;
 		}
 	}
@@ -305,7 +306,8 @@ int cg_attach(struct cg *cg, pid_t pid, struct dy_error **err)
 {
 	int r = cgroup_attach_task_pid(cg->lcg, pid);
 	if (r != 0)
-		return dy_error(err, "cgroup %s: attach %d: %s", cg->rel, (int)pid, cgroup_strerror(r));
+		return dy_error(err, "cgroup %s: attach %d: %s", cg->rel, (int)pid,
+		                cgroup_strerror(r));
 	return 0;
 }
 

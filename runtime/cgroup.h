@@ -44,13 +44,13 @@ struct cg_limits {
 };
 
 struct cg {
-	char *rel;                     /* "<parent>/<id>", relative to each mount */
+	char *rel;                      /* "<parent>/<id>", relative to each mount */
 	enum cg_version ver[CG_N_CTRL]; /* how each controller is mounted */
-	char *dir[CG_N_CTRL];          /* absolute directory per controller, NULL if absent */
-	int oom_fd;                    /* readable on an OOM event (eventfd or inotify), -1 */
-	int oom_ctl_fd;                /* v1: the open memory.oom_control, -1 */
-	int unified_fd;                /* see cg_unified_fd(), -1 */
-	struct cgroup *lcg;            /* libcgroup's handle */
+	char *dir[CG_N_CTRL];           /* absolute directory per controller, NULL if absent */
+	int oom_fd;                     /* readable on an OOM event (eventfd or inotify), -1 */
+	int oom_ctl_fd;                 /* v1: the open memory.oom_control, -1 */
+	int unified_fd;                 /* see cg_unified_fd(), -1 */
+	struct cgroup *lcg;             /* libcgroup's handle */
 };
 
 /* How controller c is mounted on this host (libcgroup's mount table and the

@@ -82,7 +82,8 @@ static int run_once(const struct launch_params *p, uint64_t grace, bool quiet, u
 	int rc = 0;
 	uint64_t t2 = 0, last_r14 = 0;
 	for (;;) {
-		struct pollfd pf[3] = {{d->pidfd, POLLIN, 0}, {d->oom_fd, POLLIN, 0}, {sfd, POLLIN, 0}};
+		struct pollfd pf[3] = {
+		    {d->pidfd, POLLIN, 0}, {d->oom_fd, POLLIN, 0}, {sfd, POLLIN, 0}};
 		if (poll(pf, 3, 1000) < 0)
 			continue;
 		{
@@ -95,9 +96,10 @@ static int run_once(const struct launch_params *p, uint64_t grace, bool quiet, u
 				rc = fail(&e);
 			if (r > 0) {
 				oom = true;
-				fprintf(stderr,
-				        "dyno-launch: %s: Error R15 (Memory quota vastly exceeded)\n",
-				        d->id);
+				fprintf(
+				    stderr,
+				    "dyno-launch: %s: Error R15 (Memory quota vastly exceeded)\n",
+				    d->id);
 				printf("{\"event\":\"oom\",\"id\":\"%s\"}\n", d->id);
 				fflush(stdout);
 			}
@@ -123,7 +125,8 @@ static int run_once(const struct launch_params *p, uint64_t grace, bool quiet, u
 		if (cg_quota_usage(d->cg, &used, NULL) == 0 && used > p->limits.memory &&
 		    (!last_r14 || now - last_r14 >= 60 * 1000000ULL)) {
 			last_r14 = now;
-			fprintf(stderr, "dyno-launch: %s: Error R14 (Memory quota exceeded)\n", d->id);
+			fprintf(stderr, "dyno-launch: %s: Error R14 (Memory quota exceeded)\n",
+			        d->id);
 			printf("{\"event\":\"r14\",\"id\":\"%s\",\"bytes\":%" PRIu64 "}\n", d->id,
 			       used);
 			fflush(stdout);
@@ -137,8 +140,8 @@ static int run_once(const struct launch_params *p, uint64_t grace, bool quiet, u
 	if (!quiet) {
 		printf("{\"event\":\"exited\",\"id\":\"%s\",\"status\":%d,\"oom\":%s,"
 		       "\"oom_kills\":%" PRIu64 ",\"killed\":%s,\"teardown_us\":%" PRIu64 "}\n",
-		       d->id, d->status, oom ? "true" : "false", oom_kills, killed ? "true" : "false",
-		       t3 - t2);
+		       d->id, d->status, oom ? "true" : "false", oom_kills,
+		       killed ? "true" : "false", t3 - t2);
 		fflush(stdout);
 	}
 	if (ret_start)

@@ -19,7 +19,7 @@
 #include "runtime/privs.h"
 #include "runtime/seccomp-filter.h"
 
-static const int forwarded[] = {SIGTERM, SIGINT,  SIGHUP,  SIGQUIT, SIGUSR1,
+static const int forwarded[] = {SIGTERM, SIGINT,   SIGHUP,  SIGQUIT, SIGUSR1,
                                 SIGUSR2, SIGWINCH, SIGCONT, SIGALRM};
 
 struct msg {
@@ -44,7 +44,7 @@ struct init_state {
 	struct sockaddr_un addr;
 	socklen_t addr_len;
 	struct stream out, err;
-	bool stopping;  /* SIGTERM forwarded: wait for every process */
+	bool stopping; /* SIGTERM forwarded: wait for every process */
 	bool app_done;
 	int app_status;
 	struct msg *head, *tail;
@@ -164,8 +164,8 @@ int init_start(const struct init_params *p, struct init_state **ret, struct dy_e
 		st->addr.sun_family = AF_UNIX;
 		/* /proc/self/fd/N leads to the host's directory through the
 		 * magic link; the app cannot follow it: init is not dumpable */
-		int l = snprintf(st->addr.sun_path, sizeof(st->addr.sun_path), "/proc/self/fd/%d/%s",
-		                 p->sink_dirfd, p->sink_name);
+		int l = snprintf(st->addr.sun_path, sizeof(st->addr.sun_path),
+		                 "/proc/self/fd/%d/%s", p->sink_dirfd, p->sink_name);
 		if (l < 0 || (size_t)l >= sizeof(st->addr.sun_path))
 			return dy_error(err, "log sink name %s: too long", p->sink_name);
 		st->addr_len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + (size_t)l + 1);
@@ -238,11 +238,12 @@ static void flush(struct init_state *st)
 		struct tm tm;
 		clock_gettime(CLOCK_REALTIME, &ts);
 		gmtime_r(&ts.tv_sec, &tm);
-		int n = snprintf(note, sizeof(note),
-		                 "%04d-%02d-%02dT%02d:%02d:%02d.%06ld+00:00 dyno[%s]: Error L10 (output "
-		                 "buffer overflow): %llu log lines dropped",
-		                 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-		                 tm.tm_sec, ts.tv_nsec / 1000, st->p->name, st->dropped);
+		int n = snprintf(
+		    note, sizeof(note),
+		    "%04d-%02d-%02dT%02d:%02d:%02d.%06ld+00:00 dyno[%s]: Error L10 (output "
+		    "buffer overflow): %llu log lines dropped",
+		    tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+		    ts.tv_nsec / 1000, st->p->name, st->dropped);
 		if (!send_one(st, note, (size_t)n))
 			return;
 		st->dropped = 0;
@@ -266,9 +267,10 @@ static void emit(struct init_state *st, const char *line, size_t len)
 	struct tm tm;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	gmtime_r(&ts.tv_sec, &tm);
-	int hl = snprintf(head, sizeof(head), "%04d-%02d-%02dT%02d:%02d:%02d.%06ld+00:00 app[%s]: ",
-	                  tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-	                  tm.tm_sec, ts.tv_nsec / 1000, st->p->name);
+	int hl = snprintf(head, sizeof(head),
+	                  "%04d-%02d-%02dT%02d:%02d:%02d.%06ld+00:00 app[%s]: ", tm.tm_year + 1900,
+	                  tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+	                  ts.tv_nsec / 1000, st->p->name);
 	if (hl < 0 || (size_t)hl >= sizeof(head))
 		return;
 	size_t total = (size_t)hl + len;

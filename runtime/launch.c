@@ -168,7 +168,8 @@ static int build_env(const struct launch_params *p, char ***ret, struct dy_error
 	bool has_path = false;
 	for (char *const *e = p->env; e && *e; e++) {
 		/* the platform's own names win over config vars */
-		if (!strncmp(*e, "DYNO=", 5) || !strncmp(*e, "PORT=", 5) || !strncmp(*e, "HOME=", 5))
+		if (!strncmp(*e, "DYNO=", 5) || !strncmp(*e, "PORT=", 5) ||
+		    !strncmp(*e, "HOME=", 5))
 			continue;
 		has_path |= !strncmp(*e, "PATH=", 5);
 		env[k++] = *e;
@@ -368,9 +369,9 @@ int launch_start(const struct launch_params *p, struct launch_dyno **ret, struct
 	}
 	if (pid == 0) {
 		close(sv0);
-		struct child_args a = {p,       sv1,        slug_fd, sink_dirfd, sink_name, envp,
-		                       d->cg,   d->addr,    d->gateway, init_fd, filter_fd,
-		                       cg_fd >= 0};
+		struct child_args a = {p,          sv1,     slug_fd,   sink_dirfd,
+		                       sink_name,  envp,    d->cg,     d->addr,
+		                       d->gateway, init_fd, filter_fd, cg_fd >= 0};
 		child_main(&a);
 	}
 	d->pid = pid;
@@ -474,8 +475,7 @@ int launch_check_oom(struct launch_dyno *d, struct dy_error **err)
 	return 1;
 }
 
-int launch_stop(struct launch_dyno *d, uint64_t grace_usec, bool *ret_killed,
-                struct dy_error **err)
+int launch_stop(struct launch_dyno *d, uint64_t grace_usec, bool *ret_killed, struct dy_error **err)
 {
 	if (ret_killed)
 		*ret_killed = false;

@@ -33,11 +33,11 @@ struct launch_params {
 	const char *command; /* run as bash -c */
 	char *const *env;    /* the app's config vars, "K=V", NULL-terminated, or NULL */
 	struct cg_limits limits;
-	uint16_t port;                 /* PORT, 0 for none */
-	const char *log_sink;          /* Unix datagram socket path, or NULL */
-	size_t log_buffer;             /* bytes init keeps while the sink is away; 0: 1 MiB */
-	const char *cgroup_parent;     /* NULL: "dyno" */
-	struct in_addr subnet;         /* network byte order */
+	uint16_t port;             /* PORT, 0 for none */
+	const char *log_sink;      /* Unix datagram socket path, or NULL */
+	size_t log_buffer;         /* bytes init keeps while the sink is away; 0: 1 MiB */
+	const char *cgroup_parent; /* NULL: "dyno" */
+	struct in_addr subnet;     /* network byte order */
 	uint8_t subnet_prefix;
 	struct in_addr addr;           /* 0: the lowest free */
 	const uint16_t *gateway_ports; /* ports open to dynos at the gateway */
@@ -46,8 +46,8 @@ struct launch_params {
 };
 
 struct launch_dyno {
-	pid_t pid;  /* init, in the caller's PID namespace */
-	int pidfd;  /* readable when the dyno has exited */
+	pid_t pid; /* init, in the caller's PID namespace */
+	int pidfd; /* readable when the dyno has exited */
 	struct cg *cg;
 	int oom_fd; /* readable on an OOM kill (cg->oom_fd) */
 	char veth[NET_IFNAME_LEN];
@@ -55,8 +55,8 @@ struct launch_dyno {
 	struct in_addr gateway;
 	char *id;
 	bool exited;
-	int status; /* wait status, once exited */
-	bool stopped; /* cleaned: cgroup, veth, rules gone */
+	int status;         /* wait status, once exited */
+	bool stopped;       /* cleaned: cgroup, veth, rules gone */
 	uint64_t oom_kills; /* OOM kills seen by launch_check_oom() */
 };
 

@@ -19,10 +19,14 @@
 
 /* /etc entries copied (files) or bound read-only (directories). */
 static const char *const etc_allow[] = {
-    "alternatives", "ca-certificates", "ca-certificates.conf", "ssl", "ld.so.cache",
-    "ld.so.conf", "ld.so.conf.d", "localtime", "timezone", "nsswitch.conf", "host.conf",
-    "resolv.conf", "protocols", "services", "mime.types", "os-release", "debian_version",
-    "bash.bashrc", "inputrc", "gai.conf", "magic", "papersize",
+    "alternatives",  "ca-certificates", "ca-certificates.conf",
+    "ssl",           "ld.so.cache",     "ld.so.conf",
+    "ld.so.conf.d",  "localtime",       "timezone",
+    "nsswitch.conf", "host.conf",       "resolv.conf",
+    "protocols",     "services",        "mime.types",
+    "os-release",    "debian_version",  "bash.bashrc",
+    "inputrc",       "gai.conf",        "magic",
+    "papersize",
 };
 
 static const char *const merged_links[] = {"bin", "sbin", "lib", "lib32", "lib64", "libx32"};

@@ -309,23 +309,24 @@ int net_rules_init(struct in_addr gw, const uint16_t *ports, size_t n_ports, str
 		char buf[2048];
 		/* priority -10: before other filter chains, so a permissive host
 		 * ruleset cannot open a dyno's way to the host */
-		snprintf(buf, sizeof(buf),
-		         "add table inet dyno\n"
-		         "add set inet dyno ports { type inet_service; }\n"
-		         "add map inet dyno dynos { type ifname : verdict; }\n"
-		         "add chain inet dyno input { type filter hook input priority -10; policy "
-		         "accept; }\n"
-		         "add chain inet dyno forward { type filter hook forward priority -10; policy "
-		         "accept; }\n"
-		         "add rule inet dyno input iifname \"dy-*\" iifname vmap @dynos\n"
-		         "add rule inet dyno input iifname \"dy-*\" ct state established,related "
-		         "accept\n"
-		         "add rule inet dyno input iifname \"dy-*\" ip daddr %s tcp dport @ports "
-		         "accept\n"
-		         "add rule inet dyno input iifname \"dy-*\" drop\n"
-		         "add rule inet dyno forward iifname \"dy-*\" drop\n"
-		         "add rule inet dyno forward oifname \"dy-*\" drop\n",
-		         gws);
+		snprintf(
+		    buf, sizeof(buf),
+		    "add table inet dyno\n"
+		    "add set inet dyno ports { type inet_service; }\n"
+		    "add map inet dyno dynos { type ifname : verdict; }\n"
+		    "add chain inet dyno input { type filter hook input priority -10; policy "
+		    "accept; }\n"
+		    "add chain inet dyno forward { type filter hook forward priority -10; policy "
+		    "accept; }\n"
+		    "add rule inet dyno input iifname \"dy-*\" iifname vmap @dynos\n"
+		    "add rule inet dyno input iifname \"dy-*\" ct state established,related "
+		    "accept\n"
+		    "add rule inet dyno input iifname \"dy-*\" ip daddr %s tcp dport @ports "
+		    "accept\n"
+		    "add rule inet dyno input iifname \"dy-*\" drop\n"
+		    "add rule inet dyno forward iifname \"dy-*\" drop\n"
+		    "add rule inet dyno forward oifname \"dy-*\" drop\n",
+		    gws);
 		if (nft_run(buf, false, err) < 0)
 			return -1;
 	}

@@ -51,8 +51,7 @@ int net_link_delete(const char *veth, struct dy_error **err);
 
 /* Creates table inet dyno when missing and puts ports (the ones the
  * platform opens to dynos at the gateway) into @ports. Returns 0 or < 0. */
-int net_rules_init(struct in_addr gw, const uint16_t *ports, size_t n_ports,
-                   struct dy_error **err);
+int net_rules_init(struct in_addr gw, const uint16_t *ports, size_t n_ports, struct dy_error **err);
 
 /* Adds the dyno's chain and map element. Returns 0 or < 0. */
 int net_rules_add(const char *veth, struct in_addr addr, struct dy_error **err);

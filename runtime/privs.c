@@ -13,8 +13,8 @@ static int drop_bounding(struct dy_error **err)
 	 * than this libcap's headers */
 	for (cap_value_t c = 0; c < (cap_value_t)cap_max_bits(); c++) {
 		if (cap_drop_bound(c) < 0)
-			return dy_error_errno(err, errno, "drop capability %d from the bounding set",
-			                      (int)c);
+			return dy_error_errno(err, errno,
+			                      "drop capability %d from the bounding set", (int)c);
 	}
 	if (cap_reset_ambient() < 0)
 		return dy_error_errno(err, errno, "reset ambient capabilities");

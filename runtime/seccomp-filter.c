@@ -18,6 +18,7 @@
 /* Allowed, after Docker's default profile (moby profiles/seccomp/default.json),
  * without the calls that need a capability a dyno never has. Names this
  * libseccomp or architecture does not know are skipped. */
+/* clang-format off */
 static const char *const allowed[] = {
     "accept", "accept4", "access", "alarm", "arch_prctl", "bind", "brk", "capget", "capset",
     "chdir", "chmod", "chown", "clock_getres", "clock_gettime", "clock_nanosleep", "close",
@@ -84,8 +85,10 @@ static const char *const denied[] = {
     "migrate_pages",
 };
 
+/* clang-format on */
+
 #define NS_FLAGS                                                                                   \
-	(CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNET |   \
+	(CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNET | \
 	 CLONE_NEWCGROUP)
 
 static struct sock_fprog policy;
@@ -146,8 +149,9 @@ static int build(scmp_filter_ctx ctx, struct dy_error **err)
 	                     SCMP_A0(SCMP_CMP_MASKED_EQ, NS_FLAGS, 0));
 	if (r < 0)
 		return dy_error_errno(err, -r, "seccomp: clone");
-	static const unsigned long ns[] = {CLONE_NEWNS,  CLONE_NEWUTS, CLONE_NEWIPC,   CLONE_NEWUSER,
-	                                   CLONE_NEWPID, CLONE_NEWNET, CLONE_NEWCGROUP};
+	static const unsigned long ns[] = {CLONE_NEWNS,    CLONE_NEWUTS, CLONE_NEWIPC,
+	                                   CLONE_NEWUSER,  CLONE_NEWPID, CLONE_NEWNET,
+	                                   CLONE_NEWCGROUP};
 	for (size_t i = 0; i < DY_ELEMENTSOF(ns); i++) {
 		r = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(clone), 1,
 		                     SCMP_A0(SCMP_CMP_MASKED_EQ, ns[i], ns[i]));

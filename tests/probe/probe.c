@@ -311,7 +311,8 @@ int main(int argc, char **argv)
 {
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	if (argc < 2) {
-		fprintf(stderr, "usage: probe report|hog|forkbomb|listen|connect|term|spam|touch\n");
+		fprintf(stderr,
+		        "usage: probe report|hog|forkbomb|listen|connect|term|spam|touch\n");
 		return 2;
 	}
 	const char *c = argv[1];

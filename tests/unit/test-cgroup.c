@@ -58,7 +58,8 @@ static void test_create_limits_kill_destroy(void **state)
 	assert_non_null(cg);
 	assert_true(cg->oom_fd >= 0);
 	if (cg->ver[CG_MEMORY] == CG_V1)
-		assert_int_equal(read_u64(cg->dir[CG_MEMORY], "memory.limit_in_bytes"), 64ULL << 20);
+		assert_int_equal(read_u64(cg->dir[CG_MEMORY], "memory.limit_in_bytes"),
+		                 64ULL << 20);
 	else
 		assert_int_equal(read_u64(cg->dir[CG_MEMORY], "memory.max"), 64ULL << 20);
 	assert_int_equal(read_u64(cg->dir[CG_PIDS], "pids.max"), 16);

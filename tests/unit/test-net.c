@@ -35,7 +35,11 @@ static void test_gateway(void **state)
 static void test_launch_refuses_root(void **state)
 {
 	struct launch_params p = {
-	    .slug_dir = "/nonexistent", .uid = 0, .gid = 0, .name = "web.1", .id = "x",
+	    .slug_dir = "/nonexistent",
+	    .uid = 0,
+	    .gid = 0,
+	    .name = "web.1",
+	    .id = "x",
 	    .command = "true",
 	};
 	struct launch_dyno *d = NULL;

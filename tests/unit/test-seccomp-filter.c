@@ -35,7 +35,8 @@ static int under_policy(int (*fn)(void))
 	pid_t pid = fork();
 	assert_true(pid >= 0);
 	if (pid == 0) {
-		if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 || seccomp_policy_load(prog, NULL) < 0)
+		if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 ||
+		    seccomp_policy_load(prog, NULL) < 0)
 			_exit(100);
 		_exit(fn());
 	}
