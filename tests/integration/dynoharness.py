@@ -331,6 +331,14 @@ def sc_lines(h):
             "last": d.sink.messages()[-2:]}
 
 
+def sc_zombies(h):
+    # orphans are re-parented to the dyno's init, which must reap them
+    d = Dyno(h, "(sleep 0.2 &) ; (sleep 0.2 &) ; sleep 1; probe zombies")
+    z = d.sink.json("zombies")
+    d.finish()
+    return {"zombies": z}
+
+
 def sc_grace(h):
     # SIGTERM ignored: SIGKILL of the whole cgroup after the grace (2 s here)
     d = Dyno(h, "trap '' TERM; sleep 60 & sleep 60 & echo started; wait")

@@ -167,6 +167,11 @@ def test_log_lines_split_and_stderr():
     assert r["last"] == ["to-stderr", "no newline"]
 
 
+def test_init_reaps_orphans():
+    r = scenario("zombies")
+    assert r["zombies"]["zombies"] == 0 and r["zombies"]["processes"] >= 2
+
+
 def test_sigkill_after_the_grace():
     r = scenario("grace")
     assert r["exited"]["killed"] is True and r["exited"]["status"] == 137

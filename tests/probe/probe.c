@@ -8,7 +8,8 @@
  *   term N            N children; each process prints "TERM <pid>" on SIGTERM
  *   spam BYTES        writes BYTES of numbered lines to stdout
  *   touch PATH        creates PATH; prints the outcome
- *   ls PATH           prints whether PATH exists */
+ *   ls PATH           prints whether PATH exists
+ *   zombies           counts processes not reaped */
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
@@ -307,6 +308,33 @@ static void spam(long bytes)
 	printf("{\"probe\":\"spam\",\"bytes\":%ld}\n", done);
 }
 
+/* Processes in state Z (dead, not reaped) among /proc's. */
+static void zombies(void)
+{
+	int n = 0, total = 0;
+	DIR *d = opendir("/proc");
+	struct dirent *de;
+	while (d && (de = readdir(d))) {
+		if (de->d_name[0] < '0' || de->d_name[0] > '9')
+			continue;
+		char path[300], buf[512];
+		snprintf(path, sizeof(path), "/proc/%s/stat", de->d_name);
+		FILE *f = fopen(path, "re");
+		if (!f)
+			continue;
+		if (fgets(buf, sizeof(buf), f)) {
+			char *rp = strrchr(buf, ')');
+			total++;
+			if (rp && rp[1] == ' ' && rp[2] == 'Z')
+				n++;
+		}
+		fclose(f);
+	}
+	if (d)
+		closedir(d);
+	printf("{\"probe\":\"zombies\",\"zombies\":%d,\"processes\":%d}\n", n, total);
+}
+
 int main(int argc, char **argv)
 {
 	setvbuf(stdout, NULL, _IOLBF, 0);
@@ -330,6 +358,8 @@ int main(int argc, char **argv)
 		term(atoi(argv[2]));
 	else if (!strcmp(c, "spam") && argc > 2)
 		spam(atol(argv[2]));
+	else if (!strcmp(c, "zombies"))
+		zombies();
 	else if (!strcmp(c, "int80"))
 		printf("{\"probe\":\"int80\",\"result\":%d}\n", int80());
 	else if (!strcmp(c, "touch") && argc > 2)
