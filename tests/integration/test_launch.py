@@ -164,7 +164,8 @@ def test_sigterm_reaches_every_process():
 def test_log_lines_split_and_stderr():
     r = scenario("lines")
     assert r["lengths"][:3] == [10000, 10000, 5000]
-    assert r["last"] == ["to-stderr", "no newline"]
+    # two pipes: the order between stdout and stderr is not kept
+    assert sorted(r["last"]) == ["no newline", "to-stderr"]
 
 
 def test_init_reaps_orphans():
