@@ -106,6 +106,8 @@ class Dyno:
         if not line:
             self.proc.wait(10)
             self.error = self.proc.stderr.read().strip()
+            if "Sanitizer" in self.error or "runtime error:" in self.error:
+                raise RuntimeError(f"dyno-launch {self.id}: {self.error}")
             self.running = None
             return
         self.error = None
@@ -116,6 +118,9 @@ class Dyno:
         """Waits for the launcher; returns the "exited" event."""
         out, err = self.proc.communicate(timeout=timeout)
         self.stderr = err
+        # a sanitizer build's report (leak, overflow) fails the scenario
+        if "Sanitizer" in err or "runtime error:" in err:
+            raise RuntimeError(f"dyno-launch {self.id}: {err}")
         for line in out.splitlines():
             self.events.append(json.loads(line))
         return next((e for e in self.events if e["event"] == "exited"), None)
