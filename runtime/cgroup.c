@@ -21,6 +21,8 @@
 
 static const char *const ctrl_names[CG_N_CTRL] = {"memory", "pids", "cpu"};
 
+static int read_procs(const char *dir, pid_t *pids, int max);
+
 const char *cg_ctrl_str(enum cg_ctrl c)
 {
 	return c < CG_N_CTRL ? ctrl_names[c] : "?";
@@ -198,8 +200,9 @@ static int enable_v2(const struct cg *cg, const char *parent, struct dy_error **
 	return 0;
 }
 
-int cg_create(const char *parent, const char *id, const struct cg_limits *lim, struct cg **ret,
-              struct dy_error **err)
+/* The handle of <parent>/<id>: controllers detected, directories named,
+ * libcgroup's cgroup with its controllers. Creates nothing. */
+static int cg_alloc(const char *parent, const char *id, struct cg **ret, struct dy_error **err)
 {
 	struct cg *cg = calloc(1, sizeof(*cg));
 	if (!cg)
@@ -233,10 +236,6 @@ int cg_create(const char *parent, const char *id, const struct cg_limits *lim, s
 		}
 	}
 
-	r = enable_v2(cg, parent, err);
-	if (r < 0)
-		goto fail;
-
 	cg->lcg = cgroup_new_cgroup(cg->rel);
 	if (!cg->lcg) {
 		r = dy_error(err, "cgroup %s: libcgroup: cannot allocate", cg->rel);
@@ -249,6 +248,24 @@ int cg_create(const char *parent, const char *id, const struct cg_limits *lim, s
 			goto fail;
 		}
 	}
+	*ret = cg;
+	return 0;
+fail:
+	cg_free(cg);
+	return r < 0 ? r : -1;
+}
+
+int cg_create(const char *parent, const char *id, const struct cg_limits *lim, struct cg **ret,
+              struct dy_error **err)
+{
+	struct cg *cg = NULL;
+	int r = cg_alloc(parent, id, &cg, err);
+	if (r < 0)
+		return r;
+	r = enable_v2(cg, parent, err);
+	if (r < 0)
+		goto fail;
+
 	/* the directories only: the values are written below, one by one, so
 	 * that a failure names the file and optional ones can be skipped */
 	r = cgroup_create_cgroup(cg->lcg, 0);
@@ -286,6 +303,40 @@ fail_rm:
 fail:
 	cg_free(cg);
 	return r < 0 ? r : -1;
+}
+
+int cg_open(const char *parent, const char *id, struct cg **ret, struct dy_error **err)
+{
+	struct cg *cg = NULL;
+	int r = cg_alloc(parent, id, &cg, err);
+	if (r < 0)
+		return r;
+	for (int c = 0; c < CG_N_CTRL; c++) {
+		struct stat st;
+		if (cg->dir[c] && stat(cg->dir[c], &st) < 0) {
+			r = dy_error_errno(err, errno, "cgroup %s", cg->dir[c]);
+			cg_free(cg);
+			return r;
+		}
+	}
+	r = arm_oom(cg, err);
+	if (r < 0) {
+		cg_free(cg);
+		return r;
+	}
+	*ret = cg;
+	return 0;
+}
+
+bool cg_has(const struct cg *cg, pid_t pid)
+{
+	pid_t pids[4096];
+	const char *dir = cg->dir[CG_PIDS] ? cg->dir[CG_PIDS] : cg->dir[CG_MEMORY];
+	int n = read_procs(dir, pids, 4096);
+	for (int i = 0; i < n; i++)
+		if (pids[i] == pid)
+			return true;
+	return false;
 }
 
 int cg_unified_fd(struct cg *cg)

@@ -65,6 +65,14 @@ int cg_detect(enum cg_ctrl c, enum cg_version *ret_ver, char **ret_mount, struct
 int cg_create(const char *parent, const char *id, const struct cg_limits *lim, struct cg **ret,
               struct dy_error **err);
 
+/* The existing cgroup <parent>/<id> of a running dyno (re-adoption after
+ * the launcher's restart), with its OOM notification armed. Returns 0 and
+ * *ret (release with cg_free()), or < 0. */
+int cg_open(const char *parent, const char *id, struct cg **ret, struct dy_error **err);
+
+/* Whether process pid is in the cgroup. */
+bool cg_has(const struct cg *cg, pid_t pid);
+
 /* When every controller sits on one cgroup2 hierarchy: an O_PATH fd of
  * the dyno's cgroup directory for clone3's CLONE_INTO_CGROUP (the child is
  * born in its cgroup: no migration); opened on first use, owned by cg.

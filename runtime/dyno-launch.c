@@ -7,6 +7,7 @@
  *               [--gateway-port P]... [--env K=V]... [--grace 5] [--repeat N]
  *               -- CMD...
  *   dyno-launch --sweep [--cgroup-parent P]
+ *   dyno-launch --adopt PID --id ID [--cgroup-parent P] [--memory M]
  *
  * stdout: one JSON object per event ("running", "oom", "exited"). SIGTERM or
  * SIGINT stops the dyno (SIGTERM, grace, SIGKILL of its cgroup). On an OOM
@@ -46,7 +47,8 @@ static int fail(struct dy_error **e)
 static void usage(void)
 {
 	fprintf(stderr, "usage: dyno-launch --slug-dir D --uid U --name NAME --id ID [options] -- "
-	                "CMD...\n       dyno-launch --sweep [--cgroup-parent P]\n");
+	                "CMD...\n       dyno-launch --sweep [--cgroup-parent P]\n"
+	                "       dyno-launch --adopt PID --id ID [--cgroup-parent P]\n");
 }
 
 static int cmp_u64(const void *a, const void *b)
@@ -55,21 +57,23 @@ static int cmp_u64(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-static int run_once(const struct launch_params *p, uint64_t grace, bool quiet, uint64_t *ret_start,
-                    uint64_t *ret_teardown)
+static int run_once(const struct launch_params *p, pid_t adopt, uint64_t grace, bool quiet,
+                    uint64_t *ret_start, uint64_t *ret_teardown)
 {
 	struct dy_error *e = NULL;
 	struct launch_dyno *d = NULL;
 	char addr[INET_ADDRSTRLEN];
 	uint64_t t0 = now_us();
-	if (launch_start(p, &d, &e) < 0)
+	if ((adopt ? launch_adopt(p->cgroup_parent, p->id, adopt, &d, &e)
+	           : launch_start(p, &d, &e)) < 0)
 		return fail(&e);
 	uint64_t t1 = now_us();
 	inet_ntop(AF_INET, &d->addr, addr, sizeof(addr));
 	if (!quiet) {
-		printf("{\"event\":\"running\",\"id\":\"%s\",\"pid\":%d,\"addr\":\"%s\","
+		printf("{\"event\":\"%s\",\"id\":\"%s\",\"pid\":%d,\"addr\":\"%s\","
 		       "\"veth\":\"%s\",\"cgroup\":\"%s\",\"start_us\":%" PRIu64 "}\n",
-		       d->id, (int)d->pid, addr, d->veth, d->cg->rel, t1 - t0);
+		       adopt ? "adopted" : "running", d->id, (int)d->pid, addr, d->veth, d->cg->rel,
+		       t1 - t0);
 		fflush(stdout);
 	}
 
@@ -173,6 +177,7 @@ int main(int argc, char **argv)
 	    {"cgroup-parent", required_argument, NULL, 'c'},
 	    {"repeat", required_argument, NULL, 'r'},
 	    {"sweep", no_argument, NULL, 'S'},
+	    {"adopt", required_argument, NULL, 'A'},
 	    {NULL, 0, NULL, 0},
 	};
 	struct dy_error *e = NULL;
@@ -189,6 +194,7 @@ int main(int argc, char **argv)
 	uint32_t pids = 0;
 	bool sweep = false, gid_set = false;
 	long repeat = 0;
+	pid_t adopt = 0;
 	uint16_t ports[16];
 	size_t n_ports = 0;
 	char *env[64];
@@ -261,6 +267,9 @@ int main(int argc, char **argv)
 		case 'S':
 			sweep = true;
 			break;
+		case 'A':
+			adopt = (pid_t)strtol(optarg, NULL, 10);
+			break;
 		default:
 			usage();
 			return 2;
@@ -269,6 +278,16 @@ int main(int argc, char **argv)
 	if (sweep) {
 		printf("{\"event\":\"swept\",\"count\":%d}\n", launch_sweep(p.cgroup_parent));
 		return 0;
+	}
+	if (adopt > 0 && p.id) {
+		const struct config_size *asz = config_size_find(cfg, size);
+		p.limits.memory = memory ? memory : asz ? asz->memory : 0;
+		sigset_t amask;
+		sigemptyset(&amask);
+		sigaddset(&amask, SIGTERM);
+		sigaddset(&amask, SIGINT);
+		sigprocmask(SIG_BLOCK, &amask, NULL);
+		return run_once(&p, adopt, grace, false, NULL, NULL);
 	}
 	if (optind >= argc || !p.slug_dir || !p.name || !p.id || !p.uid) {
 		usage();
@@ -310,7 +329,7 @@ int main(int argc, char **argv)
 	sigprocmask(SIG_BLOCK, &mask, NULL);
 
 	if (repeat <= 0)
-		return run_once(&p, grace, false, NULL, NULL);
+		return run_once(&p, 0, grace, false, NULL, NULL);
 
 	uint64_t *start = calloc((size_t)repeat, sizeof(uint64_t));
 	uint64_t *down = calloc((size_t)repeat, sizeof(uint64_t));
@@ -318,7 +337,7 @@ int main(int argc, char **argv)
 		return 1;
 	uint64_t t0 = now_us();
 	for (long i = 0; i < repeat; i++) {
-		if (run_once(&p, grace, true, &start[i], &down[i]) != 0)
+		if (run_once(&p, 0, grace, true, &start[i], &down[i]) != 0)
 			return 1;
 	}
 	uint64_t total = now_us() - t0;

@@ -424,10 +424,73 @@ fail:
 	return r < 0 ? r : -1;
 }
 
+int launch_adopt(const char *cgroup_parent, const char *id, pid_t pid, struct launch_dyno **ret,
+                 struct dy_error **err)
+{
+	struct launch_dyno *d = calloc(1, sizeof(*d));
+	if (!d)
+		return dy_error_errno(err, ENOMEM, "calloc");
+	d->pidfd = d->oom_fd = -1;
+	d->pid = pid;
+	d->adopted = true;
+	d->id = strdup(id);
+	int r = -1;
+	if (!d->id) {
+		r = dy_error_errno(err, ENOMEM, "strdup");
+		goto fail;
+	}
+	/* the pidfd first: from here on pid cannot be reused under us */
+	d->pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+	if (d->pidfd < 0) {
+		r = dy_error_errno(err, errno, "pid %d", (int)pid);
+		goto fail;
+	}
+	char path[64], comm[32] = "";
+	snprintf(path, sizeof(path), "/proc/%d/comm", (int)pid);
+	FILE *f = fopen(path, "re");
+	if (f) {
+		if (!fgets(comm, sizeof(comm), f))
+			comm[0] = '\0';
+		fclose(f);
+	}
+	if (strcmp(comm, "dyno-init\n") != 0) {
+		r = dy_error(err, "pid %d is not a dyno's init", (int)pid);
+		goto fail;
+	}
+	r = cg_open(cgroup_parent ? cgroup_parent : "dyno", id, &d->cg, err);
+	if (r < 0)
+		goto fail;
+	if (!cg_has(d->cg, pid)) {
+		r = dy_error(err, "pid %d is not in cgroup %s", (int)pid, d->cg->rel);
+		goto fail;
+	}
+	d->oom_fd = d->cg->oom_fd;
+	d->oom_kills = cg_oom_kills(d->cg);
+	net_veth_name(id, d->veth);
+	r = net_route_of(d->veth, &d->addr, err);
+	if (r < 0)
+		goto fail;
+	*ret = d;
+	return 0;
+fail:
+	dy_error_prefix(err, "adopt dyno %s", id);
+	launch_free(d);
+	return r < 0 ? r : -1;
+}
+
 int launch_poll(struct launch_dyno *d, struct dy_error **err)
 {
 	if (d->exited)
 		return 1;
+	if (d->adopted) {
+		/* not our child: readable pidfd = exited, no status */
+		struct pollfd pf = {d->pidfd, POLLIN, 0};
+		if (poll(&pf, 1, 0) <= 0)
+			return 0;
+		d->exited = true;
+		d->status = 0;
+		return 1;
+	}
 	siginfo_t si = {0};
 	if (waitid(P_PIDFD, (id_t)d->pidfd, &si, WEXITED | WNOHANG) < 0)
 		return dy_error_errno(err, errno, "wait for dyno %s", d->id);
@@ -456,6 +519,14 @@ int launch_kill(struct launch_dyno *d, struct dy_error **err)
 	int r = cg_kill(d->cg, err);
 	/* init is PID 1 of the dyno: its death takes the namespace with it */
 	syscall(SYS_pidfd_send_signal, d->pidfd, SIGKILL, NULL, 0);
+	if (d->adopted) {
+		struct pollfd pf = {d->pidfd, POLLIN, 0};
+		while (poll(&pf, 1, -1) < 0 && errno == EINTR)
+			;
+		d->exited = true;
+		d->status = 128 + SIGKILL;
+		return r;
+	}
 	siginfo_t si = {0};
 	if (waitid(P_PIDFD, (id_t)d->pidfd, &si, WEXITED) < 0)
 		return dy_error_errno(err, errno, "wait for dyno %s", d->id);

@@ -55,6 +55,7 @@ struct launch_dyno {
 	struct in_addr gateway;
 	char *id;
 	bool exited;
+	bool adopted;       /* not our child: no exit status */
 	int status;         /* wait status, once exited */
 	bool stopped;       /* cleaned: cgroup, veth, rules gone */
 	uint64_t oom_kills; /* OOM kills seen by launch_check_oom() */
@@ -63,6 +64,15 @@ struct launch_dyno {
 /* Starts a dyno. Returns 0 and the handle in *ret (release with
  * launch_free() after launch_cleanup()), or < 0 with nothing left behind. */
 int launch_start(const struct launch_params *p, struct launch_dyno **ret, struct dy_error **err);
+
+/* Re-adopts a running dyno after the launcher's restart (DESIGN.md, "What
+ * survives what"): pid must be its init (dyno-init) and sit in the cgroup
+ * <cgroup_parent>/<id>. Opens a pidfd, the cgroup (OOM notification armed)
+ * and finds the veth and address from the id. The exit status of a dyno
+ * that is not the caller's child cannot be collected: it reads as 0 (the
+ * caller learns of the exit from the pidfd). Returns 0 and *ret, or < 0. */
+int launch_adopt(const char *cgroup_parent, const char *id, pid_t pid, struct launch_dyno **ret,
+                 struct dy_error **err);
 
 /* Collects the exit status when the pidfd is readable. Returns 1 exited, 0
  * still running, < 0 error. */

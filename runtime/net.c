@@ -247,6 +247,49 @@ int net_dyno_setup(struct in_addr addr, struct in_addr gw, struct dy_error **err
 	return add_route(sk, ifindex, (struct in_addr){0}, 0, gw, err);
 }
 
+struct route_of_ctx {
+	int ifindex;
+	struct in_addr addr;
+	bool found;
+};
+
+static void match_route(struct nl_object *obj, void *arg)
+{
+	struct route_of_ctx *c = arg;
+	struct rtnl_route *rt = (struct rtnl_route *)obj;
+	struct nl_addr *dst = rtnl_route_get_dst(rt);
+	if (c->found || !dst || nl_addr_get_family(dst) != AF_INET ||
+	    nl_addr_get_prefixlen(dst) != 32 || rtnl_route_get_nnexthops(rt) < 1)
+		return;
+	if (rtnl_route_nh_get_ifindex(rtnl_route_nexthop_n(rt, 0)) != c->ifindex)
+		return;
+	memcpy(&c->addr, nl_addr_get_binary_addr(dst), 4);
+	c->found = true;
+}
+
+int net_route_of(const char *veth, struct in_addr *ret, struct dy_error **err)
+{
+	_cleanup_nl_sock_ struct nl_sock *sk = NULL;
+	if (nl_open(&sk, err) < 0)
+		return -1;
+	struct rtnl_link *link = NULL;
+	int r = rtnl_link_get_kernel(sk, 0, veth, &link);
+	if (r < 0)
+		return dy_error(err, "link %s: %s", veth, nl_geterror(r));
+	struct route_of_ctx c = {rtnl_link_get_ifindex(link), {0}, false};
+	rtnl_link_put(link);
+	struct nl_cache *cache = NULL;
+	r = rtnl_route_alloc_cache(sk, AF_INET, 0, &cache);
+	if (r < 0)
+		return dy_error(err, "list routes: %s", nl_geterror(r));
+	nl_cache_foreach(cache, match_route, &c);
+	nl_cache_free(cache);
+	if (!c.found)
+		return dy_error(err, "no route through %s", veth);
+	*ret = c.addr;
+	return 0;
+}
+
 int net_link_delete(const char *veth, struct dy_error **err)
 {
 	_cleanup_nl_sock_ struct nl_sock *sk = NULL;

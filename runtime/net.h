@@ -46,6 +46,10 @@ int net_host_setup(const char *veth, pid_t pid, struct in_addr addr, struct in_a
  * addr/32 and a default route via gw onlink. Returns 0 or < 0. */
 int net_dyno_setup(struct in_addr addr, struct in_addr gw, struct dy_error **err);
 
+/* The dyno address routed through veth (its /32 route), for a dyno
+ * re-adopted after the launcher's restart. Returns 0 or < 0. */
+int net_route_of(const char *veth, struct in_addr *ret, struct dy_error **err);
+
 /* Deletes the link (both ends of a veth). Missing is not an error. */
 int net_link_delete(const char *veth, struct dy_error **err);
 

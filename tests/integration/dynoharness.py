@@ -397,6 +397,27 @@ def sc_crash_sweep(h):
             "sweep": json.loads(after), "leftovers": leftovers(d)}
 
 
+def sc_adopt(h):
+    d = Dyno(h, "probe listen $PORT", port=5000)
+    d.sink.json("listen")
+    init_pid = d.running["pid"]
+    d.proc.kill()  # the launcher crashes; the dyno keeps running
+    d.proc.wait()
+    # a new launcher re-adopts it: pid + cgroup, veth and address by its id
+    a = subprocess.Popen([str(LAUNCH), "--adopt", str(init_pid), "--id", d.id,
+                          "--cgroup-parent", CG_PARENT, "--grace", "2"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    adopted = json.loads(a.stdout.readline() or "null")
+    serving = tcp(d.ip, 5000)
+    wrong = subprocess.run([str(LAUNCH), "--adopt", str(os.getpid()), "--id", d.id,
+                            "--cgroup-parent", CG_PARENT], capture_output=True, text=True)
+    a.send_signal(signal.SIGTERM)
+    out, err = a.communicate(timeout=20)
+    exited = json.loads(out.splitlines()[-1]) if out else None
+    return {"adopted": adopted, "ip": d.ip, "serving": serving, "exited": exited,
+            "err": err, "wrong": wrong.stderr, "leftovers": leftovers(d)}
+
+
 def main():
     name = sys.argv[1]
     h = Harness()

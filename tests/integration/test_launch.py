@@ -198,6 +198,15 @@ def test_dyno_survives_launcher_crash_and_sweep_cleans():
     assert r["leftovers"] == []
 
 
+def test_readopt_after_launcher_crash():
+    r = scenario("adopt")
+    assert r["adopted"]["event"] == "adopted" and r["adopted"]["addr"] == r["ip"]
+    assert r["serving"] == "ok:hello web.1"
+    assert "is not a dyno's init" in r["wrong"]
+    assert r["exited"]["event"] == "exited" and r["exited"]["killed"] is False
+    assert r["leftovers"] == []
+
+
 @pytest.mark.skipif(not cgroup_v2_memory(),
                     reason="no memory controller on cgroup2 here (this host: v1 memory, pids, "
                     "cpu; cgroup2 holds only hugetlb): the v2 path is untested")
