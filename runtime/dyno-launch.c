@@ -178,6 +178,7 @@ int main(int argc, char **argv)
 	    {"repeat", required_argument, NULL, 'r'},
 	    {"sweep", no_argument, NULL, 'S'},
 	    {"adopt", required_argument, NULL, 'A'},
+	    {"egress", no_argument, NULL, 'E'},
 	    {NULL, 0, NULL, 0},
 	};
 	struct dy_error *e = NULL;
@@ -266,6 +267,9 @@ int main(int argc, char **argv)
 			break;
 		case 'S':
 			sweep = true;
+			break;
+		case 'E':
+			p.egress = true;
 			break;
 		case 'A':
 			adopt = (pid_t)strtol(optarg, NULL, 10);

@@ -326,7 +326,7 @@ int launch_start(const struct launch_params *p, struct launch_dyno **ret, struct
 
 	d->gateway = net_gateway(p->subnet);
 	net_veth_name(p->id, d->veth);
-	r = net_rules_init(d->gateway, p->gateway_ports, p->n_gateway_ports, err);
+	r = net_rules_init(p->subnet, p->subnet_prefix, p->gateway_ports, p->n_gateway_ports, err);
 	if (r < 0)
 		goto fail;
 	d->addr = p->addr;
@@ -388,7 +388,7 @@ int launch_start(const struct launch_params *p, struct launch_dyno **ret, struct
 	if (r < 0)
 		goto fail_child;
 	net_made = true;
-	r = net_rules_add(d->veth, d->addr, err);
+	r = net_rules_add(d->veth, d->addr, p->egress, err);
 	if (r < 0)
 		goto fail_child;
 	rules_made = true;

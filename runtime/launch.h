@@ -43,6 +43,7 @@ struct launch_params {
 	const uint16_t *gateway_ports; /* ports open to dynos at the gateway */
 	size_t n_gateway_ports;
 	const char *init_path; /* dyno-init; NULL: beside the running executable */
+	bool egress;           /* reach the outside (NAT); dynod: network.egress or the app's */
 };
 
 struct launch_dyno {

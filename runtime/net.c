@@ -341,15 +341,34 @@ static int nft_run(const char *cmds, bool missing_ok, struct dy_error **err)
 	return r;
 }
 
-int net_rules_init(struct in_addr gw, const uint16_t *ports, size_t n_ports, struct dy_error **err)
+/* The forward chain's rules, and the egress NAT: a dyno's packets leave
+ * (masqueraded) only when its veth is in @egress. */
+static const char forward_rules[] =
+    "add rule inet dyno forward iifname \"dy-*\" iifname vmap @dynos\n"
+    "add rule inet dyno forward iifname \"dy-*\" oifname \"dy-*\" drop\n"
+    "add rule inet dyno forward iifname \"dy-*\" iifname vmap @egress\n"
+    "add rule inet dyno forward oifname \"dy-*\" ct state established,related accept\n"
+    "add rule inet dyno forward iifname \"dy-*\" drop\n"
+    "add rule inet dyno forward oifname \"dy-*\" drop\n"
+    "add table ip dyno-nat\n"
+    "add chain ip dyno-nat postrouting { type nat hook postrouting priority 100; policy "
+    "accept; }\n"
+    "flush chain ip dyno-nat postrouting\n"
+    "add rule ip dyno-nat postrouting ip saddr %s/%u oifname != \"dy-*\" masquerade\n";
+
+int net_rules_init(struct in_addr subnet, uint8_t prefix, const uint16_t *ports, size_t n_ports,
+                   struct dy_error **err)
 {
-	char gws[INET_ADDRSTRLEN];
+	char gws[INET_ADDRSTRLEN], nets[INET_ADDRSTRLEN];
+	struct in_addr gw = net_gateway(subnet);
 	inet_ntop(AF_INET, &gw, gws, sizeof(gws));
+	inet_ntop(AF_INET, &subnet, nets, sizeof(nets));
 	/* checked once per process: dynod owns the table; a ruleset flushed
 	 * behind its back comes back with its next start */
 	static bool ready;
+	char buf[4096], fwd[1024];
+	snprintf(fwd, sizeof(fwd), forward_rules, nets, prefix);
 	if (!ready && nft_run("list table inet dyno", false, NULL) != 0) {
-		char buf[2048];
 		/* priority -10: before other filter chains, so a permissive host
 		 * ruleset cannot open a dyno's way to the host */
 		snprintf(
@@ -357,6 +376,7 @@ int net_rules_init(struct in_addr gw, const uint16_t *ports, size_t n_ports, str
 		    "add table inet dyno\n"
 		    "add set inet dyno ports { type inet_service; }\n"
 		    "add map inet dyno dynos { type ifname : verdict; }\n"
+		    "add map inet dyno egress { type ifname : verdict; }\n"
 		    "add chain inet dyno input { type filter hook input priority -10; policy "
 		    "accept; }\n"
 		    "add chain inet dyno forward { type filter hook forward priority -10; policy "
@@ -367,33 +387,44 @@ int net_rules_init(struct in_addr gw, const uint16_t *ports, size_t n_ports, str
 		    "add rule inet dyno input iifname \"dy-*\" ip daddr %s tcp dport @ports "
 		    "accept\n"
 		    "add rule inet dyno input iifname \"dy-*\" drop\n"
-		    "add rule inet dyno forward iifname \"dy-*\" drop\n"
-		    "add rule inet dyno forward oifname \"dy-*\" drop\n",
-		    gws);
+		    "%s",
+		    gws, fwd);
+		if (nft_run(buf, false, err) < 0)
+			return -1;
+	} else if (!ready && nft_run("list map inet dyno egress", false, NULL) != 0) {
+		/* a table of an older launcher: the forward chain is redone */
+		snprintf(buf, sizeof(buf),
+		         "add map inet dyno egress { type ifname : verdict; }\n"
+		         "flush chain inet dyno forward\n"
+		         "%s",
+		         fwd);
 		if (nft_run(buf, false, err) < 0)
 			return -1;
 	}
 	ready = true;
 	for (size_t i = 0; i < n_ports; i++) {
-		char buf[128];
-		snprintf(buf, sizeof(buf), "add element inet dyno ports { %u }", ports[i]);
-		if (nft_run(buf, false, err) < 0)
+		char b[128];
+		snprintf(b, sizeof(b), "add element inet dyno ports { %u }", ports[i]);
+		if (nft_run(b, false, err) < 0)
 			return -1;
 	}
 	return 0;
 }
 
-int net_rules_add(const char *veth, struct in_addr addr, struct dy_error **err)
+int net_rules_add(const char *veth, struct in_addr addr, bool egress, struct dy_error **err)
 {
 	char buf[512], as[INET_ADDRSTRLEN];
 	inet_ntop(AF_INET, &addr, as, sizeof(as));
 	/* veth is "dy-<hex>": the chain is "d-<hex>" */
-	snprintf(buf, sizeof(buf),
-	         "add chain inet dyno d-%s\n"
-	         "add rule inet dyno d-%s ip saddr != %s drop\n"
-	         "add rule inet dyno d-%s meta nfproto ipv6 drop\n"
-	         "add element inet dyno dynos { \"%s\" : jump d-%s }\n",
-	         veth + 3, veth + 3, as, veth + 3, veth, veth + 3);
+	int n = snprintf(buf, sizeof(buf),
+	                 "add chain inet dyno d-%s\n"
+	                 "add rule inet dyno d-%s ip saddr != %s drop\n"
+	                 "add rule inet dyno d-%s meta nfproto ipv6 drop\n"
+	                 "add element inet dyno dynos { \"%s\" : jump d-%s }\n",
+	                 veth + 3, veth + 3, as, veth + 3, veth, veth + 3);
+	if (egress)
+		snprintf(buf + n, sizeof(buf) - (size_t)n,
+		         "add element inet dyno egress { \"%s\" : accept }\n", veth);
 	return nft_run(buf, false, err);
 }
 
@@ -403,6 +434,9 @@ int net_rules_del(const char *veth, struct dy_error **err)
 	/* one transaction each: the element may be gone while the chain is not */
 	snprintf(buf, sizeof(buf), "delete element inet dyno dynos { \"%s\" }", veth);
 	int r = nft_run(buf, true, err);
+	snprintf(buf, sizeof(buf), "delete element inet dyno egress { \"%s\" }", veth);
+	if (nft_run(buf, true, r < 0 ? NULL : err) < 0)
+		r = -1;
 	snprintf(buf, sizeof(buf), "delete chain inet dyno d-%s", veth + 3);
 	if (nft_run(buf, true, r < 0 ? NULL : err) < 0)
 		r = -1;

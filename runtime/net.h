@@ -10,14 +10,17 @@
  *            must be its address), then replies to the host's connections,
  *            then the ports the platform opens at the gateway (set @ports),
  *            all else dropped: the host's other services do not answer.
- *   forward: from or to a dyno veth, dropped: dynos cannot reach each other
- *            (nor the outside; egress NAT is not built yet), even when the
- *            host forwards packets.
+ *   forward: between dyno veths, dropped: dynos cannot reach each other,
+ *            even when the host forwards packets; from a dyno to the
+ *            outside only when its veth is in @egress (off by default;
+ *            masqueraded by table ip dyno-nat), replies back; all else
+ *            from or to a dyno veth dropped.
  * Per dyno: chain "d-<hex>" and an element in the map @dynos, removed with
  * the dyno. */
 #pragma once
 
 #include <netinet/in.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -53,12 +56,16 @@ int net_route_of(const char *veth, struct in_addr *ret, struct dy_error **err);
 /* Deletes the link (both ends of a veth). Missing is not an error. */
 int net_link_delete(const char *veth, struct dy_error **err);
 
-/* Creates table inet dyno when missing and puts ports (the ones the
- * platform opens to dynos at the gateway) into @ports. Returns 0 or < 0. */
-int net_rules_init(struct in_addr gw, const uint16_t *ports, size_t n_ports, struct dy_error **err);
+/* Creates table inet dyno (and ip dyno-nat) when missing and puts ports
+ * (the ones the platform opens to dynos at the gateway) into @ports. The
+ * gateway is subnet's first address; egress NAT masquerades subnet/prefix.
+ * Returns 0 or < 0. */
+int net_rules_init(struct in_addr subnet, uint8_t prefix, const uint16_t *ports, size_t n_ports,
+                   struct dy_error **err);
 
-/* Adds the dyno's chain and map element. Returns 0 or < 0. */
-int net_rules_add(const char *veth, struct in_addr addr, struct dy_error **err);
+/* Adds the dyno's chain and map element; with egress, its veth in @egress
+ * (packets to the outside are forwarded, masqueraded). Returns 0 or < 0. */
+int net_rules_add(const char *veth, struct in_addr addr, bool egress, struct dy_error **err);
 
 /* Removes them. Missing is not an error. Returns 0 or < 0. */
 int net_rules_del(const char *veth, struct dy_error **err);

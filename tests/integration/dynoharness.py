@@ -316,6 +316,51 @@ def sc_network(h):
             "exited": [ea, eb], "leftovers": leftovers(a) + leftovers(b)}
 
 
+OUTSIDE_SERVER = '''
+import socket
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("0.0.0.0", 7000)); s.listen(8); print("ready", flush=True)
+while True:
+    c, a = s.accept(); c.sendall(("outside " + a[0] + "\\n").encode()); c.close()
+'''
+
+
+def sc_egress(h):
+    # "the outside": another network namespace behind out0, 192.0.2.0/24
+    with open("/proc/sys/net/ipv4/ip_forward", "w") as f:
+        f.write("1\n")
+    holder = subprocess.Popen(["unshare", "-n", "sleep", "60"])
+    server = None
+    try:
+        time.sleep(0.2)
+        run = lambda *a: subprocess.run(a, check=True, capture_output=True)
+        run("ip", "link", "add", "out0", "type", "veth", "peer", "name", "out1", "netns",
+            str(holder.pid))
+        run("ip", "addr", "add", "192.0.2.1/24", "dev", "out0")
+        run("ip", "link", "set", "out0", "up")
+        ns = ["nsenter", "-t", str(holder.pid), "-n"]
+        run(*ns, "ip", "addr", "add", "192.0.2.2/24", "dev", "out1")
+        run(*ns, "ip", "link", "set", "out1", "up")
+        run(*ns, "ip", "link", "set", "lo", "up")
+        server = subprocess.Popen(ns + [sys.executable, "-c", OUTSIDE_SERVER],
+                                  stdout=subprocess.PIPE, text=True)
+        server.stdout.readline()
+        a = Dyno(h, "probe connect 192.0.2.2 7000; probe listen 5000", extra=["--egress"])
+        b = Dyno(h, "probe connect 192.0.2.2 7000; probe listen 5000")
+        ra, rb = a.sink.json("connect"), b.sink.json("connect")
+        a.sink.json("listen")
+        b.sink.json("listen")
+        ea, eb = a.stop(), b.stop()
+        return {"egress": ra, "no_egress": rb, "exited": [ea, eb],
+                "leftovers": leftovers(a) + leftovers(b)}
+    finally:
+        if server:
+            server.kill()
+            server.wait()
+        holder.kill()
+        holder.wait()
+
+
 def sc_sigterm(h):
     d = Dyno(h, "probe term 3")
     ready = d.sink.wait_for(lambda m: m.startswith("ready"))

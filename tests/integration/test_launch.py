@@ -153,6 +153,13 @@ def test_network_isolation():
     assert r["leftovers"] == []
 
 
+def test_egress_only_when_enabled():
+    r = scenario("egress")
+    assert r["egress"]["result"] == "ok"  # masqueraded to the outside
+    assert r["no_egress"]["result"] == "timeout"  # the default: no way out
+    assert r["leftovers"] == []
+
+
 def test_sigterm_reaches_every_process():
     r = scenario("sigterm")
     assert r["ready"] == "ready 3"
