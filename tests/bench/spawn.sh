@@ -24,7 +24,7 @@ work=$(mktemp -d /tmp/dyno-bench-spawn.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 chmod 755 "$work"
 
-exec unshare -m -n sh -c '
+unshare -m -n sh -c '
 ip link set lo up
 umount /sys/fs/cgroup/unified 2>/dev/null || true
 exec /usr/bin/python3 - "$@"' sh "$work" "$RUNS" "$PWD/$BUILD" <<'PY'
