@@ -1,0 +1,356 @@
+/* dyno-launch: starts one dyno from the command line, waits for it, stops
+ * and cleans it. A test and bench tool over libruntime (dynod links the
+ * same library):
+ *
+ *   dyno-launch --slug-dir D --uid U --name web.1 --id ID [--size standard-1x]
+ *               [--memory 64M] [--pids 64] [--port 5000] [--log-sock PATH]
+ *               [--gateway-port P]... [--env K=V]... [--grace 5] [--repeat N]
+ *               -- CMD...
+ *   dyno-launch --sweep [--cgroup-parent P]
+ *   dyno-launch --adopt PID --id ID [--cgroup-parent P] [--memory M]
+ *
+ * stdout: one JSON object per event ("running", "oom", "exited"). SIGTERM or
+ * SIGINT stops the dyno (SIGTERM, grace, SIGKILL of its cgroup). On an OOM
+ * kill the whole dyno is stopped (R15). --repeat N starts and stops the
+ * command N times and prints start and teardown times. */
+#include <arpa/inet.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/cleanup.h"
+#include "common/config.h"
+#include "common/units.h"
+#include "runtime/launch.h"
+
+static uint64_t now_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+static int fail(struct dy_error **e)
+{
+	fprintf(stderr, "dyno-launch: %s\n", dy_error_msg(*e));
+	dy_error_free(e);
+	return 1;
+}
+
+static void usage(void)
+{
+	fprintf(stderr, "usage: dyno-launch --slug-dir D --uid U --name NAME --id ID [options] -- "
+	                "CMD...\n       dyno-launch --sweep [--cgroup-parent P]\n"
+	                "       dyno-launch --adopt PID --id ID [--cgroup-parent P]\n");
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+static int run_once(const struct launch_params *p, pid_t adopt, uint64_t grace, bool quiet,
+                    uint64_t *ret_start, uint64_t *ret_teardown)
+{
+	struct dy_error *e = NULL;
+	struct launch_dyno *d = NULL;
+	char addr[INET_ADDRSTRLEN];
+	uint64_t t0 = now_us();
+	if ((adopt ? launch_adopt(p->cgroup_parent, p->id, adopt, &d, &e)
+	           : launch_start(p, &d, &e)) < 0)
+		return fail(&e);
+	uint64_t t1 = now_us();
+	inet_ntop(AF_INET, &d->addr, addr, sizeof(addr));
+	if (!quiet) {
+		printf("{\"event\":\"%s\",\"id\":\"%s\",\"pid\":%d,\"addr\":\"%s\","
+		       "\"veth\":\"%s\",\"cgroup\":\"%s\",\"start_us\":%" PRIu64 "}\n",
+		       adopt ? "adopted" : "running", d->id, (int)d->pid, addr, d->veth, d->cg->rel,
+		       t1 - t0);
+		fflush(stdout);
+	}
+
+	sigset_t mask;
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	int sfd = signalfd(-1, &mask, SFD_CLOEXEC);
+	bool oom = false, killed = false;
+	int rc = 0;
+	uint64_t t2 = 0, last_r14 = 0;
+	for (;;) {
+		struct pollfd pf[3] = {
+		    {d->pidfd, POLLIN, 0}, {d->oom_fd, POLLIN, 0}, {sfd, POLLIN, 0}};
+		if (poll(pf, 3, 1000) < 0)
+			continue;
+		{
+			/* an OOM kill anywhere stops the whole dyno, also when it hit
+			 * the main process itself (then the dyno has exited). Checked
+			 * on every wake-up, not only on the OOM fd: v1 signals the
+			 * OOM condition, which may come before the kill is counted */
+			int r = launch_check_oom(d, &e);
+			if (r < 0)
+				rc = fail(&e);
+			if (r > 0) {
+				oom = true;
+				fprintf(
+				    stderr,
+				    "dyno-launch: %s: Error R15 (Memory quota vastly exceeded)\n",
+				    d->id);
+				printf("{\"event\":\"oom\",\"id\":\"%s\"}\n", d->id);
+				fflush(stdout);
+			}
+			if (r != 0 || pf[0].revents) {
+				t2 = now_us();
+				if (launch_poll(d, &e) < 0)
+					rc = fail(&e);
+				if (d->exited)
+					break;
+			}
+		}
+		if (pf[2].revents) {
+			struct signalfd_siginfo si;
+			if (read(sfd, &si, sizeof(si)) < 0)
+				continue;
+			t2 = now_us();
+			if (launch_stop(d, grace, &killed, &e) < 0)
+				rc = fail(&e);
+			break;
+		}
+		/* R14: over the quota (anonymous + swap), at most once a minute */
+		uint64_t used = 0, now = now_us();
+		if (cg_quota_usage(d->cg, &used, NULL) == 0 && used > p->limits.memory &&
+		    (!last_r14 || now - last_r14 >= 60 * 1000000ULL)) {
+			last_r14 = now;
+			fprintf(stderr, "dyno-launch: %s: Error R14 (Memory quota exceeded)\n",
+			        d->id);
+			printf("{\"event\":\"r14\",\"id\":\"%s\",\"bytes\":%" PRIu64 "}\n", d->id,
+			       used);
+			fflush(stdout);
+		}
+	}
+	close(sfd);
+	uint64_t oom_kills = cg_oom_kills(d->cg);
+	if (launch_cleanup(d, &e) < 0)
+		rc = fail(&e);
+	uint64_t t3 = now_us();
+	if (!quiet) {
+		printf("{\"event\":\"exited\",\"id\":\"%s\",\"status\":%d,\"oom\":%s,"
+		       "\"oom_kills\":%" PRIu64 ",\"killed\":%s,\"teardown_us\":%" PRIu64 "}\n",
+		       d->id, d->status, oom ? "true" : "false", oom_kills,
+		       killed ? "true" : "false", t3 - t2);
+		fflush(stdout);
+	}
+	if (ret_start)
+		*ret_start = t1 - t0;
+	if (ret_teardown)
+		*ret_teardown = t3 - t2;
+	launch_free(d);
+	return rc;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+	    {"slug-dir", required_argument, NULL, 'd'},
+	    {"uid", required_argument, NULL, 'u'},
+	    {"gid", required_argument, NULL, 'g'},
+	    {"name", required_argument, NULL, 'n'},
+	    {"id", required_argument, NULL, 'i'},
+	    {"size", required_argument, NULL, 's'},
+	    {"memory", required_argument, NULL, 'm'},
+	    {"pids", required_argument, NULL, 'P'},
+	    {"port", required_argument, NULL, 'p'},
+	    {"log-sock", required_argument, NULL, 'l'},
+	    {"log-buffer", required_argument, NULL, 'b'},
+	    {"gateway-port", required_argument, NULL, 'G'},
+	    {"addr", required_argument, NULL, 'a'},
+	    {"env", required_argument, NULL, 'e'},
+	    {"grace", required_argument, NULL, 't'},
+	    {"cgroup-parent", required_argument, NULL, 'c'},
+	    {"repeat", required_argument, NULL, 'r'},
+	    {"sweep", no_argument, NULL, 'S'},
+	    {"adopt", required_argument, NULL, 'A'},
+	    {"egress", no_argument, NULL, 'E'},
+	    {NULL, 0, NULL, 0},
+	};
+	struct dy_error *e = NULL;
+	_cleanup_config_ struct config *cfg = NULL;
+	if (config_load_string("{}", 2, "defaults", &cfg, &e) < 0)
+		return fail(&e);
+	struct launch_params p = {
+	    .subnet = cfg->network.subnet,
+	    .subnet_prefix = cfg->network.subnet_prefix,
+	    .cgroup_parent = "dyno",
+	};
+	const char *size = cfg->dyno.default_size;
+	uint64_t memory = 0, grace = 5 * 1000000;
+	uint32_t pids = 0;
+	bool sweep = false, gid_set = false;
+	long repeat = 0;
+	pid_t adopt = 0;
+	uint16_t ports[16];
+	size_t n_ports = 0;
+	char *env[64];
+	size_t n_env = 0;
+	int c;
+	while ((c = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
+		switch (c) {
+		case 'd':
+			p.slug_dir = optarg;
+			break;
+		case 'u':
+			p.uid = (uid_t)strtoul(optarg, NULL, 10);
+			break;
+		case 'g':
+			p.gid = (gid_t)strtoul(optarg, NULL, 10);
+			gid_set = true;
+			break;
+		case 'n':
+			p.name = optarg;
+			break;
+		case 'i':
+			p.id = optarg;
+			break;
+		case 's':
+			size = optarg;
+			break;
+		case 'm':
+			if (dy_parse_size(optarg, &memory, &e) < 0)
+				return fail(&e);
+			break;
+		case 'P':
+			pids = (uint32_t)strtoul(optarg, NULL, 10);
+			break;
+		case 'p':
+			p.port = (uint16_t)strtoul(optarg, NULL, 10);
+			break;
+		case 'l':
+			p.log_sink = optarg;
+			break;
+		case 'b': {
+			uint64_t b;
+			if (dy_parse_size(optarg, &b, &e) < 0)
+				return fail(&e);
+			p.log_buffer = (size_t)b;
+			break;
+		}
+		case 'G':
+			if (n_ports < DY_ELEMENTSOF(ports))
+				ports[n_ports++] = (uint16_t)strtoul(optarg, NULL, 10);
+			break;
+		case 'a':
+			if (inet_pton(AF_INET, optarg, &p.addr) != 1) {
+				fprintf(stderr, "dyno-launch: bad address %s\n", optarg);
+				return 2;
+			}
+			break;
+		case 'e':
+			if (n_env + 1 < DY_ELEMENTSOF(env))
+				env[n_env++] = optarg;
+			break;
+		case 't':
+			grace = (uint64_t)(strtod(optarg, NULL) * 1e6);
+			break;
+		case 'c':
+			p.cgroup_parent = optarg;
+			break;
+		case 'r':
+			repeat = strtol(optarg, NULL, 10);
+			break;
+		case 'S':
+			sweep = true;
+			break;
+		case 'E':
+			p.egress = true;
+			break;
+		case 'A':
+			adopt = (pid_t)strtol(optarg, NULL, 10);
+			break;
+		default:
+			usage();
+			return 2;
+		}
+	}
+	if (sweep) {
+		printf("{\"event\":\"swept\",\"count\":%d}\n", launch_sweep(p.cgroup_parent));
+		return 0;
+	}
+	if (adopt > 0 && p.id) {
+		const struct config_size *asz = config_size_find(cfg, size);
+		p.limits.memory = memory ? memory : asz ? asz->memory : 0;
+		sigset_t amask;
+		sigemptyset(&amask);
+		sigaddset(&amask, SIGTERM);
+		sigaddset(&amask, SIGINT);
+		sigprocmask(SIG_BLOCK, &amask, NULL);
+		return run_once(&p, adopt, grace, false, NULL, NULL);
+	}
+	if (optind >= argc || !p.slug_dir || !p.name || !p.id || !p.uid) {
+		usage();
+		return 2;
+	}
+	if (!gid_set)
+		p.gid = p.uid;
+	const struct config_size *sz = config_size_find(cfg, size);
+	if (!sz) {
+		fprintf(stderr, "dyno-launch: unknown size %s\n", size);
+		return 2;
+	}
+	p.limits.memory = memory ? memory : sz->memory;
+	p.limits.pids = pids ? pids : sz->pids;
+	p.limits.cpu = sz->cpu;
+	env[n_env] = NULL;
+	p.env = env;
+	p.gateway_ports = ports;
+	p.n_gateway_ports = n_ports;
+
+	/* the command: the words after --, joined by spaces */
+	size_t len = 1;
+	for (int i = optind; i < argc; i++)
+		len += strlen(argv[i]) + 1;
+	_cleanup_free_ char *cmd = calloc(1, len);
+	if (!cmd)
+		return 1;
+	for (int i = optind; i < argc; i++) {
+		if (i > optind)
+			strcat(cmd, " ");
+		strcat(cmd, argv[i]);
+	}
+	p.command = cmd;
+
+	sigset_t mask;
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigprocmask(SIG_BLOCK, &mask, NULL);
+
+	if (repeat <= 0)
+		return run_once(&p, 0, grace, false, NULL, NULL);
+
+	uint64_t *start = calloc((size_t)repeat, sizeof(uint64_t));
+	uint64_t *down = calloc((size_t)repeat, sizeof(uint64_t));
+	if (!start || !down)
+		return 1;
+	uint64_t t0 = now_us();
+	for (long i = 0; i < repeat; i++) {
+		if (run_once(&p, 0, grace, true, &start[i], &down[i]) != 0)
+			return 1;
+	}
+	uint64_t total = now_us() - t0;
+	qsort(start, (size_t)repeat, sizeof(uint64_t), cmp_u64);
+	qsort(down, (size_t)repeat, sizeof(uint64_t), cmp_u64);
+	printf("{\"event\":\"bench\",\"runs\":%ld,\"start_median_us\":%" PRIu64
+	       ",\"teardown_median_us\":%" PRIu64 ",\"cycles_per_s\":%.1f}\n",
+	       repeat, start[repeat / 2], down[repeat / 2], (double)repeat * 1e6 / (double)total);
+	free(start);
+	free(down);
+	return 0;
+}

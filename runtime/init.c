@@ -1,0 +1,408 @@
+/* The dyno's init; see init.h. */
+#include "runtime/init.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/cleanup.h"
+#include "runtime/privs.h"
+#include "runtime/seccomp-filter.h"
+
+static const int forwarded[] = {SIGTERM, SIGINT,   SIGHUP,  SIGQUIT, SIGUSR1,
+                                SIGUSR2, SIGWINCH, SIGCONT, SIGALRM};
+
+struct msg {
+	struct msg *next;
+	size_t len;
+	char data[];
+};
+
+struct stream {
+	int fd;
+	size_t len;
+	char buf[INIT_LINE_MAX];
+};
+
+struct init_state {
+	const struct init_params *p;
+	pid_t app;
+	int sigfd;
+	int sock; /* connected to the sink, or -1 */
+	bool has_sink;
+	bool blocked; /* the sink's queue is full: wait for POLLOUT */
+	struct sockaddr_un addr;
+	socklen_t addr_len;
+	struct stream out, err;
+	bool stopping; /* SIGTERM forwarded: wait for every process */
+	bool app_done;
+	int app_status;
+	struct msg *head, *tail;
+	size_t queued;
+	unsigned long long dropped;
+};
+
+static const char profile_script[] =
+    "for f in /app/.profile.d/*.sh; do [ -r \"$f\" ] && . \"$f\"; done; unset f; "
+    "[ -r /app/.profile ] && . /app/.profile; ";
+
+/* In the app's child: report and leave. */
+static __attribute__((noreturn)) void app_fail(int errfd, struct dy_error *e)
+{
+	const char *m = dy_error_msg(e);
+	ssize_t w = write(errfd, m, strlen(m));
+	(void)w;
+	_exit(127);
+}
+
+static __attribute__((noreturn)) void app_child(const struct init_params *p, int out, int errp,
+                                                int errfd)
+{
+	struct dy_error *e = NULL;
+	sigset_t all;
+	sigemptyset(&all);
+	sigprocmask(SIG_SETMASK, &all, NULL);
+	for (size_t i = 0; i < DY_ELEMENTSOF(forwarded); i++)
+		signal(forwarded[i], SIG_DFL);
+	signal(SIGPIPE, SIG_DFL);
+	setsid();
+	int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	if (null < 0 || dup2(null, 0) < 0 || dup2(out, 1) < 0 || dup2(errp, 2) < 0) {
+		dy_error_errno(&e, errno, "stdio");
+		app_fail(errfd, e);
+	}
+	if (chdir("/app") < 0) {
+		dy_error_errno(&e, errno, "chdir /app");
+		app_fail(errfd, e);
+	}
+	if (privs_drop(p->uid, p->gid, &e) < 0 || seccomp_policy_load(p->filter, &e) < 0)
+		app_fail(errfd, e);
+	size_t n = strlen(profile_script) + strlen(p->command) + 1;
+	char *script = malloc(n);
+	if (!script) {
+		dy_error_errno(&e, ENOMEM, "malloc");
+		app_fail(errfd, e);
+	}
+	snprintf(script, n, "%s%s", profile_script, p->command);
+	char *argv[] = {"bash", "-c", script, NULL};
+	execve("/bin/bash", argv, p->envp);
+	if (errno == ENOENT) {
+		argv[0] = "sh";
+		execve("/bin/sh", argv, p->envp);
+	}
+	dy_error_errno(&e, errno, "exec %s", argv[0]);
+	app_fail(errfd, e);
+}
+
+int init_start(const struct init_params *p, struct init_state **ret, struct dy_error **err)
+{
+	int out[2] = {-1, -1}, errp[2] = {-1, -1}, rep[2] = {-1, -1};
+	struct init_state *st = calloc(1, sizeof(*st));
+	if (!st)
+		return dy_error_errno(err, ENOMEM, "calloc");
+	st->p = p;
+	st->sock = st->sigfd = -1;
+
+	/* the signals are taken by a signalfd before the app exists, so that
+	 * none reaching PID 1 is lost (PID 1 gets no signal it has no handler
+	 * for; blocked signals are queued, kernel/signal.c sig_ignored()) */
+	sigset_t mask;
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGCHLD);
+	for (size_t i = 0; i < DY_ELEMENTSOF(forwarded); i++)
+		sigaddset(&mask, forwarded[i]);
+	sigprocmask(SIG_BLOCK, &mask, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	st->sigfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+	if (st->sigfd < 0)
+		goto fail_errno;
+	if (pipe2(out, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0 || pipe2(rep, O_CLOEXEC) < 0)
+		goto fail_errno;
+
+	st->app = fork();
+	if (st->app < 0)
+		goto fail_errno;
+	if (st->app == 0)
+		app_child(p, out[1], errp[1], rep[1]);
+	close(out[1]);
+	close(errp[1]);
+	close(rep[1]);
+	st->out.fd = out[0];
+	st->err.fd = errp[0];
+	fcntl(out[0], F_SETFL, O_NONBLOCK);
+	fcntl(errp[0], F_SETFL, O_NONBLOCK);
+
+	/* EOF on the report pipe: exec closed it (O_CLOEXEC), the command runs */
+	char msg[512];
+	ssize_t n;
+	do
+		n = read(rep[0], msg, sizeof(msg) - 1);
+	while (n < 0 && errno == EINTR);
+	close(rep[0]);
+	if (n > 0) {
+		msg[n] = '\0';
+		waitpid(st->app, NULL, 0);
+		close(out[0]);
+		close(errp[0]);
+		close(st->sigfd);
+		free(st);
+		return dy_error(err, "%s", msg);
+	}
+
+	if (p->sink_dirfd >= 0) {
+		st->has_sink = true;
+		st->addr.sun_family = AF_UNIX;
+		/* /proc/self/fd/N leads to the host's directory through the
+		 * magic link; the app cannot follow it: init is not dumpable */
+		int l = snprintf(st->addr.sun_path, sizeof(st->addr.sun_path),
+		                 "/proc/self/fd/%d/%s", p->sink_dirfd, p->sink_name);
+		if (l < 0 || (size_t)l >= sizeof(st->addr.sun_path))
+			return dy_error(err, "log sink name %s: too long", p->sink_name);
+		st->addr_len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + (size_t)l + 1);
+	}
+	*ret = st;
+	return 0;
+
+fail_errno:;
+	int e = errno;
+	for (int i = 0; i < 2; i++) {
+		if (out[i] >= 0)
+			close(out[i]);
+		if (errp[i] >= 0)
+			close(errp[i]);
+		if (rep[i] >= 0)
+			close(rep[i]);
+	}
+	if (st->sigfd >= 0)
+		close(st->sigfd);
+	free(st);
+	return dy_error_errno(err, e, "start the app");
+}
+
+/* A connected datagram socket, so that poll() tells when the sink's queue
+ * has room again (unix_dgram_poll() checks the peer's queue; for an
+ * unconnected socket it cannot). A sink that went away (ECONNREFUSED) is
+ * connected again by path: its successor is another socket. */
+static bool sink_connect(struct init_state *st)
+{
+	if (st->sock >= 0)
+		return true;
+	st->sock = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (st->sock < 0)
+		return false;
+	if (connect(st->sock, (struct sockaddr *)&st->addr, st->addr_len) < 0) {
+		close(st->sock);
+		st->sock = -1;
+		return false;
+	}
+	return true;
+}
+
+/* Sends one datagram; returns 1 sent, 0 the sink cannot take it now. */
+static int send_one(struct init_state *st, const char *data, size_t len)
+{
+	if (!st->has_sink)
+		return 1; /* no sink: lines are discarded, never block */
+	if (!sink_connect(st))
+		return 0;
+	ssize_t r = send(st->sock, data, len, MSG_DONTWAIT | MSG_NOSIGNAL);
+	if (r >= 0 || errno == EMSGSIZE) {
+		st->blocked = false;
+		return 1;
+	}
+	if (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS) {
+		st->blocked = true;
+	} else {
+		close(st->sock); /* the sink went away */
+		st->sock = -1;
+		st->blocked = false;
+	}
+	return 0;
+}
+
+static void flush(struct init_state *st)
+{
+	if (st->dropped) {
+		char note[256];
+		struct timespec ts;
+		struct tm tm;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		gmtime_r(&ts.tv_sec, &tm);
+		int n = snprintf(
+		    note, sizeof(note),
+		    "%04d-%02d-%02dT%02d:%02d:%02d.%06ld+00:00 dyno[%s]: Error L10 (output "
+		    "buffer overflow): %llu log lines dropped",
+		    tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+		    ts.tv_nsec / 1000, st->p->name, st->dropped);
+		if (!send_one(st, note, (size_t)n))
+			return;
+		st->dropped = 0;
+	}
+	while (st->head) {
+		struct msg *m = st->head;
+		if (!send_one(st, m->data, m->len))
+			return;
+		st->head = m->next;
+		if (!st->head)
+			st->tail = NULL;
+		st->queued -= m->len;
+		free(m);
+	}
+}
+
+static void emit(struct init_state *st, const char *line, size_t len)
+{
+	char head[128];
+	struct timespec ts;
+	struct tm tm;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	gmtime_r(&ts.tv_sec, &tm);
+	int hl = snprintf(head, sizeof(head),
+	                  "%04d-%02d-%02dT%02d:%02d:%02d.%06ld+00:00 app[%s]: ", tm.tm_year + 1900,
+	                  tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+	                  ts.tv_nsec / 1000, st->p->name);
+	if (hl < 0 || (size_t)hl >= sizeof(head))
+		return;
+	size_t total = (size_t)hl + len;
+	struct msg *m = malloc(sizeof(*m) + total);
+	if (!m) {
+		st->dropped++;
+		return;
+	}
+	memcpy(m->data, head, (size_t)hl);
+	memcpy(m->data + hl, line, len);
+	m->len = total;
+	m->next = NULL;
+	if (!st->head && send_one(st, m->data, m->len)) {
+		free(m);
+		return;
+	}
+	/* queue, bounded: the oldest lines go first */
+	while (st->head && st->queued + total > st->p->log_buffer) {
+		struct msg *old = st->head;
+		st->head = old->next;
+		if (!st->head)
+			st->tail = NULL;
+		st->queued -= old->len;
+		free(old);
+		st->dropped++;
+	}
+	if (total > st->p->log_buffer) {
+		free(m);
+		st->dropped++;
+		return;
+	}
+	if (st->tail)
+		st->tail->next = m;
+	else
+		st->head = m;
+	st->tail = m;
+	st->queued += total;
+}
+
+/* Reads what the stream has; emits whole lines. Returns false at EOF. */
+static bool drain(struct init_state *st, struct stream *s)
+{
+	for (;;) {
+		ssize_t n = read(s->fd, s->buf + s->len, sizeof(s->buf) - s->len);
+		if (n < 0)
+			return errno == EAGAIN || errno == EINTR;
+		if (n == 0) {
+			if (s->len)
+				emit(st, s->buf, s->len);
+			s->len = 0;
+			return false;
+		}
+		s->len += (size_t)n;
+		size_t start = 0;
+		for (size_t i = 0; i < s->len; i++) {
+			if (s->buf[i] == '\n') {
+				emit(st, s->buf + start, i - start);
+				start = i + 1;
+			}
+		}
+		if (start == 0 && s->len == sizeof(s->buf)) {
+			emit(st, s->buf, s->len); /* a line over the limit is split */
+			start = s->len;
+		}
+		memmove(s->buf, s->buf + start, s->len - start);
+		s->len -= start;
+	}
+}
+
+static __attribute__((noreturn)) void finish(struct init_state *st, int status)
+{
+	if (st->out.fd >= 0)
+		drain(st, &st->out);
+	if (st->err.fd >= 0)
+		drain(st, &st->err);
+	flush(st);
+	if (WIFEXITED(status))
+		_exit(WEXITSTATUS(status));
+	_exit(128 + WTERMSIG(status));
+}
+
+void init_run(struct init_state *st)
+{
+	for (;;) {
+		bool pending = st->head || st->dropped;
+		/* while the sink's queue is full, wait for room; while it is
+		 * away, try again every 500 ms */
+		struct pollfd pf[4] = {{st->sigfd, POLLIN, 0},
+		                       {st->out.fd, POLLIN, 0},
+		                       {st->err.fd, POLLIN, 0},
+		                       {pending && st->blocked ? st->sock : -1, POLLOUT, 0}};
+		int r = poll(pf, 4, pending ? 500 : -1);
+		if (r < 0 && errno != EINTR)
+			_exit(125);
+		if (pending)
+			flush(st);
+		if (pf[1].revents && !drain(st, &st->out)) {
+			close(st->out.fd);
+			st->out.fd = -1;
+		}
+		if (pf[2].revents && !drain(st, &st->err)) {
+			close(st->err.fd);
+			st->err.fd = -1;
+		}
+		if (!pf[0].revents)
+			continue;
+		struct signalfd_siginfo si;
+		while (read(st->sigfd, &si, sizeof(si)) == sizeof(si)) {
+			if (si.ssi_signo != SIGCHLD) {
+				/* kill(-1) from PID 1: every process of the
+				 * namespace but init itself */
+				kill(-1, (int)si.ssi_signo);
+				if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT)
+					st->stopping = true;
+				continue;
+			}
+			int status;
+			pid_t pid;
+			while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+				if (pid != st->app)
+					continue;
+				st->app_done = true;
+				st->app_status = status;
+				/* the app ended by itself: the dyno ends with it, and
+				 * the kernel kills the rest. Stopping: every process
+				 * got SIGTERM and may finish within the grace (the
+				 * launcher's SIGKILL bounds it) */
+				if (!st->stopping)
+					finish(st, status);
+			}
+			if (pid < 0 && errno == ECHILD && st->app_done)
+				finish(st, st->app_status);
+		}
+	}
+}

@@ -1,0 +1,59 @@
+/* The dyno's init, PID 1 of its PID namespace (DESIGN.md, "What survives
+ * what" and "A dyno, from inside").
+ *
+ * It runs as the small static executable dyno-init (dyno-init.c), which
+ * the launcher's child execs through an fd once the dyno's namespaces,
+ * cgroup, network and file system are in place: an init holds nothing of
+ * the launcher's (dynod's) memory and outlives a dynod upgrade.
+ * It forks the app, which drops to the app's uid,
+ * loses every capability, sets no_new_privs, loads the seccomp policy and
+ * runs `bash -c "<command>"` (sh when bash is absent) from /app after
+ * sourcing /app/.profile.d/\*.sh and /app/.profile. Then init:
+ *   - forwards SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH,
+ *     SIGCONT and SIGALRM to every process of the dyno (kill(-1));
+ *   - reaps every zombie (orphans are re-parented to it);
+ *   - relays the app's stdout and stderr, line by line (a line over 10000
+ *     bytes is split), as datagrams "<RFC 3339 UTC time> app[<dyno>]: <line>"
+ *     to the log sink, a Unix datagram socket given by path. Sends never
+ *     block: while the sink is away (absent, refusing, or its queue full)
+ *     lines wait in a bounded buffer (oldest dropped first, the count sent
+ *     as "dyno[<dyno>]: Error L10 (output buffer overflow): N log lines
+ *     dropped" when the sink is back), retried every 500 ms;
+ *   - exits with the app's main process: its exit code, or 128 + signal.
+ *     The kernel then kills whatever is left in the PID namespace. While
+ *     stopping (SIGTERM or SIGINT forwarded), it waits for every process
+ *     to exit first (the launcher's SIGKILL after the grace bounds it).
+ * Init stays uid 0 of the host with CAP_KILL only (to signal the app's
+ * uid), no_new_privs and not dumpable; it reaches the sink through a
+ * directory fd opened before pivot_root. */
+#pragma once
+
+#include <linux/filter.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "common/error.h"
+
+#define INIT_LINE_MAX 10000
+
+struct init_params {
+	const char *name; /* DYNO, e.g. web.1 */
+	const char *command;
+	char *const *envp; /* the app's whole environment */
+	uid_t uid;
+	gid_t gid;
+	const struct sock_fprog *filter;
+	int sink_dirfd;        /* O_PATH directory of the sink, or -1 */
+	const char *sink_name; /* its name in that directory */
+	size_t log_buffer;     /* bytes kept while the sink is away */
+};
+
+struct init_state;
+
+/* Starts the app and waits until it has exec'd. Returns 0 and the state
+ * in *ret, or < 0 with the app's set-up error ("exec bash: ...",
+ * "setresuid 10000: ..."). Runs as PID 1, after the mounts. */
+int init_start(const struct init_params *p, struct init_state **ret, struct dy_error **err);
+
+/* The loop. Never returns: exits with the app's status. */
+__attribute__((noreturn)) void init_run(struct init_state *st);

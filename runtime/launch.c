@@ -1,0 +1,610 @@
+/* The dyno launcher; see launch.h. */
+#include "runtime/launch.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <linux/sched.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "common/cleanup.h"
+#include "runtime/mounts.h"
+#include "runtime/seccomp-filter.h"
+
+#define REPORT_MAX 4096
+
+/* What the child needs, prepared by the parent before clone (the child
+ * works on its copy of the parent's memory). */
+struct child_args {
+	const struct launch_params *p;
+	int sock;
+	int slug_fd;
+	int sink_dirfd;
+	const char *sink_name;
+	char **envp;
+	const struct cg *cg;
+	struct in_addr addr, gw;
+	int init_fd;
+	int filter_fd;
+	bool born_in_cgroup; /* CLONE_INTO_CGROUP | CLONE_NEWCGROUP done */
+};
+
+static __attribute__((noreturn)) void child_fail(int sock, struct dy_error *e)
+{
+	char buf[REPORT_MAX];
+	int n = snprintf(buf, sizeof(buf), "E%s", dy_error_msg(e));
+	if (n >= (int)sizeof(buf))
+		n = sizeof(buf) - 1;
+	ssize_t w = send(sock, buf, (size_t)n, MSG_NOSIGNAL);
+	(void)w;
+	_exit(1);
+}
+
+static int cmp_int(const void *a, const void *b)
+{
+	return *(const int *)a - *(const int *)b;
+}
+
+/* Closes every fd from 3 up but the ones in keep: init never execs, so
+ * O_CLOEXEC does not keep the caller's fds (listening sockets, the API)
+ * out of the dyno. */
+static void close_others(int *keep, size_t n)
+{
+	qsort(keep, n, sizeof(*keep), cmp_int);
+	unsigned int from = 3;
+	for (size_t i = 0; i < n; i++) {
+		if (keep[i] < (int)from)
+			continue;
+		if ((unsigned int)keep[i] > from)
+			syscall(SYS_close_range, from, (unsigned int)keep[i] - 1, 0);
+		from = (unsigned int)keep[i] + 1;
+	}
+	syscall(SYS_close_range, from, ~0U, 0);
+}
+
+static __attribute__((noreturn)) void child_main(struct child_args *a)
+{
+	struct dy_error *e = NULL;
+	const struct launch_params *p = a->p;
+	int keep[] = {a->sock, a->slug_fd, a->sink_dirfd, a->init_fd, a->filter_fd};
+	close_others(keep, DY_ELEMENTSOF(keep));
+	/* its own session: a dyno outlives its launcher (dynod's crash) */
+	setsid();
+	prctl(PR_SET_NAME, "dyno-init", 0, 0, 0);
+
+	/* wait until the parent has placed us in the cgroup and given us eth0 */
+	char go = 0;
+	ssize_t n;
+	do
+		n = recv(a->sock, &go, 1, 0);
+	while (n < 0 && errno == EINTR);
+	if (n != 1 || go != 'G')
+		_exit(1);
+	/* now the cgroup namespace is rooted at the dyno's own cgroup */
+	if (!a->born_in_cgroup && unshare(CLONE_NEWCGROUP) < 0) {
+		dy_error_errno(&e, errno, "unshare the cgroup namespace");
+		child_fail(a->sock, e);
+	}
+	if (sethostname(p->id, strlen(p->id)) < 0) {
+		dy_error_errno(&e, errno, "hostname %s", p->id);
+		child_fail(a->sock, e);
+	}
+	if (net_dyno_setup(a->addr, a->gw, &e) < 0) {
+		dy_error_prefix(&e, "network");
+		child_fail(a->sock, e);
+	}
+	struct mounts_params mp = {
+	    .slug_dir = p->slug_dir,
+	    .uid = p->uid,
+	    .gid = p->gid,
+	    .tmpfs_size = p->limits.memory,
+	    .cg = a->cg,
+	    .hostname = p->id,
+	};
+	if (mounts_setup(&mp, &e) < 0)
+		child_fail(a->sock, e);
+	close(a->slug_fd); /* only held to check the path before clone */
+
+	/* hand over to dyno-init with its fds at 3, 4, 5: first out of the
+	 * way (any of them may sit at 3..5), then into place (dup2 clears
+	 * O_CLOEXEC) */
+	int from[3] = {a->sock, a->sink_dirfd, a->filter_fd}, high[3];
+	int init_fd = fcntl(a->init_fd, F_DUPFD_CLOEXEC, 100);
+	if (init_fd < 0) {
+		dy_error_errno(&e, errno, "dup");
+		child_fail(a->sock, e);
+	}
+	for (int i = 0; i < 3; i++) {
+		high[i] = from[i] < 0 ? -1 : fcntl(from[i], F_DUPFD_CLOEXEC, 100);
+		if (from[i] >= 0 && high[i] < 0) {
+			dy_error_errno(&e, errno, "dup");
+			child_fail(a->sock, e);
+		}
+	}
+	for (int i = 0; i < 3; i++) {
+		if (high[i] >= 0 && dup2(high[i], 3 + i) < 0) {
+			dy_error_errno(&e, errno, "dup2");
+			child_fail(high[0], e);
+		}
+		if (high[i] < 0)
+			close(3 + i);
+	}
+	char uid[16], gid[16], buffer[32];
+	snprintf(uid, sizeof(uid), "%u", (unsigned)p->uid);
+	snprintf(gid, sizeof(gid), "%u", (unsigned)p->gid);
+	snprintf(buffer, sizeof(buffer), "%zu", p->log_buffer ? p->log_buffer : (size_t)1 << 20);
+	char *argv[] = {"dyno-init",
+	                (char *)p->name,
+	                uid,
+	                gid,
+	                buffer,
+	                (char *)(a->sink_name ? a->sink_name : ""),
+	                (char *)p->command,
+	                NULL};
+	syscall(SYS_execveat, init_fd, "", argv, a->envp, AT_EMPTY_PATH);
+	dy_error_errno(&e, errno, "exec dyno-init");
+	child_fail(3, e);
+}
+
+static int build_env(const struct launch_params *p, char ***ret, struct dy_error **err)
+{
+	size_t n = 0;
+	for (char *const *e = p->env; e && *e; e++)
+		n++;
+	char **env = calloc(n + 6, sizeof(*env));
+	if (!env)
+		return dy_error_errno(err, ENOMEM, "calloc");
+	size_t k = 0;
+	bool has_path = false;
+	for (char *const *e = p->env; e && *e; e++) {
+		/* the platform's own names win over config vars */
+		if (!strncmp(*e, "DYNO=", 5) || !strncmp(*e, "PORT=", 5) ||
+		    !strncmp(*e, "HOME=", 5))
+			continue;
+		has_path |= !strncmp(*e, "PATH=", 5);
+		env[k++] = *e;
+	}
+	char *own[4] = {NULL};
+	int r = asprintf(&own[0], "DYNO=%s", p->name);
+	if (r >= 0)
+		r = asprintf(&own[1], "HOME=/app");
+	if (r >= 0 && p->port)
+		r = asprintf(&own[2], "PORT=%u", p->port);
+	if (r >= 0 && !has_path)
+		r = asprintf(&own[3], "PATH=/app/bin:/usr/local/bin:/usr/bin:/bin");
+	if (r < 0) {
+		for (int i = 0; i < 4; i++)
+			free(own[i]);
+		free(env);
+		return dy_error_errno(err, ENOMEM, "asprintf");
+	}
+	for (int i = 0; i < 4; i++)
+		if (own[i])
+			env[k++] = own[i];
+	env[k] = NULL;
+	*ret = env;
+	return 0;
+}
+
+static void free_env(const struct launch_params *p, char **env)
+{
+	if (!env)
+		return;
+	size_t n = 0;
+	for (char *const *e = p->env; e && *e; e++)
+		n++;
+	/* the strings after the config vars are ours */
+	for (char **e = env; *e; e++) {
+		bool theirs = false;
+		for (size_t i = 0; i < n && !theirs; i++)
+			theirs = *e == p->env[i];
+		if (!theirs)
+			free(*e);
+	}
+	free(env);
+}
+
+/* dyno-init: the path given, else the one beside the running executable
+ * (dynod and dyno-launch are installed with it). Opened O_PATH before
+ * clone: the child execs it after pivot_root, where no host path is left. */
+static int open_init(const char *path, int *ret, struct dy_error **err)
+{
+	char buf[4096];
+	if (!path) {
+		ssize_t n = readlink("/proc/self/exe", buf, sizeof(buf) - 1);
+		if (n < 0)
+			return dy_error_errno(err, errno, "readlink /proc/self/exe");
+		buf[n] = '\0';
+		char *slash = strrchr(buf, '/');
+		if (!slash || (size_t)(slash - buf) + sizeof("/dyno-init") > sizeof(buf))
+			return dy_error(err, "cannot place dyno-init beside %s", buf);
+		strcpy(slash, "/dyno-init");
+		path = buf;
+	}
+	int fd = open(path, O_PATH | O_CLOEXEC);
+	if (fd < 0)
+		return dy_error_errno(err, errno, "dyno-init %s", path);
+	*ret = fd;
+	return 0;
+}
+
+static int wait_report(int sock, struct dy_error **err)
+{
+	char buf[REPORT_MAX + 1];
+	ssize_t n;
+	do
+		n = recv(sock, buf, REPORT_MAX, 0);
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return dy_error_errno(err, errno, "read the dyno's report");
+	if (n == 0)
+		return dy_error(err, "the dyno's init exited during set-up");
+	buf[n] = '\0';
+	if (buf[0] == 'O')
+		return 0;
+	return dy_error(err, "%s", buf[0] == 'E' ? buf + 1 : buf);
+}
+
+static void set_exit(struct launch_dyno *d, const siginfo_t *si)
+{
+	d->exited = true;
+	d->status = si->si_code == CLD_EXITED ? si->si_status : 128 + si->si_status;
+}
+
+int launch_start(const struct launch_params *p, struct launch_dyno **ret, struct dy_error **err)
+{
+	if (!p->slug_dir || !p->name || !p->id || !p->command || !*p->id)
+		return dy_error(err, "launch: slug directory, name, id and command are required");
+	if (p->uid == 0 || p->gid == 0)
+		return dy_error(err, "launch %s: refusing uid or gid 0", p->id);
+	if (strlen(p->id) > 64 || strchr(p->id, '/') || p->id[0] == '.')
+		return dy_error(err, "launch: bad dyno id %s", p->id);
+
+	const struct sock_fprog *filter;
+	if (seccomp_policy_get(&filter, err) < 0)
+		return -1;
+	int filter_fd = seccomp_policy_fd();
+
+	struct launch_dyno *d = calloc(1, sizeof(*d));
+	if (!d)
+		return dy_error_errno(err, ENOMEM, "calloc");
+	d->pidfd = d->oom_fd = -1;
+	d->pid = -1;
+	d->id = strdup(p->id);
+	_cleanup_close_ int slug_fd = -1, sink_dirfd = -1, sv0 = -1, sv1 = -1, init_fd = -1;
+	_cleanup_free_ char *sink_copy = NULL;
+	char **envp = NULL;
+	const char *sink_name = NULL;
+	bool net_made = false, rules_made = false;
+	int r = -1;
+	if (!d->id) {
+		r = dy_error_errno(err, ENOMEM, "strdup");
+		goto fail;
+	}
+
+	slug_fd = open(p->slug_dir, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (slug_fd < 0) {
+		r = dy_error_errno(err, errno, "slug directory %s", p->slug_dir);
+		goto fail;
+	}
+	r = open_init(p->init_path, &init_fd, err);
+	if (r < 0)
+		goto fail;
+	if (p->log_sink) {
+		sink_copy = strdup(p->log_sink);
+		char *dcopy = sink_copy ? strdup(p->log_sink) : NULL;
+		if (!dcopy) {
+			r = dy_error_errno(err, ENOMEM, "strdup");
+			goto fail;
+		}
+		sink_dirfd = open(dirname(dcopy), O_PATH | O_DIRECTORY | O_CLOEXEC);
+		int e = errno;
+		free(dcopy);
+		if (sink_dirfd < 0) {
+			r = dy_error_errno(err, e, "log sink directory of %s", p->log_sink);
+			goto fail;
+		}
+		sink_name = basename(sink_copy);
+	}
+	if (build_env(p, &envp, err) < 0)
+		goto fail;
+
+	r = cg_create(p->cgroup_parent ? p->cgroup_parent : "dyno", p->id, &p->limits, &d->cg, err);
+	if (r < 0)
+		goto fail;
+	d->oom_fd = d->cg->oom_fd;
+
+	d->gateway = net_gateway(p->subnet);
+	net_veth_name(p->id, d->veth);
+	r = net_rules_init(p->subnet, p->subnet_prefix, p->gateway_ports, p->n_gateway_ports, err);
+	if (r < 0)
+		goto fail;
+	d->addr = p->addr;
+	if (!d->addr.s_addr) {
+		r = net_alloc_address(p->subnet, p->subnet_prefix, &d->addr, err);
+		if (r < 0)
+			goto fail;
+	}
+
+	int sv[2];
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
+		r = dy_error_errno(err, errno, "socketpair");
+		goto fail;
+	}
+	sv0 = sv[0];
+	sv1 = sv[1];
+
+	/* clone3 with no stack behaves as fork: the child runs on a copy of
+	 * this stack. On a unified cgroup2 host the child is born in its
+	 * cgroup and cgroup namespace (CLONE_INTO_CGROUP); elsewhere (v1 has
+	 * no such flag) it is moved there before it goes on, and unshares the
+	 * cgroup namespace itself. Moving a task on v1 waits for an RCU grace
+	 * period (cgroup_threadgroup_rwsem): most of a v1 start. */
+	int pidfd = -1;
+	int cg_fd = cg_unified_fd(d->cg);
+	struct clone_args ca = {
+	    .flags = CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNET |
+	             CLONE_PIDFD,
+	    .pidfd = (uint64_t)(uintptr_t)&pidfd,
+	    .exit_signal = SIGCHLD,
+	};
+	if (cg_fd >= 0) {
+		ca.flags |= CLONE_INTO_CGROUP | CLONE_NEWCGROUP;
+		ca.cgroup = (uint64_t)cg_fd;
+	}
+	pid_t pid = (pid_t)syscall(SYS_clone3, &ca, sizeof(ca));
+	if (pid < 0) {
+		r = dy_error_errno(err, errno, "clone3");
+		goto fail;
+	}
+	if (pid == 0) {
+		close(sv0);
+		struct child_args a = {p,          sv1,     slug_fd,   sink_dirfd,
+		                       sink_name,  envp,    d->cg,     d->addr,
+		                       d->gateway, init_fd, filter_fd, cg_fd >= 0};
+		child_main(&a);
+	}
+	d->pid = pid;
+	d->pidfd = pidfd;
+	close(sv1);
+	sv1 = -1;
+
+	if (cg_fd < 0) {
+		r = cg_attach(d->cg, pid, err);
+		if (r < 0)
+			goto fail_child;
+	}
+	r = net_host_setup(d->veth, pid, d->addr, d->gateway, err);
+	if (r < 0)
+		goto fail_child;
+	net_made = true;
+	r = net_rules_add(d->veth, d->addr, p->egress, err);
+	if (r < 0)
+		goto fail_child;
+	rules_made = true;
+	if (send(sv0, "G", 1, MSG_NOSIGNAL) != 1) {
+		r = dy_error_errno(err, errno, "start the dyno");
+		goto fail_child;
+	}
+	r = wait_report(sv0, err);
+	if (r < 0)
+		goto fail_child;
+	free_env(p, envp);
+	*ret = d;
+	return 0;
+
+fail_child:
+	syscall(SYS_pidfd_send_signal, d->pidfd, SIGKILL, NULL, 0);
+	{
+		siginfo_t si;
+		waitid(P_PIDFD, (id_t)d->pidfd, &si, WEXITED);
+	}
+	d->exited = true;
+fail:
+	dy_error_prefix(err, "dyno %s", p->id);
+	if (rules_made)
+		net_rules_del(d->veth, NULL);
+	if (net_made)
+		net_link_delete(d->veth, NULL);
+	if (d->cg)
+		cg_destroy(d->cg, NULL);
+	d->oom_fd = -1;
+	free_env(p, envp);
+	launch_free(d);
+	return r < 0 ? r : -1;
+}
+
+int launch_adopt(const char *cgroup_parent, const char *id, pid_t pid, struct launch_dyno **ret,
+                 struct dy_error **err)
+{
+	struct launch_dyno *d = calloc(1, sizeof(*d));
+	if (!d)
+		return dy_error_errno(err, ENOMEM, "calloc");
+	d->pidfd = d->oom_fd = -1;
+	d->pid = pid;
+	d->adopted = true;
+	d->id = strdup(id);
+	int r = -1;
+	if (!d->id) {
+		r = dy_error_errno(err, ENOMEM, "strdup");
+		goto fail;
+	}
+	/* the pidfd first: from here on pid cannot be reused under us */
+	d->pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+	if (d->pidfd < 0) {
+		r = dy_error_errno(err, errno, "pid %d", (int)pid);
+		goto fail;
+	}
+	char path[64], comm[32] = "";
+	snprintf(path, sizeof(path), "/proc/%d/comm", (int)pid);
+	FILE *f = fopen(path, "re");
+	if (f) {
+		if (!fgets(comm, sizeof(comm), f))
+			comm[0] = '\0';
+		fclose(f);
+	}
+	if (strcmp(comm, "dyno-init\n") != 0) {
+		r = dy_error(err, "pid %d is not a dyno's init", (int)pid);
+		goto fail;
+	}
+	r = cg_open(cgroup_parent ? cgroup_parent : "dyno", id, &d->cg, err);
+	if (r < 0)
+		goto fail;
+	if (!cg_has(d->cg, pid)) {
+		r = dy_error(err, "pid %d is not in cgroup %s", (int)pid, d->cg->rel);
+		goto fail;
+	}
+	d->oom_fd = d->cg->oom_fd;
+	d->oom_kills = cg_oom_kills(d->cg);
+	net_veth_name(id, d->veth);
+	r = net_route_of(d->veth, &d->addr, err);
+	if (r < 0)
+		goto fail;
+	*ret = d;
+	return 0;
+fail:
+	dy_error_prefix(err, "adopt dyno %s", id);
+	launch_free(d);
+	return r < 0 ? r : -1;
+}
+
+int launch_poll(struct launch_dyno *d, struct dy_error **err)
+{
+	if (d->exited)
+		return 1;
+	if (d->adopted) {
+		/* not our child: readable pidfd = exited, no status */
+		struct pollfd pf = {d->pidfd, POLLIN, 0};
+		if (poll(&pf, 1, 0) <= 0)
+			return 0;
+		d->exited = true;
+		d->status = 0;
+		return 1;
+	}
+	siginfo_t si = {0};
+	if (waitid(P_PIDFD, (id_t)d->pidfd, &si, WEXITED | WNOHANG) < 0)
+		return dy_error_errno(err, errno, "wait for dyno %s", d->id);
+	if (si.si_pid == 0)
+		return 0;
+	set_exit(d, &si);
+	return 1;
+}
+
+static int wait_exit(struct launch_dyno *d, int timeout_ms, struct dy_error **err)
+{
+	struct pollfd pf = {d->pidfd, POLLIN, 0};
+	int r;
+	do
+		r = poll(&pf, 1, timeout_ms);
+	while (r < 0 && errno == EINTR);
+	if (r < 0)
+		return dy_error_errno(err, errno, "poll");
+	return launch_poll(d, err);
+}
+
+int launch_kill(struct launch_dyno *d, struct dy_error **err)
+{
+	if (d->exited)
+		return 0;
+	int r = cg_kill(d->cg, err);
+	/* init is PID 1 of the dyno: its death takes the namespace with it */
+	syscall(SYS_pidfd_send_signal, d->pidfd, SIGKILL, NULL, 0);
+	if (d->adopted) {
+		struct pollfd pf = {d->pidfd, POLLIN, 0};
+		while (poll(&pf, 1, -1) < 0 && errno == EINTR)
+			;
+		d->exited = true;
+		d->status = 128 + SIGKILL;
+		return r;
+	}
+	siginfo_t si = {0};
+	if (waitid(P_PIDFD, (id_t)d->pidfd, &si, WEXITED) < 0)
+		return dy_error_errno(err, errno, "wait for dyno %s", d->id);
+	set_exit(d, &si);
+	return r;
+}
+
+int launch_check_oom(struct launch_dyno *d, struct dy_error **err)
+{
+	cg_oom_ack(d->cg);
+	uint64_t kills = cg_oom_kills(d->cg);
+	if (kills <= d->oom_kills)
+		return 0; /* under OOM, but the kernel reclaimed enough */
+	d->oom_kills = kills;
+	if (launch_kill(d, err) < 0)
+		return -1;
+	return 1;
+}
+
+int launch_stop(struct launch_dyno *d, uint64_t grace_usec, bool *ret_killed, struct dy_error **err)
+{
+	if (ret_killed)
+		*ret_killed = false;
+	if (d->exited)
+		return 0;
+	if (syscall(SYS_pidfd_send_signal, d->pidfd, SIGTERM, NULL, 0) < 0 && errno != ESRCH)
+		return dy_error_errno(err, errno, "SIGTERM dyno %s", d->id);
+	int r = wait_exit(d, (int)(grace_usec / 1000), err);
+	if (r != 0)
+		return r < 0 ? r : 0;
+	if (ret_killed)
+		*ret_killed = true;
+	return launch_kill(d, err);
+}
+
+int launch_cleanup(struct launch_dyno *d, struct dy_error **err)
+{
+	if (!d->exited)
+		return dy_error(err, "dyno %s: still running", d->id);
+	if (d->stopped)
+		return 0;
+	int r = 0;
+	/* the veth went with the dyno's network namespace; the host side is
+	 * deleted by name in case something still holds that namespace */
+	if (net_rules_del(d->veth, err) < 0)
+		r = -1;
+	if (net_link_delete(d->veth, r < 0 ? NULL : err) < 0)
+		r = -1;
+	d->oom_fd = -1;
+	if (cg_destroy(d->cg, r < 0 ? NULL : err) < 0)
+		r = -1;
+	d->stopped = true;
+	return r;
+}
+
+void launch_free(struct launch_dyno *d)
+{
+	if (!d)
+		return;
+	if (d->pidfd >= 0)
+		close(d->pidfd);
+	cg_free(d->cg);
+	free(d->id);
+	free(d);
+}
+
+static void sweep_one(const char *id, void *data)
+{
+	char veth[NET_IFNAME_LEN];
+	net_veth_name(id, veth);
+	net_rules_del(veth, NULL);
+	net_link_delete(veth, NULL);
+	(*(int *)data)++;
+}
+
+int launch_sweep(const char *cgroup_parent)
+{
+	int n = 0;
+	cg_sweep(cgroup_parent ? cgroup_parent : "dyno", sweep_one, &n);
+	return n;
+}

@@ -1,0 +1,109 @@
+/* The dyno launcher: starts one isolated dyno (DESIGN.md, "A dyno, from
+ * inside", "Network", "Lifecycle") and stops and cleans it.
+ *
+ * launch_start():
+ *   parent: compile the seccomp policy (once), create the cgroup with its
+ *           limits (read back), pick the dyno's address, clone3 into new
+ *           PID, mount, UTS, IPC and network namespaces;
+ *           move the child into its cgroup, create the veth pair and the
+ *           nftables rules, then tell the child to go on;
+ *   child:  unshare the cgroup namespace (now rooted at its own cgroup),
+ *           hostname, lo + eth0, mounts + pivot_root, start the app
+ *           through dyno-init (see init.h), which reports "running";
+ *   every set-up error of the child travels back over a SOCK_SEQPACKET
+ *   socket: the caller reads "mount /app: Invalid argument", never "exit 1".
+ * The call returns once the command has exec'd. */
+#pragma once
+
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "common/error.h"
+#include "runtime/cgroup.h"
+#include "runtime/net.h"
+
+struct launch_params {
+	const char *slug_dir; /* the unpacked slug: /app's lower layer */
+	uid_t uid;
+	gid_t gid;
+	const char *name;    /* DYNO: web.1, run.4821 */
+	const char *id;      /* unique instance id: hostname, cgroup, veth, rules */
+	const char *command; /* run as bash -c */
+	char *const *env;    /* the app's config vars, "K=V", NULL-terminated, or NULL */
+	struct cg_limits limits;
+	uint16_t port;             /* PORT, 0 for none */
+	const char *log_sink;      /* Unix datagram socket path, or NULL */
+	size_t log_buffer;         /* bytes init keeps while the sink is away; 0: 1 MiB */
+	const char *cgroup_parent; /* NULL: "dyno" */
+	struct in_addr subnet;     /* network byte order */
+	uint8_t subnet_prefix;
+	struct in_addr addr;           /* 0: the lowest free */
+	const uint16_t *gateway_ports; /* ports open to dynos at the gateway */
+	size_t n_gateway_ports;
+	const char *init_path; /* dyno-init; NULL: beside the running executable */
+	bool egress;           /* reach the outside (NAT); dynod: network.egress or the app's */
+};
+
+struct launch_dyno {
+	pid_t pid; /* init, in the caller's PID namespace */
+	int pidfd; /* readable when the dyno has exited */
+	struct cg *cg;
+	int oom_fd; /* readable on an OOM kill (cg->oom_fd) */
+	char veth[NET_IFNAME_LEN];
+	struct in_addr addr;
+	struct in_addr gateway;
+	char *id;
+	bool exited;
+	bool adopted;       /* not our child: no exit status */
+	int status;         /* wait status, once exited */
+	bool stopped;       /* cleaned: cgroup, veth, rules gone */
+	uint64_t oom_kills; /* OOM kills seen by launch_check_oom() */
+};
+
+/* Starts a dyno. Returns 0 and the handle in *ret (release with
+ * launch_free() after launch_cleanup()), or < 0 with nothing left behind. */
+int launch_start(const struct launch_params *p, struct launch_dyno **ret, struct dy_error **err);
+
+/* Re-adopts a running dyno after the launcher's restart (DESIGN.md, "What
+ * survives what"): pid must be its init (dyno-init) and sit in the cgroup
+ * <cgroup_parent>/<id>. Opens a pidfd, the cgroup (OOM notification armed)
+ * and finds the veth and address from the id. The exit status of a dyno
+ * that is not the caller's child cannot be collected: it reads as 0 (the
+ * caller learns of the exit from the pidfd). Returns 0 and *ret, or < 0. */
+int launch_adopt(const char *cgroup_parent, const char *id, pid_t pid, struct launch_dyno **ret,
+                 struct dy_error **err);
+
+/* Collects the exit status when the pidfd is readable. Returns 1 exited, 0
+ * still running, < 0 error. */
+int launch_poll(struct launch_dyno *d, struct dy_error **err);
+
+/* Stops the dyno: SIGTERM to init (which forwards it to every process),
+ * then after grace_usec SIGKILL to the whole cgroup; waits for the exit.
+ * Sets *ret_killed when the grace ran out (R12). Returns 0 or < 0. */
+int launch_stop(struct launch_dyno *d, uint64_t grace_usec, bool *ret_killed,
+                struct dy_error **err);
+
+/* Call when oom_fd is readable, periodically (v1 signals the OOM condition,
+ * which may come before the kill is counted), and once the dyno has exited. When the
+ * kernel's OOM killer has killed a process of the dyno since the last call,
+ * the whole dyno is stopped (SIGKILL to its cgroup; DESIGN.md: R15 and a
+ * crash; on v2 memory.oom.group has done it already) and 1 is returned;
+ * else 0; < 0 on error. */
+int launch_check_oom(struct launch_dyno *d, struct dy_error **err);
+
+/* SIGKILL to the whole cgroup (OOM on v1: the whole dyno stops) and wait. */
+int launch_kill(struct launch_dyno *d, struct dy_error **err);
+
+/* Removes the cgroup, veth and rules of an exited dyno (the mounts and
+ * tmpfs went with its mount namespace). Returns 0 or < 0. */
+int launch_cleanup(struct launch_dyno *d, struct dy_error **err);
+
+/* Frees the handle. Accepts NULL. */
+void launch_free(struct launch_dyno *d);
+
+/* Removes the leftovers of dynos whose launcher died: every cgroup under
+ * cgroup_parent without a process, with its veth and rules (by name, from
+ * the id). Returns the number of dynos swept. */
+int launch_sweep(const char *cgroup_parent);

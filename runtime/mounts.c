@@ -1,0 +1,345 @@
+/* The dyno's file system; see mounts.h. */
+#include "runtime/mounts.h"
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "common/cleanup.h"
+
+/* Where the new root is built: any directory of the host will do, since the
+ * tmpfs lands in our private mount namespace only. What it hides (the
+ * slug's path may be under it) is reached through an fd opened before. */
+#define NEWROOT "/mnt"
+
+/* /etc entries copied (files) or bound read-only (directories). */
+static const char *const etc_allow[] = {
+    "alternatives",  "ca-certificates", "ca-certificates.conf",
+    "ssl",           "ld.so.cache",     "ld.so.conf",
+    "ld.so.conf.d",  "localtime",       "timezone",
+    "nsswitch.conf", "host.conf",       "resolv.conf",
+    "protocols",     "services",        "mime.types",
+    "os-release",    "debian_version",  "bash.bashrc",
+    "inputrc",       "gai.conf",        "magic",
+    "papersize",
+};
+
+static const char *const merged_links[] = {"bin", "sbin", "lib", "lib32", "lib64", "libx32"};
+
+/* dyno path for messages: NEWROOT "/app" -> "/app" */
+static const char *dpath(const char *p)
+{
+	size_t n = strlen(NEWROOT);
+	if (strncmp(p, NEWROOT, n) == 0)
+		return p[n] ? p + n : "/";
+	return p;
+}
+
+static int do_mount(const char *src, const char *dst, const char *type, unsigned long flags,
+                    const char *data, struct dy_error **err)
+{
+	if (mount(src, dst, type, flags, data) < 0)
+		return dy_error_errno(err, errno, "mount %s", dpath(dst));
+	return 0;
+}
+
+static int mkdir_p(const char *path, mode_t mode, struct dy_error **err)
+{
+	char buf[512];
+	snprintf(buf, sizeof(buf), "%s", path);
+	for (char *p = buf + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(buf, 0755) < 0 && errno != EEXIST)
+			return dy_error_errno(err, errno, "mkdir %s", dpath(buf));
+		*p = '/';
+	}
+	if (mkdir(buf, mode) < 0 && errno != EEXIST)
+		return dy_error_errno(err, errno, "mkdir %s", dpath(buf));
+	return 0;
+}
+
+static int touch(const char *path, struct dy_error **err)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+	if (fd < 0)
+		return dy_error_errno(err, errno, "create %s", dpath(path));
+	close(fd);
+	return 0;
+}
+
+/* A read-only bind of src (host) at dst (created as a file or directory). */
+static int bind_ro(const char *src, const char *dst, bool dir, struct dy_error **err)
+{
+	if ((dir ? mkdir_p(dst, 0755, err) : touch(dst, err)) < 0)
+		return -1;
+	if (do_mount(src, dst, NULL, MS_BIND | MS_REC, NULL, err) < 0)
+		return -1;
+	/* a bind keeps the source's flags; read-only needs a remount of the
+	 * new mount point itself (mount(2), "Creating a bind mount") */
+	return do_mount(NULL, dst, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV,
+	                NULL, err);
+}
+
+static int write_file(const char *path, const char *text, struct dy_error **err)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
+	if (fd < 0)
+		return dy_error_errno(err, errno, "create %s", dpath(path));
+	size_t n = strlen(text);
+	ssize_t w = write(fd, text, n);
+	int e = errno;
+	close(fd);
+	if (w != (ssize_t)n)
+		return dy_error_errno(err, w < 0 ? e : EIO, "write %s", dpath(path));
+	return 0;
+}
+
+static int copy_file(const char *src, const char *dst, struct dy_error **err)
+{
+	_cleanup_close_ int in = open(src, O_RDONLY | O_CLOEXEC);
+	if (in < 0)
+		return 0; /* a dangling link (resolv.conf into /run): leave it out */
+	_cleanup_close_ int out = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	if (out < 0)
+		return dy_error_errno(err, errno, "create %s", dpath(dst));
+	char buf[16384];
+	ssize_t n;
+	size_t total = 0;
+	while ((n = read(in, buf, sizeof(buf))) > 0) {
+		total += (size_t)n;
+		if (total > 4 * 1024 * 1024) /* an /etc file, not a disk image */
+			return dy_error(err, "copy %s: too large", dpath(dst));
+		if (write(out, buf, (size_t)n) != n)
+			return dy_error_errno(err, errno, "write %s", dpath(dst));
+	}
+	return 0;
+}
+
+static int setup_etc(const struct mounts_params *p, struct dy_error **err)
+{
+	if (mkdir_p(NEWROOT "/etc", 0755, err) < 0)
+		return -1;
+	for (size_t i = 0; i < DY_ELEMENTSOF(etc_allow); i++) {
+		char src[256], dst[256];
+		snprintf(src, sizeof(src), "/etc/%s", etc_allow[i]);
+		snprintf(dst, sizeof(dst), NEWROOT "/etc/%s", etc_allow[i]);
+		struct stat st;
+		if (stat(src, &st) < 0)
+			continue;
+		if (S_ISDIR(st.st_mode)) {
+			if (bind_ro(src, dst, true, err) < 0)
+				return -1;
+		} else if (S_ISREG(st.st_mode)) {
+			if (copy_file(src, dst, err) < 0)
+				return -1;
+		}
+	}
+	char buf[1024];
+	snprintf(buf, sizeof(buf),
+	         "root:x:0:0:root:/root:/usr/sbin/nologin\n"
+	         "dyno:x:%u:%u:dyno:/app:/bin/bash\n"
+	         "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n",
+	         (unsigned)p->uid, (unsigned)p->gid);
+	if (write_file(NEWROOT "/etc/passwd", buf, err) < 0)
+		return -1;
+	snprintf(buf, sizeof(buf), "root:x:0:\ndyno:x:%u:\nnogroup:x:65534:\n", (unsigned)p->gid);
+	if (write_file(NEWROOT "/etc/group", buf, err) < 0)
+		return -1;
+	snprintf(buf, sizeof(buf), "%s\n", p->hostname);
+	if (write_file(NEWROOT "/etc/hostname", buf, err) < 0)
+		return -1;
+	snprintf(buf, sizeof(buf), "127.0.0.1\tlocalhost\n::1\tlocalhost\n127.0.1.1\t%s\n",
+	         p->hostname);
+	return write_file(NEWROOT "/etc/hosts", buf, err);
+}
+
+static int setup_dev(const struct mounts_params *p, struct dy_error **err)
+{
+	static const char *const nodes[] = {"null", "zero", "full", "random", "urandom", "tty"};
+	if (mkdir_p(NEWROOT "/dev", 0755, err) < 0)
+		return -1;
+	if (do_mount("dyno-dev", NEWROOT "/dev", "tmpfs", MS_NOSUID | MS_NOEXEC,
+	             "mode=0755,size=64k", err) < 0)
+		return -1;
+	for (size_t i = 0; i < DY_ELEMENTSOF(nodes); i++) {
+		char src[64], dst[64];
+		snprintf(src, sizeof(src), "/dev/%s", nodes[i]);
+		snprintf(dst, sizeof(dst), NEWROOT "/dev/%s", nodes[i]);
+		if (touch(dst, err) < 0)
+			return -1;
+		/* a bind of the host's node: mknod would need the devices cgroup
+		 * to agree, a bind does not */
+		if (do_mount(src, dst, NULL, MS_BIND, NULL, err) < 0)
+			return -1;
+	}
+	if (mkdir_p(NEWROOT "/dev/pts", 0755, err) < 0 ||
+	    do_mount("devpts", NEWROOT "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC,
+	             "newinstance,ptmxmode=0666,mode=0620", err) < 0)
+		return -1;
+	if (symlink("pts/ptmx", NEWROOT "/dev/ptmx") < 0)
+		return dy_error_errno(err, errno, "symlink /dev/ptmx");
+	char opts[64];
+	snprintf(opts, sizeof(opts), "mode=1777,size=%llu", (unsigned long long)p->tmpfs_size);
+	if (mkdir_p(NEWROOT "/dev/shm", 01777, err) < 0 ||
+	    do_mount("shm", NEWROOT "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, opts, err) < 0)
+		return -1;
+	static const char *const links[][2] = {{"/proc/self/fd", "fd"},
+	                                       {"/proc/self/fd/0", "stdin"},
+	                                       {"/proc/self/fd/1", "stdout"},
+	                                       {"/proc/self/fd/2", "stderr"}};
+	for (size_t i = 0; i < DY_ELEMENTSOF(links); i++) {
+		char dst[64];
+		snprintf(dst, sizeof(dst), NEWROOT "/dev/%s", links[i][1]);
+		if (symlink(links[i][0], dst) < 0)
+			return dy_error_errno(err, errno, "symlink %s", dpath(dst));
+	}
+	return do_mount(NULL, NEWROOT "/dev", NULL, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NOEXEC,
+	                "mode=0755,size=64k", err);
+}
+
+static int setup_cgroup(const struct mounts_params *p, struct dy_error **err)
+{
+	const struct cg *cg = p->cg;
+	if (mkdir_p(NEWROOT "/sys/fs/cgroup", 0755, err) < 0)
+		return -1;
+	if (cg->ver[CG_MEMORY] == CG_V2 && cg->ver[CG_PIDS] == CG_V2 &&
+	    (cg->ver[CG_CPU] == CG_V2 || cg->ver[CG_CPU] == CG_NONE)) {
+		/* unified: the dyno's own cgroup directory is the whole tree */
+		return bind_ro(cg->dir[CG_MEMORY], NEWROOT "/sys/fs/cgroup", true, err);
+	}
+	if (do_mount("cgroup", NEWROOT "/sys/fs/cgroup", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
+	             "mode=0755,size=16k", err) < 0)
+		return -1;
+	for (int c = 0; c < CG_N_CTRL; c++) {
+		if (!cg->dir[c])
+			continue;
+		char dst[128];
+		snprintf(dst, sizeof(dst), NEWROOT "/sys/fs/cgroup/%s",
+		         cg->ver[c] == CG_V2 ? "unified" : cg_ctrl_str(c));
+		struct stat st;
+		if (stat(dst, &st) == 0)
+			continue; /* unified already bound */
+		if (bind_ro(cg->dir[c], dst, true, err) < 0)
+			return -1;
+	}
+	return do_mount(NULL, NEWROOT "/sys/fs/cgroup", NULL,
+	                MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
+	                "mode=0755,size=16k", err);
+}
+
+int mounts_setup(const struct mounts_params *p, struct dy_error **err)
+{
+	char opts[512];
+
+	/* nothing we mount may propagate back to the host */
+	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+		return dy_error_errno(err, errno, "make / rprivate");
+	/* the slug directory may sit under NEWROOT: keep it by an fd, opened
+	 * here so that its mount is one of this namespace (overlayfs clones
+	 * the lower layer's mount and refuses one of another namespace) */
+	_cleanup_close_ int slug_fd =
+	    open(p->slug_dir, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (slug_fd < 0)
+		return dy_error_errno(err, errno, "open the slug directory %s", p->slug_dir);
+	if (do_mount("dyno-root", NEWROOT, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=4m",
+	             err) < 0)
+		return -1;
+
+	/* scratch: the overlay's upper layer and /tmp, in one tmpfs sized by
+	 * the dyno's memory quota (its pages are charged to the dyno's memcg) */
+	if (mkdir_p(NEWROOT "/.scratch", 0700, err) < 0)
+		return -1;
+	snprintf(opts, sizeof(opts), "mode=0700,size=%llu", (unsigned long long)p->tmpfs_size);
+	if (do_mount("dyno-scratch", NEWROOT "/.scratch", "tmpfs", MS_NOSUID | MS_NODEV, opts,
+	             err) < 0)
+		return -1;
+	if (mkdir_p(NEWROOT "/.scratch/upper", 0755, err) < 0 ||
+	    mkdir_p(NEWROOT "/.scratch/work", 0700, err) < 0 ||
+	    mkdir_p(NEWROOT "/.scratch/tmp", 01777, err) < 0)
+		return -1;
+	if (chown(NEWROOT "/.scratch/upper", p->uid, p->gid) < 0)
+		return dy_error_errno(err, errno, "chown /app upper layer");
+	if (chmod(NEWROOT "/.scratch/tmp", 01777) < 0)
+		return dy_error_errno(err, errno, "chmod /tmp");
+
+	if (mkdir_p(NEWROOT "/app", 0755, err) < 0)
+		return -1;
+	/* through /proc's magic link to the fd opened above */
+	snprintf(opts, sizeof(opts),
+	         "lowerdir=/proc/self/fd/%d,upperdir=" NEWROOT "/.scratch/upper,workdir=" NEWROOT
+	         "/.scratch/work",
+	         slug_fd);
+	if (do_mount("dyno-app", NEWROOT "/app", "overlay", MS_NOSUID | MS_NODEV, opts, err) < 0)
+		return -1;
+	if (mkdir_p(NEWROOT "/tmp", 01777, err) < 0 ||
+	    do_mount(NEWROOT "/.scratch/tmp", NEWROOT "/tmp", NULL, MS_BIND, NULL, err) < 0)
+		return -1;
+
+	/* the stack */
+	if (bind_ro("/usr", NEWROOT "/usr", true, err) < 0)
+		return -1;
+	for (size_t i = 0; i < DY_ELEMENTSOF(merged_links); i++) {
+		char src[64], dst[64], target[256];
+		snprintf(src, sizeof(src), "/%s", merged_links[i]);
+		snprintf(dst, sizeof(dst), NEWROOT "/%s", merged_links[i]);
+		ssize_t n = readlink(src, target, sizeof(target) - 1);
+		if (n > 0) {
+			target[n] = '\0';
+			if (symlink(target, dst) < 0)
+				return dy_error_errno(err, errno, "symlink /%s", merged_links[i]);
+			continue;
+		}
+		struct stat st;
+		if (n < 0 && errno == EINVAL && stat(src, &st) == 0 && S_ISDIR(st.st_mode)) {
+			/* an unmerged stack: bind the directory instead */
+			if (bind_ro(src, dst, true, err) < 0)
+				return -1;
+		}
+	}
+	if (setup_etc(p, err) < 0)
+		return -1;
+
+	if (mkdir_p(NEWROOT "/proc", 0555, err) < 0 ||
+	    do_mount("proc", NEWROOT "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL, err) <
+	        0)
+		return -1;
+	/* what is still writable for root in /proc is not for a dyno */
+	if (do_mount(NEWROOT "/proc/sys", NEWROOT "/proc/sys", NULL, MS_BIND | MS_REC, NULL, err) <
+	        0 ||
+	    do_mount(NULL, NEWROOT "/proc/sys", NULL,
+	             MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL,
+	             err) < 0)
+		return -1;
+	if (setup_dev(p, err) < 0)
+		return -1;
+	if (setup_cgroup(p, err) < 0)
+		return -1;
+	if (mkdir_p(NEWROOT "/run", 0755, err) < 0 || mkdir_p(NEWROOT "/var/tmp", 01777, err) < 0)
+		return -1;
+
+	if (do_mount(NULL, NEWROOT, NULL, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV,
+	             "mode=0755,size=4m", err) < 0)
+		return -1;
+
+	/* pivot_root(".", "."): the old root ends stacked under the new one
+	 * and is detached at once (pivot_root(2), NOTES) */
+	if (chdir(NEWROOT) < 0)
+		return dy_error_errno(err, errno, "chdir to the new root");
+	if (syscall(SYS_pivot_root, ".", ".") < 0)
+		return dy_error_errno(err, errno, "pivot_root");
+	if (umount2(".", MNT_DETACH) < 0)
+		return dy_error_errno(err, errno, "detach the host's root");
+	if (chdir("/") < 0)
+		return dy_error_errno(err, errno, "chdir /");
+	/* the scratch tmpfs stays referenced by /app and /tmp only */
+	if (umount2("/.scratch", MNT_DETACH) < 0)
+		return dy_error_errno(err, errno, "detach /.scratch");
+	return 0;
+}

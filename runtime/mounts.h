@@ -1,0 +1,35 @@
+/* The dyno's file system (DESIGN.md, "A dyno, from inside"), built in the
+ * child's own mount namespace, so that nothing is ever mounted on the host:
+ *
+ *   /            tmpfs, read-only once built
+ *   /usr         the stack: the host's /usr, bound read-only
+ *   /bin /lib... Debian's merged-/usr links, recreated (not bound)
+ *   /etc         a filtered copy: an allowlist of the host's files, read-only,
+ *                with a passwd/group naming the app's uid and a hostname
+ *   /app         overlay: lower the unpacked slug, upper in the scratch tmpfs
+ *   /tmp         in the scratch tmpfs (size: the dyno's memory quota)
+ *   /proc        the dyno's own (new PID namespace); /proc/sys read-only
+ *   /dev         tmpfs: null zero full random urandom tty, devpts, ptmx, shm
+ *   /sys/fs/cgroup  the dyno's own cgroup, read-only
+ * then pivot_root. */
+#pragma once
+
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "common/error.h"
+#include "runtime/cgroup.h"
+
+struct mounts_params {
+	const char *slug_dir; /* the unpacked slug directory (host path) */
+	uid_t uid;
+	gid_t gid;
+	uint64_t tmpfs_size; /* bytes for the scratch tmpfs and /dev/shm */
+	const struct cg *cg; /* the dyno's cgroup, bound at /sys/fs/cgroup */
+	const char *hostname;
+};
+
+/* Builds the tree and pivots into it. Runs in the child, as root, in its
+ * new mount and PID namespaces. Errors name the path as the dyno sees it:
+ * "mount /app: Invalid argument". Returns 0 or < 0. */
+int mounts_setup(const struct mounts_params *p, struct dy_error **err);

@@ -1,0 +1,477 @@
+"""Scenarios for test_launch.py, each run inside a private network namespace
+made by the test (`unshare -n`, then `ip link set lo up`): `python3
+dynoharness.py SCENARIO` starts real dynos with dyno-launch and the probe,
+plays the host's part (log sink, TCP clients and servers) and prints one
+JSON object with what it saw as its last line. Everything it creates is
+named after its own pid, and removed: dynos (by their launcher's pid),
+cgroups, sockets, files."""
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+BUILD = Path(os.environ.get("DYNO_BUILD", ROOT / "build"))
+LAUNCH = BUILD / "runtime" / "dyno-launch"
+PROBE = BUILD / "tests" / "probe" / "probe"
+UID = 20000 + os.getpid() % 20000
+CG_PARENT = f"dyno-test-{os.getpid()}"
+CONTROLLERS = ("memory", "pids", "cpu")
+
+
+class Sink:
+    """The log intake: a Unix datagram socket collecting app lines."""
+
+    def __init__(self, path, bind=True):
+        self.path = str(path)
+        self.sock = None
+        self.lines = []
+        if bind:
+            self.bind()
+
+    def bind(self):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(self.path)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+
+    def close(self):
+        if self.sock:
+            self.sock.close()
+            self.sock = None
+        try:
+            os.unlink(self.path)
+        except FileNotFoundError:
+            pass
+
+    def pump(self, timeout):
+        self.sock.settimeout(timeout)
+        try:
+            while True:
+                self.lines.append(self.sock.recv(65536).decode(errors="replace"))
+                self.sock.settimeout(0.01)
+        except (socket.timeout, BlockingIOError):
+            pass
+
+    def messages(self):
+        """The message part of each line: after "app[NAME]: "."""
+        out = []
+        for line in self.lines:
+            _, _, rest = line.partition(" ")
+            _, _, msg = rest.partition(": ")
+            out.append(msg)
+        return out
+
+    def wait_for(self, pred, timeout=10.0):
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            for m in self.messages():
+                if pred(m):
+                    return m
+            self.pump(0.1)
+        return None
+
+    def json(self, probe, timeout=10.0):
+        def match(m):
+            return m.startswith("{") and f'"probe":"{probe}"' in m
+
+        m = self.wait_for(match, timeout)
+        return json.loads(m) if m else None
+
+
+class Dyno:
+    count = 0
+
+    def __init__(self, h, cmd, name="web.1", memory="64M", pids=64, port=None, extra=(),
+                 sink=True):
+        Dyno.count += 1
+        self.id = f"t{os.getpid()}-{Dyno.count}"
+        self.sink = Sink(h.tmp / f"{self.id}.sock", bind=sink)
+        args = [str(LAUNCH), "--slug-dir", str(h.slug), "--uid", str(UID), "--name", name,
+                "--id", self.id, "--memory", memory, "--pids", str(pids), "--log-sock",
+                self.sink.path, "--cgroup-parent", CG_PARENT, "--grace", "2", *extra]
+        if port:
+            args += ["--port", str(port)]
+        self.proc = subprocess.Popen(args + ["--", cmd], stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, text=True)
+        h.dynos.append(self)
+        self.events = []
+        line = self.proc.stdout.readline()
+        if not line:
+            self.proc.wait(10)
+            self.error = self.proc.stderr.read().strip()
+            if "Sanitizer" in self.error or "runtime error:" in self.error:
+                raise RuntimeError(f"dyno-launch {self.id}: {self.error}")
+            self.running = None
+            return
+        self.error = None
+        self.running = json.loads(line)
+        self.ip = self.running["addr"]
+
+    def finish(self, timeout=20):
+        """Waits for the launcher; returns the "exited" event."""
+        out, err = self.proc.communicate(timeout=timeout)
+        self.stderr = err
+        # a sanitizer build's report (leak, overflow) fails the scenario
+        if "Sanitizer" in err or "runtime error:" in err:
+            raise RuntimeError(f"dyno-launch {self.id}: {err}")
+        for line in out.splitlines():
+            self.events.append(json.loads(line))
+        return next((e for e in self.events if e["event"] == "exited"), None)
+
+    def stop(self, timeout=20):
+        self.proc.send_signal(signal.SIGTERM)
+        return self.finish(timeout)
+
+
+class Harness:
+    def __init__(self):
+        self.tmp = Path(tempfile.mkdtemp(prefix="dyno-launch-"))
+        os.chmod(self.tmp, 0o755)
+        self.slug = self.tmp / "slug"
+        (self.slug / "bin").mkdir(parents=True)
+        (self.slug / ".profile.d").mkdir()
+        shutil.copy(PROBE, self.slug / "bin" / "probe")
+        (self.slug / ".profile.d" / "probe.sh").write_text("export PROFILE_D=sourced\n")
+        (self.slug / "Procfile").write_text("web: probe listen $PORT\n")
+        for p in [self.slug, *self.slug.rglob("*")]:
+            os.chown(p, UID, UID)
+        self.dynos = []
+
+    def close(self):
+        for d in self.dynos:
+            if d.proc.poll() is None:
+                d.proc.send_signal(signal.SIGTERM)
+                try:
+                    d.proc.wait(15)
+                except subprocess.TimeoutExpired:
+                    d.proc.kill()
+            d.sink.close()
+        for p in [Path(f"/sys/fs/cgroup/{CG_PARENT}"),
+                  *Path("/sys/fs/cgroup").glob(f"*/{CG_PARENT}")]:
+            try:
+                p.rmdir()
+            except OSError:
+                pass
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def leftovers(d):
+    """What is left of dyno d on the host: cgroups, veth, nftables chain."""
+    left = []
+    # v1 hierarchies are /sys/fs/cgroup/<controller>; a v2 one may be the
+    # top or /sys/fs/cgroup/unified
+    for p in [Path(f"/sys/fs/cgroup/{CG_PARENT}/{d.id}"),
+              *Path("/sys/fs/cgroup").glob(f"*/{CG_PARENT}/{d.id}")]:
+        if p.exists():
+            name = p.parent.parent.name
+            left.append(f"cgroup {name if name != 'cgroup' else 'v2'}")
+    veth = d.running["veth"]
+    if os.path.exists(f"/sys/class/net/{veth}"):
+        left.append(f"veth {veth}")
+    r = subprocess.run(["nft", "list", "chain", "inet", "dyno", "d-" + veth[3:]],
+                       capture_output=True)
+    if r.returncode == 0:
+        left.append("nft chain")
+    r = subprocess.run(["nft", "list", "map", "inet", "dyno", "dynos"], capture_output=True,
+                       text=True)
+    if veth in r.stdout:
+        left.append("nft map element")
+    with open("/proc/self/mounts") as f:
+        left += [f"mount {ln.split()[1]}" for ln in f if ln.split()[0].startswith("dyno-")]
+    r = subprocess.run(["pgrep", "-u", str(UID)], capture_output=True, text=True)
+    left += [f"process {p}" for p in r.stdout.split()]
+    return left
+
+
+def tcp(ip, port, timeout=2.0):
+    try:
+        with socket.create_connection((ip, port), timeout=timeout) as s:
+            s.settimeout(timeout)
+            return "ok:" + s.recv(100).decode().strip()
+    except OSError as e:
+        return type(e).__name__
+
+
+class Server:
+    """A TCP service of the host, on all addresses."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("0.0.0.0", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        threading.Thread(target=self.serve, daemon=True).start()
+
+    def serve(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            c.sendall(b"host\n")
+            c.close()
+
+
+# -- scenarios ---------------------------------------------------------------
+
+
+def sc_report(h):
+    host_int80 = subprocess.run([str(PROBE), "int80"], capture_output=True, text=True).stdout
+    d = Dyno(h, "probe report; probe touch /tmp/mine; probe ls /tmp/mine", port=5000)
+    rep = d.sink.json("report")
+    touch = d.sink.json("touch")
+    ex = d.finish()
+    return {"uid": UID, "report": rep, "host_int80": json.loads(host_int80)["result"], "touch": touch, "exited": ex,
+            "leftovers": leftovers(d), "lines": d.sink.lines[:5]}
+
+
+def sc_private(h):
+    a = Dyno(h, "probe touch /tmp/a; probe touch /app/a; sleep 30")
+    a.sink.json("touch")
+    b = Dyno(h, "probe ls /tmp/a; probe ls /app/a")
+    lb = b.sink.json("ls")
+    b.sink.pump(1)
+    seen = [json.loads(m) for m in b.sink.messages() if m.startswith('{"probe":"ls"')]
+    a.stop()
+    b.finish()
+    return {"seen": seen, "host_slug_a": (h.slug / "a").exists(), "first": lb}
+
+
+def sc_error(h):
+    bad = Dyno(h, "true", extra=["--slug-dir", "/nonexistent"])
+    # /proc/1 is a directory the parent can open, but overlayfs refuses it as
+    # a lower layer: the child's error has to come back over the socket
+    child = Dyno(h, "true", extra=["--slug-dir", "/proc/1"])
+    left = []
+    for c in CONTROLLERS:
+        p = Path(f"/sys/fs/cgroup/{c}/{CG_PARENT}")
+        if p.exists():
+            left += [x.name for x in p.iterdir() if x.is_dir()]
+    return {"bad": bad.error, "child": child.error, "leftover_cgroups": left}
+
+
+def sc_oom(h):
+    d = Dyno(h, "probe hog 1024", memory="32M")
+    ex = d.finish(timeout=60)
+    return {"exited": ex, "stderr": d.stderr, "events": d.events, "leftovers": leftovers(d),
+            "survived": d.sink.json("hog", timeout=0.5)}
+
+
+def sc_quota(h):
+    # over the quota (32 MiB) but under the kernel limit (64 MiB): R14, alive
+    d = Dyno(h, "probe hog 44 hold", memory="32M")
+    hog = d.sink.json("hog", timeout=15)
+    end = time.monotonic() + 5
+    line = ""
+    while time.monotonic() < end and '"r14"' not in line:
+        line = d.proc.stdout.readline()
+    ex = d.stop()
+    return {"hog": hog, "r14": json.loads(line) if '"r14"' in line else None, "exited": ex,
+            "stderr": d.stderr, "leftovers": leftovers(d)}
+
+
+def sc_oom_bg(h):
+    # the OOM killer hits a background process; the main one would live on:
+    # the whole dyno is stopped anyway (R15, a crash)
+    d = Dyno(h, "probe hog 1024 & sleep 60", memory="32M")
+    t0 = time.monotonic()
+    ex = d.finish(timeout=60)
+    return {"exited": ex, "took": time.monotonic() - t0, "stderr": d.stderr,
+            "events": d.events, "leftovers": leftovers(d)}
+
+
+def sc_forkbomb(h):
+    d = Dyno(h, "probe forkbomb", pids=24)
+    res = d.sink.json("forkbomb", timeout=20)
+    host = subprocess.run(["true"]).returncode
+    ex = d.stop()
+    return {"forkbomb": res, "host_fork": host, "exited": ex, "leftovers": leftovers(d)}
+
+
+def sc_network(h):
+    with open("/proc/sys/net/ipv4/ip_forward", "w") as f:
+        f.write("1\n")  # the host forwards: the rules must still hold
+    other = Server()
+    opened = Server()
+    a = Dyno(h, "probe listen $PORT", port=5000, extra=["--gateway-port", str(opened.port)])
+    a.sink.json("listen")
+    from_host = tcp(a.ip, 5000)
+    b = Dyno(h, f"probe connect {a.ip} 5000; probe connect 10.213.0.1 {other.port}; "
+             f"probe connect 10.213.0.1 {opened.port}; probe connect 127.0.0.1 5000; "
+             f"probe listen 5001", port=5001)
+    b.sink.json("listen", timeout=15)
+    res = [json.loads(m) for m in b.sink.messages() if m.startswith('{"probe":"connect"')]
+    from_host_b = tcp(b.ip, 5001)
+    ea, eb = a.stop(), b.stop()
+    return {"a": a.ip, "b": b.ip, "from_host": from_host, "from_host_b": from_host_b,
+            "connects": res, "other_port": other.port, "opened_port": opened.port,
+            "exited": [ea, eb], "leftovers": leftovers(a) + leftovers(b)}
+
+
+OUTSIDE_SERVER = '''
+import socket
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("0.0.0.0", 7000)); s.listen(8); print("ready", flush=True)
+while True:
+    c, a = s.accept(); c.sendall(("outside " + a[0] + "\\n").encode()); c.close()
+'''
+
+
+def sc_egress(h):
+    # "the outside": another network namespace behind out0, 192.0.2.0/24
+    with open("/proc/sys/net/ipv4/ip_forward", "w") as f:
+        f.write("1\n")
+    holder = subprocess.Popen(["unshare", "-n", "sleep", "60"])
+    server = None
+    try:
+        time.sleep(0.2)
+        run = lambda *a: subprocess.run(a, check=True, capture_output=True)
+        run("ip", "link", "add", "out0", "type", "veth", "peer", "name", "out1", "netns",
+            str(holder.pid))
+        run("ip", "addr", "add", "192.0.2.1/24", "dev", "out0")
+        run("ip", "link", "set", "out0", "up")
+        ns = ["nsenter", "-t", str(holder.pid), "-n"]
+        run(*ns, "ip", "addr", "add", "192.0.2.2/24", "dev", "out1")
+        run(*ns, "ip", "link", "set", "out1", "up")
+        run(*ns, "ip", "link", "set", "lo", "up")
+        server = subprocess.Popen(ns + [sys.executable, "-c", OUTSIDE_SERVER],
+                                  stdout=subprocess.PIPE, text=True)
+        server.stdout.readline()
+        a = Dyno(h, "probe connect 192.0.2.2 7000; probe listen 5000", extra=["--egress"])
+        b = Dyno(h, "probe connect 192.0.2.2 7000; probe listen 5000")
+        ra, rb = a.sink.json("connect"), b.sink.json("connect")
+        a.sink.json("listen")
+        b.sink.json("listen")
+        ea, eb = a.stop(), b.stop()
+        return {"egress": ra, "no_egress": rb, "exited": [ea, eb],
+                "leftovers": leftovers(a) + leftovers(b)}
+    finally:
+        if server:
+            server.kill()
+            server.wait()
+        holder.kill()
+        holder.wait()
+
+
+def sc_sigterm(h):
+    d = Dyno(h, "probe term 3")
+    ready = d.sink.wait_for(lambda m: m.startswith("ready"))
+    ex = d.stop()
+    d.sink.pump(1)
+    terms = [m for m in d.sink.messages() if m.startswith("TERM ")]
+    return {"ready": ready, "terms": terms, "exited": ex, "leftovers": leftovers(d)}
+
+
+def sc_lines(h):
+    # a line over 10000 bytes is split; stderr is relayed too; no newline at
+    # the end still makes a line
+    d = Dyno(h, "head -c 25000 /dev/zero | tr '\\0' x; echo; echo to-stderr >&2; "
+             "printf 'no newline'")
+    d.finish()
+    d.sink.pump(0.5)
+    return {"lengths": [len(m) for m in d.sink.messages()],
+            "last": d.sink.messages()[-2:]}
+
+
+def sc_zombies(h):
+    # orphans are re-parented to the dyno's init, which must reap them
+    d = Dyno(h, "(sleep 0.2 &) ; (sleep 0.2 &) ; sleep 1; probe zombies")
+    z = d.sink.json("zombies")
+    d.finish()
+    return {"zombies": z}
+
+
+def sc_grace(h):
+    # SIGTERM ignored: SIGKILL of the whole cgroup after the grace (2 s here)
+    d = Dyno(h, "trap '' TERM; sleep 60 & sleep 60 & echo started; wait")
+    d.sink.wait_for(lambda m: m == "started")
+    t0 = time.monotonic()
+    ex = d.stop()
+    return {"exited": ex, "took": time.monotonic() - t0, "leftovers": leftovers(d)}
+
+
+def sc_sink_gone(h):
+    # no sink at all: 8 MB of output must neither block nor kill the dyno
+    d = Dyno(h, "probe spam 8000000; echo finished", sink=False, extra=["--log-buffer", "64K"])
+    t0 = time.monotonic()
+    ex = d.finish(timeout=30)
+    took = time.monotonic() - t0
+    # the sink comes back: the newest buffered lines and the drop count arrive
+    e = Dyno(h, "probe spam 400000; echo MARK; sleep 30", sink=False,
+             extra=["--log-buffer", "64K"])
+    time.sleep(1.5)
+    e.sink.bind()
+    mark = e.sink.wait_for(lambda m: m == "MARK", timeout=5)
+    drop = next((ln for ln in e.sink.lines if "Error L10" in ln), None)
+    # and goes away again: the dyno keeps running
+    e.sink.close()
+    time.sleep(0.5)
+    alive = e.proc.poll() is None
+    ee = e.stop()
+    return {"exited": ex, "took": took, "mark": mark, "drop": drop, "alive": alive,
+            "exited2": ee, "leftovers": leftovers(d) + leftovers(e)}
+
+
+def sc_crash_sweep(h):
+    d = Dyno(h, "sleep 60")
+    init_pid = d.running["pid"]
+    d.proc.kill()  # the launcher crashes; the dyno must survive it
+    d.proc.wait()
+    time.sleep(0.3)
+    alive = os.path.exists(f"/proc/{init_pid}")
+    # the dyno's init, which we started, ends (a sweep leaves live dynos alone)
+    before = subprocess.run([str(LAUNCH), "--sweep", "--cgroup-parent", CG_PARENT],
+                            capture_output=True, text=True).stdout
+    os.kill(init_pid, signal.SIGKILL)
+    for _ in range(100):
+        if not os.path.exists(f"/proc/{init_pid}"):
+            break
+        time.sleep(0.05)
+    left_before = leftovers(d)
+    after = subprocess.run([str(LAUNCH), "--sweep", "--cgroup-parent", CG_PARENT],
+                           capture_output=True, text=True).stdout
+    return {"alive": alive, "sweep_live": json.loads(before), "left_before": left_before,
+            "sweep": json.loads(after), "leftovers": leftovers(d)}
+
+
+def sc_adopt(h):
+    d = Dyno(h, "probe listen $PORT", port=5000)
+    d.sink.json("listen")
+    init_pid = d.running["pid"]
+    d.proc.kill()  # the launcher crashes; the dyno keeps running
+    d.proc.wait()
+    # a new launcher re-adopts it: pid + cgroup, veth and address by its id
+    a = subprocess.Popen([str(LAUNCH), "--adopt", str(init_pid), "--id", d.id,
+                          "--cgroup-parent", CG_PARENT, "--grace", "2"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    adopted = json.loads(a.stdout.readline() or "null")
+    serving = tcp(d.ip, 5000)
+    wrong = subprocess.run([str(LAUNCH), "--adopt", str(os.getpid()), "--id", d.id,
+                            "--cgroup-parent", CG_PARENT], capture_output=True, text=True)
+    a.send_signal(signal.SIGTERM)
+    out, err = a.communicate(timeout=20)
+    exited = json.loads(out.splitlines()[-1]) if out else None
+    return {"adopted": adopted, "ip": d.ip, "serving": serving, "exited": exited,
+            "err": err, "wrong": wrong.stderr, "leftovers": leftovers(d)}
+
+
+def main():
+    name = sys.argv[1]
+    h = Harness()
+    try:
+        res = globals()["sc_" + name](h)
+    finally:
+        h.close()
+    print(json.dumps(res))
+
+
+if __name__ == "__main__":
+    main()
