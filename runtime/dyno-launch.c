@@ -5,14 +5,18 @@
  *   dyno-launch --slug-dir D --uid U --name web.1 --id ID [--size standard-1x]
  *               [--memory 64M] [--pids 64] [--port 5000] [--log-sock PATH]
  *               [--gateway-port P]... [--env K=V]... [--grace 5] [--repeat N]
- *               -- CMD...
+ *               [--burst N] -- CMD...
  *   dyno-launch --sweep [--cgroup-parent P]
  *   dyno-launch --adopt PID --id ID [--cgroup-parent P] [--memory M]
  *
  * stdout: one JSON object per event ("running", "oom", "exited"). SIGTERM or
  * SIGINT stops the dyno (SIGTERM, grace, SIGKILL of its cgroup). On an OOM
  * kill the whole dyno is stopped (R15). --repeat N starts and stops the
- * command N times and prints start and teardown times. */
+ * command N times and prints start and teardown times. --burst N starts N
+ * dynos back to back (ids ID-0 .. ID-N-1), as a scale-up does, and stops
+ * and cleans them all only afterwards: teardown (a veth delete waits for
+ * the network to quiesce) stays off the start path; it prints the start
+ * times and the teardown time per dyno. */
 #include <arpa/inet.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -55,6 +59,65 @@ static int cmp_u64(const void *a, const void *b)
 {
 	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
 	return x < y ? -1 : x > y;
+}
+
+/* --burst: n starts back to back, then every stop and cleanup. */
+static int run_burst(const struct launch_params *base, long n, uint64_t grace)
+{
+	struct launch_dyno **d = calloc((size_t)n, sizeof(*d));
+	uint64_t *start = calloc((size_t)n, sizeof(uint64_t));
+	char **ids = calloc((size_t)n, sizeof(*ids));
+	int rc = 0;
+	long started = 0;
+	if (!d || !start || !ids) {
+		free(d);
+		free(start);
+		free(ids);
+		return 1;
+	}
+	uint64_t t0 = now_us();
+	for (long i = 0; i < n; i++) {
+		struct launch_params p = *base;
+		struct dy_error *e = NULL;
+		if (asprintf(&ids[i], "%s-%ld", base->id, i) < 0) {
+			ids[i] = NULL;
+			rc = 1;
+			break;
+		}
+		p.id = ids[i];
+		uint64_t s = now_us();
+		if (launch_start(&p, &d[i], &e) < 0) {
+			rc = fail(&e);
+			break;
+		}
+		start[i] = now_us() - s;
+		started++;
+	}
+	uint64_t all_started = now_us() - t0;
+	uint64_t t1 = now_us();
+	for (long i = 0; i < started; i++) {
+		struct dy_error *e = NULL;
+		bool killed = false;
+		if (launch_poll(d[i], &e) < 0 || launch_stop(d[i], grace, &killed, &e) < 0 ||
+		    launch_cleanup(d[i], &e) < 0)
+			rc = fail(&e);
+		launch_free(d[i]);
+	}
+	uint64_t teardown = now_us() - t1;
+	if (started > 0) {
+		qsort(start, (size_t)started, sizeof(uint64_t), cmp_u64);
+		printf("{\"event\":\"burst\",\"runs\":%ld,\"start_median_us\":%" PRIu64
+		       ",\"start_max_us\":%" PRIu64 ",\"all_started_us\":%" PRIu64
+		       ",\"teardown_per_dyno_us\":%" PRIu64 "}\n",
+		       started, start[started / 2], start[started - 1], all_started,
+		       teardown / (uint64_t)started);
+	}
+	for (long i = 0; i < n; i++)
+		free(ids[i]);
+	free(ids);
+	free(start);
+	free(d);
+	return rc;
 }
 
 static int run_once(const struct launch_params *p, pid_t adopt, uint64_t grace, bool quiet,
@@ -176,6 +239,7 @@ int main(int argc, char **argv)
 	    {"grace", required_argument, NULL, 't'},
 	    {"cgroup-parent", required_argument, NULL, 'c'},
 	    {"repeat", required_argument, NULL, 'r'},
+	    {"burst", required_argument, NULL, 'B'},
 	    {"sweep", no_argument, NULL, 'S'},
 	    {"adopt", required_argument, NULL, 'A'},
 	    {"egress", no_argument, NULL, 'E'},
@@ -194,7 +258,7 @@ int main(int argc, char **argv)
 	uint64_t memory = 0, grace = 5 * 1000000;
 	uint32_t pids = 0;
 	bool sweep = false, gid_set = false;
-	long repeat = 0;
+	long repeat = 0, burst = 0;
 	pid_t adopt = 0;
 	uint16_t ports[16];
 	size_t n_ports = 0;
@@ -265,6 +329,9 @@ int main(int argc, char **argv)
 		case 'r':
 			repeat = strtol(optarg, NULL, 10);
 			break;
+		case 'B':
+			burst = strtol(optarg, NULL, 10);
+			break;
 		case 'S':
 			sweep = true;
 			break;
@@ -332,6 +399,8 @@ int main(int argc, char **argv)
 	sigaddset(&mask, SIGINT);
 	sigprocmask(SIG_BLOCK, &mask, NULL);
 
+	if (burst > 0)
+		return run_burst(&p, burst, grace);
 	if (repeat <= 0)
 		return run_once(&p, 0, grace, false, NULL, NULL);
 
