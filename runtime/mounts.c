@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <linux/mount.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -20,7 +21,7 @@
 /* /etc entries copied (files) or bound read-only (directories). */
 static const char *const etc_allow[] = {
     "alternatives",  "ca-certificates", "ca-certificates.conf",
-    "ssl",           "ld.so.cache",     "ld.so.conf",
+    "ssl/certs",     "ssl/openssl.cnf", "ld.so.cache",     "ld.so.conf",
     "ld.so.conf.d",  "localtime",       "timezone",
     "nsswitch.conf", "host.conf",       "resolv.conf",
     "protocols",     "services",        "mime.types",
@@ -74,6 +75,21 @@ static int touch(const char *path, struct dy_error **err)
 	return 0;
 }
 
+/* The remount above changes the top mount only: a host submount under
+ * the source (MS_REC brought it along) would stay writable and suid-capable.
+ * mount_setattr(AT_RECURSIVE) (Linux 5.12) makes the whole tree read-only,
+ * nosuid, nodev. ENOSYS (an older kernel) keeps the top-level remount. */
+static int ro_recursive(const char *dst, struct dy_error **err)
+{
+	struct mount_attr attr = {
+	    .attr_set = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
+	};
+	if (syscall(SYS_mount_setattr, AT_FDCWD, dst, AT_RECURSIVE, &attr, sizeof(attr)) < 0 &&
+	    errno != ENOSYS)
+		return dy_error_errno(err, errno, "mount_setattr %s", dpath(dst));
+	return 0;
+}
+
 /* A read-only bind of src (host) at dst (created as a file or directory). */
 static int bind_ro(const char *src, const char *dst, bool dir, struct dy_error **err)
 {
@@ -83,8 +99,10 @@ static int bind_ro(const char *src, const char *dst, bool dir, struct dy_error *
 		return -1;
 	/* a bind keeps the source's flags; read-only needs a remount of the
 	 * new mount point itself (mount(2), "Creating a bind mount") */
-	return do_mount(NULL, dst, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV,
-	                NULL, err);
+	if (do_mount(NULL, dst, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV, NULL,
+	             err) < 0)
+		return -1;
+	return ro_recursive(dst, err);
 }
 
 static int write_file(const char *path, const char *text, struct dy_error **err)
@@ -160,6 +178,42 @@ static int setup_etc(const struct mounts_params *p, struct dy_error **err)
 	return write_file(NEWROOT "/etc/hosts", buf, err);
 }
 
+/* /proc of a dyno, as Docker's defaults leave it: the files through which
+ * uid 0 (the dyno's init is uid 0 inside) could act on the host are
+ * read-only, those that leak host state are masked. The app's uid could not
+ * write them anyway; this holds even if init were subverted. */
+static int harden_proc(struct dy_error **err)
+{
+	static const char *const ro[] = {"bus", "fs", "irq", "sysrq-trigger", "acpi"};
+	static const char *const masked[] = {"kcore",      "keys",        "latency_stats",
+	                                     "timer_list", "sched_debug", "scsi"};
+	char path[128];
+	for (size_t i = 0; i < DY_ELEMENTSOF(ro); i++) {
+		struct stat st;
+		snprintf(path, sizeof(path), NEWROOT "/proc/%s", ro[i]);
+		if (lstat(path, &st) < 0)
+			continue;
+		if (do_mount(path, path, NULL, MS_BIND | MS_REC, NULL, err) < 0 ||
+		    do_mount(NULL, path, NULL,
+		             MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL,
+		             err) < 0)
+			return -1;
+	}
+	for (size_t i = 0; i < DY_ELEMENTSOF(masked); i++) {
+		struct stat st;
+		snprintf(path, sizeof(path), NEWROOT "/proc/%s", masked[i]);
+		if (lstat(path, &st) < 0)
+			continue;
+		int r = S_ISDIR(st.st_mode)
+		            ? do_mount("dyno-mask", path, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV,
+		                       "size=0", err)
+		            : do_mount("/dev/null", path, NULL, MS_BIND, NULL, err);
+		if (r < 0)
+			return -1;
+	}
+	return 0;
+}
+
 static int setup_dev(const struct mounts_params *p, struct dy_error **err)
 {
 	static const char *const nodes[] = {"null", "zero", "full", "random", "urandom", "tty"};
@@ -181,7 +235,7 @@ static int setup_dev(const struct mounts_params *p, struct dy_error **err)
 	}
 	if (mkdir_p(NEWROOT "/dev/pts", 0755, err) < 0 ||
 	    do_mount("devpts", NEWROOT "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC,
-	             "newinstance,ptmxmode=0666,mode=0620", err) < 0)
+	             "newinstance,ptmxmode=0666,mode=0620,max=64", err) < 0)
 		return -1;
 	if (symlink("pts/ptmx", NEWROOT "/dev/ptmx") < 0)
 		return dy_error_errno(err, errno, "symlink /dev/ptmx");
@@ -316,6 +370,8 @@ int mounts_setup(const struct mounts_params *p, struct dy_error **err)
 	    do_mount(NULL, NEWROOT "/proc/sys", NULL,
 	             MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL,
 	             err) < 0)
+		return -1;
+	if (harden_proc(err) < 0)
 		return -1;
 	if (setup_dev(p, err) < 0)
 		return -1;

@@ -381,6 +381,17 @@ def sc_lines(h):
             "last": d.sink.messages()[-2:]}
 
 
+def sc_hardening(h):
+    # what root in the dyno (its init) could use against the host: read-only
+    # or masked; TLS private keys of the host not there; a pty limit
+    d = Dyno(h, "grep -E ' /proc/(sysrq-trigger|irq|bus|fs|acpi|kcore|keys|timer_list) ' "
+             "/proc/self/mountinfo; echo etc-ssl: $(ls /etc/ssl); "
+             "grep -o 'max=[0-9]*' /proc/self/mountinfo | head -1")
+    d.finish()
+    d.sink.pump(0.5)
+    return {"lines": d.sink.messages()}
+
+
 def sc_zombies(h):
     # orphans are re-parented to the dyno's init, which must reap them
     d = Dyno(h, "(sleep 0.2 &) ; (sleep 0.2 &) ; sleep 1; probe zombies")

@@ -221,3 +221,22 @@ def test_cgroup_v2_limits():
     r = scenario("report")
     assert int(r["report"]["memory_limit"]) == 2 * 64 * 1024 * 1024
     assert r["leftovers"] == []
+
+
+def test_proc_and_etc_hardening():
+    lines = scenario("hardening")["lines"]
+    mounts = {}
+    for l in lines:
+        f = l.split()
+        if len(f) > 5 and f[4].startswith("/proc/"):
+            mounts[f[4]] = (f[3], f[5].split(","))
+    for path in ("/proc/sysrq-trigger", "/proc/irq", "/proc/bus", "/proc/fs", "/proc/acpi"):
+        if path in mounts or os.path.exists(path):
+            assert path in mounts, (path, lines)
+            assert "ro" in mounts[path][1], (path, mounts[path])
+    for path in ("/proc/kcore", "/proc/keys", "/proc/timer_list"):
+        if os.path.exists(path):
+            assert path in mounts, (path, lines)  # covered by /dev/null
+    ssl = [l for l in lines if l.startswith("etc-ssl:")]
+    assert ssl and "certs" in ssl[0] and "private" not in ssl[0], lines
+    assert "max=64" in lines, lines
