@@ -20,14 +20,14 @@
 
 /* /etc entries copied (files) or bound read-only (directories). */
 static const char *const etc_allow[] = {
-    "alternatives",  "ca-certificates", "ca-certificates.conf",
-    "ssl/certs",     "ssl/openssl.cnf", "ld.so.cache",     "ld.so.conf",
-    "ld.so.conf.d",  "localtime",       "timezone",
-    "nsswitch.conf", "host.conf",       "resolv.conf",
-    "protocols",     "services",        "mime.types",
-    "os-release",    "debian_version",  "bash.bashrc",
-    "inputrc",       "gai.conf",        "magic",
-    "papersize",
+    "alternatives", "ca-certificates", "ca-certificates.conf",
+    "ssl/certs",    "ssl/openssl.cnf", "ld.so.cache",
+    "ld.so.conf",   "ld.so.conf.d",    "localtime",
+    "timezone",     "nsswitch.conf",   "host.conf",
+    "resolv.conf",  "protocols",       "services",
+    "mime.types",   "os-release",      "debian_version",
+    "bash.bashrc",  "inputrc",         "gai.conf",
+    "magic",        "papersize",
 };
 
 static const char *const merged_links[] = {"bin", "sbin", "lib", "lib32", "lib64", "libx32"};
@@ -195,8 +195,8 @@ static int harden_proc(struct dy_error **err)
 			continue;
 		if (do_mount(path, path, NULL, MS_BIND | MS_REC, NULL, err) < 0 ||
 		    do_mount(NULL, path, NULL,
-		             MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL,
-		             err) < 0)
+		             MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
+		             NULL, err) < 0)
 			return -1;
 	}
 	for (size_t i = 0; i < DY_ELEMENTSOF(masked); i++) {

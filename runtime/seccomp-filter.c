@@ -6,6 +6,7 @@
 #include <linux/sched.h>
 #include <linux/seccomp.h>
 #include <seccomp.h>
+#include <sys/socket.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -54,12 +55,12 @@ static const char *const allowed[] = {
     "set_tid_address", "setfsgid", "setfsuid", "setgid", "setgroups", "setitimer", "setpgid",
     "setpriority", "setregid", "setresgid", "setresuid", "setreuid", "setrlimit", "setsid",
     "setsockopt", "setuid", "setxattr", "shmat", "shmctl", "shmdt", "shmget", "shutdown",
-    "sigaltstack", "signalfd", "signalfd4", "socket", "socketpair", "splice", "stat", "statfs",
+    "sigaltstack", "signalfd", "signalfd4", "splice", "stat", "statfs",
     "statx", "symlink", "symlinkat", "sync", "sync_file_range", "syncfs", "sysinfo", "tee",
     "tgkill", "time", "timer_create", "timer_delete", "timer_getoverrun", "timer_gettime",
     "timer_settime", "timerfd_create", "timerfd_gettime", "timerfd_settime", "times", "tkill",
     "truncate", "umask", "uname", "unlink", "unlinkat", "utime", "utimensat", "utimes", "vfork",
-    "vmsplice", "wait4", "waitid", "write", "writev", "personality",
+    "vmsplice", "wait4", "waitid", "write", "writev",
 };
 
 /* EPERM: the families a dyno must not use, answered as "not permitted" so
@@ -157,6 +158,30 @@ static int build(scmp_filter_ctx ctx, struct dy_error **err)
 		                     SCMP_A0(SCMP_CMP_MASKED_EQ, ns[i], ns[i]));
 		if (r < 0)
 			return dy_error_errno(err, -r, "seccomp: clone flags");
+	}
+	/* socket and socketpair: every family but AF_VSOCK, which no network
+	 * namespace or nftables rule confines (it reaches the hypervisor, and
+	 * other guests' dynos with vsock_loopback): EAFNOSUPPORT, as a kernel
+	 * without vsock answers. */
+	static const int sock_calls[] = {SCMP_SYS(socket), SCMP_SYS(socketpair)};
+	for (size_t i = 0; i < DY_ELEMENTSOF(sock_calls); i++) {
+		r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, sock_calls[i], 1,
+		                     SCMP_A0(SCMP_CMP_NE, AF_VSOCK));
+		if (r == 0)
+			r = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EAFNOSUPPORT), sock_calls[i], 1,
+			                     SCMP_A0(SCMP_CMP_EQ, AF_VSOCK));
+		if (r < 0)
+			return dy_error_errno(err, -r, "seccomp: socket families");
+	}
+	/* personality: only the values Docker's profile allows (PER_LINUX,
+	 * UNAME26, PER_LINUX32, PER_LINUX32|UNAME26, and the query 0xffffffff):
+	 * READ_IMPLIES_EXEC and ADDR_NO_RANDOMIZE stay off. */
+	static const unsigned long personas[] = {0x0, 0x8, 0x20000, 0x20008, 0xffffffff};
+	for (size_t i = 0; i < DY_ELEMENTSOF(personas); i++) {
+		r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(personality), 1,
+		                     SCMP_A0(SCMP_CMP_EQ, personas[i]));
+		if (r < 0)
+			return dy_error_errno(err, -r, "seccomp: personality");
 	}
 	return 0;
 }

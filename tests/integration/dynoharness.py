@@ -392,6 +392,13 @@ def sc_hardening(h):
     return {"lines": d.sink.messages()}
 
 
+def sc_families(h):
+    d = Dyno(h, "probe families")
+    rep = d.sink.json("families")
+    d.finish()
+    return {"families": rep}
+
+
 def sc_zombies(h):
     # orphans are re-parented to the dyno's init, which must reap them
     d = Dyno(h, "(sleep 0.2 &) ; (sleep 0.2 &) ; sleep 1; probe zombies")

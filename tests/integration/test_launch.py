@@ -240,3 +240,12 @@ def test_proc_and_etc_hardening():
     ssl = [l for l in lines if l.startswith("etc-ssl:")]
     assert ssl and "certs" in ssl[0] and "private" not in ssl[0], lines
     assert "max=64" in lines, lines
+
+
+def test_vsock_and_personality_refused():
+    import errno as E
+    f = scenario("families")["families"]
+    assert f["vsock"] == E.EAFNOSUPPORT, f
+    assert f["inet"] == 0 and f["unix"] == 0, f
+    assert f["read_implies_exec"] == E.ENOSYS, f
+    assert f["query_ok"] is True, f

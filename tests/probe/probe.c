@@ -365,7 +365,28 @@ int main(int argc, char **argv)
 	else if (!strcmp(c, "touch") && argc > 2)
 		printf("{\"probe\":\"touch\",\"path\":\"%s\",\"errno\":%d}\n", argv[2],
 		       try_write(argv[2]));
-	else if (!strcmp(c, "ls") && argc > 2)
+	else if (!strcmp(c, "families")) {
+		/* AF_VSOCK refused (EAFNOSUPPORT), AF_INET and AF_UNIX allowed;
+		 * personality(READ_IMPLIES_EXEC) refused, the query allowed */
+		int e_vsock = 0, e_inet = 0, e_unix = 0, e_pers = 0;
+		int fd = socket(40 /* AF_VSOCK */, SOCK_STREAM, 0);
+		e_vsock = fd < 0 ? errno : 0;
+		if (fd >= 0)
+			close(fd);
+		fd = socket(AF_INET, SOCK_STREAM, 0);
+		e_inet = fd < 0 ? errno : 0;
+		if (fd >= 0)
+			close(fd);
+		fd = socket(AF_UNIX, SOCK_DGRAM, 0);
+		e_unix = fd < 0 ? errno : 0;
+		if (fd >= 0)
+			close(fd);
+		e_pers = syscall(SYS_personality, 0x0400000UL) < 0 ? errno : 0;
+		long query = syscall(SYS_personality, 0xffffffffUL);
+		printf("{\"probe\":\"families\",\"vsock\":%d,\"inet\":%d,\"unix\":%d,"
+		       "\"read_implies_exec\":%d,\"query_ok\":%s}\n",
+		       e_vsock, e_inet, e_unix, e_pers, query >= 0 ? "true" : "false");
+	} else if (!strcmp(c, "ls") && argc > 2)
 		printf("{\"probe\":\"ls\",\"path\":\"%s\",\"exists\":%s}\n", argv[2],
 		       access(argv[2], F_OK) == 0 ? "true" : "false");
 	else
