@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -72,9 +73,23 @@ static __attribute__((noreturn)) void app_child(const struct init_params *p, int
 	sigset_t all;
 	sigemptyset(&all);
 	sigprocmask(SIG_SETMASK, &all, NULL);
-	for (size_t i = 0; i < DY_ELEMENTSOF(forwarded); i++)
-		signal(forwarded[i], SIG_DFL);
-	signal(SIGPIPE, SIG_DFL);
+	/* every disposition back to the default: an ignored signal inherited
+	 * from dynod (or from init) must not reach the app */
+	for (int sig = 1; sig < NSIG; sig++)
+		if (sig != SIGKILL && sig != SIGSTOP)
+			signal(sig, SIG_DFL);
+	/* nothing of dynod's own settings either: no core dumps (a pipe
+	 * core_pattern would run them on the host), the OOM killer free to
+	 * pick the app (dynod runs at -900) */
+	struct rlimit no_core = {0, 0};
+	setrlimit(RLIMIT_CORE, &no_core);
+	int adj = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
+	if (adj >= 0) {
+		if (write(adj, "0", 1) < 0) {
+			/* raising it back needs no privilege; lowering it would */
+		}
+		close(adj);
+	}
 	setsid();
 	int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	if (null < 0 || dup2(null, 0) < 0 || dup2(out, 1) < 0 || dup2(errp, 2) < 0) {
@@ -311,9 +326,12 @@ static void emit(struct init_state *st, const char *line, size_t len)
 }
 
 /* Reads what the stream has; emits whole lines. Returns false at EOF. */
-static bool drain(struct init_state *st, struct stream *s)
+/* Reads at most max_reads buffers: an app that writes without pause (`yes`)
+ * must not keep init from its signals and its children. Returns false at
+ * EOF. */
+static bool drain(struct init_state *st, struct stream *s, int max_reads)
 {
-	for (;;) {
+	for (int reads = 0; reads < max_reads; reads++) {
 		ssize_t n = read(s->fd, s->buf + s->len, sizeof(s->buf) - s->len);
 		if (n < 0)
 			return errno == EAGAIN || errno == EINTR;
@@ -338,14 +356,17 @@ static bool drain(struct init_state *st, struct stream *s)
 		memmove(s->buf, s->buf + start, s->len - start);
 		s->len -= start;
 	}
+	return true;
 }
 
 static __attribute__((noreturn)) void finish(struct init_state *st, int status)
 {
+	/* what is already in the pipes, bounded: a background process of the
+	 * app may go on writing after the main process exited */
 	if (st->out.fd >= 0)
-		drain(st, &st->out);
+		drain(st, &st->out, 64);
 	if (st->err.fd >= 0)
-		drain(st, &st->err);
+		drain(st, &st->err, 64);
 	flush(st);
 	if (WIFEXITED(status))
 		_exit(WEXITSTATUS(status));
@@ -367,11 +388,11 @@ void init_run(struct init_state *st)
 			_exit(125);
 		if (pending)
 			flush(st);
-		if (pf[1].revents && !drain(st, &st->out)) {
+		if (pf[1].revents && !drain(st, &st->out, 8)) {
 			close(st->out.fd);
 			st->out.fd = -1;
 		}
-		if (pf[2].revents && !drain(st, &st->err)) {
+		if (pf[2].revents && !drain(st, &st->err, 8)) {
 			close(st->err.fd);
 			st->err.fd = -1;
 		}

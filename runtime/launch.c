@@ -166,12 +166,25 @@ static int build_env(const struct launch_params *p, char ***ret, struct dy_error
 		return dy_error_errno(err, ENOMEM, "calloc");
 	size_t k = 0;
 	bool has_path = false;
+	char *app_path = NULL; /* owned by env: freed with the platform's own */
 	for (char *const *e = p->env; e && *e; e++) {
 		/* the platform's own names win over config vars */
 		if (!strncmp(*e, "DYNO=", 5) || !strncmp(*e, "PORT=", 5) ||
 		    !strncmp(*e, "HOME=", 5))
 			continue;
-		has_path |= !strncmp(*e, "PATH=", 5);
+		if (!strncmp(*e, "PATH=", 5)) {
+			/* DESIGN.md: /app/bin first, also when a config var sets PATH */
+			has_path = true;
+			if (strncmp(*e + 5, "/app/bin:", 9) != 0 &&
+			    strcmp(*e + 5, "/app/bin") != 0) {
+				if (asprintf(&app_path, "PATH=/app/bin:%s", *e + 5) < 0) {
+					free(env);
+					return dy_error_errno(err, ENOMEM, "asprintf");
+				}
+				env[k++] = app_path;
+				continue;
+			}
+		}
 		env[k++] = *e;
 	}
 	char *own[4] = {NULL};

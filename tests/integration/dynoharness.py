@@ -370,6 +370,17 @@ def sc_sigterm(h):
     return {"ready": ready, "terms": terms, "exited": ex, "leftovers": leftovers(d)}
 
 
+def sc_flood_term(h):
+    # an app writing without pause: init still forwards SIGTERM, so the
+    # stop is a clean exit, not a SIGKILL after the grace
+    d = Dyno(h, "echo started; exec yes flooding")
+    d.sink.wait_for(lambda m: m == "started")
+    time.sleep(0.3)
+    t0 = time.monotonic()
+    ex = d.stop()
+    return {"exited": ex, "took": time.monotonic() - t0, "leftovers": leftovers(d)}
+
+
 def sc_lines(h):
     # a line over 10000 bytes is split; stderr is relayed too; no newline at
     # the end still makes a line
@@ -397,6 +408,16 @@ def sc_families(h):
     rep = d.sink.json("families")
     d.finish()
     return {"families": rep}
+
+
+def sc_inherited(h):
+    # PATH from a config var still has /app/bin first; nothing of the
+    # launcher's process settings reaches the app
+    d = Dyno(h, "echo path=$PATH; echo core=$(ulimit -c); echo adj=$(cat /proc/self/oom_score_adj)",
+             extra=["--env", "PATH=/usr/bin:/bin"])
+    d.finish()
+    d.sink.pump(0.5)
+    return {"lines": d.sink.messages()}
 
 
 def sc_zombies(h):

@@ -249,3 +249,17 @@ def test_vsock_and_personality_refused():
     assert f["inet"] == 0 and f["unix"] == 0, f
     assert f["read_implies_exec"] == E.ENOSYS, f
     assert f["query_ok"] is True, f
+
+
+def test_path_first_and_nothing_inherited(tmp_path):
+    lines = scenario("inherited")["lines"]
+    assert "path=/app/bin:/usr/bin:/bin" in lines, lines
+    assert "core=0" in lines, lines
+    assert "adj=0" in lines, lines
+
+
+def test_sigterm_reaches_an_app_that_floods_its_output():
+    r = scenario("flood_term")
+    assert r["exited"]["killed"] is False, r
+    assert r["took"] < 1.0, r
+    assert r["leftovers"] == []
