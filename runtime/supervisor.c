@@ -905,7 +905,9 @@ int sup_new(struct loop *loop, const struct config *cfg, const char *cgroup_pare
 		s->routes_version = v > 0 ? (uint64_t)v : 0;
 		json_decref(old);
 	}
-	/* re-adoption is a later issue: what a dead dynod left is swept */
+	/* re-adoption is a later issue: the dynos a dead dynod left are
+	 * killed and swept (their formation starts again) */
+	launch_kill_leftovers(s->cgroup_parent);
 	int n = launch_sweep(s->cgroup_parent);
 	if (n > 0)
 		dy_log("dynod", "swept %d dynos left by a previous dynod", n);

@@ -188,6 +188,19 @@ def environ(pid):
     return dict(x.decode().split("=", 1) for x in raw if b"=" in x)
 
 
+def status(pid):
+    try:
+        return Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+
+
+def alive(pid):
+    """Running: not gone, not a zombie waiting for its new parent."""
+    st = status(pid)
+    return st is not None and "State:\tZ" not in st
+
+
 def by_name(dynos):
     return {d["name"]: d for d in dynos}
 
@@ -342,7 +355,19 @@ def test_sigterm_stops_every_dyno(tmp_path, dyno_bin):
         assert "dyno[web.1]: State changed from up to down" in log
         # started again: the formation comes back
         d.start()
-        d.wait(all_up(["web.1", "worker.1"]), what="dynos back after restart")
+        ds = d.wait(all_up(["web.1", "worker.1"]), what="dynos back after restart")
+        # kill -9: the dynos outlive dynod; not re-adopted yet, the next
+        # dynod kills and sweeps them, then starts the formation afresh
+        old = [x["pid"] for x in ds]
+        d.proc.kill()
+        d.proc.wait()
+        d.proc = None
+        d.logf.close()
+        assert all(Path(f"/proc/{p}").exists() for p in old)
+        d.start()
+        ds = d.wait(all_up(["web.1", "worker.1"]), what="dynos after kill -9")
+        assert not any(alive(p) for p in old), [status(p) for p in old]
+        assert len(d.cgroups()) == 2 * len(CONTROLLERS)
         assert d.stop() == 0
         assert d.cgroups() == []
     finally:
