@@ -369,6 +369,8 @@ def test_sigterm_stops_every_dyno(tmp_path, dyno_bin):
         assert not any(alive(p) for p in old), [status(p) for p in old]
         assert len(d.cgroups()) == 2 * len(CONTROLLERS)
         assert d.stop() == 0
+        log = d.log.read_text()
+        assert "Sanitizer" not in log and "runtime error:" not in log, log[-3000:]
         assert d.cgroups() == []
     finally:
         if d.proc is not None:
