@@ -46,6 +46,8 @@ class Dynod:
             "uids": {"first": first, "count": 100},
             "dyno": {"timeouts": {"boot": "3s", "stop": "1s"},
                      "cooloff": {"first": "1s", "max": "4s", "reset_after": "5m"}},
+            "sizes": {"standard-1x": {"memory": "512M", "pids": 256, "cpu": 1},
+                      "tiny": {"memory": "32M", "pids": 64, "cpu": 1}},
         }
         self.config = tmp_path / "dynod.json"
         self.config.write_text(json.dumps(cfg))
@@ -283,6 +285,12 @@ def test_formation_crash_config_rollback_destroy(dynod, tmp_path):
     app = next(a for a in dynod.routes()["apps"] if a["name"] == "app")
     assert [b["dyno"] for b in app["backends"]] == ["web.1"]
 
+    # web scaled to 0: no-web
+    assert dynod.cli("ps:scale", "web=0").returncode == 0
+    dynod.wait(all_up(["worker.1"]), what="web scaled to 0")
+    app = next(a for a in dynod.routes()["apps"] if a["name"] == "app")
+    assert app["state"] == "no-web" and app["backends"] == []
+
     # destroy leaves nothing
     pids = [d["pid"] for d in dynod.dynos()]
     r = dynod.cli("apps:destroy", "--confirm", "app")
@@ -311,6 +319,8 @@ def test_boot_timeout_and_failed_release(dynod, tmp_path):
     assert "dyno[web.1]: State changed from starting to crashed" in log
     app = next(a for a in dynod.routes()["apps"] if a["name"] == "app")
     assert app["backends"] == []
+    if dynod.dynos()[0]["state"] == "crashed":  # still in its cool-off
+        assert app["state"] == "crashed"
 
     # a good release, then one whose release phase fails: v2 keeps serving
     good = make_app(dynod, tmp_path, f"release: exit 0\nweb: {WEB}\n")
@@ -337,13 +347,23 @@ def test_sigterm_stops_every_dyno(tmp_path, dyno_bin):
     try:
         d.start()
         # a worker that ignores SIGTERM: killed after the 1s grace (R12)
-        slug = make_app(d, tmp_path, "web: exec python3 -m http.server $PORT\n"
+        slug = make_app(d, tmp_path, "web: trap '' TERM; exec python3 -m http.server $PORT\n"
                         "worker: trap '' TERM; while true; do sleep 0.1; done\n")
         assert d.cli("apps:create", "app").returncode == 0
         assert d.cli("deploy", slug).returncode == 0
         assert d.cli("ps:scale", "worker=1").returncode == 0
         # bound to 0.0.0.0 by default: up
         ds = d.wait(all_up(["web.1", "worker.1"]), what="two dynos up")
+        # restart web.1: the old one drains for its grace, the new one starts
+        old1 = by_name(ds)["web.1"]["pid"]
+        assert d.cli("ps:restart", "web.1").returncode == 0
+        app = next(a for a in d.routes()["apps"] if a["name"] == "app")
+        assert [(b["dyno"], b["draining"]) for b in app["backends"]] == [("web.1", True)]
+        ds = d.wait(lambda ds: all_up(["web.1", "worker.1"])(ds) and
+                    by_name(ds)["web.1"]["pid"] != old1, what="web.1 replaced")
+        assert not alive(old1)
+        app = next(a for a in d.routes()["apps"] if a["name"] == "app")
+        assert [(b["dyno"], b["draining"]) for b in app["backends"]] == [("web.1", False)]
         pids = [x["pid"] for x in ds]
         t = time.monotonic()
         assert d.stop() == 0
@@ -377,3 +397,21 @@ def test_sigterm_stops_every_dyno(tmp_path, dyno_bin):
             d.proc.kill()
             d.proc.wait()
         d.sweep()
+
+
+def test_oom_is_r15_and_a_crash(dynod, tmp_path):
+    # tiny is 32M (kernel limit 64M): 200M of touched memory is an OOM kill
+    # of the whole dyno
+    slug = make_app(dynod, tmp_path, "worker: exec python3 -c 'import time; a = b\"x\" * "
+                    "(200 << 20); time.sleep(100)'\nweb: " + WEB + "\n")
+    assert dynod.cli("apps:create", "app").returncode == 0
+    assert dynod.cli("deploy", slug).returncode == 0
+    assert dynod.cli("ps:scale", "web=0", "worker=1:tiny").returncode == 0
+    end = time.monotonic() + 20
+    while time.monotonic() < end and "Error R15" not in dynod.log.read_text():
+        time.sleep(0.1)
+    log = dynod.log.read_text()
+    assert "dyno[worker.1]: Error R15 (Memory quota vastly exceeded)" in log, log[-3000:]
+    assert "dyno[worker.1]: State changed from up to crashed" in log
+    assert dynod.cli("ps:scale", "worker=0").returncode == 0
+    dynod.wait(lambda ds: ds == [], what="worker gone")
