@@ -90,9 +90,24 @@ struct sup {
 	unsigned release_seq;
 	bool shutting_down;
 	bool routes_dirty;
+	unsigned batch; /* > 0: routes.json is written when it drops to 0 */
 };
 
 static void dyno_start(struct sup_dyno *d);
+
+/* Many changes, one routes.json write (a reconcile of 100 dynos). */
+static void batch_begin(struct sup *s)
+{
+	s->batch++;
+}
+
+static void routes_changed(struct sup *s);
+
+static void batch_end(struct sup *s)
+{
+	if (--s->batch == 0 && s->routes_dirty)
+		routes_changed(s);
+}
 static void routes_changed(struct sup *s);
 
 static void set_state(struct sup_dyno *d, enum sup_state st)
@@ -203,8 +218,9 @@ static void on_exited(struct sup_dyno *d)
 	release_process(d);
 	if (d->oneoff) {
 		set_state(d, SUP_COMPLETE);
-		if (!d->stopping || !s->shutting_down)
-			report_release(d, ok && !d->stopping);
+		/* stopped (ps:stop, dynod's SIGTERM) is a failure too: a
+		 * release never stays pending */
+		report_release(d, ok && !d->stopping);
 		unlink_dyno(d);
 		return;
 	}
@@ -508,8 +524,11 @@ static void dyno_stop(struct sup_dyno *d)
 		return;
 	d->stopping = true;
 	routes_changed(s);
-	if (!d->ld) { /* crashed, waiting for its cool-off */
+	if (!d->ld) { /* crashed, waiting for its cool-off; or a release
+		       * phase not started yet */
 		loop_timer_stop(s->loop, &d->timer);
+		if (d->oneoff)
+			report_release(d, false);
 		set_state(d, SUP_DOWN);
 		unlink_dyno(d);
 		return;
@@ -527,11 +546,23 @@ static void dyno_stop(struct sup_dyno *d)
 /* manager_ops.apply_formation: dynos of type.N for rel, all others
  * stopped. A dyno of another release or size is replaced: the new one
  * starts, the old one stops. */
+static int reconcile(struct sup *s, const struct state_app *app, const struct state_release *rel,
+                     struct dy_error **err);
+
 static int apply_formation(void *data, const struct state_app *app, const struct state_release *rel,
                            struct dy_error **err)
 {
-	(void)err;
 	struct sup *s = data;
+	batch_begin(s);
+	int r = reconcile(s, app, rel, err);
+	s->routes_dirty = true; /* written once, now */
+	batch_end(s);
+	return r;
+}
+
+static int reconcile(struct sup *s, const struct state_app *app, const struct state_release *rel,
+                     struct dy_error **err)
+{
 	if (s->shutting_down)
 		return 0;
 	/* stop what the formation no longer holds */
@@ -600,11 +631,13 @@ static int run_release(void *data, const struct state_app *app, const struct sta
 static void stop_app(void *data, const struct state_app *app)
 {
 	struct sup *s = data;
+	batch_begin(s);
 	for (struct sup_dyno *d = s->dynos, *next; d; d = next) {
 		next = d->next;
 		if (strcmp(d->app, app->name) == 0)
 			dyno_stop(d);
 	}
+	batch_end(s);
 }
 
 static void on_check(struct loop *loop, struct loop_timer *t)
@@ -723,6 +756,10 @@ static int write_routes(struct sup *s, json_t *j, struct dy_error **err)
 /* Writes routes.json when what it says has changed. */
 static void routes_changed(struct sup *s)
 {
+	if (s->batch > 0) {
+		s->routes_dirty = true;
+		return;
+	}
 	s->routes_version++;
 	json_t *j = routes_json(s);
 	struct dy_error *e = NULL;
@@ -849,10 +886,12 @@ void sup_shutdown(struct sup *s)
 		return;
 	}
 	dy_log("dynod", "stopping every dyno");
+	batch_begin(s);
 	for (struct sup_dyno *d = s->dynos, *next; d; d = next) {
 		next = d->next;
 		dyno_stop(d);
 	}
+	batch_end(s);
 }
 
 void sup_start_all(struct sup *s)
