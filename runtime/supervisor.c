@@ -90,7 +90,8 @@ struct sup {
 	unsigned release_seq;
 	bool shutting_down;
 	bool routes_dirty;
-	unsigned batch; /* > 0: routes.json is written when it drops to 0 */
+	unsigned batch;  /* > 0: routes.json is written when it drops to 0 */
+	char *init_path; /* dyno-init, NULL: the launcher's default */
 };
 
 static void dyno_start(struct sup_dyno *d);
@@ -445,6 +446,7 @@ static void dyno_start(struct sup_dyno *d)
 		    .subnet = s->cfg->network.subnet,
 		    .subnet_prefix = s->cfg->network.subnet_prefix,
 		    .egress = s->cfg->network.egress,
+		    .init_path = s->init_path,
 		};
 		dy_log(d->name, "Starting process with command `%s`", d->command);
 		r = launch_start(&p, &d->ld, &e);
@@ -920,6 +922,42 @@ static int ops_stop_dyno(void *data, const struct state_app *app, const char *na
 	return sup_stop_dyno(data, app, name, err);
 }
 
+/* dyno-init beside dynod (the build tree), else in ../bin (installed:
+ * dynod in sbin), else on PATH; NULL leaves the launcher's default. */
+static char *find_init(void)
+{
+	char exe[4096];
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	char *path = NULL;
+	if (n > 0) {
+		exe[n] = '\0';
+		char *slash = strrchr(exe, '/');
+		if (slash) {
+			*slash = '\0';
+			if (asprintf(&path, "%s/dyno-init", exe) >= 0 && access(path, X_OK) == 0)
+				return path;
+			free(path);
+			path = NULL;
+			if (asprintf(&path, "%s/../bin/dyno-init", exe) >= 0 &&
+			    access(path, X_OK) == 0)
+				return path;
+			free(path);
+			path = NULL;
+		}
+	}
+	const char *env = getenv("PATH");
+	_cleanup_free_ char *copy = env ? strdup(env) : NULL;
+	char *save = NULL;
+	for (char *dir = copy ? strtok_r(copy, ":", &save) : NULL; dir;
+	     dir = strtok_r(NULL, ":", &save)) {
+		if (asprintf(&path, "%s/dyno-init", dir) >= 0 && access(path, X_OK) == 0)
+			return path;
+		free(path);
+		path = NULL;
+	}
+	return NULL;
+}
+
 int sup_new(struct loop *loop, const struct config *cfg, const char *cgroup_parent,
             struct sup **ret, struct dy_error **err)
 {
@@ -936,6 +974,7 @@ int sup_new(struct loop *loop, const struct config *cfg, const char *cgroup_pare
 	s->ops.restart = ops_restart;
 	s->ops.stop_dyno = ops_stop_dyno;
 	s->ops.data = s;
+	s->init_path = find_init();
 	/* routes.json versions keep increasing across restarts */
 	_cleanup_free_ char *path = NULL;
 	if (asprintf(&path, "%s/routes.json", cfg->state_dir) >= 0) {
@@ -952,6 +991,7 @@ int sup_new(struct loop *loop, const struct config *cfg, const char *cgroup_pare
 		dy_log("dynod", "swept %d dynos left by a previous dynod", n);
 	loop_timer_init(&s->check, on_check);
 	if (loop_timer_start(loop, &s->check, SUP_CHECK_USEC, err) < 0) {
+		free(s->init_path);
 		free(s);
 		return -1;
 	}
@@ -983,5 +1023,6 @@ void sup_free(struct sup *s)
 		release_process(d);
 		dyno_free(d);
 	}
+	free(s->init_path);
 	free(s);
 }
