@@ -402,14 +402,21 @@ def test_sigterm_stops_every_dyno(tmp_path, dyno_bin):
 def test_oom_is_r15_and_a_crash(dynod, tmp_path):
     # tiny is 32M (kernel limit 64M): 200M of touched memory is an OOM kill
     # of the whole dyno
+    # hog: 48M, over the quota, under the kernel limit: R14, runs on
     slug = make_app(dynod, tmp_path, "worker: exec python3 -c 'import time; a = b\"x\" * "
-                    "(200 << 20); time.sleep(100)'\nweb: " + WEB + "\n")
+                    "(200 << 20); time.sleep(100)'\nweb: " + WEB + "\n"
+                    "hog: exec python3 -c 'import time; a = b\"x\" * (48 << 20); "
+                    "time.sleep(100)'\n")
     assert dynod.cli("apps:create", "app").returncode == 0
     assert dynod.cli("deploy", slug).returncode == 0
-    assert dynod.cli("ps:scale", "web=0", "worker=1:tiny").returncode == 0
+    assert dynod.cli("ps:scale", "web=0", "worker=1:tiny", "hog=1:tiny").returncode == 0
     end = time.monotonic() + 20
-    while time.monotonic() < end and "Error R15" not in dynod.log.read_text():
+    while time.monotonic() < end and not ("Error R15" in dynod.log.read_text() and
+                                          "Error R14" in dynod.log.read_text()):
         time.sleep(0.1)
+    assert "dyno[hog.1]: Error R14 (Memory quota exceeded)" in dynod.log.read_text()
+    assert by_name(dynod.dynos())["hog.1"]["state"] == "up"
+    assert dynod.cli("ps:scale", "hog=0").returncode == 0
     log = dynod.log.read_text()
     assert "dyno[worker.1]: Error R15 (Memory quota vastly exceeded)" in log, log[-3000:]
     assert "dyno[worker.1]: State changed from up to crashed" in log
