@@ -98,6 +98,13 @@ class Dynod:
         return subprocess.run([str(self.dyno_bin), *map(str, args)], capture_output=True,
                               text=True, env=env, timeout=60)
 
+    def curl(self, method, path):
+        r = subprocess.run(["curl", "-s", "--unix-socket", self.sock, "-X", method,
+                            "-w", "\n%{http_code}", "http://dynod" + path],
+                           capture_output=True, text=True, timeout=30)
+        body, _, code = r.stdout.rpartition("\n")
+        return int(code), json.loads(body) if body.strip() else None
+
     def dynos(self):
         r = self.cli("ps", "--json")
         assert r.returncode == 0, r.stderr
@@ -240,6 +247,12 @@ def test_formation_crash_config_rollback_destroy(dynod, tmp_path):
     assert r.stdout == "200", r
     env = environ(app_pid(m["web.1"]["pid"]))
     assert env["PORT"] == "5000" and env["DYNO"] == "web.1"
+    code, one = dynod.curl("GET", "/apps/app/dynos/web.1")
+    assert code == 200 and one == m["web.1"] | {"updated_at": one["updated_at"]}
+    code, err = dynod.curl("GET", "/apps/app/dynos/web.9")
+    assert code == 404 and err["id"] == "not_found"
+    assert dynod.curl("POST", "/apps/app/dynos/web.1/actions/nope")[0] == 404
+    assert dynod.curl("PUT", "/apps/app/dynos")[0] == 405
     # ps shows them
     r = dynod.cli("ps")
     assert "web.1: up" in r.stdout and "worker.1: up" in r.stdout, r.stdout
