@@ -12,6 +12,29 @@
 		NULL, 0, false, NULL, NULL                                                         \
 	}
 
+/* The app's dynos, or NULL (*ret_none set) when dynod runs none (501). */
+static int get_dynos(const char *app, json_t **ret, bool *ret_none)
+{
+	_cleanup_free_ char *path = cli_app_path(app, "/dynos");
+	struct api_response resp = {0};
+	struct dy_error *err = NULL;
+	*ret = NULL;
+	*ret_none = false;
+	if (api_client_request("GET", path, NULL, 0, &resp, &err) < 0) {
+		fprintf(stderr, "dyno: error: %s\n", dy_error_msg(err));
+		dy_error_free(&err);
+		return CLI_ERROR;
+	}
+	if (resp.status == 501) {
+		api_response_clear(&resp);
+		*ret_none = true;
+		return CLI_OK;
+	}
+	int r = cli_api_result(&resp, ret);
+	api_response_clear(&resp);
+	return r;
+}
+
 static int run_ps(int argc, char **argv)
 {
 	bool json = false;
@@ -25,28 +48,55 @@ static int run_ps(int argc, char **argv)
 	const char *app = cli_app(app_opt);
 	if (app == NULL)
 		return cli_usage_error(&cli_verb_ps, "missing -a APP (or $DYNO_APP)");
-	/* dynos are not run yet (no launcher): ps shows the formation */
-	_cleanup_free_ char *path = cli_app_path(app, "/formation");
-	json_t *list = NULL;
-	if ((r = cli_api("GET", path, NULL, &list)))
+	json_t *dynos = NULL;
+	bool none = false;
+	if ((r = get_dynos(app, &dynos, &none)))
 		return r;
 	if (json) {
-		cli_print_json(list);
-	} else {
-		size_t i;
-		json_t *f;
-		if (json_array_size(list) == 0)
-			printf("No process types: %s has no release with a slug yet.\n", app);
-		json_array_foreach(list, i, f)
+		cli_print_json(dynos ? dynos : json_array());
+		json_decref(dynos);
+		return CLI_OK;
+	}
+	_cleanup_free_ char *path = cli_app_path(app, "/formation");
+	json_t *list = NULL;
+	if ((r = cli_api("GET", path, NULL, &list))) {
+		json_decref(dynos);
+		return r;
+	}
+	size_t i, j;
+	json_t *f, *d;
+	if (json_array_size(list) == 0)
+		printf("No process types: %s has no release with a slug yet.\n", app);
+	json_array_foreach(list, i, f)
+	{
+		const char *type = json_string_value(json_object_get(f, "type"));
+		printf("=== %s (%s): %s (%lld)\n", type,
+		       json_string_value(json_object_get(f, "size")),
+		       json_string_value(json_object_get(f, "command")),
+		       (long long)json_integer_value(json_object_get(f, "quantity")));
+		json_array_foreach(dynos, j, d)
 		{
-			printf("=== %s (%s): %s (%lld)\n",
-			       json_string_value(json_object_get(f, "type")),
-			       json_string_value(json_object_get(f, "size")),
-			       json_string_value(json_object_get(f, "command")),
-			       (long long)json_integer_value(json_object_get(f, "quantity")));
+			if (strcmp(json_string_value(json_object_get(d, "type")), type) != 0)
+				continue;
+			printf("%s: %s %s (v%lld)\n", json_string_value(json_object_get(d, "name")),
+			       json_string_value(json_object_get(d, "state")),
+			       json_string_value(json_object_get(d, "updated_at")),
+			       (long long)json_integer_value(
+			           json_object_get(json_object_get(d, "release"), "version")));
 		}
 	}
+	json_array_foreach(dynos, j, d)
+	{
+		if (strcmp(json_string_value(json_object_get(d, "type")), "release") == 0)
+			printf("%s: %s %s: %s\n", json_string_value(json_object_get(d, "name")),
+			       json_string_value(json_object_get(d, "state")),
+			       json_string_value(json_object_get(d, "updated_at")),
+			       json_string_value(json_object_get(d, "command")));
+	}
+	if (none)
+		printf("(this dynod runs no dynos: it has no launcher)\n");
 	json_decref(list);
+	json_decref(dynos);
 	return CLI_OK;
 }
 
@@ -54,7 +104,65 @@ const struct cli_verb cli_verb_ps = {
     .name = "ps",
     .run = run_ps,
     .usage = "ps -a APP [--json]",
-    .summary = "show the formation: process types, quantity, size, command",
+    .summary = "show the dynos, under their process types",
+    .help = "--json prints the API's dyno objects (name, type, state, command, size,\n"
+            "release, addr, created_at, updated_at).\n",
+};
+
+/* DELETE /apps/APP/dynos[/WHICH] or POST .../dynos/DYNO/actions/stop */
+static int dyno_action(const struct cli_verb *verb, int argc, char **argv, bool stop)
+{
+	const char *app_opt = NULL;
+	const struct cli_opt opts[] = {{"--app", 'a', true, &app_opt, NULL}, END_OPT};
+	const char *pos[2];
+	size_t npos;
+	int r = cli_parse(verb, argc, argv, opts, pos, DY_ELEMENTSOF(pos), &npos);
+	if (r)
+		return r;
+	const char *app = cli_app(app_opt);
+	if (app == NULL)
+		return cli_usage_error(verb, "missing -a APP (or $DYNO_APP)");
+	if (npos > 1 || (stop && npos != 1))
+		return cli_usage_error(verb, stop ? "expected one DYNO" : "expected [TYPE|DYNO]");
+	const char *which = npos ? pos[0] : NULL;
+	if (which && (strchr(which, '/') || strchr(which, '?') || strchr(which, '%')))
+		return cli_usage_error(verb, "bad dyno or type \"%s\"", which);
+	_cleanup_free_ char *suffix = NULL;
+	if (asprintf(&suffix, "/dynos%s%s%s", which ? "/" : "", which ? which : "",
+	             stop ? "/actions/stop" : "") < 0)
+		return CLI_ERROR;
+	_cleanup_free_ char *path = cli_app_path(app, suffix);
+	printf("%s %s... ", stop ? "Stopping" : "Restarting", which ? which : "all dynos");
+	fflush(stdout);
+	json_t *res = NULL;
+	r = cli_api(stop ? "POST" : "DELETE", path, NULL, &res);
+	json_decref(res);
+	printf(r ? "failed\n" : "done\n");
+	return r;
+}
+
+static int run_restart(int argc, char **argv)
+{
+	return dyno_action(&cli_verb_ps_restart, argc, argv, false);
+}
+
+const struct cli_verb cli_verb_ps_restart = {
+    .name = "ps:restart",
+    .run = run_restart,
+    .usage = "ps:restart [TYPE|DYNO] -a APP",
+    .summary = "restart every dyno, those of a process type, or one",
+};
+
+static int run_stop(int argc, char **argv)
+{
+	return dyno_action(&cli_verb_ps_stop, argc, argv, true);
+}
+
+const struct cli_verb cli_verb_ps_stop = {
+    .name = "ps:stop",
+    .run = run_stop,
+    .usage = "ps:stop DYNO -a APP",
+    .summary = "stop a dyno (a formation dyno is started again)",
 };
 
 static int run_scale(int argc, char **argv)

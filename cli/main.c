@@ -16,6 +16,8 @@ const struct cli_verb *const cli_verbs[] = {
     &cli_verb_deploy,
     &cli_verb_ps,
     &cli_verb_ps_scale,
+    &cli_verb_ps_restart,
+    &cli_verb_ps_stop,
     &cli_verb_config,
     &cli_verb_config_set,
     &cli_verb_config_get,

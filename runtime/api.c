@@ -212,6 +212,8 @@ static const char *reason(int status)
 		return "OK";
 	case 201:
 		return "Created";
+	case 202:
+		return "Accepted";
 	case 400:
 		return "Bad Request";
 	case 403:
@@ -653,6 +655,60 @@ static void route_config(struct conn *c, struct state_app *app)
 	respond_json(c, 200, cfg ? json_deep_copy(cfg) : json_object());
 }
 
+/* GET /apps/{app}/dynos[/{dyno}], DELETE /apps/{app}/dynos[/{dyno|type}]
+ * (restart), POST /apps/{app}/dynos/{dyno}/actions/stop */
+static void route_dynos(struct conn *c, struct state_app *app, const struct route *r)
+{
+	struct api *a = c->api;
+	struct dy_error *err = NULL;
+	const char *which = r->nseg >= 4 ? r->seg[3] : NULL;
+	if (!mgr_has_dynos(a->mgr)) {
+		respond_error(c, 501, "bad_request",
+		              "%s needs the dyno launcher, which this dynod runs without", c->path);
+		return;
+	}
+	if (r->nseg == 6) {
+		if (strcmp(r->seg[4], "actions") != 0 || strcmp(r->seg[5], "stop") != 0) {
+			respond_error(c, 404, "not_found", "no such endpoint: %s", c->path);
+			return;
+		}
+		if (c->method != H1_METHOD_POST) {
+			method_not_allowed(c, "POST");
+			return;
+		}
+		if (mgr_dyno_stop(a->mgr, app->name, which, &err) < 0) {
+			respond_mgr_error(c, &err);
+			return;
+		}
+		dy_log("api", "%s: stopped %s", app->name, which);
+		respond_json(c, 202, json_object());
+		return;
+	}
+	if (r->nseg == 5) {
+		respond_error(c, 404, "not_found", "no such endpoint: %s", c->path);
+		return;
+	}
+	if (c->method == H1_METHOD_DELETE) {
+		if (mgr_dynos_restart(a->mgr, app->name, which, &err) < 0) {
+			respond_mgr_error(c, &err);
+			return;
+		}
+		dy_log("api", "%s: restarted %s", app->name, which ? which : "all dynos");
+		respond_json(c, 202, json_object());
+		return;
+	}
+	if (c->method != H1_METHOD_GET) {
+		method_not_allowed(c, "GET, DELETE");
+		return;
+	}
+	json_t *j = mgr_dynos_json(a->mgr, app->name, which, &err);
+	if (j == NULL) {
+		respond_mgr_error(c, &err);
+		return;
+	}
+	respond_json(c, 200, j);
+}
+
 static void dispatch(struct conn *c)
 {
 	struct api *a = c->api;
@@ -689,6 +745,8 @@ static void dispatch(struct conn *c)
 		route_formation(c, app, r.nseg == 4 ? r.seg[3] : NULL);
 	else if (strcmp(sub, "config-vars") == 0 && r.nseg == 3)
 		route_config(c, app);
+	else if (strcmp(sub, "dynos") == 0 && r.nseg <= 6)
+		route_dynos(c, app, &r);
 	else if (strcmp(sub, "dynos") == 0 || strcmp(sub, "log-stream") == 0 ||
 	         strcmp(sub, "addons") == 0)
 		respond_error(c, 501, "bad_request",

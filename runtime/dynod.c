@@ -12,6 +12,7 @@
 #include "runtime/api.h"
 #include "runtime/manager.h"
 #include "runtime/state.h"
+#include "runtime/supervisor.h"
 #include "slugs/slug-store.h"
 
 static void usage(FILE *f)
@@ -21,10 +22,21 @@ static void usage(FILE *f)
 	           "  (default configuration: " CONFIG_DEFAULT_PATH ", else built-in defaults)\n");
 }
 
+static struct sup *the_sup;
+
+/* The first SIGTERM or SIGINT stops every dyno in order (SIGTERM, grace,
+ * SIGKILL) and then the loop; a second one stops the loop at once (what
+ * still runs is killed on the way out). */
 static void on_signal(struct loop *loop, struct loop_signal *sig, int signo,
                       const struct signalfd_siginfo *info)
 {
+	static bool stopping;
 	dy_log("dynod", "%s: stopping", strsignal(signo));
+	if (the_sup && !stopping) {
+		stopping = true;
+		sup_shutdown(the_sup);
+		return;
+	}
 	loop_stop(loop);
 }
 
@@ -36,6 +48,7 @@ static int run(const char *config_path)
 	struct mgr *m = NULL;
 	struct loop *loop = NULL;
 	struct api *api = NULL;
+	struct sup *sup = NULL;
 	struct loop_signal sig;
 	bool sig_started = false;
 	int status = 1;
@@ -49,11 +62,23 @@ static int run(const char *config_path)
 	int swept = slug_store_sweep(cfg->state_dir);
 	if (swept > 0)
 		dy_log("dynod", "removed %d leftovers of interrupted uploads and unpacks", swept);
-	/* No launcher yet: formation is recorded, no dyno runs (manager.h). */
-	if (mgr_new(cfg, st, NULL, &m, &err) < 0)
-		goto out;
 	if (loop_new(&loop, &err) < 0)
 		goto out;
+	/* DYNOD_NO_LAUNCHER=1: formation is recorded, no dyno runs (the API
+	 * tests on hosts without namespaces); DYNOD_CGROUP_PARENT: the cgroup
+	 * under which dynos live (default "dyno"; tests use their own) */
+	const char *no_launcher = getenv("DYNOD_NO_LAUNCHER");
+	if (!no_launcher || strcmp(no_launcher, "1") != 0) {
+		const char *parent = getenv("DYNOD_CGROUP_PARENT");
+		if (sup_new(loop, cfg, parent && *parent ? parent : NULL, &sup, &err) < 0)
+			goto out;
+	}
+	if (mgr_new(cfg, st, sup ? sup_ops(sup) : NULL, &m, &err) < 0)
+		goto out;
+	if (sup) {
+		sup_set_mgr(sup, m);
+		the_sup = sup;
+	}
 	sigset_t mask;
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGTERM);
@@ -66,6 +91,8 @@ static int run(const char *config_path)
 	signal(SIGPIPE, SIG_IGN);
 	if (api_new(loop, m, cfg, &api, &err) < 0)
 		goto out;
+	if (sup)
+		sup_start_all(sup);
 	dy_log("dynod", "ready: %zu apps, API on %s, state in %s", st->napps, cfg->api_socket,
 	       cfg->state_dir);
 	if (loop_run(loop, &err) < 0)
@@ -77,6 +104,8 @@ out:
 		dy_error_free(&err);
 	}
 	api_free(api);
+	the_sup = NULL;
+	sup_free(sup);
 	if (sig_started)
 		loop_signal_stop(loop, &sig);
 	loop_free(loop);

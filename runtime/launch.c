@@ -2,6 +2,7 @@
 #include "runtime/launch.h"
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <libgen.h>
 #include <linux/sched.h>
@@ -619,5 +620,34 @@ int launch_sweep(const char *cgroup_parent)
 {
 	int n = 0;
 	cg_sweep(cgroup_parent ? cgroup_parent : "dyno", sweep_one, &n);
+	return n;
+}
+
+int launch_kill_leftovers(const char *cgroup_parent)
+{
+	const char *parent = cgroup_parent ? cgroup_parent : "dyno";
+	enum cg_version ver;
+	_cleanup_free_ char *mount = NULL;
+	if (cg_detect(CG_PIDS, &ver, &mount, NULL) < 0)
+		return 0;
+	char top[512];
+	snprintf(top, sizeof(top), "%s/%s", mount, parent);
+	DIR *dir = opendir(top);
+	if (!dir)
+		return 0;
+	int n = 0;
+	struct dirent *de;
+	while ((de = readdir(dir))) {
+		if (de->d_type != DT_DIR || de->d_name[0] == '.')
+			continue;
+		struct cg *cg = NULL;
+		if (cg_open(parent, de->d_name, &cg, NULL) < 0)
+			continue;
+		/* SIGKILL to the whole cgroup: init (PID 1 of the dyno) with it */
+		if (cg_kill(cg, NULL) == 0)
+			n++;
+		cg_free(cg);
+	}
+	closedir(dir);
 	return n;
 }

@@ -107,3 +107,8 @@ void launch_free(struct launch_dyno *d);
  * cgroup_parent without a process, with its veth and rules (by name, from
  * the id). Returns the number of dynos swept. */
 int launch_sweep(const char *cgroup_parent);
+
+/* SIGKILL to every dyno still running under cgroup_parent (what a dead
+ * launcher left, when it is not re-adopted); launch_sweep() then removes
+ * them. Returns the number of cgroups killed. */
+int launch_kill_leftovers(const char *cgroup_parent);

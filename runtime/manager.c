@@ -82,6 +82,51 @@ const struct state *mgr_state(const struct mgr *m)
 	return m->st;
 }
 
+bool mgr_has_dynos(const struct mgr *m)
+{
+	return m->ops && m->ops->dynos_json;
+}
+
+static int no_dynos(struct dy_error **err)
+{
+	return fail(err, MGR_E_CONFLICT, "this dynod runs no dynos (no launcher)");
+}
+
+json_t *mgr_dynos_json(struct mgr *m, const char *name, const char *dyno, struct dy_error **err)
+{
+	struct state_app *app;
+	if (mgr_app_get(m, name, &app, err) < 0)
+		return NULL;
+	if (!mgr_has_dynos(m)) {
+		no_dynos(err);
+		return NULL;
+	}
+	json_t *j = m->ops->dynos_json(m->ops->data, app, dyno, err);
+	if (!j && err && !*err)
+		dy_error_errno(err, ENOMEM, "dynos of %s", name);
+	return j;
+}
+
+int mgr_dynos_restart(struct mgr *m, const char *name, const char *which, struct dy_error **err)
+{
+	struct state_app *app;
+	if (mgr_app_get(m, name, &app, err) < 0)
+		return -1;
+	if (!m->ops || !m->ops->restart)
+		return no_dynos(err);
+	return m->ops->restart(m->ops->data, app, which, err);
+}
+
+int mgr_dyno_stop(struct mgr *m, const char *name, const char *dyno, struct dy_error **err)
+{
+	struct state_app *app;
+	if (mgr_app_get(m, name, &app, err) < 0)
+		return -1;
+	if (!m->ops || !m->ops->stop_dyno)
+		return no_dynos(err);
+	return m->ops->stop_dyno(m->ops->data, app, dyno, err);
+}
+
 unsigned mgr_router_port(const struct mgr *m)
 {
 	const struct config_listen *l = &m->cfg->router.listen;

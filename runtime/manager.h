@@ -50,6 +50,16 @@ struct manager_ops {
 	                       const struct state_release *rel, struct dy_error **err);
 	/* Stops every dyno of app (before it is destroyed). */
 	void (*stop_app)(void *data, const struct state_app *app);
+	/* The dyno objects of app: a list, or the one called name (NULL and
+	 * MGR_E_NOT_FOUND when there is none). New reference. */
+	json_t *(*dynos_json)(void *data, const struct state_app *app, const char *name,
+	                      struct dy_error **err);
+	/* Restarts app's dynos: all (which NULL), of a type, or one. */
+	int (*restart)(void *data, const struct state_app *app, const char *which,
+	               struct dy_error **err);
+	/* Stops dyno name of app. */
+	int (*stop_dyno)(void *data, const struct state_app *app, const char *name,
+	                 struct dy_error **err);
 	void *data;
 };
 
@@ -67,6 +77,20 @@ void mgr_free(struct mgr *m);
 const char *mgr_error_id(const struct dy_error *err, int *ret_status);
 
 const struct state *mgr_state(const struct mgr *m);
+
+/* True when dynos run (the launcher's hook is there). */
+bool mgr_has_dynos(const struct mgr *m);
+
+/* The dyno objects of app name: the list, or dyno (when not NULL). New
+ * reference, or NULL with err (MGR_E_NOT_FOUND). */
+json_t *mgr_dynos_json(struct mgr *m, const char *name, const char *dyno, struct dy_error **err);
+
+/* Restarts the dynos of app name: all (which NULL), a process type's, or
+ * one dyno's. MGR_E_NOT_FOUND when which matches none. */
+int mgr_dynos_restart(struct mgr *m, const char *name, const char *which, struct dy_error **err);
+
+/* Stops dyno of app name (a formation dyno is started again). */
+int mgr_dyno_stop(struct mgr *m, const char *name, const char *dyno, struct dy_error **err);
 
 /* The port of router.listen's first address (for web_url). */
 unsigned mgr_router_port(const struct mgr *m);

@@ -45,8 +45,10 @@ class Dynod:
         if not exe.exists():
             pytest.fail(f"{exe} is missing: build first or set DYNO_BUILD")
         self.logf = open(self.log, "ab")
+        # the API alone: no dyno runs (test_supervise.py runs them)
+        env = dict(os.environ, DYNOD_NO_LAUNCHER="1")
         self.proc = subprocess.Popen([str(exe), "--config", str(self.config)],
-                                     stdout=self.logf, stderr=self.logf)
+                                     stdout=self.logf, stderr=self.logf, env=env)
         deadline = time.time() + 20
         while time.time() < deadline:
             if self.proc.poll() is not None:
@@ -167,7 +169,7 @@ def test_apps_create_and_bad_names(cli):
     assert cli("apps:info").returncode == 2
 
 
-def test_deploy_slug_scales_web(cli, dyno, dynod, hello_slug):
+def test_deploy_slug_scales_web(cli, curl, dyno, dynod, hello_slug):
     assert cli("apps:create", "hello").returncode == 0
     r = cli("deploy", hello_slug, "-a", "hello")
     assert r.returncode == 0, r.stderr
@@ -180,7 +182,7 @@ def test_deploy_slug_scales_web(cli, dyno, dynod, hello_slug):
     assert rels[0]["status"] == "succeeded"
     assert rels[0]["slug"] == {"id": sid}
     assert list(rels[0]) == ["version", "description", "status", "slug", "created_at"]
-    form = json.loads(cli("ps", "-a", "hello", "--json").stdout)
+    form = curl("GET", "/apps/hello/formation")[1]
     assert {f["type"]: f["quantity"] for f in form} == {"web": 1, "worker": 0}
     assert list(form[0]) == ["type", "quantity", "size", "command"]
     assert form[0]["size"] == "standard-1x"
@@ -196,7 +198,7 @@ def test_deploy_slug_scales_web(cli, dyno, dynod, hello_slug):
     r = cli("deploy", HELLO, "-a", "hello")
     assert r.returncode == 0, r.stderr
     assert "Packing" in r.stdout and "done, v2" in r.stdout
-    form = json.loads(cli("ps", "-a", "hello", "--json").stdout)
+    form = curl("GET", "/apps/hello/formation")[1]
     assert form[0]["quantity"] == 3
 
 
@@ -271,7 +273,7 @@ def test_config_releases_rollback(cli, hello_slug):
     assert cli("rollback", "vx", "-a", "hello").returncode == 2
 
 
-def test_ps_scale_validation(cli, hello_slug):
+def test_ps_scale_validation(cli, curl, hello_slug):
     assert cli("apps:create", "hello").returncode == 0
     r = cli("ps:scale", "web=1", "-a", "hello")
     assert r.returncode == 1 and "no release with a slug yet" in r.stderr
@@ -290,7 +292,7 @@ def test_ps_scale_validation(cli, hello_slug):
     assert r.returncode == 1
     for bad in ("web", "web=", "=1", "web=-1", "web=1:", "web=x"):
         assert cli("ps:scale", bad, "-a", "hello").returncode == 2, bad
-    form = json.loads(cli("ps", "-a", "hello", "--json").stdout)
+    form = curl("GET", "/apps/hello/formation")[1]
     assert [(f["type"], f["quantity"], f["size"]) for f in form] == [
         ("web", 2, "standard-2x"), ("worker", 3, "standard-1x")]
     r = cli("ps", "-a", "hello")
@@ -573,5 +575,5 @@ def test_help_lists_new_verbs(dyno):
     r = dyno("help")
     for verb in ("apps", "apps:create", "apps:info", "apps:destroy", "deploy", "ps",
                  "ps:scale", "config", "config:set", "config:get", "config:unset",
-                 "releases", "rollback"):
+                 "releases", "rollback", "ps:restart", "ps:stop"):
         assert f"  {verb} " in r.stdout, verb

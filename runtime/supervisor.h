@@ -1,0 +1,62 @@
+/* The supervisor: runs each app's formation on the launcher inside dynod
+ * (DESIGN.md, "Lifecycle"), and writes routes.json for the router
+ * ("Internal contract: routes.json").
+ *
+ * Everything happens on dynod's loop: one pidfd watcher and one OOM
+ * watcher per dyno, one timer per dyno (boot probe, stop grace, cool-off)
+ * and one periodic timer for memory checks. Nothing waits for a dyno:
+ * a stop sends SIGTERM and arms the grace timer; only SIGKILL is waited
+ * for (the kernel finishes it at once).
+ *
+ * The supervisor is the manager's struct manager_ops (sup_ops()). */
+#pragma once
+
+#include <jansson.h>
+#include <stdbool.h>
+
+#include "common/config.h"
+#include "common/error.h"
+#include "common/loop.h"
+#include "runtime/manager.h"
+
+struct sup;
+
+/* Creates the supervisor on loop for cfg (both borrowed). cgroup_parent
+ * names the cgroup under which dynos live (NULL: "dyno"); the leftovers of
+ * a previous dynod there are swept. Returns 0 and *ret (sup_free), or < 0. */
+int sup_new(struct loop *loop, const struct config *cfg, const char *cgroup_parent,
+            struct sup **ret, struct dy_error **err);
+
+/* The manager the supervisor reports to (release phases) and reads apps
+ * from (routes.json). Call once, before the first operation. */
+void sup_set_mgr(struct sup *s, struct mgr *m);
+
+/* The hook to pass to mgr_new(); points into s. */
+const struct manager_ops *sup_ops(struct sup *s);
+
+/* Starts the dynos of every app's formation (at dynod's start) and writes
+ * routes.json. */
+void sup_start_all(struct sup *s);
+
+/* The dyno objects of app (DESIGN.md, "Platform API"): a list of every
+ * dyno when name is NULL, else the dyno called name (NULL with
+ * MGR_E_NOT_FOUND when there is none). New reference. */
+json_t *sup_dynos_json(struct sup *s, const struct state_app *app, const char *name,
+                       struct dy_error **err);
+
+/* Restarts app's dynos: all of them (which NULL), those of a process type,
+ * or one dyno. MGR_E_NOT_FOUND when which matches none. */
+int sup_restart(struct sup *s, const struct state_app *app, const char *which,
+                struct dy_error **err);
+
+/* Stops dyno name of app; the formation starts it again (as Heroku's
+ * ps:stop of a formation dyno). MGR_E_NOT_FOUND when there is none. */
+int sup_stop_dyno(struct sup *s, const struct state_app *app, const char *name,
+                  struct dy_error **err);
+
+/* Stops every dyno (SIGTERM, grace, SIGKILL), then calls loop_stop(). */
+void sup_shutdown(struct sup *s);
+
+/* Kills and cleans whatever still runs (the loop is gone), frees s.
+ * Accepts NULL. */
+void sup_free(struct sup *s);

@@ -1,0 +1,437 @@
+"""Supervision (runtime/supervisor.c): a real dynod runs real dynos. dynod
+runs in a private network namespace made here (`unshare -n`, then `ip link
+set lo up`; never `ip netns exec`, which remounts /sys), so its veths and
+nftables rules never touch the host's network; its dynos live under a cgroup
+parent of their own (DYNOD_CGROUP_PARENT), uids come from a range of their
+own, state and socket in tmp_path. Short timeouts: boot 3s, stop 1s,
+cool-off 1s doubling to 4s. Every test stops dynod by its PID and sweeps
+what is left, even on failure."""
+import json
+import re
+import os
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import BUILD
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="dynos need root")
+
+VETH = re.compile(r"dy-[0-9a-f]{12}")
+CONTROLLERS = ("memory", "pids", "cpu")
+
+WEB = "exec python3 -m http.server $PORT --bind 0.0.0.0"
+WORKER = "exec sleep 1000"
+
+
+class Dynod:
+    def __init__(self, tmp_path, dyno_bin):
+        self.tmp = tmp_path
+        self.state = tmp_path / "state"
+        sock = tmp_path / "api.sock"
+        if len(str(sock)) > 100:
+            sock = Path(tempfile.mkdtemp(prefix="dy-")) / "api.sock"
+        self.sock = str(sock)
+        self.parent = f"dyno-sup-{os.getpid()}-{int(time.time() * 1000) % 100000}"
+        first = 400000 + (os.getpid() % 500) * 200
+        cfg = {
+            "state_dir": str(self.state),
+            "api_socket": self.sock,
+            "api_group": "root",
+            "uids": {"first": first, "count": 100},
+            "dyno": {"timeouts": {"boot": "3s", "stop": "1s"},
+                     "cooloff": {"first": "1s", "max": "4s", "reset_after": "5m"}},
+            "sizes": {"standard-1x": {"memory": "512M", "pids": 256, "cpu": 1},
+                      "tiny": {"memory": "32M", "pids": 64, "cpu": 1}},
+        }
+        self.config = tmp_path / "dynod.json"
+        self.config.write_text(json.dumps(cfg))
+        self.log = tmp_path / "dynod.log"
+        self.dyno_bin = dyno_bin
+        self.proc = None
+
+    def start(self):
+        exe = BUILD / "runtime" / "dynod"
+        env = dict(os.environ, DYNOD_CGROUP_PARENT=self.parent)
+        env.pop("DYNOD_NO_LAUNCHER", None)
+        self.logf = open(self.log, "ab")
+        # unshare and sh exec: the PID is dynod's
+        self.proc = subprocess.Popen(
+            ["unshare", "-n", "sh", "-c", 'ip link set lo up && exec "$0" "$@"', str(exe),
+             "--config", str(self.config)], stdout=self.logf, stderr=self.logf, env=env)
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                pytest.fail(f"dynod exited {self.proc.returncode}: {self.log.read_text()}")
+            try:
+                with socket.socket(socket.AF_UNIX) as s:
+                    s.connect(self.sock)
+                return self
+            except OSError:
+                time.sleep(0.05)
+        pytest.fail("dynod did not accept: " + self.log.read_text())
+
+    def stop(self, timeout=30):
+        if self.proc is None:
+            return 0
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            rc = self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            rc = self.proc.wait()
+        self.proc = None
+        self.logf.close()
+        return rc
+
+    def netns(self, *args):
+        return subprocess.run(["nsenter", f"--net=/proc/{self.proc.pid}/ns/net", *args],
+                              capture_output=True, text=True, timeout=10)
+
+    def cli(self, *args):
+        env = dict(os.environ, DYNO_API=self.sock, DYNO_APP="app")
+        return subprocess.run([str(self.dyno_bin), *map(str, args)], capture_output=True,
+                              text=True, env=env, timeout=60)
+
+    def curl(self, method, path):
+        r = subprocess.run(["curl", "-s", "--unix-socket", self.sock, "-X", method,
+                            "-w", "\n%{http_code}", "http://dynod" + path],
+                           capture_output=True, text=True, timeout=30)
+        body, _, code = r.stdout.rpartition("\n")
+        return int(code), json.loads(body) if body.strip() else None
+
+    def dynos(self):
+        r = self.cli("ps", "--json")
+        assert r.returncode == 0, r.stderr
+        return json.loads(r.stdout)
+
+    def routes(self):
+        return json.loads((self.state / "routes.json").read_text())
+
+    def wait(self, pred, timeout=15, what="condition"):
+        end = time.monotonic() + timeout
+        last = None
+        while time.monotonic() < end:
+            last = self.dynos()
+            if pred(last):
+                return last
+            time.sleep(0.1)
+        pytest.fail(f"timed out waiting for {what}: {last}\n" + self.log.read_text()[-3000:])
+
+    def cgroups(self):
+        """The dyno cgroups left under the parent, per controller."""
+        left = []
+        for c in CONTROLLERS:
+            p = Path("/sys/fs/cgroup", c, self.parent)
+            if p.is_dir():
+                left += [f"{c}/{d.name}" for d in p.iterdir() if d.is_dir()]
+        return left
+
+    def sweep(self):
+        for c in CONTROLLERS:
+            p = Path("/sys/fs/cgroup", c, self.parent)
+            if not p.is_dir():
+                continue
+            for d in p.iterdir():
+                if d.is_dir():
+                    for pid in (d / "cgroup.procs").read_text().split():
+                        try:
+                            os.kill(int(pid), signal.SIGKILL)
+                        except ProcessLookupError:
+                            pass
+            time.sleep(0.2)
+            for d in p.iterdir():
+                if d.is_dir():
+                    try:
+                        d.rmdir()
+                    except OSError:
+                        pass
+            try:
+                p.rmdir()
+            except OSError:
+                pass
+
+
+@pytest.fixture
+def dynod(tmp_path, dyno_bin):
+    d = Dynod(tmp_path, dyno_bin)
+    try:
+        yield d.start()
+        rc = d.stop()
+        assert rc == 0, d.log.read_text()[-3000:]
+        assert d.cgroups() == [], d.cgroups()
+        log = d.log.read_text()
+        assert "Sanitizer" not in log and "runtime error:" not in log, log[-3000:]
+    finally:
+        if d.proc is not None:
+            d.proc.kill()
+            d.proc.wait()
+        d.sweep()
+
+
+def make_app(dynod, tmp_path, procfile, name="app", files=None):
+    src = tmp_path / f"src-{name}-{time.monotonic_ns()}"
+    src.mkdir()
+    (src / "Procfile").write_text(procfile)
+    for k, v in (files or {}).items():
+        (src / k).write_text(v)
+    out = tmp_path / f"{src.name}.tgz"
+    r = dynod.cli("slugs:create", src, "-o", out)
+    assert r.returncode == 0, r.stderr
+    return out
+
+
+def app_pid(init_pid):
+    """The app's process: the child of the dyno's init."""
+    kids = Path(f"/proc/{init_pid}/task/{init_pid}/children").read_text().split()
+    return int(kids[0])
+
+
+def environ(pid):
+    raw = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    return dict(x.decode().split("=", 1) for x in raw if b"=" in x)
+
+
+def status(pid):
+    try:
+        return Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+
+
+def alive(pid):
+    """Running: not gone, not a zombie waiting for its new parent."""
+    st = status(pid)
+    return st is not None and "State:\tZ" not in st
+
+
+def by_name(dynos):
+    return {d["name"]: d for d in dynos}
+
+
+def all_up(names):
+    def pred(ds):
+        m = by_name(ds)
+        return all(n in m and m[n]["state"] == "up" for n in names) and len(ds) == len(names)
+    return pred
+
+
+def test_formation_crash_config_rollback_destroy(dynod, tmp_path):
+    slug = make_app(dynod, tmp_path, f"web: {WEB}\nworker: {WORKER}\n")
+    assert dynod.cli("apps:create", "app").returncode == 0
+    r = dynod.cli("deploy", slug)
+    assert r.returncode == 0, r.stderr
+    assert dynod.cli("ps:scale", "web=2", "worker=1").returncode == 0
+    ds = dynod.wait(all_up(["web.1", "web.2", "worker.1"]), what="three dynos up")
+    for d in ds:
+        assert d["release"] == {"version": 1} and d["size"] == "standard-1x"
+        assert set(d) >= {"name", "type", "state", "command", "size", "release", "addr",
+                          "created_at", "updated_at"}
+    m = by_name(ds)
+    assert m["worker.1"]["addr"] is None and m["web.1"]["addr"].endswith(":5000")
+    # routes.json: two web backends, up
+    routes = dynod.routes()
+    app = next(a for a in routes["apps"] if a["name"] == "app")
+    assert app["state"] == "up" and app["hosts"] == ["app.localhost"]
+    assert sorted(b["dyno"] for b in app["backends"]) == ["web.1", "web.2"]
+    assert all(not b["draining"] for b in app["backends"])
+    assert {b["addr"] for b in app["backends"]} == {m["web.1"]["addr"], m["web.2"]["addr"]}
+    # the web dyno answers at its address, from dynod's network namespace
+    r = dynod.netns("curl", "-s", "-o", "/dev/null", "-w", "%{http_code}",
+                    f"http://{m['web.1']['addr']}/Procfile")
+    assert r.stdout == "200", r
+    env = environ(app_pid(m["web.1"]["pid"]))
+    assert env["PORT"] == "5000" and env["DYNO"] == "web.1"
+    code, one = dynod.curl("GET", "/apps/app/dynos/web.1")
+    assert code == 200 and one == m["web.1"] | {"updated_at": one["updated_at"]}
+    code, err = dynod.curl("GET", "/apps/app/dynos/web.9")
+    assert code == 404 and err["id"] == "not_found"
+    assert dynod.curl("POST", "/apps/app/dynos/web.1/actions/nope")[0] == 404
+    assert dynod.curl("PUT", "/apps/app/dynos")[0] == 405
+    # ps shows them
+    r = dynod.cli("ps")
+    assert "web.1: up" in r.stdout and "worker.1: up" in r.stdout, r.stdout
+
+    # a crash: restarted at once, then after 1s, then 2s
+    for n in range(3):
+        pid = by_name(dynod.dynos())["worker.1"]["pid"]
+        os.kill(app_pid(pid), signal.SIGKILL)
+        dynod.wait(lambda ds: by_name(ds)["worker.1"]["pid"] not in (0, pid) and
+                   by_name(ds)["worker.1"]["state"] == "up", timeout=10, what="restart")
+    log = dynod.log.read_text()
+    assert "dyno[worker.1]: State changed from up to crashed" in log
+    assert "dyno[worker.1]: State changed from crashed to starting" in log
+    assert "restarting in 1 s" in log and "restarting in 2 s" in log
+
+    # config:set: a new release, every dyno replaced, with the new env
+    assert dynod.cli("config:set", "GREETING=hi").returncode == 0
+    ds = dynod.wait(lambda ds: all_up(["web.1", "web.2", "worker.1"])(ds) and
+                    all(d["release"]["version"] == 2 for d in ds), what="v2 dynos")
+    for d in ds:
+        assert environ(app_pid(d["pid"]))["GREETING"] == "hi"
+    # rollback to v1: v3, without the var
+    assert dynod.cli("rollback", "v1").returncode == 0
+    ds = dynod.wait(lambda ds: all_up(["web.1", "web.2", "worker.1"])(ds) and
+                    all(d["release"]["version"] == 3 for d in ds), what="v3 dynos")
+    for d in ds:
+        assert "GREETING" not in environ(app_pid(d["pid"]))
+
+    # restart one, stop one: both come back with new processes
+    old = by_name(ds)
+    assert dynod.cli("ps:restart", "web.1").returncode == 0
+    assert dynod.cli("ps:stop", "worker.1").returncode == 0
+    dynod.wait(lambda ds: all_up(["web.1", "web.2", "worker.1"])(ds) and
+               by_name(ds)["web.1"]["pid"] != old["web.1"]["pid"] and
+               by_name(ds)["worker.1"]["pid"] != old["worker.1"]["pid"] and
+               by_name(ds)["web.2"]["pid"] == old["web.2"]["pid"], what="restart")
+    r = dynod.cli("ps:restart", "clock")
+    assert r.returncode == 1 and "no dyno clock" in r.stderr
+
+    # scale down: the dyno goes, its backend too
+    assert dynod.cli("ps:scale", "web=1").returncode == 0
+    dynod.wait(all_up(["web.1", "worker.1"]), what="scale down")
+    app = next(a for a in dynod.routes()["apps"] if a["name"] == "app")
+    assert [b["dyno"] for b in app["backends"]] == ["web.1"]
+
+    # web scaled to 0: no-web
+    assert dynod.cli("ps:scale", "web=0").returncode == 0
+    dynod.wait(all_up(["worker.1"]), what="web scaled to 0")
+    app = next(a for a in dynod.routes()["apps"] if a["name"] == "app")
+    assert app["state"] == "no-web" and app["backends"] == []
+
+    # destroy leaves nothing
+    pids = [d["pid"] for d in dynod.dynos()]
+    r = dynod.cli("apps:destroy", "--confirm", "app")
+    assert r.returncode == 0, r.stderr
+    end = time.monotonic() + 10
+    while time.monotonic() < end and (dynod.cgroups() or
+                                      any(Path(f"/proc/{p}").exists() for p in pids)):
+        time.sleep(0.1)
+    assert dynod.cgroups() == []
+    assert not any(Path(f"/proc/{p}").exists() for p in pids)
+    links = dynod.netns("ip", "-o", "link").stdout
+    assert not VETH.search(links), links
+    rules = dynod.netns("nft", "list", "ruleset").stdout
+    assert "dy-*" in rules and not VETH.search(rules), rules
+    assert dynod.routes()["apps"] == []
+
+
+def test_boot_timeout_and_failed_release(dynod, tmp_path):
+    slug = make_app(dynod, tmp_path, "web: exec sleep 1000\n")
+    assert dynod.cli("apps:create", "app").returncode == 0
+    assert dynod.cli("deploy", slug).returncode == 0
+    dynod.wait(lambda ds: len(ds) == 1 and ds[0]["state"] == "crashed", timeout=12,
+               what="R10 crash")
+    log = dynod.log.read_text()
+    assert "dyno[web.1]: Error R10 (Boot timeout)" in log
+    assert "dyno[web.1]: State changed from starting to crashed" in log
+    app = next(a for a in dynod.routes()["apps"] if a["name"] == "app")
+    assert app["backends"] == []
+    if dynod.dynos()[0]["state"] == "crashed":  # still in its cool-off
+        assert app["state"] == "crashed"
+
+    # a good release, then one whose release phase fails: v2 keeps serving
+    good = make_app(dynod, tmp_path, f"release: exit 0\nweb: {WEB}\n")
+    assert dynod.cli("deploy", good).returncode == 0
+    dynod.wait(lambda ds: [(d["name"], d["state"], d["release"]["version"]) for d in ds] ==
+               [("web.1", "up", 2)], what="v2 up")
+    bad = make_app(dynod, tmp_path, f"release: echo migrating; exit 3\nweb: {WEB}\n")
+    assert dynod.cli("deploy", bad).returncode == 0
+    end = time.monotonic() + 10
+    rels = []
+    while time.monotonic() < end:
+        rels = json.loads(dynod.cli("releases", "--json").stdout)
+        if rels[-1]["status"] != "pending":
+            break
+        time.sleep(0.1)
+    assert [r["status"] for r in rels] == ["succeeded", "succeeded", "failed"], rels
+    ds = dynod.dynos()
+    assert [(d["name"], d["state"], d["release"]["version"]) for d in ds] == [("web.1", "up", 2)]
+    assert "dyno[release.2]: Process exited with status 3" in dynod.log.read_text()
+
+
+def test_sigterm_stops_every_dyno(tmp_path, dyno_bin):
+    d = Dynod(tmp_path, dyno_bin)
+    try:
+        d.start()
+        # a worker that ignores SIGTERM: killed after the 1s grace (R12)
+        slug = make_app(d, tmp_path, "web: trap '' TERM; exec python3 -m http.server $PORT\n"
+                        "worker: trap '' TERM; while true; do sleep 0.1; done\n")
+        assert d.cli("apps:create", "app").returncode == 0
+        assert d.cli("deploy", slug).returncode == 0
+        assert d.cli("ps:scale", "worker=1").returncode == 0
+        # bound to 0.0.0.0 by default: up
+        ds = d.wait(all_up(["web.1", "worker.1"]), what="two dynos up")
+        # restart web.1: the old one drains for its grace, the new one starts
+        old1 = by_name(ds)["web.1"]["pid"]
+        assert d.cli("ps:restart", "web.1").returncode == 0
+        app = next(a for a in d.routes()["apps"] if a["name"] == "app")
+        assert [(b["dyno"], b["draining"]) for b in app["backends"]] == [("web.1", True)]
+        ds = d.wait(lambda ds: all_up(["web.1", "worker.1"])(ds) and
+                    by_name(ds)["web.1"]["pid"] != old1, what="web.1 replaced")
+        assert not alive(old1)
+        app = next(a for a in d.routes()["apps"] if a["name"] == "app")
+        assert [(b["dyno"], b["draining"]) for b in app["backends"]] == [("web.1", False)]
+        pids = [x["pid"] for x in ds]
+        t = time.monotonic()
+        assert d.stop() == 0
+        assert time.monotonic() - t < 10
+        assert d.cgroups() == []
+        assert not any(Path(f"/proc/{p}").exists() for p in pids)
+        log = d.log.read_text()
+        assert "dyno[worker.1]: Error R12 (Exit timeout)" in log
+        assert "dyno[web.1]: State changed from up to down" in log
+        # started again: the formation comes back
+        d.start()
+        ds = d.wait(all_up(["web.1", "worker.1"]), what="dynos back after restart")
+        # kill -9: the dynos outlive dynod; not re-adopted yet, the next
+        # dynod kills and sweeps them, then starts the formation afresh
+        old = [x["pid"] for x in ds]
+        d.proc.kill()
+        d.proc.wait()
+        d.proc = None
+        d.logf.close()
+        assert all(Path(f"/proc/{p}").exists() for p in old)
+        d.start()
+        ds = d.wait(all_up(["web.1", "worker.1"]), what="dynos after kill -9")
+        assert not any(alive(p) for p in old), [status(p) for p in old]
+        assert len(d.cgroups()) == 2 * len(CONTROLLERS)
+        assert d.stop() == 0
+        log = d.log.read_text()
+        assert "Sanitizer" not in log and "runtime error:" not in log, log[-3000:]
+        assert d.cgroups() == []
+    finally:
+        if d.proc is not None:
+            d.proc.kill()
+            d.proc.wait()
+        d.sweep()
+
+
+def test_oom_is_r15_and_a_crash(dynod, tmp_path):
+    # tiny is 32M (kernel limit 64M): 200M of touched memory is an OOM kill
+    # of the whole dyno
+    # hog: 48M, over the quota, under the kernel limit: R14, runs on
+    slug = make_app(dynod, tmp_path, "worker: exec python3 -c 'import time; a = b\"x\" * "
+                    "(200 << 20); time.sleep(100)'\nweb: " + WEB + "\n"
+                    "hog: exec python3 -c 'import time; a = b\"x\" * (48 << 20); "
+                    "time.sleep(100)'\n")
+    assert dynod.cli("apps:create", "app").returncode == 0
+    assert dynod.cli("deploy", slug).returncode == 0
+    assert dynod.cli("ps:scale", "web=0", "worker=1:tiny", "hog=1:tiny").returncode == 0
+    end = time.monotonic() + 20
+    while time.monotonic() < end and not ("Error R15" in dynod.log.read_text() and
+                                          "Error R14" in dynod.log.read_text()):
+        time.sleep(0.1)
+    assert "dyno[hog.1]: Error R14 (Memory quota exceeded)" in dynod.log.read_text()
+    assert by_name(dynod.dynos())["hog.1"]["state"] == "up"
+    assert dynod.cli("ps:scale", "hog=0").returncode == 0
+    log = dynod.log.read_text()
+    assert "dyno[worker.1]: Error R15 (Memory quota vastly exceeded)" in log, log[-3000:]
+    assert "dyno[worker.1]: State changed from up to crashed" in log
+    assert dynod.cli("ps:scale", "worker=0").returncode == 0
+    dynod.wait(lambda ds: ds == [], what="worker gone")
