@@ -51,9 +51,12 @@ class Sink:
             pass
 
     def pump(self, timeout):
+        # Bounded in time and count: a dyno that floods its output (yes)
+        # would otherwise keep this loop reading forever.
+        end = time.monotonic() + max(timeout, 0.05)
         self.sock.settimeout(timeout)
         try:
-            while True:
+            while time.monotonic() < end and len(self.lines) < 200000:
                 self.lines.append(self.sock.recv(65536).decode(errors="replace"))
                 self.sock.settimeout(0.01)
         except (socket.timeout, BlockingIOError):
