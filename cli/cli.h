@@ -55,6 +55,7 @@ extern const struct cli_verb cli_verb_apps;
 extern const struct cli_verb cli_verb_apps_create;
 extern const struct cli_verb cli_verb_apps_info;
 extern const struct cli_verb cli_verb_apps_destroy;
+extern const struct cli_verb cli_verb_open;
 extern const struct cli_verb cli_verb_deploy;
 extern const struct cli_verb cli_verb_ps;
 extern const struct cli_verb cli_verb_ps_scale;

@@ -1,7 +1,9 @@
-/* apps, apps:create, apps:info, apps:destroy */
+/* apps, apps:create, apps:info, apps:destroy, open */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "cli/api-client.h"
 #include "cli/cli.h"
@@ -159,4 +161,76 @@ const struct cli_verb cli_verb_apps_destroy = {
     .usage = "apps:destroy --confirm NAME [-a APP]",
     .summary = "destroy an app with its releases, config vars and unpacked slugs",
     .help = "The app is NAME, or -a APP / $DYNO_APP, which must then equal NAME.\n",
+};
+
+/* xdg-open somewhere on $PATH? */
+static bool have_xdg_open(void)
+{
+	const char *path = getenv("PATH");
+	if (path == NULL || *path == '\0')
+		return false;
+	_cleanup_free_ char *dirs = strdup(path);
+	if (dirs == NULL)
+		return false;
+	char *save = NULL;
+	for (char *d = strtok_r(dirs, ":", &save); d; d = strtok_r(NULL, ":", &save)) {
+		char buf[4096];
+		int n = snprintf(buf, sizeof(buf), "%s/xdg-open", *d ? d : ".");
+		if (n > 0 && (size_t)n < sizeof(buf) && access(buf, X_OK) == 0)
+			return true;
+	}
+	return false;
+}
+
+static int run_open(int argc, char **argv)
+{
+	const char *app_opt = NULL;
+	const struct cli_opt opts[] = {APP_OPT(app_opt), END_OPT};
+	size_t npos;
+	int r = cli_parse(&cli_verb_open, argc, argv, opts, NULL, 0, &npos);
+	if (r)
+		return r;
+	const char *app = cli_app(app_opt);
+	if (app == NULL)
+		return cli_usage_error(&cli_verb_open, "missing -a APP (or $DYNO_APP)");
+	_cleanup_free_ char *path = cli_app_path(app, "");
+	json_t *o = NULL;
+	if ((r = cli_api("GET", path, NULL, &o)))
+		return r;
+	const char *url = json_string_value(json_object_get(o, "web_url"));
+	if (url == NULL) {
+		json_decref(o);
+		return cli_error("the API gave no web_url for %s", app);
+	}
+	printf("%s\n", url);
+	fflush(stdout);
+	if (isatty(STDOUT_FILENO) && have_xdg_open()) {
+		pid_t pid = fork();
+		if (pid == 0) {
+			execlp("xdg-open", "xdg-open", url, (char *)NULL);
+			_exit(127);
+		}
+		if (pid < 0) {
+			json_decref(o);
+			return cli_error("cannot run xdg-open: %m");
+		}
+		int st;
+		while (waitpid(pid, &st, 0) < 0)
+			;
+		if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+			json_decref(o);
+			return cli_error("xdg-open %s failed", url);
+		}
+	}
+	json_decref(o);
+	return CLI_OK;
+}
+
+const struct cli_verb cli_verb_open = {
+    .name = "open",
+    .run = run_open,
+    .usage = "open -a APP",
+    .summary = "print the app's web URL (and open it with xdg-open on a terminal)",
+    .help = "Prints the app's web_url. Only when stdout is a terminal and xdg-open is on\n"
+            "$PATH, it also runs `xdg-open URL`.\n",
 };

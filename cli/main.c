@@ -13,6 +13,7 @@ const struct cli_verb *const cli_verbs[] = {
     &cli_verb_apps_create,
     &cli_verb_apps_info,
     &cli_verb_apps_destroy,
+    &cli_verb_open,
     &cli_verb_deploy,
     &cli_verb_ps,
     &cli_verb_ps_scale,

@@ -577,3 +577,28 @@ def test_help_lists_new_verbs(dyno):
                  "ps:scale", "config", "config:set", "config:get", "config:unset",
                  "releases", "rollback", "ps:restart", "ps:stop"):
         assert f"  {verb} " in r.stdout, verb
+
+
+def test_open_prints_web_url(cli, tmp_path):
+    assert cli("apps:create", "open-app").returncode == 0
+    # a fake xdg-open on PATH: stdout is a pipe here, so it must not run
+    marker = tmp_path / "xdg-opened"
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "xdg-open").write_text(f"#!/bin/sh\necho \"$@\" > {marker}\n")
+    (fake / "xdg-open").chmod(0o755)
+    env = {"PATH": f"{fake}:{os.environ.get('PATH', '/usr/bin:/bin')}"}
+    r = cli("open", "-a", "open-app", env=env)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "http://open-app.localhost:18080/\n"
+    assert not marker.exists()
+    r = cli("open", env=dict(env, DYNO_APP="open-app"))
+    assert r.returncode == 0 and r.stdout == "http://open-app.localhost:18080/\n"
+    r = cli("-a", "open-app", "open")
+    assert r.returncode == 0 and "open-app.localhost" in r.stdout
+    r = cli("open", "-a", "nope")
+    assert r.returncode == 1 and 'app "nope" not found' in r.stderr
+    assert cli("open").returncode == 2
+    assert cli("open", "-a", "open-app", "extra").returncode == 2
+    assert "  open " in cli("help").stdout
+    assert "xdg-open" in cli("help", "open").stdout
