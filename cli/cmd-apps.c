@@ -160,7 +160,9 @@ const struct cli_verb cli_verb_apps_destroy = {
     .run = run_destroy,
     .usage = "apps:destroy --confirm NAME [-a APP]",
     .summary = "destroy an app with its releases, config vars and unpacked slugs",
-    .help = "The app is NAME, or -a APP / $DYNO_APP, which must then equal NAME.\n",
+    .help = "The app is NAME, or -a APP / $DYNO_APP, which must then equal NAME. It is gone\n"
+            "at once; its dynos stop (SIGTERM, grace, SIGKILL) and its unpacked slugs are\n"
+            "removed when the last has exited.\n",
 };
 
 /* xdg-open somewhere on $PATH? */

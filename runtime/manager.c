@@ -193,15 +193,30 @@ int mgr_app_create(struct mgr *m, const char *name, struct state_app **ret, stru
 	return 0;
 }
 
+/* The unpacked slugs of a destroyed app, once none of its dynos runs. */
+static void remove_grave(void *arg)
+{
+	char *grave = arg;
+	int r = state_grave_remove(grave);
+	if (r < 0)
+		dy_log("api", "remove %s: %s", grave, strerror(-r));
+	free(grave);
+}
+
 int mgr_app_destroy(struct mgr *m, const char *name, struct dy_error **err)
 {
 	struct state_app *app;
 	if (mgr_app_get(m, name, &app, err) < 0)
 		return -1;
-	if (m->ops && m->ops->stop_app)
-		m->ops->stop_app(m->ops->data, app);
-	if (state_app_remove(m->st, app, err) < 0)
+	char copy[STATE_APP_NAME_MAX + 1];
+	snprintf(copy, sizeof(copy), "%s", app->name);
+	char *grave = NULL;
+	if (state_app_detach(m->st, app, &grave, err) < 0)
 		return dy_error_prefix(err, "destroy app %s", name);
+	if (m->ops && m->ops->stop_app)
+		m->ops->stop_app(m->ops->data, copy, remove_grave, grave);
+	else
+		remove_grave(grave);
 	return 0;
 }
 

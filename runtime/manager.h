@@ -48,8 +48,11 @@ struct manager_ops {
 	 * (starting, replacing and stopping dynos). Returns 0 or < 0. */
 	int (*apply_formation)(void *data, const struct state_app *app,
 	                       const struct state_release *rel, struct dy_error **err);
-	/* Stops every dyno of app (before it is destroyed). */
-	void (*stop_app)(void *data, const struct state_app *app);
+	/* Stops every dyno of app name (SIGTERM, grace, SIGKILL) once its
+	 * app is destroyed; calls gone(arg) when the last of them has
+	 * exited: at once (before returning) when none runs. gone is called
+	 * exactly once, at the latest when the launcher is freed. */
+	void (*stop_app)(void *data, const char *name, void (*gone)(void *arg), void *arg);
 	/* The dyno objects of app: a list, or the one called name (NULL and
 	 * MGR_E_NOT_FOUND when there is none). New reference. */
 	json_t *(*dynos_json)(void *data, const struct state_app *app, const char *name,
@@ -105,8 +108,10 @@ int mgr_app_get(struct mgr *m, const char *name, struct state_app **ret, struct 
  * Returns 0 and the app in *ret (owned by the state), or < 0. */
 int mgr_app_create(struct mgr *m, const char *name, struct state_app **ret, struct dy_error **err);
 
-/* Destroys app name: its dynos (through ops), state file and unpacked
- * slugs. Stored slugs stay (other apps may share them). */
+/* Destroys app name: it leaves the state and its state file goes at once;
+ * its dynos are stopped (through ops) and its unpacked slugs are removed
+ * once the last of them has exited (after the stop grace at most).
+ * Stored slugs stay (other apps may share them). */
 int mgr_app_destroy(struct mgr *m, const char *name, struct dy_error **err);
 
 /* Stores the slug read from fd (up to slugs.max_compressed) for app

@@ -373,6 +373,51 @@ int state_app_remove(struct state *st, struct state_app *app, struct dy_error **
 	return 0;
 }
 
+int state_app_detach(struct state *st, struct state_app *app, char **ret_grave,
+                     struct dy_error **err)
+{
+	static unsigned long long seq;
+	size_t i = 0;
+	while (i < st->napps && st->apps[i] != app)
+		i++;
+	if (i == st->napps)
+		return dy_error(err, "app %s is not in the state", app->name);
+	_cleanup_free_ char *apps = NULL, *file = NULL, *gone = NULL;
+	if (asprintf(&apps, "%s/apps", st->dir) < 0 ||
+	    asprintf(&file, "%s/app.json", app->name) < 0 ||
+	    asprintf(&gone, "%s.gone-%d-%llu", app->name, (int)getpid(), ++seq) < 0)
+		return dy_error_errno(err, ENOMEM, "remove app %s", app->name);
+	_cleanup_close_ int dfd = open(apps, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0)
+		return dy_error_errno(err, errno, "open %s", apps);
+	char *grave = NULL;
+	if (asprintf(&grave, "%s/%s", apps, gone) < 0)
+		return dy_error_errno(err, ENOMEM, "remove app %s", app->name);
+	/* the state file first, as state_app_remove() */
+	if (unlinkat(dfd, file, 0) < 0 && errno != ENOENT) {
+		int r = dy_error_errno(err, errno, "remove %s/%s", apps, file);
+		free(grave);
+		return r;
+	}
+	fsync(dfd);
+	if (renameat(dfd, app->name, dfd, gone) < 0) {
+		/* nothing to rename is fine; otherwise remove it at once */
+		if (errno != ENOENT)
+			slug_fs_remove_tree(dfd, app->name);
+	}
+	fsync(dfd);
+	memmove(&st->apps[i], &st->apps[i + 1], (st->napps - i - 1) * sizeof(*st->apps));
+	st->napps--;
+	app_free(app);
+	*ret_grave = grave;
+	return 0;
+}
+
+int state_grave_remove(const char *grave)
+{
+	return slug_fs_remove_tree(AT_FDCWD, grave);
+}
+
 static int load_release(json_t *o, struct state_app *app, const char *path, size_t idx,
                         struct dy_error **err)
 {

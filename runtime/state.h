@@ -101,6 +101,19 @@ int state_app_save(const struct state *st, const struct state_app *app, struct d
  * from disk; app is freed. Returns 0 or < 0 (the app is then still in st). */
 int state_app_remove(struct state *st, struct state_app *app, struct dy_error **err);
 
+/* Removes app from st and its state file, and renames its directory
+ * (unpacked slugs) to "<name>.gone-<n>" under the apps directory, for the
+ * caller to remove with state_grave_remove() once no dyno uses it (an
+ * interrupted removal is swept at the next start: no app.json). app is
+ * freed. Returns 0 and the directory's absolute path in *ret_grave
+ * (owned), or < 0 (the app is then still in st). */
+int state_app_detach(struct state *st, struct state_app *app, char **ret_grave,
+                     struct dy_error **err);
+
+/* Removes grave (a path of state_app_detach) and everything below it.
+ * Returns 0 or -errno. */
+int state_grave_remove(const char *grave);
+
 /* Appends release version (last + 1) to app and returns it in *ret (owned
  * by app, valid until the next append). description is copied; config and
  * process_types are taken over (their reference is stolen, even on

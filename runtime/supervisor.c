@@ -77,6 +77,15 @@ struct sup_dyno {
 	char updated_at[STATE_TIME_LEN + 1];
 };
 
+/* A destroyed app whose dynos are still stopping: gone(arg) once the
+ * last has exited. */
+struct sup_grave {
+	struct sup_grave *next;
+	char app[STATE_APP_NAME_MAX + 1];
+	void (*gone)(void *arg);
+	void *arg;
+};
+
 struct sup {
 	struct loop *loop;
 	const struct config *cfg;
@@ -84,6 +93,7 @@ struct sup {
 	struct mgr *mgr;
 	struct manager_ops ops;
 	struct sup_dyno *dynos;
+	struct sup_grave *graves;
 	struct loop_timer check;
 	uint64_t routes_version;
 	unsigned seq; /* instance ids */
@@ -136,6 +146,32 @@ static void dyno_free(void *ptr)
 	free(d);
 }
 
+/* True while a stopping dyno of app is in the list. */
+static bool app_stopping(const struct sup *s, const char *app)
+{
+	for (const struct sup_dyno *d = s->dynos; d; d = d->next)
+		if (d->stopping && strcmp(d->app, app) == 0)
+			return true;
+	return false;
+}
+
+/* Calls the graves of app whose dynos are all gone. */
+static void graves_check(struct sup *s, const char *app)
+{
+	if (app_stopping(s, app))
+		return;
+	for (struct sup_grave **p = &s->graves; *p;) {
+		struct sup_grave *g = *p;
+		if (strcmp(g->app, app) != 0) {
+			p = &g->next;
+			continue;
+		}
+		*p = g->next;
+		g->gone(g->arg);
+		free(g);
+	}
+}
+
 static void unlink_dyno(struct sup_dyno *d)
 {
 	struct sup *s = d->sup;
@@ -148,6 +184,8 @@ static void unlink_dyno(struct sup_dyno *d)
 	d->removed = true;
 	loop_timer_stop(s->loop, &d->timer);
 	routes_changed(s);
+	if (s->graves)
+		graves_check(s, d->app);
 	if (loop_defer(s->loop, dyno_free, d, NULL) < 0)
 		dyno_free(d); /* ENOMEM: nothing of d is on the stack above */
 	if (s->shutting_down && s->dynos == NULL)
@@ -630,16 +668,33 @@ static int run_release(void *data, const struct state_app *app, const struct sta
 	return 0;
 }
 
-static void stop_app(void *data, const struct state_app *app)
+/* manager_ops.stop_app: every dyno of the destroyed app name stops;
+ * gone(arg) once the last has exited (its grave waits until then). */
+static void stop_app(void *data, const char *name, void (*gone)(void *arg), void *arg)
 {
 	struct sup *s = data;
 	batch_begin(s);
 	for (struct sup_dyno *d = s->dynos, *next; d; d = next) {
 		next = d->next;
-		if (strcmp(d->app, app->name) == 0)
+		if (strcmp(d->app, name) == 0)
 			dyno_stop(d);
 	}
 	batch_end(s);
+	if (!gone)
+		return;
+	struct sup_grave *g = calloc(1, sizeof(*g));
+	if (!app_stopping(s, name) || !g) {
+		if (g == NULL)
+			dy_log("supervisor", "%s: out of memory: its files go now", name);
+		free(g);
+		gone(arg);
+		return;
+	}
+	snprintf(g->app, sizeof(g->app), "%s", name);
+	g->gone = gone;
+	g->arg = arg;
+	g->next = s->graves;
+	s->graves = g;
 }
 
 static void on_check(struct loop *loop, struct loop_timer *t)
@@ -1022,6 +1077,12 @@ void sup_free(struct sup *s)
 			launch_kill(d->ld, NULL);
 		release_process(d);
 		dyno_free(d);
+	}
+	while (s->graves) { /* their dynos were killed above */
+		struct sup_grave *g = s->graves;
+		s->graves = g->next;
+		g->gone(g->arg);
+		free(g);
 	}
 	free(s->init_path);
 	free(s);

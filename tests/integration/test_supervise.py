@@ -435,3 +435,32 @@ def test_oom_is_r15_and_a_crash(dynod, tmp_path):
     assert "dyno[worker.1]: State changed from up to crashed" in log
     assert dynod.cli("ps:scale", "worker=0").returncode == 0
     dynod.wait(lambda ds: ds == [], what="worker gone")
+
+
+def test_destroy_waits_for_the_grace(dynod, tmp_path):
+    """apps:destroy answers at once; the app's files go once its last dyno
+    has exited (a web dyno that ignores SIGTERM: after the 1s grace)."""
+    slug = make_app(dynod, tmp_path, "web: trap '' TERM; exec python3 -m http.server $PORT\n")
+    assert dynod.cli("apps:create", "app").returncode == 0
+    assert dynod.cli("deploy", slug).returncode == 0
+    ds = dynod.wait(all_up(["web.1"]), what="web.1 up")
+    pids = [d["pid"] for d in ds]
+    appdir = dynod.state / "apps" / "app"
+    assert appdir.is_dir()
+    r = dynod.cli("apps:destroy", "--confirm", "app")
+    assert r.returncode == 0, r.stderr
+    # gone from the API at once; the dyno is in its grace, its files stay
+    assert dynod.cli("apps:info").returncode == 1
+    assert not (appdir / "app.json").exists()
+    graves = list((dynod.state / "apps").glob("app.gone-*"))
+    assert any(alive(p) for p in pids) and len(graves) == 1, graves
+    end = time.monotonic() + 5
+    while time.monotonic() < end and (dynod.cgroups() or any(alive(p) for p in pids) or
+                                      list((dynod.state / "apps").iterdir())):
+        time.sleep(0.05)
+    assert not any(alive(p) for p in pids)
+    assert dynod.cgroups() == []
+    assert list((dynod.state / "apps").iterdir()) == []
+    links = dynod.netns("ip", "-o", "link").stdout
+    assert not VETH.search(links), links
+    assert "dyno[web.1]: Error R12 (Exit timeout)" in dynod.log.read_text()
