@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <sys/resource.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,7 +40,8 @@ struct init_state {
 	const struct init_params *p;
 	pid_t app;
 	int sigfd;
-	int sock; /* connected to the sink, or -1 */
+	int sock;              /* connected to the sink, or -1 */
+	uint64_t next_connect; /* CLOCK_MONOTONIC us: no connect attempt before */
 	bool has_sink;
 	bool blocked; /* the sink's queue is full: wait for POLLOUT */
 	struct sockaddr_un addr;
@@ -208,16 +210,29 @@ fail_errno:;
  * has room again (unix_dgram_poll() checks the peer's queue; for an
  * unconnected socket it cannot). A sink that went away (ECONNREFUSED) is
  * connected again by path: its successor is another socket. */
+static uint64_t mono_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
 static bool sink_connect(struct init_state *st)
 {
 	if (st->sock >= 0)
 		return true;
+	/* while the sink is away, one attempt per 500 ms: an app that floods
+	 * its output must not turn init into a connect() loop on a core */
+	uint64_t now = mono_us();
+	if (now < st->next_connect)
+		return false;
 	st->sock = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (st->sock < 0)
 		return false;
 	if (connect(st->sock, (struct sockaddr *)&st->addr, st->addr_len) < 0) {
 		close(st->sock);
 		st->sock = -1;
+		st->next_connect = now + 500000;
 		return false;
 	}
 	return true;

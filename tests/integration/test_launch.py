@@ -26,12 +26,48 @@ def scenario(name, timeout=120):
     if not launcher.exists():
         pytest.fail(f"{launcher} is missing: build first")
     env = dict(os.environ, DYNO_BUILD=str(BUILD))
-    r = subprocess.run(
+    p = subprocess.Popen(
         ["unshare", "-n", "sh", "-c", 'ip link set lo up && exec "$0" "$@"', sys.executable,
          str(HERE / "dynoharness.py"), name],
-        capture_output=True, text=True, timeout=timeout, env=env)
-    assert r.returncode == 0, r.stderr
-    return json.loads(r.stdout.strip().splitlines()[-1])
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        out, err = p.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        # dynos outlive their launcher by design: kill what this harness
+        # (its cgroup parent is named after its pid, which `exec` kept)
+        # started, so a hung scenario leaves nothing running
+        p.kill()
+        p.communicate()
+        kill_cgroup_tree(f"dyno-test-{p.pid}")
+        raise
+    assert p.returncode == 0, err
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def kill_cgroup_tree(parent):
+    for c in ("pids", "memory", "cpu"):
+        root = Path(f"/sys/fs/cgroup/{c}/{parent}")
+        if not root.is_dir():
+            continue
+        for d in [x for x in root.iterdir() if x.is_dir()] + [root]:
+            try:
+                for pid in (d / "cgroup.procs").read_text().split():
+                    try:
+                        os.kill(int(pid), signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
+            except OSError:
+                pass
+    import time
+    time.sleep(0.5)
+    for c in ("pids", "memory", "cpu"):
+        root = Path(f"/sys/fs/cgroup/{c}/{parent}")
+        if root.is_dir():
+            for d in [x for x in root.iterdir() if x.is_dir()] + [root]:
+                try:
+                    d.rmdir()
+                except OSError:
+                    pass
 
 
 def cgroup_v2_memory():
