@@ -1,6 +1,10 @@
 /* A dyno's network through libnl-route and libnftables; see net.h. */
 #include "runtime/net.h"
 
+#include <unistd.h>
+
+#include <fcntl.h>
+
 #include <arpa/inet.h>
 #include <linux/if.h>
 #include <netlink/netlink.h>
@@ -205,6 +209,23 @@ out:
 	return r;
 }
 
+/* IPv6 off on a dyno's links (both ends): the nftables table drops it,
+ * and this holds even if that table were flushed: no link-local address,
+ * no router advertisement from a dyno taken by the host. Best effort: a
+ * kernel without IPv6 has no such file. */
+static void disable_ipv6(const char *ifname)
+{
+	char path[96];
+	snprintf(path, sizeof(path), "/proc/sys/net/ipv6/conf/%s/disable_ipv6", ifname);
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	if (write(fd, "1", 1) < 0) {
+		/* read-only /proc/sys or no IPv6: nftables still drops it */
+	}
+	close(fd);
+}
+
 int net_host_setup(const char *veth, pid_t pid, struct in_addr addr, struct in_addr gw,
                    struct dy_error **err)
 {
@@ -214,6 +235,7 @@ int net_host_setup(const char *veth, pid_t pid, struct in_addr addr, struct in_a
 	int r = rtnl_link_veth_add(sk, veth, "eth0", pid);
 	if (r < 0)
 		return dy_error(err, "veth %s: %s", veth, nl_geterror(r));
+	disable_ipv6(veth);
 	struct rtnl_link *link = NULL;
 	if (link_up(sk, veth, &link, err) < 0)
 		goto fail;
@@ -238,6 +260,9 @@ int net_dyno_setup(struct in_addr addr, struct in_addr gw, struct dy_error **err
 	if (link_up(sk, "lo", &link, err) < 0)
 		return -1;
 	rtnl_link_put(link);
+	disable_ipv6("all");
+	disable_ipv6("default");
+	disable_ipv6("eth0");
 	if (link_up(sk, "eth0", &link, err) < 0)
 		return -1;
 	int ifindex = rtnl_link_get_ifindex(link);

@@ -423,6 +423,18 @@ def sc_inherited(h):
     return {"lines": d.sink.messages()}
 
 
+def sc_ipv6_off(h):
+    d = Dyno(h, "echo inside=$(cat /proc/sys/net/ipv6/conf/eth0/disable_ipv6 2>&1); sleep 30")
+    d.sink.wait_for(lambda m: m.startswith("inside="))
+    try:
+        host = Path(f"/proc/sys/net/ipv6/conf/{d.running['veth']}/disable_ipv6").read_text().strip()
+    except OSError as e:
+        host = str(e)
+    d.stop()
+    return {"inside": [m for m in d.sink.messages() if m.startswith("inside=")], "host": host,
+            "ipv6": Path("/proc/sys/net/ipv6").exists()}
+
+
 def sc_zombies(h):
     # orphans are re-parented to the dyno's init, which must reap them
     d = Dyno(h, "(sleep 0.2 &) ; (sleep 0.2 &) ; sleep 1; probe zombies")

@@ -299,3 +299,11 @@ def test_sigterm_reaches_an_app_that_floods_its_output():
     assert r["exited"]["killed"] is False, r
     assert r["took"] < 1.0, r
     assert r["leftovers"] == []
+
+
+def test_ipv6_off_on_both_ends_of_the_veth():
+    r = scenario("ipv6_off")
+    if not r["ipv6"]:
+        pytest.skip("this kernel has no IPv6")
+    assert r["inside"] == ["inside=1"], r
+    assert r["host"] == "1", r
