@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "common/cleanup.h"
+#include "common/fs.h"
 #include "slugs/slug-fs.h"
 
 #define _cleanup_json_ _cleanup_(json_decrefp)
@@ -282,36 +283,11 @@ static json_t *app_file_json(const struct state_app *app)
 	                 (json_int_t)app->uid, "releases", rels, "formation", form);
 }
 
-static int fsync_dir(const char *path, struct dy_error **err)
-{
-	_cleanup_close_ int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		return dy_error_errno(err, errno, "open %s", path);
-	if (fsync(fd) < 0)
-		return dy_error_errno(err, errno, "fsync %s", path);
-	return 0;
-}
-
-static int write_all(int fd, const char *p, size_t len)
-{
-	while (len > 0) {
-		ssize_t n = write(fd, p, len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 int state_app_save(const struct state *st, const struct state_app *app, struct dy_error **err)
 {
-	_cleanup_free_ char *dir = NULL, *path = NULL, *tmp = NULL, *text = NULL;
+	_cleanup_free_ char *dir = NULL, *path = NULL, *text = NULL;
 	if (asprintf(&dir, "%s/apps/%s", st->dir, app->name) < 0 ||
-	    asprintf(&path, "%s/app.json", dir) < 0 ||
-	    asprintf(&tmp, "%s/.app.json.tmp-XXXXXX", dir) < 0)
+	    asprintf(&path, "%s/app.json", dir) < 0)
 		return dy_error_errno(err, ENOMEM, "save app %s", app->name);
 	if (mkdir(dir, 0755) < 0 && errno != EEXIST)
 		return dy_error_errno(err, errno, "mkdir %s", dir);
@@ -322,23 +298,14 @@ int state_app_save(const struct state *st, const struct state_app *app, struct d
 	}
 	if (text == NULL)
 		return dy_error_errno(err, ENOMEM, "save app %s", app->name);
-	_cleanup_close_ int fd = mkostemp(tmp, O_CLOEXEC);
-	if (fd < 0)
-		return dy_error_errno(err, errno, "create %s", tmp);
-	int r = write_all(fd, text, strlen(text));
-	if (r == 0)
-		r = write_all(fd, "\n", 1);
-	if (r == 0 && fchmod(fd, 0600) < 0)
-		r = -errno;
-	if (r == 0 && fsync(fd) < 0)
-		r = -errno;
-	if (r == 0 && rename(tmp, path) < 0)
-		r = -errno;
-	if (r < 0) {
-		unlink(tmp);
-		return dy_error_errno(err, -r, "write %s", path);
-	}
-	return fsync_dir(dir, err);
+	size_t len = strlen(text);
+	char *nl = realloc(text, len + 2);
+	if (nl == NULL)
+		return dy_error_errno(err, ENOMEM, "save app %s", app->name);
+	text = nl;
+	memcpy(text + len, "\n", 2);
+	/* 0600: the file holds the app's config vars */
+	return dy_write_file_atomic(path, text, len + 1, 0600, err);
 }
 
 int state_app_remove(struct state *st, struct state_app *app, struct dy_error **err)
@@ -498,25 +465,6 @@ static int load_app(struct state *st, const char *name, const char *path, struct
 	return 0;
 }
 
-static int mkdir_p(const char *path, mode_t mode, struct dy_error **err)
-{
-	_cleanup_free_ char *p = strdup(path);
-	if (p == NULL)
-		return dy_error_errno(err, ENOMEM, "mkdir %s", path);
-	for (char *s = p + 1;; s++) {
-		if (*s != '/' && *s != '\0')
-			continue;
-		char c = *s;
-		*s = '\0';
-		if (mkdir(p, mode) < 0 && errno != EEXIST)
-			return dy_error_errno(err, errno, "mkdir %s", p);
-		*s = c;
-		if (c == '\0')
-			break;
-	}
-	return 0;
-}
-
 int state_open(const char *dir, struct state **ret, struct dy_error **err)
 {
 	struct state *st = calloc(1, sizeof(*st));
@@ -529,7 +477,7 @@ int state_open(const char *dir, struct state **ret, struct dy_error **err)
 		state_free(st);
 		return dy_error_errno(err, ENOMEM, "state %s", dir);
 	}
-	if (mkdir_p(apps, 0755, err) < 0) {
+	if (dy_mkdir_p(apps, 0755, err) < 0) {
 		state_free(st);
 		return -1;
 	}

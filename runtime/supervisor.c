@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "common/cleanup.h"
+#include "common/fs.h"
 #include "common/log.h"
 #include "runtime/launch.h"
 #include "runtime/supervisor.h"
@@ -766,48 +767,19 @@ static json_t *routes_json(struct sup *s)
 
 static int write_routes(struct sup *s, json_t *j, struct dy_error **err)
 {
-	_cleanup_free_ char *path = NULL, *tmp = NULL;
-	const char *dir = s->cfg->state_dir;
-	if (asprintf(&path, "%s/routes.json", dir) < 0 ||
-	    asprintf(&tmp, "%s/.routes.json.tmp-%d", dir, (int)getpid()) < 0)
+	_cleanup_free_ char *path = NULL;
+	if (asprintf(&path, "%s/routes.json", s->cfg->state_dir) < 0)
 		return dy_error_errno(err, ENOMEM, "asprintf");
 	_cleanup_free_ char *text = json_dumps(j, JSON_COMPACT);
 	if (!text)
 		return dy_error_errno(err, ENOMEM, "json_dumps");
-	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (fd < 0)
-		return dy_error_errno(err, errno, "open %s", tmp);
-	size_t len = strlen(text), off = 0;
-	while (off < len) {
-		ssize_t w = write(fd, text + off, len - off);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0) {
-			int e = errno;
-			close(fd);
-			unlink(tmp);
-			return dy_error_errno(err, e, "write %s", tmp);
-		}
-		off += (size_t)w;
-	}
-	if (write(fd, "\n", 1) != 1 || fsync(fd) < 0) {
-		int e = errno;
-		close(fd);
-		unlink(tmp);
-		return dy_error_errno(err, e, "write %s", tmp);
-	}
-	close(fd);
-	if (rename(tmp, path) < 0) {
-		int e = errno;
-		unlink(tmp);
-		return dy_error_errno(err, e, "rename %s", path);
-	}
-	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd >= 0) {
-		fsync(dfd);
-		close(dfd);
-	}
-	return 0;
+	size_t len = strlen(text);
+	char *nl = realloc(text, len + 2);
+	if (!nl)
+		return dy_error_errno(err, ENOMEM, "routes.json");
+	text = nl;
+	memcpy(text + len, "\n", 2);
+	return dy_write_file_atomic(path, text, len + 1, 0644, err);
 }
 
 /* Writes routes.json when what it says has changed. */

@@ -9,36 +9,8 @@
 #include <unistd.h>
 
 #include "common/cleanup.h"
+#include "common/fs.h"
 #include "slugs/slug-fs.h"
-
-static int mkdir_p(const char *path, mode_t mode, struct dy_error **err)
-{
-	_cleanup_free_ char *p = strdup(path);
-	if (p == NULL)
-		return dy_error_errno(err, ENOMEM, "mkdir %s", path);
-	for (char *s = p + 1;; s++) {
-		if (*s != '/' && *s != '\0')
-			continue;
-		char c = *s;
-		*s = '\0';
-		if (mkdir(p, mode) < 0 && errno != EEXIST)
-			return dy_error_errno(err, errno, "mkdir %s", p);
-		*s = c;
-		if (c == '\0')
-			break;
-	}
-	return 0;
-}
-
-static int fsync_dir(const char *path)
-{
-	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	int r = fsync(fd) < 0 ? -errno : 0;
-	close(fd);
-	return r;
-}
 
 static int valid_id(const char *id)
 {
@@ -64,7 +36,7 @@ int slug_store_put_fd(const char *state_dir, int fd, const struct slug_limits *l
 	_cleanup_free_ char *dir = NULL, *tmp = NULL, *final = NULL;
 	if (asprintf(&dir, "%s/slugs", state_dir) < 0)
 		return dy_error_errno(err, ENOMEM, "store");
-	if (mkdir_p(dir, 0755, err) < 0)
+	if (dy_mkdir_p(dir, 0755, err) < 0)
 		return -1;
 	if (asprintf(&tmp, "%s/upload.tmp-XXXXXX", dir) < 0)
 		return dy_error_errno(err, ENOMEM, "store");
@@ -117,7 +89,7 @@ int slug_store_put_fd(const char *state_dir, int fd, const struct slug_limits *l
 	if (r == 0 && rename(tmp, final) < 0)
 		r = dy_error_errno(err, errno, "rename %s", final);
 	if (r == 0)
-		fsync_dir(dir);
+		dy_fsync_dir(dir, NULL);
 	if (r < 0) {
 		unlink(tmp);
 		slug_info_clear(&info);
@@ -156,7 +128,7 @@ int slug_store_unpack(const char *state_dir, const char *id, const char *app, ui
 		*ret_dir = TAKE_PTR(dir);
 		return 0; /* unpacked once, reused */
 	}
-	if (mkdir_p(parent, 0755, err) < 0)
+	if (dy_mkdir_p(parent, 0755, err) < 0)
 		return -1;
 	struct slug_unpack_opts opts = {.chown = true, .uid = uid, .gid = gid};
 	if (limits)
@@ -165,7 +137,7 @@ int slug_store_unpack(const char *state_dir, const char *id, const char *app, ui
 		slug_limits_default(&opts.limits);
 	if (slug_unpack(src, dir, &opts, NULL, err) < 0)
 		return -1;
-	fsync_dir(parent);
+	dy_fsync_dir(parent, NULL);
 	*ret_dir = TAKE_PTR(dir);
 	return 0;
 }

@@ -1,0 +1,80 @@
+#include "common/fs.h"
+
+#include <fcntl.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/cleanup.h"
+
+int dy_mkdir_p(const char *path, mode_t mode, struct dy_error **err)
+{
+	_cleanup_free_ char *p = strdup(path);
+	if (p == NULL)
+		return dy_error_errno(err, ENOMEM, "mkdir %s", path);
+	for (char *s = p + 1;; s++) {
+		if (*s != '/' && *s != '\0')
+			continue;
+		char c = *s;
+		*s = '\0';
+		if (mkdir(p, mode) < 0 && errno != EEXIST)
+			return dy_error_errno(err, errno, "mkdir %s", p);
+		*s = c;
+		if (c == '\0')
+			break;
+	}
+	return 0;
+}
+
+int dy_fsync_dir(const char *path, struct dy_error **err)
+{
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return dy_error_errno(err, errno, "open %s", path);
+	if (fsync(fd) < 0)
+		return dy_error_errno(err, errno, "fsync %s", path);
+	return 0;
+}
+
+int dy_write_file_atomic(const char *path, const void *data, size_t len, mode_t mode,
+                         struct dy_error **err)
+{
+	_cleanup_free_ char *dcopy = strdup(path), *bcopy = strdup(path), *tmp = NULL;
+	if (dcopy == NULL || bcopy == NULL)
+		return dy_error_errno(err, ENOMEM, "write %s", path);
+	const char *dir = dirname(dcopy);
+	if (asprintf(&tmp, "%s/.%s.tmp-XXXXXX", dir, basename(bcopy)) < 0) {
+		tmp = NULL;
+		return dy_error_errno(err, ENOMEM, "write %s", path);
+	}
+	_cleanup_close_ int fd = mkostemp(tmp, O_CLOEXEC);
+	if (fd < 0)
+		return dy_error_errno(err, errno, "create a temporary file beside %s", path);
+	int r = 0;
+	const char *p = data;
+	while (r == 0 && len > 0) {
+		ssize_t n = write(fd, p, len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			r = -errno;
+			break;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	if (r == 0 && fchmod(fd, mode) < 0)
+		r = -errno;
+	if (r == 0 && fsync(fd) < 0)
+		r = -errno;
+	if (r == 0 && rename(tmp, path) < 0)
+		r = -errno;
+	if (r < 0) {
+		unlink(tmp);
+		return dy_error_errno(err, -r, "write %s", path);
+	}
+	return dy_fsync_dir(dir, err);
+}

@@ -1,0 +1,24 @@
+/* File-system helpers shared by the state layer, the slug store and the
+ * supervisor: directories made on the way, and files replaced atomically
+ * (DESIGN.md: temp file, fsync, rename, fsync dir). */
+#pragma once
+
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "common/error.h"
+
+/* Creates path and every missing parent with mode (existing ones are
+ * fine). Returns 0 or < 0 naming the directory that could not be made. */
+int dy_mkdir_p(const char *path, mode_t mode, struct dy_error **err);
+
+/* fsync()s the directory path, so a rename in it survives a crash.
+ * Returns 0 or < 0. */
+int dy_fsync_dir(const char *path, struct dy_error **err);
+
+/* Replaces path with len bytes of data: written to a temporary sibling
+ * ".<name>.tmp-XXXXXX" with mode, fsynced, renamed over path, and the
+ * directory fsynced. A failure leaves path as it was and no temporary
+ * file. Returns 0 or < 0 naming path. */
+int dy_write_file_atomic(const char *path, const void *data, size_t len, mode_t mode,
+                         struct dy_error **err);
