@@ -78,3 +78,22 @@ def make_backend():
     yield start
     for b in started:
         b.stop()
+
+
+def wait_for_socket(proc, sock_path, log_path, timeout=20):
+    """Waits until a daemon started as proc accepts on the Unix socket
+    sock_path; fails the test with its log if it exits or never accepts."""
+    import socket
+    import time
+
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"{proc.args[0]} exited {proc.returncode}: {log_path.read_text()}")
+        try:
+            with socket.socket(socket.AF_UNIX) as s:
+                s.connect(str(sock_path))
+            return
+        except OSError:
+            time.sleep(0.05)
+    pytest.fail(f"no answer on {sock_path}: " + log_path.read_text())

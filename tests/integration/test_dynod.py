@@ -12,7 +12,7 @@ import time
 import pytest
 
 import slugkit as sk
-from conftest import BUILD, ROOT
+from conftest import BUILD, ROOT, wait_for_socket
 
 HELLO = ROOT / "examples" / "hello"
 
@@ -49,17 +49,8 @@ class Dynod:
         env = dict(os.environ, DYNOD_NO_LAUNCHER="1")
         self.proc = subprocess.Popen([str(exe), "--config", str(self.config)],
                                      stdout=self.logf, stderr=self.logf, env=env)
-        deadline = time.time() + 20
-        while time.time() < deadline:
-            if self.proc.poll() is not None:
-                pytest.fail(f"dynod exited {self.proc.returncode}: {self.log.read_text()}")
-            try:
-                with socket.socket(socket.AF_UNIX) as s:
-                    s.connect(self.sock)
-                return self
-            except OSError:
-                time.sleep(0.05)
-        pytest.fail("dynod did not accept on its socket: " + self.log.read_text())
+        wait_for_socket(self.proc, self.sock, self.log)
+        return self
 
     def stop(self):
         if self.proc is None:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import BUILD
+from conftest import BUILD, wait_for_socket
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="dynos need root")
 
@@ -64,17 +64,8 @@ class Dynod:
         self.proc = subprocess.Popen(
             ["unshare", "-n", "sh", "-c", 'ip link set lo up && exec "$0" "$@"', str(exe),
              "--config", str(self.config)], stdout=self.logf, stderr=self.logf, env=env)
-        deadline = time.time() + 20
-        while time.time() < deadline:
-            if self.proc.poll() is not None:
-                pytest.fail(f"dynod exited {self.proc.returncode}: {self.log.read_text()}")
-            try:
-                with socket.socket(socket.AF_UNIX) as s:
-                    s.connect(self.sock)
-                return self
-            except OSError:
-                time.sleep(0.05)
-        pytest.fail("dynod did not accept: " + self.log.read_text())
+        wait_for_socket(self.proc, self.sock, self.log)
+        return self
 
     def stop(self, timeout=30):
         if self.proc is None:
