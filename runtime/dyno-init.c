@@ -5,17 +5,26 @@
  * dyno's init holds nothing of the launcher's memory (dynod's) and keeps
  * running across a dynod upgrade.
  *
- *   dyno-init NAME UID GID LOG_BUFFER SINK_NAME COMMAND   (environment: the app's)
+ *   dyno-init NAME UID GID LOG_BUFFER SINK_PATH COMMAND   (environment: empty)
  *   fd 3: the launcher's sync socket: "O" once the command has exec'd, or
  *         "E<message>"
- *   fd 4: O_PATH directory of the log sink (when SINK_NAME is not empty)
- *   fd 5: the compiled seccomp program (seccomp_policy_fd())
+ *   fd 4: the compiled seccomp program (seccomp_policy_fd())
+ *   fd 5: a sealed memfd with the app's environment, "K=V" strings each
+ *         ending in a NUL
+ * SINK_PATH is the sink's path as init sees it (empty: no sink).
+ * init runs as uid 0 (with CAP_KILL only once the app runs): it is exec'd
+ * with an empty environment, so that nothing of the tenant's (LD_*,
+ * GLIBC_TUNABLES, ...) reaches a process of uid 0; the app's environment
+ * is only data to it, handed to the app's execve().
  * Not meant to be run by hand. */
 #include <fcntl.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "runtime/init.h"
@@ -23,8 +32,9 @@
 #include "runtime/seccomp-filter.h"
 
 #define SYNC_FD   3
-#define SINK_FD   4
-#define FILTER_FD 5
+#define FILTER_FD 4
+#define ENV_FD    5
+#define ENV_MAX   (16u << 20)
 
 static __attribute__((noreturn)) void fail(struct dy_error *e)
 {
@@ -37,7 +47,47 @@ static __attribute__((noreturn)) void fail(struct dy_error *e)
 	_exit(1);
 }
 
-int main(int argc, char **argv, char **envp)
+/* The app's environment from the memfd: NUL-terminated strings, the
+ * array and the strings in one allocation (kept for the app's exec). */
+static int read_env(int fd, char ***ret, struct dy_error **err)
+{
+	struct stat st;
+	if (fstat(fd, &st) < 0)
+		return dy_error_errno(err, errno, "environment");
+	if (st.st_size < 0 || (uint64_t)st.st_size > ENV_MAX)
+		return dy_error(err, "environment: %lld bytes, over %u", (long long)st.st_size,
+		                ENV_MAX);
+	size_t size = (size_t)st.st_size;
+	char *data = malloc(size + 1);
+	if (!data)
+		return dy_error_errno(err, ENOMEM, "environment");
+	size_t got = 0;
+	while (got < size) {
+		ssize_t n = pread(fd, data + got, size - got, (off_t)got);
+		if (n <= 0) {
+			free(data);
+			return n < 0 ? dy_error_errno(err, errno, "environment")
+			             : dy_error(err, "environment: short read");
+		}
+		got += (size_t)n;
+	}
+	data[size] = '\0';
+	size_t count = 0;
+	for (size_t i = 0; i < size; i++)
+		count += data[i] == '\0';
+	char **env = calloc(count + 1, sizeof(*env));
+	if (!env) {
+		free(data);
+		return dy_error_errno(err, ENOMEM, "environment");
+	}
+	size_t k = 0;
+	for (size_t i = 0; i < size && k < count; i += strlen(data + i) + 1)
+		env[k++] = data + i;
+	*ret = env;
+	return 0;
+}
+
+int main(int argc, char **argv)
 {
 	struct dy_error *e = NULL;
 	if (argc != 7 || getpid() != 1) {
@@ -45,19 +95,22 @@ int main(int argc, char **argv, char **envp)
 		return 127;
 	}
 	/* none of these may reach the app */
-	for (int fd = SYNC_FD; fd <= FILTER_FD; fd++)
+	for (int fd = SYNC_FD; fd <= ENV_FD; fd++)
 		fcntl(fd, F_SETFD, FD_CLOEXEC);
 	struct sock_fprog filter;
 	if (seccomp_policy_read(FILTER_FD, &filter, &e) < 0)
 		fail(e);
 	close(FILTER_FD);
+	char **envp = NULL;
+	if (read_env(ENV_FD, &envp, &e) < 0)
+		fail(e);
+	close(ENV_FD);
 	struct init_params ip = {
 	    .name = argv[1],
 	    .uid = (uid_t)strtoul(argv[2], NULL, 10),
 	    .gid = (gid_t)strtoul(argv[3], NULL, 10),
 	    .log_buffer = (size_t)strtoull(argv[4], NULL, 10),
-	    .sink_dirfd = argv[5][0] ? SINK_FD : -1,
-	    .sink_name = argv[5],
+	    .sink_path = argv[5][0] ? argv[5] : NULL,
 	    .command = argv[6],
 	    .envp = envp,
 	    .filter = &filter,

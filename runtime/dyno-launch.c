@@ -5,7 +5,7 @@
  *   dyno-launch --slug-dir D --uid U --name web.1 --id ID [--size standard-1x]
  *               [--memory 64M] [--pids 64] [--port 5000] [--log-sock PATH]
  *               [--gateway-port P]... [--env K=V]... [--grace 5] [--repeat N]
- *               [--burst N] -- CMD...
+ *               [--burst N] [--init PATH] [--setup-timeout 10s] -- CMD...
  *   dyno-launch --sweep [--cgroup-parent P]
  *   dyno-launch --adopt PID --id ID [--cgroup-parent P] [--memory M]
  *
@@ -243,6 +243,8 @@ int main(int argc, char **argv)
 	    {"sweep", no_argument, NULL, 'S'},
 	    {"adopt", required_argument, NULL, 'A'},
 	    {"egress", no_argument, NULL, 'E'},
+	    {"init", required_argument, NULL, 'I'},
+	    {"setup-timeout", required_argument, NULL, 'T'},
 	    {NULL, 0, NULL, 0},
 	};
 	struct dy_error *e = NULL;
@@ -338,6 +340,16 @@ int main(int argc, char **argv)
 		case 'E':
 			p.egress = true;
 			break;
+		case 'I':
+			p.init_path = optarg;
+			break;
+		case 'T': {
+			uint64_t us;
+			if (dy_parse_duration(optarg, &us, &e) < 0)
+				return fail(&e);
+			p.setup_timeout_usec = us;
+			break;
+		}
 		case 'A':
 			adopt = (pid_t)strtol(optarg, NULL, 10);
 			break;

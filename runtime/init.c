@@ -130,6 +130,19 @@ int init_start(const struct init_params *p, struct init_state **ret, struct dy_e
 	st->p = p;
 	st->sock = st->sigfd = -1;
 
+	/* checked before the app exists */
+	if (p->sink_path) {
+		st->has_sink = true;
+		st->addr.sun_family = AF_UNIX;
+		size_t l = strlen(p->sink_path);
+		if (l >= sizeof(st->addr.sun_path)) {
+			free(st);
+			return dy_error(err, "log sink %s: name too long", p->sink_path);
+		}
+		memcpy(st->addr.sun_path, p->sink_path, l + 1);
+		st->addr_len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + l + 1);
+	}
+
 	/* the signals are taken by a signalfd before the app exists, so that
 	 * none reaching PID 1 is lost (PID 1 gets no signal it has no handler
 	 * for; blocked signals are queued, kernel/signal.c sig_ignored()) */
@@ -176,17 +189,6 @@ int init_start(const struct init_params *p, struct init_state **ret, struct dy_e
 		return dy_error(err, "%s", msg);
 	}
 
-	if (p->sink_dirfd >= 0) {
-		st->has_sink = true;
-		st->addr.sun_family = AF_UNIX;
-		/* /proc/self/fd/N leads to the host's directory through the
-		 * magic link; the app cannot follow it: init is not dumpable */
-		int l = snprintf(st->addr.sun_path, sizeof(st->addr.sun_path),
-		                 "/proc/self/fd/%d/%s", p->sink_dirfd, p->sink_name);
-		if (l < 0 || (size_t)l >= sizeof(st->addr.sun_path))
-			return dy_error(err, "log sink name %s: too long", p->sink_name);
-		st->addr_len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + (size_t)l + 1);
-	}
 	*ret = st;
 	return 0;
 

@@ -24,8 +24,11 @@
  *     stopping (SIGTERM or SIGINT forwarded), it waits for every process
  *     to exit first (the launcher's SIGKILL after the grace bounds it).
  * Init stays uid 0 of the host with CAP_KILL only (to signal the app's
- * uid), no_new_privs and not dumpable; it reaches the sink through a
- * directory fd opened before pivot_root. */
+ * uid), no_new_privs and not dumpable. It holds no fd of the host's file
+ * system: it reaches the sink through the sink's directory, bound by the
+ * launcher under /.init (mode 0700, root's: the app cannot enter), and it
+ * runs with an empty environment (the app's comes in a sealed memfd, see
+ * dyno-init.c), so nothing of the tenant's reaches a process of uid 0. */
 #pragma once
 
 #include <linux/filter.h>
@@ -43,8 +46,7 @@ struct init_params {
 	uid_t uid;
 	gid_t gid;
 	const struct sock_fprog *filter;
-	int sink_dirfd;        /* O_PATH directory of the sink, or -1 */
-	const char *sink_name; /* its name in that directory */
+	const char *sink_path; /* the sink's path as init sees it, or NULL */
 	size_t log_buffer;     /* bytes kept while the sink is away */
 };
 

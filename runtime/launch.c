@@ -12,10 +12,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/cleanup.h"
@@ -30,9 +33,9 @@ struct child_args {
 	const struct launch_params *p;
 	int sock;
 	int slug_fd;
-	int sink_dirfd;
+	const char *sink_dir; /* host path, bound at MOUNTS_SINK_DIR */
 	const char *sink_name;
-	char **envp;
+	int env_fd; /* sealed memfd: the app's environment */
 	const struct cg *cg;
 	struct in_addr addr, gw;
 	int init_fd;
@@ -56,29 +59,32 @@ static int cmp_int(const void *a, const void *b)
 	return *(const int *)a - *(const int *)b;
 }
 
-/* Closes every fd from 3 up but the ones in keep: init never execs, so
- * O_CLOEXEC does not keep the caller's fds (listening sockets, the API)
- * out of the dyno. */
-static void close_others(int *keep, size_t n)
+/* Closes every fd from 3 up but the ones in keep, before anything of the
+ * dyno is set up: the caller's fds (listening sockets, the API, other
+ * dynos' sockets) must not reach the dyno, O_CLOEXEC or not. */
+static int close_others(int *keep, size_t n, struct dy_error **err)
 {
 	qsort(keep, n, sizeof(*keep), cmp_int);
 	unsigned int from = 3;
-	for (size_t i = 0; i < n; i++) {
-		if (keep[i] < (int)from)
+	for (size_t i = 0; i <= n; i++) {
+		if (i < n && keep[i] < (int)from)
 			continue;
-		if ((unsigned int)keep[i] > from)
-			syscall(SYS_close_range, from, (unsigned int)keep[i] - 1, 0);
-		from = (unsigned int)keep[i] + 1;
+		unsigned int to = i < n ? (unsigned int)keep[i] - 1 : ~0U;
+		if (to >= from && syscall(SYS_close_range, from, to, 0) < 0)
+			return dy_error_errno(err, errno, "close_range %u..%u", from, to);
+		if (i < n)
+			from = (unsigned int)keep[i] + 1;
 	}
-	syscall(SYS_close_range, from, ~0U, 0);
+	return 0;
 }
 
 static __attribute__((noreturn)) void child_main(struct child_args *a)
 {
 	struct dy_error *e = NULL;
 	const struct launch_params *p = a->p;
-	int keep[] = {a->sock, a->slug_fd, a->sink_dirfd, a->init_fd, a->filter_fd};
-	close_others(keep, DY_ELEMENTSOF(keep));
+	int keep[] = {a->sock, a->slug_fd, a->init_fd, a->filter_fd, a->env_fd};
+	if (close_others(keep, DY_ELEMENTSOF(keep), &e) < 0)
+		child_fail(a->sock, e);
 	/* its own session: a dyno outlives its launcher (dynod's crash) */
 	setsid();
 	prctl(PR_SET_NAME, "dyno-init", 0, 0, 0);
@@ -111,6 +117,7 @@ static __attribute__((noreturn)) void child_main(struct child_args *a)
 	    .tmpfs_size = p->limits.memory,
 	    .cg = a->cg,
 	    .hostname = p->id,
+	    .sink_dir = a->sink_dir,
 	};
 	if (mounts_setup(&mp, &e) < 0)
 		child_fail(a->sock, e);
@@ -119,7 +126,7 @@ static __attribute__((noreturn)) void child_main(struct child_args *a)
 	/* hand over to dyno-init with its fds at 3, 4, 5: first out of the
 	 * way (any of them may sit at 3..5), then into place (dup2 clears
 	 * O_CLOEXEC) */
-	int from[3] = {a->sock, a->sink_dirfd, a->filter_fd}, high[3];
+	int from[3] = {a->sock, a->filter_fd, a->env_fd}, high[3];
 	int init_fd = fcntl(a->init_fd, F_DUPFD_CLOEXEC, 100);
 	if (init_fd < 0) {
 		dy_error_errno(&e, errno, "dup");
@@ -140,19 +147,17 @@ static __attribute__((noreturn)) void child_main(struct child_args *a)
 		if (high[i] < 0)
 			close(3 + i);
 	}
-	char uid[16], gid[16], buffer[32];
+	char uid[16], gid[16], buffer[32], sink[256] = "";
 	snprintf(uid, sizeof(uid), "%u", (unsigned)p->uid);
 	snprintf(gid, sizeof(gid), "%u", (unsigned)p->gid);
 	snprintf(buffer, sizeof(buffer), "%zu", p->log_buffer ? p->log_buffer : (size_t)1 << 20);
-	char *argv[] = {"dyno-init",
-	                (char *)p->name,
-	                uid,
-	                gid,
-	                buffer,
-	                (char *)(a->sink_name ? a->sink_name : ""),
-	                (char *)p->command,
-	                NULL};
-	syscall(SYS_execveat, init_fd, "", argv, a->envp, AT_EMPTY_PATH);
+	if (a->sink_name)
+		snprintf(sink, sizeof(sink), MOUNTS_SINK_DIR "/%s", a->sink_name);
+	char *argv[] = {"dyno-init", (char *)p->name,    uid, gid, buffer,
+	                sink,        (char *)p->command, NULL};
+	/* an empty environment: see dyno-init.c */
+	char *no_env[] = {NULL};
+	syscall(SYS_execveat, init_fd, "", argv, no_env, AT_EMPTY_PATH);
 	dy_error_errno(&e, errno, "exec dyno-init");
 	child_fail(3, e);
 }
@@ -252,12 +257,67 @@ static int open_init(const char *path, int *ret, struct dy_error **err)
 	return 0;
 }
 
-static int wait_report(int sock, struct dy_error **err)
+static uint64_t now_usec(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+/* The app's environment as init reads it (dyno-init.c): "K=V\0" strings
+ * in a memfd sealed against every change. */
+static int env_memfd(char *const *envp, int *ret, struct dy_error **err)
+{
+	int fd = memfd_create("dyno-env", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	if (fd < 0)
+		return dy_error_errno(err, errno, "memfd_create");
+	for (char *const *e = envp; *e; e++) {
+		size_t len = strlen(*e) + 1, off = 0;
+		while (off < len) {
+			ssize_t n = write(fd, *e + off, len - off);
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n <= 0) {
+				int er = n < 0 ? errno : EIO;
+				close(fd);
+				return dy_error_errno(err, er, "write the environment");
+			}
+			off += (size_t)n;
+		}
+	}
+	if (fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) < 0) {
+		int er = errno;
+		close(fd);
+		return dy_error_errno(err, er, "seal the environment");
+	}
+	*ret = fd;
+	return 0;
+}
+
+/* The child's report: "O" once the command has exec'd, "E<message>". A
+ * child that hangs in its set-up (a stuck file system under the slug)
+ * must not hang the caller: it gets timeout_usec. */
+static int wait_report(int sock, uint64_t timeout_usec, struct dy_error **err)
 {
 	char buf[REPORT_MAX + 1];
 	ssize_t n;
+	struct pollfd pf = {sock, POLLIN, 0};
+	uint64_t deadline = now_usec() + timeout_usec;
+	for (;;) {
+		uint64_t now = now_usec();
+		int left = now >= deadline ? 0 : (int)((deadline - now + 999) / 1000);
+		int r = poll(&pf, 1, left);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			return dy_error_errno(err, errno, "wait for the dyno's report");
+		if (r == 0)
+			return dy_error(err, "set-up did not finish within %.1f s",
+			                (double)timeout_usec / 1e6);
+		break;
+	}
 	do
-		n = recv(sock, buf, REPORT_MAX, 0);
+		n = recv(sock, buf, REPORT_MAX, MSG_DONTWAIT);
 	while (n < 0 && errno == EINTR);
 	if (n < 0)
 		return dy_error_errno(err, errno, "read the dyno's report");
@@ -295,8 +355,8 @@ int launch_start(const struct launch_params *p, struct launch_dyno **ret, struct
 	d->pidfd = d->oom_fd = -1;
 	d->pid = -1;
 	d->id = strdup(p->id);
-	_cleanup_close_ int slug_fd = -1, sink_dirfd = -1, sv0 = -1, sv1 = -1, init_fd = -1;
-	_cleanup_free_ char *sink_copy = NULL;
+	_cleanup_close_ int slug_fd = -1, sv0 = -1, sv1 = -1, init_fd = -1, env_fd = -1;
+	_cleanup_free_ char *sink_copy = NULL, *sink_dir = NULL;
 	char **envp = NULL;
 	const char *sink_name = NULL;
 	bool net_made = false, rules_made = false;
@@ -316,21 +376,34 @@ int launch_start(const struct launch_params *p, struct launch_dyno **ret, struct
 		goto fail;
 	if (p->log_sink) {
 		sink_copy = strdup(p->log_sink);
-		char *dcopy = sink_copy ? strdup(p->log_sink) : NULL;
-		if (!dcopy) {
+		sink_dir = sink_copy ? strdup(p->log_sink) : NULL;
+		if (!sink_dir) {
 			r = dy_error_errno(err, ENOMEM, "strdup");
 			goto fail;
 		}
-		sink_dirfd = open(dirname(dcopy), O_PATH | O_DIRECTORY | O_CLOEXEC);
-		int e = errno;
-		free(dcopy);
-		if (sink_dirfd < 0) {
-			r = dy_error_errno(err, e, "log sink directory of %s", p->log_sink);
+		/* checked here, bound by the child (dirname() works in place) */
+		const char *dir = dirname(sink_dir);
+		sink_name = basename(sink_copy);
+		struct stat st;
+		int sr = stat(dir, &st);
+		if (sr < 0 || !S_ISDIR(st.st_mode)) {
+			r = dy_error_errno(err, sr < 0 ? errno : ENOTDIR,
+			                   "log sink directory of %s", p->log_sink);
 			goto fail;
 		}
-		sink_name = basename(sink_copy);
+		if (strlen(sink_name) + sizeof(MOUNTS_SINK_DIR "/") > 108) {
+			r = dy_error(err, "log sink %s: name too long", p->log_sink);
+			goto fail;
+		}
+		if (dir != sink_dir)
+			memmove(sink_dir, dir, strlen(dir) + 1);
 	}
 	if (build_env(p, &envp, err) < 0)
+		goto fail;
+	r = env_memfd(envp, &env_fd, err);
+	free_env(p, envp);
+	envp = NULL;
+	if (r < 0)
 		goto fail;
 
 	r = cg_create(p->cgroup_parent ? p->cgroup_parent : "dyno", p->id, &p->limits, &d->cg, err);
@@ -383,9 +456,20 @@ int launch_start(const struct launch_params *p, struct launch_dyno **ret, struct
 	}
 	if (pid == 0) {
 		close(sv0);
-		struct child_args a = {p,          sv1,     slug_fd,   sink_dirfd,
-		                       sink_name,  envp,    d->cg,     d->addr,
-		                       d->gateway, init_fd, filter_fd, cg_fd >= 0};
+		struct child_args a = {
+		    .p = p,
+		    .sock = sv1,
+		    .slug_fd = slug_fd,
+		    .sink_dir = p->log_sink ? sink_dir : NULL,
+		    .sink_name = sink_name,
+		    .env_fd = env_fd,
+		    .cg = d->cg,
+		    .addr = d->addr,
+		    .gw = d->gateway,
+		    .init_fd = init_fd,
+		    .filter_fd = filter_fd,
+		    .born_in_cgroup = cg_fd >= 0,
+		};
 		child_main(&a);
 	}
 	d->pid = pid;
@@ -410,10 +494,10 @@ int launch_start(const struct launch_params *p, struct launch_dyno **ret, struct
 		r = dy_error_errno(err, errno, "start the dyno");
 		goto fail_child;
 	}
-	r = wait_report(sv0, err);
+	r = wait_report(sv0, p->setup_timeout_usec ? p->setup_timeout_usec : LAUNCH_SETUP_TIMEOUT,
+	                err);
 	if (r < 0)
 		goto fail_child;
-	free_env(p, envp);
 	*ret = d;
 	return 0;
 
@@ -438,6 +522,29 @@ fail:
 	return r < 0 ? r : -1;
 }
 
+/* PID 1 of a child PID namespace: /proc/PID/status's NSpid names the pid
+ * in every namespace from ours down; a dyno's init has two, the last 1. */
+static bool is_dyno_init(pid_t pid)
+{
+	char path[64], line[256];
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	FILE *f = fopen(path, "re");
+	if (!f)
+		return false;
+	bool ok = false, comm = false;
+	while (fgets(line, sizeof(line), f)) {
+		if (!strcmp(line, "Name:\tdyno-init\n"))
+			comm = true;
+		if (strncmp(line, "NSpid:", 6) != 0)
+			continue;
+		long ids[4];
+		int n = sscanf(line + 6, "%ld %ld %ld", &ids[0], &ids[1], &ids[2]);
+		ok = n == 2 && ids[0] == pid && ids[1] == 1;
+	}
+	fclose(f);
+	return ok && comm;
+}
+
 int launch_adopt(const char *cgroup_parent, const char *id, pid_t pid, struct launch_dyno **ret,
                  struct dy_error **err)
 {
@@ -459,15 +566,9 @@ int launch_adopt(const char *cgroup_parent, const char *id, pid_t pid, struct la
 		r = dy_error_errno(err, errno, "pid %d", (int)pid);
 		goto fail;
 	}
-	char path[64], comm[32] = "";
-	snprintf(path, sizeof(path), "/proc/%d/comm", (int)pid);
-	FILE *f = fopen(path, "re");
-	if (f) {
-		if (!fgets(comm, sizeof(comm), f))
-			comm[0] = '\0';
-		fclose(f);
-	}
-	if (strcmp(comm, "dyno-init\n") != 0) {
+	/* its name can be anybody's (prctl): what counts is that it is PID 1
+	 * of a PID namespace below ours, and in the dyno's cgroup (below) */
+	if (!is_dyno_init(pid)) {
 		r = dy_error(err, "pid %d is not a dyno's init", (int)pid);
 		goto fail;
 	}
@@ -589,10 +690,13 @@ int launch_cleanup(struct launch_dyno *d, struct dy_error **err)
 		r = -1;
 	if (net_link_delete(d->veth, r < 0 ? NULL : err) < 0)
 		r = -1;
-	d->oom_fd = -1;
 	if (cg_destroy(d->cg, r < 0 ? NULL : err) < 0)
 		r = -1;
-	d->stopped = true;
+	d->oom_fd = d->cg->oom_fd; /* closed by cg_destroy() */
+	/* what failed is tried again by the next call (each step is
+	 * idempotent) or by launch_sweep() at the next start */
+	if (r == 0)
+		d->stopped = true;
 	return r;
 }
 

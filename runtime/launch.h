@@ -34,7 +34,9 @@ struct launch_params {
 	char *const *env;    /* the app's config vars, "K=V", NULL-terminated, or NULL */
 	struct cg_limits limits;
 	uint16_t port;             /* PORT, 0 for none */
-	const char *log_sink;      /* Unix datagram socket path, or NULL */
+	const char *log_sink;      /* Unix datagram socket path, or NULL: its directory
+	                            * is bound into the dyno for init (keep the
+	                            * sink alone in a directory of root's) */
 	size_t log_buffer;         /* bytes init keeps while the sink is away; 0: 1 MiB */
 	const char *cgroup_parent; /* NULL: "dyno" */
 	struct in_addr subnet;     /* network byte order */
@@ -44,7 +46,13 @@ struct launch_params {
 	size_t n_gateway_ports;
 	const char *init_path; /* dyno-init; NULL: beside the running executable */
 	bool egress;           /* reach the outside (NAT); dynod: network.egress or the app's */
+	uint64_t setup_timeout_usec; /* clone to exec'd; 0: LAUNCH_SETUP_TIMEOUT */
 };
+
+/* How long a dyno's set-up (namespaces, mounts, exec) may take before
+ * launch_start() kills it and fails: a stuck file system must not hang
+ * the caller's loop. */
+#define LAUNCH_SETUP_TIMEOUT (10 * 1000000ULL)
 
 struct launch_dyno {
 	pid_t pid; /* init, in the caller's PID namespace */

@@ -379,6 +379,23 @@ int mounts_setup(const struct mounts_params *p, struct dy_error **err)
 		return -1;
 	if (mkdir_p(NEWROOT "/run", 0755, err) < 0 || mkdir_p(NEWROOT "/var/tmp", 01777, err) < 0)
 		return -1;
+	if (p->sink_dir) {
+		/* a bind, not an fd: an fd of a host directory held by init
+		 * (uid 0) would lead out of the new root through "..", a
+		 * mount's root does not. Read-only: connect() to a socket
+		 * needs no write access to its file system. */
+		const char *src = p->sink_dir;
+		if (mkdir_p(NEWROOT "/.init", 0700, err) < 0)
+			return -1;
+		if (chmod(NEWROOT "/.init", 0700) < 0)
+			return dy_error_errno(err, errno, "chmod /.init");
+		if (bind_ro(src, NEWROOT MOUNTS_SINK_DIR, true, err) < 0)
+			return -1;
+		if (do_mount(NULL, NEWROOT MOUNTS_SINK_DIR, NULL,
+		             MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
+		             NULL, err) < 0)
+			return -1;
+	}
 
 	if (do_mount(NULL, NEWROOT, NULL, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV,
 	             "mode=0755,size=4m", err) < 0)

@@ -11,6 +11,8 @@
  *   /proc        the dyno's own (new PID namespace); /proc/sys read-only
  *   /dev         tmpfs: null zero full random urandom tty, devpts, ptmx, shm
  *   /sys/fs/cgroup  the dyno's own cgroup, read-only
+ *   /.init/sink  the log sink's directory, read-only, under a 0700
+ *                directory of root's: for init only, the app cannot enter
  * then pivot_root. */
 #pragma once
 
@@ -27,7 +29,11 @@ struct mounts_params {
 	uint64_t tmpfs_size; /* bytes for the scratch tmpfs and /dev/shm */
 	const struct cg *cg; /* the dyno's cgroup, bound at /sys/fs/cgroup */
 	const char *hostname;
+	const char *sink_dir; /* the log sink's directory (host path), or NULL */
 };
+
+/* Where init finds the sink's directory inside the dyno. */
+#define MOUNTS_SINK_DIR "/.init/sink"
 
 /* Builds the tree and pivots into it. Runs in the child, as root, in its
  * new mount and PID namespaces. Errors name the path as the dyno sees it:

@@ -10,6 +10,7 @@ import os
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import tempfile
@@ -406,6 +407,43 @@ def sc_hardening(h):
     return {"lines": d.sink.messages()}
 
 
+def sc_init_env(h):
+    # init (uid 0) runs with an empty environment and no fd of the host's
+    # file system; the app still gets its config vars; /.init is closed to it
+    d = Dyno(h, "echo my=$MY_VAR tun=$GLIBC_TUNABLES; ls /.init; echo ls=$?; sleep 30",
+             extra=("--env", "MY_VAR=hello", "--env", "GLIBC_TUNABLES=glibc.malloc.mxfast=0"))
+    d.sink.wait_for(lambda m: m.startswith("ls="))
+    pid = d.running["pid"]
+    environ = Path(f"/proc/{pid}/environ").read_bytes()
+    fds = {}
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            st = os.stat(f"/proc/{pid}/fd/{fd}")
+            fds[fd] = [os.readlink(f"/proc/{pid}/fd/{fd}"), stat.S_ISDIR(st.st_mode)]
+        except OSError as e:
+            fds[fd] = [str(e), False]
+    d.stop()
+    return {"environ": environ.decode(errors="replace"), "fds": fds,
+            "lines": d.sink.messages(), "leftovers": leftovers(d)}
+
+
+def sc_setup_timeout(h):
+    # an init that never reports: launch_start gives up after the timeout,
+    # kills the child and leaves nothing
+    t = time.monotonic()
+    d = Dyno(h, "true", extra=("--init", str(PROBE), "--setup-timeout", "1s"))
+    took = time.monotonic() - t
+    # this netns is the scenario's own: any dy-* veth or d-* chain is its
+    chains = subprocess.run(["nft", "list", "table", "inet", "dyno"], capture_output=True,
+                            text=True).stdout
+    return {"error": d.error, "took": took,
+            "veths": [n for n in os.listdir("/sys/class/net") if n.startswith("dy-")],
+            "chains": [l.split()[1] for l in chains.splitlines() if l.strip().startswith("chain d-")],
+            "cgroups": [str(p) for p in Path("/sys/fs/cgroup").glob(f"*/{CG_PARENT}/{d.id}")],
+            "processes": subprocess.run(["pgrep", "-f", f"^dyno-init web.1 {UID} "],
+                                        capture_output=True, text=True).stdout.split()}
+
+
 def sc_families(h):
     d = Dyno(h, "probe families")
     rep = d.sink.json("families")
@@ -510,11 +548,29 @@ def sc_adopt(h):
     serving = tcp(d.ip, 5000)
     wrong = subprocess.run([str(LAUNCH), "--adopt", str(os.getpid()), "--id", d.id,
                             "--cgroup-parent", CG_PARENT], capture_output=True, text=True)
+    # an impostor: a host process named dyno-init, moved into the dyno's
+    # cgroups, but not PID 1 of a PID namespace
+    imp = subprocess.Popen([sys.executable, "-c",
+                            "import ctypes, time; ctypes.CDLL(None).prctl(15, b'dyno-init', 0, 0, 0);"
+                            " time.sleep(60)"])
+    deadline = time.monotonic() + 10
+    while (Path(f"/proc/{imp.pid}/comm").read_text().strip() != "dyno-init"
+           and time.monotonic() < deadline):
+        time.sleep(0.02)
+    for c in CONTROLLERS:
+        procs = Path(f"/sys/fs/cgroup/{c}/{CG_PARENT}/{d.id}/cgroup.procs")
+        if procs.exists():
+            procs.write_text(str(imp.pid))
+    impostor = subprocess.run([str(LAUNCH), "--adopt", str(imp.pid), "--id", d.id,
+                               "--cgroup-parent", CG_PARENT], capture_output=True, text=True)
+    imp.kill()
+    imp.wait()
     a.send_signal(signal.SIGTERM)
     out, err = a.communicate(timeout=20)
     exited = json.loads(out.splitlines()[-1]) if out else None
     return {"adopted": adopted, "ip": d.ip, "serving": serving, "exited": exited,
-            "err": err, "wrong": wrong.stderr, "leftovers": leftovers(d)}
+            "err": err, "wrong": wrong.stderr, "impostor": impostor.stderr,
+            "impostor_rc": impostor.returncode, "leftovers": leftovers(d)}
 
 
 def main():

@@ -246,6 +246,8 @@ def test_readopt_after_launcher_crash():
     assert r["adopted"]["event"] == "adopted" and r["adopted"]["addr"] == r["ip"]
     assert r["serving"] == "ok:hello web.1"
     assert "is not a dyno's init" in r["wrong"]
+    # a process named dyno-init in the dyno's cgroup is still not its init
+    assert r["impostor_rc"] != 0 and "is not a dyno's init" in r["impostor"], r["impostor"]
     assert r["exited"]["event"] == "exited" and r["exited"]["killed"] is False
     assert r["leftovers"] == []
 
@@ -307,3 +309,25 @@ def test_ipv6_off_on_both_ends_of_the_veth():
         pytest.skip("this kernel has no IPv6")
     assert r["inside"] == ["inside=1"], r
     assert r["host"] == "1", r
+
+
+def test_init_has_empty_env_and_no_host_fd():
+    r = scenario("init_env")
+    # init is uid 0: nothing of the tenant's environment reaches it
+    assert r["environ"] == "", r["environ"]
+    # no fd of init leads to a directory (a host directory fd would lead
+    # out of the dyno's root through "..")
+    assert not [f for f, (target, isdir) in r["fds"].items() if isdir], r["fds"]
+    lines = r["lines"]
+    assert "my=hello tun=glibc.malloc.mxfast=0" in lines, lines
+    assert any("/.init" in l and "Permission denied" in l for l in lines), lines
+    assert "ls=2" in lines, lines
+    assert r["leftovers"] == []
+
+
+def test_setup_timeout_kills_a_hung_dyno():
+    r = scenario("setup_timeout")
+    assert r["error"] and "set-up did not finish within 1.0 s" in r["error"], r["error"]
+    assert 0.9 < r["took"] < 8, r["took"]
+    assert r["veths"] == [] and r["chains"] == [] and r["cgroups"] == [], r
+    assert r["processes"] == [], r

@@ -338,6 +338,11 @@ static void zombies(void)
 int main(int argc, char **argv)
 {
 	setvbuf(stdout, NULL, _IOLBF, 0);
+	/* run as the dyno's init (dyno-launch --init): an init that never
+	 * reports, for the launcher's set-up timeout */
+	if (!strcmp(argv[0], "dyno-init"))
+		for (;;)
+			pause();
 	if (argc < 2) {
 		fprintf(stderr,
 		        "usage: probe report|hog|forkbomb|listen|connect|term|spam|touch\n");
