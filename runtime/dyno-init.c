@@ -6,8 +6,10 @@
  * running across a dynod upgrade.
  *
  *   dyno-init NAME UID GID LOG_BUFFER SINK_PATH COMMAND   (environment: empty)
- *   fd 3: the launcher's sync socket: "O" once the command has exec'd, or
- *         "E<message>"
+ *   fd 3: the launcher's sync socket: init waits for "R" (the dyno's
+ *         network rules are in place; the launcher makes them while init
+ *         starts) before it starts the app, then sends "O" once the
+ *         command has exec'd, or "E<message>"
  *   fd 4: the compiled seccomp program (seccomp_policy_fd())
  *   fd 5: a sealed memfd with the app's environment, "K=V" strings each
  *         ending in a NUL
@@ -17,6 +19,7 @@
  * GLIBC_TUNABLES, ...) reaches a process of uid 0; the app's environment
  * is only data to it, handed to the app's execve().
  * Not meant to be run by hand. */
+#include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -105,6 +108,13 @@ int main(int argc, char **argv)
 	if (read_env(ENV_FD, &envp, &e) < 0)
 		fail(e);
 	close(ENV_FD);
+	char go = 0;
+	ssize_t n;
+	do
+		n = recv(SYNC_FD, &go, 1, 0);
+	while (n < 0 && errno == EINTR);
+	if (n != 1 || go != 'R')
+		_exit(1); /* the launcher gave up: it kills the dyno */
 	struct init_params ip = {
 	    .name = argv[1],
 	    .uid = (uid_t)strtoul(argv[2], NULL, 10),

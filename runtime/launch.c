@@ -89,24 +89,17 @@ static __attribute__((noreturn)) void child_main(struct child_args *a)
 	setsid();
 	prctl(PR_SET_NAME, "dyno-init", 0, 0, 0);
 
-	/* wait until the parent has placed us in the cgroup and given us eth0 */
-	char go = 0;
-	ssize_t n;
-	do
-		n = recv(a->sock, &go, 1, 0);
-	while (n < 0 && errno == EINTR);
-	if (n != 1 || go != 'G')
-		_exit(1);
-	/* now the cgroup namespace is rooted at the dyno's own cgroup */
-	if (!a->born_in_cgroup && unshare(CLONE_NEWCGROUP) < 0) {
-		dy_error_errno(&e, errno, "unshare the cgroup namespace");
-		child_fail(a->sock, e);
-	}
+	/* What needs nothing of the parent is done while the parent moves
+	 * us into the cgroup (v1) and makes the veth and the rules: the
+	 * two halves of a start overlap. Mounting before the move charges
+	 * the few pages of the new root's directories to the caller's
+	 * memory cgroup (freed with the dyno's mount namespace). */
 	if (sethostname(p->id, strlen(p->id)) < 0) {
 		dy_error_errno(&e, errno, "hostname %s", p->id);
 		child_fail(a->sock, e);
 	}
-	if (net_dyno_setup(a->addr, a->gw, &e) < 0) {
+	/* before the mounts: it writes the namespace's /proc/sys */
+	if (net_dyno_early(&e) < 0) {
 		dy_error_prefix(&e, "network");
 		child_fail(a->sock, e);
 	}
@@ -122,6 +115,25 @@ static __attribute__((noreturn)) void child_main(struct child_args *a)
 	if (mounts_setup(&mp, &e) < 0)
 		child_fail(a->sock, e);
 	close(a->slug_fd); /* only held to check the path before clone */
+
+	/* wait until the parent has placed us in the cgroup, given us eth0
+	 * and made the rules */
+	char go = 0;
+	ssize_t n;
+	do
+		n = recv(a->sock, &go, 1, 0);
+	while (n < 0 && errno == EINTR);
+	if (n != 1 || go != 'G')
+		_exit(1);
+	/* now the cgroup namespace is rooted at the dyno's own cgroup */
+	if (!a->born_in_cgroup && unshare(CLONE_NEWCGROUP) < 0) {
+		dy_error_errno(&e, errno, "unshare the cgroup namespace");
+		child_fail(a->sock, e);
+	}
+	if (net_dyno_setup(a->addr, a->gw, &e) < 0) {
+		dy_error_prefix(&e, "network");
+		child_fail(a->sock, e);
+	}
 
 	/* hand over to dyno-init with its fds at 3, 4, 5: first out of the
 	 * way (any of them may sit at 3..5), then into place (dup2 clears
@@ -329,6 +341,23 @@ static int wait_report(int sock, uint64_t timeout_usec, struct dy_error **err)
 	return dy_error(err, "%s", buf[0] == 'E' ? buf + 1 : buf);
 }
 
+/* Replaces *err with the child's own report when one is waiting. */
+static void child_error(int sock, struct dy_error **err)
+{
+	char buf[REPORT_MAX + 1];
+	struct pollfd pf = {sock, POLLIN, 0};
+	if (sock < 0 || poll(&pf, 1, 0) != 1)
+		return;
+	ssize_t n = recv(sock, buf, REPORT_MAX, MSG_DONTWAIT | MSG_PEEK);
+	if (n < 2 || buf[0] != 'E')
+		return;
+	buf[n] = '\0';
+	if (err) {
+		dy_error_free(err);
+		dy_error(err, "%s", buf + 1);
+	}
+}
+
 static void set_exit(struct launch_dyno *d, const siginfo_t *si)
 {
 	d->exited = true;
@@ -486,11 +515,19 @@ int launch_start(const struct launch_params *p, struct launch_dyno **ret, struct
 	if (r < 0)
 		goto fail_child;
 	net_made = true;
+	/* "G": cgroup and eth0 ready, the child goes on to exec dyno-init;
+	 * "R": the rules are in place, init starts the app. The rules are
+	 * made while the child execs init (the default for a dy-* link
+	 * without its rules is to drop, so the order is not a hole) */
+	if (send(sv0, "G", 1, MSG_NOSIGNAL) != 1) {
+		r = dy_error_errno(err, errno, "start the dyno");
+		goto fail_child;
+	}
 	r = net_rules_add(d->veth, d->addr, p->egress, err);
 	if (r < 0)
 		goto fail_child;
 	rules_made = true;
-	if (send(sv0, "G", 1, MSG_NOSIGNAL) != 1) {
+	if (send(sv0, "R", 1, MSG_NOSIGNAL) != 1) {
 		r = dy_error_errno(err, errno, "start the dyno");
 		goto fail_child;
 	}
@@ -502,6 +539,9 @@ int launch_start(const struct launch_params *p, struct launch_dyno **ret, struct
 	return 0;
 
 fail_child:
+	/* the child may have failed first (its set-up runs beside ours):
+	 * then its error is the one that tells what went wrong */
+	child_error(sv0, err);
 	syscall(SYS_pidfd_send_signal, d->pidfd, SIGKILL, NULL, 0);
 	{
 		siginfo_t si;

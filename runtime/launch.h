@@ -5,11 +5,12 @@
  *   parent: compile the seccomp policy (once), create the cgroup with its
  *           limits (read back), pick the dyno's address, clone3 into new
  *           PID, mount, UTS, IPC and network namespaces;
- *           move the child into its cgroup, create the veth pair and the
- *           nftables rules, then tell the child to go on;
- *   child:  unshare the cgroup namespace (now rooted at its own cgroup),
- *           hostname, lo + eth0, mounts + pivot_root, start the app
- *           through dyno-init (see init.h), which reports "running";
+ *           move the child into its cgroup (v1), create the veth pair,
+ *           send "G"; make the nftables rules, send "R";
+ *   child:  at once, beside the parent's work: hostname, lo up, IPv6 off,
+ *           mounts + pivot_root; on "G": unshare the cgroup namespace (now
+ *           rooted at its own cgroup), eth0, exec dyno-init, which on "R"
+ *           starts the app (see init.h) and reports "running";
  *   every set-up error of the child travels back over a SOCK_SEQPACKET
  *   socket: the caller reads "mount /app: Invalid argument", never "exit 1".
  * The call returns once the command has exec'd. */

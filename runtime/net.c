@@ -251,7 +251,7 @@ fail:
 	return -1;
 }
 
-int net_dyno_setup(struct in_addr addr, struct in_addr gw, struct dy_error **err)
+int net_dyno_early(struct dy_error **err)
 {
 	_cleanup_nl_sock_ struct nl_sock *sk = NULL;
 	if (nl_open(&sk, err) < 0)
@@ -260,9 +260,19 @@ int net_dyno_setup(struct in_addr addr, struct in_addr gw, struct dy_error **err
 	if (link_up(sk, "lo", &link, err) < 0)
 		return -1;
 	rtnl_link_put(link);
+	/* "all" also sets "default" and every existing link: eth0 is off
+	 * whether the launcher moves it in before or after this */
 	disable_ipv6("all");
 	disable_ipv6("default");
-	disable_ipv6("eth0");
+	return 0;
+}
+
+int net_dyno_setup(struct in_addr addr, struct in_addr gw, struct dy_error **err)
+{
+	_cleanup_nl_sock_ struct nl_sock *sk = NULL;
+	if (nl_open(&sk, err) < 0)
+		return -1;
+	struct rtnl_link *link = NULL;
 	if (link_up(sk, "eth0", &link, err) < 0)
 		return -1;
 	int ifindex = rtnl_link_get_ifindex(link);

@@ -45,8 +45,12 @@ int net_alloc_address(struct in_addr subnet, uint8_t prefix, struct in_addr *ret
 int net_host_setup(const char *veth, pid_t pid, struct in_addr addr, struct in_addr gw,
                    struct dy_error **err);
 
-/* Dyno side, run inside the dyno's network namespace: lo up, eth0 up with
- * addr/32 and a default route via gw onlink. Returns 0 or < 0. */
+/* In the dyno's network namespace, before its mounts (it writes the
+ * namespace's /proc/sys): lo up, IPv6 off for every link. Returns 0 or < 0. */
+int net_dyno_early(struct dy_error **err);
+
+/* Dyno side, once the launcher has moved eth0 in: eth0 up with addr/32
+ * and a default route via gw onlink. Returns 0 or < 0. */
 int net_dyno_setup(struct in_addr addr, struct in_addr gw, struct dy_error **err);
 
 /* The dyno address routed through veth (its /32 route), for a dyno
