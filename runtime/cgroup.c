@@ -630,7 +630,7 @@ int cg_kill(struct cg *cg, struct dy_error **err)
 		if (n == 0)
 			return 0;
 		clock_gettime(CLOCK_MONOTONIC, &t);
-		if (t.tv_sec - t0.tv_sec >= 3) {
+		if ((t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000 >= 3000) {
 			char list[128] = "";
 			for (int i = 0, o = 0; i < n && i < 8 && o < (int)sizeof(list); i++)
 				o += snprintf(list + o, sizeof(list) - (size_t)o, " %d",
