@@ -13,6 +13,7 @@
 #include <sys/eventfd.h>
 #include <sys/inotify.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/vfs.h>
 #include <time.h>
 #include <unistd.h>
@@ -106,41 +107,48 @@ static bool file_exists(const char *dir, const char *file)
 	return access(path, F_OK) == 0;
 }
 
-/* One limit to write and read back. */
-struct cg_value {
-	enum cg_ctrl ctrl;
-	const char *file;
-	char value[32];
-	bool optional; /* skipped when the file does not exist (memsw, swap) */
-};
-
-static size_t cg_values(const struct cg *cg, const struct cg_limits *lim, struct cg_value *v)
+size_t cg_values(const enum cg_version ver[CG_N_CTRL], bool memsw, const struct cg_limits *lim,
+                 struct cg_value v[CG_MAX_VALUES])
 {
 	size_t n = 0;
 	uint64_t limit = lim->memory * 2;
-	if (cg->ver[CG_MEMORY] == CG_V1) {
+	if (ver[CG_MEMORY] == CG_V1) {
 		v[n] = (struct cg_value){CG_MEMORY, "memory.limit_in_bytes", "", false};
 		snprintf(v[n++].value, sizeof(v->value), "%" PRIu64, limit);
-		/* memsw can only be set at or above the memory limit, so after it */
-		v[n] = (struct cg_value){CG_MEMORY, "memory.memsw.limit_in_bytes", "", true};
-		snprintf(v[n++].value, sizeof(v->value), "%" PRIu64, limit);
+		if (memsw) {
+			/* memsw can only be set at or above the memory limit, so
+			 * after it */
+			v[n] =
+			    (struct cg_value){CG_MEMORY, "memory.memsw.limit_in_bytes", "", false};
+			snprintf(v[n++].value, sizeof(v->value), "%" PRIu64, limit);
+		} else {
+			/* no swap accounting: swapped memory is not charged, so
+			 * the limit would not bound memory + swap. Swappiness 0
+			 * stops swapping at the dyno's own limit (it OOMs there
+			 * instead; cgroup-v1/memory.rst 5.3); global reclaim may
+			 * still swap it (docs/isolation.md) */
+			v[n++] = (struct cg_value){CG_MEMORY, "memory.swappiness", "0", false};
+		}
 	} else {
 		v[n] = (struct cg_value){CG_MEMORY, "memory.max", "", false};
 		snprintf(v[n++].value, sizeof(v->value), "%" PRIu64, limit);
+		/* absent where swap is not accounted (cgroup.memory=noswap) */
 		v[n++] = (struct cg_value){CG_MEMORY, "memory.swap.max", "0", true};
 		v[n++] = (struct cg_value){CG_MEMORY, "memory.oom.group", "1", false};
 	}
 	v[n] = (struct cg_value){CG_PIDS, "pids.max", "", false};
 	snprintf(v[n++].value, sizeof(v->value), "%" PRIu32, lim->pids);
-	if (cg->dir[CG_CPU]) {
-		if (cg->ver[CG_CPU] == CG_V1) {
-			v[n] = (struct cg_value){CG_CPU, "cpu.shares", "", false};
-			snprintf(v[n++].value, sizeof(v->value), "%" PRIu32, 1024 * lim->cpu);
-		} else {
-			uint32_t w = 100 * lim->cpu;
-			v[n] = (struct cg_value){CG_CPU, "cpu.weight", "", false};
-			snprintf(v[n++].value, sizeof(v->value), "%" PRIu32, w > 10000 ? 10000 : w);
-		}
+	if (ver[CG_CPU] == CG_V1) {
+		v[n] = (struct cg_value){CG_CPU, "cpu.shares", "", false};
+		snprintf(v[n++].value, sizeof(v->value), "%" PRIu32, 1024 * lim->cpu);
+	} else if (ver[CG_CPU] == CG_V2) {
+		/* cpu.weight is 1..10000, 100 the default */
+		uint32_t w = 100 * lim->cpu;
+		v[n] = (struct cg_value){CG_CPU, "cpu.weight", "", false};
+		snprintf(v[n++].value, sizeof(v->value), "%" PRIu32,
+		         w > 10000 ? 10000
+		         : w < 1   ? 1
+		                   : w);
 	}
 	return n;
 }
@@ -175,26 +183,76 @@ static int arm_oom(struct cg *cg, struct dy_error **err)
 	return 0;
 }
 
+/* Whether the space-separated list text names word. */
+static bool listed(const char *text, const char *word)
+{
+	size_t wl = strlen(word);
+	for (const char *p = text; *p;) {
+		p += strspn(p, " \n");
+		size_t l = strcspn(p, " \n");
+		if (l == wl && strncmp(p, word, wl) == 0)
+			return true;
+		p += l;
+	}
+	return false;
+}
+
+/* "+ctrl" into dir/cgroup.subtree_control unless it is listed already: a
+ * write even of an enabled controller is refused where the cgroup is not
+ * writable to us (a delegated or namespaced root), and costs a lock. */
+static int subtree_enable(const char *dir, const char *ctrl, struct dy_error **err)
+{
+	char buf[512], value[32];
+	int n = read_file(dir, "cgroup.subtree_control", buf, sizeof(buf));
+	if (n < 0)
+		return dy_error_errno(err, -n, "%s/cgroup.subtree_control", dir);
+	if (listed(buf, ctrl))
+		return 0;
+	snprintf(value, sizeof(value), "+%s", ctrl);
+	return write_file(dir, "cgroup.subtree_control", value, err);
+}
+
 /* v2: a child cgroup gets a controller only when every ancestor lists it
  * in cgroup.subtree_control (Documentation/admin-guide/cgroup-v2.rst,
- * "Enabling and Disabling"): enable it at the mount's root and in parent
- * (created here, empty of processes: the "no internal processes" rule). */
+ * "Enabling and Disabling"): at the mount's root and at every component of
+ * parent (created here, empty of processes: the "no internal processes"
+ * rule). */
+int cg_enable_v2(const char *mount, const char *parent, const char *ctrl, struct dy_error **err)
+{
+	char dir[4096];
+	if (snprintf(dir, sizeof(dir), "%s/%s", mount, parent) >= (int)sizeof(dir))
+		return dy_error(err, "cgroup %s: path too long", parent);
+	/* every prefix of dir that ends a component, the mount's root first */
+	size_t root_len = strlen(mount), len = strlen(dir);
+	for (size_t i = root_len; i <= len; i++) {
+		if (i < len && dir[i] != '/')
+			continue;
+		bool root = i == root_len;
+		if (!root && dir[i - 1] == '/')
+			continue; /* an empty component ("a//b", "a/") */
+		char save = dir[i];
+		dir[i] = '\0';
+		int r = 0;
+		if (!root && mkdir(dir, 0755) < 0 && errno != EEXIST)
+			r = dy_error_errno(err, errno, "mkdir %s", dir);
+		if (r == 0)
+			r = subtree_enable(dir, ctrl, err);
+		dir[i] = save;
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
 static int enable_v2(const struct cg *cg, const char *parent, struct dy_error **err)
 {
 	for (int c = 0; c < CG_N_CTRL; c++) {
 		if (cg->ver[c] != CG_V2)
 			continue;
-		char mount_dir[4096], parent_dir[4096], value[32];
+		char mount_dir[4096];
 		size_t l = strlen(cg->dir[c]) - strlen(cg->rel) - 1;
 		snprintf(mount_dir, sizeof(mount_dir), "%.*s", (int)l, cg->dir[c]);
-		if (snprintf(parent_dir, sizeof(parent_dir), "%s/%s", mount_dir, parent) >=
-		    (int)sizeof(parent_dir))
-			return dy_error(err, "cgroup %s: path too long", parent);
-		if (mkdir(parent_dir, 0755) < 0 && errno != EEXIST)
-			return dy_error_errno(err, errno, "mkdir %s", parent_dir);
-		snprintf(value, sizeof(value), "+%s", ctrl_names[c]);
-		if (write_file(mount_dir, "cgroup.subtree_control", value, err) < 0 ||
-		    write_file(parent_dir, "cgroup.subtree_control", value, err) < 0)
+		if (cg_enable_v2(mount_dir, parent, ctrl_names[c], err) < 0)
 			return -1;
 	}
 	return 0;
@@ -274,8 +332,10 @@ int cg_create(const char *parent, const char *id, const struct cg_limits *lim, s
 		goto fail;
 	}
 
-	struct cg_value vals[8];
-	size_t n = cg_values(cg, lim, vals);
+	struct cg_value vals[CG_MAX_VALUES];
+	bool memsw = cg->ver[CG_MEMORY] == CG_V1 &&
+	             file_exists(cg->dir[CG_MEMORY], "memory.memsw.limit_in_bytes");
+	size_t n = cg_values(cg->ver, memsw, lim, vals);
 	for (size_t i = 0; i < n; i++) {
 		const char *dir = cg->dir[vals[i].ctrl];
 		if (vals[i].optional && !file_exists(dir, vals[i].file))
@@ -328,15 +388,90 @@ int cg_open(const char *parent, const char *id, struct cg **ret, struct dy_error
 	return 0;
 }
 
+static const char *procs_dir(const struct cg *cg)
+{
+	return cg->dir[CG_PIDS] ? cg->dir[CG_PIDS] : cg->dir[CG_MEMORY];
+}
+
+static int cmp_pid(const void *a, const void *b)
+{
+	pid_t x = *(const pid_t *)a, y = *(const pid_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* Every pid of dir/cgroup.procs, sorted, without duplicates (a v1 list may
+ * repeat one). Sets *ret (free()) and returns the count, or -errno. */
+static int read_procs_all(const char *dir, pid_t **ret)
+{
+	char path[4096];
+	snprintf(path, sizeof(path), "%s/cgroup.procs", dir);
+	_cleanup_fclose_ FILE *f = fopen(path, "re");
+	if (!f)
+		return -errno;
+	size_t n = 0, cap = 64;
+	pid_t *pids = malloc(cap * sizeof(*pids));
+	if (!pids)
+		return -ENOMEM;
+	long p;
+	while (fscanf(f, "%ld", &p) == 1) {
+		if (n == cap) {
+			pid_t *np =
+			    cap < (1u << 24) ? realloc(pids, 2 * cap * sizeof(*pids)) : NULL;
+			if (!np) {
+				free(pids);
+				return -ENOMEM;
+			}
+			pids = np;
+			cap *= 2;
+		}
+		pids[n++] = (pid_t)p;
+	}
+	qsort(pids, n, sizeof(*pids), cmp_pid);
+	size_t k = 0;
+	for (size_t i = 0; i < n; i++)
+		if (k == 0 || pids[k - 1] != pids[i])
+			pids[k++] = pids[i];
+	*ret = pids;
+	return (int)k;
+}
+
+static bool pid_in(const pid_t *pids, int n, pid_t pid)
+{
+	return n > 0 && bsearch(&pid, pids, (size_t)n, sizeof(pid), cmp_pid) != NULL;
+}
+
 bool cg_has(const struct cg *cg, pid_t pid)
 {
-	pid_t pids[4096];
-	const char *dir = cg->dir[CG_PIDS] ? cg->dir[CG_PIDS] : cg->dir[CG_MEMORY];
-	int n = read_procs(dir, pids, 4096);
-	for (int i = 0; i < n; i++)
-		if (pids[i] == pid)
-			return true;
-	return false;
+	_cleanup_free_ pid_t *pids = NULL;
+	int n = read_procs_all(procs_dir(cg), &pids);
+	return pid_in(pids, n, pid);
+}
+
+static int pidfd_open_(pid_t pid)
+{
+	return (int)syscall(SYS_pidfd_open, pid, 0);
+}
+
+static int pidfd_kill(int pidfd, int sig)
+{
+	return (int)syscall(SYS_pidfd_send_signal, pidfd, sig, NULL, 0);
+}
+
+int cg_signal(const struct cg *cg, pid_t pid, int sig)
+{
+	/* the pidfd first: it names one process for good. Should that process
+	 * exit and its number be reused before the check below, the check
+	 * reads the newcomer, but the signal still goes through the pidfd
+	 * and fails with ESRCH: only a process that held the number from the
+	 * pidfd_open to the send, and so was the one checked, is reached */
+	_cleanup_close_ int fd = pidfd_open_(pid);
+	if (fd < 0)
+		return errno == ESRCH ? 0 : -errno;
+	if (!cg_has(cg, pid))
+		return 0;
+	if (pidfd_kill(fd, sig) < 0)
+		return errno == ESRCH ? 0 : -errno;
+	return 1;
 }
 
 int cg_unified_fd(struct cg *cg)
@@ -427,39 +562,100 @@ static int read_procs(const char *dir, pid_t *pids, int max)
 
 int cg_count(const struct cg *cg)
 {
-	pid_t pids[64];
-	const char *dir = cg->dir[CG_PIDS] ? cg->dir[CG_PIDS] : cg->dir[CG_MEMORY];
-	return dir ? read_procs(dir, pids, 64) : -ENOENT;
+	const char *dir = procs_dir(cg);
+	if (!dir)
+		return -ENOENT;
+	_cleanup_free_ pid_t *pids = NULL;
+	return read_procs_all(dir, &pids);
+}
+
+/* pidfds opened per membership check (each batch re-reads cgroup.procs
+ * once): bounds the fds held at a time */
+#define KILL_BATCH 128
+
+/* One round of cg_kill(): SIGKILL to each of pids[0..n) that is still in
+ * the cgroup once its pidfd is open. Returns 0 or -errno. */
+static int kill_round(const char *dir, const pid_t *pids, int n)
+{
+	for (int i = 0; i < n;) {
+		int fds[KILL_BATCH], m = 0, r = 0;
+		for (; m < KILL_BATCH && i + m < n; m++) {
+			fds[m] = pidfd_open_(pids[i + m]);
+			if (fds[m] < 0 && errno != ESRCH) {
+				r = -errno; /* EMFILE: signal what is open, go on */
+				break;
+			}
+		}
+		if (m == 0)
+			return r;
+		/* membership after the pidfds are open (see cg_signal()) */
+		_cleanup_free_ pid_t *now = NULL;
+		int k = read_procs_all(dir, &now);
+		for (int j = 0; j < m; j++) {
+			if (fds[j] < 0)
+				continue;
+			if (pid_in(now, k, pids[i + j]))
+				pidfd_kill(fds[j], SIGKILL);
+			close(fds[j]);
+		}
+		if (k < 0 && k != -ENOENT)
+			return k;
+		i += m;
+	}
+	return 0;
 }
 
 int cg_kill(struct cg *cg, struct dy_error **err)
 {
-	const char *dir = cg->dir[CG_PIDS];
-	if (cg->ver[CG_PIDS] == CG_V2 && file_exists(dir, "cgroup.kill"))
-		return write_file(dir, "cgroup.kill", "1", err);
-	/* v1 has no cgroup.kill: kill what is listed until nothing is left; a
-	 * process forking meanwhile is caught by the next round (and the pids
-	 * limit bounds how many there can be). */
-	for (int round = 0; round < 100; round++) {
-		pid_t pids[512];
-		int n = read_procs(dir, pids, 512);
+	for (int c = 0; c < CG_N_CTRL; c++) {
+		/* the kernel kills every process, forks racing with it too */
+		if (cg->ver[c] == CG_V2 && file_exists(cg->dir[c], "cgroup.kill"))
+			return write_file(cg->dir[c], "cgroup.kill", "1", err);
+	}
+	/* v1 has no cgroup.kill: kill what is listed until nothing is left. A
+	 * process forking meanwhile is caught by the next round (the pids
+	 * limit bounds how many there can be; one with SIGKILL pending forks
+	 * no more); a pid is only signalled through a pidfd, after checking
+	 * it is still in the cgroup: a number read from cgroup.procs may
+	 * belong to a host process by the time it is used */
+	const char *dir = procs_dir(cg);
+	struct timespec t0, t;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	long pause_ns = 1000 * 1000;
+	for (;;) {
+		_cleanup_free_ pid_t *pids = NULL;
+		int n = read_procs_all(dir, &pids);
 		if (n < 0)
 			return n == -ENOENT ? 0 : dy_error_errno(err, -n, "%s/cgroup.procs", dir);
 		if (n == 0)
 			return 0;
-		for (int i = 0; i < n; i++)
-			kill(pids[i], SIGKILL);
-		nanosleep(&(struct timespec){0, 2 * 1000 * 1000}, NULL);
+		clock_gettime(CLOCK_MONOTONIC, &t);
+		if ((t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000 >= 3000) {
+			char list[128] = "";
+			for (int i = 0, o = 0; i < n && i < 8 && o < (int)sizeof(list); i++)
+				o += snprintf(list + o, sizeof(list) - (size_t)o, " %d",
+				              (int)pids[i]);
+			return dy_error(err, "cgroup %s: %d processes survive SIGKILL:%s%s",
+			                cg->rel, n, list, n > 8 ? " ..." : "");
+		}
+		int r = kill_round(dir, pids, n);
+		if (r < 0)
+			return dy_error_errno(err, -r, "cgroup %s: kill", cg->rel);
+		/* the killed ones take a moment to leave the list */
+		nanosleep(&(struct timespec){0, pause_ns}, NULL);
+		if (pause_ns < 32 * 1000 * 1000)
+			pause_ns *= 2;
 	}
-	return dy_error(err, "cgroup %s: processes survive SIGKILL", cg->rel);
 }
 
-static int rmdir_retry(const char *dir)
+/* rmdir, retried for about a second (wait) on EBUSY. Returns 0 (removed,
+ * or already gone) or -errno. */
+static int rmdir_retry(const char *dir, bool wait)
 {
 	for (int i = 0; i < 200; i++) {
 		if (rmdir(dir) == 0 || errno == ENOENT)
 			return 0;
-		if (errno != EBUSY)
+		if (errno != EBUSY || !wait)
 			return -errno;
 		/* the last task is leaving: the css goes offline shortly */
 		nanosleep(&(struct timespec){0, 5 * 1000 * 1000}, NULL);
@@ -467,9 +663,35 @@ static int rmdir_retry(const char *dir)
 	return -EBUSY;
 }
 
+/* Why rmdir of a cgroup directory is refused with EBUSY, for the error. */
+static void busy_reason(const char *dir, char *buf, size_t size)
+{
+	_cleanup_free_ pid_t *pids = NULL;
+	int n = read_procs_all(dir, &pids);
+	if (n > 0) {
+		int o = snprintf(buf, size, "%d process%s still inside:", n, n == 1 ? "" : "es");
+		for (int i = 0; i < n && i < 8 && o > 0 && (size_t)o < size; i++)
+			o += snprintf(buf + o, size - (size_t)o, " %d", (int)pids[i]);
+		if (n > 8 && o > 0 && (size_t)o < size)
+			snprintf(buf + o, size - (size_t)o, " ...");
+		return;
+	}
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	while (d && (de = readdir(d))) {
+		if (de->d_type == DT_DIR && de->d_name[0] != '.') {
+			snprintf(buf, size, "child cgroup %.64s inside", de->d_name);
+			closedir(d);
+			return;
+		}
+	}
+	if (d)
+		closedir(d);
+	snprintf(buf, size, "no process listed: the last ones still exiting");
+}
+
 int cg_destroy(struct cg *cg, struct dy_error **err)
 {
-	int r = 0;
 	if (cg->oom_fd >= 0) {
 		close(cg->oom_fd);
 		cg->oom_fd = -1;
@@ -483,15 +705,43 @@ int cg_destroy(struct cg *cg, struct dy_error **err)
 		cg->unified_fd = -1;
 	}
 	/* libcgroup's cgroup_delete_cgroup_ext() would migrate stragglers to the
-	 * parent; a dyno's cgroup is only ever removed empty, so rmdir it */
+	 * parent; a dyno's cgroup is only ever removed empty, so rmdir it. Every
+	 * controller is tried; after one stayed busy the others get no wait. */
+	int first = -1, e_first = 0;
+	char others[64] = "";
+	bool wait = true;
 	for (int c = 0; c < CG_N_CTRL; c++) {
 		if (!cg->dir[c])
 			continue;
-		int e = rmdir_retry(cg->dir[c]);
-		if (e < 0 && r == 0)
-			r = dy_error_errno(err, -e, "rmdir %s", cg->dir[c]);
+		if (c > 0 && cg->dir[c - 1] && strcmp(cg->dir[c], cg->dir[c - 1]) == 0)
+			continue; /* one v2 hierarchy: the same directory */
+		int e = rmdir_retry(cg->dir[c], wait);
+		if (e == 0)
+			continue;
+		if (e == -EBUSY)
+			wait = false;
+		if (first < 0) {
+			first = c;
+			e_first = -e;
+		} else {
+			size_t o = strlen(others);
+			snprintf(others + o, sizeof(others) - o, "%s%s",
+			         o ? ", " : "; also left: ", ctrl_names[c]);
+		}
 	}
-	return r;
+	if (first < 0)
+		return 0;
+	char why[256] = "";
+	if (e_first == EBUSY)
+		busy_reason(cg->dir[first], why, sizeof(why));
+	/* "cgroup dyno/t1: cannot remove /sys/fs/cgroup/memory/dyno/t1: Device
+	 * or resource busy (2 processes still inside: 812 813); also left: pids" */
+	bool fresh = err && !*err;
+	dy_error(err, "cgroup %s: cannot remove %s: %s%s%s%s%s", cg->rel, cg->dir[first],
+	         strerror(e_first), why[0] ? " (" : "", why, why[0] ? ")" : "", others);
+	if (fresh && *err)
+		(*err)->errnum = e_first;
+	return -e_first;
 }
 
 void cg_free(struct cg *cg)
@@ -515,14 +765,21 @@ void cg_free(struct cg *cg)
 int cg_sweep(const char *parent, void (*fn)(const char *id, void *data), void *data)
 {
 	int removed = 0;
-	/* the ids are collected from the pids hierarchy, which every dyno has */
+	/* the ids are collected from the pids hierarchy, which every dyno has:
+	 * it goes first (fn is called there); a hierarchy already visited (all
+	 * controllers on one cgroup2 mount) is not visited again */
+	static const enum cg_ctrl order[CG_N_CTRL] = {CG_PIDS, CG_MEMORY, CG_CPU};
 	enum cg_version ver;
 	char *mp[CG_N_CTRL] = {NULL};
 	for (int c = 0; c < CG_N_CTRL; c++)
 		if (cg_detect(c, &ver, &mp[c], NULL) < 0)
 			mp[c] = NULL;
-	for (int c = 0; c < CG_N_CTRL; c++) {
-		if (!mp[c])
+	for (int i = 0; i < CG_N_CTRL; i++) {
+		enum cg_ctrl c = order[i];
+		bool seen = false;
+		for (int j = 0; j < i; j++)
+			seen |= mp[order[j]] && mp[c] && strcmp(mp[order[j]], mp[c]) == 0;
+		if (!mp[c] || seen)
 			continue;
 		char top[512];
 		snprintf(top, sizeof(top), "%s/%s", mp[c], parent);
@@ -540,7 +797,7 @@ int cg_sweep(const char *parent, void (*fn)(const char *id, void *data), void *d
 				continue; /* alive, or unreadable: leave it */
 			if (c == CG_PIDS && fn)
 				fn(de->d_name, data);
-			if (rmdir_retry(dir) == 0 && c == CG_PIDS)
+			if (rmdir_retry(dir, true) == 0 && c == CG_PIDS)
 				removed++;
 		}
 		closedir(d);

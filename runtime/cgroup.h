@@ -5,7 +5,9 @@
  * is the "hybrid" layout). Per controller the v1 or v2 files are written:
  *
  *   memory v1: memory.limit_in_bytes = 2x quota, memory.memsw.limit_in_bytes
- *              = 2x where swap accounting exists; OOM from memory.oom_control
+ *              = 2x where swap accounting exists, else memory.swappiness = 0
+ *              (no swapping at the dyno's own limit); OOM from
+ *              memory.oom_control
  *   memory v2: memory.max = 2x, memory.swap.max = 0, memory.oom.group = 1;
  *              OOM from memory.events; never memory.high
  *   pids:      pids.max
@@ -53,6 +55,29 @@ struct cg {
 	struct cgroup *lcg;             /* libcgroup's handle */
 };
 
+/* One cgroup file cg_create() writes, and reads back. */
+struct cg_value {
+	enum cg_ctrl ctrl;
+	const char *file;
+	char value[32];
+	bool optional; /* skipped when the file does not exist (v2 memory.swap.max) */
+};
+
+#define CG_MAX_VALUES 8
+
+/* What cg_create() writes for lim, in order (no I/O): ver[c] is how
+ * controller c is mounted (CG_NONE: absent, cpu only), memsw whether the
+ * v1 memory controller has swap accounting (memory.memsw.limit_in_bytes).
+ * Returns the number of entries of out. */
+size_t cg_values(const enum cg_version ver[CG_N_CTRL], bool memsw, const struct cg_limits *lim,
+                 struct cg_value out[CG_MAX_VALUES]);
+
+/* v2: makes controller ctrl available to <mount>/<parent>/<child>: mkdir of
+ * every component of parent, and "+ctrl" written to cgroup.subtree_control
+ * of the mount's root and of each component, where it is not listed yet.
+ * Returns 0 or < 0. */
+int cg_enable_v2(const char *mount, const char *parent, const char *ctrl, struct dy_error **err);
+
 /* How controller c is mounted on this host (libcgroup's mount table and the
  * mount's file system magic). Sets *ret_mount (owned by the caller) to the
  * mount point. Returns 0, or < 0 when the controller is not mounted. */
@@ -70,8 +95,16 @@ int cg_create(const char *parent, const char *id, const struct cg_limits *lim, s
  * *ret (release with cg_free()), or < 0. */
 int cg_open(const char *parent, const char *id, struct cg **ret, struct dy_error **err);
 
-/* Whether process pid is in the cgroup. */
+/* Whether process pid is in the cgroup (its cgroup.procs lists it). */
 bool cg_has(const struct cg *cg, pid_t pid);
+
+/* Sends sig to process pid only if it is a process of the cgroup, without
+ * a pid reuse race: a pidfd first, then the membership check, then
+ * pidfd_send_signal (which can only reach the process the pidfd was opened
+ * on: were it gone and its number reused, the signal fails with ESRCH).
+ * Returns 1 when sent, 0 when pid is gone or not in the cgroup, < 0
+ * (-errno) on another error. */
+int cg_signal(const struct cg *cg, pid_t pid, int sig);
 
 /* When every controller sits on one cgroup2 hierarchy: an O_PATH fd of
  * the dyno's cgroup directory for clone3's CLONE_INTO_CGROUP (the child is
@@ -96,13 +129,19 @@ void cg_oom_ack(struct cg *cg);
 /* Number of processes in the cgroup (memory or pids controller), or < 0. */
 int cg_count(const struct cg *cg);
 
-/* SIGKILL to every process of the cgroup: cgroup.kill on v2, on v1 a kill
- * of each pid in cgroup.procs until the list stays empty (bounded rounds).
- * Returns 0 or < 0. */
+/* SIGKILL to every process of the cgroup: cgroup.kill on v2 where the
+ * kernel has it (returns at once); else (v1) rounds over cgroup.procs, each
+ * pid signalled as cg_signal() does (pidfd, membership re-checked, then
+ * pidfd_send_signal: never a process outside the cgroup), until the list
+ * is empty (bounded: about 3 s). Returns 0, or < 0 naming what survives. */
 int cg_kill(struct cg *cg, struct dy_error **err);
 
-/* Removes the cgroup directories (they must be empty; retries briefly while
- * exiting processes leave). Returns 0 or < 0. */
+/* Removes the cgroup directories (they must be empty; retries for about a
+ * second while exiting processes leave). Tries every controller; on
+ * failure the error names the first directory left, why (EBUSY: how many
+ * processes are still inside, or a child cgroup), and the other
+ * controllers left. Idempotent: a directory already gone counts as
+ * removed, so a later call retries what is left. Returns 0 or < 0. */
 int cg_destroy(struct cg *cg, struct dy_error **err);
 
 /* Frees cg (does not remove the cgroup). Accepts NULL. */

@@ -573,6 +573,72 @@ def sc_adopt(h):
             "impostor_rc": impostor.returncode, "leftovers": leftovers(d)}
 
 
+# -- cgroup hardening (test_launch_cgroup.py) -----------------------------------
+
+
+def cgroup_dirs(d):
+    """The dyno's cgroup directories on the host: {controller or "v2": path}."""
+    dirs = {}
+    for c in CONTROLLERS:
+        p = Path(f"/sys/fs/cgroup/{c}/{CG_PARENT}/{d.id}")
+        if p.is_dir():
+            dirs[c] = p
+    for p in (Path(f"/sys/fs/cgroup/{CG_PARENT}/{d.id}"),
+              Path(f"/sys/fs/cgroup/unified/{CG_PARENT}/{d.id}")):
+        if p.is_dir():
+            dirs["v2"] = p
+    return dirs
+
+
+CGROUP_FILES = ("memory.limit_in_bytes", "memory.memsw.limit_in_bytes", "memory.swappiness",
+                "memory.max", "memory.swap.max", "memory.high", "memory.oom.group",
+                "pids.max", "cpu.shares", "cpu.weight")
+
+
+def sc_cgroup_files(h):
+    # what the launcher wrote, read from the host while the dyno runs, and
+    # the memory files as the dyno sees them (its own cgroup, read-only)
+    d = Dyno(h, "for f in /sys/fs/cgroup/memory/memory.limit_in_bytes "
+             "/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes "
+             "/sys/fs/cgroup/memory/memory.swappiness; do "
+             "echo inside $f $(cat $f 2>/dev/null || echo absent); done; sleep 30",
+             memory="64M", pids=64)
+    d.sink.wait_for(lambda m: "memory.swappiness" in m)
+    files = {}
+    for where, p in cgroup_dirs(d).items():
+        for f in CGROUP_FILES:
+            try:
+                files[f] = (p / f).read_text().strip()
+            except OSError:
+                pass
+    host = {"memsw": Path("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes").exists(),
+            "v1_memory": Path("/sys/fs/cgroup/memory/memory.limit_in_bytes").exists()}
+    inside = {m.split()[1].rsplit("/", 1)[1]: m.split()[2]
+              for m in d.sink.messages() if m.startswith("inside ")}
+    ex = d.stop()
+    return {"files": files, "host": host, "inside": inside, "exited": ex,
+            "leftovers": leftovers(d)}
+
+
+def sc_kill_forkloop(h):
+    # SIGTERM ignored by every process, each forking more up to the pids
+    # limit: after the grace the cgroup is killed (v1: pid by pid through
+    # pidfds) and nothing is left
+    d = Dyno(h, "trap '' TERM; echo started; while :; do sleep 1000 & done 2>/dev/null",
+             pids=64)
+    d.sink.wait_for(lambda m: m == "started")
+    procs = cgroup_dirs(d)["pids" if "pids" in cgroup_dirs(d) else "v2"] / "cgroup.procs"
+    end = time.monotonic() + 10
+    most = 0
+    while time.monotonic() < end and most < 48:
+        most = max(most, len(procs.read_text().split()))
+        time.sleep(0.05)
+    t0 = time.monotonic()
+    ex = d.stop()
+    return {"most": most, "exited": ex, "took": time.monotonic() - t0,
+            "stderr": d.stderr, "leftovers": leftovers(d)}
+
+
 def main():
     name = sys.argv[1]
     h = Harness()

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <errno.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -32,6 +33,158 @@ static void test_detect(void **state)
 	free(mp);
 	assert_string_equal(cg_version_str(CG_V1), "v1");
 	assert_string_equal(cg_ctrl_str(CG_PIDS), "pids");
+}
+
+/* cg_values(): what is written, per version (no I/O: the v2 rules are
+ * checked here even on a v1 host) */
+static const struct cg_value *find_value(const struct cg_value *v, size_t n, const char *file)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(v[i].file, file) == 0)
+			return &v[i];
+	return NULL;
+}
+
+static void assert_value(const struct cg_value *v, size_t n, enum cg_ctrl c, const char *file,
+                         const char *value, bool optional)
+{
+	const struct cg_value *x = find_value(v, n, file);
+	if (!x)
+		fail_msg("%s is not written", file);
+	assert_int_equal(x->ctrl, c);
+	assert_string_equal(x->value, value);
+	assert_int_equal(x->optional, optional);
+}
+
+static void test_values_v1(void **state)
+{
+	struct cg_limits lim = {.memory = 512ULL << 20, .pids = 256, .cpu = 2};
+	struct cg_value v[CG_MAX_VALUES];
+	enum cg_version ver[CG_N_CTRL] = {CG_V1, CG_V1, CG_V1};
+	size_t n = cg_values(ver, true, &lim, v);
+	assert_int_equal(n, 4);
+	assert_value(v, n, CG_MEMORY, "memory.limit_in_bytes", "1073741824", false);
+	assert_value(v, n, CG_MEMORY, "memory.memsw.limit_in_bytes", "1073741824", false);
+	/* memsw is only accepted at or above the memory limit: after it */
+	assert_true(find_value(v, n, "memory.limit_in_bytes") <
+	            find_value(v, n, "memory.memsw.limit_in_bytes"));
+	assert_null(find_value(v, n, "memory.swappiness"));
+	assert_value(v, n, CG_PIDS, "pids.max", "256", false);
+	assert_value(v, n, CG_CPU, "cpu.shares", "2048", false);
+
+	/* no swap accounting: swappiness 0 instead of memsw */
+	n = cg_values(ver, false, &lim, v);
+	assert_int_equal(n, 4);
+	assert_value(v, n, CG_MEMORY, "memory.swappiness", "0", false);
+	assert_null(find_value(v, n, "memory.memsw.limit_in_bytes"));
+
+	/* no cpu controller: no weight */
+	ver[CG_CPU] = CG_NONE;
+	n = cg_values(ver, true, &lim, v);
+	assert_int_equal(n, 3);
+	assert_null(find_value(v, n, "cpu.shares"));
+}
+
+static void test_values_v2(void **state)
+{
+	/* performance-l: 14 GiB, 32768 pids, 16x */
+	struct cg_limits lim = {.memory = 14ULL << 30, .pids = 32768, .cpu = 16};
+	struct cg_value v[CG_MAX_VALUES];
+	enum cg_version ver[CG_N_CTRL] = {CG_V2, CG_V2, CG_V2};
+	size_t n = cg_values(ver, false, &lim, v);
+	assert_int_equal(n, 5);
+	assert_value(v, n, CG_MEMORY, "memory.max", "30064771072", false);
+	assert_value(v, n, CG_MEMORY, "memory.swap.max", "0", true);
+	assert_value(v, n, CG_MEMORY, "memory.oom.group", "1", false);
+	assert_value(v, n, CG_PIDS, "pids.max", "32768", false);
+	assert_value(v, n, CG_CPU, "cpu.weight", "1600", false);
+	/* never memory.high (throttling is not Heroku's behaviour), no v1 file */
+	for (size_t i = 0; i < n; i++) {
+		assert_null(strstr(v[i].file, "high"));
+		assert_null(strstr(v[i].file, "_in_bytes"));
+		assert_null(strstr(v[i].file, "swappiness"));
+	}
+	/* memsw is a v1 notion: the same list either way */
+	assert_int_equal(cg_values(ver, true, &lim, v), 5);
+
+	/* the weight stays in 1..10000 */
+	lim.cpu = 200;
+	n = cg_values(ver, false, &lim, v);
+	assert_value(v, n, CG_CPU, "cpu.weight", "10000", false);
+
+	/* hybrid: memory on v1, pids and cpu on v2 */
+	enum cg_version hy[CG_N_CTRL] = {CG_V1, CG_V2, CG_V2};
+	lim = (struct cg_limits){.memory = 1ULL << 30, .pids = 512, .cpu = 2};
+	n = cg_values(hy, false, &lim, v);
+	assert_value(v, n, CG_MEMORY, "memory.limit_in_bytes", "2147483648", false);
+	assert_value(v, n, CG_MEMORY, "memory.swappiness", "0", false);
+	assert_null(find_value(v, n, "memory.oom.group"));
+	assert_value(v, n, CG_CPU, "cpu.weight", "200", false);
+}
+
+/* cg_enable_v2() on a fake tree: regular files stand for the kernel's */
+static void put(const char *dir, const char *file, const char *text)
+{
+	char path[4096];
+	snprintf(path, sizeof(path), "%s/%s", dir, file);
+	FILE *f = fopen(path, "we");
+	assert_non_null(f);
+	fputs(text, f);
+	fclose(f);
+}
+
+static void get(const char *dir, const char *file, char *buf, size_t size)
+{
+	char path[4096];
+	snprintf(path, sizeof(path), "%s/%s", dir, file);
+	FILE *f = fopen(path, "re");
+	assert_non_null(f);
+	size_t n = fread(buf, 1, size - 1, f);
+	buf[n] = '\0';
+	fclose(f);
+}
+
+static void test_enable_v2(void **state)
+{
+	char root[] = "/tmp/dyno-cg-enable-XXXXXX";
+	assert_non_null(mkdtemp(root));
+	char a[4096], ab[4096], buf[256];
+	snprintf(a, sizeof(a), "%s/a", root);
+	snprintf(ab, sizeof(ab), "%s/a/b", root);
+	assert_int_equal(mkdir(a, 0755), 0);
+	assert_int_equal(mkdir(ab, 0755), 0);
+	put(root, "cgroup.subtree_control", "cpu memory pids\n");
+	put(a, "cgroup.subtree_control", "");
+	put(ab, "cgroup.subtree_control", "pids\n");
+
+	/* enabled where missing only: the root already lists memory */
+	assert_int_equal(cg_enable_v2(root, "a/b", "memory", NULL), 0);
+	get(root, "cgroup.subtree_control", buf, sizeof(buf));
+	assert_string_equal(buf, "cpu memory pids\n");
+	get(a, "cgroup.subtree_control", buf, sizeof(buf));
+	assert_string_equal(buf, "+memory");
+	get(ab, "cgroup.subtree_control", buf, sizeof(buf));
+	assert_string_equal(buf, "+memory"); /* written over "pids\n" */
+
+	/* "pids" is not "pids-ish": whole words only; a//b is a/b */
+	put(a, "cgroup.subtree_control", "memory pidsx\n");
+	put(ab, "cgroup.subtree_control", "pids\n");
+	assert_int_equal(cg_enable_v2(root, "a//b/", "pids", NULL), 0);
+	get(a, "cgroup.subtree_control", buf, sizeof(buf));
+	assert_string_equal(buf, "+pidsy pidsx\n");
+	get(ab, "cgroup.subtree_control", buf, sizeof(buf));
+	assert_string_equal(buf, "pids\n");
+
+	/* a component that is no cgroup: the error names the file */
+	struct dy_error *e = NULL;
+	put(root, "c", "");
+	assert_true(cg_enable_v2(root, "c/d", "cpu", &e) < 0);
+	assert_non_null(strstr(dy_error_msg(e), "/c/cgroup.subtree_control"));
+	dy_error_free(&e);
+
+	char cmd[4200];
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", root);
+	assert_int_equal(system(cmd), 0);
 }
 
 static uint64_t read_u64(const char *dir, const char *file)
@@ -65,6 +218,25 @@ static void test_create_limits_kill_destroy(void **state)
 	assert_int_equal(read_u64(cg->dir[CG_PIDS], "pids.max"), 16);
 	if (cg->dir[CG_CPU] && cg->ver[CG_CPU] == CG_V1)
 		assert_int_equal(read_u64(cg->dir[CG_CPU], "cpu.shares"), 2048);
+	if (cg->ver[CG_MEMORY] == CG_V1) {
+		/* swap bounded by memsw where it exists, else no swapping at the
+		 * dyno's limit */
+		char path[4096];
+		snprintf(path, sizeof(path), "%s/memory.memsw.limit_in_bytes", cg->dir[CG_MEMORY]);
+		if (access(path, F_OK) == 0) {
+			assert_int_equal(
+			    read_u64(cg->dir[CG_MEMORY], "memory.memsw.limit_in_bytes"),
+			    64ULL << 20);
+			/* the fallback of hosts without memsw: this kernel takes it
+			 * for a child cgroup (old ones refused it under a hierarchy) */
+			snprintf(path, sizeof(path), "%s/memory.swappiness", cg->dir[CG_MEMORY]);
+			FILE *f = fopen(path, "we");
+			assert_non_null(f);
+			assert_true(fputs("0", f) >= 0);
+			assert_int_equal(fclose(f), 0);
+		}
+		assert_int_equal(read_u64(cg->dir[CG_MEMORY], "memory.swappiness"), 0);
+	}
 
 	/* a child that forks more once attached: cg_kill gets them all */
 	int go[2];
@@ -96,6 +268,142 @@ static void test_create_limits_kill_destroy(void **state)
 	assert_int_equal(cg_destroy(cg, &e), 0);
 	struct stat st;
 	assert_int_not_equal(stat(cg->dir[CG_PIDS], &st), 0);
+	cg_free(cg);
+}
+
+/* A child attached to cg that forks as fast as it can (the pids limit
+ * stops it; it keeps trying). Returns its pid. */
+static pid_t fork_loop(struct cg *cg)
+{
+	int go[2];
+	assert_int_equal(pipe(go), 0);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		char c;
+		close(go[1]);
+		if (read(go[0], &c, 1) != 1)
+			_exit(1);
+		for (;;) {
+			pid_t p = fork();
+			if (p == 0)
+				continue; /* the child forks on too */
+			if (p < 0)
+				nanosleep(&(struct timespec){0, 1000 * 1000}, NULL);
+		}
+	}
+	close(go[0]);
+	struct dy_error *e = NULL;
+	assert_int_equal(cg_attach(cg, pid, &e), 0);
+	assert_int_equal(write(go[1], "g", 1), 1);
+	close(go[1]);
+	return pid;
+}
+
+static void test_kill_fork_loop(void **state)
+{
+	if (geteuid() != 0)
+		skip();
+	struct cg_limits lim = {.memory = 64ULL << 20, .pids = 64, .cpu = 1};
+	struct cg *cg = NULL;
+	struct dy_error *e = NULL;
+	assert_int_equal(cg_create(parent, "forks", &lim, &cg, &e), 0);
+	pid_t pid = fork_loop(cg);
+	/* until the pids limit is reached */
+	for (int i = 0; i < 200 && cg_count(cg) < 60; i++)
+		nanosleep(&(struct timespec){0, 10 * 1000 * 1000}, NULL);
+	assert_true(cg_count(cg) >= 32);
+	if (cg_kill(cg, &e) < 0)
+		fail_msg("%s", dy_error_msg(e));
+	/* cg_kill returns once cgroup.procs is empty */
+	assert_int_equal(cg_count(cg), 0);
+	waitpid(pid, NULL, 0);
+	assert_int_equal(cg_destroy(cg, &e), 0);
+	cg_free(cg);
+}
+
+static void test_signal_only_members(void **state)
+{
+	if (geteuid() != 0)
+		skip();
+	struct cg_limits lim = {.memory = 64ULL << 20, .pids = 16, .cpu = 1};
+	struct cg *cg = NULL;
+	struct dy_error *e = NULL;
+	assert_int_equal(cg_create(parent, "members", &lim, &cg, &e), 0);
+	pid_t outside = fork();
+	if (outside == 0) {
+		pause();
+		_exit(0);
+	}
+	pid_t inside = fork();
+	if (inside == 0) {
+		pause();
+		_exit(0);
+	}
+	assert_true(outside > 0 && inside > 0);
+	assert_int_equal(cg_attach(cg, inside, &e), 0);
+	assert_true(cg_has(cg, inside));
+	assert_false(cg_has(cg, getpid()));
+
+	/* this test process and a child of the host: refused, both alive */
+	assert_int_equal(cg_signal(cg, getpid(), SIGKILL), 0);
+	assert_int_equal(cg_signal(cg, outside, SIGKILL), 0);
+	int st;
+	assert_int_equal(waitpid(outside, &st, WNOHANG), 0);
+	/* a process of the cgroup: signalled */
+	assert_int_equal(cg_signal(cg, inside, SIGKILL), 1);
+	assert_int_equal(waitpid(inside, &st, 0), inside);
+	assert_true(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+	/* gone: nothing to signal */
+	assert_int_equal(cg_signal(cg, inside, SIGKILL), 0);
+
+	/* cg_kill of the cgroup leaves the outsider alone */
+	assert_int_equal(cg_kill(cg, &e), 0);
+	assert_int_equal(waitpid(outside, &st, WNOHANG), 0);
+	kill(outside, SIGKILL);
+	waitpid(outside, NULL, 0);
+	assert_int_equal(cg_destroy(cg, &e), 0);
+	cg_free(cg);
+}
+
+static void test_destroy_busy_then_retry(void **state)
+{
+	if (geteuid() != 0)
+		skip();
+	struct cg_limits lim = {.memory = 64ULL << 20, .pids = 16, .cpu = 1};
+	struct cg *cg = NULL;
+	struct dy_error *e = NULL;
+	assert_int_equal(cg_create(parent, "busy", &lim, &cg, &e), 0);
+	pid_t pid = fork();
+	if (pid == 0) {
+		pause();
+		_exit(0);
+	}
+	assert_true(pid > 0);
+	assert_int_equal(cg_attach(cg, pid, &e), 0);
+
+	/* a process inside: EBUSY, and the error says which directory and why */
+	assert_int_equal(cg_destroy(cg, &e), -EBUSY);
+	const char *msg = dy_error_msg(e);
+	char want[4096];
+	snprintf(want, sizeof(want), "cannot remove %s: %s (1 process still inside: %d)",
+	         cg->dir[CG_MEMORY], strerror(EBUSY), (int)pid);
+	if (!strstr(msg, want))
+		fail_msg("%s\nnot in: %s", want, msg);
+	assert_non_null(strstr(msg, "also left: pids"));
+	assert_int_equal(e->errnum, EBUSY);
+	dy_error_free(&e);
+	struct stat st;
+	assert_int_equal(stat(cg->dir[CG_PIDS], &st), 0);
+
+	/* once it is gone, a second call removes what is left; a third finds
+	 * nothing to do */
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+	assert_int_equal(cg_destroy(cg, &e), 0);
+	assert_int_not_equal(stat(cg->dir[CG_PIDS], &st), 0);
+	assert_int_not_equal(stat(cg->dir[CG_MEMORY], &st), 0);
+	assert_int_equal(cg_destroy(cg, &e), 0);
 	cg_free(cg);
 }
 
@@ -158,9 +466,15 @@ int main(void)
 	snprintf(parent, sizeof(parent), "dyno-unit-%d", (int)getpid());
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_detect),
+	    cmocka_unit_test(test_values_v1),
+	    cmocka_unit_test(test_values_v2),
+	    cmocka_unit_test(test_enable_v2),
 	    cmocka_unit_test(test_create_limits_kill_destroy),
 	    cmocka_unit_test(test_bad_limit_fails_cleanly),
 	    cmocka_unit_test(test_sweep),
+	    cmocka_unit_test(test_kill_fork_loop),
+	    cmocka_unit_test(test_signal_only_members),
+	    cmocka_unit_test(test_destroy_busy_then_retry),
 	};
 	return cmocka_run_group_tests(tests, NULL, teardown);
 }
