@@ -730,8 +730,22 @@ int launch_cleanup(struct launch_dyno *d, struct dy_error **err)
 		r = -1;
 	if (net_link_delete(d->veth, r < 0 ? NULL : err) < 0)
 		r = -1;
-	if (cg_destroy(d->cg, r < 0 ? NULL : err) < 0)
+	struct dy_error *cg_err = NULL;
+	int c = cg_destroy(d->cg, &cg_err);
+	if (c == -EBUSY) {
+		/* a process left the PID namespace's end behind (v1: it may
+		 * still be leaving): kill what is there and try once more */
+		dy_error_free(&cg_err);
+		cg_kill(d->cg, NULL);
+		c = cg_destroy(d->cg, &cg_err);
+	}
+	if (c < 0) {
+		if (r == 0 && err)
+			*err = cg_err;
+		else
+			dy_error_free(&cg_err);
 		r = -1;
+	}
 	d->oom_fd = d->cg->oom_fd; /* closed by cg_destroy() */
 	/* what failed is tried again by the next call (each step is
 	 * idempotent) or by launch_sweep() at the next start */

@@ -101,6 +101,7 @@ struct sup {
 	unsigned release_seq;
 	bool shutting_down;
 	bool routes_dirty;
+	bool sweep_due;  /* a clean-up failed: sweep leftovers on the next check */
 	unsigned batch;  /* > 0: routes.json is written when it drops to 0 */
 	char *init_path; /* dyno-init, NULL: the launcher's default */
 };
@@ -207,8 +208,10 @@ static void release_process(struct sup_dyno *d)
 		return;
 	struct dy_error *e = NULL;
 	if (launch_cleanup(d->ld, &e) < 0) {
+		/* what is left (a cgroup still busy) is retried by a sweep */
 		dy_log(d->name, "clean-up: %s", dy_error_msg(e));
 		dy_error_free(&e);
+		s->sweep_due = true;
 	}
 	launch_free(d->ld);
 	d->ld = NULL;
@@ -720,6 +723,14 @@ static void on_check(struct loop *loop, struct loop_timer *t)
 	}
 	if (s->routes_dirty) { /* an earlier write failed: try again */
 		routes_changed(s);
+	}
+	if (s->sweep_due) {
+		/* removes every cgroup of ours without a process (a running
+		 * dyno's has its init), with its veth and rules */
+		s->sweep_due = false;
+		int n = launch_sweep(s->cgroup_parent);
+		if (n > 0)
+			dy_log("dynod", "swept the leftovers of %d dynos", n);
 	}
 	loop_timer_start(loop, t, SUP_CHECK_USEC, NULL);
 }
