@@ -260,7 +260,7 @@ static int enable_v2(const struct cg *cg, const char *parent, struct dy_error **
 
 /* The handle of <parent>/<id>: controllers detected, directories named,
  * libcgroup's cgroup with its controllers. Creates nothing. */
-static int cg_alloc(const char *parent, const char *id, struct cg **ret, struct dy_error **err)
+int cg_new(const char *parent, const char *id, struct cg **ret, struct dy_error **err)
 {
 	struct cg *cg = calloc(1, sizeof(*cg));
 	if (!cg)
@@ -313,24 +313,44 @@ fail:
 	return r < 0 ? r : -1;
 }
 
+bool cg_is_unified(const struct cg *cg)
+{
+	for (int c = 0; c < CG_N_CTRL; c++) {
+		if (cg->ver[c] == CG_NONE)
+			continue;
+		if (cg->ver[c] != CG_V2 || strcmp(cg->dir[c], cg->dir[CG_MEMORY]) != 0)
+			return false;
+	}
+	return true;
+}
+
 int cg_create(const char *parent, const char *id, const struct cg_limits *lim, struct cg **ret,
               struct dy_error **err)
 {
 	struct cg *cg = NULL;
-	int r = cg_alloc(parent, id, &cg, err);
+	int r = cg_new(parent, id, &cg, err);
 	if (r < 0)
 		return r;
-	r = enable_v2(cg, parent, err);
+	r = cg_make(cg, parent, lim, err);
+	if (r < 0) {
+		cg_free(cg);
+		return r;
+	}
+	*ret = cg;
+	return 0;
+}
+
+int cg_make(struct cg *cg, const char *parent, const struct cg_limits *lim, struct dy_error **err)
+{
+	int r = enable_v2(cg, parent, err);
 	if (r < 0)
-		goto fail;
+		return r;
 
 	/* the directories only: the values are written below, one by one, so
 	 * that a failure names the file and optional ones can be skipped */
 	r = cgroup_create_cgroup(cg->lcg, 0);
-	if (r != 0) {
-		r = dy_error(err, "cgroup %s: create: %s", cg->rel, cgroup_strerror(r));
-		goto fail;
-	}
+	if (r != 0)
+		return dy_error(err, "cgroup %s: create: %s", cg->rel, cgroup_strerror(r));
 
 	struct cg_value vals[CG_MAX_VALUES];
 	bool memsw = cg->ver[CG_MEMORY] == CG_V1 &&
@@ -355,20 +375,17 @@ int cg_create(const char *parent, const char *id, const struct cg_limits *lim, s
 	r = arm_oom(cg, err);
 	if (r < 0)
 		goto fail_rm;
-	*ret = cg;
 	return 0;
 
 fail_rm:
 	cg_destroy(cg, NULL);
-fail:
-	cg_free(cg);
 	return r < 0 ? r : -1;
 }
 
 int cg_open(const char *parent, const char *id, struct cg **ret, struct dy_error **err)
 {
 	struct cg *cg = NULL;
-	int r = cg_alloc(parent, id, &cg, err);
+	int r = cg_new(parent, id, &cg, err);
 	if (r < 0)
 		return r;
 	for (int c = 0; c < CG_N_CTRL; c++) {
@@ -478,12 +495,8 @@ int cg_unified_fd(struct cg *cg)
 {
 	if (cg->unified_fd >= 0)
 		return cg->unified_fd;
-	for (int c = 0; c < CG_N_CTRL; c++) {
-		if (cg->ver[c] == CG_NONE)
-			continue;
-		if (cg->ver[c] != CG_V2 || strcmp(cg->dir[c], cg->dir[CG_MEMORY]) != 0)
-			return -1;
-	}
+	if (!cg_is_unified(cg))
+		return -1;
 	cg->unified_fd = open(cg->dir[CG_MEMORY], O_PATH | O_DIRECTORY | O_CLOEXEC);
 	return cg->unified_fd;
 }

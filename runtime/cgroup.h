@@ -83,6 +83,18 @@ int cg_enable_v2(const char *mount, const char *parent, const char *ctrl, struct
  * mount point. Returns 0, or < 0 when the controller is not mounted. */
 int cg_detect(enum cg_ctrl c, enum cg_version *ret_ver, char **ret_mount, struct dy_error **err);
 
+/* The two halves of cg_create(), for a launcher that creates the cgroup
+ * while its child already runs (v1): cg_new() finds the controllers and
+ * the directories' paths (nothing is created; release with cg_free());
+ * cg_make() creates them as cg_create() does (on failure nothing is left
+ * on the host, cg stays the caller's). */
+int cg_new(const char *parent, const char *id, struct cg **ret, struct dy_error **err);
+int cg_make(struct cg *cg, const char *parent, const struct cg_limits *lim, struct dy_error **err);
+
+/* Every controller in one cgroup2 hierarchy: a child can be born in the
+ * cgroup (CLONE_INTO_CGROUP, see cg_unified_fd()). */
+bool cg_is_unified(const struct cg *cg);
+
 /* Creates the cgroup <parent>/<id> in every controller, writes the limits
  * and reads each one back. Memory and pids are required; cpu is skipped
  * when absent. Arms the OOM notification (cg->oom_fd). Returns 0 and the

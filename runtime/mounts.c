@@ -288,7 +288,7 @@ static int setup_cgroup(const struct mounts_params *p, struct dy_error **err)
 	                "mode=0755,size=16k", err);
 }
 
-int mounts_setup(const struct mounts_params *p, struct dy_error **err)
+int mounts_prepare(const struct mounts_params *p, struct dy_error **err)
 {
 	char opts[512];
 
@@ -375,8 +375,6 @@ int mounts_setup(const struct mounts_params *p, struct dy_error **err)
 		return -1;
 	if (setup_dev(p, err) < 0)
 		return -1;
-	if (setup_cgroup(p, err) < 0)
-		return -1;
 	if (mkdir_p(NEWROOT "/run", 0755, err) < 0 || mkdir_p(NEWROOT "/var/tmp", 01777, err) < 0)
 		return -1;
 	if (p->sink_dir) {
@@ -397,6 +395,13 @@ int mounts_setup(const struct mounts_params *p, struct dy_error **err)
 			return -1;
 	}
 
+	return 0;
+}
+
+int mounts_finish(const struct mounts_params *p, struct dy_error **err)
+{
+	if (setup_cgroup(p, err) < 0)
+		return -1;
 	if (do_mount(NULL, NEWROOT, NULL, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV,
 	             "mode=0755,size=4m", err) < 0)
 		return -1;
@@ -415,4 +420,11 @@ int mounts_setup(const struct mounts_params *p, struct dy_error **err)
 	if (umount2("/.scratch", MNT_DETACH) < 0)
 		return dy_error_errno(err, errno, "detach /.scratch");
 	return 0;
+}
+
+int mounts_setup(const struct mounts_params *p, struct dy_error **err)
+{
+	if (mounts_prepare(p, err) < 0)
+		return -1;
+	return mounts_finish(p, err);
 }

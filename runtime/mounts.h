@@ -39,3 +39,10 @@ struct mounts_params {
  * new mount and PID namespaces. Errors name the path as the dyno sees it:
  * "mount /app: Invalid argument". Returns 0 or < 0. */
 int mounts_setup(const struct mounts_params *p, struct dy_error **err);
+
+/* mounts_setup() in two halves, for a launcher whose child mounts while
+ * the parent creates the cgroup: mounts_prepare() builds everything but
+ * /sys/fs/cgroup (p->cg is not used); mounts_finish(), once the cgroup
+ * exists, binds it, makes / read-only and pivots. */
+int mounts_prepare(const struct mounts_params *p, struct dy_error **err);
+int mounts_finish(const struct mounts_params *p, struct dy_error **err);
