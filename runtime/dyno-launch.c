@@ -121,7 +121,7 @@ static int run_burst(const struct launch_params *base, long n, uint64_t grace)
 }
 
 static int run_once(const struct launch_params *p, pid_t adopt, uint64_t grace, bool quiet,
-                    uint64_t *ret_start, uint64_t *ret_teardown)
+                    uint64_t *ret_start, uint64_t *ret_teardown, struct in_addr *ret_addr)
 {
 	struct dy_error *e = NULL;
 	struct launch_dyno *d = NULL;
@@ -215,6 +215,8 @@ static int run_once(const struct launch_params *p, pid_t adopt, uint64_t grace, 
 		*ret_start = t1 - t0;
 	if (ret_teardown)
 		*ret_teardown = t3 - t2;
+	if (ret_addr)
+		*ret_addr = d->addr;
 	launch_free(d);
 	return rc;
 }
@@ -358,7 +360,7 @@ int main(int argc, char **argv)
 		sigaddset(&amask, SIGTERM);
 		sigaddset(&amask, SIGINT);
 		sigprocmask(SIG_BLOCK, &amask, NULL);
-		return run_once(&p, adopt, grace, false, NULL, NULL);
+		return run_once(&p, adopt, grace, false, NULL, NULL, NULL);
 	}
 	if (optind >= argc || !p.slug_dir || !p.name || !p.id || !p.uid) {
 		usage();
@@ -402,23 +404,31 @@ int main(int argc, char **argv)
 	if (burst > 0)
 		return run_burst(&p, burst, grace);
 	if (repeat <= 0)
-		return run_once(&p, 0, grace, false, NULL, NULL);
+		return run_once(&p, 0, grace, false, NULL, NULL, NULL);
 
 	uint64_t *start = calloc((size_t)repeat, sizeof(uint64_t));
 	uint64_t *down = calloc((size_t)repeat, sizeof(uint64_t));
+	struct in_addr addrs[8];
 	if (!start || !down)
 		return 1;
 	uint64_t t0 = now_us();
 	for (long i = 0; i < repeat; i++) {
-		if (run_once(&p, 0, grace, true, &start[i], &down[i]) != 0)
+		struct in_addr a;
+		if (run_once(&p, 0, grace, true, &start[i], &down[i], &a) != 0)
 			return 1;
+		if (i < (long)DY_ELEMENTSOF(addrs))
+			addrs[i] = a;
 	}
 	uint64_t total = now_us() - t0;
 	qsort(start, (size_t)repeat, sizeof(uint64_t), cmp_u64);
 	qsort(down, (size_t)repeat, sizeof(uint64_t), cmp_u64);
+	/* the addresses of the first runs: one after the other (net.h) */
 	printf("{\"event\":\"bench\",\"runs\":%ld,\"start_median_us\":%" PRIu64
-	       ",\"teardown_median_us\":%" PRIu64 ",\"cycles_per_s\":%.1f}\n",
+	       ",\"teardown_median_us\":%" PRIu64 ",\"cycles_per_s\":%.1f,\"addrs\":[",
 	       repeat, start[repeat / 2], down[repeat / 2], (double)repeat * 1e6 / (double)total);
+	for (long i = 0; i < repeat && i < (long)DY_ELEMENTSOF(addrs); i++)
+		printf("%s\"%s\"", i ? "," : "", inet_ntoa(addrs[i]));
+	printf("]}\n");
 	free(start);
 	free(down);
 	return 0;

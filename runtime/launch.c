@@ -340,7 +340,7 @@ int launch_start(const struct launch_params *p, struct launch_dyno **ret, struct
 
 	d->gateway = net_gateway(p->subnet);
 	net_veth_name(p->id, d->veth);
-	r = net_rules_init(p->subnet, p->subnet_prefix, p->gateway_ports, p->n_gateway_ports, err);
+	r = net_rules_init(p->subnet, p->subnet_prefix, err);
 	if (r < 0)
 		goto fail;
 	d->addr = p->addr;
@@ -402,7 +402,8 @@ int launch_start(const struct launch_params *p, struct launch_dyno **ret, struct
 	if (r < 0)
 		goto fail_child;
 	net_made = true;
-	r = net_rules_add(d->veth, d->addr, p->egress, err);
+	r = net_rules_add(d->veth, d->addr, d->gateway, p->gateway_ports, p->n_gateway_ports,
+	                  p->egress, err);
 	if (r < 0)
 		goto fail_child;
 	rules_made = true;

@@ -309,7 +309,8 @@ def sc_network(h):
     from_host = tcp(a.ip, 5000)
     b = Dyno(h, f"probe connect {a.ip} 5000; probe connect 10.213.0.1 {other.port}; "
              f"probe connect 10.213.0.1 {opened.port}; probe connect 127.0.0.1 5000; "
-             f"probe listen 5001", port=5001)
+             f"probe listen 5001", port=5001,
+             extra=["--gateway-port", str(opened.port)])  # a dyno's ports are its own
     b.sink.json("listen", timeout=15)
     res = [json.loads(m) for m in b.sink.messages() if m.startswith('{"probe":"connect"')]
     from_host_b = tcp(b.ip, 5001)
