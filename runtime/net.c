@@ -411,10 +411,13 @@ static const char input_rules[] =
 
 /* The forward chain's rules, and the egress NAT: a dyno's packets leave
  * (masqueraded) only when its veth is in @egress, and never to the
- * addresses of NET_EGRESS_DENY nor to the dyno subnet (%s/%u). */
+ * addresses of NET_EGRESS_DENY nor to the dyno subnet (%s/%u, twice), but
+ * for DNS to the host's resolvers (the first %s: that rule, or nothing),
+ * which are often private addresses (a cloud's resolver). */
 static const char forward_rules[] =
     "add rule inet dyno forward iifname \"dy-*\" iifname vmap @dynos\n"
     "add rule inet dyno forward iifname \"dy-*\" oifname \"dy-*\" drop\n"
+    "%s"
     "add rule inet dyno forward iifname \"dy-*\" ip daddr { " NET_EGRESS_DENY " } drop\n"
     "add rule inet dyno forward iifname \"dy-*\" ip daddr %s/%u drop\n"
     "add rule inet dyno forward iifname \"dy-*\" iifname vmap @egress\n"
@@ -434,6 +437,37 @@ static const char arp_rules[] =
     "add chain arp dyno input { type filter hook input priority -10; policy accept; }\n"
     "flush chain arp dyno input\n"
     "add rule arp dyno input iifname \"dy-*\" iifname vmap @dynos\n";
+
+/* The host's IPv4 resolvers (/etc/resolv.conf, which dynos get a copy
+ * of) as an nftables set's elements, "a, b", into buf; empty when none.
+ * Loopback ones are left out: a dyno's 127.0.0.1 is its own. */
+static void resolvers(char *buf, size_t size)
+{
+	struct in_addr seen[8];
+	size_t n_seen = 0;
+	buf[0] = '\0';
+	FILE *f = fopen("/etc/resolv.conf", "re");
+	if (!f)
+		return;
+	char line[256];
+	while (n_seen < DY_ELEMENTSOF(seen) && fgets(line, sizeof(line), f)) {
+		char ns[64];
+		struct in_addr a;
+		if (sscanf(line, " nameserver %63s", ns) != 1 || inet_pton(AF_INET, ns, &a) != 1)
+			continue;
+		uint32_t h = ntohl(a.s_addr);
+		bool dup = (h >> 24) == 127 || (h >> 24) == 0;
+		for (size_t i = 0; i < n_seen && !dup; i++)
+			dup = seen[i].s_addr == a.s_addr;
+		if (dup)
+			continue;
+		seen[n_seen++] = a;
+		size_t n = strlen(buf);
+		inet_ntop(AF_INET, &a, ns, sizeof(ns));
+		snprintf(buf + n, size - n, "%s%s", n ? ", " : "", ns);
+	}
+	fclose(f);
+}
 
 /* The ports of the global set @ports of an older launcher ("5432,6379,"),
  * or NULL when there is no such set. */
@@ -519,7 +553,14 @@ int net_rules_init(struct in_addr subnet, uint8_t prefix, struct dy_error **err)
 		      "flush chain inet dyno forward\n",
 		      f);
 		fputs(input_rules, f);
-		fprintf(f, forward_rules, nets, prefix, nets, prefix);
+		char ns[512], dns[640] = "";
+		resolvers(ns, sizeof(ns));
+		if (ns[0])
+			snprintf(dns, sizeof(dns),
+			         "add rule inet dyno forward iifname \"dy-*\" ip daddr { %s } meta "
+			         "l4proto { tcp, udp } th dport 53 iifname vmap @egress\n",
+			         ns);
+		fprintf(f, forward_rules, dns, nets, prefix, nets, prefix);
 		fputs(arp_rules, f);
 		migrate_ports(f, gws);
 		if (fclose(f) != 0)

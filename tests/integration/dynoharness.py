@@ -92,11 +92,11 @@ class Dyno:
     count = 0
 
     def __init__(self, h, cmd, name="web.1", memory="64M", pids=64, port=None, extra=(),
-                 sink=True):
+                 sink=True, prefix=()):
         Dyno.count += 1
         self.id = f"t{os.getpid()}-{Dyno.count}"
         self.sink = Sink(h.tmp / f"{self.id}.sock", bind=sink)
-        args = [str(LAUNCH), "--slug-dir", str(h.slug), "--uid", str(UID), "--name", name,
+        args = [*prefix, str(LAUNCH), "--slug-dir", str(h.slug), "--uid", str(UID), "--name", name,
                 "--id", self.id, "--memory", memory, "--pids", str(pids), "--log-sock",
                 self.sink.path, "--cgroup-parent", CG_PARENT, "--grace", "2", *extra]
         if port:
@@ -568,6 +568,12 @@ def udp():
         data, a = u.recvfrom(2048)
         print("udp", a[0], data.decode(errors="replace"), flush=True)
 threading.Thread(target=udp, daemon=True).start()
+def tcp53():
+    t = socket.socket(); t.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    t.bind(("0.0.0.0", 53)); t.listen(8)
+    while True:
+        t.accept()[0].close()
+threading.Thread(target=tcp53, daemon=True).start()
 s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 s.bind(("0.0.0.0", 7000)); s.listen(64); print("ready", flush=True)
 while True:
@@ -577,7 +583,7 @@ while True:
 
 class Outside:
     """Another network namespace behind out0 (192.0.2.0/24, the host is
-    192.0.2.1) playing the rest of the world: tcp 7000 and udp 7001 on all
+    192.0.2.1) playing the rest of the world: tcp 7000 and 53, udp 7001 on all
     its addresses; extra addresses of it are routed by the host via
     192.0.2.2."""
 
@@ -706,6 +712,33 @@ def sc_egress_deny(h):
         d.stop()
         return {"res": res, "host_port": host.port, "forward": forward,
                 "leftovers": net_leftovers(d)}
+    finally:
+        out.close()
+
+
+def sc_egress_dns(h):
+    # the host's resolver is often a private address (a cloud's): a dyno
+    # with egress reaches it on port 53, and on nothing else. The launcher
+    # runs in a mount namespace of its own where /etc/resolv.conf names one.
+    out = Outside(extra=["10.99.0.2", "172.16.5.5"])
+    try:
+        conf = h.tmp / "resolv.conf"
+        conf.write_text("# test\nnameserver 127.0.0.53\nnameserver 10.99.0.2\n"
+                        "nameserver 10.99.0.2\n")
+        wrap = ["unshare", "-m", "sh", "-c", 'mount --bind "$0" /etc/resolv.conf && exec "$@"',
+                str(conf)]
+        targets = [("10.99.0.2", 53), ("10.99.0.2", 7000), ("172.16.5.5", 53)]
+        cmd = " ".join(f"probe connect {a} {p} &" for a, p in targets) + " wait; sleep 30"
+        # each launcher process redoes the base chains with its resolvers:
+        # the one with the test's resolv.conf starts last
+        e = Dyno(h, "probe connect 10.99.0.2 53; sleep 30")  # no egress: no DNS either
+        d = Dyno(h, cmd, extra=["--egress"], prefix=wrap)
+        res, res_e = connects(d, len(targets)), connects(e, 1)
+        forward = nft("list", "chain", "inet", "dyno", "forward")
+        d.stop()
+        e.stop()
+        return {"res": res, "no_egress": res_e, "forward": forward,
+                "leftovers": net_leftovers(d) + net_leftovers(e)}
     finally:
         out.close()
 

@@ -55,6 +55,15 @@ def test_egress_never_reaches_private_metadata_or_the_host():
     assert r["leftovers"] == []
 
 
+def test_egress_reaches_the_hosts_resolver_on_port_53_only():
+    r = scenario("egress_dns")
+    assert r["res"] == {"10.99.0.2:53": "ok", "10.99.0.2:7000": "timeout",
+                        "172.16.5.5:53": "timeout"}, r
+    assert r["no_egress"] == {"10.99.0.2:53": "timeout"}, r
+    assert "10.99.0.2" in r["forward"] and "127.0.0.53" not in r["forward"], r["forward"]
+    assert r["leftovers"] == []
+
+
 def test_spoofed_source_is_dropped():
     r = scenario("spoof")
     assert r["sent"] == ["sent"] * 4, r
