@@ -4,15 +4,16 @@
  *
  *   dyno-launch --slug-dir D --uid U --name web.1 --id ID [--size standard-1x]
  *               [--memory 64M] [--pids 64] [--port 5000] [--log-sock PATH]
- *               [--gateway-port P]... [--env K=V]... [--grace 5] [--repeat N]
- *               [--burst N] -- CMD...
+ *               [--gateway-port P]... [--egress] [--env K=V]... [--grace 5]
+ *               [--repeat N] [--burst N] -- CMD...
  *   dyno-launch --sweep [--cgroup-parent P]
  *   dyno-launch --adopt PID --id ID [--cgroup-parent P] [--memory M]
  *
  * stdout: one JSON object per event ("running", "oom", "exited"). SIGTERM or
  * SIGINT stops the dyno (SIGTERM, grace, SIGKILL of its cgroup). On an OOM
  * kill the whole dyno is stopped (R15). --repeat N starts and stops the
- * command N times and prints start and teardown times. --burst N starts N
+ * command N times and prints start and teardown times (and the addresses
+ * of the first 8 runs: one process hands them out round-robin). --burst N starts N
  * dynos back to back (ids ID-0 .. ID-N-1), as a scale-up does, and stops
  * and cleans them all only afterwards: teardown (a veth delete waits for
  * the network to quiesce) stays off the start path; it prints the start

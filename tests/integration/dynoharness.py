@@ -760,15 +760,17 @@ def sc_spoof(h):
     # (egress on) or not; its own source passes
     out = Outside()
     try:
-        a = Dyno(h, "sleep 30", extra=["--egress"])
+        # the app itself (no capabilities) cannot even try
+        a = Dyno(h, "probe spoof 10.213.0.77 192.0.2.2 7001; sleep 30", extra=["--egress"])
         b = Dyno(h, "sleep 30")
+        app = a.sink.json("spoof")
         sent = [in_dyno(a, SEND_UDP, src, "192.0.2.2", 7001, tag).stdout.strip()
                 for src, tag in ((a.ip, "real"), (b.ip, "spoof-dyno"),
                                  ("192.0.2.50", "spoof-outside"), ("10.213.0.1", "spoof-gw"))]
         time.sleep(1)
         a.stop()
         b.stop()
-        return {"sent": sent, "udp": out.udp, "a": a.ip,
+        return {"sent": sent, "udp": out.udp, "a": a.ip, "app": app,
                 "leftovers": net_leftovers(a) + net_leftovers(b)}
     finally:
         out.close()

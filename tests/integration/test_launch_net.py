@@ -2,6 +2,7 @@
 Network): gateway ports per dyno, the egress deny list, anti-spoofing (IPv4
 and ARP), round-robin addresses, an older launcher's table. Scenarios of
 dynoharness.py, each in its own network namespace (test_launch.scenario)."""
+import errno
 import os
 
 import pytest
@@ -66,6 +67,12 @@ def test_egress_reaches_the_hosts_resolver_on_port_53_only():
 
 def test_spoofed_source_is_dropped():
     r = scenario("spoof")
+    # the app: no raw or packet sockets; a foreign address bound with
+    # IP_FREEBIND is not routed from
+    app = r["app"]
+    assert app["raw"] == errno.EPERM and app["packet"] == errno.EPERM, app
+    assert app["bind"] != 0 or app["send"] != 0, app
+    # root's raw socket in the dyno's namespace (a compromised dyno):
     assert r["sent"] == ["sent"] * 4, r
     # only the dyno's own source address gets out (masqueraded)
     assert [u[1] for u in r["udp"]] == ["real"], r["udp"]
