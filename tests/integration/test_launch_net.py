@@ -92,6 +92,7 @@ def test_arp_in_another_name_is_dropped():
 def test_addresses_are_handed_out_round_robin():
     r = scenario("addr_rr")
     assert r["bench"] is not None, r["stderr"]
+    assert "Sanitizer" not in r["stderr"] and "runtime error:" not in r["stderr"], r["stderr"]
     addrs = r["bench"]["addrs"]
     assert len(addrs) == 3 and len(set(addrs)) == 3, addrs
     last = [int(a.split(".")[-1]) for a in addrs]
