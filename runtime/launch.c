@@ -590,6 +590,10 @@ int launch_cleanup(struct launch_dyno *d, struct dy_error **err)
 		r = -1;
 	if (net_link_delete(d->veth, r < 0 ? NULL : err) < 0)
 		r = -1;
+	/* with the veth gone no new entry of the address is made: the next
+	 * dyno that gets it finds no state of this one's connections. Best
+	 * effort: a kernel without ctnetlink keeps them until they time out */
+	net_conntrack_flush(d->addr, NULL, NULL);
 	d->oom_fd = -1;
 	if (cg_destroy(d->cg, r < 0 ? NULL : err) < 0)
 		r = -1;

@@ -7,6 +7,9 @@
 
 #include <arpa/inet.h>
 #include <linux/if.h>
+#include <linux/netfilter/nfnetlink.h>
+#include <linux/netfilter/nfnetlink_conntrack.h>
+#include <netlink/msg.h>
 #include <netlink/netlink.h>
 #include <netlink/route/addr.h>
 #include <netlink/route/link.h>
@@ -349,6 +352,106 @@ int net_link_delete(const char *veth, struct dy_error **err)
 	if (r < 0 && r != -NLE_NODEV && r != -NLE_OBJ_NOTFOUND)
 		return dy_error(err, "delete link %s: %s", veth, nl_geterror(r));
 	return 0;
+}
+
+/* Conntrack entries through ctnetlink, with libnl's core (no
+ * libnetfilter_conntrack): a dump of the IPv4 table, then a delete of each
+ * entry with addr in its original or reply tuple. */
+struct ct_flush {
+	struct in_addr addr;
+	struct nl_msg **del; /* delete requests, made while dumping */
+	size_t n, cap;
+	int err;
+};
+
+static bool tuple_has(struct nlattr *tuple, struct in_addr a)
+{
+	struct nlattr *t[CTA_TUPLE_MAX + 1], *ip[CTA_IP_MAX + 1];
+	if (!tuple || nla_parse_nested(t, CTA_TUPLE_MAX, tuple, NULL) < 0 || !t[CTA_TUPLE_IP] ||
+	    nla_parse_nested(ip, CTA_IP_MAX, t[CTA_TUPLE_IP], NULL) < 0)
+		return false;
+	for (int k = CTA_IP_V4_SRC; k <= CTA_IP_V4_DST; k++)
+		if (ip[k] && nla_len(ip[k]) == 4 && nla_get_u32(ip[k]) == a.s_addr)
+			return true;
+	return false;
+}
+
+static int ct_entry(struct nl_msg *msg, void *arg)
+{
+	struct ct_flush *c = arg;
+	struct nlattr *tb[CTA_MAX + 1];
+	if (nlmsg_parse(nlmsg_hdr(msg), sizeof(struct nfgenmsg), tb, CTA_MAX, NULL) < 0 ||
+	    !tb[CTA_TUPLE_ORIG])
+		return NL_OK;
+	if (!tuple_has(tb[CTA_TUPLE_ORIG], c->addr) && !tuple_has(tb[CTA_TUPLE_REPLY], c->addr))
+		return NL_OK;
+	if (c->n == c->cap) {
+		size_t cap = c->cap ? 2 * c->cap : 16;
+		struct nl_msg **d = realloc(c->del, cap * sizeof(*d));
+		if (!d) {
+			c->err = -ENOMEM;
+			return NL_STOP;
+		}
+		c->del = d;
+		c->cap = cap;
+	}
+	struct nfgenmsg g = {.nfgen_family = AF_INET, .version = NFNETLINK_V0};
+	struct nl_msg *d = nlmsg_alloc_simple((NFNL_SUBSYS_CTNETLINK << 8) | IPCTNL_MSG_CT_DELETE,
+	                                      NLM_F_REQUEST | NLM_F_ACK);
+	if (!d || nlmsg_append(d, &g, sizeof(g), NLMSG_ALIGNTO) < 0 ||
+	    nla_put(d, CTA_TUPLE_ORIG, nla_len(tb[CTA_TUPLE_ORIG]), nla_data(tb[CTA_TUPLE_ORIG])) <
+	        0 ||
+	    (tb[CTA_ZONE] &&
+	     nla_put(d, CTA_ZONE, nla_len(tb[CTA_ZONE]), nla_data(tb[CTA_ZONE])) < 0)) {
+		nlmsg_free(d);
+		c->err = -ENOMEM;
+		return NL_STOP;
+	}
+	c->del[c->n++] = d;
+	return NL_OK;
+}
+
+int net_conntrack_flush(struct in_addr addr, size_t *ret_n, struct dy_error **err)
+{
+	_cleanup_nl_sock_ struct nl_sock *sk = nl_socket_alloc();
+	if (!sk)
+		return dy_error_errno(err, ENOMEM, "netlink socket");
+	int r = nl_connect(sk, NETLINK_NETFILTER);
+	if (r < 0)
+		return dy_error(err, "ctnetlink: %s", nl_geterror(r));
+	struct ct_flush c = {addr, NULL, 0, 0, 0};
+	struct nfgenmsg g = {.nfgen_family = AF_INET, .version = NFNETLINK_V0};
+	nl_socket_modify_cb(sk, NL_CB_VALID, NL_CB_CUSTOM, ct_entry, &c);
+	r = nl_send_simple(sk, (NFNL_SUBSYS_CTNETLINK << 8) | IPCTNL_MSG_CT_GET, NLM_F_DUMP, &g,
+	                   sizeof(g));
+	if (r >= 0)
+		r = nl_recvmsgs_default(sk);
+	if (r < 0 || c.err < 0) {
+		r = r < 0 ? dy_error(err, "ctnetlink dump: %s", nl_geterror(r))
+		          : dy_error_errno(err, -c.err, "ctnetlink dump");
+		goto out;
+	}
+	size_t done = 0;
+	for (size_t i = 0; i < c.n; i++) {
+		r = nl_send_auto(sk, c.del[i]);
+		if (r >= 0)
+			r = nl_wait_for_ack(sk);
+		/* gone meanwhile (timed out, or a duplicate) is fine */
+		if (r < 0 && r != -NLE_OBJ_NOTFOUND) {
+			r = dy_error(err, "ctnetlink delete: %s", nl_geterror(r));
+			goto out;
+		}
+		if (r >= 0)
+			done++;
+	}
+	r = 0;
+	if (ret_n)
+		*ret_n = done;
+out:
+	for (size_t i = 0; i < c.n; i++)
+		nlmsg_free(c.del[i]);
+	free(c.del);
+	return r;
 }
 
 /* Runs nftables commands; quiet when ok is set and the command fails with

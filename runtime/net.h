@@ -60,6 +60,12 @@ int net_dyno_setup(struct in_addr addr, struct in_addr gw, struct dy_error **err
  * re-adopted after the launcher's restart. Returns 0 or < 0. */
 int net_route_of(const char *veth, struct in_addr *ret, struct dy_error **err);
 
+/* Deletes the conntrack entries with addr in either direction (a stopped
+ * dyno's: no state of its connections is left for the next dyno of that
+ * address), through ctnetlink; *ret_n (may be NULL): how many. Returns 0
+ * or < 0. */
+int net_conntrack_flush(struct in_addr addr, size_t *ret_n, struct dy_error **err);
+
 /* Deletes the link (both ends of a veth). Missing is not an error. */
 int net_link_delete(const char *veth, struct dy_error **err);
 

@@ -811,6 +811,27 @@ def sc_arp(h):
             "leftovers": net_leftovers(a) + net_leftovers(b)}
 
 
+def conntrack_of(ip):
+    """The conntrack entries of this network namespace that name ip."""
+    with open("/proc/net/nf_conntrack") as f:
+        return [ln.strip() for ln in f if f"={ip} " in ln]
+
+
+def sc_conntrack(h):
+    # a stopped dyno's conntrack entries go with it; another dyno's stay
+    a = Dyno(h, "probe listen $PORT", port=5000)
+    b = Dyno(h, "probe listen $PORT", port=5000)
+    a.sink.json("listen")
+    b.sink.json("listen")
+    served = [tcp(a.ip, 5000), tcp(b.ip, 5000)]
+    before = {"a": len(conntrack_of(a.ip)), "b": len(conntrack_of(b.ip))}
+    a.stop()
+    after = {"a": conntrack_of(a.ip), "b": len(conntrack_of(b.ip))}
+    b.stop()
+    return {"served": served, "before": before, "after": after, "b_end": conntrack_of(b.ip),
+            "leftovers": net_leftovers(a) + net_leftovers(b)}
+
+
 def sc_addr_rr(h):
     # one launcher process, a dyno after another: each gets the next
     # address, not the one its predecessor just gave back

@@ -98,3 +98,17 @@ def test_addresses_are_handed_out_round_robin():
     last = [int(a.split(".")[-1]) for a in addrs]
     assert last == sorted(last), addrs
     assert "dy-" not in r["routes"], r["routes"]
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/net/nf_conntrack"),
+                    reason="no /proc/net/nf_conntrack (CONFIG_NF_CONNTRACK_PROCFS) to look at")
+def test_conntrack_entries_go_with_the_dyno():
+    r = scenario("conntrack")
+    assert r["served"] == ["ok:hello web.1"] * 2, r
+    # the host's connections to both dynos are tracked (TIME_WAIT now)
+    assert r["before"]["a"] >= 1 and r["before"]["b"] >= 1, r
+    # a's are gone with a; b's are still there until b stops
+    assert r["after"]["a"] == [], r["after"]
+    assert r["after"]["b"] == r["before"]["b"], r
+    assert r["b_end"] == [], r
+    assert r["leftovers"] == []
