@@ -4,15 +4,17 @@
  *
  *   dyno-launch --slug-dir D --uid U --name web.1 --id ID [--size standard-1x]
  *               [--memory 64M] [--pids 64] [--port 5000] [--log-sock PATH]
- *               [--gateway-port P]... [--env K=V]... [--grace 5] [--repeat N]
- *               [--burst N] [--init PATH] [--setup-timeout 10s] -- CMD...
+ *               [--gateway-port P]... [--egress] [--env K=V]... [--grace 5]
+ *               [--repeat N] [--burst N] [--init PATH] [--setup-timeout 10s]
+ *               -- CMD...
  *   dyno-launch --sweep [--cgroup-parent P]
  *   dyno-launch --adopt PID --id ID [--cgroup-parent P] [--memory M]
  *
  * stdout: one JSON object per event ("running", "oom", "exited"). SIGTERM or
  * SIGINT stops the dyno (SIGTERM, grace, SIGKILL of its cgroup). On an OOM
  * kill the whole dyno is stopped (R15). --repeat N starts and stops the
- * command N times and prints start and teardown times. --burst N starts N
+ * command N times and prints start and teardown times (and the addresses
+ * of the first 8 runs: one process hands them out round-robin). --burst N starts N
  * dynos back to back (ids ID-0 .. ID-N-1), as a scale-up does, and stops
  * and cleans them all only afterwards: teardown (a veth delete waits for
  * the network to quiesce) stays off the start path; it prints the start
@@ -121,7 +123,7 @@ static int run_burst(const struct launch_params *base, long n, uint64_t grace)
 }
 
 static int run_once(const struct launch_params *p, pid_t adopt, uint64_t grace, bool quiet,
-                    uint64_t *ret_start, uint64_t *ret_teardown)
+                    uint64_t *ret_start, uint64_t *ret_teardown, struct in_addr *ret_addr)
 {
 	struct dy_error *e = NULL;
 	struct launch_dyno *d = NULL;
@@ -215,6 +217,8 @@ static int run_once(const struct launch_params *p, pid_t adopt, uint64_t grace, 
 		*ret_start = t1 - t0;
 	if (ret_teardown)
 		*ret_teardown = t3 - t2;
+	if (ret_addr)
+		*ret_addr = d->addr;
 	launch_free(d);
 	return rc;
 }
@@ -370,7 +374,7 @@ int main(int argc, char **argv)
 		sigaddset(&amask, SIGTERM);
 		sigaddset(&amask, SIGINT);
 		sigprocmask(SIG_BLOCK, &amask, NULL);
-		return run_once(&p, adopt, grace, false, NULL, NULL);
+		return run_once(&p, adopt, grace, false, NULL, NULL, NULL);
 	}
 	if (optind >= argc || !p.slug_dir || !p.name || !p.id || !p.uid) {
 		usage();
@@ -414,23 +418,31 @@ int main(int argc, char **argv)
 	if (burst > 0)
 		return run_burst(&p, burst, grace);
 	if (repeat <= 0)
-		return run_once(&p, 0, grace, false, NULL, NULL);
+		return run_once(&p, 0, grace, false, NULL, NULL, NULL);
 
 	uint64_t *start = calloc((size_t)repeat, sizeof(uint64_t));
 	uint64_t *down = calloc((size_t)repeat, sizeof(uint64_t));
+	struct in_addr addrs[8];
 	if (!start || !down)
 		return 1;
 	uint64_t t0 = now_us();
 	for (long i = 0; i < repeat; i++) {
-		if (run_once(&p, 0, grace, true, &start[i], &down[i]) != 0)
+		struct in_addr a;
+		if (run_once(&p, 0, grace, true, &start[i], &down[i], &a) != 0)
 			return 1;
+		if (i < (long)DY_ELEMENTSOF(addrs))
+			addrs[i] = a;
 	}
 	uint64_t total = now_us() - t0;
 	qsort(start, (size_t)repeat, sizeof(uint64_t), cmp_u64);
 	qsort(down, (size_t)repeat, sizeof(uint64_t), cmp_u64);
+	/* the addresses of the first runs: one after the other (net.h) */
 	printf("{\"event\":\"bench\",\"runs\":%ld,\"start_median_us\":%" PRIu64
-	       ",\"teardown_median_us\":%" PRIu64 ",\"cycles_per_s\":%.1f}\n",
+	       ",\"teardown_median_us\":%" PRIu64 ",\"cycles_per_s\":%.1f,\"addrs\":[",
 	       repeat, start[repeat / 2], down[repeat / 2], (double)repeat * 1e6 / (double)total);
+	for (long i = 0; i < repeat && i < (long)DY_ELEMENTSOF(addrs); i++)
+		printf("%s\"%s\"", i ? "," : "", inet_ntoa(addrs[i]));
+	printf("]}\n");
 	free(start);
 	free(down);
 	return 0;

@@ -468,7 +468,7 @@ int launch_start(const struct launch_params *p, struct launch_dyno **ret, struct
 
 	d->gateway = net_gateway(p->subnet);
 	net_veth_name(p->id, d->veth);
-	r = net_rules_init(p->subnet, p->subnet_prefix, p->gateway_ports, p->n_gateway_ports, err);
+	r = net_rules_init(p->subnet, p->subnet_prefix, err);
 	if (r < 0)
 		goto fail;
 	d->addr = p->addr;
@@ -564,7 +564,8 @@ int launch_start(const struct launch_params *p, struct launch_dyno **ret, struct
 		r = dy_error_errno(err, errno, "start the dyno");
 		goto fail_child;
 	}
-	r = net_rules_add(d->veth, d->addr, p->egress, err);
+	r = net_rules_add(d->veth, d->addr, d->gateway, p->gateway_ports, p->n_gateway_ports,
+	                  p->egress, err);
 	if (r < 0)
 		goto fail_child;
 	rules_made = true;
@@ -770,6 +771,10 @@ int launch_cleanup(struct launch_dyno *d, struct dy_error **err)
 		r = -1;
 	if (net_link_delete(d->veth, r < 0 ? NULL : err) < 0)
 		r = -1;
+	/* with the veth gone no new entry of the address is made: the next
+	 * dyno that gets it finds no state of this one's connections. Best
+	 * effort: a kernel without ctnetlink keeps them until they time out */
+	net_conntrack_flush(d->addr, NULL, NULL);
 	struct dy_error *cg_err = NULL;
 	int c = cg_destroy(d->cg, &cg_err);
 	if (c == -EBUSY) {

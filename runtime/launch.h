@@ -42,8 +42,8 @@ struct launch_params {
 	const char *cgroup_parent; /* NULL: "dyno" */
 	struct in_addr subnet;     /* network byte order */
 	uint8_t subnet_prefix;
-	struct in_addr addr;           /* 0: the lowest free */
-	const uint16_t *gateway_ports; /* ports open to dynos at the gateway */
+	struct in_addr addr;           /* 0: the next free (round-robin, net.h) */
+	const uint16_t *gateway_ports; /* ports open to this dyno at the gateway */
 	size_t n_gateway_ports;
 	const char *init_path; /* dyno-init; NULL: beside the running executable */
 	bool egress;           /* reach the outside (NAT); dynod: network.egress or the app's */

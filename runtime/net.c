@@ -7,6 +7,9 @@
 
 #include <arpa/inet.h>
 #include <linux/if.h>
+#include <linux/netfilter/nfnetlink.h>
+#include <linux/netfilter/nfnetlink_conntrack.h>
+#include <netlink/msg.h>
 #include <netlink/netlink.h>
 #include <netlink/route/addr.h>
 #include <netlink/route/link.h>
@@ -106,11 +109,31 @@ int net_alloc_address(struct in_addr subnet, uint8_t prefix, struct in_addr *ret
 	}
 	nl_cache_foreach(cache, mark_route, &c);
 	nl_cache_free(cache);
+	/* 0 is the network, 1 the gateway, size-1 the broadcast address: the
+	 * n candidates are 2 .. size-2. Round-robin from after the last one
+	 * handed out (a fresh process: after the highest in use) */
+	static struct {
+		uint32_t net, size, last;
+	} rr;
+	uint32_t n = c.size - 3, from = 0;
+	if (rr.net == c.net && rr.size == c.size && rr.last >= 2) {
+		from = rr.last - 2 + 1;
+	} else {
+		for (uint32_t i = c.size - 2; i >= 2; i--) {
+			if (c.used[i]) {
+				from = i - 2 + 1;
+				break;
+			}
+		}
+	}
 	r = dy_error(err, "subnet %s/%u: no free address", inet_ntoa(subnet), prefix);
-	/* 0 is the network, 1 the gateway, size-1 the broadcast address */
-	for (uint32_t i = 2; i + 1 < c.size; i++) {
+	for (uint32_t k = 0; k < n; k++) {
+		uint32_t i = 2 + (from + k) % n;
 		if (!c.used[i]) {
 			ret->s_addr = htonl(c.net + i);
+			rr.net = c.net;
+			rr.size = c.size;
+			rr.last = i;
 			if (err && *err)
 				dy_error_free(err);
 			r = 0;
@@ -341,6 +364,106 @@ int net_link_delete(const char *veth, struct dy_error **err)
 	return 0;
 }
 
+/* Conntrack entries through ctnetlink, with libnl's core (no
+ * libnetfilter_conntrack): a dump of the IPv4 table, then a delete of each
+ * entry with addr in its original or reply tuple. */
+struct ct_flush {
+	struct in_addr addr;
+	struct nl_msg **del; /* delete requests, made while dumping */
+	size_t n, cap;
+	int err;
+};
+
+static bool tuple_has(struct nlattr *tuple, struct in_addr a)
+{
+	struct nlattr *t[CTA_TUPLE_MAX + 1], *ip[CTA_IP_MAX + 1];
+	if (!tuple || nla_parse_nested(t, CTA_TUPLE_MAX, tuple, NULL) < 0 || !t[CTA_TUPLE_IP] ||
+	    nla_parse_nested(ip, CTA_IP_MAX, t[CTA_TUPLE_IP], NULL) < 0)
+		return false;
+	for (int k = CTA_IP_V4_SRC; k <= CTA_IP_V4_DST; k++)
+		if (ip[k] && nla_len(ip[k]) == 4 && nla_get_u32(ip[k]) == a.s_addr)
+			return true;
+	return false;
+}
+
+static int ct_entry(struct nl_msg *msg, void *arg)
+{
+	struct ct_flush *c = arg;
+	struct nlattr *tb[CTA_MAX + 1];
+	if (nlmsg_parse(nlmsg_hdr(msg), sizeof(struct nfgenmsg), tb, CTA_MAX, NULL) < 0 ||
+	    !tb[CTA_TUPLE_ORIG])
+		return NL_OK;
+	if (!tuple_has(tb[CTA_TUPLE_ORIG], c->addr) && !tuple_has(tb[CTA_TUPLE_REPLY], c->addr))
+		return NL_OK;
+	if (c->n == c->cap) {
+		size_t cap = c->cap ? 2 * c->cap : 16;
+		struct nl_msg **d = realloc(c->del, cap * sizeof(*d));
+		if (!d) {
+			c->err = -ENOMEM;
+			return NL_STOP;
+		}
+		c->del = d;
+		c->cap = cap;
+	}
+	struct nfgenmsg g = {.nfgen_family = AF_INET, .version = NFNETLINK_V0};
+	struct nl_msg *d = nlmsg_alloc_simple((NFNL_SUBSYS_CTNETLINK << 8) | IPCTNL_MSG_CT_DELETE,
+	                                      NLM_F_REQUEST | NLM_F_ACK);
+	if (!d || nlmsg_append(d, &g, sizeof(g), NLMSG_ALIGNTO) < 0 ||
+	    nla_put(d, CTA_TUPLE_ORIG, nla_len(tb[CTA_TUPLE_ORIG]), nla_data(tb[CTA_TUPLE_ORIG])) <
+	        0 ||
+	    (tb[CTA_ZONE] &&
+	     nla_put(d, CTA_ZONE, nla_len(tb[CTA_ZONE]), nla_data(tb[CTA_ZONE])) < 0)) {
+		nlmsg_free(d);
+		c->err = -ENOMEM;
+		return NL_STOP;
+	}
+	c->del[c->n++] = d;
+	return NL_OK;
+}
+
+int net_conntrack_flush(struct in_addr addr, size_t *ret_n, struct dy_error **err)
+{
+	_cleanup_nl_sock_ struct nl_sock *sk = nl_socket_alloc();
+	if (!sk)
+		return dy_error_errno(err, ENOMEM, "netlink socket");
+	int r = nl_connect(sk, NETLINK_NETFILTER);
+	if (r < 0)
+		return dy_error(err, "ctnetlink: %s", nl_geterror(r));
+	struct ct_flush c = {addr, NULL, 0, 0, 0};
+	struct nfgenmsg g = {.nfgen_family = AF_INET, .version = NFNETLINK_V0};
+	nl_socket_modify_cb(sk, NL_CB_VALID, NL_CB_CUSTOM, ct_entry, &c);
+	r = nl_send_simple(sk, (NFNL_SUBSYS_CTNETLINK << 8) | IPCTNL_MSG_CT_GET, NLM_F_DUMP, &g,
+	                   sizeof(g));
+	if (r >= 0)
+		r = nl_recvmsgs_default(sk);
+	if (r < 0 || c.err < 0) {
+		r = r < 0 ? dy_error(err, "ctnetlink dump: %s", nl_geterror(r))
+		          : dy_error_errno(err, -c.err, "ctnetlink dump");
+		goto out;
+	}
+	size_t done = 0;
+	for (size_t i = 0; i < c.n; i++) {
+		r = nl_send_auto(sk, c.del[i]);
+		if (r >= 0)
+			r = nl_wait_for_ack(sk);
+		/* gone meanwhile (timed out, or a duplicate) is fine */
+		if (r < 0 && r != -NLE_OBJ_NOTFOUND) {
+			r = dy_error(err, "ctnetlink delete: %s", nl_geterror(r));
+			goto out;
+		}
+		if (r >= 0)
+			done++;
+	}
+	r = 0;
+	if (ret_n)
+		*ret_n = done;
+out:
+	for (size_t i = 0; i < c.n; i++)
+		nlmsg_free(c.del[i]);
+	free(c.del);
+	return r;
+}
+
 /* Runs nftables commands; quiet when ok is set and the command fails with
  * a missing object. */
 static struct nft_ctx *nft_ctx_get(void)
@@ -376,11 +499,40 @@ static int nft_run(const char *cmds, bool missing_ok, struct dy_error **err)
 	return r;
 }
 
+/* Runs a listing command; *ret is its output (free it). Returns 0, or < 0
+ * (quietly) when it fails, e.g. the object is missing. */
+static int nft_list(const char *cmd, char **ret)
+{
+	struct nft_ctx *ctx = nft_ctx_get();
+	if (!ctx)
+		return -1;
+	int r = nft_run_cmd_from_buffer(ctx, cmd);
+	const char *out = nft_ctx_get_output_buffer(ctx);
+	nft_ctx_get_error_buffer(ctx);
+	if (r != 0)
+		return -1;
+	*ret = strdup(out ? out : "");
+	return *ret ? 0 : -1;
+}
+
+/* The input chain: a dyno's packets reach the host only through its own
+ * chain (its gateway ports) or as replies to the host's connections. */
+static const char input_rules[] =
+    "add rule inet dyno input iifname \"dy-*\" iifname vmap @dynos\n"
+    "add rule inet dyno input iifname \"dy-*\" ct state established,related accept\n"
+    "add rule inet dyno input iifname \"dy-*\" drop\n";
+
 /* The forward chain's rules, and the egress NAT: a dyno's packets leave
- * (masqueraded) only when its veth is in @egress. */
+ * (masqueraded) only when its veth is in @egress, and never to the
+ * addresses of NET_EGRESS_DENY nor to the dyno subnet (%s/%u, twice), but
+ * for DNS to the host's resolvers (the first %s: that rule, or nothing),
+ * which are often private addresses (a cloud's resolver). */
 static const char forward_rules[] =
     "add rule inet dyno forward iifname \"dy-*\" iifname vmap @dynos\n"
     "add rule inet dyno forward iifname \"dy-*\" oifname \"dy-*\" drop\n"
+    "%s"
+    "add rule inet dyno forward iifname \"dy-*\" ip daddr { " NET_EGRESS_DENY " } drop\n"
+    "add rule inet dyno forward iifname \"dy-*\" ip daddr %s/%u drop\n"
     "add rule inet dyno forward iifname \"dy-*\" iifname vmap @egress\n"
     "add rule inet dyno forward oifname \"dy-*\" ct state established,related accept\n"
     "add rule inet dyno forward iifname \"dy-*\" drop\n"
@@ -391,89 +543,210 @@ static const char forward_rules[] =
     "flush chain ip dyno-nat postrouting\n"
     "add rule ip dyno-nat postrouting ip saddr %s/%u oifname != \"dy-*\" masquerade\n";
 
-int net_rules_init(struct in_addr subnet, uint8_t prefix, const uint16_t *ports, size_t n_ports,
-                   struct dy_error **err)
+/* ARP from a dyno's veth goes through its chain in table arp dyno. */
+static const char arp_rules[] =
+    "add table arp dyno\n"
+    "add map arp dyno dynos { type ifname : verdict; }\n"
+    "add chain arp dyno input { type filter hook input priority -10; policy accept; }\n"
+    "flush chain arp dyno input\n"
+    "add rule arp dyno input iifname \"dy-*\" iifname vmap @dynos\n";
+
+/* The host's IPv4 resolvers (/etc/resolv.conf, which dynos get a copy
+ * of) as an nftables set's elements, "a, b", into buf; empty when none.
+ * Loopback ones are left out: a dyno's 127.0.0.1 is its own. */
+static void resolvers(char *buf, size_t size)
 {
+	struct in_addr seen[8];
+	size_t n_seen = 0;
+	buf[0] = '\0';
+	FILE *f = fopen("/etc/resolv.conf", "re");
+	if (!f)
+		return;
+	char line[256];
+	while (n_seen < DY_ELEMENTSOF(seen) && fgets(line, sizeof(line), f)) {
+		char ns[64];
+		struct in_addr a;
+		if (sscanf(line, " nameserver %63s", ns) != 1 || inet_pton(AF_INET, ns, &a) != 1)
+			continue;
+		uint32_t h = ntohl(a.s_addr);
+		bool dup = (h >> 24) == 127 || (h >> 24) == 0;
+		for (size_t i = 0; i < n_seen && !dup; i++)
+			dup = seen[i].s_addr == a.s_addr;
+		if (dup)
+			continue;
+		seen[n_seen++] = a;
+		size_t n = strlen(buf);
+		inet_ntop(AF_INET, &a, ns, sizeof(ns));
+		snprintf(buf + n, size - n, "%s%s", n ? ", " : "", ns);
+	}
+	fclose(f);
+}
+
+/* The ports of the global set @ports of an older launcher ("5432,6379,"),
+ * or NULL when there is no such set. */
+static char *old_ports(void)
+{
+	_cleanup_free_ char *out = NULL;
+	if (nft_list("list set inet dyno ports", &out) < 0)
+		return NULL;
+	size_t cap = strlen(out) + 1;
+	char *ports = calloc(1, cap);
+	if (!ports)
+		return NULL;
+	const char *p = strstr(out, "elements = {");
+	if (!p)
+		return ports;
+	for (p += strlen("elements = {"); *p && *p != '}'; p++) {
+		if (*p >= '0' && *p <= '9') {
+			char *end;
+			unsigned long v = strtoul(p, &end, 10);
+			size_t n = strlen(ports);
+			snprintf(ports + n, cap - n, "%lu,", v);
+			p = end - 1;
+		}
+	}
+	return ports;
+}
+
+/* An older launcher's table: gateway ports in one global set @ports,
+ * open to every dyno. Its dynos (their chains d-<hex>) keep those ports,
+ * in their own chain now; the set goes. Appended to f. */
+static void migrate_ports(FILE *f, const char *gws)
+{
+	_cleanup_free_ char *ports = old_ports();
+	if (!ports)
+		return;
+	size_t n = strlen(ports);
+	if (n > 0)
+		ports[n - 1] = '\0'; /* the last comma */
+	_cleanup_free_ char *table = NULL;
+	if (n > 0 && nft_list("list table inet dyno", &table) == 0) {
+		for (const char *p = table; (p = strstr(p, "chain d-")); p++) {
+			const char *name = p + strlen("chain ");
+			size_t len = strcspn(name, " {\n");
+			fprintf(f, "add rule inet dyno %.*s ip daddr %s tcp dport { %s } accept\n",
+			        (int)len, name, gws, ports);
+		}
+	}
+	fputs("delete set inet dyno ports\n", f);
+}
+
+int net_rules_init(struct in_addr subnet, uint8_t prefix, struct dy_error **err)
+{
+	/* once per process: dynod owns the tables; a ruleset flushed behind
+	 * its back comes back with its next start */
+	static bool ready;
+	if (ready)
+		return 0;
 	char gws[INET_ADDRSTRLEN], nets[INET_ADDRSTRLEN];
 	struct in_addr gw = net_gateway(subnet);
 	inet_ntop(AF_INET, &gw, gws, sizeof(gws));
 	inet_ntop(AF_INET, &subnet, nets, sizeof(nets));
-	/* checked once per process: dynod owns the table; a ruleset flushed
-	 * behind its back comes back with its next start */
-	static bool ready;
-	char buf[4096], fwd[1024];
-	snprintf(fwd, sizeof(fwd), forward_rules, nets, prefix);
-	if (!ready && nft_run("list table inet dyno", false, NULL) != 0) {
-		/* priority -10: before other filter chains, so a permissive host
-		 * ruleset cannot open a dyno's way to the host */
-		snprintf(
-		    buf, sizeof(buf),
-		    "add table inet dyno\n"
-		    "add set inet dyno ports { type inet_service; }\n"
-		    "add map inet dyno dynos { type ifname : verdict; }\n"
-		    "add map inet dyno egress { type ifname : verdict; }\n"
-		    "add chain inet dyno input { type filter hook input priority -10; policy "
-		    "accept; }\n"
-		    "add chain inet dyno forward { type filter hook forward priority -10; policy "
-		    "accept; }\n"
-		    "add rule inet dyno input iifname \"dy-*\" iifname vmap @dynos\n"
-		    "add rule inet dyno input iifname \"dy-*\" ct state established,related "
-		    "accept\n"
-		    "add rule inet dyno input iifname \"dy-*\" ip daddr %s tcp dport @ports "
-		    "accept\n"
-		    "add rule inet dyno input iifname \"dy-*\" drop\n"
-		    "%s",
-		    gws, fwd);
-		if (nft_run(buf, false, err) < 0)
-			return -1;
-	} else if (!ready && nft_run("list map inet dyno egress", false, NULL) != 0) {
-		/* a table of an older launcher: the forward chain is redone */
-		snprintf(buf, sizeof(buf),
-		         "add map inet dyno egress { type ifname : verdict; }\n"
-		         "flush chain inet dyno forward\n"
-		         "%s",
-		         fwd);
-		if (nft_run(buf, false, err) < 0)
-			return -1;
+	int r = -1;
+	/* twice: another launcher may migrate an old table at the same time */
+	for (int attempt = 0; attempt < 2 && r < 0; attempt++) {
+		_cleanup_free_ char *buf = NULL;
+		size_t len = 0;
+		FILE *f = open_memstream(&buf, &len);
+		if (!f)
+			return dy_error_errno(err, ENOMEM, "open_memstream");
+		/* The base chains are redone in one transaction, so a table of
+		 * an older launcher gets this layout. Priority -10: before other
+		 * filter chains, so a permissive host ruleset cannot open a
+		 * dyno's way to the host. Live dynos keep their chains and map
+		 * elements. */
+		fputs("add table inet dyno\n"
+		      "add map inet dyno dynos { type ifname : verdict; }\n"
+		      "add map inet dyno egress { type ifname : verdict; }\n"
+		      "add chain inet dyno input { type filter hook input priority -10; policy "
+		      "accept; }\n"
+		      "add chain inet dyno forward { type filter hook forward priority -10; policy "
+		      "accept; }\n"
+		      "flush chain inet dyno input\n"
+		      "flush chain inet dyno forward\n",
+		      f);
+		fputs(input_rules, f);
+		char ns[512], dns[640] = "";
+		resolvers(ns, sizeof(ns));
+		if (ns[0])
+			snprintf(dns, sizeof(dns),
+			         "add rule inet dyno forward iifname \"dy-*\" ip daddr { %s } meta "
+			         "l4proto { tcp, udp } th dport 53 iifname vmap @egress\n",
+			         ns);
+		fprintf(f, forward_rules, dns, nets, prefix, nets, prefix);
+		fputs(arp_rules, f);
+		migrate_ports(f, gws);
+		if (fclose(f) != 0)
+			return dy_error_errno(err, ENOMEM, "open_memstream");
+		r = nft_run(buf, false, attempt == 0 ? NULL : err);
 	}
+	if (r < 0)
+		return -1;
 	ready = true;
-	for (size_t i = 0; i < n_ports; i++) {
-		char b[128];
-		snprintf(b, sizeof(b), "add element inet dyno ports { %u }", ports[i]);
-		if (nft_run(b, false, err) < 0)
-			return -1;
-	}
 	return 0;
 }
 
-int net_rules_add(const char *veth, struct in_addr addr, bool egress, struct dy_error **err)
+int net_rules_add(const char *veth, struct in_addr addr, struct in_addr gw, const uint16_t *ports,
+                  size_t n_ports, bool egress, struct dy_error **err)
 {
-	char buf[512], as[INET_ADDRSTRLEN];
+	char as[INET_ADDRSTRLEN], gws[INET_ADDRSTRLEN];
 	inet_ntop(AF_INET, &addr, as, sizeof(as));
-	/* veth is "dy-<hex>": the chain is "d-<hex>" */
-	int n = snprintf(buf, sizeof(buf),
-	                 "add chain inet dyno d-%s\n"
-	                 "add rule inet dyno d-%s ip saddr != %s drop\n"
-	                 "add rule inet dyno d-%s meta nfproto ipv6 drop\n"
-	                 "add element inet dyno dynos { \"%s\" : jump d-%s }\n",
-	                 veth + 3, veth + 3, as, veth + 3, veth, veth + 3);
+	inet_ntop(AF_INET, &gw, gws, sizeof(gws));
+	/* veth is "dy-<hex>": the chains are "d-<hex>" */
+	const char *hex = veth + 3;
+	_cleanup_free_ char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+	if (!f)
+		return dy_error_errno(err, ENOMEM, "open_memstream");
+	fprintf(f,
+	        "add chain inet dyno d-%s\n"
+	        "add rule inet dyno d-%s ip saddr != %s drop\n"
+	        "add rule inet dyno d-%s meta nfproto ipv6 drop\n",
+	        hex, hex, as, hex);
+	if (n_ports > 0) {
+		/* the gateway is a local address: only input sees these */
+		fprintf(f, "add rule inet dyno d-%s ip daddr %s tcp dport { ", hex, gws);
+		for (size_t i = 0; i < n_ports; i++)
+			fprintf(f, "%s%u", i ? ", " : "", ports[i]);
+		fputs(" } accept\n", f);
+	}
+	fprintf(f, "add element inet dyno dynos { \"%s\" : jump d-%s }\n", veth, hex);
 	if (egress)
-		snprintf(buf + n, sizeof(buf) - (size_t)n,
-		         "add element inet dyno egress { \"%s\" : accept }\n", veth);
+		fprintf(f, "add element inet dyno egress { \"%s\" : accept }\n", veth);
+	/* ARP: the sender must be the dyno's own address (Ethernet, IPv4) */
+	fprintf(f,
+	        "add chain arp dyno d-%s\n"
+	        "add rule arp dyno d-%s arp htype != 1 drop\n"
+	        "add rule arp dyno d-%s arp ptype != ip drop\n"
+	        "add rule arp dyno d-%s arp hlen != 6 drop\n"
+	        "add rule arp dyno d-%s arp plen != 4 drop\n"
+	        "add rule arp dyno d-%s arp saddr ip != %s drop\n"
+	        "add element arp dyno dynos { \"%s\" : jump d-%s }\n",
+	        hex, hex, hex, hex, hex, hex, as, veth, hex);
+	if (fclose(f) != 0)
+		return dy_error_errno(err, ENOMEM, "open_memstream");
 	return nft_run(buf, false, err);
 }
 
 int net_rules_del(const char *veth, struct dy_error **err)
 {
-	char buf[256];
-	/* one transaction each: the element may be gone while the chain is not */
-	snprintf(buf, sizeof(buf), "delete element inet dyno dynos { \"%s\" }", veth);
-	int r = nft_run(buf, true, err);
-	snprintf(buf, sizeof(buf), "delete element inet dyno egress { \"%s\" }", veth);
-	if (nft_run(buf, true, r < 0 ? NULL : err) < 0)
-		r = -1;
-	snprintf(buf, sizeof(buf), "delete chain inet dyno d-%s", veth + 3);
-	if (nft_run(buf, true, r < 0 ? NULL : err) < 0)
-		r = -1;
+	/* one transaction each: the element may be gone while the chain is not
+	 * (and a table of an older launcher has no arp table) */
+	static const char *const elements[] = {"inet dyno dynos", "inet dyno egress",
+	                                       "arp dyno dynos"};
+	static const char *const chains[] = {"inet dyno", "arp dyno"};
+	int r = 0;
+	char buf[128];
+	for (size_t i = 0; i < DY_ELEMENTSOF(elements); i++) {
+		snprintf(buf, sizeof(buf), "delete element %s { \"%s\" }", elements[i], veth);
+		if (nft_run(buf, true, r < 0 ? NULL : err) < 0)
+			r = -1;
+	}
+	for (size_t i = 0; i < DY_ELEMENTSOF(chains); i++) {
+		snprintf(buf, sizeof(buf), "delete chain %s d-%s", chains[i], veth + 3);
+		if (nft_run(buf, true, r < 0 ? NULL : err) < 0)
+			r = -1;
+	}
 	return r;
 }

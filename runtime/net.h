@@ -5,18 +5,22 @@
  * veth) and a /32 route to the dyno's address. Inside: eth0 holds the
  * dyno's address /32 and a default route via the gateway, onlink; lo is up.
  *
- * nftables (libnftables), table `inet dyno`, created once:
+ * nftables (libnftables), table `inet dyno`, its base chains (re)done once
+ * per process:
  *   input:   from a dyno veth, the dyno's own chain (anti-spoofing: source
- *            must be its address), then replies to the host's connections,
- *            then the ports the platform opens at the gateway (set @ports),
- *            all else dropped: the host's other services do not answer.
- *   forward: between dyno veths, dropped: dynos cannot reach each other,
- *            even when the host forwards packets; from a dyno to the
- *            outside only when its veth is in @egress (off by default;
- *            masqueraded by table ip dyno-nat), replies back; all else
- *            from or to a dyno veth dropped.
- * Per dyno: chain "d-<hex>" and an element in the map @dynos, removed with
- * the dyno. */
+ *            must be its address; then its own gateway ports accepted),
+ *            then replies to the host's connections, all else dropped: the
+ *            host's other services (on any of its addresses) do not answer.
+ *   forward: the dyno's own chain (anti-spoofing); between dyno veths,
+ *            dropped: dynos cannot reach each other, even when the host
+ *            forwards packets; to NET_EGRESS_DENY and the dyno subnet,
+ *            dropped; from a dyno to the outside only when its veth is in
+ *            @egress (off by default; masqueraded by table ip dyno-nat),
+ *            replies back; all else from or to a dyno veth dropped.
+ * Table `arp dyno`: ARP from a dyno veth whose sender is not the dyno's
+ * address is dropped (its chain d-<hex>).
+ * Per dyno: chains "d-<hex>" and their elements in the maps @dynos (both
+ * tables), removed with the dyno. */
 #pragma once
 
 #include <netinet/in.h>
@@ -34,8 +38,11 @@ void net_veth_name(const char *id, char name[NET_IFNAME_LEN]);
 /* The subnet's first address (the gateway), network byte order. */
 struct in_addr net_gateway(struct in_addr subnet);
 
-/* Picks the lowest address of subnet/prefix (after the gateway) that no
- * /32 route of this network namespace uses. Returns 0 or < 0. */
+/* Picks an address of subnet/prefix (after the gateway) that no /32 route
+ * of this network namespace uses: round-robin, the first free one after
+ * the last this process handed out (a fresh process: after the highest in
+ * use), wrapping around, so a stopped dyno's address is not handed out
+ * again until the subnet has gone round. Returns 0 or < 0. */
 int net_alloc_address(struct in_addr subnet, uint8_t prefix, struct in_addr *ret,
                       struct dy_error **err);
 
@@ -57,19 +64,38 @@ int net_dyno_setup(struct in_addr addr, struct in_addr gw, struct dy_error **err
  * re-adopted after the launcher's restart. Returns 0 or < 0. */
 int net_route_of(const char *veth, struct in_addr *ret, struct dy_error **err);
 
+/* Deletes the conntrack entries with addr in either direction (a stopped
+ * dyno's: no state of its connections is left for the next dyno of that
+ * address), through ctnetlink; *ret_n (may be NULL): how many. Returns 0
+ * or < 0. */
+int net_conntrack_flush(struct in_addr addr, size_t *ret_n, struct dy_error **err);
+
 /* Deletes the link (both ends of a veth). Missing is not an error. */
 int net_link_delete(const char *veth, struct dy_error **err);
 
-/* Creates table inet dyno (and ip dyno-nat) when missing and puts ports
- * (the ones the platform opens to dynos at the gateway) into @ports. The
- * gateway is subnet's first address; egress NAT masquerades subnet/prefix.
- * Returns 0 or < 0. */
-int net_rules_init(struct in_addr subnet, uint8_t prefix, const uint16_t *ports, size_t n_ports,
-                   struct dy_error **err);
+/* What a dyno with egress never reaches (besides the dyno subnet and the
+ * host's own addresses, which only the input chain sees): "this" network,
+ * the private ranges (RFC 1918), shared address space (carrier-grade NAT),
+ * loopback, link-local (cloud metadata, 169.254.169.254), multicast and
+ * reserved. An nftables set. */
+#define NET_EGRESS_DENY                                                                            \
+	"0.0.0.0/8, 10.0.0.0/8, 100.64.0.0/10, 127.0.0.0/8, 169.254.0.0/16, 172.16.0.0/12, "       \
+	"192.168.0.0/16, 224.0.0.0/4, 240.0.0.0/4"
 
-/* Adds the dyno's chain and map element; with egress, its veth in @egress
- * (packets to the outside are forwarded, masqueraded). Returns 0 or < 0. */
-int net_rules_add(const char *veth, struct in_addr addr, bool egress, struct dy_error **err);
+/* Once per process: creates tables inet dyno, arp dyno (and ip dyno-nat)
+ * or brings an older launcher's to this layout (its global @ports set goes;
+ * its dynos keep those ports in their own chains). The gateway is subnet's
+ * first address; egress NAT masquerades subnet/prefix, which egress never
+ * reaches. Returns 0 or < 0. */
+int net_rules_init(struct in_addr subnet, uint8_t prefix, struct dy_error **err);
+
+/* Adds the dyno's chains and map elements: its packets must come from addr
+ * (IPv4 and ARP); tcp to the gateway gw is accepted on ports (n_ports,
+ * the ones the platform opens to this dyno) only; with egress, its veth
+ * in @egress (packets to the outside are forwarded, masqueraded). Returns
+ * 0 or < 0. */
+int net_rules_add(const char *veth, struct in_addr addr, struct in_addr gw, const uint16_t *ports,
+                  size_t n_ports, bool egress, struct dy_error **err);
 
 /* Removes them. Missing is not an error. Returns 0 or < 0. */
 int net_rules_del(const char *veth, struct dy_error **err);

@@ -93,11 +93,11 @@ class Dyno:
     count = 0
 
     def __init__(self, h, cmd, name="web.1", memory="64M", pids=64, port=None, extra=(),
-                 sink=True):
+                 sink=True, prefix=()):
         Dyno.count += 1
         self.id = f"t{os.getpid()}-{Dyno.count}"
         self.sink = Sink(h.tmp / f"{self.id}.sock", bind=sink)
-        args = [str(LAUNCH), "--slug-dir", str(h.slug), "--uid", str(UID), "--name", name,
+        args = [*prefix, str(LAUNCH), "--slug-dir", str(h.slug), "--uid", str(UID), "--name", name,
                 "--id", self.id, "--memory", memory, "--pids", str(pids), "--log-sock",
                 self.sink.path, "--cgroup-parent", CG_PARENT, "--grace", "2", *extra]
         if port:
@@ -310,7 +310,8 @@ def sc_network(h):
     from_host = tcp(a.ip, 5000)
     b = Dyno(h, f"probe connect {a.ip} 5000; probe connect 10.213.0.1 {other.port}; "
              f"probe connect 10.213.0.1 {opened.port}; probe connect 127.0.0.1 5000; "
-             f"probe listen 5001", port=5001)
+             f"probe listen 5001", port=5001,
+             extra=["--gateway-port", str(opened.port)])  # a dyno's ports are its own
     b.sink.json("listen", timeout=15)
     res = [json.loads(m) for m in b.sink.messages() if m.startswith('{"probe":"connect"')]
     from_host_b = tcp(b.ip, 5001)
@@ -637,6 +638,332 @@ def sc_kill_forkloop(h):
     ex = d.stop()
     return {"most": most, "exited": ex, "took": time.monotonic() - t0,
             "stderr": d.stderr, "leftovers": leftovers(d)}
+
+
+# -- network hardening (test_launch_net.py) ----------------------------------
+
+
+def net_leftovers(d):
+    """leftovers(d) and what else a dyno's network leaves: its elements in
+    @egress, its ARP chain and element (table arp dyno)."""
+    left = leftovers(d)
+    veth = d.running["veth"]
+    r = subprocess.run(["nft", "list", "chain", "arp", "dyno", "d-" + veth[3:]],
+                       capture_output=True)
+    if r.returncode == 0:
+        left.append("nft arp chain")
+    for fam, m in (("arp", "dynos"), ("inet", "egress")):
+        r = subprocess.run(["nft", "list", "map", fam, "dyno", m], capture_output=True, text=True)
+        if veth in r.stdout:
+            left.append(f"nft {fam} {m} element")
+    return left
+
+
+def nft(*args):
+    r = subprocess.run(["nft", *args], capture_output=True, text=True)
+    return r.stdout if r.returncode == 0 else None
+
+
+def connects(d, n, timeout=20):
+    """The first n connect reports of dyno d, {to: result}."""
+    end = time.monotonic() + timeout
+    while True:
+        res = [json.loads(m) for m in d.sink.messages() if m.startswith('{"probe":"connect"')]
+        if len(res) >= n or time.monotonic() > end:
+            return {c["to"]: c["result"] for c in res}
+        d.sink.pump(0.2)
+
+
+def in_dyno(d, code, *args):
+    """Runs python code in dyno d's network namespace, as root: what a dyno
+    that got CAP_NET_RAW could do (it has none)."""
+    return subprocess.run(["nsenter", "-t", str(d.running["pid"]), "-n", sys.executable, "-c",
+                           code, *map(str, args)], capture_output=True, text=True, timeout=20)
+
+
+OUTSIDE_SERVERS = '''
+import socket, sys, threading
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+u.bind(("0.0.0.0", 7001))
+def udp():
+    while True:
+        data, a = u.recvfrom(2048)
+        print("udp", a[0], data.decode(errors="replace"), flush=True)
+threading.Thread(target=udp, daemon=True).start()
+def tcp53():
+    t = socket.socket(); t.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    t.bind(("0.0.0.0", 53)); t.listen(8)
+    while True:
+        t.accept()[0].close()
+threading.Thread(target=tcp53, daemon=True).start()
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("0.0.0.0", 7000)); s.listen(64); print("ready", flush=True)
+while True:
+    c, a = s.accept(); c.sendall(("outside " + a[0] + "\\n").encode()); c.close()
+'''
+
+
+class Outside:
+    """Another network namespace behind out0 (192.0.2.0/24, the host is
+    192.0.2.1) playing the rest of the world: tcp 7000 and 53, udp 7001 on all
+    its addresses; extra addresses of it are routed by the host via
+    192.0.2.2."""
+
+    def __init__(self, extra=()):
+        with open("/proc/sys/net/ipv4/ip_forward", "w") as f:
+            f.write("1\n")
+        self.holder = subprocess.Popen(["unshare", "-n", "sleep", "120"])
+        self.server = None
+        self.udp = []
+        time.sleep(0.2)
+        run = lambda *a: subprocess.run(a, check=True, capture_output=True)
+        run("ip", "link", "add", "out0", "type", "veth", "peer", "name", "out1", "netns",
+            str(self.holder.pid))
+        run("ip", "addr", "add", "192.0.2.1/24", "dev", "out0")
+        run("ip", "link", "set", "out0", "up")
+        ns = ["nsenter", "-t", str(self.holder.pid), "-n"]
+        run(*ns, "ip", "addr", "add", "192.0.2.2/24", "dev", "out1")
+        run(*ns, "ip", "link", "set", "out1", "up")
+        run(*ns, "ip", "link", "set", "lo", "up")
+        for a in extra:
+            run(*ns, "ip", "addr", "add", a + "/32", "dev", "out1")
+            run("ip", "route", "add", a + "/32", "via", "192.0.2.2")
+        self.server = subprocess.Popen(ns + [sys.executable, "-c", OUTSIDE_SERVERS],
+                                       stdout=subprocess.PIPE, text=True)
+        self.server.stdout.readline()
+        threading.Thread(target=self.read, daemon=True).start()
+
+    def read(self):
+        for line in self.server.stdout:
+            if line.startswith("udp "):
+                self.udp.append(line.rstrip("\n").split(" ", 2)[1:])
+
+    def close(self):
+        if self.server:
+            self.server.kill()
+            self.server.wait()
+        self.holder.kill()
+        self.holder.wait()
+
+
+def sc_gateway_ports(h):
+    # each dyno reaches the gateway only on its own ports, not on another's
+    pa, pb = Server(), Server()
+    cmd = (f"probe connect 10.213.0.1 {pa.port}; probe connect 10.213.0.1 {pb.port}; "
+           f"sleep 30")
+    a = Dyno(h, cmd, extra=["--gateway-port", str(pa.port)])
+    b = Dyno(h, cmd, extra=["--gateway-port", str(pb.port)])
+    ra, rb = connects(a, 2), connects(b, 2)
+    chain_a = nft("list", "chain", "inet", "dyno", "d-" + a.running["veth"][3:])
+    a.stop()
+    left_a = [x for x in net_leftovers(a) if not x.startswith("process")]  # b's run on
+    # b keeps its port after a has gone
+    c = Dyno(h, f"probe connect 10.213.0.1 {pb.port}; sleep 30",
+             extra=["--gateway-port", str(pb.port)])
+    rc = connects(c, 1)
+    b.stop()
+    c.stop()
+    return {"a": ra, "b": rb, "c": rc, "pa": pa.port, "pb": pb.port, "chain_a": chain_a,
+            "global_set": nft("list", "set", "inet", "dyno", "ports"),
+            "input": nft("list", "chain", "inet", "dyno", "input"),
+            "left_a": left_a, "leftovers": net_leftovers(b) + net_leftovers(c)}
+
+
+OLD_TABLE = """
+add table inet dyno
+add set inet dyno ports { type inet_service; }
+add map inet dyno dynos { type ifname : verdict; }
+add map inet dyno egress { type ifname : verdict; }
+add chain inet dyno input { type filter hook input priority -10; policy accept; }
+add chain inet dyno forward { type filter hook forward priority -10; policy accept; }
+add rule inet dyno input iifname "dy-*" iifname vmap @dynos
+add rule inet dyno input iifname "dy-*" ct state established,related accept
+add rule inet dyno input iifname "dy-*" ip daddr 10.213.0.1 tcp dport @ports accept
+add rule inet dyno input iifname "dy-*" drop
+add rule inet dyno forward iifname "dy-*" iifname vmap @dynos
+add rule inet dyno forward iifname "dy-*" oifname "dy-*" drop
+add rule inet dyno forward iifname "dy-*" iifname vmap @egress
+add rule inet dyno forward oifname "dy-*" ct state established,related accept
+add rule inet dyno forward iifname "dy-*" drop
+add rule inet dyno forward oifname "dy-*" drop
+add chain inet dyno d-0123456789ab
+add rule inet dyno d-0123456789ab ip saddr != 10.213.0.250 drop
+add rule inet dyno d-0123456789ab meta nfproto ipv6 drop
+add element inet dyno dynos { "dy-0123456789ab" : jump d-0123456789ab }
+add element inet dyno ports { %d }
+"""
+
+
+def sc_old_table(h):
+    # the table of an older launcher (one global @ports, an old dyno's
+    # chain): brought to the new layout; the old dyno keeps its ports
+    old, new = Server(), Server()
+    subprocess.run(["nft", "-f", "-"], input=OLD_TABLE % old.port, text=True, check=True)
+    d = Dyno(h, f"probe connect 10.213.0.1 {old.port}; probe connect 10.213.0.1 {new.port}; "
+             f"sleep 30", extra=["--gateway-port", str(new.port)])
+    res = connects(d, 2)
+    out = {"res": res, "old": old.port, "new": new.port,
+           "global_set": nft("list", "set", "inet", "dyno", "ports"),
+           "input": nft("list", "chain", "inet", "dyno", "input"),
+           "forward": nft("list", "chain", "inet", "dyno", "forward"),
+           "old_chain": nft("list", "chain", "inet", "dyno", "d-0123456789ab"),
+           "arp": nft("list", "table", "arp", "dyno")}
+    d.stop()
+    subprocess.run(["nft", "delete element inet dyno dynos { \"dy-0123456789ab\" }; "
+                    "delete chain inet dyno d-0123456789ab"], capture_output=True)
+    out["leftovers"] = net_leftovers(d)
+    return out
+
+
+# addresses of the outside that a dyno with egress must not reach: link-local
+# (cloud metadata), the private ranges, shared space, the dyno subnet itself
+DENIED = ["169.254.169.254", "10.99.0.2", "172.16.5.5", "192.168.7.7", "100.64.1.1",
+          "10.213.200.9"]
+
+
+def sc_egress_deny(h):
+    out = Outside(extra=DENIED)
+    host = Server()  # a service of the host, on all its addresses
+    try:
+        targets = [("192.0.2.2", 7000)] + [(a, 7000) for a in DENIED] + [
+            ("192.0.2.1", host.port), ("10.213.0.1", host.port)]
+        cmd = " ".join(f"probe connect {a} {p} &" for a, p in targets) + " wait; sleep 30"
+        d = Dyno(h, cmd, extra=["--egress"])
+        res = connects(d, len(targets))
+        forward = nft("list", "chain", "inet", "dyno", "forward")
+        d.stop()
+        return {"res": res, "host_port": host.port, "forward": forward,
+                "leftovers": net_leftovers(d)}
+    finally:
+        out.close()
+
+
+def sc_egress_dns(h):
+    # the host's resolver is often a private address (a cloud's): a dyno
+    # with egress reaches it on port 53, and on nothing else. The launcher
+    # runs in a mount namespace of its own where /etc/resolv.conf names one.
+    out = Outside(extra=["10.99.0.2", "172.16.5.5"])
+    try:
+        conf = h.tmp / "resolv.conf"
+        conf.write_text("# test\nnameserver 127.0.0.53\nnameserver 10.99.0.2\n"
+                        "nameserver 10.99.0.2\n")
+        wrap = ["unshare", "-m", "sh", "-c", 'mount --bind "$0" /etc/resolv.conf && exec "$@"',
+                str(conf)]
+        targets = [("10.99.0.2", 53), ("10.99.0.2", 7000), ("172.16.5.5", 53)]
+        cmd = " ".join(f"probe connect {a} {p} &" for a, p in targets) + " wait; sleep 30"
+        # each launcher process redoes the base chains with its resolvers:
+        # the one with the test's resolv.conf starts last
+        e = Dyno(h, "probe connect 10.99.0.2 53; sleep 30")  # no egress: no DNS either
+        d = Dyno(h, cmd, extra=["--egress"], prefix=wrap)
+        res, res_e = connects(d, len(targets)), connects(e, 1)
+        forward = nft("list", "chain", "inet", "dyno", "forward")
+        d.stop()
+        e.stop()
+        return {"res": res, "no_egress": res_e, "forward": forward,
+                "leftovers": net_leftovers(d) + net_leftovers(e)}
+    finally:
+        out.close()
+
+
+SEND_UDP = '''
+import socket, struct, sys
+src, dst, port, payload = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4].encode()
+s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+udp = struct.pack("!HHHH", 40000, port, 8 + len(payload), 0) + payload
+ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), 0, 0, 64, 17, 0,
+                 socket.inet_aton(src), socket.inet_aton(dst))
+s.sendto(ip + udp, (dst, 0))
+print("sent")
+'''
+
+
+def sc_spoof(h):
+    # a dyno's packets with another source address are dropped, forwarded
+    # (egress on) or not; its own source passes
+    out = Outside()
+    try:
+        # the app itself (no capabilities) cannot even try
+        a = Dyno(h, "probe spoof 10.213.0.77 192.0.2.2 7001; sleep 30", extra=["--egress"])
+        b = Dyno(h, "sleep 30")
+        app = a.sink.json("spoof")
+        sent = [in_dyno(a, SEND_UDP, src, "192.0.2.2", 7001, tag).stdout.strip()
+                for src, tag in ((a.ip, "real"), (b.ip, "spoof-dyno"),
+                                 ("192.0.2.50", "spoof-outside"), ("10.213.0.1", "spoof-gw"))]
+        time.sleep(1)
+        a.stop()
+        b.stop()
+        return {"sent": sent, "udp": out.udp, "a": a.ip, "app": app,
+                "leftovers": net_leftovers(a) + net_leftovers(b)}
+    finally:
+        out.close()
+
+
+SEND_ARP = '''
+import fcntl, socket, struct, sys
+sip, tip = sys.argv[1], sys.argv[2]
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0806))
+s.bind(("eth0", 0x0806))
+mac = s.getsockname()[4]
+arp = struct.pack("!HHBBH6s4s6s4s", 1, 0x0800, 6, 4, 1, mac, socket.inet_aton(sip),
+                  b"\\0" * 6, socket.inet_aton(tip))
+s.send(b"\\xff" * 6 + mac + struct.pack("!H", 0x0806) + arp)
+print("sent")
+'''
+
+
+def sc_arp(h):
+    # a dyno asking the host for the gateway in another's name (its
+    # address as the ARP sender) would make the host learn that address on
+    # its veth: dropped by table arp dyno
+    for k in ("all", "default"):  # so the kernel's rp_filter cannot hide it
+        Path(f"/proc/sys/net/ipv4/conf/{k}/rp_filter").write_text("0\n")
+    a = Dyno(h, "sleep 30")
+    b = Dyno(h, "sleep 30")
+    veth = b.running["veth"]
+    arp_chain = nft("list", "chain", "arp", "dyno", "d-" + veth[3:])
+    sent = [in_dyno(b, SEND_ARP, sip, "10.213.0.1").stdout.strip()
+            for sip in (a.ip, "10.213.0.77", b.ip)]
+    time.sleep(0.5)
+    neigh = subprocess.run(["ip", "-4", "neigh", "show", "dev", veth], capture_output=True,
+                           text=True).stdout
+    learned = [ln.split()[0] for ln in neigh.splitlines() if ln.strip()]
+    a.stop()
+    b.stop()
+    return {"a": a.ip, "b": b.ip, "sent": sent, "learned": learned, "arp_chain": arp_chain,
+            "leftovers": net_leftovers(a) + net_leftovers(b)}
+
+
+def conntrack_of(ip):
+    """The conntrack entries of this network namespace that name ip."""
+    with open("/proc/net/nf_conntrack") as f:
+        return [ln.strip() for ln in f if f"={ip} " in ln]
+
+
+def sc_conntrack(h):
+    # a stopped dyno's conntrack entries go with it; another dyno's stay
+    a = Dyno(h, "probe listen $PORT", port=5000)
+    b = Dyno(h, "probe listen $PORT", port=5000)
+    a.sink.json("listen")
+    b.sink.json("listen")
+    served = [tcp(a.ip, 5000), tcp(b.ip, 5000)]
+    before = {"a": len(conntrack_of(a.ip)), "b": len(conntrack_of(b.ip))}
+    a.stop()
+    after = {"a": conntrack_of(a.ip), "b": len(conntrack_of(b.ip))}
+    b.stop()
+    return {"served": served, "before": before, "after": after, "b_end": conntrack_of(b.ip),
+            "leftovers": net_leftovers(a) + net_leftovers(b)}
+
+
+def sc_addr_rr(h):
+    # one launcher process, a dyno after another: each gets the next
+    # address, not the one its predecessor just gave back
+    r = subprocess.run([str(LAUNCH), "--slug-dir", str(h.slug), "--uid", str(UID), "--name",
+                        "run.1", "--id", f"t{os.getpid()}-rr", "--cgroup-parent", CG_PARENT,
+                        "--repeat", "3", "--", "true"], capture_output=True, text=True,
+                       timeout=60)
+    bench = json.loads(r.stdout.splitlines()[-1]) if r.stdout else None
+    routes = subprocess.run(["ip", "-4", "route"], capture_output=True, text=True).stdout
+    return {"bench": bench, "stderr": r.stderr, "routes": routes}
 
 
 def main():

@@ -9,7 +9,10 @@
  *   spam BYTES        writes BYTES of numbered lines to stdout
  *   touch PATH        creates PATH; prints the outcome
  *   ls PATH           prints whether PATH exists
- *   zombies           counts processes not reaped */
+ *   zombies           counts processes not reaped
+ *   spoof SRC IP PORT what the app can do to send as SRC: raw and packet
+ *                     sockets (errno), a UDP datagram from SRC bound with
+ *                     IP_FREEBIND (errno of bind, of sendto) */
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
@@ -335,6 +338,32 @@ static void zombies(void)
 	printf("{\"probe\":\"zombies\",\"zombies\":%d,\"processes\":%d}\n", n, total);
 }
 
+static void spoof(const char *src, const char *ip, int port)
+{
+	int e_raw = 0, e_packet = 0, e_bind = 0, e_send = 0, one = 1;
+	int fd = socket(AF_INET, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_RAW);
+	e_raw = fd < 0 ? errno : 0;
+	if (fd >= 0)
+		close(fd);
+	fd = socket(17 /* AF_PACKET */, SOCK_RAW | SOCK_CLOEXEC, htons(0x0806));
+	e_packet = fd < 0 ? errno : 0;
+	if (fd >= 0)
+		close(fd);
+	fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_in a = {.sin_family = AF_INET}, d = {.sin_family = AF_INET};
+	inet_pton(AF_INET, src, &a.sin_addr);
+	inet_pton(AF_INET, ip, &d.sin_addr);
+	d.sin_port = htons((uint16_t)port);
+	setsockopt(fd, IPPROTO_IP, 15 /* IP_FREEBIND */, &one, sizeof(one));
+	if (bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0)
+		e_bind = errno;
+	else if (sendto(fd, "freebind", 8, 0, (struct sockaddr *)&d, sizeof(d)) < 0)
+		e_send = errno;
+	close(fd);
+	printf("{\"probe\":\"spoof\",\"raw\":%d,\"packet\":%d,\"bind\":%d,\"send\":%d}\n", e_raw,
+	       e_packet, e_bind, e_send);
+}
+
 int main(int argc, char **argv)
 {
 	setvbuf(stdout, NULL, _IOLBF, 0);
@@ -365,6 +394,8 @@ int main(int argc, char **argv)
 		spam(atol(argv[2]));
 	else if (!strcmp(c, "zombies"))
 		zombies();
+	else if (!strcmp(c, "spoof") && argc > 4)
+		spoof(argv[2], argv[3], atoi(argv[4]));
 	else if (!strcmp(c, "int80"))
 		printf("{\"probe\":\"int80\",\"result\":%d}\n", int80());
 	else if (!strcmp(c, "touch") && argc > 2)
