@@ -563,6 +563,12 @@ static const char arp_rules[] =
     "add map arp dyno dynos { type ifname : verdict; }\n"
     "add chain arp dyno input { type filter hook input priority -10; policy accept; }\n"
     "flush chain arp dyno input\n"
+    /* Ethernet and IPv4 only, the same for every dyno: here once, so
+     * that a dyno's own chain is one rule */
+    "add rule arp dyno input iifname \"dy-*\" arp htype != 1 drop\n"
+    "add rule arp dyno input iifname \"dy-*\" arp ptype != ip drop\n"
+    "add rule arp dyno input iifname \"dy-*\" arp hlen != 6 drop\n"
+    "add rule arp dyno input iifname \"dy-*\" arp plen != 4 drop\n"
     "add rule arp dyno input iifname \"dy-*\" iifname vmap @dynos\n";
 
 /* The host's IPv4 resolvers (/etc/resolv.conf, which dynos get a copy
@@ -731,13 +737,9 @@ int net_rules_add(const char *veth, struct in_addr addr, struct in_addr gw, cons
 	/* ARP: the sender must be the dyno's own address (Ethernet, IPv4) */
 	fprintf(f,
 	        "add chain arp dyno d-%s\n"
-	        "add rule arp dyno d-%s arp htype != 1 drop\n"
-	        "add rule arp dyno d-%s arp ptype != ip drop\n"
-	        "add rule arp dyno d-%s arp hlen != 6 drop\n"
-	        "add rule arp dyno d-%s arp plen != 4 drop\n"
 	        "add rule arp dyno d-%s arp saddr ip != %s drop\n"
 	        "add element arp dyno dynos { \"%s\" : jump d-%s }\n",
-	        hex, hex, hex, hex, hex, hex, as, veth, hex);
+	        hex, hex, as, veth, hex);
 	if (fclose(f) != 0)
 		return dy_error_errno(err, ENOMEM, "open_memstream");
 	return nft_run(buf, false, err);
