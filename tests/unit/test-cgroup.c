@@ -322,6 +322,17 @@ static void test_kill_fork_loop(void **state)
 	cg_free(cg);
 }
 
+/* A child that waits for a signal. */
+static pid_t fork_pause(void)
+{
+	pid_t pid = fork();
+	if (pid == 0) {
+		pause();
+		_exit(0);
+	}
+	return pid;
+}
+
 static void test_signal_only_members(void **state)
 {
 	if (geteuid() != 0)
@@ -330,16 +341,8 @@ static void test_signal_only_members(void **state)
 	struct cg *cg = NULL;
 	struct dy_error *e = NULL;
 	assert_int_equal(cg_create(parent, "members", &lim, &cg, &e), 0);
-	pid_t outside = fork();
-	if (outside == 0) {
-		pause();
-		_exit(0);
-	}
-	pid_t inside = fork();
-	if (inside == 0) {
-		pause();
-		_exit(0);
-	}
+	pid_t outside = fork_pause();
+	pid_t inside = fork_pause();
 	assert_true(outside > 0 && inside > 0);
 	assert_int_equal(cg_attach(cg, inside, &e), 0);
 	assert_true(cg_has(cg, inside));
@@ -374,11 +377,7 @@ static void test_destroy_busy_then_retry(void **state)
 	struct cg *cg = NULL;
 	struct dy_error *e = NULL;
 	assert_int_equal(cg_create(parent, "busy", &lim, &cg, &e), 0);
-	pid_t pid = fork();
-	if (pid == 0) {
-		pause();
-		_exit(0);
-	}
+	pid_t pid = fork_pause();
 	assert_true(pid > 0);
 	assert_int_equal(cg_attach(cg, pid, &e), 0);
 
