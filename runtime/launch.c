@@ -78,6 +78,19 @@ static int close_others(int *keep, size_t n, struct dy_error **err)
 	return 0;
 }
 
+/* In the child: waits for the parent's go-ahead c; anything else (the
+ * parent gave up and closed its end) ends the child. */
+static void wait_go(int sock, char c)
+{
+	char go = 0;
+	ssize_t n;
+	do
+		n = recv(sock, &go, 1, 0);
+	while (n < 0 && errno == EINTR);
+	if (n != 1 || go != c)
+		_exit(1);
+}
+
 static __attribute__((noreturn)) void child_main(struct child_args *a)
 {
 	struct dy_error *e = NULL;
@@ -90,26 +103,15 @@ static __attribute__((noreturn)) void child_main(struct child_args *a)
 	prctl(PR_SET_NAME, "dyno-init", 0, 0, 0);
 
 	/* What needs nothing of the parent is done while the parent makes
-	 * the cgroup (v1), moves us into it and makes the veth and the
-	 * rules: the two halves of a start overlap. The network namespace
-	 * first (the most costly to make, about 0.5 ms), here rather than
-	 * in clone3, beside the parent's cgroup work; the parent waits for
-	 * "N" before it moves eth0 in. Mounting before the move charges the
-	 * few pages of the new root's directories to the caller's memory
-	 * cgroup (freed with the dyno's mount namespace). */
-	if (unshare(CLONE_NEWNET) < 0) {
-		dy_error_errno(&e, errno, "unshare the network namespace");
-		child_fail(a->sock, e);
-	}
-	if (send(a->sock, "N", 1, MSG_NOSIGNAL) != 1)
-		_exit(1);
+	 * the cgroup (v1), moves us into it, makes the veth and the rules:
+	 * the two halves of a start overlap. First the mounts: the few KiB
+	 * of kernel memory of the new root are charged to the caller's
+	 * memory cgroup on v1 (freed with the dyno's mount namespace). The
+	 * network namespace (about 85 KiB of kernel memory, 0.5 ms) only once
+	 * we are in our own cgroup ("A", or born there): it is the dyno's
+	 * to pay for, not the caller's. */
 	if (sethostname(p->id, strlen(p->id)) < 0) {
 		dy_error_errno(&e, errno, "hostname %s", p->id);
-		child_fail(a->sock, e);
-	}
-	/* before the mounts: it writes the namespace's /proc/sys */
-	if (net_dyno_early(&e) < 0) {
-		dy_error_prefix(&e, "network");
 		child_fail(a->sock, e);
 	}
 	struct mounts_params mp = {
@@ -124,16 +126,23 @@ static __attribute__((noreturn)) void child_main(struct child_args *a)
 	if (mounts_prepare(&mp, &e) < 0)
 		child_fail(a->sock, e);
 	close(a->slug_fd); /* only held to check the path before clone */
-
-	/* wait until the parent has made the cgroup, placed us in it and
-	 * given us eth0 */
-	char go = 0;
-	ssize_t n;
-	do
-		n = recv(a->sock, &go, 1, 0);
-	while (n < 0 && errno == EINTR);
-	if (n != 1 || go != 'G')
+	if (!a->born_in_cgroup)
+		wait_go(a->sock, 'A');
+	if (unshare(CLONE_NEWNET) < 0) {
+		dy_error_errno(&e, errno, "unshare the network namespace");
+		child_fail(a->sock, e);
+	}
+	if (send(a->sock, "N", 1, MSG_NOSIGNAL) != 1)
 		_exit(1);
+	/* lo up, IPv6 off: through the host's /proc, still there before
+	 * pivot_root (its sysctls are the opener's network namespace's) */
+	if (net_dyno_early(&e) < 0) {
+		dy_error_prefix(&e, "network");
+		child_fail(a->sock, e);
+	}
+
+	/* wait until the parent has given us eth0 */
+	wait_go(a->sock, 'G');
 	/* now the cgroup namespace is rooted at the dyno's own cgroup */
 	if (!a->born_in_cgroup && unshare(CLONE_NEWCGROUP) < 0) {
 		dy_error_errno(&e, errno, "unshare the cgroup namespace");
@@ -548,6 +557,10 @@ int launch_start(const struct launch_params *p, struct launch_dyno **ret, struct
 		r = cg_attach(d->cg, pid, err);
 		if (r < 0)
 			goto fail_child;
+		if (send(sv0, "A", 1, MSG_NOSIGNAL) != 1) {
+			r = dy_error_errno(err, errno, "start the dyno");
+			goto fail_child;
+		}
 	}
 	r = wait_msg(sv0, 'N', deadline, timeout, err);
 	if (r < 0)

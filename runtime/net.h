@@ -52,8 +52,9 @@ int net_alloc_address(struct in_addr subnet, uint8_t prefix, struct in_addr *ret
 int net_host_setup(const char *veth, pid_t pid, struct in_addr addr, struct in_addr gw,
                    struct dy_error **err);
 
-/* In the dyno's network namespace, before its mounts (it writes the
- * namespace's /proc/sys): lo up, IPv6 off for every link. Returns 0 or < 0. */
+/* In the dyno's network namespace, before pivot_root (it writes the
+ * namespace's sysctls through the host's /proc; a dyno's /proc/sys is
+ * read-only): lo up, IPv6 off for every link. Returns 0 or < 0. */
 int net_dyno_early(struct dy_error **err);
 
 /* Dyno side, once the launcher has moved eth0 in: eth0 up with addr/32
