@@ -1,16 +1,19 @@
 /* The dyno launcher: starts one isolated dyno (DESIGN.md, "A dyno, from
  * inside", "Network", "Lifecycle") and stops and cleans it.
  *
- * launch_start():
- *   parent: compile the seccomp policy (once), create the cgroup with its
- *           limits (read back), pick the dyno's address, clone3 into new
- *           PID, mount, UTS, IPC and network namespaces;
- *           move the child into its cgroup (v1), create the veth pair,
- *           send "G"; make the nftables rules, send "R";
- *   child:  at once, beside the parent's work: hostname, lo up, IPv6 off,
- *           mounts + pivot_root; on "G": unshare the cgroup namespace (now
- *           rooted at its own cgroup), eth0, exec dyno-init, which on "R"
- *           starts the app (see init.h) and reports "running";
+ * launch_start(), in two halves that run side by side:
+ *   parent: compile the seccomp policy (once), the cgroup's paths (on a
+ *           unified cgroup2 host also the cgroup), pick the dyno's
+ *           address, clone3 into new PID, mount, UTS and IPC namespaces;
+ *           v1: create the cgroup with its limits (read back), move the
+ *           child into it, send "A"; on the child's "N" create the veth
+ *           pair, send "G"; make the nftables rules, send "R";
+ *   child:  at once: hostname, mounts (all but /sys/fs/cgroup); once in
+ *           its cgroup ("A", or born there) its own network namespace,
+ *           "N", lo up, IPv6 off; on "G": unshare the cgroup namespace
+ *           (now rooted at its own cgroup), /sys/fs/cgroup + pivot_root,
+ *           eth0, exec dyno-init, which on "R" starts the app (see
+ *           init.h) and reports "running";
  *   every set-up error of the child travels back over a SOCK_SEQPACKET
  *   socket: the caller reads "mount /app: Invalid argument", never "exit 1".
  * The call returns once the command has exec'd. */
