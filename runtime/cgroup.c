@@ -349,8 +349,12 @@ int cg_make(struct cg *cg, const char *parent, const struct cg_limits *lim, stru
 	/* the directories only: the values are written below, one by one, so
 	 * that a failure names the file and optional ones can be skipped */
 	r = cgroup_create_cgroup(cg->lcg, 0);
-	if (r != 0)
-		return dy_error(err, "cgroup %s: create: %s", cg->rel, cgroup_strerror(r));
+	if (r != 0) {
+		/* libcgroup does not undo the controllers it did create */
+		r = dy_error(err, "cgroup %s: create: %s", cg->rel, cgroup_strerror(r));
+		cg_destroy(cg, NULL);
+		return r;
+	}
 
 	struct cg_value vals[CG_MAX_VALUES];
 	bool memsw = cg->ver[CG_MEMORY] == CG_V1 &&

@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -93,6 +94,10 @@ static int read_env(int fd, char ***ret, struct dy_error **err)
 int main(int argc, char **argv)
 {
 	struct dy_error *e = NULL;
+	/* its name from the start: an exec through an fd names a process
+	 * after the fd's number on older kernels ("100"), and launch_adopt()
+	 * checks the name */
+	prctl(PR_SET_NAME, "dyno-init", 0, 0, 0);
 	if (argc != 7 || getpid() != 1) {
 		fprintf(stderr, "dyno-init: started by the dyno launcher only\n");
 		return 127;

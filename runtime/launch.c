@@ -282,9 +282,29 @@ static int open_init(const char *path, int *ret, struct dy_error **err)
 		strcpy(slash, "/dyno-init");
 		path = buf;
 	}
-	int fd = open(path, O_PATH | O_CLOEXEC);
+	/* opened once per process and path: init and launcher speak one
+	 * protocol (fds, "R"), so a dyno-init replaced on disk by an upgrade
+	 * is only taken by the next launcher process */
+	static char *cached_path;
+	static int cached_fd = -1;
+	if (cached_fd < 0 || strcmp(cached_path, path) != 0) {
+		int fd = open(path, O_PATH | O_CLOEXEC);
+		if (fd < 0)
+			return dy_error_errno(err, errno, "dyno-init %s", path);
+		char *copy = strdup(path);
+		if (!copy) {
+			close(fd);
+			return dy_error_errno(err, ENOMEM, "strdup");
+		}
+		if (cached_fd >= 0)
+			close(cached_fd);
+		free(cached_path);
+		cached_fd = fd;
+		cached_path = copy;
+	}
+	int fd = fcntl(cached_fd, F_DUPFD_CLOEXEC, 0);
 	if (fd < 0)
-		return dy_error_errno(err, errno, "dyno-init %s", path);
+		return dy_error_errno(err, errno, "dup");
 	*ret = fd;
 	return 0;
 }
@@ -294,6 +314,40 @@ static uint64_t now_usec(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+/* The sink's directory is bound into the dyno for its init (uid 0): it
+ * must hold nothing but sockets (the sink, other dynos' sinks), so that no
+ * file or mount of the host's comes with it. */
+static int check_sink_dir(const char *dir, struct dy_error **err)
+{
+	_cleanup_close_ int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return dy_error_errno(err, errno, "log sink directory %s", dir);
+	DIR *d = fdopendir(fd);
+	if (!d)
+		return dy_error_errno(err, errno, "log sink directory %s", dir);
+	fd = -1; /* closedir() closes it */
+	int r = 0;
+	struct dirent *de;
+	while (r == 0 && (de = readdir(d))) {
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		struct stat st;
+		if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+			if (errno == ENOENT)
+				continue; /* gone meanwhile */
+			r = dy_error_errno(err, errno, "log sink directory %s: %s", dir,
+			                   de->d_name);
+		} else if (!S_ISSOCK(st.st_mode)) {
+			r = dy_error(err,
+			             "log sink directory %s holds %s, which is not a socket: the "
+			             "directory is bound into the dyno, keep the sink alone in it",
+			             dir, de->d_name);
+		}
+	}
+	closedir(d);
+	return r;
 }
 
 /* The app's environment as init reads it (dyno-init.c): "K=V\0" strings
@@ -338,7 +392,8 @@ static int wait_msg(int sock, char expect, uint64_t deadline, uint64_t timeout_u
 	struct pollfd pf = {sock, POLLIN, 0};
 	for (;;) {
 		uint64_t now = now_usec();
-		int left = now >= deadline ? 0 : (int)((deadline - now + 999) / 1000);
+		uint64_t ms = now >= deadline ? 0 : (deadline - now + 999) / 1000;
+		int left = ms > (1u << 30) ? 1 << 30 : (int)ms;
 		int r = poll(&pf, 1, left);
 		if (r < 0 && errno == EINTR)
 			continue;
@@ -444,6 +499,9 @@ int launch_start(const struct launch_params *p, struct launch_dyno **ret, struct
 			                   "log sink directory of %s", p->log_sink);
 			goto fail;
 		}
+		r = check_sink_dir(dir, err);
+		if (r < 0)
+			goto fail;
 		if (strlen(sink_name) + sizeof(MOUNTS_SINK_DIR "/") > 108) {
 			r = dy_error(err, "log sink %s: name too long", p->log_sink);
 			goto fail;
@@ -598,8 +656,23 @@ fail_child:
 	child_error(sv0, err);
 	syscall(SYS_pidfd_send_signal, d->pidfd, SIGKILL, NULL, 0);
 	{
+		/* bounded: a child stuck in the kernel (a hung file system
+		 * under the slug) cannot die yet; it is left to the sweep,
+		 * with its cgroup, veth and rules (their names come from the
+		 * id) */
+		struct pollfd pf = {d->pidfd, POLLIN, 0};
+		int pr;
+		do
+			pr = poll(&pf, 1, 2000);
+		while (pr < 0 && errno == EINTR);
 		siginfo_t si;
-		waitid(P_PIDFD, (id_t)d->pidfd, &si, WEXITED);
+		if (pr == 1) {
+			waitid(P_PIDFD, (id_t)d->pidfd, &si, WEXITED);
+		} else {
+			dy_error_prefix(err, "the child did not die within 2 s of SIGKILL, "
+			                     "left for the sweep");
+			rules_made = net_made = cg_made = false;
+		}
 	}
 	d->exited = true;
 fail:
@@ -608,8 +681,10 @@ fail:
 		net_rules_del(d->veth, NULL);
 	if (net_made)
 		net_link_delete(d->veth, NULL);
+	if (rules_made) /* the app may have run when the timeout hit */
+		net_conntrack_flush(d->addr, NULL, NULL);
 	if (cg_made)
-		cg_destroy(d->cg, NULL);
+		cg_destroy(d->cg, NULL); /* busy: the sweep removes it */
 	d->oom_fd = -1;
 	free_env(p, envp);
 	launch_free(d);
@@ -788,6 +863,13 @@ int launch_cleanup(struct launch_dyno *d, struct dy_error **err)
 	 * dyno that gets it finds no state of this one's connections. Best
 	 * effort: a kernel without ctnetlink keeps them until they time out */
 	net_conntrack_flush(d->addr, NULL, NULL);
+	if (r < 0) {
+		/* the cgroup is what the sweep goes by: it stays until the
+		 * rules and the veth are gone, so that they are never left
+		 * without it */
+		d->oom_fd = d->cg->oom_fd;
+		return r;
+	}
 	struct dy_error *cg_err = NULL;
 	int c = cg_destroy(d->cg, &cg_err);
 	if (c == -EBUSY) {

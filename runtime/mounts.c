@@ -302,6 +302,14 @@ int mounts_prepare(const struct mounts_params *p, struct dy_error **err)
 	    open(p->slug_dir, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (slug_fd < 0)
 		return dy_error_errno(err, errno, "open the slug directory %s", p->slug_dir);
+	/* the same for the sink's directory: it may sit under NEWROOT too */
+	_cleanup_close_ int sink_fd = -1;
+	if (p->sink_dir) {
+		sink_fd = open(p->sink_dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+		if (sink_fd < 0)
+			return dy_error_errno(err, errno, "open the log sink directory %s",
+			                      p->sink_dir);
+	}
 	if (do_mount("dyno-root", NEWROOT, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=4m",
 	             err) < 0)
 		return -1;
@@ -381,13 +389,16 @@ int mounts_prepare(const struct mounts_params *p, struct dy_error **err)
 		/* a bind, not an fd: an fd of a host directory held by init
 		 * (uid 0) would lead out of the new root through "..", a
 		 * mount's root does not. Read-only: connect() to a socket
-		 * needs no write access to its file system. */
-		const char *src = p->sink_dir;
-		if (mkdir_p(NEWROOT "/.init", 0700, err) < 0)
+		 * needs no write access to its file system.
+		 * Not recursive: no mount under the directory comes along (the
+		 * launcher checks it holds nothing but sockets). */
+		char src[64];
+		snprintf(src, sizeof(src), "/proc/self/fd/%d", sink_fd);
+		if (mkdir_p(NEWROOT MOUNTS_SINK_DIR, 0700, err) < 0)
 			return -1;
 		if (chmod(NEWROOT "/.init", 0700) < 0)
 			return dy_error_errno(err, errno, "chmod /.init");
-		if (bind_ro(src, NEWROOT MOUNTS_SINK_DIR, true, err) < 0)
+		if (do_mount(src, NEWROOT MOUNTS_SINK_DIR, NULL, MS_BIND, NULL, err) < 0)
 			return -1;
 		if (do_mount(NULL, NEWROOT MOUNTS_SINK_DIR, NULL,
 		             MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,

@@ -712,7 +712,9 @@ int net_rules_add(const char *veth, struct in_addr addr, struct in_addr gw, cons
 	char as[INET_ADDRSTRLEN], gws[INET_ADDRSTRLEN];
 	inet_ntop(AF_INET, &addr, as, sizeof(as));
 	inet_ntop(AF_INET, &gw, gws, sizeof(gws));
-	/* veth is "dy-<hex>": the chains are "d-<hex>" */
+	/* veth is "dy-<hex>": the chains are "d-<hex>", flushed after "add":
+	 * a chain left by a dyno of the same id (a failed clean-up) must not
+	 * keep its rules (its address) */
 	const char *hex = veth + 3;
 	_cleanup_free_ char *buf = NULL;
 	size_t len = 0;
@@ -721,9 +723,10 @@ int net_rules_add(const char *veth, struct in_addr addr, struct in_addr gw, cons
 		return dy_error_errno(err, ENOMEM, "open_memstream");
 	fprintf(f,
 	        "add chain inet dyno d-%s\n"
+	        "flush chain inet dyno d-%s\n"
 	        "add rule inet dyno d-%s ip saddr != %s drop\n"
 	        "add rule inet dyno d-%s meta nfproto ipv6 drop\n",
-	        hex, hex, as, hex);
+	        hex, hex, hex, as, hex);
 	if (n_ports > 0) {
 		/* the gateway is a local address: only input sees these */
 		fprintf(f, "add rule inet dyno d-%s ip daddr %s tcp dport { ", hex, gws);
@@ -737,9 +740,10 @@ int net_rules_add(const char *veth, struct in_addr addr, struct in_addr gw, cons
 	/* ARP: the sender must be the dyno's own address (Ethernet, IPv4) */
 	fprintf(f,
 	        "add chain arp dyno d-%s\n"
+	        "flush chain arp dyno d-%s\n"
 	        "add rule arp dyno d-%s arp saddr ip != %s drop\n"
 	        "add element arp dyno dynos { \"%s\" : jump d-%s }\n",
-	        hex, hex, as, veth, hex);
+	        hex, hex, hex, as, veth, hex);
 	if (fclose(f) != 0)
 		return dy_error_errno(err, ENOMEM, "open_memstream");
 	return nft_run(buf, false, err);

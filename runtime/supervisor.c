@@ -20,11 +20,12 @@
 #include "runtime/supervisor.h"
 #include "slugs/slug-store.h"
 
-#define SUP_PROBE_USEC (100ULL * 1000)   /* web boot probe period */
-#define SUP_CHECK_USEC (1000ULL * 1000)  /* memory checks */
-#define SUP_R14_USEC   (60ULL * 1000000) /* R14 at most once a minute */
-#define SUP_WEB_PORT   5000
-#define SUP_NAME_MAX   48
+#define SUP_PROBE_USEC   (100ULL * 1000)   /* web boot probe period */
+#define SUP_CHECK_USEC   (1000ULL * 1000)  /* memory checks */
+#define SUP_SWEEP_CHECKS 60                /* sweeps after a failed clean-up */
+#define SUP_R14_USEC     (60ULL * 1000000) /* R14 at most once a minute */
+#define SUP_WEB_PORT     5000
+#define SUP_NAME_MAX     48
 
 enum sup_state {
 	SUP_STARTING,
@@ -101,9 +102,9 @@ struct sup {
 	unsigned release_seq;
 	bool shutting_down;
 	bool routes_dirty;
-	bool sweep_due;  /* a clean-up failed: sweep leftovers on the next check */
-	unsigned batch;  /* > 0: routes.json is written when it drops to 0 */
-	char *init_path; /* dyno-init, NULL: the launcher's default */
+	unsigned sweeps_due; /* a clean-up failed: sweep leftovers on so many checks */
+	unsigned batch;      /* > 0: routes.json is written when it drops to 0 */
+	char *init_path;     /* dyno-init, NULL: the launcher's default */
 };
 
 static void dyno_start(struct sup_dyno *d);
@@ -211,7 +212,7 @@ static void release_process(struct sup_dyno *d)
 		/* what is left (a cgroup still busy) is retried by a sweep */
 		dy_log(d->name, "clean-up: %s", dy_error_msg(e));
 		dy_error_free(&e);
-		s->sweep_due = true;
+		s->sweeps_due = SUP_SWEEP_CHECKS;
 	}
 	launch_free(d->ld);
 	d->ld = NULL;
@@ -724,10 +725,11 @@ static void on_check(struct loop *loop, struct loop_timer *t)
 	if (s->routes_dirty) { /* an earlier write failed: try again */
 		routes_changed(s);
 	}
-	if (s->sweep_due) {
+	if (s->sweeps_due) {
 		/* removes every cgroup of ours without a process (a running
-		 * dyno's has its init), with its veth and rules */
-		s->sweep_due = false;
+		 * dyno's has its init), with its veth and rules; for a while,
+		 * since a process stuck in the kernel keeps its cgroup busy */
+		s->sweeps_due--;
 		int n = launch_sweep(s->cgroup_parent);
 		if (n > 0)
 			dy_log("dynod", "swept the leftovers of %d dynos", n);

@@ -54,7 +54,8 @@ spec["linux"]["resources"] = {"memory": {"limit": 1 << 30}, "pids": {"limit": 25
                               "cpu": {"shares": 1024}}
 json.dump(spec, open(os.path.join(bundle, "config.json"), "w"))
 
-sink_path = os.path.join(work, "log.sock")
+os.makedirs(os.path.join(work, "sink"))  # the sink alone in its directory
+sink_path = os.path.join(work, "sink", "log.sock")
 sink = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
 sink.bind(sink_path)
 sink.settimeout(5)

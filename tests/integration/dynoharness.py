@@ -93,10 +93,12 @@ class Dyno:
     count = 0
 
     def __init__(self, h, cmd, name="web.1", memory="64M", pids=64, port=None, extra=(),
-                 sink=True, prefix=()):
+                 sink=True, prefix=(), sink_dir=None):
         Dyno.count += 1
         self.id = f"t{os.getpid()}-{Dyno.count}"
-        self.sink = Sink(h.tmp / f"{self.id}.sock", bind=sink)
+        # the sinks' own directory: the launcher binds it into the dyno
+        # and refuses one that holds anything but sockets
+        self.sink = Sink(Path(sink_dir or h.sinks) / f"{self.id}.sock", bind=sink)
         args = [*prefix, str(LAUNCH), "--slug-dir", str(h.slug), "--uid", str(UID), "--name", name,
                 "--id", self.id, "--memory", memory, "--pids", str(pids), "--log-sock",
                 self.sink.path, "--cgroup-parent", CG_PARENT, "--grace", "2", *extra]
@@ -139,6 +141,8 @@ class Harness:
         self.tmp = Path(tempfile.mkdtemp(prefix="dyno-launch-"))
         os.chmod(self.tmp, 0o755)
         self.slug = self.tmp / "slug"
+        self.sinks = self.tmp / "sinks"
+        self.sinks.mkdir()
         (self.slug / "bin").mkdir(parents=True)
         (self.slug / ".profile.d").mkdir()
         shutil.copy(PROBE, self.slug / "bin" / "probe")
@@ -259,7 +263,8 @@ def sc_error(h):
         p = Path(f"/sys/fs/cgroup/{c}/{CG_PARENT}")
         if p.exists():
             left += [x.name for x in p.iterdir() if x.is_dir()]
-    return {"bad": bad.error, "child": child.error, "leftover_cgroups": left}
+    return {"bad": bad.error, "child": child.error, "leftover_cgroups": left,
+            **ns_leftovers()}
 
 
 def sc_oom(h):
@@ -428,6 +433,44 @@ def sc_init_env(h):
             "lines": d.sink.messages(), "leftovers": leftovers(d)}
 
 
+def sc_sink_dir(h):
+    # the sink's directory is bound into the dyno (for its init): one that
+    # holds anything but sockets is refused; one under /mnt (where the
+    # launcher builds the new root) works
+    crowded = h.tmp / "crowded"
+    crowded.mkdir()
+    (crowded / "secret").write_text("host file\n")
+    a = Dyno(h, "echo hi", sink_dir=crowded)
+    nested = h.tmp / "nested"
+    (nested / "sub").mkdir(parents=True)
+    b = Dyno(h, "echo hi", sink_dir=nested)
+    under = Path(f"/mnt/dyno-test-{os.getpid()}")
+    under.mkdir()
+    try:
+        c = Dyno(h, "echo under-mnt; grep -c ' /.init' /proc/self/mountinfo", sink_dir=under)
+        c.sink.wait_for(lambda m: m == "under-mnt")
+        c.finish()
+        c.sink.pump(0.3)
+        under_lines = c.sink.messages()
+        left = leftovers(c)
+    finally:
+        shutil.rmtree(under, ignore_errors=True)
+    return {"crowded": a.error, "nested": b.error, "under": under_lines, "leftovers": left}
+
+
+def ns_leftovers():
+    """Every dy-* veth and d-* chain (inet and arp) of this scenario's own
+    network namespace."""
+    chains = []
+    for table in (("inet", "dyno"), ("arp", "dyno")):
+        out = subprocess.run(["nft", "list", "table", *table], capture_output=True,
+                             text=True).stdout
+        chains += [f"{table[0]} {l.split()[1]}" for l in out.splitlines()
+                   if l.strip().startswith("chain d-")]
+    return {"veths": [n for n in os.listdir("/sys/class/net") if n.startswith("dy-")],
+            "chains": chains}
+
+
 def sc_setup_timeout(h):
     # an init that never reports: launch_start gives up after the timeout,
     # kills the child and leaves nothing
@@ -435,11 +478,7 @@ def sc_setup_timeout(h):
     d = Dyno(h, "true", extra=("--init", str(PROBE), "--setup-timeout", "1s"))
     took = time.monotonic() - t
     # this netns is the scenario's own: any dy-* veth or d-* chain is its
-    chains = subprocess.run(["nft", "list", "table", "inet", "dyno"], capture_output=True,
-                            text=True).stdout
-    return {"error": d.error, "took": took,
-            "veths": [n for n in os.listdir("/sys/class/net") if n.startswith("dy-")],
-            "chains": [l.split()[1] for l in chains.splitlines() if l.strip().startswith("chain d-")],
+    return {"error": d.error, "took": took, **ns_leftovers(),
             "cgroups": [str(p) for p in Path("/sys/fs/cgroup").glob(f"*/{CG_PARENT}/{d.id}")],
             "processes": subprocess.run(["pgrep", "-f", f"^dyno-init web.1 {UID} "],
                                         capture_output=True, text=True).stdout.split()}

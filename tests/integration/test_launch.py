@@ -141,6 +141,7 @@ def test_setup_errors_reach_the_caller():
     # reported by the child over the sync socket, after clone
     assert "mount /app: " in r["child"]
     assert r["leftover_cgroups"] == []
+    assert r["veths"] == [] and r["chains"] == [], r
 
 
 def test_memory_hog_is_oom_killed_and_reported():
@@ -331,3 +332,14 @@ def test_setup_timeout_kills_a_hung_dyno():
     assert 0.9 < r["took"] < 8, r["took"]
     assert r["veths"] == [] and r["chains"] == [] and r["cgroups"] == [], r
     assert r["processes"] == [], r
+
+
+def test_sink_directory_holds_only_sockets():
+    r = scenario("sink_dir")
+    assert r["crowded"] and "holds secret, which is not a socket" in r["crowded"], r
+    assert r["nested"] and "holds sub, which is not a socket" in r["nested"], r
+    # under /mnt (the new root's place on the host) the sink still works;
+    # only the sink's own directory is mounted under /.init, nothing below
+    assert "under-mnt" in r["under"], r
+    assert "1" in r["under"], r
+    assert r["leftovers"] == []
