@@ -348,7 +348,9 @@ int cg_make(struct cg *cg, const char *parent, const struct cg_limits *lim, stru
 
 	/* the directories only: the values are written below, one by one, so
 	 * that a failure names the file and optional ones can be skipped */
-	r = cgroup_create_cgroup(cg->lcg, 0);
+	/* ignore_ownership: no chown of every file to the owner it already
+	 * has (root: the launcher made it), ~60 calls per dyno */
+	r = cgroup_create_cgroup(cg->lcg, 1);
 	if (r != 0) {
 		/* libcgroup does not undo the controllers it did create */
 		r = dy_error(err, "cgroup %s: create: %s", cg->rel, cgroup_strerror(r));
@@ -503,6 +505,15 @@ int cg_unified_fd(struct cg *cg)
 		return -1;
 	cg->unified_fd = open(cg->dir[CG_MEMORY], O_PATH | O_DIRECTORY | O_CLOEXEC);
 	return cg->unified_fd;
+}
+
+int cg_attach_ctrl(struct cg *cg, pid_t pid, enum cg_ctrl c, struct dy_error **err)
+{
+	if (!cg->dir[c])
+		return 0;
+	char val[16];
+	snprintf(val, sizeof(val), "%d", (int)pid);
+	return write_file(cg->dir[c], "cgroup.procs", val, err);
 }
 
 int cg_attach(struct cg *cg, pid_t pid, struct dy_error **err)

@@ -127,6 +127,11 @@ int cg_unified_fd(struct cg *cg);
 /* Moves pid into the cgroup in every controller. Returns 0 or < 0. */
 int cg_attach(struct cg *cg, pid_t pid, struct dy_error **err);
 
+/* Moves pid into the cgroup of one controller only (its cgroup.procs):
+ * a launcher that wants the memory cgroup first (what the child allocates
+ * from then on is the dyno's), the others after. Returns 0 or < 0. */
+int cg_attach_ctrl(struct cg *cg, pid_t pid, enum cg_ctrl c, struct dy_error **err);
+
 /* How many processes of the cgroup the kernel's OOM killer killed. */
 uint64_t cg_oom_kills(const struct cg *cg);
 

@@ -140,16 +140,18 @@ static __attribute__((noreturn)) void child_main(struct child_args *a)
 		dy_error_prefix(&e, "network");
 		child_fail(a->sock, e);
 	}
+	/* the cgroup's directories exist since "A": bind them, pivot */
+	if (mounts_finish(&mp, &e) < 0)
+		child_fail(a->sock, e);
 
-	/* wait until the parent has given us eth0 */
+	/* wait until the parent has moved us into every controller's cgroup
+	 * and given us eth0 */
 	wait_go(a->sock, 'G');
 	/* now the cgroup namespace is rooted at the dyno's own cgroup */
 	if (!a->born_in_cgroup && unshare(CLONE_NEWCGROUP) < 0) {
 		dy_error_errno(&e, errno, "unshare the cgroup namespace");
 		child_fail(a->sock, e);
 	}
-	if (mounts_finish(&mp, &e) < 0)
-		child_fail(a->sock, e);
 	if (net_dyno_setup(a->addr, a->gw, &e) < 0) {
 		dy_error_prefix(&e, "network");
 		child_fail(a->sock, e);
@@ -612,14 +614,28 @@ int launch_start(const struct launch_params *p, struct launch_dyno **ret, struct
 			goto fail_child;
 		cg_made = true;
 		d->oom_fd = d->cg->oom_fd;
-		r = cg_attach(d->cg, pid, err);
+		/* memory first: from "A" on, what the child allocates (its
+		 * network namespace) is the dyno's; pids and cpu before "G" */
+		r = cg_attach_ctrl(d->cg, pid, CG_MEMORY, err);
 		if (r < 0)
 			goto fail_child;
 		if (send(sv0, "A", 1, MSG_NOSIGNAL) != 1) {
 			r = dy_error_errno(err, errno, "start the dyno");
 			goto fail_child;
 		}
+		for (int c = 0; c < CG_N_CTRL && r == 0; c++)
+			if (c != CG_MEMORY)
+				r = cg_attach_ctrl(d->cg, pid, (enum cg_ctrl)c, err);
+		if (r < 0)
+			goto fail_child;
 	}
+	/* the rules need no veth (they go by its name): made while the
+	 * child makes its network namespace */
+	r = net_rules_add(d->veth, d->addr, d->gateway, p->gateway_ports, p->n_gateway_ports,
+	                  p->egress, err);
+	if (r < 0)
+		goto fail_child;
+	rules_made = true;
 	r = wait_msg(sv0, 'N', deadline, timeout, err);
 	if (r < 0)
 		goto fail_child;
@@ -627,20 +643,9 @@ int launch_start(const struct launch_params *p, struct launch_dyno **ret, struct
 	if (r < 0)
 		goto fail_child;
 	net_made = true;
-	/* "G": cgroup and eth0 ready, the child goes on to exec dyno-init;
-	 * "R": the rules are in place, init starts the app. The rules are
-	 * made while the child execs init (the default for a dy-* link
-	 * without its rules is to drop, so the order is not a hole) */
-	if (send(sv0, "G", 1, MSG_NOSIGNAL) != 1) {
-		r = dy_error_errno(err, errno, "start the dyno");
-		goto fail_child;
-	}
-	r = net_rules_add(d->veth, d->addr, d->gateway, p->gateway_ports, p->n_gateway_ports,
-	                  p->egress, err);
-	if (r < 0)
-		goto fail_child;
-	rules_made = true;
-	if (send(sv0, "R", 1, MSG_NOSIGNAL) != 1) {
+	/* "G": eth0 is there, the child goes on to exec dyno-init; "R" (read
+	 * by dyno-init): the rules are in place, start the app */
+	if (send(sv0, "G", 1, MSG_NOSIGNAL) != 1 || send(sv0, "R", 1, MSG_NOSIGNAL) != 1) {
 		r = dy_error_errno(err, errno, "start the dyno");
 		goto fail_child;
 	}

@@ -6,14 +6,15 @@
  *           unified cgroup2 host also the cgroup), pick the dyno's
  *           address, clone3 into new PID, mount, UTS and IPC namespaces;
  *           v1: create the cgroup with its limits (read back), move the
- *           child into it, send "A"; on the child's "N" create the veth
- *           pair, send "G"; make the nftables rules, send "R";
+ *           child into its memory cgroup, send "A", then into the others;
+ *           make the nftables rules; on the child's "N" create the veth
+ *           pair, send "G" and "R";
  *   child:  at once: hostname, mounts (all but /sys/fs/cgroup); once in
- *           its cgroup ("A", or born there) its own network namespace,
- *           "N", lo up, IPv6 off; on "G": unshare the cgroup namespace
- *           (now rooted at its own cgroup), /sys/fs/cgroup + pivot_root,
- *           eth0, exec dyno-init, which on "R" starts the app (see
- *           init.h) and reports "running";
+ *           its memory cgroup ("A", or born in its cgroup) its own network
+ *           namespace, "N", lo up, IPv6 off, /sys/fs/cgroup + pivot_root;
+ *           on "G": unshare the cgroup namespace (now rooted at its own
+ *           cgroup), eth0, exec dyno-init, which on "R" starts the app
+ *           (see init.h) and reports "running";
  *   every set-up error of the child travels back over a SOCK_SEQPACKET
  *   socket: the caller reads "mount /app: Invalid argument", never "exit 1".
  * The call returns once the command has exec'd. */
