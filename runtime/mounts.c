@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <linux/mount.h>
+#include <sys/sendfile.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -119,23 +120,24 @@ static int write_file(const char *path, const char *text, struct dy_error **err)
 	return 0;
 }
 
-static int copy_file(const char *src, const char *dst, struct dy_error **err)
+/* Copies the regular file open at in (size bytes) to dst: one sendfile()
+ * in the kernel, no buffer of ours. */
+static int copy_file(int in, off_t size, const char *dst, struct dy_error **err)
 {
-	_cleanup_close_ int in = open(src, O_RDONLY | O_CLOEXEC);
-	if (in < 0)
-		return 0; /* a dangling link (resolv.conf into /run): leave it out */
+	if (size > 4 * 1024 * 1024) /* an /etc file, not a disk image */
+		return dy_error(err, "copy %s: too large", dpath(dst));
 	_cleanup_close_ int out = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
 	if (out < 0)
 		return dy_error_errno(err, errno, "create %s", dpath(dst));
-	char buf[16384];
-	ssize_t n;
-	size_t total = 0;
-	while ((n = read(in, buf, sizeof(buf))) > 0) {
-		total += (size_t)n;
-		if (total > 4 * 1024 * 1024) /* an /etc file, not a disk image */
-			return dy_error(err, "copy %s: too large", dpath(dst));
-		if (write(out, buf, (size_t)n) != n)
+	off_t off = 0;
+	while (off < size) {
+		ssize_t n = sendfile(out, in, &off, (size_t)(size - off));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
 			return dy_error_errno(err, errno, "write %s", dpath(dst));
+		if (n == 0)
+			break; /* shrunk meanwhile */
 	}
 	return 0;
 }
@@ -148,14 +150,16 @@ static int setup_etc(const struct mounts_params *p, struct dy_error **err)
 		char src[256], dst[256];
 		snprintf(src, sizeof(src), "/etc/%s", etc_allow[i]);
 		snprintf(dst, sizeof(dst), NEWROOT "/etc/%s", etc_allow[i]);
+		/* absent, or a dangling link (resolv.conf into /run): left out */
+		_cleanup_close_ int fd = open(src, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
 		struct stat st;
-		if (stat(src, &st) < 0)
+		if (fd < 0 || fstat(fd, &st) < 0)
 			continue;
 		if (S_ISDIR(st.st_mode)) {
 			if (bind_ro(src, dst, true, err) < 0)
 				return -1;
 		} else if (S_ISREG(st.st_mode)) {
-			if (copy_file(src, dst, err) < 0)
+			if (copy_file(fd, st.st_size, dst, err) < 0)
 				return -1;
 		}
 	}
