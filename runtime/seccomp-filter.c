@@ -6,6 +6,7 @@
 #include <linux/sched.h>
 #include <linux/seccomp.h>
 #include <seccomp.h>
+#include <stdbool.h>
 #include <sys/socket.h>
 #include <stdlib.h>
 #include <string.h>
@@ -119,7 +120,7 @@ int seccomp_policy_read(int fd, struct sock_fprog *ret, struct dy_error **err)
 	return 0;
 }
 
-static int build(scmp_filter_ctx ctx, struct dy_error **err)
+static int build(scmp_filter_ctx ctx, bool tree, struct dy_error **err)
 {
 	int r;
 	/* i386 and x32 calls on x86_64 are a foreign ABI: kill (libseccomp adds
@@ -131,7 +132,7 @@ static int build(scmp_filter_ctx ctx, struct dy_error **err)
 	 * kernel runs the filter once per syscall number when it is loaded
 	 * (its cache of always-allowed calls), so a list of ~350 costs half
 	 * a millisecond per dyno start, and a call near its end a long walk */
-	r = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_OPTIMIZE, 2);
+	r = tree ? seccomp_attr_set(ctx, SCMP_FLTATR_CTL_OPTIMIZE, 2) : 0;
 	if (r < 0)
 		return dy_error_errno(err, -r, "seccomp: binary tree");
 	for (size_t i = 0; i < DY_ELEMENTSOF(allowed); i++) {
@@ -193,16 +194,13 @@ static int build(scmp_filter_ctx ctx, struct dy_error **err)
 	return 0;
 }
 
-int seccomp_policy_get(const struct sock_fprog **ret, struct dy_error **err)
+/* The policy compiled into a sealed memfd; returns the fd or < 0. */
+static int compile(bool tree, struct dy_error **err)
 {
-	if (compiled) {
-		*ret = &policy;
-		return 0;
-	}
 	scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ERRNO(ENOSYS));
 	if (!ctx)
 		return dy_error(err, "seccomp: cannot initialise libseccomp");
-	int r = build(ctx, err);
+	int r = build(ctx, tree, err);
 	if (r < 0) {
 		seccomp_release(ctx);
 		return r;
@@ -225,6 +223,28 @@ int seccomp_policy_get(const struct sock_fprog **ret, struct dy_error **err)
 		close(fd);
 		return dy_error_errno(err, e, "seccomp: seal the program");
 	}
+	return fd;
+}
+
+int seccomp_policy_compile(bool tree, struct sock_fprog *ret, struct dy_error **err)
+{
+	int fd = compile(tree, err);
+	if (fd < 0)
+		return fd;
+	int r = seccomp_policy_read(fd, ret, err);
+	close(fd);
+	return r;
+}
+
+int seccomp_policy_get(const struct sock_fprog **ret, struct dy_error **err)
+{
+	if (compiled) {
+		*ret = &policy;
+		return 0;
+	}
+	int fd = compile(true, err);
+	if (fd < 0)
+		return fd;
 	if (seccomp_policy_read(fd, &policy, err) < 0) {
 		close(fd);
 		return -1;

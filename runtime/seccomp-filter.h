@@ -6,6 +6,7 @@
 #pragma once
 
 #include <linux/filter.h>
+#include <stdbool.h>
 
 #include "common/error.h"
 
@@ -14,6 +15,12 @@
  * that the child only loads it. *ret points to static storage. Returns 0
  * or < 0. */
 int seccomp_policy_get(const struct sock_fprog **ret, struct dy_error **err);
+
+/* The same policy compiled afresh, as a binary tree over the syscall
+ * numbers (tree: what seccomp_policy_get() uses) or as libseccomp's plain
+ * list; ret->filter is malloc'ed, the caller's. For the test that both
+ * decide every call alike. Returns 0 or < 0. */
+int seccomp_policy_compile(bool tree, struct sock_fprog *ret, struct dy_error **err);
 
 /* A sealed memfd holding the compiled program (struct sock_filter array),
  * for a process that execs before it loads the policy (dyno-init); -1

@@ -11,6 +11,12 @@
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <sys/socket.h>
+#include <string.h>
+#include <stdlib.h>
+#include <stdbool.h>
+#include <linux/seccomp.h>
+#include <linux/audit.h>
 
 #include <cmocka.h>
 
@@ -132,13 +138,177 @@ static void test_foreign_arch_killed(void **state)
 #endif
 }
 
+/* A classic BPF interpreter for what libseccomp emits (loads from
+ * struct seccomp_data and scratch memory, ALU with constants, jumps,
+ * returns): enough to run both programs on the same inputs. Any other
+ * instruction fails the test. */
+static uint32_t run_bpf(const struct sock_fprog *prog, const struct seccomp_data *d)
+{
+	uint32_t a = 0, x = 0, mem[BPF_MEMWORDS] = {0};
+	const uint8_t *data = (const uint8_t *)d;
+	for (unsigned pc = 0; pc < prog->len; pc++) {
+		const struct sock_filter *f = &prog->filter[pc];
+		uint32_t src = BPF_SRC(f->code) == BPF_X ? x : f->k;
+		switch (BPF_CLASS(f->code)) {
+		case BPF_LD:
+			if (f->code == (BPF_LD | BPF_W | BPF_ABS)) {
+				assert_true(f->k % 4 == 0 && f->k + 4 <= sizeof(*d));
+				memcpy(&a, data + f->k, 4);
+			} else if (f->code == (BPF_LD | BPF_MEM)) {
+				a = mem[f->k];
+			} else if (f->code == (BPF_LD | BPF_IMM)) {
+				a = f->k;
+			} else {
+				fail_msg("ld code %#x", f->code);
+			}
+			break;
+		case BPF_LDX:
+			if (f->code == (BPF_LDX | BPF_MEM))
+				x = mem[f->k];
+			else if (f->code == (BPF_LDX | BPF_IMM))
+				x = f->k;
+			else
+				fail_msg("ldx code %#x", f->code);
+			break;
+		case BPF_ST:
+			mem[f->k] = a;
+			break;
+		case BPF_STX:
+			mem[f->k] = x;
+			break;
+		case BPF_ALU:
+			switch (BPF_OP(f->code)) {
+			case BPF_AND:
+				a &= src;
+				break;
+			case BPF_OR:
+				a |= src;
+				break;
+			case BPF_ADD:
+				a += src;
+				break;
+			case BPF_SUB:
+				a -= src;
+				break;
+			case BPF_RSH:
+				a >>= src;
+				break;
+			case BPF_LSH:
+				a <<= src;
+				break;
+			default:
+				fail_msg("alu code %#x", f->code);
+			}
+			break;
+		case BPF_JMP: {
+			bool t;
+			switch (BPF_OP(f->code)) {
+			case BPF_JA:
+				pc += f->k;
+				continue;
+			case BPF_JEQ:
+				t = a == src;
+				break;
+			case BPF_JGT:
+				t = a > src;
+				break;
+			case BPF_JGE:
+				t = a >= src;
+				break;
+			case BPF_JSET:
+				t = (a & src) != 0;
+				break;
+			default:
+				fail_msg("jmp code %#x", f->code);
+				return 0;
+			}
+			pc += t ? f->jt : f->jf;
+			break;
+		}
+		case BPF_RET:
+			return BPF_RVAL(f->code) == BPF_A ? a : f->k;
+		case BPF_MISC:
+			if (BPF_MISCOP(f->code) == BPF_TAX)
+				x = a;
+			else
+				a = x;
+			break;
+		}
+	}
+	fail_msg("ran off the end of the program");
+	return 0;
+}
+
+/* The binary tree (what dynos get) decides every call as libseccomp's
+ * plain list does: every syscall number of both x86 ABIs and x32, each
+ * with first arguments that the argument rules (clone, socket,
+ * personality) tell apart, high words set and not. */
+static void test_tree_decides_as_list(void **state)
+{
+	struct sock_fprog tree, list;
+	struct dy_error *e = NULL;
+	if (seccomp_policy_compile(true, &tree, &e) < 0 ||
+	    seccomp_policy_compile(false, &list, &e) < 0)
+		fail_msg("%s", dy_error_msg(e));
+	assert_true(tree.len != list.len || memcmp(tree.filter, list.filter, tree.len * 8) != 0);
+	static const uint32_t arches[] = {AUDIT_ARCH_X86_64, AUDIT_ARCH_I386, 0xdeadbeef};
+	static const uint64_t args[] = {0,
+	                                1,
+	                                8,
+	                                0x20000,
+	                                0x20008,
+	                                0xffffffff,
+	                                0x1ffffffffULL,
+	                                AF_UNIX,
+	                                AF_INET,
+	                                AF_INET6,
+	                                AF_NETLINK,
+	                                AF_PACKET,
+	                                AF_VSOCK,
+	                                (uint64_t)AF_VSOCK << 32,
+	                                SIGCHLD,
+	                                CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_THREAD,
+	                                CLONE_NEWNS,
+	                                CLONE_NEWUSER | SIGCHLD,
+	                                CLONE_NEWNET | CLONE_VM,
+	                                CLONE_NEWCGROUP,
+	                                CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC};
+	unsigned long checked = 0, allowed = 0;
+	for (size_t ai = 0; ai < sizeof(arches) / sizeof(arches[0]); ai++) {
+		for (uint32_t nr = 0; nr < 1100; nr++) {
+			/* x32 numbers: the same range with bit 30 set */
+			for (int x32 = 0; x32 < 2; x32++) {
+				for (size_t gi = 0; gi < sizeof(args) / sizeof(args[0]); gi++) {
+					struct seccomp_data d = {
+					    .nr = (int)(nr | (x32 ? 0x40000000u : 0)),
+					    .arch = arches[ai],
+					    .args = {args[gi], args[gi], args[gi], 0, 0, 0},
+					};
+					uint32_t t = run_bpf(&tree, &d), l = run_bpf(&list, &d);
+					if (t != l)
+						fail_msg(
+						    "arch %#x nr %#x arg %#llx: tree %#x, list %#x",
+						    d.arch, (unsigned)d.nr,
+						    (unsigned long long)args[gi], t, l);
+					checked++;
+					allowed += t == SECCOMP_RET_ALLOW;
+				}
+			}
+		}
+	}
+	/* the programs did decide something: a few hundred calls allowed */
+	assert_true(allowed > 300 * 5);
+	assert_true(checked > 100000);
+	free(tree.filter);
+	free(list.filter);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_compiled_once),
-	    cmocka_unit_test(test_denied),
-	    cmocka_unit_test(test_enosys_fallback),
-	    cmocka_unit_test(test_foreign_arch_killed),
+	    cmocka_unit_test(test_compiled_once),        cmocka_unit_test(test_denied),
+	    cmocka_unit_test(test_enosys_fallback),      cmocka_unit_test(test_foreign_arch_killed),
+	    cmocka_unit_test(test_tree_decides_as_list),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
