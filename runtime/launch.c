@@ -134,6 +134,10 @@ static __attribute__((noreturn)) void child_main(struct child_args *a)
 	}
 	if (send(a->sock, "N", 1, MSG_NOSIGNAL) != 1)
 		_exit(1);
+	/* /etc's copies: tmpfs pages, the dyno's to pay for (after "A"),
+	 * made while the parent builds the veth */
+	if (mounts_etc(&mp, &e) < 0)
+		child_fail(a->sock, e);
 	/* lo up, IPv6 off: through the host's /proc, still there before
 	 * pivot_root (its sysctls are the opener's network namespace's) */
 	if (net_dyno_early(&e) < 0) {

@@ -142,7 +142,7 @@ static int copy_file(int in, off_t size, const char *dst, struct dy_error **err)
 	return 0;
 }
 
-static int setup_etc(const struct mounts_params *p, struct dy_error **err)
+int mounts_etc(const struct mounts_params *p, struct dy_error **err)
 {
 	if (mkdir_p(NEWROOT "/etc", 0755, err) < 0)
 		return -1;
@@ -369,8 +369,6 @@ int mounts_prepare(const struct mounts_params *p, struct dy_error **err)
 				return -1;
 		}
 	}
-	if (setup_etc(p, err) < 0)
-		return -1;
 
 	if (mkdir_p(NEWROOT "/proc", 0555, err) < 0 ||
 	    do_mount("proc", NEWROOT "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL, err) <
@@ -439,7 +437,7 @@ int mounts_finish(const struct mounts_params *p, struct dy_error **err)
 
 int mounts_setup(const struct mounts_params *p, struct dy_error **err)
 {
-	if (mounts_prepare(p, err) < 0)
+	if (mounts_prepare(p, err) < 0 || mounts_etc(p, err) < 0)
 		return -1;
 	return mounts_finish(p, err);
 }

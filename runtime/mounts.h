@@ -40,9 +40,14 @@ struct mounts_params {
  * "mount /app: Invalid argument". Returns 0 or < 0. */
 int mounts_setup(const struct mounts_params *p, struct dy_error **err);
 
-/* mounts_setup() in two halves, for a launcher whose child mounts while
- * the parent creates the cgroup: mounts_prepare() builds everything but
- * /sys/fs/cgroup (p->cg is not used); mounts_finish(), once the cgroup
- * exists, binds it, makes / read-only and pivots. */
+/* mounts_setup() in parts, for a launcher whose child mounts while the
+ * parent creates the cgroup: mounts_prepare() builds everything but /etc
+ * and /sys/fs/cgroup (p->cg is not used; what it allocates is a few KiB);
+ * mounts_finish(), once the cgroup exists, binds it, makes / read-only
+ * and pivots. */
 int mounts_prepare(const struct mounts_params *p, struct dy_error **err);
+/* /etc's files, between the two: copies, so tmpfs pages (~100 KiB), which
+ * a v1 memory cgroup charges to whoever writes them: a launcher calls it
+ * once the child is in the dyno's memory cgroup. */
+int mounts_etc(const struct mounts_params *p, struct dy_error **err);
 int mounts_finish(const struct mounts_params *p, struct dy_error **err);
