@@ -790,7 +790,7 @@ void cg_free(struct cg *cg)
 	free(cg);
 }
 
-int cg_sweep(const char *parent, void (*fn)(const char *id, void *data), void *data)
+int cg_sweep(const char *parent, int (*fn)(const char *id, void *data), void *data)
 {
 	int removed = 0;
 	/* the ids are collected from the pids hierarchy, which every dyno has:
@@ -823,8 +823,10 @@ int cg_sweep(const char *parent, void (*fn)(const char *id, void *data), void *d
 			pid_t pids[1];
 			if (read_procs(dir, pids, 1) != 0)
 				continue; /* alive, or unreadable: leave it */
-			if (c == CG_PIDS && fn)
-				fn(de->d_name, data);
+			/* what fn could not remove keeps its pids directory:
+			 * the marker by which the next sweep finds it */
+			if (c == CG_PIDS && fn && fn(de->d_name, data) < 0)
+				continue;
 			if (rmdir_retry(dir, true) == 0 && c == CG_PIDS)
 				removed++;
 		}

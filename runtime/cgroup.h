@@ -165,5 +165,7 @@ int cg_destroy(struct cg *cg, struct dy_error **err);
 void cg_free(struct cg *cg);
 
 /* Leftovers: calls fn(id, data) for every <parent>/<id> that holds no
- * process in any controller, then removes it. Returns the number removed. */
-int cg_sweep(const char *parent, void (*fn)(const char *id, void *data), void *data);
+ * process in any controller, then removes it; when fn returns < 0 (it
+ * could not remove what goes with the id) the pids directory stays, for
+ * the next sweep. Returns the number removed. */
+int cg_sweep(const char *parent, int (*fn)(const char *id, void *data), void *data);

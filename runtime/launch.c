@@ -315,6 +315,11 @@ static int open_init(const char *path, int *ret, struct dy_error **err)
 	return 0;
 }
 
+/* pidfds of children that did not die when a start failed (stuck in the
+ * kernel): not reaped yet */
+static int orphans[64];
+static size_t n_orphans;
+
 static uint64_t now_usec(void)
 {
 	struct timespec ts;
@@ -330,6 +335,15 @@ static int check_sink_dir(const char *dir, struct dy_error **err)
 	_cleanup_close_ int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0)
 		return dy_error_errno(err, errno, "log sink directory %s", dir);
+	/* root's, and nobody else may add to it after this check */
+	struct stat ds;
+	if (fstat(fd, &ds) < 0)
+		return dy_error_errno(err, errno, "log sink directory %s", dir);
+	if (ds.st_uid != 0 || (ds.st_mode & 022))
+		return dy_error(err,
+		                "log sink directory %s: owned by uid %u, mode %04o: it must be "
+		                "root's and writable by root only",
+		                dir, (unsigned)ds.st_uid, (unsigned)(ds.st_mode & 07777));
 	DIR *d = fdopendir(fd);
 	if (!d)
 		return dy_error_errno(err, errno, "log sink directory %s", dir);
@@ -474,6 +488,7 @@ int launch_start(const struct launch_params *p, struct launch_dyno **ret, struct
 	char **envp = NULL;
 	const char *sink_name = NULL;
 	bool net_made = false, rules_made = false, cg_made = false;
+	bool started = false; /* "R" sent: the app may run */
 	int r = -1;
 	if (!d->id) {
 		r = dy_error_errno(err, ENOMEM, "strdup");
@@ -653,6 +668,7 @@ int launch_start(const struct launch_params *p, struct launch_dyno **ret, struct
 		r = dy_error_errno(err, errno, "start the dyno");
 		goto fail_child;
 	}
+	started = true;
 	r = wait_msg(sv0, 'O', deadline, timeout, err);
 	if (r < 0)
 		goto fail_child;
@@ -677,10 +693,16 @@ fail_child:
 		siginfo_t si;
 		if (pr == 1) {
 			waitid(P_PIDFD, (id_t)d->pidfd, &si, WEXITED);
+			child_error(sv0, err); /* sent while we were failing */
 		} else {
 			dy_error_prefix(err, "the child did not die within 2 s of SIGKILL, "
 			                     "left for the sweep");
 			rules_made = net_made = cg_made = false;
+			/* reaped by launch_sweep() once it is gone */
+			if (n_orphans < DY_ELEMENTSOF(orphans)) {
+				orphans[n_orphans++] = d->pidfd;
+				d->pidfd = -1;
+			}
 		}
 	}
 	d->exited = true;
@@ -690,7 +712,7 @@ fail:
 		net_rules_del(d->veth, NULL);
 	if (net_made)
 		net_link_delete(d->veth, NULL);
-	if (rules_made) /* the app may have run when the timeout hit */
+	if (started) /* the app may have run when the timeout hit */
 		net_conntrack_flush(d->addr, NULL, NULL);
 	if (cg_made)
 		cg_destroy(d->cg, NULL); /* busy: the sweep removes it */
@@ -914,17 +936,29 @@ void launch_free(struct launch_dyno *d)
 	free(d);
 }
 
-static void sweep_one(const char *id, void *data)
+static int sweep_one(const char *id, void *data)
 {
 	char veth[NET_IFNAME_LEN];
 	net_veth_name(id, veth);
-	net_rules_del(veth, NULL);
-	net_link_delete(veth, NULL);
+	if (net_rules_del(veth, NULL) < 0 || net_link_delete(veth, NULL) < 0)
+		return -1; /* the cgroup stays: tried again by the next sweep */
 	(*(int *)data)++;
+	return 0;
 }
 
 int launch_sweep(const char *cgroup_parent)
 {
+	/* children of failed starts that could not die then */
+	for (size_t i = 0; i < n_orphans;) {
+		siginfo_t si = {0};
+		if (waitid(P_PIDFD, (id_t)orphans[i], &si, WEXITED | WNOHANG) == 0 &&
+		    si.si_pid == 0) {
+			i++;
+			continue;
+		}
+		close(orphans[i]);
+		orphans[i] = orphans[--n_orphans];
+	}
 	int n = 0;
 	cg_sweep(cgroup_parent ? cgroup_parent : "dyno", sweep_one, &n);
 	return n;

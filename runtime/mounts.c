@@ -120,6 +120,24 @@ static int write_file(const char *path, const char *text, struct dy_error **err)
 	return 0;
 }
 
+/* The copy through a buffer, for a file system without sendfile(). */
+static int copy_rw(int in, int out, off_t size, const char *dst, struct dy_error **err)
+{
+	char buf[16384];
+	off_t done = 0;
+	while (done < size) {
+		ssize_t n = pread(in, buf, sizeof(buf), done);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return n < 0 ? dy_error_errno(err, errno, "read for %s", dpath(dst)) : 0;
+		if (write(out, buf, (size_t)n) != n)
+			return dy_error_errno(err, errno, "write %s", dpath(dst));
+		done += n;
+	}
+	return 0;
+}
+
 /* Copies the regular file open at in (size bytes) to dst: one sendfile()
  * in the kernel, no buffer of ours. */
 static int copy_file(int in, off_t size, const char *dst, struct dy_error **err)
@@ -134,6 +152,8 @@ static int copy_file(int in, off_t size, const char *dst, struct dy_error **err)
 		ssize_t n = sendfile(out, in, &off, (size_t)(size - off));
 		if (n < 0 && errno == EINTR)
 			continue;
+		if (n < 0 && (errno == EINVAL || errno == ENOSYS) && off == 0)
+			return copy_rw(in, out, size, dst, err); /* no splice here */
 		if (n < 0)
 			return dy_error_errno(err, errno, "write %s", dpath(dst));
 		if (n == 0)
@@ -150,15 +170,19 @@ int mounts_etc(const struct mounts_params *p, struct dy_error **err)
 		char src[256], dst[256];
 		snprintf(src, sizeof(src), "/etc/%s", etc_allow[i]);
 		snprintf(dst, sizeof(dst), NEWROOT "/etc/%s", etc_allow[i]);
-		/* absent, or a dangling link (resolv.conf into /run): left out */
-		_cleanup_close_ int fd = open(src, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+		/* absent, or a dangling link (resolv.conf into /run): left
+		 * out; only directories and regular files are looked at (an
+		 * open of anything else could reach a driver) */
 		struct stat st;
-		if (fd < 0 || fstat(fd, &st) < 0)
+		if (stat(src, &st) < 0)
 			continue;
 		if (S_ISDIR(st.st_mode)) {
 			if (bind_ro(src, dst, true, err) < 0)
 				return -1;
 		} else if (S_ISREG(st.st_mode)) {
+			_cleanup_close_ int fd = open(src, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+			if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
+				continue;
 			if (copy_file(fd, st.st_size, dst, err) < 0)
 				return -1;
 		}

@@ -756,21 +756,23 @@ int net_rules_del(const char *veth, struct dy_error **err)
 	static const char *const elements[] = {"inet dyno dynos", "inet dyno egress",
 	                                       "arp dyno dynos"};
 	static const char *const chains[] = {"inet dyno", "arp dyno"};
-	/* what every dyno has, in one transaction first (one cache fill and
-	 * commit instead of four), and the egress element (only some have
-	 * it) on its own; a missing piece fails the transaction as a whole:
-	 * then one by one */
+	/* the egress element first (only some dynos have it): with it gone
+	 * and the chain still there, nothing of the dyno's leaves, and its
+	 * source check holds to the end; then what every dyno has, in one
+	 * transaction (one cache fill and commit instead of four); a missing
+	 * piece fails a transaction as a whole: then one by one */
 	char all[640], buf[128];
+	snprintf(buf, sizeof(buf), "delete element inet dyno egress { \"%s\" }", veth);
+	if (nft_run(buf, true, err) < 0)
+		return -1;
 	snprintf(all, sizeof(all),
 	         "delete element inet dyno dynos { \"%s\" }\n"
 	         "delete element arp dyno dynos { \"%s\" }\n"
 	         "delete chain inet dyno d-%s\n"
 	         "delete chain arp dyno d-%s\n",
 	         veth, veth, veth + 3, veth + 3);
-	if (nft_run(all, false, NULL) == 0) {
-		snprintf(buf, sizeof(buf), "delete element inet dyno egress { \"%s\" }", veth);
-		return nft_run(buf, true, err);
-	}
+	if (nft_run(all, false, NULL) == 0)
+		return 0;
 	int r = 0;
 	for (size_t i = 0; i < DY_ELEMENTSOF(elements); i++) {
 		snprintf(buf, sizeof(buf), "delete element %s { \"%s\" }", elements[i], veth);

@@ -499,6 +499,9 @@ static void dyno_start(struct sup_dyno *d)
 		dy_log(d->name, "start: %s", dy_error_msg(e));
 		dy_error_free(&e);
 		d->ld = NULL;
+		/* a child stuck in the kernel leaves its cgroup, veth and
+		 * rules to the sweep (and its pid to be reaped) */
+		s->sweeps_due = SUP_SWEEP_CHECKS;
 		if (d->oneoff) {
 			report_release(d, false);
 			unlink_dyno(d);

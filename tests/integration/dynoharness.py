@@ -444,8 +444,16 @@ def sc_sink_dir(h):
     nested = h.tmp / "nested"
     (nested / "sub").mkdir(parents=True)
     b = Dyno(h, "echo hi", sink_dir=nested)
+    open_dir = h.tmp / "open"
+    open_dir.mkdir()
+    os.chmod(open_dir, 0o777)
+    o = Dyno(h, "echo hi", sink_dir=open_dir)
     under = Path(f"/mnt/dyno-test-{os.getpid()}")
-    under.mkdir()
+    try:
+        under.mkdir()
+    except OSError as e:
+        return {"crowded": a.error, "nested": b.error, "open": o.error,
+                "under_skipped": f"/mnt is not writable here: {e}"}
     try:
         c = Dyno(h, "echo under-mnt; grep -c ' /.init' /proc/self/mountinfo", sink_dir=under)
         c.sink.wait_for(lambda m: m == "under-mnt")
@@ -455,7 +463,8 @@ def sc_sink_dir(h):
         left = leftovers(c)
     finally:
         shutil.rmtree(under, ignore_errors=True)
-    return {"crowded": a.error, "nested": b.error, "under": under_lines, "leftovers": left}
+    return {"crowded": a.error, "nested": b.error, "open": o.error, "under": under_lines,
+            "leftovers": left}
 
 
 def ns_leftovers():
