@@ -7,6 +7,7 @@
 #include <libgen.h>
 #include <linux/sched.h>
 #include <poll.h>
+#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
@@ -315,6 +316,49 @@ static int open_init(const char *path, int *ret, struct dy_error **err)
 	return 0;
 }
 
+/* The dyno's nftables rules, made on a thread of their own. */
+struct rules_job {
+	const char *veth;
+	struct in_addr addr, gw;
+	const uint16_t *ports;
+	size_t n_ports;
+	bool egress;
+	int r;
+	struct dy_error *err;
+	bool done;
+};
+
+static void *rules_thread(void *arg)
+{
+	struct rules_job *j = arg;
+	j->r = net_rules_add(j->veth, j->addr, j->gw, j->ports, j->n_ports, j->egress, &j->err);
+	j->done = true;
+	return NULL;
+}
+
+/* Waits for the rules (once); sets *made when they are in place.
+ * Returns 0, or < 0 with their error moved to *err. */
+static int rules_join(struct rules_job *j, bool *running, pthread_t *tid, bool *made,
+                      struct dy_error **err)
+{
+	if (*running) {
+		pthread_join(*tid, NULL);
+		*running = false;
+	}
+	if (!j->done)
+		return 0; /* never started */
+	*made = *made || j->r == 0;
+	int r = j->r;
+	if (r < 0 && err && !*err) {
+		*err = j->err;
+		j->err = NULL;
+	}
+	dy_error_free(&j->err);
+	j->done = false;
+	j->r = 0;
+	return r < 0 ? r : 0;
+}
+
 /* pidfds of children that did not die when a start failed (stuck in the
  * kernel): not reaped yet */
 static int orphans[64];
@@ -489,6 +533,9 @@ int launch_start(const struct launch_params *p, struct launch_dyno **ret, struct
 	const char *sink_name = NULL;
 	bool net_made = false, rules_made = false, cg_made = false;
 	bool started = false; /* "R" sent: the app may run */
+	struct rules_job rules = {0};
+	pthread_t rules_tid;
+	bool rules_running = false;
 	int r = -1;
 	if (!d->id) {
 		r = dy_error_errno(err, ENOMEM, "strdup");
@@ -626,6 +673,16 @@ int launch_start(const struct launch_params *p, struct launch_dyno **ret, struct
 	sv1 = -1;
 	uint64_t timeout = p->setup_timeout_usec ? p->setup_timeout_usec : LAUNCH_SETUP_TIMEOUT;
 	uint64_t deadline = now_usec() + timeout;
+	/* the rules need no veth (they go by its name) and nothing of the
+	 * rest: made on a thread of their own beside the cgroup's move (which
+	 * can wait for an RCU grace period on v1) and the veth, joined before
+	 * "R" (a commit can take milliseconds; the parent must answer "N"
+	 * meanwhile) */
+	rules = (struct rules_job){
+	    d->veth, d->addr, d->gateway, p->gateway_ports, p->n_gateway_ports, p->egress, 0, NULL};
+	rules_running = pthread_create(&rules_tid, NULL, rules_thread, &rules) == 0;
+	if (!rules_running)
+		rules_thread(&rules); /* no thread: made here */
 
 	if (!unified) {
 		r = cg_make(d->cg, cg_parent, &p->limits, err);
@@ -648,13 +705,6 @@ int launch_start(const struct launch_params *p, struct launch_dyno **ret, struct
 		if (r < 0)
 			goto fail_child;
 	}
-	/* the rules need no veth (they go by its name): made while the
-	 * child makes its network namespace */
-	r = net_rules_add(d->veth, d->addr, d->gateway, p->gateway_ports, p->n_gateway_ports,
-	                  p->egress, err);
-	if (r < 0)
-		goto fail_child;
-	rules_made = true;
 	r = wait_msg(sv0, 'N', deadline, timeout, err);
 	if (r < 0)
 		goto fail_child;
@@ -664,7 +714,14 @@ int launch_start(const struct launch_params *p, struct launch_dyno **ret, struct
 	net_made = true;
 	/* "G": eth0 is there, the child goes on to exec dyno-init; "R" (read
 	 * by dyno-init): the rules are in place, start the app */
-	if (send(sv0, "G", 1, MSG_NOSIGNAL) != 1 || send(sv0, "R", 1, MSG_NOSIGNAL) != 1) {
+	if (send(sv0, "G", 1, MSG_NOSIGNAL) != 1) {
+		r = dy_error_errno(err, errno, "start the dyno");
+		goto fail_child;
+	}
+	r = rules_join(&rules, &rules_running, &rules_tid, &rules_made, err);
+	if (r < 0)
+		goto fail_child;
+	if (send(sv0, "R", 1, MSG_NOSIGNAL) != 1) {
 		r = dy_error_errno(err, errno, "start the dyno");
 		goto fail_child;
 	}
@@ -676,6 +733,7 @@ int launch_start(const struct launch_params *p, struct launch_dyno **ret, struct
 	return 0;
 
 fail_child:
+	rules_join(&rules, &rules_running, &rules_tid, &rules_made, NULL);
 	/* the child may have failed first (its set-up runs beside ours):
 	 * then its error is the one that tells what went wrong */
 	child_error(sv0, err);

@@ -5,13 +5,15 @@
  *   parent: compile the seccomp policy (once), the cgroup's paths (on a
  *           unified cgroup2 host also the cgroup), pick the dyno's
  *           address, clone3 into new PID, mount, UTS and IPC namespaces;
- *           v1: create the cgroup with its limits (read back), move the
- *           child into its memory cgroup, send "A", then into the others;
- *           make the nftables rules; on the child's "N" create the veth
- *           pair, send "G" and "R";
+ *           the nftables rules on a thread of their own; v1: create the
+ *           cgroup with its limits (read back), move the child into its
+ *           memory cgroup, send "A", then into the others; on the child's
+ *           "N" create the veth pair, send "G"; with the rules in place,
+ *           "R";
  *   child:  at once: hostname, mounts (all but /sys/fs/cgroup); once in
  *           its memory cgroup ("A", or born in its cgroup) its own network
- *           namespace, "N", lo up, IPv6 off, /sys/fs/cgroup + pivot_root;
+ *           namespace, "N", /etc's copies, lo up, IPv6 off,
+ *           /sys/fs/cgroup + pivot_root;
  *           on "G": unshare the cgroup namespace (now rooted at its own
  *           cgroup), eth0, exec dyno-init, which on "R" starts the app
  *           (see init.h) and reports "running";
