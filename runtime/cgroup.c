@@ -518,10 +518,11 @@ int cg_attach_ctrl(struct cg *cg, pid_t pid, enum cg_ctrl c, struct dy_error **e
 
 int cg_attach(struct cg *cg, pid_t pid, struct dy_error **err)
 {
-	int r = cgroup_attach_task_pid(cg->lcg, pid);
-	if (r != 0)
-		return dy_error(err, "cgroup %s: attach %d: %s", cg->rel, (int)pid,
-		                cgroup_strerror(r));
+	/* cgroup.procs moves the whole process (libcgroup's attach writes a
+	 * v1 "tasks" file: one thread) */
+	for (int c = 0; c < CG_N_CTRL; c++)
+		if (cg_attach_ctrl(cg, pid, (enum cg_ctrl)c, err) < 0)
+			return -1;
 	return 0;
 }
 

@@ -316,16 +316,19 @@ static int open_init(const char *path, int *ret, struct dy_error **err)
 	return 0;
 }
 
-/* The dyno's nftables rules, made on a thread of their own. */
+/* The dyno's nftables rules, made on a thread of their own (or inline
+ * when no thread can be made). */
 struct rules_job {
 	const char *veth;
 	struct in_addr addr, gw;
 	const uint16_t *ports;
 	size_t n_ports;
 	bool egress;
+	pthread_t tid;
+	bool running; /* a thread to join */
+	bool done;    /* r and err are set */
 	int r;
 	struct dy_error *err;
-	bool done;
 };
 
 static void *rules_thread(void *arg)
@@ -336,27 +339,31 @@ static void *rules_thread(void *arg)
 	return NULL;
 }
 
-/* Waits for the rules (once); sets *made when they are in place.
- * Returns 0, or < 0 with their error moved to *err. */
-static int rules_join(struct rules_job *j, bool *running, pthread_t *tid, bool *made,
-                      struct dy_error **err)
+static void rules_start(struct rules_job *j)
 {
-	if (*running) {
-		pthread_join(*tid, NULL);
-		*running = false;
+	j->running = pthread_create(&j->tid, NULL, rules_thread, j) == 0;
+	if (!j->running)
+		rules_thread(j);
+}
+
+/* Waits for the rules (idempotent); sets *made when they are in place.
+ * Returns 0, or < 0 with their error moved to *err. */
+static int rules_join(struct rules_job *j, bool *made, struct dy_error **err)
+{
+	if (j->running) {
+		pthread_join(j->tid, NULL);
+		j->running = false;
 	}
 	if (!j->done)
-		return 0; /* never started */
+		return 0; /* never started, or joined already */
+	j->done = false;
 	*made = *made || j->r == 0;
-	int r = j->r;
-	if (r < 0 && err && !*err) {
+	if (j->r < 0 && err && !*err) {
 		*err = j->err;
 		j->err = NULL;
 	}
 	dy_error_free(&j->err);
-	j->done = false;
-	j->r = 0;
-	return r < 0 ? r : 0;
+	return j->r < 0 ? j->r : 0;
 }
 
 /* pidfds of children that did not die when a start failed (stuck in the
@@ -534,8 +541,6 @@ int launch_start(const struct launch_params *p, struct launch_dyno **ret, struct
 	bool net_made = false, rules_made = false, cg_made = false;
 	bool started = false; /* "R" sent: the app may run */
 	struct rules_job rules = {0};
-	pthread_t rules_tid;
-	bool rules_running = false;
 	int r = -1;
 	if (!d->id) {
 		r = dy_error_errno(err, ENOMEM, "strdup");
@@ -560,13 +565,6 @@ int launch_start(const struct launch_params *p, struct launch_dyno **ret, struct
 		/* checked here, bound by the child (dirname() works in place) */
 		const char *dir = dirname(sink_dir);
 		sink_name = basename(sink_copy);
-		struct stat st;
-		int sr = stat(dir, &st);
-		if (sr < 0 || !S_ISDIR(st.st_mode)) {
-			r = dy_error_errno(err, sr < 0 ? errno : ENOTDIR,
-			                   "log sink directory of %s", p->log_sink);
-			goto fail;
-		}
 		r = check_sink_dir(dir, err);
 		if (r < 0)
 			goto fail;
@@ -678,11 +676,13 @@ int launch_start(const struct launch_params *p, struct launch_dyno **ret, struct
 	 * can wait for an RCU grace period on v1) and the veth, joined before
 	 * "R" (a commit can take milliseconds; the parent must answer "N"
 	 * meanwhile) */
-	rules = (struct rules_job){
-	    d->veth, d->addr, d->gateway, p->gateway_ports, p->n_gateway_ports, p->egress, 0, NULL};
-	rules_running = pthread_create(&rules_tid, NULL, rules_thread, &rules) == 0;
-	if (!rules_running)
-		rules_thread(&rules); /* no thread: made here */
+	rules = (struct rules_job){.veth = d->veth,
+	                           .addr = d->addr,
+	                           .gw = d->gateway,
+	                           .ports = p->gateway_ports,
+	                           .n_ports = p->n_gateway_ports,
+	                           .egress = p->egress};
+	rules_start(&rules);
 
 	if (!unified) {
 		r = cg_make(d->cg, cg_parent, &p->limits, err);
@@ -718,7 +718,7 @@ int launch_start(const struct launch_params *p, struct launch_dyno **ret, struct
 		r = dy_error_errno(err, errno, "start the dyno");
 		goto fail_child;
 	}
-	r = rules_join(&rules, &rules_running, &rules_tid, &rules_made, err);
+	r = rules_join(&rules, &rules_made, err);
 	if (r < 0)
 		goto fail_child;
 	if (send(sv0, "R", 1, MSG_NOSIGNAL) != 1) {
@@ -733,7 +733,7 @@ int launch_start(const struct launch_params *p, struct launch_dyno **ret, struct
 	return 0;
 
 fail_child:
-	rules_join(&rules, &rules_running, &rules_tid, &rules_made, NULL);
+	rules_join(&rules, &rules_made, NULL);
 	/* the child may have failed first (its set-up runs beside ours):
 	 * then its error is the one that tells what went wrong */
 	child_error(sv0, err);
@@ -969,7 +969,7 @@ int launch_cleanup(struct launch_dyno *d, struct dy_error **err)
 		c = cg_destroy(d->cg, &cg_err);
 	}
 	if (c < 0) {
-		if (r == 0 && err)
+		if (err && !*err)
 			*err = cg_err;
 		else
 			dy_error_free(&cg_err);

@@ -458,10 +458,3 @@ int mounts_finish(const struct mounts_params *p, struct dy_error **err)
 		return dy_error_errno(err, errno, "detach /.scratch");
 	return 0;
 }
-
-int mounts_setup(const struct mounts_params *p, struct dy_error **err)
-{
-	if (mounts_prepare(p, err) < 0 || mounts_etc(p, err) < 0)
-		return -1;
-	return mounts_finish(p, err);
-}

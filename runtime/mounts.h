@@ -35,19 +35,17 @@ struct mounts_params {
 /* Where init finds the sink's directory inside the dyno. */
 #define MOUNTS_SINK_DIR "/.init/sink"
 
-/* Builds the tree and pivots into it. Runs in the child, as root, in its
- * new mount and PID namespaces. Errors name the path as the dyno sees it:
- * "mount /app: Invalid argument". Returns 0 or < 0. */
-int mounts_setup(const struct mounts_params *p, struct dy_error **err);
-
-/* mounts_setup() in parts, for a launcher whose child mounts while the
- * parent creates the cgroup: mounts_prepare() builds everything but /etc
- * and /sys/fs/cgroup (p->cg is not used; what it allocates is a few KiB);
- * mounts_finish(), once the cgroup exists, binds it, makes / read-only
- * and pivots. */
+/* The tree, built in three calls, in this order, by a launcher whose
+ * child mounts while the parent creates the cgroup. They run in the child,
+ * as root, in its new mount and PID namespaces; errors name the path as
+ * the dyno sees it: "mount /app: Invalid argument". Each returns 0 or < 0.
+ *   mounts_prepare(): everything but /etc and /sys/fs/cgroup (p->cg is
+ *     not used; what it allocates is a few KiB);
+ *   mounts_etc(): /etc's files: copies, so tmpfs pages (~228 KiB), which a
+ *     v1 memory cgroup charges to whoever writes them: call it once the
+ *     child is in the dyno's memory cgroup;
+ *   mounts_finish(), once the cgroup exists: binds it, makes / read-only
+ *     and pivots. */
 int mounts_prepare(const struct mounts_params *p, struct dy_error **err);
-/* /etc's files, between the two: copies, so tmpfs pages (~100 KiB), which
- * a v1 memory cgroup charges to whoever writes them: a launcher calls it
- * once the child is in the dyno's memory cgroup. */
 int mounts_etc(const struct mounts_params *p, struct dy_error **err);
 int mounts_finish(const struct mounts_params *p, struct dy_error **err);

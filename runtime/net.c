@@ -753,8 +753,7 @@ int net_rules_del(const char *veth, struct dy_error **err)
 {
 	/* one transaction each: the element may be gone while the chain is not
 	 * (and a table of an older launcher has no arp table) */
-	static const char *const elements[] = {"inet dyno dynos", "inet dyno egress",
-	                                       "arp dyno dynos"};
+	static const char *const elements[] = {"inet dyno dynos", "arp dyno dynos"};
 	static const char *const chains[] = {"inet dyno", "arp dyno"};
 	/* the egress element first (only some dynos have it): with it gone
 	 * and the chain still there, nothing of the dyno's leaves, and its
