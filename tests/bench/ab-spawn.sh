@@ -24,7 +24,7 @@ shift $((OPTIND - 1))
 [ $# -ge 1 ] || { echo "usage: $0 [-r ROUNDS] [-n N] [-m burst|repeat] BUILD_DIR..." >&2; exit 2; }
 here=$(cd "$(dirname "$0")/../.." && pwd)
 for b in "$@"; do
-	ninja -C "$b" runtime/dyno-launch runtime/dyno-init tests/bench/stamp >/dev/null
+	ninja -C "$b" bin/dyno-launch bin/dyno-init tests/bench/stamp >/dev/null
 done
 work=$(mktemp -d /tmp/dyno-ab.XXXXXX)
 parent=dyno-ab-$$
@@ -44,7 +44,7 @@ repeat) args=(--repeat "$n" -- /app/stamp) ;;
 esac
 for r in $(seq "$rounds"); do
 	for b in "$@"; do
-		out=$(unshare -n sh -c 'ip link set lo up; exec "$@"' sh "$b/runtime/dyno-launch" \
+		out=$(unshare -n sh -c 'ip link set lo up; exec "$@"' sh "$b/bin/dyno-launch" \
 			--slug-dir "$work/slug" --uid 29999 --name ab.1 --id "ab$$-$r" \
 			--cgroup-parent "$parent" "${args[@]}" 2>/dev/null | tail -1)
 		echo "$b $(echo "$out" | /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["start_median_us"])')"

@@ -25,7 +25,7 @@ done
 for tool in wrk haproxy nginx taskset; do
 	command -v $tool >/dev/null || { echo "router.sh: $tool missing (scripts/install-deps bench)" >&2; exit 1; }
 done
-[ -x "$BUILD/router/dyno-router" ] && [ -x "$BUILD/tests/bench/echo-backend" ] ||
+[ -x "$BUILD/bin/dyno-router" ] && [ -x "$BUILD/tests/bench/echo-backend" ] ||
 	{ echo "router.sh: build $BUILD first" >&2; exit 1; }
 
 P=${PORT_BASE:-19100}
@@ -57,7 +57,7 @@ EOF
 # stalls that belong to the disk, not to the router. The log intake is
 # absent, so lines are also dropped and counted there, as when dynod is away.
 LOGDIR=$(mktemp -d /dev/shm/dyno-bench.XXXXXX)
-taskset -c 0 "$BUILD/router/dyno-router" --config "$WORK/dynod.json" >"$LOGDIR/router.log" 2>"$WORK/router.err" &
+taskset -c 0 "$BUILD/bin/dyno-router" --config "$WORK/dynod.json" >"$LOGDIR/router.log" 2>"$WORK/router.err" &
 PIDS+=($!); ROUTER_PID=$!
 
 # HAProxy 2.6

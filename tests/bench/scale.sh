@@ -13,12 +13,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 N=${1:-50}
-if [ -x build-release/runtime/dynod ] && [ -x build-release/tests/bench/listen ]; then
+if [ -x build-release/bin/dynod ] && [ -x build-release/tests/bench/listen ]; then
 	BUILD=$PWD/build-release
 else
 	BUILD=$(realpath "${DYNO_BUILD:-build}")
 fi
-for f in runtime/dynod cli/dyno tests/bench/listen; do
+for f in bin/dynod bin/dyno tests/bench/listen; do
 	[ -x "$BUILD/$f" ] || { echo "scale.sh: $BUILD/$f is missing: build first" >&2; exit 1; }
 done
 [ "$(id -u)" = 0 ] || { echo "scale.sh: needs root" >&2; exit 1; }
@@ -31,8 +31,8 @@ timeout -k 10 300 unshare -n sh -c 'ip link set lo up && exec /usr/bin/python3 -
 	sh "$work" "$N" "$BUILD" <<'PY'
 import http.client, json, os, re, shutil, signal, socket, subprocess, sys, time
 work, n, build = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-dynod_exe = os.path.join(build, "runtime/dynod")
-dyno_exe = os.path.join(build, "cli/dyno")
+dynod_exe = os.path.join(build, "bin/dynod")
+dyno_exe = os.path.join(build, "bin/dyno")
 sock = os.path.join(work, "api.sock")
 state = os.path.join(work, "state")
 parent = f"dyno-scale-{os.getpid()}-{int(time.time() * 1000) % 100000}"

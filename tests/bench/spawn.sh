@@ -31,7 +31,7 @@ exec /usr/bin/python3 - "$@"' sh "$work" "$RUNS" "$PWD/$BUILD" <<'PY'
 import json, os, shutil, socket, statistics, subprocess, sys, time
 work, runs, build = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 stamp = os.path.join(build, "tests/bench/stamp")
-launch = os.path.join(build, "runtime/dyno-launch")
+launch = os.path.join(build, "bin/dyno-launch")
 uid = 29999
 
 slug = os.path.join(work, "slug")

@@ -19,7 +19,7 @@ trap cleanup EXIT
 mkdir -p "$work/fs"
 mount -t tmpfs -o size=2G tmpfs "$work/fs"
 
-/usr/bin/python3 - "$work" "$ROUNDS" "$PWD/build/cli/dyno" <<'PY'
+/usr/bin/python3 - "$work" "$ROUNDS" "$PWD/build/bin/dyno" <<'PY'
 import os, random, shutil, statistics, subprocess, sys, tarfile, time
 work, rounds, dyno = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 rng = random.Random(42)

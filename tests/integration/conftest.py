@@ -11,7 +11,7 @@ BUILD = Path(os.environ.get("DYNO_BUILD", ROOT / "build"))
 
 @pytest.fixture(scope="session")
 def dyno_bin():
-    exe = BUILD / "cli" / "dyno"
+    exe = BUILD / "bin" / "dyno"
     if not exe.exists():
         pytest.fail(f"{exe} is missing: build first (make build) or set DYNO_BUILD")
     return exe
@@ -36,7 +36,7 @@ def dyno(dyno_bin):
 
 @pytest.fixture(scope="session")
 def router_bin():
-    exe = BUILD / "router" / "dyno-router"
+    exe = BUILD / "bin" / "dyno-router"
     if not exe.exists():
         pytest.fail(f"{exe} is missing: build first (make build) or set DYNO_BUILD")
     return exe

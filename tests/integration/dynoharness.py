@@ -20,7 +20,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 BUILD = Path(os.environ.get("DYNO_BUILD", ROOT / "build"))
-LAUNCH = BUILD / "runtime" / "dyno-launch"
+LAUNCH = BUILD / "bin" / "dyno-launch"
 PROBE = BUILD / "tests" / "probe" / "probe"
 UID = 20000 + os.getpid() % 20000
 CG_PARENT = f"dyno-test-{os.getpid()}"

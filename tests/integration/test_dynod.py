@@ -41,7 +41,7 @@ class Dynod:
         self.log = tmp_path / "dynod.log"
 
     def start(self):
-        exe = BUILD / "runtime" / "dynod"
+        exe = BUILD / "bin" / "dynod"
         if not exe.exists():
             pytest.fail(f"{exe} is missing: build first or set DYNO_BUILD")
         self.logf = open(self.log, "ab")
@@ -501,7 +501,7 @@ def test_restart_keeps_state(tmp_path, dyno_bin, dyno, hello_slug):
     doc = json.loads(p.read_text())
     doc["schema_version"] = 99
     p.write_text(json.dumps(doc))
-    exe = BUILD / "runtime" / "dynod"
+    exe = BUILD / "bin" / "dynod"
     r = subprocess.run([str(exe), "--config", str(d.config)], capture_output=True, text=True,
                        timeout=30)
     assert r.returncode == 1
@@ -547,7 +547,7 @@ def test_slug_upload_limit_and_expect(tmp_path, hello_slug):
 
 def test_missing_api_group_refused(tmp_path):
     d = Dynod(tmp_path, {"api_group": "no-such-group-x"})
-    exe = BUILD / "runtime" / "dynod"
+    exe = BUILD / "bin" / "dynod"
     r = subprocess.run([str(exe), "--config", str(d.config)], capture_output=True, text=True,
                        timeout=30)
     assert r.returncode == 1
@@ -556,7 +556,7 @@ def test_missing_api_group_refused(tmp_path):
 
 
 def test_cli_without_dynod(dyno, tmp_path):
-    r = subprocess.run([str(BUILD / "cli" / "dyno"), "apps"], capture_output=True, text=True,
+    r = subprocess.run([str(BUILD / "bin" / "dyno"), "apps"], capture_output=True, text=True,
                        env=dict(os.environ, DYNO_API=str(tmp_path / "none.sock")))
     assert r.returncode == 1
     assert "cannot reach dynod at" in r.stderr

@@ -1,4 +1,4 @@
-"""The dyno launcher (runtime/), end to end: real dynos started by
+"""The dyno launcher (runtime/launcher/), end to end: real dynos started by
 dyno-launch, a probe inside reporting what it sees. Each test runs its
 scenario (dynoharness.py) in a private network namespace made here with
 `unshare -n` and `ip link set lo up` (not `ip netns exec`, which remounts
@@ -22,7 +22,7 @@ pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the launcher needs ro
 
 
 def scenario(name, timeout=120):
-    launcher = BUILD / "runtime" / "dyno-launch"
+    launcher = BUILD / "bin" / "dyno-launch"
     if not launcher.exists():
         pytest.fail(f"{launcher} is missing: build first")
     env = dict(os.environ, DYNO_BUILD=str(BUILD))

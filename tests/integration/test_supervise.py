@@ -1,4 +1,4 @@
-"""Supervision (runtime/supervisor.c): a real dynod runs real dynos. dynod
+"""Supervision (runtime/manager/supervisor.c): a real dynod runs real dynos. dynod
 runs in a private network namespace made here (`unshare -n`, then `ip link
 set lo up`; never `ip netns exec`, which remounts /sys), so its veths and
 nftables rules never touch the host's network; its dynos live under a cgroup
@@ -56,7 +56,7 @@ class Dynod:
         self.proc = None
 
     def start(self):
-        exe = BUILD / "runtime" / "dynod"
+        exe = BUILD / "bin" / "dynod"
         env = dict(os.environ, DYNOD_CGROUP_PARENT=self.parent)
         env.pop("DYNOD_NO_LAUNCHER", None)
         self.logf = open(self.log, "ab")

@@ -16,7 +16,7 @@
 
 #include <cmocka.h>
 
-#include "runtime/cgroup.h"
+#include "runtime/launcher/cgroup.h"
 
 static char parent[64];
 

@@ -13,7 +13,7 @@
 
 #include <cmocka.h>
 
-#include "runtime/manager.h"
+#include "runtime/manager/manager.h"
 #include "slugs/slug.h"
 
 struct fx {

@@ -8,8 +8,8 @@
 
 #include <cmocka.h>
 
-#include "runtime/launch.h"
-#include "runtime/net.h"
+#include "runtime/launcher/launch.h"
+#include "runtime/launcher/net.h"
 
 static void test_veth_name(void **state)
 {

@@ -20,7 +20,7 @@
 
 #include <cmocka.h>
 
-#include "runtime/seccomp-filter.h"
+#include "runtime/launcher/seccomp-filter.h"
 
 static void test_compiled_once(void **state)
 {

@@ -12,7 +12,7 @@
 
 #include <cmocka.h>
 
-#include "runtime/state.h"
+#include "runtime/manager/state.h"
 
 static char *tmpdir(void)
 {

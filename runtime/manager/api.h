@@ -15,7 +15,7 @@
 #include "common/config.h"
 #include "common/error.h"
 #include "common/loop.h"
-#include "runtime/manager.h"
+#include "runtime/manager/manager.h"
 
 #define API_JSON_MAX       (1024 * 1024)
 #define API_IDLE_USEC      (60ULL * 1000 * 1000) /* an idle connection is closed */

@@ -1,5 +1,5 @@
 /* The dyno launcher; see launch.h. */
-#include "runtime/launch.h"
+#include "runtime/launcher/launch.h"
 
 #include <arpa/inet.h>
 #include <dirent.h>
@@ -23,8 +23,8 @@
 #include <unistd.h>
 
 #include "common/cleanup.h"
-#include "runtime/mounts.h"
-#include "runtime/seccomp-filter.h"
+#include "runtime/launcher/mounts.h"
+#include "runtime/launcher/seccomp-filter.h"
 
 #define REPORT_MAX 4096
 

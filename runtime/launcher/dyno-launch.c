@@ -34,7 +34,7 @@
 #include "common/cleanup.h"
 #include "common/config.h"
 #include "common/units.h"
-#include "runtime/launch.h"
+#include "runtime/launcher/launch.h"
 
 static uint64_t now_us(void)
 {

@@ -1,5 +1,5 @@
 /* The seccomp policy; see seccomp-filter.h. */
-#include "runtime/seccomp-filter.h"
+#include "runtime/launcher/seccomp-filter.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -9,10 +9,10 @@
 #include "common/config.h"
 #include "common/log.h"
 #include "common/loop.h"
-#include "runtime/api.h"
-#include "runtime/manager.h"
-#include "runtime/state.h"
-#include "runtime/supervisor.h"
+#include "runtime/manager/api.h"
+#include "runtime/manager/manager.h"
+#include "runtime/manager/state.h"
+#include "runtime/manager/supervisor.h"
 #include "slugs/slug-store.h"
 
 static void usage(FILE *f)

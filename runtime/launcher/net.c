@@ -1,5 +1,5 @@
 /* A dyno's network through libnl-route and libnftables; see net.h. */
-#include "runtime/net.h"
+#include "runtime/launcher/net.h"
 
 #include <unistd.h>
 

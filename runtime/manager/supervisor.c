@@ -16,8 +16,8 @@
 #include "common/cleanup.h"
 #include "common/fs.h"
 #include "common/log.h"
-#include "runtime/launch.h"
-#include "runtime/supervisor.h"
+#include "runtime/launcher/launch.h"
+#include "runtime/manager/supervisor.h"
 #include "slugs/slug-store.h"
 
 #define SUP_PROBE_USEC   (100ULL * 1000)   /* web boot probe period */

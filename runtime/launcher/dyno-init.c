@@ -31,9 +31,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "runtime/init.h"
-#include "runtime/privs.h"
-#include "runtime/seccomp-filter.h"
+#include "runtime/launcher/init.h"
+#include "runtime/launcher/privs.h"
+#include "runtime/launcher/seccomp-filter.h"
 
 #define SYNC_FD   3
 #define FILTER_FD 4

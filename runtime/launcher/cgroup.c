@@ -1,5 +1,5 @@
 /* A dyno's cgroup through libcgroup; see cgroup.h for the rules. */
-#include "runtime/cgroup.h"
+#include "runtime/launcher/cgroup.h"
 
 #include <dirent.h>
 #include <fcntl.h>

@@ -17,7 +17,7 @@
 #include "common/config.h"
 #include "common/error.h"
 #include "common/loop.h"
-#include "runtime/manager.h"
+#include "runtime/manager/manager.h"
 
 struct sup;
 

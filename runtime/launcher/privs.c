@@ -1,5 +1,5 @@
 /* Privileges; see privs.h. */
-#include "runtime/privs.h"
+#include "runtime/launcher/privs.h"
 
 #include <grp.h>
 #include <linux/capability.h>

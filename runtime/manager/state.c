@@ -1,4 +1,4 @@
-#include "runtime/state.h"
+#include "runtime/manager/state.h"
 
 #include <dirent.h>
 #include <fcntl.h>

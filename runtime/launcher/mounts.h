@@ -20,7 +20,7 @@
 #include <sys/types.h>
 
 #include "common/error.h"
-#include "runtime/cgroup.h"
+#include "runtime/launcher/cgroup.h"
 
 struct mounts_params {
 	const char *slug_dir; /* the unpacked slug directory (host path) */

@@ -19,7 +19,7 @@
 
 #include "common/config.h"
 #include "common/error.h"
-#include "runtime/state.h"
+#include "runtime/manager/state.h"
 #include "slugs/slug.h"
 
 /* Error classes, stored in dy_error.errnum by the manager. Values above

@@ -1,5 +1,5 @@
 /* The dyno's init; see init.h. */
-#include "runtime/init.h"
+#include "runtime/launcher/init.h"
 
 #include <fcntl.h>
 #include <poll.h>
@@ -18,8 +18,8 @@
 #include <unistd.h>
 
 #include "common/cleanup.h"
-#include "runtime/privs.h"
-#include "runtime/seccomp-filter.h"
+#include "runtime/launcher/privs.h"
+#include "runtime/launcher/seccomp-filter.h"
 
 static const int forwarded[] = {SIGTERM, SIGINT,   SIGHUP,  SIGQUIT, SIGUSR1,
                                 SIGUSR2, SIGWINCH, SIGCONT, SIGALRM};

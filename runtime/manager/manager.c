@@ -1,4 +1,4 @@
-#include "runtime/manager.h"
+#include "runtime/manager/manager.h"
 
 #include <arpa/inet.h>
 #include <stdarg.h>

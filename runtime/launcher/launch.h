@@ -28,8 +28,8 @@
 #include <sys/types.h>
 
 #include "common/error.h"
-#include "runtime/cgroup.h"
-#include "runtime/net.h"
+#include "runtime/launcher/cgroup.h"
+#include "runtime/launcher/net.h"
 
 struct launch_params {
 	const char *slug_dir; /* the unpacked slug: /app's lower layer */

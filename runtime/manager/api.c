@@ -1,4 +1,4 @@
-#include "runtime/api.h"
+#include "runtime/manager/api.h"
 
 #include <fcntl.h>
 #include <grp.h>

@@ -1,5 +1,5 @@
 /* The dyno's file system; see mounts.h. */
-#include "runtime/mounts.h"
+#include "runtime/launcher/mounts.h"
 
 #include <fcntl.h>
 #include <stdio.h>
