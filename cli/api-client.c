@@ -115,7 +115,7 @@ static int read_response(int fd, const char *method, struct api_response *ret,
 	struct h1_header hdrs[100];
 	struct h1_parser p;
 	struct h1_response resp;
-	h1_parser_init(&p, NULL, hdrs, DY_ELEMENTSOF(hdrs));
+	h1_parser_init(&p, NULL, hdrs, ELEMENTSOF(hdrs));
 	size_t head = 0, blen = 0;
 	bool eof = false;
 	struct h1_chunked chunk;
@@ -159,7 +159,7 @@ static int read_response(int fd, const char *method, struct api_response *ret,
 				/* an interim answer: the final one follows */
 				memmove(buf, buf + r, len - (size_t)r);
 				len -= (size_t)r;
-				h1_parser_init(&p, NULL, hdrs, DY_ELEMENTSOF(hdrs));
+				h1_parser_init(&p, NULL, hdrs, ELEMENTSOF(hdrs));
 				continue;
 			}
 			head = (size_t)r;

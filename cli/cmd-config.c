@@ -96,7 +96,7 @@ static int run_set(int argc, char **argv)
 	const struct cli_opt opts[] = {{"--app", 'a', true, &app_opt, NULL}, END_OPT};
 	const char *pos[256];
 	size_t npos;
-	int r = cli_parse(&cli_verb_config_set, argc, argv, opts, pos, DY_ELEMENTSOF(pos), &npos);
+	int r = cli_parse(&cli_verb_config_set, argc, argv, opts, pos, ELEMENTSOF(pos), &npos);
 	if (r)
 		return r;
 	const char *app = cli_app(app_opt);
@@ -137,7 +137,7 @@ static int run_unset(int argc, char **argv)
 	const struct cli_opt opts[] = {{"--app", 'a', true, &app_opt, NULL}, END_OPT};
 	const char *pos[256];
 	size_t npos;
-	int r = cli_parse(&cli_verb_config_unset, argc, argv, opts, pos, DY_ELEMENTSOF(pos), &npos);
+	int r = cli_parse(&cli_verb_config_unset, argc, argv, opts, pos, ELEMENTSOF(pos), &npos);
 	if (r)
 		return r;
 	const char *app = cli_app(app_opt);

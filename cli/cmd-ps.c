@@ -116,7 +116,7 @@ static int dyno_action(const struct cli_verb *verb, int argc, char **argv, bool 
 	const struct cli_opt opts[] = {{"--app", 'a', true, &app_opt, NULL}, END_OPT};
 	const char *pos[2];
 	size_t npos;
-	int r = cli_parse(verb, argc, argv, opts, pos, DY_ELEMENTSOF(pos), &npos);
+	int r = cli_parse(verb, argc, argv, opts, pos, ELEMENTSOF(pos), &npos);
 	if (r)
 		return r;
 	const char *app = cli_app(app_opt);
@@ -171,7 +171,7 @@ static int run_scale(int argc, char **argv)
 	const struct cli_opt opts[] = {{"--app", 'a', true, &app_opt, NULL}, END_OPT};
 	const char *pos[64];
 	size_t npos;
-	int r = cli_parse(&cli_verb_ps_scale, argc, argv, opts, pos, DY_ELEMENTSOF(pos), &npos);
+	int r = cli_parse(&cli_verb_ps_scale, argc, argv, opts, pos, ELEMENTSOF(pos), &npos);
 	if (r)
 		return r;
 	const char *app = cli_app(app_opt);

@@ -23,7 +23,7 @@ static bool succeeded(const json_t *rel)
 	return s && strcmp(s, "succeeded") == 0;
 }
 
-/* The current release: the newest succeeded one (DESIGN.md). */
+/* The current release: the newest succeeded one (docs/design.md). */
 static const json_t *current(const json_t *list)
 {
 	for (size_t i = json_array_size(list); i-- > 0;)

@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include "common/macro.h"
+
 #define _cleanup_(f) __attribute__((cleanup(f)))
 
 static inline void dy_freep(void *p)
@@ -38,6 +40,8 @@ static inline void dy_fclosep(FILE **f)
 #define _cleanup_free_   _cleanup_(dy_freep)
 #define _cleanup_close_  _cleanup_(dy_closep)
 #define _cleanup_fclose_ _cleanup_(dy_fclosep)
+/* jansson's own json_decrefp (jansson >= 2.9); the user includes jansson.h */
+#define _cleanup_json_ _cleanup_(json_decrefp)
 
 /* Hand over ownership: returns the value and leaves the variable empty. */
 #define TAKE_PTR(p)                                                                                \
@@ -53,4 +57,3 @@ static inline void dy_fclosep(FILE **f)
 		_tf;                                                                               \
 	})
 
-#define DY_ELEMENTSOF(a) (sizeof(a) / sizeof((a)[0]))

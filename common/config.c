@@ -47,8 +47,8 @@ struct key {
 #define S(field) offsetof(struct config_size, field)
 #define MS       1000ULL
 #define SEC      (1000 * MS)
-#define MIN      (60 * SEC)
-#define HOUR     (60 * MIN)
+#define MINUTE   (60 * SEC)
+#define HOUR     (60 * MINUTE)
 #define MIB      (1ULL << 20)
 #define TIB      (1ULL << 40)
 
@@ -58,7 +58,7 @@ struct key {
 	" \"performance-m\": {\"memory\": \"2560M\", \"pids\": 16384, \"cpu\": 8},"                \
 	" \"performance-l\": {\"memory\": \"14G\", \"pids\": 32768, \"cpu\": 16}}"
 
-/* Every key of the schema (DESIGN.md, "Daemons and configuration"), with
+/* Every key of the schema (docs/design.md, "Daemons and configuration"), with
  * its default: adding a key is one line here plus its field in config.h.
  * Objects in between ("router", "router.timeouts") follow from the paths. */
 /* clang-format off */
@@ -109,7 +109,7 @@ static const struct key keys[] = {
 #define SIZE_KEY_PREFIX "sizes.*."
 
 /* set_sizes() tracks the keys seen in a 64-bit mask. */
-_Static_assert(DY_ELEMENTSOF(keys) <= 64, "too many keys for the seen mask");
+_Static_assert(ELEMENTSOF(keys) <= 64, "too many keys for the seen mask");
 
 static bool is_size_key(const struct key *k)
 {
@@ -131,7 +131,7 @@ _Static_assert(sizeof(enum config_pg_mode) == sizeof(unsigned), "enum stored as 
 
 const char *config_pg_mode_str(enum config_pg_mode mode)
 {
-	if ((size_t)mode >= DY_ELEMENTSOF(pg_modes))
+	if ((size_t)mode >= ELEMENTSOF(pg_modes))
 		return "unknown";
 	return pg_modes[mode];
 }
@@ -198,9 +198,9 @@ static const char *fmt_duration(uint64_t usec, char *buf, size_t size)
 	static const struct {
 		uint64_t n;
 		const char *unit;
-	} units[] = {{HOUR, "h"}, {MIN, "m"}, {SEC, "s"}, {MS, "ms"}, {1, "us"}};
+	} units[] = {{HOUR, "h"}, {MINUTE, "m"}, {SEC, "s"}, {MS, "ms"}, {1, "us"}};
 	size_t i = 0;
-	while (i + 1 < DY_ELEMENTSOF(units) && (usec == 0 || usec % units[i].n != 0))
+	while (i + 1 < ELEMENTSOF(units) && (usec == 0 || usec % units[i].n != 0))
 		i++;
 	snprintf(buf, size, "%" PRIu64 "%s", usec / units[i].n, units[i].unit);
 	return buf;
@@ -487,7 +487,7 @@ static int set_value(struct ctx *ctx, const struct key *k, const char *path, jso
 
 static const struct key *find_size_key(const char *name)
 {
-	for (size_t i = 0; i < DY_ELEMENTSOF(keys); i++)
+	for (size_t i = 0; i < ELEMENTSOF(keys); i++)
 		if (is_size_key(&keys[i]) &&
 		    strcmp(keys[i].path + strlen(SIZE_KEY_PREFIX), name) == 0)
 			return &keys[i];
@@ -540,7 +540,7 @@ static int set_sizes(struct ctx *ctx, const struct key *k, const char *path, jso
 				return r;
 			seen |= 1ULL << (fk - keys);
 		}
-		for (size_t i = 0; i < DY_ELEMENTSOF(keys); i++)
+		for (size_t i = 0; i < ELEMENTSOF(keys); i++)
 			if (is_size_key(&keys[i]) && !(seen & (1ULL << i)))
 				return dy_error(ctx->err, "%s: %s: missing \"%s\"", ctx->name,
 				                spath, keys[i].path + strlen(SIZE_KEY_PREFIX));
@@ -672,7 +672,7 @@ static int set_value(struct ctx *ctx, const struct key *k, const char *path, jso
 		return set_cidr(ctx, k, path, json_string_value(v), cfg);
 	case K_PG_MODE:
 		if (json_is_string(v))
-			for (size_t i = 0; i < DY_ELEMENTSOF(pg_modes); i++)
+			for (size_t i = 0; i < ELEMENTSOF(pg_modes); i++)
 				if (strcmp(json_string_value(v), pg_modes[i]) == 0) {
 					*(unsigned *)field = (unsigned)i;
 					return 0;
@@ -712,7 +712,7 @@ static json_t *default_value(const struct key *k)
 
 static int apply_defaults(struct ctx *ctx, struct config *cfg)
 {
-	for (size_t i = 0; i < DY_ELEMENTSOF(keys); i++) {
+	for (size_t i = 0; i < ELEMENTSOF(keys); i++) {
 		const struct key *k = &keys[i];
 		if (is_size_key(k))
 			continue;
@@ -730,7 +730,7 @@ static int apply_defaults(struct ctx *ctx, struct config *cfg)
 
 static const struct key *find_key(const char *path)
 {
-	for (size_t i = 0; i < DY_ELEMENTSOF(keys); i++)
+	for (size_t i = 0; i < ELEMENTSOF(keys); i++)
 		if (!is_size_key(&keys[i]) && strcmp(keys[i].path, path) == 0)
 			return &keys[i];
 	return NULL;
@@ -740,7 +740,7 @@ static const struct key *find_key(const char *path)
 static bool is_section(const char *path)
 {
 	size_t n = strlen(path);
-	for (size_t i = 0; i < DY_ELEMENTSOF(keys); i++)
+	for (size_t i = 0; i < ELEMENTSOF(keys); i++)
 		if (!is_size_key(&keys[i]) && strncmp(keys[i].path, path, n) == 0 &&
 		    keys[i].path[n] == '.')
 			return true;
@@ -823,7 +823,7 @@ void config_free(struct config *cfg)
 {
 	if (cfg == NULL)
 		return;
-	for (size_t i = 0; i < DY_ELEMENTSOF(keys); i++)
+	for (size_t i = 0; i < ELEMENTSOF(keys); i++)
 		if (!is_size_key(&keys[i]) && is_string_kind(keys[i].kind))
 			free(*(char **)((char *)cfg + keys[i].offset));
 	free(cfg);

@@ -1,5 +1,5 @@
 /* The configuration of dynod and dyno-router: one JSON file of nested
- * objects (DESIGN.md, "Daemons and configuration"). Every key has a default;
+ * objects (docs/design.md, "Daemons and configuration"). Every key has a default;
  * an unknown key or a bad value is refused with a message naming the full
  * key path, e.g.
  *
@@ -17,6 +17,7 @@
 #include <sys/socket.h>
 
 #include "common/error.h"
+#include "common/macro.h"
 
 #define CONFIG_DEFAULT_PATH  "/etc/dyno/dynod.json"
 #define CONFIG_MAX_FILE_SIZE (1024 * 1024)
@@ -141,9 +142,5 @@ const char *config_pg_mode_str(enum config_pg_mode mode);
 /* Frees cfg and everything it owns. Accepts NULL. */
 void config_free(struct config *cfg);
 
-static inline void config_freep(struct config **cfg)
-{
-	config_free(*cfg);
-	*cfg = NULL;
-}
+DY_DEFINE_CLEANUP(struct config *, config_free, config_freep)
 #define _cleanup_config_ __attribute__((cleanup(config_freep)))

@@ -1,6 +1,7 @@
 #include "common/error.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,6 +56,38 @@ int dy_error_errno(struct dy_error **err, int errnum, const char *fmt, ...)
 	int r = error_setv(err, errnum, fmt, ap);
 	va_end(ap);
 	return r;
+}
+
+int dy_error_as(struct dy_error **err, enum dy_error_kind kind, const char *fmt, ...)
+{
+	bool was_set = err == NULL || *err != NULL;
+	va_list ap;
+	va_start(ap, fmt);
+	int r = error_setv(err, 0, fmt, ap);
+	va_end(ap);
+	/* an error already set keeps its kind: the first failure wins */
+	if (!was_set && *err != NULL)
+		(*err)->kind = kind;
+	return r;
+}
+
+enum dy_error_kind dy_error_kind_of(const struct dy_error *err)
+{
+	return err ? err->kind : DY_E_INTERNAL;
+}
+
+const char *dy_error_kind_str(enum dy_error_kind kind)
+{
+	static const char *const names[_DY_E_MAX] = {
+	    [DY_E_INTERNAL] = "internal",       [DY_E_BAD_REQUEST] = "bad_request",
+	    [DY_E_FORBIDDEN] = "forbidden",     [DY_E_NOT_FOUND] = "not_found",
+	    [DY_E_NOT_ALLOWED] = "not_allowed", [DY_E_CONFLICT] = "conflict",
+	    [DY_E_TOO_LARGE] = "too_large",     [DY_E_INVALID] = "invalid",
+	    [DY_E_UNSUPPORTED] = "unsupported",
+	};
+	if ((unsigned)kind >= _DY_E_MAX)
+		return "unknown";
+	return names[kind];
 }
 
 int dy_error_prefix(struct dy_error **err, const char *fmt, ...)

@@ -1,6 +1,6 @@
 /* File-system helpers shared by the state layer, the slug store and the
  * supervisor: directories made on the way, and files replaced atomically
- * (DESIGN.md: temp file, fsync, rename, fsync dir). */
+ * (docs/design.md: temp file, fsync, rename, fsync dir). */
 #pragma once
 
 #include <stddef.h>

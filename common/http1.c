@@ -9,6 +9,7 @@
  * Each byte is thus scanned once for line ends across any number of calls
  * and parsed once, whatever the splits. */
 #include "common/http1.h"
+#include "common/macro.h"
 
 #include <string.h>
 
@@ -809,7 +810,7 @@ static size_t line_limit(const struct h1_parser *p)
 static int scan(struct h1_parser *p, const char *buf, size_t len, bool request)
 {
 	const struct h1_limits *l = &p->limits;
-	size_t limit = len < l->head ? len : l->head;
+	size_t limit = MIN(len, l->head);
 	while (p->scan_pos < limit) {
 		const char *nl = memchr(buf + p->scan_pos, '\n', limit - p->scan_pos);
 		if (nl == NULL) {

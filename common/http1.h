@@ -20,7 +20,7 @@ struct h1_header {
 	struct h1_slice value; /* OWS trimmed on both sides; may be empty */
 };
 
-/* Sizes exclude the CRLF ending a line. The defaults are DESIGN.md's. */
+/* Sizes exclude the CRLF ending a line. The defaults are docs/design.md's. */
 struct h1_limits {
 	size_t request_line; /* request or status line: 8192 (414 when over) */
 	size_t header_line;  /* one field line, also for trailers: 8192 (431) */

@@ -1,4 +1,5 @@
 #include "common/log.h"
+#include "common/macro.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -16,7 +17,7 @@ size_t dy_log_timestamp(char *buf, size_t size, const struct timespec *ts)
 	                 (long)(ts->tv_nsec / 1000));
 	if (n < 0)
 		return 0;
-	return (size_t)n < size ? (size_t)n : size - 1;
+	return MIN((size_t)n, size - 1);
 }
 
 size_t dy_log_format(char *buf, size_t size, const struct timespec *ts, const char *source,
@@ -31,7 +32,7 @@ size_t dy_log_format(char *buf, size_t size, const struct timespec *ts, const ch
 		buf[0] = '\0';
 		return 0;
 	}
-	size_t len = (size_t)n < size ? (size_t)n : size - 1;
+	size_t len = MIN((size_t)n, size - 1);
 	for (const char *p = msg; *p != '\0' && len + 1 < size; p++) {
 		unsigned char c = (unsigned char)*p;
 		buf[len++] = (c < 0x20 && c != '\t') || c == 0x7f ? ' ' : (char)c;

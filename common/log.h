@@ -1,4 +1,4 @@
-/* Log lines in DESIGN.md's format:
+/* Log lines in docs/design.md's format:
  *
  *	2026-11-26T11:00:00.123456+00:00 SOURCE[PROC]: message
  *

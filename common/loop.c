@@ -305,7 +305,7 @@ static int wait_timeout(struct loop *loop)
 	if (deadline <= now)
 		return 0;
 	uint64_t ms = (deadline - now + 999) / 1000;
-	return ms > INT_MAX ? INT_MAX : (int)ms;
+	return (int)MIN(ms, (uint64_t)INT_MAX);
 }
 
 static uint32_t from_epoll(uint32_t ev)
@@ -330,7 +330,7 @@ int loop_run_once(struct loop *loop, struct dy_error **err)
 		return dy_error_errno(err, errno, "epoll_wait");
 	loop->now = monotonic_usec();
 
-	loop->batch_len = n > 0 ? n : 0;
+	loop->batch_len = MAX(n, 0);
 	for (loop->batch_pos = 0; loop->batch_pos < loop->batch_len;) {
 		struct epoll_event *ev = &loop->batch[loop->batch_pos++];
 		struct loop_io *io = ev->data.ptr;

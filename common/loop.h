@@ -1,4 +1,4 @@
-/* One event loop per process, on epoll, without threads (DESIGN.md: "One
+/* One event loop per process, on epoll, without threads (docs/design.md: "One
  * event loop per process (epoll + timerfd + signalfd + pidfd)").
  *
  * An iteration is: expire timers, epoll_wait, dispatch the batch of fd
@@ -28,6 +28,7 @@
 #include <sys/types.h>
 
 #include "common/error.h"
+#include "common/macro.h"
 
 #define loop_container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 
@@ -95,11 +96,7 @@ int loop_new(struct loop **ret, struct dy_error **err);
  * belong to the caller). Accepts NULL. */
 void loop_free(struct loop *loop);
 
-static inline void loop_freep(struct loop **loop)
-{
-	loop_free(*loop);
-	*loop = NULL;
-}
+DY_DEFINE_CLEANUP(struct loop *, loop_free, loop_freep)
 #define _cleanup_loop_ __attribute__((cleanup(loop_freep)))
 
 /* Runs iterations until loop_stop() (a stop requested before the call is

@@ -1,5 +1,6 @@
 /* SHA-256 written from FIPS 180-4, sections 4.1.2, 4.2.2, 5.1.1, 6.2. */
 #include "common/sha256.h"
+#include "common/macro.h"
 
 #include <string.h>
 
@@ -71,7 +72,7 @@ void dy_sha256_update(struct dy_sha256 *s, const void *data, size_t len)
 	const uint8_t *p = data;
 	s->total += len;
 	if (s->used > 0) {
-		size_t take = 64 - s->used < len ? 64 - s->used : len;
+		size_t take = MIN(64 - s->used, len);
 		memcpy(s->block + s->used, p, take);
 		s->used += take;
 		p += take;

@@ -1,4 +1,4 @@
-/* Sizes and durations as DESIGN.md writes them in the configuration and on
+/* Sizes and durations as docs/design.md writes them in the configuration and on
  * the command line: sizes "512M", "1G", "1024" (bytes; K, M, G, T are powers
  * of 1024, an optional trailing "B" or "iB" is accepted), durations "30s",
  * "500ms", "20m", "1h", "1m30s". */

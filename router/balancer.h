@@ -1,4 +1,4 @@
-/* Power of two choices (DESIGN.md, "Router"): of two random usable web
+/* Power of two choices (docs/design.md, "Router"): of two random usable web
  * backends, the one with fewer requests in flight; ties broken at random. */
 #pragma once
 

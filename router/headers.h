@@ -1,4 +1,4 @@
-/* Header rewriting of dyno-router (DESIGN.md, "Router"): the request head
+/* Header rewriting of dyno-router (docs/design.md, "Router"): the request head
  * sent to a dyno and the response head sent back to the client. Pure
  * functions over parsed heads (common/http1.h), so they are unit-tested. */
 #pragma once

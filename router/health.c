@@ -156,7 +156,7 @@ static void on_timer(struct loop *loop, struct loop_timer *t)
 	c->phase = HC_CONNECTING;
 	c->sent = 0;
 	c->len = 0;
-	h1_parser_init(&c->parser, NULL, c->headers, DY_ELEMENTSOF(c->headers));
+	h1_parser_init(&c->parser, NULL, c->headers, ELEMENTSOF(c->headers));
 	if (c->b->health_path)
 		c->req_len = (size_t)snprintf(c->req, sizeof(c->req),
 		                              "GET %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: "

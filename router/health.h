@@ -1,4 +1,4 @@
-/* Health checks of backends (DESIGN.md, "Router"): an active check every
+/* Health checks of backends (docs/design.md, "Router"): an active check every
  * interval (a TCP connect, or GET health_path answered 2xx/3xx), with rise
  * and fall hysteresis as HAProxy's check.c, and passive marking when a
  * proxied connect fails. Only a change of state acts and is logged. */

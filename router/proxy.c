@@ -805,7 +805,7 @@ static bool pump_request(struct proxy_client *c)
 				    h1_chunked_decode(&r->chunk, pb_data(&c->in) + r->body_ready,
 				                      avail - r->body_ready, &data);
 				if (d < 0) {
-					/* DESIGN.md: a bad chunk after forwarding began
+					/* docs/design.md: a bad chunk after forwarding began
 					 * closes both connections */
 					client_fail(c, 400, NULL, h1_strerror(d));
 					return false;

@@ -1,4 +1,4 @@
-/* Router log lines (DESIGN.md, "Logs"): one logfmt line per request, to
+/* Router log lines (docs/design.md, "Logs"): one logfmt line per request, to
  * stdout and to dynod's log intake (a Unix datagram socket). Sending never
  * blocks: while the intake is away lines are dropped and counted. Lines are
  * batched and flushed once per loop iteration (loop_defer), with one write

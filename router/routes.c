@@ -1,4 +1,4 @@
-/* routes.json -> struct route_table (DESIGN.md, "Internal contract"). */
+/* routes.json -> struct route_table (docs/design.md, "Internal contract"). */
 #include "router/routes.h"
 
 #include <arpa/inet.h>
@@ -367,7 +367,7 @@ static int parse_app(json_t *ja, size_t ai, const char *domain, const struct rou
 			snprintf(b->addr_text, sizeof(b->addr_text), "%s", addr);
 			b->sa = sa;
 			b->sa_len = sa_len;
-			b->healthy = true; /* DESIGN.md: a new backend is healthy at once */
+			b->healthy = true; /* docs/design.md: a new backend is healthy at once */
 		}
 		a->backends[a->nbackends++] = b;
 		if (b->refs == 1) /* new: settled now; taken over: after success */

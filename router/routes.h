@@ -1,4 +1,4 @@
-/* The routing table of dyno-router, read from routes.json (DESIGN.md,
+/* The routing table of dyno-router, read from routes.json (docs/design.md,
  * "Internal contract: routes.json"): apps, their hosts, their state and
  * their web backends. A reload builds a new table which takes over the
  * backend objects of the old one that are still listed (same app, dyno and

@@ -1,4 +1,4 @@
-/* The Procfile: one "name: command" per line (DESIGN.md, Slug). */
+/* The Procfile: one "name: command" per line (docs/design.md, Slug). */
 #pragma once
 
 #include <stddef.h>

@@ -1,4 +1,4 @@
-/* The checks every slug entry passes before anything is written (DESIGN.md,
+/* The checks every slug entry passes before anything is written (docs/design.md,
  * Slug): names, types, link targets. A struct slug_tree remembers what the
  * archive declared so far, so that an entry under a link, a type change or
  * a link escaping app/ through earlier links is refused.

@@ -1,4 +1,4 @@
-/* The slug store (DESIGN.md, Slug): <state_dir>/slugs/<sha256>.slug holds
+/* The slug store (docs/design.md, Slug): <state_dir>/slugs/<sha256>.slug holds
  * the bytes as uploaded; each slug is unpacked once per app, owned by the
  * app's uid, under <state_dir>/apps/<app>/slugs/<sha256>/. */
 #pragma once

@@ -1,4 +1,4 @@
-/* Slugs: pack a directory, inspect a slug, unpack it safely (DESIGN.md,
+/* Slugs: pack a directory, inspect a slug, unpack it safely (docs/design.md,
  * Slug; docs/slugs.md). */
 #pragma once
 

@@ -1,4 +1,4 @@
-/* A dyno's cgroup (DESIGN.md, Lifecycle: memory rules), through libcgroup.
+/* A dyno's cgroup (docs/design.md, Lifecycle: memory rules), through libcgroup.
  *
  * Each controller (memory, pids, cpu) is detected on its own: a host may
  * hold some on cgroup v1 hierarchies and others on the cgroup2 mount (this
@@ -135,7 +135,7 @@ int cg_attach_ctrl(struct cg *cg, pid_t pid, enum cg_ctrl c, struct dy_error **e
 /* How many processes of the cgroup the kernel's OOM killer killed. */
 uint64_t cg_oom_kills(const struct cg *cg);
 
-/* The memory counted against the quota (DESIGN.md, R14): anonymous memory
+/* The memory counted against the quota (docs/design.md, R14): anonymous memory
  * plus swap, not page cache (v1: total_rss + total_swap of memory.stat; v2:
  * anon of memory.stat + memory.swap.current). Returns 0 or < 0. */
 int cg_quota_usage(const struct cg *cg, uint64_t *ret_bytes, struct dy_error **err);

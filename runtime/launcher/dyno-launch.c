@@ -313,7 +313,7 @@ int main(int argc, char **argv)
 			break;
 		}
 		case 'G':
-			if (n_ports < DY_ELEMENTSOF(ports))
+			if (n_ports < ELEMENTSOF(ports))
 				ports[n_ports++] = (uint16_t)strtoul(optarg, NULL, 10);
 			break;
 		case 'a':
@@ -323,7 +323,7 @@ int main(int argc, char **argv)
 			}
 			break;
 		case 'e':
-			if (n_env + 1 < DY_ELEMENTSOF(env))
+			if (n_env + 1 < ELEMENTSOF(env))
 				env[n_env++] = optarg;
 			break;
 		case 't':
@@ -430,7 +430,7 @@ int main(int argc, char **argv)
 		struct in_addr a;
 		if (run_once(&p, 0, grace, true, &start[i], &down[i], &a) != 0)
 			return 1;
-		if (i < (long)DY_ELEMENTSOF(addrs))
+		if (i < (long)ELEMENTSOF(addrs))
 			addrs[i] = a;
 	}
 	uint64_t total = now_us() - t0;
@@ -440,7 +440,7 @@ int main(int argc, char **argv)
 	printf("{\"event\":\"bench\",\"runs\":%ld,\"start_median_us\":%" PRIu64
 	       ",\"teardown_median_us\":%" PRIu64 ",\"cycles_per_s\":%.1f,\"addrs\":[",
 	       repeat, start[repeat / 2], down[repeat / 2], (double)repeat * 1e6 / (double)total);
-	for (long i = 0; i < repeat && i < (long)DY_ELEMENTSOF(addrs); i++)
+	for (long i = 0; i < repeat && i < (long)ELEMENTSOF(addrs); i++)
 		printf("%s\"%s\"", i ? "," : "", inet_ntoa(addrs[i]));
 	printf("]}\n");
 	free(start);

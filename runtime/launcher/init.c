@@ -149,7 +149,7 @@ int init_start(const struct init_params *p, struct init_state **ret, struct dy_e
 	sigset_t mask;
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGCHLD);
-	for (size_t i = 0; i < DY_ELEMENTSOF(forwarded); i++)
+	for (size_t i = 0; i < ELEMENTSOF(forwarded); i++)
 		sigaddset(&mask, forwarded[i]);
 	sigprocmask(SIG_BLOCK, &mask, NULL);
 	signal(SIGPIPE, SIG_IGN);

@@ -1,4 +1,4 @@
-/* The dyno's init, PID 1 of its PID namespace (DESIGN.md, "What survives
+/* The dyno's init, PID 1 of its PID namespace (docs/design.md, "What survives
  * what" and "A dyno, from inside").
  *
  * It runs as the small static executable dyno-init (dyno-init.c), which

@@ -97,7 +97,7 @@ static __attribute__((noreturn)) void child_main(struct child_args *a)
 	struct dy_error *e = NULL;
 	const struct launch_params *p = a->p;
 	int keep[] = {a->sock, a->slug_fd, a->init_fd, a->filter_fd, a->env_fd};
-	if (close_others(keep, DY_ELEMENTSOF(keep), &e) < 0)
+	if (close_others(keep, ELEMENTSOF(keep), &e) < 0)
 		child_fail(a->sock, e);
 	/* its own session: a dyno outlives its launcher (dynod's crash) */
 	setsid();
@@ -218,7 +218,7 @@ static int build_env(const struct launch_params *p, char ***ret, struct dy_error
 		    !strncmp(*e, "HOME=", 5))
 			continue;
 		if (!strncmp(*e, "PATH=", 5)) {
-			/* DESIGN.md: /app/bin first, also when a config var sets PATH */
+			/* docs/design.md: /app/bin first, also when a config var sets PATH */
 			has_path = true;
 			if (strncmp(*e + 5, "/app/bin:", 9) != 0 &&
 			    strcmp(*e + 5, "/app/bin") != 0) {
@@ -757,7 +757,7 @@ fail_child:
 			                     "left for the sweep");
 			rules_made = net_made = cg_made = false;
 			/* reaped by launch_sweep() once it is gone */
-			if (n_orphans < DY_ELEMENTSOF(orphans)) {
+			if (n_orphans < ELEMENTSOF(orphans)) {
 				orphans[n_orphans++] = d->pidfd;
 				d->pidfd = -1;
 			}

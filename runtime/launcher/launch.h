@@ -1,4 +1,4 @@
-/* The dyno launcher: starts one isolated dyno (DESIGN.md, "A dyno, from
+/* The dyno launcher: starts one isolated dyno (docs/design.md, "A dyno, from
  * inside", "Network", "Lifecycle") and stops and cleans it.
  *
  * launch_start(), in two halves that run side by side:
@@ -81,7 +81,7 @@ struct launch_dyno {
  * launch_free() after launch_cleanup()), or < 0 with nothing left behind. */
 int launch_start(const struct launch_params *p, struct launch_dyno **ret, struct dy_error **err);
 
-/* Re-adopts a running dyno after the launcher's restart (DESIGN.md, "What
+/* Re-adopts a running dyno after the launcher's restart (docs/design.md, "What
  * survives what"): pid must be its init (dyno-init) and sit in the cgroup
  * <cgroup_parent>/<id>. Opens a pidfd, the cgroup (OOM notification armed)
  * and finds the veth and address from the id. The exit status of a dyno
@@ -103,7 +103,7 @@ int launch_stop(struct launch_dyno *d, uint64_t grace_usec, bool *ret_killed,
 /* Call when oom_fd is readable, periodically (v1 signals the OOM condition,
  * which may come before the kill is counted), and once the dyno has exited. When the
  * kernel's OOM killer has killed a process of the dyno since the last call,
- * the whole dyno is stopped (SIGKILL to its cgroup; DESIGN.md: R15 and a
+ * the whole dyno is stopped (SIGKILL to its cgroup; docs/design.md: R15 and a
  * crash; on v2 memory.oom.group has done it already) and 1 is returned;
  * else 0; < 0 on error. */
 int launch_check_oom(struct launch_dyno *d, struct dy_error **err);

@@ -166,7 +166,7 @@ int mounts_etc(const struct mounts_params *p, struct dy_error **err)
 {
 	if (mkdir_p(NEWROOT "/etc", 0755, err) < 0)
 		return -1;
-	for (size_t i = 0; i < DY_ELEMENTSOF(etc_allow); i++) {
+	for (size_t i = 0; i < ELEMENTSOF(etc_allow); i++) {
 		char src[256], dst[256];
 		snprintf(src, sizeof(src), "/etc/%s", etc_allow[i]);
 		snprintf(dst, sizeof(dst), NEWROOT "/etc/%s", etc_allow[i]);
@@ -216,7 +216,7 @@ static int harden_proc(struct dy_error **err)
 	static const char *const masked[] = {"kcore",      "keys",        "latency_stats",
 	                                     "timer_list", "sched_debug", "scsi"};
 	char path[128];
-	for (size_t i = 0; i < DY_ELEMENTSOF(ro); i++) {
+	for (size_t i = 0; i < ELEMENTSOF(ro); i++) {
 		struct stat st;
 		snprintf(path, sizeof(path), NEWROOT "/proc/%s", ro[i]);
 		if (lstat(path, &st) < 0)
@@ -227,7 +227,7 @@ static int harden_proc(struct dy_error **err)
 		             NULL, err) < 0)
 			return -1;
 	}
-	for (size_t i = 0; i < DY_ELEMENTSOF(masked); i++) {
+	for (size_t i = 0; i < ELEMENTSOF(masked); i++) {
 		struct stat st;
 		snprintf(path, sizeof(path), NEWROOT "/proc/%s", masked[i]);
 		if (lstat(path, &st) < 0)
@@ -250,7 +250,7 @@ static int setup_dev(const struct mounts_params *p, struct dy_error **err)
 	if (do_mount("dyno-dev", NEWROOT "/dev", "tmpfs", MS_NOSUID | MS_NOEXEC,
 	             "mode=0755,size=64k", err) < 0)
 		return -1;
-	for (size_t i = 0; i < DY_ELEMENTSOF(nodes); i++) {
+	for (size_t i = 0; i < ELEMENTSOF(nodes); i++) {
 		char src[64], dst[64];
 		snprintf(src, sizeof(src), "/dev/%s", nodes[i]);
 		snprintf(dst, sizeof(dst), NEWROOT "/dev/%s", nodes[i]);
@@ -276,7 +276,7 @@ static int setup_dev(const struct mounts_params *p, struct dy_error **err)
 	                                       {"/proc/self/fd/0", "stdin"},
 	                                       {"/proc/self/fd/1", "stdout"},
 	                                       {"/proc/self/fd/2", "stderr"}};
-	for (size_t i = 0; i < DY_ELEMENTSOF(links); i++) {
+	for (size_t i = 0; i < ELEMENTSOF(links); i++) {
 		char dst[64];
 		snprintf(dst, sizeof(dst), NEWROOT "/dev/%s", links[i][1]);
 		if (symlink(links[i][0], dst) < 0)
@@ -375,7 +375,7 @@ int mounts_prepare(const struct mounts_params *p, struct dy_error **err)
 	/* the stack */
 	if (bind_ro("/usr", NEWROOT "/usr", true, err) < 0)
 		return -1;
-	for (size_t i = 0; i < DY_ELEMENTSOF(merged_links); i++) {
+	for (size_t i = 0; i < ELEMENTSOF(merged_links); i++) {
 		char src[64], dst[64], target[256];
 		snprintf(src, sizeof(src), "/%s", merged_links[i]);
 		snprintf(dst, sizeof(dst), NEWROOT "/%s", merged_links[i]);

@@ -1,4 +1,4 @@
-/* The dyno's file system (DESIGN.md, "A dyno, from inside"), built in the
+/* The dyno's file system (docs/design.md, "A dyno, from inside"), built in the
  * child's own mount namespace, so that nothing is ever mounted on the host:
  *
  *   /            tmpfs, read-only once built

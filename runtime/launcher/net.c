@@ -41,12 +41,7 @@ struct in_addr net_gateway(struct in_addr subnet)
 	return (struct in_addr){htonl(ntohl(subnet.s_addr) + 1)};
 }
 
-static void nl_sockp(struct nl_sock **sk)
-{
-	if (*sk)
-		nl_socket_free(*sk);
-	*sk = NULL;
-}
+DY_DEFINE_CLEANUP(struct nl_sock *, nl_socket_free, nl_sockp)
 #define _cleanup_nl_sock_ _cleanup_(nl_sockp)
 
 static int nl_open(struct nl_sock **ret, struct dy_error **err)
@@ -583,7 +578,7 @@ static void resolvers(char *buf, size_t size)
 	if (!f)
 		return;
 	char line[256];
-	while (n_seen < DY_ELEMENTSOF(seen) && fgets(line, sizeof(line), f)) {
+	while (n_seen < ELEMENTSOF(seen) && fgets(line, sizeof(line), f)) {
 		char ns[64];
 		struct in_addr a;
 		if (sscanf(line, " nameserver %63s", ns) != 1 || inet_pton(AF_INET, ns, &a) != 1)
@@ -773,12 +768,12 @@ int net_rules_del(const char *veth, struct dy_error **err)
 	if (nft_run(all, false, NULL) == 0)
 		return 0;
 	int r = 0;
-	for (size_t i = 0; i < DY_ELEMENTSOF(elements); i++) {
+	for (size_t i = 0; i < ELEMENTSOF(elements); i++) {
 		snprintf(buf, sizeof(buf), "delete element %s { \"%s\" }", elements[i], veth);
 		if (nft_run(buf, true, r < 0 ? NULL : err) < 0)
 			r = -1;
 	}
-	for (size_t i = 0; i < DY_ELEMENTSOF(chains); i++) {
+	for (size_t i = 0; i < ELEMENTSOF(chains); i++) {
 		snprintf(buf, sizeof(buf), "delete chain %s d-%s", chains[i], veth + 3);
 		if (nft_run(buf, true, r < 0 ? NULL : err) < 0)
 			r = -1;

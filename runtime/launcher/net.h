@@ -1,4 +1,4 @@
-/* A dyno's network (DESIGN.md, Network): a veth pair per dyno, routed /32.
+/* A dyno's network (docs/design.md, Network): a veth pair per dyno, routed /32.
  *
  * Host side: the veth "dy-<12 hex of sha256(id)>" carries the gateway
  * address (the subnet's first, e.g. 10.213.0.1/32; the same on every dyno's

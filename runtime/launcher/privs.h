@@ -1,4 +1,4 @@
-/* Privileges of the processes in a dyno (DESIGN.md, "A dyno, from inside"). */
+/* Privileges of the processes in a dyno (docs/design.md, "A dyno, from inside"). */
 #pragma once
 
 #include <sys/types.h>

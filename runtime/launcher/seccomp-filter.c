@@ -135,7 +135,7 @@ static int build(scmp_filter_ctx ctx, bool tree, struct dy_error **err)
 	r = tree ? seccomp_attr_set(ctx, SCMP_FLTATR_CTL_OPTIMIZE, 2) : 0;
 	if (r < 0)
 		return dy_error_errno(err, -r, "seccomp: binary tree");
-	for (size_t i = 0; i < DY_ELEMENTSOF(allowed); i++) {
+	for (size_t i = 0; i < ELEMENTSOF(allowed); i++) {
 		int nr = seccomp_syscall_resolve_name(allowed[i]);
 		if (nr == __NR_SCMP_ERROR || nr < 0)
 			continue;
@@ -143,7 +143,7 @@ static int build(scmp_filter_ctx ctx, bool tree, struct dy_error **err)
 		if (r < 0)
 			return dy_error_errno(err, -r, "seccomp: allow %s", allowed[i]);
 	}
-	for (size_t i = 0; i < DY_ELEMENTSOF(denied); i++) {
+	for (size_t i = 0; i < ELEMENTSOF(denied); i++) {
 		int nr = seccomp_syscall_resolve_name(denied[i]);
 		if (nr == __NR_SCMP_ERROR || nr < 0)
 			continue;
@@ -161,7 +161,7 @@ static int build(scmp_filter_ctx ctx, bool tree, struct dy_error **err)
 	static const unsigned long ns[] = {CLONE_NEWNS,    CLONE_NEWUTS, CLONE_NEWIPC,
 	                                   CLONE_NEWUSER,  CLONE_NEWPID, CLONE_NEWNET,
 	                                   CLONE_NEWCGROUP};
-	for (size_t i = 0; i < DY_ELEMENTSOF(ns); i++) {
+	for (size_t i = 0; i < ELEMENTSOF(ns); i++) {
 		r = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(clone), 1,
 		                     SCMP_A0(SCMP_CMP_MASKED_EQ, ns[i], ns[i]));
 		if (r < 0)
@@ -172,7 +172,7 @@ static int build(scmp_filter_ctx ctx, bool tree, struct dy_error **err)
 	 * other guests' dynos with vsock_loopback): EAFNOSUPPORT, as a kernel
 	 * without vsock answers. */
 	static const int sock_calls[] = {SCMP_SYS(socket), SCMP_SYS(socketpair)};
-	for (size_t i = 0; i < DY_ELEMENTSOF(sock_calls); i++) {
+	for (size_t i = 0; i < ELEMENTSOF(sock_calls); i++) {
 		r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, sock_calls[i], 1,
 		                     SCMP_A0(SCMP_CMP_NE, AF_VSOCK));
 		if (r == 0)
@@ -185,7 +185,7 @@ static int build(scmp_filter_ctx ctx, bool tree, struct dy_error **err)
 	 * UNAME26, PER_LINUX32, PER_LINUX32|UNAME26, and the query 0xffffffff):
 	 * READ_IMPLIES_EXEC and ADDR_NO_RANDOMIZE stay off. */
 	static const unsigned long personas[] = {0x0, 0x8, 0x20000, 0x20008, 0xffffffff};
-	for (size_t i = 0; i < DY_ELEMENTSOF(personas); i++) {
+	for (size_t i = 0; i < ELEMENTSOF(personas); i++) {
 		r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(personality), 1,
 		                     SCMP_A0(SCMP_CMP_EQ, personas[i]));
 		if (r < 0)

@@ -1,4 +1,4 @@
-/* The dyno's seccomp policy (DESIGN.md, "A dyno, from inside"), modelled on
+/* The dyno's seccomp policy (docs/design.md, "A dyno, from inside"), modelled on
  * Docker's default profile: an allowlist; the namespace, mount, ptrace, bpf,
  * keyctl, perf, module, reboot and clock families fail with EPERM; any other
  * call fails with ENOSYS (so libc falls back, as glibc does for clone3); a

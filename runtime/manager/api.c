@@ -72,7 +72,6 @@ struct api {
 	size_t nconns;
 };
 
-#define _cleanup_json_ _cleanup_(json_decrefp)
 
 /* ---- connection lifetime ---- */
 
@@ -266,35 +265,54 @@ static void respond_json(struct conn *c, int status, json_t *j)
 		conn_close(c);
 }
 
-static void respond_error(struct conn *c, int status, const char *id, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
+/* The one map from an error's kind to the API's status and error id
+ * (docs/api.md, "Errors"). */
+static const struct {
+	int status;
+	const char *id;
+} api_errors[_DY_E_MAX] = {
+    [DY_E_INTERNAL] = {500, "internal_error"}, [DY_E_BAD_REQUEST] = {400, "bad_request"},
+    [DY_E_FORBIDDEN] = {403, "forbidden"},     [DY_E_NOT_FOUND] = {404, "not_found"},
+    [DY_E_NOT_ALLOWED] = {405, "bad_request"}, [DY_E_CONFLICT] = {409, "conflict"},
+    [DY_E_TOO_LARGE] = {413, "bad_request"},   [DY_E_INVALID] = {422, "invalid_params"},
+    [DY_E_UNSUPPORTED] = {501, "bad_request"},
+};
 
-static void respond_error(struct conn *c, int status, const char *id, const char *fmt, ...)
+static void respond_status(struct conn *c, int status, const char *id, const char *msg)
+{
+	respond_json(c, status, json_pack("{s:s, s:s}", "id", id, "message", msg));
+}
+
+static void respond_error(struct conn *c, enum dy_error_kind kind, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void respond_error(struct conn *c, enum dy_error_kind kind, const char *fmt, ...)
 {
 	char msg[1024];
 	va_list ap;
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	respond_json(c, status, json_pack("{s:s, s:s}", "id", id, "message", msg));
+	if ((unsigned)kind >= _DY_E_MAX)
+		kind = DY_E_INTERNAL;
+	respond_status(c, api_errors[kind].status, api_errors[kind].id, msg);
 }
 
 /* An error that ends the connection: the request's bytes cannot be
  * skipped reliably (bad framing, a body we refuse to read). */
-static void respond_fatal(struct conn *c, int status, const char *id, const char *msg)
+static void respond_fatal(struct conn *c, enum dy_error_kind kind, const char *msg)
 {
 	c->keep_alive = false;
 	c->state = CONN_CLOSING;
-	respond_error(c, status, id, "%s", msg);
+	respond_error(c, kind, "%s", msg);
 }
 
 static void respond_mgr_error(struct conn *c, struct dy_error **err)
 {
-	int status;
-	const char *id = mgr_error_id(*err, &status);
-	if (status >= 500)
+	enum dy_error_kind kind = dy_error_kind_of(*err);
+	if (kind == DY_E_INTERNAL)
 		dy_log("api", "%s %s: %s", h1_method_str(c->method), c->path, dy_error_msg(*err));
-	respond_error(c, status, id, "%s", dy_error_msg(*err));
+	respond_error(c, kind, "%s", dy_error_msg(*err));
 	dy_error_free(err);
 }
 
@@ -342,12 +360,12 @@ static json_t *body_object(struct conn *c)
 	json_error_t jerr;
 	json_t *j = json_loadb(c->body ? c->body : "", c->body_len, JSON_REJECT_DUPLICATES, &jerr);
 	if (j == NULL) {
-		respond_error(c, 400, "bad_request", "request body is not JSON: %s", jerr.text);
+		respond_error(c, DY_E_BAD_REQUEST, "request body is not JSON: %s", jerr.text);
 		return NULL;
 	}
 	if (!json_is_object(j)) {
 		json_decref(j);
-		respond_error(c, 400, "bad_request", "request body must be a JSON object");
+		respond_error(c, DY_E_BAD_REQUEST, "request body must be a JSON object");
 		return NULL;
 	}
 	return j;
@@ -355,7 +373,7 @@ static json_t *body_object(struct conn *c)
 
 static void method_not_allowed(struct conn *c, const char *allowed)
 {
-	respond_error(c, 405, "bad_request", "method %s is not allowed on %s (allowed: %s)",
+	respond_error(c, DY_E_NOT_ALLOWED, "method %s is not allowed on %s (allowed: %s)",
 	              h1_method_str(c->method), c->path, allowed);
 }
 
@@ -379,7 +397,7 @@ static void route_apps(struct conn *c)
 		return;
 	const char *name = json_string_value(json_object_get(b, "name"));
 	if (name == NULL) {
-		respond_error(c, 422, "invalid_params", "name: expected a string");
+		respond_error(c, DY_E_INVALID, "name: expected a string");
 		return;
 	}
 	struct dy_error *err = NULL;
@@ -424,7 +442,7 @@ static void route_slugs(struct conn *c, struct state_app *app)
 		return;
 	}
 	if (lseek(c->body_fd, 0, SEEK_SET) < 0) {
-		respond_error(c, 500, "internal_error", "upload: %s", strerror(errno));
+		respond_error(c, DY_E_INTERNAL, "upload: %s", strerror(errno));
 		return;
 	}
 	struct dy_error *err = NULL;
@@ -480,8 +498,8 @@ static void route_releases(struct conn *c, struct state_app *app, const char *wh
 		int v = parse_version(NULL, which);
 		const struct state_release *rel = v ? state_release_find(app, v) : NULL;
 		if (rel == NULL) {
-			respond_error(c, 404, "not_found", "release \"%.32s\" of %s not found",
-			              which, app->name);
+			respond_error(c, DY_E_NOT_FOUND, "release \"%.32s\" of %s not found", which,
+			              app->name);
 			return;
 		}
 		respond_json(c, 200, state_release_json(rel));
@@ -503,7 +521,7 @@ static void route_releases(struct conn *c, struct state_app *app, const char *wh
 		return;
 	json_t *slug = json_object_get(b, "slug"), *rel = json_object_get(b, "release");
 	if ((slug == NULL) == (rel == NULL)) {
-		respond_error(c, 422, "invalid_params",
+		respond_error(c, DY_E_INVALID,
 		              "expected either {\"slug\": ID} (deploy) or {\"release\": \"vN\"} "
 		              "(rollback)");
 		return;
@@ -515,14 +533,14 @@ static void route_releases(struct conn *c, struct state_app *app, const char *wh
 		if (json_is_object(slug))
 			slug = json_object_get(slug, "id");
 		if (!json_is_string(slug)) {
-			respond_error(c, 422, "invalid_params", "slug: expected a slug id string");
+			respond_error(c, DY_E_INVALID, "slug: expected a slug id string");
 			return;
 		}
 		r = mgr_deploy(a->mgr, app->name, json_string_value(slug), &out, &err);
 	} else {
 		int v = parse_version(rel, NULL);
 		if (v == 0) {
-			respond_error(c, 422, "invalid_params",
+			respond_error(c, DY_E_INVALID,
 			              "release: expected a version such as \"v3\" or 3");
 			return;
 		}
@@ -585,15 +603,14 @@ static void route_formation(struct conn *c, struct state_app *app, const char *t
 		if (type) {
 			u = calloc(1, sizeof(*u));
 			if (u == NULL || parse_update(b, type, u, msg, sizeof(msg)) < 0) {
-				respond_error(c, 422, "invalid_params", "%s",
-				              u ? msg : "no memory");
+				respond_error(c, DY_E_INVALID, "%s", u ? msg : "no memory");
 				return;
 			}
 			n = 1;
 		} else {
 			json_t *ups = json_object_get(b, "updates");
 			if (!json_is_array(ups)) {
-				respond_error(c, 422, "invalid_params",
+				respond_error(c, DY_E_INVALID,
 				              "updates: expected a list of {type, quantity, size}");
 				return;
 			}
@@ -602,12 +619,11 @@ static void route_formation(struct conn *c, struct state_app *app, const char *t
 			for (size_t i = 0; u && i < n; i++)
 				if (parse_update(json_array_get(ups, i), NULL, &u[i], msg,
 				                 sizeof(msg)) < 0) {
-					respond_error(c, 422, "invalid_params", "updates[%zu]: %s",
-					              i, msg);
+					respond_error(c, DY_E_INVALID, "updates[%zu]: %s", i, msg);
 					return;
 				}
 			if (u == NULL) {
-				respond_error(c, 500, "internal_error", "no memory");
+				respond_error(c, DY_E_INTERNAL, "no memory");
 				return;
 			}
 		}
@@ -663,13 +679,13 @@ static void route_dynos(struct conn *c, struct state_app *app, const struct rout
 	struct dy_error *err = NULL;
 	const char *which = r->nseg >= 4 ? r->seg[3] : NULL;
 	if (!mgr_has_dynos(a->mgr)) {
-		respond_error(c, 501, "bad_request",
+		respond_error(c, DY_E_UNSUPPORTED,
 		              "%s needs the dyno launcher, which this dynod runs without", c->path);
 		return;
 	}
 	if (r->nseg == 6) {
 		if (strcmp(r->seg[4], "actions") != 0 || strcmp(r->seg[5], "stop") != 0) {
-			respond_error(c, 404, "not_found", "no such endpoint: %s", c->path);
+			respond_error(c, DY_E_NOT_FOUND, "no such endpoint: %s", c->path);
 			return;
 		}
 		if (c->method != H1_METHOD_POST) {
@@ -685,7 +701,7 @@ static void route_dynos(struct conn *c, struct state_app *app, const struct rout
 		return;
 	}
 	if (r->nseg == 5) {
-		respond_error(c, 404, "not_found", "no such endpoint: %s", c->path);
+		respond_error(c, DY_E_NOT_FOUND, "no such endpoint: %s", c->path);
 		return;
 	}
 	if (c->method == H1_METHOD_DELETE) {
@@ -715,11 +731,11 @@ static void dispatch(struct conn *c)
 	_cleanup_free_ char *path = strdup(c->path);
 	struct route r;
 	if (path == NULL) {
-		respond_error(c, 500, "internal_error", "no memory");
+		respond_error(c, DY_E_INTERNAL, "no memory");
 		return;
 	}
 	if (!split_path(path, &r) || r.nseg == 0 || strcmp(r.seg[0], "apps") != 0) {
-		respond_error(c, 404, "not_found", "no such endpoint: %s", c->path);
+		respond_error(c, DY_E_NOT_FOUND, "no such endpoint: %s", c->path);
 		return;
 	}
 	if (r.nseg == 1) {
@@ -749,11 +765,11 @@ static void dispatch(struct conn *c)
 		route_dynos(c, app, &r);
 	else if (strcmp(sub, "dynos") == 0 || strcmp(sub, "log-stream") == 0 ||
 	         strcmp(sub, "addons") == 0)
-		respond_error(c, 501, "bad_request",
+		respond_error(c, DY_E_UNSUPPORTED,
 		              "%s needs the dyno launcher, which this dynod does not have yet",
 		              c->path);
 	else
-		respond_error(c, 404, "not_found", "no such endpoint: %s", c->path);
+		respond_error(c, DY_E_NOT_FOUND, "no such endpoint: %s", c->path);
 }
 
 /* ---- request reading ---- */
@@ -820,11 +836,11 @@ static void start_request(struct conn *c, const struct h1_request *req, size_t h
 	memmove(c->in, c->in + hlen, c->in_len - hlen);
 	c->in_len -= hlen;
 	if (c->path == NULL) {
-		respond_fatal(c, 500, "internal_error", "no memory");
+		respond_fatal(c, DY_E_INTERNAL, "no memory");
 		return;
 	}
 	if (req->target_form != H1_TARGET_ORIGIN) {
-		respond_fatal(c, 400, "bad_request", "expected an origin-form target (/apps...)");
+		respond_fatal(c, DY_E_BAD_REQUEST, "expected an origin-form target (/apps...)");
 		return;
 	}
 	bool upload = is_slug_upload(c->path, c->method);
@@ -832,7 +848,7 @@ static void start_request(struct conn *c, const struct h1_request *req, size_t h
 	c->body_limit = upload ? c->api->cfg->slugs.max_compressed : API_JSON_MAX;
 	if (body == H1_BODY_NONE || (body == H1_BODY_LENGTH && cl == 0)) {
 		if (upload && (c->body_fd = open_upload(c->api)) < 0) {
-			respond_fatal(c, 500, "internal_error", "cannot create the upload file");
+			respond_fatal(c, DY_E_INTERNAL, "cannot create the upload file");
 			return;
 		}
 		finish_request(c);
@@ -842,14 +858,14 @@ static void start_request(struct conn *c, const struct h1_request *req, size_t h
 		char msg[160];
 		snprintf(msg, sizeof(msg), "request body of %lld bytes is over the limit of %llu",
 		         (long long)cl, (unsigned long long)c->body_limit);
-		respond_fatal(c, 413, "bad_request", msg);
+		respond_fatal(c, DY_E_TOO_LARGE, msg);
 		return;
 	}
 	if (upload) {
 		c->body_fd = open_upload(c->api);
 		if (c->body_fd < 0) {
 			dy_log("api", "upload file: %s", strerror(-c->body_fd));
-			respond_fatal(c, 500, "internal_error", "cannot create the upload file");
+			respond_fatal(c, DY_E_INTERNAL, "cannot create the upload file");
 			return;
 		}
 	}
@@ -874,12 +890,12 @@ static int body_sink(struct conn *c, const char *p, size_t n)
 		char msg[160];
 		snprintf(msg, sizeof(msg), "request body is over the limit of %llu bytes",
 		         (unsigned long long)c->body_limit);
-		respond_fatal(c, 413, "bad_request", msg);
+		respond_fatal(c, DY_E_TOO_LARGE, msg);
 		return -1;
 	}
 	if (c->sink == SINK_MEMORY) {
 		if (buf_append(&c->body, &c->body_len, &c->body_cap, p, n) < 0) {
-			respond_fatal(c, 500, "internal_error", "no memory");
+			respond_fatal(c, DY_E_INTERNAL, "no memory");
 			return -1;
 		}
 		return 0;
@@ -891,7 +907,7 @@ static int body_sink(struct conn *c, const char *p, size_t n)
 		if (w < 0) {
 			char msg[160];
 			snprintf(msg, sizeof(msg), "writing the upload: %s", strerror(errno));
-			respond_fatal(c, 500, "internal_error", msg);
+			respond_fatal(c, DY_E_INTERNAL, msg);
 			return -1;
 		}
 		p += w;
@@ -910,7 +926,7 @@ static void read_body(struct conn *c)
 			struct h1_slice data;
 			int n = h1_chunked_decode(&c->chunk, c->in + off, c->in_len - off, &data);
 			if (n < 0) {
-				respond_fatal(c, 400, "bad_request", h1_strerror(n));
+				respond_fatal(c, DY_E_BAD_REQUEST, h1_strerror(n));
 				return;
 			}
 			if (n == 0)
@@ -959,7 +975,9 @@ static void process(struct conn *c)
 				conn_close(c);
 				return;
 			}
-			respond_fatal(c, status, "bad_request", h1_strerror(r));
+			c->keep_alive = false;
+			c->state = CONN_CLOSING;
+			respond_status(c, status, "bad_request", h1_strerror(r));
 			break;
 		}
 		start_request(c, &req, (size_t)r);

@@ -1,5 +1,5 @@
 /* The Platform API server: HTTP/1.1 + JSON on the Unix socket api_socket
- * (DESIGN.md, "Platform API"; docs/api.md lists every endpoint).
+ * (docs/design.md, "Platform API"; docs/api.md lists every endpoint).
  *
  * Connections are non-blocking, each with its own input and output
  * buffers and parser state, so one slow client never holds up another.

@@ -1,5 +1,5 @@
 /* dynod [--config FILE]: the manager and the Platform API, in the
- * foreground (DESIGN.md, "Daemons and configuration"). Ready when the API
+ * foreground (docs/design.md, "Daemons and configuration"). Ready when the API
  * socket accepts; SIGTERM or SIGINT stops it cleanly. */
 #include <signal.h>
 #include <stdio.h>

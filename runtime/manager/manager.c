@@ -17,47 +17,6 @@ struct mgr {
 	const struct manager_ops *ops;
 };
 
-#define _cleanup_json_ _cleanup_(json_decrefp)
-
-/* Sets a classed error: the message as dy_error(), the class in errnum. */
-static int fail(struct dy_error **err, enum mgr_error_class cls, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int fail(struct dy_error **err, enum mgr_error_class cls, const char *fmt, ...)
-{
-	if (err == NULL || *err != NULL)
-		return -1;
-	char *msg = NULL;
-	va_list ap;
-	va_start(ap, fmt);
-	int n = vasprintf(&msg, fmt, ap);
-	va_end(ap);
-	dy_error(err, "%s", n >= 0 ? msg : "out of memory");
-	free(msg);
-	if (*err)
-		(*err)->errnum = (int)cls;
-	return -1;
-}
-
-const char *mgr_error_id(const struct dy_error *err, int *ret_status)
-{
-	static const struct {
-		int cls;
-		int status;
-		const char *id;
-	} map[] = {
-	    {MGR_E_NOT_FOUND, 404, "not_found"},     {MGR_E_INVALID, 422, "invalid_params"},
-	    {MGR_E_CONFLICT, 409, "conflict"},       {MGR_E_FORBIDDEN, 403, "forbidden"},
-	    {MGR_E_BAD_REQUEST, 400, "bad_request"},
-	};
-	for (size_t i = 0; err && i < DY_ELEMENTSOF(map); i++)
-		if (err->errnum == map[i].cls) {
-			*ret_status = map[i].status;
-			return map[i].id;
-		}
-	*ret_status = 500;
-	return "internal_error";
-}
 
 int mgr_new(const struct config *cfg, struct state *st, const struct manager_ops *ops,
             struct mgr **ret, struct dy_error **err)
@@ -89,7 +48,7 @@ bool mgr_has_dynos(const struct mgr *m)
 
 static int no_dynos(struct dy_error **err)
 {
-	return fail(err, MGR_E_CONFLICT, "this dynod runs no dynos (no launcher)");
+	return dy_error_as(err, DY_E_CONFLICT, "this dynod runs no dynos (no launcher)");
 }
 
 json_t *mgr_dynos_json(struct mgr *m, const char *name, const char *dyno, struct dy_error **err)
@@ -147,7 +106,7 @@ int mgr_app_get(struct mgr *m, const char *name, struct state_app **ret, struct 
 {
 	struct state_app *app = state_app_find(m->st, name);
 	if (app == NULL)
-		return fail(err, MGR_E_NOT_FOUND, "app \"%.64s\" not found", name);
+		return dy_error_as(err, DY_E_NOT_FOUND, "app \"%.64s\" not found", name);
 	*ret = app;
 	return 0;
 }
@@ -155,12 +114,12 @@ int mgr_app_get(struct mgr *m, const char *name, struct state_app **ret, struct 
 int mgr_app_create(struct mgr *m, const char *name, struct state_app **ret, struct dy_error **err)
 {
 	if (!state_app_name_valid(name))
-		return fail(
-		    err, MGR_E_INVALID,
+		return dy_error_as(
+		    err, DY_E_INVALID,
 		    "invalid app name \"%.64s\": it must match ^[a-z][a-z0-9-]{1,28}[a-z0-9]$",
 		    name);
 	if (state_app_find(m->st, name))
-		return fail(err, MGR_E_CONFLICT, "app \"%s\" already exists", name);
+		return dy_error_as(err, DY_E_CONFLICT, "app \"%s\" already exists", name);
 	/* the lowest uid of the range no app holds */
 	uint32_t uid = 0;
 	bool found = false;
@@ -176,8 +135,8 @@ int mgr_app_create(struct mgr *m, const char *name, struct state_app **ret, stru
 			uid = (uint32_t)u;
 	}
 	if (!found)
-		return fail(err, MGR_E_CONFLICT, "no free uid left in uids (%u from %u)",
-		            m->cfg->uids.count, m->cfg->uids.first);
+		return dy_error_as(err, DY_E_CONFLICT, "no free uid left in uids (%u from %u)",
+		                   m->cfg->uids.count, m->cfg->uids.first);
 	char now[STATE_TIME_LEN + 1];
 	state_now(now);
 	struct state_app *app;
@@ -240,7 +199,7 @@ int mgr_slug_put(struct mgr *m, const char *name, int fd, struct slug_info *ret_
 		/* the store's errors are about the slug, but for I/O ones */
 		int r = e && e->errnum != 0
 		            ? dy_error(err, "slug refused: %s", dy_error_msg(e))
-		            : fail(err, MGR_E_INVALID, "slug refused: %s", dy_error_msg(e));
+		            : dy_error_as(err, DY_E_INVALID, "slug refused: %s", dy_error_msg(e));
 		dy_error_free(&e);
 		return r;
 	}
@@ -263,10 +222,11 @@ static int prepare_slug(struct mgr *m, struct state_app *app, const char *slug_i
 {
 	if (json_object_get(process_types, "release") &&
 	    (m->ops == NULL || m->ops->run_release == NULL))
-		return fail(err, MGR_E_CONFLICT,
-		            "slug %.7s has a release process type, but this dynod has no dyno "
-		            "launcher to run the release phase",
-		            slug_id);
+		return dy_error_as(
+		    err, DY_E_CONFLICT,
+		    "slug %.7s has a release process type, but this dynod has no dyno "
+		    "launcher to run the release phase",
+		    slug_id);
 	struct slug_limits l;
 	slug_limits_of(m, &l);
 	_cleanup_free_ char *dir = NULL;
@@ -334,13 +294,14 @@ int mgr_deploy(struct mgr *m, const char *name, const char *slug_id, struct stat
 	if (mgr_app_get(m, name, &app, err) < 0)
 		return -1;
 	if (!valid_slug_id(slug_id))
-		return fail(err, MGR_E_INVALID, "invalid slug id \"%.80s\": expected 64 hex digits",
-		            slug_id);
+		return dy_error_as(err, DY_E_INVALID,
+		                   "invalid slug id \"%.80s\": expected 64 hex digits", slug_id);
 	_cleanup_free_ char *path = NULL;
 	if (slug_store_path(m->st->dir, slug_id, &path, err) < 0)
 		return -1;
 	if (access(path, F_OK) < 0)
-		return fail(err, MGR_E_NOT_FOUND, "slug %s not found (upload it first)", slug_id);
+		return dy_error_as(err, DY_E_NOT_FOUND, "slug %s not found (upload it first)",
+		                   slug_id);
 	struct slug_limits l;
 	slug_limits_of(m, &l);
 	struct slug_info info = {0};
@@ -385,10 +346,11 @@ int mgr_release_finished(struct mgr *m, const char *name, int version, bool succ
 		return -1;
 	struct state_release *rel = state_release_find(app, version);
 	if (rel == NULL)
-		return fail(err, MGR_E_NOT_FOUND, "release v%d of %s not found", version, name);
+		return dy_error_as(err, DY_E_NOT_FOUND, "release v%d of %s not found", version,
+		                   name);
 	if (rel->status != STATE_RELEASE_PENDING)
-		return fail(err, MGR_E_CONFLICT, "release v%d of %s is %s, not pending", version,
-		            name, state_release_status_str(rel->status));
+		return dy_error_as(err, DY_E_CONFLICT, "release v%d of %s is %s, not pending",
+		                   version, name, state_release_status_str(rel->status));
 	rel->status = succeeded ? STATE_RELEASE_SUCCEEDED : STATE_RELEASE_FAILED;
 	if (state_app_save(m->st, app, err) < 0) {
 		rel->status = STATE_RELEASE_PENDING;
@@ -407,10 +369,11 @@ int mgr_rollback(struct mgr *m, const char *name, int version, struct state_rele
 		return -1;
 	const struct state_release *to = state_release_find(app, version);
 	if (to == NULL)
-		return fail(err, MGR_E_NOT_FOUND, "release v%d of %s not found", version, name);
+		return dy_error_as(err, DY_E_NOT_FOUND, "release v%d of %s not found", version,
+		                   name);
 	if (to->slug_id[0] == '\0')
-		return fail(err, MGR_E_INVALID, "release v%d has no slug: nothing to roll back to",
-		            version);
+		return dy_error_as(err, DY_E_INVALID,
+		                   "release v%d has no slug: nothing to roll back to", version);
 	/* copies first: appending may move the releases array */
 	char slug_id[STATE_SLUG_ID_LEN + 1];
 	snprintf(slug_id, sizeof(slug_id), "%s", to->slug_id);
@@ -478,20 +441,20 @@ int mgr_config_update(struct mgr *m, const char *name, json_t *changes, struct s
 	if (mgr_app_get(m, name, &app, err) < 0)
 		return -1;
 	if (!json_is_object(changes))
-		return fail(err, MGR_E_INVALID,
-		            "config vars: expected an object of names to strings or null");
+		return dy_error_as(err, DY_E_INVALID,
+		                   "config vars: expected an object of names to strings or null");
 	const char *k;
 	json_t *v;
 	json_object_foreach(changes, k, v)
 	{
 		if (!valid_key(k))
-			return fail(err, MGR_E_INVALID,
-			            "invalid config var name \"%.80s\": it must match "
-			            "[A-Za-z_][A-Za-z0-9_]* (at most %d bytes)",
-			            k, MGR_CONFIG_KEY_MAX);
+			return dy_error_as(err, DY_E_INVALID,
+			                   "invalid config var name \"%.80s\": it must match "
+			                   "[A-Za-z_][A-Za-z0-9_]* (at most %d bytes)",
+			                   k, MGR_CONFIG_KEY_MAX);
 		if (!json_is_string(v) && !json_is_null(v))
-			return fail(
-			    err, MGR_E_INVALID,
+			return dy_error_as(
+			    err, DY_E_INVALID,
 			    "config var %s: the value must be a string (or null to remove it)", k);
 	}
 	_cleanup_json_ json_t *cfg = config_copy(app);
@@ -551,8 +514,8 @@ static int current_types(const struct state_app *app, json_t **ret, struct dy_er
 {
 	const struct state_release *cur = state_app_current(app);
 	if (cur == NULL || cur->process_types == NULL)
-		return fail(err, MGR_E_INVALID, "app %s has no release with a slug yet: deploy one",
-		            app->name);
+		return dy_error_as(err, DY_E_INVALID,
+		                   "app %s has no release with a slug yet: deploy one", app->name);
 	*ret = cur->process_types;
 	return 0;
 }
@@ -584,20 +547,22 @@ int mgr_formation_update(struct mgr *m, const char *name, const struct mgr_forma
 	if (current_types(app, &pt, err) < 0)
 		return -1;
 	if (n == 0)
-		return fail(err, MGR_E_INVALID, "updates: empty list");
+		return dy_error_as(err, DY_E_INVALID, "updates: empty list");
 	for (size_t i = 0; i < n; i++) {
 		if (u[i].type == NULL || strcmp(u[i].type, "release") == 0 ||
 		    json_object_get(pt, u[i].type) == NULL) {
 			char types[512];
 			type_list(types, sizeof(types), pt);
-			return fail(err, MGR_E_INVALID,
-			            "no process type \"%.64s\" in the current release's Procfile "
-			            "(types: %s)",
-			            u[i].type ? u[i].type : "", types);
+			return dy_error_as(
+			    err, DY_E_INVALID,
+			    "no process type \"%.64s\" in the current release's Procfile "
+			    "(types: %s)",
+			    u[i].type ? u[i].type : "", types);
 		}
 		if (u[i].quantity != -1 && (u[i].quantity < 0 || u[i].quantity > MGR_QUANTITY_MAX))
-			return fail(err, MGR_E_INVALID, "%s: quantity %d is out of range 0..%d",
-			            u[i].type, u[i].quantity, MGR_QUANTITY_MAX);
+			return dy_error_as(err, DY_E_INVALID,
+			                   "%s: quantity %d is out of range 0..%d", u[i].type,
+			                   u[i].quantity, MGR_QUANTITY_MAX);
 		if (u[i].size && config_size_find(m->cfg, u[i].size) == NULL) {
 			char sizes[512] = "";
 			size_t len = 0;
@@ -608,8 +573,9 @@ int mgr_formation_update(struct mgr *m, const char *name, const struct mgr_forma
 					break;
 				len += (size_t)w;
 			}
-			return fail(err, MGR_E_INVALID, "%s: unknown size \"%.64s\" (sizes: %s)",
-			            u[i].type, u[i].size, sizes);
+			return dy_error_as(err, DY_E_INVALID,
+			                   "%s: unknown size \"%.64s\" (sizes: %s)", u[i].type,
+			                   u[i].size, sizes);
 		}
 	}
 	/* a copy to restore when the state cannot be saved */
@@ -676,8 +642,8 @@ json_t *mgr_formation_json(const struct mgr *m, const struct state_app *app, con
 			json_array_append_new(list, o);
 		}
 	if (type) {
-		fail(err, MGR_E_NOT_FOUND, "no process type \"%.64s\" in the formation of %s", type,
-		     app->name);
+		dy_error_as(err, DY_E_NOT_FOUND, "no process type \"%.64s\" in the formation of %s",
+		            type, app->name);
 		return NULL;
 	}
 	return list;

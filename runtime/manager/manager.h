@@ -1,16 +1,17 @@
 /* The manager: the operations of the Platform API on apps, slugs,
- * releases, config vars and formation (DESIGN.md, "Platform API").
+ * releases, config vars and formation (docs/design.md, "Platform API").
  *
  * Each operation checks its input, changes the state in memory and writes
  * the app's state file before it returns; the API server (api.c) only
- * translates HTTP to these calls. Errors carry a class in errnum (enum
- * mgr_error_class) that the API maps to its error ids and statuses.
+ * translates HTTP to these calls. A refused input carries its kind
+ * (enum dy_error_kind: not found, invalid, conflict), which the API maps to
+ * its error ids and statuses.
  *
- * Running dynos is the launcher's job: struct manager_ops is the hook
- * through which the manager will start and stop dynos and run the release
- * phase. Until the launcher is wired in, dynod passes NULL: formation is
- * recorded but no dyno runs, and a slug with a `release` process type is
- * refused (its release phase could not run). */
+ * Running dynos is the supervisor's job (supervisor.h, on the launcher):
+ * struct manager_ops is the hook through which the manager starts and
+ * stops dynos and runs the release phase. With no ops (the unit tests),
+ * formation is recorded but no dyno runs, and a slug with a `release`
+ * process type is refused (its release phase could not run). */
 #pragma once
 
 #include <jansson.h>
@@ -22,20 +23,10 @@
 #include "runtime/manager/state.h"
 #include "slugs/slug.h"
 
-/* Error classes, stored in dy_error.errnum by the manager. Values above
- * any errno so that a system error is never taken for one. */
-enum mgr_error_class {
-	MGR_E_NOT_FOUND = 0x10001, /* 404 not_found */
-	MGR_E_INVALID,             /* 422 invalid_params */
-	MGR_E_CONFLICT,            /* 409 conflict */
-	MGR_E_FORBIDDEN,           /* 403 forbidden */
-	MGR_E_BAD_REQUEST,         /* 400 bad_request */
-};
-
 #define MGR_QUANTITY_MAX   100 /* dynos of one process type */
 #define MGR_CONFIG_KEY_MAX 256
 
-/* The launcher's side (runtime/launch.c and friends), called by the
+/* The launcher's side (runtime/manager/supervisor.c on the launcher), called by the
  * manager. Every pointer may be NULL, and so may the whole struct. */
 struct manager_ops {
 	/* Runs the release phase of rel (a one-off release.N with the
@@ -54,7 +45,7 @@ struct manager_ops {
 	 * exactly once, at the latest when the launcher is freed. */
 	void (*stop_app)(void *data, const char *name, void (*gone)(void *arg), void *arg);
 	/* The dyno objects of app: a list, or the one called name (NULL and
-	 * MGR_E_NOT_FOUND when there is none). New reference. */
+	 * DY_E_NOT_FOUND when there is none). New reference. */
 	json_t *(*dynos_json)(void *data, const struct state_app *app, const char *name,
 	                      struct dy_error **err);
 	/* Restarts app's dynos: all (which NULL), of a type, or one. */
@@ -75,21 +66,17 @@ int mgr_new(const struct config *cfg, struct state *st, const struct manager_ops
 
 void mgr_free(struct mgr *m);
 
-/* "not_found", "invalid_params", ... for err's class; "internal_error" for
- * anything else. *ret_status gets the HTTP status (500 for the rest). */
-const char *mgr_error_id(const struct dy_error *err, int *ret_status);
-
 const struct state *mgr_state(const struct mgr *m);
 
 /* True when dynos run (the launcher's hook is there). */
 bool mgr_has_dynos(const struct mgr *m);
 
 /* The dyno objects of app name: the list, or dyno (when not NULL). New
- * reference, or NULL with err (MGR_E_NOT_FOUND). */
+ * reference, or NULL with err (DY_E_NOT_FOUND). */
 json_t *mgr_dynos_json(struct mgr *m, const char *name, const char *dyno, struct dy_error **err);
 
 /* Restarts the dynos of app name: all (which NULL), a process type's, or
- * one dyno's. MGR_E_NOT_FOUND when which matches none. */
+ * one dyno's. DY_E_NOT_FOUND when which matches none. */
 int mgr_dynos_restart(struct mgr *m, const char *name, const char *which, struct dy_error **err);
 
 /* Stops dyno of app name (a formation dyno is started again). */
@@ -98,10 +85,10 @@ int mgr_dyno_stop(struct mgr *m, const char *name, const char *dyno, struct dy_e
 /* The port of router.listen's first address (for web_url). */
 unsigned mgr_router_port(const struct mgr *m);
 
-/* The app object of DESIGN.md (new reference). */
+/* The app object of docs/design.md (new reference). */
 json_t *mgr_app_json(const struct mgr *m, const struct state_app *app);
 
-/* The app called name; MGR_E_NOT_FOUND when there is none. */
+/* The app called name; DY_E_NOT_FOUND when there is none. */
 int mgr_app_get(struct mgr *m, const char *name, struct state_app **ret, struct dy_error **err);
 
 /* Creates app name with the lowest free uid of the configured range.
@@ -116,7 +103,7 @@ int mgr_app_destroy(struct mgr *m, const char *name, struct dy_error **err);
 
 /* Stores the slug read from fd (up to slugs.max_compressed) for app
  * name, checking it (Procfile included). Fills *ret_info (slug_info_clear).
- * Returns 0 or < 0 (MGR_E_INVALID for a refused slug). */
+ * Returns 0 or < 0 (DY_E_INVALID for a refused slug). */
 int mgr_slug_put(struct mgr *m, const char *name, int fd, struct slug_info *ret_info,
                  struct dy_error **err);
 
@@ -135,7 +122,7 @@ int mgr_rollback(struct mgr *m, const char *name, int version, struct state_rele
 /* The launcher's report on the release phase of app name's release
  * version (pending): it becomes succeeded (then the formation is applied
  * with it) or failed (it keeps its number; the current release stays
- * serving). MGR_E_NOT_FOUND for an unknown app or release, MGR_E_CONFLICT
+ * serving). DY_E_NOT_FOUND for an unknown app or release, DY_E_CONFLICT
  * when it is not pending. */
 int mgr_release_finished(struct mgr *m, const char *name, int version, bool succeeded,
                          struct dy_error **err);
@@ -163,8 +150,8 @@ struct mgr_formation_update {
 int mgr_formation_update(struct mgr *m, const char *name, const struct mgr_formation_update *u,
                          size_t n, struct dy_error **err);
 
-/* The formation list of DESIGN.md for app (one entry per process type of
+/* The formation list of docs/design.md for app (one entry per process type of
  * the current release but `release`, in Procfile order), or only type when
- * type is not NULL (then a formation object, or NULL with MGR_E_NOT_FOUND). */
+ * type is not NULL (then a formation object, or NULL with DY_E_NOT_FOUND). */
 json_t *mgr_formation_json(const struct mgr *m, const struct state_app *app, const char *type,
                            struct dy_error **err);

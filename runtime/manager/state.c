@@ -13,7 +13,6 @@
 #include "common/fs.h"
 #include "slugs/slug-fs.h"
 
-#define _cleanup_json_ _cleanup_(json_decrefp)
 
 static const char *const status_names[] = {
     [STATE_RELEASE_PENDING] = "pending",
@@ -23,14 +22,14 @@ static const char *const status_names[] = {
 
 const char *state_release_status_str(enum state_release_status s)
 {
-	if ((size_t)s < DY_ELEMENTSOF(status_names))
+	if ((size_t)s < ELEMENTSOF(status_names))
 		return status_names[s];
 	return "unknown";
 }
 
 int state_release_status_from_str(const char *s, enum state_release_status *ret)
 {
-	for (size_t i = 0; i < DY_ELEMENTSOF(status_names); i++)
+	for (size_t i = 0; i < ELEMENTSOF(status_names); i++)
 		if (strcmp(s, status_names[i]) == 0) {
 			*ret = (enum state_release_status)i;
 			return 0;

@@ -1,5 +1,5 @@
 /* The manager's durable state: apps, their releases, config vars and
- * formation (DESIGN.md, "Platform API" objects).
+ * formation (docs/design.md, "Platform API" objects).
  *
  * Layout: one file per app, <state_dir>/apps/<app>/app.json, replaced
  * atomically (temp file, fsync, rename, fsync of the directory) on every
@@ -85,7 +85,7 @@ void state_free(struct state *st);
 /* The app called name, or NULL. */
 struct state_app *state_app_find(const struct state *st, const char *name);
 
-/* True when name follows DESIGN.md's rule ^[a-z][a-z0-9-]{1,28}[a-z0-9]$. */
+/* True when name follows docs/design.md's rule ^[a-z][a-z0-9-]{1,28}[a-z0-9]$. */
 bool state_app_name_valid(const char *name);
 
 /* Adds a new app (not yet saved) with no release and an empty formation.

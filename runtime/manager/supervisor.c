@@ -273,7 +273,7 @@ static void on_exited(struct sup_dyno *d)
 		unlink_dyno(d);
 		return;
 	}
-	/* any exit of a formation dyno is a crash (DESIGN.md, Lifecycle) */
+	/* any exit of a formation dyno is a crash (docs/design.md, Lifecycle) */
 	if (was_up && up_for >= s->cfg->dyno.cooloff.reset_after)
 		d->crashes = 0;
 	d->crashes++;
@@ -830,7 +830,7 @@ static json_t *dyno_json(const struct sup_dyno *d)
 		addr = json_string(buf);
 	}
 	/* pid (of the dyno's init, on the host; 0 when not running) is beyond
-	 * DESIGN.md's object: operators and tests find the dyno's processes */
+	 * docs/design.md's object: operators and tests find the dyno's processes */
 	return json_pack("{s:s, s:s, s:s, s:s, s:s, s:{s:i}, s:o, s:s, s:s, s:i}", "name", d->name,
 	                 "type", d->type, "state", sup_state_str(d->state), "command", d->command,
 	                 "size", d->size, "release", "version", d->version, "addr", addr,
@@ -855,8 +855,8 @@ json_t *sup_dynos_json(struct sup *s, const struct state_app *app, const char *n
 			    (!found || found->stopping))
 				found = d;
 		if (!found) {
-			dy_error(err, "dyno %.64s of %s not found", name, app->name);
-			(*err)->errnum = MGR_E_NOT_FOUND;
+			dy_error_as(err, DY_E_NOT_FOUND, "dyno %.64s of %s not found", name,
+			            app->name);
 			return NULL;
 		}
 		return dyno_json(found);
@@ -884,10 +884,7 @@ json_t *sup_dynos_json(struct sup *s, const struct state_app *app, const char *n
 
 static int not_found(struct dy_error **err, const char *what, const char *app)
 {
-	int r = dy_error(err, "no dyno %.64s in %s", what, app);
-	if (err && *err)
-		(*err)->errnum = MGR_E_NOT_FOUND;
-	return r;
+	return dy_error_as(err, DY_E_NOT_FOUND, "no dyno %.64s in %s", what, app);
 }
 
 int sup_restart(struct sup *s, const struct state_app *app, const char *which,

@@ -1,5 +1,5 @@
 /* The supervisor: runs each app's formation on the launcher inside dynod
- * (DESIGN.md, "Lifecycle"), and writes routes.json for the router
+ * (docs/design.md, "Lifecycle"), and writes routes.json for the router
  * ("Internal contract: routes.json").
  *
  * Everything happens on dynod's loop: one pidfd watcher and one OOM
@@ -38,19 +38,19 @@ const struct manager_ops *sup_ops(struct sup *s);
  * routes.json. */
 void sup_start_all(struct sup *s);
 
-/* The dyno objects of app (DESIGN.md, "Platform API"): a list of every
+/* The dyno objects of app (docs/design.md, "Platform API"): a list of every
  * dyno when name is NULL, else the dyno called name (NULL with
- * MGR_E_NOT_FOUND when there is none). New reference. */
+ * DY_E_NOT_FOUND when there is none). New reference. */
 json_t *sup_dynos_json(struct sup *s, const struct state_app *app, const char *name,
                        struct dy_error **err);
 
 /* Restarts app's dynos: all of them (which NULL), those of a process type,
- * or one dyno. MGR_E_NOT_FOUND when which matches none. */
+ * or one dyno. DY_E_NOT_FOUND when which matches none. */
 int sup_restart(struct sup *s, const struct state_app *app, const char *which,
                 struct dy_error **err);
 
 /* Stops dyno name of app; the formation starts it again (as Heroku's
- * ps:stop of a formation dyno). MGR_E_NOT_FOUND when there is none. */
+ * ps:stop of a formation dyno). DY_E_NOT_FOUND when there is none. */
 int sup_stop_dyno(struct sup *s, const struct state_app *app, const char *name,
                   struct dy_error **err);
 

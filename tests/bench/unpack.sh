@@ -1,7 +1,7 @@
 #!/bin/bash
 # Slug unpack benchmark: dyno slugs:unpack vs bsdtar -xzf on the same
 # ~45 MB slug of ~5800 files, alternated in one run, each into a fresh
-# directory on a private tmpfs (see ../shared/BENCH-NOTES.md).
+# directory on a private tmpfs (the set-up of docs/benchmarks.md).
 # usage: tests/bench/unpack.sh [ROUNDS]   (default 7; needs root for the tmpfs)
 set -euo pipefail
 cd "$(dirname "$0")/../.."

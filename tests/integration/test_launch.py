@@ -115,7 +115,7 @@ def test_identity_privileges_seccomp_and_namespaces():
     assert rep["cgroup_write"] == errno.EROFS
     assert rep["app_write"] == 0 and rep["tmp_write"] == 0
     assert rep["run_host"] == 0
-    # environment (DESIGN.md: cwd /app, HOME, DYNO, PORT, PATH, .profile.d)
+    # environment (docs/design.md: cwd /app, HOME, DYNO, PORT, PATH, .profile.d)
     assert rep["cwd"] == "/app" and rep["HOME"] == "/app"
     assert rep["DYNO"] == "web.1" and rep["PORT"] == "5000"
     assert rep["PATH"].startswith("/app/bin:")

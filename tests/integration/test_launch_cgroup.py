@@ -21,7 +21,7 @@ def test_memory_and_swap_limits_as_written():
     assert r["leftovers"] == []
     assert f["pids.max"] == "64", f
     if r["host"]["v1_memory"]:
-        # DESIGN.md, Lifecycle: the kernel limit is twice the quota (64M)
+        # docs/design.md, Lifecycle: the kernel limit is twice the quota (64M)
         assert int(f["memory.limit_in_bytes"]) == 2 * 64 * MIB, f
         if r["host"]["memsw"]:
             # swap accounting: memory + swap bounded by the same 2x

@@ -17,7 +17,7 @@
 
 #define MS  1000ULL
 #define SEC (1000 * MS)
-#define MIN (60 * SEC)
+#define MINUTE (60 * SEC)
 #define MIB (1ULL << 20)
 #define GIB (1ULL << 30)
 
@@ -77,7 +77,7 @@ static void assert_size(const struct config *cfg, size_t i, const char *name, ui
 	assert_int_equal(cfg->sizes.size[i].cpu, cpu);
 }
 
-/* Every default of DESIGN.md, "Daemons and configuration". */
+/* Every default of docs/design.md, "Daemons and configuration". */
 static void assert_defaults(const struct config *cfg)
 {
 	assert_string_equal(cfg->state_dir, "/var/lib/dyno");
@@ -108,8 +108,8 @@ static void assert_defaults(const struct config *cfg)
 	assert_int_equal(cfg->dyno.timeouts.boot, 60 * SEC);
 	assert_int_equal(cfg->dyno.timeouts.stop, 30 * SEC);
 	assert_int_equal(cfg->dyno.cooloff.first, 10 * SEC);
-	assert_int_equal(cfg->dyno.cooloff.max, 20 * MIN);
-	assert_int_equal(cfg->dyno.cooloff.reset_after, 5 * MIN);
+	assert_int_equal(cfg->dyno.cooloff.max, 20 * MINUTE);
+	assert_int_equal(cfg->dyno.cooloff.reset_after, 5 * MINUTE);
 	assert_string_equal(cfg->dyno.default_size, "standard-1x");
 	assert_int_equal(cfg->sizes.n, 4);
 	assert_size(cfg, 0, "standard-1x", 512 * MIB, 256, 1);
@@ -202,8 +202,8 @@ static void test_overrides(void **state)
 	assert_int_equal(cfg->slugs.max_compressed, 100 * MIB);
 	assert_int_equal(cfg->slugs.max_unpacked, 4 * GIB);
 	assert_int_equal(cfg->slugs.max_entries, 5);
-	assert_int_equal(cfg->dyno.timeouts.boot, 2 * MIN);
-	assert_int_equal(cfg->dyno.cooloff.max, 60 * MIN);
+	assert_int_equal(cfg->dyno.timeouts.boot, 2 * MINUTE);
+	assert_int_equal(cfg->dyno.cooloff.max, 60 * MINUTE);
 	assert_string_equal(cfg->dyno.default_size, "standard-2x");
 	assert_int_equal(cfg->sizes.n, 4);
 	assert_int_equal(cfg->logs.lines, 10);
@@ -368,7 +368,7 @@ static void test_bad_listen(void **state)
 	    {"[fe80::1%eth0]:80", "invalid IPv6 address in brackets"},
 	    {"[1.2.3.4]:80", "invalid IPv6 address in brackets"},
 	};
-	for (size_t i = 0; i < DY_ELEMENTSOF(bad); i++) {
+	for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
 		char json[256], want[512];
 		snprintf(json, sizeof(json), "{\"router\": {\"listen\": \"%s\"}}", bad[i][0]);
 		snprintf(want, sizeof(want), "t.json: router.listen: invalid address \"%s\": %s",

@@ -44,12 +44,40 @@ static void test_null_sink(void **state)
 	assert_string_equal(dy_error_msg(NULL), "unknown error");
 }
 
+static void test_kind(void **state)
+{
+	struct dy_error *err = NULL;
+	/* a plain error is the platform's own failure */
+	dy_error_errno(&err, EIO, "write state");
+	assert_int_equal(dy_error_kind_of(err), DY_E_INTERNAL);
+	/* the first error keeps its kind too */
+	assert_int_equal(dy_error_as(&err, DY_E_NOT_FOUND, "later"), -1);
+	assert_int_equal(dy_error_kind_of(err), DY_E_INTERNAL);
+	dy_error_free(&err);
+
+	assert_int_equal(dy_error_as(&err, DY_E_NOT_FOUND, "app %s not found", "x"), -1);
+	assert_int_equal(dy_error_kind_of(err), DY_E_NOT_FOUND);
+	assert_int_equal(err->errnum, 0);
+	dy_error_prefix(&err, "restart");
+	assert_string_equal(dy_error_msg(err), "restart: app x not found");
+	assert_int_equal(dy_error_kind_of(err), DY_E_NOT_FOUND);
+	dy_error_free(&err);
+
+	assert_int_equal(dy_error_as(NULL, DY_E_INVALID, "ignored"), -1);
+	assert_int_equal(dy_error_kind_of(NULL), DY_E_INTERNAL);
+	assert_string_equal(dy_error_kind_str(DY_E_CONFLICT), "conflict");
+	assert_string_equal(dy_error_kind_str(_DY_E_MAX), "unknown");
+	for (int k = 0; k < _DY_E_MAX; k++)
+		assert_string_not_equal(dy_error_kind_str(k), "unknown");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_errno_message_and_value),
 	    cmocka_unit_test(test_first_error_wins),
 	    cmocka_unit_test(test_null_sink),
+	    cmocka_unit_test(test_kind),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

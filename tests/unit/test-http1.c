@@ -16,7 +16,7 @@ static struct h1_header hdrs[1000];
 static int parse_req_n(const char *s, size_t len, struct h1_request *r)
 {
 	struct h1_parser p;
-	h1_parser_init(&p, NULL, hdrs, DY_ELEMENTSOF(hdrs));
+	h1_parser_init(&p, NULL, hdrs, ELEMENTSOF(hdrs));
 	return h1_parse_request(&p, s, len, r);
 }
 
@@ -28,7 +28,7 @@ static int parse_req(const char *s, struct h1_request *r)
 static int parse_resp_n(const char *s, size_t len, unsigned flags, struct h1_response *r)
 {
 	struct h1_parser p;
-	h1_parser_init(&p, NULL, hdrs, DY_ELEMENTSOF(hdrs));
+	h1_parser_init(&p, NULL, hdrs, ELEMENTSOF(hdrs));
 	return h1_parse_response(&p, s, len, flags, r);
 }
 
@@ -235,7 +235,7 @@ static void test_request_rejects(void **state)
 	    R(H "Connection: close, \"x\"\r\n\r\n", H1_E_CONNECTION),
 	    R(H "Connection: a b\r\n\r\n", H1_E_CONNECTION),
 	};
-	check_rejects(t, DY_ELEMENTSOF(t));
+	check_rejects(t, ELEMENTSOF(t));
 }
 
 static void test_smuggling(void **state)
@@ -288,7 +288,7 @@ static void test_smuggling(void **state)
 	    R(H "Content-Length : 5\r\n\r\n", H1_E_SPACE_BEFORE_COLON),
 	    R(H "Content-Length: 5\r\n Content-Length: 6\r\n\r\n", H1_E_OBS_FOLD),
 	};
-	for (size_t i = 0; i < DY_ELEMENTSOF(t); i++) {
+	for (size_t i = 0; i < ELEMENTSOF(t); i++) {
 		struct h1_request r;
 		int got = parse_req_n(t[i].in, t[i].len, &r);
 		if (t[i].err == 0) {
@@ -322,7 +322,7 @@ static void test_every_split(void **state)
 	/* One byte at a time, the buffer moving at every call. */
 	struct h1_parser p;
 	struct h1_request r;
-	h1_parser_init(&p, NULL, hdrs, DY_ELEMENTSOF(hdrs));
+	h1_parser_init(&p, NULL, hdrs, ELEMENTSOF(hdrs));
 	int got = 0;
 	char *prev = NULL;
 	for (size_t n = 0; n <= len && got == 0; n++) {
@@ -345,7 +345,7 @@ static void test_every_split(void **state)
 
 	/* Every two-part split. */
 	for (size_t k = 0; k <= len; k++) {
-		h1_parser_init(&p, NULL, hdrs, DY_ELEMENTSOF(hdrs));
+		h1_parser_init(&p, NULL, hdrs, ELEMENTSOF(hdrs));
 		int first = h1_parse_request(&p, sample, k, &r);
 		assert_int_equal(first, k < (size_t)want ? 0 : want);
 		assert_int_equal(h1_parse_request(&p, sample, len, &r), want);
@@ -356,7 +356,7 @@ static void test_every_split(void **state)
 	/* An error at the same place whatever the splits; and latched. */
 	static const char bad[] = "GET / HTTP/1.1\r\nHost: a\r\nX : y\r\n\r\n";
 	for (size_t k = 0; k <= strlen(bad); k++) {
-		h1_parser_init(&p, NULL, hdrs, DY_ELEMENTSOF(hdrs));
+		h1_parser_init(&p, NULL, hdrs, ELEMENTSOF(hdrs));
 		int first = h1_parse_request(&p, bad, k, &r);
 		assert_int_equal(first, k < strlen(bad) ? 0 : H1_E_SPACE_BEFORE_COLON);
 		assert_int_equal(h1_parse_request(&p, bad, strlen(bad), &r),
@@ -365,9 +365,9 @@ static void test_every_split(void **state)
 		                 H1_E_SPACE_BEFORE_COLON);
 	}
 	/* Early errors need no complete head. */
-	h1_parser_init(&p, NULL, hdrs, DY_ELEMENTSOF(hdrs));
+	h1_parser_init(&p, NULL, hdrs, ELEMENTSOF(hdrs));
 	assert_int_equal(h1_parse_request(&p, "PRI * HTTP/2.0\r\n", 16, &r), H1_E_HTTP2_PREFACE);
-	h1_parser_init(&p, NULL, hdrs, DY_ELEMENTSOF(hdrs));
+	h1_parser_init(&p, NULL, hdrs, ELEMENTSOF(hdrs));
 	assert_int_equal(h1_parse_request(&p, "GET / HTTP/1.1\r\nA: b\n", 21, &r), H1_E_BARE_LF);
 }
 
@@ -492,7 +492,7 @@ static void test_limits(void **state)
 	memmove(lf, lf + 1, strlen(lf));
 	for (size_t k = 0; k <= strlen(s); k += 97) {
 		struct h1_parser p;
-		h1_parser_init(&p, NULL, hdrs, DY_ELEMENTSOF(hdrs));
+		h1_parser_init(&p, NULL, hdrs, ELEMENTSOF(hdrs));
 		int first = h1_parse_request(&p, s, k, &r);
 		assert_true(first == 0 || first == H1_E_HEADER_LINE_TOO_LONG);
 		assert_int_equal(h1_parse_request(&p, s, strlen(s), &r), H1_E_HEADER_LINE_TOO_LONG);
@@ -503,7 +503,7 @@ static void test_limits(void **state)
 	struct h1_limits l = h1_limits_default;
 	l.headers = 2;
 	struct h1_parser p;
-	h1_parser_init(&p, &l, hdrs, DY_ELEMENTSOF(hdrs));
+	h1_parser_init(&p, &l, hdrs, ELEMENTSOF(hdrs));
 	assert_int_equal(h1_parse_request(&p, H "A: 1\r\nB: 2\r\n\r\n", strlen(H) + 14, &r),
 	                 H1_E_TOO_MANY_HEADERS);
 	h1_parser_init(&p, NULL, hdrs, 2);
@@ -595,7 +595,7 @@ static void test_responses(void **state)
 	    R("HTTP/1.1 200 OK\r\nX: y\r\n z\r\n\r\n", H1_E_OBS_FOLD),
 	    R("HTTP/1.1 200 OK\nX: y\r\n\r\n", H1_E_BARE_LF),
 	};
-	for (size_t i = 0; i < DY_ELEMENTSOF(t); i++) {
+	for (size_t i = 0; i < ELEMENTSOF(t); i++) {
 		int got = parse_resp_n(t[i].in, t[i].len, 0, &r);
 		if (got != t[i].err)
 			fail_msg("case %zu %s: got %d (%s), want %d", i, t[i].in, got,
@@ -717,7 +717,7 @@ static void test_chunked_rejects(void **state)
 	    R("0\r\nx: y\ry\r\n", H1_E_BARE_CR),
 	    R("0\r\nx: y\r\n\rz", H1_E_BARE_CR),
 	};
-	for (size_t i = 0; i < DY_ELEMENTSOF(t); i++) {
+	for (size_t i = 0; i < ELEMENTSOF(t); i++) {
 		char out[64];
 		size_t olen, end;
 		int got = dechunk(t[i].in, t[i].len, 0, out, &olen, &end);

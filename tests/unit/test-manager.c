@@ -94,17 +94,14 @@ static int teardown(void **state)
 	return 0;
 }
 
-/* Expects the last call to have failed with class cls and a message
+/* Expects the last call to have failed with kind kind and a message
  * containing needle. */
-static void expect_error(struct dy_error **err, int cls, const char *needle)
+static void expect_error(struct dy_error **err, enum dy_error_kind kind, const char *needle)
 {
 	assert_non_null(*err);
-	assert_int_equal((*err)->errnum, cls);
+	assert_string_equal(dy_error_kind_str((*err)->kind), dy_error_kind_str(kind));
 	if (strstr(dy_error_msg(*err), needle) == NULL)
 		fail_msg("error \"%s\" lacks \"%s\"", dy_error_msg(*err), needle);
-	int status;
-	mgr_error_id(*err, &status);
-	assert_true(status >= 400 && status < 500);
 	dy_error_free(err);
 }
 
@@ -114,9 +111,9 @@ static void test_apps(void **state)
 	struct dy_error *err = NULL;
 	struct state_app *app;
 	assert_true(mgr_app_create(fx->m, "hello", &app, &err) < 0);
-	expect_error(&err, MGR_E_CONFLICT, "already exists");
+	expect_error(&err, DY_E_CONFLICT, "already exists");
 	assert_true(mgr_app_create(fx->m, "-x", &app, &err) < 0);
-	expect_error(&err, MGR_E_INVALID, "invalid app name \"-x\"");
+	expect_error(&err, DY_E_INVALID, "invalid app name \"-x\"");
 	assert_int_equal(mgr_app_create(fx->m, "second", &app, &err), 0);
 	assert_int_equal(app->uid, 200001);
 	json_t *j = mgr_app_json(fx->m, app);
@@ -125,7 +122,7 @@ static void test_apps(void **state)
 	json_decref(j);
 	assert_int_equal(mgr_app_destroy(fx->m, "second", &err), 0);
 	assert_true(mgr_app_destroy(fx->m, "second", &err) < 0);
-	expect_error(&err, MGR_E_NOT_FOUND, "app \"second\" not found");
+	expect_error(&err, DY_E_NOT_FOUND, "app \"second\" not found");
 	/* the freed uid is given again */
 	assert_int_equal(mgr_app_create(fx->m, "third", &app, &err), 0);
 	assert_int_equal(app->uid, 200001);
@@ -178,11 +175,11 @@ static void test_deploy_config_rollback(void **state)
 	ch = json_pack("{s:s}", "1BAD", "x");
 	assert_true(mgr_config_update(fx->m, "hello", ch, &rel, &err) < 0);
 	json_decref(ch);
-	expect_error(&err, MGR_E_INVALID, "invalid config var name \"1BAD\"");
+	expect_error(&err, DY_E_INVALID, "invalid config var name \"1BAD\"");
 	ch = json_pack("{s:i}", "NUM", 1);
 	assert_true(mgr_config_update(fx->m, "hello", ch, &rel, &err) < 0);
 	json_decref(ch);
-	expect_error(&err, MGR_E_INVALID, "config var NUM: the value must be a string");
+	expect_error(&err, DY_E_INVALID, "config var NUM: the value must be a string");
 
 	/* a second slug, then roll back to v2: slug and config of v2 */
 	char id2[STATE_SLUG_ID_LEN + 1];
@@ -200,21 +197,21 @@ static void test_deploy_config_rollback(void **state)
 	assert_non_null(json_object_get(state_app_current(app)->process_types, "worker"));
 
 	assert_true(mgr_rollback(fx->m, "hello", 1, &rel, &err) < 0);
-	expect_error(&err, MGR_E_INVALID, "release v1 has no slug");
+	expect_error(&err, DY_E_INVALID, "release v1 has no slug");
 	assert_true(mgr_rollback(fx->m, "hello", 42, &rel, &err) < 0);
-	expect_error(&err, MGR_E_NOT_FOUND, "release v42 of hello not found");
+	expect_error(&err, DY_E_NOT_FOUND, "release v42 of hello not found");
 	assert_true(mgr_deploy(fx->m, "hello", "abc", &rel, &err) < 0);
-	expect_error(&err, MGR_E_INVALID, "invalid slug id");
+	expect_error(&err, DY_E_INVALID, "invalid slug id");
 	assert_true(mgr_deploy(fx->m, "hello",
 	                       "0000000000000000000000000000000000000000000000000000000000000000",
 	                       &rel, &err) < 0);
-	expect_error(&err, MGR_E_NOT_FOUND, "not found");
+	expect_error(&err, DY_E_NOT_FOUND, "not found");
 
 	/* a release phase needs the launcher: refused, no release made */
 	char id3[STATE_SLUG_ID_LEN + 1];
 	snprintf(id3, sizeof(id3), "%s", make_slug(fx, "c", "web: ./w\nrelease: ./migrate\n"));
 	assert_true(mgr_deploy(fx->m, "hello", id3, &rel, &err) < 0);
-	expect_error(&err, MGR_E_CONFLICT, "release process type");
+	expect_error(&err, DY_E_CONFLICT, "release process type");
 	assert_int_equal(app->nreleases, 5);
 
 	/* everything survives a reload */
@@ -233,7 +230,7 @@ static void test_formation(void **state)
 	struct dy_error *err = NULL;
 	struct mgr_formation_update u = {.type = "web", .quantity = 2, .size = NULL};
 	assert_true(mgr_formation_update(fx->m, "hello", &u, 1, &err) < 0);
-	expect_error(&err, MGR_E_INVALID, "no release with a slug yet");
+	expect_error(&err, DY_E_INVALID, "no release with a slug yet");
 	const char *id = make_slug(fx, "a", "web: ./web\nworker: ./w\n");
 	struct state_release *rel;
 	assert_int_equal(mgr_deploy(fx->m, "hello", id, &rel, &err), 0);
@@ -258,19 +255,19 @@ static void test_formation(void **state)
 	    {.type = "clock", .quantity = 1, .size = NULL},
 	};
 	assert_true(mgr_formation_update(fx->m, "hello", bad, 2, &err) < 0);
-	expect_error(&err, MGR_E_INVALID,
+	expect_error(&err, DY_E_INVALID,
 	             "no process type \"clock\" in the current release's Procfile (types: web, "
 	             "worker)");
 	/* all or nothing */
 	assert_int_equal(state_formation_find(app, "web")->quantity, 0);
 	u = (struct mgr_formation_update){.type = "web", .quantity = 101, .size = NULL};
 	assert_true(mgr_formation_update(fx->m, "hello", &u, 1, &err) < 0);
-	expect_error(&err, MGR_E_INVALID, "quantity 101 is out of range 0..100");
+	expect_error(&err, DY_E_INVALID, "quantity 101 is out of range 0..100");
 	u = (struct mgr_formation_update){.type = "web", .quantity = -1, .size = "huge"};
 	assert_true(mgr_formation_update(fx->m, "hello", &u, 1, &err) < 0);
-	expect_error(&err, MGR_E_INVALID, "unknown size \"huge\" (sizes: standard-1x, standard-2x");
+	expect_error(&err, DY_E_INVALID, "unknown size \"huge\" (sizes: standard-1x, standard-2x");
 	assert_null(mgr_formation_json(fx->m, app, "clock", &err));
-	expect_error(&err, MGR_E_NOT_FOUND, "no process type \"clock\"");
+	expect_error(&err, DY_E_NOT_FOUND, "no process type \"clock\"");
 }
 
 struct fake {
@@ -332,7 +329,7 @@ static void test_release_phase_hook(void **state)
 	assert_int_equal(state_app_current(app)->version, 2);
 	assert_int_equal(fk.last_applied_version, 2);
 	assert_true(mgr_release_finished(fx->m, "hello", 2, true, &err) < 0);
-	expect_error(&err, MGR_E_CONFLICT, "is succeeded, not pending");
+	expect_error(&err, DY_E_CONFLICT, "is succeeded, not pending");
 
 	/* a config change runs the phase again; its failure keeps v2 current */
 	json_t *ch = json_pack("{s:s}", "A", "1");
@@ -350,7 +347,7 @@ static void test_release_phase_hook(void **state)
 	assert_int_equal(rel->version, 4);
 	assert_null(err);
 	assert_true(mgr_release_finished(fx->m, "hello", 9, true, &err) < 0);
-	expect_error(&err, MGR_E_NOT_FOUND, "release v9");
+	expect_error(&err, DY_E_NOT_FOUND, "release v9");
 }
 
 int main(void)

@@ -145,7 +145,7 @@ static void test_errors_name_the_key(void **state)
 	     "apps[0].health_path: not an absolute path"},
 	    {"[", NULL},
 	};
-	for (size_t i = 0; i < DY_ELEMENTSOF(cases); i++) {
+	for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
 		struct route_table *t = NULL;
 		_cleanup_error_ struct dy_error *err = NULL;
 		int r = route_table_parse(cases[i].json, strlen(cases[i].json), "localhost", NULL,
