@@ -1,4 +1,6 @@
-/* ps, ps:scale */
+/* ps, ps:scale, ps:restart, ps:stop: the dynos and the formation of an app
+ * (GET /apps/{app}/dynos and formation, PATCH formation, DELETE dynos, the
+ * stop action; docs/cli.md). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

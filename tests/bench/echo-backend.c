@@ -1,4 +1,4 @@
-/* The benchmark's backend (BENCH-NOTES.md): a single-threaded epoll server
+/* The benchmark's backend (docs/benchmarks.md): a single-threaded epoll server
  * on 127.0.0.1:PORT answering every request head with 200, Content-Length
  * 6, "hello\n", keep-alive; pipelining-safe (one answer per head, in
  * order). Requests must have no body. Usage: echo-backend PORT */

@@ -1,5 +1,5 @@
 #!/bin/bash
-# The router benchmark of BENCH-NOTES.md: wrk against the backend directly,
+# The router benchmark of docs/benchmarks.md: wrk against the backend directly,
 # dyno-router (its log line on), HAProxy and nginx, each proxy alone on
 # CPU 0, wrk and the two backends on CPU 1. Rounds rotate the order of the
 # targets; the table gives medians of req/s, p50, p99 and the CPU time per

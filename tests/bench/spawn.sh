@@ -10,7 +10,7 @@
 # cgroup/veth/rules removal) separately.
 # usage: tests/bench/spawn.sh [RUNS]   (default 100; root; BUILD=build dir)
 # Runs in a private mount + network namespace (`unshare -m -n`, lo up), in
-# which /sys/fs/cgroup/unified is unmounted for crun (see BENCH-NOTES.md).
+# which /sys/fs/cgroup/unified is unmounted for crun (see docs/benchmarks.md).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 RUNS=${1:-100}
