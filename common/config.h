@@ -84,6 +84,9 @@ struct config {
 			uint32_t rise;
 			uint32_t fall;
 		} health;
+		uint32_t max_inflight_per_dyno;   /* requests at once per backend */
+		uint32_t queue_per_dyno;          /* more wait this many deep, then H11 */
+		uint32_t max_connections_per_app; /* client connections at once */
 	} router;
 	struct {
 		char subnet_text[32];
@@ -95,7 +98,17 @@ struct config {
 		uint64_t max_compressed;
 		uint64_t max_unpacked;
 		uint64_t max_entries;
+		uint32_t keep_unpacked;   /* unpacked trees kept besides the current's */
+		uint64_t app_disk_budget; /* bytes an app may hold on disk */
 	} slugs;
+	struct {
+		uint64_t max_size; /* bytes of an app's config vars (keys + values) */
+	} config_vars;
+	char *cgroup_parent; /* one dynod per cgroup parent and state dir */
+	struct {
+		uint64_t memory; /* bytes of the host's memory dynos never get */
+		uint32_t pids;   /* pids of the host dynos never get */
+	} host_reserve;
 	struct {
 		struct {
 			uint64_t boot;

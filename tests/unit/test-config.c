@@ -98,6 +98,9 @@ static void assert_defaults(const struct config *cfg)
 	assert_int_equal(cfg->router.health.interval, 2 * SEC);
 	assert_int_equal(cfg->router.health.rise, 2);
 	assert_int_equal(cfg->router.health.fall, 3);
+	assert_int_equal(cfg->router.max_inflight_per_dyno, 50);
+	assert_int_equal(cfg->router.queue_per_dyno, 50);
+	assert_int_equal(cfg->router.max_connections_per_app, 10000);
 	assert_string_equal(cfg->network.subnet_text, "10.213.0.0/16");
 	assert_int_equal(ntohl(cfg->network.subnet.s_addr), 0x0ad50000);
 	assert_int_equal(cfg->network.subnet_prefix, 16);
@@ -105,6 +108,12 @@ static void assert_defaults(const struct config *cfg)
 	assert_int_equal(cfg->slugs.max_compressed, GIB);
 	assert_int_equal(cfg->slugs.max_unpacked, 4 * GIB);
 	assert_int_equal(cfg->slugs.max_entries, 1000000);
+	assert_int_equal(cfg->slugs.keep_unpacked, 3);
+	assert_int_equal(cfg->slugs.app_disk_budget, 10 * GIB);
+	assert_int_equal(cfg->config_vars.max_size, 32 * 1024);
+	assert_string_equal(cfg->cgroup_parent, "dyno");
+	assert_int_equal(cfg->host_reserve.memory, GIB);
+	assert_int_equal(cfg->host_reserve.pids, 4096);
 	assert_int_equal(cfg->dyno.timeouts.boot, 60 * SEC);
 	assert_int_equal(cfg->dyno.timeouts.stop, 30 * SEC);
 	assert_int_equal(cfg->dyno.cooloff.first, 10 * SEC);
@@ -295,6 +304,15 @@ static void test_wrong_types(void **state)
 	           "t.json: logs.lines: 0 is out of range: expected an integer from 1 to 1000000");
 	load_fails("{\"slugs\": {\"max_entries\": -1}}",
 	           "t.json: slugs.max_entries: -1 is out of range: *");
+	load_fails("{\"config_vars\": {\"max_size\": \"512\"}}",
+	           "t.json: config_vars.max_size: \"512\" is out of range: *");
+	load_fails("{\"slugs\": {\"keep_unpacked\": 101}}",
+	           "t.json: slugs.keep_unpacked: 101 is out of range: expected an integer from 0 to 100");
+	load_fails("{\"cgroup_parent\": \"a/b\"}", "t.json: cgroup_parent: invalid value \"a/b\"*");
+	load_fails("{\"router\": {\"max_inflight_per_dyno\": 0}}",
+	           "t.json: router.max_inflight_per_dyno: 0 is out of range: *");
+	load_fails("{\"host_reserve\": {\"pids\": -1}}",
+	           "t.json: host_reserve.pids: -1 is out of range: *");
 	load_fails("{\"state_dir\": null}",
 	           "t.json: state_dir: expected an absolute path, got null");
 	load_fails("{\"state_dir\": \"var/lib\"}",
