@@ -17,7 +17,6 @@ struct mgr {
 	const struct manager_ops *ops;
 };
 
-
 int mgr_new(const struct config *cfg, struct state *st, const struct manager_ops *ops,
             struct mgr **ret, struct dy_error **err)
 {
@@ -434,6 +433,17 @@ static void describe_keys(char *buf, size_t size, json_t *changes, bool removed)
 	}
 }
 
+/* Bytes of an object of config vars: keys and values, as Heroku counts
+ * them against its 32 KiB per app. */
+static uint64_t config_size(json_t *cfg)
+{
+	uint64_t n = 0;
+	const char *k;
+	json_t *v;
+	json_object_foreach(cfg, k, v) n += strlen(k) + json_string_length(v);
+	return n;
+}
+
 int mgr_config_update(struct mgr *m, const char *name, json_t *changes, struct state_release **ret,
                       struct dy_error **err)
 {
@@ -480,6 +490,16 @@ int mgr_config_update(struct mgr *m, const char *name, json_t *changes, struct s
 		*ret = NULL; /* nothing changed: no release */
 		return 0;
 	}
+	/* a change that shrinks the vars is always taken, so an app over a
+	 * lowered bound can get back under it */
+	uint64_t size = config_size(cfg), max = m->cfg->config_vars.max_size;
+	json_t *before = mgr_config_vars(app);
+	if (size > max && size > (before ? config_size(before) : 0))
+		return dy_error_as(
+		    err, DY_E_INVALID,
+		    "config vars of %s would take %llu bytes (names and values), over "
+		    "the limit of %llu bytes (config_vars.max_size)",
+		    app->name, (unsigned long long)size, (unsigned long long)max);
 	char desc[256] = "";
 	if (json_object_size(set)) {
 		snprintf(desc, sizeof(desc), "Set ");

@@ -66,7 +66,8 @@ static int setup(void **state)
 	char json[512];
 	snprintf(json, sizeof(json),
 	         "{\"state_dir\": \"%s/state\", \"api_group\": \"root\","
-	         " \"router\": {\"listen\": \"127.0.0.1:9999\"}, \"domain\": \"example.test\"}",
+	         " \"router\": {\"listen\": \"127.0.0.1:9999\"}, \"domain\": \"example.test\","
+	         " \"config_vars\": {\"max_size\": \"1K\"}}",
 	         fx->dir);
 	struct dy_error *err = NULL;
 	if (config_load_string(json, strlen(json), "test", &fx->cfg, &err) < 0)
@@ -350,6 +351,43 @@ static void test_release_phase_hook(void **state)
 	expect_error(&err, DY_E_NOT_FOUND, "release v9");
 }
 
+/* config_vars.max_size (1K here) bounds names and values together; a change
+ * that shrinks them is taken even over the bound. */
+static void test_config_bound(void **state)
+{
+	struct fx *fx = *state;
+	struct state_release *rel = NULL;
+	struct dy_error *err = NULL;
+	char big[1001];
+	memset(big, 'x', 1000);
+	big[1000] = '\0';
+	json_t *ch = json_pack("{s:s}", "A", big); /* 1001 bytes */
+	assert_int_equal(mgr_config_update(fx->m, "hello", ch, &rel, &err), 0);
+	json_decref(ch);
+	assert_non_null(rel);
+	ch = json_pack("{s:s}", "BB", big + 980); /* + 22 = 1023 */
+	assert_int_equal(mgr_config_update(fx->m, "hello", ch, &rel, &err), 0);
+	json_decref(ch);
+	ch = json_pack("{s:s}", "C", "xy"); /* + 3 = 1026 > 1024 */
+	assert_true(mgr_config_update(fx->m, "hello", ch, &rel, &err) < 0);
+	json_decref(ch);
+	expect_error(&err, DY_E_INVALID,
+	             "config vars of hello would take 1026 bytes (names and values), over the "
+	             "limit of 1024 bytes (config_vars.max_size)");
+	assert_int_equal(json_object_size(mgr_config_vars(state_app_find(fx->st, "hello"))), 2);
+	/* the operator lowers the bound: the app is over it, and a change that
+	 * shrinks its vars is still taken */
+	fx->cfg->config_vars.max_size = 512;
+	ch = json_pack("{s:s}", "D", "x");
+	assert_true(mgr_config_update(fx->m, "hello", ch, &rel, &err) < 0);
+	json_decref(ch);
+	expect_error(&err, DY_E_INVALID, "over the limit of 512 bytes");
+	ch = json_pack("{s:n}", "BB");
+	assert_int_equal(mgr_config_update(fx->m, "hello", ch, &rel, &err), 0);
+	json_decref(ch);
+	assert_non_null(rel);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -357,6 +395,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_deploy_config_rollback, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_formation, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_release_phase_hook, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_config_bound, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
