@@ -29,6 +29,20 @@ int dy_mkdir_p(const char *path, mode_t mode, struct dy_error **err)
 	return 0;
 }
 
+int dy_dir_mode(const char *path, mode_t mode, struct dy_error **err)
+{
+	if (dy_mkdir_p(path, mode, err) < 0)
+		return -1;
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return dy_error_errno(err, errno, "open %s", path);
+	/* mkdir's mode went through the umask, and an older directory may have
+	 * another: set it exactly */
+	if (fchmod(fd, mode) < 0)
+		return dy_error_errno(err, errno, "chmod %s", path);
+	return 0;
+}
+
 int dy_fsync_dir(const char *path, struct dy_error **err)
 {
 	_cleanup_close_ int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);

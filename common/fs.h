@@ -12,6 +12,11 @@
  * fine). Returns 0 or < 0 naming the directory that could not be made. */
 int dy_mkdir_p(const char *path, mode_t mode, struct dy_error **err);
 
+/* As dy_mkdir_p(), then sets path's own mode to exactly mode (whatever the
+ * umask, also when it existed); path must be a directory, not a link to
+ * one. Returns 0 or < 0. */
+int dy_dir_mode(const char *path, mode_t mode, struct dy_error **err);
+
 /* fsync()s the directory path, so a rename in it survives a crash.
  * Returns 0 or < 0. */
 int dy_fsync_dir(const char *path, struct dy_error **err);

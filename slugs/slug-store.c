@@ -36,7 +36,7 @@ int slug_store_put_fd(const char *state_dir, int fd, const struct slug_limits *l
 	_cleanup_free_ char *dir = NULL, *tmp = NULL, *final = NULL;
 	if (asprintf(&dir, "%s/slugs", state_dir) < 0)
 		return dy_error_errno(err, ENOMEM, "store");
-	if (dy_mkdir_p(dir, 0755, err) < 0)
+	if (dy_mkdir_p(dir, 0700, err) < 0)
 		return -1;
 	if (asprintf(&tmp, "%s/upload.tmp-XXXXXX", dir) < 0)
 		return dy_error_errno(err, ENOMEM, "store");
@@ -84,7 +84,7 @@ int slug_store_put_fd(const char *state_dir, int fd, const struct slug_limits *l
 		r = slug_inspect(tmp, limits, &info, err);
 	if (r == 0 && asprintf(&final, "%s/%s.slug", dir, info.id) < 0)
 		r = dy_error_errno(err, ENOMEM, "store");
-	if (r == 0 && fchmod(tfd, 0444) < 0)
+	if (r == 0 && fchmod(tfd, SLUG_STORE_FILE_MODE) < 0)
 		r = dy_error_errno(err, errno, "chmod %s", tmp);
 	if (r == 0 && rename(tmp, final) < 0)
 		r = dy_error_errno(err, errno, "rename %s", final);
@@ -128,7 +128,7 @@ int slug_store_unpack(const char *state_dir, const char *id, const char *app, ui
 		*ret_dir = TAKE_PTR(dir);
 		return 0; /* unpacked once, reused */
 	}
-	if (dy_mkdir_p(parent, 0755, err) < 0)
+	if (dy_dir_mode(parent, 0700, err) < 0)
 		return -1;
 	struct slug_unpack_opts opts = {.chown = true, .uid = uid, .gid = gid};
 	if (limits)

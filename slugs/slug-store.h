@@ -1,12 +1,19 @@
 /* The slug store (docs/design.md, Slug): <state_dir>/slugs/<sha256>.slug holds
  * the bytes as uploaded; each slug is unpacked once per app, owned by the
- * app's uid, under <state_dir>/apps/<app>/slugs/<sha256>/. */
+ * app's uid, under <state_dir>/apps/<app>/slugs/<sha256>/.
+ *
+ * Modes: slugs/ and apps/<app>/slugs/ are 0700 and root's, a stored slug
+ * 0600: another tenant (or any unprivileged user of the host) reads neither
+ * a stored slug nor another app's code. A dyno sees its tree through the
+ * mounts its launcher makes as root, which the modes do not hinder. */
 #pragma once
 
 #include <sys/types.h>
 
 #include "common/error.h"
 #include "slugs/slug.h"
+
+#define SLUG_STORE_FILE_MODE 0600 /* a stored slug: root reads it */
 
 /* Copies the slug read from fd into the store, hashing it on the way:
  * written to a temporary file, fsynced, renamed to <id>.slug, the

@@ -288,7 +288,7 @@ int state_app_save(const struct state *st, const struct state_app *app, struct d
 	if (asprintf(&dir, "%s/apps/%s", st->dir, app->name) < 0 ||
 	    asprintf(&path, "%s/app.json", dir) < 0)
 		return dy_error_errno(err, ENOMEM, "save app %s", app->name);
-	if (mkdir(dir, 0755) < 0 && errno != EEXIST)
+	if (mkdir(dir, STATE_APP_DIR_MODE) < 0 && errno != EEXIST)
 		return dy_error_errno(err, errno, "mkdir %s", dir);
 	{
 		_cleanup_json_ json_t *j = app_file_json(app);
@@ -471,12 +471,16 @@ int state_open(const char *dir, struct state **ret, struct dy_error **err)
 		state_free(st);
 		return dy_error_errno(err, ENOMEM, "state %s", dir);
 	}
-	_cleanup_free_ char *apps = NULL;
-	if (asprintf(&apps, "%s/apps", dir) < 0) {
+	_cleanup_free_ char *apps = NULL, *slugs = NULL;
+	if (asprintf(&apps, "%s/apps", dir) < 0 || asprintf(&slugs, "%s/slugs", dir) < 0) {
 		state_free(st);
 		return dy_error_errno(err, ENOMEM, "state %s", dir);
 	}
-	if (dy_mkdir_p(apps, 0755, err) < 0) {
+	/* Modes (docs/operating.md): the state dir and apps/ only traversable
+	 * by others (an app's files are reached through its own 0700
+	 * directory), the stored slugs root's alone. */
+	if (dy_dir_mode(dir, STATE_DIR_MODE, err) < 0 || dy_dir_mode(apps, 0711, err) < 0 ||
+	    dy_dir_mode(slugs, 0700, err) < 0) {
 		state_free(st);
 		return -1;
 	}
@@ -503,6 +507,13 @@ int state_open(const char *dir, struct state **ret, struct dy_error **err)
 		}
 		if (!state_app_name_valid(de->d_name)) {
 			r = dy_error(err, "%s: \"%s\" is not a valid app name", apps, de->d_name);
+			break;
+		}
+		/* an app's directory is root's alone (its config vars are in
+		 * app.json, its code under slugs/), also one made by an older
+		 * dynod */
+		if (fchmodat(dirfd(d), de->d_name, STATE_APP_DIR_MODE, 0) < 0) {
+			r = dy_error_errno(err, errno, "chmod %s/%s", apps, de->d_name);
 			break;
 		}
 		r = load_app(st, de->d_name, path, err);

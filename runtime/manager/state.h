@@ -20,6 +20,10 @@
 
 #include "common/error.h"
 
+/* Modes of the state directory's parts (docs/operating.md, "Modes"). */
+#define STATE_DIR_MODE     0711 /* traversable, not listable, by others */
+#define STATE_APP_DIR_MODE 0700 /* apps/<name>: root's alone */
+
 #define STATE_SCHEMA_VERSION 1
 #define STATE_APP_NAME_MAX   30
 #define STATE_SLUG_ID_LEN    64
