@@ -1,12 +1,18 @@
 /* dynod [--config FILE]: the manager and the Platform API, in the
  * foreground (docs/design.md, "Daemons and configuration"). Ready when the API
  * socket accepts; SIGTERM or SIGINT stops it cleanly. */
+#include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "common/cleanup.h"
 #include "common/config.h"
+#include "common/fs.h"
+#include "common/lock.h"
 #include "common/log.h"
 #include "common/loop.h"
 #include "runtime/manager/api.h"
@@ -23,6 +29,27 @@ static void usage(FILE *f)
 }
 
 static struct sup *the_sup;
+
+/* " (pid N: its command line)" for an error naming the other dynod, or ""
+ * when it cannot be told. */
+static const char *holder_text(pid_t pid, char *buf, size_t size)
+{
+	buf[0] = '\0';
+	if (pid <= 0)
+		return buf;
+	char path[64], cmd[256] = "";
+	snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)pid);
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t n = fd >= 0 ? read(fd, cmd, sizeof(cmd) - 1) : -1;
+	for (ssize_t i = 0; i < n; i++)
+		if (cmd[i] == '\0' || (unsigned char)cmd[i] < 0x20)
+			cmd[i] = ' ';
+	cmd[n > 0 ? n : 0] = '\0';
+	while (n > 0 && cmd[n - 1] == ' ')
+		cmd[--n] = '\0';
+	snprintf(buf, size, " (pid %d%s%.*s)", (int)pid, n > 0 ? ": " : "", (int)(size - 24), cmd);
+	return buf;
+}
 
 /* The first SIGTERM or SIGINT stops every dyno in order (SIGTERM, grace,
  * SIGKILL) and then the loop; a second one stops the loop at once (what
@@ -50,10 +77,24 @@ static int run(const char *config_path)
 	struct api *api = NULL;
 	struct sup *sup = NULL;
 	struct loop_signal sig;
+	_cleanup_close_ int state_lock = -1;
 	bool sig_started = false;
 	int status = 1;
 
 	if (config_load(config_path, &cfg, &err) < 0)
+		goto out;
+	/* one dynod per state dir: taken before anything in it is read or
+	 * swept (the sweep would remove a running dynod's uploads) */
+	if (dy_mkdir_p(cfg->state_dir, STATE_DIR_MODE, &err) < 0)
+		goto out;
+	pid_t holder = 0;
+	int r = dy_lock_dir(cfg->state_dir, &state_lock, &holder, &err);
+	if (r == -EWOULDBLOCK) {
+		dy_error(&err, "state_dir %s is in use by another dynod%s", cfg->state_dir,
+		         holder_text(holder, (char[320]){0}, 320));
+		goto out;
+	}
+	if (r < 0)
 		goto out;
 	if (state_open(cfg->state_dir, &st, &err) < 0) {
 		dy_error_prefix(&err, "state_dir %s", cfg->state_dir);
@@ -65,12 +106,10 @@ static int run(const char *config_path)
 	if (loop_new(&loop, &err) < 0)
 		goto out;
 	/* DYNOD_NO_LAUNCHER=1: formation is recorded, no dyno runs (the API
-	 * tests on hosts without namespaces); DYNOD_CGROUP_PARENT: the cgroup
-	 * under which dynos live (default "dyno"; tests use their own) */
+	 * tests on hosts without namespaces) */
 	const char *no_launcher = getenv("DYNOD_NO_LAUNCHER");
 	if (!no_launcher || strcmp(no_launcher, "1") != 0) {
-		const char *parent = getenv("DYNOD_CGROUP_PARENT");
-		if (sup_new(loop, cfg, parent && *parent ? parent : NULL, &sup, &err) < 0)
+		if (sup_new(loop, cfg, cfg->cgroup_parent, &sup, &err) < 0)
 			goto out;
 	}
 	if (mgr_new(cfg, st, sup ? sup_ops(sup) : NULL, &m, &err) < 0)

@@ -38,7 +38,7 @@ state = os.path.join(work, "state")
 parent = f"dyno-scale-{os.getpid()}-{int(time.time() * 1000) % 100000}"
 first = 600000 + (os.getpid() % 500) * 400
 cfg = {
-    "state_dir": state, "api_socket": sock, "api_group": "root",
+    "state_dir": state, "api_socket": sock, "api_group": "root", "cgroup_parent": parent,
     "uids": {"first": first, "count": 200},
     "dyno": {"timeouts": {"boot": "20s", "stop": "1s"},
              "cooloff": {"first": "1s", "max": "4s", "reset_after": "5m"}},
@@ -49,7 +49,7 @@ json.dump(cfg, open(conf, "w"))
 log_path = os.path.join(work, "dynod.log")
 VETH = re.compile(r"dy-[0-9a-f]{12}")
 CONTROLLERS = ("memory", "pids", "cpu")
-env = dict(os.environ, DYNO_API=sock, DYNO_APP="scalebench", DYNOD_CGROUP_PARENT=parent)
+env = dict(os.environ, DYNO_API=sock, DYNO_APP="scalebench")
 env.pop("DYNOD_NO_LAUNCHER", None)
 
 

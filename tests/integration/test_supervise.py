@@ -2,7 +2,7 @@
 runs in a private network namespace made here (`unshare -n`, then `ip link
 set lo up`; never `ip netns exec`, which remounts /sys), so its veths and
 nftables rules never touch the host's network; its dynos live under a cgroup
-parent of their own (DYNOD_CGROUP_PARENT), uids come from a range of their
+parent of their own (cgroup_parent), uids come from a range of their
 own, state and socket in tmp_path. Short timeouts: boot 3s, stop 1s,
 cool-off 1s doubling to 4s. Every test stops dynod by its PID and sweeps
 what is left, even on failure."""
@@ -43,6 +43,7 @@ class Dynod:
             "state_dir": str(self.state),
             "api_socket": self.sock,
             "api_group": "root",
+            "cgroup_parent": self.parent,
             "uids": {"first": first, "count": 100},
             "dyno": {"timeouts": {"boot": "3s", "stop": "1s"},
                      "cooloff": {"first": "1s", "max": "4s", "reset_after": "5m"}},
@@ -57,7 +58,7 @@ class Dynod:
 
     def start(self):
         exe = BUILD / "bin" / "dynod"
-        env = dict(os.environ, DYNOD_CGROUP_PARENT=self.parent)
+        env = dict(os.environ)
         env.pop("DYNOD_NO_LAUNCHER", None)
         self.logf = open(self.log, "ab")
         # unshare and sh exec: the PID is dynod's

@@ -95,3 +95,30 @@ def test_older_state_dir_modes_are_fixed_at_start(open_tmp):
         assert stat.S_IMODE(os.stat(state / "slugs").st_mode) == 0o700
     finally:
         assert d.stop() == 0, d.log.read_text()
+
+
+def test_second_dynod_on_a_state_dir_refused(tmp_path):
+    """One dynod per state dir: a second one refuses to start, naming the
+    first, and leaves the first's state and uploads alone."""
+    first = Dynod(tmp_path).start()
+    try:
+        other = tmp_path / "other"
+        other.mkdir()
+        second = Dynod(other)
+        # the same state dir, its own socket
+        cfg = json.loads(second.config.read_text())
+        cfg["state_dir"] = str(first.state)
+        second.config.write_text(json.dumps(cfg))
+        r = subprocess.run([str(BUILD / "bin" / "dynod"), "--config", str(second.config)],
+                           capture_output=True, text=True, timeout=30,
+                           env=dict(os.environ, DYNOD_NO_LAUNCHER="1"))
+        assert r.returncode == 1
+        want = (f"dynod: error: state_dir {first.state} is in use by another dynod "
+                f"(pid {first.proc.pid}: {BUILD / 'bin' / 'dynod'} --config {first.config})")
+        assert r.stderr.strip() == want
+        assert not os.path.exists(second.sock)
+    finally:
+        assert first.stop() == 0, first.log.read_text()
+    # once the first is gone, the state dir is free again
+    again = Dynod(tmp_path).start()
+    assert again.stop() == 0
