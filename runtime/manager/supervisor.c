@@ -1,14 +1,13 @@
 /* The supervisor (supervisor.h): the glue between dynod's loop, the
  * launcher and the manager. The concerns live in modules of their own:
  * the state machine (lifecycle.c), boot detection (boot.c), the memory
- * watch (memory-watch.c), routes.json (routes-writer.c) and the graves of
- * destroyed apps (teardown.c); here their events are wired to watchers
- * and timers, and the formation is reconciled. */
-#include <arpa/inet.h>
+ * watch (memory-watch.c), routes.json (routes-writer.c), the graves of
+ * destroyed apps (teardown.c) and the API's dyno object (dyno-json.c);
+ * here their events are wired to watchers and timers, and the formation
+ * is reconciled. */
 #include <assert.h>
 #include <errno.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +19,7 @@
 #include "common/macro.h"
 #include "runtime/launcher/launch.h"
 #include "runtime/manager/boot.h"
+#include "runtime/manager/dyno-json.h"
 #include "runtime/manager/lifecycle.h"
 #include "runtime/manager/memory-watch.h"
 #include "runtime/manager/routes-writer.h"
@@ -725,37 +725,32 @@ static void routes_changed(struct sup *s)
 	}
 }
 
-/* API */
+/* Platform API */
 
-static json_t *dyno_json(const struct sup_dyno *d)
+/* The dyno as the API shows it. */
+static struct dj_dyno dj_of(const struct sup_dyno *d)
 {
-	json_t *addr = json_null();
-	if (d->ld && d->port) {
-		char ip[INET_ADDRSTRLEN], buf[INET_ADDRSTRLEN + 8];
-		inet_ntop(AF_INET, &d->ld->addr, ip, sizeof(ip));
-		snprintf(buf, sizeof(buf), "%s:%u", ip, (unsigned)d->port);
-		addr = json_string(buf);
-	}
-	/* pid (of the dyno's init, on the host; 0 when not running) is beyond
-	 * docs/design.md's object: operators and tests find the dyno's processes */
-	return json_pack("{s:s, s:s, s:s, s:s, s:s, s:{s:i}, s:o, s:s, s:s, s:i}", "name", d->name,
-	                 "type", d->type, "state", lc_state_str(d->lc.state), "command", d->command,
-	                 "size", d->size, "release", "version", d->version, "addr", addr,
-	                 "created_at", d->created_at, "updated_at", d->updated_at, "pid",
-	                 d->ld ? (int)d->ld->pid : 0);
-}
-
-static int cmp_json_name(const void *a, const void *b)
-{
-	json_t *const *x = a, *const *y = b;
-	return strcmp(json_string_value(json_object_get(*x, "name")),
-	              json_string_value(json_object_get(*y, "name")));
+	return (struct dj_dyno){
+	    .name = d->name,
+	    .type = d->type,
+	    .command = d->command,
+	    .size = d->size,
+	    .state = d->lc.state,
+	    .version = d->version,
+	    .running = d->ld != NULL,
+	    .addr = d->ld ? d->ld->addr : (struct in_addr){0},
+	    .port = d->port,
+	    .pid = d->ld ? (int)d->ld->pid : 0,
+	    .created_at = d->created_at,
+	    .updated_at = d->updated_at,
+	};
 }
 
 json_t *sup_dynos_json(struct sup *s, const struct state_app *app, const char *name,
                        struct dy_error **err)
 {
 	if (name) {
+		/* a replacement is shown rather than the dyno it replaces */
 		const struct sup_dyno *found = NULL;
 		for (const struct sup_dyno *d = s->dynos; d; d = d->next)
 			if (strcmp(d->app, app->name) == 0 && strcmp(d->name, name) == 0 &&
@@ -766,27 +761,20 @@ json_t *sup_dynos_json(struct sup *s, const struct state_app *app, const char *n
 			            app->name);
 			return NULL;
 		}
-		return dyno_json(found);
+		struct dj_dyno one = dj_of(found);
+		return dj_dyno_json(&one);
 	}
 	size_t n = 0;
 	for (const struct sup_dyno *d = s->dynos; d; d = d->next)
 		n += strcmp(d->app, app->name) == 0;
-	json_t **v = calloc(MAX(n, (size_t)1), sizeof(*v));
-	json_t *list = json_array();
-	if (!v || !list) {
-		free(v);
-		json_decref(list);
+	_cleanup_free_ struct dj_dyno *v = calloc(MAX(n, (size_t)1), sizeof(*v));
+	if (!v)
 		return NULL;
-	}
 	size_t i = 0;
 	for (const struct sup_dyno *d = s->dynos; d; d = d->next)
 		if (strcmp(d->app, app->name) == 0)
-			v[i++] = dyno_json(d);
-	qsort(v, n, sizeof(*v), cmp_json_name);
-	for (i = 0; i < n; i++)
-		json_array_append_new(list, v[i]);
-	free(v);
-	return list;
+			v[i++] = dj_of(d);
+	return dj_list_json(v, n);
 }
 
 static int not_found(struct dy_error **err, const char *what, const char *app)
