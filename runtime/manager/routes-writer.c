@@ -7,6 +7,7 @@
 
 #include "common/cleanup.h"
 #include "common/fs.h"
+#include "common/macro.h"
 #include "runtime/manager/routes-writer.h"
 
 struct rw_writer {
@@ -30,7 +31,7 @@ int rw_new(const char *dir, const char *domain, struct rw_writer **ret, struct d
 	 * table whose version is not above the one it has */
 	json_t *old = json_load_file(w->path, 0, NULL);
 	json_int_t v = json_integer_value(json_object_get(old, "version"));
-	w->version = v > 0 ? (uint64_t)v : 0;
+	w->version = (uint64_t)MAX(v, (json_int_t)0);
 	json_decref(old);
 	*ret = w;
 	return 0;
