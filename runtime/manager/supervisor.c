@@ -47,11 +47,11 @@ struct sup_dyno {
 	struct boot_probe boot; /* web dynos, while starting */
 	struct mw_dyno mem;
 	struct launch_dyno *ld;
-	struct loop_io exit_io;          /* on ld->pidfd */
-	struct loop_io oom_io;           /* on ld->oom_fd */
-	struct loop_timer restart_timer; /* start again: cool-off over, a release phase's start */
-	struct loop_timer boot_timer;    /* the next boot probe */
-	struct loop_timer stop_timer;    /* the stop grace ran out: R12 */
+	struct loop_io exit_io;        /* on ld->pidfd */
+	struct loop_io oom_io;         /* on ld->oom_fd */
+	struct loop_timer start_timer; /* cool-off over, or a release phase due */
+	struct loop_timer boot_timer;  /* the next boot probe */
+	struct loop_timer stop_timer;  /* the stop grace ran out: R12 */
 	char created_at[STATE_TIME_LEN + 1];
 	char updated_at[STATE_TIME_LEN + 1];
 };
@@ -138,7 +138,7 @@ static void unlink_dyno(struct sup_dyno *d)
 		}
 	}
 	d->removed = true;
-	loop_timer_stop(s->loop, &d->restart_timer);
+	loop_timer_stop(s->loop, &d->start_timer);
 	loop_timer_stop(s->loop, &d->boot_timer);
 	loop_timer_stop(s->loop, &d->stop_timer);
 	routes_changed(s);
@@ -226,7 +226,7 @@ static void on_exited(struct sup_dyno *d)
 		return;
 	}
 	dy_log(d->name, "restarting in %llu s", (unsigned long long)(wait / 1000000));
-	if (loop_timer_start(s->loop, &d->restart_timer, wait, NULL) < 0)
+	if (loop_timer_start(s->loop, &d->start_timer, wait, NULL) < 0)
 		dyno_start(d);
 }
 
@@ -284,10 +284,10 @@ static void mark_up(struct sup_dyno *d)
 	state_changed(d, was);
 }
 
-static void on_restart_timer(struct loop *loop, struct loop_timer *t)
+static void on_start_timer(struct loop *loop, struct loop_timer *t)
 {
 	(void)loop;
-	dyno_start(loop_container_of(t, struct sup_dyno, restart_timer));
+	dyno_start(loop_container_of(t, struct sup_dyno, start_timer));
 }
 
 static void on_stop_timer(struct loop *loop, struct loop_timer *t)
@@ -366,7 +366,7 @@ static void dyno_start(struct sup_dyno *d)
 {
 	struct sup *s = d->sup;
 	struct dy_error *e = NULL;
-	loop_timer_stop(s->loop, &d->restart_timer);
+	loop_timer_stop(s->loop, &d->start_timer);
 	const struct state *st = s->mgr ? mgr_state(s->mgr) : NULL;
 	const struct state_app *app = st ? state_app_find(st, d->app) : NULL;
 	const struct state_release *rel = app ? state_release_find(app, d->version) : NULL;
@@ -424,7 +424,7 @@ static void dyno_start(struct sup_dyno *d)
 			return;
 		}
 		state_changed(d, was);
-		loop_timer_start(s->loop, &d->restart_timer, wait, NULL);
+		loop_timer_start(s->loop, &d->start_timer, wait, NULL);
 		return;
 	}
 	mw_started(&d->mem);
@@ -470,7 +470,7 @@ static struct sup_dyno *dyno_new(struct sup *s, const char *app, const char *typ
 	lc_init(&d->lc, oneoff);
 	boot_init(&d->boot);
 	mw_init(&d->mem);
-	loop_timer_init(&d->restart_timer, on_restart_timer);
+	loop_timer_init(&d->start_timer, on_start_timer);
 	loop_timer_init(&d->boot_timer, on_boot_timer);
 	loop_timer_init(&d->stop_timer, on_stop_timer);
 	loop_io_init(&d->exit_io, -1, on_exit_io);
@@ -495,7 +495,7 @@ static void dyno_stop(struct sup_dyno *d)
 	if (next == LC_NEXT_REMOVE) {
 		/* crashed, waiting for its cool-off; or a release phase not
 		 * started yet */
-		loop_timer_stop(s->loop, &d->restart_timer);
+		loop_timer_stop(s->loop, &d->start_timer);
 		if (d->lc.oneoff)
 			report_release(d, false);
 		state_changed(d, was);
@@ -591,7 +591,7 @@ static int run_release(void *data, const struct state_app *app, const struct sta
 		return dy_error_errno(err, ENOMEM, "release dyno");
 	/* started on the next round: the manager saves the pending release
 	 * first, and mgr_release_finished() must find it */
-	loop_timer_start(s->loop, &d->restart_timer, 0, NULL);
+	loop_timer_start(s->loop, &d->start_timer, 0, NULL);
 	return 0;
 }
 
@@ -958,7 +958,7 @@ void sup_free(struct sup *s)
 	while (s->dynos) {
 		struct sup_dyno *d = s->dynos;
 		s->dynos = d->next;
-		loop_timer_stop(s->loop, &d->restart_timer);
+		loop_timer_stop(s->loop, &d->start_timer);
 		if (d->ld && !d->ld->exited)
 			launch_kill(d->ld, NULL);
 		release_process(d);
