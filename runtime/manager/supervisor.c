@@ -1,56 +1,36 @@
-/* The supervisor (supervisor.h): formation dynos and release phases on the
- * launcher, their lifecycle, and routes.json. */
-#include <arpa/inet.h>
+/* The supervisor (supervisor.h): the glue between dynod's loop, the
+ * launcher and the manager. The concerns live in modules of their own:
+ * the state machine (lifecycle.c), boot detection (boot.c), the memory
+ * watch (memory-watch.c), routes.json (routes-writer.c), the graves of
+ * destroyed apps (teardown.c) and the API's dyno object (dyno-json.c);
+ * here their events are wired to watchers and timers, and the formation
+ * is reconciled. */
+#include <assert.h>
 #include <errno.h>
-#include <fcntl.h>
-#include <netinet/in.h>
-#include <poll.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include "common/cleanup.h"
-#include "common/fs.h"
+#include "common/heroku-codes.h"
 #include "common/log.h"
+#include "common/macro.h"
 #include "runtime/launcher/launch.h"
+#include "runtime/manager/boot.h"
+#include "runtime/manager/dyno-json.h"
+#include "runtime/manager/lifecycle.h"
+#include "runtime/manager/memory-watch.h"
+#include "runtime/manager/routes-writer.h"
 #include "runtime/manager/supervisor.h"
+#include "runtime/manager/teardown.h"
 #include "slugs/slug-store.h"
 
-#define SUP_PROBE_USEC   (100ULL * 1000)   /* web boot probe period */
-#define SUP_CHECK_USEC   (1000ULL * 1000)  /* memory checks */
-#define SUP_SWEEP_CHECKS 60                /* sweeps after a failed clean-up */
-#define SUP_R14_USEC     (60ULL * 1000000) /* R14 at most once a minute */
+#define SUP_CHECK_USEC   (1000ULL * 1000) /* memory watch, sweeps, routes.json retries */
+#define SUP_SWEEP_CHECKS 60               /* sweeps after a failed clean-up */
 #define SUP_WEB_PORT     5000
 #define SUP_NAME_MAX     48
-
-enum sup_state {
-	SUP_STARTING,
-	SUP_UP,
-	SUP_CRASHED,
-	SUP_DOWN,
-	SUP_COMPLETE,
-};
-
-static const char *sup_state_str(enum sup_state st)
-{
-	switch (st) {
-	case SUP_STARTING:
-		return "starting";
-	case SUP_UP:
-		return "up";
-	case SUP_CRASHED:
-		return "crashed";
-	case SUP_DOWN:
-		return "down";
-	case SUP_COMPLETE:
-		return "complete";
-	}
-	return "unknown";
-}
 
 struct sup_dyno {
 	struct sup *sup;
@@ -62,30 +42,18 @@ struct sup_dyno {
 	char *command;
 	int version; /* the release it runs */
 	uint16_t port;
-	bool oneoff;   /* release.N: never restarted, reports to the manager */
-	bool stopping; /* SIGTERM sent: goes away once exited */
-	bool removed;  /* unlinked, free deferred */
-	enum sup_state state;
+	bool removed; /* unlinked, free deferred */
+	struct lc_dyno lc;
+	struct boot_probe boot; /* web dynos, while starting */
+	struct mw_dyno mem;
 	struct launch_dyno *ld;
-	struct loop_io exit_io; /* on ld->pidfd */
-	struct loop_io oom_io;  /* on ld->oom_fd */
-	struct loop_timer timer;
-	int probe_fd;      /* web boot probe: a pending non-blocking connect */
-	uint64_t started;  /* monotonic, of the current process */
-	uint64_t up_since; /* monotonic, 0 when not up */
-	uint64_t last_r14;
-	unsigned crashes; /* in a row, for the cool-off */
+	struct loop_io exit_io;        /* on ld->pidfd */
+	struct loop_io oom_io;         /* on ld->oom_fd */
+	struct loop_timer start_timer; /* cool-off over, or a release phase due */
+	struct loop_timer boot_timer;  /* the next boot probe */
+	struct loop_timer stop_timer;  /* the stop grace ran out: R12 */
 	char created_at[STATE_TIME_LEN + 1];
 	char updated_at[STATE_TIME_LEN + 1];
-};
-
-/* A destroyed app whose dynos are still stopping: gone(arg) once the
- * last has exited. */
-struct sup_grave {
-	struct sup_grave *next;
-	char app[STATE_APP_NAME_MAX + 1];
-	void (*gone)(void *arg);
-	void *arg;
 };
 
 struct sup {
@@ -94,20 +62,24 @@ struct sup {
 	const char *cgroup_parent;
 	struct mgr *mgr;
 	struct manager_ops ops;
+	struct lc_policy policy;
 	struct sup_dyno *dynos;
-	struct sup_grave *graves;
-	struct loop_timer check;
-	uint64_t routes_version;
-	unsigned seq; /* instance ids */
+	struct td_graves graves;
+	struct rw_writer *routes;
+	struct loop_timer mem_timer;    /* the memory watch of every dyno */
+	struct loop_timer sweep_timer;  /* runs while sweeps_due */
+	struct loop_timer routes_timer; /* a failed routes.json write is tried again */
+	unsigned seq;                   /* instance ids */
 	unsigned release_seq;
 	bool shutting_down;
 	bool routes_dirty;
-	unsigned sweeps_due; /* a clean-up failed: sweep leftovers on so many checks */
+	unsigned sweeps_due; /* a clean-up failed: sweep leftovers so many times */
 	unsigned batch;      /* > 0: routes.json is written when it drops to 0 */
 	char *init_path;     /* dyno-init, NULL: the launcher's default */
 };
 
 static void dyno_start(struct sup_dyno *d);
+static void routes_changed(struct sup *s);
 
 /* Many changes, one routes.json write (a reconcile of 100 dynos). */
 static void batch_begin(struct sup *s)
@@ -115,35 +87,33 @@ static void batch_begin(struct sup *s)
 	s->batch++;
 }
 
-static void routes_changed(struct sup *s);
-
 static void batch_end(struct sup *s)
 {
 	if (--s->batch == 0 && s->routes_dirty)
 		routes_changed(s);
 }
-static void routes_changed(struct sup *s);
 
-static void set_state(struct sup_dyno *d, enum sup_state st)
+/* After an event of the state machine: a change from was is logged, dated
+ * and shown in routes.json. */
+static void state_changed(struct sup_dyno *d, enum lc_state was)
 {
-	if (d->state == st)
+	if (d->lc.state == was)
 		return;
-	dy_log(d->name, "State changed from %s to %s", sup_state_str(d->state), sup_state_str(st));
-	d->state = st;
+	dy_log(d->name, "State changed from %s to %s", lc_state_str(was),
+	       lc_state_str(d->lc.state));
 	state_now(d->updated_at);
 	routes_changed(d->sup);
 }
 
 static bool is_web(const struct sup_dyno *d)
 {
-	return !d->oneoff && strcmp(d->type, "web") == 0;
+	return !d->lc.oneoff && strcmp(d->type, "web") == 0;
 }
 
 static void dyno_free(void *ptr)
 {
 	struct sup_dyno *d = ptr;
-	if (d->probe_fd >= 0)
-		close(d->probe_fd);
+	boot_stop(&d->boot);
 	launch_free(d->ld);
 	free(d->command);
 	free(d);
@@ -153,26 +123,9 @@ static void dyno_free(void *ptr)
 static bool app_stopping(const struct sup *s, const char *app)
 {
 	for (const struct sup_dyno *d = s->dynos; d; d = d->next)
-		if (d->stopping && strcmp(d->app, app) == 0)
+		if (d->lc.stopping && strcmp(d->app, app) == 0)
 			return true;
 	return false;
-}
-
-/* Calls the graves of app whose dynos are all gone. */
-static void graves_check(struct sup *s, const char *app)
-{
-	if (app_stopping(s, app))
-		return;
-	for (struct sup_grave **p = &s->graves; *p;) {
-		struct sup_grave *g = *p;
-		if (strcmp(g->app, app) != 0) {
-			p = &g->next;
-			continue;
-		}
-		*p = g->next;
-		g->gone(g->arg);
-		free(g);
-	}
 }
 
 static void unlink_dyno(struct sup_dyno *d)
@@ -185,26 +138,37 @@ static void unlink_dyno(struct sup_dyno *d)
 		}
 	}
 	d->removed = true;
-	loop_timer_stop(s->loop, &d->timer);
+	loop_timer_stop(s->loop, &d->start_timer);
+	loop_timer_stop(s->loop, &d->boot_timer);
+	loop_timer_stop(s->loop, &d->stop_timer);
 	routes_changed(s);
-	if (s->graves)
-		graves_check(s, d->app);
+	if (td_any(&s->graves) && !app_stopping(s, d->app))
+		td_done(&s->graves, d->app);
 	if (loop_defer(s->loop, dyno_free, d, NULL) < 0)
 		dyno_free(d); /* ENOMEM: nothing of d is on the stack above */
 	if (s->shutting_down && s->dynos == NULL)
 		loop_stop(s->loop);
 }
 
-/* Forgets the process of d: watchers, cgroup, veth, rules. */
+/* Leftovers of a failed start or clean-up are swept for a while: a
+ * process stuck in the kernel keeps its cgroup busy. */
+static void sweep_soon(struct sup *s)
+{
+	s->sweeps_due = SUP_SWEEP_CHECKS;
+	if (!loop_timer_active(&s->sweep_timer))
+		loop_timer_start(s->loop, &s->sweep_timer, SUP_CHECK_USEC, NULL);
+}
+
+/* Forgets the process of d: watchers, boot probe, timers of the process,
+ * cgroup, veth, rules. */
 static void release_process(struct sup_dyno *d)
 {
 	struct sup *s = d->sup;
 	loop_io_stop(s->loop, &d->exit_io);
 	loop_io_stop(s->loop, &d->oom_io);
-	if (d->probe_fd >= 0) {
-		close(d->probe_fd);
-		d->probe_fd = -1;
-	}
+	boot_stop(&d->boot);
+	loop_timer_stop(s->loop, &d->boot_timer);
+	loop_timer_stop(s->loop, &d->stop_timer);
 	if (!d->ld)
 		return;
 	struct dy_error *e = NULL;
@@ -212,11 +176,10 @@ static void release_process(struct sup_dyno *d)
 		/* what is left (a cgroup still busy) is retried by a sweep */
 		dy_log(d->name, "clean-up: %s", dy_error_msg(e));
 		dy_error_free(&e);
-		s->sweeps_due = SUP_SWEEP_CHECKS;
+		sweep_soon(s);
 	}
 	launch_free(d->ld);
 	d->ld = NULL;
-	d->up_since = 0;
 }
 
 static void report_release(struct sup_dyno *d, bool ok)
@@ -231,17 +194,6 @@ static void report_release(struct sup_dyno *d, bool ok)
 	}
 }
 
-/* The cool-off before restart number crashes (1: at once). */
-static uint64_t cooloff(const struct sup *s, unsigned crashes)
-{
-	if (crashes <= 1)
-		return 0;
-	uint64_t c = s->cfg->dyno.cooloff.first;
-	for (unsigned i = 2; i < crashes && c < s->cfg->dyno.cooloff.max; i++)
-		c *= 2;
-	return c < s->cfg->dyno.cooloff.max ? c : s->cfg->dyno.cooloff.max;
-}
-
 /* The process of d has exited (and was reaped). */
 static void on_exited(struct sup_dyno *d)
 {
@@ -249,42 +201,32 @@ static void on_exited(struct sup_dyno *d)
 	int status = d->ld ? d->ld->status : 0;
 	bool oom = false;
 	if (d->ld) {
-		if (launch_check_oom(d->ld, NULL) > 0 || d->ld->oom_kills > 0)
-			oom = d->ld->oom_kills > 0;
+		launch_check_oom(d->ld, NULL); /* counts a kill not looked at yet */
+		oom = mw_oom(&d->mem, d->ld->oom_kills) == HK_R15;
 	}
-	if (oom && !d->stopping)
-		dy_log(d->name, "Error R15 (Memory quota vastly exceeded)");
+	if (oom && !d->lc.stopping)
+		dy_log(d->name, HK_ERROR_FMT, HK_ERROR_ARGS(HK_R15));
 	/* launch.h: the exit code, or 128 + the signal (as a shell says) */
 	dy_log(d->name, "Process exited with status %d", status);
-	bool ok = status == 0;
-	bool was_up = d->up_since != 0;
-	uint64_t up_for = was_up ? loop_now(s->loop) - d->up_since : 0;
+	bool stopped = d->lc.stopping;
 	release_process(d);
-	if (d->oneoff) {
-		set_state(d, SUP_COMPLETE);
-		/* stopped (ps:stop, dynod's SIGTERM) is a failure too: a
-		 * release never stays pending */
-		report_release(d, ok && !d->stopping);
+	enum lc_state was = d->lc.state;
+	uint64_t wait = 0;
+	enum lc_next next = lc_exited(&d->lc, &s->policy, loop_now(s->loop), &wait);
+	state_changed(d, was);
+	if (d->lc.oneoff) /* stopped (ps:stop, dynod's SIGTERM) is a failure too:
+	                   * a release never stays pending */
+		report_release(d, status == 0 && !stopped);
+	if (next == LC_NEXT_REMOVE) {
 		unlink_dyno(d);
 		return;
 	}
-	if (d->stopping) {
-		set_state(d, SUP_DOWN);
-		unlink_dyno(d);
-		return;
-	}
-	/* any exit of a formation dyno is a crash (docs/design.md, Lifecycle) */
-	if (was_up && up_for >= s->cfg->dyno.cooloff.reset_after)
-		d->crashes = 0;
-	d->crashes++;
-	set_state(d, SUP_CRASHED);
-	uint64_t wait = cooloff(s, d->crashes);
 	if (wait == 0) {
 		dyno_start(d);
 		return;
 	}
 	dy_log(d->name, "restarting in %llu s", (unsigned long long)(wait / 1000000));
-	if (loop_timer_start(s->loop, &d->timer, wait, NULL) < 0)
+	if (loop_timer_start(s->loop, &d->start_timer, wait, NULL) < 0)
 		dyno_start(d);
 }
 
@@ -322,7 +264,7 @@ static void check_oom(struct sup_dyno *d)
 		dy_log(d->name, "OOM check: %s", dy_error_msg(e));
 		dy_error_free(&e);
 	}
-	if (r > 0) /* the whole dyno was killed: a crash (R15 logged there) */
+	if (r > 0) /* the whole dyno was killed: a crash (logged there) */
 		on_exited(d);
 }
 
@@ -333,83 +275,55 @@ static void on_oom_io(struct loop *loop, struct loop_io *io, uint32_t events)
 	check_oom(loop_container_of(io, struct sup_dyno, oom_io));
 }
 
-/* One boot probe of a web dyno: 1 when a TCP connect to DYNO_IP:PORT has
- * succeeded, 0 not yet. Never blocks: a connect in progress is looked at
- * again on the next tick. */
-static int probe(struct sup_dyno *d)
-{
-	if (d->probe_fd >= 0) {
-		struct pollfd pf = {d->probe_fd, POLLOUT, 0};
-		if (poll(&pf, 1, 0) == 0)
-			return 0; /* still in progress */
-		int soerr = 0;
-		socklen_t len = sizeof(soerr);
-		if (getsockopt(d->probe_fd, SOL_SOCKET, SO_ERROR, &soerr, &len) < 0)
-			soerr = errno;
-		close(d->probe_fd);
-		d->probe_fd = -1;
-		if (soerr == 0)
-			return 1;
-	}
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return 0;
-	struct sockaddr_in sa = {
-	    .sin_family = AF_INET, .sin_port = htons(d->port), .sin_addr = d->ld->addr};
-	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
-		close(fd);
-		return 1;
-	}
-	if (errno == EINPROGRESS) {
-		d->probe_fd = fd;
-		return 0;
-	}
-	close(fd);
-	return 0;
-}
-
 static void mark_up(struct sup_dyno *d)
 {
-	if (d->probe_fd >= 0) {
-		close(d->probe_fd);
-		d->probe_fd = -1;
-	}
-	d->up_since = loop_now(d->sup->loop);
-	set_state(d, SUP_UP);
+	boot_stop(&d->boot);
+	loop_timer_stop(d->sup->loop, &d->boot_timer);
+	enum lc_state was = d->lc.state;
+	lc_up(&d->lc, loop_now(d->sup->loop));
+	state_changed(d, was);
 }
 
-static void on_timer(struct loop *loop, struct loop_timer *t)
+static void on_start_timer(struct loop *loop, struct loop_timer *t)
 {
-	struct sup_dyno *d = loop_container_of(t, struct sup_dyno, timer);
+	(void)loop;
+	dyno_start(loop_container_of(t, struct sup_dyno, start_timer));
+}
+
+static void on_stop_timer(struct loop *loop, struct loop_timer *t)
+{
+	(void)loop;
+	struct sup_dyno *d = loop_container_of(t, struct sup_dyno, stop_timer);
+	assert(d->ld && d->lc.stopping);
+	dy_log(d->name, HK_ERROR_FMT, HK_ERROR_ARGS(HK_R12));
+	dy_log(d->name, "Stopping process with SIGKILL");
+	kill_now(d);
+	on_exited(d);
+}
+
+static void on_boot_timer(struct loop *loop, struct loop_timer *t)
+{
+	struct sup_dyno *d = loop_container_of(t, struct sup_dyno, boot_timer);
 	struct sup *s = d->sup;
-	if (!d->ld) { /* cool-off over */
-		dyno_start(d);
-		return;
-	}
-	if (d->stopping) { /* the grace ran out */
-		dy_log(d->name, "Error R12 (Exit timeout)");
-		dy_log(d->name, "Stopping process with SIGKILL");
-		kill_now(d);
-		on_exited(d);
-		return;
-	}
-	if (d->state != SUP_STARTING)
-		return;
-	if (probe(d) > 0) {
+	assert(d->ld && !d->lc.stopping && d->lc.state == LC_STARTING);
+	switch (boot_check(&d->boot, loop_now(loop))) {
+	case BOOT_UP:
 		mark_up(d);
 		return;
-	}
-	if (loop_now(loop) - d->started >= s->cfg->dyno.timeouts.boot) {
+	case BOOT_TIMEOUT:
 		dy_log(d->name,
-		       "Error R10 (Boot timeout) -> Web process failed to bind to $PORT within "
-		       "%llu seconds of launch",
+		       HK_ERROR_FMT " -> Web process failed to bind to $PORT within "
+		                    "%llu seconds of launch",
+		       HK_ERROR_ARGS(HK_R10),
 		       (unsigned long long)(s->cfg->dyno.timeouts.boot / 1000000));
 		dy_log(d->name, "Stopping process with SIGKILL");
 		kill_now(d);
 		on_exited(d);
 		return;
+	case BOOT_WAITING:
+		loop_timer_start(loop, t, BOOT_PROBE_USEC, NULL);
+		return;
 	}
-	loop_timer_start(loop, &d->timer, SUP_PROBE_USEC, NULL);
 }
 
 /* The environment of release rel: its config vars as "K=V". */
@@ -452,14 +366,14 @@ static void dyno_start(struct sup_dyno *d)
 {
 	struct sup *s = d->sup;
 	struct dy_error *e = NULL;
-	loop_timer_stop(s->loop, &d->timer);
+	loop_timer_stop(s->loop, &d->start_timer);
 	const struct state *st = s->mgr ? mgr_state(s->mgr) : NULL;
 	const struct state_app *app = st ? state_app_find(st, d->app) : NULL;
 	const struct state_release *rel = app ? state_release_find(app, d->version) : NULL;
 	const struct config_size *sz = config_size_find(s->cfg, d->size);
 	if (!rel || !rel->slug_id[0] || !sz) {
 		dy_log(d->name, "release v%d or size %s is gone", d->version, d->size);
-		if (d->oneoff)
+		if (d->lc.oneoff)
 			report_release(d, false);
 		unlink_dyno(d);
 		return;
@@ -495,27 +409,27 @@ static void dyno_start(struct sup_dyno *d)
 		r = launch_start(&p, &d->ld, &e);
 	}
 	env_free(env);
+	enum lc_state was = d->lc.state;
 	if (r < 0) {
 		dy_log(d->name, "start: %s", dy_error_msg(e));
 		dy_error_free(&e);
 		d->ld = NULL;
 		/* a child stuck in the kernel leaves its cgroup, veth and
 		 * rules to the sweep (and its pid to be reaped) */
-		s->sweeps_due = SUP_SWEEP_CHECKS;
-		if (d->oneoff) {
+		sweep_soon(s);
+		uint64_t wait = 0;
+		if (lc_start_failed(&d->lc, &s->policy, &wait) == LC_NEXT_REMOVE) {
 			report_release(d, false);
 			unlink_dyno(d);
 			return;
 		}
-		d->crashes++;
-		set_state(d, SUP_CRASHED);
-		uint64_t wait = cooloff(s, d->crashes);
-		loop_timer_start(s->loop, &d->timer, wait ? wait : s->cfg->dyno.cooloff.first,
-		                 NULL);
+		state_changed(d, was);
+		loop_timer_start(s->loop, &d->start_timer, wait, NULL);
 		return;
 	}
-	d->started = loop_now(s->loop);
-	set_state(d, SUP_STARTING);
+	mw_started(&d->mem);
+	lc_started(&d->lc);
+	state_changed(d, was);
 	loop_io_init(&d->exit_io, d->ld->pidfd, on_exit_io);
 	if (loop_io_set(s->loop, &d->exit_io, LOOP_READ, &e) < 0) {
 		dy_log(d->name, "%s", dy_error_msg(e));
@@ -526,10 +440,13 @@ static void dyno_start(struct sup_dyno *d)
 		if (loop_io_set(s->loop, &d->oom_io, LOOP_READ, NULL) < 0)
 			dy_log(d->name, "cannot watch OOM events");
 	}
-	if (is_web(d))
-		loop_timer_start(s->loop, &d->timer, SUP_PROBE_USEC, NULL);
-	else
+	if (is_web(d)) {
+		boot_start(&d->boot, d->ld->addr, d->port, loop_now(s->loop),
+		           s->cfg->dyno.timeouts.boot);
+		loop_timer_start(s->loop, &d->boot_timer, BOOT_PROBE_USEC, NULL);
+	} else {
 		mark_up(d);
+	}
 }
 
 static struct sup_dyno *dyno_new(struct sup *s, const char *app, const char *type, int index,
@@ -549,11 +466,13 @@ static struct sup_dyno *dyno_new(struct sup *s, const char *app, const char *typ
 	snprintf(d->name, sizeof(d->name), "%s.%d", type, index);
 	snprintf(d->size, sizeof(d->size), "%s", size);
 	d->version = version;
-	d->oneoff = oneoff;
 	d->port = !oneoff && strcmp(type, "web") == 0 ? SUP_WEB_PORT : 0;
-	d->probe_fd = -1;
-	d->state = SUP_STARTING;
-	loop_timer_init(&d->timer, on_timer);
+	lc_init(&d->lc, oneoff);
+	boot_init(&d->boot);
+	mw_init(&d->mem);
+	loop_timer_init(&d->start_timer, on_start_timer);
+	loop_timer_init(&d->boot_timer, on_boot_timer);
+	loop_timer_init(&d->stop_timer, on_stop_timer);
 	loop_io_init(&d->exit_io, -1, on_exit_io);
 	loop_io_init(&d->oom_io, -1, on_oom_io);
 	state_now(d->created_at);
@@ -568,27 +487,27 @@ static struct sup_dyno *dyno_new(struct sup *s, const char *app, const char *typ
 static void dyno_stop(struct sup_dyno *d)
 {
 	struct sup *s = d->sup;
-	if (d->stopping || d->removed)
+	if (d->lc.stopping || d->removed)
 		return;
-	d->stopping = true;
-	routes_changed(s);
-	if (!d->ld) { /* crashed, waiting for its cool-off; or a release
-		       * phase not started yet */
-		loop_timer_stop(s->loop, &d->timer);
-		if (d->oneoff)
+	enum lc_state was = d->lc.state;
+	enum lc_next next = lc_stop(&d->lc, d->ld != NULL);
+	routes_changed(s); /* draining */
+	if (next == LC_NEXT_REMOVE) {
+		/* crashed, waiting for its cool-off; or a release phase not
+		 * started yet */
+		loop_timer_stop(s->loop, &d->start_timer);
+		if (d->lc.oneoff)
 			report_release(d, false);
-		set_state(d, SUP_DOWN);
+		state_changed(d, was);
 		unlink_dyno(d);
 		return;
 	}
 	dy_log(d->name, "Stopping all processes with SIGTERM");
 	if (kill(d->ld->pid, SIGTERM) < 0 && errno != ESRCH)
 		dy_log(d->name, "SIGTERM: %s", strerror(errno));
-	if (d->probe_fd >= 0) {
-		close(d->probe_fd);
-		d->probe_fd = -1;
-	}
-	loop_timer_start(s->loop, &d->timer, s->cfg->dyno.timeouts.stop, NULL);
+	boot_stop(&d->boot);
+	loop_timer_stop(s->loop, &d->boot_timer);
+	loop_timer_start(s->loop, &d->stop_timer, s->cfg->dyno.timeouts.stop, NULL);
 }
 
 /* manager_ops.apply_formation: dynos of type.N for rel, all others
@@ -616,7 +535,7 @@ static int reconcile(struct sup *s, const struct state_app *app, const struct st
 	/* stop what the formation no longer holds */
 	for (struct sup_dyno *d = s->dynos, *next; d; d = next) {
 		next = d->next;
-		if (d->oneoff || d->stopping || strcmp(d->app, app->name) != 0)
+		if (d->lc.oneoff || d->lc.stopping || strcmp(d->app, app->name) != 0)
 			continue;
 		const struct state_formation *f = state_formation_find(app, d->type);
 		int idx = atoi(d->name + strlen(d->type) + 1);
@@ -638,7 +557,7 @@ static int reconcile(struct sup *s, const struct state_app *app, const struct st
 			snprintf(name, sizeof(name), "%s.%d", f->type, n);
 			bool have = false;
 			for (struct sup_dyno *d = s->dynos; d && !have; d = d->next)
-				have = !d->stopping && !d->oneoff &&
+				have = !d->lc.stopping && !d->lc.oneoff &&
 				       strcmp(d->app, app->name) == 0 && strcmp(d->name, name) == 0;
 			if (have)
 				continue;
@@ -672,7 +591,7 @@ static int run_release(void *data, const struct state_app *app, const struct sta
 		return dy_error_errno(err, ENOMEM, "release dyno");
 	/* started on the next round: the manager saves the pending release
 	 * first, and mgr_release_finished() must find it */
-	loop_timer_start(s->loop, &d->timer, 0, NULL);
+	loop_timer_start(s->loop, &d->start_timer, 0, NULL);
 	return 0;
 }
 
@@ -690,196 +609,172 @@ static void stop_app(void *data, const char *name, void (*gone)(void *arg), void
 	batch_end(s);
 	if (!gone)
 		return;
-	struct sup_grave *g = calloc(1, sizeof(*g));
-	if (!app_stopping(s, name) || !g) {
-		if (g == NULL)
-			dy_log("supervisor", "%s: out of memory: its files go now", name);
-		free(g);
+	if (!app_stopping(s, name)) {
 		gone(arg);
 		return;
 	}
-	snprintf(g->app, sizeof(g->app), "%s", name);
-	g->gone = gone;
-	g->arg = arg;
-	g->next = s->graves;
-	s->graves = g;
+	if (td_add(&s->graves, name, gone, arg) < 0) {
+		dy_log("supervisor", "%s: out of memory: its files go now", name);
+		gone(arg);
+	}
 }
 
-static void on_check(struct loop *loop, struct loop_timer *t)
+/* The memory watch of every running dyno, each second: an OOM kill (v1
+ * signals the OOM condition before the kill is counted, so the OOM fd is
+ * not enough) and memory over the size's quota. */
+static void on_mem_timer(struct loop *loop, struct loop_timer *t)
 {
-	struct sup *s = loop_container_of(t, struct sup, check);
+	struct sup *s = loop_container_of(t, struct sup, mem_timer);
 	for (struct sup_dyno *d = s->dynos, *next; d; d = next) {
 		next = d->next;
 		if (!d->ld || d->ld->exited)
 			continue;
-		/* v1 signals the OOM condition before the kill is counted */
 		uint64_t kills = d->ld->oom_kills;
 		check_oom(d);
 		if (d->removed || !d->ld || d->ld->oom_kills != kills)
-			continue;
+			continue; /* killed: a crash, not R14 */
 		const struct config_size *sz = config_size_find(s->cfg, d->size);
 		uint64_t used = 0;
-		if (sz && cg_quota_usage(d->ld->cg, &used, NULL) == 0 && used > sz->memory &&
-		    (d->last_r14 == 0 || loop_now(loop) - d->last_r14 >= SUP_R14_USEC)) {
-			d->last_r14 = loop_now(loop);
-			dy_log(d->name, "Error R14 (Memory quota exceeded)");
-		}
-	}
-	if (s->routes_dirty) { /* an earlier write failed: try again */
-		routes_changed(s);
-	}
-	if (s->sweeps_due) {
-		/* removes every cgroup of ours without a process (a running
-		 * dyno's has its init), with its veth and rules; for a while,
-		 * since a process stuck in the kernel keeps its cgroup busy */
-		s->sweeps_due--;
-		int n = launch_sweep(s->cgroup_parent);
-		if (n > 0)
-			dy_log("dynod", "swept the leftovers of %d dynos", n);
+		if (sz && cg_quota_usage(d->ld->cg, &used, NULL) == 0 &&
+		    mw_usage(&d->mem, loop_now(loop), used, sz->memory) == HK_R14)
+			dy_log(d->name, HK_ERROR_FMT, HK_ERROR_ARGS(HK_R14));
 	}
 	loop_timer_start(loop, t, SUP_CHECK_USEC, NULL);
 }
 
+/* Removes every cgroup of ours without a process (a running dyno's has its
+ * init), with its veth and rules, on each of the sweeps due. */
+static void on_sweep_timer(struct loop *loop, struct loop_timer *t)
+{
+	struct sup *s = loop_container_of(t, struct sup, sweep_timer);
+	if (s->sweeps_due == 0)
+		return;
+	s->sweeps_due--;
+	int n = launch_sweep(s->cgroup_parent);
+	if (n > 0)
+		dy_log("dynod", "swept the leftovers of %d dynos", n);
+	if (s->sweeps_due > 0)
+		loop_timer_start(loop, t, SUP_CHECK_USEC, NULL);
+}
+
 /* routes.json */
 
-static json_t *routes_json(struct sup *s)
+/* Writes routes.json from the apps of the manager's state and their web
+ * dynos. */
+static int write_routes(struct sup *s, struct dy_error **err)
 {
-	json_t *apps = json_array();
 	const struct state *st = s->mgr ? mgr_state(s->mgr) : NULL;
-	for (size_t i = 0; st && i < st->napps; i++) {
+	size_t napps = st ? st->napps : 0, ndynos = 0;
+	for (const struct sup_dyno *d = s->dynos; d; d = d->next)
+		ndynos++;
+	_cleanup_free_ struct rw_app *apps = calloc(MAX(napps, (size_t)1), sizeof(*apps));
+	_cleanup_free_ struct rw_dyno *dynos = calloc(MAX(ndynos, (size_t)1), sizeof(*dynos));
+	if (!apps || !dynos)
+		return dy_error_errno(err, ENOMEM, "routes.json");
+	size_t k = 0;
+	for (size_t i = 0; i < napps; i++) {
 		const struct state_app *app = st->apps[i];
 		const struct state_release *rel = state_app_current(app);
 		const struct state_formation *f = state_formation_find(app, "web");
-		bool web = rel && rel->process_types &&
-		           json_object_get(rel->process_types, "web") && f && f->quantity > 0;
-		json_t *backends = json_array();
-		bool crashed = false, up = false;
-		for (struct sup_dyno *d = s->dynos; d; d = d->next) {
+		apps[i].name = app->name;
+		apps[i].web = rel && rel->process_types &&
+		              json_object_get(rel->process_types, "web") && f && f->quantity > 0;
+		apps[i].dynos = dynos + k;
+		for (const struct sup_dyno *d = s->dynos; d; d = d->next) {
 			if (strcmp(d->app, app->name) != 0 || !is_web(d))
 				continue;
-			if (d->state == SUP_CRASHED && !d->stopping)
-				crashed = true;
-			if (d->state != SUP_UP || !d->ld)
-				continue;
-			if (!d->stopping)
-				up = true;
-			char addr[INET_ADDRSTRLEN + 8], ip[INET_ADDRSTRLEN];
-			inet_ntop(AF_INET, &d->ld->addr, ip, sizeof(ip));
-			snprintf(addr, sizeof(addr), "%s:%u", ip, (unsigned)d->port);
-			json_array_append_new(backends,
-			                      json_pack("{s:s, s:s, s:b}", "dyno", d->name, "addr",
-			                                addr, "draining", d->stopping));
+			assert(k < ndynos);
+			dynos[k++] = (struct rw_dyno){
+			    .name = d->name,
+			    .state = d->lc.state,
+			    .stopping = d->lc.stopping,
+			    .running = d->ld != NULL,
+			    .addr = d->ld ? d->ld->addr : (struct in_addr){0},
+			    .port = d->port,
+			};
 		}
-		const char *state = !web ? "no-web" : (!up && crashed) ? "crashed" : "up";
-		char host[STATE_APP_NAME_MAX + 256];
-		snprintf(host, sizeof(host), "%s.%s", app->name, s->cfg->domain);
-		json_array_append_new(apps, json_pack("{s:s, s:[s], s:s, s:b, s:n, s:o}", "name",
-		                                      app->name, "hosts", host, "state", state,
-		                                      "keepalive", true, "health_path", "backends",
-		                                      backends));
+		apps[i].ndynos = (size_t)(dynos + k - apps[i].dynos);
 	}
-	return json_pack("{s:I, s:o}", "version", (json_int_t)s->routes_version, "apps", apps);
+	return rw_write(s->routes, apps, napps, err);
 }
 
-static int write_routes(struct sup *s, json_t *j, struct dy_error **err)
+static void on_routes_timer(struct loop *loop, struct loop_timer *t)
 {
-	_cleanup_free_ char *path = NULL;
-	if (asprintf(&path, "%s/routes.json", s->cfg->state_dir) < 0)
-		return dy_error_errno(err, ENOMEM, "asprintf");
-	_cleanup_free_ char *text = json_dumps(j, JSON_COMPACT);
-	if (!text)
-		return dy_error_errno(err, ENOMEM, "json_dumps");
-	size_t len = strlen(text);
-	char *nl = realloc(text, len + 2);
-	if (!nl)
-		return dy_error_errno(err, ENOMEM, "routes.json");
-	text = nl;
-	memcpy(text + len, "\n", 2);
-	return dy_write_file_atomic(path, text, len + 1, 0644, err);
+	(void)loop;
+	struct sup *s = loop_container_of(t, struct sup, routes_timer);
+	if (s->routes_dirty && s->batch == 0)
+		routes_changed(s);
 }
 
-/* Writes routes.json when what it says has changed. */
+/* Writes routes.json when what it says has changed; a failed write is
+ * tried again a second later. */
 static void routes_changed(struct sup *s)
 {
 	if (s->batch > 0) {
 		s->routes_dirty = true;
 		return;
 	}
-	s->routes_version++;
-	json_t *j = routes_json(s);
 	struct dy_error *e = NULL;
-	if (!j || write_routes(s, j, &e) < 0) {
+	if (write_routes(s, &e) < 0) {
 		dy_log("dynod", "routes.json: %s", e ? dy_error_msg(e) : "out of memory");
 		dy_error_free(&e);
 		s->routes_dirty = true;
+		loop_timer_start(s->loop, &s->routes_timer, SUP_CHECK_USEC, NULL);
 	} else {
 		s->routes_dirty = false;
 	}
-	json_decref(j);
 }
 
-/* API */
+/* Platform API */
 
-static json_t *dyno_json(const struct sup_dyno *d)
+/* The dyno as the API shows it. */
+static struct dj_dyno dj_of(const struct sup_dyno *d)
 {
-	json_t *addr = json_null();
-	if (d->ld && d->port) {
-		char ip[INET_ADDRSTRLEN], buf[INET_ADDRSTRLEN + 8];
-		inet_ntop(AF_INET, &d->ld->addr, ip, sizeof(ip));
-		snprintf(buf, sizeof(buf), "%s:%u", ip, (unsigned)d->port);
-		addr = json_string(buf);
-	}
-	/* pid (of the dyno's init, on the host; 0 when not running) is beyond
-	 * docs/design.md's object: operators and tests find the dyno's processes */
-	return json_pack("{s:s, s:s, s:s, s:s, s:s, s:{s:i}, s:o, s:s, s:s, s:i}", "name", d->name,
-	                 "type", d->type, "state", sup_state_str(d->state), "command", d->command,
-	                 "size", d->size, "release", "version", d->version, "addr", addr,
-	                 "created_at", d->created_at, "updated_at", d->updated_at, "pid",
-	                 d->ld ? (int)d->ld->pid : 0);
-}
-
-static int cmp_json_name(const void *a, const void *b)
-{
-	json_t *const *x = a, *const *y = b;
-	return strcmp(json_string_value(json_object_get(*x, "name")),
-	              json_string_value(json_object_get(*y, "name")));
+	return (struct dj_dyno){
+	    .name = d->name,
+	    .type = d->type,
+	    .command = d->command,
+	    .size = d->size,
+	    .state = d->lc.state,
+	    .version = d->version,
+	    .running = d->ld != NULL,
+	    .addr = d->ld ? d->ld->addr : (struct in_addr){0},
+	    .port = d->port,
+	    .pid = d->ld ? (int)d->ld->pid : 0,
+	    .created_at = d->created_at,
+	    .updated_at = d->updated_at,
+	};
 }
 
 json_t *sup_dynos_json(struct sup *s, const struct state_app *app, const char *name,
                        struct dy_error **err)
 {
 	if (name) {
+		/* a replacement is shown rather than the dyno it replaces */
 		const struct sup_dyno *found = NULL;
 		for (const struct sup_dyno *d = s->dynos; d; d = d->next)
 			if (strcmp(d->app, app->name) == 0 && strcmp(d->name, name) == 0 &&
-			    (!found || found->stopping))
+			    (!found || found->lc.stopping))
 				found = d;
 		if (!found) {
 			dy_error_as(err, DY_E_NOT_FOUND, "dyno %.64s of %s not found", name,
 			            app->name);
 			return NULL;
 		}
-		return dyno_json(found);
+		struct dj_dyno one = dj_of(found);
+		return dj_dyno_json(&one);
 	}
 	size_t n = 0;
 	for (const struct sup_dyno *d = s->dynos; d; d = d->next)
 		n += strcmp(d->app, app->name) == 0;
-	json_t **v = calloc(n ? n : 1, sizeof(*v));
-	json_t *list = json_array();
-	if (!v || !list) {
-		free(v);
-		json_decref(list);
+	_cleanup_free_ struct dj_dyno *v = calloc(MAX(n, (size_t)1), sizeof(*v));
+	if (!v)
 		return NULL;
-	}
 	size_t i = 0;
 	for (const struct sup_dyno *d = s->dynos; d; d = d->next)
 		if (strcmp(d->app, app->name) == 0)
-			v[i++] = dyno_json(d);
-	qsort(v, n, sizeof(*v), cmp_json_name);
-	for (i = 0; i < n; i++)
-		json_array_append_new(list, v[i]);
-	free(v);
-	return list;
+			v[i++] = dj_of(d);
+	return dj_list_json(v, n);
 }
 
 static int not_found(struct dy_error **err, const char *what, const char *app)
@@ -893,7 +788,7 @@ int sup_restart(struct sup *s, const struct state_app *app, const char *which,
 	bool any = false;
 	for (struct sup_dyno *d = s->dynos, *next; d; d = next) {
 		next = d->next;
-		if (d->oneoff || d->stopping || strcmp(d->app, app->name) != 0)
+		if (d->lc.oneoff || d->lc.stopping || strcmp(d->app, app->name) != 0)
 			continue;
 		if (which && strcmp(which, d->name) != 0 && strcmp(which, d->type) != 0)
 			continue;
@@ -910,9 +805,10 @@ int sup_stop_dyno(struct sup *s, const struct state_app *app, const char *name,
                   struct dy_error **err)
 {
 	for (struct sup_dyno *d = s->dynos; d; d = d->next) {
-		if (!d->stopping && strcmp(d->app, app->name) == 0 && strcmp(d->name, name) == 0) {
+		if (!d->lc.stopping && strcmp(d->app, app->name) == 0 &&
+		    strcmp(d->name, name) == 0) {
 			dyno_stop(d);
-			if (d->oneoff)
+			if (d->lc.oneoff)
 				return 0;
 			return apply_formation(s, app, state_app_current(app), err);
 		}
@@ -1007,6 +903,9 @@ int sup_new(struct loop *loop, const struct config *cfg, const char *cgroup_pare
 	s->loop = loop;
 	s->cfg = cfg;
 	s->cgroup_parent = cgroup_parent ? cgroup_parent : "dyno";
+	s->policy = (struct lc_policy){.first = cfg->dyno.cooloff.first,
+	                               .max = cfg->dyno.cooloff.max,
+	                               .reset_after = cfg->dyno.cooloff.reset_after};
 	s->ops.run_release = run_release;
 	s->ops.apply_formation = apply_formation;
 	s->ops.stop_app = stop_app;
@@ -1014,23 +913,23 @@ int sup_new(struct loop *loop, const struct config *cfg, const char *cgroup_pare
 	s->ops.restart = ops_restart;
 	s->ops.stop_dyno = ops_stop_dyno;
 	s->ops.data = s;
-	s->init_path = find_init();
-	/* routes.json versions keep increasing across restarts */
-	_cleanup_free_ char *path = NULL;
-	if (asprintf(&path, "%s/routes.json", cfg->state_dir) >= 0) {
-		json_t *old = json_load_file(path, 0, NULL);
-		json_int_t v = json_integer_value(json_object_get(old, "version"));
-		s->routes_version = v > 0 ? (uint64_t)v : 0;
-		json_decref(old);
+	/* routes.json versions go on from the file's */
+	if (rw_new(cfg->state_dir, cfg->domain, &s->routes, err) < 0) {
+		free(s);
+		return -1;
 	}
+	s->init_path = find_init();
 	/* re-adoption is a later issue: the dynos a dead dynod left are
 	 * killed and swept (their formation starts again) */
 	launch_kill_leftovers(s->cgroup_parent);
 	int n = launch_sweep(s->cgroup_parent);
 	if (n > 0)
 		dy_log("dynod", "swept %d dynos left by a previous dynod", n);
-	loop_timer_init(&s->check, on_check);
-	if (loop_timer_start(loop, &s->check, SUP_CHECK_USEC, err) < 0) {
+	loop_timer_init(&s->sweep_timer, on_sweep_timer);
+	loop_timer_init(&s->routes_timer, on_routes_timer);
+	loop_timer_init(&s->mem_timer, on_mem_timer);
+	if (loop_timer_start(loop, &s->mem_timer, SUP_CHECK_USEC, err) < 0) {
+		rw_free(s->routes);
 		free(s->init_path);
 		free(s);
 		return -1;
@@ -1053,22 +952,20 @@ void sup_free(struct sup *s)
 {
 	if (!s)
 		return;
-	loop_timer_stop(s->loop, &s->check);
+	loop_timer_stop(s->loop, &s->mem_timer);
+	loop_timer_stop(s->loop, &s->sweep_timer);
+	loop_timer_stop(s->loop, &s->routes_timer);
 	while (s->dynos) {
 		struct sup_dyno *d = s->dynos;
 		s->dynos = d->next;
-		loop_timer_stop(s->loop, &d->timer);
+		loop_timer_stop(s->loop, &d->start_timer);
 		if (d->ld && !d->ld->exited)
 			launch_kill(d->ld, NULL);
 		release_process(d);
 		dyno_free(d);
 	}
-	while (s->graves) { /* their dynos were killed above */
-		struct sup_grave *g = s->graves;
-		s->graves = g->next;
-		g->gone(g->arg);
-		free(g);
-	}
+	td_flush(&s->graves); /* their dynos were killed above */
+	rw_free(s->routes);
 	free(s->init_path);
 	free(s);
 }

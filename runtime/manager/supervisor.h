@@ -1,10 +1,12 @@
 /* The supervisor: runs each app's formation on the launcher inside dynod
- * (docs/design.md, "Lifecycle"), and writes routes.json for the router
- * ("Internal contract: routes.json").
+ * (docs/design.md, "Lifecycle"), and has routes.json written for the
+ * router ("Internal contract: routes.json"; routes-writer.h).
  *
  * Everything happens on dynod's loop: one pidfd watcher and one OOM
- * watcher per dyno, one timer per dyno (boot probe, stop grace, cool-off)
- * and one periodic timer for memory checks. Nothing waits for a dyno:
+ * watcher per dyno, and a timer per meaning: per dyno the boot probe
+ * (boot.h), the stop grace and the restart after a cool-off (lifecycle.h);
+ * for all dynos the memory watch (memory-watch.h), the sweep of leftovers
+ * and the retry of a failed routes.json write. Nothing waits for a dyno:
  * a stop sends SIGTERM and arms the grace timer; only SIGKILL is waited
  * for (the kernel finishes it at once).
  *
