@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
+#include <grp.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <jansson.h>
@@ -826,6 +827,19 @@ static int check_config(struct ctx *ctx, const struct config *cfg)
 		                "%s: addons.postgresql.url: needed when addons.postgresql.mode is "
 		                "\"external\"",
 		                ctx->name);
+	return 0;
+}
+
+int config_api_gid(const struct config *cfg, gid_t *ret, struct dy_error **err)
+{
+	errno = 0;
+	struct group *gr = getgrnam(cfg->api_group);
+	if (gr == NULL)
+		return dy_error(err,
+		                "api_group \"%s\": no such group (create it with `groupadd %s`, or "
+		                "set api_group in the configuration)",
+		                cfg->api_group, cfg->api_group);
+	*ret = gr->gr_gid;
 	return 0;
 }
 

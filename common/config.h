@@ -14,6 +14,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include <sys/socket.h>
 
 #include "common/error.h"
@@ -148,6 +149,10 @@ int config_load_string(const char *data, size_t len, const char *name, struct co
 
 /* The size called name in cfg, or NULL. The result points into cfg. */
 const struct config_size *config_size_find(const struct config *cfg, const char *name);
+
+/* The gid of cfg's api_group, or < 0 with an error saying how to make the
+ * group. */
+int config_api_gid(const struct config *cfg, gid_t *ret, struct dy_error **err);
 
 /* "embedded" or "external". */
 const char *config_pg_mode_str(enum config_pg_mode mode);

@@ -56,6 +56,12 @@ int dy_fsync_dir(const char *path, struct dy_error **err)
 int dy_write_file_atomic(const char *path, const void *data, size_t len, mode_t mode,
                          struct dy_error **err)
 {
+	return dy_write_file_atomic_as(path, data, len, mode, (gid_t)-1, err);
+}
+
+int dy_write_file_atomic_as(const char *path, const void *data, size_t len, mode_t mode, gid_t gid,
+                            struct dy_error **err)
+{
 	_cleanup_free_ char *dcopy = strdup(path), *bcopy = strdup(path), *tmp = NULL;
 	if (dcopy == NULL || bcopy == NULL)
 		return dy_error_errno(err, ENOMEM, "write %s", path);
@@ -80,6 +86,9 @@ int dy_write_file_atomic(const char *path, const void *data, size_t len, mode_t 
 		p += n;
 		len -= (size_t)n;
 	}
+	/* the group before the mode: never readable by a group it is not for */
+	if (r == 0 && gid != (gid_t)-1 && fchown(fd, (uid_t)-1, gid) < 0)
+		r = -errno;
 	if (r == 0 && fchmod(fd, mode) < 0)
 		r = -errno;
 	if (r == 0 && fsync(fd) < 0)

@@ -27,3 +27,8 @@ int dy_fsync_dir(const char *path, struct dy_error **err);
  * file. Returns 0 or < 0 naming path. */
 int dy_write_file_atomic(const char *path, const void *data, size_t len, mode_t mode,
                          struct dy_error **err);
+
+/* As dy_write_file_atomic(), the file's group set to gid first
+ * ((gid_t)-1: the caller's). */
+int dy_write_file_atomic_as(const char *path, const void *data, size_t len, mode_t mode, gid_t gid,
+                            struct dy_error **err);

@@ -14,13 +14,16 @@ struct rw_writer {
 	char *path; /* <dir>/routes.json */
 	char *domain;
 	uint64_t version;
+	gid_t gid;
 };
 
-int rw_new(const char *dir, const char *domain, struct rw_writer **ret, struct dy_error **err)
+int rw_new(const char *dir, const char *domain, gid_t gid, struct rw_writer **ret,
+           struct dy_error **err)
 {
 	struct rw_writer *w = calloc(1, sizeof(*w));
 	if (!w)
 		return dy_error_errno(err, ENOMEM, "routes.json");
+	w->gid = gid;
 	w->domain = strdup(domain);
 	if (!w->domain || asprintf(&w->path, "%s/routes.json", dir) < 0) {
 		w->path = NULL;
@@ -116,5 +119,5 @@ int rw_write(struct rw_writer *w, const struct rw_app *apps, size_t napps, struc
 		return dy_error_errno(err, ENOMEM, "%s", w->path);
 	text = nl;
 	memcpy(text + len, "\n", 2);
-	return dy_write_file_atomic(w->path, text, len + 1, 0644, err);
+	return dy_write_file_atomic_as(w->path, text, len + 1, RW_FILE_MODE, w->gid, err);
 }

@@ -15,6 +15,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "common/error.h"
 #include "runtime/manager/lifecycle.h"
@@ -37,12 +38,16 @@ struct rw_app {
 	size_t ndynos;
 };
 
+#define RW_FILE_MODE 0640 /* root's, readable by api_group */
+
 struct rw_writer;
 
-/* A writer of <dir>/routes.json for hosts "<app>.<domain>" (both copied).
- * The version goes on from the file's when there is one. Returns 0 and
- * *ret (rw_free()), or < 0. */
-int rw_new(const char *dir, const char *domain, struct rw_writer **ret, struct dy_error **err);
+/* A writer of <dir>/routes.json for hosts "<app>.<domain>" (both copied),
+ * the file root's and group gid's, mode 0640 (docs/operating.md). The
+ * version goes on from the file's when there is one. Returns 0 and *ret
+ * (rw_free()), or < 0. */
+int rw_new(const char *dir, const char *domain, gid_t gid, struct rw_writer **ret,
+           struct dy_error **err);
 
 /* Frees w. Accepts NULL. */
 void rw_free(struct rw_writer *w);

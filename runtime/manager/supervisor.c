@@ -914,7 +914,9 @@ int sup_new(struct loop *loop, const struct config *cfg, const char *cgroup_pare
 	s->ops.stop_dyno = ops_stop_dyno;
 	s->ops.data = s;
 	/* routes.json versions go on from the file's */
-	if (rw_new(cfg->state_dir, cfg->domain, &s->routes, err) < 0) {
+	gid_t gid;
+	if (config_api_gid(cfg, &gid, err) < 0 ||
+	    rw_new(cfg->state_dir, cfg->domain, gid, &s->routes, err) < 0) {
 		free(s);
 		return -1;
 	}
