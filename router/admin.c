@@ -19,6 +19,7 @@ struct admin_conn {
 	struct admin_conn *prev, *next;
 	struct loop_io io;
 	struct loop_timer timer;
+	struct loop_deferred reap;
 	char in[8192];
 	size_t len;
 	char *out;
@@ -47,14 +48,14 @@ int admin_new(struct loop *loop, struct proxy *px, struct rlog *l, struct admin 
 	return 0;
 }
 
-static void conn_free_deferred(void *ptr)
+static void conn_free_deferred(struct loop_deferred *d)
 {
-	struct admin_conn *c = ptr;
+	struct admin_conn *c = loop_container_of(d, struct admin_conn, reap);
 	free(c->out);
 	free(c);
 }
 
-static void conn_close(struct admin_conn *c, bool now)
+static void conn_close(struct admin_conn *c)
 {
 	struct admin *a = c->admin;
 	loop_io_stop(a->loop, &c->io);
@@ -66,8 +67,7 @@ static void conn_close(struct admin_conn *c, bool now)
 		a->conns = c->next;
 	if (c->next)
 		c->next->prev = c->prev;
-	if (now || loop_defer(a->loop, conn_free_deferred, c, NULL) < 0)
-		conn_free_deferred(c);
+	loop_defer(a->loop, &c->reap);
 }
 
 static void respond(struct admin_conn *c, int status, const char *reason, const char *type,
@@ -96,7 +96,7 @@ static void on_io(struct loop *loop, struct loop_io *io, uint32_t events)
 		if (r < 0 && (errno == EAGAIN || errno == EINTR))
 			return;
 		if (r <= 0) {
-			conn_close(c, false);
+			conn_close(c);
 			return;
 		}
 		c->len += (size_t)r;
@@ -115,7 +115,7 @@ static void on_io(struct loop *loop, struct loop_io *io, uint32_t events)
 			size_t len = 0;
 			if (metrics_render(proxy_metrics(a->px), proxy_table(a->px), a->log, &body,
 			                   &len) < 0) {
-				conn_close(c, false);
+				conn_close(c);
 				return;
 			}
 			respond(c, 200, "OK", "text/plain; version=0.0.4", body, len,
@@ -128,7 +128,7 @@ static void on_io(struct loop *loop, struct loop_io *io, uint32_t events)
 			respond(c, 404, "Not Found", "text/plain", "not found\n", 10, false);
 		}
 		if (c->out == NULL) {
-			conn_close(c, false);
+			conn_close(c);
 			return;
 		}
 		loop_io_set(loop, io, LOOP_WRITE, NULL);
@@ -142,12 +142,12 @@ static void on_io(struct loop *loop, struct loop_io *io, uint32_t events)
 			break;
 		c->out_sent += (size_t)w;
 	}
-	conn_close(c, false);
+	conn_close(c);
 }
 
 static void on_timer(struct loop *loop, struct loop_timer *t)
 {
-	conn_close(loop_container_of(t, struct admin_conn, timer), false);
+	conn_close(loop_container_of(t, struct admin_conn, timer));
 }
 
 void admin_accept(void *data, int fd, const struct sockaddr *peer, unsigned port)
@@ -162,13 +162,14 @@ void admin_accept(void *data, int fd, const struct sockaddr *peer, unsigned port
 	h1_parser_init(&c->parser, NULL, c->headers, 64);
 	loop_io_init(&c->io, fd, on_io);
 	loop_timer_init(&c->timer, on_timer);
+	loop_defer_init(&c->reap, conn_free_deferred);
 	c->next = a->conns;
 	if (c->next)
 		c->next->prev = c;
 	a->conns = c;
 	if (loop_io_set(a->loop, &c->io, LOOP_READ, NULL) < 0 ||
 	    loop_timer_start(a->loop, &c->timer, ADMIN_TIMEOUT_USEC, NULL) < 0)
-		conn_close(c, false);
+		conn_close(c);
 }
 
 void admin_free(struct admin *a)
@@ -176,6 +177,6 @@ void admin_free(struct admin *a)
 	if (a == NULL)
 		return;
 	while (a->conns)
-		conn_close(a->conns, false);
+		conn_close(a->conns);
 	free(a);
 }

@@ -135,6 +135,7 @@ struct proxy_upstream {
 	struct proxy_upstream *pool_next;
 	struct loop_io io;
 	struct loop_timer timer;
+	struct loop_deferred reap;
 	enum pu_state state;
 	struct route_backend *be; /* referenced */
 	struct proxy_client *client;
@@ -197,6 +198,7 @@ struct proxy_client {
 	struct proxy_client *prev, *next;
 	struct loop_io io;
 	struct loop_timer timer;
+	struct loop_deferred reap;
 	enum pc_state state;
 	struct pbuf in, out;
 	struct h1_parser parser;
@@ -389,9 +391,9 @@ static void req_log(struct proxy_client *c, const char *code, const char *desc)
 
 /* ---- upstreams ---- */
 
-static void upstream_free_deferred(void *ptr)
+static void upstream_free_deferred(struct loop_deferred *d)
 {
-	struct proxy_upstream *u = ptr;
+	struct proxy_upstream *u = loop_container_of(d, struct proxy_upstream, reap);
 	pb_free(&u->in);
 	pb_free(&u->out);
 	free(u);
@@ -434,9 +436,7 @@ static void upstream_close(struct proxy_upstream *u)
 		u->next->prev = u->prev;
 	route_backend_unref(u->be);
 	u->be = NULL;
-	if (loop_defer(px->loop, upstream_free_deferred, u, NULL) < 0) {
-		/* out of memory for the queue: leak rather than free in use */
-	}
+	loop_defer(px->loop, &u->reap);
 }
 
 /* Detaches u from its client: into the pool when reusable, else closed. */
@@ -465,9 +465,9 @@ static void upstream_release(struct proxy_upstream *u, bool keep)
 
 /* ---- clients ---- */
 
-static void client_free_deferred(void *ptr)
+static void client_free_deferred(struct loop_deferred *d)
 {
-	struct proxy_client *c = ptr;
+	struct proxy_client *c = loop_container_of(d, struct proxy_client, reap);
 	pb_free(&c->in);
 	pb_free(&c->out);
 	free(c);
@@ -493,7 +493,7 @@ static void client_close(struct proxy_client *c)
 		c->next->prev = c->prev;
 	px->nclients--;
 	px->metrics.open_clients = px->nclients;
-	loop_defer(px->loop, client_free_deferred, c, NULL);
+	loop_defer(px->loop, &c->reap);
 	if (px->shutting_down && px->nclients == 0)
 		loop_stop(px->loop);
 }
@@ -720,6 +720,7 @@ static void client_connect(struct proxy_client *c)
 			u->px = px;
 			loop_io_init(&u->io, fd, upstream_on_io);
 			loop_timer_init(&u->timer, upstream_on_timer);
+			loop_defer_init(&u->reap, upstream_free_deferred);
 			u->be = b;
 			route_backend_ref(b);
 			u->state = cr == 0 ? PU_ACTIVE : PU_CONNECTING;
@@ -1520,6 +1521,7 @@ void proxy_accept(struct proxy *px, int fd, const struct sockaddr *peer, unsigne
 	set_nodelay(fd);
 	loop_io_init(&c->io, fd, client_on_io);
 	loop_timer_init(&c->timer, client_on_timer);
+	loop_defer_init(&c->reap, client_free_deferred);
 	c->next = px->clients;
 	if (c->next)
 		c->next->prev = c;

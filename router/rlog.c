@@ -119,12 +119,17 @@ struct rlog {
 	size_t starts[RLOG_BATCH_MAX + 1];
 	size_t app_len[RLOG_BATCH_MAX]; /* "APP " prefix length of each line */
 	size_t n;
-	bool queued;
+	struct loop_deferred flush; /* queued once per round with lines */
 	uint64_t sent, dropped;
 	/* cached seconds of the timestamp */
 	time_t stamp_sec;
 	char stamp[DY_LOG_TIMESTAMP_LEN + 1];
 };
+
+static void deferred_flush(struct loop_deferred *d)
+{
+	rlog_flush(loop_container_of(d, struct rlog, flush));
+}
 
 int rlog_new(struct loop *loop, int out_fd, const char *intake_path, struct rlog **ret,
              struct dy_error **err)
@@ -136,6 +141,7 @@ int rlog_new(struct loop *loop, int out_fd, const char *intake_path, struct rlog
 	l->out_fd = out_fd;
 	l->sock = -1;
 	l->stamp_sec = -1;
+	loop_defer_init(&l->flush, deferred_flush);
 	l->cap = RLOG_BATCH_MAX * 512;
 	l->buf = malloc(l->cap);
 	if (l->buf == NULL) {
@@ -178,7 +184,6 @@ void rlog_flush(struct rlog *l)
 {
 	if (l == NULL)
 		return;
-	l->queued = false;
 	if (l->n == 0)
 		return;
 	if (l->out_fd >= 0) {
@@ -246,11 +251,6 @@ void rlog_flush(struct rlog *l)
 	l->len = 0;
 }
 
-static void deferred_flush(void *ptr)
-{
-	rlog_flush(ptr);
-}
-
 void rlog_emit(struct rlog *l, const char *app, const char *msg)
 {
 	if (l == NULL)
@@ -297,8 +297,7 @@ void rlog_emit(struct rlog *l, const char *app, const char *msg)
 	l->len += len;
 	l->n++;
 	l->starts[l->n] = l->len;
-	if (!l->queued && loop_defer(l->loop, deferred_flush, l, NULL) == 0)
-		l->queued = true;
+	loop_defer(l->loop, &l->flush);
 }
 
 uint64_t rlog_sent(const struct rlog *l)

@@ -61,5 +61,6 @@ void rlog_flush(struct rlog *l);
 uint64_t rlog_sent(const struct rlog *l);
 uint64_t rlog_dropped(const struct rlog *l);
 
-/* Flushes and frees. Accepts NULL. */
+/* Flushes and frees. Accepts NULL. Call it once the loop is freed (or
+ * outside a round with no line queued): the flush is deferred on it. */
 void rlog_free(struct rlog *l);

@@ -34,6 +34,7 @@ struct conn {
 	struct conn *prev, *next;
 	struct loop_io io;
 	struct loop_timer idle;
+	struct loop_deferred reap;
 	bool closed;
 
 	char *in;
@@ -72,12 +73,11 @@ struct api {
 	size_t nconns;
 };
 
-
 /* ---- connection lifetime ---- */
 
-static void conn_free(void *ptr)
+static void conn_free(struct loop_deferred *d)
 {
-	struct conn *c = ptr;
+	struct conn *c = loop_container_of(d, struct conn, reap);
 	free(c->in);
 	free(c->out);
 	free(c->path);
@@ -106,8 +106,7 @@ static void conn_close(struct conn *c)
 	if (c->next)
 		c->next->prev = c->prev;
 	a->nconns--;
-	if (loop_defer(a->loop, conn_free, c, NULL) < 0)
-		conn_free(c); /* ENOMEM: nothing up the stack uses c after this */
+	loop_defer(a->loop, &c->reap);
 }
 
 static void request_reset(struct conn *c)
@@ -1066,6 +1065,7 @@ static void on_accept(struct loop *loop, struct loop_io *io, uint32_t events)
 		request_reset(c);
 		loop_io_init(&c->io, fd, on_conn_io);
 		loop_timer_init(&c->idle, on_idle);
+		loop_defer_init(&c->reap, conn_free);
 		c->next = a->conns;
 		if (a->conns)
 			a->conns->prev = c;

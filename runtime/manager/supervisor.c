@@ -70,6 +70,9 @@ struct sup_dyno {
 	struct loop_io exit_io; /* on ld->pidfd */
 	struct loop_io oom_io;  /* on ld->oom_fd */
 	struct loop_timer timer;
+	/* the free, after the dispatch round */
+	struct loop_deferred reap;
+
 	int probe_fd;      /* web boot probe: a pending non-blocking connect */
 	uint64_t started;  /* monotonic, of the current process */
 	uint64_t up_since; /* monotonic, 0 when not up */
@@ -139,14 +142,18 @@ static bool is_web(const struct sup_dyno *d)
 	return !d->oneoff && strcmp(d->type, "web") == 0;
 }
 
-static void dyno_free(void *ptr)
+static void dyno_free(struct sup_dyno *d)
 {
-	struct sup_dyno *d = ptr;
 	if (d->probe_fd >= 0)
 		close(d->probe_fd);
 	launch_free(d->ld);
 	free(d->command);
 	free(d);
+}
+
+static void dyno_reap(struct loop_deferred *node)
+{
+	dyno_free(loop_container_of(node, struct sup_dyno, reap));
 }
 
 /* True while a stopping dyno of app is in the list. */
@@ -189,8 +196,7 @@ static void unlink_dyno(struct sup_dyno *d)
 	routes_changed(s);
 	if (s->graves)
 		graves_check(s, d->app);
-	if (loop_defer(s->loop, dyno_free, d, NULL) < 0)
-		dyno_free(d); /* ENOMEM: nothing of d is on the stack above */
+	loop_defer(s->loop, &d->reap);
 	if (s->shutting_down && s->dynos == NULL)
 		loop_stop(s->loop);
 }
@@ -554,6 +560,7 @@ static struct sup_dyno *dyno_new(struct sup *s, const char *app, const char *typ
 	d->probe_fd = -1;
 	d->state = SUP_STARTING;
 	loop_timer_init(&d->timer, on_timer);
+	loop_defer_init(&d->reap, dyno_reap);
 	loop_io_init(&d->exit_io, -1, on_exit_io);
 	loop_io_init(&d->oom_io, -1, on_oom_io);
 	state_now(d->created_at);
