@@ -63,15 +63,17 @@ size_t rlog_format_entry(char *buf, size_t cap, const struct rlog_entry *e)
 	if (cap == 0)
 		return 0;
 	struct fmt f = {buf, 0, cap};
-	if (e->code || e->desc) {
+	const char *code = hk_code_str(e->code);
+	const char *desc = e->desc ? e->desc : hk_code(e->code)->desc;
+	if (code || desc) {
 		add(&f, "at=error");
-		if (e->code) {
+		if (code) {
 			add(&f, " code=");
-			add(&f, e->code);
+			add(&f, code);
 		}
-		if (e->desc) {
+		if (desc) {
 			add(&f, " desc=");
-			add_quoted(&f, e->desc);
+			add_quoted(&f, desc);
 		}
 		add(&f, " method=");
 	} else {
