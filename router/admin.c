@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "common/buf.h"
+#include "common/conn.h"
 #include "common/http-response.h"
 #include "common/http1.h"
 #include "common/loop.h"
@@ -19,10 +20,7 @@
 
 struct admin_conn {
 	struct admin *admin;
-	struct admin_conn *prev, *next;
-	struct loop_io io;
-	struct loop_timer timer;
-	struct loop_deferred reap;
+	struct dy_conn conn;
 	bool answered;  /* the response is in out */
 	struct buf in;  /* the request head, ADMIN_IN_MAX bytes at most */
 	struct buf out; /* the response, then close */
@@ -34,7 +32,7 @@ struct admin {
 	struct loop *loop;
 	struct proxy *px;
 	struct rlog *log;
-	struct admin_conn *conns;
+	struct dy_conn_list conns;
 };
 
 int admin_new(struct loop *loop, struct proxy *px, struct rlog *l, struct admin **ret,
@@ -52,7 +50,7 @@ int admin_new(struct loop *loop, struct proxy *px, struct rlog *l, struct admin 
 
 static void conn_free_deferred(struct loop_deferred *d)
 {
-	struct admin_conn *c = loop_container_of(d, struct admin_conn, reap);
+	struct admin_conn *c = loop_container_of(d, struct admin_conn, conn.reap);
 	buf_free(&c->in);
 	buf_free(&c->out);
 	free(c);
@@ -60,17 +58,7 @@ static void conn_free_deferred(struct loop_deferred *d)
 
 static void conn_close(struct admin_conn *c)
 {
-	struct admin *a = c->admin;
-	loop_io_stop(a->loop, &c->io);
-	loop_timer_stop(a->loop, &c->timer);
-	close(c->io.fd);
-	if (c->prev)
-		c->prev->next = c->next;
-	else
-		a->conns = c->next;
-	if (c->next)
-		c->next->prev = c->prev;
-	loop_defer(a->loop, &c->reap);
+	dy_conn_close(c->admin->loop, &c->admin->conns, &c->conn);
 }
 
 static void respond(struct admin_conn *c, int status, const char *type, const char *body,
@@ -82,7 +70,7 @@ static void respond(struct admin_conn *c, int status, const char *type, const ch
 
 static void on_io(struct loop *loop, struct loop_io *io, uint32_t events)
 {
-	struct admin_conn *c = loop_container_of(io, struct admin_conn, io);
+	struct admin_conn *c = loop_container_of(io, struct admin_conn, conn.io);
 	struct admin *a = c->admin;
 	if (!c->answered) {
 		ssize_t r = buf_recv(&c->in, io->fd, ADMIN_IN_MAX);
@@ -136,7 +124,7 @@ static void on_io(struct loop *loop, struct loop_io *io, uint32_t events)
 
 static void on_timer(struct loop *loop, struct loop_timer *t)
 {
-	conn_close(loop_container_of(t, struct admin_conn, timer));
+	conn_close(loop_container_of(t, struct admin_conn, conn.timer));
 }
 
 void admin_accept(void *data, int fd, const struct sockaddr *peer, unsigned port)
@@ -149,23 +137,15 @@ void admin_accept(void *data, int fd, const struct sockaddr *peer, unsigned port
 	}
 	c->admin = a;
 	h1_parser_init(&c->parser, NULL, c->headers, 64);
-	loop_io_init(&c->io, fd, on_io);
-	loop_timer_init(&c->timer, on_timer);
-	loop_defer_init(&c->reap, conn_free_deferred);
-	c->next = a->conns;
-	if (c->next)
-		c->next->prev = c;
-	a->conns = c;
-	if (loop_io_set(a->loop, &c->io, LOOP_READ, NULL) < 0 ||
-	    loop_timer_start(a->loop, &c->timer, ADMIN_TIMEOUT_USEC, NULL) < 0)
-		conn_close(c);
+	dy_conn_init(&c->conn, fd, on_io, on_timer, conn_free_deferred);
+	dy_conn_start(a->loop, &a->conns, &c->conn, ADMIN_TIMEOUT_USEC);
 }
 
 void admin_free(struct admin *a)
 {
 	if (a == NULL)
 		return;
-	while (a->conns)
-		conn_close(a->conns);
+	while (a->conns.head)
+		conn_close(loop_container_of(a->conns.head, struct admin_conn, conn));
 	free(a);
 }

@@ -78,7 +78,7 @@ void client_log(struct client *c, enum hk_code code, const char *desc)
 
 static void reap(struct loop_deferred *d)
 {
-	struct client *c = loop_container_of(d, struct client, reap);
+	struct client *c = loop_container_of(d, struct client, conn.reap);
 	buf_free(&c->in);
 	buf_free(&c->out);
 	free(c);
@@ -86,25 +86,13 @@ static void reap(struct loop_deferred *d)
 
 void client_close(struct client *c)
 {
-	if (c->dead)
-		return;
 	struct proxy *px = c->px;
-	c->dead = true;
+	if (c->conn.closed)
+		return;
 	upstream_close(c->up);
-	loop_io_stop(px->loop, &c->io);
-	loop_timer_stop(px->loop, &c->timer);
-	close(c->io.fd);
-	c->io.fd = -1;
-	if (c->prev)
-		c->prev->next = c->next;
-	else
-		px->clients = c->next;
-	if (c->next)
-		c->next->prev = c->prev;
-	px->nclients--;
-	px->metrics.open_clients = px->nclients;
-	loop_defer(px->loop, &c->reap);
-	if (px->shutting_down && px->nclients == 0)
+	dy_conn_close(px->loop, &px->clients, &c->conn);
+	px->metrics.open_clients = px->clients.n;
+	if (px->shutting_down && px->clients.n == 0)
 		loop_stop(px->loop);
 }
 
@@ -145,7 +133,7 @@ static void answer(struct client *c, int status, enum hk_code code, const char *
 	c->state = CLIENT_ERROR;
 	/* bound the time spent writing the answer to a slow client */
 	c->last_active = loop_now(c->px->loop);
-	loop_timer_start(c->px->loop, &c->timer, c->px->cfg.head_timeout, NULL);
+	loop_timer_start(c->px->loop, &c->conn.timer, c->px->cfg.head_timeout, NULL);
 }
 
 void client_fail(struct client *c, enum hk_code code)
@@ -168,7 +156,7 @@ static void wait_head(struct client *c)
 	h1_parser_init(&c->parser, NULL, px->headers, CLIENT_MAX_HEADERS);
 	c->last_active = c->wait_start = loop_now(px->loop);
 	/* the earlier of the two deadlines on_timer() checks */
-	loop_timer_start(px->loop, &c->timer, MIN(px->cfg.head_timeout, px->cfg.idle_timeout),
+	loop_timer_start(px->loop, &c->conn.timer, MIN(px->cfg.head_timeout, px->cfg.idle_timeout),
 	                 NULL);
 }
 
@@ -256,7 +244,7 @@ void client_retry(struct client *c, bool connect_failed, bool timeout, const cha
 	}
 	head.start = 0;
 	connect_backend(c);
-	if (c->up && !c->dead) {
+	if (c->up && !c->conn.closed) {
 		buf_free(&c->up->out);
 		c->up->out = head;
 	} else {
@@ -351,7 +339,7 @@ static void begin(struct client *c, const struct h1_request *hr)
 		buf_append(&c->out, HTTP_100_CONTINUE, sizeof(HTTP_100_CONTINUE) - 1, SIZE_MAX);
 	}
 	connect_backend(c);
-	if (c->dead || c->state != CLIENT_PROXY || c->up == NULL)
+	if (c->conn.closed || c->state != CLIENT_PROXY || c->up == NULL)
 		return;
 	/* the head goes to the upstream's buffer (a pooled one reuses its
 	 * memory); a retry moves it to the next upstream */
@@ -410,7 +398,7 @@ static void set_interest(struct client *c)
 		}
 		loop_io_set(px->loop, &u->io, ui, NULL);
 	}
-	loop_io_set(px->loop, &c->io, ci, NULL);
+	loop_io_set(px->loop, &c->conn.io, ci, NULL);
 }
 
 /* CLIENT_HEAD: parses what came of a head. Returns false when c waits or
@@ -456,7 +444,7 @@ static bool read_head(struct client *c)
 void client_run(struct client *c)
 {
 	struct proxy *px = c->px;
-	for (int round = 0; round < 64 && !c->dead; round++) {
+	for (int round = 0; round < 64 && !c->conn.closed; round++) {
 		switch (c->state) {
 		case CLIENT_HEAD:
 			if (!read_head(c))
@@ -485,10 +473,11 @@ void client_run(struct client *c)
 				 * client closes, since closing with unread bytes
 				 * would send a reset that can destroy the answer
 				 * (RFC 9112 9.6, "lingering close") */
-				shutdown(c->io.fd, SHUT_WR);
+				shutdown(c->conn.io.fd, SHUT_WR);
 				c->state = CLIENT_LINGER;
 				buf_clear(&c->in);
-				loop_timer_start(px->loop, &c->timer, px->cfg.head_timeout, NULL);
+				loop_timer_start(px->loop, &c->conn.timer, px->cfg.head_timeout,
+				                 NULL);
 			}
 			goto done;
 		case CLIENT_LINGER:
@@ -501,7 +490,7 @@ void client_run(struct client *c)
 		}
 	}
 done:
-	if (!c->dead)
+	if (!c->conn.closed)
 		set_interest(c);
 }
 
@@ -509,8 +498,8 @@ done:
 
 static void on_io(struct loop *loop, struct loop_io *io, uint32_t events)
 {
-	struct client *c = loop_container_of(io, struct client, io);
-	if (c->dead)
+	struct client *c = loop_container_of(io, struct client, conn.io);
+	if (c->conn.closed)
 		return;
 	if (events & LOOP_WRITE)
 		c->wblocked = false;
@@ -545,7 +534,7 @@ void client_upstream_io(struct upstream *u, uint32_t events)
 			char why[128];
 			snprintf(why, sizeof(why), "connect: %s", strerror(-e));
 			client_retry(c, true, false, why);
-			if (!c->dead)
+			if (!c->conn.closed)
 				client_run(c);
 			return;
 		}
@@ -587,7 +576,7 @@ void client_upstream_timer(struct upstream *u)
 	struct client_req *r = &c->req;
 	if (u->state == UPSTREAM_CONNECTING) {
 		client_retry(c, true, true, "connect timed out");
-		if (!c->dead)
+		if (!c->conn.closed)
 			client_run(c);
 		return;
 	}
@@ -598,7 +587,7 @@ void client_upstream_timer(struct upstream *u)
 			return;
 		}
 		client_fail(c, r->body_done ? HK_H12 : HK_H28);
-		if (!c->dead)
+		if (!c->conn.closed)
 			client_run(c);
 		return;
 	}
@@ -612,13 +601,13 @@ void client_upstream_timer(struct upstream *u)
 		return;
 	}
 	client_fail(c, HK_H15);
-	if (!c->dead)
+	if (!c->conn.closed)
 		client_run(c);
 }
 
 static void on_timer(struct loop *loop, struct loop_timer *t)
 {
-	struct client *c = loop_container_of(t, struct client, timer);
+	struct client *c = loop_container_of(t, struct client, conn.timer);
 	if (c->state == CLIENT_ERROR || c->state == CLIENT_LINGER) {
 		client_close(c);
 		return;
@@ -652,7 +641,7 @@ static void on_timer(struct loop *loop, struct loop_timer *t)
 	}
 	snprintf(c->req.method, sizeof(c->req.method), "-");
 	client_reject(c, 408, "Request head timeout");
-	if (!c->dead)
+	if (!c->conn.closed)
 		client_run(c);
 }
 
@@ -675,17 +664,9 @@ void client_accept(struct proxy *px, int fd, const struct sockaddr *peer, unsign
 		snprintf(c->ip, sizeof(c->ip), "unknown");
 	int one = 1;
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	loop_io_init(&c->io, fd, on_io);
-	loop_timer_init(&c->timer, on_timer);
-	loop_defer_init(&c->reap, reap);
-	c->next = px->clients;
-	if (c->next)
-		c->next->prev = c;
-	px->clients = c;
-	px->nclients++;
+	dy_conn_init(&c->conn, fd, on_io, on_timer, reap);
 	px->metrics.accepted++;
-	px->metrics.open_clients = px->nclients;
 	wait_head(c);
-	if (loop_io_set(px->loop, &c->io, LOOP_READ, NULL) < 0)
-		client_close(c);
+	if (dy_conn_start(px->loop, &px->clients, &c->conn, 0) == 0)
+		px->metrics.open_clients = px->clients.n;
 }

@@ -16,6 +16,7 @@
 #include <sys/socket.h>
 
 #include "common/buf.h"
+#include "common/conn.h"
 #include "common/heroku-codes.h"
 #include "common/http1.h"
 #include "common/loop.h"
@@ -92,10 +93,7 @@ struct client_req {
 
 struct client {
 	struct proxy *px;
-	struct client *prev, *next;
-	struct loop_io io;
-	struct loop_timer timer;
-	struct loop_deferred reap;
+	struct dy_conn conn; /* socket, timer, list, deferred free; conn.closed */
 	enum client_state state;
 	struct buf in, out;
 	struct h1_parser parser;
@@ -103,8 +101,7 @@ struct client {
 	unsigned port;
 	bool rd_eof;
 	bool wblocked;
-	bool closing; /* close once the current response is out */
-	bool dead;
+	bool closing;        /* close once the current response is out */
 	bool in_request;     /* bytes of a head arrived */
 	uint64_t wait_start; /* monotonic us: waiting for a head since */
 	uint64_t last_active;
@@ -123,8 +120,7 @@ struct proxy {
 	struct hc_ctx hc;
 	struct bal_rng rng;
 	struct upstream_pool pool;
-	struct client *clients;
-	size_t nclients;
+	struct dy_conn_list clients;
 	bool shutting_down;
 	struct h1_header headers[CLIENT_MAX_HEADERS]; /* scratch: heads are used at once */
 	char scratch[CLIENT_OUT_MAX];
@@ -136,7 +132,7 @@ struct proxy {
 void client_accept(struct proxy *px, int fd, const struct sockaddr *peer, unsigned listen_port);
 
 /* Runs c's state machine until it waits for an event, then sets the epoll
- * interest of c and its upstream. c may be closed on return (c->dead). */
+ * interest of c and its upstream. c may be closed on return (c->conn.closed). */
 void client_run(struct client *c);
 
 /* Closes c and its upstream now (watchers stopped, sockets closed, the free

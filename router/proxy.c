@@ -97,21 +97,22 @@ void proxy_shutdown(struct proxy *px)
 {
 	px->shutting_down = true;
 	px->pool.closing = true;
-	for (struct client *c = px->clients, *next; c; c = next) {
-		next = c->next;
+	for (struct dy_conn *n = px->clients.head, *next; n; n = next) {
+		next = n->next;
+		struct client *c = loop_container_of(n, struct client, conn);
 		if (c->state == CLIENT_HEAD && buf_len(&c->in) == 0)
 			client_close(c);
 	}
 	for (size_t i = 0; i < px->table->napps; i++)
 		for (size_t k = 0; k < px->table->apps[i].nbackends; k++)
 			upstream_close_idle(px->table->apps[i].backends[k]);
-	if (px->nclients == 0)
+	if (px->clients.n == 0)
 		loop_stop(px->loop);
 }
 
 bool proxy_busy(const struct proxy *px)
 {
-	return px->nclients > 0;
+	return px->clients.n > 0;
 }
 
 void proxy_free(struct proxy *px)
@@ -120,8 +121,8 @@ void proxy_free(struct proxy *px)
 		return;
 	px->shutting_down = true;
 	px->pool.closing = true;
-	while (px->clients)
-		client_close(px->clients);
+	while (px->clients.head)
+		client_close(loop_container_of(px->clients.head, struct client, conn));
 	upstream_pool_close_all(&px->pool);
 	route_table_retire(px->table, NULL, &px->hooks);
 	route_table_free(px->table);

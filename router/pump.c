@@ -79,7 +79,7 @@ bool pump_request(struct client *c)
 write_error:
 	if (!r->got_any && u->reused && r->body_sent == 0 && r->idempotent) {
 		client_retry(c, false, false, "reused connection closed");
-		return !c->dead;
+		return !c->conn.closed;
 	}
 	if (r->got_any) {
 		/* the dyno answered early and stopped reading the body: let
@@ -172,7 +172,7 @@ bool pump_flush(struct client *c)
 {
 	if (buf_len(&c->out) == 0 || c->wblocked)
 		return true;
-	ssize_t w = buf_flush(&c->out, c->io.fd, &c->wblocked);
+	ssize_t w = buf_flush(&c->out, c->conn.io.fd, &c->wblocked);
 	if (w < 0) {
 		if (c->state == CLIENT_PROXY && !c->req.logged)
 			client_fail(c, HK_H27);
@@ -275,8 +275,8 @@ bool pump_response(struct client *c)
 			break;
 		}
 		size_t hl = buf_len(&c->out);
-		ssize_t w =
-		    buf_send2(c->io.fd, buf_data(&c->out), hl, buf_data(&u->in), n, &c->wblocked);
+		ssize_t w = buf_send2(c->conn.io.fd, buf_data(&c->out), hl, buf_data(&u->in), n,
+		                      &c->wblocked);
 		if (w < 0) {
 			client_fail(c, HK_H27);
 			return false;
@@ -299,7 +299,7 @@ bool pump_response(struct client *c)
 closed:
 	if (!r->resp_started && !r->got_any && u->reused && r->body_sent == 0 && r->idempotent) {
 		client_retry(c, false, false, "reused connection closed");
-		return !c->dead;
+		return !c->conn.closed;
 	}
 	client_fail(c, r->resp_started ? HK_H18 : HK_H13);
 	return false;
@@ -317,7 +317,7 @@ bool pump_tunnel(struct client *c)
 	uint64_t now = loop_now(c->px->loop);
 	/* dyno -> client */
 	while (buf_len(&c->out) == 0 && buf_len(&u->in) > 0 && !c->wblocked) {
-		if (buf_flush(&u->in, c->io.fd, &c->wblocked) < 0) {
+		if (buf_flush(&u->in, c->conn.io.fd, &c->wblocked) < 0) {
 			client_close(c);
 			return false;
 		}
@@ -337,7 +337,7 @@ bool pump_tunnel(struct client *c)
 		u->wr_shut = true;
 	}
 	if (u->rd_eof && buf_len(&u->in) == 0 && buf_len(&c->out) == 0) {
-		shutdown(c->io.fd, SHUT_WR);
+		shutdown(c->conn.io.fd, SHUT_WR);
 		if (c->rd_eof || u->wr_shut) {
 			client_close(c);
 			return false;

@@ -7,7 +7,7 @@
  * ones validated, and decoded for an HTTP/1.0 client); after a 101 the
  * tunnel moves raw bytes both ways, half-closes included.
  *
- * Each pump returns false when it closed the client (c->dead) or ended its
+ * Each pump returns false when it closed the client (c->conn.closed) or ended its
  * request with an answer; true when it is waiting for an event. */
 #pragma once
 

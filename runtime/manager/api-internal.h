@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "common/buf.h"
+#include "common/conn.h"
 #include "common/error.h"
 #include "common/http1.h"
 #include "common/loop.h"
@@ -29,11 +30,7 @@ enum body_sink {
 
 struct conn {
 	struct api *api;
-	struct conn *prev, *next;
-	struct loop_io io;
-	struct loop_timer idle;
-	struct loop_deferred reap;
-	bool closed;
+	struct dy_conn conn; /* socket, idle timer, list, deferred free */
 
 	struct buf in;  /* read, not yet taken by the parser or the body */
 	struct buf out; /* answers queued, not yet sent */
@@ -64,8 +61,7 @@ struct api {
 	char *path;
 	int fd;
 	struct loop_io io;
-	struct conn *conns;
-	size_t nconns;
+	struct dy_conn_list conns;
 };
 
 /* Queues the response to c's request: status and the JSON body j (stolen;

@@ -28,7 +28,7 @@
 
 static void conn_free(struct loop_deferred *d)
 {
-	struct conn *c = loop_container_of(d, struct conn, reap);
+	struct conn *c = loop_container_of(d, struct conn, conn.reap);
 	buf_free(&c->in);
 	buf_free(&c->out);
 	free(c->path);
@@ -42,22 +42,7 @@ static void conn_free(struct loop_deferred *d)
  * dispatch round (never free inside its own callback). */
 static void conn_close(struct conn *c)
 {
-	if (c->closed)
-		return;
-	c->closed = true;
-	struct api *a = c->api;
-	loop_io_stop(a->loop, &c->io);
-	loop_timer_stop(a->loop, &c->idle);
-	close(c->io.fd);
-	c->io.fd = -1;
-	if (c->prev)
-		c->prev->next = c->next;
-	else
-		a->conns = c->next;
-	if (c->next)
-		c->next->prev = c->prev;
-	a->nconns--;
-	loop_defer(a->loop, &c->reap);
+	dy_conn_close(c->api->loop, &c->api->conns, &c->conn);
 }
 
 static void request_reset(struct conn *c)
@@ -77,7 +62,7 @@ static void request_reset(struct conn *c)
 
 static void conn_update_interest(struct conn *c)
 {
-	if (c->closed)
+	if (c->conn.closed)
 		return;
 	uint32_t ev = 0;
 	if (buf_len(&c->out) > 0)
@@ -85,7 +70,7 @@ static void conn_update_interest(struct conn *c)
 	/* back-pressure: a client that does not read its answers is not read */
 	if (c->state != CONN_CLOSING && buf_len(&c->out) < API_OUT_HIGH_WATER)
 		ev |= LOOP_READ;
-	if (loop_io_set(c->api->loop, &c->io, ev, NULL) < 0)
+	if (loop_io_set(c->api->loop, &c->conn.io, ev, NULL) < 0)
 		conn_close(c);
 }
 
@@ -100,7 +85,7 @@ static void conn_flush(struct conn *c)
 	for (;;) {
 		bool blocked = false;
 		while (buf_len(&c->out) > 0 && !blocked) {
-			if (buf_flush(&c->out, c->io.fd, &blocked) < 0) {
+			if (buf_flush(&c->out, c->conn.io.fd, &blocked) < 0) {
 				conn_close(c);
 				return;
 			}
@@ -115,7 +100,7 @@ static void conn_flush(struct conn *c)
 			break;
 		size_t before = buf_len(&c->in);
 		process(c);
-		if (c->closed)
+		if (c->conn.closed)
 			return;
 		if (buf_len(&c->in) == before && buf_len(&c->out) == 0)
 			break; /* an incomplete head: wait for more bytes */
@@ -228,7 +213,7 @@ static int open_upload(struct api *a)
 static void finish_request(struct conn *c)
 {
 	api_dispatch(c);
-	if (c->closed)
+	if (c->conn.closed)
 		return;
 	enum conn_state s = c->state;
 	request_reset(c);
@@ -369,7 +354,7 @@ static void read_body(struct conn *c)
  * answers waiting stay under API_OUT_HIGH_WATER). */
 static void process(struct conn *c)
 {
-	while (!c->closed && c->state != CONN_CLOSING) {
+	while (!c->conn.closed && c->state != CONN_CLOSING) {
 		if (c->state == CONN_BODY) {
 			read_body(c);
 			if (c->state == CONN_BODY)
@@ -401,16 +386,16 @@ static void process(struct conn *c)
 
 static void on_conn_io(struct loop *loop, struct loop_io *io, uint32_t events)
 {
-	struct conn *c = loop_container_of(io, struct conn, io);
+	struct conn *c = loop_container_of(io, struct conn, conn.io);
 	if (events & LOOP_READ) {
-		loop_timer_start(loop, &c->idle, API_IDLE_USEC, NULL);
+		loop_timer_start(loop, &c->conn.timer, API_IDLE_USEC, NULL);
 		/* bounded per event so one fast uploader cannot starve others */
-		for (int rounds = 0; rounds < 16 && !c->closed && c->state != CONN_CLOSING;
+		for (int rounds = 0; rounds < 16 && !c->conn.closed && c->state != CONN_CLOSING;
 		     rounds++) {
 			/* a head is at most 64 KiB and bodies are drained as they
 			 * come, so the buffer stays bounded; it only fills while
 			 * answers wait (then READ interest is off) */
-			ssize_t n = buf_recv(&c->in, c->io.fd, API_IN_MAX);
+			ssize_t n = buf_recv(&c->in, c->conn.io.fd, API_IN_MAX);
 			if (n == -EAGAIN || n == -ENOBUFS)
 				break;
 			if (n < 0) {
@@ -425,14 +410,14 @@ static void on_conn_io(struct loop *loop, struct loop_io *io, uint32_t events)
 			process(c);
 		}
 	}
-	if (c->closed)
+	if (c->conn.closed)
 		return;
 	conn_flush(c);
 }
 
 static void on_idle(struct loop *loop, struct loop_timer *t)
 {
-	struct conn *c = loop_container_of(t, struct conn, idle);
+	struct conn *c = loop_container_of(t, struct conn, conn.timer);
 	conn_close(c);
 }
 
@@ -449,7 +434,7 @@ static void on_accept(struct loop *loop, struct loop_io *io, uint32_t events)
 				continue;
 			return;
 		}
-		if (a->nconns >= API_MAX_CONNS) {
+		if (a->conns.n >= API_MAX_CONNS) {
 			close(fd);
 			continue;
 		}
@@ -461,17 +446,8 @@ static void on_accept(struct loop *loop, struct loop_io *io, uint32_t events)
 		c->api = a;
 		c->body_fd = -1;
 		request_reset(c);
-		loop_io_init(&c->io, fd, on_conn_io);
-		loop_timer_init(&c->idle, on_idle);
-		loop_defer_init(&c->reap, conn_free);
-		c->next = a->conns;
-		if (a->conns)
-			a->conns->prev = c;
-		a->conns = c;
-		a->nconns++;
-		if (loop_io_set(loop, &c->io, LOOP_READ, NULL) < 0 ||
-		    loop_timer_start(loop, &c->idle, API_IDLE_USEC, NULL) < 0)
-			conn_close(c);
+		dy_conn_init(&c->conn, fd, on_conn_io, on_idle, conn_free);
+		dy_conn_start(loop, &a->conns, &c->conn, API_IDLE_USEC);
 	}
 }
 
@@ -574,8 +550,8 @@ void api_free(struct api *a)
 {
 	if (a == NULL)
 		return;
-	while (a->conns)
-		conn_close(a->conns);
+	while (a->conns.head)
+		conn_close(loop_container_of(a->conns.head, struct conn, conn));
 	loop_io_stop(a->loop, &a->io);
 	if (a->fd >= 0)
 		close(a->fd);
