@@ -128,7 +128,7 @@ static void answer(struct client *c, int status, enum hk_code code, const char *
 	};
 	buf_clear(&c->out);
 	ssize_t n = http_response_append(&c->out, &h, body, r->method_id == H1_METHOD_HEAD);
-	r->bytes = n > 0 ? (uint64_t)n : 0;
+	r->bytes = (uint64_t)MAX(n, (ssize_t)0);
 	client_log(c, code, desc);
 	c->state = CLIENT_ERROR;
 	/* bound the time spent writing the answer to a slow client */

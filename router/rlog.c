@@ -12,6 +12,7 @@
 #include "common/cleanup.h"
 #include "common/log.h"
 #include "common/loop.h"
+#include "common/macro.h"
 
 #define RLOG_LINE_MAX   4096
 #define RLOG_BATCH_MAX  256 /* lines per flush; more are flushed at once */
@@ -26,9 +27,7 @@ static void add(struct fmt *f, const char *s)
 {
 	if (s == NULL)
 		return;
-	size_t n = strlen(s);
-	if (n > f->cap - 1 - f->len)
-		n = f->cap - 1 - f->len;
+	size_t n = MIN(strlen(s), f->cap - 1 - f->len);
 	memcpy(f->p + f->len, s, n);
 	f->len += n;
 }
@@ -282,9 +281,7 @@ void rlog_emit(struct rlog *l, const char *app, const char *msg)
 	static const char tail[] = "+00:00 router[router]: ";
 	memcpy(p + pre + 26, tail, sizeof(tail) - 1);
 	size_t len = pre + 26 + sizeof(tail) - 1;
-	size_t mlen = strlen(msg);
-	if (mlen > RLOG_LINE_MAX - len)
-		mlen = RLOG_LINE_MAX - len;
+	size_t mlen = MIN(strlen(msg), (size_t)RLOG_LINE_MAX - len);
 	memcpy(p + len, msg, mlen);
 	/* a line stays one line */
 	for (size_t i = len; i < len + mlen; i++) {
