@@ -31,7 +31,7 @@ enum hk_code {
 };
 
 struct hk_code_info {
-	const char *code;   /* "H12"; NULL for HK_NONE */
+	const char *code;   /* the name, as H12; NULL for HK_NONE */
 	const char *desc;   /* "Request timeout", as Heroku's logs say it */
 	int status;         /* the HTTP status the router answers (H-codes), else 0 */
 	const char *metric; /* snake_case reason: the metric's label */
@@ -41,7 +41,7 @@ struct hk_code_info {
  * NULL, static. */
 const struct hk_code_info *hk_code(enum hk_code code);
 
-/* The code's name ("H12"), or NULL for HK_NONE and out of range. */
+/* The code's name (H12), or NULL for HK_NONE and out of range. */
 const char *hk_code_str(enum hk_code code);
 
 /* The code whose name is s ("R14"), or HK_NONE. */

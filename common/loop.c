@@ -1,5 +1,6 @@
 #include "common/loop.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -16,11 +17,6 @@
 /* Events fetched per epoll_wait. A busier loop simply takes more rounds;
  * level-triggered epoll reports what is left next time. */
 #define LOOP_BATCH 128
-
-struct loop_deferred {
-	loop_defer_fn fn;
-	void *ptr;
-};
 
 struct loop {
 	int epfd;
@@ -40,9 +36,9 @@ struct loop {
 	int batch_len;
 	int batch_pos;
 
+	/* Deferred calls: a FIFO of nodes embedded in the callers' objects. */
 	struct loop_deferred *deferred;
-	size_t deferred_len;
-	size_t deferred_cap;
+	struct loop_deferred **deferred_tail;
 };
 
 static uint64_t monotonic_usec(void)
@@ -65,34 +61,39 @@ int loop_new(struct loop **ret, struct dy_error **err)
 		return r;
 	}
 	loop->now = monotonic_usec();
+	loop->deferred_tail = &loop->deferred;
 	*ret = loop;
 	return 0;
 }
 
 static void run_deferred(struct loop *loop)
 {
-	/* Work queued by these functions runs in the next round, so that a
-	 * function deferring itself cannot hold the loop here forever. */
-	size_t n = loop->deferred_len;
-	if (n == 0)
-		return;
-	for (size_t i = 0; i < n; i++)
-		loop->deferred[i].fn(loop->deferred[i].ptr);
-	memmove(loop->deferred, loop->deferred + n,
-	        (loop->deferred_len - n) * sizeof(*loop->deferred));
-	loop->deferred_len -= n;
+	/* The queue is taken whole: work queued by these functions runs in
+	 * the next round, so that a function deferring itself cannot hold the
+	 * loop here forever. */
+	struct loop_deferred *d = loop->deferred;
+	loop->deferred = NULL;
+	loop->deferred_tail = &loop->deferred;
+	while (d != NULL) {
+		/* read before the call: fn may free the node, or queue it again */
+		struct loop_deferred *next = d->next;
+		assert(d->queued);
+		d->queued = false;
+		d->next = NULL;
+		d->fn(d);
+		d = next;
+	}
 }
 
 void loop_free(struct loop *loop)
 {
 	if (loop == NULL)
 		return;
-	while (loop->deferred_len > 0)
+	while (loop->deferred != NULL)
 		run_deferred(loop);
 	for (size_t i = 0; i < loop->heap_len; i++)
 		loop->heap[i]->index = LOOP_TIMER_IDLE;
 	free(loop->heap);
-	free(loop->deferred);
 	if (loop->epfd >= 0)
 		close(loop->epfd);
 	free(loop);
@@ -296,7 +297,7 @@ static void expire_timers(struct loop *loop)
  * millisecond. */
 static int wait_timeout(struct loop *loop)
 {
-	if (loop->stopped || loop->deferred_len > 0)
+	if (loop->stopped || loop->deferred != NULL)
 		return 0;
 	if (loop->heap_len == 0)
 		return -1;
@@ -361,18 +362,27 @@ int loop_run(struct loop *loop, struct dy_error **err)
 
 /* deferred work */
 
-int loop_defer(struct loop *loop, loop_defer_fn fn, void *ptr, struct dy_error **err)
+void loop_defer_init(struct loop_deferred *d, loop_defer_fn fn)
 {
-	if (loop->deferred_len == loop->deferred_cap) {
-		size_t cap = loop->deferred_cap ? loop->deferred_cap * 2 : 16;
-		struct loop_deferred *d = reallocarray(loop->deferred, cap, sizeof(*d));
-		if (d == NULL)
-			return dy_error_errno(err, ENOMEM, "grow deferred queue");
-		loop->deferred = d;
-		loop->deferred_cap = cap;
-	}
-	loop->deferred[loop->deferred_len++] = (struct loop_deferred){.fn = fn, .ptr = ptr};
-	return 0;
+	d->next = NULL;
+	d->queued = false;
+	d->fn = fn;
+}
+
+void loop_defer(struct loop *loop, struct loop_deferred *d)
+{
+	assert(d->fn != NULL);
+	if (d->queued)
+		return;
+	d->queued = true;
+	d->next = NULL;
+	*loop->deferred_tail = d;
+	loop->deferred_tail = &d->next;
+}
+
+bool loop_defer_pending(const struct loop_deferred *d)
+{
+	return d->queued;
 }
 
 /* signals */

@@ -14,6 +14,12 @@
  *   stop the watcher, then loop_defer() the free, which runs after the
  *   dispatch round (as h2o reaps connections after dispatch), when no code
  *   up the stack can still hold a pointer to it.
+ * - A deferred call is a struct loop_deferred node embedded in the object it
+ *   concerns, like the watchers: queuing it allocates nothing, so
+ *   loop_defer() cannot fail and every object is freed the same way (never
+ *   at once "because the queue could not grow", never leaked). Queuing a
+ *   node already queued is a no-op. An object whose node is queued is freed
+ *   by that deferred call only, or the queue would hold a dangling node.
  * - Events still queued in the current batch for a watcher that is stopped
  *   during dispatch are dropped (the stale-event guard): once
  *   loop_io_stop() returns the loop holds no reference to the watcher, so a
@@ -84,7 +90,14 @@ struct loop_child {
 	loop_child_fn fn;
 };
 
-typedef void (*loop_defer_fn)(void *ptr);
+struct loop_deferred;
+typedef void (*loop_defer_fn)(struct loop_deferred *d);
+
+struct loop_deferred {
+	struct loop_deferred *next; /* in the loop's queue */
+	bool queued;
+	loop_defer_fn fn;
+};
 
 /* Creates a loop (its epoll fd is O_CLOEXEC). Returns 0 and the loop in
  * *ret (owned by the caller, release with loop_free()), or < 0. */
@@ -180,8 +193,17 @@ int loop_child_start(struct loop *loop, struct loop_child *child, pid_t pid, loo
  * stopped watcher. */
 void loop_child_stop(struct loop *loop, struct loop_child *child);
 
-/* Queues fn(ptr) to run after the current dispatch round (or at the end of
- * the next iteration when called outside one); functions run in the order
- * queued. The place to free objects whose watchers fired in this round.
- * Returns 0 or < 0 (ENOMEM). */
-int loop_defer(struct loop *loop, loop_defer_fn fn, void *ptr, struct dy_error **err);
+/* Prepares d to call fn (which finds its object with loop_container_of());
+ * not queued. */
+void loop_defer_init(struct loop_deferred *d, loop_defer_fn fn);
+
+/* Queues d's function to run after the current dispatch round (or at the
+ * end of the next iteration when called outside one); functions run in the
+ * order queued, each once however often it was queued before it ran. The
+ * place to free objects whose watchers fired in this round: the function
+ * may free d's object, and may queue d again (it then runs next round).
+ * Never fails: d is owned by the caller and must outlive its queuing. */
+void loop_defer(struct loop *loop, struct loop_deferred *d);
+
+/* True while d is queued. */
+bool loop_defer_pending(const struct loop_deferred *d);

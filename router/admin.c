@@ -7,22 +7,23 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "common/buf.h"
+#include "common/conn.h"
+#include "common/http-response.h"
 #include "common/http1.h"
 #include "common/loop.h"
 #include "router/metrics.h"
 #include "router/proxy.h"
 
 #define ADMIN_TIMEOUT_USEC (5ull * 1000 * 1000)
+#define ADMIN_IN_MAX       8192
 
 struct admin_conn {
 	struct admin *admin;
-	struct admin_conn *prev, *next;
-	struct loop_io io;
-	struct loop_timer timer;
-	char in[8192];
-	size_t len;
-	char *out;
-	size_t out_len, out_sent;
+	struct dy_conn conn;
+	bool answered;  /* the response is in out */
+	struct buf in;  /* the request head, ADMIN_IN_MAX bytes at most */
+	struct buf out; /* the response, then close */
 	struct h1_parser parser;
 	struct h1_header headers[64];
 };
@@ -31,7 +32,7 @@ struct admin {
 	struct loop *loop;
 	struct proxy *px;
 	struct rlog *log;
-	struct admin_conn *conns;
+	struct dy_conn_list conns;
 };
 
 int admin_new(struct loop *loop, struct proxy *px, struct rlog *l, struct admin **ret,
@@ -47,107 +48,83 @@ int admin_new(struct loop *loop, struct proxy *px, struct rlog *l, struct admin 
 	return 0;
 }
 
-static void conn_free_deferred(void *ptr)
+static void conn_free_deferred(struct loop_deferred *d)
 {
-	struct admin_conn *c = ptr;
-	free(c->out);
+	struct admin_conn *c = loop_container_of(d, struct admin_conn, conn.reap);
+	buf_free(&c->in);
+	buf_free(&c->out);
 	free(c);
 }
 
-static void conn_close(struct admin_conn *c, bool now)
+static void conn_close(struct admin_conn *c)
 {
-	struct admin *a = c->admin;
-	loop_io_stop(a->loop, &c->io);
-	loop_timer_stop(a->loop, &c->timer);
-	close(c->io.fd);
-	if (c->prev)
-		c->prev->next = c->next;
-	else
-		a->conns = c->next;
-	if (c->next)
-		c->next->prev = c->prev;
-	if (now || loop_defer(a->loop, conn_free_deferred, c, NULL) < 0)
-		conn_free_deferred(c);
+	dy_conn_close(c->admin->loop, &c->admin->conns, &c->conn);
 }
 
-static void respond(struct admin_conn *c, int status, const char *reason, const char *type,
-                    const char *body, size_t len, bool head_only)
+static void respond(struct admin_conn *c, int status, const char *type, const char *body,
+                    size_t len, bool head_only)
 {
-	char head[256];
-	int n = snprintf(head, sizeof(head),
-	                 "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
-	                 "Connection: close\r\n\r\n",
-	                 status, reason, type, len);
-	c->out = malloc((size_t)n + len);
-	if (c->out == NULL)
-		return;
-	memcpy(c->out, head, (size_t)n);
-	if (!head_only)
-		memcpy(c->out + n, body, len);
-	c->out_len = (size_t)n + (head_only ? 0 : len);
+	struct http_head h = {.status = status, .type = type, .length = len, .close = true};
+	http_response_append(&c->out, &h, body, head_only);
 }
 
 static void on_io(struct loop *loop, struct loop_io *io, uint32_t events)
 {
-	struct admin_conn *c = loop_container_of(io, struct admin_conn, io);
+	struct admin_conn *c = loop_container_of(io, struct admin_conn, conn.io);
 	struct admin *a = c->admin;
-	if (c->out == NULL) {
-		ssize_t r = recv(io->fd, c->in + c->len, sizeof(c->in) - c->len, 0);
-		if (r < 0 && (errno == EAGAIN || errno == EINTR))
+	if (!c->answered) {
+		ssize_t r = buf_recv(&c->in, io->fd, ADMIN_IN_MAX);
+		if (r == -EAGAIN)
 			return;
-		if (r <= 0) {
-			conn_close(c, false);
+		if (r <= 0 && r != -ENOBUFS) {
+			conn_close(c);
 			return;
 		}
-		c->len += (size_t)r;
 		struct h1_request req;
-		int n = h1_parse_request(&c->parser, c->in, c->len, &req);
-		if (n == 0 && c->len == sizeof(c->in))
+		int n = h1_parse_request(&c->parser, buf_data(&c->in), buf_len(&c->in), &req);
+		if (n == 0 && buf_len(&c->in) == ADMIN_IN_MAX)
 			n = H1_E_HEAD_TOO_LARGE;
 		if (n == 0)
 			return;
 		if (n < 0) {
-			respond(c, 400, "Bad Request", "text/plain", "bad request\n", 12, false);
+			respond(c, 400, "text/plain", "bad request\n", 12, false);
 		} else if (req.method_id != H1_METHOD_GET && req.method_id != H1_METHOD_HEAD) {
-			respond(c, 405, "Method Not Allowed", "text/plain", "GET only\n", 9, false);
+			respond(c, 405, "text/plain", "GET only\n", 9, false);
 		} else if (h1_slice_eq_ci(req.target, "/metrics")) {
 			char *body = NULL;
 			size_t len = 0;
 			if (metrics_render(proxy_metrics(a->px), proxy_table(a->px), a->log, &body,
 			                   &len) < 0) {
-				conn_close(c, false);
+				conn_close(c);
 				return;
 			}
-			respond(c, 200, "OK", "text/plain; version=0.0.4", body, len,
+			respond(c, 200, "text/plain; version=0.0.4", body, len,
 			        req.method_id == H1_METHOD_HEAD);
 			free(body);
 		} else if (h1_slice_eq_ci(req.target, "/health")) {
-			respond(c, 200, "OK", "text/plain", "ok\n", 3,
-			        req.method_id == H1_METHOD_HEAD);
+			respond(c, 200, "text/plain", "ok\n", 3, req.method_id == H1_METHOD_HEAD);
 		} else {
-			respond(c, 404, "Not Found", "text/plain", "not found\n", 10, false);
+			respond(c, 404, "text/plain", "not found\n", 10, false);
 		}
-		if (c->out == NULL) {
-			conn_close(c, false);
+		if (buf_len(&c->out) == 0) {
+			conn_close(c); /* out of memory */
 			return;
 		}
+		c->answered = true;
 		loop_io_set(loop, io, LOOP_WRITE, NULL);
 	}
-	while (c->out_sent < c->out_len) {
-		ssize_t w = send(io->fd, c->out + c->out_sent, c->out_len - c->out_sent,
-		                 MSG_NOSIGNAL | MSG_DONTWAIT);
-		if (w < 0 && (errno == EAGAIN || errno == EINTR))
-			return;
-		if (w <= 0)
+	bool blocked = false;
+	while (buf_len(&c->out) > 0 && !blocked)
+		if (buf_flush(&c->out, io->fd, &blocked) < 0)
 			break;
-		c->out_sent += (size_t)w;
-	}
-	conn_close(c, false);
+	if (blocked && buf_len(&c->out) > 0)
+		return;
+	conn_close(c);
 }
 
 static void on_timer(struct loop *loop, struct loop_timer *t)
 {
-	conn_close(loop_container_of(t, struct admin_conn, timer), false);
+	conn_close(loop_container_of(t, struct admin_conn, conn.timer));
 }
 
 void admin_accept(void *data, int fd, const struct sockaddr *peer, unsigned port)
@@ -160,22 +137,15 @@ void admin_accept(void *data, int fd, const struct sockaddr *peer, unsigned port
 	}
 	c->admin = a;
 	h1_parser_init(&c->parser, NULL, c->headers, 64);
-	loop_io_init(&c->io, fd, on_io);
-	loop_timer_init(&c->timer, on_timer);
-	c->next = a->conns;
-	if (c->next)
-		c->next->prev = c;
-	a->conns = c;
-	if (loop_io_set(a->loop, &c->io, LOOP_READ, NULL) < 0 ||
-	    loop_timer_start(a->loop, &c->timer, ADMIN_TIMEOUT_USEC, NULL) < 0)
-		conn_close(c, false);
+	dy_conn_init(&c->conn, fd, on_io, on_timer, conn_free_deferred);
+	dy_conn_start(a->loop, &a->conns, &c->conn, ADMIN_TIMEOUT_USEC);
 }
 
 void admin_free(struct admin *a)
 {
 	if (a == NULL)
 		return;
-	while (a->conns)
-		conn_close(a->conns, false);
+	while (a->conns.head)
+		conn_close(loop_container_of(a->conns.head, struct admin_conn, conn));
 	free(a);
 }

@@ -13,16 +13,13 @@ const uint64_t metrics_bucket_us[METRICS_NBUCKETS] = {
     100000, 250000, 500000, 1000000, 2500000, 5000000, 10000000,
 };
 
-void metrics_request(struct metrics *m, int status, const char *hcode, uint64_t usec)
+void metrics_request(struct metrics *m, int status, enum hk_code code, uint64_t usec)
 {
 	m->requests++;
 	if (status >= 100 && status < 600)
 		m->status[status]++;
-	if (hcode && hcode[0] == 'H') {
-		int n = atoi(hcode + 1);
-		if (n > 0 && n < 100)
-			m->hcode[n]++;
-	}
+	if (code > HK_NONE && code < _HK_MAX)
+		m->hcode[code]++;
 	size_t i = 0;
 	while (i < METRICS_NBUCKETS && usec > metrics_bucket_us[i])
 		i++;
@@ -52,10 +49,11 @@ int metrics_render(const struct metrics *m, const struct route_table *t, const s
 			        (unsigned long long)m->status[s]);
 	fprintf(f, "# HELP dyno_router_errors_total Router errors by H-code.\n"
 	           "# TYPE dyno_router_errors_total counter\n");
-	for (int c = 1; c < 100; c++)
+	/* the enum is in the order of the codes: H10, H12... */
+	for (int c = HK_NONE + 1; c < _HK_MAX; c++)
 		if (m->hcode[c])
-			fprintf(f, "dyno_router_errors_total{code=\"H%d\"} %llu\n", c,
-			        (unsigned long long)m->hcode[c]);
+			fprintf(f, "dyno_router_errors_total{code=\"%s\"} %llu\n",
+			        hk_code_str((enum hk_code)c), (unsigned long long)m->hcode[c]);
 	fprintf(f, "# HELP dyno_router_request_duration_seconds Time from the request's first "
 	           "byte to its last response byte.\n"
 	           "# TYPE dyno_router_request_duration_seconds histogram\n");

@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/heroku-codes.h"
 #include "router/routes.h"
 
 #define METRICS_NBUCKETS 14
@@ -14,7 +15,7 @@ struct rlog;
 struct metrics {
 	uint64_t requests;
 	uint64_t status[600];
-	uint64_t hcode[100]; /* H<n> */
+	uint64_t hcode[_HK_MAX]; /* by enum hk_code */
 	uint64_t lat_bucket[METRICS_NBUCKETS + 1];
 	uint64_t lat_count;
 	uint64_t lat_sum_us;
@@ -28,9 +29,9 @@ struct metrics {
 /* The upper bounds of the latency buckets, in microseconds. */
 extern const uint64_t metrics_bucket_us[METRICS_NBUCKETS];
 
-/* Counts one finished request: its status, its H-code ("H12", NULL: none)
- * and its total time in microseconds. */
-void metrics_request(struct metrics *m, int status, const char *hcode, uint64_t usec);
+/* Counts one finished request: its status, its H-code (HK_NONE: none) and
+ * its total time in microseconds. */
+void metrics_request(struct metrics *m, int status, enum hk_code code, uint64_t usec);
 
 /* Renders every counter, the backends of t (up, in flight, requests) and
  * the log counters of l as Prometheus text into a malloc'ed string (*ret,

@@ -1,6 +1,9 @@
-/* The connection state machines of dyno-router: client connections
- * (request heads, rejections, routing, responses) and upstream connections
- * to dynos (connect, pooled keep-alive, streaming both ways, tunnels). */
+/* The proxy of dyno-router: takes accepted client connections and serves
+ * their requests from the dynos of the routing table. The work is split as
+ * h2o splits it: router/client.c (the client state machine: heads,
+ * rejections, routing, retries), router/pump.c (bodies both ways, chunked,
+ * tunnels), router/upstream.c (connections to dynos and their keep-alive
+ * pools); this interface is the glue in router/proxy.c. */
 #pragma once
 
 #include <stdbool.h>

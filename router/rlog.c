@@ -12,6 +12,7 @@
 #include "common/cleanup.h"
 #include "common/log.h"
 #include "common/loop.h"
+#include "common/macro.h"
 
 #define RLOG_LINE_MAX   4096
 #define RLOG_BATCH_MAX  256 /* lines per flush; more are flushed at once */
@@ -26,9 +27,7 @@ static void add(struct fmt *f, const char *s)
 {
 	if (s == NULL)
 		return;
-	size_t n = strlen(s);
-	if (n > f->cap - 1 - f->len)
-		n = f->cap - 1 - f->len;
+	size_t n = MIN(strlen(s), f->cap - 1 - f->len);
 	memcpy(f->p + f->len, s, n);
 	f->len += n;
 }
@@ -63,15 +62,17 @@ size_t rlog_format_entry(char *buf, size_t cap, const struct rlog_entry *e)
 	if (cap == 0)
 		return 0;
 	struct fmt f = {buf, 0, cap};
-	if (e->code || e->desc) {
+	const char *code = hk_code_str(e->code);
+	const char *desc = e->desc ? e->desc : hk_code(e->code)->desc;
+	if (code || desc) {
 		add(&f, "at=error");
-		if (e->code) {
+		if (code) {
 			add(&f, " code=");
-			add(&f, e->code);
+			add(&f, code);
 		}
-		if (e->desc) {
+		if (desc) {
 			add(&f, " desc=");
-			add_quoted(&f, e->desc);
+			add_quoted(&f, desc);
 		}
 		add(&f, " method=");
 	} else {
@@ -119,12 +120,17 @@ struct rlog {
 	size_t starts[RLOG_BATCH_MAX + 1];
 	size_t app_len[RLOG_BATCH_MAX]; /* "APP " prefix length of each line */
 	size_t n;
-	bool queued;
+	struct loop_deferred flush; /* queued once per round with lines */
 	uint64_t sent, dropped;
 	/* cached seconds of the timestamp */
 	time_t stamp_sec;
 	char stamp[DY_LOG_TIMESTAMP_LEN + 1];
 };
+
+static void deferred_flush(struct loop_deferred *d)
+{
+	rlog_flush(loop_container_of(d, struct rlog, flush));
+}
 
 int rlog_new(struct loop *loop, int out_fd, const char *intake_path, struct rlog **ret,
              struct dy_error **err)
@@ -136,6 +142,7 @@ int rlog_new(struct loop *loop, int out_fd, const char *intake_path, struct rlog
 	l->out_fd = out_fd;
 	l->sock = -1;
 	l->stamp_sec = -1;
+	loop_defer_init(&l->flush, deferred_flush);
 	l->cap = RLOG_BATCH_MAX * 512;
 	l->buf = malloc(l->cap);
 	if (l->buf == NULL) {
@@ -178,7 +185,6 @@ void rlog_flush(struct rlog *l)
 {
 	if (l == NULL)
 		return;
-	l->queued = false;
 	if (l->n == 0)
 		return;
 	if (l->out_fd >= 0) {
@@ -246,11 +252,6 @@ void rlog_flush(struct rlog *l)
 	l->len = 0;
 }
 
-static void deferred_flush(void *ptr)
-{
-	rlog_flush(ptr);
-}
-
 void rlog_emit(struct rlog *l, const char *app, const char *msg)
 {
 	if (l == NULL)
@@ -280,9 +281,7 @@ void rlog_emit(struct rlog *l, const char *app, const char *msg)
 	static const char tail[] = "+00:00 router[router]: ";
 	memcpy(p + pre + 26, tail, sizeof(tail) - 1);
 	size_t len = pre + 26 + sizeof(tail) - 1;
-	size_t mlen = strlen(msg);
-	if (mlen > RLOG_LINE_MAX - len)
-		mlen = RLOG_LINE_MAX - len;
+	size_t mlen = MIN(strlen(msg), (size_t)RLOG_LINE_MAX - len);
 	memcpy(p + len, msg, mlen);
 	/* a line stays one line */
 	for (size_t i = len; i < len + mlen; i++) {
@@ -297,8 +296,7 @@ void rlog_emit(struct rlog *l, const char *app, const char *msg)
 	l->len += len;
 	l->n++;
 	l->starts[l->n] = l->len;
-	if (!l->queued && loop_defer(l->loop, deferred_flush, l, NULL) == 0)
-		l->queued = true;
+	loop_defer(l->loop, &l->flush);
 }
 
 uint64_t rlog_sent(const struct rlog *l)

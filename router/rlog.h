@@ -11,14 +11,15 @@
 #include <time.h>
 
 #include "common/error.h"
+#include "common/heroku-codes.h"
 
 struct loop;
 
 /* What one request's line says. Strings are NUL-terminated; NULL prints
  * as empty. */
 struct rlog_entry {
-	const char *code; /* "H12", or NULL for at=info */
-	const char *desc; /* "Request timeout", or NULL */
+	enum hk_code code; /* HK_H12, or HK_NONE */
+	const char *desc;  /* NULL: the code's own ("Request timeout") */
 	const char *method;
 	const char *path;
 	const char *host;
@@ -34,9 +35,9 @@ struct rlog_entry {
 /* Formats the message of e into buf[0..cap) (NUL-terminated, cut to fit):
  *   at=info method=GET path="/" host=h request_id=r fwd="ip" dyno=web.1
  *   connect=0ms service=3ms status=200 bytes=123 protocol=http
- * with "at=error code=H12 desc="..." " in front of method for errors (code
- * or desc set). Quotes and backslashes inside quoted values are escaped.
- * Returns the length. */
+ * with "at=error code=H12 desc="..." " in front of method for errors (a
+ * code, or a desc alone for a router answer without one: 404, 408...). Quotes and backslashes
+ * inside quoted values are escaped. Returns the length. */
 size_t rlog_format_entry(char *buf, size_t cap, const struct rlog_entry *e);
 
 /* Formats a whole line: "<RFC 3339 UTC ts> router[router]: <msg>". Returns
@@ -61,5 +62,6 @@ void rlog_flush(struct rlog *l);
 uint64_t rlog_sent(const struct rlog *l);
 uint64_t rlog_dropped(const struct rlog *l);
 
-/* Flushes and frees. Accepts NULL. */
+/* Flushes and frees. Accepts NULL. Call it once the loop is freed (or
+ * outside a round with no line queued): the flush is deferred on it. */
 void rlog_free(struct rlog *l);

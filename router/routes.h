@@ -22,7 +22,7 @@ enum route_state {
 const char *route_state_str(enum route_state s);
 
 struct hc_check;
-struct proxy_upstream;
+struct upstream;
 
 /* One web dyno of an app. Reference counted: the table holds one
  * reference, every connection using it another. */
@@ -43,8 +43,8 @@ struct route_backend {
 	uint64_t skip_until; /* monotonic microseconds; skipped before it */
 	bool healthy;
 	/* owned by other modules */
-	struct hc_check *hc;         /* health.c */
-	struct proxy_upstream *pool; /* proxy.c: idle keep-alive connections */
+	struct hc_check *hc;   /* health.c */
+	struct upstream *pool; /* upstream.c: idle keep-alive connections */
 	size_t npool;
 	uint64_t requests; /* served, for /metrics */
 };

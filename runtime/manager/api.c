@@ -1,3 +1,6 @@
+/* The Platform API server's connections: accept, read and parse requests
+ * and their bodies, queue and write responses (the endpoints are in
+ * api-routes.c). */
 #include "runtime/manager/api.h"
 
 #include <fcntl.h>
@@ -12,76 +15,24 @@
 #include <unistd.h>
 
 #include "common/cleanup.h"
+#include "common/http-response.h"
 #include "common/http1.h"
+#include "common/macro.h"
 #include "common/log.h"
+#include "runtime/manager/api-internal.h"
 
-#define API_HEADERS_MAX 100
-#define API_READ_CHUNK  (64 * 1024)
-
-enum conn_state {
-	CONN_HEAD = 0, /* reading a request head */
-	CONN_BODY,     /* reading its body */
-	CONN_CLOSING,  /* answer queued: flush, then close */
-};
-
-enum body_sink {
-	SINK_MEMORY = 0, /* JSON: in c->body */
-	SINK_FILE,       /* slug upload: to c->body_fd */
-};
-
-struct conn {
-	struct api *api;
-	struct conn *prev, *next;
-	struct loop_io io;
-	struct loop_timer idle;
-	bool closed;
-
-	char *in;
-	size_t in_len, in_cap;
-	char *out;
-	size_t out_len, out_off, out_cap;
-
-	enum conn_state state;
-	struct h1_parser parser;
-	struct h1_header headers[API_HEADERS_MAX];
-
-	/* the request being read (copied out of the input buffer) */
-	enum h1_method method; /* HEAD is served as GET ... */
-	bool head_only;        /* ... without the body (RFC 9110 9.3.2) */
-	char *path;
-	bool keep_alive;
-	enum body_sink sink;
-	bool chunked;
-	struct h1_chunked chunk;
-	uint64_t remaining; /* Content-Length bytes still to come */
-	uint64_t body_limit;
-	uint64_t body_total;
-	char *body;
-	size_t body_len, body_cap;
-	int body_fd;
-};
-
-struct api {
-	struct loop *loop;
-	struct mgr *mgr;
-	const struct config *cfg;
-	char *path;
-	int fd;
-	struct loop_io io;
-	struct conn *conns;
-	size_t nconns;
-};
-
+/* the input bound: a whole head (64 KiB) and reads of body behind it */
+#define API_IN_MAX ((size_t)h1_limits_default.head + 2 * 64 * 1024)
 
 /* ---- connection lifetime ---- */
 
-static void conn_free(void *ptr)
+static void conn_free(struct loop_deferred *d)
 {
-	struct conn *c = ptr;
-	free(c->in);
-	free(c->out);
+	struct conn *c = loop_container_of(d, struct conn, conn.reap);
+	buf_free(&c->in);
+	buf_free(&c->out);
 	free(c->path);
-	free(c->body);
+	buf_free(&c->body);
 	if (c->body_fd >= 0)
 		close(c->body_fd);
 	free(c);
@@ -91,32 +42,14 @@ static void conn_free(void *ptr)
  * dispatch round (never free inside its own callback). */
 static void conn_close(struct conn *c)
 {
-	if (c->closed)
-		return;
-	c->closed = true;
-	struct api *a = c->api;
-	loop_io_stop(a->loop, &c->io);
-	loop_timer_stop(a->loop, &c->idle);
-	close(c->io.fd);
-	c->io.fd = -1;
-	if (c->prev)
-		c->prev->next = c->next;
-	else
-		a->conns = c->next;
-	if (c->next)
-		c->next->prev = c->prev;
-	a->nconns--;
-	if (loop_defer(a->loop, conn_free, c, NULL) < 0)
-		conn_free(c); /* ENOMEM: nothing up the stack uses c after this */
+	dy_conn_close(c->api->loop, &c->api->conns, &c->conn);
 }
 
 static void request_reset(struct conn *c)
 {
 	free(c->path);
 	c->path = NULL;
-	free(c->body);
-	c->body = NULL;
-	c->body_len = c->body_cap = 0;
+	buf_free(&c->body);
 	if (c->body_fd >= 0)
 		close(c->body_fd);
 	c->body_fd = -1;
@@ -127,35 +60,17 @@ static void request_reset(struct conn *c)
 	c->state = CONN_HEAD;
 }
 
-static int buf_append(char **buf, size_t *len, size_t *cap, const void *p, size_t n)
-{
-	if (*len + n > *cap) {
-		size_t ncap = *cap ? *cap : 4096;
-		while (ncap < *len + n)
-			ncap *= 2;
-		char *nb = realloc(*buf, ncap);
-		if (nb == NULL)
-			return -ENOMEM;
-		*buf = nb;
-		*cap = ncap;
-	}
-	memcpy(*buf + *len, p, n);
-	*len += n;
-	return 0;
-}
-
 static void conn_update_interest(struct conn *c)
 {
-	if (c->closed)
+	if (c->conn.closed)
 		return;
 	uint32_t ev = 0;
-	bool pending = c->out_len > c->out_off;
-	if (pending)
+	if (buf_len(&c->out) > 0)
 		ev |= LOOP_WRITE;
 	/* back-pressure: a client that does not read its answers is not read */
-	if (c->state != CONN_CLOSING && c->out_len - c->out_off < API_OUT_HIGH_WATER)
+	if (c->state != CONN_CLOSING && buf_len(&c->out) < API_OUT_HIGH_WATER)
 		ev |= LOOP_READ;
-	if (loop_io_set(c->api->loop, &c->io, ev, NULL) < 0)
+	if (loop_io_set(c->api->loop, &c->conn.io, ev, NULL) < 0)
 		conn_close(c);
 }
 
@@ -168,33 +83,26 @@ static void process(struct conn *c);
 static void conn_flush(struct conn *c)
 {
 	for (;;) {
-		while (c->out_off < c->out_len) {
-			ssize_t n = send(c->io.fd, c->out + c->out_off, c->out_len - c->out_off,
-			                 MSG_NOSIGNAL | MSG_DONTWAIT);
-			if (n < 0 && errno == EINTR)
-				continue;
-			if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-				break;
-			if (n < 0) {
+		bool blocked = false;
+		while (buf_len(&c->out) > 0 && !blocked) {
+			if (buf_flush(&c->out, c->conn.io.fd, &blocked) < 0) {
 				conn_close(c);
 				return;
 			}
-			c->out_off += (size_t)n;
 		}
-		if (c->out_off < c->out_len)
+		if (buf_len(&c->out) > 0)
 			break;
-		c->out_off = c->out_len = 0;
 		if (c->state == CONN_CLOSING) {
 			conn_close(c);
 			return;
 		}
-		if (c->state != CONN_HEAD || c->in_len == 0)
+		if (c->state != CONN_HEAD || buf_len(&c->in) == 0)
 			break;
-		size_t before = c->in_len;
+		size_t before = buf_len(&c->in);
 		process(c);
-		if (c->closed)
+		if (c->conn.closed)
 			return;
-		if (c->in_len == before && c->out_len == 0)
+		if (buf_len(&c->in) == before && buf_len(&c->out) == 0)
 			break; /* an incomplete head: wait for more bytes */
 	}
 	conn_update_interest(c);
@@ -202,46 +110,8 @@ static void conn_flush(struct conn *c)
 
 /* ---- responses ---- */
 
-static const char *reason(int status)
-{
-	switch (status) {
-	case 100:
-		return "Continue";
-	case 200:
-		return "OK";
-	case 201:
-		return "Created";
-	case 202:
-		return "Accepted";
-	case 400:
-		return "Bad Request";
-	case 403:
-		return "Forbidden";
-	case 404:
-		return "Not Found";
-	case 405:
-		return "Method Not Allowed";
-	case 409:
-		return "Conflict";
-	case 413:
-		return "Content Too Large";
-	case 414:
-		return "URI Too Long";
-	case 422:
-		return "Unprocessable Content";
-	case 431:
-		return "Request Header Fields Too Large";
-	case 501:
-		return "Not Implemented";
-	case 505:
-		return "HTTP Version Not Supported";
-	default:
-		return status >= 500 ? "Internal Server Error" : "Error";
-	}
-}
-
 /* Queues a response with body j (stolen; NULL gives an empty object). */
-static void respond_json(struct conn *c, int status, json_t *j)
+void api_respond_json(struct conn *c, int status, json_t *j)
 {
 	_cleanup_json_ json_t *body = j ? j : json_object();
 	_cleanup_free_ char *text =
@@ -251,17 +121,16 @@ static void respond_json(struct conn *c, int status, json_t *j)
 		return;
 	}
 	size_t blen = strlen(text);
-	char head[256];
-	int n = snprintf(head, sizeof(head),
-	                 "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\n"
-	                 "Content-Length: %zu\r\n%s\r\n",
-	                 status, reason(status), blen + 1,
-	                 c->keep_alive && c->state != CONN_CLOSING ? "" : "Connection: close\r\n");
+	text[blen] = '\n'; /* the NUL's place: the body ends with a newline */
+	struct http_head h = {
+	    .status = status,
+	    .type = "application/json",
+	    .length = blen + 1,
+	    .close = !c->keep_alive || c->state == CONN_CLOSING,
+	};
 	if (!c->keep_alive)
 		c->state = CONN_CLOSING;
-	if (buf_append(&c->out, &c->out_len, &c->out_cap, head, (size_t)n) < 0 ||
-	    (!c->head_only && (buf_append(&c->out, &c->out_len, &c->out_cap, text, blen) < 0 ||
-	                       buf_append(&c->out, &c->out_len, &c->out_cap, "\n", 1) < 0)))
+	if (http_response_append(&c->out, &h, text, c->head_only) < 0)
 		conn_close(c);
 }
 
@@ -280,13 +149,10 @@ static const struct {
 
 static void respond_status(struct conn *c, int status, const char *id, const char *msg)
 {
-	respond_json(c, status, json_pack("{s:s, s:s}", "id", id, "message", msg));
+	api_respond_json(c, status, json_pack("{s:s, s:s}", "id", id, "message", msg));
 }
 
-static void respond_error(struct conn *c, enum dy_error_kind kind, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void respond_error(struct conn *c, enum dy_error_kind kind, const char *fmt, ...)
+void api_respond_error(struct conn *c, enum dy_error_kind kind, const char *fmt, ...)
 {
 	char msg[1024];
 	va_list ap;
@@ -304,472 +170,7 @@ static void respond_fatal(struct conn *c, enum dy_error_kind kind, const char *m
 {
 	c->keep_alive = false;
 	c->state = CONN_CLOSING;
-	respond_error(c, kind, "%s", msg);
-}
-
-static void respond_mgr_error(struct conn *c, struct dy_error **err)
-{
-	enum dy_error_kind kind = dy_error_kind_of(*err);
-	if (kind == DY_E_INTERNAL)
-		dy_log("api", "%s %s: %s", h1_method_str(c->method), c->path, dy_error_msg(*err));
-	respond_error(c, kind, "%s", dy_error_msg(*err));
-	dy_error_free(err);
-}
-
-/* ---- routes ---- */
-
-#define MAX_SEGS 6
-
-struct route {
-	const char *seg[MAX_SEGS];
-	size_t nseg;
-};
-
-/* Splits path (modified in place) on '/'; false when it has too many or
- * empty segments. */
-static bool split_path(char *path, struct route *r)
-{
-	r->nseg = 0;
-	char *q = strchr(path, '?');
-	if (q)
-		*q = '\0';
-	if (path[0] != '/')
-		return false;
-	char *p = path + 1;
-	if (*p == '\0')
-		return true;
-	for (;;) {
-		if (r->nseg == MAX_SEGS)
-			return false;
-		char *slash = strchr(p, '/');
-		if (slash)
-			*slash = '\0';
-		if (*p == '\0')
-			return slash == NULL && r->nseg > 0; /* a trailing '/' is fine */
-		r->seg[r->nseg++] = p;
-		if (slash == NULL)
-			return true;
-		p = slash + 1;
-	}
-}
-
-/* Parses the JSON body; answers 400 and returns NULL when it is not an
- * object. */
-static json_t *body_object(struct conn *c)
-{
-	json_error_t jerr;
-	json_t *j = json_loadb(c->body ? c->body : "", c->body_len, JSON_REJECT_DUPLICATES, &jerr);
-	if (j == NULL) {
-		respond_error(c, DY_E_BAD_REQUEST, "request body is not JSON: %s", jerr.text);
-		return NULL;
-	}
-	if (!json_is_object(j)) {
-		json_decref(j);
-		respond_error(c, DY_E_BAD_REQUEST, "request body must be a JSON object");
-		return NULL;
-	}
-	return j;
-}
-
-static void method_not_allowed(struct conn *c, const char *allowed)
-{
-	respond_error(c, DY_E_NOT_ALLOWED, "method %s is not allowed on %s (allowed: %s)",
-	              h1_method_str(c->method), c->path, allowed);
-}
-
-static void route_apps(struct conn *c)
-{
-	struct api *a = c->api;
-	const struct state *st = mgr_state(a->mgr);
-	if (c->method == H1_METHOD_GET) {
-		json_t *list = json_array();
-		for (size_t i = 0; list && i < st->napps; i++)
-			json_array_append_new(list, mgr_app_json(a->mgr, st->apps[i]));
-		respond_json(c, 200, list);
-		return;
-	}
-	if (c->method != H1_METHOD_POST) {
-		method_not_allowed(c, "GET, POST");
-		return;
-	}
-	_cleanup_json_ json_t *b = body_object(c);
-	if (b == NULL)
-		return;
-	const char *name = json_string_value(json_object_get(b, "name"));
-	if (name == NULL) {
-		respond_error(c, DY_E_INVALID, "name: expected a string");
-		return;
-	}
-	struct dy_error *err = NULL;
-	struct state_app *app;
-	if (mgr_app_create(a->mgr, name, &app, &err) < 0) {
-		respond_mgr_error(c, &err);
-		return;
-	}
-	dy_log("api", "created app %s (uid %u)", app->name, app->uid);
-	respond_json(c, 201, mgr_app_json(a->mgr, app));
-}
-
-static void route_app(struct conn *c, struct state_app *app)
-{
-	struct api *a = c->api;
-	if (c->method == H1_METHOD_GET) {
-		respond_json(c, 200, mgr_app_json(a->mgr, app));
-		return;
-	}
-	if (c->method != H1_METHOD_DELETE) {
-		method_not_allowed(c, "GET, DELETE");
-		return;
-	}
-	json_t *j = mgr_app_json(a->mgr, app);
-	char name[STATE_APP_NAME_MAX + 1];
-	snprintf(name, sizeof(name), "%s", app->name);
-	struct dy_error *err = NULL;
-	if (mgr_app_destroy(a->mgr, name, &err) < 0) {
-		if (j)
-			json_decref(j);
-		respond_mgr_error(c, &err);
-		return;
-	}
-	dy_log("api", "destroyed app %s", name);
-	respond_json(c, 200, j);
-}
-
-static void route_slugs(struct conn *c, struct state_app *app)
-{
-	if (c->method != H1_METHOD_POST) {
-		method_not_allowed(c, "POST");
-		return;
-	}
-	if (lseek(c->body_fd, 0, SEEK_SET) < 0) {
-		respond_error(c, DY_E_INTERNAL, "upload: %s", strerror(errno));
-		return;
-	}
-	struct dy_error *err = NULL;
-	struct slug_info info = {0};
-	if (mgr_slug_put(c->api->mgr, app->name, c->body_fd, &info, &err) < 0) {
-		respond_mgr_error(c, &err);
-		return;
-	}
-	json_t *pt = json_object();
-	for (size_t i = 0; pt && info.procfile && i < info.procfile->n; i++)
-		json_object_set_new(pt, info.procfile->entries[i].name,
-		                    json_string(info.procfile->entries[i].command));
-	json_t *j = json_pack("{s:s, s:I, s:o*}", "id", info.id, "size", (json_int_t)info.size,
-	                      "process_types", pt);
-	dy_log("api", "stored slug %.7s (%llu bytes) for %s", info.id,
-	       (unsigned long long)info.size, app->name);
-	slug_info_clear(&info);
-	respond_json(c, 201, j);
-}
-
-/* "v3", "3" or 3 -> 3; 0 when it is none of those. */
-static int parse_version(json_t *j, const char *s)
-{
-	if (j && json_is_integer(j))
-		return json_integer_value(j) > 0 && json_integer_value(j) < INT32_MAX
-		           ? (int)json_integer_value(j)
-		           : 0;
-	if (j)
-		s = json_string_value(j);
-	if (s == NULL)
-		return 0;
-	if (s[0] == 'v')
-		s++;
-	if (*s < '1' || *s > '9')
-		return 0;
-	long v = 0;
-	for (; *s; s++) {
-		if (*s < '0' || *s > '9' || v > 100000000)
-			return 0;
-		v = v * 10 + (*s - '0');
-	}
-	return (int)v;
-}
-
-static void route_releases(struct conn *c, struct state_app *app, const char *which)
-{
-	struct api *a = c->api;
-	if (which) {
-		if (c->method != H1_METHOD_GET) {
-			method_not_allowed(c, "GET");
-			return;
-		}
-		int v = parse_version(NULL, which);
-		const struct state_release *rel = v ? state_release_find(app, v) : NULL;
-		if (rel == NULL) {
-			respond_error(c, DY_E_NOT_FOUND, "release \"%.32s\" of %s not found", which,
-			              app->name);
-			return;
-		}
-		respond_json(c, 200, state_release_json(rel));
-		return;
-	}
-	if (c->method == H1_METHOD_GET) {
-		json_t *list = json_array();
-		for (size_t i = 0; list && i < app->nreleases; i++)
-			json_array_append_new(list, state_release_json(&app->releases[i]));
-		respond_json(c, 200, list);
-		return;
-	}
-	if (c->method != H1_METHOD_POST) {
-		method_not_allowed(c, "GET, POST");
-		return;
-	}
-	_cleanup_json_ json_t *b = body_object(c);
-	if (b == NULL)
-		return;
-	json_t *slug = json_object_get(b, "slug"), *rel = json_object_get(b, "release");
-	if ((slug == NULL) == (rel == NULL)) {
-		respond_error(c, DY_E_INVALID,
-		              "expected either {\"slug\": ID} (deploy) or {\"release\": \"vN\"} "
-		              "(rollback)");
-		return;
-	}
-	struct dy_error *err = NULL;
-	struct state_release *out = NULL;
-	int r;
-	if (slug) {
-		if (json_is_object(slug))
-			slug = json_object_get(slug, "id");
-		if (!json_is_string(slug)) {
-			respond_error(c, DY_E_INVALID, "slug: expected a slug id string");
-			return;
-		}
-		r = mgr_deploy(a->mgr, app->name, json_string_value(slug), &out, &err);
-	} else {
-		int v = parse_version(rel, NULL);
-		if (v == 0) {
-			respond_error(c, DY_E_INVALID,
-			              "release: expected a version such as \"v3\" or 3");
-			return;
-		}
-		r = mgr_rollback(a->mgr, app->name, v, &out, &err);
-	}
-	if (r < 0) {
-		respond_mgr_error(c, &err);
-		return;
-	}
-	dy_log("api", "%s: v%d %s (%s)", app->name, out->version, out->description,
-	       state_release_status_str(out->status));
-	respond_json(c, 201, state_release_json(out));
-}
-
-static int parse_update(json_t *o, const char *type, struct mgr_formation_update *u, char *msg,
-                        size_t size)
-{
-	u->type = type ? type : json_string_value(json_object_get(o, "type"));
-	u->quantity = -1;
-	u->size = NULL;
-	if (!json_is_object(o)) {
-		snprintf(msg, size, "each update must be an object");
-		return -1;
-	}
-	if (u->type == NULL) {
-		snprintf(msg, size, "type: expected a process type name");
-		return -1;
-	}
-	json_t *q = json_object_get(o, "quantity"), *s = json_object_get(o, "size");
-	if (q) {
-		if (!json_is_integer(q) || json_integer_value(q) < 0 ||
-		    json_integer_value(q) > MGR_QUANTITY_MAX) {
-			snprintf(msg, size, "%s: quantity must be an integer in 0..%d", u->type,
-			         MGR_QUANTITY_MAX);
-			return -1;
-		}
-		u->quantity = (int)json_integer_value(q);
-	}
-	if (s) {
-		if (!json_is_string(s)) {
-			snprintf(msg, size, "%s: size must be a string", u->type);
-			return -1;
-		}
-		u->size = json_string_value(s);
-	}
-	return 0;
-}
-
-static void route_formation(struct conn *c, struct state_app *app, const char *type)
-{
-	struct api *a = c->api;
-	struct dy_error *err = NULL;
-	if (c->method == H1_METHOD_PATCH) {
-		_cleanup_json_ json_t *b = body_object(c);
-		if (b == NULL)
-			return;
-		char msg[256];
-		_cleanup_free_ struct mgr_formation_update *u = NULL;
-		size_t n = 0;
-		if (type) {
-			u = calloc(1, sizeof(*u));
-			if (u == NULL || parse_update(b, type, u, msg, sizeof(msg)) < 0) {
-				respond_error(c, DY_E_INVALID, "%s", u ? msg : "no memory");
-				return;
-			}
-			n = 1;
-		} else {
-			json_t *ups = json_object_get(b, "updates");
-			if (!json_is_array(ups)) {
-				respond_error(c, DY_E_INVALID,
-				              "updates: expected a list of {type, quantity, size}");
-				return;
-			}
-			n = json_array_size(ups);
-			u = calloc(n ? n : 1, sizeof(*u));
-			for (size_t i = 0; u && i < n; i++)
-				if (parse_update(json_array_get(ups, i), NULL, &u[i], msg,
-				                 sizeof(msg)) < 0) {
-					respond_error(c, DY_E_INVALID, "updates[%zu]: %s", i, msg);
-					return;
-				}
-			if (u == NULL) {
-				respond_error(c, DY_E_INTERNAL, "no memory");
-				return;
-			}
-		}
-		if (mgr_formation_update(a->mgr, app->name, u, n, &err) < 0) {
-			respond_mgr_error(c, &err);
-			return;
-		}
-		for (size_t i = 0; i < n; i++) {
-			const struct state_formation *f = state_formation_find(app, u[i].type);
-			dy_log("api", "%s: scaled %s to %d:%s", app->name, u[i].type,
-			       f ? f->quantity : 0, f ? f->size : "?");
-		}
-	} else if (c->method != H1_METHOD_GET) {
-		method_not_allowed(c, "GET, PATCH");
-		return;
-	}
-	json_t *j = mgr_formation_json(a->mgr, app, type, &err);
-	if (j == NULL && err) {
-		respond_mgr_error(c, &err);
-		return;
-	}
-	respond_json(c, 200, j);
-}
-
-static void route_config(struct conn *c, struct state_app *app)
-{
-	struct api *a = c->api;
-	if (c->method == H1_METHOD_PATCH) {
-		_cleanup_json_ json_t *b = body_object(c);
-		if (b == NULL)
-			return;
-		struct dy_error *err = NULL;
-		struct state_release *rel = NULL;
-		if (mgr_config_update(a->mgr, app->name, b, &rel, &err) < 0) {
-			respond_mgr_error(c, &err);
-			return;
-		}
-		if (rel)
-			dy_log("api", "%s: v%d %s", app->name, rel->version, rel->description);
-	} else if (c->method != H1_METHOD_GET) {
-		method_not_allowed(c, "GET, PATCH");
-		return;
-	}
-	json_t *cfg = mgr_config_vars(app);
-	respond_json(c, 200, cfg ? json_deep_copy(cfg) : json_object());
-}
-
-/* GET /apps/{app}/dynos[/{dyno}], DELETE /apps/{app}/dynos[/{dyno|type}]
- * (restart), POST /apps/{app}/dynos/{dyno}/actions/stop */
-static void route_dynos(struct conn *c, struct state_app *app, const struct route *r)
-{
-	struct api *a = c->api;
-	struct dy_error *err = NULL;
-	const char *which = r->nseg >= 4 ? r->seg[3] : NULL;
-	if (!mgr_has_dynos(a->mgr)) {
-		respond_error(c, DY_E_UNSUPPORTED,
-		              "%s needs the dyno launcher, which this dynod runs without", c->path);
-		return;
-	}
-	if (r->nseg == 6) {
-		if (strcmp(r->seg[4], "actions") != 0 || strcmp(r->seg[5], "stop") != 0) {
-			respond_error(c, DY_E_NOT_FOUND, "no such endpoint: %s", c->path);
-			return;
-		}
-		if (c->method != H1_METHOD_POST) {
-			method_not_allowed(c, "POST");
-			return;
-		}
-		if (mgr_dyno_stop(a->mgr, app->name, which, &err) < 0) {
-			respond_mgr_error(c, &err);
-			return;
-		}
-		dy_log("api", "%s: stopped %s", app->name, which);
-		respond_json(c, 202, json_object());
-		return;
-	}
-	if (r->nseg == 5) {
-		respond_error(c, DY_E_NOT_FOUND, "no such endpoint: %s", c->path);
-		return;
-	}
-	if (c->method == H1_METHOD_DELETE) {
-		if (mgr_dynos_restart(a->mgr, app->name, which, &err) < 0) {
-			respond_mgr_error(c, &err);
-			return;
-		}
-		dy_log("api", "%s: restarted %s", app->name, which ? which : "all dynos");
-		respond_json(c, 202, json_object());
-		return;
-	}
-	if (c->method != H1_METHOD_GET) {
-		method_not_allowed(c, "GET, DELETE");
-		return;
-	}
-	json_t *j = mgr_dynos_json(a->mgr, app->name, which, &err);
-	if (j == NULL) {
-		respond_mgr_error(c, &err);
-		return;
-	}
-	respond_json(c, 200, j);
-}
-
-static void dispatch(struct conn *c)
-{
-	struct api *a = c->api;
-	_cleanup_free_ char *path = strdup(c->path);
-	struct route r;
-	if (path == NULL) {
-		respond_error(c, DY_E_INTERNAL, "no memory");
-		return;
-	}
-	if (!split_path(path, &r) || r.nseg == 0 || strcmp(r.seg[0], "apps") != 0) {
-		respond_error(c, DY_E_NOT_FOUND, "no such endpoint: %s", c->path);
-		return;
-	}
-	if (r.nseg == 1) {
-		route_apps(c);
-		return;
-	}
-	struct state_app *app;
-	struct dy_error *err = NULL;
-	if (mgr_app_get(a->mgr, r.seg[1], &app, &err) < 0) {
-		respond_mgr_error(c, &err);
-		return;
-	}
-	if (r.nseg == 2) {
-		route_app(c, app);
-		return;
-	}
-	const char *sub = r.seg[2];
-	if (strcmp(sub, "slugs") == 0 && r.nseg == 3)
-		route_slugs(c, app);
-	else if (strcmp(sub, "releases") == 0 && r.nseg <= 4)
-		route_releases(c, app, r.nseg == 4 ? r.seg[3] : NULL);
-	else if (strcmp(sub, "formation") == 0 && r.nseg <= 4)
-		route_formation(c, app, r.nseg == 4 ? r.seg[3] : NULL);
-	else if (strcmp(sub, "config-vars") == 0 && r.nseg == 3)
-		route_config(c, app);
-	else if (strcmp(sub, "dynos") == 0 && r.nseg <= 6)
-		route_dynos(c, app, &r);
-	else if (strcmp(sub, "dynos") == 0 || strcmp(sub, "log-stream") == 0 ||
-	         strcmp(sub, "addons") == 0)
-		respond_error(c, DY_E_UNSUPPORTED,
-		              "%s needs the dyno launcher, which this dynod does not have yet",
-		              c->path);
-	else
-		respond_error(c, DY_E_NOT_FOUND, "no such endpoint: %s", c->path);
+	api_respond_error(c, kind, "%s", msg);
 }
 
 /* ---- request reading ---- */
@@ -811,8 +212,8 @@ static int open_upload(struct api *a)
 /* The body is complete: answer, then get ready for the next request. */
 static void finish_request(struct conn *c)
 {
-	dispatch(c);
-	if (c->closed)
+	api_dispatch(c);
+	if (c->conn.closed)
 		return;
 	enum conn_state s = c->state;
 	request_reset(c);
@@ -833,8 +234,7 @@ static void start_request(struct conn *c, const struct h1_request *req, size_t h
 	enum h1_body body = req->body;
 	int64_t cl = req->content_length;
 	/* the head's bytes go; req's slices are dead from here */
-	memmove(c->in, c->in + hlen, c->in_len - hlen);
-	c->in_len -= hlen;
+	buf_consume(&c->in, hlen);
 	if (c->path == NULL) {
 		respond_fatal(c, DY_E_INTERNAL, "no memory");
 		return;
@@ -876,8 +276,8 @@ static void start_request(struct conn *c, const struct h1_request *req, size_t h
 	c->state = CONN_BODY;
 	if (expect) {
 		/* RFC 9110 10.1.1: the client waits for this before the body */
-		static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
-		if (buf_append(&c->out, &c->out_len, &c->out_cap, cont, sizeof(cont) - 1) < 0)
+		if (buf_append(&c->out, HTTP_100_CONTINUE, sizeof(HTTP_100_CONTINUE) - 1,
+		               SIZE_MAX) < 0)
 			conn_close(c);
 	}
 }
@@ -894,7 +294,7 @@ static int body_sink(struct conn *c, const char *p, size_t n)
 		return -1;
 	}
 	if (c->sink == SINK_MEMORY) {
-		if (buf_append(&c->body, &c->body_len, &c->body_cap, p, n) < 0) {
+		if (buf_append(&c->body, p, n, SIZE_MAX) < 0) {
 			respond_fatal(c, DY_E_INTERNAL, "no memory");
 			return -1;
 		}
@@ -922,9 +322,10 @@ static void read_body(struct conn *c)
 	size_t off = 0;
 	bool done = false;
 	if (c->chunked) {
-		while (off < c->in_len && !h1_chunked_done(&c->chunk)) {
+		while (off < buf_len(&c->in) && !h1_chunked_done(&c->chunk)) {
 			struct h1_slice data;
-			int n = h1_chunked_decode(&c->chunk, c->in + off, c->in_len - off, &data);
+			int n = h1_chunked_decode(&c->chunk, buf_data(&c->in) + off,
+			                          buf_len(&c->in) - off, &data);
 			if (n < 0) {
 				respond_fatal(c, DY_E_BAD_REQUEST, h1_strerror(n));
 				return;
@@ -937,15 +338,14 @@ static void read_body(struct conn *c)
 		}
 		done = h1_chunked_done(&c->chunk);
 	} else {
-		size_t n = c->in_len < c->remaining ? c->in_len : (size_t)c->remaining;
-		if (n && body_sink(c, c->in, n) < 0)
+		size_t n = (size_t)MIN((uint64_t)buf_len(&c->in), c->remaining);
+		if (n && body_sink(c, buf_data(&c->in), n) < 0)
 			return;
 		off = n;
 		c->remaining -= n;
 		done = c->remaining == 0;
 	}
-	memmove(c->in, c->in + off, c->in_len - off);
-	c->in_len -= off;
+	buf_consume(&c->in, off);
 	if (done)
 		finish_request(c);
 }
@@ -954,17 +354,17 @@ static void read_body(struct conn *c)
  * answers waiting stay under API_OUT_HIGH_WATER). */
 static void process(struct conn *c)
 {
-	while (!c->closed && c->state != CONN_CLOSING) {
+	while (!c->conn.closed && c->state != CONN_CLOSING) {
 		if (c->state == CONN_BODY) {
 			read_body(c);
 			if (c->state == CONN_BODY)
 				break; /* needs more bytes */
 			continue;
 		}
-		if (c->in_len == 0 || c->out_len - c->out_off >= API_OUT_HIGH_WATER)
+		if (buf_len(&c->in) == 0 || buf_len(&c->out) >= API_OUT_HIGH_WATER)
 			break;
 		struct h1_request req;
-		int r = h1_parse_request(&c->parser, c->in, c->in_len, &req);
+		int r = h1_parse_request(&c->parser, buf_data(&c->in), buf_len(&c->in), &req);
 		if (r == 0)
 			break;
 		if (r < 0) {
@@ -986,34 +386,17 @@ static void process(struct conn *c)
 
 static void on_conn_io(struct loop *loop, struct loop_io *io, uint32_t events)
 {
-	struct conn *c = loop_container_of(io, struct conn, io);
+	struct conn *c = loop_container_of(io, struct conn, conn.io);
 	if (events & LOOP_READ) {
-		loop_timer_start(loop, &c->idle, API_IDLE_USEC, NULL);
+		loop_timer_start(loop, &c->conn.timer, API_IDLE_USEC, NULL);
 		/* bounded per event so one fast uploader cannot starve others */
-		for (int rounds = 0; rounds < 16 && !c->closed && c->state != CONN_CLOSING;
+		for (int rounds = 0; rounds < 16 && !c->conn.closed && c->state != CONN_CLOSING;
 		     rounds++) {
-			if (c->in_cap - c->in_len < API_READ_CHUNK / 4) {
-				/* a head is at most 64 KiB and bodies are drained as they
-				 * come, so the buffer stays bounded; it only fills while
-				 * answers wait (then READ interest is off) */
-				size_t max = (size_t)h1_limits_default.head + 2 * API_READ_CHUNK;
-				size_t ncap = c->in_cap ? c->in_cap * 2 : API_READ_CHUNK;
-				if (ncap > max)
-					ncap = max;
-				if (ncap <= c->in_cap)
-					break;
-				char *nb = realloc(c->in, ncap);
-				if (nb == NULL) {
-					conn_close(c);
-					return;
-				}
-				c->in = nb;
-				c->in_cap = ncap;
-			}
-			ssize_t n = recv(c->io.fd, c->in + c->in_len, c->in_cap - c->in_len, 0);
-			if (n < 0 && errno == EINTR)
-				continue;
-			if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			/* a head is at most 64 KiB and bodies are drained as they
+			 * come, so the buffer stays bounded; it only fills while
+			 * answers wait (then READ interest is off) */
+			ssize_t n = buf_recv(&c->in, c->conn.io.fd, API_IN_MAX);
+			if (n == -EAGAIN || n == -ENOBUFS)
 				break;
 			if (n < 0) {
 				conn_close(c);
@@ -1024,18 +407,17 @@ static void on_conn_io(struct loop *loop, struct loop_io *io, uint32_t events)
 				c->state = CONN_CLOSING;
 				break;
 			}
-			c->in_len += (size_t)n;
 			process(c);
 		}
 	}
-	if (c->closed)
+	if (c->conn.closed)
 		return;
 	conn_flush(c);
 }
 
 static void on_idle(struct loop *loop, struct loop_timer *t)
 {
-	struct conn *c = loop_container_of(t, struct conn, idle);
+	struct conn *c = loop_container_of(t, struct conn, conn.timer);
 	conn_close(c);
 }
 
@@ -1052,7 +434,7 @@ static void on_accept(struct loop *loop, struct loop_io *io, uint32_t events)
 				continue;
 			return;
 		}
-		if (a->nconns >= API_MAX_CONNS) {
+		if (a->conns.n >= API_MAX_CONNS) {
 			close(fd);
 			continue;
 		}
@@ -1064,16 +446,8 @@ static void on_accept(struct loop *loop, struct loop_io *io, uint32_t events)
 		c->api = a;
 		c->body_fd = -1;
 		request_reset(c);
-		loop_io_init(&c->io, fd, on_conn_io);
-		loop_timer_init(&c->idle, on_idle);
-		c->next = a->conns;
-		if (a->conns)
-			a->conns->prev = c;
-		a->conns = c;
-		a->nconns++;
-		if (loop_io_set(loop, &c->io, LOOP_READ, NULL) < 0 ||
-		    loop_timer_start(loop, &c->idle, API_IDLE_USEC, NULL) < 0)
-			conn_close(c);
+		dy_conn_init(&c->conn, fd, on_conn_io, on_idle, conn_free);
+		dy_conn_start(loop, &a->conns, &c->conn, API_IDLE_USEC);
 	}
 }
 
@@ -1176,8 +550,8 @@ void api_free(struct api *a)
 {
 	if (a == NULL)
 		return;
-	while (a->conns)
-		conn_close(a->conns);
+	while (a->conns.head)
+		conn_close(loop_container_of(a->conns.head, struct conn, conn));
 	loop_io_stop(a->loop, &a->io);
 	if (a->fd >= 0)
 		close(a->fd);

@@ -52,6 +52,8 @@ struct sup_dyno {
 	struct loop_timer start_timer; /* cool-off over, or a release phase due */
 	struct loop_timer boot_timer;  /* the next boot probe */
 	struct loop_timer stop_timer;  /* the stop grace ran out: R12 */
+	/* the free, after the dispatch round */
+	struct loop_deferred reap;
 	char created_at[STATE_TIME_LEN + 1];
 	char updated_at[STATE_TIME_LEN + 1];
 };
@@ -110,13 +112,17 @@ static bool is_web(const struct sup_dyno *d)
 	return !d->lc.oneoff && strcmp(d->type, "web") == 0;
 }
 
-static void dyno_free(void *ptr)
+static void dyno_free(struct sup_dyno *d)
 {
-	struct sup_dyno *d = ptr;
 	boot_stop(&d->boot);
 	launch_free(d->ld);
 	free(d->command);
 	free(d);
+}
+
+static void dyno_reap(struct loop_deferred *node)
+{
+	dyno_free(loop_container_of(node, struct sup_dyno, reap));
 }
 
 /* True while a stopping dyno of app is in the list. */
@@ -144,8 +150,7 @@ static void unlink_dyno(struct sup_dyno *d)
 	routes_changed(s);
 	if (td_any(&s->graves) && !app_stopping(s, d->app))
 		td_done(&s->graves, d->app);
-	if (loop_defer(s->loop, dyno_free, d, NULL) < 0)
-		dyno_free(d); /* ENOMEM: nothing of d is on the stack above */
+	loop_defer(s->loop, &d->reap);
 	if (s->shutting_down && s->dynos == NULL)
 		loop_stop(s->loop);
 }
@@ -473,6 +478,7 @@ static struct sup_dyno *dyno_new(struct sup *s, const char *app, const char *typ
 	loop_timer_init(&d->start_timer, on_start_timer);
 	loop_timer_init(&d->boot_timer, on_boot_timer);
 	loop_timer_init(&d->stop_timer, on_stop_timer);
+	loop_defer_init(&d->reap, dyno_reap);
 	loop_io_init(&d->exit_io, -1, on_exit_io);
 	loop_io_init(&d->oom_io, -1, on_oom_io);
 	state_now(d->created_at);

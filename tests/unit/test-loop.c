@@ -122,14 +122,15 @@ static void test_io_bad_fd(void **state)
 
 struct conn {
 	struct loop_io io;
+	struct loop_deferred reap;
 	struct conn *peer;
 	int *calls;
 	bool closed;
 };
 
-static void conn_free(void *ptr)
+static void conn_free(struct loop_deferred *d)
 {
-	struct conn *c = ptr;
+	struct conn *c = loop_container_of(d, struct conn, reap);
 	close(c->io.fd);
 	free(c);
 }
@@ -145,12 +146,15 @@ static void conn_ready(struct loop *loop, struct loop_io *io, uint32_t events)
 		victim->peer = NULL;
 		c->peer = NULL;
 		loop_io_stop(loop, &victim->io);
-		assert_int_equal(loop_defer(loop, conn_free, victim, NULL), 0);
+		loop_defer(loop, &victim->reap);
 	}
 	/* And close ourselves too, the h2o way. */
 	c->closed = true;
 	loop_io_stop(loop, io);
-	assert_int_equal(loop_defer(loop, conn_free, c, NULL), 0);
+	loop_defer(loop, &c->reap);
+	/* twice is once: the node is queued already */
+	loop_defer(loop, &c->reap);
+	assert_true(loop_defer_pending(&c->reap));
 	loop_stop(loop);
 }
 
@@ -169,6 +173,8 @@ static void test_stale_event_guard(void **state)
 	ca->calls = cb->calls = &calls;
 	loop_io_init(&ca->io, a[0], conn_ready);
 	loop_io_init(&cb->io, b[0], conn_ready);
+	loop_defer_init(&ca->reap, conn_free);
+	loop_defer_init(&cb->reap, conn_free);
 	assert_int_equal(loop_io_set(loop, &ca->io, LOOP_READ, NULL), 0);
 	assert_int_equal(loop_io_set(loop, &cb->io, LOOP_READ, NULL), 0);
 	/* Both readable before the loop waits: one batch holds both. */
@@ -261,13 +267,14 @@ static void test_stale_event_guard_free_now(void **state)
 
 struct counted {
 	struct loop_io io;
+	struct loop_deferred check;
 	int *dispatched;
 	int *seen_by_deferred;
 };
 
-static void deferred_check(void *ptr)
+static void deferred_check(struct loop_deferred *d)
 {
-	struct counted *c = ptr;
+	struct counted *c = loop_container_of(d, struct counted, check);
 	*c->seen_by_deferred = *c->dispatched;
 }
 
@@ -277,7 +284,7 @@ static void counted_ready(struct loop *loop, struct loop_io *io, uint32_t events
 	char buf[4];
 	assert_int_equal(read(io->fd, buf, sizeof(buf)), 1);
 	if ((*c->dispatched)++ == 0)
-		assert_int_equal(loop_defer(loop, deferred_check, c, NULL), 0);
+		loop_defer(loop, &c->check);
 }
 
 static void test_defer_after_dispatch(void **state)
@@ -291,6 +298,8 @@ static void test_defer_after_dispatch(void **state)
 	struct counted cb = ca;
 	loop_io_init(&ca.io, a[0], counted_ready);
 	loop_io_init(&cb.io, b[0], counted_ready);
+	loop_defer_init(&ca.check, deferred_check);
+	loop_defer_init(&cb.check, deferred_check);
 	assert_int_equal(loop_io_set(loop, &ca.io, LOOP_READ, NULL), 0);
 	assert_int_equal(loop_io_set(loop, &cb.io, LOOP_READ, NULL), 0);
 	assert_int_equal(write(a[1], "x", 1), 1);
@@ -306,21 +315,65 @@ static void test_defer_after_dispatch(void **state)
 	}
 }
 
-static void count_free(void *ptr)
+struct counter {
+	struct loop_deferred node;
+	int runs;
+	int requeue; /* times the function queues itself again */
+	struct loop *loop;
+};
+
+static void count_run(struct loop_deferred *d)
 {
-	(*(int *)ptr)++;
+	struct counter *k = loop_container_of(d, struct counter, node);
+	assert_false(loop_defer_pending(d));
+	k->runs++;
+	if (k->requeue > 0) {
+		k->requeue--;
+		loop_defer(k->loop, d);
+	}
 }
 
 static void test_defer_runs_on_free(void **state)
 {
 	struct loop *loop = NULL;
-	int runs = 0;
+	struct counter a = {0}, b = {0};
 	assert_int_equal(loop_new(&loop, NULL), 0);
-	assert_int_equal(loop_defer(loop, count_free, &runs, NULL), 0);
-	assert_int_equal(loop_defer(loop, count_free, &runs, NULL), 0);
+	loop_defer_init(&a.node, count_run);
+	loop_defer_init(&b.node, count_run);
+	loop_defer(loop, &a.node);
+	loop_defer(loop, &b.node);
+	loop_defer(loop, &a.node);
+	/* a queues itself once more: loop_free runs the queue until empty */
+	a.requeue = 1;
+	a.loop = loop;
 	loop_free(loop);
-	assert_int_equal(runs, 2);
+	assert_int_equal(a.runs, 2);
+	assert_int_equal(b.runs, 1);
 	loop_free(NULL);
+}
+
+/* A function that queues itself runs once a round, in queue order, and
+ * does not hold the loop in one round. */
+static void test_defer_requeue_next_round(void **state)
+{
+	struct loop_timer watchdog;
+	_cleanup_loop_ struct loop *loop = new_loop(&watchdog);
+	struct counter a = {.requeue = 2, .loop = loop}, b = {.loop = loop};
+	loop_defer_init(&a.node, count_run);
+	loop_defer_init(&b.node, count_run);
+	loop_defer(loop, &a.node);
+	loop_defer(loop, &b.node);
+	assert_int_equal(loop_run_once(loop, NULL), 0);
+	assert_int_equal(a.runs, 1);
+	assert_int_equal(b.runs, 1);
+	assert_true(loop_defer_pending(&a.node));
+	assert_false(loop_defer_pending(&b.node));
+	/* pending work: the next iteration does not block in epoll_wait */
+	assert_int_equal(loop_run_once(loop, NULL), 0);
+	assert_int_equal(loop_run_once(loop, NULL), 0);
+	assert_int_equal(a.runs, 3);
+	assert_false(loop_defer_pending(&a.node));
+	assert_int_equal(b.runs, 1);
 }
 
 /* timers */
@@ -618,6 +671,7 @@ int main(void)
 	    cmocka_unit_test(test_stale_event_guard_free_now),
 	    cmocka_unit_test(test_defer_after_dispatch),
 	    cmocka_unit_test(test_defer_runs_on_free),
+	    cmocka_unit_test(test_defer_requeue_next_round),
 	    cmocka_unit_test(test_timers_fire_in_order),
 	    cmocka_unit_test(test_timer_heap_many),
 	    cmocka_unit_test(test_timer_cancel),

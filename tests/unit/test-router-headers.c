@@ -147,14 +147,24 @@ static void test_log_format(void **state)
 	assert_string_equal(buf, "at=info method=GET path=\"/a\\\"b\" host=hello.localhost "
 	                         "request_id=abc fwd=\"1.2.3.4\" dyno=web.1 connect=1ms "
 	                         "service=23ms status=200 bytes=123 protocol=http");
-	e.code = "H12";
-	e.desc = "Request timeout";
+	/* a code brings its description from the table */
+	e.code = HK_H12;
 	e.status = 503;
 	e.path = "/";
 	rlog_format_entry(buf, sizeof(buf), &e);
 	assert_string_equal(buf, "at=error code=H12 desc=\"Request timeout\" method=GET path=\"/\" "
 	                         "host=hello.localhost request_id=abc fwd=\"1.2.3.4\" dyno=web.1 "
 	                         "connect=1ms service=23ms status=503 bytes=123 protocol=http");
+	/* a router answer without a code: its desc alone */
+	e.code = HK_NONE;
+	e.desc = "No such app";
+	e.status = 404;
+	rlog_format_entry(buf, sizeof(buf), &e);
+	assert_string_equal(buf, "at=error desc=\"No such app\" method=GET path=\"/\" "
+	                         "host=hello.localhost request_id=abc fwd=\"1.2.3.4\" dyno=web.1 "
+	                         "connect=1ms service=23ms status=404 bytes=123 protocol=http");
+	e.code = HK_H12;
+	e.desc = NULL;
 	struct timespec ts = {.tv_sec = 1795690800, .tv_nsec = 5000};
 	char line[600];
 	rlog_format_line(line, sizeof(line), &ts, "at=info");

@@ -1,0 +1,79 @@
+/* The Platform API server's parts (runtime/manager/api.c: connections,
+ * request reading, responses; api-routes.c: the endpoints), and what they
+ * share. Not for other modules: the interface is runtime/manager/api.h. */
+#pragma once
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/buf.h"
+#include "common/conn.h"
+#include "common/error.h"
+#include "common/http1.h"
+#include "common/loop.h"
+#include "runtime/manager/api.h"
+
+#define API_HEADERS_MAX 100
+
+enum conn_state {
+	CONN_HEAD = 0, /* reading a request head */
+	CONN_BODY,     /* reading its body */
+	CONN_CLOSING,  /* answer queued: flush, then close */
+};
+
+enum body_sink {
+	SINK_MEMORY = 0, /* JSON: in c->body */
+	SINK_FILE,       /* slug upload: to c->body_fd */
+};
+
+struct conn {
+	struct api *api;
+	struct dy_conn conn; /* socket, idle timer, list, deferred free */
+
+	struct buf in;  /* read, not yet taken by the parser or the body */
+	struct buf out; /* answers queued, not yet sent */
+
+	enum conn_state state;
+	struct h1_parser parser;
+	struct h1_header headers[API_HEADERS_MAX];
+
+	/* the request being read (copied out of the input buffer) */
+	enum h1_method method; /* HEAD is served as GET ... */
+	bool head_only;        /* ... without the body (RFC 9110 9.3.2) */
+	char *path;
+	bool keep_alive;
+	enum body_sink sink;
+	bool chunked;
+	struct h1_chunked chunk;
+	uint64_t remaining; /* Content-Length bytes still to come */
+	uint64_t body_limit;
+	uint64_t body_total;
+	struct buf body; /* SINK_MEMORY */
+	int body_fd;     /* SINK_FILE */
+};
+
+struct api {
+	struct loop *loop;
+	struct mgr *mgr;
+	const struct config *cfg;
+	char *path;
+	int fd;
+	struct loop_io io;
+	struct dy_conn_list conns;
+};
+
+/* Queues the response to c's request: status and the JSON body j (stolen;
+ * NULL gives an empty object). Closes c when memory is short. */
+void api_respond_json(struct conn *c, int status, json_t *j);
+
+/* Queues an error response: the status and error id of kind (docs/api.md,
+ * "Errors") and the message formatted from fmt. */
+void api_respond_error(struct conn *c, enum dy_error_kind kind, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Answers c's request, whose head and body are complete (c->method,
+ * c->path, c->body or c->body_fd): finds its endpoint and queues the
+ * response. */
+void api_dispatch(struct conn *c);

@@ -1,0 +1,481 @@
+/* The Platform API's endpoints (docs/api.md): each takes a complete
+ * request on a connection of runtime/manager/api.c, calls the manager and
+ * queues the JSON response. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/cleanup.h"
+#include "common/log.h"
+#include "runtime/manager/api-internal.h"
+
+static void respond_mgr_error(struct conn *c, struct dy_error **err)
+{
+	enum dy_error_kind kind = dy_error_kind_of(*err);
+	if (kind == DY_E_INTERNAL)
+		dy_log("api", "%s %s: %s", h1_method_str(c->method), c->path, dy_error_msg(*err));
+	api_respond_error(c, kind, "%s", dy_error_msg(*err));
+	dy_error_free(err);
+}
+
+/* ---- routes ---- */
+
+#define MAX_SEGS 6
+
+struct route {
+	const char *seg[MAX_SEGS];
+	size_t nseg;
+};
+
+/* Splits path (modified in place) on '/'; false when it has too many or
+ * empty segments. */
+static bool split_path(char *path, struct route *r)
+{
+	r->nseg = 0;
+	char *q = strchr(path, '?');
+	if (q)
+		*q = '\0';
+	if (path[0] != '/')
+		return false;
+	char *p = path + 1;
+	if (*p == '\0')
+		return true;
+	for (;;) {
+		if (r->nseg == MAX_SEGS)
+			return false;
+		char *slash = strchr(p, '/');
+		if (slash)
+			*slash = '\0';
+		if (*p == '\0')
+			return slash == NULL && r->nseg > 0; /* a trailing '/' is fine */
+		r->seg[r->nseg++] = p;
+		if (slash == NULL)
+			return true;
+		p = slash + 1;
+	}
+}
+
+/* Parses the JSON body; answers 400 and returns NULL when it is not an
+ * object. */
+static json_t *body_object(struct conn *c)
+{
+	json_error_t jerr;
+	json_t *j = json_loadb(c->body.p ? buf_data(&c->body) : "", buf_len(&c->body),
+	                       JSON_REJECT_DUPLICATES, &jerr);
+	if (j == NULL) {
+		api_respond_error(c, DY_E_BAD_REQUEST, "request body is not JSON: %s", jerr.text);
+		return NULL;
+	}
+	if (!json_is_object(j)) {
+		json_decref(j);
+		api_respond_error(c, DY_E_BAD_REQUEST, "request body must be a JSON object");
+		return NULL;
+	}
+	return j;
+}
+
+static void method_not_allowed(struct conn *c, const char *allowed)
+{
+	api_respond_error(c, DY_E_NOT_ALLOWED, "method %s is not allowed on %s (allowed: %s)",
+	                  h1_method_str(c->method), c->path, allowed);
+}
+
+static void route_apps(struct conn *c)
+{
+	struct api *a = c->api;
+	const struct state *st = mgr_state(a->mgr);
+	if (c->method == H1_METHOD_GET) {
+		json_t *list = json_array();
+		for (size_t i = 0; list && i < st->napps; i++)
+			json_array_append_new(list, mgr_app_json(a->mgr, st->apps[i]));
+		api_respond_json(c, 200, list);
+		return;
+	}
+	if (c->method != H1_METHOD_POST) {
+		method_not_allowed(c, "GET, POST");
+		return;
+	}
+	_cleanup_json_ json_t *b = body_object(c);
+	if (b == NULL)
+		return;
+	const char *name = json_string_value(json_object_get(b, "name"));
+	if (name == NULL) {
+		api_respond_error(c, DY_E_INVALID, "name: expected a string");
+		return;
+	}
+	struct dy_error *err = NULL;
+	struct state_app *app;
+	if (mgr_app_create(a->mgr, name, &app, &err) < 0) {
+		respond_mgr_error(c, &err);
+		return;
+	}
+	dy_log("api", "created app %s (uid %u)", app->name, app->uid);
+	api_respond_json(c, 201, mgr_app_json(a->mgr, app));
+}
+
+static void route_app(struct conn *c, struct state_app *app)
+{
+	struct api *a = c->api;
+	if (c->method == H1_METHOD_GET) {
+		api_respond_json(c, 200, mgr_app_json(a->mgr, app));
+		return;
+	}
+	if (c->method != H1_METHOD_DELETE) {
+		method_not_allowed(c, "GET, DELETE");
+		return;
+	}
+	json_t *j = mgr_app_json(a->mgr, app);
+	char name[STATE_APP_NAME_MAX + 1];
+	snprintf(name, sizeof(name), "%s", app->name);
+	struct dy_error *err = NULL;
+	if (mgr_app_destroy(a->mgr, name, &err) < 0) {
+		if (j)
+			json_decref(j);
+		respond_mgr_error(c, &err);
+		return;
+	}
+	dy_log("api", "destroyed app %s", name);
+	api_respond_json(c, 200, j);
+}
+
+static void route_slugs(struct conn *c, struct state_app *app)
+{
+	if (c->method != H1_METHOD_POST) {
+		method_not_allowed(c, "POST");
+		return;
+	}
+	if (lseek(c->body_fd, 0, SEEK_SET) < 0) {
+		api_respond_error(c, DY_E_INTERNAL, "upload: %s", strerror(errno));
+		return;
+	}
+	struct dy_error *err = NULL;
+	struct slug_info info = {0};
+	if (mgr_slug_put(c->api->mgr, app->name, c->body_fd, &info, &err) < 0) {
+		respond_mgr_error(c, &err);
+		return;
+	}
+	json_t *pt = json_object();
+	for (size_t i = 0; pt && info.procfile && i < info.procfile->n; i++)
+		json_object_set_new(pt, info.procfile->entries[i].name,
+		                    json_string(info.procfile->entries[i].command));
+	json_t *j = json_pack("{s:s, s:I, s:o*}", "id", info.id, "size", (json_int_t)info.size,
+	                      "process_types", pt);
+	dy_log("api", "stored slug %.7s (%llu bytes) for %s", info.id,
+	       (unsigned long long)info.size, app->name);
+	slug_info_clear(&info);
+	api_respond_json(c, 201, j);
+}
+
+/* "v3", "3" or 3 -> 3; 0 when it is none of those. */
+static int parse_version(json_t *j, const char *s)
+{
+	if (j && json_is_integer(j))
+		return json_integer_value(j) > 0 && json_integer_value(j) < INT32_MAX
+		           ? (int)json_integer_value(j)
+		           : 0;
+	if (j)
+		s = json_string_value(j);
+	if (s == NULL)
+		return 0;
+	if (s[0] == 'v')
+		s++;
+	if (*s < '1' || *s > '9')
+		return 0;
+	long v = 0;
+	for (; *s; s++) {
+		if (*s < '0' || *s > '9' || v > 100000000)
+			return 0;
+		v = v * 10 + (*s - '0');
+	}
+	return (int)v;
+}
+
+static void route_releases(struct conn *c, struct state_app *app, const char *which)
+{
+	struct api *a = c->api;
+	if (which) {
+		if (c->method != H1_METHOD_GET) {
+			method_not_allowed(c, "GET");
+			return;
+		}
+		int v = parse_version(NULL, which);
+		const struct state_release *rel = v ? state_release_find(app, v) : NULL;
+		if (rel == NULL) {
+			api_respond_error(c, DY_E_NOT_FOUND, "release \"%.32s\" of %s not found",
+			                  which, app->name);
+			return;
+		}
+		api_respond_json(c, 200, state_release_json(rel));
+		return;
+	}
+	if (c->method == H1_METHOD_GET) {
+		json_t *list = json_array();
+		for (size_t i = 0; list && i < app->nreleases; i++)
+			json_array_append_new(list, state_release_json(&app->releases[i]));
+		api_respond_json(c, 200, list);
+		return;
+	}
+	if (c->method != H1_METHOD_POST) {
+		method_not_allowed(c, "GET, POST");
+		return;
+	}
+	_cleanup_json_ json_t *b = body_object(c);
+	if (b == NULL)
+		return;
+	json_t *slug = json_object_get(b, "slug"), *rel = json_object_get(b, "release");
+	if ((slug == NULL) == (rel == NULL)) {
+		api_respond_error(
+		    c, DY_E_INVALID,
+		    "expected either {\"slug\": ID} (deploy) or {\"release\": \"vN\"} "
+		    "(rollback)");
+		return;
+	}
+	struct dy_error *err = NULL;
+	struct state_release *out = NULL;
+	int r;
+	if (slug) {
+		if (json_is_object(slug))
+			slug = json_object_get(slug, "id");
+		if (!json_is_string(slug)) {
+			api_respond_error(c, DY_E_INVALID, "slug: expected a slug id string");
+			return;
+		}
+		r = mgr_deploy(a->mgr, app->name, json_string_value(slug), &out, &err);
+	} else {
+		int v = parse_version(rel, NULL);
+		if (v == 0) {
+			api_respond_error(c, DY_E_INVALID,
+			                  "release: expected a version such as \"v3\" or 3");
+			return;
+		}
+		r = mgr_rollback(a->mgr, app->name, v, &out, &err);
+	}
+	if (r < 0) {
+		respond_mgr_error(c, &err);
+		return;
+	}
+	dy_log("api", "%s: v%d %s (%s)", app->name, out->version, out->description,
+	       state_release_status_str(out->status));
+	api_respond_json(c, 201, state_release_json(out));
+}
+
+static int parse_update(json_t *o, const char *type, struct mgr_formation_update *u, char *msg,
+                        size_t size)
+{
+	u->type = type ? type : json_string_value(json_object_get(o, "type"));
+	u->quantity = -1;
+	u->size = NULL;
+	if (!json_is_object(o)) {
+		snprintf(msg, size, "each update must be an object");
+		return -1;
+	}
+	if (u->type == NULL) {
+		snprintf(msg, size, "type: expected a process type name");
+		return -1;
+	}
+	json_t *q = json_object_get(o, "quantity"), *s = json_object_get(o, "size");
+	if (q) {
+		if (!json_is_integer(q) || json_integer_value(q) < 0 ||
+		    json_integer_value(q) > MGR_QUANTITY_MAX) {
+			snprintf(msg, size, "%s: quantity must be an integer in 0..%d", u->type,
+			         MGR_QUANTITY_MAX);
+			return -1;
+		}
+		u->quantity = (int)json_integer_value(q);
+	}
+	if (s) {
+		if (!json_is_string(s)) {
+			snprintf(msg, size, "%s: size must be a string", u->type);
+			return -1;
+		}
+		u->size = json_string_value(s);
+	}
+	return 0;
+}
+
+static void route_formation(struct conn *c, struct state_app *app, const char *type)
+{
+	struct api *a = c->api;
+	struct dy_error *err = NULL;
+	if (c->method == H1_METHOD_PATCH) {
+		_cleanup_json_ json_t *b = body_object(c);
+		if (b == NULL)
+			return;
+		char msg[256];
+		_cleanup_free_ struct mgr_formation_update *u = NULL;
+		size_t n = 0;
+		if (type) {
+			u = calloc(1, sizeof(*u));
+			if (u == NULL || parse_update(b, type, u, msg, sizeof(msg)) < 0) {
+				api_respond_error(c, DY_E_INVALID, "%s", u ? msg : "no memory");
+				return;
+			}
+			n = 1;
+		} else {
+			json_t *ups = json_object_get(b, "updates");
+			if (!json_is_array(ups)) {
+				api_respond_error(
+				    c, DY_E_INVALID,
+				    "updates: expected a list of {type, quantity, size}");
+				return;
+			}
+			n = json_array_size(ups);
+			u = calloc(n ? n : 1, sizeof(*u));
+			for (size_t i = 0; u && i < n; i++)
+				if (parse_update(json_array_get(ups, i), NULL, &u[i], msg,
+				                 sizeof(msg)) < 0) {
+					api_respond_error(c, DY_E_INVALID, "updates[%zu]: %s", i,
+					                  msg);
+					return;
+				}
+			if (u == NULL) {
+				api_respond_error(c, DY_E_INTERNAL, "no memory");
+				return;
+			}
+		}
+		if (mgr_formation_update(a->mgr, app->name, u, n, &err) < 0) {
+			respond_mgr_error(c, &err);
+			return;
+		}
+		for (size_t i = 0; i < n; i++) {
+			const struct state_formation *f = state_formation_find(app, u[i].type);
+			dy_log("api", "%s: scaled %s to %d:%s", app->name, u[i].type,
+			       f ? f->quantity : 0, f ? f->size : "?");
+		}
+	} else if (c->method != H1_METHOD_GET) {
+		method_not_allowed(c, "GET, PATCH");
+		return;
+	}
+	json_t *j = mgr_formation_json(a->mgr, app, type, &err);
+	if (j == NULL && err) {
+		respond_mgr_error(c, &err);
+		return;
+	}
+	api_respond_json(c, 200, j);
+}
+
+static void route_config(struct conn *c, struct state_app *app)
+{
+	struct api *a = c->api;
+	if (c->method == H1_METHOD_PATCH) {
+		_cleanup_json_ json_t *b = body_object(c);
+		if (b == NULL)
+			return;
+		struct dy_error *err = NULL;
+		struct state_release *rel = NULL;
+		if (mgr_config_update(a->mgr, app->name, b, &rel, &err) < 0) {
+			respond_mgr_error(c, &err);
+			return;
+		}
+		if (rel)
+			dy_log("api", "%s: v%d %s", app->name, rel->version, rel->description);
+	} else if (c->method != H1_METHOD_GET) {
+		method_not_allowed(c, "GET, PATCH");
+		return;
+	}
+	json_t *cfg = mgr_config_vars(app);
+	api_respond_json(c, 200, cfg ? json_deep_copy(cfg) : json_object());
+}
+
+/* GET /apps/{app}/dynos[/{dyno}], DELETE /apps/{app}/dynos[/{dyno|type}]
+ * (restart), POST /apps/{app}/dynos/{dyno}/actions/stop */
+static void route_dynos(struct conn *c, struct state_app *app, const struct route *r)
+{
+	struct api *a = c->api;
+	struct dy_error *err = NULL;
+	const char *which = r->nseg >= 4 ? r->seg[3] : NULL;
+	if (!mgr_has_dynos(a->mgr)) {
+		api_respond_error(c, DY_E_UNSUPPORTED,
+		                  "%s needs the dyno launcher, which this dynod runs without",
+		                  c->path);
+		return;
+	}
+	if (r->nseg == 6) {
+		if (strcmp(r->seg[4], "actions") != 0 || strcmp(r->seg[5], "stop") != 0) {
+			api_respond_error(c, DY_E_NOT_FOUND, "no such endpoint: %s", c->path);
+			return;
+		}
+		if (c->method != H1_METHOD_POST) {
+			method_not_allowed(c, "POST");
+			return;
+		}
+		if (mgr_dyno_stop(a->mgr, app->name, which, &err) < 0) {
+			respond_mgr_error(c, &err);
+			return;
+		}
+		dy_log("api", "%s: stopped %s", app->name, which);
+		api_respond_json(c, 202, json_object());
+		return;
+	}
+	if (r->nseg == 5) {
+		api_respond_error(c, DY_E_NOT_FOUND, "no such endpoint: %s", c->path);
+		return;
+	}
+	if (c->method == H1_METHOD_DELETE) {
+		if (mgr_dynos_restart(a->mgr, app->name, which, &err) < 0) {
+			respond_mgr_error(c, &err);
+			return;
+		}
+		dy_log("api", "%s: restarted %s", app->name, which ? which : "all dynos");
+		api_respond_json(c, 202, json_object());
+		return;
+	}
+	if (c->method != H1_METHOD_GET) {
+		method_not_allowed(c, "GET, DELETE");
+		return;
+	}
+	json_t *j = mgr_dynos_json(a->mgr, app->name, which, &err);
+	if (j == NULL) {
+		respond_mgr_error(c, &err);
+		return;
+	}
+	api_respond_json(c, 200, j);
+}
+
+void api_dispatch(struct conn *c)
+{
+	struct api *a = c->api;
+	_cleanup_free_ char *path = strdup(c->path);
+	struct route r;
+	if (path == NULL) {
+		api_respond_error(c, DY_E_INTERNAL, "no memory");
+		return;
+	}
+	if (!split_path(path, &r) || r.nseg == 0 || strcmp(r.seg[0], "apps") != 0) {
+		api_respond_error(c, DY_E_NOT_FOUND, "no such endpoint: %s", c->path);
+		return;
+	}
+	if (r.nseg == 1) {
+		route_apps(c);
+		return;
+	}
+	struct state_app *app;
+	struct dy_error *err = NULL;
+	if (mgr_app_get(a->mgr, r.seg[1], &app, &err) < 0) {
+		respond_mgr_error(c, &err);
+		return;
+	}
+	if (r.nseg == 2) {
+		route_app(c, app);
+		return;
+	}
+	const char *sub = r.seg[2];
+	if (strcmp(sub, "slugs") == 0 && r.nseg == 3)
+		route_slugs(c, app);
+	else if (strcmp(sub, "releases") == 0 && r.nseg <= 4)
+		route_releases(c, app, r.nseg == 4 ? r.seg[3] : NULL);
+	else if (strcmp(sub, "formation") == 0 && r.nseg <= 4)
+		route_formation(c, app, r.nseg == 4 ? r.seg[3] : NULL);
+	else if (strcmp(sub, "config-vars") == 0 && r.nseg == 3)
+		route_config(c, app);
+	else if (strcmp(sub, "dynos") == 0 && r.nseg <= 6)
+		route_dynos(c, app, &r);
+	else if (strcmp(sub, "dynos") == 0 || strcmp(sub, "log-stream") == 0 ||
+	         strcmp(sub, "addons") == 0)
+		api_respond_error(c, DY_E_UNSUPPORTED, "%s is not implemented by this dynod",
+		                  c->path);
+	else
+		api_respond_error(c, DY_E_NOT_FOUND, "no such endpoint: %s", c->path);
+}
