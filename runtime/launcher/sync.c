@@ -76,9 +76,9 @@ int launch_sync_read(int fd, int flags, struct launch_sync_msg *ret, struct dy_e
 	if (n == 0)
 		return 0;
 	if ((size_t)n < LAUNCH_SYNC_HEADER)
-		return dy_error_errno(
-		    err, EPROTO, "sync: short message of %zd bytes, a message has at least %zu", n,
-		    LAUNCH_SYNC_HEADER);
+		return dy_error_errno(err, EPROTO,
+		                      "sync: short message (%zd of at least %zu bytes)", n,
+		                      LAUNCH_SYNC_HEADER);
 	if (ret->type == LAUNCH_SYNC_INVALID || ret->type >= _LAUNCH_SYNC_MAX)
 		return dy_error_errno(err, EPROTO, "sync: unknown message type %u",
 		                      (unsigned)ret->type);
