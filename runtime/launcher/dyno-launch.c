@@ -1,5 +1,5 @@
 /* dyno-launch: starts one dyno from the command line, waits for it, stops
- * and cleans it. A test and bench tool over libruntime (dynod links the
+ * and cleans it. A test and bench tool over liblauncher (dynod links the
  * same library):
  *
  *   dyno-launch --slug-dir D --uid U --name web.1 --id ID [--size standard-1x]

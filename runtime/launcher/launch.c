@@ -191,7 +191,7 @@ static int rules_join(struct rules_job *j, bool *made, struct dy_error **err)
 		j->err = NULL;
 	}
 	dy_error_free(&j->err);
-	return j->r < 0 ? j->r : 0;
+	return MIN(j->r, 0);
 }
 
 /* pidfds of children that did not die when a start failed (stuck in the
@@ -591,7 +591,7 @@ fail:
 	d->oom_fd = -1;
 	free_env(p, envp);
 	launch_free(d);
-	return r < 0 ? r : -1;
+	return MIN(r, -1); /* r, or -1 when no step set it */
 }
 
 /* PID 1 of a child PID namespace: /proc/PID/status's NSpid names the pid
@@ -662,7 +662,7 @@ int launch_adopt(const char *cgroup_parent, const char *id, pid_t pid, struct la
 fail:
 	dy_error_prefix(err, "adopt dyno %s", id);
 	launch_free(d);
-	return r < 0 ? r : -1;
+	return MIN(r, -1); /* r, or -1 when no step set it */
 }
 
 int launch_poll(struct launch_dyno *d, struct dy_error **err)
@@ -743,7 +743,7 @@ int launch_stop(struct launch_dyno *d, uint64_t grace_usec, bool *ret_killed, st
 		return dy_error_errno(err, errno, "SIGTERM dyno %s", d->id);
 	int r = wait_exit(d, (int)(grace_usec / 1000), err);
 	if (r != 0)
-		return r < 0 ? r : 0;
+		return MIN(r, 0);
 	if (ret_killed)
 		*ret_killed = true;
 	return launch_kill(d, err);
