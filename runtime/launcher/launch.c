@@ -1,7 +1,6 @@
 /* The dyno launcher; see launch.h. */
 #include "runtime/launcher/launch.h"
 
-#include <arpa/inet.h>
 #include <dirent.h>
 #include <fcntl.h>
 #include <libgen.h>
@@ -14,7 +13,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -308,19 +306,19 @@ static int wait_msg(int sock, enum launch_sync_type expect, uint64_t deadline,
 }
 
 /* Replaces *err with the child's own report when one is waiting (after
- * its LAUNCH_SYNC_NETNS_MADE, if that was not read yet). */
-static void child_error(int sock, struct dy_error **err)
+ * its LAUNCH_SYNC_NETNS_MADE, if that was not read yet). Returns the
+ * report's value (-errno, or -1), or 0 when none was waiting. */
+static int child_error(int sock, struct dy_error **err)
 {
 	struct launch_sync_msg m;
 	while (launch_sync_read(sock, MSG_DONTWAIT, &m, NULL) == 1) {
 		if (m.type != LAUNCH_SYNC_ERROR)
 			continue;
-		if (err) {
+		if (err)
 			dy_error_free(err);
-			launch_sync_error(&m, err);
-		}
-		return;
+		return launch_sync_error(&m, err);
 	}
+	return 0;
 }
 
 static void set_exit(struct launch_dyno *d, const siginfo_t *si)
@@ -550,7 +548,9 @@ fail_child:
 	rules_join(&rules, &rules_made, NULL);
 	/* the child may have failed first (its set-up runs beside ours):
 	 * then its error is the one that tells what went wrong */
-	child_error(sv0, err);
+	int ce = child_error(sv0, err);
+	if (ce < 0)
+		r = ce;
 	syscall(SYS_pidfd_send_signal, d->pidfd, SIGKILL, NULL, 0);
 	{
 		/* bounded: a child stuck in the kernel (a hung file system
@@ -565,7 +565,9 @@ fail_child:
 		siginfo_t si;
 		if (pr == 1) {
 			waitid(P_PIDFD, (id_t)d->pidfd, &si, WEXITED);
-			child_error(sv0, err); /* sent while we were failing */
+			ce = child_error(sv0, err); /* sent while we were failing */
+			if (ce < 0)
+				r = ce;
 		} else {
 			dy_error_prefix(err, "the child did not die within 2 s of SIGKILL, "
 			                     "left for the sweep");
