@@ -17,6 +17,9 @@
  *   init   -> parent    LAUNCH_SYNC_APP_EXECED
  *
  * and LAUNCH_SYNC_ERROR from the child or init in place of any of theirs.
+ * The app, forked by init, reports to init over a socket pair of its own:
+ * LAUNCH_SYNC_ERROR when its set-up or exec fails, else nothing (the end
+ * of stream its exec makes says it runs; init.c).
  * Both ends are built from the same sources (dyno-init links this file):
  * the launcher opens dyno-init once per process, so a dyno-init replaced
  * on disk by an upgrade is only taken by the next launcher (launch.c). */
