@@ -145,10 +145,7 @@ size_t cg_values(const enum cg_version ver[CG_N_CTRL], bool memsw, const struct 
 		/* cpu.weight is 1..10000, 100 the default */
 		uint32_t w = 100 * lim->cpu;
 		v[n] = (struct cg_value){CG_CPU, "cpu.weight", "", false};
-		snprintf(v[n++].value, sizeof(v->value), "%" PRIu32,
-		         w > 10000 ? 10000
-		         : w < 1   ? 1
-		                   : w);
+		snprintf(v[n++].value, sizeof(v->value), "%" PRIu32, CLAMP(w, 1u, 10000u));
 	}
 	return n;
 }
@@ -310,7 +307,7 @@ int cg_new(const char *parent, const char *id, struct cg **ret, struct dy_error 
 	return 0;
 fail:
 	cg_free(cg);
-	return r < 0 ? r : -1;
+	return MIN(r, -1); /* r, or -1 when no step set it */
 }
 
 bool cg_is_unified(const struct cg *cg)
@@ -385,7 +382,7 @@ int cg_make(struct cg *cg, const char *parent, const struct cg_limits *lim, stru
 
 fail_rm:
 	cg_destroy(cg, NULL);
-	return r < 0 ? r : -1;
+	return MIN(r, -1); /* r, or -1 when no step set it */
 }
 
 int cg_open(const char *parent, const char *id, struct cg **ret, struct dy_error **err)

@@ -6,10 +6,11 @@
  * running across a dynod upgrade.
  *
  *   dyno-init NAME UID GID LOG_BUFFER SINK_PATH COMMAND   (environment: empty)
- *   fd 3: the launcher's sync socket: init waits for "R" (the dyno's
- *         network rules are in place; the launcher makes them while init
- *         starts) before it starts the app, then sends "O" once the
- *         command has exec'd, or "E<message>"
+ *   fd 3: the launcher's sync socket (sync.h): init waits for
+ *         LAUNCH_SYNC_RULES_READY (the dyno's network rules are in place;
+ *         the launcher makes them while init starts) before it starts the
+ *         app, then sends LAUNCH_SYNC_APP_EXECED once the command has
+ *         exec'd, or LAUNCH_SYNC_ERROR (errno and message)
  *   fd 4: the compiled seccomp program (seccomp_policy_fd())
  *   fd 5: a sealed memfd with the app's environment, "K=V" strings each
  *         ending in a NUL
@@ -27,27 +28,23 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "runtime/launcher/init.h"
 #include "runtime/launcher/privs.h"
 #include "runtime/launcher/seccomp-filter.h"
+#include "runtime/launcher/sync.h"
 
 #define SYNC_FD   3
 #define FILTER_FD 4
 #define ENV_FD    5
 #define ENV_MAX   (16u << 20)
 
+/* Reports e to the launcher (its errno with it) and exits. */
 static __attribute__((noreturn)) void fail(struct dy_error *e)
 {
-	char buf[4096];
-	int n = snprintf(buf, sizeof(buf), "E%s", dy_error_msg(e));
-	if (n >= (int)sizeof(buf))
-		n = sizeof(buf) - 1;
-	ssize_t w = send(SYNC_FD, buf, (size_t)n, MSG_NOSIGNAL);
-	(void)w;
+	launch_sync_send_error(SYNC_FD, e);
 	_exit(1);
 }
 
@@ -113,12 +110,10 @@ int main(int argc, char **argv)
 	if (read_env(ENV_FD, &envp, &e) < 0)
 		fail(e);
 	close(ENV_FD);
-	char go = 0;
-	ssize_t n;
-	do
-		n = recv(SYNC_FD, &go, 1, 0);
-	while (n < 0 && errno == EINTR);
-	if (n != 1 || go != 'R')
+	int r = launch_sync_recv(SYNC_FD, 0, LAUNCH_SYNC_RULES_READY, &e);
+	if (r < 0)
+		fail(e); /* a message out of order: said so, to the launcher */
+	if (r == 0)
 		_exit(1); /* the launcher gave up: it kills the dyno */
 	struct init_params ip = {
 	    .name = argv[1],
@@ -145,8 +140,8 @@ int main(int argc, char **argv)
 		dup2(null, 2);
 		close(null);
 	}
-	if (send(SYNC_FD, "O", 1, MSG_NOSIGNAL) != 1)
-		_exit(1);
+	if (launch_sync_send(SYNC_FD, LAUNCH_SYNC_APP_EXECED, NULL) < 0)
+		_exit(1); /* the launcher is gone: it kills the dyno */
 	close(SYNC_FD);
 	init_run(st);
 }

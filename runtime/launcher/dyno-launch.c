@@ -1,5 +1,5 @@
 /* dyno-launch: starts one dyno from the command line, waits for it, stops
- * and cleans it. A test and bench tool over libruntime (dynod links the
+ * and cleans it. A test and bench tool over liblauncher (dynod links the
  * same library):
  *
  *   dyno-launch --slug-dir D --uid U --name web.1 --id ID [--size standard-1x]
@@ -33,6 +33,7 @@
 
 #include "common/cleanup.h"
 #include "common/config.h"
+#include "common/heroku-codes.h"
 #include "common/units.h"
 #include "runtime/launcher/launch.h"
 
@@ -165,10 +166,8 @@ static int run_once(const struct launch_params *p, pid_t adopt, uint64_t grace, 
 				rc = fail(&e);
 			if (r > 0) {
 				oom = true;
-				fprintf(
-				    stderr,
-				    "dyno-launch: %s: Error R15 (Memory quota vastly exceeded)\n",
-				    d->id);
+				fprintf(stderr, "dyno-launch: %s: " HK_ERROR_FMT "\n", d->id,
+				        HK_ERROR_ARGS(HK_R15));
 				printf("{\"event\":\"oom\",\"id\":\"%s\"}\n", d->id);
 				fflush(stdout);
 			}
@@ -194,8 +193,8 @@ static int run_once(const struct launch_params *p, pid_t adopt, uint64_t grace, 
 		if (cg_quota_usage(d->cg, &used, NULL) == 0 && used > p->limits.memory &&
 		    (!last_r14 || now - last_r14 >= 60 * 1000000ULL)) {
 			last_r14 = now;
-			fprintf(stderr, "dyno-launch: %s: Error R14 (Memory quota exceeded)\n",
-			        d->id);
+			fprintf(stderr, "dyno-launch: %s: " HK_ERROR_FMT "\n", d->id,
+			        HK_ERROR_ARGS(HK_R14));
 			printf("{\"event\":\"r14\",\"id\":\"%s\",\"bytes\":%" PRIu64 "}\n", d->id,
 			       used);
 			fflush(stdout);

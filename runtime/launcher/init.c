@@ -20,6 +20,7 @@
 #include "common/cleanup.h"
 #include "runtime/launcher/privs.h"
 #include "runtime/launcher/seccomp-filter.h"
+#include "runtime/launcher/sync.h"
 
 static const int forwarded[] = {SIGTERM, SIGINT,   SIGHUP,  SIGQUIT, SIGUSR1,
                                 SIGUSR2, SIGWINCH, SIGCONT, SIGALRM};
@@ -59,12 +60,11 @@ static const char profile_script[] =
     "for f in /app/.profile.d/*.sh; do [ -r \"$f\" ] && . \"$f\"; done; unset f; "
     "[ -r /app/.profile ] && . /app/.profile; ";
 
-/* In the app's child: report and leave. */
+/* In the app's child: report (LAUNCH_SYNC_ERROR, its errno with it) and
+ * leave. */
 static __attribute__((noreturn)) void app_fail(int errfd, struct dy_error *e)
 {
-	const char *m = dy_error_msg(e);
-	ssize_t w = write(errfd, m, strlen(m));
-	(void)w;
+	launch_sync_send_error(errfd, e);
 	_exit(127);
 }
 
@@ -156,7 +156,10 @@ int init_start(const struct init_params *p, struct init_state **ret, struct dy_e
 	st->sigfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
 	if (st->sigfd < 0)
 		goto fail_errno;
-	if (pipe2(out, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0 || pipe2(rep, O_CLOEXEC) < 0)
+	/* the app's report: a socket pair, so that a failure before its exec
+	 * comes as a sync message (sync.h) with its errno */
+	if (pipe2(out, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0 ||
+	    socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, rep) < 0)
 		goto fail_errno;
 
 	st->app = fork();
@@ -172,21 +175,23 @@ int init_start(const struct init_params *p, struct init_state **ret, struct dy_e
 	fcntl(out[0], F_SETFL, O_NONBLOCK);
 	fcntl(errp[0], F_SETFL, O_NONBLOCK);
 
-	/* EOF on the report pipe: exec closed it (O_CLOEXEC), the command runs */
-	char msg[512];
-	ssize_t n;
-	do
-		n = read(rep[0], msg, sizeof(msg) - 1);
-	while (n < 0 && errno == EINTR);
+	/* end of stream on the report socket: exec closed the app's end
+	 * (SOCK_CLOEXEC), the command runs; else its LAUNCH_SYNC_ERROR */
+	struct launch_sync_msg m;
+	int r = launch_sync_read(rep[0], 0, &m, err);
 	close(rep[0]);
-	if (n > 0) {
-		msg[n] = '\0';
+	if (r > 0)
+		r = m.type == LAUNCH_SYNC_ERROR
+		        ? launch_sync_error(&m, err)
+		        : dy_error_errno(err, EPROTO, "sync: got %s from the app before its exec",
+		                         launch_sync_type_str((enum launch_sync_type)m.type));
+	if (r < 0) {
 		waitpid(st->app, NULL, 0);
 		close(out[0]);
 		close(errp[0]);
 		close(st->sigfd);
 		free(st);
-		return dy_error(err, "%s", msg);
+		return r;
 	}
 
 	*ret = st;

@@ -54,7 +54,8 @@ struct init_state;
 
 /* Starts the app and waits until it has exec'd. Returns 0 and the state
  * in *ret, or < 0 with the app's set-up error ("exec bash: ...",
- * "setresuid 10000: ..."). Runs as PID 1, after the mounts. */
+ * "setresuid 10000: ...", its errno in errnum: the app reports it as a
+ * LAUNCH_SYNC_ERROR, sync.h). Runs as PID 1, after the mounts. */
 int init_start(const struct init_params *p, struct init_state **ret, struct dy_error **err);
 
 /* The loop. Never returns: exits with the app's status. */

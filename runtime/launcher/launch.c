@@ -1,7 +1,6 @@
 /* The dyno launcher; see launch.h. */
 #include "runtime/launcher/launch.h"
 
-#include <arpa/inet.h>
 #include <dirent.h>
 #include <fcntl.h>
 #include <libgen.h>
@@ -14,7 +13,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -23,183 +21,11 @@
 #include <unistd.h>
 
 #include "common/cleanup.h"
+#include "common/macro.h"
+#include "runtime/launcher/launch-child.h"
 #include "runtime/launcher/mounts.h"
 #include "runtime/launcher/seccomp-filter.h"
-
-#define REPORT_MAX 4096
-
-/* What the child needs, prepared by the parent before clone (the child
- * works on its copy of the parent's memory). */
-struct child_args {
-	const struct launch_params *p;
-	int sock;
-	int slug_fd;
-	const char *sink_dir; /* host path, bound at MOUNTS_SINK_DIR */
-	const char *sink_name;
-	int env_fd; /* sealed memfd: the app's environment */
-	const struct cg *cg;
-	struct in_addr addr, gw;
-	int init_fd;
-	int filter_fd;
-	bool born_in_cgroup; /* CLONE_INTO_CGROUP | CLONE_NEWCGROUP done */
-};
-
-static __attribute__((noreturn)) void child_fail(int sock, struct dy_error *e)
-{
-	char buf[REPORT_MAX];
-	int n = snprintf(buf, sizeof(buf), "E%s", dy_error_msg(e));
-	if (n >= (int)sizeof(buf))
-		n = sizeof(buf) - 1;
-	ssize_t w = send(sock, buf, (size_t)n, MSG_NOSIGNAL);
-	(void)w;
-	_exit(1);
-}
-
-static int cmp_int(const void *a, const void *b)
-{
-	return *(const int *)a - *(const int *)b;
-}
-
-/* Closes every fd from 3 up but the ones in keep, before anything of the
- * dyno is set up: the caller's fds (listening sockets, the API, other
- * dynos' sockets) must not reach the dyno, O_CLOEXEC or not. */
-static int close_others(int *keep, size_t n, struct dy_error **err)
-{
-	qsort(keep, n, sizeof(*keep), cmp_int);
-	unsigned int from = 3;
-	for (size_t i = 0; i <= n; i++) {
-		if (i < n && keep[i] < (int)from)
-			continue;
-		unsigned int to = i < n ? (unsigned int)keep[i] - 1 : ~0U;
-		if (to >= from && syscall(SYS_close_range, from, to, 0) < 0)
-			return dy_error_errno(err, errno, "close_range %u..%u", from, to);
-		if (i < n)
-			from = (unsigned int)keep[i] + 1;
-	}
-	return 0;
-}
-
-/* In the child: waits for the parent's go-ahead c; anything else (the
- * parent gave up and closed its end) ends the child. */
-static void wait_go(int sock, char c)
-{
-	char go = 0;
-	ssize_t n;
-	do
-		n = recv(sock, &go, 1, 0);
-	while (n < 0 && errno == EINTR);
-	if (n != 1 || go != c)
-		_exit(1);
-}
-
-static __attribute__((noreturn)) void child_main(struct child_args *a)
-{
-	struct dy_error *e = NULL;
-	const struct launch_params *p = a->p;
-	int keep[] = {a->sock, a->slug_fd, a->init_fd, a->filter_fd, a->env_fd};
-	if (close_others(keep, ELEMENTSOF(keep), &e) < 0)
-		child_fail(a->sock, e);
-	/* its own session: a dyno outlives its launcher (dynod's crash) */
-	setsid();
-	prctl(PR_SET_NAME, "dyno-init", 0, 0, 0);
-
-	/* What needs nothing of the parent is done while the parent makes
-	 * the cgroup (v1), moves us into it, makes the veth and the rules:
-	 * the two halves of a start overlap. First the mounts: the few KiB
-	 * of kernel memory of the new root are charged to the caller's
-	 * memory cgroup on v1 (freed with the dyno's mount namespace). The
-	 * network namespace (about 85 KiB of kernel memory, 0.5 ms) only once
-	 * we are in our own cgroup ("A", or born there): it is the dyno's
-	 * to pay for, not the caller's. */
-	if (sethostname(p->id, strlen(p->id)) < 0) {
-		dy_error_errno(&e, errno, "hostname %s", p->id);
-		child_fail(a->sock, e);
-	}
-	struct mounts_params mp = {
-	    .slug_dir = p->slug_dir,
-	    .uid = p->uid,
-	    .gid = p->gid,
-	    .tmpfs_size = p->limits.memory,
-	    .cg = a->cg,
-	    .hostname = p->id,
-	    .sink_dir = a->sink_dir,
-	};
-	if (mounts_prepare(&mp, &e) < 0)
-		child_fail(a->sock, e);
-	close(a->slug_fd); /* only held to check the path before clone */
-	if (!a->born_in_cgroup)
-		wait_go(a->sock, 'A');
-	if (unshare(CLONE_NEWNET) < 0) {
-		dy_error_errno(&e, errno, "unshare the network namespace");
-		child_fail(a->sock, e);
-	}
-	if (send(a->sock, "N", 1, MSG_NOSIGNAL) != 1)
-		_exit(1);
-	/* /etc's copies: tmpfs pages, the dyno's to pay for (after "A"),
-	 * made while the parent builds the veth */
-	if (mounts_etc(&mp, &e) < 0)
-		child_fail(a->sock, e);
-	/* lo up, IPv6 off: through the host's /proc, still there before
-	 * pivot_root (its sysctls are the opener's network namespace's) */
-	if (net_dyno_early(&e) < 0) {
-		dy_error_prefix(&e, "network");
-		child_fail(a->sock, e);
-	}
-	/* the cgroup's directories exist since "A": bind them, pivot */
-	if (mounts_finish(&mp, &e) < 0)
-		child_fail(a->sock, e);
-
-	/* wait until the parent has moved us into every controller's cgroup
-	 * and given us eth0 */
-	wait_go(a->sock, 'G');
-	/* now the cgroup namespace is rooted at the dyno's own cgroup */
-	if (!a->born_in_cgroup && unshare(CLONE_NEWCGROUP) < 0) {
-		dy_error_errno(&e, errno, "unshare the cgroup namespace");
-		child_fail(a->sock, e);
-	}
-	if (net_dyno_setup(a->addr, a->gw, &e) < 0) {
-		dy_error_prefix(&e, "network");
-		child_fail(a->sock, e);
-	}
-
-	/* hand over to dyno-init with its fds at 3, 4, 5: first out of the
-	 * way (any of them may sit at 3..5), then into place (dup2 clears
-	 * O_CLOEXEC) */
-	int from[3] = {a->sock, a->filter_fd, a->env_fd}, high[3];
-	int init_fd = fcntl(a->init_fd, F_DUPFD_CLOEXEC, 100);
-	if (init_fd < 0) {
-		dy_error_errno(&e, errno, "dup");
-		child_fail(a->sock, e);
-	}
-	for (int i = 0; i < 3; i++) {
-		high[i] = from[i] < 0 ? -1 : fcntl(from[i], F_DUPFD_CLOEXEC, 100);
-		if (from[i] >= 0 && high[i] < 0) {
-			dy_error_errno(&e, errno, "dup");
-			child_fail(a->sock, e);
-		}
-	}
-	for (int i = 0; i < 3; i++) {
-		if (high[i] >= 0 && dup2(high[i], 3 + i) < 0) {
-			dy_error_errno(&e, errno, "dup2");
-			child_fail(high[0], e);
-		}
-		if (high[i] < 0)
-			close(3 + i);
-	}
-	char uid[16], gid[16], buffer[32], sink[256] = "";
-	snprintf(uid, sizeof(uid), "%u", (unsigned)p->uid);
-	snprintf(gid, sizeof(gid), "%u", (unsigned)p->gid);
-	snprintf(buffer, sizeof(buffer), "%zu", p->log_buffer ? p->log_buffer : (size_t)1 << 20);
-	if (a->sink_name)
-		snprintf(sink, sizeof(sink), MOUNTS_SINK_DIR "/%s", a->sink_name);
-	char *argv[] = {"dyno-init", (char *)p->name,    uid, gid, buffer,
-	                sink,        (char *)p->command, NULL};
-	/* an empty environment: see dyno-init.c */
-	char *no_env[] = {NULL};
-	syscall(SYS_execveat, init_fd, "", argv, no_env, AT_EMPTY_PATH);
-	dy_error_errno(&e, errno, "exec dyno-init");
-	child_fail(3, e);
-}
+#include "runtime/launcher/sync.h"
 
 static int build_env(const struct launch_params *p, char ***ret, struct dy_error **err)
 {
@@ -290,7 +116,7 @@ static int open_init(const char *path, int *ret, struct dy_error **err)
 		path = buf;
 	}
 	/* opened once per process and path: init and launcher speak one
-	 * protocol (fds, "R"), so a dyno-init replaced on disk by an upgrade
+	 * protocol (fds, sync.h), so a dyno-init replaced on disk by an upgrade
 	 * is only taken by the next launcher process */
 	static char *cached_path;
 	static int cached_fd = -1;
@@ -363,7 +189,7 @@ static int rules_join(struct rules_job *j, bool *made, struct dy_error **err)
 		j->err = NULL;
 	}
 	dy_error_free(&j->err);
-	return j->r < 0 ? j->r : 0;
+	return MIN(j->r, 0);
 }
 
 /* pidfds of children that did not die when a start failed (stuck in the
@@ -451,21 +277,19 @@ static int env_memfd(char *const *envp, int *ret, struct dy_error **err)
 	return 0;
 }
 
-/* The child's messages: "N" once its network namespace exists, "O" once
- * the command has exec'd, or "E<message>". A child that hangs in its
- * set-up (a stuck file system under the slug) must not hang the caller:
- * the whole set-up gets timeout_usec, until deadline. */
-static int wait_msg(int sock, char expect, uint64_t deadline, uint64_t timeout_usec,
-                    struct dy_error **err)
+/* Waits for the message expect from the child (LAUNCH_SYNC_NETNS_MADE)
+ * or from dyno-init (LAUNCH_SYNC_APP_EXECED); their LAUNCH_SYNC_ERROR
+ * comes back as *err, with the errno. A child that hangs in its set-up (a
+ * stuck file system under the slug) must not hang the caller: the whole
+ * set-up gets timeout_usec, until deadline. */
+static int wait_msg(int sock, enum launch_sync_type expect, uint64_t deadline,
+                    uint64_t timeout_usec, struct dy_error **err)
 {
-	char buf[REPORT_MAX + 1];
-	ssize_t n;
 	struct pollfd pf = {sock, POLLIN, 0};
 	for (;;) {
 		uint64_t now = now_usec();
 		uint64_t ms = now >= deadline ? 0 : (deadline - now + 999) / 1000;
-		int left = ms > (1u << 30) ? 1 << 30 : (int)ms;
-		int r = poll(&pf, 1, left);
+		int r = poll(&pf, 1, (int)MIN(ms, (uint64_t)1 << 30));
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r < 0)
@@ -475,37 +299,26 @@ static int wait_msg(int sock, char expect, uint64_t deadline, uint64_t timeout_u
 			                (double)timeout_usec / 1e6);
 		break;
 	}
-	do
-		n = recv(sock, buf, REPORT_MAX, MSG_DONTWAIT);
-	while (n < 0 && errno == EINTR);
-	if (n < 0)
-		return dy_error_errno(err, errno, "read the dyno's report");
-	if (n == 0)
+	int r = launch_sync_recv(sock, MSG_DONTWAIT, expect, err);
+	if (r == 0)
 		return dy_error(err, "the dyno's init exited during set-up");
-	buf[n] = '\0';
-	if (n == 1 && buf[0] == expect)
-		return 0;
-	return dy_error(err, "%s", buf[0] == 'E' ? buf + 1 : buf);
+	return MIN(r, 0);
 }
 
 /* Replaces *err with the child's own report when one is waiting (after
- * its "N", if that was not read yet). */
-static void child_error(int sock, struct dy_error **err)
+ * its LAUNCH_SYNC_NETNS_MADE, if that was not read yet). Returns the
+ * report's value (-errno, or -1), or 0 when none was waiting. */
+static int child_error(int sock, struct dy_error **err)
 {
-	char buf[REPORT_MAX + 1];
-	for (;;) {
-		ssize_t n = recv(sock, buf, REPORT_MAX, MSG_DONTWAIT);
-		if (n < 1)
-			return;
-		if (n < 2 || buf[0] != 'E')
+	struct launch_sync_msg m;
+	while (launch_sync_read(sock, MSG_DONTWAIT, &m, NULL) == 1) {
+		if (m.type != LAUNCH_SYNC_ERROR)
 			continue;
-		buf[n] = '\0';
-		if (err) {
+		if (err)
 			dy_error_free(err);
-			dy_error(err, "%s", buf + 1);
-		}
-		return;
+		return launch_sync_error(&m, err);
 	}
+	return 0;
 }
 
 static void set_exit(struct launch_dyno *d, const siginfo_t *si)
@@ -539,7 +352,7 @@ int launch_start(const struct launch_params *p, struct launch_dyno **ret, struct
 	char **envp = NULL;
 	const char *sink_name = NULL;
 	bool net_made = false, rules_made = false, cg_made = false;
-	bool started = false; /* "R" sent: the app may run */
+	bool started = false; /* LAUNCH_SYNC_RULES_READY sent: the app may run */
 	struct rules_job rules = {0};
 	int r = -1;
 	if (!d->id) {
@@ -626,7 +439,7 @@ int launch_start(const struct launch_params *p, struct launch_dyno **ret, struct
 	 * cgroup namespace itself. Moving a task on v1 waits for an RCU grace
 	 * period (cgroup_threadgroup_rwsem) unless another move happened in
 	 * the last ~20 ms. The network namespace is the child's to make (see
-	 * child_main()). */
+	 * launch_child_main()). */
 	int pidfd = -1;
 	int cg_fd = unified ? cg_unified_fd(d->cg) : -1;
 	if (unified && cg_fd < 0) {
@@ -649,7 +462,7 @@ int launch_start(const struct launch_params *p, struct launch_dyno **ret, struct
 	}
 	if (pid == 0) {
 		close(sv0);
-		struct child_args a = {
+		struct launch_child_args a = {
 		    .p = p,
 		    .sock = sv1,
 		    .slug_fd = slug_fd,
@@ -663,7 +476,7 @@ int launch_start(const struct launch_params *p, struct launch_dyno **ret, struct
 		    .filter_fd = filter_fd,
 		    .born_in_cgroup = cg_fd >= 0,
 		};
-		child_main(&a);
+		launch_child_main(&a);
 	}
 	d->pid = pid;
 	d->pidfd = pidfd;
@@ -674,8 +487,8 @@ int launch_start(const struct launch_params *p, struct launch_dyno **ret, struct
 	/* the rules need no veth (they go by its name) and nothing of the
 	 * rest: made on a thread of their own beside the cgroup's move (which
 	 * can wait for an RCU grace period on v1) and the veth, joined before
-	 * "R" (a commit can take milliseconds; the parent must answer "N"
-	 * meanwhile) */
+	 * LAUNCH_SYNC_RULES_READY (a commit can take milliseconds; the parent
+	 * must answer LAUNCH_SYNC_NETNS_MADE meanwhile) */
 	rules = (struct rules_job){.veth = d->veth,
 	                           .addr = d->addr,
 	                           .gw = d->gateway,
@@ -690,43 +503,42 @@ int launch_start(const struct launch_params *p, struct launch_dyno **ret, struct
 			goto fail_child;
 		cg_made = true;
 		d->oom_fd = d->cg->oom_fd;
-		/* memory first: from "A" on, what the child allocates (its
-		 * network namespace) is the dyno's; pids and cpu before "G" */
+		/* memory first: from LAUNCH_SYNC_CGROUP_JOINED on, what the
+		 * child allocates (its network namespace) is the dyno's; pids
+		 * and cpu before LAUNCH_SYNC_VETH_READY */
 		r = cg_attach_ctrl(d->cg, pid, CG_MEMORY, err);
 		if (r < 0)
 			goto fail_child;
-		if (send(sv0, "A", 1, MSG_NOSIGNAL) != 1) {
-			r = dy_error_errno(err, errno, "start the dyno");
+		r = launch_sync_send(sv0, LAUNCH_SYNC_CGROUP_JOINED, err);
+		if (r < 0)
 			goto fail_child;
-		}
 		for (int c = 0; c < CG_N_CTRL && r == 0; c++)
 			if (c != CG_MEMORY)
 				r = cg_attach_ctrl(d->cg, pid, (enum cg_ctrl)c, err);
 		if (r < 0)
 			goto fail_child;
 	}
-	r = wait_msg(sv0, 'N', deadline, timeout, err);
+	r = wait_msg(sv0, LAUNCH_SYNC_NETNS_MADE, deadline, timeout, err);
 	if (r < 0)
 		goto fail_child;
 	r = net_host_setup(d->veth, pid, d->addr, d->gateway, err);
 	if (r < 0)
 		goto fail_child;
 	net_made = true;
-	/* "G": eth0 is there, the child goes on to exec dyno-init; "R" (read
-	 * by dyno-init): the rules are in place, start the app */
-	if (send(sv0, "G", 1, MSG_NOSIGNAL) != 1) {
-		r = dy_error_errno(err, errno, "start the dyno");
+	/* LAUNCH_SYNC_VETH_READY: eth0 is there, the child goes on to exec
+	 * dyno-init; LAUNCH_SYNC_RULES_READY (read by dyno-init): the rules
+	 * are in place, start the app */
+	r = launch_sync_send(sv0, LAUNCH_SYNC_VETH_READY, err);
+	if (r < 0)
 		goto fail_child;
-	}
 	r = rules_join(&rules, &rules_made, err);
 	if (r < 0)
 		goto fail_child;
-	if (send(sv0, "R", 1, MSG_NOSIGNAL) != 1) {
-		r = dy_error_errno(err, errno, "start the dyno");
+	r = launch_sync_send(sv0, LAUNCH_SYNC_RULES_READY, err);
+	if (r < 0)
 		goto fail_child;
-	}
 	started = true;
-	r = wait_msg(sv0, 'O', deadline, timeout, err);
+	r = wait_msg(sv0, LAUNCH_SYNC_APP_EXECED, deadline, timeout, err);
 	if (r < 0)
 		goto fail_child;
 	*ret = d;
@@ -736,7 +548,9 @@ fail_child:
 	rules_join(&rules, &rules_made, NULL);
 	/* the child may have failed first (its set-up runs beside ours):
 	 * then its error is the one that tells what went wrong */
-	child_error(sv0, err);
+	int ce = child_error(sv0, err);
+	if (ce < 0)
+		r = ce;
 	syscall(SYS_pidfd_send_signal, d->pidfd, SIGKILL, NULL, 0);
 	{
 		/* bounded: a child stuck in the kernel (a hung file system
@@ -751,7 +565,9 @@ fail_child:
 		siginfo_t si;
 		if (pr == 1) {
 			waitid(P_PIDFD, (id_t)d->pidfd, &si, WEXITED);
-			child_error(sv0, err); /* sent while we were failing */
+			ce = child_error(sv0, err); /* sent while we were failing */
+			if (ce < 0)
+				r = ce;
 		} else {
 			dy_error_prefix(err, "the child did not die within 2 s of SIGKILL, "
 			                     "left for the sweep");
@@ -777,7 +593,7 @@ fail:
 	d->oom_fd = -1;
 	free_env(p, envp);
 	launch_free(d);
-	return r < 0 ? r : -1;
+	return MIN(r, -1); /* r, or -1 when no step set it */
 }
 
 /* PID 1 of a child PID namespace: /proc/PID/status's NSpid names the pid
@@ -848,7 +664,7 @@ int launch_adopt(const char *cgroup_parent, const char *id, pid_t pid, struct la
 fail:
 	dy_error_prefix(err, "adopt dyno %s", id);
 	launch_free(d);
-	return r < 0 ? r : -1;
+	return MIN(r, -1); /* r, or -1 when no step set it */
 }
 
 int launch_poll(struct launch_dyno *d, struct dy_error **err)
@@ -929,7 +745,7 @@ int launch_stop(struct launch_dyno *d, uint64_t grace_usec, bool *ret_killed, st
 		return dy_error_errno(err, errno, "SIGTERM dyno %s", d->id);
 	int r = wait_exit(d, (int)(grace_usec / 1000), err);
 	if (r != 0)
-		return r < 0 ? r : 0;
+		return MIN(r, 0);
 	if (ret_killed)
 		*ret_killed = true;
 	return launch_kill(d, err);

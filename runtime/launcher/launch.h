@@ -7,18 +7,22 @@
  *           address, clone3 into new PID, mount, UTS and IPC namespaces;
  *           the nftables rules on a thread of their own; v1: create the
  *           cgroup with its limits (read back), move the child into its
- *           memory cgroup, send "A", then into the others; on the child's
- *           "N" create the veth pair, send "G"; with the rules in place,
- *           "R";
- *   child:  at once: hostname, mounts (all but /sys/fs/cgroup); once in
- *           its memory cgroup ("A", or born in its cgroup) its own network
- *           namespace, "N", /etc's copies, lo up, IPv6 off,
- *           /sys/fs/cgroup + pivot_root;
- *           on "G": unshare the cgroup namespace (now rooted at its own
- *           cgroup), eth0, exec dyno-init, which on "R" starts the app
- *           (see init.h) and reports "running";
+ *           memory cgroup, send LAUNCH_SYNC_CGROUP_JOINED, then into the
+ *           others; on the child's LAUNCH_SYNC_NETNS_MADE create the veth
+ *           pair, send LAUNCH_SYNC_VETH_READY; with the rules in place,
+ *           LAUNCH_SYNC_RULES_READY;
+ *   child:  (launch-child.c) at once: hostname, mounts (all but
+ *           /sys/fs/cgroup); once in its memory cgroup
+ *           (LAUNCH_SYNC_CGROUP_JOINED, or born in its cgroup) its own
+ *           network namespace, LAUNCH_SYNC_NETNS_MADE, /etc's copies, lo
+ *           up, IPv6 off, /sys/fs/cgroup + pivot_root;
+ *           on LAUNCH_SYNC_VETH_READY: unshare the cgroup namespace (now
+ *           rooted at its own cgroup), eth0, exec dyno-init, which on
+ *           LAUNCH_SYNC_RULES_READY starts the app (see init.h) and sends
+ *           LAUNCH_SYNC_APP_EXECED;
  *   every set-up error of the child travels back over a SOCK_SEQPACKET
- *   socket: the caller reads "mount /app: Invalid argument", never "exit 1".
+ *   socket as LAUNCH_SYNC_ERROR (sync.h), with its errno: the caller reads
+ *   "mount /app: Invalid argument" (and errnum EINVAL), never "exit 1".
  * The call returns once the command has exec'd. */
 #pragma once
 

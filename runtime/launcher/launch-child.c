@@ -1,0 +1,169 @@
+/* The child's half of launch_start(); see launch-child.h. */
+#include "runtime/launcher/launch-child.h"
+
+#include <fcntl.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "common/macro.h"
+#include "runtime/launcher/mounts.h"
+#include "runtime/launcher/net.h"
+#include "runtime/launcher/sync.h"
+
+/* Reports e to the parent (its errno with it) and exits. */
+static __attribute__((noreturn)) void child_fail(int sock, struct dy_error *e)
+{
+	launch_sync_send_error(sock, e);
+	_exit(1);
+}
+
+static int cmp_int(const void *a, const void *b)
+{
+	return *(const int *)a - *(const int *)b;
+}
+
+/* Closes every fd from 3 up but the ones in keep, before anything of the
+ * dyno is set up: the caller's fds (listening sockets, the API, other
+ * dynos' sockets) must not reach the dyno, O_CLOEXEC or not. */
+static int close_others(int *keep, size_t n, struct dy_error **err)
+{
+	qsort(keep, n, sizeof(*keep), cmp_int);
+	unsigned int from = 3;
+	for (size_t i = 0; i <= n; i++) {
+		if (i < n && keep[i] < (int)from)
+			continue;
+		unsigned int to = i < n ? (unsigned int)keep[i] - 1 : ~0U;
+		if (to >= from && syscall(SYS_close_range, from, to, 0) < 0)
+			return dy_error_errno(err, errno, "close_range %u..%u", from, to);
+		if (i < n)
+			from = (unsigned int)keep[i] + 1;
+	}
+	return 0;
+}
+
+/* Waits for the parent's go-ahead expect. A parent that gave up (closed
+ * its end) ends the child; anything else is refused, and said so. */
+static void wait_go(int sock, enum launch_sync_type expect)
+{
+	struct dy_error *e = NULL;
+	int r = launch_sync_recv(sock, 0, expect, &e);
+	if (r < 0)
+		child_fail(sock, e);
+	if (r == 0)
+		_exit(1);
+}
+
+void launch_child_main(struct launch_child_args *a)
+{
+	struct dy_error *e = NULL;
+	const struct launch_params *p = a->p;
+	int keep[] = {a->sock, a->slug_fd, a->init_fd, a->filter_fd, a->env_fd};
+	if (close_others(keep, ELEMENTSOF(keep), &e) < 0)
+		child_fail(a->sock, e);
+	/* its own session: a dyno outlives its launcher (dynod's crash) */
+	setsid();
+	prctl(PR_SET_NAME, "dyno-init", 0, 0, 0);
+
+	/* What needs nothing of the parent is done while the parent makes
+	 * the cgroup (v1), moves us into it, makes the veth and the rules:
+	 * the two halves of a start overlap. First the mounts: the few KiB
+	 * of kernel memory of the new root are charged to the caller's
+	 * memory cgroup on v1 (freed with the dyno's mount namespace). The
+	 * network namespace (about 85 KiB of kernel memory, 0.5 ms) only once
+	 * we are in our own cgroup (LAUNCH_SYNC_CGROUP_JOINED, or born
+	 * there): it is the dyno's to pay for, not the caller's. */
+	if (sethostname(p->id, strlen(p->id)) < 0) {
+		dy_error_errno(&e, errno, "hostname %s", p->id);
+		child_fail(a->sock, e);
+	}
+	struct mounts_params mp = {
+	    .slug_dir = p->slug_dir,
+	    .uid = p->uid,
+	    .gid = p->gid,
+	    .tmpfs_size = p->limits.memory,
+	    .cg = a->cg,
+	    .hostname = p->id,
+	    .sink_dir = a->sink_dir,
+	};
+	if (mounts_prepare(&mp, &e) < 0)
+		child_fail(a->sock, e);
+	close(a->slug_fd); /* only held to check the path before clone */
+	if (!a->born_in_cgroup)
+		wait_go(a->sock, LAUNCH_SYNC_CGROUP_JOINED);
+	if (unshare(CLONE_NEWNET) < 0) {
+		dy_error_errno(&e, errno, "unshare the network namespace");
+		child_fail(a->sock, e);
+	}
+	if (launch_sync_send(a->sock, LAUNCH_SYNC_NETNS_MADE, NULL) < 0)
+		_exit(1); /* the parent is gone */
+	/* /etc's copies: tmpfs pages, the dyno's to pay for (after
+	 * LAUNCH_SYNC_CGROUP_JOINED), made while the parent builds the veth */
+	if (mounts_etc(&mp, &e) < 0)
+		child_fail(a->sock, e);
+	/* lo up, IPv6 off: through the host's /proc, still there before
+	 * pivot_root (its sysctls are the opener's network namespace's) */
+	if (net_dyno_early(&e) < 0) {
+		dy_error_prefix(&e, "network");
+		child_fail(a->sock, e);
+	}
+	/* the cgroup's directories exist since LAUNCH_SYNC_CGROUP_JOINED:
+	 * bind them, pivot */
+	if (mounts_finish(&mp, &e) < 0)
+		child_fail(a->sock, e);
+
+	/* wait until the parent has moved us into every controller's cgroup
+	 * and given us eth0 */
+	wait_go(a->sock, LAUNCH_SYNC_VETH_READY);
+	/* now the cgroup namespace is rooted at the dyno's own cgroup */
+	if (!a->born_in_cgroup && unshare(CLONE_NEWCGROUP) < 0) {
+		dy_error_errno(&e, errno, "unshare the cgroup namespace");
+		child_fail(a->sock, e);
+	}
+	if (net_dyno_setup(a->addr, a->gw, &e) < 0) {
+		dy_error_prefix(&e, "network");
+		child_fail(a->sock, e);
+	}
+
+	/* hand over to dyno-init with its fds at 3, 4, 5: first out of the
+	 * way (any of them may sit at 3..5), then into place (dup2 clears
+	 * O_CLOEXEC) */
+	int from[3] = {a->sock, a->filter_fd, a->env_fd}, high[3];
+	int init_fd = fcntl(a->init_fd, F_DUPFD_CLOEXEC, 100);
+	if (init_fd < 0) {
+		dy_error_errno(&e, errno, "dup");
+		child_fail(a->sock, e);
+	}
+	for (int i = 0; i < 3; i++) {
+		high[i] = from[i] < 0 ? -1 : fcntl(from[i], F_DUPFD_CLOEXEC, 100);
+		if (from[i] >= 0 && high[i] < 0) {
+			dy_error_errno(&e, errno, "dup");
+			child_fail(a->sock, e);
+		}
+	}
+	for (int i = 0; i < 3; i++) {
+		if (high[i] >= 0 && dup2(high[i], 3 + i) < 0) {
+			dy_error_errno(&e, errno, "dup2");
+			child_fail(high[0], e);
+		}
+		if (high[i] < 0)
+			close(3 + i);
+	}
+	char uid[16], gid[16], buffer[32], sink[256] = "";
+	snprintf(uid, sizeof(uid), "%u", (unsigned)p->uid);
+	snprintf(gid, sizeof(gid), "%u", (unsigned)p->gid);
+	snprintf(buffer, sizeof(buffer), "%zu", p->log_buffer ? p->log_buffer : (size_t)1 << 20);
+	if (a->sink_name)
+		snprintf(sink, sizeof(sink), MOUNTS_SINK_DIR "/%s", a->sink_name);
+	char *argv[] = {"dyno-init", (char *)p->name,    uid, gid, buffer,
+	                sink,        (char *)p->command, NULL};
+	/* an empty environment: see dyno-init.c */
+	char *no_env[] = {NULL};
+	syscall(SYS_execveat, init_fd, "", argv, no_env, AT_EMPTY_PATH);
+	dy_error_errno(&e, errno, "exec dyno-init");
+	child_fail(3, e);
+}

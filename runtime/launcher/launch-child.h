@@ -1,0 +1,34 @@
+/* The child's half of launch_start() (launch.c), from clone3 to the exec
+ * of dyno-init: hostname, mounts, its network namespace, eth0, pivot_root,
+ * in step with the parent over the sync socket (sync.h). Internal to the
+ * launcher. */
+#pragma once
+
+#include <netinet/in.h>
+#include <stdbool.h>
+
+#include "runtime/launcher/cgroup.h"
+#include "runtime/launcher/launch.h"
+
+/* What the child needs, prepared by the parent before clone (the child
+ * works on its copy of the parent's memory). */
+struct launch_child_args {
+	const struct launch_params *p;
+	int sock; /* the child's end of the sync socket */
+	int slug_fd;
+	const char *sink_dir; /* host path, bound at MOUNTS_SINK_DIR */
+	const char *sink_name;
+	int env_fd; /* sealed memfd: the app's environment */
+	const struct cg *cg;
+	struct in_addr addr, gw;
+	int init_fd;
+	int filter_fd;
+	bool born_in_cgroup; /* CLONE_INTO_CGROUP | CLONE_NEWCGROUP done */
+};
+
+/* Runs in the child of clone3, on its copy of the parent's memory: sets
+ * up the dyno and execs dyno-init with the sync socket, the seccomp
+ * program and the environment as fds 3, 4 and 5. Never returns: a failure
+ * goes to the parent as LAUNCH_SYNC_ERROR (errno and message) and the
+ * child exits 1; so does a parent that gave up (closed its end). */
+__attribute__((noreturn)) void launch_child_main(struct launch_child_args *a);
