@@ -4,7 +4,6 @@
 #include "runtime/manager/api.h"
 
 #include <fcntl.h>
-#include <grp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -485,14 +484,9 @@ int api_new(struct loop *loop, struct mgr *m, const struct config *cfg, struct a
 		return dy_error(err, "api_socket %s: path longer than %zu bytes", path,
 		                sizeof(sun.sun_path) - 1);
 	memcpy(sun.sun_path, path, strlen(path) + 1);
-	errno = 0;
-	struct group *gr = getgrnam(cfg->api_group);
-	if (gr == NULL)
-		return dy_error(err,
-		                "api_group \"%s\": no such group (create it with `groupadd %s`, or "
-		                "set api_group in the configuration)",
-		                cfg->api_group, cfg->api_group);
-	gid_t gid = gr->gr_gid;
+	gid_t gid;
+	if (config_api_gid(cfg, &gid, err) < 0)
+		return -1;
 	if (make_parent(path, err) < 0)
 		return -1;
 
