@@ -6,7 +6,9 @@
 # request of the process under test (utime+stime from /proc/PID/stat).
 #
 # usage: tests/bench/router.sh [-d SECONDS] [-r ROUNDS] [-c CONNECTIONS]
-# env:   DYNO_BUILD (default: build), PORT_BASE (default 19100)
+# env:   DYNO_BUILD (default: build), PORT_BASE (default 19100),
+#        DYNO_BUILD_B: a second build whose dyno-router joins the rounds as
+#        "router-B" (an A/B of two builds, alternated with the peers)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 BUILD=${DYNO_BUILD:-build}
@@ -30,6 +32,10 @@ done
 
 P=${PORT_BASE:-19100}
 B1=$((P + 1)) B2=$((P + 2)) ROUTER=$((P + 10)) ADMIN=$((P + 11)) HAPROXY=$((P + 20)) NGINX=$((P + 30))
+ROUTER_B=$((P + 40)) ADMIN_B=$((P + 41))
+BUILD_B=${DYNO_BUILD_B:-}
+[ -z "$BUILD_B" ] || [ -x "$BUILD_B/bin/dyno-router" ] ||
+	{ echo "router.sh: no $BUILD_B/bin/dyno-router" >&2; exit 1; }
 WORK=$(mktemp -d /tmp/dyno-bench.XXXXXX)
 PIDS=()
 cleanup() {
@@ -59,6 +65,15 @@ EOF
 LOGDIR=$(mktemp -d /dev/shm/dyno-bench.XXXXXX)
 taskset -c 0 "$BUILD/bin/dyno-router" --config "$WORK/dynod.json" >"$LOGDIR/router.log" 2>"$WORK/router.err" &
 PIDS+=($!); ROUTER_PID=$!
+if [ -n "$BUILD_B" ]; then
+	mkdir "$WORK/b"
+	sed "s/$ROUTER/$ROUTER_B/; s/$ADMIN/$ADMIN_B/; s#\"state_dir\": \"$WORK\"#\"state_dir\": \"$WORK/b\"#" \
+		"$WORK/dynod.json" >"$WORK/b/dynod.json"
+	cp "$WORK/routes.json" "$WORK/b/routes.json"
+	taskset -c 0 "$BUILD_B/bin/dyno-router" --config "$WORK/b/dynod.json" >"$LOGDIR/router-b.log" \
+		2>"$WORK/router-b.err" &
+	PIDS+=($!); ROUTER_B_PID=$!
+fi
 
 # HAProxy 2.6
 cat >"$WORK/haproxy.cfg" <<EOF
@@ -117,7 +132,7 @@ taskset -c 0 nginx -p "$WORK/nginx" -c "$WORK/nginx.conf" >"$WORK/nginx.out" 2>&
 PIDS+=($!); NGINX_PID=$!
 
 sleep 1
-for port in $B1 $ROUTER $HAPROXY $NGINX; do
+for port in $B1 $ROUTER $HAPROXY $NGINX ${BUILD_B:+$ROUTER_B}; do
 	curl -sf -o /dev/null -H "Host: bench.localhost" "http://127.0.0.1:$port/" ||
 		{ echo "router.sh: nothing answers on port $port" >&2; cat "$WORK"/*.err "$WORK"/*.log >&2; exit 1; }
 done
@@ -147,6 +162,12 @@ run_one() { # name port pid
 }
 
 targets=("direct $B1 $BACKEND_PID" "dyno-router $ROUTER $ROUTER_PID" "haproxy $HAPROXY $HAPROXY_PID" "nginx $NGINX $NGINX_PID")
+names=(direct dyno-router haproxy nginx)
+if [ -n "$BUILD_B" ]; then
+	targets+=("router-B $ROUTER_B $ROUTER_B_PID")
+	names+=(router-B)
+	echo "dyno-router: $BUILD, router-B: $BUILD_B" >&2
+fi
 for ((round = 0; round < ROUNDS; round++)); do
 	echo "round $((round + 1))/$ROUNDS" >&2
 	for ((k = 0; k < ${#targets[@]}; k++)); do
@@ -167,7 +188,7 @@ median() { # name column
 	awk -v n="$1" -v c="$2" '$1 == n {print $c}' "$WORK/results" | sort -n |
 		awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}'
 }
-for name in direct dyno-router haproxy nginx; do
+for name in "${names[@]}"; do
 	printf '| %s | %.0f | %.3f | %.3f | %.2f us%s |\n' "$name" "$(median $name 2)" "$(median $name 3)" \
 		"$(median $name 4)" "$(median $name 5)" "$([ $name = direct ] && echo ' (backend)')"
 done
