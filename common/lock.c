@@ -56,3 +56,22 @@ int dy_lock_dir(const char *path, int *ret_fd, pid_t *ret_holder, struct dy_erro
 	*ret_fd = TAKE_FD(fd);
 	return 0;
 }
+
+const char *dy_lock_holder_text(pid_t pid, char *buf, size_t size)
+{
+	buf[0] = '\0';
+	if (pid <= 0)
+		return buf;
+	char path[64], cmd[256] = "";
+	snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)pid);
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t n = fd >= 0 ? read(fd, cmd, sizeof(cmd) - 1) : -1;
+	for (ssize_t i = 0; i < n; i++)
+		if (cmd[i] == '\0' || (unsigned char)cmd[i] < 0x20)
+			cmd[i] = ' ';
+	cmd[n > 0 ? n : 0] = '\0';
+	while (n > 0 && cmd[n - 1] == ' ')
+		cmd[--n] = '\0';
+	snprintf(buf, size, " (pid %d%s%.*s)", (int)pid, n > 0 ? ": " : "", (int)(size - 24), cmd);
+	return buf;
+}

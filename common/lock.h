@@ -5,6 +5,7 @@
  * names the first. */
 #pragma once
 
+#include <stddef.h>
 #include <sys/types.h>
 
 #include "common/error.h"
@@ -15,6 +16,10 @@
  * holds the lock), -EWOULDBLOCK when another process holds it (its pid in
  * *ret_holder, 0 when it cannot be told), or another < 0 with err. */
 int dy_lock_dir(const char *path, int *ret_fd, pid_t *ret_holder, struct dy_error **err);
+
+/* " (pid N: its command line)" for a message naming the holder pid, or ""
+ * when pid is 0. Returns buf. */
+const char *dy_lock_holder_text(pid_t pid, char *buf, size_t size);
 
 /* The pid of a process holding a flock on the file open at fd, other than
  * the caller, from /proc/locks; 0 when none is found. */

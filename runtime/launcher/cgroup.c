@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "common/cleanup.h"
+#include "common/lock.h"
 
 static const char *const ctrl_names[CG_N_CTRL] = {"memory", "pids", "cpu"};
 
@@ -788,8 +789,113 @@ void cg_free(struct cg *cg)
 	free(cg);
 }
 
-int cg_sweep(const char *parent, int (*fn)(const char *id, void *data), void *data)
+int cg_parent_caps_for_host(uint64_t reserve_memory, uint32_t reserve_pids,
+                            struct cg_parent_caps *ret, struct dy_error **err)
 {
+	long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+	if (pages <= 0 || page <= 0)
+		return dy_error_errno(err, errno, "sysconf: the host's memory");
+	uint64_t total = (uint64_t)pages * (uint64_t)page;
+	char buf[32];
+	int n = read_file("/proc/sys/kernel", "pid_max", buf, sizeof(buf));
+	if (n < 0)
+		return dy_error_errno(err, -n, "read /proc/sys/kernel/pid_max");
+	uint64_t pid_max = strtoull(buf, NULL, 10);
+	if (reserve_memory >= total)
+		return dy_error(
+		    err,
+		    "host_reserve.memory: %llu MiB is not below the host's memory (%llu "
+		    "MiB)",
+		    (unsigned long long)(reserve_memory >> 20), (unsigned long long)(total >> 20));
+	if (reserve_pids >= pid_max)
+		return dy_error(
+		    err, "host_reserve.pids: %u is not below the host's kernel.pid_max (%llu)",
+		    reserve_pids, (unsigned long long)pid_max);
+	ret->memory = total - reserve_memory;
+	ret->pids = (uint32_t)MIN(pid_max - reserve_pids, (uint64_t)UINT32_MAX);
+	return 0;
+}
+
+/* Writes value to dir/file and reads it back: a limit the kernel rounded
+ * (v1 memory to pages) or refused is an error naming the file. */
+static int write_checked(const char *dir, const char *file, uint64_t value, uint64_t round,
+                         struct dy_error **err)
+{
+	char text[32], back[64];
+	snprintf(text, sizeof(text), "%llu", (unsigned long long)value);
+	if (write_file(dir, file, text, err) < 0)
+		return -1;
+	int n = read_file(dir, file, back, sizeof(back));
+	if (n < 0)
+		return dy_error_errno(err, -n, "read %s/%s", dir, file);
+	uint64_t got = strtoull(back, NULL, 10);
+	if (got != value && !(round && got == value / round * round)) {
+		back[strcspn(back, "\n")] = '\0';
+		return dy_error(err, "%s/%s reads back %s, not %s", dir, file, back, text);
+	}
+	return 0;
+}
+
+int cg_parent_setup(const char *parent, const struct cg_parent_caps *caps, int *ret_lock_fd,
+                    pid_t *ret_holder, struct dy_error **err)
+{
+	if (!parent[0] || strchr(parent, '/') || parent[0] == '.')
+		return dy_error(err, "cgroup parent \"%s\": expected a name", parent);
+	_cleanup_close_ int lock = -1;
+	/* pids first: the lock is taken before anything is written */
+	static const enum cg_ctrl order[CG_N_CTRL] = {CG_PIDS, CG_MEMORY, CG_CPU};
+	for (int i = 0; i < CG_N_CTRL; i++) {
+		enum cg_ctrl c = order[i];
+		enum cg_version ver;
+		_cleanup_free_ char *mp = NULL;
+		struct dy_error *e = NULL;
+		if (cg_detect(c, &ver, &mp, &e) < 0) {
+			if (c == CG_CPU) { /* optional, as for a dyno */
+				dy_error_free(&e);
+				continue;
+			}
+			if (err && !*err)
+				*err = e;
+			else
+				dy_error_free(&e);
+			return -1;
+		}
+		char dir[4096];
+		snprintf(dir, sizeof(dir), "%s/%s", mp, parent);
+		if (ver == CG_V2) {
+			if (cg_enable_v2(mp, parent, ctrl_names[c], err) < 0)
+				return -1;
+		} else if (mkdir(dir, 0755) < 0 && errno != EEXIST) {
+			return dy_error_errno(err, errno, "mkdir %s", dir);
+		}
+		if (c == CG_PIDS && lock < 0) {
+			pid_t holder = 0;
+			int r = dy_lock_dir(dir, &lock, &holder, err);
+			if (r == -EWOULDBLOCK && ret_holder)
+				*ret_holder = holder;
+			if (r < 0)
+				return r;
+		}
+		int r = 0;
+		if (c == CG_MEMORY && caps->memory)
+			r = write_checked(
+			    dir, ver == CG_V2 ? "memory.max" : "memory.limit_in_bytes",
+			    caps->memory, ver == CG_V1 ? (uint64_t)sysconf(_SC_PAGESIZE) : 0, err);
+		else if (c == CG_PIDS && caps->pids)
+			r = write_checked(dir, "pids.max", caps->pids, 0, err);
+		if (r < 0)
+			return r;
+	}
+	if (lock < 0)
+		return dy_error(err, "cgroup parent %s: no pids controller to lock it by", parent);
+	*ret_lock_fd = TAKE_FD(lock);
+	return 0;
+}
+
+int cg_sweep(const char *parent, const char *prefix, int (*fn)(const char *id, void *data),
+             void *data)
+{
+	size_t plen = prefix ? strlen(prefix) : 0;
 	int removed = 0;
 	/* the ids are collected from the pids hierarchy, which every dyno has:
 	 * it goes first (fn is called there); a hierarchy already visited (all
@@ -816,6 +922,8 @@ int cg_sweep(const char *parent, int (*fn)(const char *id, void *data), void *da
 		while ((de = readdir(d))) {
 			if (de->d_type != DT_DIR || de->d_name[0] == '.')
 				continue;
+			if (plen && strncmp(de->d_name, prefix, plen) != 0)
+				continue; /* another launcher's */
 			char dir[1024];
 			snprintf(dir, sizeof(dir), "%s/%s", top, de->d_name);
 			pid_t pids[1];

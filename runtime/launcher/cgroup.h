@@ -164,8 +164,34 @@ int cg_destroy(struct cg *cg, struct dy_error **err);
 /* Frees cg (does not remove the cgroup). Accepts NULL. */
 void cg_free(struct cg *cg);
 
-/* Leftovers: calls fn(id, data) for every <parent>/<id> that holds no
- * process in any controller, then removes it; when fn returns < 0 (it
- * could not remove what goes with the id) the pids directory stays, for
- * the next sweep. Returns the number removed. */
-int cg_sweep(const char *parent, int (*fn)(const char *id, void *data), void *data);
+/* What the cgroup parent of every dyno is capped at: dynos together never
+ * get more. 0: no cap. */
+struct cg_parent_caps {
+	uint64_t memory; /* bytes */
+	uint32_t pids;
+};
+
+/* The caps that leave reserve_memory bytes and reserve_pids pids of the
+ * host (its physical memory, kernel.pid_max) to everything but dynos.
+ * Returns 0, or < 0 when a reserve is not below the host's total. */
+int cg_parent_caps_for_host(uint64_t reserve_memory, uint32_t reserve_pids,
+                            struct cg_parent_caps *ret, struct dy_error **err);
+
+/* Makes the cgroup parent of the dynos ready before the first: created in
+ * every controller's hierarchy (v2: its controllers enabled), its memory
+ * (v1 memory.limit_in_bytes, v2 memory.max) and pids (pids.max) capped at
+ * caps and read back, and locked: a flock on its directory in the pids
+ * hierarchy (which every dyno has), so that one launcher owns the parent.
+ * Returns 0 with the lock's fd in *ret_lock_fd (the caller keeps it open
+ * while it owns the parent), -EWOULDBLOCK when another process holds it
+ * (its pid in *ret_holder, 0 when unknown), or < 0 with err. */
+int cg_parent_setup(const char *parent, const struct cg_parent_caps *caps, int *ret_lock_fd,
+                    pid_t *ret_holder, struct dy_error **err);
+
+/* Leftovers: calls fn(id, data) for every <parent>/<id> whose id starts
+ * with prefix (NULL or "": every id) that holds no process in any
+ * controller, then removes it; when fn returns < 0 (it could not remove
+ * what goes with the id) the pids directory stays, for the next sweep.
+ * Returns the number removed. */
+int cg_sweep(const char *parent, const char *prefix, int (*fn)(const char *id, void *data),
+             void *data);

@@ -362,7 +362,7 @@ int main(int argc, char **argv)
 		}
 	}
 	if (sweep) {
-		printf("{\"event\":\"swept\",\"count\":%d}\n", launch_sweep(p.cgroup_parent));
+		printf("{\"event\":\"swept\",\"count\":%d}\n", launch_sweep(p.cgroup_parent, NULL));
 		return 0;
 	}
 	if (adopt > 0 && p.id) {

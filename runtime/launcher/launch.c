@@ -820,7 +820,7 @@ static int sweep_one(const char *id, void *data)
 	return 0;
 }
 
-int launch_sweep(const char *cgroup_parent)
+int launch_sweep(const char *cgroup_parent, const char *prefix)
 {
 	/* children of failed starts that could not die then */
 	for (size_t i = 0; i < n_orphans;) {
@@ -834,12 +834,13 @@ int launch_sweep(const char *cgroup_parent)
 		orphans[i] = orphans[--n_orphans];
 	}
 	int n = 0;
-	cg_sweep(cgroup_parent ? cgroup_parent : "dyno", sweep_one, &n);
+	cg_sweep(cgroup_parent ? cgroup_parent : "dyno", prefix, sweep_one, &n);
 	return n;
 }
 
-int launch_kill_leftovers(const char *cgroup_parent)
+int launch_kill_leftovers(const char *cgroup_parent, const char *prefix)
 {
+	size_t plen = prefix ? strlen(prefix) : 0;
 	const char *parent = cgroup_parent ? cgroup_parent : "dyno";
 	enum cg_version ver;
 	_cleanup_free_ char *mount = NULL;
@@ -855,6 +856,8 @@ int launch_kill_leftovers(const char *cgroup_parent)
 	while ((de = readdir(dir))) {
 		if (de->d_type != DT_DIR || de->d_name[0] == '.')
 			continue;
+		if (plen && strncmp(de->d_name, prefix, plen) != 0)
+			continue; /* another launcher's */
 		struct cg *cg = NULL;
 		if (cg_open(parent, de->d_name, &cg, NULL) < 0)
 			continue;

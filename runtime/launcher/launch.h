@@ -123,11 +123,13 @@ int launch_cleanup(struct launch_dyno *d, struct dy_error **err);
 void launch_free(struct launch_dyno *d);
 
 /* Removes the leftovers of dynos whose launcher died: every cgroup under
- * cgroup_parent without a process, with its veth and rules (by name, from
- * the id). Returns the number of dynos swept. */
-int launch_sweep(const char *cgroup_parent);
+ * cgroup_parent whose id starts with prefix (NULL or "": every one)
+ * without a process, with its veth and rules (by name, from the id).
+ * Returns the number of dynos swept. */
+int launch_sweep(const char *cgroup_parent, const char *prefix);
 
-/* SIGKILL to every dyno still running under cgroup_parent (what a dead
- * launcher left, when it is not re-adopted); launch_sweep() then removes
- * them. Returns the number of cgroups killed. */
-int launch_kill_leftovers(const char *cgroup_parent);
+/* SIGKILL to every dyno still running under cgroup_parent whose id starts
+ * with prefix (NULL or "": every one): what a dead launcher left, when it
+ * is not re-adopted; launch_sweep() then removes them. Returns the number
+ * of cgroups killed. */
+int launch_kill_leftovers(const char *cgroup_parent, const char *prefix);

@@ -30,27 +30,6 @@ static void usage(FILE *f)
 
 static struct sup *the_sup;
 
-/* " (pid N: its command line)" for an error naming the other dynod, or ""
- * when it cannot be told. */
-static const char *holder_text(pid_t pid, char *buf, size_t size)
-{
-	buf[0] = '\0';
-	if (pid <= 0)
-		return buf;
-	char path[64], cmd[256] = "";
-	snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)pid);
-	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
-	ssize_t n = fd >= 0 ? read(fd, cmd, sizeof(cmd) - 1) : -1;
-	for (ssize_t i = 0; i < n; i++)
-		if (cmd[i] == '\0' || (unsigned char)cmd[i] < 0x20)
-			cmd[i] = ' ';
-	cmd[n > 0 ? n : 0] = '\0';
-	while (n > 0 && cmd[n - 1] == ' ')
-		cmd[--n] = '\0';
-	snprintf(buf, size, " (pid %d%s%.*s)", (int)pid, n > 0 ? ": " : "", (int)(size - 24), cmd);
-	return buf;
-}
-
 /* The first SIGTERM or SIGINT stops every dyno in order (SIGTERM, grace,
  * SIGKILL) and then the loop; a second one stops the loop at once (what
  * still runs is killed on the way out). */
@@ -91,7 +70,7 @@ static int run(const char *config_path)
 	int r = dy_lock_dir(cfg->state_dir, &state_lock, &holder, &err);
 	if (r == -EWOULDBLOCK) {
 		dy_error(&err, "state_dir %s is in use by another dynod%s", cfg->state_dir,
-		         holder_text(holder, (char[320]){0}, 320));
+		         dy_lock_holder_text(holder, (char[320]){0}, 320));
 		goto out;
 	}
 	if (r < 0)

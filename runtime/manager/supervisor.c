@@ -16,7 +16,10 @@
 #include "common/cleanup.h"
 #include "common/heroku-codes.h"
 #include "common/log.h"
+#include "common/lock.h"
 #include "common/macro.h"
+#include "common/sha256.h"
+#include "runtime/launcher/cgroup.h"
 #include "runtime/launcher/launch.h"
 #include "runtime/manager/boot.h"
 #include "runtime/manager/dyno-json.h"
@@ -78,6 +81,11 @@ struct sup {
 	unsigned sweeps_due; /* a clean-up failed: sweep leftovers so many times */
 	unsigned batch;      /* > 0: routes.json is written when it drops to 0 */
 	char *init_path;     /* dyno-init, NULL: the launcher's default */
+	/* the start of every dyno id of this state dir ("1a2b3c4d-"): what a
+	 * sweep at start-up may remove (another state dir's dynos under the
+	 * same cgroup parent are not ours) */
+	char id_prefix[16];
+	int parent_lock; /* flock on the cgroup parent: one dynod owns it */
 };
 
 static void dyno_start(struct sup_dyno *d);
@@ -389,7 +397,8 @@ static void dyno_start(struct sup_dyno *d)
 	                        .max_entries = s->cfg->slugs.max_entries};
 	char **env = NULL;
 	char id[64];
-	snprintf(id, sizeof(id), "%.30s-%u-%u", d->app, (unsigned)getpid() % 100000, ++s->seq);
+	snprintf(id, sizeof(id), "%s%.30s-%u-%u", s->id_prefix, d->app, (unsigned)getpid() % 100000,
+	         ++s->seq);
 	int r =
 	    slug_store_unpack(st->dir, rel->slug_id, app->name, app->uid, app->uid, &l, &dir, &e);
 	if (r >= 0) {
@@ -656,7 +665,7 @@ static void on_sweep_timer(struct loop *loop, struct loop_timer *t)
 	if (s->sweeps_due == 0)
 		return;
 	s->sweeps_due--;
-	int n = launch_sweep(s->cgroup_parent);
+	int n = launch_sweep(s->cgroup_parent, s->id_prefix);
 	if (n > 0)
 		dy_log("dynod", "swept the leftovers of %d dynos", n);
 	if (s->sweeps_due > 0)
@@ -900,6 +909,57 @@ static char *find_init(void)
 	return NULL;
 }
 
+/* The id prefix of this state dir's dynos: 8 hex digits of the sha256 of
+ * its real path, and "-". */
+static int id_prefix_of(const char *state_dir, char out[16], struct dy_error **err)
+{
+	_cleanup_free_ char *real = realpath(state_dir, NULL);
+	if (!real)
+		return dy_error_errno(err, errno, "state_dir %s", state_dir);
+	struct dy_sha256 h;
+	uint8_t digest[DY_SHA256_LEN];
+	char hex[DY_SHA256_HEX_LEN + 1];
+	dy_sha256_init(&h);
+	dy_sha256_update(&h, real, strlen(real));
+	dy_sha256_final(&h, digest);
+	dy_sha256_hex(digest, hex);
+	snprintf(out, 16, "%.8s-", hex);
+	return 0;
+}
+
+/* Takes the cgroup parent: one dynod owns it (a second one is refused,
+ * naming the first), its memory and pids capped at the host's minus
+ * host_reserve, so that dynos together never starve the host. */
+static int own_parent(struct sup *s, struct dy_error **err)
+{
+	const struct config *cfg = s->cfg;
+	if (id_prefix_of(cfg->state_dir, s->id_prefix, err) < 0)
+		return -1;
+	struct cg_parent_caps caps;
+	if (cg_parent_caps_for_host(cfg->host_reserve.memory, cfg->host_reserve.pids, &caps, err) <
+	    0)
+		return -1;
+	pid_t holder = 0;
+	int r = cg_parent_setup(s->cgroup_parent, &caps, &s->parent_lock, &holder, err);
+	if (r == -EWOULDBLOCK)
+		return dy_error(err, "cgroup_parent %s is in use by another dynod%s",
+		                s->cgroup_parent, dy_lock_holder_text(holder, (char[320]){0}, 320));
+	if (r < 0)
+		return dy_error_prefix(err, "cgroup_parent %s", s->cgroup_parent);
+	/* a size the parent cannot hold is worth a warning, not a refusal */
+	for (size_t i = 0; i < cfg->sizes.n; i++) {
+		const struct config_size *z = &cfg->sizes.size[i];
+		if (2 * z->memory > caps.memory || z->pids > caps.pids)
+			dy_log(
+			    "dynod",
+			    "size %s (%llu MiB, %u pids) does not fit in what the host gives dynos "
+			    "(%llu MiB, %u pids: the host's total minus host_reserve)",
+			    z->name, (unsigned long long)(2 * z->memory >> 20), z->pids,
+			    (unsigned long long)(caps.memory >> 20), caps.pids);
+	}
+	return 0;
+}
+
 int sup_new(struct loop *loop, const struct config *cfg, const char *cgroup_parent,
             struct sup **ret, struct dy_error **err)
 {
@@ -927,16 +987,24 @@ int sup_new(struct loop *loop, const struct config *cfg, const char *cgroup_pare
 		return -1;
 	}
 	s->init_path = find_init();
-	/* re-adoption is a later issue: the dynos a dead dynod left are
-	 * killed and swept (their formation starts again) */
-	launch_kill_leftovers(s->cgroup_parent);
-	int n = launch_sweep(s->cgroup_parent);
+	s->parent_lock = -1;
+	if (own_parent(s, err) < 0) {
+		rw_free(s->routes);
+		free(s->init_path);
+		free(s);
+		return -1;
+	}
+	/* re-adoption is a later issue: the dynos a dead dynod of this state
+	 * dir left are killed and swept (their formation starts again) */
+	launch_kill_leftovers(s->cgroup_parent, s->id_prefix);
+	int n = launch_sweep(s->cgroup_parent, s->id_prefix);
 	if (n > 0)
 		dy_log("dynod", "swept %d dynos left by a previous dynod", n);
 	loop_timer_init(&s->sweep_timer, on_sweep_timer);
 	loop_timer_init(&s->routes_timer, on_routes_timer);
 	loop_timer_init(&s->mem_timer, on_mem_timer);
 	if (loop_timer_start(loop, &s->mem_timer, SUP_CHECK_USEC, err) < 0) {
+		close(s->parent_lock);
 		rw_free(s->routes);
 		free(s->init_path);
 		free(s);
@@ -975,5 +1043,7 @@ void sup_free(struct sup *s)
 	td_flush(&s->graves); /* their dynos were killed above */
 	rw_free(s->routes);
 	free(s->init_path);
+	if (s->parent_lock >= 0)
+		close(s->parent_lock);
 	free(s);
 }

@@ -456,3 +456,81 @@ def test_destroy_waits_for_the_grace(dynod, tmp_path):
     links = dynod.netns("ip", "-o", "link").stdout
     assert not VETH.search(links), links
     assert "dyno[web.1]: Error R12 (Exit timeout)" in dynod.log.read_text()
+
+
+def test_one_dynod_per_cgroup_parent_and_its_own_leftovers(tmp_path, dyno_bin):
+    """A second dynod on a cgroup parent in use is refused, naming the
+    first; the parent is capped at the host's total minus host_reserve; a
+    dynod of another state dir leaves a dead dynod's dynos alone, and the
+    dead one's own dynod sweeps them."""
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    a = Dynod(tmp_path / "a", dyno_bin)
+    b = Dynod(tmp_path / "b", dyno_bin)
+    b.parent = a.parent
+    cfg = json.loads(b.config.read_text())
+    cfg["cgroup_parent"] = a.parent
+    b.config.write_text(json.dumps(cfg))
+    try:
+        a.start()
+        slug = make_app(a, tmp_path, f"worker: {WORKER}\n")
+        assert a.cli("apps:create", "app").returncode == 0
+        assert a.cli("deploy", slug).returncode == 0
+        assert a.cli("ps:scale", "worker=1").returncode == 0
+        a.wait(lambda ds: any(d["state"] == "up" for d in ds), what="worker up")
+
+        # the parent's caps: the host's total minus host_reserve (1G, 4096)
+        pid_max = int(Path("/proc/sys/kernel/pid_max").read_text())
+        pids_max = Path("/sys/fs/cgroup/pids", a.parent, "pids.max").read_text().strip()
+        assert pids_max == str(pid_max - 4096)
+        total = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        mem = Path("/sys/fs/cgroup/memory", a.parent, "memory.limit_in_bytes")
+        if mem.exists():
+            page = os.sysconf("SC_PAGE_SIZE")
+            assert int(mem.read_text()) == (total - (1 << 30)) // page * page
+
+        # a second dynod on the parent: refused before it touches anything
+        r = subprocess.run([str(BUILD / "bin" / "dynod"), "--config", str(b.config)],
+                           capture_output=True, text=True, timeout=30)
+        assert r.returncode == 1
+        assert r.stderr.startswith(
+            f"dynod: error: cgroup_parent {a.parent} is in use by another dynod "
+            f"(pid {a.proc.pid}: "), r.stderr
+        assert not os.path.exists(b.sock)
+        assert any(d["state"] == "up" for d in a.dynos())
+
+        # a dies hard: its dyno lives on; b (another state dir) takes the
+        # parent and leaves a's dyno alone
+        left = a.cgroups()
+        assert left
+        a.proc.kill()
+        a.proc.wait()
+        a.proc = None
+        a.logf.close()
+        cg = Path("/sys/fs/cgroup/pids", a.parent,
+                  next(c for c in left if c.startswith("pids/")).split("/", 1)[1])
+        procs = (cg / "cgroup.procs").read_text().split()
+        assert procs
+        b.start()
+        time.sleep(0.5)
+        assert cg.is_dir()
+        assert all(alive(int(p)) for p in procs), "b killed a's dyno"
+        assert b.stop() == 0, b.log.read_text()[-3000:]
+        assert all(alive(int(p)) for p in procs)
+
+        # a again: its own leftovers are swept, its formation starts afresh
+        a.start()
+        end = time.monotonic() + 10
+        while time.monotonic() < end and any(alive(int(p)) for p in procs):
+            time.sleep(0.1)
+        assert not any(alive(int(p)) for p in procs)
+        assert "swept 1 dynos left by a previous dynod" in a.log.read_text()
+        a.wait(lambda ds: any(d["state"] == "up" for d in ds), what="worker up again")
+        assert a.stop() == 0, a.log.read_text()[-3000:]
+        assert a.cgroups() == [], a.cgroups()
+    finally:
+        for d in (a, b):
+            if d.proc is not None:
+                d.proc.kill()
+                d.proc.wait()
+        a.sweep()

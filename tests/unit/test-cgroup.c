@@ -441,8 +441,82 @@ static void test_sweep(void **state)
 	struct cg *cg = NULL;
 	assert_int_equal(cg_create(parent, "left", &lim, &cg, NULL), 0);
 	cg_free(cg); /* the launcher "crashed": the directories stay */
-	assert_int_equal(cg_sweep(parent, NULL, NULL), 1);
-	assert_int_equal(cg_sweep(parent, NULL, NULL), 0);
+	assert_int_equal(cg_create(parent, "other-1", &lim, &cg, NULL), 0);
+	cg_free(cg); /* and another launcher's, with another prefix */
+	/* a prefix sweeps its own only */
+	assert_int_equal(cg_sweep(parent, "le", NULL, NULL), 1);
+	assert_int_equal(cg_sweep(parent, "le", NULL, NULL), 0);
+	assert_int_equal(cg_sweep(parent, NULL, NULL, NULL), 1);
+	assert_int_equal(cg_sweep(parent, NULL, NULL, NULL), 0);
+}
+
+/* The parent of every dyno: capped, read back, locked by one owner. */
+static void test_parent_setup(void **state)
+{
+	if (geteuid() != 0)
+		skip();
+	struct cg_parent_caps caps = {.memory = 3ULL << 30, .pids = 1000};
+	int lock = -1;
+	pid_t holder = 0;
+	struct dy_error *err = NULL;
+	char top[128];
+	snprintf(top, sizeof(top), "%s-top", parent);
+	if (cg_parent_setup(top, &caps, &lock, &holder, &err) < 0)
+		fail_msg("%s", dy_error_msg(err));
+	assert_true(lock >= 0);
+	enum cg_version v;
+	char *mp = NULL;
+	char path[4096], buf[64];
+	assert_int_equal(cg_detect(CG_PIDS, &v, &mp, NULL), 0);
+	snprintf(path, sizeof(path), "%s/%s/pids.max", mp, top);
+	free(mp);
+	FILE *f = fopen(path, "r");
+	assert_non_null(f);
+	assert_non_null(fgets(buf, sizeof(buf), f));
+	fclose(f);
+	assert_string_equal(buf, "1000\n");
+	assert_int_equal(cg_detect(CG_MEMORY, &v, &mp, NULL), 0);
+	snprintf(path, sizeof(path), "%s/%s/%s", mp, top,
+	         v == CG_V2 ? "memory.max" : "memory.limit_in_bytes");
+	free(mp);
+	f = fopen(path, "r");
+	assert_non_null(f);
+	assert_non_null(fgets(buf, sizeof(buf), f));
+	fclose(f);
+	assert_int_equal(strtoull(buf, NULL, 10), 3ULL << 30);
+
+	/* a second owner is refused, and told who holds it */
+	pid_t child = fork();
+	assert_true(child >= 0);
+	if (child == 0) {
+		int l2 = -1;
+		pid_t h = 0;
+		int r = cg_parent_setup(top, &caps, &l2, &h, NULL);
+		_exit(r == -EWOULDBLOCK && h == getppid() ? 0 : 1);
+	}
+	int status;
+	assert_int_equal(waitpid(child, &status, 0), child);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	close(lock);
+
+	/* a name, not a path */
+	assert_true(cg_parent_setup("a/b", &caps, &lock, &holder, &err) < 0);
+	assert_string_equal(dy_error_msg(err), "cgroup parent \"a/b\": expected a name");
+	dy_error_free(&err);
+	/* caps from the host: a reserve must leave something */
+	struct cg_parent_caps hc;
+	assert_int_equal(cg_parent_caps_for_host(1ULL << 30, 4096, &hc, NULL), 0);
+	assert_true(hc.memory > 0 && hc.pids > 0);
+	assert_true(cg_parent_caps_for_host(UINT64_MAX, 0, &hc, &err) < 0);
+	assert_non_null(strstr(dy_error_msg(err), "is not below the host's memory"));
+	dy_error_free(&err);
+	for (int c = 0; c < CG_N_CTRL; c++) {
+		if (cg_detect(c, &v, &mp, NULL) < 0)
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", mp, top);
+		rmdir(path);
+		free(mp);
+	}
 }
 
 static int teardown(void **state)
@@ -471,6 +545,7 @@ int main(void)
 	    cmocka_unit_test(test_create_limits_kill_destroy),
 	    cmocka_unit_test(test_bad_limit_fails_cleanly),
 	    cmocka_unit_test(test_sweep),
+	    cmocka_unit_test(test_parent_setup),
 	    cmocka_unit_test(test_kill_fork_loop),
 	    cmocka_unit_test(test_signal_only_members),
 	    cmocka_unit_test(test_destroy_busy_then_retry),
