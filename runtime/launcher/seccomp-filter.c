@@ -8,6 +8,7 @@
 #include <seccomp.h>
 #include <stdbool.h>
 #include <sys/socket.h>
+#include <linux/netlink.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -167,17 +168,55 @@ static int build(scmp_filter_ctx ctx, bool tree, struct dy_error **err)
 		if (r < 0)
 			return dy_error_errno(err, -r, "seccomp: clone flags");
 	}
-	/* socket and socketpair: every family but AF_VSOCK, which no network
-	 * namespace or nftables rule confines (it reaches the hypervisor, and
-	 * other guests' dynos with vsock_loopback): EAFNOSUPPORT, as a kernel
-	 * without vsock answers. */
+	/* socket and socketpair: every family but
+	 * - AF_VSOCK, which no network namespace or nftables rule confines (it
+	 *   reaches the hypervisor, and other guests' dynos with
+	 *   vsock_loopback): EAFNOSUPPORT, as a kernel without vsock answers;
+	 * - AF_NETLINK with NETLINK_KOBJECT_UEVENT: the host's device events
+	 *   (every disk, USB and network device the host adds) reach any
+	 *   network namespace's uevent socket; EPROTONOSUPPORT, as a kernel
+	 *   without it answers. Other netlink protocols (route: `ip addr`)
+	 *   stay, confined to the dyno's own network namespace.
+	 * The kernel reads family and protocol as ints: every comparison is a
+	 * MASKED_EQ whose mask leaves out the high 32 bits, so a family with
+	 * high bits set is the same family (a plain EQ would compare all 64
+	 * and let 1 << 32 | AF_VSOCK through). libseccomp leaves the order of
+	 * overlapping rules open: the allowed values are disjoint ranges of
+	 * the form (x & mask) == value. Values past the ranges (no such family
+	 * or protocol) get the policy's default, ENOSYS. */
+	_Static_assert(AF_NETLINK == 16 && AF_VSOCK == 40 && NETLINK_KOBJECT_UEVENT == 15,
+	               "the ranges below");
+	static const struct range {
+		uint32_t mask, value;
+	} families[] =
+	    {
+	        {~15u, 0}, {~0u, 17}, {~1u, 18}, {~3u, 20}, {~7u, 24},
+	        {~7u, 32}, {~0u, 41}, {~1u, 42}, {~3u, 44}, {~15u, 48},
+	    }, /* 0..63 but 16 and 40 */
+	    protocols[] = {
+	        {~7u, 0}, {~3u, 8}, {~1u, 12}, {~0u, 14}, {~15u, 16},
+	    }; /* 0..31 but 15 */
 	static const int sock_calls[] = {SCMP_SYS(socket), SCMP_SYS(socketpair)};
 	for (size_t i = 0; i < ELEMENTSOF(sock_calls); i++) {
-		r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, sock_calls[i], 1,
-		                     SCMP_A0(SCMP_CMP_NE, AF_VSOCK));
+		int sc = sock_calls[i];
+		r = 0;
+		for (size_t f = 0; r == 0 && f < ELEMENTSOF(families); f++)
+			r = seccomp_rule_add(
+			    ctx, SCMP_ACT_ALLOW, sc, 1,
+			    SCMP_A0_64(SCMP_CMP_MASKED_EQ, families[f].mask, families[f].value));
+		for (size_t p = 0; r == 0 && p < ELEMENTSOF(protocols); p++)
+			r = seccomp_rule_add(
+			    ctx, SCMP_ACT_ALLOW, sc, 2,
+			    SCMP_A0_64(SCMP_CMP_MASKED_EQ, ~0u, AF_NETLINK),
+			    SCMP_A2_64(SCMP_CMP_MASKED_EQ, protocols[p].mask, protocols[p].value));
 		if (r == 0)
-			r = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EAFNOSUPPORT), sock_calls[i], 1,
-			                     SCMP_A0(SCMP_CMP_EQ, AF_VSOCK));
+			r = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EAFNOSUPPORT), sc, 1,
+			                     SCMP_A0_64(SCMP_CMP_MASKED_EQ, ~0u, AF_VSOCK));
+		if (r == 0)
+			r = seccomp_rule_add(
+			    ctx, SCMP_ACT_ERRNO(EPROTONOSUPPORT), sc, 2,
+			    SCMP_A0_64(SCMP_CMP_MASKED_EQ, ~0u, AF_NETLINK),
+			    SCMP_A2_64(SCMP_CMP_MASKED_EQ, ~0u, NETLINK_KOBJECT_UEVENT));
 		if (r < 0)
 			return dy_error_errno(err, -r, "seccomp: socket families");
 	}

@@ -283,10 +283,14 @@ def test_proc_and_etc_hardening():
     assert "max=64" in lines, lines
 
 
-def test_vsock_and_personality_refused():
+def test_vsock_uevents_and_personality_refused():
     import errno as E
     f = scenario("families")["families"]
     assert f["vsock"] == E.EAFNOSUPPORT, f
+    # the host's device events never reach a dyno, however the call is made
+    assert f["uevent"] == E.EPROTONOSUPPORT, f
+    assert f["uevent_high_bits"] == E.EPROTONOSUPPORT, f
+    assert f["netlink_route"] == 0, f
     assert f["inet"] == 0 and f["unix"] == 0, f
     assert f["read_implies_exec"] == E.ENOSYS, f
     assert f["query_ok"] is True, f

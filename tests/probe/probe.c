@@ -417,11 +417,28 @@ int main(int argc, char **argv)
 		e_unix = fd < 0 ? errno : 0;
 		if (fd >= 0)
 			close(fd);
+		/* the host's device events: refused; route netlink: allowed; a
+		 * family with high bits set is still the same family */
+		int e_uevent = 0, e_route = 0, e_uevent_hi = 0;
+		fd = socket(AF_NETLINK, SOCK_DGRAM, 15 /* NETLINK_KOBJECT_UEVENT */);
+		e_uevent = fd < 0 ? errno : 0;
+		if (fd >= 0)
+			close(fd);
+		fd = (int)syscall(SYS_socket, (1UL << 32) | AF_NETLINK, SOCK_DGRAM, 15UL);
+		e_uevent_hi = fd < 0 ? errno : 0;
+		if (fd >= 0)
+			close(fd);
+		fd = socket(AF_NETLINK, SOCK_DGRAM, 0 /* NETLINK_ROUTE */);
+		e_route = fd < 0 ? errno : 0;
+		if (fd >= 0)
+			close(fd);
 		e_pers = syscall(SYS_personality, 0x0400000UL) < 0 ? errno : 0;
 		long query = syscall(SYS_personality, 0xffffffffUL);
 		printf("{\"probe\":\"families\",\"vsock\":%d,\"inet\":%d,\"unix\":%d,"
+		       "\"uevent\":%d,\"uevent_high_bits\":%d,\"netlink_route\":%d,"
 		       "\"read_implies_exec\":%d,\"query_ok\":%s}\n",
-		       e_vsock, e_inet, e_unix, e_pers, query >= 0 ? "true" : "false");
+		       e_vsock, e_inet, e_unix, e_uevent, e_uevent_hi, e_route, e_pers,
+		       query >= 0 ? "true" : "false");
 	} else if (!strcmp(c, "ls") && argc > 2)
 		printf("{\"probe\":\"ls\",\"path\":\"%s\",\"exists\":%s}\n", argv[2],
 		       access(argv[2], F_OK) == 0 ? "true" : "false");

@@ -274,6 +274,9 @@ static void test_tree_decides_as_list(void **state)
 	                                AF_PACKET,
 	                                AF_VSOCK,
 	                                (uint64_t)AF_VSOCK << 32,
+	                                (1ULL << 32) | AF_VSOCK,
+	                                15,
+	                                (1ULL << 32) | AF_NETLINK,
 	                                SIGCHLD,
 	                                CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_THREAD,
 	                                CLONE_NEWNS,
@@ -319,12 +322,72 @@ static void test_tree_decides_as_list(void **state)
 	free(list.filter);
 }
 
+/* socket(): every family but AF_VSOCK, netlink but its uevent protocol;
+ * the kernel reads them as ints, and so must the filter. */
+static void test_socket_families(void **state)
+{
+#ifndef __x86_64__
+	skip();
+#endif
+	struct sock_fprog prog;
+	struct dy_error *e = NULL;
+	if (seccomp_policy_compile(true, &prog, &e) < 0)
+		fail_msg("%s", dy_error_msg(e));
+	const uint64_t hi = 1ULL << 32;
+	const uint32_t allow = SECCOMP_RET_ALLOW, no_af = SECCOMP_RET_ERRNO | EAFNOSUPPORT,
+	               no_proto = SECCOMP_RET_ERRNO | EPROTONOSUPPORT;
+	static const int calls[] = {__NR_socket, __NR_socketpair};
+	for (size_t c = 0; c < 2; c++) {
+		struct {
+			uint64_t family, protocol;
+			uint32_t want;
+		} cases[] = {
+		    {AF_UNIX, 0, allow},
+		    {AF_INET, 6, allow},
+		    {AF_INET6, 17, allow},
+		    {AF_PACKET, 0, allow},
+		    {AF_VSOCK, 0, no_af},
+		    {hi | AF_VSOCK, 0, no_af},
+		    {AF_NETLINK, 0 /* route */, allow},
+		    {AF_NETLINK, 14, allow},
+		    {AF_NETLINK, 16, allow},
+		    {AF_NETLINK, 31, allow},
+		    {AF_NETLINK, 15 /* NETLINK_KOBJECT_UEVENT */, no_proto},
+		    {hi | AF_NETLINK, 15, no_proto},
+		    {AF_NETLINK, hi | 15, no_proto},
+		    {hi | AF_NETLINK, 0, allow},
+		};
+		for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+			struct seccomp_data d = {
+			    .nr = calls[c],
+			    .arch = AUDIT_ARCH_X86_64,
+			    .args = {cases[i].family, SOCK_DGRAM, cases[i].protocol, 0, 0, 0},
+			};
+			uint32_t got = run_bpf(&prog, &d);
+			if (got != cases[i].want)
+				fail_msg("nr %d family %#llx protocol %#llx: %#x, want %#x",
+				         calls[c], (unsigned long long)cases[i].family,
+				         (unsigned long long)cases[i].protocol, got, cases[i].want);
+		}
+		/* every family of 0..63 but 16 and 40 is allowed outright */
+		for (uint64_t f = 0; f < 64; f++) {
+			if (f == AF_NETLINK || f == AF_VSOCK)
+				continue;
+			struct seccomp_data d = {.nr = calls[c],
+			                         .arch = AUDIT_ARCH_X86_64,
+			                         .args = {f, SOCK_STREAM, 15, 0, 0, 0}};
+			assert_int_equal(run_bpf(&prog, &d), allow);
+		}
+	}
+	free(prog.filter);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_compiled_once),        cmocka_unit_test(test_denied),
 	    cmocka_unit_test(test_enosys_fallback),      cmocka_unit_test(test_foreign_arch_killed),
-	    cmocka_unit_test(test_tree_decides_as_list),
+	    cmocka_unit_test(test_tree_decides_as_list), cmocka_unit_test(test_socket_families),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
