@@ -122,3 +122,13 @@ void dy_sha256_hex(const uint8_t digest[DY_SHA256_LEN], char hex[DY_SHA256_HEX_L
 	}
 	hex[DY_SHA256_HEX_LEN] = '\0';
 }
+
+void dy_sha256_hex_of(const void *data, size_t len, char hex[DY_SHA256_HEX_LEN + 1])
+{
+	struct dy_sha256 s;
+	uint8_t d[DY_SHA256_LEN];
+	dy_sha256_init(&s);
+	dy_sha256_update(&s, data, len);
+	dy_sha256_final(&s, d);
+	dy_sha256_hex(d, hex);
+}

@@ -21,3 +21,6 @@ void dy_sha256_final(struct dy_sha256 *s, uint8_t out[DY_SHA256_LEN]);
 
 /* Writes the lower-case hex of digest (65 bytes with the NUL) into hex. */
 void dy_sha256_hex(const uint8_t digest[DY_SHA256_LEN], char hex[DY_SHA256_HEX_LEN + 1]);
+
+/* The hex digest of len bytes at data, in one call. */
+void dy_sha256_hex_of(const void *data, size_t len, char hex[DY_SHA256_HEX_LEN + 1]);

@@ -26,13 +26,8 @@
 
 void net_veth_name(const char *id, char name[NET_IFNAME_LEN])
 {
-	struct dy_sha256 s;
-	uint8_t d[DY_SHA256_LEN];
 	char hex[DY_SHA256_HEX_LEN + 1];
-	dy_sha256_init(&s);
-	dy_sha256_update(&s, id, strlen(id));
-	dy_sha256_final(&s, d);
-	dy_sha256_hex(d, hex);
+	dy_sha256_hex_of(id, strlen(id), hex);
 	snprintf(name, NET_IFNAME_LEN, "dy-%.12s", hex);
 }
 

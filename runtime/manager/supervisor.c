@@ -916,13 +916,8 @@ static int id_prefix_of(const char *state_dir, char out[16], struct dy_error **e
 	_cleanup_free_ char *real = realpath(state_dir, NULL);
 	if (!real)
 		return dy_error_errno(err, errno, "state_dir %s", state_dir);
-	struct dy_sha256 h;
-	uint8_t digest[DY_SHA256_LEN];
 	char hex[DY_SHA256_HEX_LEN + 1];
-	dy_sha256_init(&h);
-	dy_sha256_update(&h, real, strlen(real));
-	dy_sha256_final(&h, digest);
-	dy_sha256_hex(digest, hex);
+	dy_sha256_hex_of(real, strlen(real), hex);
 	snprintf(out, 16, "%.8s-", hex);
 	return 0;
 }

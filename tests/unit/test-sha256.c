@@ -84,9 +84,17 @@ static void test_padding_boundaries(void **state)
 	assert_int_equal(strlen(hex), 64);
 }
 
+static void test_hex_of(void **state)
+{
+	char hex[DY_SHA256_HEX_LEN + 1];
+	dy_sha256_hex_of("abc", 3, hex);
+	assert_string_equal(hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_hex_of),
 	    cmocka_unit_test(test_vectors),
 	    cmocka_unit_test(test_million_a_streamed),
 	    cmocka_unit_test(test_padding_boundaries),
