@@ -16,13 +16,11 @@
 #include "common/cleanup.h"
 #include "common/heroku-codes.h"
 #include "common/log.h"
-#include "common/lock.h"
 #include "common/macro.h"
-#include "common/sha256.h"
-#include "runtime/launcher/cgroup.h"
 #include "runtime/launcher/launch.h"
 #include "runtime/manager/boot.h"
 #include "runtime/manager/dyno-json.h"
+#include "runtime/manager/host.h"
 #include "runtime/manager/lifecycle.h"
 #include "runtime/manager/memory-watch.h"
 #include "runtime/manager/routes-writer.h"
@@ -873,88 +871,6 @@ static int ops_stop_dyno(void *data, const struct state_app *app, const char *na
 	return sup_stop_dyno(data, app, name, err);
 }
 
-/* dyno-init beside dynod (the build tree), else in ../bin (installed:
- * dynod in sbin), else on PATH; NULL leaves the launcher's default. */
-static char *find_init(void)
-{
-	char exe[4096];
-	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-	char *path = NULL;
-	if (n > 0) {
-		exe[n] = '\0';
-		char *slash = strrchr(exe, '/');
-		if (slash) {
-			*slash = '\0';
-			if (asprintf(&path, "%s/dyno-init", exe) >= 0 && access(path, X_OK) == 0)
-				return path;
-			free(path);
-			path = NULL;
-			if (asprintf(&path, "%s/../bin/dyno-init", exe) >= 0 &&
-			    access(path, X_OK) == 0)
-				return path;
-			free(path);
-			path = NULL;
-		}
-	}
-	const char *env = getenv("PATH");
-	_cleanup_free_ char *copy = env ? strdup(env) : NULL;
-	char *save = NULL;
-	for (char *dir = copy ? strtok_r(copy, ":", &save) : NULL; dir;
-	     dir = strtok_r(NULL, ":", &save)) {
-		if (asprintf(&path, "%s/dyno-init", dir) >= 0 && access(path, X_OK) == 0)
-			return path;
-		free(path);
-		path = NULL;
-	}
-	return NULL;
-}
-
-/* The id prefix of this state dir's dynos: 8 hex digits of the sha256 of
- * its real path, and "-". */
-static int id_prefix_of(const char *state_dir, char out[16], struct dy_error **err)
-{
-	_cleanup_free_ char *real = realpath(state_dir, NULL);
-	if (!real)
-		return dy_error_errno(err, errno, "state_dir %s", state_dir);
-	char hex[DY_SHA256_HEX_LEN + 1];
-	dy_sha256_hex_of(real, strlen(real), hex);
-	snprintf(out, 16, "%.8s-", hex);
-	return 0;
-}
-
-/* Takes the cgroup parent: one dynod owns it (a second one is refused,
- * naming the first), its memory and pids capped at the host's minus
- * host_reserve, so that dynos together never starve the host. */
-static int own_parent(struct sup *s, struct dy_error **err)
-{
-	const struct config *cfg = s->cfg;
-	if (id_prefix_of(cfg->state_dir, s->id_prefix, err) < 0)
-		return -1;
-	struct cg_parent_caps caps;
-	if (cg_parent_caps_for_host(cfg->host_reserve.memory, cfg->host_reserve.pids, &caps, err) <
-	    0)
-		return -1;
-	pid_t holder = 0;
-	int r = cg_parent_setup(s->cgroup_parent, &caps, &s->parent_lock, &holder, err);
-	if (r == -EWOULDBLOCK)
-		return dy_error(err, "cgroup_parent %s is in use by another dynod%s",
-		                s->cgroup_parent, dy_lock_holder_text(holder, (char[320]){0}, 320));
-	if (r < 0)
-		return dy_error_prefix(err, "cgroup_parent %s", s->cgroup_parent);
-	/* a size the parent cannot hold is worth a warning, not a refusal */
-	for (size_t i = 0; i < cfg->sizes.n; i++) {
-		const struct config_size *z = &cfg->sizes.size[i];
-		if (2 * z->memory > caps.memory || z->pids > caps.pids)
-			dy_log(
-			    "dynod",
-			    "size %s (%llu MiB, %u pids) does not fit in what the host gives dynos "
-			    "(%llu MiB, %u pids: the host's total minus host_reserve)",
-			    z->name, (unsigned long long)(2 * z->memory >> 20), z->pids,
-			    (unsigned long long)(caps.memory >> 20), caps.pids);
-	}
-	return 0;
-}
-
 int sup_new(struct loop *loop, const struct config *cfg, const char *cgroup_parent,
             struct sup **ret, struct dy_error **err)
 {
@@ -981,9 +897,9 @@ int sup_new(struct loop *loop, const struct config *cfg, const char *cgroup_pare
 		free(s);
 		return -1;
 	}
-	s->init_path = find_init();
+	s->init_path = host_find_helper("dyno-init");
 	s->parent_lock = -1;
-	if (own_parent(s, err) < 0) {
+	if (host_own_parent(cfg, s->cgroup_parent, s->id_prefix, &s->parent_lock, err) < 0) {
 		rw_free(s->routes);
 		free(s->init_path);
 		free(s);
