@@ -273,11 +273,14 @@ static int release(struct mgr *m, struct state_app *app, const char *desc, const
 	return 0;
 }
 
-/* A deep copy of the current config vars (never NULL unless ENOMEM). */
+/* A new object holding the current config vars (never NULL unless
+ * ENOMEM), for a new release to change. Shallow: the values (immutable
+ * strings) stay shared with the current snapshot, so a change of one var
+ * does not copy the others. */
 static json_t *config_copy(const struct state_app *app)
 {
 	json_t *cur = mgr_config_vars(app);
-	return cur ? json_deep_copy(cur) : json_object();
+	return cur ? json_copy(cur) : json_object();
 }
 
 json_t *mgr_config_vars(const struct state_app *app)
@@ -376,7 +379,8 @@ int mgr_rollback(struct mgr *m, const char *name, int version, struct state_rele
 	/* copies first: appending may move the releases array */
 	char slug_id[STATE_SLUG_ID_LEN + 1];
 	snprintf(slug_id, sizeof(slug_id), "%s", to->slug_id);
-	json_t *cfg = json_deep_copy(to->config);
+	/* the snapshot itself: releases share it, none changes it */
+	json_t *cfg = json_incref(to->config);
 	json_t *pt = to->process_types ? json_deep_copy(to->process_types) : json_object();
 	if (cfg == NULL || pt == NULL) {
 		if (cfg)
