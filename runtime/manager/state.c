@@ -299,7 +299,7 @@ json_t *state_formation_json(const struct state_formation *f, const char *comman
 /* The file's form (docs/api.md, "The state on disk"): each release names
  * its config snapshot by key; "configs" holds every snapshot a release
  * names, once, in the order of first use. */
-static json_t *app_file_json(const struct state_app *app)
+json_t *state_app_file_json(const struct state_app *app)
 {
 	json_t *rels = json_array();
 	json_t *form = json_array();
@@ -327,29 +327,95 @@ static json_t *app_file_json(const struct state_app *app)
 	                 "configs", configs);
 }
 
-int state_app_save(const struct state *st, const struct state_app *app, struct dy_error **err)
+int state_app_dir_open(const struct state *st, const struct state_app *app, struct dy_error **err)
 {
-	_cleanup_free_ char *dir = NULL, *path = NULL, *text = NULL;
-	if (asprintf(&dir, "%s/apps/%s", st->dir, app->name) < 0 ||
-	    asprintf(&path, "%s/app.json", dir) < 0)
+	_cleanup_free_ char *dir = NULL;
+	if (asprintf(&dir, "%s/apps/%s", st->dir, app->name) < 0)
 		return dy_error_errno(err, ENOMEM, "save app %s", app->name);
 	if (mkdir(dir, STATE_APP_DIR_MODE) < 0 && errno != EEXIST)
 		return dy_error_errno(err, errno, "mkdir %s", dir);
-	{
-		_cleanup_json_ json_t *j = app_file_json(app);
-		if (j)
-			text = json_dumps(j, JSON_INDENT(1) | JSON_PRESERVE_ORDER);
-	}
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return dy_error_errno(err, errno, "open %s", dir);
+	return fd;
+}
+
+int state_file_render(const json_t *file, char **ret_text, size_t *ret_len)
+{
+	char *text = json_dumps(file, JSON_INDENT(1) | JSON_PRESERVE_ORDER);
 	if (text == NULL)
-		return dy_error_errno(err, ENOMEM, "save app %s", app->name);
+		return -ENOMEM;
 	size_t len = strlen(text);
 	char *nl = realloc(text, len + 2);
-	if (nl == NULL)
-		return dy_error_errno(err, ENOMEM, "save app %s", app->name);
-	text = nl;
-	memcpy(text + len, "\n", 2);
+	if (nl == NULL) {
+		free(text);
+		return -ENOMEM;
+	}
+	memcpy(nl + len, "\n", 2);
+	*ret_text = nl;
+	*ret_len = len + 1;
+	return 0;
+}
+
+int state_file_write_at(int dirfd, const char *text, size_t len, const bool *cancelled)
+{
+	static unsigned long long seq;
+	char tmp[64];
+	/* unique among writers of this process (one dynod per state dir):
+	 * the loop's thread and the state writer's */
+	snprintf(tmp, sizeof(tmp), ".app.json.tmp-%d-%llu", (int)getpid(),
+	         __atomic_add_fetch(&seq, 1, __ATOMIC_RELAXED));
 	/* 0600: the file holds the app's config vars */
-	return dy_write_file_atomic(path, text, len + 1, 0600, err);
+	_cleanup_close_ int fd =
+	    openat(dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0)
+		return -errno;
+	int r = 0;
+	while (r == 0 && len > 0) {
+		ssize_t n = write(fd, text, len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			r = -errno;
+			break;
+		}
+		text += n;
+		len -= (size_t)n;
+	}
+	if (r == 0 && fchmod(fd, 0600) < 0)
+		r = -errno;
+	if (r == 0 && fsync(fd) < 0)
+		r = -errno;
+	/* an app destroyed meanwhile keeps its file gone */
+	if (r == 0 && cancelled && __atomic_load_n(cancelled, __ATOMIC_ACQUIRE))
+		r = -ECANCELED;
+	if (r == 0 && renameat(dirfd, tmp, dirfd, "app.json") < 0)
+		r = -errno;
+	if (r < 0) {
+		unlinkat(dirfd, tmp, 0);
+		return r;
+	}
+	if (fsync(dirfd) < 0)
+		return -errno;
+	return 0;
+}
+
+int state_app_save(const struct state *st, const struct state_app *app, struct dy_error **err)
+{
+	_cleanup_free_ char *text = NULL;
+	size_t len = 0;
+	{
+		_cleanup_json_ json_t *j = state_app_file_json(app);
+		if (j == NULL || state_file_render(j, &text, &len) < 0)
+			return dy_error_errno(err, ENOMEM, "save app %s", app->name);
+	}
+	_cleanup_close_ int dfd = state_app_dir_open(st, app, err);
+	if (dfd < 0)
+		return -1;
+	int r = state_file_write_at(dfd, text, len, NULL);
+	if (r < 0)
+		return dy_error_errno(err, -r, "write %s/apps/%s/app.json", st->dir, app->name);
+	return 0;
 }
 
 int state_app_remove(struct state *st, struct state_app *app, struct dy_error **err)

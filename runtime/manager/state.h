@@ -112,9 +112,32 @@ bool state_app_name_valid(const char *name);
 int state_app_add(struct state *st, const char *name, uint32_t uid, const char *created_at,
                   struct state_app **ret, struct dy_error **err);
 
-/* Writes app's file atomically (temp file, fsync, rename, fsync dir).
- * Returns 0 or < 0. */
+/* Writes app's file atomically (temp file, fsync, rename, fsync dir), on
+ * the calling thread. Returns 0 or < 0. (dynod writes through
+ * state-writer.h, off its loop.) */
 int state_app_save(const struct state *st, const struct state_app *app, struct dy_error **err);
+
+/* The parts of state_app_save(), for a writer on another thread: */
+
+/* The content of app's file (new reference, NULL on ENOMEM). It shares
+ * the app's config snapshots and process types: a thread may dump it while
+ * the loop goes on, but only the loop's thread may release it. */
+json_t *state_app_file_json(const struct state_app *app);
+
+/* The text of a file made by state_app_file_json(), newline-terminated:
+ * *ret_text (malloc'd) and *ret_len. Reads file only. Returns 0 or -ENOMEM. */
+int state_file_render(const json_t *file, char **ret_text, size_t *ret_len);
+
+/* Opens app's directory (made when missing) as O_DIRECTORY. Returns the fd
+ * or < 0. */
+int state_app_dir_open(const struct state *st, const struct state_app *app, struct dy_error **err);
+
+/* Replaces app.json in the directory dirfd with len bytes of text: a
+ * temporary sibling (0600), fsync, rename, fsync of the directory; a
+ * failure leaves app.json as it was and no temporary file. When
+ * *cancelled (read atomically, may be NULL) is true before the rename, the
+ * file is left alone (-ECANCELED). Thread-safe. Returns 0 or -errno. */
+int state_file_write_at(int dirfd, const char *text, size_t len, const bool *cancelled);
 
 /* Removes app from st and its whole directory (state file, unpacked slugs)
  * from disk; app is freed. Returns 0 or < 0 (the app is then still in st). */
