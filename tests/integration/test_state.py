@@ -9,6 +9,7 @@ import subprocess
 from conftest import BUILD
 from test_dynod import Dynod
 
+ASAN = b"__asan_init" in (BUILD / "bin" / "dynod").read_bytes()
 BIG = 1_000_000  # characters: the value of the incident (config_vars.max_size raised for it)
 
 
@@ -66,7 +67,8 @@ def test_config_releases_share_snapshots(tmp_path):
         # memory: the value is held about once, not 40 times (and not per
         # dump of a 40 MB file)
         grown = rss_kib(d.proc.pid) - rss0
-        assert grown < 24 * 1024, f"dynod grew {grown} KiB"
+        if not ASAN:  # its quarantine holds freed memory: 240 MB here
+            assert grown < 24 * 1024, f"dynod grew {grown} KiB"
         # the API's objects keep their shape
         assert set(rels[0]) == {"version", "description", "status", "slug", "created_at"}
         assert rels[0]["description"] == "Set BIG config vars" and rels[0]["slug"] is None
