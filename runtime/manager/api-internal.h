@@ -13,6 +13,7 @@
 #include "common/error.h"
 #include "common/http1.h"
 #include "common/loop.h"
+#include "runtime/manager/state.h"
 #include "runtime/manager/api.h"
 
 #define API_HEADERS_MAX 100
@@ -20,6 +21,7 @@
 enum conn_state {
 	CONN_HEAD = 0, /* reading a request head */
 	CONN_BODY,     /* reading its body */
+	CONN_SAVING,   /* answer held until the change is on disk; nothing is read */
 	CONN_CLOSING,  /* answer queued: flush, then close */
 };
 
@@ -52,6 +54,11 @@ struct conn {
 	uint64_t body_total;
 	struct buf body; /* SINK_MEMORY */
 	int body_fd;     /* SINK_FILE */
+
+	/* CONN_SAVING: the answer, sent once the state writer reports */
+	struct state_wait saving;
+	int saved_status;
+	json_t *saved_body;
 };
 
 struct api {
@@ -67,6 +74,11 @@ struct api {
 /* Queues the response to c's request: status and the JSON body j (stolen;
  * NULL gives an empty object). Closes c when memory is short. */
 void api_respond_json(struct conn *c, int status, json_t *j);
+
+/* As api_respond_json(), once app's changes so far are durable (the state
+ * writer, mgr_wait_saved()): the connection reads nothing meanwhile. A
+ * failed write answers 500 instead (the change is kept, and retried). */
+void api_respond_json_saved(struct conn *c, const struct state_app *app, int status, json_t *j);
 
 /* Queues an error response: the status and error id of kind (docs/api.md,
  * "Errors") and the message formatted from fmt. */

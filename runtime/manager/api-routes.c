@@ -258,7 +258,7 @@ static void route_releases(struct conn *c, struct state_app *app, const char *wh
 	}
 	dy_log("api", "%s: v%d %s (%s)", app->name, out->version, out->description,
 	       state_release_status_str(out->status));
-	api_respond_json(c, 201, state_release_json(out));
+	api_respond_json_saved(c, app, 201, state_release_json(out));
 }
 
 static int parse_update(json_t *o, const char *type, struct mgr_formation_update *u, char *msg,
@@ -353,7 +353,10 @@ static void route_formation(struct conn *c, struct state_app *app, const char *t
 		respond_mgr_error(c, &err);
 		return;
 	}
-	api_respond_json(c, 200, j);
+	if (c->method == H1_METHOD_PATCH)
+		api_respond_json_saved(c, app, 200, j);
+	else
+		api_respond_json(c, 200, j);
 }
 
 static void route_config(struct conn *c, struct state_app *app)
@@ -376,7 +379,13 @@ static void route_config(struct conn *c, struct state_app *app)
 		return;
 	}
 	json_t *cfg = mgr_config_vars(app);
-	api_respond_json(c, 200, cfg ? json_deep_copy(cfg) : json_object());
+	/* a GET waits for nothing: mgr_wait_saved() only holds a change's
+	 * answer (and its connection's) */
+	json_t *j = cfg ? json_deep_copy(cfg) : json_object();
+	if (c->method == H1_METHOD_PATCH)
+		api_respond_json_saved(c, app, 200, j);
+	else
+		api_respond_json(c, 200, j);
 }
 
 /* GET /apps/{app}/dynos[/{dyno}], DELETE /apps/{app}/dynos[/{dyno|type}]

@@ -34,6 +34,9 @@ static void conn_free(struct loop_deferred *d)
 	buf_free(&c->body);
 	if (c->body_fd >= 0)
 		close(c->body_fd);
+	state_wait_cancel(&c->saving);
+	if (c->saved_body)
+		json_decref(c->saved_body);
 	free(c);
 }
 
@@ -41,6 +44,7 @@ static void conn_free(struct loop_deferred *d)
  * dispatch round (never free inside its own callback). */
 static void conn_close(struct conn *c)
 {
+	state_wait_cancel(&c->saving); /* no answer for a closed connection */
 	dy_conn_close(c->api->loop, &c->api->conns, &c->conn);
 }
 
@@ -67,7 +71,8 @@ static void conn_update_interest(struct conn *c)
 	if (buf_len(&c->out) > 0)
 		ev |= LOOP_WRITE;
 	/* back-pressure: a client that does not read its answers is not read */
-	if (c->state != CONN_CLOSING && buf_len(&c->out) < API_OUT_HIGH_WATER)
+	if (c->state != CONN_CLOSING && c->state != CONN_SAVING &&
+	    buf_len(&c->out) < API_OUT_HIGH_WATER)
 		ev |= LOOP_READ;
 	if (loop_io_set(c->api->loop, &c->conn.io, ev, NULL) < 0)
 		conn_close(c);
@@ -135,6 +140,41 @@ void api_respond_json(struct conn *c, int status, json_t *j)
 
 /* The one map from an error's kind to the API's status and error id
  * (docs/api.md, "Errors"). */
+/* The state writer's report on the change c's answer waits for. */
+static void saved_done(struct state_wait *w, int r, const char *msg)
+{
+	struct conn *c = loop_container_of(w, struct conn, saving);
+	json_t *body = TAKE_PTR(c->saved_body);
+	c->state = CONN_HEAD; /* the request is answered now */
+	if (r < 0) {
+		json_decref(body);
+		api_respond_error(c, DY_E_INTERNAL,
+		                  "the change is made but not yet on disk (%s): dynod retries the "
+		                  "write",
+		                  msg);
+	} else {
+		api_respond_json(c, c->saved_status, body);
+	}
+	if (c->conn.closed)
+		return;
+	enum conn_state s = c->state;
+	request_reset(c);
+	if (s == CONN_CLOSING)
+		c->state = CONN_CLOSING;
+	conn_flush(c); /* sends it, and reads the requests behind it */
+}
+
+void api_respond_json_saved(struct conn *c, const struct state_app *app, int status, json_t *j)
+{
+	if (!mgr_wait_saved(c->api->mgr, app, &c->saving, saved_done)) {
+		api_respond_json(c, status, j);
+		return;
+	}
+	c->saved_status = status;
+	c->saved_body = j;
+	c->state = CONN_SAVING;
+}
+
 static const struct {
 	int status;
 	const char *id;
@@ -212,8 +252,8 @@ static int open_upload(struct api *a)
 static void finish_request(struct conn *c)
 {
 	api_dispatch(c);
-	if (c->conn.closed)
-		return;
+	if (c->conn.closed || c->state == CONN_SAVING)
+		return; /* saved_done() goes on */
 	enum conn_state s = c->state;
 	request_reset(c);
 	if (s == CONN_CLOSING)
@@ -353,7 +393,7 @@ static void read_body(struct conn *c)
  * answers waiting stay under API_OUT_HIGH_WATER). */
 static void process(struct conn *c)
 {
-	while (!c->conn.closed && c->state != CONN_CLOSING) {
+	while (!c->conn.closed && c->state != CONN_CLOSING && c->state != CONN_SAVING) {
 		if (c->state == CONN_BODY) {
 			read_body(c);
 			if (c->state == CONN_BODY)
@@ -389,7 +429,8 @@ static void on_conn_io(struct loop *loop, struct loop_io *io, uint32_t events)
 	if (events & LOOP_READ) {
 		loop_timer_start(loop, &c->conn.timer, API_IDLE_USEC, NULL);
 		/* bounded per event so one fast uploader cannot starve others */
-		for (int rounds = 0; rounds < 16 && !c->conn.closed && c->state != CONN_CLOSING;
+		for (int rounds = 0; rounds < 16 && !c->conn.closed && c->state != CONN_CLOSING &&
+		                     c->state != CONN_SAVING;
 		     rounds++) {
 			/* a head is at most 64 KiB and bodies are drained as they
 			 * come, so the buffer stays bounded; it only fills while

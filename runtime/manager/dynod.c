@@ -55,6 +55,7 @@ static int run(const char *config_path)
 	struct loop *loop = NULL;
 	struct api *api = NULL;
 	struct sup *sup = NULL;
+	struct state_writer *writer = NULL;
 	struct loop_signal sig;
 	_cleanup_close_ int state_lock = -1;
 	bool sig_started = false;
@@ -93,6 +94,10 @@ static int run(const char *config_path)
 	}
 	if (mgr_new(cfg, st, sup ? sup_ops(sup) : NULL, &m, &err) < 0)
 		goto out;
+	/* app.json is written off the loop (docs/operating.md, "State") */
+	if (state_writer_new(loop, st, &writer, &err) < 0)
+		goto out;
+	mgr_set_writer(m, writer);
 	if (sup) {
 		sup_set_mgr(sup, m);
 		the_sup = sup;
@@ -124,6 +129,10 @@ out:
 	api_free(api);
 	the_sup = NULL;
 	sup_free(sup);
+	/* after everything that changes the state: writes what is queued */
+	if (m)
+		mgr_set_writer(m, NULL);
+	state_writer_free(writer);
 	if (sig_started)
 		loop_signal_stop(loop, &sig);
 	loop_free(loop);

@@ -15,6 +15,7 @@ struct mgr {
 	const struct config *cfg;
 	struct state *st;
 	const struct manager_ops *ops;
+	struct state_writer *writer; /* NULL: apps are saved on the calling thread */
 };
 
 int mgr_new(const struct config *cfg, struct state *st, const struct manager_ops *ops,
@@ -33,6 +34,26 @@ int mgr_new(const struct config *cfg, struct state *st, const struct manager_ops
 void mgr_free(struct mgr *m)
 {
 	free(m);
+}
+
+void mgr_set_writer(struct mgr *m, struct state_writer *w)
+{
+	m->writer = w;
+}
+
+/* Saves app after a change: queued for the writer's thread, or written
+ * at once without one. */
+static int save(struct mgr *m, const struct state_app *app, struct dy_error **err)
+{
+	if (m->writer)
+		return state_writer_save(m->writer, app, err);
+	return state_app_save(m->st, app, err);
+}
+
+bool mgr_wait_saved(struct mgr *m, const struct state_app *app, struct state_wait *wait,
+                    state_wait_fn fn)
+{
+	return m->writer && state_writer_wait(m->writer, app, wait, fn);
 }
 
 const struct state *mgr_state(const struct mgr *m)
@@ -169,6 +190,9 @@ int mgr_app_destroy(struct mgr *m, const char *name, struct dy_error **err)
 	char copy[STATE_APP_NAME_MAX + 1];
 	snprintf(copy, sizeof(copy), "%s", app->name);
 	char *grave = NULL;
+	/* no queued or late write may bring its file back */
+	if (m->writer)
+		state_writer_forget(m->writer, app);
 	if (state_app_detach(m->st, app, &grave, err) < 0)
 		return dy_error_prefix(err, "destroy app %s", name);
 	if (m->ops && m->ops->stop_app)
@@ -261,7 +285,7 @@ static int release(struct mgr *m, struct state_app *app, const char *desc, const
 			dy_error_free(&e);
 		}
 	}
-	int r = state_app_save(m->st, app, err);
+	int r = save(m, app, err);
 	if (r < 0) {
 		/* memory stays what the disk holds */
 		state_release_pop(app);
@@ -273,11 +297,14 @@ static int release(struct mgr *m, struct state_app *app, const char *desc, const
 	return 0;
 }
 
-/* A deep copy of the current config vars (never NULL unless ENOMEM). */
+/* A new object holding the current config vars (never NULL unless
+ * ENOMEM), for a new release to change. Shallow: the values (immutable
+ * strings) stay shared with the current snapshot, so a change of one var
+ * does not copy the others. */
 static json_t *config_copy(const struct state_app *app)
 {
 	json_t *cur = mgr_config_vars(app);
-	return cur ? json_deep_copy(cur) : json_object();
+	return cur ? json_copy(cur) : json_object();
 }
 
 json_t *mgr_config_vars(const struct state_app *app)
@@ -351,7 +378,7 @@ int mgr_release_finished(struct mgr *m, const char *name, int version, bool succ
 		return dy_error_as(err, DY_E_CONFLICT, "release v%d of %s is %s, not pending",
 		                   version, name, state_release_status_str(rel->status));
 	rel->status = succeeded ? STATE_RELEASE_SUCCEEDED : STATE_RELEASE_FAILED;
-	if (state_app_save(m->st, app, err) < 0) {
+	if (save(m, app, err) < 0) {
 		rel->status = STATE_RELEASE_PENDING;
 		return -1;
 	}
@@ -376,7 +403,8 @@ int mgr_rollback(struct mgr *m, const char *name, int version, struct state_rele
 	/* copies first: appending may move the releases array */
 	char slug_id[STATE_SLUG_ID_LEN + 1];
 	snprintf(slug_id, sizeof(slug_id), "%s", to->slug_id);
-	json_t *cfg = json_deep_copy(to->config);
+	/* the snapshot itself: releases share it, none changes it */
+	json_t *cfg = json_incref(to->config);
 	json_t *pt = to->process_types ? json_deep_copy(to->process_types) : json_object();
 	if (cfg == NULL || pt == NULL) {
 		if (cfg)
@@ -619,7 +647,7 @@ int mgr_formation_update(struct mgr *m, const char *name, const struct mgr_forma
 		if (u[i].size)
 			snprintf(f->size, sizeof(f->size), "%s", u[i].size);
 	}
-	if (state_app_save(m->st, app, err) < 0) {
+	if (save(m, app, err) < 0) {
 		/* entries added are past saved_n; the array only grew */
 		app->nformation = saved_n;
 		if (saved_n)

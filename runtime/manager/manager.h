@@ -1,8 +1,10 @@
 /* The manager: the operations of the Platform API on apps, slugs,
  * releases, config vars and formation (docs/design.md, "Platform API").
  *
- * Each operation checks its input, changes the state in memory and writes
- * the app's state file before it returns; the API server (api.c) only
+ * Each operation checks its input, changes the state in memory and saves
+ * the app's state file: before it returns, or with a writer
+ * (mgr_set_writer()) queued off the loop, mgr_wait_saved() telling when it
+ * is durable; the API server (api.c) only
  * translates HTTP to these calls. A refused input carries its kind
  * (enum dy_error_kind: not found, invalid, conflict), which the API maps to
  * its error ids and statuses.
@@ -20,6 +22,7 @@
 
 #include "common/config.h"
 #include "common/error.h"
+#include "runtime/manager/state-writer.h"
 #include "runtime/manager/state.h"
 #include "slugs/slug.h"
 
@@ -67,6 +70,16 @@ int mgr_new(const struct config *cfg, struct state *st, const struct manager_ops
 void mgr_free(struct mgr *m);
 
 const struct state *mgr_state(const struct mgr *m);
+
+/* From now on, changes are saved through w (borrowed; NULL: on the calling
+ * thread, before each operation returns, as without a call). */
+void mgr_set_writer(struct mgr *m, struct state_writer *w);
+
+/* Calls fn(wait, ...) once app's changes so far are on disk (or their write
+ * failed, r < 0). Returns false, without calling fn, when they are on disk
+ * already (always without a writer). */
+bool mgr_wait_saved(struct mgr *m, const struct state_app *app, struct state_wait *wait,
+                    state_wait_fn fn);
 
 /* True when dynos run (the launcher's hook is there). */
 bool mgr_has_dynos(const struct mgr *m);

@@ -11,8 +11,8 @@
 
 #include "common/cleanup.h"
 #include "common/fs.h"
+#include "common/sha256.h"
 #include "slugs/slug-fs.h"
-
 
 static const char *const status_names[] = {
     [STATE_RELEASE_PENDING] = "pending",
@@ -158,6 +158,34 @@ struct state_release *state_app_current(const struct state_app *app)
 	return NULL;
 }
 
+static int sha256_sink(const char *buf, size_t len, void *data)
+{
+	dy_sha256_update(data, buf, len);
+	return 0;
+}
+
+int state_config_id(const json_t *config, char id[STATE_CONFIG_ID_LEN + 1])
+{
+	/* streamed into the hash: the text is never held whole */
+	struct dy_sha256 s;
+	dy_sha256_init(&s);
+	if (json_dump_callback(config, sha256_sink, &s, JSON_COMPACT | JSON_SORT_KEYS) < 0)
+		return -ENOMEM;
+	uint8_t digest[DY_SHA256_LEN];
+	dy_sha256_final(&s, digest);
+	dy_sha256_hex(digest, id);
+	return 0;
+}
+
+/* The snapshot of app whose key is id, or NULL. */
+static json_t *config_find(const struct state_app *app, const char *id)
+{
+	for (size_t i = 0; i < app->nreleases; i++)
+		if (strcmp(app->releases[i].config_id, id) == 0)
+			return app->releases[i].config;
+	return NULL;
+}
+
 int state_release_append(struct state_app *app, const char *description,
                          enum state_release_status status, const char *slug_id, json_t *config,
                          json_t *process_types, const char *created_at, struct state_release **ret,
@@ -169,6 +197,15 @@ int state_release_append(struct state_app *app, const char *description,
 		return dy_error_errno(err, ENOMEM, "release");
 	if (slug_id && strlen(slug_id) != STATE_SLUG_ID_LEN)
 		return dy_error(err, "invalid slug id \"%s\"", slug_id);
+	char id[STATE_CONFIG_ID_LEN + 1];
+	if (state_config_id(cfg, id) < 0)
+		return dy_error_errno(err, ENOMEM, "release");
+	json_t *shared = config_find(app, id);
+	if (shared && shared != cfg) {
+		/* equal config vars: one snapshot for both releases */
+		json_decref(cfg);
+		cfg = json_incref(shared);
+	}
 	_cleanup_free_ char *desc = strdup(description);
 	if (desc == NULL)
 		return dy_error_errno(err, ENOMEM, "release");
@@ -184,6 +221,7 @@ int state_release_append(struct state_app *app, const char *description,
 	rel->status = status;
 	snprintf(rel->slug_id, sizeof(rel->slug_id), "%s", slug_id ? slug_id : "");
 	snprintf(rel->created_at, sizeof(rel->created_at), "%s", created_at);
+	memcpy(rel->config_id, id, sizeof(rel->config_id));
 	rel->config = TAKE_PTR(cfg);
 	rel->process_types = TAKE_PTR(pt);
 	app->nreleases++;
@@ -258,53 +296,126 @@ json_t *state_formation_json(const struct state_formation *f, const char *comman
 
 /* ---- persistence ---- */
 
-static json_t *app_file_json(const struct state_app *app)
+/* The file's form (docs/api.md, "The state on disk"): each release names
+ * its config snapshot by key; "configs" holds every snapshot a release
+ * names, once, in the order of first use. */
+json_t *state_app_file_json(const struct state_app *app)
 {
 	json_t *rels = json_array();
 	json_t *form = json_array();
-	for (size_t i = 0; rels && i < app->nreleases; i++) {
+	json_t *configs = json_object();
+	for (size_t i = 0; rels && configs && i < app->nreleases; i++) {
 		const struct state_release *r = &app->releases[i];
 		json_t *o = state_release_json(r);
 		if (o == NULL)
 			continue;
-		json_object_set(o, "config", r->config);
+		json_object_set_new(o, "config_id", json_string(r->config_id));
 		json_object_set_new(o, "process_types",
 		                    r->process_types ? json_incref(r->process_types) : json_null());
 		json_array_append_new(rels, o);
+		if (json_object_get(configs, r->config_id) == NULL)
+			json_object_set(configs, r->config_id, r->config);
 	}
 	for (size_t i = 0; form && i < app->nformation; i++) {
 		const struct state_formation *f = &app->formation[i];
 		json_array_append_new(form, json_pack("{s:s, s:i, s:s}", "type", f->type,
 		                                      "quantity", f->quantity, "size", f->size));
 	}
-	return json_pack("{s:i, s:s, s:s, s:I, s:o*, s:o*}", "schema_version", STATE_SCHEMA_VERSION,
-	                 "name", app->name, "created_at", app->created_at, "uid",
-	                 (json_int_t)app->uid, "releases", rels, "formation", form);
+	return json_pack("{s:i, s:s, s:s, s:I, s:o*, s:o*, s:o*}", "schema_version",
+	                 STATE_SCHEMA_VERSION, "name", app->name, "created_at", app->created_at,
+	                 "uid", (json_int_t)app->uid, "releases", rels, "formation", form,
+	                 "configs", configs);
+}
+
+int state_app_dir_open(const struct state *st, const struct state_app *app, struct dy_error **err)
+{
+	_cleanup_free_ char *dir = NULL;
+	if (asprintf(&dir, "%s/apps/%s", st->dir, app->name) < 0)
+		return dy_error_errno(err, ENOMEM, "save app %s", app->name);
+	if (mkdir(dir, STATE_APP_DIR_MODE) < 0 && errno != EEXIST)
+		return dy_error_errno(err, errno, "mkdir %s", dir);
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return dy_error_errno(err, errno, "open %s", dir);
+	return fd;
+}
+
+int state_file_render(const json_t *file, char **ret_text, size_t *ret_len)
+{
+	char *text = json_dumps(file, JSON_INDENT(1) | JSON_PRESERVE_ORDER);
+	if (text == NULL)
+		return -ENOMEM;
+	size_t len = strlen(text);
+	char *nl = realloc(text, len + 2);
+	if (nl == NULL) {
+		free(text);
+		return -ENOMEM;
+	}
+	memcpy(nl + len, "\n", 2);
+	*ret_text = nl;
+	*ret_len = len + 1;
+	return 0;
+}
+
+int state_file_write_at(int dirfd, const char *text, size_t len, const bool *cancelled)
+{
+	static unsigned long long seq;
+	char tmp[64];
+	/* unique among writers of this process (one dynod per state dir):
+	 * the loop's thread and the state writer's */
+	snprintf(tmp, sizeof(tmp), ".app.json.tmp-%d-%llu", (int)getpid(),
+	         __atomic_add_fetch(&seq, 1, __ATOMIC_RELAXED));
+	/* 0600: the file holds the app's config vars */
+	_cleanup_close_ int fd =
+	    openat(dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0)
+		return -errno;
+	int r = 0;
+	while (r == 0 && len > 0) {
+		ssize_t n = write(fd, text, len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			r = -errno;
+			break;
+		}
+		text += n;
+		len -= (size_t)n;
+	}
+	if (r == 0 && fchmod(fd, 0600) < 0)
+		r = -errno;
+	if (r == 0 && fsync(fd) < 0)
+		r = -errno;
+	/* an app destroyed meanwhile keeps its file gone */
+	if (r == 0 && cancelled && __atomic_load_n(cancelled, __ATOMIC_ACQUIRE))
+		r = -ECANCELED;
+	if (r == 0 && renameat(dirfd, tmp, dirfd, "app.json") < 0)
+		r = -errno;
+	if (r < 0) {
+		unlinkat(dirfd, tmp, 0);
+		return r;
+	}
+	if (fsync(dirfd) < 0)
+		return -errno;
+	return 0;
 }
 
 int state_app_save(const struct state *st, const struct state_app *app, struct dy_error **err)
 {
-	_cleanup_free_ char *dir = NULL, *path = NULL, *text = NULL;
-	if (asprintf(&dir, "%s/apps/%s", st->dir, app->name) < 0 ||
-	    asprintf(&path, "%s/app.json", dir) < 0)
-		return dy_error_errno(err, ENOMEM, "save app %s", app->name);
-	if (mkdir(dir, STATE_APP_DIR_MODE) < 0 && errno != EEXIST)
-		return dy_error_errno(err, errno, "mkdir %s", dir);
+	_cleanup_free_ char *text = NULL;
+	size_t len = 0;
 	{
-		_cleanup_json_ json_t *j = app_file_json(app);
-		if (j)
-			text = json_dumps(j, JSON_INDENT(1) | JSON_PRESERVE_ORDER);
+		_cleanup_json_ json_t *j = state_app_file_json(app);
+		if (j == NULL || state_file_render(j, &text, &len) < 0)
+			return dy_error_errno(err, ENOMEM, "save app %s", app->name);
 	}
-	if (text == NULL)
-		return dy_error_errno(err, ENOMEM, "save app %s", app->name);
-	size_t len = strlen(text);
-	char *nl = realloc(text, len + 2);
-	if (nl == NULL)
-		return dy_error_errno(err, ENOMEM, "save app %s", app->name);
-	text = nl;
-	memcpy(text + len, "\n", 2);
-	/* 0600: the file holds the app's config vars */
-	return dy_write_file_atomic(path, text, len + 1, 0600, err);
+	_cleanup_close_ int dfd = state_app_dir_open(st, app, err);
+	if (dfd < 0)
+		return -1;
+	int r = state_file_write_at(dfd, text, len, NULL);
+	if (r < 0)
+		return dy_error_errno(err, -r, "write %s/apps/%s/app.json", st->dir, app->name);
+	return 0;
 }
 
 int state_app_remove(struct state *st, struct state_app *app, struct dy_error **err)
@@ -384,16 +495,41 @@ int state_grave_remove(const char *grave)
 	return slug_fs_remove_tree(AT_FDCWD, grave);
 }
 
-static int load_release(json_t *o, struct state_app *app, const char *path, size_t idx,
-                        struct dy_error **err)
+/* True when config is an object of strings (config vars). */
+static bool config_valid(const json_t *config)
+{
+	const char *k;
+	json_t *v;
+	if (!json_is_object(config))
+		return false;
+	json_object_foreach((json_t *)config, k, v)
+	{
+		if (!json_is_string(v))
+			return false;
+	}
+	return true;
+}
+
+/* Reads releases[idx] of a file of schema_version 1 (configs NULL: each
+ * release holds a copy of its config vars in "config") or of the current
+ * one (its snapshot named by "config_id" in configs). */
+static int load_release(json_t *o, json_t *configs, struct state_app *app, const char *path,
+                        size_t idx, struct dy_error **err)
 {
 	int version = 0;
-	const char *desc = NULL, *status = NULL, *created = NULL;
+	const char *desc = NULL, *status = NULL, *created = NULL, *config_id = NULL;
 	json_t *slug = NULL, *config = NULL, *pt = NULL;
 	json_error_t jerr;
-	if (json_unpack_ex(o, &jerr, JSON_STRICT, "{s:i, s:s, s:s, s:o, s:s, s:o, s:o}", "version",
-	                   &version, "description", &desc, "status", &status, "slug", &slug,
-	                   "created_at", &created, "config", &config, "process_types", &pt) < 0)
+	int r = configs
+	            ? json_unpack_ex(o, &jerr, JSON_STRICT, "{s:i, s:s, s:s, s:o, s:s, s:s, s:o}",
+	                             "version", &version, "description", &desc, "status", &status,
+	                             "slug", &slug, "created_at", &created, "config_id", &config_id,
+	                             "process_types", &pt)
+	            : json_unpack_ex(o, &jerr, JSON_STRICT, "{s:i, s:s, s:s, s:o, s:s, s:o, s:o}",
+	                             "version", &version, "description", &desc, "status", &status,
+	                             "slug", &slug, "created_at", &created, "config", &config,
+	                             "process_types", &pt);
+	if (r < 0)
 		return dy_error(err, "%s: releases[%zu]: %s", path, idx, jerr.text);
 	enum state_release_status s;
 	if (state_release_status_from_str(status, &s) < 0)
@@ -401,13 +537,24 @@ static int load_release(json_t *o, struct state_app *app, const char *path, size
 	const char *slug_id = NULL;
 	if (!json_is_null(slug) && json_unpack(slug, "{s:s}", "id", &slug_id) < 0)
 		return dy_error(err, "%s: releases[%zu]: slug is not {\"id\": ...}", path, idx);
-	if (!json_is_object(config) || (!json_is_null(pt) && !json_is_object(pt)))
-		return dy_error(err, "%s: releases[%zu]: config or process_types is not an object",
+	if (configs) {
+		config = json_object_get(configs, config_id);
+		if (config == NULL)
+			return dy_error(err, "%s: releases[%zu]: config_id %.64s is not in configs",
+			                path, idx, config_id);
+	}
+	if (!config_valid(config) || (!json_is_null(pt) && !json_is_object(pt)))
+		return dy_error(err,
+		                "%s: releases[%zu]: config is not an object of strings or "
+		                "process_types not an object",
 		                path, idx);
 	int expected = app->nreleases ? app->releases[app->nreleases - 1].version + 1 : 1;
 	if (version != expected)
 		return dy_error(err, "%s: releases[%zu]: version %d, expected %d", path, idx,
 		                version, expected);
+	/* The key is computed again from the content, not taken from the
+	 * file: a snapshot whose key does not match (a hand edit, another
+	 * encoder) is re-keyed at the next write rather than trusted. */
 	struct state_release *rel;
 	if (state_release_append(app, desc, s, slug_id, json_incref(config),
 	                         json_is_null(pt) ? NULL : json_incref(pt), created, &rel, err) < 0)
@@ -415,7 +562,10 @@ static int load_release(json_t *o, struct state_app *app, const char *path, size
 	return 0;
 }
 
-static int load_app(struct state *st, const char *name, const char *path, struct dy_error **err)
+/* Reads the app file path of app name into st. *ret_version is the file's
+ * schema_version (1 or STATE_SCHEMA_VERSION). */
+static int load_app(struct state *st, const char *name, const char *path, int *ret_version,
+                    struct dy_error **err)
 {
 	json_error_t jerr;
 	_cleanup_json_ json_t *j = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
@@ -424,21 +574,34 @@ static int load_app(struct state *st, const char *name, const char *path, struct
 	json_t *sv = json_object_get(j, "schema_version");
 	if (!json_is_integer(sv))
 		return dy_error(err, "%s: no schema_version", path);
-	if (json_integer_value(sv) != STATE_SCHEMA_VERSION)
+	json_int_t version = json_integer_value(sv);
+	if (version > STATE_SCHEMA_VERSION)
 		return dy_error(err,
-		                "%s: schema_version %lld is not supported (this dynod reads %d)",
-		                path, (long long)json_integer_value(sv), STATE_SCHEMA_VERSION);
+		                "%s: schema_version %lld is newer than this dynod reads (1 to %d): "
+		                "the file was written by a newer dynod; run that one",
+		                path, (long long)version, STATE_SCHEMA_VERSION);
+	if (version < 1)
+		return dy_error(
+		    err, "%s: schema_version %lld is not supported (this dynod reads 1 to %d)",
+		    path, (long long)version, STATE_SCHEMA_VERSION);
 	const char *jname = NULL, *created = NULL;
 	json_int_t uid = 0;
-	json_t *rels = NULL, *form = NULL;
-	if (json_unpack_ex(j, &jerr, JSON_STRICT, "{s:i, s:s, s:s, s:I, s:o, s:o}",
-	                   "schema_version", &(int){0}, "name", &jname, "created_at", &created,
-	                   "uid", &uid, "releases", &rels, "formation", &form) < 0)
+	json_t *rels = NULL, *form = NULL, *configs = NULL;
+	int r = version == 1
+	            ? json_unpack_ex(j, &jerr, JSON_STRICT, "{s:i, s:s, s:s, s:I, s:o, s:o}",
+	                             "schema_version", &(int){0}, "name", &jname, "created_at",
+	                             &created, "uid", &uid, "releases", &rels, "formation", &form)
+	            : json_unpack_ex(j, &jerr, JSON_STRICT, "{s:i, s:s, s:s, s:I, s:o, s:o, s:o}",
+	                             "schema_version", &(int){0}, "name", &jname, "created_at",
+	                             &created, "uid", &uid, "releases", &rels, "formation", &form,
+	                             "configs", &configs);
+	if (r < 0)
 		return dy_error(err, "%s: %s", path, jerr.text);
 	if (strcmp(jname, name) != 0)
 		return dy_error(err, "%s: name \"%s\" differs from its directory", path, jname);
-	if (!json_is_array(rels) || !json_is_array(form) || uid < 0 || uid > UINT32_MAX)
-		return dy_error(err, "%s: releases, formation or uid malformed", path);
+	if (!json_is_array(rels) || !json_is_array(form) || uid < 0 || uid > UINT32_MAX ||
+	    (configs && !json_is_object(configs)))
+		return dy_error(err, "%s: releases, formation, configs or uid malformed", path);
 	struct state_app *app;
 	if (state_app_add(st, name, (uint32_t)uid, created, &app, err) < 0)
 		return dy_error_prefix(err, "%s", path);
@@ -446,7 +609,7 @@ static int load_app(struct state *st, const char *name, const char *path, struct
 	json_t *v;
 	json_array_foreach(rels, i, v)
 	{
-		if (load_release(v, app, path, i, err) < 0)
+		if (load_release(v, configs, app, path, i, err) < 0)
 			return -1;
 	}
 	json_array_foreach(form, i, v)
@@ -461,6 +624,7 @@ static int load_app(struct state *st, const char *name, const char *path, struct
 			return dy_error_prefix(err, "%s: formation[%zu]", path, i);
 		f->quantity = q;
 	}
+	*ret_version = (int)version;
 	return 0;
 }
 
@@ -516,7 +680,19 @@ int state_open(const char *dir, struct state **ret, struct dy_error **err)
 			r = dy_error_errno(err, errno, "chmod %s/%s", apps, de->d_name);
 			break;
 		}
-		r = load_app(st, de->d_name, path, err);
+		int version = 0;
+		r = load_app(st, de->d_name, path, &version, err);
+		if (r == 0 && version != STATE_SCHEMA_VERSION) {
+			/* migrate at once: the file shrinks to one copy per
+			 * distinct config, and the next write need not wait */
+			r = state_app_save(st, state_app_find(st, de->d_name), err);
+			if (r < 0) {
+				dy_error_prefix(err, "rewrite %s (schema_version %d)", path,
+				                version);
+				break;
+			}
+			st->migrated++;
+		}
 	}
 	closedir(d);
 	if (r < 0) {

@@ -4,10 +4,19 @@
  * Layout: one file per app, <state_dir>/apps/<app>/app.json, replaced
  * atomically (temp file, fsync, rename, fsync of the directory) on every
  * change, beside the app's unpacked slugs (<state_dir>/apps/<app>/slugs/).
- * Each file carries "schema_version" (STATE_SCHEMA_VERSION); a file of
- * another version stops start-up with a message naming it. One file per
+ * Each file carries "schema_version" (STATE_SCHEMA_VERSION); a file of a
+ * newer (or unknown) version stops start-up with a message naming it, and
+ * one of version 1 is read and rewritten in the current form. One file per
  * app keeps a write proportional to one app and makes destroy one tree
  * removal. docs/api.md describes the file.
+ *
+ * Config vars are snapshots shared by content: every release names its
+ * snapshot by the sha256 of the snapshot's canonical JSON (config_id), the
+ * file holds each distinct snapshot once ("configs"), and in memory the
+ * releases of one snapshot share one json_t (refcounted, never changed once
+ * a release holds it). A snapshot no release names is not written: it
+ * goes with the last reference. So a history of many releases costs one
+ * copy of the config vars per distinct set, not one per release.
  *
  * This module holds data and its JSON forms only; the rules (who may
  * deploy what) live in manager.c. */
@@ -24,7 +33,8 @@
 #define STATE_DIR_MODE     0711 /* traversable, not listable, by others */
 #define STATE_APP_DIR_MODE 0700 /* apps/<name>: root's alone */
 
-#define STATE_SCHEMA_VERSION 1
+#define STATE_SCHEMA_VERSION 2  /* 2: config snapshots by content; 1: a copy per release */
+#define STATE_CONFIG_ID_LEN  64 /* hex sha256 */
 #define STATE_APP_NAME_MAX   30
 #define STATE_SLUG_ID_LEN    64
 #define STATE_TIME_LEN       20 /* "2026-11-26T11:00:00Z" */
@@ -49,7 +59,9 @@ struct state_release {
 	enum state_release_status status;
 	char slug_id[STATE_SLUG_ID_LEN + 1]; /* "" when the release has no slug */
 	char created_at[STATE_TIME_LEN + 1];
-	json_t *config;        /* object of string values, owned */
+	char config_id[STATE_CONFIG_ID_LEN + 1]; /* state_config_id() of config */
+	json_t *config;        /* object of string values: a reference to the app's snapshot, shared
+	                          with every release of equal config vars; never changed */
 	json_t *process_types; /* object name -> command of the slug's Procfile, owned; NULL without
 	                          a slug */
 };
@@ -75,12 +87,15 @@ struct state {
 	char *dir; /* state_dir */
 	struct state_app **apps;
 	size_t napps;
+	size_t migrated; /* files state_open() rewrote from an older schema_version */
 };
 
 /* Opens the state under dir: creates dir and dir/apps when missing, then
  * reads every dir/apps/<name>/app.json. A file that is not valid JSON, of
- * another schema_version or inconsistent stops with an error naming the
- * file. Returns 0 and *ret (owned, state_free), or < 0. */
+ * a newer or unknown schema_version or inconsistent stops with an error
+ * naming the file; a file of schema_version 1 is rewritten in the current
+ * form once read (st->migrated counts them). Returns 0 and *ret (owned,
+ * state_free), or < 0. */
 int state_open(const char *dir, struct state **ret, struct dy_error **err);
 
 /* Frees st and every app. Accepts NULL. */
@@ -97,9 +112,32 @@ bool state_app_name_valid(const char *name);
 int state_app_add(struct state *st, const char *name, uint32_t uid, const char *created_at,
                   struct state_app **ret, struct dy_error **err);
 
-/* Writes app's file atomically (temp file, fsync, rename, fsync dir).
- * Returns 0 or < 0. */
+/* Writes app's file atomically (temp file, fsync, rename, fsync dir), on
+ * the calling thread. Returns 0 or < 0. (dynod writes through
+ * state-writer.h, off its loop.) */
 int state_app_save(const struct state *st, const struct state_app *app, struct dy_error **err);
+
+/* The parts of state_app_save(), for a writer on another thread: */
+
+/* The content of app's file (new reference, NULL on ENOMEM). It shares
+ * the app's config snapshots and process types: a thread may dump it while
+ * the loop goes on, but only the loop's thread may release it. */
+json_t *state_app_file_json(const struct state_app *app);
+
+/* The text of a file made by state_app_file_json(), newline-terminated:
+ * *ret_text (malloc'd) and *ret_len. Reads file only. Returns 0 or -ENOMEM. */
+int state_file_render(const json_t *file, char **ret_text, size_t *ret_len);
+
+/* Opens app's directory (made when missing) as O_DIRECTORY. Returns the fd
+ * or < 0. */
+int state_app_dir_open(const struct state *st, const struct state_app *app, struct dy_error **err);
+
+/* Replaces app.json in the directory dirfd with len bytes of text: a
+ * temporary sibling (0600), fsync, rename, fsync of the directory; a
+ * failure leaves app.json as it was and no temporary file. When
+ * *cancelled (read atomically, may be NULL) is true before the rename, the
+ * file is left alone (-ECANCELED). Thread-safe. Returns 0 or -errno. */
+int state_file_write_at(int dirfd, const char *text, size_t len, const bool *cancelled);
 
 /* Removes app from st and its whole directory (state file, unpacked slugs)
  * from disk; app is freed. Returns 0 or < 0 (the app is then still in st). */
@@ -118,10 +156,18 @@ int state_app_detach(struct state *st, struct state_app *app, char **ret_grave,
  * Returns 0 or -errno. */
 int state_grave_remove(const char *grave);
 
+/* Writes into id the snapshot key of config (an object of strings): the
+ * lower-case hex sha256 of its canonical JSON (compact, keys sorted,
+ * UTF-8). Returns 0 or < 0 (ENOMEM). */
+int state_config_id(const json_t *config, char id[STATE_CONFIG_ID_LEN + 1]);
+
 /* Appends release version (last + 1) to app and returns it in *ret (owned
  * by app, valid until the next append). description is copied; config and
  * process_types are taken over (their reference is stolen, even on
- * failure); slug_id may be NULL. Returns 0 or < 0. */
+ * failure); slug_id may be NULL. A config equal to one an earlier release
+ * holds is dropped for that release's snapshot, which the new release
+ * shares: the caller must not change config after the call. Returns 0 or
+ * < 0. */
 int state_release_append(struct state_app *app, const char *description,
                          enum state_release_status status, const char *slug_id, json_t *config,
                          json_t *process_types, const char *created_at, struct state_release **ret,

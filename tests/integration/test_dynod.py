@@ -492,7 +492,7 @@ def test_restart_keeps_state(tmp_path, dyno_bin, dyno, hello_slug):
         assert "done, v3" in r.stdout
         # the state file carries its schema version
         doc = json.loads((d.state / "apps" / "hello" / "app.json").read_text())
-        assert doc["schema_version"] == 1
+        assert doc["schema_version"] == 2
         assert stat.S_IMODE(os.stat(d.state / "apps" / "hello" / "app.json").st_mode) == 0o600
     finally:
         assert d.stop() == 0, d.log.read_text()
@@ -505,7 +505,7 @@ def test_restart_keeps_state(tmp_path, dyno_bin, dyno, hello_slug):
     r = subprocess.run([str(exe), "--config", str(d.config)], capture_output=True, text=True,
                        timeout=30)
     assert r.returncode == 1
-    assert "schema_version 99 is not supported" in r.stderr
+    assert "app.json: schema_version 99 is newer than this dynod reads" in r.stderr
 
 
 def test_slug_upload_limit_and_expect(tmp_path, hello_slug):

@@ -388,6 +388,67 @@ static void test_config_bound(void **state)
 	assert_non_null(rel);
 }
 
+static void set_var(struct fx *fx, const char *k, const char *v)
+{
+	struct state_release *rel = NULL;
+	struct dy_error *err = NULL;
+	json_t *ch = v ? json_pack("{s:s}", k, v) : json_pack("{s:n}", k);
+	if (mgr_config_update(fx->m, "hello", ch, &rel, &err) < 0)
+		fail_msg("config: %s", dy_error_msg(err));
+	json_decref(ch);
+	assert_non_null(rel);
+}
+
+/* Config releases share what did not change: equal config vars one
+ * snapshot, and an unchanged value one string across snapshots; the
+ * file holds each distinct config once. */
+static void test_config_shared(void **state)
+{
+	struct fx *fx = *state;
+	char big[901];
+	memset(big, 'b', 900);
+	big[900] = '\0';
+	set_var(fx, "BIG", big);
+	for (int i = 0; i < 20; i++)
+		set_var(fx, "S", i % 2 ? "odd" : "even");
+	set_var(fx, "S", NULL);
+	struct state_app *app = state_app_find(fx->st, "hello");
+	assert_int_equal(app->nreleases, 22);
+	json_t *first = app->releases[0].config;
+	json_t *bigval = json_object_get(first, "BIG");
+	for (size_t i = 0; i < app->nreleases; i++)
+		assert_ptr_equal(json_object_get(app->releases[i].config, "BIG"), bigval);
+	/* three distinct configs: {BIG}, {BIG, S=even}, {BIG, S=odd} */
+	assert_ptr_equal(app->releases[21].config, first);
+	assert_ptr_equal(app->releases[3].config, app->releases[1].config);
+	assert_ptr_equal(app->releases[4].config, app->releases[2].config);
+	assert_ptr_not_equal(app->releases[1].config, app->releases[2].config);
+	/* a rollback names the snapshot it rolls back to */
+	const char *slug = make_slug(fx, "one", "web: ./web\n");
+	struct state_release *rel = NULL;
+	struct dy_error *err = NULL;
+	if (mgr_deploy(fx->m, "hello", slug, &rel, &err) < 0)
+		fail_msg("deploy: %s", dy_error_msg(err));
+	assert_ptr_equal(rel->config, first);
+	int deployed = rel->version;
+	set_var(fx, "S", "odd");
+	if (mgr_rollback(fx->m, "hello", deployed, &rel, &err) < 0)
+		fail_msg("rollback: %s", dy_error_msg(err));
+	assert_ptr_equal(rel->config, first);
+
+	char path[256];
+	snprintf(path, sizeof(path), "%s/state/apps/hello/app.json", fx->dir);
+	struct stat sb;
+	assert_int_equal(stat(path, &sb), 0);
+	/* 25 releases; a copy per release would be over 22 KB */
+	assert_true(sb.st_size < 3 * 900 + 25 * 400);
+	json_error_t jerr;
+	json_t *j = json_load_file(path, 0, &jerr);
+	assert_non_null(j);
+	assert_int_equal(json_object_size(json_object_get(j, "configs")), 3);
+	json_decref(j);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -396,6 +457,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_formation, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_release_phase_hook, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_config_bound, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_config_shared, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
