@@ -20,6 +20,7 @@
 enum conn_state {
 	CONN_HEAD = 0, /* reading a request head */
 	CONN_BODY,     /* reading its body */
+	CONN_WAITING,  /* its answer waits on a job off the loop: reading paused */
 	CONN_CLOSING,  /* answer queued: flush, then close */
 };
 
@@ -52,6 +53,13 @@ struct conn {
 	uint64_t body_total;
 	struct buf body; /* SINK_MEMORY */
 	int body_fd;     /* SINK_FILE */
+
+	/* CONN_WAITING: the manager's job the answer waits for (detached
+	 * when c goes first), and what to do once it is done */
+	struct mgr_job *job;
+	bool dispatching; /* inside api_dispatch: a job done at once answers there */
+	int rollback_to;  /* 0: a deploy of slug_id */
+	char slug_id[STATE_SLUG_ID_LEN + 1];
 };
 
 struct api {
@@ -72,6 +80,10 @@ void api_respond_json(struct conn *c, int status, json_t *j);
  * "Errors") and the message formatted from fmt. */
 void api_respond_error(struct conn *c, enum dy_error_kind kind, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+/* A request in CONN_WAITING got its answer (queued): ends it, and reads
+ * the next one (input kept while waiting is parsed now). */
+void api_request_done(struct conn *c);
 
 /* Answers c's request, whose head and body are complete (c->method,
  * c->path, c->body or c->body_fd): finds its endpoint and queues the

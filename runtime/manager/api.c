@@ -34,6 +34,8 @@ static void conn_free(struct loop_deferred *d)
 	buf_free(&c->body);
 	if (c->body_fd >= 0)
 		close(c->body_fd);
+	/* the job finishes without us: its answer has nobody to go to */
+	mgr_job_detach(c->job);
 	free(c);
 }
 
@@ -66,8 +68,10 @@ static void conn_update_interest(struct conn *c)
 	uint32_t ev = 0;
 	if (buf_len(&c->out) > 0)
 		ev |= LOOP_WRITE;
-	/* back-pressure: a client that does not read its answers is not read */
-	if (c->state != CONN_CLOSING && buf_len(&c->out) < API_OUT_HIGH_WATER)
+	/* back-pressure: a client that does not read its answers is not read,
+	 * nor one whose answer waits on a job */
+	if (c->state != CONN_CLOSING && c->state != CONN_WAITING &&
+	    buf_len(&c->out) < API_OUT_HIGH_WATER)
 		ev |= LOOP_READ;
 	if (loop_io_set(c->api->loop, &c->conn.io, ev, NULL) < 0)
 		conn_close(c);
@@ -208,16 +212,37 @@ static int open_upload(struct api *a)
 	return fd;
 }
 
-/* The body is complete: answer, then get ready for the next request. */
+/* The body is complete: answer, then get ready for the next request
+ * (unless the answer waits on a job: then api_request_done does). */
 static void finish_request(struct conn *c)
 {
+	c->dispatching = true;
 	api_dispatch(c);
+	c->dispatching = false;
+	if (c->conn.closed)
+		return;
+	if (c->state == CONN_WAITING) {
+		/* no idle timeout while the platform is the one working */
+		loop_timer_stop(c->api->loop, &c->conn.timer);
+		return;
+	}
+	enum conn_state s = c->state;
+	request_reset(c);
+	if (s == CONN_CLOSING)
+		c->state = CONN_CLOSING;
+}
+
+void api_request_done(struct conn *c)
+{
+	c->job = NULL;
 	if (c->conn.closed)
 		return;
 	enum conn_state s = c->state;
 	request_reset(c);
 	if (s == CONN_CLOSING)
 		c->state = CONN_CLOSING;
+	loop_timer_start(c->api->loop, &c->conn.timer, API_IDLE_USEC, NULL);
+	conn_flush(c);
 }
 
 /* Takes the head of a complete request (hlen bytes) and sets up its body. */
@@ -353,7 +378,7 @@ static void read_body(struct conn *c)
  * answers waiting stay under API_OUT_HIGH_WATER). */
 static void process(struct conn *c)
 {
-	while (!c->conn.closed && c->state != CONN_CLOSING) {
+	while (!c->conn.closed && c->state != CONN_CLOSING && c->state != CONN_WAITING) {
 		if (c->state == CONN_BODY) {
 			read_body(c);
 			if (c->state == CONN_BODY)
@@ -389,7 +414,8 @@ static void on_conn_io(struct loop *loop, struct loop_io *io, uint32_t events)
 	if (events & LOOP_READ) {
 		loop_timer_start(loop, &c->conn.timer, API_IDLE_USEC, NULL);
 		/* bounded per event so one fast uploader cannot starve others */
-		for (int rounds = 0; rounds < 16 && !c->conn.closed && c->state != CONN_CLOSING;
+		for (int rounds = 0; rounds < 16 && !c->conn.closed && c->state != CONN_CLOSING &&
+		                     c->state != CONN_WAITING;
 		     rounds++) {
 			/* a head is at most 64 KiB and bodies are drained as they
 			 * come, so the buffer stays bounded; it only fills while

@@ -13,7 +13,6 @@
 #include "common/fs.h"
 #include "slugs/slug-fs.h"
 
-
 static const char *const status_names[] = {
     [STATE_RELEASE_PENDING] = "pending",
     [STATE_RELEASE_SUCCEEDED] = "succeeded",
