@@ -8,12 +8,24 @@
  * mounts its launcher makes as root, which the modes do not hinder. */
 #pragma once
 
+#include <signal.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "common/error.h"
 #include "slugs/slug.h"
 
 #define SLUG_STORE_FILE_MODE 0600 /* a stored slug: root reads it */
+
+/* A stored slug no release references is kept this long after its upload
+ * (for the deploy that follows it), then removed by slug_store_gc(). */
+#define SLUG_STORE_UPLOAD_GRACE_SEC (60 * 60)
+
+/* Called by slug_store_put_fd_checked() once the slug passed its checks,
+ * before it is kept: < 0 (with err set) refuses it and nothing is kept. */
+typedef int (*slug_store_check_fn)(const struct slug_info *info, void *arg, struct dy_error **err);
 
 /* Copies the slug read from fd into the store, hashing it on the way:
  * written to a temporary file, fsynced, renamed to <id>.slug, the
@@ -22,6 +34,47 @@
  * Returns 0 or < 0. */
 int slug_store_put_fd(const char *state_dir, int fd, const struct slug_limits *limits,
                       struct slug_info *ret_info, struct dy_error **err);
+
+/* As slug_store_put_fd, with check called before the slug is kept (may
+ * be NULL). Beside <id>.slug, writes <id>.meta: the sizes and the Procfile
+ * of the check, so a deploy needs not read the slug again
+ * (slug_store_meta()). Errors name no host path. */
+int slug_store_put_fd_checked(const char *state_dir, int fd, const struct slug_limits *limits,
+                              slug_store_check_fn check, void *arg, struct slug_info *ret_info,
+                              struct dy_error **err);
+
+/* The check's result for stored slug id (sizes, entries, process types):
+ * read from <id>.meta, or, for a slug stored without one, by reading the
+ * slug again (then the meta file is written). The id is not filled.
+ * Returns 0 (*ret_info: slug_info_clear) or < 0 (DY_E_NOT_FOUND when the
+ * slug is not stored). */
+int slug_store_meta(const char *state_dir, const char *id, const struct slug_limits *limits,
+                    struct slug_info *ret_info, struct dy_error **err);
+
+/* Records that app uploaded slug id: <state_dir>/apps/<app>/slugs/.upload-<id>,
+ * whose mtime is the upload's time. The slug then counts against the app's
+ * disk budget, and slug_store_gc() keeps it for SLUG_STORE_UPLOAD_GRACE_SEC.
+ * Returns 0 or < 0. */
+int slug_store_mark_upload(const char *state_dir, const char *app, const char *id,
+                           struct dy_error **err);
+
+/* The bytes app holds on disk: its unpacked trees and everything else
+ * under <state_dir>/apps/<app>/slugs/, and each stored slug of ids[0..n)
+ * or of its upload marks once. Returns 0 or < 0. */
+int slug_store_app_usage(const char *state_dir, const char *app, const char *const *ids, size_t n,
+                         uint64_t *ret, struct dy_error **err);
+
+/* Removes app's unpacked trees but those of keep[0..nkeep), and its
+ * upload marks older than SLUG_STORE_UPLOAD_GRACE_SEC. Returns the number
+ * of trees removed. */
+int slug_store_gc_app(const char *state_dir, const char *app, const char *const *keep,
+                      size_t nkeep);
+
+/* Removes each stored slug (and its meta) that is none of referenced[0..n)
+ * (the slugs of every app's releases), was stored more than
+ * SLUG_STORE_UPLOAD_GRACE_SEC ago, and has no recent upload mark of any
+ * app. Returns the number removed. */
+int slug_store_gc(const char *state_dir, const char *const *referenced, size_t n);
 
 /* As slug_store_put_fd for a file path. */
 int slug_store_put(const char *state_dir, const char *file, const struct slug_limits *limits,
@@ -37,6 +90,18 @@ int slug_store_path(const char *state_dir, const char *id, char **ret, struct dy
  * directory that becomes a dyno's /app lower layer. Returns 0 or < 0. */
 int slug_store_unpack(const char *state_dir, const char *id, const char *app, uid_t uid, gid_t gid,
                       const struct slug_limits *limits, char **ret_dir, struct dy_error **err);
+
+/* The directory slug id is (or would be) unpacked into for app, whether
+ * it exists or not (owned by the caller). Returns 0 or < 0. */
+int slug_store_tree(const char *state_dir, const char *id, const char *app, char **ret,
+                    struct dy_error **err);
+
+/* As slug_store_unpack, with more: *ret_over_limit (when not NULL) is set
+ * when the unpack was refused for limits->max_unpacked; errors name the
+ * slug by its short id, never a host path. */
+int slug_store_unpack_ex(const char *state_dir, const char *id, const char *app, uid_t uid,
+                         gid_t gid, const struct slug_limits *limits, volatile sig_atomic_t *cancel,
+                         bool *ret_over_limit, char **ret_dir, struct dy_error **err);
 
 /* Removes leftovers of interrupted work (".*.unpack-*" and "*.tmp-*") in
  * the store. Returns the number removed. */

@@ -250,10 +250,13 @@ static int copy_data(struct walk *w, const char *name, int fd, int is_procfile, 
 		if (r < ARCHIVE_OK)
 			return entry_error(err, name, "reading data: %s", archive_err(w->a));
 		w->unpacked += len;
-		if (w->unpacked > w->opts->limits.max_unpacked)
+		if (w->unpacked > w->opts->limits.max_unpacked) {
+			if (w->opts->ret_over_limit)
+				*w->opts->ret_over_limit = true;
 			return entry_error(err, name,
 			                   "unpacked size would exceed the limit of %llu bytes",
 			                   (unsigned long long)w->opts->limits.max_unpacked);
+		}
 		if (is_procfile && procfile_take(w, buf, len) < 0)
 			return dy_error_errno(err, ENOMEM, "Procfile");
 		if (fd < 0)
@@ -445,12 +448,15 @@ static int walk_entry(struct walk *w, struct archive_entry *e, struct dy_error *
 		int64_t size = archive_entry_size(e);
 		uint64_t left = w->opts->limits.max_unpacked - w->unpacked;
 		/* Refused before a byte is written: a bomb stops here. */
-		if (size < 0 || (uint64_t)size > left)
+		if (size < 0 || (uint64_t)size > left) {
+			if (w->opts->ret_over_limit)
+				*w->opts->ret_over_limit = true;
 			return entry_error(
 			    err, name,
 			    "declares %lld bytes; the unpacked size would exceed the "
 			    "limit of %llu bytes",
 			    (long long)size, (unsigned long long)w->opts->limits.max_unpacked);
+		}
 	}
 
 	if (slug_tree_add(w->tree, rel, type, target, &e2) < 0) {
@@ -622,20 +628,25 @@ static int open_slug(const char *file, struct dy_error **err)
 	return fd;
 }
 
-int slug_inspect(const char *file, const struct slug_limits *limits, struct slug_info *ret_info,
-                 struct dy_error **err)
+int slug_inspect_fd(int fd, const struct slug_limits *limits, struct slug_info *ret_info,
+                    struct dy_error **err)
 {
 	struct slug_unpack_opts opts = {0};
 	if (limits)
 		opts.limits = *limits;
 	else
 		slug_limits_default(&opts.limits);
+	memset(ret_info, 0, sizeof(*ret_info));
+	return walk_slug(fd, -1, &opts, ret_info, err);
+}
+
+int slug_inspect(const char *file, const struct slug_limits *limits, struct slug_info *ret_info,
+                 struct dy_error **err)
+{
 	_cleanup_close_ int fd = open_slug(file, err);
 	if (fd < 0)
 		return fd;
-	memset(ret_info, 0, sizeof(*ret_info));
-	int r = walk_slug(fd, -1, &opts, ret_info, err);
-	if (r < 0)
+	if (slug_inspect_fd(fd, limits, ret_info, err) < 0)
 		return dy_error_prefix(err, "%s", file);
 	return 0;
 }
@@ -696,7 +707,7 @@ int slug_unpack(const char *file, const char *dir, const struct slug_unpack_opts
 	if (r < 0) {
 		slug_fs_remove_tree(AT_FDCWD, tmp);
 		slug_info_clear(&info);
-		return dy_error_prefix(err, "%s", file);
+		return dy_error_prefix(err, "%s", opts->name ? opts->name : file);
 	}
 	if (ret_info)
 		*ret_info = info;

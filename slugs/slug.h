@@ -54,6 +54,8 @@ struct slug_unpack_opts {
 	uid_t uid;
 	gid_t gid;
 	volatile sig_atomic_t *cancel; /* when set non-zero, the unpack stops and cleans up */
+	const char *name;     /* names the slug in errors instead of its path (NULL: the path) */
+	bool *ret_over_limit; /* set true when refused for limits.max_unpacked (may be NULL) */
 };
 
 /* Unpacks the slug file into dir, which must not exist (its parent must):
@@ -69,6 +71,11 @@ int slug_unpack(const char *file, const char *dir, const struct slug_unpack_opts
  * Fills *ret_info (id, sizes, entries, process types). Returns 0 or < 0. */
 int slug_inspect(const char *file, const struct slug_limits *limits, struct slug_info *ret_info,
                  struct dy_error **err);
+
+/* As slug_inspect for the slug open at fd (read from its offset); errors
+ * name no file. */
+int slug_inspect_fd(int fd, const struct slug_limits *limits, struct slug_info *ret_info,
+                    struct dy_error **err);
 
 /* Packs dir into a slug at out (written to a temporary sibling, then
  * renamed): entries under "./app/", sorted, owner 0:0, mtime 0, modes

@@ -13,15 +13,16 @@
 #include "common/error.h"
 #include "common/http1.h"
 #include "common/loop.h"
-#include "runtime/manager/state.h"
 #include "runtime/manager/api.h"
+#include "runtime/manager/state-writer.h"
 
 #define API_HEADERS_MAX 100
 
 enum conn_state {
 	CONN_HEAD = 0, /* reading a request head */
 	CONN_BODY,     /* reading its body */
-	CONN_SAVING,   /* answer held until the change is on disk; nothing is read */
+	CONN_WAITING,  /* its answer waits: on a job off the loop, or on its change
+	                  reaching the disk (the state writer); reading paused */
 	CONN_CLOSING,  /* answer queued: flush, then close */
 };
 
@@ -55,10 +56,18 @@ struct conn {
 	struct buf body; /* SINK_MEMORY */
 	int body_fd;     /* SINK_FILE */
 
-	/* CONN_SAVING: the answer, sent once the state writer reports */
+	/* CONN_WAITING: the manager's job the answer waits for (detached
+	 * when c goes first), and what to do once it is done */
+	struct mgr_job *job;
+	/* CONN_WAITING for the disk: the answer, sent once the state writer
+	 * reports (saving_active while it waits) */
 	struct state_wait saving;
+	bool saving_active;
 	int saved_status;
 	json_t *saved_body;
+	bool dispatching; /* inside api_dispatch: a job done at once answers there */
+	int rollback_to;  /* 0: a deploy of slug_id */
+	char slug_id[STATE_SLUG_ID_LEN + 1];
 };
 
 struct api {
@@ -76,14 +85,19 @@ struct api {
 void api_respond_json(struct conn *c, int status, json_t *j);
 
 /* As api_respond_json(), once app's changes so far are durable (the state
- * writer, mgr_wait_saved()): the connection reads nothing meanwhile. A
- * failed write answers 500 instead (the change is kept, and retried). */
+ * writer, mgr_wait_saved()): the connection reads nothing meanwhile
+ * (CONN_WAITING). A failed write answers 500 instead (the change is kept,
+ * and retried). */
 void api_respond_json_saved(struct conn *c, const struct state_app *app, int status, json_t *j);
 
 /* Queues an error response: the status and error id of kind (docs/api.md,
  * "Errors") and the message formatted from fmt. */
 void api_respond_error(struct conn *c, enum dy_error_kind kind, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+/* A request in CONN_WAITING got its answer (queued): ends it, and reads
+ * the next one (input kept while waiting is parsed now). */
+void api_request_done(struct conn *c);
 
 /* Answers c's request, whose head and body are complete (c->method,
  * c->path, c->body or c->body_fd): finds its endpoint and queues the

@@ -11,13 +11,67 @@
 #include "common/log.h"
 #include "runtime/manager/api-internal.h"
 
+/* An internal failure is logged with its details (paths included) and
+ * answered with what failed and its errno text only: no host path
+ * reaches a client. */
 static void respond_mgr_error(struct conn *c, struct dy_error **err)
 {
 	enum dy_error_kind kind = dy_error_kind_of(*err);
-	if (kind == DY_E_INTERNAL)
+	if (kind == DY_E_INTERNAL) {
 		dy_log("api", "%s %s: %s", h1_method_str(c->method), c->path, dy_error_msg(*err));
-	api_respond_error(c, kind, "%s", dy_error_msg(*err));
+		int errnum = *err ? (*err)->errnum : 0;
+		if (errnum)
+			api_respond_error(c, kind, "%s %s failed: %s", h1_method_str(c->method),
+			                  c->path, strerror(errnum));
+		else
+			api_respond_error(c, kind, "%s %s failed (dynod's log says why)",
+			                  h1_method_str(c->method), c->path);
+	} else {
+		api_respond_error(c, kind, "%s", dy_error_msg(*err));
+	}
 	dy_error_free(err);
+}
+
+/* An error of a manager's job: its message is made for the client
+ * already (manager.h). */
+static void respond_job_error(struct conn *c, struct dy_error *err)
+{
+	api_respond_error(c, dy_error_kind_of(err), "%s", dy_error_msg(err));
+	dy_error_free(&err);
+}
+
+/* The answer of a waiting request is queued: carry on with the next. A
+ * job done at once (no pool) is answered inside api_dispatch, which ends
+ * the request itself. */
+static void job_answered(struct conn *c)
+{
+	if (c->dispatching) {
+		c->job = NULL;
+		if (c->state == CONN_WAITING && !c->saving_active)
+			c->state = CONN_HEAD;
+		return;
+	}
+	api_request_done(c);
+}
+
+/* Waits for job (the manager's, started with c as its arg). */
+static void wait_for(struct conn *c, int r, struct mgr_job *job, struct dy_error **err)
+{
+	if (r < 0) {
+		if (c->state == CONN_WAITING)
+			c->state = CONN_HEAD;
+		respond_mgr_error(c, err);
+		return;
+	}
+	if (job)
+		c->job = job; /* else it is done and answered */
+}
+
+/* The name of the app in c's path (/apps/{app}/...). */
+static void path_app(const struct conn *c, char name[STATE_APP_NAME_MAX + 1])
+{
+	const char *p = c->path + strlen("/apps/");
+	snprintf(name, STATE_APP_NAME_MAX + 1, "%.*s", (int)strcspn(p, "/?"), p);
 }
 
 /* ---- routes ---- */
@@ -140,32 +194,40 @@ static void route_app(struct conn *c, struct state_app *app)
 	api_respond_json(c, 200, j);
 }
 
+static void on_slug_stored(void *arg, const struct slug_info *info, struct dy_error *err)
+{
+	struct conn *c = arg;
+	if (err) {
+		respond_job_error(c, err);
+		job_answered(c);
+		return;
+	}
+	json_t *pt = json_object();
+	for (size_t i = 0; pt && info->procfile && i < info->procfile->n; i++)
+		json_object_set_new(pt, info->procfile->entries[i].name,
+		                    json_string(info->procfile->entries[i].command));
+	json_t *j = json_pack("{s:s, s:I, s:o*}", "id", info->id, "size", (json_int_t)info->size,
+	                      "process_types", pt);
+	dy_log("api", "stored slug %.7s (%llu bytes, %llu unpacked) for %s", info->id,
+	       (unsigned long long)info->size, (unsigned long long)info->unpacked_size, c->path);
+	api_respond_json(c, 201, j);
+	job_answered(c);
+}
+
 static void route_slugs(struct conn *c, struct state_app *app)
 {
 	if (c->method != H1_METHOD_POST) {
 		method_not_allowed(c, "POST");
 		return;
 	}
-	if (lseek(c->body_fd, 0, SEEK_SET) < 0) {
-		api_respond_error(c, DY_E_INTERNAL, "upload: %s", strerror(errno));
-		return;
-	}
+	/* the check reads the whole slug: off the loop */
 	struct dy_error *err = NULL;
-	struct slug_info info = {0};
-	if (mgr_slug_put(c->api->mgr, app->name, c->body_fd, &info, &err) < 0) {
-		respond_mgr_error(c, &err);
-		return;
-	}
-	json_t *pt = json_object();
-	for (size_t i = 0; pt && info.procfile && i < info.procfile->n; i++)
-		json_object_set_new(pt, info.procfile->entries[i].name,
-		                    json_string(info.procfile->entries[i].command));
-	json_t *j = json_pack("{s:s, s:I, s:o*}", "id", info.id, "size", (json_int_t)info.size,
-	                      "process_types", pt);
-	dy_log("api", "stored slug %.7s (%llu bytes) for %s", info.id,
-	       (unsigned long long)info.size, app->name);
-	slug_info_clear(&info);
-	api_respond_json(c, 201, j);
+	struct mgr_job *job = NULL;
+	int fd = c->body_fd;
+	c->body_fd = -1;
+	c->state = CONN_WAITING;
+	int r = mgr_slug_put_start(c->api->mgr, app->name, fd, on_slug_stored, c, &job, &err);
+	wait_for(c, r, job, &err);
 }
 
 /* "v3", "3" or 3 -> 3; 0 when it is none of those. */
@@ -190,6 +252,42 @@ static int parse_version(json_t *j, const char *s)
 		v = v * 10 + (*s - '0');
 	}
 	return (int)v;
+}
+
+/* Makes the release of a POST /releases (a deploy of c->slug_id, or a
+ * rollback to c->rollback_to) and answers. */
+static void release_now(struct conn *c)
+{
+	struct api *a = c->api;
+	struct dy_error *err = NULL;
+	struct state_release *out = NULL;
+	/* the app from the path again: it may be gone while the slug unpacked */
+	char name[STATE_APP_NAME_MAX + 1];
+	path_app(c, name);
+	int r = c->rollback_to ? mgr_rollback(a->mgr, name, c->rollback_to, &out, &err)
+	                       : mgr_deploy(a->mgr, name, c->slug_id, &out, &err);
+	if (r < 0) {
+		respond_mgr_error(c, &err);
+		return;
+	}
+	dy_log("api", "%s: v%d %s (%s)", name, out->version, out->description,
+	       state_release_status_str(out->status));
+	struct state_app *app = NULL;
+	if (mgr_app_get(a->mgr, name, &app, NULL) < 0) {
+		api_respond_json(c, 201, state_release_json(out));
+		return;
+	}
+	api_respond_json_saved(c, app, 201, state_release_json(out));
+}
+
+static void on_release_unpacked(void *arg, const struct slug_info *info, struct dy_error *err)
+{
+	struct conn *c = arg;
+	if (err)
+		respond_job_error(c, err);
+	else
+		release_now(c);
+	job_answered(c);
 }
 
 static void route_releases(struct conn *c, struct state_app *app, const char *which)
@@ -232,9 +330,6 @@ static void route_releases(struct conn *c, struct state_app *app, const char *wh
 		    "(rollback)");
 		return;
 	}
-	struct dy_error *err = NULL;
-	struct state_release *out = NULL;
-	int r;
 	if (slug) {
 		if (json_is_object(slug))
 			slug = json_object_get(slug, "id");
@@ -242,7 +337,14 @@ static void route_releases(struct conn *c, struct state_app *app, const char *wh
 			api_respond_error(c, DY_E_INVALID, "slug: expected a slug id string");
 			return;
 		}
-		r = mgr_deploy(a->mgr, app->name, json_string_value(slug), &out, &err);
+		const char *id = json_string_value(slug);
+		if (strlen(id) > STATE_SLUG_ID_LEN) {
+			api_respond_error(c, DY_E_INVALID,
+			                  "invalid slug id \"%.80s\": expected 64 hex digits", id);
+			return;
+		}
+		snprintf(c->slug_id, sizeof(c->slug_id), "%s", id);
+		c->rollback_to = 0;
 	} else {
 		int v = parse_version(rel, NULL);
 		if (v == 0) {
@@ -250,15 +352,21 @@ static void route_releases(struct conn *c, struct state_app *app, const char *wh
 			                  "release: expected a version such as \"v3\" or 3");
 			return;
 		}
-		r = mgr_rollback(a->mgr, app->name, v, &out, &err);
+		c->rollback_to = v;
+		const struct state_release *to = state_release_find(app, v);
+		if (to == NULL || to->slug_id[0] == '\0') {
+			release_now(c); /* mgr_rollback's errors */
+			return;
+		}
+		snprintf(c->slug_id, sizeof(c->slug_id), "%s", to->slug_id);
 	}
-	if (r < 0) {
-		respond_mgr_error(c, &err);
-		return;
-	}
-	dy_log("api", "%s: v%d %s (%s)", app->name, out->version, out->description,
-	       state_release_status_str(out->status));
-	api_respond_json_saved(c, app, 201, state_release_json(out));
+	/* the slug is unpacked off the loop (unless its tree is kept), then
+	 * the release is made */
+	struct dy_error *err = NULL;
+	struct mgr_job *job = NULL;
+	c->state = CONN_WAITING;
+	int r = mgr_unpack_start(a->mgr, app->name, c->slug_id, on_release_unpacked, c, &job, &err);
+	wait_for(c, r, job, &err);
 }
 
 static int parse_update(json_t *o, const char *type, struct mgr_formation_update *u, char *msg,
@@ -359,33 +467,64 @@ static void route_formation(struct conn *c, struct state_app *app, const char *t
 		api_respond_json(c, 200, j);
 }
 
+/* PATCH /config-vars once the current slug's tree is there. */
+static void config_now(struct conn *c)
+{
+	struct api *a = c->api;
+	char name[STATE_APP_NAME_MAX + 1];
+	path_app(c, name);
+	_cleanup_json_ json_t *b = body_object(c);
+	if (b == NULL)
+		return;
+	struct dy_error *err = NULL;
+	struct state_release *rel = NULL;
+	struct state_app *app;
+	if (mgr_config_update(a->mgr, name, b, &rel, &err) < 0 ||
+	    mgr_app_get(a->mgr, name, &app, &err) < 0) {
+		respond_mgr_error(c, &err);
+		return;
+	}
+	if (rel)
+		dy_log("api", "%s: v%d %s", name, rel->version, rel->description);
+	json_t *cfg = mgr_config_vars(app);
+	api_respond_json_saved(c, app, 200, cfg ? json_deep_copy(cfg) : json_object());
+}
+
+static void on_config_unpacked(void *arg, const struct slug_info *info, struct dy_error *err)
+{
+	struct conn *c = arg;
+	if (err)
+		respond_job_error(c, err);
+	else
+		config_now(c);
+	job_answered(c);
+}
+
 static void route_config(struct conn *c, struct state_app *app)
 {
 	struct api *a = c->api;
 	if (c->method == H1_METHOD_PATCH) {
-		_cleanup_json_ json_t *b = body_object(c);
-		if (b == NULL)
-			return;
-		struct dy_error *err = NULL;
-		struct state_release *rel = NULL;
-		if (mgr_config_update(a->mgr, app->name, b, &rel, &err) < 0) {
-			respond_mgr_error(c, &err);
+		/* a config release needs its slug's tree (kept, as the current
+		 * release's, but for one removed by hand): made off the loop */
+		const struct state_release *cur = state_app_current(app);
+		if (cur == NULL || cur->slug_id[0] == '\0') {
+			config_now(c);
 			return;
 		}
-		if (rel)
-			dy_log("api", "%s: v%d %s", app->name, rel->version, rel->description);
-	} else if (c->method != H1_METHOD_GET) {
+		struct dy_error *err = NULL;
+		struct mgr_job *job = NULL;
+		c->state = CONN_WAITING;
+		int r = mgr_unpack_start(a->mgr, app->name, cur->slug_id, on_config_unpacked, c,
+		                         &job, &err);
+		wait_for(c, r, job, &err);
+		return;
+	}
+	if (c->method != H1_METHOD_GET) {
 		method_not_allowed(c, "GET, PATCH");
 		return;
 	}
 	json_t *cfg = mgr_config_vars(app);
-	/* a GET waits for nothing: mgr_wait_saved() only holds a change's
-	 * answer (and its connection's) */
-	json_t *j = cfg ? json_deep_copy(cfg) : json_object();
-	if (c->method == H1_METHOD_PATCH)
-		api_respond_json_saved(c, app, 200, j);
-	else
-		api_respond_json(c, 200, j);
+	api_respond_json(c, 200, cfg ? json_deep_copy(cfg) : json_object());
 }
 
 /* GET /apps/{app}/dynos[/{dyno}], DELETE /apps/{app}/dynos[/{dyno|type}]

@@ -34,7 +34,10 @@ static void conn_free(struct loop_deferred *d)
 	buf_free(&c->body);
 	if (c->body_fd >= 0)
 		close(c->body_fd);
-	state_wait_cancel(&c->saving);
+	/* the job finishes without us: its answer has nobody to go to */
+	mgr_job_detach(c->job);
+	if (c->saving_active)
+		state_wait_cancel(&c->saving);
 	if (c->saved_body)
 		json_decref(c->saved_body);
 	free(c);
@@ -44,7 +47,10 @@ static void conn_free(struct loop_deferred *d)
  * dispatch round (never free inside its own callback). */
 static void conn_close(struct conn *c)
 {
-	state_wait_cancel(&c->saving); /* no answer for a closed connection */
+	if (c->saving_active) { /* no answer for a closed connection */
+		state_wait_cancel(&c->saving);
+		c->saving_active = false;
+	}
 	dy_conn_close(c->api->loop, &c->api->conns, &c->conn);
 }
 
@@ -70,8 +76,9 @@ static void conn_update_interest(struct conn *c)
 	uint32_t ev = 0;
 	if (buf_len(&c->out) > 0)
 		ev |= LOOP_WRITE;
-	/* back-pressure: a client that does not read its answers is not read */
-	if (c->state != CONN_CLOSING && c->state != CONN_SAVING &&
+	/* back-pressure: a client that does not read its answers is not read,
+	 * nor one whose answer waits on a job */
+	if (c->state != CONN_CLOSING && c->state != CONN_WAITING &&
 	    buf_len(&c->out) < API_OUT_HIGH_WATER)
 		ev |= LOOP_READ;
 	if (loop_io_set(c->api->loop, &c->conn.io, ev, NULL) < 0)
@@ -140,41 +147,6 @@ void api_respond_json(struct conn *c, int status, json_t *j)
 
 /* The one map from an error's kind to the API's status and error id
  * (docs/api.md, "Errors"). */
-/* The state writer's report on the change c's answer waits for. */
-static void saved_done(struct state_wait *w, int r, const char *msg)
-{
-	struct conn *c = loop_container_of(w, struct conn, saving);
-	json_t *body = TAKE_PTR(c->saved_body);
-	c->state = CONN_HEAD; /* the request is answered now */
-	if (r < 0) {
-		json_decref(body);
-		api_respond_error(c, DY_E_INTERNAL,
-		                  "the change is made but not yet on disk (%s): dynod retries the "
-		                  "write",
-		                  msg);
-	} else {
-		api_respond_json(c, c->saved_status, body);
-	}
-	if (c->conn.closed)
-		return;
-	enum conn_state s = c->state;
-	request_reset(c);
-	if (s == CONN_CLOSING)
-		c->state = CONN_CLOSING;
-	conn_flush(c); /* sends it, and reads the requests behind it */
-}
-
-void api_respond_json_saved(struct conn *c, const struct state_app *app, int status, json_t *j)
-{
-	if (!mgr_wait_saved(c->api->mgr, app, &c->saving, saved_done)) {
-		api_respond_json(c, status, j);
-		return;
-	}
-	c->saved_status = status;
-	c->saved_body = j;
-	c->state = CONN_SAVING;
-}
-
 static const struct {
 	int status;
 	const char *id;
@@ -248,16 +220,79 @@ static int open_upload(struct api *a)
 	return fd;
 }
 
-/* The body is complete: answer, then get ready for the next request. */
+/* The body is complete: answer, then get ready for the next request
+ * (unless the answer waits on a job: then api_request_done does). */
 static void finish_request(struct conn *c)
 {
+	c->dispatching = true;
 	api_dispatch(c);
-	if (c->conn.closed || c->state == CONN_SAVING)
-		return; /* saved_done() goes on */
+	c->dispatching = false;
+	if (c->conn.closed)
+		return;
+	if (c->state == CONN_WAITING) {
+		/* no idle timeout while the platform is the one working */
+		loop_timer_stop(c->api->loop, &c->conn.timer);
+		return;
+	}
 	enum conn_state s = c->state;
 	request_reset(c);
 	if (s == CONN_CLOSING)
 		c->state = CONN_CLOSING;
+}
+
+/* The request's answer is queued: get ready for the next, and read it. */
+static void request_answered(struct conn *c)
+{
+	if (c->conn.closed)
+		return;
+	enum conn_state s = c->state;
+	request_reset(c);
+	if (s == CONN_CLOSING)
+		c->state = CONN_CLOSING;
+	loop_timer_start(c->api->loop, &c->conn.timer, API_IDLE_USEC, NULL);
+	conn_flush(c);
+}
+
+void api_request_done(struct conn *c)
+{
+	c->job = NULL;
+	if (c->saving_active)
+		return; /* its answer waits for the disk now: saved_done() goes on */
+	request_answered(c);
+}
+
+/* The state writer's report on the change c's answer waits for. */
+static void saved_done(struct state_wait *w, int r, const char *msg)
+{
+	struct conn *c = loop_container_of(w, struct conn, saving);
+	json_t *body = TAKE_PTR(c->saved_body);
+	c->saving_active = false;
+	if (c->job)
+		return;       /* cannot be: a job's answer is only queued once it is done */
+	c->state = CONN_HEAD; /* the request is answered now */
+	if (r < 0) {
+		json_decref(body);
+		api_respond_error(c, DY_E_INTERNAL,
+		                  "the change is made but not yet on disk (%s): dynod retries the "
+		                  "write",
+		                  msg);
+	} else {
+		api_respond_json(c, c->saved_status, body);
+	}
+	if (!c->dispatching)
+		request_answered(c);
+}
+
+void api_respond_json_saved(struct conn *c, const struct state_app *app, int status, json_t *j)
+{
+	if (!mgr_wait_saved(c->api->mgr, app, &c->saving, saved_done)) {
+		api_respond_json(c, status, j);
+		return;
+	}
+	c->saving_active = true;
+	c->saved_status = status;
+	c->saved_body = j;
+	c->state = CONN_WAITING;
 }
 
 /* Takes the head of a complete request (hlen bytes) and sets up its body. */
@@ -393,7 +428,7 @@ static void read_body(struct conn *c)
  * answers waiting stay under API_OUT_HIGH_WATER). */
 static void process(struct conn *c)
 {
-	while (!c->conn.closed && c->state != CONN_CLOSING && c->state != CONN_SAVING) {
+	while (!c->conn.closed && c->state != CONN_CLOSING && c->state != CONN_WAITING) {
 		if (c->state == CONN_BODY) {
 			read_body(c);
 			if (c->state == CONN_BODY)
@@ -430,7 +465,7 @@ static void on_conn_io(struct loop *loop, struct loop_io *io, uint32_t events)
 		loop_timer_start(loop, &c->conn.timer, API_IDLE_USEC, NULL);
 		/* bounded per event so one fast uploader cannot starve others */
 		for (int rounds = 0; rounds < 16 && !c->conn.closed && c->state != CONN_CLOSING &&
-		                     c->state != CONN_SAVING;
+		                     c->state != CONN_WAITING;
 		     rounds++) {
 			/* a head is at most 64 KiB and bodies are drained as they
 			 * come, so the buffer stays bounded; it only fills while

@@ -7,9 +7,10 @@
  * order, Content-Length and chunked bodies, Expect: 100-continue). A slug
  * upload streams to an unnamed temporary file under <state_dir>/slugs as
  * it arrives (at most slugs.max_compressed bytes); JSON bodies are held in
- * memory up to API_JSON_MAX bytes. The manager's work itself (checking,
- * storing and unpacking a slug) runs in the loop: a large deploy delays
- * other clients for its duration. */
+ * memory up to API_JSON_MAX bytes. Checking and storing an upload and
+ * unpacking a slug for a release run off the loop (the manager's jobs):
+ * that connection waits, its reading paused, and is answered when the job
+ * is done; every other connection is served meanwhile. */
 #pragma once
 
 #include "common/config.h"

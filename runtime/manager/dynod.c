@@ -15,6 +15,7 @@
 #include "common/lock.h"
 #include "common/log.h"
 #include "common/loop.h"
+#include "common/work.h"
 #include "runtime/manager/api.h"
 #include "runtime/manager/manager.h"
 #include "runtime/manager/state.h"
@@ -27,6 +28,10 @@ static void usage(FILE *f)
 	           "  runs the dyno manager and the Platform API in the foreground\n"
 	           "  (default configuration: " CONFIG_DEFAULT_PATH ", else built-in defaults)\n");
 }
+
+/* Worker threads for slug work off the loop (checks, unpacks, removals):
+ * a few, so one tenant's long unpack does not hold up another's. */
+#define DYNOD_WORK_THREADS 3
 
 static struct sup *the_sup;
 
@@ -56,6 +61,7 @@ static int run(const char *config_path)
 	struct api *api = NULL;
 	struct sup *sup = NULL;
 	struct state_writer *writer = NULL;
+	struct work_pool *pool = NULL;
 	struct loop_signal sig;
 	_cleanup_close_ int state_lock = -1;
 	bool sig_started = false;
@@ -98,6 +104,9 @@ static int run(const char *config_path)
 	if (state_writer_new(loop, st, &writer, &err) < 0)
 		goto out;
 	mgr_set_writer(m, writer);
+	if (work_pool_new(loop, DYNOD_WORK_THREADS, &pool, &err) < 0)
+		goto out;
+	mgr_set_pool(m, pool);
 	if (sup) {
 		sup_set_mgr(sup, m);
 		the_sup = sup;
@@ -126,6 +135,11 @@ out:
 		fprintf(stderr, "dynod: error: %s\n", dy_error_msg(err));
 		dy_error_free(&err);
 	}
+	/* first: the jobs' done callbacks answer API connections and make
+	 * releases; running unpacks stop early */
+	if (m)
+		mgr_stop_work(m);
+	work_pool_free(pool);
 	api_free(api);
 	the_sup = NULL;
 	sup_free(sup);

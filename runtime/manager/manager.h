@@ -23,6 +23,7 @@
 #include "common/config.h"
 #include "common/error.h"
 #include "runtime/manager/state-writer.h"
+#include "common/work.h"
 #include "runtime/manager/state.h"
 #include "slugs/slug.h"
 
@@ -114,6 +115,47 @@ int mgr_app_create(struct mgr *m, const char *name, struct state_app **ret, stru
  * Stored slugs stay (other apps may share them). */
 int mgr_app_destroy(struct mgr *m, const char *name, struct dy_error **err);
 
+/* Slug work off the loop (docs/architecture.md, "Work off the loop"):
+ * checking an upload, unpacking a slug for an app, removing trees nobody
+ * needs. Each runs on the manager's work pool (mgr_set_pool) as a job;
+ * the jobs of one app run one at a time, in the order started, so two
+ * deploys never unpack the same tree at once and a removal never races an
+ * unpack. cb runs on the loop's thread once the job is done, unless the
+ * job was detached first; err is NULL on success and is the callee's to
+ * free otherwise. Its message names the app and the slug, never a host
+ * path (internal failures are logged in full and answered with their
+ * errno text). Without a pool (the unit tests) a job runs at once, inside
+ * the call that starts it. */
+struct mgr_job;
+typedef void (*mgr_job_cb)(void *arg, const struct slug_info *info, struct dy_error *err);
+
+/* Uses pool (borrowed; freed after mgr_stop_work() and before the
+ * manager) for the jobs. */
+void mgr_set_pool(struct mgr *m, struct work_pool *pool);
+
+/* Jobs running stop early ("interrupted") and jobs not started fail at
+ * once: called before the pool is freed. */
+void mgr_stop_work(struct mgr *m);
+
+/* The job will not call its cb (its requester is gone). Accepts NULL. */
+void mgr_job_detach(struct mgr_job *job);
+
+/* Starts checking and storing the slug read from fd (taken: closed by the
+ * job) for app name, within its disk budget (slugs.app_disk_budget);
+ * cb gets the slug's info. Returns 0 and the job in *ret_job (borrowed:
+ * valid until cb runs; may be NULL when cb already ran), or < 0 when it
+ * cannot start (then cb is not called). */
+int mgr_slug_put_start(struct mgr *m, const char *name, int fd, mgr_job_cb cb, void *arg,
+                       struct mgr_job **ret_job, struct dy_error **err);
+
+/* Starts unpacking stored slug slug_id for app name, unless its tree is
+ * there already: within the app's disk budget and the free space of the
+ * state dir's filesystem. cb gets the slug's info (sizes, process types).
+ * Then mgr_deploy(), mgr_rollback() or mgr_config_update() of that slug
+ * find the tree and do not unpack. Returns as mgr_slug_put_start. */
+int mgr_unpack_start(struct mgr *m, const char *name, const char *slug_id, mgr_job_cb cb, void *arg,
+                     struct mgr_job **ret_job, struct dy_error **err);
+
 /* Stores the slug read from fd (up to slugs.max_compressed) for app
  * name, checking it (Procfile included). Fills *ret_info (slug_info_clear).
  * Returns 0 or < 0 (DY_E_INVALID for a refused slug). */
@@ -122,8 +164,10 @@ int mgr_slug_put(struct mgr *m, const char *name, int fd, struct slug_info *ret_
 
 /* Deploys stored slug slug_id to app name as a new release "Deploy
  * <7 hex>", with the current config vars. Unpacks the slug for the app
- * (once). The first deploy of an app with a web type scales web to 1.
- * *ret is the new release (owned by the state). */
+ * (once) when no pool is set; with a pool its tree must be there already
+ * (mgr_unpack_start). After any new release the unpacked trees the app
+ * no longer keeps are removed, off the loop (docs/slugs.md, "Disk"). The first deploy of an app
+ * with a web type scales web to 1. *ret is the new release (owned by the state). */
 int mgr_deploy(struct mgr *m, const char *name, const char *slug_id, struct state_release **ret,
                struct dy_error **err);
 

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "common/cleanup.h"
@@ -55,6 +56,9 @@ struct sup_dyno {
 	struct loop_timer stop_timer;  /* the stop grace ran out: R12 */
 	/* the free, after the dispatch round */
 	struct loop_deferred reap;
+	/* its slug's tree was gone: unpacked off the loop, then started */
+	struct mgr_job *unpack_job;
+	struct dy_error *unpack_err; /* the unpack failed: the start fails */
 	char created_at[STATE_TIME_LEN + 1];
 	char updated_at[STATE_TIME_LEN + 1];
 };
@@ -120,6 +124,8 @@ static bool is_web(const struct sup_dyno *d)
 
 static void dyno_free(struct sup_dyno *d)
 {
+	mgr_job_detach(d->unpack_job);
+	dy_error_free(&d->unpack_err);
 	boot_stop(&d->boot);
 	launch_free(d->ld);
 	free(d->command);
@@ -150,6 +156,8 @@ static void unlink_dyno(struct sup_dyno *d)
 		}
 	}
 	d->removed = true;
+	mgr_job_detach(d->unpack_job);
+	d->unpack_job = NULL;
 	loop_timer_stop(s->loop, &d->start_timer);
 	loop_timer_stop(s->loop, &d->boot_timer);
 	loop_timer_stop(s->loop, &d->stop_timer);
@@ -371,6 +379,21 @@ static void env_free(char **env)
 	free(env);
 }
 
+static void dyno_start(struct sup_dyno *d);
+
+/* The manager's unpack for d's start is done: start (or fail) now. */
+static void on_unpacked(void *arg, const struct slug_info *info, struct dy_error *err)
+{
+	struct sup_dyno *d = arg;
+	d->unpack_job = NULL;
+	d->unpack_err = err;
+	if (d->lc.stopping) {
+		dy_error_free(&d->unpack_err);
+		return;
+	}
+	dyno_start(d);
+}
+
 /* Launches d's process for its release. On failure d is crashed (and
  * retried after a cool-off), or a release phase fails. */
 static void dyno_start(struct sup_dyno *d)
@@ -390,15 +413,27 @@ static void dyno_start(struct sup_dyno *d)
 		return;
 	}
 	_cleanup_free_ char *dir = NULL;
-	struct slug_limits l = {.max_compressed = s->cfg->slugs.max_compressed,
-	                        .max_unpacked = s->cfg->slugs.max_unpacked,
-	                        .max_entries = s->cfg->slugs.max_entries};
 	char **env = NULL;
 	char id[64];
 	snprintf(id, sizeof(id), "%s%.30s-%u-%u", s->id_prefix, d->app, (unsigned)getpid() % 100000,
 	         ++s->seq);
-	int r =
-	    slug_store_unpack(st->dir, rel->slug_id, app->name, app->uid, app->uid, &l, &dir, &e);
+	int r = slug_store_tree(st->dir, rel->slug_id, app->name, &dir, &e);
+	struct stat sb;
+	if (d->unpack_err) {
+		e = TAKE_PTR(d->unpack_err);
+		r = -1;
+	} else if (r >= 0 && (lstat(dir, &sb) < 0 || !S_ISDIR(sb.st_mode))) {
+		/* the tree was removed (its release is no longer kept, or by
+		 * hand): the manager unpacks it again off the loop, within the
+		 * app's disk budget, and the start goes on in on_unpacked */
+		if (d->unpack_job)
+			return;
+		dy_log(d->name, "slug %.7s is not unpacked: unpacking it", rel->slug_id);
+		r = mgr_unpack_start(s->mgr, app->name, rel->slug_id, on_unpacked, d,
+		                     &d->unpack_job, &e);
+		if (r >= 0)
+			return;
+	}
 	if (r >= 0) {
 		env = env_of(rel);
 		struct launch_params p = {

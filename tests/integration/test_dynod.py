@@ -538,9 +538,11 @@ def test_slug_upload_limit_and_expect(tmp_path, hello_slug):
             while chunk := s.recv(65536):
                 out += chunk
         assert out.startswith(b"HTTP/1.1 201 ")
-        # nothing of the refused uploads is left in the store
-        assert [p.name for p in (d.state / "slugs").iterdir()] == [
-            json.loads(out.partition(b"\r\n\r\n")[2])["id"] + ".slug"]
+        # nothing of the refused uploads is left in the store (the kept
+        # slug has its meta file beside it)
+        sid = json.loads(out.partition(b"\r\n\r\n")[2])["id"]
+        assert sorted(p.name for p in (d.state / "slugs").iterdir()) == [
+            sid + ".meta", sid + ".slug"]
     finally:
         assert d.stop() == 0, d.log.read_text()
 

@@ -49,7 +49,9 @@ def test_unprivileged_user_reads_no_tenant_file(open_tmp, dyno_bin):
         state = d.state
         slugs = list((state / "slugs").glob("*.slug"))
         assert len(slugs) == 1
-        unpacked = list((state / "apps" / "hello" / "slugs").iterdir())
+        # the unpacked trees (hidden files are the app's upload marks)
+        unpacked = [p for p in (state / "apps" / "hello" / "slugs").iterdir()
+                    if not p.name.startswith(".")]
         assert len(unpacked) == 1
         procfile = unpacked[0] / "Procfile"
         assert procfile.exists()

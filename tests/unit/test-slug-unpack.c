@@ -749,7 +749,7 @@ static void test_store(void **state)
 	while ((de = readdir(d)) != NULL)
 		n += de->d_name[0] != '.';
 	closedir(d);
-	assert_int_equal(n, 1);
+	assert_int_equal(n, 2); /* the good slug and its meta file */
 
 	free(bad);
 	free(u1);
