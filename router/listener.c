@@ -4,6 +4,7 @@
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -38,24 +39,40 @@ int lsn_bind(const struct sockaddr *sa, socklen_t len, const char *text, struct 
 	return TAKE_FD(fd);
 }
 
-size_t lsn_inherited(int *fds, size_t max)
+size_t lsn_inherited(int *fds, size_t max, int *ret_admin)
 {
 	const char *n = getenv("LISTEN_FDS");
 	const char *pid = getenv("LISTEN_PID");
+	const char *names = getenv("LISTEN_FDNAMES");
+	*ret_admin = -1;
 	if (n == NULL)
 		return 0;
 	if (pid != NULL && atol(pid) != (long)getpid())
 		return 0;
 	long count = atol(n);
 	size_t k = 0;
-	for (long i = 0; i < count && k < max; i++) {
+	for (long i = 0; i < count; i++) {
+		/* the i-th name: between the i-th and the (i+1)-th ':' */
+		const char *name = names;
+		for (long j = 0; name && j < i; j++) {
+			name = strchr(name, ':');
+			if (name)
+				name++;
+		}
+		bool admin =
+		    name && strncmp(name, "admin", 5) == 0 && (name[5] == ':' || name[5] == '\0');
 		int fd = 3 + (int)i;
 		int fl = fcntl(fd, F_GETFL);
 		if (fl < 0)
 			continue;
+		if (!admin && k == max)
+			continue;
 		fcntl(fd, F_SETFL, fl | O_NONBLOCK);
 		fcntl(fd, F_SETFD, FD_CLOEXEC);
-		fds[k++] = fd;
+		if (admin)
+			*ret_admin = fd;
+		else
+			fds[k++] = fd;
 	}
 	unsetenv("LISTEN_FDS");
 	unsetenv("LISTEN_PID");

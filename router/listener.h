@@ -20,9 +20,13 @@ typedef void (*lsn_accept_fn)(void *data, int fd, const struct sockaddr *peer, u
 int lsn_bind(const struct sockaddr *sa, socklen_t len, const char *text, struct dy_error **err);
 
 /* The sockets handed over as LISTEN_FDS=N (from fd 3; LISTEN_PID, when
- * set, must be ours): made non-blocking and close-on-exec, stored in fds
- * (at most max). Returns how many, 0 when none were given. */
-size_t lsn_inherited(int *fds, size_t max);
+ * set, must be ours), named by LISTEN_FDNAMES (":"-separated; dynod names
+ * the admin socket "admin"): made non-blocking and close-on-exec and kept
+ * at their numbers, for dynod finds them there again with pidfd_getfd(2)
+ * when it re-adopts the router (docs/router.md). The admin socket goes to
+ * *ret_admin (-1 when none was named), the others to fds (at most max).
+ * Returns how many are in fds, 0 when none were given. */
+size_t lsn_inherited(int *fds, size_t max, int *ret_admin);
 
 /* Watches listening socket fd (owned from now on) and calls fn for each
  * connection. Returns 0 and *ret (free with lsn_free()), or < 0. */

@@ -4,8 +4,10 @@
  * Reads the router part and state_dir of dynod's configuration, routes from
  * <state_dir>/routes.json (watched), and serves until SIGTERM or SIGINT,
  * after which it finishes the requests in flight (at most 10 s) and exits.
- * SIGHUP reloads the routes. Sockets handed over by dynod (LISTEN_FDS) are
- * used instead of binding router.listen. */
+ * SIGHUP reloads the routes. Sockets handed over by dynod (LISTEN_FDS,
+ * the admin one named "admin" in LISTEN_FDNAMES) are used instead of
+ * binding router.listen and router.admin_listen. A missing state dir is
+ * waited for (route-watch.h). */
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -216,7 +218,8 @@ static int run(int argc, char **argv)
 	reload(&rt);
 
 	int fds[MAX_LISTENERS];
-	size_t nfds = lsn_inherited(fds, MAX_LISTENERS);
+	int admin_fd = -1;
+	size_t nfds = lsn_inherited(fds, MAX_LISTENERS, &admin_fd);
 	if (nfds == 0) {
 		for (size_t i = 0; i < (nlisten ? nlisten : rt.cfg->router.listen.n); i++) {
 			struct config_addr a;
@@ -245,12 +248,18 @@ static int run(int argc, char **argv)
 		if (lsn_start(rt.loop, fds[i], on_client, rt.px, &rt.lsn[rt.nlsn], &err) < 0) {
 			for (size_t k = i + 1; k < nfds; k++)
 				close(fds[k]);
+			if (admin_fd >= 0)
+				close(admin_fd);
 			goto out;
 		}
 		dy_log("router", "listening on port %u", lsn_port(rt.lsn[rt.nlsn]));
 		rt.nlsn++;
 	}
-	{
+	if (admin_fd >= 0) {
+		if (lsn_start(rt.loop, admin_fd, admin_accept, rt.admin, &rt.admin_lsn, &err) < 0)
+			goto out;
+		dy_log("router", "admin listening on port %u", lsn_port(rt.admin_lsn));
+	} else {
 		struct config_addr a = rt.cfg->router.admin_listen;
 		if (admin_addr) {
 			struct sockaddr_storage ss;

@@ -91,6 +91,10 @@ int metrics_render(const struct metrics *m, const struct route_table *t, const s
 	        (unsigned long long)m->reloads, (unsigned long long)m->reload_errors,
 	        (long long)(t ? t->version : 0), (unsigned long long)m->health_changes,
 	        (unsigned long long)rlog_sent(l), (unsigned long long)rlog_dropped(l));
+	fprintf(f,
+	        "# TYPE dyno_router_stdout_lines_dropped_total counter\n"
+	        "dyno_router_stdout_lines_dropped_total %llu\n",
+	        (unsigned long long)rlog_out_dropped(l));
 	fprintf(f, "# HELP dyno_router_backend_up 1 when the backend is healthy.\n"
 	           "# TYPE dyno_router_backend_up gauge\n");
 	for (size_t i = 0; t && i < t->napps; i++)

@@ -1,11 +1,14 @@
 /* Router log lines: formatting, batching, stdout and the log intake. */
 #include "router/rlog.h"
 
+#include <assert.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -110,6 +113,11 @@ size_t rlog_format_line(char *buf, size_t cap, const struct timespec *ts, const 
 struct rlog {
 	struct loop *loop;
 	int out_fd;
+	bool out_owned;                   /* out_fd is our own description (closed by rlog_free) */
+	bool out_send;                    /* out_fd is a socket: written with MSG_DONTWAIT */
+	char out_pend[RLOG_LINE_MAX + 2]; /* the tail of a line cut by a short write */
+	size_t out_pend_len;
+	uint64_t out_dropped;
 	char *intake_path;
 	int sock;
 	bool connected;
@@ -132,6 +140,39 @@ static void deferred_flush(struct loop_deferred *d)
 	rlog_flush(loop_container_of(d, struct rlog, flush));
 }
 
+/* Sets l up to write to fd without ever waiting. O_NONBLOCK belongs to the
+ * open file description, which our stdout shares with whoever started us
+ * (dynod's own stdout and stderr, often one pipe): setting it there would
+ * make their writes fail with EAGAIN. A pipe or a terminal is opened again
+ * through /proc/self/fd, which gives a description of our own (open(2) of
+ * a FIFO or a device opens it anew); a socket cannot be, and is written
+ * with MSG_DONTWAIT instead; a regular file never makes a write wait. Only
+ * when the reopen fails is the shared description made non-blocking. */
+static void out_setup(struct rlog *l, int fd)
+{
+	l->out_fd = fd;
+	struct stat st;
+	if (fd < 0 || fstat(fd, &st) < 0 || S_ISREG(st.st_mode))
+		return;
+	if (S_ISSOCK(st.st_mode)) {
+		l->out_send = true;
+		return;
+	}
+	if (S_ISFIFO(st.st_mode) || S_ISCHR(st.st_mode)) {
+		char path[64];
+		snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+		int own = open(path, O_WRONLY | O_APPEND | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+		if (own >= 0) {
+			l->out_fd = own;
+			l->out_owned = true;
+			return;
+		}
+	}
+	int fl = fcntl(fd, F_GETFL);
+	if (fl >= 0)
+		fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+}
+
 int rlog_new(struct loop *loop, int out_fd, const char *intake_path, struct rlog **ret,
              struct dy_error **err)
 {
@@ -139,7 +180,7 @@ int rlog_new(struct loop *loop, int out_fd, const char *intake_path, struct rlog
 	if (l == NULL)
 		return dy_error_errno(err, ENOMEM, "router log");
 	l->loop = loop;
-	l->out_fd = out_fd;
+	out_setup(l, out_fd);
 	l->sock = -1;
 	l->stamp_sec = -1;
 	loop_defer_init(&l->flush, deferred_flush);
@@ -181,35 +222,77 @@ static void try_connect(struct rlog *l, uint64_t now)
 		l->retry_at = now + RLOG_RETRY_USEC;
 }
 
+/* Writes p[0..n) to stdout without waiting. Returns how much was
+ * written: the rest would have blocked, or failed. */
+static size_t out_put(struct rlog *l, const char *p, size_t n)
+{
+	size_t done = 0;
+	while (done < n) {
+		ssize_t w = l->out_send
+		                ? send(l->out_fd, p + done, n - done, MSG_DONTWAIT | MSG_NOSIGNAL)
+		                : write(l->out_fd, p + done, n - done);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			break;
+		done += (size_t)w;
+	}
+	return done;
+}
+
+/* The queued lines to stdout, without their app prefix, in one write. What
+ * would block is dropped and counted, as for the intake, but lines stay
+ * whole: a line cut by a short write keeps its tail, written first next
+ * time, and new lines are dropped while that tail cannot go. */
+static void flush_out(struct rlog *l)
+{
+	static char out[RLOG_BATCH_MAX * 512];
+	size_t ends[RLOG_BATCH_MAX];
+	if (l->out_pend_len > 0) {
+		size_t w = out_put(l, l->out_pend, l->out_pend_len);
+		memmove(l->out_pend, l->out_pend + w, l->out_pend_len - w);
+		l->out_pend_len -= w;
+		if (l->out_pend_len > 0) {
+			l->out_dropped += l->n;
+			return;
+		}
+	}
+	size_t off = 0, nlines = 0;
+	for (size_t i = 0; i < l->n; i++) {
+		size_t s = l->starts[i] + l->app_len[i];
+		size_t n = l->starts[i + 1] - s;
+		if (off + n > sizeof(out))
+			break;
+		memcpy(out + off, l->buf + s, n);
+		off += n;
+		ends[nlines++] = off;
+	}
+	l->out_dropped += l->n - nlines;
+	size_t w = out_put(l, out, off);
+	if (w == off)
+		return;
+	size_t i = 0;
+	while (ends[i] <= w)
+		i++;
+	size_t start = i > 0 ? ends[i - 1] : 0;
+	if (w > start) {
+		/* line i went out in part: keep its tail */
+		assert(ends[i] - w <= sizeof(l->out_pend));
+		memcpy(l->out_pend, out + w, ends[i] - w);
+		l->out_pend_len = ends[i] - w;
+		i++;
+	}
+	l->out_dropped += nlines - i;
+}
+
 void rlog_flush(struct rlog *l)
 {
 	if (l == NULL)
 		return;
 	if (l->n == 0)
 		return;
-	if (l->out_fd >= 0) {
-		/* stdout gets the lines without the app prefix: copy them
-		 * together once, then one write */
-		size_t off = 0;
-		static char out[RLOG_BATCH_MAX * 512];
-		for (size_t i = 0; i < l->n; i++) {
-			size_t s = l->starts[i] + l->app_len[i];
-			size_t n = l->starts[i + 1] - s;
-			if (off + n > sizeof(out))
-				break;
-			memcpy(out + off, l->buf + s, n);
-			off += n;
-		}
-		size_t done = 0;
-		while (done < off) {
-			ssize_t w = write(l->out_fd, out + done, off - done);
-			if (w < 0 && errno == EINTR)
-				continue;
-			if (w <= 0)
-				break;
-			done += (size_t)w;
-		}
-	}
+	if (l->out_fd >= 0)
+		flush_out(l);
 	if (l->sock >= 0) {
 		uint64_t now = loop_now(l->loop);
 		try_connect(l, now);
@@ -309,6 +392,11 @@ uint64_t rlog_dropped(const struct rlog *l)
 	return l ? l->dropped : 0;
 }
 
+uint64_t rlog_out_dropped(const struct rlog *l)
+{
+	return l ? l->out_dropped : 0;
+}
+
 void rlog_free(struct rlog *l)
 {
 	if (l == NULL)
@@ -316,6 +404,8 @@ void rlog_free(struct rlog *l)
 	rlog_flush(l);
 	if (l->sock >= 0)
 		close(l->sock);
+	if (l->out_owned)
+		close(l->out_fd);
 	free(l->intake_path);
 	free(l->buf);
 	free(l);

@@ -1,6 +1,7 @@
 /* Router log lines (docs/design.md, "Logs"): one logfmt line per request, to
  * stdout and to dynod's log intake (a Unix datagram socket). Sending never
- * blocks: while the intake is away lines are dropped and counted. Lines are
+ * blocks: while the intake is away, or stdout is full (a pipe nobody
+ * reads), lines are dropped and counted; a line is never cut. Lines are
  * batched and flushed once per loop iteration (loop_defer), with one write
  * to stdout and one sendmmsg to the intake. */
 #pragma once
@@ -46,8 +47,10 @@ size_t rlog_format_line(char *buf, size_t cap, const struct timespec *ts, const 
 
 struct rlog;
 
-/* Creates the sink: lines go to out_fd (-1: nowhere) and to the datagram
- * socket at intake_path (NULL: nowhere). Returns 0 and *ret (free with
+/* Creates the sink: lines go to out_fd (-1: nowhere; borrowed, never made
+ * to block: a pipe or terminal is reopened with O_NONBLOCK, a socket sent
+ * to with MSG_DONTWAIT) and to the datagram socket at intake_path (NULL:
+ * nowhere). Returns 0 and *ret (free with
  * rlog_free()), or < 0. */
 int rlog_new(struct loop *loop, int out_fd, const char *intake_path, struct rlog **ret,
              struct dy_error **err);
@@ -61,6 +64,9 @@ void rlog_flush(struct rlog *l);
 /* Lines given to the intake, and lines dropped because it was away. */
 uint64_t rlog_sent(const struct rlog *l);
 uint64_t rlog_dropped(const struct rlog *l);
+
+/* Lines dropped from stdout because writing them would have blocked. */
+uint64_t rlog_out_dropped(const struct rlog *l);
 
 /* Flushes and frees. Accepts NULL. Call it once the loop is freed (or
  * outside a round with no line queued): the flush is deferred on it. */

@@ -8,11 +8,16 @@
 #include <unistd.h>
 
 #include "common/cleanup.h"
+#include "common/log.h"
 #include "common/loop.h"
+
+#define WATCH_MASK (IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE | IN_DELETE)
 
 struct route_watch {
 	struct loop *loop;
 	struct loop_io io;
+	struct loop_timer retry; /* while the directory is missing */
+	char *dir;
 	char *name; /* base name of the file */
 	route_watch_fn fn;
 	void *data;
@@ -40,6 +45,19 @@ static void on_io(struct loop *loop, struct loop_io *io, uint32_t events)
 		w->fn(w->data);
 }
 
+static void on_retry(struct loop *loop, struct loop_timer *t)
+{
+	struct route_watch *w = loop_container_of(t, struct route_watch, retry);
+	if (inotify_add_watch(w->io.fd, w->dir, WATCH_MASK) < 0) {
+		/* still missing (or the watch failed otherwise): try again; the
+		 * wait was logged once */
+		loop_timer_start(loop, &w->retry, ROUTE_WATCH_RETRY_MS * 1000ull, NULL);
+		return;
+	}
+	dy_log("router", "%s is there: watching it", w->dir);
+	w->fn(w->data);
+}
+
 int route_watch_start(struct loop *loop, const char *path, route_watch_fn fn, void *data,
                       struct route_watch **ret, struct dy_error **err)
 {
@@ -63,19 +81,33 @@ int route_watch_start(struct loop *loop, const char *path, route_watch_fn fn, vo
 	_cleanup_close_ int fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
 	if (fd < 0)
 		return dy_error_errno(err, errno, "inotify");
-	if (inotify_add_watch(fd, dir, IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE | IN_DELETE) < 0)
-		return dy_error_errno(err, errno, "watch %s", dir);
+	bool missing = false;
+	if (inotify_add_watch(fd, dir, WATCH_MASK) < 0) {
+		/* ENOENT: the directory (or one above it) is not made yet */
+		if (errno != ENOENT)
+			return dy_error_errno(err, errno, "watch %s", dir);
+		missing = true;
+	}
 	struct route_watch *w = calloc(1, sizeof(*w));
 	if (w == NULL || (w->name = strdup(name)) == NULL) {
 		free(w);
 		return dy_error_errno(err, ENOMEM, "watch %s", path);
 	}
+	w->dir = TAKE_PTR(dir);
 	w->loop = loop;
 	w->fn = fn;
 	w->data = data;
 	loop_io_init(&w->io, fd, on_io);
+	loop_timer_init(&w->retry, on_retry);
 	int r = loop_io_set(loop, &w->io, LOOP_READ, err);
+	if (r == 0 && missing) {
+		dy_log("router", "%s is missing: waiting for it (retried every %d ms)", w->dir,
+		       ROUTE_WATCH_RETRY_MS);
+		r = loop_timer_start(loop, &w->retry, ROUTE_WATCH_RETRY_MS * 1000ull, err);
+	}
 	if (r < 0) {
+		loop_io_stop(loop, &w->io);
+		free(w->dir);
 		free(w->name);
 		free(w);
 		return r;
@@ -90,7 +122,9 @@ void route_watch_free(struct route_watch *w)
 	if (w == NULL)
 		return;
 	loop_io_stop(w->loop, &w->io);
+	loop_timer_stop(w->loop, &w->retry);
 	close(w->io.fd);
+	free(w->dir);
 	free(w->name);
 	free(w);
 }
