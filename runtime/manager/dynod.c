@@ -1,6 +1,7 @@
 /* dynod [--config FILE]: the manager and the Platform API, in the
- * foreground (docs/design.md, "Daemons and configuration"). Ready when the API
- * socket accepts; SIGTERM or SIGINT stops it cleanly. */
+ * foreground (docs/design.md, "Daemons and configuration"), and dyno-router
+ * under it unless router.external (router-keeper.h). Ready when the API
+ * socket accepts; SIGTERM or SIGINT stops it cleanly, the router last. */
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -18,6 +19,7 @@
 #include "common/work.h"
 #include "runtime/manager/api.h"
 #include "runtime/manager/manager.h"
+#include "runtime/manager/router-keeper.h"
 #include "runtime/manager/state.h"
 #include "runtime/manager/supervisor.h"
 #include "slugs/slug-store.h"
@@ -34,20 +36,22 @@ static void usage(FILE *f)
 #define DYNOD_WORK_THREADS 3
 
 static struct sup *the_sup;
+static int signals_seen;
 
 /* The first SIGTERM or SIGINT stops every dyno in order (SIGTERM, grace,
- * SIGKILL) and then the loop; a second one stops the loop at once (what
- * still runs is killed on the way out). */
+ * SIGKILL) and then the loop, after which run() stops the router; a
+ * second one stops the loop at once (what still runs is killed on the way
+ * out; a router told SIGTERM finishes on its own). */
 static void on_signal(struct loop *loop, struct loop_signal *sig, int signo,
                       const struct signalfd_siginfo *info)
 {
-	static bool stopping;
 	dy_log("dynod", "%s: stopping", strsignal(signo));
-	if (the_sup && !stopping) {
-		stopping = true;
+	if (the_sup && ++signals_seen == 1) {
 		sup_shutdown(the_sup);
 		return;
 	}
+	if (!the_sup)
+		signals_seen++;
 	loop_stop(loop);
 }
 
@@ -62,6 +66,7 @@ static int run(const char *config_path)
 	struct sup *sup = NULL;
 	struct state_writer *writer = NULL;
 	struct work_pool *pool = NULL;
+	struct rkeep *router = NULL;
 	struct loop_signal sig;
 	_cleanup_close_ int state_lock = -1;
 	bool sig_started = false;
@@ -121,6 +126,9 @@ static int run(const char *config_path)
 	/* a client gone mid-answer must not kill dynod (send uses
 	 * MSG_NOSIGNAL; this covers every other write) */
 	signal(SIGPIPE, SIG_IGN);
+	/* the router before the API: once dynod answers, it routes */
+	if (!cfg->router.external && rkeep_new(loop, cfg, config_path, &router, &err) < 0)
+		goto out;
 	if (api_new(loop, m, cfg, &api, &err) < 0)
 		goto out;
 	if (sup)
@@ -129,6 +137,13 @@ static int run(const char *config_path)
 	       cfg->state_dir);
 	if (loop_run(loop, &err) < 0)
 		goto out;
+	/* stopped by one signal, the dynos are down: the router next
+	 * (rkeep_stop() stops the loop once it is gone) */
+	if (router && signals_seen == 1) {
+		rkeep_stop(router);
+		if (loop_run(loop, &err) < 0)
+			goto out;
+	}
 	status = 0;
 out:
 	if (err) {
@@ -141,6 +156,9 @@ out:
 		mgr_stop_work(m);
 	work_pool_free(pool);
 	api_free(api);
+	/* still running here (an error, a second signal): it goes on serving,
+	 * the next dynod adopts it */
+	rkeep_free(router);
 	the_sup = NULL;
 	sup_free(sup);
 	/* after everything that changes the state: writes what is queued */
