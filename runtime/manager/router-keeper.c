@@ -207,7 +207,7 @@ static int write_pidfile(struct rkeep *k, unsigned long long start, const int *r
 	int n = rkeep_pidfile_format(buf, sizeof(buf), &p);
 	if (n < 0)
 		return dy_error_errno(err, -n, "%s", k->pidfile);
-	return dy_write_file_atomic(k->pidfile, buf, (size_t)n, 0644, err);
+	return dy_write_file_atomic(k->pidfile, buf, (size_t)n, 0600, err);
 }
 
 /* In the child between fork and execve: only async-signal-safe calls (a

@@ -29,7 +29,10 @@ class Dynod:
             "state_dir": str(self.state),
             "api_socket": self.sock,
             "api_group": "root",
-            "router": {"listen": "127.0.0.1:18080",
+            # the API alone, no router: dynod would otherwise run one on
+            # 127.0.0.1:18080 and :8081 of the host, where tests run side
+            # by side (test_router_keeper.py runs it, in a netns of its own)
+            "router": {"external": True, "listen": "127.0.0.1:18080",
                        "timeouts": {"connect": "1s", "first_byte": "2s",
                                     "idle": "2s", "request_head": "1s"}},
             "dyno": {"timeouts": {"boot": "5s", "stop": "1s"}},

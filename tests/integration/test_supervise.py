@@ -124,7 +124,25 @@ class Dynod:
                 left += [f"{c}/{d.name}" for d in p.iterdir() if d.is_dir()]
         return left
 
+    def router_pid(self):
+        """The router dynod runs (state/router.pid) while it runs: pid,
+        start time and comm as dynod checks them; None when gone."""
+        try:
+            pid, start = (self.state / "router.pid").read_text().split()[:2]
+            st = Path(f"/proc/{pid}/stat").read_text()
+        except (OSError, ValueError):
+            return None
+        comm = st[st.index("(") + 1:st.rindex(")")]
+        fields = st[st.rindex(")") + 2:].split()
+        if comm != "dyno-router" or fields[19] != start or fields[0] == "Z":
+            return None
+        return int(pid)
+
     def sweep(self):
+        # the router outlives a dynod killed with SIGKILL (its own session)
+        pid = self.router_pid()
+        if pid is not None:
+            os.kill(pid, signal.SIGKILL)
         for c in CONTROLLERS:
             p = Path("/sys/fs/cgroup", c, self.parent)
             if not p.is_dir():
