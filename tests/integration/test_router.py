@@ -5,6 +5,7 @@ import os
 import re
 import signal
 import socket
+import subprocess
 import threading
 import time
 
@@ -944,3 +945,79 @@ def test_bad_config_and_usage(router_bin, tmp_path):
     p = subprocess.run([str(router_bin), "--nope"], capture_output=True, text=True, timeout=10)
     assert p.returncode == 2
     assert "usage: dyno-router" in p.stderr
+
+
+# ---- under dynod: a state dir made later, a stdout nobody reads ----
+
+def start_raw(router_bin, tmp_path, state, stdout):
+    """A router on 127.0.0.1:0 for state dir state; returns (proc, port,
+    admin port, stderr path)."""
+    cfg = tmp_path / "raw.json"
+    cfg.write_text(json.dumps({"state_dir": str(state), "domain": "localhost"}))
+    err = tmp_path / "raw.err"
+    p = subprocess.Popen([str(router_bin), "--config", str(cfg), "--admin", "127.0.0.1:0",
+                          "--listen", "127.0.0.1:0", "--log-socket", "none"],
+                         stdout=stdout, stderr=open(err, "wb"), start_new_session=True)
+    ports = wait_for(lambda: re.findall(r"listening on port (\d+)", err.read_text())[:2]
+                     if err.read_text().count("listening on port") >= 2 or p.poll() is not None
+                     else None, timeout=5)
+    assert p.poll() is None and ports, err.read_text()
+    return p, int(ports[0]), int(ports[1]), err
+
+
+def stop_raw(p):
+    p.send_signal(signal.SIGTERM)
+    try:
+        assert p.wait(timeout=15) == 0
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+
+
+def write_routes(state, apps):
+    tmp = state / "routes.json.tmp"
+    tmp.write_text(json.dumps({"version": 1, "apps": apps}))
+    os.rename(tmp, state / "routes.json")
+
+
+def test_missing_state_dir_is_waited_for(router_bin, make_backend, tmp_path):
+    """Started before dynod made its state dir, the router waits for it
+    (logged once) instead of exiting, and serves the routes written there."""
+    b = make_backend()
+    state = tmp_path / "later" / "state"
+    p, port, _, err = start_raw(router_bin, tmp_path, state, subprocess.DEVNULL)
+    try:
+        time.sleep(0.7)  # a few retries
+        assert p.poll() is None
+        assert err.read_text().count("is missing: waiting for it") == 1, err.read_text()
+        state.mkdir(parents=True)
+        write_routes(state, [app("hello", [("web.1", b.addr, False)])])
+        assert wait_for(lambda: get(port).status == 200, timeout=5), err.read_text()
+    finally:
+        stop_raw(p)
+
+
+def test_stdout_nobody_reads_never_blocks(router_bin, make_backend, tmp_path):
+    """A pipe nobody reads on stdout (64 KiB fill in ~250 lines): requests
+    go on being answered, the lines that would block are counted."""
+    b = make_backend()
+    write_routes(tmp_path, [app("hello", [("web.1", b.addr, False)])])
+    r, w = os.pipe()
+    try:
+        p, port, admin, err = start_raw(router_bin, tmp_path, tmp_path, w)
+        os.close(w)
+        try:
+            assert wait_for(lambda: get(port).status == 200, timeout=5)
+            for _ in range(600):
+                assert get(port).status == 200
+            s = socket.create_connection(("127.0.0.1", admin), timeout=3)
+            s.sendall(b"GET /metrics HTTP/1.1\r\nHost: admin\r\n\r\n")
+            m = recv_all(s).decode()
+            s.close()
+            dropped = int(re.search(r"dyno_router_stdout_lines_dropped_total (\d+)", m).group(1))
+            assert dropped > 0
+        finally:
+            stop_raw(p)
+    finally:
+        os.close(r)
