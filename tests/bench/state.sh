@@ -72,7 +72,8 @@ def run(build, idx):
     os.mkdir(d)
     sock = os.path.join(d, "api.sock")
     cfg = {"state_dir": os.path.join(d, "state"), "api_socket": sock, "api_group": "root",
-           "router": {"listen": "127.0.0.1:18080"}}
+           # no router under dynod: it would bind 18080 and 8081 of the host
+           "router": {"external": True, "listen": "127.0.0.1:18080"}}
     json.dump(cfg, open(os.path.join(d, "dynod.json"), "w"))
     log = open(os.path.join(d, "dynod.log"), "wb")
     env = dict(os.environ, DYNOD_NO_LAUNCHER="1")
