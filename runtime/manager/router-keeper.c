@@ -449,7 +449,8 @@ static bool adopt(struct rkeep *k)
 	}
 	if (!ok) {
 		dy_log("router",
-		       "pid %d does not listen where the configuration says: replacing it",
+		       "pid %d not adopted (its sockets are gone, or not where the configuration "
+		       "says): replacing it",
 		       (int)p.pid);
 		syscall(SYS_pidfd_send_signal, k->child.io.fd, SIGKILL, NULL, 0);
 		/* its sockets close once it is dead: wait (bounded) to bind */
