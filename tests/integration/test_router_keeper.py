@@ -124,6 +124,9 @@ def kept(tmp_path, dyno_bin):
     d = KeptDynod(tmp_path, dyno_bin)
     try:
         yield d
+        # dynod and the router write there (the sanitizer build's reports too)
+        log = d.log.read_text()
+        assert "Sanitizer" not in log and "runtime error:" not in log, log[-3000:]
     finally:
         d.cleanup()
 
