@@ -345,7 +345,9 @@ static void begin(struct client *c, const struct h1_request *hr)
 	snprintf(r->app, sizeof(r->app), "%s", app->name);
 	r->keepalive_app = app->keepalive;
 	/* the connection counts against the app of its latest request */
+	bool joined = false;
 	if (c->app_slot == NULL || strcmp(c->app_slot->name, app->name) != 0) {
+		joined = true;
 		fair_leave(&px->fair, c->app_slot);
 		c->app_slot = fair_join(&px->fair, app->name);
 		if (c->app_slot == NULL) {
@@ -374,11 +376,11 @@ static void begin(struct client *c, const struct h1_request *hr)
 		client_fail(c, HK_H14);
 		return;
 	}
-	if (fair_refuse(&px->fair, c->app_slot, proxy_fds_open(px))) {
+	if (fair_refuse(&px->fair, c->app_slot, joined, proxy_fds_open(px))) {
 		/* before any byte goes to a dyno: the app's own bound, or its
 		 * share of the fds while they are short */
 		answer(c, 503, HK_H11,
-		       c->app_slot->conns > px->fair.max_app
+		       joined && c->app_slot->conns > px->fair.max_app
 		           ? "Backlog too deep: too many connections for the app"
 		           : "Backlog too deep: file descriptors low, the app over its share");
 		return;

@@ -86,9 +86,9 @@ void fair_leave(struct fair *f, struct fair_app *a)
 	free(a);
 }
 
-bool fair_refuse(const struct fair *f, const struct fair_app *a, uint64_t fds_open)
+bool fair_refuse(const struct fair *f, const struct fair_app *a, bool joined, uint64_t fds_open)
 {
-	if (a->conns > f->max_app)
+	if (joined && a->conns > f->max_app)
 		return true;
 	if (f->fd_limit == 0 || fds_open + f->fd_floor < f->fd_limit)
 		return false;

@@ -51,9 +51,12 @@ struct fair_app *fair_join(struct fair *f, const char *app);
  * when it was the last. */
 void fair_leave(struct fair *f, struct fair_app *a);
 
-/* Whether a connection counted on a must be refused (H11): a holds more
- * than max_app connections, or free fds are low (fds_open of fd_limit
- * leave fewer than fd_floor) and a holds more than its fair share, the
- * usable fds split evenly among the apps holding connections (each
- * connection may hold a dyno connection too: two fds). */
-bool fair_refuse(const struct fair *f, const struct fair_app *a, uint64_t fds_open);
+/* Whether a request of a connection counted on a must be refused (H11):
+ * joined (the connection was counted against a for this request) and a
+ * now holds more than max_app connections, so that only the connection
+ * past the bound is refused, not the requests of those under it; or free
+ * fds are low (fds_open of fd_limit leave fewer than fd_floor) and a holds
+ * more than its fair share, the usable fds split evenly among the apps
+ * holding connections (each connection may hold a dyno connection too: two
+ * fds). */
+bool fair_refuse(const struct fair *f, const struct fair_app *a, bool joined, uint64_t fds_open);
