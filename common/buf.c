@@ -30,7 +30,7 @@ static bool resize(struct buf *b, size_t cap)
 	return true;
 }
 
-size_t buf_reserve(struct buf *b, size_t max)
+size_t buf_reserve_slow(struct buf *b, size_t max)
 {
 	if (b->p == NULL && !resize(b, MIN((size_t)BUF_START, max)))
 		return 0;
@@ -45,7 +45,7 @@ size_t buf_reserve(struct buf *b, size_t max)
 	return b->cap - b->end;
 }
 
-int buf_append(struct buf *b, const void *p, size_t n, size_t max)
+int buf_append_slow(struct buf *b, const void *p, size_t n, size_t max)
 {
 	if (n > max || buf_len(b) > max - n)
 		return -ENOBUFS;
@@ -58,7 +58,8 @@ int buf_append(struct buf *b, const void *p, size_t n, size_t max)
 		if (!resize(b, CLAMP(cap, b->end + n, max)))
 			return -ENOMEM;
 	}
-	memcpy(b->p + b->end, p, n);
+	if (n > 0)
+		memcpy(b->p + b->end, p, n);
 	b->end += n;
 	return 0;
 }

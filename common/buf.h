@@ -18,6 +18,7 @@
 #include <assert.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <string.h>
 #include <sys/types.h>
 
 /* The first allocation of a buffer filled by buf_reserve() or buf_recv(),
@@ -65,16 +66,39 @@ static inline bool buf_can_take(const struct buf *b, size_t max)
 	return b->p == NULL || b->end < b->cap || b->start > 0 || b->cap < max;
 }
 
+/* The slow paths of buf_reserve() and buf_append(), out of line: only
+ * they allocate, compact or grow. Call the inline functions. */
+size_t buf_reserve_slow(struct buf *b, size_t max);
+int buf_append_slow(struct buf *b, const void *p, size_t n, size_t max);
+
 /* Makes room for at least one byte at the end: allocates (BUF_START, or max
  * when smaller), compacts, then doubles the allocation up to max. Returns
  * the room at b->p + b->end; 0 when the buffer holds max bytes already, or
- * memory is short. */
-size_t buf_reserve(struct buf *b, size_t max);
+ * memory is short.
+ *
+ * Inline with an out-of-line slow path, as the two below: these run a few
+ * times per proxied request, and the common case (room at the end) is two
+ * compares, cheaper than the call. */
+static inline size_t buf_reserve(struct buf *b, size_t max)
+{
+	if (b->end < b->cap)
+		return b->cap - b->end;
+	return buf_reserve_slow(b, max);
+}
 
 /* Appends the n bytes at p, compacting or growing (doubling, at least 4096
  * bytes, up to max) as needed. Returns 0, -ENOBUFS when the bytes would
  * take the buffer past max (nothing appended), or -ENOMEM. */
-int buf_append(struct buf *b, const void *p, size_t n, size_t max);
+static inline int buf_append(struct buf *b, const void *p, size_t n, size_t max)
+{
+	size_t len = b->end - b->start;
+	if (b->p != NULL && n <= b->cap - b->end && len <= max && n <= max - len) {
+		memcpy(b->p + b->end, p, n);
+		b->end += n;
+		return 0;
+	}
+	return buf_append_slow(b, p, n, max);
+}
 
 /* Frees the memory; b is empty and may be used again. */
 void buf_free(struct buf *b);

@@ -9,6 +9,7 @@
 static const struct hk_code_info codes[_HK_MAX] = {
     [HK_NONE] = {NULL, NULL, 0, NULL},
     [HK_H10] = {"H10", "App crashed", 503, "app_crashed"},
+    [HK_H11] = {"H11", "Backlog too deep", 503, "backlog_too_deep"},
     [HK_H12] = {"H12", "Request timeout", 503, "request_timeout"},
     [HK_H13] = {"H13", "Connection closed without response", 503, "closed_without_response"},
     [HK_H14] = {"H14", "No web processes running", 503, "no_web_processes"},

@@ -11,6 +11,7 @@ enum hk_code {
 	HK_NONE = 0, /* no error: at=info */
 	/* router */
 	HK_H10, /* App crashed */
+	HK_H11, /* Backlog too deep */
 	HK_H12, /* Request timeout */
 	HK_H13, /* Connection closed without response */
 	HK_H14, /* No web processes running */

@@ -81,6 +81,7 @@ static void reap(struct loop_deferred *d)
 	struct client *c = loop_container_of(d, struct client, conn.reap);
 	buf_free(&c->in);
 	buf_free(&c->out);
+	buf_free(&c->held);
 	free(c);
 }
 
@@ -89,6 +90,9 @@ void client_close(struct client *c)
 	struct proxy *px = c->px;
 	if (c->conn.closed)
 		return;
+	bal_queue_remove(&c->wait);
+	fair_leave(&px->fair, c->app_slot);
+	c->app_slot = NULL;
 	upstream_close(c->up);
 	dy_conn_close(px->loop, &px->clients, &c->conn);
 	px->metrics.open_clients = px->clients.n;
@@ -101,6 +105,7 @@ void client_close(struct client *c)
 static void answer(struct client *c, int status, enum hk_code code, const char *desc)
 {
 	struct client_req *r = &c->req;
+	bal_queue_remove(&c->wait);
 	upstream_close(c->up);
 	r->status = status;
 	if (r->resp_started || status == 499) {
@@ -168,8 +173,30 @@ static void no_backend(struct client *c)
 	client_fail(c, r->ntried > 0 && r->last_timeout ? HK_H19 : HK_H21);
 }
 
+/* Every usable dyno of app is at its bound: the request waits in the
+ * shortest queue, or gets H11 when they are full. The client's timer (idle
+ * outside CLIENT_HEAD) bounds the wait: router.timeouts.connect from the
+ * first time the request was queued, then H11 too (on_timer()). */
+static void wait_backend(struct client *c, const struct route_app *app, uint64_t now)
+{
+	struct proxy *px = c->px;
+	struct client_req *r = &c->req;
+	struct route_backend *b =
+	    bal_queue_pick(app, now, r->tried, r->ntried, px->cfg.queue_per_dyno);
+	if (b == NULL) {
+		answer(c, 503, HK_H11, "Backlog too deep: every dyno busy, its queue full");
+		return;
+	}
+	bal_queue_push(b, &c->wait);
+	if (r->queued_at == 0)
+		r->queued_at = now;
+	loop_timer_start_at(px->loop, &c->conn.timer, r->queued_at + px->cfg.connect_timeout, NULL);
+}
+
 /* Finds a backend for the request and an upstream to it: a pooled one, or a
- * new connect. Connect failures skip the dyno and try the next. */
+ * new connect. Connect failures skip the dyno and try the next. A dyno at
+ * router.max_inflight_per_dyno is left out; when all are, the request
+ * waits (wait_backend()): c->up stays NULL, c->wait.be is set. */
 static void connect_backend(struct client *c)
 {
 	struct proxy *px = c->px;
@@ -179,9 +206,16 @@ static void connect_backend(struct client *c)
 		struct route_app *app = route_lookup(px->table, r->host, strlen(r->host));
 		if (app == NULL || app->state != ROUTE_UP)
 			break;
-		struct route_backend *b = bal_pick(app, now, r->tried, r->ntried, &px->rng);
-		if (b == NULL)
+		bool busy;
+		struct route_backend *b = bal_pick(app, now, r->tried, r->ntried,
+		                                   px->cfg.max_inflight_per_dyno, &px->rng, &busy);
+		if (b == NULL) {
+			if (busy) {
+				wait_backend(c, app, now);
+				return;
+			}
 			break;
+		}
 		r->tried[r->ntried++] = b;
 		snprintf(r->dyno, sizeof(r->dyno), "%s", b->dyno);
 		r->connect_at = now;
@@ -247,9 +281,28 @@ void client_retry(struct client *c, bool connect_failed, bool timeout, const cha
 	if (c->up && !c->conn.closed) {
 		buf_free(&c->up->out);
 		c->up->out = head;
+	} else if (c->wait.be && !c->conn.closed) {
+		buf_free(&c->held);
+		c->held = head;
 	} else {
 		buf_free(&head);
 	}
+}
+
+void client_wake(struct client *c)
+{
+	if (c->conn.closed || c->state != CLIENT_PROXY || c->up != NULL)
+		return;
+	connect_backend(c);
+	if (c->conn.closed)
+		return;
+	if (c->up) {
+		/* the head that waited goes to the dyno */
+		buf_free(&c->up->out);
+		c->up->out = c->held;
+		c->held = (struct buf){0};
+	}
+	client_run(c);
 }
 
 /* The head is complete and valid: note what the log needs, route it. */
@@ -291,6 +344,17 @@ static void begin(struct client *c, const struct h1_request *hr)
 	}
 	snprintf(r->app, sizeof(r->app), "%s", app->name);
 	r->keepalive_app = app->keepalive;
+	/* the connection counts against the app of its latest request */
+	bool joined = false;
+	if (c->app_slot == NULL || strcmp(c->app_slot->name, app->name) != 0) {
+		joined = true;
+		fair_leave(&px->fair, c->app_slot);
+		c->app_slot = fair_join(&px->fair, app->name);
+		if (c->app_slot == NULL) {
+			client_reject(c, 503, "Out of memory");
+			return;
+		}
+	}
 	switch (app->state) {
 	case ROUTE_CRASHED:
 		client_fail(c, HK_H10);
@@ -310,6 +374,15 @@ static void begin(struct client *c, const struct h1_request *hr)
 			any = true;
 	if (!any) {
 		client_fail(c, HK_H14);
+		return;
+	}
+	if (fair_refuse(&px->fair, c->app_slot, joined, proxy_fds_open(px))) {
+		/* before any byte goes to a dyno: the app's own bound, or its
+		 * share of the fds while they are short */
+		answer(c, 503, HK_H11,
+		       joined && c->app_slot->conns > px->fair.max_app
+		           ? "Backlog too deep: too many connections for the app"
+		           : "Backlog too deep: file descriptors low, the app over its share");
 		return;
 	}
 
@@ -339,8 +412,15 @@ static void begin(struct client *c, const struct h1_request *hr)
 		buf_append(&c->out, HTTP_100_CONTINUE, sizeof(HTTP_100_CONTINUE) - 1, SIZE_MAX);
 	}
 	connect_backend(c);
-	if (c->conn.closed || c->state != CLIENT_PROXY || c->up == NULL)
+	if (c->conn.closed || c->state != CLIENT_PROXY)
 		return;
+	if (c->up == NULL) {
+		/* queued for a dyno: the head waits with the request */
+		buf_clear(&c->held);
+		if (c->wait.be && buf_append(&c->held, px->scratch, (size_t)n, SIZE_MAX) < 0)
+			client_reject(c, 503, "Out of memory");
+		return;
+	}
 	/* the head goes to the upstream's buffer (a pooled one reuses its
 	 * memory); a retry moves it to the next upstream */
 	buf_clear(&c->up->out);
@@ -610,6 +690,18 @@ static void on_timer(struct loop *loop, struct loop_timer *t)
 	struct client *c = loop_container_of(t, struct client, conn.timer);
 	if (c->state == CLIENT_ERROR || c->state == CLIENT_LINGER) {
 		client_close(c);
+		return;
+	}
+	if (c->wait.be != NULL) {
+		/* queued for a dyno: router.timeouts.connect at most */
+		uint64_t deadline = c->req.queued_at + c->px->cfg.connect_timeout;
+		if (loop_now(loop) < deadline) {
+			loop_timer_start_at(loop, t, deadline, NULL);
+			return;
+		}
+		answer(c, 503, HK_H11, "Backlog too deep: no dyno freed in time");
+		if (!c->conn.closed)
+			client_run(c);
 		return;
 	}
 	if (c->state != CLIENT_HEAD)

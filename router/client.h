@@ -21,6 +21,7 @@
 #include "common/http1.h"
 #include "common/loop.h"
 #include "router/balancer.h"
+#include "router/fair.h"
 #include "router/headers.h"
 #include "router/health.h"
 #include "router/metrics.h"
@@ -33,6 +34,7 @@
 #define CLIENT_MAX_HEADERS 1000
 #define CLIENT_PATH_LOG    1024
 #define PROXY_POOL_MAX     512 /* idle connections kept per backend */
+#define PROXY_FDS_BASE     32  /* fds besides clients and upstreams: listeners, epoll, logs... */
 
 enum client_state {
 	CLIENT_HEAD = 0, /* waiting for / reading a request head */
@@ -50,6 +52,7 @@ struct client_req {
 	uint64_t start;        /* monotonic us: first byte of the head */
 	uint64_t connect_at;   /* monotonic us: connect started */
 	uint64_t connected_at; /* monotonic us: connected */
+	uint64_t queued_at;    /* monotonic us: first queued for a dyno (0: never) */
 	char method[24];
 	char path[CLIENT_PATH_LOG];
 	char host[256];
@@ -107,6 +110,9 @@ struct client {
 	uint64_t last_active;
 	struct upstream *up;
 	struct client_req req;
+	struct bal_waiter wait;    /* queued for a dyno at its bound (wait.be) */
+	struct buf held;           /* the request head for the dyno, while queued */
+	struct fair_app *app_slot; /* the app this connection counts against */
 };
 
 /* The proxy as its modules see it (the public surface is router/proxy.h). */
@@ -121,6 +127,7 @@ struct proxy {
 	struct bal_rng rng;
 	struct upstream_pool pool;
 	struct dy_conn_list clients;
+	struct fair fair;
 	bool shutting_down;
 	struct h1_header headers[CLIENT_MAX_HEADERS]; /* scratch: heads are used at once */
 	char scratch[CLIENT_OUT_MAX];
@@ -158,6 +165,14 @@ void client_log(struct client *c, enum hk_code code, const char *desc);
  * closes it and tries another dyno with the same request head. c may be
  * failed and closed on return. */
 void client_retry(struct client *c, bool connect_failed, bool timeout, const char *why);
+
+/* A slot of a dyno freed for c, taken off its queue: picks a dyno again
+ * (or queues again, or fails) and goes on. c may be closed on return. */
+void client_wake(struct client *c);
+
+/* The file descriptors the proxy holds, about: clients, upstreams and
+ * PROXY_FDS_BASE for the rest. */
+uint64_t proxy_fds_open(const struct proxy *px);
 
 /* The pool's callbacks: events of an upstream attached to a client. */
 void client_upstream_io(struct upstream *u, uint32_t events);

@@ -21,6 +21,7 @@
 #include "common/log.h"
 #include "common/loop.h"
 #include "router/admin.h"
+#include "router/fair.h"
 #include "router/listener.h"
 #include "router/proxy.h"
 #include "router/rlog.h"
@@ -104,14 +105,22 @@ static void usage(FILE *f)
 	      f);
 }
 
-static void raise_nofile(void)
+/* Raises the soft RLIMIT_NOFILE to the hard limit: 10k idle clients and
+ * their dynos need far more than 1024 fds. Returns the limit in force (the
+ * proxy keeps a floor of it free, router/fair.h), 0 when unknown. */
+static uint64_t raise_nofile(void)
 {
-	/* 10k idle clients and their dynos need far more than 1024 fds */
 	struct rlimit rl;
-	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-		rl.rlim_cur = rl.rlim_max;
-		setrlimit(RLIMIT_NOFILE, &rl);
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+		return 0;
+	if (rl.rlim_cur < rl.rlim_max) {
+		struct rlimit up = {.rlim_cur = rl.rlim_max, .rlim_max = rl.rlim_max};
+		if (setrlimit(RLIMIT_NOFILE, &up) == 0)
+			rl = up;
 	}
+	if (rl.rlim_cur == RLIM_INFINITY)
+		return 0;
+	return (uint64_t)rl.rlim_cur;
 }
 
 static int run(int argc, char **argv)
@@ -168,7 +177,10 @@ static int run(int argc, char **argv)
 	struct router rt = {0};
 	int status = 1;
 	signal(SIGPIPE, SIG_IGN);
-	raise_nofile();
+	uint64_t nofile = raise_nofile();
+	if (nofile > 0)
+		dy_log("router", "open files limit %llu, %llu kept free from any one app",
+		       (unsigned long long)nofile, (unsigned long long)fair_fd_floor(nofile));
 	if (config_load(config_path, &rt.cfg, &err) < 0)
 		goto out;
 	if (routes)
@@ -198,6 +210,10 @@ static int run(int argc, char **argv)
 	    .health_interval = rt.cfg->router.health.interval,
 	    .rise = rt.cfg->router.health.rise,
 	    .fall = rt.cfg->router.health.fall,
+	    .max_inflight_per_dyno = rt.cfg->router.max_inflight_per_dyno,
+	    .queue_per_dyno = rt.cfg->router.queue_per_dyno,
+	    .max_connections_per_app = rt.cfg->router.max_connections_per_app,
+	    .fd_limit = nofile,
 	    .domain = rt.cfg->domain,
 	};
 	if (proxy_new(rt.loop, &pcfg, rt.log, &rt.px, &err) < 0)

@@ -4,6 +4,7 @@
  * body pumps (router/pump.c), shutdown. */
 #include "router/proxy.h"
 
+#include <limits.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -16,11 +17,37 @@ static void hook_added(struct route_backend *b, void *data)
 	hc_start(&px->hc, b);
 }
 
+/* The requests waiting for b pick again: b is gone or draining. */
+static void wake_all(struct route_backend *b)
+{
+	while (b->wait_head)
+		client_wake(loop_container_of(bal_queue_pop(b), struct client, wait));
+}
+
 static void hook_removed(struct route_backend *b, void *data)
 {
 	struct proxy *px = data;
 	hc_stop(&px->hc, b);
 	upstream_close_idle(b);
+	wake_all(b);
+}
+
+/* A slot of b was freed: the first waiters take it (one per slot; one that
+ * finds b unusable now picks another dyno). b is kept valid by the caller. */
+static void on_slot(struct route_backend *b, void *data)
+{
+	struct proxy *px = data;
+	for (unsigned n = b->nwait; n > 0 && b->wait_head; n--) {
+		if (bal_usable(b, loop_now(px->loop)) &&
+		    b->inflight >= px->cfg.max_inflight_per_dyno)
+			break;
+		client_wake(loop_container_of(bal_queue_pop(b), struct client, wait));
+	}
+}
+
+uint64_t proxy_fds_open(const struct proxy *px)
+{
+	return px->clients.n + px->pool.n + PROXY_FDS_BASE;
 }
 
 int proxy_new(struct loop *loop, const struct proxy_config *cfg, struct rlog *log,
@@ -31,6 +58,11 @@ int proxy_new(struct loop *loop, const struct proxy_config *cfg, struct rlog *lo
 		return dy_error_errno(err, ENOMEM, "proxy");
 	px->loop = loop;
 	px->cfg = *cfg;
+	/* 0: unbounded, for callers that leave the bounds out */
+	if (px->cfg.max_inflight_per_dyno == 0)
+		px->cfg.max_inflight_per_dyno = UINT_MAX;
+	if (px->cfg.max_connections_per_app == 0)
+		px->cfg.max_connections_per_app = UINT_MAX;
 	px->log = log;
 	px->table = route_table_empty();
 	if (px->table == NULL) {
@@ -40,8 +72,15 @@ int proxy_new(struct loop *loop, const struct proxy_config *cfg, struct rlog *lo
 	px->hooks.added = hook_added;
 	px->hooks.removed = hook_removed;
 	px->hooks.data = px;
+	if (fair_init(&px->fair, px->cfg.max_connections_per_app, cfg->fd_limit) < 0) {
+		route_table_free(px->table);
+		free(px);
+		return dy_error_errno(err, ENOMEM, "proxy");
+	}
 	upstream_pool_init(&px->pool, loop, PROXY_POOL_MAX, cfg->idle_timeout, client_upstream_io,
 	                   client_upstream_timer);
+	px->pool.on_slot = on_slot;
+	px->pool.slot_data = px;
 	px->hc.loop = loop;
 	px->hc.log = log;
 	px->hc.metrics = &px->metrics;
@@ -82,8 +121,10 @@ void proxy_set_table(struct proxy *px, struct route_table *t)
 	for (size_t i = 0; i < t->napps; i++)
 		for (size_t k = 0; k < t->apps[i].nbackends; k++) {
 			struct route_backend *b = t->apps[i].backends[k];
-			if (b->draining)
+			if (b->draining) {
 				upstream_close_idle(b);
+				wake_all(b);
+			}
 		}
 	route_table_free(old);
 }
@@ -126,5 +167,6 @@ void proxy_free(struct proxy *px)
 	upstream_pool_close_all(&px->pool);
 	route_table_retire(px->table, NULL, &px->hooks);
 	route_table_free(px->table);
+	fair_done(&px->fair);
 	free(px);
 }

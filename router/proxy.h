@@ -25,7 +25,11 @@ struct proxy_config {
 	uint64_t head_timeout;       /* 408 */
 	uint64_t health_interval;    /* 0: no active checks */
 	unsigned rise, fall;
-	const char *domain; /* apps answer on NAME.<domain> */
+	const char *domain;               /* apps answer on NAME.<domain> */
+	unsigned max_inflight_per_dyno;   /* then requests queue for the dyno */
+	unsigned queue_per_dyno;          /* then H11 */
+	unsigned max_connections_per_app; /* then H11 */
+	uint64_t fd_limit;                /* RLIMIT_NOFILE (0: no fd floor) */
 };
 
 struct proxy;

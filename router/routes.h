@@ -21,6 +21,7 @@ enum route_state {
 
 const char *route_state_str(enum route_state s);
 
+struct bal_waiter;
 struct hc_check;
 struct upstream;
 
@@ -42,6 +43,8 @@ struct route_backend {
 	unsigned inflight;
 	uint64_t skip_until; /* monotonic microseconds; skipped before it */
 	bool healthy;
+	struct bal_waiter *wait_head, *wait_tail; /* requests waiting for it, FIFO */
+	unsigned nwait;
 	/* owned by other modules */
 	struct hc_check *hc;   /* health.c */
 	struct upstream *pool; /* upstream.c: idle keep-alive connections */

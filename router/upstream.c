@@ -122,6 +122,7 @@ int upstream_connect(struct upstream_pool *p, struct route_backend *b, struct up
 	if (u->next)
 		u->next->prev = u;
 	p->all = u;
+	p->n++;
 	u->last_active = loop_now(p->loop);
 	*ret = u;
 	return 0;
@@ -179,6 +180,8 @@ void upstream_release(struct upstream *u, bool keep)
 	loop_io_set(p->loop, &u->io, LOOP_READ, NULL);
 	u->last_active = loop_now(p->loop);
 	loop_timer_start(p->loop, &u->timer, p->idle_timeout, NULL);
+	if (b->nwait > 0 && p->on_slot)
+		p->on_slot(b, p->slot_data);
 }
 
 void upstream_close(struct upstream *u)
@@ -186,6 +189,8 @@ void upstream_close(struct upstream *u)
 	if (u == NULL || u->dead)
 		return;
 	struct upstream_pool *p = u->pool;
+	struct route_backend *b = u->be;
+	bool attached = u->owner != NULL;
 	u->dead = true;
 	if (u->state == UPSTREAM_IDLE)
 		idle_remove(u);
@@ -200,9 +205,13 @@ void upstream_close(struct upstream *u)
 		p->all = u->next;
 	if (u->next)
 		u->next->prev = u->prev;
-	route_backend_unref(u->be);
+	p->n--;
 	u->be = NULL;
 	loop_defer(p->loop, &u->reap);
+	/* before the reference is dropped: b stays valid for the waiters */
+	if (attached && b->nwait > 0 && p->on_slot)
+		p->on_slot(b, p->slot_data);
+	route_backend_unref(b);
 }
 
 void upstream_close_idle(struct route_backend *b)

@@ -30,6 +30,7 @@ const char *upstream_state_str(enum upstream_state s);
 struct upstream;
 typedef void (*upstream_io_fn)(struct upstream *u, uint32_t events);
 typedef void (*upstream_timer_fn)(struct upstream *u);
+typedef void (*upstream_slot_fn)(struct route_backend *b, void *data);
 
 struct upstream_pool {
 	struct loop *loop;
@@ -38,7 +39,13 @@ struct upstream_pool {
 	bool closing;          /* shutting down: released connections close */
 	upstream_io_fn on_io;  /* events of an attached upstream */
 	upstream_timer_fn on_timer;
+	/* a request slot of b was freed (an attached upstream released or
+	 * closed) while requests wait for b: called once the upstream is back
+	 * in the pool or gone, so a waiter may reuse it */
+	upstream_slot_fn on_slot;
+	void *slot_data;
 	struct upstream *all; /* every open upstream */
+	size_t n;             /* in all: the sockets the pool holds */
 };
 
 struct upstream {

@@ -26,7 +26,7 @@ class Router:
     routes.json in a temporary state directory."""
 
     def __init__(self, exe, tmp: Path, timeouts=None, health=None, extra_args=(), env=None,
-                 pass_fds=(), listen=True, log_socket=None, preexec_fn=None):
+                 pass_fds=(), listen=True, log_socket=None, preexec_fn=None, limits=None):
         self.exe = exe
         self.dir = tmp
         self.routes_path = tmp / "routes.json"
@@ -36,6 +36,8 @@ class Router:
         h.update(health or {})
         cfg = {"state_dir": str(tmp), "domain": "localhost",
                "router": {"timeouts": t, "health": h}}
+        # router.max_inflight_per_dyno, queue_per_dyno, max_connections_per_app
+        cfg["router"].update(limits or {})
         (tmp / "dynod.json").write_text(json.dumps(cfg))
         if not self.routes_path.exists():
             self.write_routes([])
@@ -374,6 +376,22 @@ def echo_handler(s, req):
                        "peer_port": req["peer"][1]}).encode()
     reply(s, 200, body, [("Content-Type", "application/json")])
     return True
+
+
+def slow_chunks_handler(chunks=3, every=2.0):
+    """A backend handler that holds its connection: a chunked 200, one
+    chunk every `every` seconds, `chunks` of them, then the end."""
+    def handler(s, req):
+        try:
+            s.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+            for _ in range(chunks):
+                s.sendall(b"1\r\nx\r\n")
+                time.sleep(every)
+            s.sendall(b"0\r\n\r\n")
+        except OSError:
+            return False
+        return True
+    return handler
 
 
 def closed_port():

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from routerkit import Conn, app, closed_port, get, recv_all, reply, wait_for
+from routerkit import Conn, app, closed_port, get, recv_all, reply, slow_chunks_handler, wait_for
 
 LOG_OK = (r"router\[router\]: at=info method=GET path=\"/\" host=hello\.localhost "
           r"request_id=[0-9a-f-]{36} fwd=\"127\.0\.0\.1\" dyno=web\.1 connect=\d+ms "
@@ -576,6 +576,99 @@ def test_stale_pooled_connection_is_retried(make_router, make_backend):
     for _ in range(5):
         assert get(r.port).status == 200
         time.sleep(0.02)
+
+
+def _h11_or_head(c, timeout):
+    """The status of the head c gets within timeout (None: none came)."""
+    c.s.settimeout(timeout)
+    try:
+        return c.read_head()[0]
+    except (socket.timeout, EOFError, ConnectionResetError):
+        return None
+
+
+def test_slow_app_costs_its_own_app_only(make_router, make_backend):
+    """A backend that holds its connections (a chunk every 2 s) and 30
+    clients on its app: 4 requests reach the dyno (max_inflight_per_dyno),
+    4 wait (queue_per_dyno) and get H11 after router.timeouts.connect, the
+    connections past max_connections_per_app (20) and the requests past the
+    queue get H11 at once, the dyno sees 4 requests only; app B meanwhile
+    answers every request at once."""
+    slow = make_backend(handler=slow_chunks_handler(chunks=3, every=2.0))
+    fast = make_backend()
+    r = make_router(timeouts={"connect": "1s", "first_byte": "5s", "idle": "10s"},
+                    limits={"max_inflight_per_dyno": 4, "queue_per_dyno": 4,
+                            "max_connections_per_app": 20})
+    r.reload([app("slowapp", [("web.1", slow.addr, False)]),
+              app("fastapp", [("web.1", fast.addr, False)])])
+    conns = []
+    try:
+        t0 = time.monotonic()
+        for _ in range(30):
+            c = Conn(r.port)
+            c.request(host="slowapp.localhost")
+            conns.append(c)
+            time.sleep(0.01)  # in order: the first four reach the dyno
+        # app B is served while A holds its dyno
+        for i in range(10):
+            t = time.monotonic()
+            resp = get(r.port, path=f"/b{i}", host="fastapp.localhost")
+            assert resp.status == 200
+            assert time.monotonic() - t < 1.0
+        statuses = [_h11_or_head(c, 3.0) for c in conns]
+        assert time.monotonic() - t0 < 6.0
+        assert statuses[:4] == [200] * 4, statuses
+        assert statuses[4:] == [503] * 26, statuses
+        assert len(slow.requests) == 4
+        assert len(fast.requests) == 10
+        r.wait_line(r'at=error code=H11 desc="Backlog too deep: too many connections for the app" '
+                    r'method=GET path="/" host=slowapp\.localhost .* status=503 ')
+        r.wait_line(r'code=H11 desc="Backlog too deep: every dyno busy, its queue full" ')
+        r.wait_line(r'code=H11 desc="Backlog too deep: no dyno freed in time" ')
+        assert sum(1 for line in r.lines() if "code=H11" in line) == 26
+        assert 'dyno_router_errors_total{code="H11"} 26' in r.metrics()
+    finally:
+        for c in conns:
+            c.close()
+        slow.stop()
+
+
+def test_fd_floor_refuses_the_app_over_its_share(make_router, make_backend):
+    """With 200 fds, one app's held requests stop at its share once free
+    fds fall to the floor (64): the other app is still served."""
+    import resource
+
+    def low_nofile():
+        resource.setrlimit(resource.RLIMIT_NOFILE, (200, 200))
+    slow = make_backend(handler=slow_chunks_handler(chunks=2, every=2.0))
+    fast = make_backend()
+    r = make_router(timeouts={"connect": "1s", "first_byte": "5s", "idle": "10s"},
+                    preexec_fn=low_nofile)
+    assert "open files limit 200, 64 kept free from any one app" in r.stderr_path.read_text()
+    r.reload([app("slowapp", [("web.1", slow.addr, False)]),
+              app("fastapp", [("web.1", fast.addr, False)])])
+    keep = Conn(r.port)  # app B holds a connection: two apps share the fds
+    keep.request(host="fastapp.localhost")
+    assert keep.response().status == 200
+    conns = []
+    try:
+        for _ in range(90):
+            c = Conn(r.port)
+            c.request(host="slowapp.localhost")
+            conns.append(c)
+            time.sleep(0.005)
+        for i in range(5):
+            resp = get(r.port, path=f"/b{i}", host="fastapp.localhost")
+            assert resp.status == 200
+        statuses = [_h11_or_head(c, 3.0) for c in conns]
+        assert statuses.count(503) > 20, statuses
+        assert 200 in statuses
+        r.wait_line(r'code=H11 desc="Backlog too deep: file descriptors low, the app over its share" ')
+    finally:
+        keep.close()
+        for c in conns:
+            c.close()
+        slow.stop()
 
 
 # ---- 5. health checks ----

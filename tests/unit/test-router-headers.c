@@ -3,8 +3,11 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
+
+#include "common/loop.h"
 
 #include "router/headers.h"
 #include "router/rlog.h"
@@ -174,6 +177,40 @@ static void test_log_format(void **state)
 	assert_int_equal(strlen(buf), 19);
 }
 
+/* Control bytes anywhere in a message (in a word of eight, in the tail)
+ * become spaces, tabs and high bytes stay: a line stays one line. */
+static void test_log_line_sanitized(void **state)
+{
+	struct loop *loop = NULL;
+	assert_int_equal(loop_new(&loop, NULL), 0);
+	int fds[2];
+	assert_int_equal(pipe(fds), 0);
+	struct rlog *l = NULL;
+	assert_int_equal(rlog_new(loop, fds[1], NULL, &l, NULL), 0);
+	const char msg[] = "at=info path=\"/a\x01"
+	                   "b\tc\x7f\" host=h\xc3\xa9\x1f x=0123456789\r\n";
+	rlog_emit(l, "app", msg);
+	rlog_emit(l, NULL, "clean line, no control byte in it at all");
+	rlog_flush(l);
+	char out[1024];
+	ssize_t n = read(fds[0], out, sizeof(out) - 1);
+	assert_true(n > 0);
+	out[n] = '\0';
+	char *nl = strchr(out, '\n');
+	assert_non_null(nl);
+	*nl = '\0';
+	const char *m = strstr(out, "router[router]: ");
+	assert_non_null(m);
+	assert_string_equal(m + 16, "at=info path=\"/a b\tc \" host=h\xc3\xa9  x=0123456789  ");
+	assert_non_null(
+	    strstr(nl + 1, "router[router]: clean line, no control byte in it at all\n"));
+	/* the flush stays queued on the loop: the loop goes first */
+	loop_free(loop);
+	rlog_free(l);
+	close(fds[0]);
+	close(fds[1]);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -183,6 +220,7 @@ int main(void)
 	    cmocka_unit_test(test_response_rewrite),
 	    cmocka_unit_test(test_request_id),
 	    cmocka_unit_test(test_log_format),
+	    cmocka_unit_test(test_log_line_sanitized),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
