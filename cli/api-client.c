@@ -219,6 +219,107 @@ static int read_response(int fd, const char *method, struct api_response *ret,
 	return 0;
 }
 
+int api_client_stream(const char *path, api_stream_fn fn, void *ctx, struct api_response *ret,
+                      struct dy_error **err)
+{
+	_cleanup_close_ int fd = connect_api(err);
+	if (fd < 0)
+		return -1;
+	int r = send_head(fd, "GET", path, "application/json", 0);
+	if (r < 0)
+		return dy_error_errno(err, -r, "sending to dynod");
+	char buf[65536];
+	size_t len = 0, head = 0;
+	struct h1_header hdrs[100];
+	struct h1_parser p;
+	struct h1_response resp;
+	h1_parser_init(&p, NULL, hdrs, ELEMENTSOF(hdrs));
+	for (;;) {
+		if (len == sizeof(buf))
+			return dy_error(err, "dynod's answer head is too large");
+		ssize_t n = recv(fd, buf + len, sizeof(buf) - len, 0);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return dy_error_errno(err, errno, "reading dynod's answer");
+		if (n == 0)
+			return dy_error(err, "dynod closed the connection without answering");
+		len += (size_t)n;
+		int h = h1_parse_response(&p, buf, len, 0, &resp);
+		if (h < 0)
+			return dy_error(err, "dynod's answer is not HTTP: %s", h1_strerror(h));
+		if (h > 0) {
+			head = (size_t)h;
+			break;
+		}
+	}
+	if (resp.status < 200 || resp.status > 299 || resp.body != H1_BODY_CHUNKED) {
+		/* an error's JSON: read it whole, as any answer */
+		_cleanup_free_ char *body = NULL;
+		size_t bl = 0, bcap = 0;
+		if (append(&body, &bl, &bcap, buf + head, len - head) < 0)
+			return dy_error_errno(err, ENOMEM, "response");
+		for (;;) {
+			if (resp.body == H1_BODY_LENGTH && bl >= (uint64_t)resp.content_length)
+				break;
+			if (resp.body == H1_BODY_NONE)
+				break;
+			ssize_t n = recv(fd, buf, sizeof(buf), 0);
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n <= 0)
+				break;
+			if (bl + (size_t)n > RESPONSE_MAX ||
+			    append(&body, &bl, &bcap, buf, (size_t)n) < 0)
+				return dy_error(err, "dynod's answer is too large");
+		}
+		if (resp.body == H1_BODY_LENGTH && bl > (uint64_t)resp.content_length)
+			bl = (size_t)resp.content_length;
+		ret->status = resp.status;
+		ret->body = malloc(bl + 1);
+		if (ret->body == NULL)
+			return dy_error_errno(err, ENOMEM, "response");
+		memcpy(ret->body, body ? body : "", bl);
+		ret->body[bl] = '\0';
+		ret->body_len = bl;
+		return 0;
+	}
+	ret->status = resp.status;
+	struct h1_chunked chunk;
+	h1_chunked_init(&chunk, NULL);
+	/* the decoder keeps its place: what it has not taken moves to the front */
+	memmove(buf, buf + head, len - head);
+	len -= head;
+	for (;;) {
+		size_t off = 0;
+		while (off < len && !h1_chunked_done(&chunk)) {
+			struct h1_slice d;
+			int n = h1_chunked_decode(&chunk, buf + off, len - off, &d);
+			if (n < 0)
+				return dy_error(err, "dynod's answer: %s", h1_strerror(n));
+			if (n == 0)
+				break;
+			off += (size_t)n;
+			if (d.len && fn(ctx, d.p, d.len) < 0)
+				return 0;
+		}
+		memmove(buf, buf + off, len - off);
+		len -= off;
+		if (h1_chunked_done(&chunk))
+			return 0;
+		if (len == sizeof(buf))
+			return dy_error(err, "dynod's answer: a chunk head too large");
+		ssize_t n = recv(fd, buf + len, sizeof(buf) - len, 0);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return dy_error_errno(err, errno, "reading dynod's answer");
+		if (n == 0)
+			return dy_error(err, "dynod's answer was cut short");
+		len += (size_t)n;
+	}
+}
+
 int api_client_request(const char *method, const char *path, const void *body, size_t len,
                        struct api_response *ret, struct dy_error **err)
 {

@@ -32,6 +32,18 @@ int api_client_request(const char *method, const char *path, const void *body, s
 int api_client_request_fd(const char *method, const char *path, int fd, uint64_t len,
                           struct api_response *ret, struct dy_error **err);
 
+/* Called with each piece of a streamed body, as it arrives. Returns 0 to
+ * go on, < 0 to stop. */
+typedef int (*api_stream_fn)(void *ctx, const char *p, size_t n);
+
+/* GET path and streams the body of a 2xx answer to fn as it arrives,
+ * until dynod ends it (a chunked body's last chunk, or the close). Any
+ * other status: the whole body goes to *ret (status and body), fn is not
+ * called. Returns 0, or < 0 when dynod cannot be reached, answers
+ * something that is not HTTP, or the body is cut short. */
+int api_client_stream(const char *path, api_stream_fn fn, void *ctx, struct api_response *ret,
+                      struct dy_error **err);
+
 /* The CLI's usual call: sends body (may be NULL; not stolen) and parses the
  * answer. On a 2xx status returns 0 and the JSON in *ret (owned; NULL
  * allowed). Otherwise prints `dyno: error: <message of the API>` and

@@ -67,3 +67,4 @@ extern const struct cli_verb cli_verb_config_get;
 extern const struct cli_verb cli_verb_config_unset;
 extern const struct cli_verb cli_verb_releases;
 extern const struct cli_verb cli_verb_rollback;
+extern const struct cli_verb cli_verb_logs;

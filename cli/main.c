@@ -25,6 +25,7 @@ const struct cli_verb *const cli_verbs[] = {
     &cli_verb_config_unset,
     &cli_verb_releases,
     &cli_verb_rollback,
+    &cli_verb_logs,
     &cli_verb_slugs_create,
     &cli_verb_slugs_inspect,
     &cli_verb_slugs_unpack,

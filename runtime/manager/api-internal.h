@@ -78,7 +78,15 @@ struct api {
 	int fd;
 	struct loop_io io;
 	struct dy_conn_list conns;
+	struct lgi *logs; /* NULL: log-stream answers 501 */
+	struct lstreams *streams;
 };
+
+/* Closes c without an answer: its request was handed over with a copy of
+ * its socket (F_DUPFD_CLOEXEC), which someone else answers on (a
+ * log-stream). Bytes pipelined behind the request are dropped: such an
+ * answer says Connection: close. */
+void api_conn_handed_off(struct conn *c);
 
 /* Queues the response to c's request: status and the JSON body j (stolen;
  * NULL gives an empty object). Closes c when memory is short. */

@@ -2,6 +2,7 @@
  * request on a connection of runtime/manager/api.c, calls the manager and
  * queues the JSON response. */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +11,8 @@
 #include "common/cleanup.h"
 #include "common/log.h"
 #include "runtime/manager/api-internal.h"
+#include "runtime/manager/log-intake.h"
+#include "runtime/manager/log-stream.h"
 
 /* An internal failure is logged with its details (paths included) and
  * answered with what failed and its errno text only: no host path
@@ -191,6 +194,7 @@ static void route_app(struct conn *c, struct state_app *app)
 		return;
 	}
 	dy_log("api", "destroyed app %s", name);
+	lgi_forget(a->logs, name); /* its sink; its log went with its directory */
 	api_respond_json(c, 200, j);
 }
 
@@ -272,6 +276,8 @@ static void release_now(struct conn *c)
 	}
 	dy_log("api", "%s: v%d %s (%s)", name, out->version, out->description,
 	       state_release_status_str(out->status));
+	dy_log_to_app(name, "api", "Release v%d created: %s (%s)", out->version, out->description,
+	              state_release_status_str(out->status));
 	struct state_app *app = NULL;
 	if (mgr_app_get(a->mgr, name, &app, NULL) < 0) {
 		api_respond_json(c, 201, state_release_json(out));
@@ -451,6 +457,8 @@ static void route_formation(struct conn *c, struct state_app *app, const char *t
 			const struct state_formation *f = state_formation_find(app, u[i].type);
 			dy_log("api", "%s: scaled %s to %d:%s", app->name, u[i].type,
 			       f ? f->quantity : 0, f ? f->size : "?");
+			dy_log_to_app(app->name, "api", "Scaled to %s@%d:%s", u[i].type,
+			              f ? f->quantity : 0, f ? f->size : "?");
 		}
 	} else if (c->method != H1_METHOD_GET) {
 		method_not_allowed(c, "GET, PATCH");
@@ -484,8 +492,11 @@ static void config_now(struct conn *c)
 		respond_mgr_error(c, &err);
 		return;
 	}
-	if (rel)
+	if (rel) {
 		dy_log("api", "%s: v%d %s", name, rel->version, rel->description);
+		dy_log_to_app(name, "api", "Release v%d created: %s", rel->version,
+		              rel->description);
+	}
 	json_t *cfg = mgr_config_vars(app);
 	api_respond_json_saved(c, app, 200, cfg ? json_deep_copy(cfg) : json_object());
 }
@@ -554,6 +565,7 @@ static void route_dynos(struct conn *c, struct state_app *app, const struct rout
 			return;
 		}
 		dy_log("api", "%s: stopped %s", app->name, which);
+		dy_log_to_app(app->name, "api", "Stopped %s", which);
 		api_respond_json(c, 202, json_object());
 		return;
 	}
@@ -567,6 +579,7 @@ static void route_dynos(struct conn *c, struct state_app *app, const struct rout
 			return;
 		}
 		dy_log("api", "%s: restarted %s", app->name, which ? which : "all dynos");
+		dy_log_to_app(app->name, "api", "Restarted %s", which ? which : "all dynos");
 		api_respond_json(c, 202, json_object());
 		return;
 	}
@@ -580,6 +593,41 @@ static void route_dynos(struct conn *c, struct state_app *app, const struct rout
 		return;
 	}
 	api_respond_json(c, 200, j);
+}
+
+/* GET /apps/{app}/log-stream: the socket goes to log-stream.c. */
+static void route_log_stream(struct conn *c, struct state_app *app)
+{
+	struct api *a = c->api;
+	if (a->logs == NULL || a->streams == NULL) {
+		api_respond_error(c, DY_E_UNSUPPORTED, "%s is not implemented by this dynod",
+		                  c->path);
+		return;
+	}
+	if (c->method != H1_METHOD_GET) {
+		method_not_allowed(c, "GET");
+		return;
+	}
+	const char *q = strchr(c->path, '?');
+	struct lstream_params p;
+	struct dy_error *err = NULL;
+	if (lstream_parse_query(q ? q + 1 : NULL, &p, &err) < 0) {
+		respond_mgr_error(c, &err);
+		return;
+	}
+	/* the socket is copied first: a failure after it still answers here */
+	int fd = fcntl(c->conn.io.fd, F_DUPFD_CLOEXEC, 3);
+	if (fd < 0) {
+		api_respond_error(c, DY_E_INTERNAL, "no file descriptor for the log stream");
+		return;
+	}
+	if (lstream_start(a->streams, fd, app->name, &p, c->head_only, &err) < 0) {
+		close(fd);
+		respond_mgr_error(c, &err);
+		return;
+	}
+	/* the stream owns the copy now; the API forgets the connection */
+	api_conn_handed_off(c);
 }
 
 void api_dispatch(struct conn *c)
@@ -620,6 +668,8 @@ void api_dispatch(struct conn *c)
 		route_config(c, app);
 	else if (strcmp(sub, "dynos") == 0 && r.nseg <= 6)
 		route_dynos(c, app, &r);
+	else if (strcmp(sub, "log-stream") == 0 && r.nseg == 3)
+		route_log_stream(c, app);
 	else if (strcmp(sub, "dynos") == 0 || strcmp(sub, "log-stream") == 0 ||
 	         strcmp(sub, "addons") == 0)
 		api_respond_error(c, DY_E_UNSUPPORTED, "%s is not implemented by this dynod",

@@ -616,6 +616,17 @@ int api_new(struct loop *loop, struct mgr *m, const struct config *cfg, struct a
 	return 0;
 }
 
+void api_set_logs(struct api *a, struct lgi *logs, struct lstreams *streams)
+{
+	a->logs = logs;
+	a->streams = streams;
+}
+
+void api_conn_handed_off(struct conn *c)
+{
+	conn_close(c);
+}
+
 void api_free(struct api *a)
 {
 	if (a == NULL)

@@ -32,6 +32,13 @@ struct api;
 int api_new(struct loop *loop, struct mgr *m, const struct config *cfg, struct api **ret,
             struct dy_error **err);
 
+struct lgi;
+struct lstreams;
+
+/* GET /apps/{app}/log-stream reads logs and answers through streams
+ * (both borrowed; runtime/manager/log-stream.h). Without it: 501. */
+void api_set_logs(struct api *a, struct lgi *logs, struct lstreams *streams);
+
 /* Closes every connection and the listening socket, and removes the
  * socket file. Accepts NULL. */
 void api_free(struct api *a);

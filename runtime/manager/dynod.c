@@ -18,6 +18,8 @@
 #include "common/loop.h"
 #include "common/work.h"
 #include "runtime/manager/api.h"
+#include "runtime/manager/log-intake.h"
+#include "runtime/manager/log-stream.h"
 #include "runtime/manager/manager.h"
 #include "runtime/manager/router-keeper.h"
 #include "runtime/manager/state.h"
@@ -67,6 +69,8 @@ static int run(const char *config_path)
 	struct state_writer *writer = NULL;
 	struct work_pool *pool = NULL;
 	struct rkeep *router = NULL;
+	struct lgi *logs = NULL;
+	struct lstreams *streams = NULL;
 	struct loop_signal sig;
 	_cleanup_close_ int state_lock = -1;
 	bool sig_started = false;
@@ -105,6 +109,12 @@ static int run(const char *config_path)
 	}
 	if (mgr_new(cfg, st, sup ? sup_ops(sup) : NULL, &m, &err) < 0)
 		goto out;
+	/* every app's log sink, and <state_dir>/log.sock for the router,
+	 * before any dyno or the router starts (docs/design.md, "Logs") */
+	if (lgi_new(loop, cfg, st, &logs, &err) < 0 || lstreams_new(loop, logs, &streams, &err) < 0)
+		goto out;
+	if (sup)
+		sup_set_logs(sup, logs);
 	/* app.json is written off the loop (docs/operating.md, "State") */
 	if (state_writer_new(loop, st, &writer, &err) < 0)
 		goto out;
@@ -131,6 +141,7 @@ static int run(const char *config_path)
 		goto out;
 	if (api_new(loop, m, cfg, &api, &err) < 0)
 		goto out;
+	api_set_logs(api, logs, streams);
 	if (sup)
 		sup_start_all(sup);
 	dy_log("dynod", "ready: %zu apps, API on %s, state in %s", st->napps, cfg->api_socket,
@@ -156,11 +167,14 @@ out:
 		mgr_stop_work(m);
 	work_pool_free(pool);
 	api_free(api);
+	lstreams_free(streams);
 	/* still running here (an error, a second signal): it goes on serving,
 	 * the next dynod adopts it */
 	rkeep_free(router);
 	the_sup = NULL;
 	sup_free(sup);
+	/* after the supervisor: its last lines are filed; the stores flush */
+	lgi_free(logs);
 	/* after everything that changes the state: writes what is queued */
 	if (m)
 		mgr_set_writer(m, NULL);

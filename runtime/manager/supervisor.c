@@ -23,6 +23,7 @@
 #include "runtime/manager/dyno-json.h"
 #include "runtime/manager/host.h"
 #include "runtime/manager/lifecycle.h"
+#include "runtime/manager/log-intake.h"
 #include "runtime/manager/memory-watch.h"
 #include "runtime/manager/routes-writer.h"
 #include "runtime/manager/supervisor.h"
@@ -83,6 +84,7 @@ struct sup {
 	unsigned sweeps_due; /* a clean-up failed: sweep leftovers so many times */
 	unsigned batch;      /* > 0: routes.json is written when it drops to 0 */
 	char *init_path;     /* dyno-init, NULL: the launcher's default */
+	struct lgi *logs;    /* the log intake: each app's sink; NULL: none */
 	/* the start of every dyno id of this state dir ("1a2b3c4d-"): what a
 	 * sweep at start-up may remove (another state dir's dynos under the
 	 * same cgroup parent are not ours) */
@@ -111,8 +113,8 @@ static void state_changed(struct sup_dyno *d, enum lc_state was)
 {
 	if (d->lc.state == was)
 		return;
-	dy_log(d->name, "State changed from %s to %s", lc_state_str(was),
-	       lc_state_str(d->lc.state));
+	dy_log_app(d->app, d->name, "State changed from %s to %s", lc_state_str(was),
+	           lc_state_str(d->lc.state));
 	state_now(d->updated_at);
 	routes_changed(d->sup);
 }
@@ -224,9 +226,9 @@ static void on_exited(struct sup_dyno *d)
 		oom = mw_oom(&d->mem, d->ld->oom_kills) == HK_R15;
 	}
 	if (oom && !d->lc.stopping)
-		dy_log(d->name, HK_ERROR_FMT, HK_ERROR_ARGS(HK_R15));
+		dy_log_app(d->app, d->name, HK_ERROR_FMT, HK_ERROR_ARGS(HK_R15));
 	/* launch.h: the exit code, or 128 + the signal (as a shell says) */
-	dy_log(d->name, "Process exited with status %d", status);
+	dy_log_app(d->app, d->name, "Process exited with status %d", status);
 	bool stopped = d->lc.stopping;
 	release_process(d);
 	enum lc_state was = d->lc.state;
@@ -314,8 +316,8 @@ static void on_stop_timer(struct loop *loop, struct loop_timer *t)
 	(void)loop;
 	struct sup_dyno *d = loop_container_of(t, struct sup_dyno, stop_timer);
 	assert(d->ld && d->lc.stopping);
-	dy_log(d->name, HK_ERROR_FMT, HK_ERROR_ARGS(HK_R12));
-	dy_log(d->name, "Stopping process with SIGKILL");
+	dy_log_app(d->app, d->name, HK_ERROR_FMT, HK_ERROR_ARGS(HK_R12));
+	dy_log_app(d->app, d->name, "Stopping process with SIGKILL");
 	kill_now(d);
 	on_exited(d);
 }
@@ -330,12 +332,12 @@ static void on_boot_timer(struct loop *loop, struct loop_timer *t)
 		mark_up(d);
 		return;
 	case BOOT_TIMEOUT:
-		dy_log(d->name,
-		       HK_ERROR_FMT " -> Web process failed to bind to $PORT within "
-		                    "%llu seconds of launch",
-		       HK_ERROR_ARGS(HK_R10),
-		       (unsigned long long)(s->cfg->dyno.timeouts.boot / 1000000));
-		dy_log(d->name, "Stopping process with SIGKILL");
+		dy_log_app(d->app, d->name,
+		           HK_ERROR_FMT " -> Web process failed to bind to $PORT within "
+		                        "%llu seconds of launch",
+		           HK_ERROR_ARGS(HK_R10),
+		           (unsigned long long)(s->cfg->dyno.timeouts.boot / 1000000));
+		dy_log_app(d->app, d->name, "Stopping process with SIGKILL");
 		kill_now(d);
 		on_exited(d);
 		return;
@@ -451,8 +453,9 @@ static void dyno_start(struct sup_dyno *d)
 		    .subnet_prefix = s->cfg->network.subnet_prefix,
 		    .egress = s->cfg->network.egress,
 		    .init_path = s->init_path,
+		    .log_sink = lgi_app_sink(s->logs, d->app),
 		};
-		dy_log(d->name, "Starting process with command `%s`", d->command);
+		dy_log_app(d->app, d->name, "Starting process with command `%s`", d->command);
 		r = launch_start(&p, &d->ld, &e);
 	}
 	env_free(env);
@@ -550,7 +553,7 @@ static void dyno_stop(struct sup_dyno *d)
 		unlink_dyno(d);
 		return;
 	}
-	dy_log(d->name, "Stopping all processes with SIGTERM");
+	dy_log_app(d->app, d->name, "Stopping all processes with SIGTERM");
 	if (kill(d->ld->pid, SIGTERM) < 0 && errno != ESRCH)
 		dy_log(d->name, "SIGTERM: %s", strerror(errno));
 	boot_stop(&d->boot);
@@ -685,7 +688,7 @@ static void on_mem_timer(struct loop *loop, struct loop_timer *t)
 		uint64_t used = 0;
 		if (sz && cg_quota_usage(d->ld->cg, &used, NULL) == 0 &&
 		    mw_usage(&d->mem, loop_now(loop), used, sz->memory) == HK_R14)
-			dy_log(d->name, HK_ERROR_FMT, HK_ERROR_ARGS(HK_R14));
+			dy_log_app(d->app, d->name, HK_ERROR_FMT, HK_ERROR_ARGS(HK_R14));
 	}
 	loop_timer_start(loop, t, SUP_CHECK_USEC, NULL);
 }
@@ -963,6 +966,11 @@ int sup_new(struct loop *loop, const struct config *cfg, const char *cgroup_pare
 void sup_set_mgr(struct sup *s, struct mgr *m)
 {
 	s->mgr = m;
+}
+
+void sup_set_logs(struct sup *s, struct lgi *logs)
+{
+	s->logs = logs;
 }
 
 const struct manager_ops *sup_ops(struct sup *s)

@@ -33,6 +33,12 @@ int sup_new(struct loop *loop, const struct config *cfg, const char *cgroup_pare
  * from (routes.json). Call once, before the first operation. */
 void sup_set_mgr(struct sup *s, struct mgr *m);
 
+struct lgi;
+
+/* The log intake (log-intake.h, borrowed): dynos get their app's sink.
+ * Without it they run with no sink (their output is dropped). */
+void sup_set_logs(struct sup *s, struct lgi *logs);
+
 /* The hook to pass to mgr_new(); points into s. */
 const struct manager_ops *sup_ops(struct sup *s);
 
