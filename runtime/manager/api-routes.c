@@ -40,6 +40,14 @@ static void respond_job_error(struct conn *c, struct dy_error *err)
 	dy_error_free(&err);
 }
 
+/* The connection a job's cb reports to: the job is done with it. */
+static struct conn *job_conn(void *arg)
+{
+	struct conn *c = arg;
+	c->job = NULL;
+	return c;
+}
+
 /* The answer of a waiting request is queued: carry on with the next. A
  * job done at once (no pool) is answered inside api_dispatch, which ends
  * the request itself. */
@@ -63,8 +71,12 @@ static void wait_for(struct conn *c, int r, struct mgr_job *job, struct dy_error
 		respond_mgr_error(c, err);
 		return;
 	}
-	if (job)
-		c->job = job; /* else it is done and answered */
+	if (job == NULL)
+		return; /* done already, and answered */
+	if (c->conn.closed)
+		mgr_job_detach(job); /* closed on the way: nobody to answer */
+	else
+		c->job = job;
 }
 
 /* The name of the app in c's path (/apps/{app}/...). */
@@ -196,7 +208,7 @@ static void route_app(struct conn *c, struct state_app *app)
 
 static void on_slug_stored(void *arg, const struct slug_info *info, struct dy_error *err)
 {
-	struct conn *c = arg;
+	struct conn *c = job_conn(arg);
 	if (err) {
 		respond_job_error(c, err);
 		job_answered(c);
@@ -282,7 +294,7 @@ static void release_now(struct conn *c)
 
 static void on_release_unpacked(void *arg, const struct slug_info *info, struct dy_error *err)
 {
-	struct conn *c = arg;
+	struct conn *c = job_conn(arg);
 	if (err)
 		respond_job_error(c, err);
 	else
@@ -492,7 +504,7 @@ static void config_now(struct conn *c)
 
 static void on_config_unpacked(void *arg, const struct slug_info *info, struct dy_error *err)
 {
-	struct conn *c = arg;
+	struct conn *c = job_conn(arg);
 	if (err)
 		respond_job_error(c, err);
 	else

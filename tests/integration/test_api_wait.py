@@ -1,0 +1,132 @@
+"""Platform API requests whose answer waits, on a slug job off the loop or
+on the app's state file becoming durable (docs/api.md, "Protocol"): in
+order with what is pipelined behind them, when their client goes, when
+their app is destroyed, and when dynod stops meanwhile. Run under ASan
+(DYNO_BUILD=build-asan) these catch use-after-frees, not only wrong
+answers."""
+import json
+import socket
+import time
+
+import pytest
+
+import slugkit as sk
+from test_disk import call, trees
+from test_dynod import Dynod
+
+BIG = 1_000_000  # characters: a config var under the 1 MiB body limit
+
+
+def request(method, path, body=None, close=False):
+    data = b"" if body is None else json.dumps(body).encode()
+    head = f"{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {len(data)}\r\n"
+    if close:
+        head += "Connection: close\r\n"
+    return head.encode() + b"\r\n" + data
+
+
+def responses(sock_path, data, timeout=60, heads=()):
+    """Sends data (pipelined requests) on one connection and reads until
+    dynod closes it. Returns [(status, json body), ...] in order; the
+    answers at the indexes in heads are to HEAD requests (no body)."""
+    with socket.socket(socket.AF_UNIX) as s:
+        s.settimeout(timeout)
+        s.connect(sock_path)
+        s.sendall(data)
+        out = b""
+        while chunk := s.recv(65536):
+            out += chunk
+    return parse(out, heads)
+
+
+def parse(out, heads=()):
+    res = []
+    while out:
+        head, _, rest = out.partition(b"\r\n\r\n")
+        lines = head.split(b"\r\n")
+        status = int(lines[0].split()[1])
+        n = 0
+        for ln in lines[1:]:
+            k, _, v = ln.partition(b":")
+            if k.strip().lower() == b"content-length":
+                n = int(v)
+        if len(res) in heads:
+            n = 0
+        res.append((status, json.loads(rest[:n]) if n else None))
+        out = rest[n:]
+    return res
+
+
+def clean_log(d):
+    log = d.log.read_text()
+    for bad in ("AddressSanitizer", "LeakSanitizer", "runtime error:", "ThreadSanitizer"):
+        assert bad not in log, log
+    return log
+
+
+@pytest.fixture
+def dynod(tmp_path):
+    d = Dynod(tmp_path).start()
+    yield d
+    rc = d.stop()
+    assert rc == 0, d.log.read_text()
+    clean_log(d)
+
+
+def upload(d, path):
+    status, j = call(d, "POST", "/apps/hello/slugs", path.read_bytes())
+    assert status == 201, j
+    return j["id"]
+
+
+def test_delete_pipelined_behind_a_change_waiting_for_the_disk(dynod):
+    """The DELETE is read once the PATCH is answered, when its write has
+    landed; taking it up inside the state writer's report freed the
+    writer's entry under it."""
+    for round_ in range(3):
+        assert call(dynod, "POST", "/apps", {"name": "hello"})[0] == 201
+        res = responses(dynod.sock,
+                        request("PATCH", "/apps/hello/config-vars", {"A": str(round_)}) +
+                        request("PATCH", "/apps/hello/config-vars", {"B": "2"}) +
+                        request("DELETE", "/apps/hello") +
+                        request("GET", "/apps", close=True))
+        assert [s for s, _ in res] == [200, 200, 200, 200], res
+        assert res[1][1] == {"A": str(round_), "B": "2"}
+        assert res[2][1]["name"] == "hello"
+        assert res[3][1] == []
+    assert call(dynod, "GET", "/apps") == (200, [])
+
+
+def test_get_pipelined_behind_a_deploy(dynod, tmp_path):
+    """A deploy waits for its unpack, then for its write; the GET behind it
+    is answered after it, and sees the release."""
+    assert call(dynod, "POST", "/apps", {"name": "hello"})[0] == 201
+    sid = upload(dynod, sk.build(tmp_path / "s.tgz", [sk.PROCFILE]))
+    res = responses(dynod.sock,
+                    request("POST", "/apps/hello/releases", {"slug": sid}) +
+                    request("HEAD", "/apps/hello/releases") +
+                    request("PATCH", "/apps/hello/formation/web", {"quantity": 2}) +
+                    request("GET", "/apps/hello/releases", close=True), heads=(1,))
+    assert [s for s, _ in res] == [201, 200, 200, 200], res
+    assert res[0][1]["version"] == 1
+    assert res[1][1] is None  # HEAD: no body
+    assert res[2][1]["quantity"] == 2
+    assert [r["version"] for r in res[3][1]] == [1]
+
+
+def test_client_gone_mid_unpack(dynod, tmp_path):
+    """The deploy is made all the same; its connection goes quietly."""
+    assert call(dynod, "POST", "/apps", {"name": "hello"})[0] == 201
+    sid = upload(dynod, sk.zeros_bomb(tmp_path / "z.tgz", "./app/zeros", 256 << 20))
+    with socket.socket(socket.AF_UNIX) as s:
+        s.connect(dynod.sock)
+        s.sendall(request("POST", "/apps/hello/releases", {"slug": sid}) +
+                  request("GET", "/apps"))
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        status, rels = call(dynod, "GET", "/apps/hello/releases")
+        if rels:
+            break
+        time.sleep(0.05)
+    assert [r["version"] for r in rels] == [1]
+    assert trees(dynod) == [sid]
