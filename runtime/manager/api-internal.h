@@ -93,7 +93,7 @@ void api_respond_json(struct conn *c, int status, json_t *j);
 /* As api_respond_json(), once app's changes so far are durable (the state
  * writer, mgr_wait_saved()): the connection reads nothing meanwhile
  * (CONN_WAITING). A failed write answers 500 instead (the change is kept,
- * and retried). */
+ * and retried), naming the app and the errno text only. */
 void api_respond_json_saved(struct conn *c, const struct state_app *app, int status, json_t *j);
 
 /* Queues an error response: the status and error id of kind (docs/api.md,
@@ -107,6 +107,9 @@ void api_respond_error(struct conn *c, enum dy_error_kind kind, const char *fmt,
  * the disk now (api_respond_json_saved() in the cb): then the state
  * writer's report ends it. */
 void api_request_done(struct conn *c);
+
+/* The app name of c's path (/apps/{app}/...), cut to fit. */
+void api_path_app(const struct conn *c, char name[STATE_APP_NAME_MAX + 1]);
 
 /* Answers c's request, whose head and body are complete (c->method,
  * c->path, c->body or c->body_fd): finds its endpoint and queues the

@@ -79,8 +79,7 @@ static void wait_for(struct conn *c, int r, struct mgr_job *job, struct dy_error
 		c->job = job;
 }
 
-/* The name of the app in c's path (/apps/{app}/...). */
-static void path_app(const struct conn *c, char name[STATE_APP_NAME_MAX + 1])
+void api_path_app(const struct conn *c, char name[STATE_APP_NAME_MAX + 1])
 {
 	const char *p = c->path + strlen("/apps/");
 	snprintf(name, STATE_APP_NAME_MAX + 1, "%.*s", (int)strcspn(p, "/?"), p);
@@ -275,7 +274,7 @@ static void release_now(struct conn *c)
 	struct state_release *out = NULL;
 	/* the app from the path again: it may be gone while the slug unpacked */
 	char name[STATE_APP_NAME_MAX + 1];
-	path_app(c, name);
+	api_path_app(c, name);
 	int r = c->rollback_to ? mgr_rollback(a->mgr, name, c->rollback_to, &out, &err)
 	                       : mgr_deploy(a->mgr, name, c->slug_id, &out, &err);
 	if (r < 0) {
@@ -484,7 +483,7 @@ static void config_now(struct conn *c)
 {
 	struct api *a = c->api;
 	char name[STATE_APP_NAME_MAX + 1];
-	path_app(c, name);
+	api_path_app(c, name);
 	_cleanup_json_ json_t *b = body_object(c);
 	if (b == NULL)
 		return;

@@ -288,9 +288,12 @@ void api_request_done(struct conn *c)
 	request_answered(c);
 }
 
-/* The state writer's report on the change c's answer waits for. */
+/* The state writer's report on the change c's answer waits for: r < 0
+ * when the write failed (msg, with the host path, is in dynod's log
+ * already; the client gets the app and the errno text). */
 static void saved_done(struct state_wait *w, int r, const char *msg)
 {
+	(void)msg;
 	struct conn *c = loop_container_of(w, struct conn, saving);
 	json_t *body = TAKE_PTR(c->saved_body);
 	c->saving_active = false;
@@ -299,10 +302,12 @@ static void saved_done(struct state_wait *w, int r, const char *msg)
 	c->state = CONN_HEAD; /* the request is answered now */
 	if (r < 0) {
 		json_decref(body);
+		char app[STATE_APP_NAME_MAX + 1];
+		api_path_app(c, app);
 		api_respond_error(c, DY_E_INTERNAL,
-		                  "the change is made but not yet on disk (%s): dynod retries the "
-		                  "write",
-		                  msg);
+		                  "the change to app %s is made but not yet on disk (writing its "
+		                  "state failed: %s): dynod retries the write",
+		                  app, strerror(-r));
 	} else {
 		api_respond_json(c, c->saved_status, body);
 	}

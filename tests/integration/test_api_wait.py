@@ -5,6 +5,7 @@ their app is destroyed, and when dynod stops meanwhile. Run under ASan
 (DYNO_BUILD=build-asan) these catch use-after-frees, not only wrong
 answers."""
 import json
+import shutil
 import socket
 import time
 
@@ -130,3 +131,19 @@ def test_client_gone_mid_unpack(dynod, tmp_path):
         time.sleep(0.05)
     assert [r["version"] for r in rels] == [1]
     assert trees(dynod) == [sid]
+
+
+def test_failed_write_answers_500_without_host_path(dynod):
+    """The change is kept (and retried); the answer names the app and the
+    errno text, not the state directory."""
+    assert call(dynod, "POST", "/apps", {"name": "hello"})[0] == 201
+    assert call(dynod, "PATCH", "/apps/hello/config-vars", {"A": "1"})[0] == 200
+    # the writer holds the app's directory open: removed, no write can land
+    shutil.rmtree(dynod.state / "apps" / "hello")
+    status, j = call(dynod, "PATCH", "/apps/hello/config-vars", {"B": "2"})
+    assert status == 500, j
+    assert j["id"] == "internal_error"
+    assert str(dynod.state) not in j["message"], j
+    assert "app hello" in j["message"] and "No such file or directory" in j["message"], j
+    assert call(dynod, "GET", "/apps/hello/config-vars") == (200, {"A": "1", "B": "2"})
+    assert "retrying in 1 s" in dynod.log.read_text()
