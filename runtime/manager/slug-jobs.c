@@ -335,8 +335,13 @@ static struct state_app *job_app(struct mgr_job *j)
  * (paths and all) and reaches cb as what failed and its errno text. */
 static void job_finish(struct mgr_job *j)
 {
-	if (j->err == NULL && job_app(j) == NULL && j->kind != JOB_GC)
+	if (j->err == NULL && job_app(j) == NULL && j->kind != JOB_GC) {
 		dy_error_as(&j->err, DY_E_NOT_FOUND, "app %s was destroyed meanwhile", j->app);
+	} else if (j->kind == JOB_UNPACK && j->m->stopping && j->err == NULL) {
+		/* an unpack done as dynod stops makes no release: its client
+		 * would not hear of it (the API closes before the write lands) */
+		dy_error(&j->err, "interrupted: dynod is stopping");
+	}
 	if (j->err && dy_error_kind_of(j->err) == DY_E_INTERNAL) {
 		dy_log("api", "%s: %s slug %.7s: %s", j->app, job_kind_str(j->kind),
 		       j->kind == JOB_PUT ? j->info.id : j->slug_id, dy_error_msg(j->err));
@@ -344,15 +349,16 @@ static void job_finish(struct mgr_job *j)
 		dy_error_free(&j->err);
 		char what[128];
 		if (j->kind == JOB_PUT)
-			snprintf(what, sizeof(what), "storing the upload for app %s failed",
+			snprintf(what, sizeof(what), "storing the upload for app %s", j->app);
+		else
+			snprintf(what, sizeof(what), "unpacking slug %.7s for app %s", j->slug_id,
 			         j->app);
+		if (j->m->stopping)
+			dy_error(&j->err, "%s was interrupted: dynod is stopping", what);
+		else if (errnum)
+			dy_error_errno(&j->err, errnum, "%s failed", what);
 		else
-			snprintf(what, sizeof(what), "unpacking slug %.7s for app %s failed",
-			         j->slug_id, j->app);
-		if (errnum)
-			dy_error_errno(&j->err, errnum, "%s", what);
-		else
-			dy_error(&j->err, "%s (dynod's log says why)", what);
+			dy_error(&j->err, "%s failed (dynod's log says why)", what);
 	}
 	if (j->kind == JOB_GC && (j->removed_trees || j->removed_slugs))
 		dy_log("api",
@@ -368,7 +374,7 @@ static void job_finish(struct mgr_job *j)
 	job_free(j);
 }
 
-static void job_start(struct mgr_job *j);
+static bool job_start(struct mgr_job *j);
 
 /* The work's done: the next job of the same app may start. */
 static void job_done(struct work *w)
@@ -388,7 +394,9 @@ static void job_done(struct work *w)
 		job_start(next);
 }
 
-static void job_start(struct mgr_job *j)
+/* Starts j: on the pool, or at once (no pool, or to fail). Returns true
+ * when j is done already (its cb ran, j is freed). */
+static bool job_start(struct mgr_job *j)
 {
 	struct mgr *m = j->m;
 	j->started = true;
@@ -404,13 +412,15 @@ static void job_start(struct mgr_job *j)
 		if (j->err == NULL)
 			job_fn(&j->work);
 		job_done(&j->work);
-		return;
+		return true;
 	}
 	work_submit(m->pool, &j->work, job_fn, job_done);
+	return false;
 }
 
-/* Queues j (taken) behind the app's earlier jobs, or starts it. */
-static void job_submit(struct mgr *m, struct mgr_job *j)
+/* Queues j (taken) behind the app's earlier jobs, or starts it. Returns
+ * true when j is done already (freed). */
+static bool job_submit(struct mgr *m, struct mgr_job *j)
 {
 	bool busy = false;
 	struct mgr_job **pp = &m->jobs;
@@ -418,8 +428,7 @@ static void job_submit(struct mgr *m, struct mgr_job *j)
 		if (strcmp((*pp)->app, j->app) == 0)
 			busy = true;
 	*pp = j;
-	if (!busy)
-		job_start(j);
+	return busy ? false : job_start(j);
 }
 
 static int job_new(struct mgr *m, const struct state_app *app, enum job_kind kind, mgr_job_cb cb,
@@ -458,13 +467,11 @@ void mgr_job_detach(struct mgr_job *job)
 }
 
 /* Returns the job submitted, or NULL when it already finished (its cb
- * ran). */
+ * ran): without a pool, and also with one when it failed to start (the
+ * app gone, dynod stopping). */
 static struct mgr_job *job_go(struct mgr *m, struct mgr_job *j)
 {
-	/* inline jobs (no pool) finish inside job_submit */
-	bool inline_run = m->pool == NULL;
-	job_submit(m, j);
-	return inline_run ? NULL : j;
+	return job_submit(m, j) ? NULL : j;
 }
 
 int mgr_slug_put_start(struct mgr *m, const char *name, int fd, mgr_job_cb cb, void *arg,

@@ -6,6 +6,7 @@ their app is destroyed, and when dynod stops meanwhile. Run under ASan
 answers."""
 import json
 import shutil
+import signal
 import socket
 import time
 
@@ -147,3 +148,62 @@ def test_failed_write_answers_500_without_host_path(dynod):
     assert "app hello" in j["message"] and "No such file or directory" in j["message"], j
     assert call(dynod, "GET", "/apps/hello/config-vars") == (200, {"A": "1", "B": "2"})
     assert "retrying in 1 s" in dynod.log.read_text()
+
+
+def wait_unpacking(d, app="hello", timeout=20):
+    """Until the unpack's temporary tree is there."""
+    slugs = d.state / "apps" / app / "slugs"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if slugs.exists() and any(".unpack-" in p.name for p in slugs.iterdir()):
+            return
+        time.sleep(0.01)
+    raise AssertionError("the unpack did not start")
+
+
+def test_sigterm_with_unpacks_and_writes_pending(tmp_path):
+    """dynod stops cleanly: the running unpack is interrupted and answered,
+    what is pipelined behind it is not started, and the changes waiting
+    for the disk are written before it exits."""
+    d = Dynod(tmp_path, {"config_vars": {"max_size": "2M"}}).start()
+    try:
+        assert call(d, "POST", "/apps", {"name": "hello"})[0] == 201
+        assert call(d, "POST", "/apps", {"name": "other"})[0] == 201
+        sid = upload(d, sk.zeros_bomb(tmp_path / "z.tgz", "./app/zeros", 1 << 30))
+        dep = socket.socket(socket.AF_UNIX)
+        dep.settimeout(60)
+        dep.connect(d.sock)
+        dep.sendall(request("POST", "/apps/hello/releases", {"slug": sid}) +
+                    request("POST", "/apps/hello/releases", {"slug": sid}) +
+                    request("GET", "/apps", close=True))
+        wait_unpacking(d)
+        # a change of 1 MB whose write is in flight or queued at SIGTERM
+        big = socket.socket(socket.AF_UNIX)
+        big.connect(d.sock)
+        big.sendall(request("PATCH", "/apps/other/config-vars", {"BIG": "x" * BIG}))
+        time.sleep(0.05)
+        d.proc.send_signal(signal.SIGTERM)
+        rc = d.proc.wait(timeout=60)
+        d.proc = None
+        d.logf.close()
+        assert rc == 0, d.log.read_text()
+        out = b""
+        while chunk := dep.recv(65536):
+            out += chunk
+        dep.close()
+        big.close()
+        res = parse(out)
+        # the first deploy was interrupted and says so; nothing after it ran
+        assert len(res) == 1, res
+        assert res[0][0] == 500, res
+        assert res[0][1]["message"] == (f"unpacking slug {sid[:7]} for app hello was "
+                                        "interrupted: dynod is stopping"), res
+        clean_log(d)
+        doc = json.loads((d.state / "apps" / "other" / "app.json").read_text())
+        cfgs = list(doc["configs"].values())
+        assert any(c.get("BIG") == "x" * BIG for c in cfgs)
+        doc = json.loads((d.state / "apps" / "hello" / "app.json").read_text())
+        assert doc["releases"] == []
+    finally:
+        if d.proc:
+            d.stop()
