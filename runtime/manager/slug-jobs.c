@@ -331,12 +331,47 @@ static struct state_app *job_app(struct mgr_job *j)
 	return app;
 }
 
+/* On the loop, after a check or an unpack for an app destroyed meanwhile:
+ * the store makes apps/<app>/slugs by path, so a worker that got there
+ * after the destroy renamed the app's directory away made it again, with
+ * what it unpacked. Without an app of that name now, that directory is
+ * removed (it has no app.json; the next start would sweep it, and a new
+ * app of the name would inherit it); a new app of the name collects the
+ * trees it does not keep. On the loop, as a destroyed app's grave: an
+ * app created meanwhile cannot race the removal. */
+static void job_leftovers(struct mgr_job *j)
+{
+	struct mgr *m = j->m;
+	struct state_app *now = state_app_find(m->st, j->app);
+	if (now) {
+		mgr_collect_slugs(m, now);
+		return;
+	}
+	_cleanup_free_ char *dir = NULL;
+	if (asprintf(&dir, "%s/apps/%s", m->st->dir, j->app) < 0)
+		return; /* swept at the next start */
+	struct stat st;
+	if (lstat(dir, &st) < 0)
+		return;
+	int r = state_grave_remove(dir);
+	if (r < 0)
+		dy_log("api", "remove %s: %s", dir, strerror(-r));
+	else
+		dy_log("api", "%s: removed what its %s left after the app was destroyed",
+		       j->app, job_kind_str(j->kind));
+}
+
 /* On the loop: logs and answers. An internal failure is logged in full
  * (paths and all) and reaches cb as what failed and its errno text. */
 static void job_finish(struct mgr_job *j)
 {
-	if (j->err == NULL && job_app(j) == NULL && j->kind != JOB_GC) {
+	if (j->kind != JOB_GC && job_app(j) == NULL) {
+		/* whatever the work met on the way (a destroy renames the
+		 * app's directory under an unpack: ENOENT), this is the answer */
+		dy_error_free(&j->err);
 		dy_error_as(&j->err, DY_E_NOT_FOUND, "app %s was destroyed meanwhile", j->app);
+		if (j->started && j->state_dir)
+			job_leftovers(j); /* its work ran */
 	} else if (j->kind == JOB_UNPACK && j->m->stopping && j->err == NULL) {
 		/* an unpack done as dynod stops makes no release: its client
 		 * would not hear of it (the API closes before the write lands) */

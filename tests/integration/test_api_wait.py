@@ -5,6 +5,7 @@ their app is destroyed, and when dynod stops meanwhile. Run under ASan
 (DYNO_BUILD=build-asan) these catch use-after-frees, not only wrong
 answers."""
 import json
+import os
 import shutil
 import signal
 import socket
@@ -159,6 +160,56 @@ def wait_unpacking(d, app="hello", timeout=20):
             return
         time.sleep(0.01)
     raise AssertionError("the unpack did not start")
+
+
+@pytest.mark.parametrize("when", ["queued", "unpacking"])
+def test_app_destroyed_mid_unpack(dynod, tmp_path, when):
+    """404 "destroyed meanwhile" whatever the unpack met on the way, and
+    nothing of the app is left on disk once it is done: not its grave, not
+    a slugs directory the unpack made again after the destroy."""
+    import threading
+    assert call(dynod, "POST", "/apps", {"name": "hello"})[0] == 201
+    bomb = sk.zeros_bomb(tmp_path / "z.tgz", "./app/zeros", 1 << 30)
+    sid = upload(dynod, bomb)
+    blockers = []
+    if when == "queued":
+        # the pool's three threads unpack for other apps: hello's job is
+        # started (its copies taken) but waits for a thread, and runs
+        # after the destroy
+        for n in range(3):
+            assert call(dynod, "POST", "/apps", {"name": f"other{n}"})[0] == 201
+            assert call(dynod, "POST", f"/apps/other{n}/slugs", bomb.read_bytes())[0] == 201
+            t = threading.Thread(target=call, args=(dynod, "POST", f"/apps/other{n}/releases",
+                                                    {"slug": sid}))
+            t.start()
+            blockers.append(t)
+        time.sleep(0.05)
+    with socket.socket(socket.AF_UNIX) as s:
+        s.settimeout(120)
+        s.connect(dynod.sock)
+        s.sendall(request("POST", "/apps/hello/releases", {"slug": sid}, close=True))
+        if when == "unpacking":
+            wait_unpacking(dynod)
+        else:
+            time.sleep(0.1)
+        assert call(dynod, "DELETE", "/apps/hello")[0] == 200
+        out = b""
+        while chunk := s.recv(65536):
+            out += chunk
+    for t in blockers:
+        t.join()
+    [(status, j)] = parse(out)
+    assert status == 404, j
+    assert j["message"] == "app hello was destroyed meanwhile", j
+    apps = dynod.state / "apps"
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(p.startswith("hello") for p in os.listdir(apps)):
+        time.sleep(0.05)
+    assert not [p for p in os.listdir(apps) if p.startswith("hello")], os.listdir(apps)
+    # a new app of the name starts empty
+    assert call(dynod, "POST", "/apps", {"name": "hello"})[0] == 201
+    assert not (apps / "hello" / "slugs").exists() or trees(dynod) == []
+    clean_log(dynod)
 
 
 def test_sigterm_with_unpacks_and_writes_pending(tmp_path):
