@@ -191,6 +191,13 @@ static int job_usage(struct mgr_job *j, const char *slug)
 	                            &j->used, &j->err);
 }
 
+/* On a worker thread: dynod is stopping (mgr_stop_work(), on the loop's
+ * thread meanwhile: an atomic load). */
+static bool job_stopping(const struct mgr_job *j)
+{
+	return j->stop && __atomic_load_n(j->stop, __ATOMIC_RELAXED);
+}
+
 struct put_check {
 	struct mgr_job *j;
 };
@@ -285,7 +292,7 @@ static void job_unpack(struct mgr_job *j)
 			            "budget of %s (slugs.app_disk_budget): it holds %s already",
 			            j->app, fmt_bytes(j->budget, a), fmt_bytes(j->used, b));
 			dy_error_free(&e);
-		} else if (e && e->errnum == 0 && !(j->stop && *j->stop)) {
+		} else if (e && e->errnum == 0 && !job_stopping(j)) {
 			dy_error_as(&j->err, DY_E_INVALID, "slug refused: %s", dy_error_msg(e));
 			dy_error_free(&e);
 		} else {
@@ -305,7 +312,7 @@ static void job_gc(struct mgr_job *j)
 static void job_fn(struct work *w)
 {
 	struct mgr_job *j = loop_container_of(w, struct mgr_job, work);
-	if (j->stop && *j->stop) {
+	if (job_stopping(j)) {
 		dy_error(&j->err, "interrupted: dynod is stopping");
 		return;
 	}
@@ -491,7 +498,7 @@ void mgr_set_pool(struct mgr *m, struct work_pool *pool)
 
 void mgr_stop_work(struct mgr *m)
 {
-	m->stop = 1;
+	__atomic_store_n(&m->stop, 1, __ATOMIC_RELAXED); /* read by the workers */
 	m->stopping = true;
 }
 
