@@ -364,8 +364,8 @@ static void job_leftovers(struct mgr_job *j)
 	if (r < 0)
 		dy_log("api", "remove %s: %s", dir, strerror(-r));
 	else
-		dy_log("api", "%s: removed what its %s left after the app was destroyed",
-		       j->app, job_kind_str(j->kind));
+		dy_log("api", "%s: removed what its %s left after the app was destroyed", j->app,
+		       job_kind_str(j->kind));
 }
 
 /* On the loop: logs and answers. An internal failure is logged in full

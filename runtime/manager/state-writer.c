@@ -23,7 +23,7 @@
 #error "the state writer shares JSON values between threads: it needs jansson 2.14 or newer"
 #endif
 #if !JSON_HAVE_ATOMIC_BUILTINS && !JSON_HAVE_SYNC_BUILTINS
-#error "the state writer shares JSON values between threads: jansson must count references atomically"
+#error "the state writer shares JSON values between threads: jansson must count atomically"
 #endif
 
 #define RETRY_FIRST_USEC (1000 * 1000ULL)
