@@ -77,13 +77,20 @@ struct reader {
 	int hash; /* compute the id (inspect); unpack does not need it */
 };
 
+/* True once *cancel is set: by a signal handler (the CLI) or by another
+ * thread (dynod stopping while a worker unpacks), hence the atomic load. */
+static bool cancelled(volatile sig_atomic_t *cancel)
+{
+	return cancel && __atomic_load_n(cancel, __ATOMIC_RELAXED);
+}
+
 static la_ssize_t reader_read(struct archive *a, void *ud, const void **buf)
 {
 	struct reader *r = ud;
 	ssize_t n;
 	do
 		n = read(r->fd, r->buf, READ_BLOCK);
-	while (n < 0 && errno == EINTR && !(r->cancel && *r->cancel));
+	while (n < 0 && errno == EINTR && !cancelled(r->cancel));
 	if (n < 0) {
 		archive_set_error(a, errno, "read: %s", strerror(errno));
 		return -1;
@@ -242,7 +249,7 @@ static int copy_data(struct walk *w, const char *name, int fd, int is_procfile, 
 	la_int64_t offset;
 	int64_t pos = 0;
 	for (;;) {
-		if (w->opts->cancel && *w->opts->cancel)
+		if (cancelled(w->opts->cancel))
 			return dy_error(err, "interrupted");
 		int r = archive_read_data_block(w->a, &buf, &len, &offset);
 		if (r == ARCHIVE_EOF)
@@ -517,7 +524,7 @@ static int walk_slug(int fd, int rootfd, const struct slug_unpack_opts *opts,
 		goto out;
 	}
 	for (;;) {
-		if (opts->cancel && *opts->cancel) {
+		if (cancelled(opts->cancel)) {
 			dy_error(err, "interrupted");
 			goto out;
 		}
@@ -604,7 +611,7 @@ static int walk_slug(int fd, int rootfd, const struct slug_unpack_opts *opts,
 	info->procfile = pf;
 	r = 0;
 out:
-	if (r < 0 && opts->cancel && *opts->cancel && err) {
+	if (r < 0 && cancelled(opts->cancel) && err) {
 		dy_error_free(err);
 		dy_error(err, "interrupted");
 	}

@@ -34,6 +34,10 @@ enum body_sink {
 struct conn {
 	struct api *api;
 	struct dy_conn conn; /* socket, idle timer, list, deferred free */
+	/* a waiting request was answered: take up the next one after the
+	 * dispatch round, never inside the job's or the state writer's
+	 * report (a DELETE read there would free what reports) */
+	struct loop_deferred resume;
 
 	struct buf in;  /* read, not yet taken by the parser or the body */
 	struct buf out; /* answers queued, not yet sent */
@@ -57,10 +61,12 @@ struct conn {
 	int body_fd;     /* SINK_FILE */
 
 	/* CONN_WAITING: the manager's job the answer waits for (detached
-	 * when c goes first), and what to do once it is done */
+	 * when c closes first), and what to do once it is done */
 	struct mgr_job *job;
 	/* CONN_WAITING for the disk: the answer, sent once the state writer
-	 * reports (saving_active while it waits) */
+	 * reports (saving_active while it waits; cancelled when c closes).
+	 * A release waits for its job first, then for the disk: never both
+	 * at once. */
 	struct state_wait saving;
 	bool saving_active;
 	int saved_status;
@@ -95,7 +101,7 @@ void api_respond_json(struct conn *c, int status, json_t *j);
 /* As api_respond_json(), once app's changes so far are durable (the state
  * writer, mgr_wait_saved()): the connection reads nothing meanwhile
  * (CONN_WAITING). A failed write answers 500 instead (the change is kept,
- * and retried). */
+ * and retried), naming the app and the errno text only. */
 void api_respond_json_saved(struct conn *c, const struct state_app *app, int status, json_t *j);
 
 /* Queues an error response: the status and error id of kind (docs/api.md,
@@ -103,9 +109,15 @@ void api_respond_json_saved(struct conn *c, const struct state_app *app, int sta
 void api_respond_error(struct conn *c, enum dy_error_kind kind, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-/* A request in CONN_WAITING got its answer (queued): ends it, and reads
- * the next one (input kept while waiting is parsed now). */
+/* A request in CONN_WAITING got its answer (queued) from a job's cb:
+ * ends it, sends the answer, and takes up the next request (input kept
+ * while waiting) after the dispatch round. Unless the answer waits for
+ * the disk now (api_respond_json_saved() in the cb): then the state
+ * writer's report ends it. */
 void api_request_done(struct conn *c);
+
+/* The app name of c's path (/apps/{app}/...), cut to fit. */
+void api_path_app(const struct conn *c, char name[STATE_APP_NAME_MAX + 1]);
 
 /* Answers c's request, whose head and body are complete (c->method,
  * c->path, c->body or c->body_fd): finds its endpoint and queues the

@@ -43,6 +43,14 @@ static void respond_job_error(struct conn *c, struct dy_error *err)
 	dy_error_free(&err);
 }
 
+/* The connection a job's cb reports to: the job is done with it. */
+static struct conn *job_conn(void *arg)
+{
+	struct conn *c = arg;
+	c->job = NULL;
+	return c;
+}
+
 /* The answer of a waiting request is queued: carry on with the next. A
  * job done at once (no pool) is answered inside api_dispatch, which ends
  * the request itself. */
@@ -66,12 +74,15 @@ static void wait_for(struct conn *c, int r, struct mgr_job *job, struct dy_error
 		respond_mgr_error(c, err);
 		return;
 	}
-	if (job)
-		c->job = job; /* else it is done and answered */
+	if (job == NULL)
+		return; /* done already, and answered */
+	if (c->conn.closed)
+		mgr_job_detach(job); /* closed on the way: nobody to answer */
+	else
+		c->job = job;
 }
 
-/* The name of the app in c's path (/apps/{app}/...). */
-static void path_app(const struct conn *c, char name[STATE_APP_NAME_MAX + 1])
+void api_path_app(const struct conn *c, char name[STATE_APP_NAME_MAX + 1])
 {
 	const char *p = c->path + strlen("/apps/");
 	snprintf(name, STATE_APP_NAME_MAX + 1, "%.*s", (int)strcspn(p, "/?"), p);
@@ -200,7 +211,7 @@ static void route_app(struct conn *c, struct state_app *app)
 
 static void on_slug_stored(void *arg, const struct slug_info *info, struct dy_error *err)
 {
-	struct conn *c = arg;
+	struct conn *c = job_conn(arg);
 	if (err) {
 		respond_job_error(c, err);
 		job_answered(c);
@@ -267,7 +278,7 @@ static void release_now(struct conn *c)
 	struct state_release *out = NULL;
 	/* the app from the path again: it may be gone while the slug unpacked */
 	char name[STATE_APP_NAME_MAX + 1];
-	path_app(c, name);
+	api_path_app(c, name);
 	int r = c->rollback_to ? mgr_rollback(a->mgr, name, c->rollback_to, &out, &err)
 	                       : mgr_deploy(a->mgr, name, c->slug_id, &out, &err);
 	if (r < 0) {
@@ -288,7 +299,7 @@ static void release_now(struct conn *c)
 
 static void on_release_unpacked(void *arg, const struct slug_info *info, struct dy_error *err)
 {
-	struct conn *c = arg;
+	struct conn *c = job_conn(arg);
 	if (err)
 		respond_job_error(c, err);
 	else
@@ -480,7 +491,7 @@ static void config_now(struct conn *c)
 {
 	struct api *a = c->api;
 	char name[STATE_APP_NAME_MAX + 1];
-	path_app(c, name);
+	api_path_app(c, name);
 	_cleanup_json_ json_t *b = body_object(c);
 	if (b == NULL)
 		return;
@@ -503,7 +514,7 @@ static void config_now(struct conn *c)
 
 static void on_config_unpacked(void *arg, const struct slug_info *info, struct dy_error *err)
 {
-	struct conn *c = arg;
+	struct conn *c = job_conn(arg);
 	if (err)
 		respond_job_error(c, err);
 	else

@@ -3,6 +3,7 @@
  * api-routes.c). */
 #include "runtime/manager/api.h"
 
+#include <assert.h>
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -34,20 +35,24 @@ static void conn_free(struct loop_deferred *d)
 	buf_free(&c->body);
 	if (c->body_fd >= 0)
 		close(c->body_fd);
-	/* the job finishes without us: its answer has nobody to go to */
-	mgr_job_detach(c->job);
-	if (c->saving_active)
-		state_wait_cancel(&c->saving);
+	/* conn_close() let go of the job and the state writer */
+	assert(c->job == NULL && !c->saving_active);
+	assert(!loop_defer_pending(&c->resume));
 	if (c->saved_body)
 		json_decref(c->saved_body);
 	free(c);
 }
 
 /* Stops c's watchers, closes its socket and queues its free after the
- * dispatch round (never free inside its own callback). */
+ * dispatch round (never free inside its own callback). A closed
+ * connection hears from nothing again: its job finishes without it, and
+ * the state writer forgets its wait (the change is made and written all
+ * the same). */
 static void conn_close(struct conn *c)
 {
-	if (c->saving_active) { /* no answer for a closed connection */
+	mgr_job_detach(c->job);
+	c->job = NULL;
+	if (c->saving_active) {
 		state_wait_cancel(&c->saving);
 		c->saving_active = false;
 	}
@@ -240,7 +245,21 @@ static void finish_request(struct conn *c)
 		c->state = CONN_CLOSING;
 }
 
-/* The request's answer is queued: get ready for the next, and read it. */
+/* After the round that answered a waiting request: reads the requests
+ * kept while it waited, and watches the socket again. */
+static void conn_resume(struct loop_deferred *d)
+{
+	struct conn *c = loop_container_of(d, struct conn, resume);
+	if (c->conn.closed)
+		return; /* its free is queued behind this */
+	conn_flush(c);
+}
+
+/* The waiting request's answer is queued: get ready for the next. Called
+ * from a job's or the state writer's report, so nothing is parsed here
+ * (a request taken up now could free the reporter under it: a DELETE of
+ * the app frees the writer's entry); the answer is sent at once, so that
+ * a client hears it even when dynod stops before the next round. */
 static void request_answered(struct conn *c)
 {
 	if (c->conn.closed)
@@ -250,7 +269,15 @@ static void request_answered(struct conn *c)
 	if (s == CONN_CLOSING)
 		c->state = CONN_CLOSING;
 	loop_timer_start(c->api->loop, &c->conn.timer, API_IDLE_USEC, NULL);
-	conn_flush(c);
+	bool blocked = false;
+	while (buf_len(&c->out) > 0 && !blocked) {
+		if (buf_flush(&c->out, c->conn.io.fd, &blocked) < 0) {
+			conn_close(c);
+			return;
+		}
+	}
+	/* queued while open, so before the free conn_close() would queue */
+	loop_defer(c->api->loop, &c->resume);
 }
 
 void api_request_done(struct conn *c)
@@ -261,21 +288,26 @@ void api_request_done(struct conn *c)
 	request_answered(c);
 }
 
-/* The state writer's report on the change c's answer waits for. */
+/* The state writer's report on the change c's answer waits for: r < 0
+ * when the write failed (msg, with the host path, is in dynod's log
+ * already; the client gets the app and the errno text). */
 static void saved_done(struct state_wait *w, int r, const char *msg)
 {
+	(void)msg;
 	struct conn *c = loop_container_of(w, struct conn, saving);
 	json_t *body = TAKE_PTR(c->saved_body);
 	c->saving_active = false;
-	if (c->job)
-		return;       /* cannot be: a job's answer is only queued once it is done */
+	/* a job's answer is queued once it is done: no job waits behind */
+	assert(c->job == NULL && c->state == CONN_WAITING);
 	c->state = CONN_HEAD; /* the request is answered now */
 	if (r < 0) {
 		json_decref(body);
+		char app[STATE_APP_NAME_MAX + 1];
+		api_path_app(c, app);
 		api_respond_error(c, DY_E_INTERNAL,
-		                  "the change is made but not yet on disk (%s): dynod retries the "
-		                  "write",
-		                  msg);
+		                  "the change to app %s is made but not yet on disk (writing its "
+		                  "state failed: %s): dynod retries the write",
+		                  app, strerror(-r));
 	} else {
 		api_respond_json(c, c->saved_status, body);
 	}
@@ -285,6 +317,11 @@ static void saved_done(struct state_wait *w, int r, const char *msg)
 
 void api_respond_json_saved(struct conn *c, const struct state_app *app, int status, json_t *j)
 {
+	if (c->conn.closed) {
+		json_decref(j); /* no answer, and no wait left behind */
+		return;
+	}
+	assert(!c->saving_active && c->saved_body == NULL);
 	if (!mgr_wait_saved(c->api->mgr, app, &c->saving, saved_done)) {
 		api_respond_json(c, status, j);
 		return;
@@ -520,6 +557,7 @@ static void on_accept(struct loop *loop, struct loop_io *io, uint32_t events)
 		}
 		c->api = a;
 		c->body_fd = -1;
+		loop_defer_init(&c->resume, conn_resume);
 		request_reset(c);
 		dy_conn_init(&c->conn, fd, on_conn_io, on_idle, conn_free);
 		dy_conn_start(loop, &a->conns, &c->conn, API_IDLE_USEC);

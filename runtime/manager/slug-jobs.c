@@ -191,6 +191,13 @@ static int job_usage(struct mgr_job *j, const char *slug)
 	                            &j->used, &j->err);
 }
 
+/* On a worker thread: dynod is stopping (mgr_stop_work(), on the loop's
+ * thread meanwhile: an atomic load). */
+static bool job_stopping(const struct mgr_job *j)
+{
+	return j->stop && __atomic_load_n(j->stop, __ATOMIC_RELAXED);
+}
+
 struct put_check {
 	struct mgr_job *j;
 };
@@ -285,7 +292,7 @@ static void job_unpack(struct mgr_job *j)
 			            "budget of %s (slugs.app_disk_budget): it holds %s already",
 			            j->app, fmt_bytes(j->budget, a), fmt_bytes(j->used, b));
 			dy_error_free(&e);
-		} else if (e && e->errnum == 0 && !(j->stop && *j->stop)) {
+		} else if (e && e->errnum == 0 && !job_stopping(j)) {
 			dy_error_as(&j->err, DY_E_INVALID, "slug refused: %s", dy_error_msg(e));
 			dy_error_free(&e);
 		} else {
@@ -305,7 +312,7 @@ static void job_gc(struct mgr_job *j)
 static void job_fn(struct work *w)
 {
 	struct mgr_job *j = loop_container_of(w, struct mgr_job, work);
-	if (j->stop && *j->stop) {
+	if (job_stopping(j)) {
 		dy_error(&j->err, "interrupted: dynod is stopping");
 		return;
 	}
@@ -331,12 +338,52 @@ static struct state_app *job_app(struct mgr_job *j)
 	return app;
 }
 
+/* On the loop, after a check or an unpack for an app destroyed meanwhile:
+ * the store makes apps/<app>/slugs by path, so a worker that got there
+ * after the destroy renamed the app's directory away made it again, with
+ * what it unpacked. Without an app of that name now, that directory is
+ * removed (it has no app.json; the next start would sweep it, and a new
+ * app of the name would inherit it); a new app of the name collects the
+ * trees it does not keep. On the loop, as a destroyed app's grave: an
+ * app created meanwhile cannot race the removal. */
+static void job_leftovers(struct mgr_job *j)
+{
+	struct mgr *m = j->m;
+	struct state_app *now = state_app_find(m->st, j->app);
+	if (now) {
+		mgr_collect_slugs(m, now);
+		return;
+	}
+	_cleanup_free_ char *dir = NULL;
+	if (asprintf(&dir, "%s/apps/%s", m->st->dir, j->app) < 0)
+		return; /* swept at the next start */
+	struct stat st;
+	if (lstat(dir, &st) < 0)
+		return;
+	int r = state_grave_remove(dir);
+	if (r < 0)
+		dy_log("api", "remove %s: %s", dir, strerror(-r));
+	else
+		dy_log("api", "%s: removed what its %s left after the app was destroyed", j->app,
+		       job_kind_str(j->kind));
+}
+
 /* On the loop: logs and answers. An internal failure is logged in full
  * (paths and all) and reaches cb as what failed and its errno text. */
 static void job_finish(struct mgr_job *j)
 {
-	if (j->err == NULL && job_app(j) == NULL && j->kind != JOB_GC)
+	if (j->kind != JOB_GC && job_app(j) == NULL) {
+		/* whatever the work met on the way (a destroy renames the
+		 * app's directory under an unpack: ENOENT), this is the answer */
+		dy_error_free(&j->err);
 		dy_error_as(&j->err, DY_E_NOT_FOUND, "app %s was destroyed meanwhile", j->app);
+		if (j->started && j->state_dir)
+			job_leftovers(j); /* its work ran */
+	} else if (j->kind == JOB_UNPACK && j->m->stopping && j->err == NULL) {
+		/* an unpack done as dynod stops makes no release: its client
+		 * would not hear of it (the API closes before the write lands) */
+		dy_error(&j->err, "interrupted: dynod is stopping");
+	}
 	if (j->err && dy_error_kind_of(j->err) == DY_E_INTERNAL) {
 		dy_log("api", "%s: %s slug %.7s: %s", j->app, job_kind_str(j->kind),
 		       j->kind == JOB_PUT ? j->info.id : j->slug_id, dy_error_msg(j->err));
@@ -344,15 +391,16 @@ static void job_finish(struct mgr_job *j)
 		dy_error_free(&j->err);
 		char what[128];
 		if (j->kind == JOB_PUT)
-			snprintf(what, sizeof(what), "storing the upload for app %s failed",
+			snprintf(what, sizeof(what), "storing the upload for app %s", j->app);
+		else
+			snprintf(what, sizeof(what), "unpacking slug %.7s for app %s", j->slug_id,
 			         j->app);
+		if (j->m->stopping)
+			dy_error(&j->err, "%s was interrupted: dynod is stopping", what);
+		else if (errnum)
+			dy_error_errno(&j->err, errnum, "%s failed", what);
 		else
-			snprintf(what, sizeof(what), "unpacking slug %.7s for app %s failed",
-			         j->slug_id, j->app);
-		if (errnum)
-			dy_error_errno(&j->err, errnum, "%s", what);
-		else
-			dy_error(&j->err, "%s (dynod's log says why)", what);
+			dy_error(&j->err, "%s failed (dynod's log says why)", what);
 	}
 	if (j->kind == JOB_GC && (j->removed_trees || j->removed_slugs))
 		dy_log("api",
@@ -368,7 +416,7 @@ static void job_finish(struct mgr_job *j)
 	job_free(j);
 }
 
-static void job_start(struct mgr_job *j);
+static bool job_start(struct mgr_job *j);
 
 /* The work's done: the next job of the same app may start. */
 static void job_done(struct work *w)
@@ -388,7 +436,9 @@ static void job_done(struct work *w)
 		job_start(next);
 }
 
-static void job_start(struct mgr_job *j)
+/* Starts j: on the pool, or at once (no pool, or to fail). Returns true
+ * when j is done already (its cb ran, j is freed). */
+static bool job_start(struct mgr_job *j)
 {
 	struct mgr *m = j->m;
 	j->started = true;
@@ -404,13 +454,15 @@ static void job_start(struct mgr_job *j)
 		if (j->err == NULL)
 			job_fn(&j->work);
 		job_done(&j->work);
-		return;
+		return true;
 	}
 	work_submit(m->pool, &j->work, job_fn, job_done);
+	return false;
 }
 
-/* Queues j (taken) behind the app's earlier jobs, or starts it. */
-static void job_submit(struct mgr *m, struct mgr_job *j)
+/* Queues j (taken) behind the app's earlier jobs, or starts it. Returns
+ * true when j is done already (freed). */
+static bool job_submit(struct mgr *m, struct mgr_job *j)
 {
 	bool busy = false;
 	struct mgr_job **pp = &m->jobs;
@@ -418,8 +470,7 @@ static void job_submit(struct mgr *m, struct mgr_job *j)
 		if (strcmp((*pp)->app, j->app) == 0)
 			busy = true;
 	*pp = j;
-	if (!busy)
-		job_start(j);
+	return busy ? false : job_start(j);
 }
 
 static int job_new(struct mgr *m, const struct state_app *app, enum job_kind kind, mgr_job_cb cb,
@@ -447,7 +498,7 @@ void mgr_set_pool(struct mgr *m, struct work_pool *pool)
 
 void mgr_stop_work(struct mgr *m)
 {
-	m->stop = 1;
+	__atomic_store_n(&m->stop, 1, __ATOMIC_RELAXED); /* read by the workers */
 	m->stopping = true;
 }
 
@@ -458,13 +509,11 @@ void mgr_job_detach(struct mgr_job *job)
 }
 
 /* Returns the job submitted, or NULL when it already finished (its cb
- * ran). */
+ * ran): without a pool, and also with one when it failed to start (the
+ * app gone, dynod stopping). */
 static struct mgr_job *job_go(struct mgr *m, struct mgr_job *j)
 {
-	/* inline jobs (no pool) finish inside job_submit */
-	bool inline_run = m->pool == NULL;
-	job_submit(m, j);
-	return inline_run ? NULL : j;
+	return job_submit(m, j) ? NULL : j;
 }
 
 int mgr_slug_put_start(struct mgr *m, const char *name, int fd, mgr_job_cb cb, void *arg,

@@ -10,6 +10,22 @@
 #include "common/macro.h"
 #include "common/work.h"
 
+/* The content a worker dumps shares each release's config vars and
+ * process types with the loop's state (state_app_file_json() takes
+ * references, not copies). That is safe because nothing changes those
+ * objects once a release holds them (a config change copies the set
+ * first, mgr_config_update()), and because jansson 2.14 counts
+ * references atomically and keeps json_dumps()'s loop check in a set of
+ * its own instead of marking the values it reads (older releases set a
+ * flag in each object they dumped). Checked here, where it matters: TSan
+ * does not see inside an uninstrumented libjansson. */
+#if JANSSON_VERSION_HEX < 0x020e00
+#error "the state writer shares JSON values between threads: it needs jansson 2.14 or newer"
+#endif
+#if !JSON_HAVE_ATOMIC_BUILTINS && !JSON_HAVE_SYNC_BUILTINS
+#error "the state writer shares JSON values between threads: jansson must count atomically"
+#endif
+
 #define RETRY_FIRST_USEC (1000 * 1000ULL)
 #define RETRY_MAX_USEC   (30 * 1000 * 1000ULL)
 

@@ -1,6 +1,7 @@
 /* runtime/manager: deploy, config releases, rollback semantics, formation
  * rules, and the error classes the API maps to its ids. Needs root for the
  * unpack's chown (as dynod does); skipped otherwise. */
+#include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -13,6 +14,8 @@
 
 #include <cmocka.h>
 
+#include "common/loop.h"
+#include "common/work.h"
 #include "runtime/manager/manager.h"
 #include "slugs/slug.h"
 
@@ -449,6 +452,52 @@ static void test_config_shared(void **state)
 	json_decref(j);
 }
 
+struct job_result {
+	int calls;
+	char msg[256];
+};
+
+static void job_cb(void *arg, const struct slug_info *info, struct dy_error *err)
+{
+	struct job_result *r = arg;
+	(void)info;
+	r->calls++;
+	snprintf(r->msg, sizeof(r->msg), "%s", err ? dy_error_msg(err) : "");
+	dy_error_free(&err);
+}
+
+/* A job that cannot start (dynod stopping) finishes inside the call even
+ * with a pool: the caller gets no job back, which it would keep as
+ * "waiting" and detach after its free. */
+static void test_job_done_at_start_with_pool(void **state)
+{
+	struct fx *fx = *state;
+	const char *id = make_slug(fx, "a", "web: ./s\n");
+	char sid[STATE_SLUG_ID_LEN + 1];
+	snprintf(sid, sizeof(sid), "%s", id);
+	struct dy_error *err = NULL;
+	struct loop *loop = NULL;
+	struct work_pool *pool = NULL;
+	assert_int_equal(loop_new(&loop, &err), 0);
+	assert_int_equal(work_pool_new(loop, 1, &pool, &err), 0);
+	mgr_set_pool(fx->m, pool);
+	mgr_stop_work(fx->m);
+	struct job_result r = {0};
+	struct mgr_job *job = (struct mgr_job *)&r; /* not NULL: must be set */
+	assert_int_equal(mgr_unpack_start(fx->m, "hello", sid, job_cb, &r, &job, &err), 0);
+	assert_int_equal(r.calls, 1);
+	assert_null(job);
+	assert_non_null(strstr(r.msg, "dynod is stopping"));
+	job = (struct mgr_job *)&r;
+	int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	assert_int_equal(mgr_slug_put_start(fx->m, "hello", fd, job_cb, &r, &job, &err), 0);
+	assert_int_equal(r.calls, 2);
+	assert_null(job);
+	work_pool_free(pool);
+	mgr_set_pool(fx->m, NULL);
+	loop_free(loop);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -458,6 +507,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_release_phase_hook, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_config_bound, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_config_shared, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_job_done_at_start_with_pool, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
