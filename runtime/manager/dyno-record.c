@@ -51,8 +51,8 @@ json_t *dr_render(const char *boot_id, const struct dr_entry *v, size_t n)
 		    "{s:s, s:s, s:s, s:s, s:i, s:I, s:i, s:s, s:s, s:s, s:i, s:s, s:s, s:s, s:b}",
 		    "app", e->app, "name", e->name, "type", e->type, "id", e->id, "pid",
 		    (int)e->pid, "start_time", (json_int_t)e->start_time, "release", e->version,
-		    "size", e->size, "command", e->command ? e->command : "", "addr", addr,
-		    "port", (int)e->port, "veth", e->veth, "created_at", e->created_at, "state",
+		    "size", e->size, "command", e->command ? e->command : "", "addr", addr, "port",
+		    (int)e->port, "veth", e->veth, "created_at", e->created_at, "state",
 		    e->up ? "up" : "starting", "stopping", e->stopping);
 		if (!o || json_array_append_new(list, o) < 0) {
 			json_decref(list);
@@ -64,8 +64,8 @@ json_t *dr_render(const char *boot_id, const struct dr_entry *v, size_t n)
 }
 
 /* Copies string field key of o into buf (cap bytes). */
-static int str_field(json_t *o, const char *key, char *buf, size_t cap, const char *name,
-                     size_t i, struct dy_error **err)
+static int str_field(json_t *o, const char *key, char *buf, size_t cap, const char *name, size_t i,
+                     struct dy_error **err)
 {
 	const char *s = json_string_value(json_object_get(o, key));
 	if (!s)
@@ -117,11 +117,12 @@ static int parse_entry(json_t *o, struct dr_entry *e, const char *name, size_t i
 	if (!json_is_boolean(stopping))
 		return dy_error(err, "%s: dynos[%zu]: stopping: expected true or false", name, i);
 	if (strcmp(state, "up") != 0 && strcmp(state, "starting") != 0)
-		return dy_error(err, "%s: dynos[%zu]: state: \"%s\", expected \"up\" or \"starting\"",
+		return dy_error(err,
+		                "%s: dynos[%zu]: state: \"%s\", expected \"up\" or \"starting\"",
 		                name, i, state);
 	if (inet_pton(AF_INET, addr, &e->addr) != 1)
-		return dy_error(err, "%s: dynos[%zu]: addr: \"%s\" is not an IPv4 address", name,
-		                i, addr);
+		return dy_error(err, "%s: dynos[%zu]: addr: \"%s\" is not an IPv4 address", name, i,
+		                addr);
 	e->command = strdup(cmd);
 	if (!e->command)
 		return dy_error_errno(err, ENOMEM, "%s", name);
@@ -155,8 +156,9 @@ int dr_parse(const char *text, size_t len, const char *name, struct dr_record *r
 		                "the file was written by a newer dynod; run that one",
 		                name, (long long)version, DR_SCHEMA_VERSION);
 	if (version < 1)
-		return dy_error(err, "%s: schema_version %lld is not supported (this dynod reads 1 to %d)",
-		                name, (long long)version, DR_SCHEMA_VERSION);
+		return dy_error(
+		    err, "%s: schema_version %lld is not supported (this dynod reads 1 to %d)",
+		    name, (long long)version, DR_SCHEMA_VERSION);
 	json_t *boot = json_object_get(j, "boot_id");
 	if (boot && (!json_is_string(boot) || json_string_length(boot) > DR_BOOT_ID_LEN))
 		return dy_error(err, "%s: boot_id: expected a string of at most %d bytes", name,
@@ -268,8 +270,7 @@ static void write_done(struct work *work)
 	}
 	free(TAKE_PTR(w->error));
 	if (w->due && !w->closing && !loop_timer_active(&w->delay))
-		loop_timer_start(w->loop, &w->delay, w->result < 0 ? 1000000 : DR_DELAY_USEC,
-		                 NULL);
+		loop_timer_start(w->loop, &w->delay, w->result < 0 ? 1000000 : DR_DELAY_USEC, NULL);
 }
 
 /* Renders the record and sends it to the worker, unless a write is in
