@@ -216,8 +216,8 @@ static json_t *render(void *arg)
 	f->renders++;
 	struct dr_entry v[100];
 	for (size_t i = 0; i < f->n; i++) {
-		char name[16];
-		snprintf(name, sizeof(name), "web.%zu", i + 1);
+		char name[32];
+		snprintf(name, sizeof(name), "web.%u", (unsigned)(i + 1));
 		v[i] = entry(name, (pid_t)(1000 + i), true);
 	}
 	return dr_render("b", v, f->n);
