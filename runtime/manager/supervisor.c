@@ -1034,6 +1034,12 @@ static bool adopt_one(struct sup *s, const struct dr_entry *e)
 		r = dy_error(&err, "pid %d is another process now", (int)e->pid);
 		launch_free(TAKE_PTR(ld));
 	}
+	if (r < 0 && e->stopping) {
+		/* it was being stopped, and it has: nothing to start again */
+		dy_log(e->name, "not re-adopted (%s, stopping): %s", e->app, dy_error_msg(err));
+		dy_error_free(&err);
+		return false;
+	}
 	struct sup_dyno *d = dyno_of_record(s, e);
 	if (!d) {
 		dy_log("dynod", "%s %s: not re-adopted: %s", e->app, e->name,
