@@ -155,6 +155,18 @@ def test_kill9_of_dynod_loses_no_dyno(kept, tmp_path):
     readopted(d, before)
     time.sleep(0.5)
     no_failure(loop.finish())
+    # the adopted dynos' output still reaches the app's log (their init
+    # sends to the sink by path; the new dynod bound it again)
+    marker = f"/after-restart-{time.monotonic_ns()}"
+    assert d.get(marker) == "404"
+    end = time.monotonic() + 10
+    while time.monotonic() < end:
+        r = d.cli("logs", "-n", "200", "--source", "app")
+        if marker in r.stdout and "app[web." in r.stdout:
+            break
+        time.sleep(0.1)
+    else:
+        pytest.fail(f"the adopted web dyno's line never reached the log: {r.stdout[-2000:]}")
     # an adopted dyno is supervised as any other: scaled down, it stops
     assert d.cli("ps:scale", "web=1").returncode == 0
     ds = d.wait(all_up(["web.1", "worker.1"]), what="web.2 gone")
