@@ -325,6 +325,7 @@ static void set_exit(struct launch_dyno *d, const siginfo_t *si)
 {
 	d->exited = true;
 	d->status = si->si_code == CLD_EXITED ? si->si_status : 128 + si->si_status;
+	d->status_known = true;
 }
 
 int launch_start(const struct launch_params *p, struct launch_dyno **ret, struct dy_error **err)
@@ -678,6 +679,7 @@ int launch_poll(struct launch_dyno *d, struct dy_error **err)
 			return 0;
 		d->exited = true;
 		d->status = 0;
+		d->status_known = false;
 		return 1;
 	}
 	siginfo_t si = {0};
@@ -714,6 +716,7 @@ int launch_kill(struct launch_dyno *d, struct dy_error **err)
 			;
 		d->exited = true;
 		d->status = 128 + SIGKILL;
+		d->status_known = true; /* ours */
 		return r;
 	}
 	siginfo_t si = {0};
@@ -838,7 +841,16 @@ int launch_sweep(const char *cgroup_parent, const char *prefix)
 	return n;
 }
 
-int launch_kill_leftovers(const char *cgroup_parent, const char *prefix)
+static bool kept(const char *id, const char *const *keep, size_t nkeep)
+{
+	for (size_t i = 0; i < nkeep; i++)
+		if (strcmp(keep[i], id) == 0)
+			return true;
+	return false;
+}
+
+int launch_kill_leftovers(const char *cgroup_parent, const char *prefix, const char *const *keep,
+                          size_t nkeep)
 {
 	size_t plen = prefix ? strlen(prefix) : 0;
 	const char *parent = cgroup_parent ? cgroup_parent : "dyno";
@@ -858,6 +870,8 @@ int launch_kill_leftovers(const char *cgroup_parent, const char *prefix)
 			continue;
 		if (plen && strncmp(de->d_name, prefix, plen) != 0)
 			continue; /* another launcher's */
+		if (kept(de->d_name, keep, nkeep))
+			continue; /* re-adopted */
 		struct cg *cg = NULL;
 		if (cg_open(parent, de->d_name, &cg, NULL) < 0)
 			continue;

@@ -76,7 +76,8 @@ struct launch_dyno {
 	char *id;
 	bool exited;
 	bool adopted;       /* not our child: no exit status */
-	int status;         /* wait status, once exited */
+	int status;         /* once exited: the exit code, or 128 + the signal */
+	bool status_known;  /* false: an adopted dyno exited on its own */
 	bool stopped;       /* cleaned: cgroup, veth, rules gone */
 	uint64_t oom_kills; /* OOM kills seen by launch_check_oom() */
 };
@@ -129,7 +130,8 @@ void launch_free(struct launch_dyno *d);
 int launch_sweep(const char *cgroup_parent, const char *prefix);
 
 /* SIGKILL to every dyno still running under cgroup_parent whose id starts
- * with prefix (NULL or "": every one): what a dead launcher left, when it
- * is not re-adopted; launch_sweep() then removes them. Returns the number
- * of cgroups killed. */
-int launch_kill_leftovers(const char *cgroup_parent, const char *prefix);
+ * with prefix (NULL or "": every one) but the nkeep ids of keep (those
+ * re-adopted): what a dead launcher left; launch_sweep() then removes
+ * them. Returns the number of cgroups killed. */
+int launch_kill_leftovers(const char *cgroup_parent, const char *prefix, const char *const *keep,
+                          size_t nkeep);

@@ -1,7 +1,9 @@
 /* dynod [--config FILE]: the manager and the Platform API, in the
  * foreground (docs/design.md, "Daemons and configuration"), and dyno-router
  * under it unless router.external (router-keeper.h). Ready when the API
- * socket accepts; SIGTERM or SIGINT stops it cleanly, the router last. */
+ * socket accepts; SIGTERM or SIGINT stops it cleanly, the router last;
+ * SIGQUIT (an upgrade) leaves every dyno and the router running for the
+ * next dynod to re-adopt. */
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -39,6 +41,7 @@ static void usage(FILE *f)
 
 static struct sup *the_sup;
 static int signals_seen;
+static bool leaving; /* SIGQUIT: dynos and router left running */
 
 /* The first SIGTERM or SIGINT stops every dyno in order (SIGTERM, grace,
  * SIGKILL) and then the loop, after which run() stops the router; a
@@ -47,6 +50,17 @@ static int signals_seen;
 static void on_signal(struct loop *loop, struct loop_signal *sig, int signo,
                       const struct signalfd_siginfo *info)
 {
+	(void)info;
+	if (signo == SIGQUIT) {
+		/* an upgrade: the next dynod re-adopts the dynos (dynos.json)
+		 * and the router (router.pid); nothing is stopped */
+		dy_log("dynod", "%s: leaving every dyno and the router running", strsignal(signo));
+		leaving = true;
+		if (the_sup)
+			sup_leave(the_sup);
+		loop_stop(loop);
+		return;
+	}
 	dy_log("dynod", "%s: stopping", strsignal(signo));
 	if (the_sup && ++signals_seen == 1) {
 		sup_shutdown(the_sup);
@@ -74,6 +88,7 @@ static int run(const char *config_path)
 	struct loop_signal sig;
 	_cleanup_close_ int state_lock = -1;
 	bool sig_started = false;
+	bool ran = false; /* the loop ran: the dynos are this dynod's */
 	int status = 1;
 
 	if (config_load(config_path, &cfg, &err) < 0)
@@ -130,6 +145,7 @@ static int run(const char *config_path)
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGTERM);
 	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGQUIT);
 	if (loop_signal_start(loop, &sig, &mask, on_signal, &err) < 0)
 		goto out;
 	sig_started = true;
@@ -146,11 +162,12 @@ static int run(const char *config_path)
 		sup_start_all(sup);
 	dy_log("dynod", "ready: %zu apps, API on %s, state in %s", st->napps, cfg->api_socket,
 	       cfg->state_dir);
+	ran = true;
 	if (loop_run(loop, &err) < 0)
 		goto out;
 	/* stopped by one signal, the dynos are down: the router next
 	 * (rkeep_stop() stops the loop once it is gone) */
-	if (router && signals_seen == 1) {
+	if (router && signals_seen == 1 && !leaving) {
 		rkeep_stop(router);
 		if (loop_run(loop, &err) < 0)
 			goto out;
@@ -172,6 +189,10 @@ out:
 	 * the next dynod adopts it */
 	rkeep_free(router);
 	the_sup = NULL;
+	/* a start-up that failed leaves the dynos it re-adopted running, as
+	 * it found them */
+	if (sup && !ran)
+		sup_leave(sup);
 	sup_free(sup);
 	/* after the supervisor: its last lines are filed; the stores flush */
 	lgi_free(logs);

@@ -21,10 +21,12 @@
 #include "runtime/launcher/launch.h"
 #include "runtime/manager/boot.h"
 #include "runtime/manager/dyno-json.h"
+#include "runtime/manager/dyno-record.h"
 #include "runtime/manager/host.h"
 #include "runtime/manager/lifecycle.h"
 #include "runtime/manager/log-intake.h"
 #include "runtime/manager/memory-watch.h"
+#include "runtime/manager/router-keeper.h"
 #include "runtime/manager/routes-writer.h"
 #include "runtime/manager/supervisor.h"
 #include "runtime/manager/teardown.h"
@@ -50,6 +52,7 @@ struct sup_dyno {
 	struct boot_probe boot; /* web dynos, while starting */
 	struct mw_dyno mem;
 	struct launch_dyno *ld;
+	unsigned long long start_time; /* of ld->pid, for the record */
 	struct loop_io exit_io;        /* on ld->pidfd */
 	struct loop_io oom_io;         /* on ld->oom_fd */
 	struct loop_timer start_timer; /* cool-off over, or a release phase due */
@@ -74,6 +77,9 @@ struct sup {
 	struct sup_dyno *dynos;
 	struct td_graves graves;
 	struct rw_writer *routes;
+	struct dr_writer *record; /* dynos.json: what a next dynod re-adopts */
+	char boot_id[DR_BOOT_ID_LEN + 1];
+	bool leaving;                   /* SIGQUIT: every dyno is left running */
 	struct loop_timer mem_timer;    /* the memory watch of every dyno */
 	struct loop_timer sweep_timer;  /* runs while sweeps_due */
 	struct loop_timer routes_timer; /* a failed routes.json write is tried again */
@@ -227,8 +233,12 @@ static void on_exited(struct sup_dyno *d)
 	}
 	if (oom && !d->lc.stopping)
 		dy_log_app(d->app, d->name, HK_ERROR_FMT, HK_ERROR_ARGS(HK_R15));
-	/* launch.h: the exit code, or 128 + the signal (as a shell says) */
-	dy_log_app(d->app, d->name, "Process exited with status %d", status);
+	/* launch.h: the exit code, or 128 + the signal (as a shell says); a
+	 * re-adopted dyno is not dynod's child: no status to collect */
+	if (d->ld && d->ld->adopted && !d->ld->status_known)
+		dy_log_app(d->app, d->name, "Process exited with status unknown (re-adopted)");
+	else
+		dy_log_app(d->app, d->name, "Process exited with status %d", status);
 	bool stopped = d->lc.stopping;
 	release_process(d);
 	enum lc_state was = d->lc.state;
@@ -396,6 +406,37 @@ static void on_unpacked(void *arg, const struct slug_info *info, struct dy_error
 	dyno_start(d);
 }
 
+/* Watches the process of d (launched or adopted): its exit, its OOM
+ * kills; its init's start time goes in the record. */
+static void watch_process(struct sup_dyno *d)
+{
+	struct sup *s = d->sup;
+	struct dy_error *e = NULL;
+	char comm[16];
+	if (rkeep_proc_stat(d->ld->pid, comm, &d->start_time) < 0)
+		d->start_time = 0; /* gone already: not recorded */
+	loop_io_init(&d->exit_io, d->ld->pidfd, on_exit_io);
+	if (loop_io_set(s->loop, &d->exit_io, LOOP_READ, &e) < 0) {
+		dy_log(d->name, "%s", dy_error_msg(e));
+		dy_error_free(&e);
+	}
+	if (d->ld->oom_fd >= 0) {
+		loop_io_init(&d->oom_io, d->ld->oom_fd, on_oom_io);
+		if (loop_io_set(s->loop, &d->oom_io, LOOP_READ, NULL) < 0)
+			dy_log(d->name, "cannot watch OOM events");
+	}
+	if (s->record)
+		dr_writer_changed(s->record);
+}
+
+/* The boot probe of a starting web dyno, from now. */
+static void boot_begin(struct sup_dyno *d)
+{
+	struct sup *s = d->sup;
+	boot_start(&d->boot, d->ld->addr, d->port, loop_now(s->loop), s->cfg->dyno.timeouts.boot);
+	loop_timer_start(s->loop, &d->boot_timer, BOOT_PROBE_USEC, NULL);
+}
+
 /* Launches d's process for its release. On failure d is crashed (and
  * retried after a cool-off), or a release phase fails. */
 static void dyno_start(struct sup_dyno *d)
@@ -480,23 +521,11 @@ static void dyno_start(struct sup_dyno *d)
 	mw_started(&d->mem);
 	lc_started(&d->lc);
 	state_changed(d, was);
-	loop_io_init(&d->exit_io, d->ld->pidfd, on_exit_io);
-	if (loop_io_set(s->loop, &d->exit_io, LOOP_READ, &e) < 0) {
-		dy_log(d->name, "%s", dy_error_msg(e));
-		dy_error_free(&e);
-	}
-	if (d->ld->oom_fd >= 0) {
-		loop_io_init(&d->oom_io, d->ld->oom_fd, on_oom_io);
-		if (loop_io_set(s->loop, &d->oom_io, LOOP_READ, NULL) < 0)
-			dy_log(d->name, "cannot watch OOM events");
-	}
-	if (is_web(d)) {
-		boot_start(&d->boot, d->ld->addr, d->port, loop_now(s->loop),
-		           s->cfg->dyno.timeouts.boot);
-		loop_timer_start(s->loop, &d->boot_timer, BOOT_PROBE_USEC, NULL);
-	} else {
+	watch_process(d);
+	if (is_web(d))
+		boot_begin(d);
+	else
 		mark_up(d);
-	}
 }
 
 static struct sup_dyno *dyno_new(struct sup *s, const char *app, const char *type, int index,
@@ -708,6 +737,44 @@ static void on_sweep_timer(struct loop *loop, struct loop_timer *t)
 		loop_timer_start(loop, t, SUP_CHECK_USEC, NULL);
 }
 
+/* The record of running dynos (dyno-record.h) */
+
+/* dr_render_fn: every formation dyno with a process, for the next dynod.
+ * One-offs are not recorded: a release phase cut short by a crash is
+ * killed and fails, as it did before. */
+static json_t *render_record(void *arg)
+{
+	struct sup *s = arg;
+	size_t n = 0;
+	for (const struct sup_dyno *d = s->dynos; d; d = d->next)
+		n++;
+	_cleanup_free_ struct dr_entry *v = calloc(MAX(n, (size_t)1), sizeof(*v));
+	if (!v)
+		return NULL;
+	size_t k = 0;
+	for (const struct sup_dyno *d = s->dynos; d; d = d->next) {
+		if (d->lc.oneoff || !d->ld || d->ld->exited || d->start_time == 0)
+			continue;
+		struct dr_entry *e = &v[k++];
+		snprintf(e->app, sizeof(e->app), "%s", d->app);
+		snprintf(e->name, sizeof(e->name), "%s", d->name);
+		snprintf(e->type, sizeof(e->type), "%s", d->type);
+		snprintf(e->id, sizeof(e->id), "%s", d->ld->id);
+		e->pid = d->ld->pid;
+		e->start_time = d->start_time;
+		e->version = d->version;
+		snprintf(e->size, sizeof(e->size), "%s", d->size);
+		e->command = d->command; /* borrowed: not freed here */
+		e->addr = d->ld->addr;
+		e->port = d->port;
+		snprintf(e->veth, sizeof(e->veth), "%s", d->ld->veth);
+		memcpy(e->created_at, d->created_at, sizeof(e->created_at));
+		e->up = d->lc.state == LC_UP;
+		e->stopping = d->lc.stopping;
+	}
+	return dr_render(s->boot_id, v, k);
+}
+
 /* routes.json */
 
 /* Writes routes.json from the apps of the manager's state and their web
@@ -758,9 +825,12 @@ static void on_routes_timer(struct loop *loop, struct loop_timer *t)
 }
 
 /* Writes routes.json when what it says has changed; a failed write is
- * tried again a second later. */
+ * tried again a second later. The record of running dynos shows every
+ * such change too: its writer coalesces them (dyno-record.h). */
 static void routes_changed(struct sup *s)
 {
+	if (s->record)
+		dr_writer_changed(s->record);
 	if (s->batch > 0) {
 		s->routes_dirty = true;
 		return;
@@ -886,9 +956,22 @@ void sup_shutdown(struct sup *s)
 void sup_start_all(struct sup *s)
 {
 	const struct state *st = s->mgr ? mgr_state(s->mgr) : NULL;
+	/* a re-adopted dyno of an app that is no more stops */
+	for (struct sup_dyno *d = s->dynos, *next; d; d = next) {
+		next = d->next;
+		if (!st || !state_app_find(st, d->app))
+			dyno_stop(d);
+	}
 	for (size_t i = 0; st && i < st->napps; i++)
 		apply_formation(s, st->apps[i], state_app_current(st->apps[i]), NULL);
-	routes_changed(s);
+	s->routes_dirty = true;
+	batch_end(s); /* sup_new()'s: routes.json, with the re-adopted dynos */
+}
+
+void sup_leave(struct sup *s)
+{
+	s->leaving = true;
+	loop_stop(s->loop);
 }
 
 static json_t *ops_dynos_json(void *data, const struct state_app *app, const char *name,
@@ -907,6 +990,126 @@ static int ops_stop_dyno(void *data, const struct state_app *app, const char *na
                          struct dy_error **err)
 {
 	return sup_stop_dyno(data, app, name, err);
+}
+
+/* Re-adoption (docs/design.md, "What survives what") */
+
+/* The dyno e of the record, as a supervised dyno in its recorded state;
+ * NULL when out of memory or its name is not "type.N". */
+static struct sup_dyno *dyno_of_record(struct sup *s, const struct dr_entry *e)
+{
+	size_t tlen = strlen(e->type);
+	if (strncmp(e->name, e->type, tlen) != 0 || e->name[tlen] != '.' ||
+	    atoi(e->name + tlen + 1) < 1)
+		return NULL;
+	struct sup_dyno *d = dyno_new(s, e->app, e->type, atoi(e->name + tlen + 1), e->command,
+	                              e->size, e->version, false);
+	if (!d)
+		return NULL;
+	memcpy(d->created_at, e->created_at, sizeof(d->created_at));
+	if (e->up)
+		lc_up(&d->lc, loop_now(s->loop));
+	/* ids go on after the highest of ours: no new id is an adopted one's */
+	const char *dash = strrchr(e->id, '-');
+	unsigned seq = dash ? (unsigned)strtoul(dash + 1, NULL, 10) : 0;
+	s->seq = MAX(s->seq, seq);
+	return d;
+}
+
+/* Re-adopts the dyno e names when its init still runs (the same start
+ * time, PID 1 of a PID namespace of ours, named dyno-init, in the dyno's
+ * cgroup): watched as if started here, the boot probe again for a
+ * starting web dyno. A dyno that is gone crashed while dynod was down: it
+ * restarts (at once: its first crash) once the loop runs. Returns true
+ * when adopted. */
+static bool adopt_one(struct sup *s, const struct dr_entry *e)
+{
+	struct dy_error *err = NULL;
+	struct launch_dyno *ld = NULL;
+	char comm[16];
+	unsigned long long start = 0;
+	int r = launch_adopt(s->cgroup_parent, e->id, e->pid, &ld, &err);
+	/* after the pidfd is open: the pid cannot change hands under us */
+	if (r == 0 && (rkeep_proc_stat(e->pid, comm, &start) < 0 || start != e->start_time)) {
+		r = dy_error(&err, "pid %d is another process now", (int)e->pid);
+		launch_free(TAKE_PTR(ld));
+	}
+	if (r < 0 && e->stopping) {
+		/* it was being stopped, and it has: nothing to start again */
+		dy_log(e->name, "not re-adopted (%s, stopping): %s", e->app, dy_error_msg(err));
+		dy_error_free(&err);
+		return false;
+	}
+	struct sup_dyno *d = dyno_of_record(s, e);
+	if (!d) {
+		dy_log("dynod", "%s %s: not re-adopted: %s", e->app, e->name,
+		       r < 0 ? dy_error_msg(err) : "out of memory or a bad name");
+		dy_error_free(&err);
+		launch_free(ld);
+		return false;
+	}
+	if (r < 0) {
+		dy_log_app(d->app, d->name, "not re-adopted: %s", dy_error_msg(err));
+		dy_error_free(&err);
+		enum lc_state was = d->lc.state;
+		uint64_t wait = 0;
+		lc_exited(&d->lc, &s->policy, loop_now(s->loop), &wait);
+		dy_log_app(d->app, d->name, "Process exited while dynod was down");
+		state_changed(d, was);
+		/* started when the loop runs, with the manager's state */
+		loop_timer_start(s->loop, &d->start_timer, wait, NULL);
+		return false;
+	}
+	d->ld = ld;
+	d->port = e->port;
+	/* the kills counted before are not this dynod's R15 */
+	d->mem.oom_kills = ld->oom_kills;
+	dy_log_app(d->app, d->name, "re-adopted pid %d (%s)", (int)e->pid,
+	           lc_state_str(d->lc.state));
+	watch_process(d);
+	if (d->lc.state == LC_STARTING) {
+		if (is_web(d))
+			boot_begin(d);
+		else
+			mark_up(d);
+	}
+	if (e->stopping)
+		dyno_stop(d);
+	return true;
+}
+
+/* Reads <state_dir>/dynos.json and re-adopts the dynos of this state dir
+ * it names (same boot); their ids go in *ret_keep (n in *ret_nkeep: the
+ * leftovers not to kill). Returns 0, or < 0 when the record cannot be
+ * read (start-up stops; the file is left as it is). */
+static int adopt_recorded(struct sup *s, char ***ret_keep, size_t *ret_nkeep, struct dy_error **err)
+{
+	*ret_keep = NULL;
+	*ret_nkeep = 0;
+	_cleanup_free_ char *path = NULL;
+	if (asprintf(&path, "%s/" DR_FILE, s->cfg->state_dir) < 0)
+		return dy_error_errno(err, ENOMEM, "%s", DR_FILE);
+	struct dr_record rec;
+	if (dr_read(path, &rec, err) < 0)
+		return -1;
+	bool same_boot = rec.boot_id[0] && strcmp(rec.boot_id, s->boot_id) == 0;
+	char **keep = calloc(MAX(rec.n, (size_t)1), sizeof(*keep));
+	if (!keep) {
+		dr_record_free(&rec);
+		return dy_error_errno(err, ENOMEM, "%s", path);
+	}
+	size_t nkeep = 0, prefix_len = strlen(s->id_prefix);
+	for (size_t i = 0; same_boot && i < rec.n; i++) {
+		const struct dr_entry *e = &rec.dynos[i];
+		if (strncmp(e->id, s->id_prefix, prefix_len) != 0)
+			continue; /* a copied state dir: another dynod's dynos */
+		if (adopt_one(s, e) && (keep[nkeep] = strdup(e->id)))
+			nkeep++;
+	}
+	dr_record_free(&rec);
+	*ret_keep = keep;
+	*ret_nkeep = nkeep;
+	return 0;
 }
 
 int sup_new(struct loop *loop, const struct config *cfg, const char *cgroup_parent,
@@ -943,20 +1146,42 @@ int sup_new(struct loop *loop, const struct config *cfg, const char *cgroup_pare
 		free(s);
 		return -1;
 	}
-	/* re-adoption is a later issue: the dynos a dead dynod of this state
-	 * dir left are killed and swept (their formation starts again) */
-	launch_kill_leftovers(s->cgroup_parent, s->id_prefix);
-	int n = launch_sweep(s->cgroup_parent, s->id_prefix);
-	if (n > 0)
-		dy_log("dynod", "swept %d dynos left by a previous dynod", n);
 	loop_timer_init(&s->sweep_timer, on_sweep_timer);
 	loop_timer_init(&s->routes_timer, on_routes_timer);
 	loop_timer_init(&s->mem_timer, on_mem_timer);
+	dr_boot_id(s->boot_id);
+	/* routes.json waits for the manager's state (sup_start_all()): a
+	 * write now would drop every app's routes */
+	batch_begin(s);
+	/* the dynos a previous dynod of this state dir left running are
+	 * re-adopted, before any sweep; what is not (gone, another process
+	 * now, not in the record) is killed and swept */
+	char **keep = NULL;
+	size_t nkeep = 0;
+	_cleanup_free_ char *record = NULL;
+	if (adopt_recorded(s, &keep, &nkeep, err) < 0 ||
+	    asprintf(&record, "%s/" DR_FILE, cfg->state_dir) < 0 ||
+	    dr_writer_new(loop, record, render_record, s, &s->record, err) < 0) {
+		for (size_t i = 0; i < nkeep; i++)
+			free(keep[i]);
+		free(keep);
+		s->leaving = true; /* what was adopted keeps running */
+		sup_free(s);
+		return -1;
+	}
+	int killed =
+	    launch_kill_leftovers(s->cgroup_parent, s->id_prefix, (const char *const *)keep, nkeep);
+	for (size_t i = 0; i < nkeep; i++)
+		free(keep[i]);
+	free(keep);
+	int n = launch_sweep(s->cgroup_parent, s->id_prefix);
+	if (n > 0)
+		dy_log("dynod", "swept %d dynos left by a previous dynod", n);
+	if (killed > 0)
+		sweep_soon(s); /* a killed cgroup may take a moment to empty */
 	if (loop_timer_start(loop, &s->mem_timer, SUP_CHECK_USEC, err) < 0) {
-		close(s->parent_lock);
-		rw_free(s->routes);
-		free(s->init_path);
-		free(s);
+		s->leaving = true;
+		sup_free(s);
 		return -1;
 	}
 	*ret = s;
@@ -985,14 +1210,35 @@ void sup_free(struct sup *s)
 	loop_timer_stop(s->loop, &s->mem_timer);
 	loop_timer_stop(s->loop, &s->sweep_timer);
 	loop_timer_stop(s->loop, &s->routes_timer);
+	struct dy_error *e = NULL;
+	if (s->leaving && s->record && dr_writer_free(s->record, true, &e) < 0) {
+		dy_log("dynod", "%s", dy_error_msg(e));
+		dy_error_free(&e);
+	}
+	if (s->leaving)
+		s->record = NULL; /* written: what runs is recorded */
 	while (s->dynos) {
 		struct sup_dyno *d = s->dynos;
 		s->dynos = d->next;
 		loop_timer_stop(s->loop, &d->start_timer);
+		if (s->leaving) {
+			/* left running for the next dynod: only our handles go */
+			loop_io_stop(s->loop, &d->exit_io);
+			loop_io_stop(s->loop, &d->oom_io);
+			loop_timer_stop(s->loop, &d->boot_timer);
+			loop_timer_stop(s->loop, &d->stop_timer);
+			dyno_free(d);
+			continue;
+		}
 		if (d->ld && !d->ld->exited)
 			launch_kill(d->ld, NULL);
 		release_process(d);
 		dyno_free(d);
+	}
+	/* nothing runs any more: the record says so */
+	if (s->record && dr_writer_free(s->record, true, &e) < 0) {
+		dy_log("dynod", "%s", dy_error_msg(e));
+		dy_error_free(&e);
 	}
 	td_flush(&s->graves); /* their dynos were killed above */
 	rw_free(s->routes);

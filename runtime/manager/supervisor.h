@@ -24,8 +24,12 @@
 struct sup;
 
 /* Creates the supervisor on loop for cfg (both borrowed). cgroup_parent
- * names the cgroup under which dynos live (NULL: "dyno"); the leftovers of
- * a previous dynod there are swept. Returns 0 and *ret (sup_free), or < 0. */
+ * names the cgroup under which dynos live (NULL: "dyno"). The dynos a
+ * previous dynod of this state dir left running are re-adopted from
+ * <state_dir>/dynos.json (dyno-record.h) when their init still runs; the
+ * other leftovers there are killed and swept. Returns 0 and *ret
+ * (sup_free), or < 0 (a dynos.json of a newer schema or that cannot be
+ * read: it is left as it is, and so is every dyno). */
 int sup_new(struct loop *loop, const struct config *cfg, const char *cgroup_parent,
             struct sup **ret, struct dy_error **err);
 
@@ -42,8 +46,9 @@ void sup_set_logs(struct sup *s, struct lgi *logs);
 /* The hook to pass to mgr_new(); points into s. */
 const struct manager_ops *sup_ops(struct sup *s);
 
-/* Starts the dynos of every app's formation (at dynod's start) and writes
- * routes.json. */
+/* Reconciles every app's formation with the dynos re-adopted (at dynod's
+ * start): starts what is missing, stops what is extra, and writes
+ * routes.json (held back since sup_new()). */
 void sup_start_all(struct sup *s);
 
 /* The dyno objects of app (docs/design.md, "Platform API"): a list of every
@@ -65,6 +70,12 @@ int sup_stop_dyno(struct sup *s, const struct state_app *app, const char *name,
 /* Stops every dyno (SIGTERM, grace, SIGKILL), then calls loop_stop(). */
 void sup_shutdown(struct sup *s);
 
-/* Kills and cleans whatever still runs (the loop is gone), frees s.
- * Accepts NULL. */
+/* Leaves every dyno running (SIGQUIT, an upgrade; a start-up that
+ * failed): sup_free() then writes the record of what runs and lets go of
+ * the dynos without stopping them. Stops the loop. */
+void sup_leave(struct sup *s);
+
+/* Kills and cleans whatever still runs (the loop is gone) unless
+ * sup_leave() was called, writes the record (dynos.json) of what runs
+ * still, frees s. Accepts NULL. */
 void sup_free(struct sup *s);
