@@ -29,74 +29,9 @@
 #include "runtime/manager/router-keeper.h"
 #include "runtime/manager/routes-writer.h"
 #include "runtime/manager/supervisor.h"
+#include "runtime/manager/supervisor-internal.h"
 #include "runtime/manager/teardown.h"
 #include "slugs/slug-store.h"
-
-#define SUP_CHECK_USEC   (1000ULL * 1000) /* memory watch, sweeps, routes.json retries */
-#define SUP_SWEEP_CHECKS 60               /* sweeps after a failed clean-up */
-#define SUP_WEB_PORT     5000
-#define SUP_NAME_MAX     48
-
-struct sup_dyno {
-	struct sup *sup;
-	struct sup_dyno *next;
-	char app[STATE_APP_NAME_MAX + 1];
-	char name[SUP_NAME_MAX]; /* web.1, release.3 */
-	char type[32];
-	char size[STATE_SIZE_NAME_MAX + 1];
-	char *command;
-	int version; /* the release it runs */
-	uint16_t port;
-	bool removed; /* unlinked, free deferred */
-	struct lc_dyno lc;
-	struct boot_probe boot; /* web dynos, while starting */
-	struct mw_dyno mem;
-	struct launch_dyno *ld;
-	unsigned long long start_time; /* of ld->pid, for the record */
-	struct loop_io exit_io;        /* on ld->pidfd */
-	struct loop_io oom_io;         /* on ld->oom_fd */
-	struct loop_timer start_timer; /* cool-off over, or a release phase due */
-	struct loop_timer boot_timer;  /* the next boot probe */
-	struct loop_timer stop_timer;  /* the stop grace ran out: R12 */
-	/* the free, after the dispatch round */
-	struct loop_deferred reap;
-	/* its slug's tree was gone: unpacked off the loop, then started */
-	struct mgr_job *unpack_job;
-	struct dy_error *unpack_err; /* the unpack failed: the start fails */
-	char created_at[STATE_TIME_LEN + 1];
-	char updated_at[STATE_TIME_LEN + 1];
-};
-
-struct sup {
-	struct loop *loop;
-	const struct config *cfg;
-	const char *cgroup_parent;
-	struct mgr *mgr;
-	struct manager_ops ops;
-	struct lc_policy policy;
-	struct sup_dyno *dynos;
-	struct td_graves graves;
-	struct rw_writer *routes;
-	struct dr_writer *record; /* dynos.json: what a next dynod re-adopts */
-	char boot_id[DR_BOOT_ID_LEN + 1];
-	bool leaving;                   /* SIGQUIT: every dyno is left running */
-	struct loop_timer mem_timer;    /* the memory watch of every dyno */
-	struct loop_timer sweep_timer;  /* runs while sweeps_due */
-	struct loop_timer routes_timer; /* a failed routes.json write is tried again */
-	unsigned seq;                   /* instance ids */
-	unsigned release_seq;
-	bool shutting_down;
-	bool routes_dirty;
-	unsigned sweeps_due; /* a clean-up failed: sweep leftovers so many times */
-	unsigned batch;      /* > 0: routes.json is written when it drops to 0 */
-	char *init_path;     /* dyno-init, NULL: the launcher's default */
-	struct lgi *logs;    /* the log intake: each app's sink; NULL: none */
-	/* the start of every dyno id of this state dir ("1a2b3c4d-"): what a
-	 * sweep at start-up may remove (another state dir's dynos under the
-	 * same cgroup parent are not ours) */
-	char id_prefix[16];
-	int parent_lock; /* flock on the cgroup parent: one dynod owns it */
-};
 
 static void dyno_start(struct sup_dyno *d);
 static void routes_changed(struct sup *s);
@@ -115,7 +50,7 @@ static void batch_end(struct sup *s)
 
 /* After an event of the state machine: a change from was is logged, dated
  * and shown in routes.json. */
-static void state_changed(struct sup_dyno *d, enum lc_state was)
+void sup_state_changed(struct sup_dyno *d, enum lc_state was)
 {
 	if (d->lc.state == was)
 		return;
@@ -125,7 +60,7 @@ static void state_changed(struct sup_dyno *d, enum lc_state was)
 	routes_changed(d->sup);
 }
 
-static bool is_web(const struct sup_dyno *d)
+bool sup_is_web(const struct sup_dyno *d)
 {
 	return !d->lc.oneoff && strcmp(d->type, "web") == 0;
 }
@@ -244,7 +179,7 @@ static void on_exited(struct sup_dyno *d)
 	enum lc_state was = d->lc.state;
 	uint64_t wait = 0;
 	enum lc_next next = lc_exited(&d->lc, &s->policy, loop_now(s->loop), &wait);
-	state_changed(d, was);
+	sup_state_changed(d, was);
 	if (d->lc.oneoff) /* stopped (ps:stop, dynod's SIGTERM) is a failure too:
 	                   * a release never stays pending */
 		report_release(d, status == 0 && !stopped);
@@ -306,13 +241,13 @@ static void on_oom_io(struct loop *loop, struct loop_io *io, uint32_t events)
 	check_oom(loop_container_of(io, struct sup_dyno, oom_io));
 }
 
-static void mark_up(struct sup_dyno *d)
+void sup_mark_up(struct sup_dyno *d)
 {
 	boot_stop(&d->boot);
 	loop_timer_stop(d->sup->loop, &d->boot_timer);
 	enum lc_state was = d->lc.state;
 	lc_up(&d->lc, loop_now(d->sup->loop));
-	state_changed(d, was);
+	sup_state_changed(d, was);
 }
 
 static void on_start_timer(struct loop *loop, struct loop_timer *t)
@@ -339,7 +274,7 @@ static void on_boot_timer(struct loop *loop, struct loop_timer *t)
 	assert(d->ld && !d->lc.stopping && d->lc.state == LC_STARTING);
 	switch (boot_check(&d->boot, loop_now(loop))) {
 	case BOOT_UP:
-		mark_up(d);
+		sup_mark_up(d);
 		return;
 	case BOOT_TIMEOUT:
 		dy_log_app(d->app, d->name,
@@ -391,7 +326,6 @@ static void env_free(char **env)
 	free(env);
 }
 
-static void dyno_start(struct sup_dyno *d);
 
 /* The manager's unpack for d's start is done: start (or fail) now. */
 static void on_unpacked(void *arg, const struct slug_info *info, struct dy_error *err)
@@ -408,7 +342,7 @@ static void on_unpacked(void *arg, const struct slug_info *info, struct dy_error
 
 /* Watches the process of d (launched or adopted): its exit, its OOM
  * kills; its init's start time goes in the record. */
-static void watch_process(struct sup_dyno *d)
+void sup_watch_process(struct sup_dyno *d)
 {
 	struct sup *s = d->sup;
 	struct dy_error *e = NULL;
@@ -430,7 +364,7 @@ static void watch_process(struct sup_dyno *d)
 }
 
 /* The boot probe of a starting web dyno, from now. */
-static void boot_begin(struct sup_dyno *d)
+void sup_boot_begin(struct sup_dyno *d)
 {
 	struct sup *s = d->sup;
 	boot_start(&d->boot, d->ld->addr, d->port, loop_now(s->loop), s->cfg->dyno.timeouts.boot);
@@ -514,22 +448,22 @@ static void dyno_start(struct sup_dyno *d)
 			unlink_dyno(d);
 			return;
 		}
-		state_changed(d, was);
+		sup_state_changed(d, was);
 		loop_timer_start(s->loop, &d->start_timer, wait, NULL);
 		return;
 	}
 	mw_started(&d->mem);
 	lc_started(&d->lc);
-	state_changed(d, was);
-	watch_process(d);
-	if (is_web(d))
-		boot_begin(d);
+	sup_state_changed(d, was);
+	sup_watch_process(d);
+	if (sup_is_web(d))
+		sup_boot_begin(d);
 	else
-		mark_up(d);
+		sup_mark_up(d);
 }
 
-static struct sup_dyno *dyno_new(struct sup *s, const char *app, const char *type, int index,
-                                 const char *command, const char *size, int version, bool oneoff)
+struct sup_dyno *sup_dyno_new(struct sup *s, const char *app, const char *type, int index,
+                              const char *command, const char *size, int version, bool oneoff)
 {
 	struct sup_dyno *d = calloc(1, sizeof(*d));
 	if (!d)
@@ -564,7 +498,7 @@ static struct sup_dyno *dyno_new(struct sup *s, const char *app, const char *typ
 }
 
 /* Stops d without waiting: SIGTERM now, SIGKILL after the grace. */
-static void dyno_stop(struct sup_dyno *d)
+void sup_dyno_stop(struct sup_dyno *d)
 {
 	struct sup *s = d->sup;
 	if (d->lc.stopping || d->removed)
@@ -578,7 +512,7 @@ static void dyno_stop(struct sup_dyno *d)
 		loop_timer_stop(s->loop, &d->start_timer);
 		if (d->lc.oneoff)
 			report_release(d, false);
-		state_changed(d, was);
+		sup_state_changed(d, was);
 		unlink_dyno(d);
 		return;
 	}
@@ -596,8 +530,8 @@ static void dyno_stop(struct sup_dyno *d)
 static int reconcile(struct sup *s, const struct state_app *app, const struct state_release *rel,
                      struct dy_error **err);
 
-static int apply_formation(void *data, const struct state_app *app, const struct state_release *rel,
-                           struct dy_error **err)
+int sup_apply_formation(void *data, const struct state_app *app, const struct state_release *rel,
+                        struct dy_error **err)
 {
 	struct sup *s = data;
 	batch_begin(s);
@@ -623,7 +557,7 @@ static int reconcile(struct sup *s, const struct state_app *app, const struct st
 		    rel && rel->process_types ? json_object_get(rel->process_types, d->type) : NULL;
 		if (!rel || !f || !cmd || idx > f->quantity || d->version != rel->version ||
 		    strcmp(d->size, f->size) != 0)
-			dyno_stop(d);
+			sup_dyno_stop(d);
 	}
 	if (!rel || !rel->process_types)
 		return 0;
@@ -642,8 +576,8 @@ static int reconcile(struct sup *s, const struct state_app *app, const struct st
 			if (have)
 				continue;
 			struct sup_dyno *d =
-			    dyno_new(s, app->name, f->type, n, json_string_value(cmd), f->size,
-			             rel->version, false);
+			    sup_dyno_new(s, app->name, f->type, n, json_string_value(cmd), f->size,
+			                 rel->version, false);
 			if (!d)
 				return dy_error_errno(err, ENOMEM, "dyno %s", name);
 			dyno_start(d);
@@ -665,8 +599,8 @@ static int run_release(void *data, const struct state_app *app, const struct sta
 	if (!s->mgr)
 		return dy_error(err, "no manager");
 	struct sup_dyno *d =
-	    dyno_new(s, app->name, "release", (int)++s->release_seq, json_string_value(cmd),
-	             s->cfg->dyno.default_size, rel->version, true);
+	    sup_dyno_new(s, app->name, "release", (int)++s->release_seq, json_string_value(cmd),
+	                 s->cfg->dyno.default_size, rel->version, true);
 	if (!d)
 		return dy_error_errno(err, ENOMEM, "release dyno");
 	/* started on the next round: the manager saves the pending release
@@ -684,7 +618,7 @@ static void stop_app(void *data, const char *name, void (*gone)(void *arg), void
 	for (struct sup_dyno *d = s->dynos, *next; d; d = next) {
 		next = d->next;
 		if (strcmp(d->app, name) == 0)
-			dyno_stop(d);
+			sup_dyno_stop(d);
 	}
 	batch_end(s);
 	if (!gone)
@@ -799,7 +733,7 @@ static int write_routes(struct sup *s, struct dy_error **err)
 		              json_object_get(rel->process_types, "web") && f && f->quantity > 0;
 		apps[i].dynos = dynos + k;
 		for (const struct sup_dyno *d = s->dynos; d; d = d->next) {
-			if (strcmp(d->app, app->name) != 0 || !is_web(d))
+			if (strcmp(d->app, app->name) != 0 || !sup_is_web(d))
 				continue;
 			assert(k < ndynos);
 			dynos[k++] = (struct rw_dyno){
@@ -846,97 +780,6 @@ static void routes_changed(struct sup *s)
 	}
 }
 
-/* Platform API */
-
-/* The dyno as the API shows it. */
-static struct dj_dyno dj_of(const struct sup_dyno *d)
-{
-	return (struct dj_dyno){
-	    .name = d->name,
-	    .type = d->type,
-	    .command = d->command,
-	    .size = d->size,
-	    .state = d->lc.state,
-	    .version = d->version,
-	    .running = d->ld != NULL,
-	    .addr = d->ld ? d->ld->addr : (struct in_addr){0},
-	    .port = d->port,
-	    .pid = d->ld ? (int)d->ld->pid : 0,
-	    .created_at = d->created_at,
-	    .updated_at = d->updated_at,
-	};
-}
-
-json_t *sup_dynos_json(struct sup *s, const struct state_app *app, const char *name,
-                       struct dy_error **err)
-{
-	if (name) {
-		/* a replacement is shown rather than the dyno it replaces */
-		const struct sup_dyno *found = NULL;
-		for (const struct sup_dyno *d = s->dynos; d; d = d->next)
-			if (strcmp(d->app, app->name) == 0 && strcmp(d->name, name) == 0 &&
-			    (!found || found->lc.stopping))
-				found = d;
-		if (!found) {
-			dy_error_as(err, DY_E_NOT_FOUND, "dyno %.64s of %s not found", name,
-			            app->name);
-			return NULL;
-		}
-		struct dj_dyno one = dj_of(found);
-		return dj_dyno_json(&one);
-	}
-	size_t n = 0;
-	for (const struct sup_dyno *d = s->dynos; d; d = d->next)
-		n += strcmp(d->app, app->name) == 0;
-	_cleanup_free_ struct dj_dyno *v = calloc(MAX(n, (size_t)1), sizeof(*v));
-	if (!v)
-		return NULL;
-	size_t i = 0;
-	for (const struct sup_dyno *d = s->dynos; d; d = d->next)
-		if (strcmp(d->app, app->name) == 0)
-			v[i++] = dj_of(d);
-	return dj_list_json(v, n);
-}
-
-static int not_found(struct dy_error **err, const char *what, const char *app)
-{
-	return dy_error_as(err, DY_E_NOT_FOUND, "no dyno %.64s in %s", what, app);
-}
-
-int sup_restart(struct sup *s, const struct state_app *app, const char *which,
-                struct dy_error **err)
-{
-	bool any = false;
-	for (struct sup_dyno *d = s->dynos, *next; d; d = next) {
-		next = d->next;
-		if (d->lc.oneoff || d->lc.stopping || strcmp(d->app, app->name) != 0)
-			continue;
-		if (which && strcmp(which, d->name) != 0 && strcmp(which, d->type) != 0)
-			continue;
-		any = true;
-		dyno_stop(d);
-	}
-	if (!any && which)
-		return not_found(err, which, app->name);
-	/* the formation starts them again, fresh (no cool-off) */
-	return apply_formation(s, app, state_app_current(app), err);
-}
-
-int sup_stop_dyno(struct sup *s, const struct state_app *app, const char *name,
-                  struct dy_error **err)
-{
-	for (struct sup_dyno *d = s->dynos; d; d = d->next) {
-		if (!d->lc.stopping && strcmp(d->app, app->name) == 0 &&
-		    strcmp(d->name, name) == 0) {
-			dyno_stop(d);
-			if (d->lc.oneoff)
-				return 0;
-			return apply_formation(s, app, state_app_current(app), err);
-		}
-	}
-	return not_found(err, name, app->name);
-}
-
 void sup_shutdown(struct sup *s)
 {
 	s->shutting_down = true;
@@ -948,7 +791,7 @@ void sup_shutdown(struct sup *s)
 	batch_begin(s);
 	for (struct sup_dyno *d = s->dynos, *next; d; d = next) {
 		next = d->next;
-		dyno_stop(d);
+		sup_dyno_stop(d);
 	}
 	batch_end(s);
 }
@@ -960,10 +803,10 @@ void sup_start_all(struct sup *s)
 	for (struct sup_dyno *d = s->dynos, *next; d; d = next) {
 		next = d->next;
 		if (!st || !state_app_find(st, d->app))
-			dyno_stop(d);
+			sup_dyno_stop(d);
 	}
 	for (size_t i = 0; st && i < st->napps; i++)
-		apply_formation(s, st->apps[i], state_app_current(st->apps[i]), NULL);
+		sup_apply_formation(s, st->apps[i], state_app_current(st->apps[i]), NULL);
 	s->routes_dirty = true;
 	batch_end(s); /* sup_new()'s: routes.json, with the re-adopted dynos */
 }
@@ -972,144 +815,6 @@ void sup_leave(struct sup *s)
 {
 	s->leaving = true;
 	loop_stop(s->loop);
-}
-
-static json_t *ops_dynos_json(void *data, const struct state_app *app, const char *name,
-                              struct dy_error **err)
-{
-	return sup_dynos_json(data, app, name, err);
-}
-
-static int ops_restart(void *data, const struct state_app *app, const char *which,
-                       struct dy_error **err)
-{
-	return sup_restart(data, app, which, err);
-}
-
-static int ops_stop_dyno(void *data, const struct state_app *app, const char *name,
-                         struct dy_error **err)
-{
-	return sup_stop_dyno(data, app, name, err);
-}
-
-/* Re-adoption (docs/design.md, "What survives what") */
-
-/* The dyno e of the record, as a supervised dyno in its recorded state;
- * NULL when out of memory or its name is not "type.N". */
-static struct sup_dyno *dyno_of_record(struct sup *s, const struct dr_entry *e)
-{
-	size_t tlen = strlen(e->type);
-	if (strncmp(e->name, e->type, tlen) != 0 || e->name[tlen] != '.' ||
-	    atoi(e->name + tlen + 1) < 1)
-		return NULL;
-	struct sup_dyno *d = dyno_new(s, e->app, e->type, atoi(e->name + tlen + 1), e->command,
-	                              e->size, e->version, false);
-	if (!d)
-		return NULL;
-	memcpy(d->created_at, e->created_at, sizeof(d->created_at));
-	if (e->up)
-		lc_up(&d->lc, loop_now(s->loop));
-	/* ids go on after the highest of ours: no new id is an adopted one's */
-	const char *dash = strrchr(e->id, '-');
-	unsigned seq = dash ? (unsigned)strtoul(dash + 1, NULL, 10) : 0;
-	s->seq = MAX(s->seq, seq);
-	return d;
-}
-
-/* Re-adopts the dyno e names when its init still runs (the same start
- * time, PID 1 of a PID namespace of ours, named dyno-init, in the dyno's
- * cgroup): watched as if started here, the boot probe again for a
- * starting web dyno. A dyno that is gone crashed while dynod was down: it
- * restarts (at once: its first crash) once the loop runs. Returns true
- * when adopted. */
-static bool adopt_one(struct sup *s, const struct dr_entry *e)
-{
-	struct dy_error *err = NULL;
-	struct launch_dyno *ld = NULL;
-	char comm[16];
-	unsigned long long start = 0;
-	int r = launch_adopt(s->cgroup_parent, e->id, e->pid, &ld, &err);
-	/* after the pidfd is open: the pid cannot change hands under us */
-	if (r == 0 && (rkeep_proc_stat(e->pid, comm, &start) < 0 || start != e->start_time)) {
-		r = dy_error(&err, "pid %d is another process now", (int)e->pid);
-		launch_free(TAKE_PTR(ld));
-	}
-	if (r < 0 && e->stopping) {
-		/* it was being stopped, and it has: nothing to start again */
-		dy_log(e->name, "not re-adopted (%s, stopping): %s", e->app, dy_error_msg(err));
-		dy_error_free(&err);
-		return false;
-	}
-	struct sup_dyno *d = dyno_of_record(s, e);
-	if (!d) {
-		dy_log("dynod", "%s %s: not re-adopted: %s", e->app, e->name,
-		       r < 0 ? dy_error_msg(err) : "out of memory or a bad name");
-		dy_error_free(&err);
-		launch_free(ld);
-		return false;
-	}
-	if (r < 0) {
-		dy_log_app(d->app, d->name, "not re-adopted: %s", dy_error_msg(err));
-		dy_error_free(&err);
-		enum lc_state was = d->lc.state;
-		uint64_t wait = 0;
-		lc_exited(&d->lc, &s->policy, loop_now(s->loop), &wait);
-		dy_log_app(d->app, d->name, "Process exited while dynod was down");
-		state_changed(d, was);
-		/* started when the loop runs, with the manager's state */
-		loop_timer_start(s->loop, &d->start_timer, wait, NULL);
-		return false;
-	}
-	d->ld = ld;
-	d->port = e->port;
-	/* the kills counted before are not this dynod's R15 */
-	d->mem.oom_kills = ld->oom_kills;
-	dy_log_app(d->app, d->name, "re-adopted pid %d (%s)", (int)e->pid,
-	           lc_state_str(d->lc.state));
-	watch_process(d);
-	if (d->lc.state == LC_STARTING) {
-		if (is_web(d))
-			boot_begin(d);
-		else
-			mark_up(d);
-	}
-	if (e->stopping)
-		dyno_stop(d);
-	return true;
-}
-
-/* Reads <state_dir>/dynos.json and re-adopts the dynos of this state dir
- * it names (same boot); their ids go in *ret_keep (n in *ret_nkeep: the
- * leftovers not to kill). Returns 0, or < 0 when the record cannot be
- * read (start-up stops; the file is left as it is). */
-static int adopt_recorded(struct sup *s, char ***ret_keep, size_t *ret_nkeep, struct dy_error **err)
-{
-	*ret_keep = NULL;
-	*ret_nkeep = 0;
-	_cleanup_free_ char *path = NULL;
-	if (asprintf(&path, "%s/" DR_FILE, s->cfg->state_dir) < 0)
-		return dy_error_errno(err, ENOMEM, "%s", DR_FILE);
-	struct dr_record rec;
-	if (dr_read(path, &rec, err) < 0)
-		return -1;
-	bool same_boot = rec.boot_id[0] && strcmp(rec.boot_id, s->boot_id) == 0;
-	char **keep = calloc(MAX(rec.n, (size_t)1), sizeof(*keep));
-	if (!keep) {
-		dr_record_free(&rec);
-		return dy_error_errno(err, ENOMEM, "%s", path);
-	}
-	size_t nkeep = 0, prefix_len = strlen(s->id_prefix);
-	for (size_t i = 0; same_boot && i < rec.n; i++) {
-		const struct dr_entry *e = &rec.dynos[i];
-		if (strncmp(e->id, s->id_prefix, prefix_len) != 0)
-			continue; /* a copied state dir: another dynod's dynos */
-		if (adopt_one(s, e) && (keep[nkeep] = strdup(e->id)))
-			nkeep++;
-	}
-	dr_record_free(&rec);
-	*ret_keep = keep;
-	*ret_nkeep = nkeep;
-	return 0;
 }
 
 int sup_new(struct loop *loop, const struct config *cfg, const char *cgroup_parent,
@@ -1125,11 +830,11 @@ int sup_new(struct loop *loop, const struct config *cfg, const char *cgroup_pare
 	                               .max = cfg->dyno.cooloff.max,
 	                               .reset_after = cfg->dyno.cooloff.reset_after};
 	s->ops.run_release = run_release;
-	s->ops.apply_formation = apply_formation;
+	s->ops.apply_formation = sup_apply_formation;
 	s->ops.stop_app = stop_app;
-	s->ops.dynos_json = ops_dynos_json;
-	s->ops.restart = ops_restart;
-	s->ops.stop_dyno = ops_stop_dyno;
+	s->ops.dynos_json = sup_ops_dynos_json;
+	s->ops.restart = sup_ops_restart;
+	s->ops.stop_dyno = sup_ops_stop_dyno;
 	s->ops.data = s;
 	/* routes.json versions go on from the file's */
 	gid_t gid;
@@ -1159,7 +864,7 @@ int sup_new(struct loop *loop, const struct config *cfg, const char *cgroup_pare
 	char **keep = NULL;
 	size_t nkeep = 0;
 	_cleanup_free_ char *record = NULL;
-	if (adopt_recorded(s, &keep, &nkeep, err) < 0 ||
+	if (sup_adopt_recorded(s, &keep, &nkeep, err) < 0 ||
 	    asprintf(&record, "%s/" DR_FILE, cfg->state_dir) < 0 ||
 	    dr_writer_new(loop, record, render_record, s, &s->record, err) < 0) {
 		for (size_t i = 0; i < nkeep; i++)

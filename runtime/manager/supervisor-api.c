@@ -1,0 +1,118 @@
+/* The supervised dynos as the Platform API sees them: the dyno objects,
+ * restart, stop (supervisor-internal.h). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/cleanup.h"
+#include "common/macro.h"
+#include "runtime/manager/dyno-json.h"
+#include "runtime/manager/supervisor-internal.h"
+
+/* Platform API */
+
+/* The dyno as the API shows it. */
+static struct dj_dyno dj_of(const struct sup_dyno *d)
+{
+	return (struct dj_dyno){
+	    .name = d->name,
+	    .type = d->type,
+	    .command = d->command,
+	    .size = d->size,
+	    .state = d->lc.state,
+	    .version = d->version,
+	    .running = d->ld != NULL,
+	    .addr = d->ld ? d->ld->addr : (struct in_addr){0},
+	    .port = d->port,
+	    .pid = d->ld ? (int)d->ld->pid : 0,
+	    .created_at = d->created_at,
+	    .updated_at = d->updated_at,
+	};
+}
+
+json_t *sup_dynos_json(struct sup *s, const struct state_app *app, const char *name,
+                       struct dy_error **err)
+{
+	if (name) {
+		/* a replacement is shown rather than the dyno it replaces */
+		const struct sup_dyno *found = NULL;
+		for (const struct sup_dyno *d = s->dynos; d; d = d->next)
+			if (strcmp(d->app, app->name) == 0 && strcmp(d->name, name) == 0 &&
+			    (!found || found->lc.stopping))
+				found = d;
+		if (!found) {
+			dy_error_as(err, DY_E_NOT_FOUND, "dyno %.64s of %s not found", name,
+			            app->name);
+			return NULL;
+		}
+		struct dj_dyno one = dj_of(found);
+		return dj_dyno_json(&one);
+	}
+	size_t n = 0;
+	for (const struct sup_dyno *d = s->dynos; d; d = d->next)
+		n += strcmp(d->app, app->name) == 0;
+	_cleanup_free_ struct dj_dyno *v = calloc(MAX(n, (size_t)1), sizeof(*v));
+	if (!v)
+		return NULL;
+	size_t i = 0;
+	for (const struct sup_dyno *d = s->dynos; d; d = d->next)
+		if (strcmp(d->app, app->name) == 0)
+			v[i++] = dj_of(d);
+	return dj_list_json(v, n);
+}
+
+static int not_found(struct dy_error **err, const char *what, const char *app)
+{
+	return dy_error_as(err, DY_E_NOT_FOUND, "no dyno %.64s in %s", what, app);
+}
+
+int sup_restart(struct sup *s, const struct state_app *app, const char *which,
+                struct dy_error **err)
+{
+	bool any = false;
+	for (struct sup_dyno *d = s->dynos, *next; d; d = next) {
+		next = d->next;
+		if (d->lc.oneoff || d->lc.stopping || strcmp(d->app, app->name) != 0)
+			continue;
+		if (which && strcmp(which, d->name) != 0 && strcmp(which, d->type) != 0)
+			continue;
+		any = true;
+		sup_dyno_stop(d);
+	}
+	if (!any && which)
+		return not_found(err, which, app->name);
+	/* the formation starts them again, fresh (no cool-off) */
+	return sup_apply_formation(s, app, state_app_current(app), err);
+}
+
+int sup_stop_dyno(struct sup *s, const struct state_app *app, const char *name,
+                  struct dy_error **err)
+{
+	for (struct sup_dyno *d = s->dynos; d; d = d->next) {
+		if (!d->lc.stopping && strcmp(d->app, app->name) == 0 &&
+		    strcmp(d->name, name) == 0) {
+			sup_dyno_stop(d);
+			if (d->lc.oneoff)
+				return 0;
+			return sup_apply_formation(s, app, state_app_current(app), err);
+		}
+	}
+	return not_found(err, name, app->name);
+}
+
+json_t *sup_ops_dynos_json(void *data, const struct state_app *app, const char *name,
+                           struct dy_error **err)
+{
+	return sup_dynos_json(data, app, name, err);
+}
+
+int sup_ops_restart(void *data, const struct state_app *app, const char *which,
+                    struct dy_error **err)
+{
+	return sup_restart(data, app, which, err);
+}
+
+int sup_ops_stop_dyno(void *data, const struct state_app *app, const char *name,
+                      struct dy_error **err)
+{
+	return sup_stop_dyno(data, app, name, err);
+}

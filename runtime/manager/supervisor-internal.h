@@ -1,0 +1,124 @@
+/* What supervisor.c shares with supervisor-api.c (the dynos as the
+ * Platform API sees them) and adopt.c (re-adoption of running dynos after
+ * a crash of dynod); not for other modules, which use supervisor.h. */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "common/loop.h"
+#include "runtime/launcher/launch.h"
+#include "runtime/manager/boot.h"
+#include "runtime/manager/dyno-record.h"
+#include "runtime/manager/lifecycle.h"
+#include "runtime/manager/memory-watch.h"
+#include "runtime/manager/supervisor.h"
+#include "runtime/manager/teardown.h"
+
+#define SUP_CHECK_USEC   (1000ULL * 1000) /* memory watch, sweeps, routes.json retries */
+#define SUP_SWEEP_CHECKS 60               /* sweeps after a failed clean-up */
+#define SUP_WEB_PORT     5000
+#define SUP_NAME_MAX     48
+
+struct sup_dyno {
+	struct sup *sup;
+	struct sup_dyno *next;
+	char app[STATE_APP_NAME_MAX + 1];
+	char name[SUP_NAME_MAX]; /* web.1, release.3 */
+	char type[32];
+	char size[STATE_SIZE_NAME_MAX + 1];
+	char *command;
+	int version; /* the release it runs */
+	uint16_t port;
+	bool removed; /* unlinked, free deferred */
+	struct lc_dyno lc;
+	struct boot_probe boot; /* web dynos, while starting */
+	struct mw_dyno mem;
+	struct launch_dyno *ld;
+	unsigned long long start_time; /* of ld->pid, for the record */
+	struct loop_io exit_io;        /* on ld->pidfd */
+	struct loop_io oom_io;         /* on ld->oom_fd */
+	struct loop_timer start_timer; /* cool-off over, or a release phase due */
+	struct loop_timer boot_timer;  /* the next boot probe */
+	struct loop_timer stop_timer;  /* the stop grace ran out: R12 */
+	/* the free, after the dispatch round */
+	struct loop_deferred reap;
+	/* its slug's tree was gone: unpacked off the loop, then started */
+	struct mgr_job *unpack_job;
+	struct dy_error *unpack_err; /* the unpack failed: the start fails */
+	char created_at[STATE_TIME_LEN + 1];
+	char updated_at[STATE_TIME_LEN + 1];
+};
+
+struct sup {
+	struct loop *loop;
+	const struct config *cfg;
+	const char *cgroup_parent;
+	struct mgr *mgr;
+	struct manager_ops ops;
+	struct lc_policy policy;
+	struct sup_dyno *dynos;
+	struct td_graves graves;
+	struct rw_writer *routes;
+	struct dr_writer *record; /* dynos.json: what a next dynod re-adopts */
+	char boot_id[DR_BOOT_ID_LEN + 1];
+	bool leaving;                   /* SIGQUIT: every dyno is left running */
+	struct loop_timer mem_timer;    /* the memory watch of every dyno */
+	struct loop_timer sweep_timer;  /* runs while sweeps_due */
+	struct loop_timer routes_timer; /* a failed routes.json write is tried again */
+	unsigned seq;                   /* instance ids */
+	unsigned release_seq;
+	bool shutting_down;
+	bool routes_dirty;
+	unsigned sweeps_due; /* a clean-up failed: sweep leftovers so many times */
+	unsigned batch;      /* > 0: routes.json is written when it drops to 0 */
+	char *init_path;     /* dyno-init, NULL: the launcher's default */
+	struct lgi *logs;    /* the log intake: each app's sink; NULL: none */
+	/* the start of every dyno id of this state dir ("1a2b3c4d-"): what a
+	 * sweep at start-up may remove (another state dir's dynos under the
+	 * same cgroup parent are not ours) */
+	char id_prefix[16];
+	int parent_lock; /* flock on the cgroup parent: one dynod owns it */
+};
+
+/* Stops d: SIGTERM to its init, the stop timer (R12 when the grace runs
+ * out); a dyno not running yet is dropped. */
+void sup_dyno_stop(struct sup_dyno *d);
+
+/* Makes app's dynos match the formation of rel (data: the struct sup):
+ * starts what is missing, stops what is extra. Returns 0 or < 0. */
+int sup_apply_formation(void *data, const struct state_app *app, const struct state_release *rel,
+                        struct dy_error **err);
+
+/* Watches d's process: its exit (pidfd) and OOM events. */
+void sup_watch_process(struct sup_dyno *d);
+
+/* Logs and publishes a change of d's state from was. */
+void sup_state_changed(struct sup_dyno *d, enum lc_state was);
+
+/* d is up: into routes.json (a web dyno), the cool-off clock starts. */
+void sup_mark_up(struct sup_dyno *d);
+
+/* True for a formation dyno of type web. */
+bool sup_is_web(const struct sup_dyno *d);
+
+/* A new supervised dyno of app, linked into s's list, not started. */
+struct sup_dyno *sup_dyno_new(struct sup *s, const char *app, const char *type, int index,
+                              const char *command, const char *size, int version, bool oneoff);
+
+/* Starts the boot probe of a starting web dyno (R10 at its deadline). */
+void sup_boot_begin(struct sup_dyno *d);
+
+/* The ops of the manager (manager.h, struct manager_ops), over sup_dynos_json(),
+ * sup_restart() and sup_stop_dyno(). */
+json_t *sup_ops_dynos_json(void *data, const struct state_app *app, const char *name,
+                           struct dy_error **err);
+int sup_ops_restart(void *data, const struct state_app *app, const char *which,
+                    struct dy_error **err);
+int sup_ops_stop_dyno(void *data, const struct state_app *app, const char *name,
+                      struct dy_error **err);
+
+/* Re-adopts the dynos of s's record (dynos.json) that still run: fills
+ * *ret_keep with their ids (nothing else of ours is kept). Returns 0, or
+ * < 0 for a record that cannot be read (start-up stops). */
+int sup_adopt_recorded(struct sup *s, char ***ret_keep, size_t *ret_nkeep, struct dy_error **err);
