@@ -625,6 +625,12 @@ def test_slow_app_costs_its_own_app_only(make_router, make_backend):
                     r'method=GET path="/" host=slowapp\.localhost .* status=503 ')
         r.wait_line(r'code=H11 desc="Backlog too deep: every dyno busy, its queue full" ')
         r.wait_line(r'code=H11 desc="Backlog too deep: no dyno freed in time" ')
+        # a log line may reach the file a little after its answer (the
+        # lines are flushed after the loop's round): wait for it, bounded
+        end = time.monotonic() + 5
+        while (sum(1 for line in r.lines() if "code=H11" in line) < 26
+               and time.monotonic() < end):
+            time.sleep(0.05)
         assert sum(1 for line in r.lines() if "code=H11" in line) == 26
         assert 'dyno_router_errors_total{code="H11"} 26' in r.metrics()
     finally:
