@@ -19,7 +19,6 @@
 
 #define CHECK_MS      500              /* between two looks at the status */
 #define PHASE_MAX_MS  (3600ULL * 1000) /* a release phase at most an hour */
-#define FIND_MAX_MS   (10ULL * 1000)   /* its dyno shows within 10 s */
 #define BOOT_MARGIN_S 30
 #define LINE_MAX_LEN  8192
 
@@ -210,33 +209,26 @@ static int phase_idle(void *ctx)
 	return 0;
 }
 
-/* The release dyno of ph's version (release.K: K is not the version), or
- * false when it did not show before the release ended. */
-static bool phase_find_dyno(struct phase *ph)
+/* The release dyno of ph's version (release.K: K is not the version)
+ * when it is still listed; else "release", every release.K (lines from
+ * before the change are skipped): a quick command may have ended already. */
+static void phase_find_dyno(struct phase *ph)
 {
-	uint64_t until = now_ms() + FIND_MAX_MS;
-	while (now_ms() < until) {
-		_cleanup_(json_decrefp) json_t *ds = get_json(ph->app, "/dynos");
-		size_t i;
-		json_t *d;
-		json_array_foreach(ds, i, d)
-		{
-			const char *type = json_string_value(json_object_get(d, "type"));
-			json_t *v = json_object_get(json_object_get(d, "release"), "version");
-			if (type && strcmp(type, "release") == 0 &&
-			    json_integer_value(v) == ph->version) {
-				snprintf(ph->dyno, sizeof(ph->dyno), "%s",
-				         json_string_value(json_object_get(d, "name")));
-				return ph->dyno[0] != '\0';
-			}
+	snprintf(ph->dyno, sizeof(ph->dyno), "release");
+	_cleanup_(json_decrefp) json_t *ds = get_json(ph->app, "/dynos");
+	size_t i;
+	json_t *d;
+	json_array_foreach(ds, i, d)
+	{
+		const char *type = json_string_value(json_object_get(d, "type"));
+		const char *name = json_string_value(json_object_get(d, "name"));
+		json_t *v = json_object_get(json_object_get(d, "release"), "version");
+		if (type && name && strcmp(type, "release") == 0 &&
+		    json_integer_value(v) == ph->version) {
+			snprintf(ph->dyno, sizeof(ph->dyno), "%s", name);
+			return;
 		}
-		ph->next_check = 0;
-		phase_check(ph);
-		if (ph->ended || ds == NULL)
-			return false;
-		sleep_ms(200);
 	}
-	return false;
 }
 
 /* Waits for release version's phase; *ret_ok true when it succeeded.
@@ -247,17 +239,15 @@ static int wait_phase(const char *app, int version, bool *ret_ok)
 	ph.deadline = now_ms() + PHASE_MAX_MS;
 	printf("Running release command...\n");
 	fflush(stdout);
-	if (phase_find_dyno(&ph)) {
-		char suffix[128];
-		snprintf(suffix, sizeof(suffix), "/log-stream?dyno=%s&tail=1&lines=1500", ph.dyno);
-		_cleanup_free_ char *path = cli_app_path(app, suffix);
-		struct api_response resp = {0};
-		struct dy_error *err = NULL;
-		if (api_client_stream_idle(path, phase_data, phase_idle, CHECK_MS, &ph, &resp,
-		                           &err) < 0)
-			dy_error_free(&err); /* the status still tells */
-		api_response_clear(&resp);
-	}
+	phase_find_dyno(&ph);
+	char suffix[128];
+	snprintf(suffix, sizeof(suffix), "/log-stream?dyno=%s&tail=1&lines=1500", ph.dyno);
+	_cleanup_free_ char *path = cli_app_path(app, suffix);
+	struct api_response resp = {0};
+	struct dy_error *err = NULL;
+	if (api_client_stream_idle(path, phase_data, phase_idle, CHECK_MS, &ph, &resp, &err) < 0)
+		dy_error_free(&err); /* the status still tells */
+	api_response_clear(&resp);
 	while (!ph.ended && !ph.timed_out) {
 		phase_check(&ph);
 		if (!ph.ended)

@@ -334,7 +334,8 @@ def test_formation_crash_config_rollback_destroy(dynod, tmp_path):
 def test_boot_timeout_and_failed_release(dynod, tmp_path):
     slug = make_app(dynod, tmp_path, "web: exec sleep 1000\n")
     assert dynod.cli("apps:create", "app").returncode == 0
-    assert dynod.cli("deploy", slug).returncode == 0
+    # --no-wait: the release as it goes (test_wait.py has the CLI's wait)
+    assert dynod.cli("deploy", slug, "--no-wait").returncode == 0
     dynod.wait(lambda ds: len(ds) == 1 and ds[0]["state"] == "crashed", timeout=12,
                what="R10 crash")
     log = dynod.log.read_text()
@@ -347,11 +348,11 @@ def test_boot_timeout_and_failed_release(dynod, tmp_path):
 
     # a good release, then one whose release phase fails: v2 keeps serving
     good = make_app(dynod, tmp_path, f"release: exit 0\nweb: {WEB}\n")
-    assert dynod.cli("deploy", good).returncode == 0
+    assert dynod.cli("deploy", good, "--no-wait").returncode == 0
     dynod.wait(lambda ds: [(d["name"], d["state"], d["release"]["version"]) for d in ds] ==
                [("web.1", "up", 2)], what="v2 up")
     bad = make_app(dynod, tmp_path, f"release: echo migrating; exit 3\nweb: {WEB}\n")
-    assert dynod.cli("deploy", bad).returncode == 0
+    assert dynod.cli("deploy", bad, "--no-wait").returncode == 0
     end = time.monotonic() + 10
     rels = []
     while time.monotonic() < end:
