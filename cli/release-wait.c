@@ -285,7 +285,9 @@ static void web_progress(struct web *w, bool last)
 	bool tty = isatty(STDOUT_FILENO);
 	if (w->up == w->shown && !last)
 		return;
-	if (tty)
+	if (tty && last && w->up == w->shown)
+		printf("\n"); /* the line shows it already */
+	else if (tty)
 		printf("\r\033[KWaiting for web dynos: %d/%d up%s", w->up, w->want,
 		       last ? "\n" : "");
 	else if (w->up != w->shown)
