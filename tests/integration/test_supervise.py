@@ -380,7 +380,8 @@ def test_sigterm_stops_every_dyno(tmp_path, dyno_bin):
         ds = d.wait(all_up(["web.1", "worker.1"]), what="two dynos up")
         # restart web.1: the old one drains for its grace, the new one starts
         old1 = by_name(ds)["web.1"]["pid"]
-        assert d.cli("ps:restart", "web.1").returncode == 0
+        # --no-wait: the instant after the restart (the CLI waits otherwise)
+        assert d.cli("ps:restart", "web.1", "--no-wait").returncode == 0
         app = next(a for a in d.routes()["apps"] if a["name"] == "app")
         assert [(b["dyno"], b["draining"]) for b in app["backends"]] == [("web.1", True)]
         ds = d.wait(lambda ds: all_up(["web.1", "worker.1"])(ds) and
