@@ -44,7 +44,7 @@ const char *api_client_socket(void)
 	return path;
 }
 
-static int connect_api(struct dy_error **err)
+int api_client_connect(struct dy_error **err)
 {
 	const char *path = api_client_socket();
 	struct sockaddr_un sun = {.sun_family = AF_UNIX};
@@ -229,7 +229,7 @@ int api_client_stream(const char *path, api_stream_fn fn, void *ctx, struct api_
 int api_client_stream_idle(const char *path, api_stream_fn fn, api_idle_fn idle, int idle_ms,
                            void *ctx, struct api_response *ret, struct dy_error **err)
 {
-	_cleanup_close_ int fd = connect_api(err);
+	_cleanup_close_ int fd = api_client_connect(err);
 	if (fd < 0)
 		return -1;
 	int r = send_head(fd, "GET", path, "application/json", 0);
@@ -341,7 +341,7 @@ int api_client_stream_idle(const char *path, api_stream_fn fn, api_idle_fn idle,
 int api_client_request(const char *method, const char *path, const void *body, size_t len,
                        struct api_response *ret, struct dy_error **err)
 {
-	_cleanup_close_ int fd = connect_api(err);
+	_cleanup_close_ int fd = api_client_connect(err);
 	if (fd < 0)
 		return -1;
 	int r = send_head(fd, method, path, "application/json", len);
@@ -356,7 +356,7 @@ int api_client_request(const char *method, const char *path, const void *body, s
 int api_client_request_fd(const char *method, const char *path, int in, uint64_t len,
                           struct api_response *ret, struct dy_error **err)
 {
-	_cleanup_close_ int fd = connect_api(err);
+	_cleanup_close_ int fd = api_client_connect(err);
 	if (fd < 0)
 		return -1;
 	int r = send_head(fd, method, path, "application/octet-stream", len);

@@ -21,6 +21,9 @@ void api_response_clear(struct api_response *r);
  * NULL; the string is static or from the environment. */
 const char *api_client_socket(void);
 
+/* A stream socket connected to dynod's API socket: the fd, or < 0. */
+int api_client_connect(struct dy_error **err);
+
 /* Sends method path with body (len bytes, may be NULL) as JSON and reads
  * the whole response into *ret. Returns 0 (whatever the status) or < 0
  * when dynod cannot be reached or answers something that is not HTTP. */

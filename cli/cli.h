@@ -58,6 +58,7 @@ extern const struct cli_verb cli_verb_apps_destroy;
 extern const struct cli_verb cli_verb_open;
 extern const struct cli_verb cli_verb_deploy;
 extern const struct cli_verb cli_verb_ps;
+extern const struct cli_verb cli_verb_run;
 extern const struct cli_verb cli_verb_ps_scale;
 extern const struct cli_verb cli_verb_ps_restart;
 extern const struct cli_verb cli_verb_ps_stop;

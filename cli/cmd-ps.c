@@ -90,7 +90,9 @@ static int run_ps(int argc, char **argv)
 	}
 	json_array_foreach(dynos, j, d)
 	{
-		if (strcmp(json_string_value(json_object_get(d, "type")), "release") == 0)
+		const char *type = json_string_value(json_object_get(d, "type"));
+		/* one-offs: the release phase, `dyno run` */
+		if (strcmp(type, "release") == 0 || strcmp(type, "run") == 0)
 			printf("%s: %s %s: %s\n", json_string_value(json_object_get(d, "name")),
 			       json_string_value(json_object_get(d, "state")),
 			       json_string_value(json_object_get(d, "updated_at")),

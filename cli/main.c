@@ -16,6 +16,7 @@ const struct cli_verb *const cli_verbs[] = {
     &cli_verb_open,
     &cli_verb_deploy,
     &cli_verb_ps,
+    &cli_verb_run,
     &cli_verb_ps_scale,
     &cli_verb_ps_restart,
     &cli_verb_ps_stop,

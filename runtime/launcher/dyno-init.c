@@ -5,7 +5,7 @@
  * dyno's init holds nothing of the launcher's memory (dynod's) and keeps
  * running across a dynod upgrade.
  *
- *   dyno-init NAME UID GID LOG_BUFFER SINK_PATH COMMAND   (environment: empty)
+ *   dyno-init NAME UID GID LOG_BUFFER SINK_PATH COMMAND ATTACH   (environment: empty)
  *   fd 3: the launcher's sync socket (sync.h): init waits for
  *         LAUNCH_SYNC_RULES_READY (the dyno's network rules are in place;
  *         the launcher makes them while init starts) before it starts the
@@ -14,6 +14,9 @@
  *   fd 4: the compiled seccomp program (seccomp_policy_fd())
  *   fd 5: a sealed memfd with the app's environment, "K=V" strings each
  *         ending in a NUL
+ *   fd 6: with ATTACH "tty" or "pipe", the attached client's connection
+ *         (docs/api.md, "Attach"): the app's stdio goes there, through a
+ *         pty made inside the dyno or through pipes; ATTACH empty: none
  * SINK_PATH is the sink's path as init sees it (empty: no sink).
  * init runs as uid 0 (with CAP_KILL only once the app runs): it is exec'd
  * with an empty environment, so that nothing of the tenant's (LD_*,
@@ -39,6 +42,7 @@
 #define SYNC_FD   3
 #define FILTER_FD 4
 #define ENV_FD    5
+#define ATTACH_FD 6
 #define ENV_MAX   (16u << 20)
 
 /* Reports e to the launcher (its errno with it) and exits. */
@@ -95,7 +99,7 @@ int main(int argc, char **argv)
 	 * after the fd's number on older kernels ("100"), and launch_adopt()
 	 * checks the name */
 	prctl(PR_SET_NAME, "dyno-init", 0, 0, 0);
-	if (argc != 7 || getpid() != 1) {
+	if (argc != 8 || getpid() != 1) {
 		fprintf(stderr, "dyno-init: started by the dyno launcher only\n");
 		return 127;
 	}
@@ -124,7 +128,11 @@ int main(int argc, char **argv)
 	    .command = argv[6],
 	    .envp = envp,
 	    .filter = &filter,
+	    .attach_fd = argv[7][0] ? ATTACH_FD : -1,
+	    .attach_tty = strcmp(argv[7], "tty") == 0,
 	};
+	if (ip.attach_fd >= 0)
+		fcntl(ATTACH_FD, F_SETFD, FD_CLOEXEC);
 	struct init_state *st = NULL;
 	if (init_start(&ip, &st, &e) < 0)
 		fail(e);

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -17,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/attach.h"
 #include "common/cleanup.h"
 #include "runtime/launcher/privs.h"
 #include "runtime/launcher/seccomp-filter.h"
@@ -54,6 +56,13 @@ struct init_state {
 	struct msg *head, *tail;
 	size_t queued;
 	unsigned long long dropped;
+	/* attached (p->attach_fd >= 0): the client's connection, -1 once
+	 * gone; the app's stdin (a pipe's end, or the pty's master) */
+	int attach;
+	int in_fd;
+	int master; /* the pty's master, or -1 */
+	size_t alen;
+	char abuf[ATTACH_HEADER + ATTACH_MAX_LEN];
 };
 
 static const char profile_script[] =
@@ -68,8 +77,8 @@ static __attribute__((noreturn)) void app_fail(int errfd, struct dy_error *e)
 	_exit(127);
 }
 
-static __attribute__((noreturn)) void app_child(const struct init_params *p, int out, int errp,
-                                                int errfd)
+static __attribute__((noreturn)) void app_child(const struct init_params *p, int in, int out,
+                                                int errp, const char *tty, int errfd)
 {
 	struct dy_error *e = NULL;
 	sigset_t all;
@@ -93,10 +102,22 @@ static __attribute__((noreturn)) void app_child(const struct init_params *p, int
 		close(adj);
 	}
 	setsid();
-	int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
-	if (null < 0 || dup2(null, 0) < 0 || dup2(out, 1) < 0 || dup2(errp, 2) < 0) {
-		dy_error_errno(&e, errno, "stdio");
-		app_fail(errfd, e);
+	if (tty) {
+		/* opened by a session leader without O_NOCTTY: the pty becomes
+		 * the controlling terminal (Ctrl-C is the line discipline's);
+		 * the app's own, so that it may open /dev/pts/N again */
+		int t = open(tty, O_RDWR | O_CLOEXEC);
+		if (t < 0 || fchown(t, p->uid, p->gid) < 0 || dup2(t, 0) < 0 || dup2(t, 1) < 0 ||
+		    dup2(t, 2) < 0) {
+			dy_error_errno(&e, errno, "open %s", tty);
+			app_fail(errfd, e);
+		}
+	} else {
+		int null = in >= 0 ? in : open("/dev/null", O_RDONLY | O_CLOEXEC);
+		if (null < 0 || dup2(null, 0) < 0 || dup2(out, 1) < 0 || dup2(errp, 2) < 0) {
+			dy_error_errno(&e, errno, "stdio");
+			app_fail(errfd, e);
+		}
 	}
 	if (chdir("/app") < 0) {
 		dy_error_errno(&e, errno, "chdir /app");
@@ -123,12 +144,15 @@ static __attribute__((noreturn)) void app_child(const struct init_params *p, int
 
 int init_start(const struct init_params *p, struct init_state **ret, struct dy_error **err)
 {
-	int out[2] = {-1, -1}, errp[2] = {-1, -1}, rep[2] = {-1, -1};
+	int out[2] = {-1, -1}, errp[2] = {-1, -1}, rep[2] = {-1, -1}, in[2] = {-1, -1};
 	struct init_state *st = calloc(1, sizeof(*st));
 	if (!st)
 		return dy_error_errno(err, ENOMEM, "calloc");
 	st->p = p;
 	st->sock = st->sigfd = -1;
+	st->attach = p->attach_fd;
+	st->in_fd = st->master = -1;
+	char tty[64] = "";
 
 	/* checked before the app exists */
 	if (p->sink_path) {
@@ -161,19 +185,44 @@ int init_start(const struct init_params *p, struct init_state **ret, struct dy_e
 	if (pipe2(out, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0 ||
 	    socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, rep) < 0)
 		goto fail_errno;
+	if (p->attach_fd >= 0 && p->attach_tty) {
+		/* in the dyno's own devpts (mounts.c, newinstance): the app's
+		 * tty names /dev/pts/N of its own file system */
+		st->master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+		if (st->master < 0 || unlockpt(st->master) < 0 ||
+		    ptsname_r(st->master, tty, sizeof(tty)) != 0)
+			goto fail_errno;
+	} else if (p->attach_fd >= 0 && pipe2(in, O_CLOEXEC) < 0) {
+		goto fail_errno;
+	}
 
 	st->app = fork();
 	if (st->app < 0)
 		goto fail_errno;
 	if (st->app == 0)
-		app_child(p, out[1], errp[1], rep[1]);
+		app_child(p, in[0], out[1], errp[1], tty[0] ? tty : NULL, rep[1]);
 	close(out[1]);
 	close(errp[1]);
 	close(rep[1]);
 	st->out.fd = out[0];
 	st->err.fd = errp[0];
-	fcntl(out[0], F_SETFL, O_NONBLOCK);
-	fcntl(errp[0], F_SETFL, O_NONBLOCK);
+	if (in[0] >= 0) {
+		close(in[0]);
+		st->in_fd = in[1];
+	}
+	if (st->master >= 0) {
+		/* the pty carries both streams: the pipes stay unused */
+		close(out[0]);
+		close(errp[0]);
+		out[0] = errp[0] = -1;
+		st->out.fd = st->in_fd = st->master;
+		st->err.fd = -1;
+	}
+	fcntl(st->out.fd, F_SETFL, O_NONBLOCK);
+	if (st->err.fd >= 0)
+		fcntl(st->err.fd, F_SETFL, O_NONBLOCK);
+	if (st->in_fd >= 0)
+		fcntl(st->in_fd, F_SETFL, O_NONBLOCK);
 
 	/* end of stream on the report socket: exec closed the app's end
 	 * (SOCK_CLOEXEC), the command runs; else its LAUNCH_SYNC_ERROR */
@@ -187,8 +236,12 @@ int init_start(const struct init_params *p, struct init_state **ret, struct dy_e
 		                         launch_sync_type_str((enum launch_sync_type)m.type));
 	if (r < 0) {
 		waitpid(st->app, NULL, 0);
-		close(out[0]);
-		close(errp[0]);
+		if (st->out.fd >= 0)
+			close(st->out.fd);
+		if (st->err.fd >= 0)
+			close(st->err.fd);
+		if (in[1] >= 0)
+			close(in[1]);
 		close(st->sigfd);
 		free(st);
 		return r;
@@ -206,7 +259,11 @@ fail_errno:;
 			close(errp[i]);
 		if (rep[i] >= 0)
 			close(rep[i]);
+		if (in[i] >= 0)
+			close(in[i]);
 	}
+	if (st->master >= 0)
+		close(st->master);
 	if (st->sigfd >= 0)
 		close(st->sigfd);
 	free(st);
@@ -347,12 +404,129 @@ static void emit(struct init_state *st, const char *line, size_t len)
 	st->queued += total;
 }
 
+/* The client went away (or spoke nonsense): as a terminal hanging up,
+ * SIGHUP to every process; the dyno ends with its app. */
+static void attach_gone(struct init_state *st)
+{
+	if (st->attach < 0)
+		return;
+	close(st->attach);
+	st->attach = -1;
+	kill(-1, SIGHUP);
+}
+
+/* Writes all of data to the app's stdin (non-blocking: waits for room,
+ * but no longer than the app lives). False when the app's end is gone. */
+static bool stdin_write(struct init_state *st, const char *data, size_t len)
+{
+	while (len > 0) {
+		ssize_t w = write(st->in_fd, data, len);
+		if (w < 0 && (errno == EAGAIN || errno == EINTR)) {
+			struct pollfd pf = {st->in_fd, POLLOUT, 0};
+			poll(&pf, 1, 100);
+			continue;
+		}
+		if (w < 0)
+			return false;
+		data += w;
+		len -= (size_t)w;
+	}
+	return true;
+}
+
+/* One frame from the client. */
+static void attach_frame(struct init_state *st, const struct attach_frame *f)
+{
+	switch (f->type) {
+	case ATTACH_STDIN:
+		if (st->in_fd < 0)
+			break;
+		if (f->len == 0 && st->master >= 0) {
+			stdin_write(st, "\x04", 1); /* VEOF: a read() of 0 */
+		} else if (f->len == 0) {
+			close(st->in_fd);
+			st->in_fd = -1;
+		} else if (!stdin_write(st, f->data, f->len) && st->master < 0) {
+			close(st->in_fd);
+			st->in_fd = -1;
+		}
+		break;
+	case ATTACH_RESIZE:
+		if (st->master >= 0 && f->len == 4) {
+			const unsigned char *u = (const unsigned char *)f->data;
+			struct winsize ws = {.ws_row = (unsigned short)(u[0] << 8 | u[1]),
+			                     .ws_col = (unsigned short)(u[2] << 8 | u[3])};
+			/* the kernel sends SIGWINCH to the foreground group */
+			ioctl(st->master, TIOCSWINSZ, &ws);
+		}
+		break;
+	case ATTACH_SIGNAL:
+		if (f->len == 1) {
+			int sig = (unsigned char)f->data[0];
+			for (size_t i = 0; i < ELEMENTSOF(forwarded); i++)
+				if (forwarded[i] == sig)
+					kill(-1, sig);
+		}
+		break;
+	default:
+		break; /* the dyno's own frames from the client: ignored */
+	}
+}
+
+/* Reads what the client sent and acts on each whole frame. */
+static void attach_read(struct init_state *st)
+{
+	ssize_t n = read(st->attach, st->abuf + st->alen, sizeof(st->abuf) - st->alen);
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (n <= 0) {
+		attach_gone(st);
+		return;
+	}
+	st->alen += (size_t)n;
+	size_t off = 0;
+	for (;;) {
+		struct attach_frame f;
+		int r = attach_parse(st->abuf + off, st->alen - off, &f);
+		if (r < 0) {
+			attach_gone(st);
+			return;
+		}
+		if (r == 0)
+			break;
+		attach_frame(st, &f);
+		off += (size_t)r;
+	}
+	memmove(st->abuf, st->abuf + off, st->alen - off);
+	st->alen -= off;
+}
+
+/* Attached: what the stream has goes to the client as it comes, in frames
+ * (the client's pace: init waits while its socket is full). Returns false
+ * at EOF (EIO from a pty's master once no process holds its end). */
+static bool attach_drain(struct init_state *st, struct stream *s, int max_reads)
+{
+	enum attach_type t = s == &st->err ? ATTACH_STDERR : ATTACH_STDOUT;
+	for (int reads = 0; reads < max_reads; reads++) {
+		ssize_t n = read(s->fd, s->buf, sizeof(s->buf));
+		if (n < 0)
+			return errno == EAGAIN || errno == EINTR;
+		if (n == 0)
+			return false;
+		if (st->attach >= 0 && attach_write(st->attach, t, s->buf, (size_t)n) < 0)
+			attach_gone(st);
+	}
+	return true;
+}
+
 /* Reads what the stream has; emits whole lines. Returns false at EOF. */
 /* Reads at most max_reads buffers: an app that writes without pause (`yes`)
  * must not keep init from its signals and its children. Returns false at
  * EOF. */
 static bool drain(struct init_state *st, struct stream *s, int max_reads)
 {
+	if (st->p->attach_fd >= 0)
+		return attach_drain(st, s, max_reads);
 	for (int reads = 0; reads < max_reads; reads++) {
 		ssize_t n = read(s->fd, s->buf + s->len, sizeof(s->buf) - s->len);
 		if (n < 0)
@@ -390,9 +564,13 @@ static __attribute__((noreturn)) void finish(struct init_state *st, int status)
 	if (st->err.fd >= 0)
 		drain(st, &st->err, 64);
 	flush(st);
-	if (WIFEXITED(status))
-		_exit(WEXITSTATUS(status));
-	_exit(128 + WTERMSIG(status));
+	int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+	if (st->attach >= 0) {
+		unsigned char b[4] = {(unsigned char)(code >> 24), (unsigned char)(code >> 16),
+		                      (unsigned char)(code >> 8), (unsigned char)code};
+		attach_write(st->attach, ATTACH_EXIT, b, sizeof(b));
+	}
+	_exit(code);
 }
 
 void init_run(struct init_state *st)
@@ -401,13 +579,16 @@ void init_run(struct init_state *st)
 		bool pending = st->head || st->dropped;
 		/* while the sink's queue is full, wait for room; while it is
 		 * away, try again every 500 ms */
-		struct pollfd pf[4] = {{st->sigfd, POLLIN, 0},
+		struct pollfd pf[5] = {{st->sigfd, POLLIN, 0},
 		                       {st->out.fd, POLLIN, 0},
 		                       {st->err.fd, POLLIN, 0},
-		                       {pending && st->blocked ? st->sock : -1, POLLOUT, 0}};
-		int r = poll(pf, 4, pending ? 500 : -1);
+		                       {pending && st->blocked ? st->sock : -1, POLLOUT, 0},
+		                       {st->attach, POLLIN, 0}};
+		int r = poll(pf, 5, pending ? 500 : -1);
 		if (r < 0 && errno != EINTR)
 			_exit(125);
+		if (pf[4].revents)
+			attach_read(st);
 		if (pending)
 			flush(st);
 		if (pf[1].revents && !drain(st, &st->out, 8)) {

@@ -19,6 +19,12 @@
  *     lines wait in a bounded buffer (oldest dropped first, the count sent
  *     as "dyno[<dyno>]: Error L10 (output buffer overflow): N log lines
  *     dropped" when the sink is back), retried every 500 ms;
+ *   - attached (attach_fd, a one-off run by `dyno run`), none of that:
+ *     the app's stdin, stdout and stderr are a pty made here, in the
+ *     dyno's own devpts (attach_tty), or pipes, and init speaks the
+ *     attach protocol (common/attach.h) with the client over attach_fd:
+ *     its input and terminal size to the app, signals to every process,
+ *     the output back, the exit status last; the client gone is SIGHUP;
  *   - exits with the app's main process: its exit code, or 128 + signal.
  *     The kernel then kills whatever is left in the PID namespace. While
  *     stopping (SIGTERM or SIGINT forwarded), it waits for every process
@@ -32,6 +38,7 @@
 #pragma once
 
 #include <linux/filter.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
 
@@ -48,6 +55,8 @@ struct init_params {
 	const struct sock_fprog *filter;
 	const char *sink_path; /* the sink's path as init sees it, or NULL */
 	size_t log_buffer;     /* bytes kept while the sink is away */
+	int attach_fd;         /* the attached client (common/attach.h), or -1 */
+	bool attach_tty;       /* attached: the app's stdio is a pty */
 };
 
 struct init_state;

@@ -62,7 +62,8 @@ void launch_child_main(struct launch_child_args *a)
 {
 	struct dy_error *e = NULL;
 	const struct launch_params *p = a->p;
-	int keep[] = {a->sock, a->slug_fd, a->init_fd, a->filter_fd, a->env_fd};
+	int keep[] = {a->sock,      a->slug_fd, a->init_fd,
+	              a->filter_fd, a->env_fd,  p->attach ? p->attach_fd : a->sock};
 	if (close_others(keep, ELEMENTSOF(keep), &e) < 0)
 		child_fail(a->sock, e);
 	/* its own session: a dyno outlives its launcher (dynod's crash) */
@@ -129,23 +130,23 @@ void launch_child_main(struct launch_child_args *a)
 		child_fail(a->sock, e);
 	}
 
-	/* hand over to dyno-init with its fds at 3, 4, 5: first out of the
-	 * way (any of them may sit at 3..5), then into place (dup2 clears
-	 * O_CLOEXEC) */
-	int from[3] = {a->sock, a->filter_fd, a->env_fd}, high[3];
+	/* hand over to dyno-init with its fds at 3, 4, 5 (6: the attached
+	 * client): first out of the way (any of them may sit at 3..6), then
+	 * into place (dup2 clears O_CLOEXEC) */
+	int from[4] = {a->sock, a->filter_fd, a->env_fd, p->attach ? p->attach_fd : -1}, high[4];
 	int init_fd = fcntl(a->init_fd, F_DUPFD_CLOEXEC, 100);
 	if (init_fd < 0) {
 		dy_error_errno(&e, errno, "dup");
 		child_fail(a->sock, e);
 	}
-	for (int i = 0; i < 3; i++) {
+	for (int i = 0; i < 4; i++) {
 		high[i] = from[i] < 0 ? -1 : fcntl(from[i], F_DUPFD_CLOEXEC, 100);
 		if (from[i] >= 0 && high[i] < 0) {
 			dy_error_errno(&e, errno, "dup");
 			child_fail(a->sock, e);
 		}
 	}
-	for (int i = 0; i < 3; i++) {
+	for (int i = 0; i < 4; i++) {
 		if (high[i] >= 0 && dup2(high[i], 3 + i) < 0) {
 			dy_error_errno(&e, errno, "dup2");
 			child_fail(high[0], e);
@@ -159,8 +160,9 @@ void launch_child_main(struct launch_child_args *a)
 	snprintf(buffer, sizeof(buffer), "%zu", p->log_buffer ? p->log_buffer : (size_t)1 << 20);
 	if (a->sink_name)
 		snprintf(sink, sizeof(sink), MOUNTS_SINK_DIR "/%s", a->sink_name);
-	char *argv[] = {"dyno-init", (char *)p->name,    uid, gid, buffer,
-	                sink,        (char *)p->command, NULL};
+	char *attach = !p->attach ? "" : p->attach_tty ? "tty" : "pipe";
+	char *argv[] = {"dyno-init", (char *)p->name,    uid,    gid, buffer,
+	                sink,        (char *)p->command, attach, NULL};
 	/* an empty environment: see dyno-init.c */
 	char *no_env[] = {NULL};
 	syscall(SYS_execveat, init_fd, "", argv, no_env, AT_EMPTY_PATH);

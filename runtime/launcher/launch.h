@@ -58,6 +58,13 @@ struct launch_params {
 	const char *init_path; /* dyno-init; NULL: beside the running executable */
 	bool egress;           /* reach the outside (NAT); dynod: network.egress or the app's */
 	uint64_t setup_timeout_usec; /* clone to exec'd; 0: LAUNCH_SETUP_TIMEOUT */
+	/* an attached one-off (docs/api.md, "Attach"): attach_fd, a blocking
+	 * stream socket to the client, becomes init's, which gives the app
+	 * its stdio through it (a pty made inside the dyno with attach_tty,
+	 * pipes otherwise) instead of the log sink; the caller keeps its copy */
+	bool attach;
+	bool attach_tty;
+	int attach_fd;
 };
 
 /* How long a dyno's set-up (namespaces, mounts, exec) may take before

@@ -51,6 +51,7 @@ struct conn {
 	bool head_only;        /* ... without the body (RFC 9110 9.3.2) */
 	char *path;
 	bool keep_alive;
+	bool upgrade_attach; /* Connection: Upgrade, Upgrade: dyno-attach */
 	enum body_sink sink;
 	bool chunked;
 	struct h1_chunked chunk;
@@ -118,6 +119,11 @@ void api_request_done(struct conn *c);
 
 /* The app name of c's path (/apps/{app}/...), cut to fit. */
 void api_path_app(const struct conn *c, char name[STATE_APP_NAME_MAX + 1]);
+
+/* POST /apps/{app}/dynos (api-run.c): a one-off run.N, detached (201
+ * and the dyno object) or attached (101, then the connection goes to the
+ * dyno's init: docs/api.md, "Attach"). */
+void api_route_run(struct conn *c, struct state_app *app);
 
 /* Answers c's request, whose head and body are complete (c->method,
  * c->path, c->body or c->body_fd): finds its endpoint and queues the

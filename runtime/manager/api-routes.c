@@ -584,6 +584,10 @@ static void route_dynos(struct conn *c, struct state_app *app, const struct rout
 		api_respond_error(c, DY_E_NOT_FOUND, "no such endpoint: %s", c->path);
 		return;
 	}
+	if (c->method == H1_METHOD_POST && which == NULL) {
+		api_route_run(c, app);
+		return;
+	}
 	if (c->method == H1_METHOD_DELETE) {
 		if (mgr_dynos_restart(a->mgr, app->name, which, &err) < 0) {
 			respond_mgr_error(c, &err);
@@ -595,7 +599,7 @@ static void route_dynos(struct conn *c, struct state_app *app, const struct rout
 		return;
 	}
 	if (c->method != H1_METHOD_GET) {
-		method_not_allowed(c, "GET, DELETE");
+		method_not_allowed(c, which ? "GET, DELETE" : "GET, POST, DELETE");
 		return;
 	}
 	json_t *j = mgr_dynos_json(a->mgr, app->name, which, &err);

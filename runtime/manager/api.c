@@ -340,6 +340,7 @@ static void start_request(struct conn *c, const struct h1_request *req, size_t h
 	if (c->head_only)
 		c->method = H1_METHOD_GET;
 	c->keep_alive = req->keep_alive;
+	c->upgrade_attach = req->upgrade && h1_slice_eq_ci(req->upgrade_proto, "dyno-attach");
 	c->path = strndup(req->target.p, req->target.len);
 	bool expect = req->expect_continue;
 	enum h1_body body = req->body;

@@ -100,6 +100,19 @@ int mgr_dynos_restart(struct mgr *m, const char *name, const char *which, struct
 	return m->ops->restart(m->ops->data, app, which, err);
 }
 
+json_t *mgr_dyno_run(struct mgr *m, const char *name, const struct mgr_run *run,
+                     struct dy_error **err)
+{
+	struct state_app *app = NULL;
+	if (mgr_app_get(m, name, &app, err) < 0)
+		return NULL;
+	if (!m->ops || !m->ops->run) {
+		no_dynos(err);
+		return NULL;
+	}
+	return m->ops->run(m->ops->data, app, run, err);
+}
+
 int mgr_dyno_stop(struct mgr *m, const char *name, const char *dyno, struct dy_error **err)
 {
 	struct state_app *app;

@@ -30,6 +30,15 @@
 #define MGR_QUANTITY_MAX   100 /* dynos of one process type */
 #define MGR_CONFIG_KEY_MAX 256
 
+/* A one-off dyno to run (POST /apps/{app}/dynos). */
+struct mgr_run {
+	const char *command;
+	const char *size; /* NULL: the default */
+	int attach_fd;    /* -1: detached; else the client's connection, taken
+	                   * on success */
+	bool tty;         /* attached: the app's stdio is a pty */
+};
+
 /* The launcher's side (runtime/manager/supervisor.c on the launcher), called by the
  * manager. Every pointer may be NULL, and so may the whole struct. */
 struct manager_ops {
@@ -58,6 +67,11 @@ struct manager_ops {
 	/* Stops dyno name of app. */
 	int (*stop_dyno)(void *data, const struct state_app *app, const char *name,
 	                 struct dy_error **err);
+	/* Starts a one-off run.N of app's current release (asynchronous:
+	 * the dyno is starting). Takes run->attach_fd on success.
+	 * Returns the dyno object (new reference), or NULL with err. */
+	json_t *(*run)(void *data, const struct state_app *app, const struct mgr_run *run,
+	               struct dy_error **err);
 	void *data;
 };
 
@@ -92,6 +106,13 @@ json_t *mgr_dynos_json(struct mgr *m, const char *name, const char *dyno, struct
 /* Restarts the dynos of app name: all (which NULL), a process type's, or
  * one dyno's. DY_E_NOT_FOUND when which matches none. */
 int mgr_dynos_restart(struct mgr *m, const char *name, const char *which, struct dy_error **err);
+
+/* Starts a one-off dyno of app name (struct manager_ops.run): its dyno
+ * object, or NULL with err (DY_E_NOT_FOUND: no app; DY_E_INVALID: an
+ * unknown size; DY_E_CONFLICT: no release to run). run->attach_fd is
+ * taken on success only. */
+json_t *mgr_dyno_run(struct mgr *m, const char *name, const struct mgr_run *run,
+                     struct dy_error **err);
 
 /* Stops dyno of app name (a formation dyno is started again). */
 int mgr_dyno_stop(struct mgr *m, const char *name, const char *dyno, struct dy_error **err);

@@ -1,7 +1,10 @@
 /* The supervised dynos as the Platform API sees them: the dyno objects,
  * restart, stop (supervisor-internal.h). */
+#include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common/cleanup.h"
 #include "common/macro.h"
@@ -115,4 +118,38 @@ int sup_ops_stop_dyno(void *data, const struct state_app *app, const char *name,
                       struct dy_error **err)
 {
 	return sup_stop_dyno(data, app, name, err);
+}
+
+json_t *sup_ops_run(void *data, const struct state_app *app, const struct mgr_run *run,
+                    struct dy_error **err)
+{
+	struct sup *s = data;
+	int fd = run->attach_fd;
+	const char *size = run->size ? run->size : s->cfg->dyno.default_size;
+	const struct state_release *rel = state_app_current(app);
+	json_t *j = NULL;
+	struct sup_dyno *d = NULL;
+	if (!config_size_find(s->cfg, size)) {
+		dy_error_as(err, DY_E_INVALID, "unknown size \"%.64s\"", size);
+	} else if (!rel || !rel->slug_id[0]) {
+		dy_error_as(err, DY_E_CONFLICT, "%s has no release with a slug to run", app->name);
+	} else {
+		d = sup_dyno_new(s, app->name, "run", (int)++s->run_seq, run->command, size,
+		                 rel->version, true);
+		if (!d) {
+			dy_error_errno(err, ENOMEM, "run dyno");
+		} else {
+			/* init writes to the client at the client's pace */
+			if (fd >= 0)
+				fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+			d->attach_fd = TAKE_FD(fd);
+			d->attach_tty = run->tty;
+			/* started on the next round, as a release phase */
+			loop_timer_start(s->loop, &d->start_timer, 0, NULL);
+			j = sup_dynos_json(s, app, d->name, err);
+		}
+	}
+	if (!j && d)
+		d->attach_fd = -1; /* the caller's again: it answers (and closes) */
+	return j;
 }

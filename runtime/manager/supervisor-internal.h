@@ -48,6 +48,10 @@ struct sup_dyno {
 	struct dy_error *unpack_err; /* the unpack failed: the start fails */
 	char created_at[STATE_TIME_LEN + 1];
 	char updated_at[STATE_TIME_LEN + 1];
+	/* an attached run.N: the client's connection, handed to its init at
+	 * the start (closed here then, or when the dyno goes unstarted) */
+	int attach_fd;
+	bool attach_tty;
 };
 
 struct sup {
@@ -68,6 +72,7 @@ struct sup {
 	struct loop_timer routes_timer; /* a failed routes.json write is tried again */
 	unsigned seq;                   /* instance ids */
 	unsigned release_seq;
+	unsigned run_seq; /* run.N */
 	bool shutting_down;
 	bool routes_dirty;
 	unsigned sweeps_due; /* a clean-up failed: sweep leftovers so many times */
@@ -117,6 +122,8 @@ int sup_ops_restart(void *data, const struct state_app *app, const char *which,
                     struct dy_error **err);
 int sup_ops_stop_dyno(void *data, const struct state_app *app, const char *name,
                       struct dy_error **err);
+json_t *sup_ops_run(void *data, const struct state_app *app, const struct mgr_run *run,
+                    struct dy_error **err);
 
 /* Re-adopts the dynos of s's record (dynos.json) that still run: fills
  * *ret_keep with their ids (nothing else of ours is kept). Returns 0, or

@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/attach.h"
 #include "common/cleanup.h"
 #include "common/heroku-codes.h"
 #include "common/log.h"
@@ -71,6 +72,8 @@ static void dyno_free(struct sup_dyno *d)
 	dy_error_free(&d->unpack_err);
 	boot_stop(&d->boot);
 	launch_free(d->ld);
+	if (d->attach_fd >= 0)
+		close(d->attach_fd); /* never started: the client sees the end */
 	free(d->command);
 	free(d);
 }
@@ -149,7 +152,7 @@ static void release_process(struct sup_dyno *d)
 static void report_release(struct sup_dyno *d, bool ok, const char *why)
 {
 	struct sup *s = d->sup;
-	if (!s->mgr)
+	if (!s->mgr || strcmp(d->type, "release") != 0) /* run.N reports nothing */
 		return;
 	struct dy_error *e = NULL;
 	if (mgr_release_finished(s->mgr, d->app, d->version, ok, ok ? NULL : why, &e) < 0) {
@@ -434,9 +437,19 @@ static void dyno_start(struct sup_dyno *d)
 		    .egress = s->cfg->network.egress,
 		    .init_path = s->init_path,
 		    .log_sink = lgi_app_sink(s->logs, d->app),
+		    .attach = d->attach_fd >= 0,
+		    .attach_tty = d->attach_tty,
+		    .attach_fd = d->attach_fd,
 		};
 		dy_log_app(d->app, d->name, "Starting process with command `%s`", d->command);
 		r = launch_start(&p, &d->ld, &e);
+	}
+	if (d->attach_fd >= 0) {
+		/* init has its copy now; a failed start is told to the client */
+		if (r < 0)
+			attach_write(d->attach_fd, ATTACH_ERROR, dy_error_msg(e),
+			             strlen(dy_error_msg(e)));
+		close(TAKE_FD(d->attach_fd));
 	}
 	env_free(env);
 	enum lc_state was = d->lc.state;
@@ -486,6 +499,7 @@ struct sup_dyno *sup_dyno_new(struct sup *s, const char *app, const char *type, 
 	snprintf(d->name, sizeof(d->name), "%s.%d", type, index);
 	snprintf(d->size, sizeof(d->size), "%s", size);
 	d->version = version;
+	d->attach_fd = -1;
 	d->port = !oneoff && strcmp(type, "web") == 0 ? SUP_WEB_PORT : 0;
 	lc_init(&d->lc, oneoff);
 	boot_init(&d->boot);
@@ -842,6 +856,7 @@ int sup_new(struct loop *loop, const struct config *cfg, const char *cgroup_pare
 	s->ops.dynos_json = sup_ops_dynos_json;
 	s->ops.restart = sup_ops_restart;
 	s->ops.stop_dyno = sup_ops_stop_dyno;
+	s->ops.run = sup_ops_run;
 	s->ops.data = s;
 	/* routes.json versions go on from the file's */
 	gid_t gid;
