@@ -112,7 +112,7 @@ static int patch(const char *app, json_t *body, const char *what, bool no_wait)
 	fflush(stdout);
 	json_t *vars = NULL;
 	int before = newest_version(app);
-	cli_wait_begin();
+	cli_wait_begin(NULL);
 	int r = cli_api("PATCH", path, body, &vars);
 	if (r) {
 		printf("failed\n");

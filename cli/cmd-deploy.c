@@ -110,7 +110,7 @@ static int run_deploy(int argc, char **argv)
 	json_t *rel = NULL;
 	printf("Releasing %.7s to %s... ", id, app);
 	fflush(stdout);
-	cli_wait_begin();
+	cli_wait_begin(NULL);
 	r = cli_api("POST", path, body, &rel);
 	json_decref(body);
 	if (r) {

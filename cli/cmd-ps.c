@@ -143,7 +143,7 @@ static int dyno_action(const struct cli_verb *verb, int argc, char **argv, bool 
 	printf("%s %s... ", stop ? "Stopping" : "Restarting", which ? which : "all dynos");
 	fflush(stdout);
 	json_t *res = NULL;
-	cli_wait_begin();
+	cli_wait_begin(stop || no_wait ? NULL : app);
 	r = cli_api(stop ? "POST" : "DELETE", path, NULL, &res);
 	json_decref(res);
 	if (r || stop || no_wait) {

@@ -131,7 +131,7 @@ static int run_rollback(int argc, char **argv)
 	json_t *rel = NULL;
 	printf("Rolling back %s to %s... ", app, vbuf);
 	fflush(stdout);
-	cli_wait_begin();
+	cli_wait_begin(NULL);
 	r = cli_api("POST", path, body, &rel);
 	json_decref(body);
 	if (r) {

@@ -22,12 +22,18 @@
 #define BOOT_MARGIN_S 30
 #define LINE_MAX_LEN  8192
 
-/* "2026-11-26T11:00:00.123456" (the log's form) and "...:00Z" (the
- * dynos'), UTC, taken by cli_wait_begin() */
+/* "2026-11-26T11:00:00.123456" (the log's form), UTC, taken by
+ * cli_wait_begin(): lines from before it are not the change's */
 static char since_us[32] = "";
-static char since_s[32] = "";
+/* the pids of the app's web dynos before a restart: a dyno still showing
+ * one of them is one the restart replaces (a dyno's created_at has whole
+ * seconds, and time(2) may lag the CLI's clock: not a witness) */
+static long old_pids[256];
+static size_t nold;
 
-void cli_wait_begin(void)
+static json_t *get_json(const char *app, const char *suffix);
+
+void cli_wait_begin(const char *app)
 {
 	struct timeval tv;
 	gettimeofday(&tv, NULL);
@@ -36,7 +42,26 @@ void cli_wait_begin(void)
 	char day[24];
 	strftime(day, sizeof(day), "%Y-%m-%dT%H:%M:%S", &tm);
 	snprintf(since_us, sizeof(since_us), "%s.%06ld", day, (long)tv.tv_usec);
-	snprintf(since_s, sizeof(since_s), "%sZ", day);
+	nold = 0;
+	if (app == NULL)
+		return;
+	_cleanup_(json_decrefp) json_t *ds = get_json(app, "/dynos");
+	size_t i;
+	json_t *d;
+	json_array_foreach(ds, i, d)
+	{
+		long pid = (long)json_integer_value(json_object_get(d, "pid"));
+		if (pid > 0 && nold < ELEMENTSOF(old_pids))
+			old_pids[nold++] = pid;
+	}
+}
+
+static bool was_running(long pid)
+{
+	for (size_t i = 0; i < nold; i++)
+		if (old_pids[i] == pid)
+			return true;
+	return false;
 }
 
 static uint64_t now_ms(void)
@@ -315,16 +340,19 @@ static void web_check(struct web *w)
 		const char *type = json_string_value(json_object_get(d, "type"));
 		const char *name = json_string_value(json_object_get(d, "name"));
 		const char *state = json_string_value(json_object_get(d, "state"));
-		const char *created = json_string_value(json_object_get(d, "created_at"));
+		long pid = (long)json_integer_value(json_object_get(d, "pid"));
 		json_t *v = json_object_get(json_object_get(d, "release"), "version");
-		if (!type || !name || !state || !created || strcmp(type, "web") != 0)
+		if (!type || !name || !state || strcmp(type, "web") != 0)
 			continue;
+		/* a release's dynos are new by their version; a restart's by
+		 * their process */
 		if (w->version && json_integer_value(v) != w->version)
+			continue;
+		if (!w->version && was_running(pid))
 			continue;
 		if (w->only && strcmp(name, w->only) != 0)
 			continue;
-		/* a dyno older than the change is one it replaces */
-		if (strcmp(created, since_s) >= 0 && strcmp(state, "up") == 0)
+		if (strcmp(state, "up") == 0)
 			up++;
 	}
 	w->up = up;

@@ -6,9 +6,10 @@
 #include <jansson.h>
 #include <stdbool.h>
 
-/* Notes the time the change is asked for: log lines and dynos from before
- * it are not the change's. Call just before the request. */
-void cli_wait_begin(void);
+/* Notes the time the change is asked for (log lines from before it are
+ * not the change's) and the processes of app's dynos (NULL: none; a dyno
+ * still running one is not the change's). Call just before the request. */
+void cli_wait_begin(const char *app);
 
 /* Waits for release rel (the API's object, as the change answered it) of
  * app: its release phase when it is pending, printing the phase's output,
