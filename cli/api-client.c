@@ -1,6 +1,7 @@
 #include "cli/api-client.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -222,6 +223,12 @@ static int read_response(int fd, const char *method, struct api_response *ret,
 int api_client_stream(const char *path, api_stream_fn fn, void *ctx, struct api_response *ret,
                       struct dy_error **err)
 {
+	return api_client_stream_idle(path, fn, NULL, 0, ctx, ret, err);
+}
+
+int api_client_stream_idle(const char *path, api_stream_fn fn, api_idle_fn idle, int idle_ms,
+                           void *ctx, struct api_response *ret, struct dy_error **err)
+{
 	_cleanup_close_ int fd = api_client_connect(err);
 	if (fd < 0)
 		return -1;
@@ -309,6 +316,17 @@ int api_client_stream(const char *path, api_stream_fn fn, void *ctx, struct api_
 			return 0;
 		if (len == sizeof(buf))
 			return dy_error(err, "dynod's answer: a chunk head too large");
+		if (idle) {
+			struct pollfd pfd = {.fd = fd, .events = POLLIN};
+			int pr = poll(&pfd, 1, idle_ms);
+			if (pr < 0 && errno != EINTR)
+				return dy_error_errno(err, errno, "waiting for dynod's answer");
+			if (pr <= 0) {
+				if (idle(ctx) < 0)
+					return 0;
+				continue;
+			}
+		}
 		ssize_t n = recv(fd, buf + len, sizeof(buf) - len, 0);
 		if (n < 0 && errno == EINTR)
 			continue;

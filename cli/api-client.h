@@ -47,6 +47,16 @@ typedef int (*api_stream_fn)(void *ctx, const char *p, size_t n);
 int api_client_stream(const char *path, api_stream_fn fn, void *ctx, struct api_response *ret,
                       struct dy_error **err);
 
+/* Called when a stream has been quiet for idle_ms. Returns 0 to go on
+ * waiting, < 0 to stop. */
+typedef int (*api_idle_fn)(void *ctx);
+
+/* As api_client_stream, calling idle(ctx) (when not NULL) each time the
+ * body has been quiet for idle_ms, so a reader can look at other things
+ * (and give up) while a tail stays silent. fn may also stop the stream. */
+int api_client_stream_idle(const char *path, api_stream_fn fn, api_idle_fn idle, int idle_ms,
+                           void *ctx, struct api_response *ret, struct dy_error **err);
+
 /* The CLI's usual call: sends body (may be NULL; not stolen) and parses the
  * answer. On a 2xx status returns 0 and the JSON in *ret (owned; NULL
  * allowed). Otherwise prints `dyno: error: <message of the API>` and

@@ -5,6 +5,7 @@
 
 #include "cli/api-client.h"
 #include "cli/cli.h"
+#include "cli/release-wait.h"
 #include "common/cleanup.h"
 
 #define END_OPT                                                                                    \
@@ -57,43 +58,76 @@ const struct cli_verb cli_verb_config = {
     .summary = "show the config vars",
 };
 
-/* Prints "done, vN" from the app's newest release. */
-static void print_release(const char *app)
+/* The version of the app's newest release, 0 when none (or unknown). */
+static int newest_version(const char *app)
 {
 	_cleanup_free_ char *path = cli_app_path(app, "/releases");
 	json_t *list = NULL;
+	int v = 0;
+	if (cli_api("GET", path, NULL, &list) == CLI_OK && json_array_size(list))
+		v = (int)json_integer_value(
+		    json_object_get(json_array_get(list, json_array_size(list) - 1), "version"));
+	if (list)
+		json_decref(list);
+	return v;
+}
+
+/* Prints "done, vN" from the app's newest release, or waits for it
+ * (release-wait.h) unless no_wait or the change made no release (its
+ * version is still before). */
+static int finish_release(const char *app, int before, bool no_wait)
+{
+	_cleanup_free_ char *path = cli_app_path(app, "/releases");
+	json_t *list = NULL;
+	int r = CLI_OK;
 	if (cli_api("GET", path, NULL, &list) == CLI_OK && json_array_size(list)) {
 		json_t *last = json_array_get(list, json_array_size(list) - 1);
-		printf("done, v%lld\n",
-		       (long long)json_integer_value(json_object_get(last, "version")));
+		int version = (int)json_integer_value(json_object_get(last, "version"));
+		const char *st = json_string_value(json_object_get(last, "status"));
+		if (version == before) {
+			printf("done, v%d (no change)\n", version);
+		} else if (st && strcmp(st, "failed") == 0) {
+			printf("failed\n");
+			r = cli_wait_release(app, last); /* names the failure */
+		} else if (no_wait) {
+			printf("done, v%d%s\n", version,
+			       st && strcmp(st, "pending") == 0 ? " (pending)" : "");
+		} else {
+			printf("created v%d\n", version);
+			r = cli_wait_release(app, last);
+		}
 	} else {
 		printf("done\n");
 	}
 	if (list)
 		json_decref(list);
+	return r;
 }
 
 /* Sends the changes in body as one PATCH, printing what it did. */
-static int patch(const char *app, json_t *body, const char *what)
+static int patch(const char *app, json_t *body, const char *what, bool no_wait)
 {
 	_cleanup_free_ char *path = cli_app_path(app, "/config-vars");
 	printf("%s and restarting %s... ", what, app);
 	fflush(stdout);
 	json_t *vars = NULL;
+	int before = newest_version(app);
+	cli_wait_begin(NULL);
 	int r = cli_api("PATCH", path, body, &vars);
 	if (r) {
 		printf("failed\n");
 		return r;
 	}
-	print_release(app);
 	json_decref(vars);
-	return CLI_OK;
+	return finish_release(app, before, no_wait);
 }
 
 static int run_set(int argc, char **argv)
 {
 	const char *app_opt = NULL;
-	const struct cli_opt opts[] = {{"--app", 'a', true, &app_opt, NULL}, END_OPT};
+	bool no_wait = false;
+	const struct cli_opt opts[] = {
+	    {"--app", 'a', true, &app_opt, NULL}, {"--no-wait", 0, false, NULL, &no_wait}, END_OPT};
 	const char *pos[256];
 	size_t npos;
 	int r = cli_parse(&cli_verb_config_set, argc, argv, opts, pos, ELEMENTSOF(pos), &npos);
@@ -118,7 +152,7 @@ static int run_set(int argc, char **argv)
 		size_t len = strlen(what);
 		snprintf(what + len, sizeof(what) - len, "%s%s", i ? ", " : "", key);
 	}
-	r = patch(app, body, what);
+	r = patch(app, body, what, no_wait);
 	json_decref(body);
 	return r;
 }
@@ -126,15 +160,18 @@ static int run_set(int argc, char **argv)
 const struct cli_verb cli_verb_config_set = {
     .name = "config:set",
     .run = run_set,
-    .usage = "config:set KEY=VALUE... -a APP",
+    .usage = "config:set KEY=VALUE... -a APP [--no-wait]",
     .summary = "set config vars (one new release)",
-    .help = "KEY matches [A-Za-z_][A-Za-z0-9_]*; VALUE is everything after the first '='.\n",
+    .help = "KEY matches [A-Za-z_][A-Za-z0-9_]*; VALUE is everything after the first '='.\n"
+            "Waits for the release as deploy does; --no-wait returns once it exists.\n",
 };
 
 static int run_unset(int argc, char **argv)
 {
 	const char *app_opt = NULL;
-	const struct cli_opt opts[] = {{"--app", 'a', true, &app_opt, NULL}, END_OPT};
+	bool no_wait = false;
+	const struct cli_opt opts[] = {
+	    {"--app", 'a', true, &app_opt, NULL}, {"--no-wait", 0, false, NULL, &no_wait}, END_OPT};
 	const char *pos[256];
 	size_t npos;
 	int r = cli_parse(&cli_verb_config_unset, argc, argv, opts, pos, ELEMENTSOF(pos), &npos);
@@ -152,7 +189,7 @@ static int run_unset(int argc, char **argv)
 		size_t len = strlen(what);
 		snprintf(what + len, sizeof(what) - len, "%s%s", i ? ", " : "", pos[i]);
 	}
-	r = patch(app, body, what);
+	r = patch(app, body, what, no_wait);
 	json_decref(body);
 	return r;
 }
@@ -160,8 +197,9 @@ static int run_unset(int argc, char **argv)
 const struct cli_verb cli_verb_config_unset = {
     .name = "config:unset",
     .run = run_unset,
-    .usage = "config:unset KEY... -a APP",
+    .usage = "config:unset KEY... -a APP [--no-wait]",
     .summary = "remove config vars (one new release)",
+    .help = "Waits for the release as deploy does; --no-wait returns once it exists.\n",
 };
 
 static int run_get(int argc, char **argv)

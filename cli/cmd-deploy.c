@@ -8,6 +8,7 @@
 
 #include "cli/api-client.h"
 #include "cli/cli.h"
+#include "cli/release-wait.h"
 #include "common/cleanup.h"
 #include "slugs/slug.h"
 
@@ -55,7 +56,9 @@ static int upload(const char *app, int fd, char **ret_id)
 static int run_deploy(int argc, char **argv)
 {
 	const char *app_opt = NULL;
-	const struct cli_opt opts[] = {{"--app", 'a', true, &app_opt, NULL}, END_OPT};
+	bool no_wait = false;
+	const struct cli_opt opts[] = {
+	    {"--app", 'a', true, &app_opt, NULL}, {"--no-wait", 0, false, NULL, &no_wait}, END_OPT};
 	const char *pos[1];
 	size_t npos;
 	int r = cli_parse(&cli_verb_deploy, argc, argv, opts, pos, 1, &npos);
@@ -107,6 +110,7 @@ static int run_deploy(int argc, char **argv)
 	json_t *rel = NULL;
 	printf("Releasing %.7s to %s... ", id, app);
 	fflush(stdout);
+	cli_wait_begin(NULL);
 	r = cli_api("POST", path, body, &rel);
 	json_decref(body);
 	if (r) {
@@ -117,21 +121,27 @@ static int run_deploy(int argc, char **argv)
 	int version = (int)json_integer_value(json_object_get(rel, "version"));
 	if (status && strcmp(status, "failed") == 0) {
 		printf("failed\n");
-		json_decref(rel);
-		return cli_error("release v%d failed", version);
+		r = cli_wait_release(app, rel); /* names the failure */
+	} else if (no_wait) {
+		printf("done, v%d%s\n", version,
+		       status && strcmp(status, "pending") == 0 ? " (pending)" : "");
+	} else {
+		printf("created v%d\n", version);
+		r = cli_wait_release(app, rel);
 	}
-	printf("done, v%d%s\n", version,
-	       status && strcmp(status, "pending") == 0 ? " (pending)" : "");
 	json_decref(rel);
-	return CLI_OK;
+	return r;
 }
 
 const struct cli_verb cli_verb_deploy = {
     .name = "deploy",
     .run = run_deploy,
-    .usage = "deploy PATH -a APP",
+    .usage = "deploy PATH -a APP [--no-wait]",
     .summary = "upload a slug (or pack a directory into one) and release it",
     .help = "PATH is a slug file (as slugs:create makes) or an app directory with a\n"
             "Procfile, packed first (gzip). The release gets the current config vars; the\n"
-            "first deploy of an app with a web process type scales web to 1.\n",
+            "first deploy of an app with a web process type scales web to 1.\n"
+            "Then waits: the release command (its output shown) and the new web dynos up;\n"
+            "status 1 naming what failed (the release command, a web dyno's crash).\n"
+            "--no-wait returns once the release exists.\n",
 };

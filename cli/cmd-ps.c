@@ -7,6 +7,7 @@
 
 #include "cli/api-client.h"
 #include "cli/cli.h"
+#include "cli/release-wait.h"
 #include "common/cleanup.h"
 
 #define END_OPT                                                                                    \
@@ -117,10 +118,13 @@ const struct cli_verb cli_verb_ps = {
 static int dyno_action(const struct cli_verb *verb, int argc, char **argv, bool stop)
 {
 	const char *app_opt = NULL;
-	const struct cli_opt opts[] = {{"--app", 'a', true, &app_opt, NULL}, END_OPT};
+	bool no_wait = false;
+	const struct cli_opt opts[] = {
+	    {"--app", 'a', true, &app_opt, NULL}, {"--no-wait", 0, false, NULL, &no_wait}, END_OPT};
+	const struct cli_opt stop_opts[] = {{"--app", 'a', true, &app_opt, NULL}, END_OPT};
 	const char *pos[2];
 	size_t npos;
-	int r = cli_parse(verb, argc, argv, opts, pos, ELEMENTSOF(pos), &npos);
+	int r = cli_parse(verb, argc, argv, stop ? stop_opts : opts, pos, ELEMENTSOF(pos), &npos);
 	if (r)
 		return r;
 	const char *app = cli_app(app_opt);
@@ -139,10 +143,15 @@ static int dyno_action(const struct cli_verb *verb, int argc, char **argv, bool 
 	printf("%s %s... ", stop ? "Stopping" : "Restarting", which ? which : "all dynos");
 	fflush(stdout);
 	json_t *res = NULL;
+	cli_wait_begin(stop || no_wait ? NULL : app);
 	r = cli_api(stop ? "POST" : "DELETE", path, NULL, &res);
 	json_decref(res);
-	printf(r ? "failed\n" : "done\n");
-	return r;
+	if (r || stop || no_wait) {
+		printf(r ? "failed\n" : "done\n");
+		return r;
+	}
+	printf("ok\n");
+	return cli_wait_restart(app, which);
 }
 
 static int run_restart(int argc, char **argv)
@@ -153,8 +162,10 @@ static int run_restart(int argc, char **argv)
 const struct cli_verb cli_verb_ps_restart = {
     .name = "ps:restart",
     .run = run_restart,
-    .usage = "ps:restart [TYPE|DYNO] -a APP",
+    .usage = "ps:restart [TYPE|DYNO] -a APP [--no-wait]",
     .summary = "restart every dyno, those of a process type, or one",
+    .help = "Then waits for the restarted web dynos to be up (status 1 naming a crash);\n"
+            "--no-wait returns once the restart is asked.\n",
 };
 
 static int run_stop(int argc, char **argv)

@@ -5,6 +5,7 @@
 
 #include "cli/api-client.h"
 #include "cli/cli.h"
+#include "cli/release-wait.h"
 #include "common/cleanup.h"
 
 #define END_OPT                                                                                    \
@@ -83,7 +84,9 @@ const struct cli_verb cli_verb_releases = {
 static int run_rollback(int argc, char **argv)
 {
 	const char *app_opt = NULL;
-	const struct cli_opt opts[] = {{"--app", 'a', true, &app_opt, NULL}, END_OPT};
+	bool no_wait = false;
+	const struct cli_opt opts[] = {
+	    {"--app", 'a', true, &app_opt, NULL}, {"--no-wait", 0, false, NULL, &no_wait}, END_OPT};
 	const char *pos[1];
 	size_t npos;
 	int r = cli_parse(&cli_verb_rollback, argc, argv, opts, pos, 1, &npos);
@@ -128,21 +131,33 @@ static int run_rollback(int argc, char **argv)
 	json_t *rel = NULL;
 	printf("Rolling back %s to %s... ", app, vbuf);
 	fflush(stdout);
+	cli_wait_begin(NULL);
 	r = cli_api("POST", path, body, &rel);
 	json_decref(body);
 	if (r) {
 		printf("failed\n");
 		return r;
 	}
-	printf("done, v%d\n", version_of(rel));
+	const char *st = json_string_value(json_object_get(rel, "status"));
+	if (st && strcmp(st, "failed") == 0) {
+		printf("failed\n");
+		r = cli_wait_release(app, rel); /* names the failure */
+	} else if (no_wait) {
+		printf("done, v%d%s\n", version_of(rel),
+		       st && strcmp(st, "pending") == 0 ? " (pending)" : "");
+	} else {
+		printf("created v%d\n", version_of(rel));
+		r = cli_wait_release(app, rel);
+	}
 	json_decref(rel);
-	return CLI_OK;
+	return r;
 }
 
 const struct cli_verb cli_verb_rollback = {
     .name = "rollback",
     .run = run_rollback,
-    .usage = "rollback [vN] -a APP",
+    .usage = "rollback [vN] -a APP [--no-wait]",
     .summary = "restore a release's slug and config vars as a new release",
-    .help = "Without vN: the newest succeeded release before the current one.\n",
+    .help = "Without vN: the newest succeeded release before the current one.\n"
+            "Waits for the release as deploy does; --no-wait returns once it exists.\n",
 };

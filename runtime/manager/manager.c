@@ -240,6 +240,10 @@ static int release(struct mgr *m, struct state_app *app, const char *desc, const
 		struct dy_error *e = NULL;
 		if (m->ops->run_release(m->ops->data, app, rel, &e) < 0) {
 			rel->status = STATE_RELEASE_FAILED;
+			/* best effort: without memory the release fails unexplained */
+			if (asprintf(&rel->failure, "release command could not start: %s",
+			             dy_error_msg(e)) < 0)
+				rel->failure = NULL;
 			dy_log("api", "%s: release phase of v%d: %s", app->name, rel->version,
 			       dy_error_msg(e));
 			dy_error_free(&e);
@@ -321,7 +325,7 @@ int mgr_deploy(struct mgr *m, const char *name, const char *slug_id, struct stat
 }
 
 int mgr_release_finished(struct mgr *m, const char *name, int version, bool succeeded,
-                         struct dy_error **err)
+                         const char *failure, struct dy_error **err)
 {
 	struct state_app *app;
 	if (mgr_app_get(m, name, &app, err) < 0)
@@ -333,9 +337,13 @@ int mgr_release_finished(struct mgr *m, const char *name, int version, bool succ
 	if (rel->status != STATE_RELEASE_PENDING)
 		return dy_error_as(err, DY_E_CONFLICT, "release v%d of %s is %s, not pending",
 		                   version, name, state_release_status_str(rel->status));
+	if (!succeeded && failure && !(rel->failure = strdup(failure)))
+		return dy_error_errno(err, ENOMEM, "release v%d of %s", version, name);
 	rel->status = succeeded ? STATE_RELEASE_SUCCEEDED : STATE_RELEASE_FAILED;
 	if (save(m, app, err) < 0) {
 		rel->status = STATE_RELEASE_PENDING;
+		free(rel->failure);
+		rel->failure = NULL;
 		return -1;
 	}
 	if (succeeded && m->ops && m->ops->apply_formation)

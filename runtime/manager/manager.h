@@ -200,10 +200,11 @@ int mgr_rollback(struct mgr *m, const char *name, int version, struct state_rele
 /* The launcher's report on the release phase of app name's release
  * version (pending): it becomes succeeded (then the formation is applied
  * with it) or failed (it keeps its number; the current release stays
- * serving). DY_E_NOT_FOUND for an unknown app or release, DY_E_CONFLICT
+ * serving), failure (copied; may be NULL) saying why, as the release's
+ * `failure`. DY_E_NOT_FOUND for an unknown app or release, DY_E_CONFLICT
  * when it is not pending. */
 int mgr_release_finished(struct mgr *m, const char *name, int version, bool succeeded,
-                         struct dy_error **err);
+                         const char *failure, struct dy_error **err);
 
 /* The app's current config vars (the current release's), borrowed; NULL
  * (no config vars) before any release. */

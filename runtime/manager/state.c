@@ -65,6 +65,8 @@ static void release_clear(struct state_release *r)
 {
 	free(r->description);
 	r->description = NULL;
+	free(r->failure);
+	r->failure = NULL;
 	if (r->config)
 		json_decref(r->config);
 	if (r->process_types)
@@ -283,9 +285,10 @@ json_t *state_app_json(const struct state_app *app, const char *domain, unsigned
 json_t *state_release_json(const struct state_release *rel)
 {
 	json_t *slug = rel->slug_id[0] ? json_pack("{s:s}", "id", rel->slug_id) : json_null();
-	return json_pack("{s:i, s:s, s:s, s:o, s:s}", "version", rel->version, "description",
-	                 rel->description, "status", state_release_status_str(rel->status), "slug",
-	                 slug, "created_at", rel->created_at);
+	json_t *failure = rel->failure ? json_string(rel->failure) : json_null();
+	return json_pack("{s:i, s:s, s:s, s:o, s:o, s:s}", "version", rel->version, "description",
+	                 rel->description, "status", state_release_status_str(rel->status),
+	                 "failure", failure, "slug", slug, "created_at", rel->created_at);
 }
 
 json_t *state_formation_json(const struct state_formation *f, const char *command)
@@ -518,22 +521,25 @@ static int load_release(json_t *o, json_t *configs, struct state_app *app, const
 {
 	int version = 0;
 	const char *desc = NULL, *status = NULL, *created = NULL, *config_id = NULL;
-	json_t *slug = NULL, *config = NULL, *pt = NULL;
+	json_t *slug = NULL, *config = NULL, *pt = NULL, *failure = NULL;
 	json_error_t jerr;
-	int r = configs
-	            ? json_unpack_ex(o, &jerr, JSON_STRICT, "{s:i, s:s, s:s, s:o, s:s, s:s, s:o}",
-	                             "version", &version, "description", &desc, "status", &status,
-	                             "slug", &slug, "created_at", &created, "config_id", &config_id,
-	                             "process_types", &pt)
-	            : json_unpack_ex(o, &jerr, JSON_STRICT, "{s:i, s:s, s:s, s:o, s:s, s:o, s:o}",
-	                             "version", &version, "description", &desc, "status", &status,
-	                             "slug", &slug, "created_at", &created, "config", &config,
-	                             "process_types", &pt);
+	int r =
+	    configs
+	        ? json_unpack_ex(o, &jerr, JSON_STRICT, "{s:i, s:s, s:s, s?o, s:o, s:s, s:s, s:o}",
+	                         "version", &version, "description", &desc, "status", &status,
+	                         "failure", &failure, "slug", &slug, "created_at", &created,
+	                         "config_id", &config_id, "process_types", &pt)
+	        : json_unpack_ex(o, &jerr, JSON_STRICT, "{s:i, s:s, s:s, s:o, s:s, s:o, s:o}",
+	                         "version", &version, "description", &desc, "status", &status,
+	                         "slug", &slug, "created_at", &created, "config", &config,
+	                         "process_types", &pt);
 	if (r < 0)
 		return dy_error(err, "%s: releases[%zu]: %s", path, idx, jerr.text);
 	enum state_release_status s;
 	if (state_release_status_from_str(status, &s) < 0)
 		return dy_error(err, "%s: releases[%zu]: unknown status \"%s\"", path, idx, status);
+	if (failure && !json_is_null(failure) && !json_is_string(failure))
+		return dy_error(err, "%s: releases[%zu]: failure is not a string", path, idx);
 	const char *slug_id = NULL;
 	if (!json_is_null(slug) && json_unpack(slug, "{s:s}", "id", &slug_id) < 0)
 		return dy_error(err, "%s: releases[%zu]: slug is not {\"id\": ...}", path, idx);
@@ -559,6 +565,8 @@ static int load_release(json_t *o, json_t *configs, struct state_app *app, const
 	if (state_release_append(app, desc, s, slug_id, json_incref(config),
 	                         json_is_null(pt) ? NULL : json_incref(pt), created, &rel, err) < 0)
 		return dy_error_prefix(err, "%s: releases[%zu]", path, idx);
+	if (json_is_string(failure) && !(rel->failure = strdup(json_string_value(failure))))
+		return dy_error_errno(err, ENOMEM, "%s: releases[%zu]", path, idx);
 	return 0;
 }
 

@@ -57,6 +57,8 @@ struct state_release {
 	int version; /* 1, 2, ...: shown as vN */
 	char *description;
 	enum state_release_status status;
+	char *failure; /* why a failed release failed ("release command exited with status
+	                  3"), owned; NULL when none is known */
 	char slug_id[STATE_SLUG_ID_LEN + 1]; /* "" when the release has no slug */
 	char created_at[STATE_TIME_LEN + 1];
 	char config_id[STATE_CONFIG_ID_LEN + 1]; /* state_config_id() of config */
@@ -201,7 +203,8 @@ void state_now(char buf[STATE_TIME_LEN + 1]);
  * created_at or null. */
 json_t *state_app_json(const struct state_app *app, const char *domain, unsigned port);
 
-/* release {version, description, status, slug: {id} or null, created_at} */
+/* release {version, description, status, failure: string or null, slug: {id} or null,
+ * created_at} */
 json_t *state_release_json(const struct state_release *rel);
 
 /* formation {type, quantity, size, command}; command may be NULL (null). */

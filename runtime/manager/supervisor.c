@@ -147,13 +147,15 @@ static void release_process(struct sup_dyno *d)
 	d->ld = NULL;
 }
 
-static void report_release(struct sup_dyno *d, bool ok)
+/* Reports the end of release phase d: ok, or failed for the reason why
+ * (the release's `failure`, docs/api.md). */
+static void report_release(struct sup_dyno *d, bool ok, const char *why)
 {
 	struct sup *s = d->sup;
 	if (!s->mgr || strcmp(d->type, "release") != 0) /* run.N reports nothing */
 		return;
 	struct dy_error *e = NULL;
-	if (mgr_release_finished(s->mgr, d->app, d->version, ok, &e) < 0) {
+	if (mgr_release_finished(s->mgr, d->app, d->version, ok, ok ? NULL : why, &e) < 0) {
 		dy_log(d->name, "release v%d: %s", d->version, dy_error_msg(e));
 		dy_error_free(&e);
 	}
@@ -183,9 +185,13 @@ static void on_exited(struct sup_dyno *d)
 	uint64_t wait = 0;
 	enum lc_next next = lc_exited(&d->lc, &s->policy, loop_now(s->loop), &wait);
 	sup_state_changed(d, was);
-	if (d->lc.oneoff) /* stopped (ps:stop, dynod's SIGTERM) is a failure too:
-	                   * a release never stays pending */
-		report_release(d, status == 0 && !stopped);
+	if (d->lc.oneoff) { /* stopped (ps:stop, dynod's SIGTERM) is a failure too:
+		             * a release never stays pending */
+		char why[80];
+		snprintf(why, sizeof(why), "release command exited with status %d", status);
+		report_release(d, status == 0 && !stopped,
+		               stopped ? "release command was stopped" : why);
+	}
 	if (next == LC_NEXT_REMOVE) {
 		unlink_dyno(d);
 		return;
@@ -387,7 +393,7 @@ static void dyno_start(struct sup_dyno *d)
 	if (!rel || !rel->slug_id[0] || !sz) {
 		dy_log(d->name, "release v%d or size %s is gone", d->version, d->size);
 		if (d->lc.oneoff)
-			report_release(d, false);
+			report_release(d, false, "release or dyno size is gone");
 		unlink_dyno(d);
 		return;
 	}
@@ -449,6 +455,8 @@ static void dyno_start(struct sup_dyno *d)
 	enum lc_state was = d->lc.state;
 	if (r < 0) {
 		dy_log(d->name, "start: %s", dy_error_msg(e));
+		char why[256];
+		snprintf(why, sizeof(why), "release command could not start: %s", dy_error_msg(e));
 		dy_error_free(&e);
 		d->ld = NULL;
 		/* a child stuck in the kernel leaves its cgroup, veth and
@@ -456,7 +464,7 @@ static void dyno_start(struct sup_dyno *d)
 		sweep_soon(s);
 		uint64_t wait = 0;
 		if (lc_start_failed(&d->lc, &s->policy, &wait) == LC_NEXT_REMOVE) {
-			report_release(d, false);
+			report_release(d, false, why);
 			unlink_dyno(d);
 			return;
 		}
@@ -524,7 +532,7 @@ void sup_dyno_stop(struct sup_dyno *d)
 		 * started yet */
 		loop_timer_stop(s->loop, &d->start_timer);
 		if (d->lc.oneoff)
-			report_release(d, false);
+			report_release(d, false, "release command was stopped");
 		sup_state_changed(d, was);
 		unlink_dyno(d);
 		return;

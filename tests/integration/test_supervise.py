@@ -334,7 +334,8 @@ def test_formation_crash_config_rollback_destroy(dynod, tmp_path):
 def test_boot_timeout_and_failed_release(dynod, tmp_path):
     slug = make_app(dynod, tmp_path, "web: exec sleep 1000\n")
     assert dynod.cli("apps:create", "app").returncode == 0
-    assert dynod.cli("deploy", slug).returncode == 0
+    # --no-wait: the release as it goes (test_wait.py has the CLI's wait)
+    assert dynod.cli("deploy", slug, "--no-wait").returncode == 0
     dynod.wait(lambda ds: len(ds) == 1 and ds[0]["state"] == "crashed", timeout=12,
                what="R10 crash")
     log = dynod.log.read_text()
@@ -347,11 +348,11 @@ def test_boot_timeout_and_failed_release(dynod, tmp_path):
 
     # a good release, then one whose release phase fails: v2 keeps serving
     good = make_app(dynod, tmp_path, f"release: exit 0\nweb: {WEB}\n")
-    assert dynod.cli("deploy", good).returncode == 0
+    assert dynod.cli("deploy", good, "--no-wait").returncode == 0
     dynod.wait(lambda ds: [(d["name"], d["state"], d["release"]["version"]) for d in ds] ==
                [("web.1", "up", 2)], what="v2 up")
     bad = make_app(dynod, tmp_path, f"release: echo migrating; exit 3\nweb: {WEB}\n")
-    assert dynod.cli("deploy", bad).returncode == 0
+    assert dynod.cli("deploy", bad, "--no-wait").returncode == 0
     end = time.monotonic() + 10
     rels = []
     while time.monotonic() < end:
@@ -379,7 +380,8 @@ def test_sigterm_stops_every_dyno(tmp_path, dyno_bin):
         ds = d.wait(all_up(["web.1", "worker.1"]), what="two dynos up")
         # restart web.1: the old one drains for its grace, the new one starts
         old1 = by_name(ds)["web.1"]["pid"]
-        assert d.cli("ps:restart", "web.1").returncode == 0
+        # --no-wait: the instant after the restart (the CLI waits otherwise)
+        assert d.cli("ps:restart", "web.1", "--no-wait").returncode == 0
         app = next(a for a in d.routes()["apps"] if a["name"] == "app")
         assert [(b["dyno"], b["draining"]) for b in app["backends"]] == [("web.1", True)]
         ds = d.wait(lambda ds: all_up(["web.1", "worker.1"])(ds) and

@@ -329,10 +329,10 @@ static void test_release_phase_hook(void **state)
 	assert_int_equal(mgr_app_get(fx->m, "hello", &app, &err), 0);
 	assert_int_equal(state_app_current(app)->version, 1);
 	/* the release phase succeeds: v2 is current and applied */
-	assert_int_equal(mgr_release_finished(fx->m, "hello", 2, true, &err), 0);
+	assert_int_equal(mgr_release_finished(fx->m, "hello", 2, true, NULL, &err), 0);
 	assert_int_equal(state_app_current(app)->version, 2);
 	assert_int_equal(fk.last_applied_version, 2);
-	assert_true(mgr_release_finished(fx->m, "hello", 2, true, &err) < 0);
+	assert_true(mgr_release_finished(fx->m, "hello", 2, true, NULL, &err) < 0);
 	expect_error(&err, DY_E_CONFLICT, "is succeeded, not pending");
 
 	/* a config change runs the phase again; its failure keeps v2 current */
@@ -340,8 +340,13 @@ static void test_release_phase_hook(void **state)
 	assert_int_equal(mgr_config_update(fx->m, "hello", ch, &rel, &err), 0);
 	json_decref(ch);
 	assert_int_equal(rel->status, STATE_RELEASE_PENDING);
-	assert_int_equal(mgr_release_finished(fx->m, "hello", 3, false, &err), 0);
+	assert_int_equal(mgr_release_finished(fx->m, "hello", 3, false,
+	                                      "release command exited with status 3", &err),
+	                 0);
 	assert_int_equal(state_release_find(app, 3)->status, STATE_RELEASE_FAILED);
+	assert_string_equal(state_release_find(app, 3)->failure,
+	                    "release command exited with status 3");
+	assert_null(state_release_find(app, 2)->failure);
 	assert_int_equal(state_app_current(app)->version, 2);
 	assert_null(json_object_get(mgr_config_vars(app), "A"));
 	/* a phase that cannot even start fails its release at once */
@@ -349,8 +354,23 @@ static void test_release_phase_hook(void **state)
 	assert_int_equal(mgr_rollback(fx->m, "hello", 2, &rel, &err), 0);
 	assert_int_equal(rel->status, STATE_RELEASE_FAILED);
 	assert_int_equal(rel->version, 4);
+	assert_non_null(rel->failure);
+	assert_non_null(strstr(rel->failure, "release command could not start"));
 	assert_null(err);
-	assert_true(mgr_release_finished(fx->m, "hello", 9, true, &err) < 0);
+	/* the reasons survive a reload; the API shows them */
+	state_free(fx->st);
+	mgr_free(fx->m);
+	assert_int_equal(state_open(fx->cfg->state_dir, &fx->st, &err), 0);
+	assert_int_equal(mgr_new(fx->cfg, fx->st, &ops, &fx->m, &err), 0);
+	assert_int_equal(mgr_app_get(fx->m, "hello", &app, &err), 0);
+	json_t *j = state_release_json(state_release_find(app, 3));
+	assert_string_equal(json_string_value(json_object_get(j, "failure")),
+	                    "release command exited with status 3");
+	json_decref(j);
+	j = state_release_json(state_release_find(app, 2));
+	assert_true(json_is_null(json_object_get(j, "failure")));
+	json_decref(j);
+	assert_true(mgr_release_finished(fx->m, "hello", 9, true, NULL, &err) < 0);
 	expect_error(&err, DY_E_NOT_FOUND, "release v9");
 }
 

@@ -253,7 +253,8 @@ static void test_json_objects(void **unused)
 	j = state_release_json(rel);
 	s = json_dumps(j, JSON_PRESERVE_ORDER | JSON_COMPACT);
 	assert_string_equal(s, "{\"version\":1,\"description\":\"Deploy aaaaaaa\",\"status\":"
-	                       "\"succeeded\",\"slug\":{\"id\":\"" SLUG_A "\"},\"created_at\":"
+	                       "\"succeeded\",\"failure\":null,\"slug\":{\"id\":\"" SLUG_A
+	                       "\"},\"created_at\":"
 	                       "\"2026-11-26T11:00:01Z\"}");
 	free(s);
 	json_decref(j);
