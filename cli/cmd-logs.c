@@ -14,6 +14,7 @@
 #include "cli/api-client.h"
 #include "cli/cli.h"
 #include "common/cleanup.h"
+#include "common/fs.h"
 #include "common/log.h"
 
 #define LINE_MAX_CLI 65536 /* a longer line goes out in pieces */
@@ -25,25 +26,11 @@ struct out {
 	size_t len;
 };
 
-static int write_all(const char *p, size_t n)
-{
-	while (n > 0) {
-		ssize_t w = write(STDOUT_FILENO, p, n);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return -1;
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
 /* The line held (its newline included when it has one), escaped or not. */
 static int put_line(struct out *o)
 {
 	if (!o->escape)
-		return write_all(o->line, o->len);
+		return dy_write_all(STDOUT_FILENO, o->line, o->len);
 	bool nl = o->len > 0 && o->line[o->len - 1] == '\n';
 	size_t n = o->len - (nl ? 1 : 0);
 	_cleanup_free_ char *esc = malloc(4 * n + 2);
@@ -52,7 +39,7 @@ static int put_line(struct out *o)
 	size_t e = dy_log_escape(esc, o->line, n);
 	if (nl)
 		esc[e++] = '\n';
-	return write_all(esc, e);
+	return dy_write_all(STDOUT_FILENO, esc, e);
 }
 
 static int on_body(void *ctx, const char *p, size_t n)

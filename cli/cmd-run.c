@@ -20,6 +20,7 @@
 #include "cli/cli.h"
 #include "common/attach.h"
 #include "common/cleanup.h"
+#include "common/fs.h"
 
 #define RUN_FAILED 125 /* the API refused, or the attachment broke */
 #define HEAD_MAX   16384
@@ -58,20 +59,6 @@ static int append_quoted(char **cmd, size_t *len, const char *word)
 	return 0;
 }
 
-static int write_all(int fd, const char *p, size_t n)
-{
-	while (n > 0) {
-		ssize_t w = write(fd, p, n);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0)
-			return -1;
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
 static void send_size(int sock)
 {
 	struct winsize ws;
@@ -101,7 +88,7 @@ static int attach_request(const char *path, const char *body, char *buf, size_t 
 	                 "Upgrade: dyno-attach\r\nContent-Type: application/json\r\n"
 	                 "Content-Length: %zu\r\n\r\n%s",
 	                 path, strlen(body), body);
-	if (n < 0 || write_all(fd, req, (size_t)n) < 0) {
+	if (n < 0 || dy_write_all(fd, req, (size_t)n) < 0) {
 		fprintf(stderr, "dyno: error: sending to dynod: %s\n", strerror(errno));
 		close(fd);
 		return -1;
@@ -181,9 +168,9 @@ static int take_frames(struct session *s)
 			break;
 		off += (size_t)r;
 		if (f.type == ATTACH_STDOUT)
-			write_all(STDOUT_FILENO, f.data, f.len);
+			dy_write_all(STDOUT_FILENO, f.data, f.len);
 		else if (f.type == ATTACH_STDERR)
-			write_all(STDERR_FILENO, f.data, f.len);
+			dy_write_all(STDERR_FILENO, f.data, f.len);
 		else if (f.type == ATTACH_EXIT && f.len == 4) {
 			const unsigned char *u = (const unsigned char *)f.data;
 			code = (int)((uint32_t)u[0] << 24 | (uint32_t)u[1] << 16 |

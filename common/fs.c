@@ -1,5 +1,6 @@
 #include "common/fs.h"
 
+#include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
 #include <stdio.h>
@@ -100,4 +101,22 @@ int dy_write_file_atomic_as(const char *path, const void *data, size_t len, mode
 		return dy_error_errno(err, -r, "write %s", path);
 	}
 	return dy_fsync_dir(dir, err);
+}
+
+int dy_write_all(int fd, const void *p, size_t n)
+{
+	const char *c = p;
+	while (n > 0) {
+		ssize_t w = write(fd, c, n);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0) {
+			if (w == 0)
+				errno = EIO;
+			return -1;
+		}
+		c += w;
+		n -= (size_t)w;
+	}
+	return 0;
 }

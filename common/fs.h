@@ -32,3 +32,7 @@ int dy_write_file_atomic(const char *path, const void *data, size_t len, mode_t 
  * ((gid_t)-1: the caller's). */
 int dy_write_file_atomic_as(const char *path, const void *data, size_t len, mode_t mode, gid_t gid,
                             struct dy_error **err);
+
+/* Writes the n bytes at p to the blocking fd, retrying short writes and
+ * EINTR. Returns 0, or -1 with errno set (EIO for a write of nothing). */
+int dy_write_all(int fd, const void *p, size_t n);

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "common/cleanup.h"
+#include "common/fs.h"
 #include "common/log.h"
 #include "runtime/manager/api-internal.h"
 #include "runtime/manager/manager.h"
@@ -36,21 +37,6 @@ static void respond_run_error(struct conn *c, struct dy_error **err)
 		api_respond_error(c, kind, "%s", dy_error_msg(*err));
 	}
 	dy_error_free(err);
-}
-
-/* Writes all of the 101 to the (blocking, by now) socket fd. */
-static int write_all(int fd, const char *p, size_t n)
-{
-	while (n > 0) {
-		ssize_t w = write(fd, p, n);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return -1;
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
 }
 
 void api_route_run(struct conn *c, struct state_app *app)
@@ -127,7 +113,7 @@ void api_route_run(struct conn *c, struct state_app *app)
 	/* the dyno is started on the next round of the loop: the 101 goes
 	 * before anything of its init. The supervisor owns the copy now. */
 	TAKE_FD(fd);
-	if (write_all(c->conn.io.fd, switching, sizeof(switching) - 1) < 0)
+	if (dy_write_all(c->conn.io.fd, switching, sizeof(switching) - 1) < 0)
 		dy_log("api", "%s: the attached client went away", app->name);
 	api_conn_handed_off(c);
 }

@@ -1,4 +1,6 @@
 #include <dirent.h>
+#include <signal.h>
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -92,9 +94,33 @@ static void test_write_atomic_error_names_path(void **state)
 	assert_int_equal(count_entries(base), 0);
 }
 
+static void test_write_all(void **state)
+{
+	int fds[2];
+	assert_int_equal(pipe(fds), 0);
+	char big[20000];
+	memset(big, 'x', sizeof(big));
+	assert_int_equal(dy_write_all(fds[1], big, sizeof(big)), 0);
+	close(fds[1]);
+	size_t got = 0;
+	char buf[4096];
+	ssize_t n;
+	while ((n = read(fds[0], buf, sizeof(buf))) > 0)
+		got += (size_t)n;
+	assert_int_equal(got, sizeof(big));
+	/* a closed reader: an error, not a hang or a signal */
+	assert_int_equal(pipe(fds), 0);
+	close(fds[0]);
+	signal(SIGPIPE, SIG_IGN);
+	assert_int_equal(dy_write_all(fds[1], "x", 1), -1);
+	assert_int_equal(errno, EPIPE);
+	close(fds[1]);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_write_all),
 	    cmocka_unit_test_setup_teardown(test_mkdir_p, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_write_atomic_replaces, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_write_atomic_error_names_path, setup, teardown),
