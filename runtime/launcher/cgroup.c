@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <libcgroup.h>
+#include <pthread.h>
 #include <linux/magic.h>
 #include <signal.h>
 #include <stdio.h>
@@ -42,15 +43,19 @@ const char *cg_version_str(enum cg_version v)
 	}
 }
 
+/* libcgroup reads the mount table into its globals: once, also when the
+ * loop's thread and the start thread (launch.h, "Threads") come at once. */
 static int lcg_init(struct dy_error **err)
 {
+	static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 	static int done;
-	if (done)
-		return 0;
-	int r = cgroup_init();
+	pthread_mutex_lock(&lock);
+	int r = done ? 0 : cgroup_init();
+	if (r == 0)
+		done = 1;
+	pthread_mutex_unlock(&lock);
 	if (r != 0)
 		return dy_error(err, "libcgroup: %s", cgroup_strerror(r));
-	done = 1;
 	return 0;
 }
 

@@ -196,6 +196,9 @@ static int rules_join(struct rules_job *j, bool *made, struct dy_error **err)
  * kernel): not reaped yet */
 static int orphans[64];
 static size_t n_orphans;
+/* added by a failed start (the start thread), reaped by launch_sweep()
+ * (the loop's) */
+static pthread_mutex_t orphans_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static uint64_t now_usec(void)
 {
@@ -574,10 +577,12 @@ fail_child:
 			                     "left for the sweep");
 			rules_made = net_made = cg_made = false;
 			/* reaped by launch_sweep() once it is gone */
+			pthread_mutex_lock(&orphans_lock);
 			if (n_orphans < ELEMENTSOF(orphans)) {
 				orphans[n_orphans++] = d->pidfd;
 				d->pidfd = -1;
 			}
+			pthread_mutex_unlock(&orphans_lock);
 		}
 	}
 	d->exited = true;
@@ -826,6 +831,7 @@ static int sweep_one(const char *id, void *data)
 int launch_sweep(const char *cgroup_parent, const char *prefix)
 {
 	/* children of failed starts that could not die then */
+	pthread_mutex_lock(&orphans_lock);
 	for (size_t i = 0; i < n_orphans;) {
 		siginfo_t si = {0};
 		if (waitid(P_PIDFD, (id_t)orphans[i], &si, WEXITED | WNOHANG) == 0 &&
@@ -836,6 +842,7 @@ int launch_sweep(const char *cgroup_parent, const char *prefix)
 		close(orphans[i]);
 		orphans[i] = orphans[--n_orphans];
 	}
+	pthread_mutex_unlock(&orphans_lock);
 	int n = 0;
 	cg_sweep(cgroup_parent ? cgroup_parent : "dyno", prefix, sweep_one, &n);
 	return n;

@@ -23,7 +23,16 @@
  *   every set-up error of the child travels back over a SOCK_SEQPACKET
  *   socket as LAUNCH_SYNC_ERROR (sync.h), with its errno: the caller reads
  *   "mount /app: Invalid argument" (and errnum EINVAL), never "exit 1".
- * The call returns once the command has exec'd. */
+ * The call returns once the command has exec'd.
+ *
+ * Threads: launch_start() may run on a thread of its own while the
+ * caller's loop calls the rest (dynod: one start thread, common/work.h).
+ * What both sides share is locked: the nftables context (net.c), libcgroup's
+ * init (cgroup.c), the orphans of failed starts. What only a start touches
+ * is not: the seccomp program compiled once, the cached dyno-init fd, the
+ * choice of a free address (two starts at once could pick the same one):
+ * starts must not overlap each other. A sweep (launch_sweep()) must not run
+ * during a start: the new dyno's cgroup is empty until its child joins. */
 #pragma once
 
 #include <netinet/in.h>

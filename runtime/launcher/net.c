@@ -16,6 +16,7 @@
 #include <netlink/route/link/veth.h>
 #include <netlink/route/route.h>
 #include <nftables/libnftables.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -485,7 +486,21 @@ static struct nft_ctx *nft_ctx_get(void)
 	return ctx;
 }
 
+/* The one context is shared by dynod's loop (clean-ups) and the thread
+ * that starts dynos (launch.h, "Threads"): one command at a time. */
+static pthread_mutex_t nft_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static int nft_run_locked(const char *cmds, bool missing_ok, struct dy_error **err);
+
 static int nft_run(const char *cmds, bool missing_ok, struct dy_error **err)
+{
+	pthread_mutex_lock(&nft_lock);
+	int r = nft_run_locked(cmds, missing_ok, err);
+	pthread_mutex_unlock(&nft_lock);
+	return r;
+}
+
+static int nft_run_locked(const char *cmds, bool missing_ok, struct dy_error **err)
 {
 	struct nft_ctx *ctx = nft_ctx_get();
 	if (!ctx)
@@ -505,7 +520,17 @@ static int nft_run(const char *cmds, bool missing_ok, struct dy_error **err)
 
 /* Runs a listing command; *ret is its output (free it). Returns 0, or < 0
  * (quietly) when it fails, e.g. the object is missing. */
+static int nft_list_locked(const char *cmd, char **ret);
+
 static int nft_list(const char *cmd, char **ret)
+{
+	pthread_mutex_lock(&nft_lock);
+	int r = nft_list_locked(cmd, ret);
+	pthread_mutex_unlock(&nft_lock);
+	return r;
+}
+
+static int nft_list_locked(const char *cmd, char **ret)
 {
 	struct nft_ctx *ctx = nft_ctx_get();
 	if (!ctx)

@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "common/loop.h"
+#include "common/work.h"
 #include "runtime/launcher/launch.h"
 #include "runtime/manager/boot.h"
 #include "runtime/manager/dyno-record.h"
@@ -35,6 +36,9 @@ struct sup_dyno {
 	struct boot_probe boot; /* web dynos, while starting */
 	struct mw_dyno mem;
 	struct launch_dyno *ld;
+	/* its launch_start() runs on the start thread: no process yet, and
+	 * d is neither started again nor freed until the start's done */
+	struct sup_start *start;
 	unsigned long long start_time; /* of ld->pid, for the record */
 	struct loop_io exit_io;        /* on ld->pidfd */
 	struct loop_io oom_io;         /* on ld->oom_fd */
@@ -76,9 +80,14 @@ struct sup {
 	bool shutting_down;
 	bool routes_dirty;
 	unsigned sweeps_due; /* a clean-up failed: sweep leftovers so many times */
-	unsigned batch;      /* > 0: routes.json is written when it drops to 0 */
-	char *init_path;     /* dyno-init, NULL: the launcher's default */
-	struct lgi *logs;    /* the log intake: each app's sink; NULL: none */
+	/* one thread runs every launch_start() in turn (launch.h, "Threads"),
+	 * off the loop; nstarting of them are in flight */
+	struct work_pool *starts;
+	unsigned nstarting;
+	bool freeing;     /* sup_free(): a start's done only hands over its dyno */
+	unsigned batch;   /* > 0: routes.json is written when it drops to 0 */
+	char *init_path;  /* dyno-init, NULL: the launcher's default */
+	struct lgi *logs; /* the log intake: each app's sink; NULL: none */
 	/* the start of every dyno id of this state dir ("1a2b3c4d-"): what a
 	 * sweep at start-up may remove (another state dir's dynos under the
 	 * same cgroup parent are not ours) */

@@ -379,12 +379,85 @@ void sup_boot_begin(struct sup_dyno *d)
 	loop_timer_start(s->loop, &d->boot_timer, BOOT_PROBE_USEC, NULL);
 }
 
-/* Launches d's process for its release. On failure d is crashed (and
- * retried after a cool-off), or a release phase fails. */
+/* A start on the start thread: its own copies of everything the
+ * launch_params point to, so that nothing the loop changes (the state, the
+ * release's config, d) is read off the loop. */
+struct sup_start {
+	struct work work;
+	struct sup_dyno *d; /* only for done, on the loop */
+	struct launch_params p;
+	char *slug_dir;
+	char *name;
+	char *id;
+	char *command;
+	char **env;
+	char *log_sink;
+	char *cgroup_parent;
+	char *init_path;
+	/* the result */
+	int r;
+	struct launch_dyno *ld;
+	struct dy_error *err;
+};
+
+static void start_free(struct sup_start *st)
+{
+	free(st->slug_dir);
+	free(st->name);
+	free(st->id);
+	free(st->command);
+	env_free(st->env);
+	free(st->log_sink);
+	free(st->cgroup_parent);
+	free(st->init_path);
+	dy_error_free(&st->err);
+	free(st);
+}
+
+static char *dup_or_null(const char *str, bool *ok)
+{
+	if (!str)
+		return NULL;
+	char *c = strdup(str);
+	if (!c)
+		*ok = false;
+	return c;
+}
+
+/* work_fn, on the start thread: only st's own copies. */
+static void start_run(struct work *w)
+{
+	struct sup_start *st = loop_container_of(w, struct sup_start, work);
+	st->r = launch_start(&st->p, &st->ld, &st->err);
+}
+
+static void start_finish(struct sup_dyno *d, int r, struct dy_error *e);
+
+/* work_fn, on the loop: the start is over. d was kept (not started
+ * again, not freed) while it ran; a stop that came meanwhile is done now. */
+static void start_done(struct work *w)
+{
+	struct sup_start *st = loop_container_of(w, struct sup_start, work);
+	struct sup_dyno *d = st->d;
+	struct sup *s = d->sup;
+	s->nstarting--;
+	d->start = NULL;
+	d->ld = st->r < 0 ? NULL : TAKE_PTR(st->ld);
+	int r = st->r;
+	struct dy_error *e = TAKE_PTR(st->err);
+	start_free(st);
+	start_finish(d, r, e);
+}
+
+/* Launches d's process for its release, on the start thread: d is
+ * starting, without a process, until start_done(). On failure d is
+ * crashed (and retried after a cool-off), or a release phase fails. */
 static void dyno_start(struct sup_dyno *d)
 {
 	struct sup *s = d->sup;
 	struct dy_error *e = NULL;
+	if (d->start)
+		return; /* one at a time */
 	loop_timer_stop(s->loop, &d->start_timer);
 	const struct state *st = s->mgr ? mgr_state(s->mgr) : NULL;
 	const struct state_app *app = st ? state_app_find(st, d->app) : NULL;
@@ -398,7 +471,6 @@ static void dyno_start(struct sup_dyno *d)
 		return;
 	}
 	_cleanup_free_ char *dir = NULL;
-	char **env = NULL;
 	char id[64];
 	snprintf(id, sizeof(id), "%s%.30s-%u-%u", s->id_prefix, d->app, (unsigned)getpid() % 100000,
 	         ++s->seq);
@@ -419,31 +491,66 @@ static void dyno_start(struct sup_dyno *d)
 		if (r >= 0)
 			return;
 	}
-	if (r >= 0) {
-		env = env_of(rel);
-		struct launch_params p = {
-		    .slug_dir = dir,
-		    .uid = app->uid,
-		    .gid = app->uid,
-		    .name = d->name,
-		    .id = id,
-		    .command = d->command,
-		    .env = env,
-		    .limits = {.memory = sz->memory, .pids = sz->pids, .cpu = sz->cpu},
-		    .port = d->port,
-		    .cgroup_parent = s->cgroup_parent,
-		    .subnet = s->cfg->network.subnet,
-		    .subnet_prefix = s->cfg->network.subnet_prefix,
-		    .egress = s->cfg->network.egress,
-		    .init_path = s->init_path,
-		    .log_sink = lgi_app_sink(s->logs, d->app),
-		    .attach = d->attach_fd >= 0,
-		    .attach_tty = d->attach_tty,
-		    .attach_fd = d->attach_fd,
-		};
-		dy_log_app(d->app, d->name, "Starting process with command `%s`", d->command);
-		r = launch_start(&p, &d->ld, &e);
+	if (r < 0) {
+		start_finish(d, r, e);
+		return;
 	}
+	struct sup_start *w = calloc(1, sizeof(*w));
+	bool ok = w != NULL;
+	if (w) {
+		w->d = d;
+		w->slug_dir = TAKE_PTR(dir);
+		w->name = dup_or_null(d->name, &ok);
+		w->id = dup_or_null(id, &ok);
+		w->command = dup_or_null(d->command, &ok);
+		w->env = env_of(rel);
+		ok = ok && w->env;
+		w->log_sink = dup_or_null(lgi_app_sink(s->logs, d->app), &ok);
+		w->cgroup_parent = dup_or_null(s->cgroup_parent, &ok);
+		w->init_path = dup_or_null(s->init_path, &ok);
+	}
+	if (!ok) {
+		if (w)
+			start_free(w);
+		start_finish(d, dy_error_errno(&e, ENOMEM, "start of %s", d->name), e);
+		return;
+	}
+	w->p = (struct launch_params){
+	    .slug_dir = w->slug_dir,
+	    .uid = app->uid,
+	    .gid = app->uid,
+	    .name = w->name,
+	    .id = w->id,
+	    .command = w->command,
+	    .env = w->env,
+	    .limits = {.memory = sz->memory, .pids = sz->pids, .cpu = sz->cpu},
+	    .port = d->port,
+	    .cgroup_parent = w->cgroup_parent,
+	    .subnet = s->cfg->network.subnet,
+	    .subnet_prefix = s->cfg->network.subnet_prefix,
+	    .egress = s->cfg->network.egress,
+	    .init_path = w->init_path,
+	    .log_sink = w->log_sink,
+	    .attach = d->attach_fd >= 0,
+	    .attach_tty = d->attach_tty,
+	    .attach_fd = d->attach_fd, /* stays open until done: d keeps it */
+	};
+	dy_log_app(d->app, d->name, "Starting process with command `%s`", d->command);
+	d->start = w;
+	s->nstarting++;
+	if (s->starts) {
+		work_submit(s->starts, &w->work, start_run, start_done);
+	} else { /* no start thread (sup_new() could not make one): inline */
+		start_run(&w->work);
+		start_done(&w->work);
+	}
+}
+
+/* The end of d's start: r < 0 with e (taken) when it failed, else d->ld
+ * runs. */
+static void start_finish(struct sup_dyno *d, int r, struct dy_error *e)
+{
+	struct sup *s = d->sup;
 	if (d->attach_fd >= 0) {
 		/* init has its copy now; a failed start is told to the client */
 		if (r < 0)
@@ -451,7 +558,17 @@ static void dyno_start(struct sup_dyno *d)
 			             strlen(dy_error_msg(e)));
 		close(TAKE_FD(d->attach_fd));
 	}
-	env_free(env);
+	if (s->freeing) {
+		/* sup_free() waits for the start thread: it kills (or, leaving,
+		 * keeps) what started */
+		dy_error_free(&e);
+		if (d->ld) {
+			char comm[16];
+			if (rkeep_proc_stat(d->ld->pid, comm, &d->start_time) < 0)
+				d->start_time = 0;
+		}
+		return;
+	}
 	enum lc_state was = d->lc.state;
 	if (r < 0) {
 		dy_log(d->name, "start: %s", dy_error_msg(e));
@@ -462,6 +579,14 @@ static void dyno_start(struct sup_dyno *d)
 		/* a child stuck in the kernel leaves its cgroup, veth and
 		 * rules to the sweep (and its pid to be reaped) */
 		sweep_soon(s);
+		if (d->lc.stopping) { /* stopped while it started: down */
+			d->lc.state = LC_DOWN;
+			if (d->lc.oneoff)
+				report_release(d, false, "release command was stopped");
+			sup_state_changed(d, was);
+			unlink_dyno(d);
+			return;
+		}
 		uint64_t wait = 0;
 		if (lc_start_failed(&d->lc, &s->policy, &wait) == LC_NEXT_REMOVE) {
 			report_release(d, false, why);
@@ -476,6 +601,14 @@ static void dyno_start(struct sup_dyno *d)
 	lc_started(&d->lc);
 	sup_state_changed(d, was);
 	sup_watch_process(d);
+	if (d->lc.stopping) {
+		/* a stop, scale down, restart, destroy or shutdown came while it
+		 * started: it goes at once, with no grace (it has not run) */
+		dy_log_app(d->app, d->name, "Stopping process with SIGKILL");
+		kill_now(d);
+		on_exited(d);
+		return;
+	}
 	if (sup_is_web(d))
 		sup_boot_begin(d);
 	else
@@ -525,7 +658,8 @@ void sup_dyno_stop(struct sup_dyno *d)
 	if (d->lc.stopping || d->removed)
 		return;
 	enum lc_state was = d->lc.state;
-	enum lc_next next = lc_stop(&d->lc, d->ld != NULL);
+	/* a start in flight has a process soon: start_finish() stops it */
+	enum lc_next next = lc_stop(&d->lc, d->ld != NULL || d->start != NULL);
 	routes_changed(s); /* draining */
 	if (next == LC_NEXT_REMOVE) {
 		/* crashed, waiting for its cool-off; or a release phase not
@@ -537,6 +671,8 @@ void sup_dyno_stop(struct sup_dyno *d)
 		unlink_dyno(d);
 		return;
 	}
+	if (!d->ld)
+		return; /* starting: stopped when its start is done */
 	dy_log_app(d->app, d->name, "Stopping all processes with SIGTERM");
 	if (kill(d->ld->pid, SIGTERM) < 0 && errno != ESRCH)
 		dy_log(d->name, "SIGTERM: %s", strerror(errno));
@@ -684,6 +820,12 @@ static void on_sweep_timer(struct loop *loop, struct loop_timer *t)
 	struct sup *s = loop_container_of(t, struct sup, sweep_timer);
 	if (s->sweeps_due == 0)
 		return;
+	if (s->nstarting > 0) {
+		/* a dyno being started has an empty cgroup for a moment: a
+		 * sweep now could take it (launch.h, "Threads") */
+		loop_timer_start(loop, t, SUP_CHECK_USEC, NULL);
+		return;
+	}
 	s->sweeps_due--;
 	int n = launch_sweep(s->cgroup_parent, s->id_prefix);
 	if (n > 0)
@@ -877,6 +1019,10 @@ int sup_new(struct loop *loop, const struct config *cfg, const char *cgroup_pare
 	loop_timer_init(&s->routes_timer, on_routes_timer);
 	loop_timer_init(&s->mem_timer, on_mem_timer);
 	dr_boot_id(s->boot_id);
+	/* one thread: starts must not overlap (launch.h, "Threads"); without
+	 * it they run inline, as before */
+	if (work_pool_new(loop, 1, &s->starts, NULL) < 0)
+		s->starts = NULL;
 	/* routes.json waits for the manager's state (sup_start_all()): a
 	 * write now would drop every app's routes */
 	batch_begin(s);
@@ -937,6 +1083,11 @@ void sup_free(struct sup *s)
 	loop_timer_stop(s->loop, &s->mem_timer);
 	loop_timer_stop(s->loop, &s->sweep_timer);
 	loop_timer_stop(s->loop, &s->routes_timer);
+	/* the starts in flight end first: their dynos are in the list below,
+	 * killed or (leaving) kept and recorded */
+	s->freeing = true;
+	work_pool_free(s->starts);
+	s->starts = NULL;
 	struct dy_error *e = NULL;
 	if (s->leaving && s->record && dr_writer_free(s->record, true, &e) < 0) {
 		dy_log("dynod", "%s", dy_error_msg(e));

@@ -6,6 +6,8 @@
 #             /apps/APP/dynos polled every 50 ms); also when the CLI returned
 #   RSS:      dynod's VmRSS with 0 dynos and with N up, and per dyno
 #   to 0:     `dyno ps:scale web=0` -> no dyno left
+#   API:      GET /apps answered while the N start (one request every
+#             10 ms from the scale to N up): p50, p99, max
 # Then dynod is stopped by its PID; no cgroup, veth or dyno process may be
 # left (the script sweeps and fails if it had to).
 # usage: tests/bench/scale.sh [N]   (default 50; root)
@@ -29,7 +31,7 @@ chmod 755 "$work"
 # the python below bounds every wait; timeout is the last resort
 timeout -k 10 300 unshare -n sh -c 'ip link set lo up && exec /usr/bin/python3 - "$@"' \
 	sh "$work" "$N" "$BUILD" <<'PY'
-import http.client, json, os, re, shutil, signal, socket, subprocess, sys, time
+import http.client, json, os, re, shutil, signal, socket, subprocess, sys, threading, time
 work, n, build = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 dynod_exe = os.path.join(build, "bin/dynod")
 dyno_exe = os.path.join(build, "bin/dyno")
@@ -77,6 +79,20 @@ def dynos():
         return json.loads(body)
     finally:
         c.close()
+
+
+def api_latency(stop, out):
+    """GET /apps every 10 ms until stop is set; each answer's seconds."""
+    while not stop.is_set():
+        t = time.monotonic()
+        c = UConn()
+        try:
+            c.request("GET", "/apps")
+            c.getresponse().read()
+        finally:
+            c.close()
+        out.append(time.monotonic() - t)
+        time.sleep(0.01)
 
 
 def cli(*args):
@@ -176,22 +192,32 @@ try:
     time.sleep(0.5)
     res["rss0"] = rss_kib(proc.pid)
 
+    lat, stop = [], threading.Event()
+    poller = threading.Thread(target=api_latency, args=(stop, lat), daemon=True)
+    poller.start()
     t0 = time.monotonic()
-    cli("ps:scale", f"web={n}")
-    res["cli"] = time.monotonic() - t0
-    end = t0 + 120
-    while True:
-        ds = dynos()
-        for d in ds:
-            if d.get("pid"):
-                seen_pids.add(d["pid"])
-        up = sum(1 for d in ds if d["state"] == "up")
-        if up == n and len(ds) == n:
-            break
-        if time.monotonic() > end:
-            raise RuntimeError(f"{up}/{n} up after 120 s")
-        time.sleep(0.05)
-    res["up"] = time.monotonic() - t0
+    try:
+        cli("ps:scale", f"web={n}")
+        res["cli"] = time.monotonic() - t0
+        end = t0 + 120
+        while True:
+            ds = dynos()
+            for d in ds:
+                if d.get("pid"):
+                    seen_pids.add(d["pid"])
+            up = sum(1 for d in ds if d["state"] == "up")
+            if up == n and len(ds) == n:
+                break
+            if time.monotonic() > end:
+                raise RuntimeError(f"{up}/{n} up after 120 s")
+            time.sleep(0.05)
+        res["up"] = time.monotonic() - t0
+    finally:
+        stop.set()
+        poller.join()
+    lat.sort()
+    res["api"] = (len(lat), lat[len(lat) // 2], lat[min(len(lat) - 1, len(lat) * 99 // 100)],
+                  lat[-1])
     time.sleep(0.5)
     res["rssn"] = rss_kib(proc.pid)
 
@@ -232,6 +258,9 @@ print(f"{'measure':<34} {'value':>12}")
 print(f"{'ps:scale web=%d CLI returned' % n:<34} {res['cli']:>10.2f} s")
 print(f"{'ps:scale web=%d -> %d up' % (n, n):<34} {res['up']:>10.2f} s")
 print(f"{'ps:scale web=0 -> 0 dynos':<34} {res['down']:>10.2f} s")
+napi, p50, p99, worst = res["api"]
+print(f"{'GET /apps during the scale (%d)' % napi:<34} p50 {p50 * 1000:.1f} ms, "
+      f"p99 {p99 * 1000:.1f} ms, max {worst * 1000:.1f} ms")
 print(f"{'dynod VmRSS at start':<34} {res['rss_start']:>8} KiB")
 print(f"{'dynod VmRSS, 0 dynos':<34} {res['rss0']:>8} KiB")
 print(f"{'dynod VmRSS, %d dynos up' % n:<34} {res['rssn']:>8} KiB")

@@ -13,6 +13,7 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -554,3 +555,84 @@ def test_one_dynod_per_cgroup_parent_and_its_own_leftovers(tmp_path, dyno_bin):
                 d.proc.kill()
                 d.proc.wait()
         a.sweep()
+
+
+def api_get_seconds(sock_path, path="/apps"):
+    """One GET over dynod's API socket: the seconds to its whole answer."""
+    t = time.monotonic()
+    with socket.socket(socket.AF_UNIX) as s:
+        s.settimeout(30)
+        s.connect(sock_path)
+        s.sendall(f"GET {path} HTTP/1.1\r\nHost: dynod\r\nConnection: close\r\n\r\n".encode())
+        data = b""
+        while chunk := s.recv(65536):
+            data += chunk
+    assert data.startswith(b"HTTP/1.1 200"), data[:200]
+    return time.monotonic() - t
+
+
+def test_scale_leaves_the_api_free_and_a_scale_down_mid_start_leaves_nothing(dynod, tmp_path):
+    """Starts run off dynod's loop (docs/architecture.md, "Work off the
+    loop"): while web scales to 20 the API answers at once, and web=0 sent
+    while the starts are in flight stops every fresh dyno as its start ends:
+    no dyno, cgroup or veth left."""
+    src_listen = BUILD / "tests" / "bench" / "listen"
+    # the static listener of the bench boots in a millisecond
+    src = tmp_path / "src-listen"
+    src.mkdir()
+    (src / "Procfile").write_text("web: exec ./listen\n")
+    (src / "listen").write_bytes(src_listen.read_bytes())
+    (src / "listen").chmod(0o755)
+    slug = tmp_path / "listen.tgz"
+    r = dynod.cli("slugs:create", src, "-o", slug)
+    assert r.returncode == 0, r.stderr
+    assert dynod.cli("apps:create", "app").returncode == 0
+    assert dynod.cli("deploy", slug).returncode == 0
+    dynod.wait(all_up(["web.1"]), what="web.1 up")
+
+    names = [f"web.{i}" for i in range(1, 21)]
+    # GET /apps every 10 ms from just before the scale until all are up:
+    # the scale's own request returns once its starts are queued
+    lat, stop = [], threading.Event()
+
+    def poll():
+        while not stop.is_set():
+            lat.append(api_get_seconds(dynod.sock))
+            time.sleep(0.01)
+
+    poller = threading.Thread(target=poll, daemon=True)
+    poller.start()
+    time.sleep(0.05)
+    t0 = time.monotonic()
+    try:
+        r = dynod.cli("ps:scale", "web=20")
+        assert r.returncode == 0, r.stderr
+        dynod.wait(all_up(names), timeout=60, what="web.1..20 up")
+    finally:
+        stop.set()
+        poller.join()
+    duration = time.monotonic() - t0
+    # inline, each start held the loop 5-20 ms (more under ASan): 20 of
+    # them in the scale's callback; off the loop a GET waits for no start
+    bound = min(0.1, duration / 5)
+    assert lat and max(lat) < bound, (max(lat), duration, len(lat), sorted(lat)[-5:])
+
+    assert dynod.cli("ps:scale", "web=0").returncode == 0
+    dynod.wait(lambda ds: ds == [], what="web=0")
+    # web=0 while the 20 starts are in flight
+    assert dynod.cli("ps:scale", "web=20").returncode == 0
+    assert dynod.cli("ps:scale", "web=0").returncode == 0
+    dynod.wait(lambda ds: ds == [], what="web=0 during the starts")
+    end = time.monotonic() + 10
+    while time.monotonic() < end and dynod.cgroups():
+        time.sleep(0.05)
+    assert dynod.cgroups() == []
+    links = dynod.netns("ip", "-o", "link").stdout
+    assert not VETH.search(links), links
+    # dynod's SIGTERM while the starts are in flight: each stops as its
+    # start ends, then dynod exits
+    assert dynod.cli("ps:scale", "web=20").returncode == 0
+    assert dynod.stop() == 0, dynod.log.read_text()[-3000:]
+    assert dynod.cgroups() == []
+    log = dynod.log.read_text()
+    assert "Sanitizer" not in log and "runtime error:" not in log, log[-3000:]
