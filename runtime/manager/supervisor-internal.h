@@ -123,6 +123,25 @@ struct sup_dyno *sup_dyno_new(struct sup *s, const char *app, const char *type, 
 /* Starts the boot probe of a starting web dyno (R10 at its deadline). */
 void sup_boot_begin(struct sup_dyno *d);
 
+/* Starts d's process (off the loop, on the start thread); its result is
+ * taken up on the loop. */
+void sup_dyno_start(struct sup_dyno *d);
+
+/* SIGKILL to d's cgroup now (no grace). */
+void sup_kill_now(struct sup_dyno *d);
+
+/* d's process is gone: the crash, restart or end of a one-off. */
+void sup_on_exited(struct sup_dyno *d);
+
+/* Tells the manager how the release phase d ran ended (why: the failure, or NULL). */
+void sup_report_release(struct sup_dyno *d, bool ok, const char *why);
+
+/* Sweeps leftovers on the next checks (a clean-up failed). */
+void sup_sweep_soon(struct sup *s);
+
+/* Takes d out of the list; it is freed after the dispatch round. */
+void sup_unlink_dyno(struct sup_dyno *d);
+
 /* The ops of the manager (manager.h, struct manager_ops), over sup_dynos_json(),
  * sup_restart() and sup_stop_dyno(). */
 json_t *sup_ops_dynos_json(void *data, const struct state_app *app, const char *name,
