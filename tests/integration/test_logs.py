@@ -15,7 +15,7 @@ import uuid
 
 import pytest
 
-from test_router_keeper import KeptDynod, answers
+from test_router_keeper import answers, kept  # noqa: F401 (kept: the fixture)
 from test_supervise import all_up, make_app
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="dynos need root")
@@ -25,17 +25,6 @@ WEB = "exec python3 -m http.server $PORT --bind 0.0.0.0"
 # a worker that says something now and then, and once a control-byte line
 WORKER = ("printf 'esc \\033[31mred\\033[0m nul \\000 cr \\r del \\177 end\\n'; "
           "while true; do echo tick $(date +%s%N); sleep 0.3; done")
-
-
-@pytest.fixture
-def kept(tmp_path, dyno_bin):
-    d = KeptDynod(tmp_path, dyno_bin)
-    try:
-        yield d
-        log = d.log.read_text()
-        assert "Sanitizer" not in log and "runtime error:" not in log, log[-3000:]
-    finally:
-        d.cleanup()
 
 
 def logs(d, *args):

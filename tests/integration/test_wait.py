@@ -10,26 +10,9 @@ import time
 
 import pytest
 
-from test_supervise import WEB, Dynod, make_app
+from test_supervise import WEB, dynod, make_app  # noqa: F401 (dynod: the fixture)
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="dynos need root")
-
-
-@pytest.fixture
-def dynod(tmp_path, dyno_bin):
-    d = Dynod(tmp_path, dyno_bin)
-    try:
-        yield d.start()
-        rc = d.stop()
-        assert rc == 0, d.log.read_text()[-3000:]
-        assert d.cgroups() == [], d.cgroups()
-        log = d.log.read_text()
-        assert "Sanitizer" not in log and "runtime error:" not in log, log[-3000:]
-    finally:
-        if d.proc is not None:
-            d.proc.kill()
-            d.proc.wait()
-        d.sweep()
 
 
 def webs(dynod):
