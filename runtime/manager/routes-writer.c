@@ -73,8 +73,9 @@ static json_t *app_json(const char *domain, const struct rw_app *app)
 		char addr[INET_ADDRSTRLEN + 8], ip[INET_ADDRSTRLEN];
 		inet_ntop(AF_INET, &d->addr, ip, sizeof(ip));
 		snprintf(addr, sizeof(addr), "%s:%u", ip, (unsigned)d->port);
-		json_array_append_new(backends, json_pack("{s:s, s:s, s:b}", "dyno", d->name,
-		                                          "addr", addr, "draining", d->stopping));
+		json_array_append_new(backends,
+		                      json_pack("{s:s, s:s, s:s, s:b}", "id", d->id ? d->id : d->name, "dyno", d->name,
+		                                "addr", addr, "draining", d->stopping));
 	}
 	const char *state = !app->web ? "no-web" : (!up && crashed) ? "crashed" : "up";
 	_cleanup_free_ char *host = NULL;

@@ -23,6 +23,7 @@
 /* A web dyno as routes.json sees it (borrowed strings). */
 struct rw_dyno {
 	const char *name; /* "web.1" */
+	const char *id;   /* unique: the router's key (a name repeats in a rollout) */
 	enum lc_state state;
 	bool stopping;
 	bool running; /* has a process: addr is valid */

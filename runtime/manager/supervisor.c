@@ -617,6 +617,7 @@ static int write_routes(struct sup *s, struct dy_error **err)
 			assert(k < ndynos);
 			dynos[k++] = (struct rw_dyno){
 			    .name = d->name,
+			    .id = d->ld ? d->ld->id : d->name,
 			    .state = d->lc.state,
 			    .stopping = d->lc.stopping,
 			    .running = d->ld != NULL,

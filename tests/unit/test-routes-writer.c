@@ -73,6 +73,7 @@ static void test_render_shape(void **state)
 	(void)state;
 	const struct rw_dyno web[] = {
 	    {.name = "web.1",
+	     .id = "new-web-1",
 	     .state = LC_UP,
 	     .running = true,
 	     .addr = ip("10.0.0.2"),
@@ -82,7 +83,9 @@ static void test_render_shape(void **state)
 	     .running = true,
 	     .addr = ip("10.0.0.3"),
 	     .port = 5000},
-	    {.name = "web.3",
+	    /* the web.1 it replaces, draining beside it */
+	    {.name = "web.1",
+	     .id = "old-web-1",
 	     .state = LC_UP,
 	     .stopping = true,
 	     .running = true,
@@ -110,9 +113,11 @@ static void test_render_shape(void **state)
 	json_t *b = json_object_get(a, "backends");
 	assert_int_equal(json_array_size(b), 2);
 	assert_string_equal(str(json_array_get(b, 0), "dyno"), "web.1");
+	assert_string_equal(str(json_array_get(b, 0), "id"), "new-web-1");
 	assert_string_equal(str(json_array_get(b, 0), "addr"), "10.0.0.2:5000");
 	assert_true(json_is_false(json_object_get(json_array_get(b, 0), "draining")));
-	assert_string_equal(str(json_array_get(b, 1), "dyno"), "web.3");
+	assert_string_equal(str(json_array_get(b, 1), "dyno"), "web.1");
+	assert_string_equal(str(json_array_get(b, 1), "id"), "old-web-1");
 	assert_string_equal(str(json_array_get(b, 1), "addr"), "10.0.0.4:5000");
 	assert_true(json_is_true(json_object_get(json_array_get(b, 1), "draining")));
 
