@@ -72,6 +72,12 @@ struct manager_ops {
 	 * Returns the dyno object (new reference), or NULL with err. */
 	json_t *(*run)(void *data, const struct state_app *app, const struct mgr_run *run,
 	               struct dy_error **err);
+	/* Rolls pending release rel out (docs/design.md, "Releases without
+	 * downtime"): fresh dynos beside the old ones, then the switch.
+	 * Asynchronous: the launcher reports the end with
+	 * mgr_rollout_finished(). Returns 0 once under way, or < 0. */
+	int (*roll_out)(void *data, const struct state_app *app, const struct state_release *rel,
+	                struct dy_error **err);
 	void *data;
 };
 
@@ -206,8 +212,20 @@ int mgr_rollback(struct mgr *m, const char *name, int version, struct state_rele
 int mgr_release_finished(struct mgr *m, const char *name, int version, bool succeeded,
                          const char *failure, struct dy_error **err);
 
-/* The app's current config vars (the current release's), borrowed; NULL
- * (no config vars) before any release. */
+/* The launcher's report on the rollout of app name's pending release
+ * version: succeeded (it is the current release now) or failed for the
+ * reason failure (copied; may be NULL). Saved. DY_E_NOT_FOUND,
+ * DY_E_CONFLICT as mgr_release_finished(). */
+int mgr_rollout_finished(struct mgr *m, const char *name, int version, bool succeeded,
+                         const char *failure, struct dy_error **err);
+
+/* Fails every pending release ("why"): at start-up, a release phase or a
+ * rollout that a stop of dynod cut short. Returns how many. */
+int mgr_fail_pending(struct mgr *m, const char *why);
+
+/* The app's config vars (its newest release's that has not failed, a
+ * pending one included), borrowed; NULL (no config vars) before any
+ * release. */
 json_t *mgr_config_vars(const struct state_app *app);
 
 /* Applies changes ({"K": "V", "GONE": null}) to the config vars as a new

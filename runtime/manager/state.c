@@ -160,6 +160,14 @@ struct state_release *state_app_current(const struct state_app *app)
 	return NULL;
 }
 
+struct state_release *state_app_newest(const struct state_app *app)
+{
+	for (size_t i = app->nreleases; i-- > 0;)
+		if (app->releases[i].status != STATE_RELEASE_FAILED)
+			return &app->releases[i];
+	return NULL;
+}
+
 static int sha256_sink(const char *buf, size_t len, void *data)
 {
 	dy_sha256_update(data, buf, len);

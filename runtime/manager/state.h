@@ -185,6 +185,10 @@ struct state_release *state_release_find(const struct state_app *app, int versio
 /* The current release: the newest succeeded one, or NULL. */
 struct state_release *state_app_current(const struct state_app *app);
 
+/* The newest release that has not failed (a pending one included: what a
+ * new release builds on), or NULL. */
+struct state_release *state_app_newest(const struct state_app *app);
+
 /* The formation entry of type, or NULL. */
 struct state_formation *state_formation_find(const struct state_app *app, const char *type);
 
