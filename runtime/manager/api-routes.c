@@ -269,6 +269,19 @@ static int parse_version(json_t *j, const char *s)
 	return (int)v;
 }
 
+/* A release as the API shows it: the state's object and whether it has a
+ * release phase (docs/api.md), which the CLI's wait follows. */
+static json_t *release_json(const struct state_release *rel)
+{
+	json_t *j = state_release_json(rel);
+	bool phase = rel->process_types && json_object_get(rel->process_types, "release");
+	if (j && json_object_set_new(j, "release_phase", json_boolean(phase)) < 0) {
+		json_decref(j);
+		return NULL;
+	}
+	return j;
+}
+
 /* Makes the release of a POST /releases (a deploy of c->slug_id, or a
  * rollback to c->rollback_to) and answers. */
 static void release_now(struct conn *c)
@@ -291,10 +304,10 @@ static void release_now(struct conn *c)
 	              state_release_status_str(out->status));
 	struct state_app *app = NULL;
 	if (mgr_app_get(a->mgr, name, &app, NULL) < 0) {
-		api_respond_json(c, 201, state_release_json(out));
+		api_respond_json(c, 201, release_json(out));
 		return;
 	}
-	api_respond_json_saved(c, app, 201, state_release_json(out));
+	api_respond_json_saved(c, app, 201, release_json(out));
 }
 
 static void on_release_unpacked(void *arg, const struct slug_info *info, struct dy_error *err)
@@ -322,13 +335,13 @@ static void route_releases(struct conn *c, struct state_app *app, const char *wh
 			                  which, app->name);
 			return;
 		}
-		api_respond_json(c, 200, state_release_json(rel));
+		api_respond_json(c, 200, release_json(rel));
 		return;
 	}
 	if (c->method == H1_METHOD_GET) {
 		json_t *list = json_array();
 		for (size_t i = 0; list && i < app->nreleases; i++)
-			json_array_append_new(list, state_release_json(&app->releases[i]));
+			json_array_append_new(list, release_json(&app->releases[i]));
 		api_respond_json(c, 200, list);
 		return;
 	}

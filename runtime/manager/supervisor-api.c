@@ -27,6 +27,7 @@ static struct dj_dyno dj_of(const struct sup_dyno *d)
 	    .addr = d->ld ? d->ld->addr : (struct in_addr){0},
 	    .port = d->port,
 	    .pid = d->ld ? (int)d->ld->pid : 0,
+	    .stopping = d->lc.stopping,
 	    .created_at = d->created_at,
 	    .updated_at = d->updated_at,
 	};

@@ -176,7 +176,7 @@ def test_deploy_slug_scales_web(cli, curl, dyno, dynod, hello_slug):
     assert rels[0]["status"] == "succeeded"
     assert rels[0]["slug"] == {"id": sid}
     assert list(rels[0]) == ["version", "description", "status", "failure", "slug",
-                             "created_at"]
+                             "created_at", "release_phase"]
     form = curl("GET", "/apps/hello/formation")[1]
     assert {f["type"]: f["quantity"] for f in form} == {"web": 1, "worker": 0}
     assert list(form[0]) == ["type", "quantity", "size", "command"]

@@ -71,7 +71,7 @@ def test_config_releases_share_snapshots(tmp_path):
             assert grown < 24 * 1024, f"dynod grew {grown} KiB"
         # the API's objects keep their shape
         assert set(rels[0]) == {"version", "description", "status", "failure", "slug",
-                                "created_at"}
+                                "created_at", "release_phase"}
         assert rels[0]["description"] == "Set BIG config vars" and rels[0]["slug"] is None
         assert rels[-1]["description"] == "Remove SMALL config vars"
         st, cfg = api(d.sock, "GET", "/apps/big/config-vars")
