@@ -7,8 +7,8 @@ own, state and socket in tmp_path. Short timeouts: boot 3s, stop 1s,
 cool-off 1s doubling to 4s. Every test stops dynod by its PID and sweeps
 what is left, even on failure."""
 import json
-import re
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -267,6 +267,10 @@ def test_formation_crash_config_rollback_destroy(dynod, tmp_path):
     # ps shows them
     r = dynod.cli("ps")
     assert "web.1: up" in r.stdout and "worker.1: up" in r.stdout, r.stdout
+    # shaped as heroku ps: the type's header, a line per dyno with its age
+    assert re.search(r"^=== web \(standard-1x\): `[^`]+` \(2\)$", r.stdout, re.M), r.stdout
+    assert re.search(r"^web\.1: up \d{4}/\d\d/\d\d \d\d:\d\d:\d\d \+0000 "
+                     r"\(~ \d+[smhd] ago\)$", r.stdout, re.M), r.stdout
 
     # a crash: restarted at once, then after 1s, then 2s
     for n in range(3):
