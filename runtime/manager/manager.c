@@ -6,9 +6,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include <assert.h>
+#include <ctype.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -419,6 +421,110 @@ int mgr_rollout_finished(struct mgr *m, const char *name, int version, bool succ
 		return dy_error_as(err, DY_E_CONFLICT, "release v%d of %s is %s, not pending",
 		                   version, name, state_release_status_str(rel->status));
 	return end_release(m, app, rel, succeeded, failure, err);
+}
+
+/* A hostname as a custom domain takes it: labels of [A-Za-z0-9-] not
+ * starting or ending with '-', at least two, at most 253 bytes. */
+static bool valid_hostname(const char *h)
+{
+	size_t n = strlen(h), label = 0, labels = 1;
+	if (n == 0 || n > STATE_HOST_MAX || h[0] == '.' || h[n - 1] == '.')
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char c = h[i];
+		if (c == '.') {
+			if (label == 0 || h[i - 1] == '-')
+				return false;
+			label = 0;
+			labels++;
+			continue;
+		}
+		if (!isalnum((unsigned char)c) && !(c == '-' && label > 0))
+			return false;
+		if (++label > 63)
+			return false;
+	}
+	return labels >= 2 && h[n - 1] != '-';
+}
+
+static void routing_changed(struct mgr *m)
+{
+	if (m->ops && m->ops->routing_changed)
+		m->ops->routing_changed(m->ops->data);
+}
+
+int mgr_domain_add(struct mgr *m, const char *name, const char *host, struct dy_error **err)
+{
+	struct state_app *app;
+	if (mgr_app_get(m, name, &app, err) < 0)
+		return -1;
+	if (!valid_hostname(host))
+		return dy_error_as(err, DY_E_INVALID,
+		                   "hostname \"%.253s\" is not a DNS name (labels of letters, digits "
+		                   "and '-', at least two)",
+		                   host);
+	const char *dom = m->cfg->domain;
+	size_t hl = strlen(host), dl = strlen(dom);
+	if (strcasecmp(host, dom) == 0 ||
+	    (hl > dl && host[hl - dl - 1] == '.' && strcasecmp(host + hl - dl, dom) == 0))
+		return dy_error_as(err, DY_E_INVALID,
+		                   "hostname %s is under the platform's domain %s: every app has "
+		                   "NAME.%s already",
+		                   host, dom, dom);
+	for (size_t i = 0; i < m->st->napps; i++) {
+		if (state_domain_find(m->st->apps[i], host) < 0)
+			continue;
+		if (m->st->apps[i] == app)
+			return dy_error_as(err, DY_E_CONFLICT, "%s already has domain %s", name, host);
+		return dy_error_as(err, DY_E_CONFLICT, "domain %s is in use by another app", host);
+	}
+	if (state_domain_add(app, host, err) < 0)
+		return -1;
+	if (save(m, app, err) < 0) {
+		state_domain_remove(app, host);
+		return -1;
+	}
+	routing_changed(m);
+	return 0;
+}
+
+int mgr_domain_remove(struct mgr *m, const char *name, const char *host, struct dy_error **err)
+{
+	struct state_app *app;
+	if (mgr_app_get(m, name, &app, err) < 0)
+		return -1;
+	int i = state_domain_find(app, host);
+	if (i < 0)
+		return dy_error_as(err, DY_E_NOT_FOUND, "%s has no domain %.253s", name, host);
+	_cleanup_free_ char *copy = strdup(app->domains[i]);
+	if (copy == NULL)
+		return dy_error_errno(err, ENOMEM, "domain");
+	state_domain_remove(app, host);
+	if (save(m, app, err) < 0) {
+		/* memory stays what the disk holds (it had room for it) */
+		if (state_domain_add(app, copy, NULL) < 0)
+			dy_log("api", "%s: domain %s lost from memory", name, copy);
+		return -1;
+	}
+	routing_changed(m);
+	return 0;
+}
+
+int mgr_set_maintenance(struct mgr *m, const char *name, bool on, struct dy_error **err)
+{
+	struct state_app *app;
+	if (mgr_app_get(m, name, &app, err) < 0)
+		return -1;
+	if (app->maintenance == on)
+		return 0;
+	app->maintenance = on;
+	if (save(m, app, err) < 0) {
+		app->maintenance = !on;
+		return -1;
+	}
+	dy_log_to_app(name, "api", "Maintenance mode %s", on ? "on" : "off");
+	routing_changed(m);
+	return 0;
 }
 
 int mgr_fail_pending(struct mgr *m, const char *why)

@@ -665,6 +665,9 @@ static int write_routes(struct sup *s, struct dy_error **err)
 		const struct state_release *rel = state_app_current(app);
 		const struct state_formation *f = state_formation_find(app, "web");
 		apps[i].name = app->name;
+		apps[i].maintenance = app->maintenance;
+		apps[i].hosts = (const char *const *)app->domains;
+		apps[i].nhosts = app->ndomains;
 		apps[i].web = rel && rel->process_types &&
 		              json_object_get(rel->process_types, "web") && f && f->quantity > 0;
 		apps[i].dynos = dynos + k;
@@ -715,6 +718,12 @@ static void routes_changed(struct sup *s)
 	} else {
 		s->routes_dirty = false;
 	}
+}
+
+/* manager_ops.routing_changed: an app's hosts or maintenance mode. */
+static void routing_changed(void *data)
+{
+	routes_changed(data);
 }
 
 void sup_shutdown(struct sup *s)
@@ -773,6 +782,7 @@ int sup_new(struct loop *loop, const struct config *cfg, const char *cgroup_pare
 	s->ops.restart = sup_ops_restart;
 	s->ops.stop_dyno = sup_ops_stop_dyno;
 	s->ops.roll_out = sup_roll_out;
+	s->ops.routing_changed = routing_changed;
 	s->ops.run = sup_ops_run;
 	s->ops.data = s;
 	/* routes.json versions go on from the file's */

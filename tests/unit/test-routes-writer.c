@@ -165,6 +165,32 @@ static void test_app_states(void **state)
 	assert_string_equal(state_of(crashed_up, 2, false), "no-web");
 }
 
+/* Custom domains follow the app's own host; maintenance wins over every
+ * other state (the router answers H80), backends still listed. */
+static void test_domains_and_maintenance(void **state)
+{
+	(void)state;
+	const struct rw_dyno up = {
+	    .name = "web.1", .state = LC_UP, .running = true, .addr = ip("10.0.0.2"), .port = 5000};
+	const char *const hosts[] = {"www.example.com", "api.example.com"};
+	const struct rw_app app = {.name = "hello",
+	                           .web = true,
+	                           .maintenance = true,
+	                           .hosts = hosts,
+	                           .nhosts = 2,
+	                           .dynos = &up,
+	                           .ndynos = 1};
+	json_t *doc = rw_render(1, "localhost", &app, 1);
+	json_t *a = app_of(doc, 0);
+	assert_string_equal(str(a, "state"), "maintenance");
+	json_t *h = json_object_get(a, "hosts");
+	assert_int_equal(json_array_size(h), 3);
+	assert_string_equal(json_string_value(json_array_get(h, 0)), "hello.localhost");
+	assert_string_equal(json_string_value(json_array_get(h, 2)), "api.example.com");
+	assert_int_equal(json_array_size(json_object_get(a, "backends")), 1);
+	json_decref(doc);
+}
+
 static void test_write_versions_atomic(void **state)
 {
 	(void)state;
@@ -317,6 +343,7 @@ int main(void)
 	    cmocka_unit_test(test_write_versions_atomic),
 	    cmocka_unit_test(test_write_failure_leaves_nothing),
 	    cmocka_unit_test(test_router_reads_it),
+	    cmocka_unit_test(test_domains_and_maintenance),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
