@@ -138,7 +138,18 @@ unsigned mgr_router_port(const struct mgr *m)
 
 json_t *mgr_app_json(const struct mgr *m, const struct state_app *app)
 {
-	return state_app_json(app, m->cfg->domain, mgr_router_port(m));
+	json_t *j = state_app_json(app, m->cfg->domain, mgr_router_port(m));
+	/* its git remote (docs/deploy.md): over ssh when git.ssh_host is
+	 * set, else the bare repository's path on this host */
+	_cleanup_free_ char *url = NULL;
+	int n = m->cfg->git.ssh_host
+	            ? asprintf(&url, "ssh://dyno@%s/%s.git", m->cfg->git.ssh_host, app->name)
+	            : asprintf(&url, "%s/" MGR_REPOS_DIR "/%s.git", m->st->dir, app->name);
+	if (n < 0 || !j || json_object_set_new(j, "git_url", json_string(url)) < 0) {
+		json_decref(j);
+		return NULL;
+	}
+	return j;
 }
 
 int mgr_app_get(struct mgr *m, const char *name, struct state_app **ret, struct dy_error **err)
@@ -214,6 +225,12 @@ int mgr_app_destroy(struct mgr *m, const char *name, struct dy_error **err)
 		state_writer_forget(m->writer, app);
 	if (state_app_detach(m->st, app, &grave, err) < 0)
 		return dy_error_prefix(err, "destroy app %s", name);
+	/* its git repository goes with it, in its grave */
+	_cleanup_free_ char *repo = NULL, *buried = NULL;
+	if (asprintf(&repo, "%s/" MGR_REPOS_DIR "/%s.git", m->st->dir, copy) >= 0 &&
+	    asprintf(&buried, "%s/repo.git", grave) >= 0 && rename(repo, buried) < 0 &&
+	    errno != ENOENT)
+		dy_log("api", "%s: its repository stays: %s", copy, strerror(errno));
 	if (m->ops && m->ops->stop_app)
 		m->ops->stop_app(m->ops->data, copy, remove_grave, grave);
 	else
@@ -313,6 +330,12 @@ json_t *mgr_config_vars(const struct state_app *app)
 int mgr_deploy(struct mgr *m, const char *name, const char *slug_id, struct state_release **ret,
                struct dy_error **err)
 {
+	return mgr_deploy_as(m, name, slug_id, NULL, ret, err);
+}
+
+int mgr_deploy_as(struct mgr *m, const char *name, const char *slug_id, const char *desc_in,
+                  struct state_release **ret, struct dy_error **err)
+{
 	struct state_app *app;
 	if (mgr_app_get(m, name, &app, err) < 0)
 		return -1;
@@ -347,7 +370,9 @@ int mgr_deploy(struct mgr *m, const char *name, const char *slug_id, struct stat
 		scale_web = true;
 	}
 	char desc[64];
-	snprintf(desc, sizeof(desc), "Deploy %.7s", slug_id);
+	snprintf(desc, sizeof(desc), "%s", desc_in ? desc_in : "");
+	if (!desc_in)
+		snprintf(desc, sizeof(desc), "Deploy %.7s", slug_id);
 	json_t *cfg = config_copy(app);
 	int r = cfg ? release(m, app, desc, slug_id, cfg, TAKE_PTR(pt), ret, err)
 	            : dy_error_errno(err, ENOMEM, "deploy");

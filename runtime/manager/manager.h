@@ -85,6 +85,10 @@ struct manager_ops {
 
 struct mgr;
 
+/* <state_dir>/repos: the apps' bare git repositories (APP.git), 02770
+ * root:api_group (docs/deploy.md). */
+#define MGR_REPOS_DIR "repos"
+
 /* Creates the manager over cfg and st (both borrowed, must outlive it).
  * ops may be NULL (no launcher). Returns 0 and *ret (mgr_free), or < 0. */
 int mgr_new(const struct config *cfg, struct state *st, const struct manager_ops *ops,
@@ -199,6 +203,11 @@ int mgr_slug_put(struct mgr *m, const char *name, int fd, struct slug_info *ret_
  * with a web type scales web to 1. *ret is the new release (owned by the state). */
 int mgr_deploy(struct mgr *m, const char *name, const char *slug_id, struct state_release **ret,
                struct dy_error **err);
+
+/* As mgr_deploy, described as desc ("Deploy 1a2b3c4" of a pushed commit;
+ * NULL: of the slug). */
+int mgr_deploy_as(struct mgr *m, const char *name, const char *slug_id, const char *desc,
+                  struct state_release **ret, struct dy_error **err);
 
 /* A new release "Rollback to vN" with release version's slug and config
  * vars. version must exist and have a slug. */

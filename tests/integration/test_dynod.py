@@ -153,7 +153,8 @@ def test_apps_create_and_bad_names(cli):
     assert r.stdout.split("\n")[1:3] == ["hello", "second-app"]
     r = cli("apps:info", "-a", "hello", "--json")
     info = json.loads(r.stdout)
-    assert list(info) == ["name", "created_at", "web_url", "released_at", "maintenance"]
+    assert list(info) == ["name", "created_at", "web_url", "released_at", "maintenance",
+                          "git_url"]
     assert info["released_at"] is None
     assert info["created_at"].endswith("Z")
     r = cli("apps:info", env={"DYNO_APP": "hello"})
