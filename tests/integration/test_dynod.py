@@ -576,15 +576,21 @@ def test_help_lists_new_verbs(dyno):
         assert f"  {verb} " in r.stdout, verb
 
 
-def test_open_prints_web_url(cli, tmp_path):
-    assert cli("apps:create", "open-app").returncode == 0
-    # a fake xdg-open on PATH: stdout is a pipe here, so it must not run
+def fake_xdg_open(tmp_path):
+    """A directory with an xdg-open that writes its arguments to marker."""
     marker = tmp_path / "xdg-opened"
     fake = tmp_path / "bin"
     fake.mkdir()
     (fake / "xdg-open").write_text(f"#!/bin/sh\necho \"$@\" > {marker}\n")
     (fake / "xdg-open").chmod(0o755)
-    env = {"PATH": f"{fake}:{os.environ.get('PATH', '/usr/bin:/bin')}"}
+    return fake, marker
+
+
+def test_open_prints_web_url(cli, tmp_path):
+    assert cli("apps:create", "open-app").returncode == 0
+    # a fake xdg-open on PATH: stdout is a pipe here, so it must not run
+    fake, marker = fake_xdg_open(tmp_path)
+    env = {"PATH": f"{fake}:{os.environ.get('PATH', '/usr/bin:/bin')}", "DISPLAY": ":0"}
     r = cli("open", "-a", "open-app", env=env)
     assert r.returncode == 0, r.stderr
     assert r.stdout == "http://open-app.localhost:18080/\n"
@@ -604,11 +610,7 @@ def test_open_prints_web_url(cli, tmp_path):
 def test_open_runs_xdg_open_on_a_desktop_terminal(cli, dyno_bin, dynod, tmp_path):
     from test_logs import read_pty
     assert cli("apps:create", "open-app").returncode == 0
-    marker = tmp_path / "xdg-opened"
-    fake = tmp_path / "bin"
-    fake.mkdir()
-    (fake / "xdg-open").write_text(f"#!/bin/sh\necho \"$@\" > {marker}\n")
-    (fake / "xdg-open").chmod(0o755)
+    fake, marker = fake_xdg_open(tmp_path)
     env = dict(os.environ, DYNO_API=dynod.sock, PATH=f"{fake}:/usr/bin:/bin")
     for k in ("DISPLAY", "WAYLAND_DISPLAY"):
         env.pop(k, None)
