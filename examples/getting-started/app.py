@@ -40,7 +40,7 @@ def query(*statements):
 class Handler(BaseHTTPRequestHandler):
     def do_GET(self):
         dyno = os.environ.get("DYNO", "?")
-        release = os.environ.get("HEROKU_RELEASE_VERSION", "?")
+        release = os.environ.get("HEROKU_RELEASE_VERSION", "none")
         path = self.path.split("?", 1)[0]
         if path == "/":
             status, body = 200, page("Getting started with dyno", (
