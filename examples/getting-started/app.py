@@ -6,13 +6,17 @@
 /db uses Debian's python3-psycopg2, imported only there, so that the rest
 runs under any python3 (`dyno local` included).
 """
+import contextlib
 import html
 import os
 import sys
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 ATTACH = "dyno addons:create postgresql -a getting-started"
-TABLE = "CREATE TABLE IF NOT EXISTS visits (id serial PRIMARY KEY, at timestamptz NOT NULL DEFAULT now(), dyno text NOT NULL)"
+TABLE = """CREATE TABLE IF NOT EXISTS visits (
+    id serial PRIMARY KEY,
+    at timestamptz NOT NULL DEFAULT now(),
+    dyno text NOT NULL)"""
 
 
 def log(msg):
@@ -24,17 +28,10 @@ def page(title, body):
             f"<h1>{html.escape(title)}</h1>\n{body}\n").encode()
 
 
-def query(*statements):
-    """Runs the statements in one transaction; the last one's rows."""
+def database():
+    """A connection to DATABASE_URL, closed when the `with` ends."""
     import psycopg2  # only here: / and `dyno local` need no driver
-    conn = psycopg2.connect(os.environ["DATABASE_URL"])
-    try:
-        with conn, conn.cursor() as cur:
-            for sql, params in statements:
-                cur.execute(sql, params)
-            return cur.fetchall() if cur.description else None
-    finally:
-        conn.close()
+    return contextlib.closing(psycopg2.connect(os.environ["DATABASE_URL"]))
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -64,14 +61,17 @@ class Handler(BaseHTTPRequestHandler):
                 "<p>This app has no DATABASE_URL. Attach a database with</p>\n"
                 f"<pre>{ATTACH}</pre>"))
         try:
-            rows = query(("INSERT INTO visits (dyno) VALUES (%s)", (dyno,)),
-                         ("SELECT at, dyno, count(*) OVER () FROM visits ORDER BY id DESC LIMIT 10",
-                          None))
+            with database() as conn, conn.cursor() as cur:
+                cur.execute("INSERT INTO visits (dyno) VALUES (%s)", (dyno,))
+                cur.execute("SELECT count(*) FROM visits")
+                count = cur.fetchone()[0]
+                cur.execute("SELECT at, dyno FROM visits ORDER BY id DESC LIMIT 10")
+                rows = cur.fetchall()
+                conn.commit()
         except Exception as e:  # the page says what went wrong
             log(f"db error: {e}")
             return 500, page("Database error", f"<pre>{html.escape(str(e))}</pre>")
-        items = "".join(f"<li>{at:%Y-%m-%d %H:%M:%S} by {html.escape(d)}</li>" for at, d, _ in rows)
-        count = rows[0][2]
+        items = "".join(f"<li>{at:%Y-%m-%d %H:%M:%S} by {html.escape(d)}</li>" for at, d in rows)
         return 200, page("Visits", f"<p id=count>{count} visit{'s' if count != 1 else ''}.</p>\n"
                                    f"<ul>{items}</ul>")
 
@@ -91,7 +91,9 @@ def release():
     if not os.environ.get("DATABASE_URL"):
         log("release: no DATABASE_URL, nothing to do")
         return
-    query((TABLE, None))
+    with database() as conn, conn.cursor() as cur:
+        cur.execute(TABLE)
+        conn.commit()
     log("release: table visits ready")
 
 
