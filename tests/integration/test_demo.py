@@ -112,6 +112,8 @@ def stopped_cleanly(demo, leftovers, rc):
     assert running_under(demo.tmp) == []
     assert leftovers.cgroups() == []
     assert leftovers.router_pid() is None
+    log = (demo.tmp / "dynod.log").read_text(errors="replace")
+    assert "Sanitizer" not in log and "runtime error:" not in log, log[-3000:]
 
 
 def test_demo_serves_stops_on_ctrl_c_and_picks_up_its_state(tmp_path, dyno_bin):
