@@ -114,6 +114,7 @@ struct config {
 		struct {
 			uint64_t boot;
 			uint64_t stop;
+			uint64_t drain; /* a replaced web dyno gets no new requests this long */
 		} timeouts;
 		struct {
 			uint64_t first;

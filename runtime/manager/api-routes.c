@@ -190,8 +190,27 @@ static void route_app(struct conn *c, struct state_app *app)
 		api_respond_json(c, 200, mgr_app_json(a->mgr, app));
 		return;
 	}
+	if (c->method == H1_METHOD_PATCH) {
+		/* {"maintenance": true|false} */
+		_cleanup_json_ json_t *b = body_object(c);
+		if (b == NULL)
+			return;
+		json_t *mj = json_object_get(b, "maintenance");
+		if (!json_is_boolean(mj) || json_object_size(b) != 1) {
+			api_respond_error(c, DY_E_INVALID,
+			                  "expected {\"maintenance\": true|false}, nothing else");
+			return;
+		}
+		struct dy_error *err = NULL;
+		if (mgr_set_maintenance(a->mgr, app->name, json_is_true(mj), &err) < 0) {
+			respond_mgr_error(c, &err);
+			return;
+		}
+		api_respond_json_saved(c, app, 200, mgr_app_json(a->mgr, app));
+		return;
+	}
 	if (c->method != H1_METHOD_DELETE) {
-		method_not_allowed(c, "GET, DELETE");
+		method_not_allowed(c, "GET, PATCH, DELETE");
 		return;
 	}
 	json_t *j = mgr_app_json(a->mgr, app);
@@ -207,6 +226,61 @@ static void route_app(struct conn *c, struct state_app *app)
 	dy_log("api", "destroyed app %s", name);
 	lgi_forget(a->logs, name); /* its sink; its log went with its directory */
 	api_respond_json(c, 200, j);
+}
+
+/* {hostname, kind}: kind "default" (NAME.<domain>) or "custom". */
+static json_t *domain_json(const char *host, bool custom)
+{
+	return json_pack("{s:s, s:s}", "hostname", host, "kind", custom ? "custom" : "default");
+}
+
+/* GET|POST /apps/{app}/domains, DELETE /apps/{app}/domains/{hostname} */
+static void route_domains(struct conn *c, struct state_app *app, const char *host)
+{
+	struct api *a = c->api;
+	struct dy_error *err = NULL;
+	if (host) {
+		if (c->method != H1_METHOD_DELETE) {
+			method_not_allowed(c, "DELETE");
+			return;
+		}
+		json_t *j = domain_json(host, true);
+		if (mgr_domain_remove(a->mgr, app->name, host, &err) < 0) {
+			json_decref(j);
+			respond_mgr_error(c, &err);
+			return;
+		}
+		api_respond_json_saved(c, app, 200, j);
+		return;
+	}
+	if (c->method == H1_METHOD_GET) {
+		json_t *list = json_array();
+		char own[STATE_APP_NAME_MAX + STATE_HOST_MAX + 2];
+		snprintf(own, sizeof(own), "%s.%s", app->name, a->cfg->domain);
+		json_array_append_new(list, domain_json(own, false));
+		for (size_t i = 0; list && i < app->ndomains; i++)
+			json_array_append_new(list, domain_json(app->domains[i], true));
+		api_respond_json(c, 200, list);
+		return;
+	}
+	if (c->method != H1_METHOD_POST) {
+		method_not_allowed(c, "GET, POST");
+		return;
+	}
+	_cleanup_json_ json_t *b = body_object(c);
+	if (b == NULL)
+		return;
+	const char *h = json_string_value(json_object_get(b, "hostname"));
+	if (h == NULL) {
+		api_respond_error(c, DY_E_INVALID, "hostname: expected a string");
+		return;
+	}
+	if (mgr_domain_add(a->mgr, app->name, h, &err) < 0) {
+		respond_mgr_error(c, &err);
+		return;
+	}
+	int i = state_domain_find(app, h);
+	api_respond_json_saved(c, app, 201, domain_json(app->domains[i], true));
 }
 
 static void on_slug_stored(void *arg, const struct slug_info *info, struct dy_error *err)
@@ -269,6 +343,19 @@ static int parse_version(json_t *j, const char *s)
 	return (int)v;
 }
 
+/* A release as the API shows it: the state's object and whether it has a
+ * release phase (docs/api.md), which the CLI's wait follows. */
+static json_t *release_json(const struct state_release *rel)
+{
+	json_t *j = state_release_json(rel);
+	bool phase = rel->process_types && json_object_get(rel->process_types, "release");
+	if (j && json_object_set_new(j, "release_phase", json_boolean(phase)) < 0) {
+		json_decref(j);
+		return NULL;
+	}
+	return j;
+}
+
 /* Makes the release of a POST /releases (a deploy of c->slug_id, or a
  * rollback to c->rollback_to) and answers. */
 static void release_now(struct conn *c)
@@ -291,10 +378,10 @@ static void release_now(struct conn *c)
 	              state_release_status_str(out->status));
 	struct state_app *app = NULL;
 	if (mgr_app_get(a->mgr, name, &app, NULL) < 0) {
-		api_respond_json(c, 201, state_release_json(out));
+		api_respond_json(c, 201, release_json(out));
 		return;
 	}
-	api_respond_json_saved(c, app, 201, state_release_json(out));
+	api_respond_json_saved(c, app, 201, release_json(out));
 }
 
 static void on_release_unpacked(void *arg, const struct slug_info *info, struct dy_error *err)
@@ -322,13 +409,13 @@ static void route_releases(struct conn *c, struct state_app *app, const char *wh
 			                  which, app->name);
 			return;
 		}
-		api_respond_json(c, 200, state_release_json(rel));
+		api_respond_json(c, 200, release_json(rel));
 		return;
 	}
 	if (c->method == H1_METHOD_GET) {
 		json_t *list = json_array();
 		for (size_t i = 0; list && i < app->nreleases; i++)
-			json_array_append_new(list, state_release_json(&app->releases[i]));
+			json_array_append_new(list, release_json(&app->releases[i]));
 		api_respond_json(c, 200, list);
 		return;
 	}
@@ -685,6 +772,8 @@ void api_dispatch(struct conn *c)
 		route_dynos(c, app, &r);
 	else if (strcmp(sub, "log-stream") == 0 && r.nseg == 3)
 		route_log_stream(c, app);
+	else if (strcmp(sub, "domains") == 0 && r.nseg <= 4)
+		route_domains(c, app, r.nseg == 4 ? r.seg[3] : NULL);
 	else if (strcmp(sub, "dynos") == 0 || strcmp(sub, "log-stream") == 0 ||
 	         strcmp(sub, "addons") == 0)
 		api_respond_error(c, DY_E_UNSUPPORTED, "%s is not implemented by this dynod",

@@ -280,6 +280,7 @@ static void start_finish(struct sup_dyno *d, int r, struct dy_error *e)
 		dy_log(d->name, "start: %s", dy_error_msg(e));
 		char why[256];
 		snprintf(why, sizeof(why), "release command could not start: %s", dy_error_msg(e));
+		snprintf(d->why, sizeof(d->why), "could not start: %s", dy_error_msg(e));
 		dy_error_free(&e);
 		d->ld = NULL;
 		/* a child stuck in the kernel leaves its cgroup, veth and

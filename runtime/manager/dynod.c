@@ -158,8 +158,14 @@ static int run(const char *config_path)
 	if (api_new(loop, m, cfg, &api, &err) < 0)
 		goto out;
 	api_set_logs(api, logs, streams);
-	if (sup)
+	if (sup) {
+		/* a release phase or rollout the last dynod left unfinished
+		 * failed: its dynos are replaced by the current release's */
+		int n = mgr_fail_pending(m, "interrupted: dynod stopped before it ended");
+		if (n > 0)
+			dy_log("dynod", "%d pending releases failed (interrupted)", n);
 		sup_start_all(sup);
+	}
 	dy_log("dynod", "ready: %zu apps, API on %s, state in %s", st->napps, cfg->api_socket,
 	       cfg->state_dir);
 	ran = true;

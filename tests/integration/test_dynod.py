@@ -153,7 +153,7 @@ def test_apps_create_and_bad_names(cli):
     assert r.stdout.split("\n")[1:3] == ["hello", "second-app"]
     r = cli("apps:info", "-a", "hello", "--json")
     info = json.loads(r.stdout)
-    assert list(info) == ["name", "created_at", "web_url", "released_at"]
+    assert list(info) == ["name", "created_at", "web_url", "released_at", "maintenance"]
     assert info["released_at"] is None
     assert info["created_at"].endswith("Z")
     r = cli("apps:info", env={"DYNO_APP": "hello"})
@@ -176,7 +176,7 @@ def test_deploy_slug_scales_web(cli, curl, dyno, dynod, hello_slug):
     assert rels[0]["status"] == "succeeded"
     assert rels[0]["slug"] == {"id": sid}
     assert list(rels[0]) == ["version", "description", "status", "failure", "slug",
-                             "created_at"]
+                             "created_at", "release_phase"]
     form = curl("GET", "/apps/hello/formation")[1]
     assert {f["type"]: f["quantity"] for f in form} == {"web": 1, "worker": 0}
     assert list(form[0]) == ["type", "quantity", "size", "command"]
@@ -496,7 +496,7 @@ def test_restart_keeps_state(tmp_path, dyno_bin, dyno, hello_slug):
         assert "done, v3" in r.stdout
         # the state file carries its schema version
         doc = json.loads((d.state / "apps" / "hello" / "app.json").read_text())
-        assert doc["schema_version"] == 2
+        assert doc["schema_version"] == 3
         assert stat.S_IMODE(os.stat(d.state / "apps" / "hello" / "app.json").st_mode) == 0o600
     finally:
         assert d.stop() == 0, d.log.read_text()
