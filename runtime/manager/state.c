@@ -325,7 +325,10 @@ int state_formation_get(struct state_app *app, const char *type, const char *def
 json_t *state_app_json(const struct state_app *app, const char *domain, unsigned port)
 {
 	_cleanup_free_ char *url = NULL;
-	if (asprintf(&url, "http://%s.%s:%u/", app->name, domain, port) < 0)
+	/* http://APP.DOMAIN:PORT/, without :80 */
+	int n = port == 80 ? asprintf(&url, "http://%s.%s/", app->name, domain)
+	                   : asprintf(&url, "http://%s.%s:%u/", app->name, domain, port);
+	if (n < 0)
 		return NULL;
 	const struct state_release *cur = state_app_current(app);
 	return json_pack("{s:s, s:s, s:s, s:o, s:b}", "name", app->name, "created_at",

@@ -577,15 +577,21 @@ def test_help_lists_new_verbs(dyno):
         assert f"  {verb} " in r.stdout, verb
 
 
-def test_open_prints_web_url(cli, tmp_path):
-    assert cli("apps:create", "open-app").returncode == 0
-    # a fake xdg-open on PATH: stdout is a pipe here, so it must not run
+def fake_xdg_open(tmp_path):
+    """A directory with an xdg-open that writes its arguments to marker."""
     marker = tmp_path / "xdg-opened"
     fake = tmp_path / "bin"
     fake.mkdir()
     (fake / "xdg-open").write_text(f"#!/bin/sh\necho \"$@\" > {marker}\n")
     (fake / "xdg-open").chmod(0o755)
-    env = {"PATH": f"{fake}:{os.environ.get('PATH', '/usr/bin:/bin')}"}
+    return fake, marker
+
+
+def test_open_prints_web_url(cli, tmp_path):
+    assert cli("apps:create", "open-app").returncode == 0
+    # a fake xdg-open on PATH: stdout is a pipe here, so it must not run
+    fake, marker = fake_xdg_open(tmp_path)
+    env = {"PATH": f"{fake}:{os.environ.get('PATH', '/usr/bin:/bin')}", "DISPLAY": ":0"}
     r = cli("open", "-a", "open-app", env=env)
     assert r.returncode == 0, r.stderr
     assert r.stdout == "http://open-app.localhost:18080/\n"
@@ -600,3 +606,27 @@ def test_open_prints_web_url(cli, tmp_path):
     assert cli("open", "-a", "open-app", "extra").returncode == 2
     assert "  open " in cli("help").stdout
     assert "xdg-open" in cli("help", "open").stdout
+
+
+def test_open_runs_xdg_open_on_a_desktop_terminal(cli, dyno_bin, dynod, tmp_path):
+    from test_logs import read_pty
+    assert cli("apps:create", "open-app").returncode == 0
+    fake, marker = fake_xdg_open(tmp_path)
+    env = dict(os.environ, DYNO_API=dynod.sock, PATH=f"{fake}:/usr/bin:/bin")
+    for k in ("DISPLAY", "WAYLAND_DISPLAY"):
+        env.pop(k, None)
+    argv = [str(dyno_bin), "open", "-a", "open-app"]
+    # a terminal but no display (ssh, a console): printed only
+    rc, out = read_pty(argv, env)
+    assert rc == 0 and out == b"http://open-app.localhost:18080/\r\n"
+    assert not marker.exists()
+    # a terminal on a desktop: printed and opened
+    for display in ({"DISPLAY": ":0"}, {"WAYLAND_DISPLAY": "wayland-0"}):
+        rc, out = read_pty(argv, dict(env, **display))
+        assert rc == 0 and b"http://open-app.localhost:18080/" in out
+        assert marker.read_text() == "http://open-app.localhost:18080/\n"
+        marker.unlink()
+    # xdg-open failing is dyno open failing
+    (fake / "xdg-open").write_text("#!/bin/sh\nexit 3\n")
+    rc, _ = read_pty(argv, dict(env, DISPLAY=":0"))
+    assert rc == 1

@@ -258,6 +258,7 @@ def test_formation_crash_config_rollback_destroy(dynod, tmp_path):
     assert r.stdout == "200", r
     env = environ(app_pid(m["web.1"]["pid"]))
     assert env["PORT"] == "5000" and env["DYNO"] == "web.1"
+    assert env["HEROKU_RELEASE_VERSION"] == "v1"
     code, one = dynod.curl("GET", "/apps/app/dynos/web.1")
     assert code == 200 and one == m["web.1"] | {"updated_at": one["updated_at"]}
     code, err = dynod.curl("GET", "/apps/app/dynos/web.9")
@@ -283,12 +284,15 @@ def test_formation_crash_config_rollback_destroy(dynod, tmp_path):
     assert "dyno[worker.1]: State changed from crashed to starting" in log
     assert "restarting in 1 s" in log and "restarting in 2 s" in log
 
-    # config:set: a new release, every dyno replaced, with the new env
-    assert dynod.cli("config:set", "GREETING=hi").returncode == 0
+    # config:set: a new release, every dyno replaced, with the new env; the
+    # release's number is the platform's, a config var does not change it
+    r = dynod.cli("config:set", "GREETING=hi", "HEROKU_RELEASE_VERSION=v99")
+    assert r.returncode == 0, r.stderr
     ds = dynod.wait(lambda ds: all_up(["web.1", "web.2", "worker.1"])(ds) and
                     all(d["release"]["version"] == 2 for d in ds), what="v2 dynos")
     for d in ds:
-        assert environ(app_pid(d["pid"]))["GREETING"] == "hi"
+        env = environ(app_pid(d["pid"]))
+        assert env["GREETING"] == "hi" and env["HEROKU_RELEASE_VERSION"] == "v2"
     # rollback to v1: v3, without the var
     assert dynod.cli("rollback", "v1").returncode == 0
     ds = dynod.wait(lambda ds: all_up(["web.1", "web.2", "worker.1"])(ds) and

@@ -267,6 +267,9 @@ static void test_json_objects(void **unused)
 	j = state_app_json(app, "example.com", 80);
 	assert_string_equal(json_string_value(json_object_get(j, "released_at")),
 	                    "2026-11-26T11:00:01Z");
+	/* port 80 is not written */
+	assert_string_equal(json_string_value(json_object_get(j, "web_url")),
+	                    "http://hello.example.com/");
 	json_decref(j);
 	struct state_formation f = {.type = "web", .quantity = 2, .size = "standard-2x"};
 	j = state_formation_json(&f, "./server");
