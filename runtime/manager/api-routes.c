@@ -811,6 +811,27 @@ static void route_log_stream(struct conn *c, struct state_app *app)
 	api_conn_handed_off(c);
 }
 
+/* GET /status: what this dynod holds and what its log intake dropped
+ * (docs/api.md, "Status of this dynod"). */
+static void route_status(struct conn *c)
+{
+	struct api *a = c->api;
+	if (c->method != H1_METHOD_GET) {
+		method_not_allowed(c, "GET");
+		return;
+	}
+	json_t *logs = json_null();
+	if (a->logs) {
+		struct lgi_stats st = lgi_stats(a->logs);
+		logs = json_pack("{s:I, s:I, s:I, s:I}", "lines", (json_int_t)st.lines, "bad",
+		                 (json_int_t)st.bad, "unknown_app", (json_int_t)st.unknown, "lost",
+		                 (json_int_t)st.lost);
+	}
+	api_respond_json(c, 200,
+	                 json_pack("{s:s, s:I, s:o}", "version", DYNO_VERSION, "apps",
+	                           (json_int_t)mgr_state(a->mgr)->napps, "logs", logs));
+}
+
 void api_dispatch(struct conn *c)
 {
 	struct api *a = c->api;
@@ -820,7 +841,12 @@ void api_dispatch(struct conn *c)
 		api_respond_error(c, DY_E_INTERNAL, "no memory");
 		return;
 	}
-	if (!split_path(path, &r) || r.nseg == 0 || strcmp(r.seg[0], "apps") != 0) {
+	bool split = split_path(path, &r);
+	if (split && r.nseg == 1 && strcmp(r.seg[0], "status") == 0) {
+		route_status(c);
+		return;
+	}
+	if (!split || r.nseg == 0 || strcmp(r.seg[0], "apps") != 0) {
 		api_respond_error(c, DY_E_NOT_FOUND, "no such endpoint: %s", c->path);
 		return;
 	}

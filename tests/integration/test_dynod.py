@@ -630,3 +630,26 @@ def test_open_runs_xdg_open_on_a_desktop_terminal(cli, dyno_bin, dynod, tmp_path
     (fake / "xdg-open").write_text("#!/bin/sh\nexit 3\n")
     rc, _ = read_pty(argv, dict(env, DISPLAY=":0"))
     assert rc == 1
+
+
+def test_status_counts_what_the_log_intake_dropped(curl, dynod, cli):
+    code, st = curl("GET", "/status")
+    assert code == 200, st
+    assert st["apps"] == 0 and st["version"]
+    assert st["logs"] == {"lines": 0, "bad": 0, "unknown_app": 0, "lost": 0}
+    assert cli("apps:create", "hello").returncode == 0
+    # the router's socket: one line not in the format, one for no app
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    s.sendto(b"garbage", str(dynod.state / "log.sock"))
+    s.sendto(b"nosuchapp 2026-12-06T05:00:00.000000+00:00 router[router]: at=info",
+             str(dynod.state / "log.sock"))
+    s.close()
+    end = time.monotonic() + 5
+    while time.monotonic() < end:
+        code, st = curl("GET", "/status")
+        if st["logs"]["bad"] and st["logs"]["unknown_app"]:
+            break
+        time.sleep(0.05)
+    assert st["apps"] == 1
+    assert st["logs"]["bad"] == 1 and st["logs"]["unknown_app"] == 1, st
+    assert curl("POST", "/status")[0] == 405
