@@ -400,19 +400,30 @@ static int end_release(struct mgr *m, struct state_app *app, struct state_releas
 	return 0;
 }
 
-int mgr_release_finished(struct mgr *m, const char *name, int version, bool succeeded,
-                         const char *failure, struct dy_error **err)
+/* Pending release version of app name, in *ret_app and *ret_rel. */
+static int find_pending(struct mgr *m, const char *name, int version, struct state_app **ret_app,
+                        struct state_release **ret_rel, struct dy_error **err)
 {
-	struct state_app *app;
-	if (mgr_app_get(m, name, &app, err) < 0)
+	if (mgr_app_get(m, name, ret_app, err) < 0)
 		return -1;
-	struct state_release *rel = state_release_find(app, version);
+	struct state_release *rel = state_release_find(*ret_app, version);
 	if (rel == NULL)
 		return dy_error_as(err, DY_E_NOT_FOUND, "release v%d of %s not found", version,
 		                   name);
 	if (rel->status != STATE_RELEASE_PENDING)
 		return dy_error_as(err, DY_E_CONFLICT, "release v%d of %s is %s, not pending",
 		                   version, name, state_release_status_str(rel->status));
+	*ret_rel = rel;
+	return 0;
+}
+
+int mgr_release_finished(struct mgr *m, const char *name, int version, bool succeeded,
+                         const char *failure, struct dy_error **err)
+{
+	struct state_app *app;
+	struct state_release *rel;
+	if (find_pending(m, name, version, &app, &rel, err) < 0)
+		return -1;
 	char superseded[64];
 	const struct state_release *newer = newer_live(app, version);
 	if (succeeded && newer && m->ops && m->ops->roll_out) {
@@ -436,15 +447,9 @@ int mgr_rollout_finished(struct mgr *m, const char *name, int version, bool succ
                          const char *failure, struct dy_error **err)
 {
 	struct state_app *app;
-	if (mgr_app_get(m, name, &app, err) < 0)
+	struct state_release *rel;
+	if (find_pending(m, name, version, &app, &rel, err) < 0)
 		return -1;
-	struct state_release *rel = state_release_find(app, version);
-	if (rel == NULL)
-		return dy_error_as(err, DY_E_NOT_FOUND, "release v%d of %s not found", version,
-		                   name);
-	if (rel->status != STATE_RELEASE_PENDING)
-		return dy_error_as(err, DY_E_CONFLICT, "release v%d of %s is %s, not pending",
-		                   version, name, state_release_status_str(rel->status));
 	return end_release(m, app, rel, succeeded, failure, err);
 }
 
