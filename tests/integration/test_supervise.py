@@ -55,10 +55,11 @@ class Dynod:
         self.config.write_text(json.dumps(cfg))
         self.log = tmp_path / "dynod.log"
         self.dyno_bin = dyno_bin
+        self.exe = BUILD / "bin" / "dynod"
         self.proc = None
 
     def start(self):
-        exe = BUILD / "bin" / "dynod"
+        exe = self.exe
         env = dict(os.environ)
         env.pop("DYNOD_NO_LAUNCHER", None)
         self.logf = open(self.log, "ab")
