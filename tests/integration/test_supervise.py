@@ -56,6 +56,7 @@ class Dynod:
         self.log = tmp_path / "dynod.log"
         self.dyno_bin = dyno_bin
         self.exe = BUILD / "bin" / "dynod"
+        self.app = "app"  # DYNO_APP of cli()
         self.proc = None
 
     def start(self):
@@ -88,7 +89,7 @@ class Dynod:
                               capture_output=True, text=True, timeout=10)
 
     def cli(self, *args):
-        env = dict(os.environ, DYNO_API=self.sock, DYNO_APP="app")
+        env = dict(os.environ, DYNO_API=self.sock, DYNO_APP=self.app)
         return subprocess.run([str(self.dyno_bin), *map(str, args)], capture_output=True,
                               text=True, env=env, timeout=60)
 
