@@ -1,11 +1,13 @@
 """make install (scripts/install; docs/operating.md, "Install"): into a
-DESTDIR, the binaries run, the unit verifies with systemd-analyze and keeps
-the dynos across a restart (KillMode=process), /etc/dyno/dynod.json loads
-and is kept when present, and the installed dynod finds its helpers
-(dyno-router, dyno-init) in the installed tree, not in the build."""
+DESTDIR, the binaries run, the unit verifies with systemd-analyze,
+/etc/dyno/dynod.json loads and is kept when present, the installed dynod
+finds its helpers (dyno-router, dyno-init) in the installed tree, not in
+the build, and a restart as the unit does it (its KillSignal to dynod
+alone, then dynod again) keeps the dyno and the router."""
 import json
 import os
 import shutil
+import signal
 import stat
 import subprocess
 import tempfile
@@ -14,7 +16,8 @@ from pathlib import Path
 import pytest
 
 from conftest import BUILD, ROOT
-from test_supervise import WEB, Dynod, all_up, make_app
+from test_router_keeper import KeptDynod, answers
+from test_supervise import WEB, alive, all_up, make_app
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="dynos need root")
 
@@ -112,9 +115,10 @@ def test_the_unit_keeps_the_dynos_and_verifies(installed):
     assert r.returncode == 0 and r.stderr == "" and r.stdout == "", r.stdout + r.stderr
 
 
-class InstalledDynod(Dynod):
+class InstalledDynod(KeptDynod):
     """The installed dynod and CLI, on the installed dynod.json with the
-    test's state dir, API socket, group, cgroup parent and uids."""
+    test's state dir, API socket, group, cgroup parent and uids; in a
+    network namespace that outlives it, as a host's does across restarts."""
 
     def __init__(self, tmp_path, root):
         super().__init__(tmp_path, root / "usr/local/bin/dyno")
@@ -126,8 +130,11 @@ class InstalledDynod(Dynod):
         self.exe = root / "usr/local/sbin/dynod"
 
 
-def test_the_installed_dynod_finds_its_helpers_in_the_installed_tree(installed, tmp_path):
+def test_the_installed_dynod_finds_its_helpers_and_a_restart_keeps_the_dynos(installed,
+                                                                              tmp_path):
     root, _ = installed
+    kill_signal = unit_lines((root / "usr/local/lib/systemd/system/dynod.service")
+                             .read_text())["KillSignal"][0]
     d = InstalledDynod(tmp_path, root)
     try:
         d.start()
@@ -142,13 +149,24 @@ def test_the_installed_dynod_finds_its_helpers_in_the_installed_tree(installed, 
         web = d.wait(all_up(["web.1"]), timeout=30, what="web.1 up")[0]
         # the dyno's PID 1 is the installed dyno-init
         assert os.readlink(f"/proc/{web['pid']}/exe") == str(root / "usr/local/bin/dyno-init")
-        r = d.netns("curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "-H",
-                    "Host: app.localhost", "http://127.0.0.1:8080/Procfile")
-        assert r.stdout == "200", r.stdout + r.stderr
+        answers(d)
+
+        # systemctl restart: the unit's KillSignal to dynod alone, then the
+        # same ExecStart; the dyno and the router serve on, re-adopted
+        d.proc.send_signal(getattr(signal, kill_signal))
+        assert d.proc.wait(timeout=30) == 0, d.log.read_text()[-3000:]
+        d.proc = None
+        d.logf.close()
+        assert alive(web["pid"]) and d.router_pid() == router
+        assert d.get() == "200"
+        d.start()
+        web2 = d.wait(all_up(["web.1"]), timeout=30, what="web.1 re-adopted")[0]
+        assert web2["pid"] == web["pid"] and d.router_pid() == router
+        log = d.log.read_text()
+        assert "dyno[web.1]: re-adopted pid" in log and f"adopted pid {router}" in log, log
+        answers(d)
+
         assert d.stop() == 0, d.log.read_text()[-3000:]
         assert d.router_pid() is None and d.cgroups() == []
     finally:
-        if d.proc is not None:
-            d.proc.kill()
-            d.proc.wait()
-        d.sweep()
+        d.cleanup()
