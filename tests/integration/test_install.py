@@ -80,6 +80,40 @@ def test_the_configuration_is_kept_when_present(tmp_path):
     assert conf.read_text() == '{"domain": "example.test"}\n'
 
 
+# make install twice without DESTDIR, as on a host, in a mount namespace of
+# its own where /etc and /usr/local are overlays whose writes land in $1:
+# the host's own stay untouched. Then the group as the installed host sees it.
+ON_A_HOST = r"""
+set -e
+for d in etc usr/local; do
+    mkdir -p "$1/$d/upper" "$1/$d/work"
+    mount -t overlay overlay -o "lowerdir=/$d,upperdir=$1/$d/upper,workdir=$1/$d/work" "/$d"
+done
+groupdel dyno 2>/dev/null || true
+make -s install
+make -s install
+echo "group: $(getent group dyno | cut -d: -f1)"
+"""
+
+
+def test_an_install_on_the_host_creates_the_group_once(tmp_path):
+    env = dict(os.environ, BUILD=str(BUILD))
+    env.pop("MAKEFLAGS", None)
+    r = subprocess.run(["unshare", "-m", "sh", "-c", ON_A_HOST, "sh", tmp_path], cwd=ROOT,
+                       capture_output=True, text=True, timeout=600, env=env)
+    if r.returncode != 0 and "overlay" in r.stderr and "installed" not in r.stdout:
+        pytest.skip("no overlayfs here to install over /etc and /usr/local: " + r.stderr)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert r.stdout.count("created group dyno") == 1, r.stdout
+    assert "group dyno exists" in r.stdout and "group: dyno" in r.stdout, r.stdout
+    assert "installed /usr/local/sbin/dynod" in r.stdout, r.stdout
+    assert "kept /etc/dyno/dynod.json" in r.stdout, r.stdout
+    assert "DESTDIR" not in r.stdout  # the hint of an install into one
+    etc = tmp_path / "etc/upper"
+    assert (etc / "dyno/dynod.json").is_file() and "\ndyno:" in "\n" + (etc / "group").read_text()
+    assert (tmp_path / "usr/local/upper/sbin/dynod").is_file()
+
+
 def unit_lines(text):
     lines = {}
     for line in text.splitlines():
