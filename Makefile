@@ -4,7 +4,7 @@ BUILD ?= build
 ASAN_BUILD ?= build-asan
 FUZZ_BUILD ?= build-fuzz
 
-.PHONY: all build test unit demo bench fuzz format clean
+.PHONY: all build test unit demo bench fuzz format clean install
 
 all: build
 
@@ -15,6 +15,14 @@ $(BUILD)/build.ninja:
 build: $(BUILD)/build.ninja
 	scripts/install-deps build
 	ninja -C $(BUILD)
+
+# An operator's install (docs/operating.md, "Install"): the binaries under
+# PREFIX, PREFIX/lib/systemd/system/dynod.service, /etc/dyno/dynod.json (kept
+# when present) and the dyno group (not with DESTDIR).
+PREFIX ?= /usr/local
+DESTDIR ?=
+install: build
+	PREFIX=$(PREFIX) DESTDIR=$(DESTDIR) BUILD=$(BUILD) scripts/install
 
 # Everything: unit tests and fuzz-corpus replays (normal and sanitizer
 # builds) and the integration tests. Ends with "N passed, N failed".

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import BUILD, wait_for_socket
+from conftest import wait_for_socket
 from test_supervise import WEB, Dynod, all_up, alive, make_app
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="dynos need root")
@@ -68,7 +68,7 @@ class KeptDynod(Dynod):
         self.ns = f"/proc/{self.holder.pid}/ns/net"
 
     def start(self):
-        exe = BUILD / "bin" / "dynod"
+        exe = self.exe
         env = dict(os.environ)
         env.pop("DYNOD_NO_LAUNCHER", None)
         self.logf = open(self.log, "ab")

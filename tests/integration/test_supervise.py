@@ -55,10 +55,12 @@ class Dynod:
         self.config.write_text(json.dumps(cfg))
         self.log = tmp_path / "dynod.log"
         self.dyno_bin = dyno_bin
+        self.exe = BUILD / "bin" / "dynod"
+        self.app = "app"  # DYNO_APP of cli()
         self.proc = None
 
     def start(self):
-        exe = BUILD / "bin" / "dynod"
+        exe = self.exe
         env = dict(os.environ)
         env.pop("DYNOD_NO_LAUNCHER", None)
         self.logf = open(self.log, "ab")
@@ -87,7 +89,7 @@ class Dynod:
                               capture_output=True, text=True, timeout=10)
 
     def cli(self, *args):
-        env = dict(os.environ, DYNO_API=self.sock, DYNO_APP="app")
+        env = dict(os.environ, DYNO_API=self.sock, DYNO_APP=self.app)
         return subprocess.run([str(self.dyno_bin), *map(str, args)], capture_output=True,
                               text=True, env=env, timeout=60)
 
