@@ -654,6 +654,8 @@ void api_dispatch(struct conn *c)
 		api_respond_error(c, DY_E_INTERNAL, "no memory");
 		return;
 	}
+	if (api_refuse_on_full_disk(c))
+		return;
 	if (!split_path(path, &r) || r.nseg == 0 || strcmp(r.seg[0], "apps") != 0) {
 		api_respond_error(c, DY_E_NOT_FOUND, "no such endpoint: %s", c->path);
 		return;
