@@ -1,0 +1,187 @@
+"""A bounded load through the router, for the tests that break something
+while requests run (test_survive.py, test_faults.py).
+
+Load runs LOAD in a Python subprocess inside the dynod's network namespace
+(`nsenter --net`): client threads, some keeping one connection alive
+across requests, some opening a new connection per request, each counting
+the statuses it got and the requests that failed (no answer: refused,
+reset, closed), until the stop file exists or the cap (seconds, requests)
+is hit. finish() returns what they counted."""
+import json
+import subprocess
+import sys
+import time
+
+import pytest
+
+# An app that prints one line per request to stdout (so that `dyno logs`
+# has something of each) and answers with its dyno's name, keep-alive.
+APP = r"""
+import http.server, os, sys
+DYNO = os.environ.get("DYNO", "?").encode()
+
+class H(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self):
+        print("served " + self.path, flush=True)
+        body = DYNO + b"\n"
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+http.server.ThreadingHTTPServer(("0.0.0.0", int(os.environ["PORT"])), H).serve_forever()
+"""
+APP_WEB = "exec python3 app.py"
+
+# argv: stop file, cap in seconds, keep-alive clients, new-connection
+# clients, path (each request adds i=N). Prints one JSON object: per
+# client, its statuses and its failures ({"t": seconds since the start,
+# "error": ..., "reused": whether the connection had served a request
+# before}), and the number of connects refused.
+LOAD = r"""
+import json, os, socket, sys, threading, time
+stop, cap, nka, nnew, path = sys.argv[1], float(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
+t0 = time.monotonic()
+MAX_REQUESTS = 20000  # per client
+
+def read_response(s):
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = s.recv(65536)
+        if not chunk:
+            raise ConnectionError("closed before the response" if not data else "closed in the head")
+        data += chunk
+    head, body = data.split(b"\r\n\r\n", 1)
+    lines = head.split(b"\r\n")
+    status = int(lines[0].split(b" ", 2)[1])
+    fields = {k.strip().lower(): v.strip() for k, _, v in (l.partition(b":") for l in lines[1:])}
+    n = int(fields.get(b"content-length", b"0"))
+    while len(body) < n:
+        chunk = s.recv(65536)
+        if not chunk:
+            raise ConnectionError("closed in the body")
+        body += chunk
+    return status, fields.get(b"connection", b"").lower() == b"close"
+
+def client(i, keep, out):
+    s, used, n = None, False, 0
+    while not os.path.exists(stop) and time.monotonic() - t0 < cap and n < MAX_REQUESTS:
+        n += 1
+        try:
+            if s is None:
+                try:
+                    s = socket.create_connection(("127.0.0.1", 8080), timeout=10)
+                except ConnectionRefusedError:
+                    out["refused"] += 1
+                    raise
+                used = False
+            close = b"" if keep else b"Connection: close\r\n"
+            s.sendall(b"GET %s%si=%d HTTP/1.1\r\nHost: app.localhost\r\n%s\r\n"
+                      % (path.encode(), b"&" if b"?" in path.encode() else b"?", n, close))
+            status, closing = read_response(s)
+            out["status"][str(status)] = out["status"].get(str(status), 0) + 1
+            used = True
+            if closing or not keep:
+                s.close()
+                s = None
+        except OSError as e:
+            out["failed"].append({"t": round(time.monotonic() - t0, 3), "error": repr(e),
+                                  "reused": used})
+            if s is not None:
+                s.close()
+            s = None
+            time.sleep(0.01)
+        time.sleep(0.002)
+    if s is not None:
+        s.close()
+
+clients = [{"keep": i < nka, "status": {}, "failed": [], "refused": 0} for i in range(nka + nnew)]
+threads = [threading.Thread(target=client, args=(i, c["keep"], c)) for i, c in enumerate(clients)]
+for t in threads:
+    t.start()
+for t in threads:
+    t.join()
+json.dump({"clients": clients, "seconds": round(time.monotonic() - t0, 2)}, sys.stdout)
+"""
+
+
+class Load:
+    """LOAD in the background in d's network namespace (d: a KeptDynod)."""
+
+    def __init__(self, d, path="/", keep_alive=2, new=2, cap=45):
+        self.stop_file = d.tmp / f"stop-{time.monotonic_ns()}"
+        self.t0 = time.monotonic()
+        self.proc = subprocess.Popen(
+            ["nsenter", f"--net={d.ns}", sys.executable, "-c", LOAD, str(self.stop_file),
+             str(cap), str(keep_alive), str(new), path], stdout=subprocess.PIPE, text=True)
+
+    def since(self):
+        """Seconds since the load started (to place a fault in its times)."""
+        return time.monotonic() - self.t0
+
+    def finish(self):
+        self.stop_file.write_text("")
+        try:
+            out, _ = self.proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            pytest.fail("the load did not stop")
+        assert self.proc.returncode == 0, out
+        return Result(json.loads(out))
+
+    def kill(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+class Result:
+    def __init__(self, raw):
+        self.raw = raw
+        self.clients = raw["clients"]
+        self.ok = sum(c["status"].get("200", 0) for c in self.clients)
+        self.other = {}
+        for c in self.clients:
+            for k, v in c["status"].items():
+                if k != "200":
+                    self.other[k] = self.other.get(k, 0) + v
+        self.failed = [f for c in self.clients for f in c["failed"]]
+        self.refused = sum(c["refused"] for c in self.clients)
+
+    def line(self, what):
+        """One line of the report: what, requests ok, failed (no answer),
+        answered other than 200, refused."""
+        return (f"{what:<28} ok {self.ok:>6}  failed {len(self.failed):>3}  "
+                f"non-200 {sum(self.other.values()):>3} {self.other or ''}  "
+                f"refused {self.refused}")
+
+    def __repr__(self):
+        return json.dumps(self.raw)[:4000]
+
+
+def get(d, path):
+    """GET path through the router in d's namespace: (status, body)."""
+    r = d.netns("curl", "-s", "-w", "\n%{http_code}", "-H", "Host: app.localhost",
+                f"http://127.0.0.1:8080{path}")
+    body, _, code = r.stdout.rpartition("\n")
+    return code, body
+
+
+def wait_logged(d, text, timeout=10):
+    """Until `dyno logs` shows an app line with text; returns the line."""
+    end = time.monotonic() + timeout
+    out = ""
+    while time.monotonic() < end:
+        out = d.cli("logs", "-n", "1500", "--source", "app").stdout
+        for line in out.splitlines():
+            if text in line and "app[" in line:
+                return line
+        time.sleep(0.1)
+    pytest.fail(f"{text!r} never reached the app's log: {out[-2000:]}")
+
