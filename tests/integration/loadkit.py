@@ -22,6 +22,8 @@ DYNO = os.environ.get("DYNO", "?").encode()
 
 class H(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    wbufsize = 1 << 16  # head and body in one write (no Nagle wait between them)
+    disable_nagle_algorithm = True
 
     def do_GET(self):
         print("served " + self.path, flush=True)
@@ -39,13 +41,15 @@ http.server.ThreadingHTTPServer(("0.0.0.0", int(os.environ["PORT"])), H).serve_f
 APP_WEB = "exec python3 app.py"
 
 # argv: stop file, cap in seconds, keep-alive clients, new-connection
-# clients, path (each request adds i=N). Prints one JSON object: per
+# clients, path (each request adds i=N), pause between two requests of a
+# client (seconds). Prints one JSON object: per
 # client, its statuses and its failures ({"t": seconds since the start,
 # "error": ..., "reused": whether the connection had served a request
 # before}), and the number of connects refused.
 LOAD = r"""
 import json, os, socket, sys, threading, time
 stop, cap, nka, nnew, path = sys.argv[1], float(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
+pause = float(sys.argv[6])
 t0 = time.monotonic()
 MAX_REQUESTS = 20000  # per client
 
@@ -96,7 +100,7 @@ def client(i, keep, out):
                 s.close()
             s = None
             time.sleep(0.01)
-        time.sleep(0.002)
+        time.sleep(pause)
     if s is not None:
         s.close()
 
@@ -111,14 +115,17 @@ json.dump({"clients": clients, "seconds": round(time.monotonic() - t0, 2)}, sys.
 
 
 class Load:
-    """LOAD in the background in d's network namespace (d: a KeptDynod)."""
+    """LOAD in the background in d's network namespace (d: a KeptDynod).
+    Each request is a line of the app's log (1,500 kept per read of `dyno
+    logs`): a pause keeps a long fault's lines in reach."""
 
-    def __init__(self, d, path="/", keep_alive=2, new=2, cap=45):
+    def __init__(self, d, path="/", keep_alive=2, new=2, cap=45, pause=0.002):
         self.stop_file = d.tmp / f"stop-{time.monotonic_ns()}"
         self.t0 = time.monotonic()
         self.proc = subprocess.Popen(
             ["nsenter", f"--net={d.ns}", sys.executable, "-c", LOAD, str(self.stop_file),
-             str(cap), str(keep_alive), str(new), path], stdout=subprocess.PIPE, text=True)
+             str(cap), str(keep_alive), str(new), path, str(pause)], stdout=subprocess.PIPE,
+            text=True)
 
     def since(self):
         """Seconds since the load started (to place a fault in its times)."""

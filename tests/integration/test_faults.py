@@ -64,9 +64,11 @@ def test_router_kill9_refuses_nothing(kept, tmp_path):
         while d.router_pid() in (None, router) and time.monotonic() < end:
             time.sleep(0.02)
         assert d.router_pid() not in (None, router), d.log.read_text()[-2000:]
+        time.sleep(2)
+        # served by the new router while the load runs (the load's lines
+        # would push it out of the last 1,500 if it came earlier)
         after = marker("router-restarted")
         served(d, after)
-        time.sleep(2)
         res = load.finish()
     finally:
         load.kill()
@@ -89,7 +91,7 @@ def test_router_kill9_refuses_nothing(kept, tmp_path):
 def test_dynod_gone_fails_nothing(kept, tmp_path, how):
     d, before = start(kept, tmp_path)
     router = d.router_pid()
-    load = Load(d, marker(f"dynod-{how}"), keep_alive=KEEP_ALIVE, new=NEW)
+    load = Load(d, marker(f"dynod-{how}"), keep_alive=KEEP_ALIVE, new=NEW, pause=0.02)
     try:
         time.sleep(1.5)
         if how == "kill9":
@@ -99,10 +101,10 @@ def test_dynod_gone_fails_nothing(kept, tmp_path, how):
             assert d.proc.wait(timeout=10) == 0
             d.proc = None
             d.logf.close()
+        time.sleep(1.5)
         # served while no dynod runs: the app's line waits in its init
         down = marker(f"dynod-{how}-down")
         served(d, down)
-        time.sleep(1.5)
         d.start()
         readopted(d, before)
         time.sleep(1.5)
@@ -128,19 +130,18 @@ def test_web_dyno_app_kill9_fails_its_inflight_only(kept, tmp_path):
         os.kill(victim, signal.SIGKILL)
         ds = d.wait(lambda ds: all_up(NAMES)(ds) and by_name(ds)["web.1"]["pid"] != before["web.1"],
                     what="web.1 restarted")
-        # the new web.1 serves, and its lines reach the log
-        end = time.monotonic() + 10
-        after = None
-        while time.monotonic() < end:
-            path = marker("dyno-restarted")
-            if served(d, path) == "web.1":
-                after = path
-                break
-        assert after is not None, "the new web.1 never answered"
         time.sleep(1)
         res = load.finish()
     finally:
         load.kill()
+    # the new web.1 serves, and its lines reach the log
+    end = time.monotonic() + 10
+    after = None
+    while time.monotonic() < end and after is None:
+        path = marker("dyno-restarted")
+        if served(d, path) == "web.1":
+            after = path
+    assert after is not None, "the new web.1 never answered"
     report("web dyno's app kill -9", res)
     now = pids(ds)
     assert now["web.2"] == before["web.2"] and now["worker.1"] == before["worker.1"]
