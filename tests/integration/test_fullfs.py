@@ -16,6 +16,9 @@ import pytest
 
 from test_disk import call, leftovers, small_slug, upload
 from test_dynod import Dynod
+from test_router_keeper import kept  # noqa: F401 (kept: the fixture)
+from test_supervise import all_up, app_pid, by_name
+from test_survive import NAMES, backends, deploy, pids, record, wait_recorded
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="mount needs root")
 
@@ -23,11 +26,23 @@ SIZE = 300 << 20  # an unpack wants 256 MiB free besides its size (docs/operatin
 
 
 @pytest.fixture
-def fullfs(tmp_path):
+def tmpfs_state(tmp_path):
+    """tmp_path/state, a tmpfs of SIZE of its own; unmounted after the
+    fixtures that use it (the dynod that ran there is gone by then)."""
     state = tmp_path / "state"
     state.mkdir()
     subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={SIZE},mode=0711",
                     f"dyno-fullfs-{os.getpid()}-{time.monotonic_ns()}", str(state)], check=True)
+    try:
+        yield state
+    finally:
+        if subprocess.run(["umount", str(state)]).returncode != 0:
+            subprocess.run(["umount", "-l", str(state)])
+        assert not os.path.ismount(state)
+
+
+@pytest.fixture
+def fullfs(tmpfs_state, tmp_path):
     d = Dynod(tmp_path)
     try:
         yield d
@@ -35,8 +50,6 @@ def fullfs(tmp_path):
         if d.proc is not None:
             d.proc.kill()
             d.proc.wait()
-        subprocess.run(["umount", str(state)], check=False)
-        assert not os.path.ismount(state)
 
 
 def cli(d, dyno_bin, *args):
@@ -155,3 +168,41 @@ def test_full_state_dir_refuses_changes_and_keeps_the_state(fullfs, tmp_path, dy
     assert d.stop() == 0
     log = d.log.read_text()
     assert "Sanitizer" not in log and "runtime error:" not in log, log[-3000:]
+
+
+def test_full_state_dir_leaves_dynos_serving(tmpfs_state, kept, tmp_path):
+    """Real dynos (test_router_keeper's kept dynod): with the state dir
+    full they go on serving through the router, a crashed one restarts,
+    and routes.json and dynos.json catch up once there is room."""
+    d = kept.start()
+    before = deploy(d, tmp_path)
+    filler = d.state / "filler"
+    fill(filler)
+    assert d.get() == "200"
+    os.kill(app_pid(before["web.1"]), 9)
+    ds = d.wait(lambda ds: all_up(NAMES)(ds) and by_name(ds)["web.1"]["pid"] != before["web.1"],
+                what="web.1 restarted on a full disk")
+    for _ in range(20):
+        assert d.get() == "200"
+    assert record(d)["dynos"] and {x["name"]: x["pid"] for x in record(d)["dynos"]} == before
+    r = d.cli("ps:scale", "web=3")
+    assert r.returncode == 1 and "no space left on device" in r.stderr, r.stderr
+    end = time.monotonic() + 5
+    while "routes.json: write" not in d.log.read_text() and time.monotonic() < end:
+        time.sleep(0.1)
+    assert "No space left on device" in d.log.read_text()
+    # room again: the files say what runs, within a second or two
+    filler.unlink()
+    wait_recorded(d, NAMES)
+    end = time.monotonic() + 5
+    while pids(d.dynos()) != {x["name"]: x["pid"] for x in record(d)["dynos"]}:
+        assert time.monotonic() < end, (d.dynos(), record(d))
+        time.sleep(0.1)
+    m = by_name(ds)
+    end = time.monotonic() + 5
+    while backends(d) != {"web.1": m["web.1"]["addr"], "web.2": m["web.2"]["addr"]}:
+        assert time.monotonic() < end, (backends(d), m)
+        time.sleep(0.1)
+    assert leftovers(d) == []
+    assert d.stop() == 0 and d.cgroups() == []
+

@@ -135,6 +135,22 @@ static void test_bound_order_and_reopen(void **state)
 	free(dir);
 }
 
+/* The log holds exactly web.1's lines first and second; then s and dir go. */
+static void two_lines_and_free(struct lstore *s, char *dir, const char *first, const char *second)
+{
+	char a[128], b[128];
+	snprintf(a, sizeof(a), TS "app[web.1]: %s", first);
+	snprintf(b, sizeof(b), TS "app[web.1]: %s", second);
+	struct got g = {0};
+	assert_int_equal(lstore_read(s, 10, NULL, collect, &g, NULL), 2);
+	assert_string_equal(g.lines[0], a);
+	assert_string_equal(g.lines[1], b);
+	got_free(&g);
+	lstore_free(s);
+	rmrf(dir);
+	free(dir);
+}
+
 static void test_cut_last_line_dropped(void **state)
 {
 	char *dir = tmpdir();
@@ -146,14 +162,7 @@ static void test_cut_last_line_dropped(void **state)
 	struct lstore *s = NULL;
 	assert_int_equal(lstore_open(dir, 10, &s, NULL), 0);
 	add(s, "web.1", 1);
-	struct got g = {0};
-	assert_int_equal(lstore_read(s, 10, NULL, collect, &g, NULL), 2);
-	assert_string_equal(g.lines[0], TS "app[web.1]: whole");
-	assert_string_equal(g.lines[1], TS "app[web.1]: line 1");
-	got_free(&g);
-	lstore_free(s);
-	rmrf(dir);
-	free(dir);
+	two_lines_and_free(s, dir, "whole", "line 1");
 }
 
 /* The disk fills in the middle of a flush (RLIMIT_FSIZE stands for it:
@@ -192,14 +201,7 @@ static void test_full_disk_mid_line(void **state)
 	assert_int_equal(st.st_size, one); /* the half line is gone */
 
 	add(s, "web.1", 4);
-	struct got g = {0};
-	assert_int_equal(lstore_read(s, 10, NULL, collect, &g, NULL), 2);
-	assert_string_equal(g.lines[0], TS "app[web.1]: line 1");
-	assert_string_equal(g.lines[1], TS "app[web.1]: line 4");
-	got_free(&g);
-	lstore_free(s);
-	rmrf(dir);
-	free(dir);
+	two_lines_and_free(s, dir, "line 1", "line 4");
 }
 
 static void test_long_line_and_newline_split(void **state)
