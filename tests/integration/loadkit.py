@@ -42,15 +42,15 @@ APP_WEB = "exec python3 app.py"
 
 # argv: stop file, cap in seconds, keep-alive clients, new-connection
 # clients, path (each request adds i=N), pause between two requests of a
-# client (seconds). Prints one JSON object: per
+# client (seconds), the start (time.monotonic() of the test: the same clock
+# in every process of the host, so that failures line up with faults). Prints one JSON object: per
 # client, its statuses and its failures ({"t": seconds since the start,
 # "error": ..., "reused": whether the connection had served a request
 # before}), and the number of connects refused.
 LOAD = r"""
 import json, os, socket, sys, threading, time
 stop, cap, nka, nnew, path = sys.argv[1], float(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
-pause = float(sys.argv[6])
-t0 = time.monotonic()
+pause, t0 = float(sys.argv[6]), float(sys.argv[7])
 MAX_REQUESTS = 20000  # per client
 
 def read_response(s):
@@ -124,8 +124,8 @@ class Load:
         self.t0 = time.monotonic()
         self.proc = subprocess.Popen(
             ["nsenter", f"--net={d.ns}", sys.executable, "-c", LOAD, str(self.stop_file),
-             str(cap), str(keep_alive), str(new), path, str(pause)], stdout=subprocess.PIPE,
-            text=True)
+             str(cap), str(keep_alive), str(new), path, str(pause), repr(self.t0)],
+            stdout=subprocess.PIPE, text=True)
 
     def since(self):
         """Seconds since the load started (to place a fault in its times)."""
