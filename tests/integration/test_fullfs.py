@@ -172,25 +172,40 @@ def test_full_state_dir_refuses_changes_and_keeps_the_state(fullfs, tmp_path, dy
 
 def test_full_state_dir_leaves_dynos_serving(tmpfs_state, kept, tmp_path):
     """Real dynos (test_router_keeper's kept dynod): with the state dir
-    full they go on serving through the router, a crashed one restarts,
-    and routes.json and dynos.json catch up once there is room."""
+    full they go on serving through the router, a crashed one restarts, a
+    crashed dynod starts again there and re-adopts what was recorded, and
+    routes.json and dynos.json catch up once there is room."""
     d = kept.start()
     before = deploy(d, tmp_path)
     filler = d.state / "filler"
     fill(filler)
     assert d.get() == "200"
     os.kill(app_pid(before["web.1"]), 9)
-    ds = d.wait(lambda ds: all_up(NAMES)(ds) and by_name(ds)["web.1"]["pid"] != before["web.1"],
-                what="web.1 restarted on a full disk")
+    ds_full = d.wait(lambda ds: all_up(NAMES)(ds) and by_name(ds)["web.1"]["pid"] != before["web.1"],
+                     what="web.1 restarted on a full disk")
     for _ in range(20):
         assert d.get() == "200"
-    assert record(d)["dynos"] and {x["name"]: x["pid"] for x in record(d)["dynos"]} == before
+    assert {x["name"]: x["pid"] for x in record(d)["dynos"]} == before  # not rewritten
     r = d.cli("ps:scale", "web=3")
     assert r.returncode == 1 and "no space left on device" in r.stderr, r.stderr
     end = time.monotonic() + 5
     while "routes.json: write" not in d.log.read_text() and time.monotonic() < end:
         time.sleep(0.1)
-    assert "No space left on device" in d.log.read_text()
+    assert "routes.json: write" in d.log.read_text()
+    assert "dynos.json: No space left on device" in d.log.read_text()
+    # dynod crashes on the full disk: the next one starts there and
+    # re-adopts what dynos.json recorded; web.1, started since the disk
+    # filled, was not recorded: killed and started again
+    d.kill9()
+    d.start()
+    gone = (before["web.1"], pids(ds_full)["web.1"])
+    ds = d.wait(lambda ds: all_up(NAMES)(ds) and by_name(ds)["web.1"]["pid"] not in gone,
+                what="web.1 started again")
+    assert {n: p for n, p in pids(ds).items() if n != "web.1"} == {
+        n: p for n, p in before.items() if n != "web.1"}
+    log = d.log.read_text()
+    assert f"re-adopted pid {before['web.2']}" in log and "web.1]: not re-adopted" in log
+    assert d.get() == "200"
     # room again: the files say what runs, within a second or two
     filler.unlink()
     wait_recorded(d, NAMES)
