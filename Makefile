@@ -24,6 +24,9 @@ test:
 unit: build
 	meson test -C $(BUILD) --print-errorlogs
 
+# The platform in the foreground (dynod and its router, state in build/demo/)
+# with examples/getting-started at web=2: docs/getting-started.md. Ctrl-C
+# stops it all; run again, it picks up its state.
 demo:
 	scripts/demo
 

@@ -354,7 +354,8 @@ int api_client_request(const char *method, const char *path, const void *body, s
 }
 
 int api_client_request_fd(const char *method, const char *path, int in, uint64_t len,
-                          struct api_response *ret, struct dy_error **err)
+                          api_progress_fn progress, void *ctx, struct api_response *ret,
+                          struct dy_error **err)
 {
 	_cleanup_close_ int fd = api_client_connect(err);
 	if (fd < 0)
@@ -376,6 +377,8 @@ int api_client_request_fd(const char *method, const char *path, int in, uint64_t
 			n = (ssize_t)(len - sent);
 		r = send_all(fd, buf, (size_t)n);
 		sent += (uint64_t)n;
+		if (progress && r == 0)
+			progress(sent, len, ctx);
 	}
 	if (r < 0 && r != -EPIPE && r != -ECONNRESET)
 		return dy_error_errno(err, -r, "sending to dynod");

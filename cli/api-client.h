@@ -30,9 +30,13 @@ int api_client_connect(struct dy_error **err);
 int api_client_request(const char *method, const char *path, const void *body, size_t len,
                        struct api_response *ret, struct dy_error **err);
 
+/* Told the bytes sent so far of total, after each chunk. */
+typedef void (*api_progress_fn)(uint64_t sent, uint64_t total, void *ctx);
+
 /* As api_client_request with the body read from fd (len bytes), sent as
- * application/octet-stream. */
+ * application/octet-stream; progress (may be NULL) told as it goes. */
 int api_client_request_fd(const char *method, const char *path, int fd, uint64_t len,
+                          api_progress_fn progress, void *ctx,
                           struct api_response *ret, struct dy_error **err);
 
 /* Called with each piece of a streamed body, as it arrives. Returns 0 to

@@ -165,6 +165,13 @@ const struct cli_verb cli_verb_apps_destroy = {
             "removed when the last has exited.\n",
 };
 
+/* A graphical session to open a browser in: $DISPLAY or $WAYLAND_DISPLAY. */
+static bool have_display(void)
+{
+	const char *x = getenv("DISPLAY"), *w = getenv("WAYLAND_DISPLAY");
+	return (x && *x) || (w && *w);
+}
+
 /* xdg-open somewhere on $PATH? */
 static bool have_xdg_open(void)
 {
@@ -206,7 +213,7 @@ static int run_open(int argc, char **argv)
 	}
 	printf("%s\n", url);
 	fflush(stdout);
-	if (isatty(STDOUT_FILENO) && have_xdg_open()) {
+	if (isatty(STDOUT_FILENO) && have_display() && have_xdg_open()) {
 		pid_t pid = fork();
 		if (pid == 0) {
 			execlp("xdg-open", "xdg-open", url, (char *)NULL);
@@ -232,7 +239,8 @@ const struct cli_verb cli_verb_open = {
     .name = "open",
     .run = run_open,
     .usage = "open -a APP",
-    .summary = "print the app's web URL (and open it with xdg-open on a terminal)",
-    .help = "Prints the app's web_url. Only when stdout is a terminal and xdg-open is on\n"
-            "$PATH, it also runs `xdg-open URL`.\n",
+    .summary = "print the app's web URL (and open it with xdg-open on a desktop)",
+    .help = "Prints the app's web_url (http://APP.<domain>:<port>/, the port of the\n"
+            "router's first listen address). Only when stdout is a terminal, $DISPLAY or\n"
+            "$WAYLAND_DISPLAY is set and xdg-open is on $PATH, it also runs `xdg-open URL`.\n",
 };

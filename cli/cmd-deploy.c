@@ -17,18 +17,63 @@
 		NULL, 0, false, NULL, NULL                                                         \
 	}
 
+/* "12.3 MiB" */
+static void human(uint64_t n, char *buf, size_t size)
+{
+	if (n < 1024)
+		snprintf(buf, size, "%llu B", (unsigned long long)n);
+	else if (n < 1024 * 1024)
+		snprintf(buf, size, "%.1f KiB", (double)n / 1024);
+	else
+		snprintf(buf, size, "%.1f MiB", (double)n / (1024 * 1024));
+}
+
+/* On a terminal: the bytes sent, on one line redrawn at most every 1%. */
+struct upload_progress {
+	uint64_t shown;
+	bool drawn;
+};
+
+static void upload_progress(uint64_t sent, uint64_t total, void *ctx)
+{
+	struct upload_progress *p = ctx;
+	if (sent != total && sent - p->shown < total / 100)
+		return;
+	p->shown = sent;
+	char a[32], b[32];
+	human(sent, a, sizeof(a));
+	human(total, b, sizeof(b));
+	printf("\r\033[KUploading slug... %s of %s (%llu%%)", a, b,
+	       (unsigned long long)(total ? sent * 100 / total : 100));
+	fflush(stdout);
+	p->drawn = true;
+}
+
 /* Uploads the slug open on fd; returns its id in *ret_id (owned). */
 static int upload(const char *app, int fd, char **ret_id)
 {
 	struct stat st;
 	if (fstat(fd, &st) < 0)
 		return cli_error("stat slug: %s", strerror(errno));
-	printf("Uploading slug (%lld bytes)... ", (long long)st.st_size);
+	/* a terminal sees the bytes go; a pipe one line */
+	bool tty = isatty(STDOUT_FILENO);
+	struct upload_progress prog = {0};
+	if (!tty)
+		printf("Uploading slug (%lld bytes)... ", (long long)st.st_size);
 	fflush(stdout);
 	_cleanup_free_ char *path = cli_app_path(app, "/slugs");
 	struct api_response resp = {0};
 	struct dy_error *err = NULL;
-	if (api_client_request_fd("POST", path, fd, (uint64_t)st.st_size, &resp, &err) < 0) {
+	int sent = api_client_request_fd("POST", path, fd, (uint64_t)st.st_size,
+	                                 tty ? upload_progress : NULL, &prog, &resp, &err);
+	if (tty) {
+		char b[32];
+		human((uint64_t)st.st_size, b, sizeof(b));
+		/* the check (and unpack) runs on dynod's side now */
+		printf("\r\033[KUploading slug (%s)... ", b);
+		fflush(stdout);
+	}
+	if (sent < 0) {
 		printf("failed\n");
 		cli_error("%s", dy_error_msg(err));
 		dy_error_free(&err);

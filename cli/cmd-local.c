@@ -343,6 +343,9 @@ static int run_local(int argc, char **argv)
 	for (size_t i = 0; r == 0 && i < pf->n; i++) {
 		if (!wanted(npos ? pos[0] : NULL, pf->entries[i].name))
 			continue;
+		/* heroku local runs the release type only when named */
+		if (npos == 0 && strcmp(pf->entries[i].name, "release") == 0)
+			continue;
 		if (run->n == LOCAL_MAX_PROCS)
 			break;
 		struct local_proc *p = &run->procs[run->n++];
@@ -386,8 +389,9 @@ const struct cli_verb cli_verb_local = {
     .run = run_local,
     .usage = "local [PROCESS[,PROCESS...]] [-f Procfile] [-e .env] [-p BASE]",
     .summary = "run the Procfile's processes here, as heroku local does",
-    .help = "Runs one of each process type (or those named) with the variables of .env\n"
-            "(or -e FILE) and PORT = BASE (5006) + 100 x the type's index in the Procfile.\n"
+    .help = "Runs one of each process type (or those named; release only when named, as\n"
+            "heroku local) with the variables of .env (or -e FILE) and\n"
+            "PORT = BASE (5006) + 100 x the type's index in the Procfile.\n"
             "Output lines are prefixed with the time and the process name. When one\n"
             "process exits the others get SIGTERM (SIGKILL after 5 s) and dyno local\n"
             "exits with its status; after SIGINT or SIGTERM it exits 0.\n",

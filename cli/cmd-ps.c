@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "cli/api-client.h"
 #include "cli/cli.h"
@@ -38,6 +39,31 @@ static int get_dynos(const char *app, json_t **ret, bool *ret_none)
 	return r;
 }
 
+/* "2026/12/06 05:00:00 +0000 (~ 3m ago)" of an RFC 3339 UTC time, as
+ * heroku ps shows it; the text as it is when it does not parse. */
+static void ps_when(const char *iso, char *buf, size_t size)
+{
+	struct tm tm = {0};
+	const char *end = iso ? strptime(iso, "%Y-%m-%dT%H:%M:%SZ", &tm) : NULL;
+	if (!end || *end) {
+		snprintf(buf, size, "%s", iso ? iso : "?");
+		return;
+	}
+	time_t t = timegm(&tm), now = time(NULL);
+	long long ago = now > t ? (long long)(now - t) : 0;
+	char day[40], rel[24];
+	strftime(day, sizeof(day), "%Y/%m/%d %H:%M:%S +0000", &tm);
+	if (ago < 60)
+		snprintf(rel, sizeof(rel), "%llds", ago);
+	else if (ago < 3600)
+		snprintf(rel, sizeof(rel), "%lldm", ago / 60);
+	else if (ago < 86400)
+		snprintf(rel, sizeof(rel), "%lldh", ago / 3600);
+	else
+		snprintf(rel, sizeof(rel), "%lldd", ago / 86400);
+	snprintf(buf, size, "%s (~ %s ago)", day, rel);
+}
+
 static int run_ps(int argc, char **argv)
 {
 	bool json = false;
@@ -70,33 +96,52 @@ static int run_ps(int argc, char **argv)
 	json_t *f, *d;
 	if (json_array_size(list) == 0)
 		printf("No process types: %s has no release with a slug yet.\n", app);
+	bool first = true;
 	json_array_foreach(list, i, f)
 	{
 		const char *type = json_string_value(json_object_get(f, "type"));
-		printf("=== %s (%s): %s (%lld)\n", type,
+		printf("%s=== %s (%s): `%s` (%lld)\n", first ? "" : "\n", type,
 		       json_string_value(json_object_get(f, "size")),
 		       json_string_value(json_object_get(f, "command")),
 		       (long long)json_integer_value(json_object_get(f, "quantity")));
+		first = false;
 		json_array_foreach(dynos, j, d)
 		{
 			if (strcmp(json_string_value(json_object_get(d, "type")), type) != 0)
 				continue;
-			printf("%s: %s %s (v%lld)\n", json_string_value(json_object_get(d, "name")),
-			       json_string_value(json_object_get(d, "state")),
-			       json_string_value(json_object_get(d, "updated_at")),
-			       (long long)json_integer_value(
-			           json_object_get(json_object_get(d, "release"), "version")));
+			char when[96];
+			ps_when(json_string_value(json_object_get(d, "updated_at")), when,
+			        sizeof(when));
+			printf("%s: %s %s", json_string_value(json_object_get(d, "name")),
+			       json_string_value(json_object_get(d, "state")), when);
+			/* during a rollout: the old one beside its successor */
+			if (json_is_true(json_object_get(d, "stopping")))
+				printf(" (v%lld, stopping)",
+				       (long long)json_integer_value(
+				           json_object_get(json_object_get(d, "release"), "version")));
+			printf("\n");
 		}
 	}
+	/* one-offs: the release phase, `dyno run` */
+	size_t noneoff = 0;
 	json_array_foreach(dynos, j, d)
 	{
 		const char *type = json_string_value(json_object_get(d, "type"));
-		/* one-offs: the release phase, `dyno run` */
-		if (strcmp(type, "release") == 0 || strcmp(type, "run") == 0)
-			printf("%s: %s %s: %s\n", json_string_value(json_object_get(d, "name")),
-			       json_string_value(json_object_get(d, "state")),
-			       json_string_value(json_object_get(d, "updated_at")),
-			       json_string_value(json_object_get(d, "command")));
+		noneoff += strcmp(type, "release") == 0 || strcmp(type, "run") == 0;
+	}
+	if (noneoff)
+		printf("%s=== run: one-off processes (%zu)\n", first ? "" : "\n", noneoff);
+	json_array_foreach(dynos, j, d)
+	{
+		const char *type = json_string_value(json_object_get(d, "type"));
+		if (strcmp(type, "release") != 0 && strcmp(type, "run") != 0)
+			continue;
+		char when[96];
+		ps_when(json_string_value(json_object_get(d, "updated_at")), when, sizeof(when));
+		printf("%s (%s): %s %s: %s\n", json_string_value(json_object_get(d, "name")),
+		       json_string_value(json_object_get(d, "size")),
+		       json_string_value(json_object_get(d, "state")), when,
+		       json_string_value(json_object_get(d, "command")));
 	}
 	if (none)
 		printf("(this dynod runs no dynos: it has no launcher)\n");

@@ -218,7 +218,7 @@ static int phase_data(void *ctx, const char *p, size_t n)
 	struct phase *ph = ctx;
 	feed(&ph->lines, p, n, phase_line, ph);
 	phase_check(ph);
-	return ph->timed_out || (ph->ended && ph->exited) ? -1 : 0;
+	return ph->timed_out || ph->exited ? -1 : 0;
 }
 
 /* Quiet: once the release has ended its last lines have had a round to
@@ -273,7 +273,7 @@ static int wait_phase(const char *app, int version, bool *ret_ok)
 	if (api_client_stream_idle(path, phase_data, phase_idle, CHECK_MS, &ph, &resp, &err) < 0)
 		dy_error_free(&err); /* the status still tells */
 	api_response_clear(&resp);
-	while (!ph.ended && !ph.timed_out) {
+	while (!ph.ended && !ph.exited && !ph.timed_out) {
 		phase_check(&ph);
 		if (!ph.ended)
 			sleep_ms(200);
@@ -282,7 +282,9 @@ static int wait_phase(const char *app, int version, bool *ret_ok)
 	if (ph.timed_out && !ph.ended)
 		return cli_error("release v%d is still pending after %llu s (see dyno releases)",
 		                 version, (unsigned long long)(PHASE_MAX_MS / 1000));
-	*ret_ok = strcmp(ph.status, "succeeded") == 0;
+	/* the command exited and the release is still pending: its rollout
+	 * follows (a failed command fails the release at once) */
+	*ret_ok = !ph.ended || strcmp(ph.status, "succeeded") == 0;
 	if (*ret_ok)
 		return CLI_OK;
 	if (failure)
@@ -342,7 +344,8 @@ static void web_check(struct web *w)
 		const char *state = json_string_value(json_object_get(d, "state"));
 		long pid = (long)json_integer_value(json_object_get(d, "pid"));
 		json_t *v = json_object_get(json_object_get(d, "release"), "version");
-		if (!type || !name || !state || strcmp(type, "web") != 0)
+		if (!type || !name || !state || strcmp(type, "web") != 0 ||
+		    json_is_true(json_object_get(d, "stopping")))
 			continue;
 		/* a release's dynos are new by their version; a restart's by
 		 * their process */
@@ -473,6 +476,57 @@ static int web_quantity(const char *app)
 	return 0;
 }
 
+/* The status of release version ("pending", ...; "" when it cannot be
+ * read) and its failure (owned, may be NULL). */
+static void release_status(const char *app, int version, char status[16], char **ret_failure)
+{
+	char suffix[32];
+	snprintf(suffix, sizeof(suffix), "/releases/v%d", version);
+	_cleanup_(json_decrefp) json_t *rel = get_json(app, suffix);
+	const char *st = json_string_value(json_object_get(rel, "status"));
+	snprintf(status, 16, "%s", st ? st : "");
+	const char *why = json_string_value(json_object_get(rel, "failure"));
+	*ret_failure = why ? strdup(why) : NULL;
+}
+
+/* Waits for the rollout of pending release version: the fresh web dynos
+ * up (progress shown), until dynod ends the release. */
+static int wait_rollout(const char *app, int version)
+{
+	struct web w = {.app = app, .version = version, .want = web_quantity(app)};
+	unsigned long long limit = boot_timeout_s() + BOOT_MARGIN_S;
+	w.deadline = now_ms() + limit * 1000;
+	w.shown = -1;
+	char status[16] = "pending";
+	_cleanup_free_ char *failure = NULL;
+	for (;;) {
+		if (w.want > 0)
+			web_check(&w);
+		free(failure);
+		release_status(app, version, status, &failure);
+		if (strcmp(status, "pending") != 0 && status[0])
+			break;
+		if (now_ms() >= w.deadline) {
+			if (w.want > 0)
+				web_progress(&w, true);
+			return cli_error("release v%d is still rolling out after %llu s: %d of %d "
+			                 "web dynos up (see dyno ps and dyno logs)",
+			                 version, limit, w.up, w.want);
+		}
+		sleep_ms(CHECK_MS / 2);
+	}
+	if (w.want > 0) {
+		if (strcmp(status, "succeeded") == 0)
+			w.up = w.want; /* switched: every fresh one is up */
+		web_progress(&w, true);
+	}
+	if (strcmp(status, "succeeded") == 0)
+		return CLI_OK;
+	if (failure)
+		return cli_error("release v%d failed: %s", version, failure);
+	return cli_error("release v%d failed", version);
+}
+
 int cli_wait_release(const char *app, const json_t *rel)
 {
 	int version = (int)json_integer_value(json_object_get(rel, "version"));
@@ -483,17 +537,15 @@ int cli_wait_release(const char *app, const json_t *rel)
 		           : cli_error("release v%d failed", version);
 	}
 	if (status && strcmp(status, "pending") == 0) {
-		bool ok = false;
-		int r = wait_phase(app, version, &ok);
+		if (json_is_true(json_object_get(rel, "release_phase"))) {
+			bool ok = false;
+			int r = wait_phase(app, version, &ok);
+			if (r)
+				return r;
+		}
+		int r = wait_rollout(app, version);
 		if (r)
 			return r;
-	}
-	struct web w = {.app = app, .version = version, .want = web_quantity(app)};
-	int r = wait_web(&w);
-	if (r) {
-		fprintf(stderr, "dyno: release v%d is current; see dyno ps and dyno logs\n",
-		        version);
-		return r;
 	}
 	printf("done, v%d\n", version);
 	return CLI_OK;

@@ -101,6 +101,7 @@ static const struct key keys[] = {
 	{"host_reserve.pids", K_U32, "4096", C(host_reserve.pids), 0, 4194304},
 	{"dyno.timeouts.boot", K_DURATION, "60s", C(dyno.timeouts.boot), MS, 24 * HOUR},
 	{"dyno.timeouts.stop", K_DURATION, "30s", C(dyno.timeouts.stop), MS, 24 * HOUR},
+	{"dyno.timeouts.drain", K_DURATION, "30s", C(dyno.timeouts.drain), 0, 24 * HOUR},
 	{"dyno.cooloff.first", K_DURATION, "10s", C(dyno.cooloff.first), MS, 24 * HOUR},
 	{"dyno.cooloff.max", K_DURATION, "20m", C(dyno.cooloff.max), MS, 24 * HOUR},
 	{"dyno.cooloff.reset_after", K_DURATION, "5m", C(dyno.cooloff.reset_after), MS, 24 * HOUR},
@@ -114,6 +115,7 @@ static const struct key keys[] = {
 	{"logs.lines", K_U32, "1500", C(logs.lines), 1, 1000000},
 	{"addons.postgresql.mode", K_PG_MODE, "embedded", C(addons.postgresql.mode), 0, 0},
 	{"addons.postgresql.url", K_URL, NULL, C(addons.postgresql.url), 0, 1024},
+	{"git.ssh_host", K_DOMAIN, NULL, C(git.ssh_host), 0, 253},
 };
 /* clang-format on */
 
@@ -571,7 +573,8 @@ static int set_value(struct ctx *ctx, const struct key *k, const char *path, jso
 	struct dy_error *e = NULL;
 
 	if (is_string_kind(k->kind)) {
-		if (k->kind == K_URL && json_is_null(v)) {
+		/* a string without a default may be null */
+		if (k->def == NULL && json_is_null(v)) {
 			free(*(char **)field);
 			*(char **)field = NULL;
 			return 0;

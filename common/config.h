@@ -114,6 +114,7 @@ struct config {
 		struct {
 			uint64_t boot;
 			uint64_t stop;
+			uint64_t drain; /* a replaced web dyno gets no new requests this long */
 		} timeouts;
 		struct {
 			uint64_t first;
@@ -132,6 +133,11 @@ struct config {
 			char *url; /* NULL when null */
 		} postgresql;
 	} addons;
+	struct {
+		/* the host in the apps' ssh remotes (ssh://dyno@HOST/APP.git);
+		 * NULL: remotes are paths on this host */
+		char *ssh_host;
+	} git;
 };
 
 /* Loads the configuration from the JSON file at path (at most

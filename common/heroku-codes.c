@@ -25,6 +25,10 @@ static const struct hk_code_info codes[_HK_MAX] = {
     [HK_R12] = {"R12", "Exit timeout", 0, "exit_timeout"},
     [HK_R14] = {"R14", "Memory quota exceeded", 0, "memory_quota_exceeded"},
     [HK_R15] = {"R15", "Memory quota vastly exceeded", 0, "memory_quota_vastly_exceeded"},
+    /* dyno-init writes L10 itself (a static init links no table): its
+     * text is checked against this one in tests/unit/test-heroku-codes.c */
+    [HK_L10] = {"L10", "Output buffer overflow", 0, "output_buffer_overflow"},
+    [HK_L11] = {"L11", "Tail buffer overflow", 0, "tail_buffer_overflow"},
 };
 
 const struct hk_code_info *hk_code(enum hk_code code)

@@ -28,6 +28,8 @@ enum hk_code {
 	HK_R12, /* Exit timeout */
 	HK_R14, /* Memory quota exceeded */
 	HK_R15, /* Memory quota vastly exceeded */
+	HK_L10, /* Output buffer overflow: a dyno's init dropped lines */
+	HK_L11, /* Tail buffer overflow: a log reader dropped lines */
 	_HK_MAX,
 };
 

@@ -118,7 +118,10 @@ static void answer(struct client *c, int status, enum hk_code code, const char *
 	c->closing = true;
 	const char *body = "No such app\n";
 	char text[64];
-	if (code != HK_NONE) {
+	if (code == HK_H80) {
+		/* as Heroku's page: the app is offline on purpose, not broken */
+		body = "Offline for maintenance\n";
+	} else if (code != HK_NONE) {
 		body = "Application error\n";
 	} else if (status != 404) {
 		snprintf(text, sizeof(text), "%s\n", http_reason(status));

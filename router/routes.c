@@ -174,7 +174,7 @@ struct route_table *route_table_empty(void)
 }
 
 static struct route_backend *find_old(const struct route_table *old, const char *app,
-                                      const char *dyno, const char *addr)
+                                      const char *id, const char *addr)
 {
 	if (old == NULL)
 		return NULL;
@@ -184,7 +184,7 @@ static struct route_backend *find_old(const struct route_table *old, const char 
 			continue;
 		for (size_t k = 0; k < a->nbackends; k++) {
 			struct route_backend *b = a->backends[k];
-			if (strcmp(b->dyno, dyno) == 0 && strcmp(b->addr_text, addr) == 0)
+			if (strcmp(b->id, id) == 0 && strcmp(b->addr_text, addr) == 0)
 				return b;
 		}
 	}
@@ -338,11 +338,18 @@ static int parse_app(json_t *ja, size_t ai, const char *domain, const struct rou
 		json_t *jb = json_array_get(bes, i);
 		const char *dyno = json_string_value(json_object_get(jb, "dyno"));
 		const char *addr = json_string_value(json_object_get(jb, "addr"));
+		json_t *jid = json_object_get(jb, "id");
+		const char *id = jid ? json_string_value(jid) : dyno;
 		json_t *jd = json_object_get(jb, "draining");
 		if (dyno == NULL || dyno[0] == '\0' ||
 		    strlen(dyno) >= sizeof(((struct route_backend *)0)->dyno) ||
 		    strpbrk(dyno, " \"\\\r\n\t") != NULL)
 			return dy_error(err, "apps[%zu].backends[%zu].dyno: missing or invalid", ai,
+			                i);
+		if (id == NULL || id[0] == '\0' ||
+		    strlen(id) >= sizeof(((struct route_backend *)0)->id) ||
+		    strpbrk(id, " \"\\\r\n\t") != NULL)
+			return dy_error(err, "apps[%zu].backends[%zu].id: missing or invalid", ai,
 			                i);
 		if (jd != NULL && !json_is_boolean(jd))
 			return dy_error(err, "apps[%zu].backends[%zu].draining: not a boolean", ai,
@@ -354,7 +361,7 @@ static int parse_app(json_t *ja, size_t ai, const char *domain, const struct rou
 		    ((struct sockaddr_in *)&sa)->sin_port == 0)
 			return dy_error(err, "apps[%zu].backends[%zu].addr: invalid address", ai,
 			                i);
-		struct route_backend *b = find_old(old, name, dyno, addr);
+		struct route_backend *b = find_old(old, name, id, addr);
 		if (b != NULL) {
 			route_backend_ref(b);
 		} else {
@@ -364,6 +371,7 @@ static int parse_app(json_t *ja, size_t ai, const char *domain, const struct rou
 			b->refs = 1;
 			b->app = strdup(name);
 			snprintf(b->dyno, sizeof(b->dyno), "%s", dyno);
+			snprintf(b->id, sizeof(b->id), "%s", id);
 			snprintf(b->addr_text, sizeof(b->addr_text), "%s", addr);
 			b->sa = sa;
 			b->sa_len = sa_len;
@@ -373,10 +381,9 @@ static int parse_app(json_t *ja, size_t ai, const char *domain, const struct rou
 		if (b->refs == 1) /* new: settled now; taken over: after success */
 			set_backend(a, b, jb);
 		for (size_t k = 0; k + 1 < a->nbackends; k++)
-			if (strcmp(a->backends[k]->dyno, dyno) == 0)
-				return dy_error(err,
-				                "apps[%zu].backends[%zu]: dyno %s listed twice", ai,
-				                i, dyno);
+			if (strcmp(a->backends[k]->id, id) == 0)
+				return dy_error(err, "apps[%zu].backends[%zu]: id %s listed twice",
+				                ai, i, id);
 	}
 	return 0;
 }

@@ -33,6 +33,10 @@ struct route_backend {
 	char *health_path; /* NULL: TCP checks; owned */
 	char *health_host; /* Host of health requests: the app's first host; owned */
 	char dyno[32];
+	/* the dyno's unique id (routes.json's "id"): the key across reloads,
+	 * as a dyno's name repeats while an old one drains beside its
+	 * successor; the name when a table gives none */
+	char id[64];
 	char addr_text[64];
 	struct sockaddr_storage sa;
 	socklen_t sa_len;

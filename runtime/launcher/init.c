@@ -20,6 +20,7 @@
 
 #include "common/attach.h"
 #include "common/cleanup.h"
+#include "common/heroku-codes.h"
 #include "runtime/launcher/privs.h"
 #include "runtime/launcher/seccomp-filter.h"
 #include "runtime/launcher/sync.h"
@@ -334,10 +335,10 @@ static void flush(struct init_state *st)
 		gmtime_r(&ts.tv_sec, &tm);
 		int n = snprintf(
 		    note, sizeof(note),
-		    "%04d-%02d-%02dT%02d:%02d:%02d.%06ld+00:00 dyno[%s]: Error L10 (output "
-		    "buffer overflow): %llu log lines dropped",
+		    "%04d-%02d-%02dT%02d:%02d:%02d.%06ld+00:00 dyno[%s]: " HK_ERROR_FMT
+		    ": %llu log lines dropped",
 		    tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-		    ts.tv_nsec / 1000, st->p->name, st->dropped);
+		    ts.tv_nsec / 1000, st->p->name, HK_ERROR_ARGS(HK_L10), st->dropped);
 		if (!send_one(st, note, (size_t)n))
 			return;
 		st->dropped = 0;

@@ -17,7 +17,7 @@
  *     to the log sink, a Unix datagram socket given by path. Sends never
  *     block: while the sink is away (absent, refusing, or its queue full)
  *     lines wait in a bounded buffer (oldest dropped first, the count sent
- *     as "dyno[<dyno>]: Error L10 (output buffer overflow): N log lines
+ *     as "dyno[<dyno>]: Error L10 (Output buffer overflow): N log lines
  *     dropped" when the sink is back), retried every 500 ms;
  *   - attached (attach_fd, a one-off run by `dyno run`), none of that:
  *     the app's stdin, stdout and stderr are a pty made here, in the

@@ -75,6 +75,8 @@ struct conn {
 	bool dispatching; /* inside api_dispatch: a job done at once answers there */
 	int rollback_to;  /* 0: a deploy of slug_id */
 	char slug_id[STATE_SLUG_ID_LEN + 1];
+	bool build;         /* a POST /builds: answered with the build object */
+	char build_commit[41]; /* its ?commit=, "" when none */
 };
 
 struct api {

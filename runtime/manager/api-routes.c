@@ -190,8 +190,27 @@ static void route_app(struct conn *c, struct state_app *app)
 		api_respond_json(c, 200, mgr_app_json(a->mgr, app));
 		return;
 	}
+	if (c->method == H1_METHOD_PATCH) {
+		/* {"maintenance": true|false} */
+		_cleanup_json_ json_t *b = body_object(c);
+		if (b == NULL)
+			return;
+		json_t *mj = json_object_get(b, "maintenance");
+		if (!json_is_boolean(mj) || json_object_size(b) != 1) {
+			api_respond_error(c, DY_E_INVALID,
+			                  "expected {\"maintenance\": true|false}, nothing else");
+			return;
+		}
+		struct dy_error *err = NULL;
+		if (mgr_set_maintenance(a->mgr, app->name, json_is_true(mj), &err) < 0) {
+			respond_mgr_error(c, &err);
+			return;
+		}
+		api_respond_json_saved(c, app, 200, mgr_app_json(a->mgr, app));
+		return;
+	}
 	if (c->method != H1_METHOD_DELETE) {
-		method_not_allowed(c, "GET, DELETE");
+		method_not_allowed(c, "GET, PATCH, DELETE");
 		return;
 	}
 	json_t *j = mgr_app_json(a->mgr, app);
@@ -207,6 +226,61 @@ static void route_app(struct conn *c, struct state_app *app)
 	dy_log("api", "destroyed app %s", name);
 	lgi_forget(a->logs, name); /* its sink; its log went with its directory */
 	api_respond_json(c, 200, j);
+}
+
+/* {hostname, kind}: kind "default" (NAME.<domain>) or "custom". */
+static json_t *domain_json(const char *host, bool custom)
+{
+	return json_pack("{s:s, s:s}", "hostname", host, "kind", custom ? "custom" : "default");
+}
+
+/* GET|POST /apps/{app}/domains, DELETE /apps/{app}/domains/{hostname} */
+static void route_domains(struct conn *c, struct state_app *app, const char *host)
+{
+	struct api *a = c->api;
+	struct dy_error *err = NULL;
+	if (host) {
+		if (c->method != H1_METHOD_DELETE) {
+			method_not_allowed(c, "DELETE");
+			return;
+		}
+		json_t *j = domain_json(host, true);
+		if (mgr_domain_remove(a->mgr, app->name, host, &err) < 0) {
+			json_decref(j);
+			respond_mgr_error(c, &err);
+			return;
+		}
+		api_respond_json_saved(c, app, 200, j);
+		return;
+	}
+	if (c->method == H1_METHOD_GET) {
+		json_t *list = json_array();
+		char own[STATE_APP_NAME_MAX + STATE_HOST_MAX + 2];
+		snprintf(own, sizeof(own), "%s.%s", app->name, a->cfg->domain);
+		json_array_append_new(list, domain_json(own, false));
+		for (size_t i = 0; list && i < app->ndomains; i++)
+			json_array_append_new(list, domain_json(app->domains[i], true));
+		api_respond_json(c, 200, list);
+		return;
+	}
+	if (c->method != H1_METHOD_POST) {
+		method_not_allowed(c, "GET, POST");
+		return;
+	}
+	_cleanup_json_ json_t *b = body_object(c);
+	if (b == NULL)
+		return;
+	const char *h = json_string_value(json_object_get(b, "hostname"));
+	if (h == NULL) {
+		api_respond_error(c, DY_E_INVALID, "hostname: expected a string");
+		return;
+	}
+	if (mgr_domain_add(a->mgr, app->name, h, &err) < 0) {
+		respond_mgr_error(c, &err);
+		return;
+	}
+	int i = state_domain_find(app, h);
+	api_respond_json_saved(c, app, 201, domain_json(app->domains[i], true));
 }
 
 static void on_slug_stored(void *arg, const struct slug_info *info, struct dy_error *err)
@@ -269,6 +343,34 @@ static int parse_version(json_t *j, const char *s)
 	return (int)v;
 }
 
+/* A release as the API shows it: the state's object and whether it has a
+ * release phase (docs/api.md), which the CLI's wait follows. */
+static json_t *release_json(const struct state_release *rel)
+{
+	json_t *j = state_release_json(rel);
+	bool phase = rel->process_types && json_object_get(rel->process_types, "release");
+	if (j && json_object_set_new(j, "release_phase", json_boolean(phase)) < 0) {
+		json_decref(j);
+		return NULL;
+	}
+	return j;
+}
+
+/* The build object of a POST /builds that made release rel: {id, status,
+ * buildpacks, slug, release: {version, status, release_phase}, commit,
+ * created_at}. Until buildpacks land a build packs the pushed tree as it
+ * is: it succeeded once its slug is stored and released. */
+static json_t *build_json(const struct conn *c, const struct state_release *rel)
+{
+	char id[40];
+	snprintf(id, sizeof(id), "%.16s-v%d", c->slug_id, rel->version);
+	json_t *r = release_json(rel);
+	return json_pack("{s:s, s:s, s:[], s:{s:s}, s:o, s:s?, s:s}", "id", id, "status",
+	                 "succeeded", "buildpacks", "slug", "id", c->slug_id, "release", r,
+	                 "commit", c->build_commit[0] ? c->build_commit : NULL, "created_at",
+	                 rel->created_at);
+}
+
 /* Makes the release of a POST /releases (a deploy of c->slug_id, or a
  * rollback to c->rollback_to) and answers. */
 static void release_now(struct conn *c)
@@ -279,8 +381,11 @@ static void release_now(struct conn *c)
 	/* the app from the path again: it may be gone while the slug unpacked */
 	char name[STATE_APP_NAME_MAX + 1];
 	api_path_app(c, name);
+	char desc[64];
+	snprintf(desc, sizeof(desc), "Deploy %.7s", c->build_commit);
 	int r = c->rollback_to ? mgr_rollback(a->mgr, name, c->rollback_to, &out, &err)
-	                       : mgr_deploy(a->mgr, name, c->slug_id, &out, &err);
+	                       : mgr_deploy_as(a->mgr, name, c->slug_id,
+	                                       c->build_commit[0] ? desc : NULL, &out, &err);
 	if (r < 0) {
 		respond_mgr_error(c, &err);
 		return;
@@ -289,12 +394,13 @@ static void release_now(struct conn *c)
 	       state_release_status_str(out->status));
 	dy_log_to_app(name, "api", "Release v%d created: %s (%s)", out->version, out->description,
 	              state_release_status_str(out->status));
+	json_t *j = c->build ? build_json(c, out) : release_json(out);
 	struct state_app *app = NULL;
 	if (mgr_app_get(a->mgr, name, &app, NULL) < 0) {
-		api_respond_json(c, 201, state_release_json(out));
+		api_respond_json(c, 201, j);
 		return;
 	}
-	api_respond_json_saved(c, app, 201, state_release_json(out));
+	api_respond_json_saved(c, app, 201, j);
 }
 
 static void on_release_unpacked(void *arg, const struct slug_info *info, struct dy_error *err)
@@ -305,6 +411,66 @@ static void on_release_unpacked(void *arg, const struct slug_info *info, struct 
 	else
 		release_now(c);
 	job_answered(c);
+}
+
+static void on_build_stored(void *arg, const struct slug_info *info, struct dy_error *err)
+{
+	struct conn *c = job_conn(arg);
+	if (err) {
+		respond_job_error(c, err);
+		job_answered(c);
+		return;
+	}
+	snprintf(c->slug_id, sizeof(c->slug_id), "%s", info->id);
+	c->rollback_to = 0;
+	dy_log("api", "build of %s: slug %.7s (%llu bytes)", c->path, info->id,
+	       (unsigned long long)info->size);
+	/* then as a deploy: unpacked (when not yet), released */
+	char name[STATE_APP_NAME_MAX + 1];
+	api_path_app(c, name);
+	struct dy_error *e = NULL;
+	struct mgr_job *job = NULL;
+	c->job = NULL;
+	int r = mgr_unpack_start(c->api->mgr, name, c->slug_id, on_release_unpacked, c, &job, &e);
+	if (r < 0) {
+		respond_mgr_error(c, &e);
+		job_answered(c);
+		return;
+	}
+	c->job = job;
+}
+
+/* POST /apps/{app}/builds[?commit=SHA], body a tar of the source under
+ * app/ (git archive --prefix=app/): checked and stored as a slug, then
+ * deployed as "Deploy <commit>" (docs/api.md, "Builds"). */
+static void route_builds(struct conn *c, struct state_app *app)
+{
+	if (c->method != H1_METHOD_POST) {
+		method_not_allowed(c, "POST");
+		return;
+	}
+	const char *q = strchr(c->path, '?');
+	c->build = true;
+	c->build_commit[0] = '\0';
+	if (q && strncmp(q + 1, "commit=", 7) == 0) {
+		const char *sha = q + 8;
+		size_t n = strspn(sha, "0123456789abcdef");
+		if (n < 7 || n > 40 || sha[n] != '\0') {
+			api_respond_error(c, DY_E_INVALID, "commit: expected 7 to 40 hex digits");
+			return;
+		}
+		snprintf(c->build_commit, sizeof(c->build_commit), "%.*s", (int)n, sha);
+	} else if (q && q[1]) {
+		api_respond_error(c, DY_E_INVALID, "unknown query \"%.64s\" (commit=SHA)", q + 1);
+		return;
+	}
+	struct dy_error *err = NULL;
+	struct mgr_job *job = NULL;
+	int fd = c->body_fd;
+	c->body_fd = -1;
+	c->state = CONN_WAITING;
+	int r = mgr_slug_put_start(c->api->mgr, app->name, fd, on_build_stored, c, &job, &err);
+	wait_for(c, r, job, &err);
 }
 
 static void route_releases(struct conn *c, struct state_app *app, const char *which)
@@ -322,13 +488,13 @@ static void route_releases(struct conn *c, struct state_app *app, const char *wh
 			                  which, app->name);
 			return;
 		}
-		api_respond_json(c, 200, state_release_json(rel));
+		api_respond_json(c, 200, release_json(rel));
 		return;
 	}
 	if (c->method == H1_METHOD_GET) {
 		json_t *list = json_array();
 		for (size_t i = 0; list && i < app->nreleases; i++)
-			json_array_append_new(list, state_release_json(&app->releases[i]));
+			json_array_append_new(list, release_json(&app->releases[i]));
 		api_respond_json(c, 200, list);
 		return;
 	}
@@ -645,6 +811,27 @@ static void route_log_stream(struct conn *c, struct state_app *app)
 	api_conn_handed_off(c);
 }
 
+/* GET /status: what this dynod holds and what its log intake dropped
+ * (docs/api.md, "Status of this dynod"). */
+static void route_status(struct conn *c)
+{
+	struct api *a = c->api;
+	if (c->method != H1_METHOD_GET) {
+		method_not_allowed(c, "GET");
+		return;
+	}
+	json_t *logs = json_null();
+	if (a->logs) {
+		struct lgi_stats st = lgi_stats(a->logs);
+		logs = json_pack("{s:I, s:I, s:I, s:I}", "lines", (json_int_t)st.lines, "bad",
+		                 (json_int_t)st.bad, "unknown_app", (json_int_t)st.unknown, "lost",
+		                 (json_int_t)st.lost);
+	}
+	api_respond_json(c, 200,
+	                 json_pack("{s:s, s:I, s:o}", "version", DYNO_VERSION, "apps",
+	                           (json_int_t)mgr_state(a->mgr)->napps, "logs", logs));
+}
+
 void api_dispatch(struct conn *c)
 {
 	struct api *a = c->api;
@@ -656,7 +843,12 @@ void api_dispatch(struct conn *c)
 	}
 	if (api_refuse_on_full_disk(c))
 		return;
-	if (!split_path(path, &r) || r.nseg == 0 || strcmp(r.seg[0], "apps") != 0) {
+	bool split = split_path(path, &r);
+	if (split && r.nseg == 1 && strcmp(r.seg[0], "status") == 0) {
+		route_status(c);
+		return;
+	}
+	if (!split || r.nseg == 0 || strcmp(r.seg[0], "apps") != 0) {
 		api_respond_error(c, DY_E_NOT_FOUND, "no such endpoint: %s", c->path);
 		return;
 	}
@@ -687,6 +879,10 @@ void api_dispatch(struct conn *c)
 		route_dynos(c, app, &r);
 	else if (strcmp(sub, "log-stream") == 0 && r.nseg == 3)
 		route_log_stream(c, app);
+	else if (strcmp(sub, "builds") == 0 && r.nseg == 3)
+		route_builds(c, app);
+	else if (strcmp(sub, "domains") == 0 && r.nseg <= 4)
+		route_domains(c, app, r.nseg == 4 ? r.seg[3] : NULL);
 	else if (strcmp(sub, "dynos") == 0 || strcmp(sub, "log-stream") == 0 ||
 	         strcmp(sub, "addons") == 0)
 		api_respond_error(c, DY_E_UNSUPPORTED, "%s is not implemented by this dynod",

@@ -221,7 +221,8 @@ static void respond_fatal(struct conn *c, enum dy_error_kind kind, const char *m
 
 static bool is_slug_upload(const char *path, enum h1_method m)
 {
-	/* POST /apps/{app}/slugs, the only body that goes to a file */
+	/* POST /apps/{app}/slugs and /builds (a source tar, checked as a
+	 * slug), the only bodies that go to a file */
 	if (m != H1_METHOD_POST || strncmp(path, "/apps/", 6) != 0)
 		return false;
 	const char *s = strchr(path + 6, '/');
@@ -229,7 +230,9 @@ static bool is_slug_upload(const char *path, enum h1_method m)
 		return false;
 	size_t n = strcspn(s, "?");
 	return (n == 6 && strncmp(s, "/slugs", 6) == 0) ||
-	       (n == 7 && strncmp(s, "/slugs/", 7) == 0);
+	       (n == 7 && strncmp(s, "/slugs/", 7) == 0) ||
+	       (n == 7 && strncmp(s, "/builds", 7) == 0) ||
+	       (n == 8 && strncmp(s, "/builds/", 8) == 0);
 }
 
 static int open_upload(struct api *a)

@@ -19,11 +19,11 @@ json_t *dj_dyno_json(const struct dj_dyno *d)
 	}
 	/* pid (of the dyno's init, on the host; 0 when not running) is beyond
 	 * docs/design.md's object: operators and tests find the dyno's processes */
-	return json_pack("{s:s, s:s, s:s, s:s, s:s, s:{s:i}, s:o, s:s, s:s, s:i}", "name", d->name,
-	                 "type", d->type, "state", lc_state_str(d->state), "command", d->command,
-	                 "size", d->size, "release", "version", d->version, "addr", addr,
-	                 "created_at", d->created_at, "updated_at", d->updated_at, "pid",
-	                 d->running ? d->pid : 0);
+	return json_pack("{s:s, s:s, s:s, s:s, s:s, s:{s:i}, s:o, s:s, s:s, s:i, s:b}", "name",
+	                 d->name, "type", d->type, "state", lc_state_str(d->state), "command",
+	                 d->command, "size", d->size, "release", "version", d->version, "addr",
+	                 addr, "created_at", d->created_at, "updated_at", d->updated_at, "pid",
+	                 d->running ? d->pid : 0, "stopping", d->stopping);
 }
 
 static int cmp_name(const void *a, const void *b)

@@ -23,13 +23,14 @@ struct dj_dyno {
 	struct in_addr addr;
 	uint16_t port; /* 0: no port (not web): addr is null */
 	int pid;       /* of its init on the host */
+	bool stopping; /* asked to stop, or draining (replaced by a rollout) */
 	const char *created_at;
 	const char *updated_at;
 };
 
 /* {"name", "type", "state", "command", "size", "release": {"version"},
- * "addr": "IP:PORT" or null, "created_at", "updated_at", "pid"}; pid is 0
- * when not running. New reference, NULL when out of memory. */
+ * "addr": "IP:PORT" or null, "created_at", "updated_at", "pid",
+ * "stopping"}; pid is 0 when not running. New reference, NULL when out of memory. */
 json_t *dj_dyno_json(const struct dj_dyno *d);
 
 /* The n dynos as a list sorted by name. New reference, NULL when out of

@@ -30,21 +30,29 @@
 #include "runtime/manager/supervisor-internal.h"
 #include "slugs/slug-store.h"
 
-/* The environment of release rel: its config vars as "K=V". */
+/* The environment of release rel: HEROKU_RELEASE_VERSION=vN (Heroku's
+ * dyno metadata; a config var of that name does not override it), then its
+ * config vars as "K=V". */
 static char **env_of(const struct state_release *rel)
 {
 	size_t n = rel->config ? json_object_size(rel->config) : 0;
-	char **env = calloc(n + 1, sizeof(*env));
+	char **env = calloc(n + 2, sizeof(*env));
 	if (!env)
 		return NULL;
 	size_t i = 0;
+	if (asprintf(&env[i], "HEROKU_RELEASE_VERSION=v%d", rel->version) < 0) {
+		free(env);
+		return NULL;
+	}
+	i++;
 	const char *k;
 	json_t *v;
 	if (rel->config) {
 		json_object_foreach(rel->config, k, v)
 		{
 			const char *sv = json_string_value(v);
-			if (!sv || asprintf(&env[i], "%s=%s", k, sv) < 0) {
+			if (!sv || !strcmp(k, "HEROKU_RELEASE_VERSION") ||
+			    asprintf(&env[i], "%s=%s", k, sv) < 0) {
 				env[i] = NULL;
 				continue;
 			}
@@ -272,6 +280,7 @@ static void start_finish(struct sup_dyno *d, int r, struct dy_error *e)
 		dy_log(d->name, "start: %s", dy_error_msg(e));
 		char why[256];
 		snprintf(why, sizeof(why), "release command could not start: %s", dy_error_msg(e));
+		snprintf(d->why, sizeof(d->why), "could not start: %s", dy_error_msg(e));
 		dy_error_free(&e);
 		d->ld = NULL;
 		/* a child stuck in the kernel leaves its cgroup, veth and

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "common/cleanup.h"
@@ -71,6 +72,25 @@ static void on_signal(struct loop *loop, struct loop_signal *sig, int signo,
 	loop_stop(loop);
 }
 
+
+/* <state_dir>/repos: the apps' bare repositories, made by members of
+ * api_group (dyno git:remote, git-receive) and written by their pushes:
+ * 02770 root:api_group, the group kept on what is made inside. */
+static int repos_dir(const struct config *cfg, struct dy_error **err)
+{
+	gid_t gid;
+	if (config_api_gid(cfg, &gid, err) < 0)
+		return -1;
+	_cleanup_free_ char *path = NULL;
+	if (asprintf(&path, "%s/" MGR_REPOS_DIR, cfg->state_dir) < 0)
+		return dy_error_errno(err, ENOMEM, "repos");
+	if (mkdir(path, 02770) < 0 && errno != EEXIST)
+		return dy_error_errno(err, errno, "mkdir %s", path);
+	if (chown(path, 0, gid) < 0 || chmod(path, 02770) < 0)
+		return dy_error_errno(err, errno, "%s", path);
+	return 0;
+}
+
 static int run(const char *config_path)
 {
 	struct dy_error *err = NULL;
@@ -110,6 +130,8 @@ static int run(const char *config_path)
 		dy_error_prefix(&err, "state_dir %s", cfg->state_dir);
 		goto out;
 	}
+	if (repos_dir(cfg, &err) < 0)
+		goto out;
 	int swept = slug_store_sweep(cfg->state_dir);
 	if (swept > 0)
 		dy_log("dynod", "removed %d leftovers of interrupted uploads and unpacks", swept);
@@ -158,8 +180,14 @@ static int run(const char *config_path)
 	if (api_new(loop, m, cfg, &api, &err) < 0)
 		goto out;
 	api_set_logs(api, logs, streams);
-	if (sup)
+	if (sup) {
+		/* a release phase or rollout the last dynod left unfinished
+		 * failed: its dynos are replaced by the current release's */
+		int n = mgr_fail_pending(m, "interrupted: dynod stopped before it ended");
+		if (n > 0)
+			dy_log("dynod", "%d pending releases failed (interrupted)", n);
 		sup_start_all(sup);
+	}
 	dy_log("dynod", "ready: %zu apps, API on %s, state in %s", st->napps, cfg->api_socket,
 	       cfg->state_dir);
 	ran = true;

@@ -9,6 +9,7 @@
 
 #include "common/buf.h"
 #include "common/conn.h"
+#include "common/heroku-codes.h"
 #include "common/log.h"
 #include "common/macro.h"
 
@@ -183,9 +184,8 @@ static void report_drops(struct lstream *s)
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	char msg[128], line[256];
-	snprintf(msg, sizeof(msg),
-	         "Error L11 (Tail buffer overflow): %llu lines dropped for this reader",
-	         (unsigned long long)s->dropped);
+	snprintf(msg, sizeof(msg), HK_ERROR_FMT ": %llu lines dropped for this reader",
+	         HK_ERROR_ARGS(HK_L11), (unsigned long long)s->dropped);
 	size_t n = dy_log_format(line, sizeof(line), &ts, "dyno", "logs", msg);
 	s->dropped = 0;
 	add_line(s, line, n);

@@ -6,9 +6,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include <assert.h>
+#include <ctype.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -136,7 +138,18 @@ unsigned mgr_router_port(const struct mgr *m)
 
 json_t *mgr_app_json(const struct mgr *m, const struct state_app *app)
 {
-	return state_app_json(app, m->cfg->domain, mgr_router_port(m));
+	json_t *j = state_app_json(app, m->cfg->domain, mgr_router_port(m));
+	/* its git remote (docs/deploy.md): over ssh when git.ssh_host is
+	 * set, else the bare repository's path on this host */
+	_cleanup_free_ char *url = NULL;
+	int n = m->cfg->git.ssh_host
+	            ? asprintf(&url, "ssh://dyno@%s/%s.git", m->cfg->git.ssh_host, app->name)
+	            : asprintf(&url, "%s/" MGR_REPOS_DIR "/%s.git", m->st->dir, app->name);
+	if (n < 0 || !j || json_object_set_new(j, "git_url", json_string(url)) < 0) {
+		json_decref(j);
+		return NULL;
+	}
+	return j;
 }
 
 int mgr_app_get(struct mgr *m, const char *name, struct state_app **ret, struct dy_error **err)
@@ -212,6 +225,12 @@ int mgr_app_destroy(struct mgr *m, const char *name, struct dy_error **err)
 		state_writer_forget(m->writer, app);
 	if (state_app_detach(m->st, app, &grave, err) < 0)
 		return dy_error_prefix(err, "destroy app %s", name);
+	/* its git repository goes with it, in its grave */
+	_cleanup_free_ char *repo = NULL, *buried = NULL;
+	if (asprintf(&repo, "%s/" MGR_REPOS_DIR "/%s.git", m->st->dir, copy) >= 0 &&
+	    asprintf(&buried, "%s/repo.git", grave) >= 0 && rename(repo, buried) < 0 &&
+	    errno != ENOENT)
+		dy_log("api", "%s: its repository stays: %s", copy, strerror(errno));
 	if (m->ops && m->ops->stop_app)
 		m->ops->stop_app(m->ops->data, copy, remove_grave, grave);
 	else
@@ -219,9 +238,35 @@ int mgr_app_destroy(struct mgr *m, const char *name, struct dy_error **err)
 	return 0;
 }
 
-/* Appends a release for app and hands it to the launcher: without a
- * release phase it succeeds at once; with one it stays pending until the
- * launcher reports. Saves the app. */
+/* Hands pending release rel to the launcher's rollout; one that cannot
+ * start fails the release (saved). */
+static void roll_out(struct mgr *m, struct state_app *app, struct state_release *rel)
+{
+	struct dy_error *e = NULL;
+	if (m->ops->roll_out(m->ops->data, app, rel, &e) == 0)
+		return;
+	dy_log("api", "%s: rollout of v%d: %s", app->name, rel->version, dy_error_msg(e));
+	rel->status = STATE_RELEASE_FAILED;
+	if (asprintf(&rel->failure, "rollout could not start: %s", dy_error_msg(e)) < 0)
+		rel->failure = NULL;
+	dy_error_free(&e);
+	if (save(m, app, &e) < 0) {
+		dy_log("api", "%s: v%d: %s", app->name, rel->version, dy_error_msg(e));
+		dy_error_free(&e);
+	}
+}
+
+/* The newest release after version that has not failed, or NULL. */
+static const struct state_release *newer_live(const struct state_app *app, int version)
+{
+	const struct state_release *n = state_app_newest(app);
+	return n && n->version > version ? n : NULL;
+}
+
+/* Appends a release for app and hands it to the launcher: a release phase
+ * first when it has one, then the rollout (docs/design.md, "Releases
+ * without downtime"); pending until the launcher reports its end. Without
+ * a launcher it succeeds at once. Saves the app. */
 static int release(struct mgr *m, struct state_app *app, const char *desc, const char *slug_id,
                    json_t *config, json_t *process_types, struct state_release **ret,
                    struct dy_error **err)
@@ -229,8 +274,10 @@ static int release(struct mgr *m, struct state_app *app, const char *desc, const
 	char now[STATE_TIME_LEN + 1];
 	state_now(now);
 	bool phase = process_types && json_object_get(process_types, "release");
+	bool rolls = !phase && m->ops && m->ops->roll_out;
 	struct state_release *rel;
-	if (state_release_append(app, desc, phase ? STATE_RELEASE_PENDING : STATE_RELEASE_SUCCEEDED,
+	if (state_release_append(app, desc,
+	                         phase || rolls ? STATE_RELEASE_PENDING : STATE_RELEASE_SUCCEEDED,
 	                         slug_id, config, process_types, now, &rel, err) < 0)
 		return -1;
 	if (phase) {
@@ -255,7 +302,9 @@ static int release(struct mgr *m, struct state_app *app, const char *desc, const
 		state_release_pop(app);
 		return r;
 	}
-	if (rel->status == STATE_RELEASE_SUCCEEDED && m->ops && m->ops->apply_formation)
+	if (rolls)
+		roll_out(m, app, rel);
+	else if (rel->status == STATE_RELEASE_SUCCEEDED && m->ops && m->ops->apply_formation)
 		m->ops->apply_formation(m->ops->data, app, rel, NULL);
 	*ret = rel;
 	mgr_collect_slugs(m, app);
@@ -274,12 +323,18 @@ static json_t *config_copy(const struct state_app *app)
 
 json_t *mgr_config_vars(const struct state_app *app)
 {
-	const struct state_release *cur = state_app_current(app);
+	const struct state_release *cur = state_app_newest(app);
 	return cur ? cur->config : NULL;
 }
 
 int mgr_deploy(struct mgr *m, const char *name, const char *slug_id, struct state_release **ret,
                struct dy_error **err)
+{
+	return mgr_deploy_as(m, name, slug_id, NULL, ret, err);
+}
+
+int mgr_deploy_as(struct mgr *m, const char *name, const char *slug_id, const char *desc_in,
+                  struct state_release **ret, struct dy_error **err)
 {
 	struct state_app *app;
 	if (mgr_app_get(m, name, &app, err) < 0)
@@ -315,7 +370,9 @@ int mgr_deploy(struct mgr *m, const char *name, const char *slug_id, struct stat
 		scale_web = true;
 	}
 	char desc[64];
-	snprintf(desc, sizeof(desc), "Deploy %.7s", slug_id);
+	snprintf(desc, sizeof(desc), "%s", desc_in ? desc_in : "");
+	if (!desc_in)
+		snprintf(desc, sizeof(desc), "Deploy %.7s", slug_id);
 	json_t *cfg = config_copy(app);
 	int r = cfg ? release(m, app, desc, slug_id, cfg, TAKE_PTR(pt), ret, err)
 	            : dy_error_errno(err, ENOMEM, "deploy");
@@ -324,21 +381,13 @@ int mgr_deploy(struct mgr *m, const char *name, const char *slug_id, struct stat
 	return r;
 }
 
-int mgr_release_finished(struct mgr *m, const char *name, int version, bool succeeded,
-                         const char *failure, struct dy_error **err)
+/* Pending rel ends: succeeded, or failed for failure (may be NULL);
+ * saved, or as it was on an error. */
+static int end_release(struct mgr *m, struct state_app *app, struct state_release *rel,
+                       bool succeeded, const char *failure, struct dy_error **err)
 {
-	struct state_app *app;
-	if (mgr_app_get(m, name, &app, err) < 0)
-		return -1;
-	struct state_release *rel = state_release_find(app, version);
-	if (rel == NULL)
-		return dy_error_as(err, DY_E_NOT_FOUND, "release v%d of %s not found", version,
-		                   name);
-	if (rel->status != STATE_RELEASE_PENDING)
-		return dy_error_as(err, DY_E_CONFLICT, "release v%d of %s is %s, not pending",
-		                   version, name, state_release_status_str(rel->status));
 	if (!succeeded && failure && !(rel->failure = strdup(failure)))
-		return dy_error_errno(err, ENOMEM, "release v%d of %s", version, name);
+		return dy_error_errno(err, ENOMEM, "release v%d of %s", rel->version, app->name);
 	rel->status = succeeded ? STATE_RELEASE_SUCCEEDED : STATE_RELEASE_FAILED;
 	if (save(m, app, err) < 0) {
 		rel->status = STATE_RELEASE_PENDING;
@@ -346,9 +395,191 @@ int mgr_release_finished(struct mgr *m, const char *name, int version, bool succ
 		rel->failure = NULL;
 		return -1;
 	}
+	dy_log_app(app->name, "api", "Release v%d %s%s%s", rel->version,
+	           succeeded ? "succeeded" : "failed", failure ? ": " : "", failure ? failure : "");
+	return 0;
+}
+
+/* Pending release version of app name, in *ret_app and *ret_rel. */
+static int find_pending(struct mgr *m, const char *name, int version, struct state_app **ret_app,
+                        struct state_release **ret_rel, struct dy_error **err)
+{
+	if (mgr_app_get(m, name, ret_app, err) < 0)
+		return -1;
+	struct state_release *rel = state_release_find(*ret_app, version);
+	if (rel == NULL)
+		return dy_error_as(err, DY_E_NOT_FOUND, "release v%d of %s not found", version,
+		                   name);
+	if (rel->status != STATE_RELEASE_PENDING)
+		return dy_error_as(err, DY_E_CONFLICT, "release v%d of %s is %s, not pending",
+		                   version, name, state_release_status_str(rel->status));
+	*ret_rel = rel;
+	return 0;
+}
+
+int mgr_release_finished(struct mgr *m, const char *name, int version, bool succeeded,
+                         const char *failure, struct dy_error **err)
+{
+	struct state_app *app;
+	struct state_release *rel;
+	if (find_pending(m, name, version, &app, &rel, err) < 0)
+		return -1;
+	char superseded[64];
+	const struct state_release *newer = newer_live(app, version);
+	if (succeeded && newer && m->ops && m->ops->roll_out) {
+		/* a newer release holds its changes and rolls out itself */
+		snprintf(superseded, sizeof(superseded), "superseded by v%d", newer->version);
+		succeeded = false;
+		failure = superseded;
+	}
+	if (succeeded && m->ops && m->ops->roll_out) {
+		roll_out(m, app, rel); /* still pending: the rollout ends it */
+		return 0;
+	}
+	if (end_release(m, app, rel, succeeded, failure, err) < 0)
+		return -1;
 	if (succeeded && m->ops && m->ops->apply_formation)
 		m->ops->apply_formation(m->ops->data, app, rel, NULL);
 	return 0;
+}
+
+int mgr_rollout_finished(struct mgr *m, const char *name, int version, bool succeeded,
+                         const char *failure, struct dy_error **err)
+{
+	struct state_app *app;
+	struct state_release *rel;
+	if (find_pending(m, name, version, &app, &rel, err) < 0)
+		return -1;
+	return end_release(m, app, rel, succeeded, failure, err);
+}
+
+/* A hostname as a custom domain takes it: labels of [A-Za-z0-9-] not
+ * starting or ending with '-', at least two, at most 253 bytes. */
+static bool valid_hostname(const char *h)
+{
+	size_t n = strlen(h), label = 0, labels = 1;
+	if (n == 0 || n > STATE_HOST_MAX || h[0] == '.' || h[n - 1] == '.')
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char c = h[i];
+		if (c == '.') {
+			if (label == 0 || h[i - 1] == '-')
+				return false;
+			label = 0;
+			labels++;
+			continue;
+		}
+		if (!isalnum((unsigned char)c) && !(c == '-' && label > 0))
+			return false;
+		if (++label > 63)
+			return false;
+	}
+	return labels >= 2 && h[n - 1] != '-';
+}
+
+static void routing_changed(struct mgr *m)
+{
+	if (m->ops && m->ops->routing_changed)
+		m->ops->routing_changed(m->ops->data);
+}
+
+int mgr_domain_add(struct mgr *m, const char *name, const char *host, struct dy_error **err)
+{
+	struct state_app *app;
+	if (mgr_app_get(m, name, &app, err) < 0)
+		return -1;
+	if (!valid_hostname(host))
+		return dy_error_as(err, DY_E_INVALID,
+		                   "hostname \"%.253s\" is not a DNS name (labels of letters, digits "
+		                   "and '-', at least two)",
+		                   host);
+	const char *dom = m->cfg->domain;
+	size_t hl = strlen(host), dl = strlen(dom);
+	if (strcasecmp(host, dom) == 0 ||
+	    (hl > dl && host[hl - dl - 1] == '.' && strcasecmp(host + hl - dl, dom) == 0))
+		return dy_error_as(err, DY_E_INVALID,
+		                   "hostname %s is under the platform's domain %s: every app has "
+		                   "NAME.%s already",
+		                   host, dom, dom);
+	for (size_t i = 0; i < m->st->napps; i++) {
+		if (state_domain_find(m->st->apps[i], host) < 0)
+			continue;
+		if (m->st->apps[i] == app)
+			return dy_error_as(err, DY_E_CONFLICT, "%s already has domain %s", name, host);
+		return dy_error_as(err, DY_E_CONFLICT, "domain %s is in use by another app", host);
+	}
+	if (state_domain_add(app, host, err) < 0)
+		return -1;
+	if (save(m, app, err) < 0) {
+		state_domain_remove(app, host);
+		return -1;
+	}
+	routing_changed(m);
+	return 0;
+}
+
+int mgr_domain_remove(struct mgr *m, const char *name, const char *host, struct dy_error **err)
+{
+	struct state_app *app;
+	if (mgr_app_get(m, name, &app, err) < 0)
+		return -1;
+	int i = state_domain_find(app, host);
+	if (i < 0)
+		return dy_error_as(err, DY_E_NOT_FOUND, "%s has no domain %.253s", name, host);
+	_cleanup_free_ char *copy = strdup(app->domains[i]);
+	if (copy == NULL)
+		return dy_error_errno(err, ENOMEM, "domain");
+	state_domain_remove(app, host);
+	if (save(m, app, err) < 0) {
+		/* memory stays what the disk holds (it had room for it) */
+		if (state_domain_add(app, copy, NULL) < 0)
+			dy_log("api", "%s: domain %s lost from memory", name, copy);
+		return -1;
+	}
+	routing_changed(m);
+	return 0;
+}
+
+int mgr_set_maintenance(struct mgr *m, const char *name, bool on, struct dy_error **err)
+{
+	struct state_app *app;
+	if (mgr_app_get(m, name, &app, err) < 0)
+		return -1;
+	if (app->maintenance == on)
+		return 0;
+	app->maintenance = on;
+	if (save(m, app, err) < 0) {
+		app->maintenance = !on;
+		return -1;
+	}
+	dy_log_to_app(name, "api", "Maintenance mode %s", on ? "on" : "off");
+	routing_changed(m);
+	return 0;
+}
+
+int mgr_fail_pending(struct mgr *m, const char *why)
+{
+	int n = 0;
+	for (size_t i = 0; i < m->st->napps; i++) {
+		struct state_app *app = m->st->apps[i];
+		bool changed = false;
+		for (size_t k = 0; k < app->nreleases; k++) {
+			struct state_release *rel = &app->releases[k];
+			if (rel->status != STATE_RELEASE_PENDING)
+				continue;
+			rel->status = STATE_RELEASE_FAILED;
+			free(rel->failure);
+			rel->failure = strdup(why); /* NULL: failed unexplained */
+			changed = true;
+			n++;
+		}
+		struct dy_error *e = NULL;
+		if (changed && save(m, app, &e) < 0) {
+			dy_log("dynod", "%s: %s", app->name, dy_error_msg(e));
+			dy_error_free(&e);
+		}
+	}
+	return n;
 }
 
 int mgr_rollback(struct mgr *m, const char *name, int version, struct state_release **ret,
@@ -505,7 +736,9 @@ int mgr_config_update(struct mgr *m, const char *name, json_t *changes, struct s
 	size_t len = strlen(desc);
 	snprintf(desc + len, sizeof(desc) - len, " config vars");
 
-	const struct state_release *cur = state_app_current(app);
+	/* on the newest release, a pending one included: a change made
+	 * during a rollout is never lost */
+	const struct state_release *cur = state_app_newest(app);
 	char slug_id[STATE_SLUG_ID_LEN + 1] = "";
 	json_t *pt = NULL;
 	if (cur && cur->slug_id[0]) {
@@ -521,10 +754,10 @@ int mgr_config_update(struct mgr *m, const char *name, json_t *changes, struct s
 	return release(m, app, desc, slug_id[0] ? slug_id : NULL, TAKE_PTR(cfg), pt, ret, err);
 }
 
-/* The current release's process types, or an error saying to deploy. */
+/* The newest release's process types, or an error saying to deploy. */
 static int current_types(const struct state_app *app, json_t **ret, struct dy_error **err)
 {
-	const struct state_release *cur = state_app_current(app);
+	const struct state_release *cur = state_app_newest(app);
 	if (cur == NULL || cur->process_types == NULL)
 		return dy_error_as(err, DY_E_INVALID,
 		                   "app %s has no release with a slug yet: deploy one", app->name);
@@ -626,7 +859,7 @@ int mgr_formation_update(struct mgr *m, const char *name, const struct mgr_forma
 json_t *mgr_formation_json(const struct mgr *m, const struct state_app *app, const char *type,
                            struct dy_error **err)
 {
-	const struct state_release *cur = state_app_current(app);
+	const struct state_release *cur = state_app_newest(app);
 	json_t *pt = cur ? cur->process_types : NULL;
 	json_t *list = type ? NULL : json_array();
 	if (type == NULL && list == NULL)

@@ -72,10 +72,22 @@ struct manager_ops {
 	 * Returns the dyno object (new reference), or NULL with err. */
 	json_t *(*run)(void *data, const struct state_app *app, const struct mgr_run *run,
 	               struct dy_error **err);
+	/* Rolls pending release rel out (docs/design.md, "Releases without
+	 * downtime"): fresh dynos beside the old ones, then the switch.
+	 * Asynchronous: the launcher reports the end with
+	 * mgr_rollout_finished(). Returns 0 once under way, or < 0. */
+	int (*roll_out)(void *data, const struct state_app *app, const struct state_release *rel,
+	                struct dy_error **err);
+	/* An app's hosts or maintenance changed: routes.json is rewritten. */
+	void (*routing_changed)(void *data);
 	void *data;
 };
 
 struct mgr;
+
+/* <state_dir>/repos: the apps' bare git repositories (APP.git), 02770
+ * root:api_group (docs/deploy.md). */
+#define MGR_REPOS_DIR "repos"
 
 /* Creates the manager over cfg and st (both borrowed, must outlive it).
  * ops may be NULL (no launcher). Returns 0 and *ret (mgr_free), or < 0. */
@@ -192,6 +204,11 @@ int mgr_slug_put(struct mgr *m, const char *name, int fd, struct slug_info *ret_
 int mgr_deploy(struct mgr *m, const char *name, const char *slug_id, struct state_release **ret,
                struct dy_error **err);
 
+/* As mgr_deploy, described as desc ("Deploy 1a2b3c4" of a pushed commit;
+ * NULL: of the slug). */
+int mgr_deploy_as(struct mgr *m, const char *name, const char *slug_id, const char *desc,
+                  struct state_release **ret, struct dy_error **err);
+
 /* A new release "Rollback to vN" with release version's slug and config
  * vars. version must exist and have a slug. */
 int mgr_rollback(struct mgr *m, const char *name, int version, struct state_release **ret,
@@ -206,8 +223,34 @@ int mgr_rollback(struct mgr *m, const char *name, int version, struct state_rele
 int mgr_release_finished(struct mgr *m, const char *name, int version, bool succeeded,
                          const char *failure, struct dy_error **err);
 
-/* The app's current config vars (the current release's), borrowed; NULL
- * (no config vars) before any release. */
+/* The launcher's report on the rollout of app name's pending release
+ * version: succeeded (it is the current release now) or failed for the
+ * reason failure (copied; may be NULL). Saved. DY_E_NOT_FOUND,
+ * DY_E_CONFLICT as mgr_release_finished(). */
+int mgr_rollout_finished(struct mgr *m, const char *name, int version, bool succeeded,
+                         const char *failure, struct dy_error **err);
+
+/* Adds custom hostname host to app name (docs/api.md, "Domains"): a DNS
+ * name of labels [a-z0-9-] (case-insensitive, kept lower case), not under
+ * the platform's domain, used by no other app (DY_E_CONFLICT; the other
+ * app is not named). Saved; routes.json follows. */
+int mgr_domain_add(struct mgr *m, const char *name, const char *host, struct dy_error **err);
+
+/* Removes custom hostname host of app name (DY_E_NOT_FOUND when it has
+ * none such). Saved; routes.json follows. */
+int mgr_domain_remove(struct mgr *m, const char *name, const char *host, struct dy_error **err);
+
+/* Turns maintenance mode of app name on or off (the router answers H80
+ * while on). Saved; routes.json follows. */
+int mgr_set_maintenance(struct mgr *m, const char *name, bool on, struct dy_error **err);
+
+/* Fails every pending release ("why"): at start-up, a release phase or a
+ * rollout that a stop of dynod cut short. Returns how many. */
+int mgr_fail_pending(struct mgr *m, const char *why);
+
+/* The app's config vars (its newest release's that has not failed, a
+ * pending one included), borrowed; NULL (no config vars) before any
+ * release. */
 json_t *mgr_config_vars(const struct state_app *app);
 
 /* Applies changes ({"K": "V", "GONE": null}) to the config vars as a new

@@ -73,17 +73,26 @@ static json_t *app_json(const char *domain, const struct rw_app *app)
 		char addr[INET_ADDRSTRLEN + 8], ip[INET_ADDRSTRLEN];
 		inet_ntop(AF_INET, &d->addr, ip, sizeof(ip));
 		snprintf(addr, sizeof(addr), "%s:%u", ip, (unsigned)d->port);
-		json_array_append_new(backends, json_pack("{s:s, s:s, s:b}", "dyno", d->name,
-		                                          "addr", addr, "draining", d->stopping));
+		json_array_append_new(backends,
+		                      json_pack("{s:s, s:s, s:s, s:b}", "id", d->id ? d->id : d->name, "dyno", d->name,
+		                                "addr", addr, "draining", d->stopping));
 	}
-	const char *state = !app->web ? "no-web" : (!up && crashed) ? "crashed" : "up";
+	const char *state = app->maintenance ? "maintenance"
+	                    : !app->web      ? "no-web"
+	                    : (!up && crashed) ? "crashed"
+	                                       : "up";
 	_cleanup_free_ char *host = NULL;
-	if (asprintf(&host, "%s.%s", app->name, domain) < 0) {
+	json_t *hosts = json_array();
+	if (!hosts || asprintf(&host, "%s.%s", app->name, domain) < 0) {
 		host = NULL;
+		json_decref(hosts);
 		json_decref(backends);
 		return NULL;
 	}
-	return json_pack("{s:s, s:[s], s:s, s:b, s:n, s:o}", "name", app->name, "hosts", host,
+	json_array_append_new(hosts, json_string(host));
+	for (size_t i = 0; i < app->nhosts; i++)
+		json_array_append_new(hosts, json_string(app->hosts[i]));
+	return json_pack("{s:s, s:o, s:s, s:b, s:n, s:o}", "name", app->name, "hosts", hosts,
 	                 "state", state, "keepalive", true, "health_path", "backends", backends);
 }
 

@@ -7,7 +7,8 @@
  * Each write carries a version one above the last, going on from the
  * file's across dynod's restarts. An app's state is "no-web" (no web type,
  * or web scaled to 0), "crashed" (a web dyno crashed and none up) or "up";
- * its backends are its web dynos that are up, "draining" while stopped. */
+ * its backends are its web dynos that are up, "draining" while stopped;
+ * "maintenance" while the app is in maintenance mode, whatever runs. */
 #pragma once
 
 #include <jansson.h>
@@ -23,6 +24,7 @@
 /* A web dyno as routes.json sees it (borrowed strings). */
 struct rw_dyno {
 	const char *name; /* "web.1" */
+	const char *id;   /* unique: the router's key (a name repeats in a rollout) */
 	enum lc_state state;
 	bool stopping;
 	bool running; /* has a process: addr is valid */
@@ -34,6 +36,9 @@ struct rw_dyno {
 struct rw_app {
 	const char *name;
 	bool web; /* its current release has a web type scaled above 0 */
+	bool maintenance; /* "maintenance": the router answers H80 */
+	const char *const *hosts; /* custom hostnames besides <app>.<domain> */
+	size_t nhosts;
 	const struct rw_dyno *dynos;
 	size_t ndynos;
 };

@@ -1,10 +1,12 @@
 #include "runtime/manager/state.h"
 
+#include <ctype.h>
 #include <dirent.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -83,7 +85,48 @@ static void app_free(struct state_app *app)
 		release_clear(&app->releases[i]);
 	free(app->releases);
 	free(app->formation);
+	for (size_t i = 0; i < app->ndomains; i++)
+		free(app->domains[i]);
+	free(app->domains);
 	free(app);
+}
+
+int state_domain_find(const struct state_app *app, const char *host)
+{
+	for (size_t i = 0; i < app->ndomains; i++)
+		if (strcasecmp(app->domains[i], host) == 0)
+			return (int)i;
+	return -1;
+}
+
+int state_domain_add(struct state_app *app, const char *host, struct dy_error **err)
+{
+	if (app->ndomains >= STATE_DOMAINS_MAX)
+		return dy_error_as(err, DY_E_TOO_LARGE, "app %s has %d domains, the most it may have",
+		                   app->name, STATE_DOMAINS_MAX);
+	char **v = realloc(app->domains, (app->ndomains + 1) * sizeof(*v));
+	if (v == NULL)
+		return dy_error_errno(err, ENOMEM, "domain");
+	app->domains = v;
+	char *h = strdup(host);
+	if (h == NULL)
+		return dy_error_errno(err, ENOMEM, "domain");
+	for (char *p = h; *p; p++)
+		*p = (char)tolower((unsigned char)*p);
+	app->domains[app->ndomains++] = h;
+	return 0;
+}
+
+bool state_domain_remove(struct state_app *app, const char *host)
+{
+	int i = state_domain_find(app, host);
+	if (i < 0)
+		return false;
+	free(app->domains[i]);
+	memmove(&app->domains[i], &app->domains[i + 1],
+	        (app->ndomains - (size_t)i - 1) * sizeof(*app->domains));
+	app->ndomains--;
+	return true;
 }
 
 void state_free(struct state *st)
@@ -156,6 +199,14 @@ struct state_release *state_app_current(const struct state_app *app)
 {
 	for (size_t i = app->nreleases; i-- > 0;)
 		if (app->releases[i].status == STATE_RELEASE_SUCCEEDED)
+			return &app->releases[i];
+	return NULL;
+}
+
+struct state_release *state_app_newest(const struct state_app *app)
+{
+	for (size_t i = app->nreleases; i-- > 0;)
+		if (app->releases[i].status != STATE_RELEASE_FAILED)
 			return &app->releases[i];
 	return NULL;
 }
@@ -274,12 +325,16 @@ int state_formation_get(struct state_app *app, const char *type, const char *def
 json_t *state_app_json(const struct state_app *app, const char *domain, unsigned port)
 {
 	_cleanup_free_ char *url = NULL;
-	if (asprintf(&url, "http://%s.%s:%u/", app->name, domain, port) < 0)
+	/* http://APP.DOMAIN:PORT/, without :80 */
+	int n = port == 80 ? asprintf(&url, "http://%s.%s/", app->name, domain)
+	                   : asprintf(&url, "http://%s.%s:%u/", app->name, domain, port);
+	if (n < 0)
 		return NULL;
 	const struct state_release *cur = state_app_current(app);
-	return json_pack("{s:s, s:s, s:s, s:o}", "name", app->name, "created_at", app->created_at,
-	                 "web_url", url, "released_at",
-	                 cur ? json_string(cur->created_at) : json_null());
+	return json_pack("{s:s, s:s, s:s, s:o, s:b}", "name", app->name, "created_at",
+	                 app->created_at, "web_url", url, "released_at",
+	                 cur ? json_string(cur->created_at) : json_null(), "maintenance",
+	                 app->maintenance);
 }
 
 json_t *state_release_json(const struct state_release *rel)
@@ -324,10 +379,14 @@ json_t *state_app_file_json(const struct state_app *app)
 		json_array_append_new(form, json_pack("{s:s, s:i, s:s}", "type", f->type,
 		                                      "quantity", f->quantity, "size", f->size));
 	}
-	return json_pack("{s:i, s:s, s:s, s:I, s:o*, s:o*, s:o*}", "schema_version",
+	json_t *domains = json_array();
+	for (size_t i = 0; domains && i < app->ndomains; i++)
+		json_array_append_new(domains, json_string(app->domains[i]));
+	return json_pack("{s:i, s:s, s:s, s:I, s:o*, s:o*, s:o*, s:o*, s:b}", "schema_version",
 	                 STATE_SCHEMA_VERSION, "name", app->name, "created_at", app->created_at,
 	                 "uid", (json_int_t)app->uid, "releases", rels, "formation", form,
-	                 "configs", configs);
+	                 "configs", configs, "domains", domains, "maintenance",
+	                 app->maintenance);
 }
 
 int state_app_dir_open(const struct state *st, const struct state_app *app, struct dy_error **err)
@@ -594,15 +653,23 @@ static int load_app(struct state *st, const char *name, const char *path, int *r
 		    path, (long long)version, STATE_SCHEMA_VERSION);
 	const char *jname = NULL, *created = NULL;
 	json_int_t uid = 0;
-	json_t *rels = NULL, *form = NULL, *configs = NULL;
+	json_t *rels = NULL, *form = NULL, *configs = NULL, *domains = NULL;
+	int maintenance = 0;
 	int r = version == 1
 	            ? json_unpack_ex(j, &jerr, JSON_STRICT, "{s:i, s:s, s:s, s:I, s:o, s:o}",
 	                             "schema_version", &(int){0}, "name", &jname, "created_at",
 	                             &created, "uid", &uid, "releases", &rels, "formation", &form)
-	            : json_unpack_ex(j, &jerr, JSON_STRICT, "{s:i, s:s, s:s, s:I, s:o, s:o, s:o}",
+	            : version == 2
+	            ? json_unpack_ex(j, &jerr, JSON_STRICT, "{s:i, s:s, s:s, s:I, s:o, s:o, s:o}",
 	                             "schema_version", &(int){0}, "name", &jname, "created_at",
 	                             &created, "uid", &uid, "releases", &rels, "formation", &form,
-	                             "configs", &configs);
+	                             "configs", &configs)
+	            : json_unpack_ex(j, &jerr, JSON_STRICT,
+	                             "{s:i, s:s, s:s, s:I, s:o, s:o, s:o, s:o, s:b}",
+	                             "schema_version", &(int){0}, "name", &jname, "created_at",
+	                             &created, "uid", &uid, "releases", &rels, "formation", &form,
+	                             "configs", &configs, "domains", &domains, "maintenance",
+	                             &maintenance);
 	if (r < 0)
 		return dy_error(err, "%s: %s", path, jerr.text);
 	if (strcmp(jname, name) != 0)
@@ -632,6 +699,18 @@ static int load_app(struct state *st, const char *name, const char *path, int *r
 			return dy_error_prefix(err, "%s: formation[%zu]", path, i);
 		f->quantity = q;
 	}
+	if (domains && !json_is_array(domains))
+		return dy_error(err, "%s: domains: not an array", path);
+	json_array_foreach(domains, i, v)
+	{
+		const char *h = json_string_value(v);
+		if (h == NULL || h[0] == '\0' || strlen(h) > STATE_HOST_MAX ||
+		    state_domain_find(app, h) >= 0)
+			return dy_error(err, "%s: domains[%zu]: not a hostname, or twice", path, i);
+		if (state_domain_add(app, h, err) < 0)
+			return dy_error_prefix(err, "%s", path);
+	}
+	app->maintenance = maintenance != 0;
 	*ret_version = (int)version;
 	return 0;
 }

@@ -33,7 +33,10 @@
 #define STATE_DIR_MODE     0711 /* traversable, not listable, by others */
 #define STATE_APP_DIR_MODE 0700 /* apps/<name>: root's alone */
 
-#define STATE_SCHEMA_VERSION 2  /* 2: config snapshots by content; 1: a copy per release */
+#define STATE_SCHEMA_VERSION 3  /* 3: domains, maintenance; 2: config snapshots by content; \
+                                  1: a copy per release */
+#define STATE_DOMAINS_MAX    100 /* custom domains of an app */
+#define STATE_HOST_MAX       253
 #define STATE_CONFIG_ID_LEN  64 /* hex sha256 */
 #define STATE_APP_NAME_MAX   30
 #define STATE_SLUG_ID_LEN    64
@@ -83,6 +86,9 @@ struct state_app {
 	size_t nreleases;
 	struct state_formation *formation;
 	size_t nformation;
+	char **domains; /* custom hostnames, lower case, each owned */
+	size_t ndomains;
+	bool maintenance; /* the router answers H80 */
 };
 
 struct state {
@@ -185,6 +191,10 @@ struct state_release *state_release_find(const struct state_app *app, int versio
 /* The current release: the newest succeeded one, or NULL. */
 struct state_release *state_app_current(const struct state_app *app);
 
+/* The newest release that has not failed (a pending one included: what a
+ * new release builds on), or NULL. */
+struct state_release *state_app_newest(const struct state_app *app);
+
 /* The formation entry of type, or NULL. */
 struct state_formation *state_formation_find(const struct state_app *app, const char *type);
 
@@ -202,6 +212,16 @@ void state_now(char buf[STATE_TIME_LEN + 1]);
  * "http://NAME.<domain>:<port>/"; released_at the current release's
  * created_at or null. */
 json_t *state_app_json(const struct state_app *app, const char *domain, unsigned port);
+
+/* Adds custom hostname host (lower-cased) to app. Returns 0 or < 0
+ * (ENOMEM; DY_E_TOO_LARGE past STATE_DOMAINS_MAX). The caller checks it. */
+int state_domain_add(struct state_app *app, const char *host, struct dy_error **err);
+
+/* Removes hostname host of app; false when app has none such. */
+bool state_domain_remove(struct state_app *app, const char *host);
+
+/* The index of hostname host in app's domains, or -1. */
+int state_domain_find(const struct state_app *app, const char *host);
 
 /* release {version, description, status, failure: string or null, slug: {id} or null,
  * created_at} */

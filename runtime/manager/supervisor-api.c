@@ -27,6 +27,7 @@ static struct dj_dyno dj_of(const struct sup_dyno *d)
 	    .addr = d->ld ? d->ld->addr : (struct in_addr){0},
 	    .port = d->port,
 	    .pid = d->ld ? (int)d->ld->pid : 0,
+	    .stopping = d->lc.stopping,
 	    .created_at = d->created_at,
 	    .updated_at = d->updated_at,
 	};
@@ -79,12 +80,13 @@ int sup_restart(struct sup *s, const struct state_app *app, const char *which,
 		if (which && strcmp(which, d->name) != 0 && strcmp(which, d->type) != 0)
 			continue;
 		any = true;
-		sup_dyno_stop(d);
+		d->replaced = true;
 	}
 	if (!any && which)
 		return not_found(err, which, app->name);
-	/* the formation starts them again, fresh (no cool-off) */
-	return sup_apply_formation(s, app, state_app_current(app), err);
+	/* fresh ones (no cool-off) start beside them, as a release rolls out:
+	 * the web dynos they replace drain once they are up */
+	return sup_roll_restart(s, app, err);
 }
 
 int sup_stop_dyno(struct sup *s, const struct state_app *app, const char *name,

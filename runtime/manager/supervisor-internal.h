@@ -20,6 +20,7 @@
 #define SUP_SWEEP_CHECKS 60               /* sweeps after a failed clean-up */
 #define SUP_WEB_PORT     5000
 #define SUP_NAME_MAX     48
+#define SUP_WHY_MAX      160
 
 struct sup_dyno {
 	struct sup *sup;
@@ -56,7 +57,17 @@ struct sup_dyno {
 	 * the start (closed here then, or when the dyno goes unstarted) */
 	int attach_fd;
 	bool attach_tty;
+	/* rollouts (rollout.c): started by one, not switched to yet; or
+	 * being replaced by a ps:restart */
+	bool fresh;
+	bool replaced;
+	struct loop_timer drain_timer; /* draining: SIGTERM when it runs out */
+	/* why it last crashed ("Error R10 (Boot timeout)", "Process exited
+	 * with status 3"): an aborted rollout names it */
+	char why[SUP_WHY_MAX];
 };
+
+struct sup_rollout;
 
 struct sup {
 	struct loop *loop;
@@ -93,7 +104,40 @@ struct sup {
 	 * same cgroup parent are not ours) */
 	char id_prefix[16];
 	int parent_lock; /* flock on the cgroup parent: one dynod owns it */
+	struct sup_rollout *rollouts;   /* rollout.c: one per app at most */
+	struct loop_timer rollout_timer; /* decides them after the events */
 };
+
+/* Rollouts (rollout.c; docs/design.md, "Releases without downtime"). */
+
+/* manager_ops.roll_out: replaces app's web dynos by fresh ones of rel
+ * beside them; the release's end goes to mgr_rollout_finished(). A
+ * rollout of the app under way is superseded (its release fails). */
+int sup_roll_out(void *data, const struct state_app *app, const struct state_release *rel,
+                 struct dy_error **err);
+
+/* A ps:restart: the dynos marked `replaced` are replaced by fresh ones of
+ * the current release as a rollout does (no release). */
+int sup_roll_restart(struct sup *s, const struct state_app *app, struct dy_error **err);
+
+/* When app has a rollout under way: its rolling reconcile (*ret_rolling
+ * true); else nothing. Returns 0 or < 0. */
+int sup_rollout_apply(struct sup *s, const struct state_app *app, bool *ret_rolling,
+                      struct dy_error **err);
+
+/* d changed state: its app's rollout is decided again soon (a fresh dyno
+ * crashed: aborted). */
+void sup_rollout_changed(struct sup_dyno *d);
+
+/* True while app has a rollout under way. */
+bool sup_rolling(const struct sup *s, const char *app);
+
+void sup_rollout_init(struct sup *s);
+void sup_rollouts_free(struct sup *s);
+
+/* Drains d (an up web dyno replaced by a rollout): no new requests for
+ * dyno.timeouts.drain, then stopped as sup_dyno_stop() does. */
+void sup_dyno_drain(struct sup_dyno *d);
 
 /* Stops d: SIGTERM to its init, the stop timer (R12 when the grace runs
  * out); a dyno not running yet is dropped. */

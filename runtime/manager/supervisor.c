@@ -35,6 +35,7 @@
 #include "slugs/slug-store.h"
 
 static void routes_changed(struct sup *s);
+static void on_drain_timer(struct loop *loop, struct loop_timer *t);
 
 /* Many changes, one routes.json write (a reconcile of 100 dynos). */
 static void batch_begin(struct sup *s)
@@ -58,6 +59,7 @@ void sup_state_changed(struct sup_dyno *d, enum lc_state was)
 	           lc_state_str(d->lc.state));
 	state_now(d->updated_at);
 	routes_changed(d->sup);
+	sup_rollout_changed(d);
 }
 
 bool sup_is_web(const struct sup_dyno *d)
@@ -106,6 +108,7 @@ void sup_unlink_dyno(struct sup_dyno *d)
 	loop_timer_stop(s->loop, &d->start_timer);
 	loop_timer_stop(s->loop, &d->boot_timer);
 	loop_timer_stop(s->loop, &d->stop_timer);
+	loop_timer_stop(s->loop, &d->drain_timer);
 	routes_changed(s);
 	if (td_any(&s->graves) && !app_stopping(s, d->app))
 		td_done(&s->graves, d->app);
@@ -133,6 +136,7 @@ static void release_process(struct sup_dyno *d)
 	boot_stop(&d->boot);
 	loop_timer_stop(s->loop, &d->boot_timer);
 	loop_timer_stop(s->loop, &d->stop_timer);
+	loop_timer_stop(s->loop, &d->drain_timer);
 	if (!d->ld)
 		return;
 	struct dy_error *e = NULL;
@@ -172,6 +176,11 @@ void sup_on_exited(struct sup_dyno *d)
 	}
 	if (oom && !d->lc.stopping)
 		dy_log_app(d->app, d->name, HK_ERROR_FMT, HK_ERROR_ARGS(HK_R15));
+	/* an R10 named itself before the kill */
+	if (oom)
+		snprintf(d->why, sizeof(d->why), HK_ERROR_FMT, HK_ERROR_ARGS(HK_R15));
+	else if (strncmp(d->why, "Error R10", 9) != 0)
+		snprintf(d->why, sizeof(d->why), "Process exited with status %d", status);
 	/* launch.h: the exit code, or 128 + the signal (as a shell says); a
 	 * re-adopted dyno is not dynod's child: no status to collect */
 	if (d->ld && d->ld->adopted && !d->ld->status_known)
@@ -254,6 +263,7 @@ void sup_mark_up(struct sup_dyno *d)
 	boot_stop(&d->boot);
 	loop_timer_stop(d->sup->loop, &d->boot_timer);
 	enum lc_state was = d->lc.state;
+	d->why[0] = '\0';
 	lc_up(&d->lc, loop_now(d->sup->loop));
 	sup_state_changed(d, was);
 }
@@ -290,6 +300,7 @@ static void on_boot_timer(struct loop *loop, struct loop_timer *t)
 		                        "%llu seconds of launch",
 		           HK_ERROR_ARGS(HK_R10),
 		           (unsigned long long)(s->cfg->dyno.timeouts.boot / 1000000));
+		snprintf(d->why, sizeof(d->why), HK_ERROR_FMT, HK_ERROR_ARGS(HK_R10));
 		dy_log_app(d->app, d->name, "Stopping process with SIGKILL");
 		sup_kill_now(d);
 		sup_on_exited(d);
@@ -356,6 +367,7 @@ struct sup_dyno *sup_dyno_new(struct sup *s, const char *app, const char *type, 
 	loop_timer_init(&d->start_timer, on_start_timer);
 	loop_timer_init(&d->boot_timer, on_boot_timer);
 	loop_timer_init(&d->stop_timer, on_stop_timer);
+	loop_timer_init(&d->drain_timer, on_drain_timer);
 	loop_defer_init(&d->reap, dyno_reap);
 	loop_io_init(&d->exit_io, -1, on_exit_io);
 	loop_io_init(&d->oom_io, -1, on_oom_io);
@@ -367,10 +379,51 @@ struct sup_dyno *sup_dyno_new(struct sup *s, const char *app, const char *type, 
 	return d;
 }
 
+/* SIGTERM to d's process; SIGKILL after the grace (the stop timer). */
+static void send_sigterm(struct sup_dyno *d)
+{
+	struct sup *s = d->sup;
+	dy_log_app(d->app, d->name, "Stopping all processes with SIGTERM");
+	if (kill(d->ld->pid, SIGTERM) < 0 && errno != ESRCH)
+		dy_log(d->name, "SIGTERM: %s", strerror(errno));
+	boot_stop(&d->boot);
+	loop_timer_stop(s->loop, &d->boot_timer);
+	loop_timer_start(s->loop, &d->stop_timer, s->cfg->dyno.timeouts.stop, NULL);
+}
+
+static void on_drain_timer(struct loop *loop, struct loop_timer *t)
+{
+	(void)loop;
+	struct sup_dyno *d = loop_container_of(t, struct sup_dyno, drain_timer);
+	if (d->ld && d->lc.stopping)
+		send_sigterm(d);
+}
+
+void sup_dyno_drain(struct sup_dyno *d)
+{
+	struct sup *s = d->sup;
+	uint64_t drain = s->cfg->dyno.timeouts.drain;
+	if (d->lc.stopping || d->removed || !d->ld || d->lc.state != LC_UP || drain == 0) {
+		sup_dyno_stop(d);
+		return;
+	}
+	lc_stop(&d->lc, true);
+	routes_changed(s); /* draining: no new requests */
+	dy_log_app(d->app, d->name, "Draining: no new requests, stopping in %llu ms",
+	           (unsigned long long)(drain / 1000));
+	loop_timer_start(s->loop, &d->drain_timer, drain, NULL);
+}
+
 /* Stops d without waiting: SIGTERM now, SIGKILL after the grace. */
 void sup_dyno_stop(struct sup_dyno *d)
 {
 	struct sup *s = d->sup;
+	if (d->lc.stopping && loop_timer_active(&d->drain_timer)) {
+		/* draining, and now stopped for good (a shutdown, ps:stop) */
+		loop_timer_stop(s->loop, &d->drain_timer);
+		send_sigterm(d);
+		return;
+	}
 	if (d->lc.stopping || d->removed)
 		return;
 	enum lc_state was = d->lc.state;
@@ -389,12 +442,7 @@ void sup_dyno_stop(struct sup_dyno *d)
 	}
 	if (!d->ld)
 		return; /* starting: stopped when its start is done */
-	dy_log_app(d->app, d->name, "Stopping all processes with SIGTERM");
-	if (kill(d->ld->pid, SIGTERM) < 0 && errno != ESRCH)
-		dy_log(d->name, "SIGTERM: %s", strerror(errno));
-	boot_stop(&d->boot);
-	loop_timer_stop(s->loop, &d->boot_timer);
-	loop_timer_start(s->loop, &d->stop_timer, s->cfg->dyno.timeouts.stop, NULL);
+	send_sigterm(d);
 }
 
 /* manager_ops.apply_formation: dynos of type.N for rel, all others
@@ -408,7 +456,11 @@ int sup_apply_formation(void *data, const struct state_app *app, const struct st
 {
 	struct sup *s = data;
 	batch_begin(s);
-	int r = reconcile(s, app, rel, err);
+	bool rolling = false;
+	/* a rollout under way goes on towards its release, whatever rel */
+	int r = sup_rollout_apply(s, app, &rolling, err);
+	if (!rolling)
+		r = reconcile(s, app, rel, err);
 	s->routes_dirty = true; /* written once, now */
 	batch_end(s);
 	return r;
@@ -428,8 +480,13 @@ static int reconcile(struct sup *s, const struct state_app *app, const struct st
 		int idx = atoi(d->name + strlen(d->type) + 1);
 		json_t *cmd =
 		    rel && rel->process_types ? json_object_get(rel->process_types, d->type) : NULL;
-		if (!rel || !f || !cmd || idx > f->quantity || d->version != rel->version ||
-		    strcmp(d->size, f->size) != 0)
+		if (rel && f && cmd && idx <= f->quantity && d->version == rel->version &&
+		    strcmp(d->size, f->size) == 0 && !d->replaced)
+			continue;
+		/* replaced by a rollout: the requests it has finish first */
+		if (rel && sup_is_web(d) && (d->replaced || d->version != rel->version))
+			sup_dyno_drain(d);
+		else
 			sup_dyno_stop(d);
 	}
 	if (!rel || !rel->process_types)
@@ -608,6 +665,9 @@ static int write_routes(struct sup *s, struct dy_error **err)
 		const struct state_release *rel = state_app_current(app);
 		const struct state_formation *f = state_formation_find(app, "web");
 		apps[i].name = app->name;
+		apps[i].maintenance = app->maintenance;
+		apps[i].hosts = (const char *const *)app->domains;
+		apps[i].nhosts = app->ndomains;
 		apps[i].web = rel && rel->process_types &&
 		              json_object_get(rel->process_types, "web") && f && f->quantity > 0;
 		apps[i].dynos = dynos + k;
@@ -617,6 +677,7 @@ static int write_routes(struct sup *s, struct dy_error **err)
 			assert(k < ndynos);
 			dynos[k++] = (struct rw_dyno){
 			    .name = d->name,
+			    .id = d->ld ? d->ld->id : d->name,
 			    .state = d->lc.state,
 			    .stopping = d->lc.stopping,
 			    .running = d->ld != NULL,
@@ -657,6 +718,12 @@ static void routes_changed(struct sup *s)
 	} else {
 		s->routes_dirty = false;
 	}
+}
+
+/* manager_ops.routing_changed: an app's hosts or maintenance mode. */
+static void routing_changed(void *data)
+{
+	routes_changed(data);
 }
 
 void sup_shutdown(struct sup *s)
@@ -714,6 +781,8 @@ int sup_new(struct loop *loop, const struct config *cfg, const char *cgroup_pare
 	s->ops.dynos_json = sup_ops_dynos_json;
 	s->ops.restart = sup_ops_restart;
 	s->ops.stop_dyno = sup_ops_stop_dyno;
+	s->ops.roll_out = sup_roll_out;
+	s->ops.routing_changed = routing_changed;
 	s->ops.run = sup_ops_run;
 	s->ops.data = s;
 	/* routes.json versions go on from the file's */
@@ -733,6 +802,7 @@ int sup_new(struct loop *loop, const struct config *cfg, const char *cgroup_pare
 	}
 	loop_timer_init(&s->sweep_timer, on_sweep_timer);
 	loop_timer_init(&s->routes_timer, on_routes_timer);
+	sup_rollout_init(s);
 	loop_timer_init(&s->mem_timer, on_mem_timer);
 	dr_boot_id(s->boot_id);
 	/* one thread: starts must not overlap (launch.h, "Threads"); without
@@ -799,6 +869,7 @@ void sup_free(struct sup *s)
 	loop_timer_stop(s->loop, &s->mem_timer);
 	loop_timer_stop(s->loop, &s->sweep_timer);
 	loop_timer_stop(s->loop, &s->routes_timer);
+	sup_rollouts_free(s);
 	/* the starts in flight end first: their dynos are in the list below,
 	 * killed or (leaving) kept and recorded */
 	s->freeing = true;
@@ -821,6 +892,7 @@ void sup_free(struct sup *s)
 			loop_io_stop(s->loop, &d->oom_io);
 			loop_timer_stop(s->loop, &d->boot_timer);
 			loop_timer_stop(s->loop, &d->stop_timer);
+			loop_timer_stop(s->loop, &d->drain_timer);
 			dyno_free(d);
 			continue;
 		}

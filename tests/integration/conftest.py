@@ -9,6 +9,13 @@ ROOT = Path(__file__).resolve().parents[2]
 BUILD = Path(os.environ.get("DYNO_BUILD", ROOT / "build"))
 
 
+def pytest_configure(config):
+    # scripts/run-tests runs these once, against the normal build only
+    # (`-m "not heavy"` for the sanitizer build): load loops, faults, the
+    # demo, whole walks; they test behaviour, not memory errors
+    config.addinivalue_line("markers", "heavy: a long suite run once, not under sanitizers")
+
+
 @pytest.fixture(scope="session")
 def dyno_bin():
     exe = BUILD / "bin" / "dyno"

@@ -153,7 +153,8 @@ def test_apps_create_and_bad_names(cli):
     assert r.stdout.split("\n")[1:3] == ["hello", "second-app"]
     r = cli("apps:info", "-a", "hello", "--json")
     info = json.loads(r.stdout)
-    assert list(info) == ["name", "created_at", "web_url", "released_at"]
+    assert list(info) == ["name", "created_at", "web_url", "released_at", "maintenance",
+                          "git_url"]
     assert info["released_at"] is None
     assert info["created_at"].endswith("Z")
     r = cli("apps:info", env={"DYNO_APP": "hello"})
@@ -176,7 +177,7 @@ def test_deploy_slug_scales_web(cli, curl, dyno, dynod, hello_slug):
     assert rels[0]["status"] == "succeeded"
     assert rels[0]["slug"] == {"id": sid}
     assert list(rels[0]) == ["version", "description", "status", "failure", "slug",
-                             "created_at"]
+                             "created_at", "release_phase"]
     form = curl("GET", "/apps/hello/formation")[1]
     assert {f["type"]: f["quantity"] for f in form} == {"web": 1, "worker": 0}
     assert list(form[0]) == ["type", "quantity", "size", "command"]
@@ -496,7 +497,7 @@ def test_restart_keeps_state(tmp_path, dyno_bin, dyno, hello_slug):
         assert "done, v3" in r.stdout
         # the state file carries its schema version
         doc = json.loads((d.state / "apps" / "hello" / "app.json").read_text())
-        assert doc["schema_version"] == 2
+        assert doc["schema_version"] == 3
         assert stat.S_IMODE(os.stat(d.state / "apps" / "hello" / "app.json").st_mode) == 0o600
     finally:
         assert d.stop() == 0, d.log.read_text()
@@ -576,15 +577,21 @@ def test_help_lists_new_verbs(dyno):
         assert f"  {verb} " in r.stdout, verb
 
 
-def test_open_prints_web_url(cli, tmp_path):
-    assert cli("apps:create", "open-app").returncode == 0
-    # a fake xdg-open on PATH: stdout is a pipe here, so it must not run
+def fake_xdg_open(tmp_path):
+    """A directory with an xdg-open that writes its arguments to marker."""
     marker = tmp_path / "xdg-opened"
     fake = tmp_path / "bin"
     fake.mkdir()
     (fake / "xdg-open").write_text(f"#!/bin/sh\necho \"$@\" > {marker}\n")
     (fake / "xdg-open").chmod(0o755)
-    env = {"PATH": f"{fake}:{os.environ.get('PATH', '/usr/bin:/bin')}"}
+    return fake, marker
+
+
+def test_open_prints_web_url(cli, tmp_path):
+    assert cli("apps:create", "open-app").returncode == 0
+    # a fake xdg-open on PATH: stdout is a pipe here, so it must not run
+    fake, marker = fake_xdg_open(tmp_path)
+    env = {"PATH": f"{fake}:{os.environ.get('PATH', '/usr/bin:/bin')}", "DISPLAY": ":0"}
     r = cli("open", "-a", "open-app", env=env)
     assert r.returncode == 0, r.stderr
     assert r.stdout == "http://open-app.localhost:18080/\n"
@@ -599,3 +606,50 @@ def test_open_prints_web_url(cli, tmp_path):
     assert cli("open", "-a", "open-app", "extra").returncode == 2
     assert "  open " in cli("help").stdout
     assert "xdg-open" in cli("help", "open").stdout
+
+
+def test_open_runs_xdg_open_on_a_desktop_terminal(cli, dyno_bin, dynod, tmp_path):
+    from test_logs import read_pty
+    assert cli("apps:create", "open-app").returncode == 0
+    fake, marker = fake_xdg_open(tmp_path)
+    env = dict(os.environ, DYNO_API=dynod.sock, PATH=f"{fake}:/usr/bin:/bin")
+    for k in ("DISPLAY", "WAYLAND_DISPLAY"):
+        env.pop(k, None)
+    argv = [str(dyno_bin), "open", "-a", "open-app"]
+    # a terminal but no display (ssh, a console): printed only
+    rc, out = read_pty(argv, env)
+    assert rc == 0 and out == b"http://open-app.localhost:18080/\r\n"
+    assert not marker.exists()
+    # a terminal on a desktop: printed and opened
+    for display in ({"DISPLAY": ":0"}, {"WAYLAND_DISPLAY": "wayland-0"}):
+        rc, out = read_pty(argv, dict(env, **display))
+        assert rc == 0 and b"http://open-app.localhost:18080/" in out
+        assert marker.read_text() == "http://open-app.localhost:18080/\n"
+        marker.unlink()
+    # xdg-open failing is dyno open failing
+    (fake / "xdg-open").write_text("#!/bin/sh\nexit 3\n")
+    rc, _ = read_pty(argv, dict(env, DISPLAY=":0"))
+    assert rc == 1
+
+
+def test_status_counts_what_the_log_intake_dropped(curl, dynod, cli):
+    code, st = curl("GET", "/status")
+    assert code == 200, st
+    assert st["apps"] == 0 and st["version"]
+    assert st["logs"] == {"lines": 0, "bad": 0, "unknown_app": 0, "lost": 0}
+    assert cli("apps:create", "hello").returncode == 0
+    # the router's socket: one line not in the format, one for no app
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    s.sendto(b"garbage", str(dynod.state / "log.sock"))
+    s.sendto(b"nosuchapp 2026-12-06T05:00:00.000000+00:00 router[router]: at=info",
+             str(dynod.state / "log.sock"))
+    s.close()
+    end = time.monotonic() + 5
+    while time.monotonic() < end:
+        code, st = curl("GET", "/status")
+        if st["logs"]["bad"] and st["logs"]["unknown_app"]:
+            break
+        time.sleep(0.05)
+    assert st["apps"] == 1
+    assert st["logs"]["bad"] == 1 and st["logs"]["unknown_app"] == 1, st
+    assert curl("POST", "/status")[0] == 405

@@ -23,7 +23,8 @@ from test_router_keeper import kept  # noqa: F401 (kept: the fixture)
 from test_supervise import alive, all_up, app_pid, by_name
 from test_survive import NAMES, deploy, pids, readopted, wait_recorded
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="dynos need root")
+pytestmark = [pytest.mark.skipif(os.geteuid() != 0, reason="dynos need root"),
+              pytest.mark.heavy]
 
 KEEP_ALIVE, NEW = 3, 3  # clients of each kind
 CLIENTS = KEEP_ALIVE + NEW
@@ -55,7 +56,7 @@ def test_router_kill9_refuses_nothing(kept, tmp_path):
     d, before = start(kept, tmp_path)
     time.sleep(1.1)  # a router that ran over a second is restarted at once
     router = d.router_pid()
-    load = Load(d, marker("router"), keep_alive=KEEP_ALIVE, new=NEW)
+    load = Load(d.ns, d.tmp, marker("router"), keep_alive=KEEP_ALIVE, new=NEW, pause=0.002)
     try:
         time.sleep(2)
         at = load.since()
@@ -69,7 +70,7 @@ def test_router_kill9_refuses_nothing(kept, tmp_path):
         # would push it out of the last 1,500 if it came earlier)
         after = marker("router-restarted")
         served(d, after)
-        res = load.finish()
+        res = load.stop()
     finally:
         load.kill()
     report("router kill -9", res, at)
@@ -91,7 +92,7 @@ def test_router_kill9_refuses_nothing(kept, tmp_path):
 def test_dynod_gone_fails_nothing(kept, tmp_path, how):
     d, before = start(kept, tmp_path)
     router = d.router_pid()
-    load = Load(d, marker(f"dynod-{how}"), keep_alive=KEEP_ALIVE, new=NEW, pause=0.02)
+    load = Load(d.ns, d.tmp, marker(f"dynod-{how}"), keep_alive=KEEP_ALIVE, new=NEW, pause=0.02)
     try:
         time.sleep(1.5)
         if how == "kill9":
@@ -108,7 +109,7 @@ def test_dynod_gone_fails_nothing(kept, tmp_path, how):
         d.start()
         readopted(d, before)
         time.sleep(1.5)
-        res = load.finish()
+        res = load.stop()
     finally:
         load.kill()
     report(f"dynod {'kill -9' if how == 'kill9' else 'SIGQUIT'} + restart", res)
@@ -123,7 +124,7 @@ def test_dynod_gone_fails_nothing(kept, tmp_path, how):
 def test_web_dyno_app_kill9_fails_its_inflight_only(kept, tmp_path):
     d, before = start(kept, tmp_path)
     victim = app_pid(before["web.1"])
-    load = Load(d, marker("dyno"), keep_alive=KEEP_ALIVE, new=NEW)
+    load = Load(d.ns, d.tmp, marker("dyno"), keep_alive=KEEP_ALIVE, new=NEW, pause=0.002)
     try:
         time.sleep(2)
         at = load.since()
@@ -131,7 +132,7 @@ def test_web_dyno_app_kill9_fails_its_inflight_only(kept, tmp_path):
         ds = d.wait(lambda ds: all_up(NAMES)(ds) and by_name(ds)["web.1"]["pid"] != before["web.1"],
                     what="web.1 restarted")
         time.sleep(1)
-        res = load.finish()
+        res = load.stop()
     finally:
         load.kill()
     # the new web.1 serves, and its lines reach the log

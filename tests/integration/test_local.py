@@ -70,3 +70,13 @@ def test_errors(dyno, tmp_path):
     assert r.returncode == 2
     r = dyno("local", "-e", "missing.env", cwd=tmp_path)
     assert r.returncode == 1 and "missing.env" in r.stderr
+
+
+def test_release_runs_only_when_named(dyno, tmp_path):
+    # as heroku local: the release phase is not one of the app's processes
+    write_app(tmp_path, 'web: echo "web $PORT"\nrelease: echo migrated\n')
+    r = dyno("local", cwd=tmp_path, timeout=30)
+    assert r.returncode == 0, r.stderr
+    assert "| web 5006" in r.stdout and "migrated" not in r.stdout and "release" not in r.stdout
+    r = dyno("local", "release", cwd=tmp_path, timeout=30)
+    assert r.returncode == 0 and "release.1 | migrated" in r.stdout.replace("  ", " "), r.stdout

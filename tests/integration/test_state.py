@@ -1,5 +1,5 @@
 """The state file's growth: config releases share their config vars by
-content (schema_version 2), dynod's memory stays bounded, a file of
+content (schema_version 2 and on), dynod's memory stays bounded, a file of
 schema_version 1 is migrated, and the API's objects keep their shape."""
 import http.client
 import json
@@ -63,7 +63,7 @@ def test_config_releases_share_snapshots(tmp_path):
         # not one per release (40 MB before)
         assert size < 3 * BIG + 100_000, size
         doc = json.loads(path.read_text())
-        assert doc["schema_version"] == 2 and len(doc["configs"]) == 3
+        assert doc["schema_version"] == 3 and len(doc["configs"]) == 3
         # memory: the value is held about once, not 40 times (and not per
         # dump of a 40 MB file)
         grown = rss_kib(d.proc.pid) - rss0
@@ -71,7 +71,7 @@ def test_config_releases_share_snapshots(tmp_path):
             assert grown < 24 * 1024, f"dynod grew {grown} KiB"
         # the API's objects keep their shape
         assert set(rels[0]) == {"version", "description", "status", "failure", "slug",
-                                "created_at"}
+                                "created_at", "release_phase"}
         assert rels[0]["description"] == "Set BIG config vars" and rels[0]["slug"] is None
         assert rels[-1]["description"] == "Remove SMALL config vars"
         st, cfg = api(d.sock, "GET", "/apps/big/config-vars")
@@ -108,7 +108,7 @@ def test_migrates_schema_1(tmp_path):
     d.start()
     try:
         doc = json.loads((app / "app.json").read_text())
-        assert doc["schema_version"] == 2
+        assert doc["schema_version"] == 3
         assert len(doc["configs"]) == 2
         assert [r["config_id"] for r in doc["releases"]][0] == doc["releases"][2]["config_id"]
         st, rels = api(d.sock, "GET", "/apps/old/releases")
@@ -118,11 +118,11 @@ def test_migrates_schema_1(tmp_path):
     finally:
         assert d.stop() == 0, d.log.read_text()[-3000:]
     # a file from a newer dynod is refused, named
-    doc["schema_version"] = 3
+    doc["schema_version"] = 4
     (app / "app.json").write_text(json.dumps(doc))
     r = subprocess.run([str(BUILD / "bin" / "dynod"), "--config", str(d.config)],
                        capture_output=True, text=True, timeout=30)
     assert r.returncode == 1
-    assert f"{app}/app.json: schema_version 3 is newer than this dynod reads" in r.stderr
+    assert f"{app}/app.json: schema_version 4 is newer than this dynod reads" in r.stderr
     # and left as it was
-    assert json.loads((app / "app.json").read_text())["schema_version"] == 3
+    assert json.loads((app / "app.json").read_text())["schema_version"] == 4

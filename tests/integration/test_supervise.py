@@ -7,8 +7,8 @@ own, state and socket in tmp_path. Short timeouts: boot 3s, stop 1s,
 cool-off 1s doubling to 4s. Every test stops dynod by its PID and sweeps
 what is left, even on failure."""
 import json
-import re
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -46,7 +46,7 @@ class Dynod:
             "api_group": "root",
             "cgroup_parent": self.parent,
             "uids": {"first": first, "count": 100},
-            "dyno": {"timeouts": {"boot": "3s", "stop": "1s"},
+            "dyno": {"timeouts": {"boot": "3s", "stop": "1s", "drain": "500ms"},
                      "cooloff": {"first": "1s", "max": "4s", "reset_after": "5m"}},
             "sizes": {"standard-1x": {"memory": "512M", "pids": 256, "cpu": 1},
                       "tiny": {"memory": "32M", "pids": 64, "cpu": 1}},
@@ -258,6 +258,7 @@ def test_formation_crash_config_rollback_destroy(dynod, tmp_path):
     assert r.stdout == "200", r
     env = environ(app_pid(m["web.1"]["pid"]))
     assert env["PORT"] == "5000" and env["DYNO"] == "web.1"
+    assert env["HEROKU_RELEASE_VERSION"] == "v1"
     code, one = dynod.curl("GET", "/apps/app/dynos/web.1")
     assert code == 200 and one == m["web.1"] | {"updated_at": one["updated_at"]}
     code, err = dynod.curl("GET", "/apps/app/dynos/web.9")
@@ -267,6 +268,10 @@ def test_formation_crash_config_rollback_destroy(dynod, tmp_path):
     # ps shows them
     r = dynod.cli("ps")
     assert "web.1: up" in r.stdout and "worker.1: up" in r.stdout, r.stdout
+    # shaped as heroku ps: the type's header, a line per dyno with its age
+    assert re.search(r"^=== web \(standard-1x\): `[^`]+` \(2\)$", r.stdout, re.M), r.stdout
+    assert re.search(r"^web\.1: up \d{4}/\d\d/\d\d \d\d:\d\d:\d\d \+0000 "
+                     r"\(~ \d+[smhd] ago\)$", r.stdout, re.M), r.stdout
 
     # a crash: restarted at once, then after 1s, then 2s
     for n in range(3):
@@ -279,12 +284,15 @@ def test_formation_crash_config_rollback_destroy(dynod, tmp_path):
     assert "dyno[worker.1]: State changed from crashed to starting" in log
     assert "restarting in 1 s" in log and "restarting in 2 s" in log
 
-    # config:set: a new release, every dyno replaced, with the new env
-    assert dynod.cli("config:set", "GREETING=hi").returncode == 0
+    # config:set: a new release, every dyno replaced, with the new env; the
+    # release's number is the platform's, a config var does not change it
+    r = dynod.cli("config:set", "GREETING=hi", "HEROKU_RELEASE_VERSION=v99")
+    assert r.returncode == 0, r.stderr
     ds = dynod.wait(lambda ds: all_up(["web.1", "web.2", "worker.1"])(ds) and
                     all(d["release"]["version"] == 2 for d in ds), what="v2 dynos")
     for d in ds:
-        assert environ(app_pid(d["pid"]))["GREETING"] == "hi"
+        env = environ(app_pid(d["pid"]))
+        assert env["GREETING"] == "hi" and env["HEROKU_RELEASE_VERSION"] == "v2"
     # rollback to v1: v3, without the var
     assert dynod.cli("rollback", "v1").returncode == 0
     ds = dynod.wait(lambda ds: all_up(["web.1", "web.2", "worker.1"])(ds) and
@@ -337,15 +345,22 @@ def test_boot_timeout_and_failed_release(dynod, tmp_path):
     assert dynod.cli("apps:create", "app").returncode == 0
     # --no-wait: the release as it goes (test_wait.py has the CLI's wait)
     assert dynod.cli("deploy", slug, "--no-wait").returncode == 0
-    dynod.wait(lambda ds: len(ds) == 1 and ds[0]["state"] == "crashed", timeout=12,
-               what="R10 crash")
+    # the web dyno never comes up: the rollout aborts, the release fails
+    # naming why, and nothing is left running
+    end = time.monotonic() + 12
+    while time.monotonic() < end:
+        rels = json.loads(dynod.cli("releases", "--json").stdout)
+        if rels[-1]["status"] != "pending":
+            break
+        time.sleep(0.1)
+    assert rels[-1]["status"] == "failed", rels
+    assert rels[-1]["failure"] == "web.1 crashed: Error R10 (Boot timeout)"
+    dynod.wait(lambda ds: ds == [], what="the aborted web.1 gone")
     log = dynod.log.read_text()
     assert "dyno[web.1]: Error R10 (Boot timeout)" in log
     assert "dyno[web.1]: State changed from starting to crashed" in log
     app = next(a for a in dynod.routes()["apps"] if a["name"] == "app")
     assert app["backends"] == []
-    if dynod.dynos()[0]["state"] == "crashed":  # still in its cool-off
-        assert app["state"] == "crashed"
 
     # a good release, then one whose release phase fails: v2 keeps serving
     good = make_app(dynod, tmp_path, f"release: exit 0\nweb: {WEB}\n")
@@ -361,7 +376,7 @@ def test_boot_timeout_and_failed_release(dynod, tmp_path):
         if rels[-1]["status"] != "pending":
             break
         time.sleep(0.1)
-    assert [r["status"] for r in rels] == ["succeeded", "succeeded", "failed"], rels
+    assert [r["status"] for r in rels] == ["failed", "succeeded", "failed"], rels
     ds = dynod.dynos()
     assert [(d["name"], d["state"], d["release"]["version"]) for d in ds] == [("web.1", "up", 2)]
     assert "dyno[release.2]: Process exited with status 3" in dynod.log.read_text()
@@ -379,13 +394,14 @@ def test_sigterm_stops_every_dyno(tmp_path, dyno_bin):
         assert d.cli("ps:scale", "worker=1").returncode == 0
         # bound to 0.0.0.0 by default: up
         ds = d.wait(all_up(["web.1", "worker.1"]), what="two dynos up")
-        # restart web.1: the old one drains for its grace, the new one starts
+        # restart web.1: a fresh one starts beside it; the old one serves
+        # until the fresh one is up, then drains and stops
         old1 = by_name(ds)["web.1"]["pid"]
         # --no-wait: the instant after the restart (the CLI waits otherwise)
         assert d.cli("ps:restart", "web.1", "--no-wait").returncode == 0
         app = next(a for a in d.routes()["apps"] if a["name"] == "app")
-        assert [(b["dyno"], b["draining"]) for b in app["backends"]] == [("web.1", True)]
-        ds = d.wait(lambda ds: all_up(["web.1", "worker.1"])(ds) and
+        assert [(b["dyno"], b["draining"]) for b in app["backends"]] == [("web.1", False)]
+        ds = d.wait(lambda ds: all_up(["web.1", "worker.1"])(ds) and len(ds) == 2 and
                     by_name(ds)["web.1"]["pid"] != old1, what="web.1 replaced")
         assert not alive(old1)
         app = next(a for a in d.routes()["apps"] if a["name"] == "app")

@@ -92,7 +92,7 @@ def test_kill9_of_dynod_loses_no_dyno(kept, tmp_path):
     entry = next(x for x in record(d)["dynos"] if x["name"] == "web.1")
     assert entry["pid"] == before["web.1"] and entry["port"] == 5000
     assert entry["veth"].startswith("dy-") and entry["start_time"] > 0
-    loop = Load(d, "/Procfile", keep_alive=1, new=1)
+    loop = Load(d.ns, d.tmp, "/Procfile", keep_alive=1, new=1, pause=0.005)
     time.sleep(0.5)
     d.kill9()
     assert all(alive(p) for p in before.values())
@@ -100,7 +100,7 @@ def test_kill9_of_dynod_loses_no_dyno(kept, tmp_path):
     d.start()
     readopted(d, before)
     time.sleep(0.5)
-    no_failure(loop.finish())
+    no_failure(loop.stop())
     # the adopted dynos' output still reaches the app's log (their init
     # sends to the sink by path; the new dynod bound it again)
     marker = f"/after-restart-{time.monotonic_ns()}"
@@ -127,7 +127,7 @@ def test_sigquit_leaves_dynos_and_router_running(kept, tmp_path):
     d = kept.start()
     before = deploy(d, tmp_path)
     router = d.router_pid()
-    loop = Load(d, "/Procfile", keep_alive=1, new=1)
+    loop = Load(d.ns, d.tmp, "/Procfile", keep_alive=1, new=1, pause=0.005)
     time.sleep(0.5)
     d.proc.send_signal(signal.SIGQUIT)
     assert d.proc.wait(timeout=10) == 0
@@ -140,7 +140,7 @@ def test_sigquit_leaves_dynos_and_router_running(kept, tmp_path):
     readopted(d, before)
     assert d.router_pid() == router and f"adopted pid {router}" in d.log.read_text()
     time.sleep(0.5)
-    no_failure(loop.finish())
+    no_failure(loop.stop())
     assert d.stop() == 0
     assert d.cgroups() == [] and d.routers() == []
 

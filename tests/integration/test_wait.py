@@ -6,6 +6,7 @@ its R-code). `--no-wait` returns once the release exists. dynod runs in a
 network namespace of its own (test_supervise.py's Dynod: boot 3s)."""
 import json
 import os
+import subprocess
 import time
 
 import pytest
@@ -16,8 +17,9 @@ pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="dynos need root")
 
 
 def webs(dynod):
+    """The web dynos serving (not those draining after a rollout)."""
     return [(d["name"], d["state"], d["release"]["version"], d["pid"])
-            for d in dynod.dynos() if d["type"] == "web"]
+            for d in dynod.dynos() if d["type"] == "web" and not d["stopping"]]
 
 
 def deployed(dynod, tmp_path, procfile):
@@ -110,4 +112,30 @@ def test_no_wait_returns_at_once(dynod, tmp_path):
     start = time.monotonic()
     r = dynod.cli("config:set", "A=1", "--no-wait")
     assert r.returncode == 0 and time.monotonic() - start < 2, r.stdout + r.stderr
-    assert r.stdout.rstrip().endswith("done, v3"), r.stdout
+    # built on v2 (pending: its phase runs), rolling out on its own
+    assert r.stdout.rstrip().endswith("done, v3 (pending)"), r.stdout
+
+
+def test_a_terminal_sees_the_upload_and_the_rollout(dynod, tmp_path):
+    """On a terminal (a pty from `script`): the bytes of the upload, then
+    the fresh web dynos counted up, each on one line redrawn in place."""
+    deployed(dynod, tmp_path, f"web: {WEB}\n")
+    big = tmp_path / "big"
+    big.mkdir()
+    (big / "Procfile").write_text(f"web: {WEB}\n")
+    (big / "blob").write_bytes(os.urandom(3 * 1024 * 1024))  # a few chunks to send
+    slug = tmp_path / "big.tgz"
+    assert dynod.cli("slugs:create", big, "-o", slug).returncode == 0
+    env = dict(os.environ, DYNO_API=dynod.sock, DYNO_APP="app")
+    r = subprocess.run(["script", "-qec", f"{dynod.dyno_bin} deploy {slug}", "/dev/null"],
+                       capture_output=True, env=env, timeout=60)
+    out = r.stdout.decode(errors="replace")  # bytes: a \r stays a \r
+    assert r.returncode == 0, out + r.stderr.decode(errors="replace")
+    assert "\r\x1b[KUploading slug... 256.0 KiB of 3.0 MiB (8%)" in out, repr(out)
+    assert "3.0 MiB of 3.0 MiB (100%)" in out, repr(out)
+    assert "\r\x1b[KUploading slug (3.0 MiB)... done, slug " in out, repr(out)
+    assert "Waiting for web dynos: 1/1 up" in out, repr(out)
+    assert out.rstrip().endswith("done, v2"), repr(out)
+    # not a terminal: one plain line
+    r = dynod.cli("deploy", slug)
+    assert "\r" not in r.stdout and "Uploading slug (" in r.stdout, repr(r.stdout)

@@ -46,8 +46,16 @@ static void test_object(void **state)
 	assert_string_equal(json_string_value(json_object_get(j, "updated_at")),
 	                    "2024-01-02T03:04:06Z");
 	assert_int_equal(json_integer_value(json_object_get(j, "pid")), 4242);
-	assert_int_equal(json_object_size(j), 10);
+	assert_true(json_is_false(json_object_get(j, "stopping")));
+	assert_int_equal(json_object_size(j), 11);
 	json_decref(j);
+
+	/* draining after a rollout: stopping */
+	d.stopping = true;
+	j = dj_dyno_json(&d);
+	assert_true(json_is_true(json_object_get(j, "stopping")));
+	json_decref(j);
+	d.stopping = false;
 
 	/* crashed, no process: no address, pid 0 */
 	d.state = LC_CRASHED;

@@ -92,6 +92,7 @@ static void test_docs_agree(void **state)
 {
 	assert_true(check_doc("docs/router.md", 'H', 1, 2) > 0);
 	assert_true(check_doc("docs/design.md", 'R', -1, 1) > 0);
+	assert_true(check_doc("docs/design.md", 'L', -1, 1) > 0);
 }
 
 int main(void)

@@ -138,7 +138,7 @@ static void test_filing(void **state)
 
 	int a = sender(alpha);
 	send_str(a, TS "app[web.1]: hello from alpha");
-	send_str(a, TS "dyno[web.1]: Error L10 (output buffer overflow): 3 log lines dropped");
+	send_str(a, TS "dyno[web.1]: Error L10 (Output buffer overflow): 3 log lines dropped");
 	/* a line claiming another source, or not a line: dropped */
 	send_str(a, TS "router[router]: at=info host=beta.localhost");
 	send_str(a, "garbage");

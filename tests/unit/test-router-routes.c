@@ -157,6 +157,57 @@ static void test_errors_name_the_key(void **state)
 	}
 }
 
+/* A rollout lists web.1 twice, the old one draining beside its successor:
+ * each keeps its own backend (keyed on its id) across reloads. */
+static void test_a_name_twice_by_id(void **state)
+{
+	static const char two[] =
+	    "{\"version\": 1, \"apps\": [{\"name\": \"a\", \"backends\": ["
+	    "{\"id\": \"old1\", \"dyno\": \"web.1\", \"addr\": \"10.0.0.1:5000\"},"
+	    "{\"id\": \"new1\", \"dyno\": \"web.1\", \"addr\": \"10.0.0.2:5000\"}]}]}";
+	static const char drained[] =
+	    "{\"version\": 2, \"apps\": [{\"name\": \"a\", \"backends\": ["
+	    "{\"id\": \"old1\", \"dyno\": \"web.1\", \"addr\": \"10.0.0.1:5000\", "
+	    "\"draining\": true},"
+	    "{\"id\": \"new1\", \"dyno\": \"web.1\", \"addr\": \"10.0.0.2:5000\"}]}]}";
+	struct route_table *t1 = parse(two, NULL);
+	assert_non_null(t1);
+	assert_int_equal(t1->apps[0].nbackends, 2);
+	struct route_backend *old1 = t1->apps[0].backends[0], *new1 = t1->apps[0].backends[1];
+	assert_string_equal(old1->id, "old1");
+	assert_string_equal(new1->dyno, "web.1");
+	struct route_table *t2 = parse(drained, t1);
+	assert_non_null(t2);
+	/* the same objects, the old one now draining (set once t2 is taken) */
+	assert_ptr_equal(t2->apps[0].backends[0], old1);
+	assert_ptr_equal(t2->apps[0].backends[1], new1);
+	route_table_free(t1);
+	route_table_free(t2);
+
+	struct route_table *t = NULL;
+	_cleanup_error_ struct dy_error *err = NULL;
+	static const char same[] =
+	    "{\"apps\": [{\"name\": \"a\", \"backends\": ["
+	    "{\"id\": \"x\", \"dyno\": \"web.1\", \"addr\": \"10.0.0.1:5000\"},"
+	    "{\"id\": \"x\", \"dyno\": \"web.2\", \"addr\": \"10.0.0.2:5000\"}]}]}";
+	assert_true(route_table_parse(same, strlen(same), "localhost", NULL, NULL, &t, &err) < 0);
+	assert_string_equal(dy_error_msg(err), "apps[0].backends[1]: id x listed twice");
+	dy_error_free(&err);
+	/* without ids (a table written by hand), the name is the key */
+	static const char names[] =
+	    "{\"apps\": [{\"name\": \"a\", \"backends\": ["
+	    "{\"dyno\": \"web.1\", \"addr\": \"10.0.0.1:5000\"},"
+	    "{\"dyno\": \"web.1\", \"addr\": \"10.0.0.2:5000\"}]}]}";
+	assert_true(route_table_parse(names, strlen(names), "localhost", NULL, NULL, &t, &err) <
+	            0);
+	assert_string_equal(dy_error_msg(err), "apps[0].backends[1]: id web.1 listed twice");
+	dy_error_free(&err);
+	static const char bad[] = "{\"apps\": [{\"name\": \"a\", \"backends\": ["
+	                          "{\"id\": 7, \"dyno\": \"web.1\", \"addr\": \"10.0.0.1:5000\"}]}]}";
+	assert_true(route_table_parse(bad, strlen(bad), "localhost", NULL, NULL, &t, &err) < 0);
+	assert_string_equal(dy_error_msg(err), "apps[0].backends[0].id: missing or invalid");
+}
+
 static void test_parse_addr(void **state)
 {
 	struct sockaddr_storage sa;
@@ -178,6 +229,7 @@ int main(void)
 	    cmocka_unit_test(test_reload_keeps_backends),
 	    cmocka_unit_test(test_failed_reload_changes_nothing),
 	    cmocka_unit_test(test_errors_name_the_key),
+	    cmocka_unit_test(test_a_name_twice_by_id),
 	    cmocka_unit_test(test_parse_addr),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

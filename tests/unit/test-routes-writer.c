@@ -73,6 +73,7 @@ static void test_render_shape(void **state)
 	(void)state;
 	const struct rw_dyno web[] = {
 	    {.name = "web.1",
+	     .id = "new-web-1",
 	     .state = LC_UP,
 	     .running = true,
 	     .addr = ip("10.0.0.2"),
@@ -82,7 +83,9 @@ static void test_render_shape(void **state)
 	     .running = true,
 	     .addr = ip("10.0.0.3"),
 	     .port = 5000},
-	    {.name = "web.3",
+	    /* the web.1 it replaces, draining beside it */
+	    {.name = "web.1",
+	     .id = "old-web-1",
 	     .state = LC_UP,
 	     .stopping = true,
 	     .running = true,
@@ -110,9 +113,11 @@ static void test_render_shape(void **state)
 	json_t *b = json_object_get(a, "backends");
 	assert_int_equal(json_array_size(b), 2);
 	assert_string_equal(str(json_array_get(b, 0), "dyno"), "web.1");
+	assert_string_equal(str(json_array_get(b, 0), "id"), "new-web-1");
 	assert_string_equal(str(json_array_get(b, 0), "addr"), "10.0.0.2:5000");
 	assert_true(json_is_false(json_object_get(json_array_get(b, 0), "draining")));
-	assert_string_equal(str(json_array_get(b, 1), "dyno"), "web.3");
+	assert_string_equal(str(json_array_get(b, 1), "dyno"), "web.1");
+	assert_string_equal(str(json_array_get(b, 1), "id"), "old-web-1");
 	assert_string_equal(str(json_array_get(b, 1), "addr"), "10.0.0.4:5000");
 	assert_true(json_is_true(json_object_get(json_array_get(b, 1), "draining")));
 
@@ -158,6 +163,32 @@ static void test_app_states(void **state)
 	assert_string_equal(state_of(&crashed_stopping, 1, true), "up");
 	/* no web type (or scaled to 0): no-web, whatever runs */
 	assert_string_equal(state_of(crashed_up, 2, false), "no-web");
+}
+
+/* Custom domains follow the app's own host; maintenance wins over every
+ * other state (the router answers H80), backends still listed. */
+static void test_domains_and_maintenance(void **state)
+{
+	(void)state;
+	const struct rw_dyno up = {
+	    .name = "web.1", .state = LC_UP, .running = true, .addr = ip("10.0.0.2"), .port = 5000};
+	const char *const hosts[] = {"www.example.com", "api.example.com"};
+	const struct rw_app app = {.name = "hello",
+	                           .web = true,
+	                           .maintenance = true,
+	                           .hosts = hosts,
+	                           .nhosts = 2,
+	                           .dynos = &up,
+	                           .ndynos = 1};
+	json_t *doc = rw_render(1, "localhost", &app, 1);
+	json_t *a = app_of(doc, 0);
+	assert_string_equal(str(a, "state"), "maintenance");
+	json_t *h = json_object_get(a, "hosts");
+	assert_int_equal(json_array_size(h), 3);
+	assert_string_equal(json_string_value(json_array_get(h, 0)), "hello.localhost");
+	assert_string_equal(json_string_value(json_array_get(h, 2)), "api.example.com");
+	assert_int_equal(json_array_size(json_object_get(a, "backends")), 1);
+	json_decref(doc);
 }
 
 static void test_write_versions_atomic(void **state)
@@ -312,6 +343,7 @@ int main(void)
 	    cmocka_unit_test(test_write_versions_atomic),
 	    cmocka_unit_test(test_write_failure_leaves_nothing),
 	    cmocka_unit_test(test_router_reads_it),
+	    cmocka_unit_test(test_domains_and_maintenance),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

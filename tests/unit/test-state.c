@@ -199,8 +199,8 @@ static void test_schema_version(void **unused)
 	char path[512];
 	snprintf(path, sizeof(path), "%s/apps/hello/app.json", dir);
 	/* a file of a newer dynod is refused, named, never read as ours */
-	write_file(path, "{\"schema_version\": 3, \"name\": \"hello\"}");
-	open_fails(dir, "hello/app.json: schema_version 3 is newer than this dynod reads (1 to 2)");
+	write_file(path, "{\"schema_version\": 4, \"name\": \"hello\"}");
+	open_fails(dir, "hello/app.json: schema_version 4 is newer than this dynod reads (1 to 3)");
 	write_file(path, "{\"schema_version\": 0, \"name\": \"hello\"}");
 	open_fails(dir, "schema_version 0 is not supported");
 	write_file(path, "{\"name\": \"hello\"}");
@@ -245,7 +245,8 @@ static void test_json_objects(void **unused)
 	char *s = json_dumps(j, JSON_PRESERVE_ORDER | JSON_COMPACT);
 	assert_string_equal(s,
 	                    "{\"name\":\"hello\",\"created_at\":\"2026-11-26T11:00:00Z\","
-	                    "\"web_url\":\"http://hello.localhost:8080/\",\"released_at\":null}");
+	                    "\"web_url\":\"http://hello.localhost:8080/\",\"released_at\":null,"
+	                    "\"maintenance\":false}");
 	free(s);
 	json_decref(j);
 	struct state_release *rel =
@@ -266,6 +267,9 @@ static void test_json_objects(void **unused)
 	j = state_app_json(app, "example.com", 80);
 	assert_string_equal(json_string_value(json_object_get(j, "released_at")),
 	                    "2026-11-26T11:00:01Z");
+	/* port 80 is not written */
+	assert_string_equal(json_string_value(json_object_get(j, "web_url")),
+	                    "http://hello.example.com/");
 	json_decref(j);
 	struct state_formation f = {.type = "web", .quantity = 2, .size = "standard-2x"};
 	j = state_formation_json(&f, "./server");
@@ -348,7 +352,7 @@ static void test_config_snapshots(void **unused)
 	char path[512];
 	snprintf(path, sizeof(path), "%s/apps/hello/app.json", dir);
 	json_t *j = load_json(path);
-	assert_int_equal(json_integer_value(json_object_get(j, "schema_version")), 2);
+	assert_int_equal(json_integer_value(json_object_get(j, "schema_version")), 3);
 	json_t *configs = json_object_get(j, "configs");
 	assert_int_equal(json_object_size(configs), 2);
 	json_t *rels = json_object_get(j, "releases");
@@ -395,6 +399,34 @@ static void test_config_snapshots(void **unused)
 
 /* A file of schema_version 1 (a copy of the config vars in each release)
  * is read and rewritten with one snapshot per distinct config. */
+/* Custom domains and maintenance survive a reload; a domain is kept lower
+ * case and once. */
+static void test_domains_and_maintenance_persist(void **unused)
+{
+	char *dir = tmpdir();
+	struct state *st = open_ok(dir);
+	struct state_app *app = add_ok(st, "hello", 200000);
+	struct dy_error *err = NULL;
+	assert_int_equal(state_domain_add(app, "WWW.Example.com", &err), 0);
+	assert_int_equal(state_domain_add(app, "api.example.com", &err), 0);
+	assert_int_equal(state_domain_find(app, "www.example.COM"), 0);
+	app->maintenance = true;
+	save_ok(st, app);
+	state_free(st);
+	st = open_ok(dir);
+	app = state_app_find(st, "hello");
+	assert_non_null(app);
+	assert_int_equal(app->ndomains, 2);
+	assert_string_equal(app->domains[0], "www.example.com");
+	assert_true(app->maintenance);
+	assert_true(state_domain_remove(app, "www.example.com"));
+	assert_false(state_domain_remove(app, "www.example.com"));
+	assert_int_equal(app->ndomains, 1);
+	assert_string_equal(app->domains[0], "api.example.com");
+	state_free(st);
+	rmrf(dir);
+}
+
 static void test_migrate_v1(void **unused)
 {
 	char *dir = tmpdir();
@@ -483,6 +515,7 @@ int main(void)
 	    cmocka_unit_test(test_config_id),
 	    cmocka_unit_test(test_config_snapshots),
 	    cmocka_unit_test(test_migrate_v1),
+	    cmocka_unit_test(test_domains_and_maintenance_persist),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

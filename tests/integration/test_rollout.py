@@ -1,0 +1,99 @@
+"""Releases without downtime (docs/design.md, "Releases without downtime";
+runtime/manager/rollout.c): while a bounded load loop runs through the
+router (keep-alive and new connections, tests/integration/loadkit.py), a
+deploy, a config:set, a rollback and a ps:restart each replace the web
+dynos, and a deploy whose web never boots is aborted: every response is a
+200, and the aborted deploy exits 1 naming R10 while the release before it
+serves on. Run with -s to see the counts."""
+import json
+import os
+
+import pytest
+
+from loadkit import Load
+from test_router_keeper import answers, kept  # noqa: F401 (the fixture)
+from test_supervise import WEB, all_up, make_app
+
+pytestmark = [pytest.mark.skipif(os.geteuid() != 0, reason="dynos need root"),
+              pytest.mark.heavy]
+
+
+def serving(d):
+    """The web dynos that take requests (not those draining)."""
+    return sorted((x["name"], x["state"], x["release"]["version"]) for x in d.dynos()
+                  if x["type"] == "web" and not x["stopping"])
+
+
+def test_changes_under_load_fail_no_request(kept, tmp_path):  # noqa: F811
+    d = kept.start()
+    one = make_app(d, tmp_path, f"web: {WEB}\n", files={"version.txt": "one\n"})
+    two = make_app(d, tmp_path, f"web: {WEB}\n", files={"version.txt": "two\n"})
+    bad = make_app(d, tmp_path, "web: exec sleep 1000\n", files={"version.txt": "bad\n"})
+    assert d.cli("apps:create", "app").returncode == 0
+    assert d.cli("deploy", one).returncode == 0
+    assert d.cli("ps:scale", "web=2").returncode == 0
+    d.wait(all_up(["web.1", "web.2"]), what="web.1 and web.2 up")
+    answers(d)
+
+    load = Load(d.ns, tmp_path, path="/version.txt")
+    try:
+        steps = []
+
+        def step(*args, ok=True):
+            r = d.cli(*args)
+            steps.append((args[0], r.returncode))
+            assert (r.returncode == 0) == ok, r.stdout + r.stderr
+            # the old dynos drain (500 ms here) while the load goes on
+            d.wait(lambda ds: len([x for x in ds if x["type"] == "web"]) == 2, timeout=15,
+                   what="the replaced dynos gone")
+            return r
+
+        step("deploy", two)
+        assert serving(d) == [("web.1", "up", 2), ("web.2", "up", 2)]
+        step("config:set", "FOO=bar")
+        step("rollback")  # to v2: two, without FOO
+        before = {x["name"]: x["pid"] for x in d.dynos()}
+        step("ps:restart")
+        after = {x["name"]: x["pid"] for x in d.dynos()}
+        assert set(before.values()).isdisjoint(after.values())
+        r = step("deploy", bad, ok=False)
+        assert "release v5 failed: web.1 crashed: Error R10 (Boot timeout)" in r.stderr, r.stderr
+    finally:
+        out = load.stop()
+    print(f"\nrollouts under load: {steps}: {out.requests} requests, "
+          f"status {out.status}, {len(out.errors)} errors, bodies {out.bodies}")
+    assert out.errors == [], out.errors[:10]
+    assert list(out.status) == ["200"], out.status
+    # both releases served, the one that never booted never did
+    assert set(out.bodies) == {"one\n", "two\n"}, out.bodies
+    assert out.requests > 100
+
+    rels = json.loads(d.cli("releases", "--json").stdout)
+    assert [(r["version"], r["status"]) for r in rels] == [
+        (1, "succeeded"), (2, "succeeded"), (3, "succeeded"), (4, "succeeded"),
+        (5, "failed")]
+    assert rels[-1]["failure"] == "web.1 crashed: Error R10 (Boot timeout)"
+    # v4 (the rollback) serves on
+    assert serving(d) == [("web.1", "up", 4), ("web.2", "up", 4)]
+    assert d.get("/version.txt") == "200"
+
+
+def test_a_change_during_a_rollout_builds_on_it(kept, tmp_path):  # noqa: F811
+    """A config:set while a deploy rolls out: its release holds the new slug
+    and supersedes the rollout; nothing is lost."""
+    d = kept.start()
+    one = make_app(d, tmp_path, f"web: {WEB}\n", files={"version.txt": "one\n"})
+    slow = make_app(d, tmp_path, f"web: sleep 1; {WEB}\n", files={"version.txt": "two\n"})
+    assert d.cli("apps:create", "app").returncode == 0
+    assert d.cli("deploy", one).returncode == 0
+    d.wait(all_up(["web.1"]), what="web.1 up")
+    assert d.cli("deploy", slow, "--no-wait").returncode == 0  # v2, rolling out
+    r = d.cli("config:set", "FOO=bar")  # v3 on v2's slug
+    assert r.returncode == 0, r.stdout + r.stderr
+    rels = json.loads(d.cli("releases", "--json").stdout)
+    assert [(x["version"], x["status"]) for x in rels] == [
+        (1, "succeeded"), (2, "failed"), (3, "succeeded")], rels
+    assert rels[1]["failure"] == "superseded by v3 before its rollout ended"
+    assert rels[2]["slug"] == rels[1]["slug"]
+    assert serving(d) == [("web.1", "up", 3)]
+    assert json.loads(d.cli("config", "--json").stdout) == {"FOO": "bar"}
