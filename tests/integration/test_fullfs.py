@@ -80,8 +80,9 @@ def state_of(d):
             if n.endswith(".json"):
                 p = os.path.join(root, n)
                 files[os.path.relpath(p, d.state)] = json.loads(open(p).read())
-    api = {p: call(d, "GET", p) for p in ("/apps", "/apps/hello/config-vars",
-                                         "/apps/hello/releases", "/apps/hello/formation")}
+    api = {p: call(d, "GET", p) for p in ("/apps", "/apps/hello", "/apps/hello/config-vars",
+                                         "/apps/hello/releases", "/apps/hello/formation",
+                                         "/apps/hello/domains")}
     for p, (status, _) in api.items():
         assert status == 200, (p, status)
     api["/apps"] = (200, sorted(a["name"] for a in api["/apps"][1]))
@@ -124,6 +125,9 @@ def test_full_state_dir_refuses_changes_and_keeps_the_state(fullfs, tmp_path, dy
         "POST slugs": upload(d, slug),
         "POST releases": call(d, "POST", "/apps/hello/releases",
                               {"slug": before["api"]["/apps/hello/releases"][1][0]["slug"]["id"]}),
+        "POST builds": call(d, "POST", "/apps/hello/builds", slug.read_bytes()),
+        "POST domains": call(d, "POST", "/apps/hello/domains", {"hostname": "www.example.com"}),
+        "PATCH maintenance": call(d, "PATCH", "/apps/hello", {"maintenance": True}),
     }
     for what, (status, body) in answers.items():
         assert status == 507 and body["id"] == "insufficient_storage", (what, status, body)
