@@ -73,7 +73,11 @@ int dy_error_as(struct dy_error **err, enum dy_error_kind kind, const char *fmt,
 
 enum dy_error_kind dy_error_kind_of(const struct dy_error *err)
 {
-	return err ? err->kind : DY_E_INTERNAL;
+	if (err == NULL)
+		return DY_E_INTERNAL;
+	if (err->kind == DY_E_INTERNAL && (err->errnum == ENOSPC || err->errnum == EDQUOT))
+		return DY_E_NO_SPACE;
+	return err->kind;
 }
 
 const char *dy_error_kind_str(enum dy_error_kind kind)
@@ -83,7 +87,7 @@ const char *dy_error_kind_str(enum dy_error_kind kind)
 	    [DY_E_FORBIDDEN] = "forbidden",     [DY_E_NOT_FOUND] = "not_found",
 	    [DY_E_NOT_ALLOWED] = "not_allowed", [DY_E_CONFLICT] = "conflict",
 	    [DY_E_TOO_LARGE] = "too_large",     [DY_E_INVALID] = "invalid",
-	    [DY_E_UNSUPPORTED] = "unsupported",
+	    [DY_E_UNSUPPORTED] = "unsupported", [DY_E_NO_SPACE] = "no_space",
 	};
 	if ((unsigned)kind >= _DY_E_MAX)
 		return "unknown";

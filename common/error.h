@@ -28,6 +28,7 @@ enum dy_error_kind {
 	DY_E_TOO_LARGE,    /* over a size limit: 413 */
 	DY_E_INVALID,      /* read, but a value is refused: 422 invalid_params */
 	DY_E_UNSUPPORTED,  /* a feature not implemented: 501 */
+	DY_E_NO_SPACE,     /* the disk is full (ENOSPC, EDQUOT): 507 insufficient_storage */
 	_DY_E_MAX,
 };
 
@@ -51,7 +52,9 @@ int dy_error_errno(struct dy_error **err, int errnum, const char *fmt, ...)
 int dy_error_as(struct dy_error **err, enum dy_error_kind kind, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-/* The kind of err; DY_E_INTERNAL for NULL. */
+/* The kind of err; DY_E_INTERNAL for NULL. A failure of the platform
+ * whose errno is ENOSPC or EDQUOT is DY_E_NO_SPACE: a full disk is the
+ * host's to fix, not a bug. */
 enum dy_error_kind dy_error_kind_of(const struct dy_error *err);
 
 /* "internal", "not_found", ...: the kind's name, for logs and tests. */

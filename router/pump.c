@@ -78,8 +78,10 @@ bool pump_request(struct client *c)
 	return true;
 write_error:
 	if (!r->got_any && u->reused && r->body_sent == 0 && r->idempotent) {
+		/* on another upstream now: round again (a pooled one is
+		 * writable already, no event will say so) */
 		client_retry(c, false, false, "reused connection closed");
-		return !c->conn.closed;
+		return false;
 	}
 	if (r->got_any) {
 		/* the dyno answered early and stopped reading the body: let
@@ -298,8 +300,11 @@ bool pump_response(struct client *c)
 	return pump_flush(c);
 closed:
 	if (!r->resp_started && !r->got_any && u->reused && r->body_sent == 0 && r->idempotent) {
+		/* on another upstream now: round again, so that pump_request()
+		 * sends the head to a pooled one (writable already: no event
+		 * comes) */
 		client_retry(c, false, false, "reused connection closed");
-		return !c->conn.closed;
+		return false;
 	}
 	client_fail(c, r->resp_started ? HK_H18 : HK_H13);
 	return false;

@@ -7,8 +7,9 @@
  * ones validated, and decoded for an HTTP/1.0 client); after a 101 the
  * tunnel moves raw bytes both ways, half-closes included.
  *
- * Each pump returns false when it closed the client (c->conn.closed) or ended its
- * request with an answer; true when it is waiting for an event. */
+ * Each pump returns false when it closed the client (c->conn.closed), ended its
+ * request with an answer, or moved it to another upstream (a retry: the
+ * caller goes round again); true when it is waiting for an event. */
 #pragma once
 
 #include <stdbool.h>

@@ -103,8 +103,9 @@ void api_respond_json(struct conn *c, int status, json_t *j);
 
 /* As api_respond_json(), once app's changes so far are durable (the state
  * writer, mgr_wait_saved()): the connection reads nothing meanwhile
- * (CONN_WAITING). A failed write answers 500 instead (the change is kept,
- * and retried), naming the app and the errno text only. */
+ * (CONN_WAITING). A failed write answers 500 (507 for a full disk)
+ * instead (the change is kept, and retried), naming the app and the errno
+ * text only. */
 void api_respond_json_saved(struct conn *c, const struct state_app *app, int status, json_t *j);
 
 /* Queues an error response: the status and error id of kind (docs/api.md,
@@ -126,6 +127,17 @@ void api_path_app(const struct conn *c, char name[STATE_APP_NAME_MAX + 1]);
  * and the dyno object) or attached (101, then the connection goes to the
  * dyno's init: docs/api.md, "Attach"). */
 void api_route_run(struct conn *c, struct state_app *app);
+
+/* Free space a change (POST, PATCH, PUT) needs on the state directory's
+ * filesystem: below it the change is refused before it is made (507,
+ * docs/operating.md, "A full disk"), so that a full disk never leaves a
+ * change made in memory that cannot be written. */
+#define API_STATE_FREE_MIN (1ULL << 20)
+
+/* Refuses c's change when the state directory's filesystem has less than
+ * API_STATE_FREE_MIN free: answers 507 naming the lack of space and
+ * returns true. Reads and deletes are never refused. */
+bool api_refuse_on_full_disk(struct conn *c);
 
 /* Answers c's request, whose head and body are complete (c->method,
  * c->path, c->body or c->body_fd): finds its endpoint and queues the

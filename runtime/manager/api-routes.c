@@ -841,6 +841,8 @@ void api_dispatch(struct conn *c)
 		api_respond_error(c, DY_E_INTERNAL, "no memory");
 		return;
 	}
+	if (api_refuse_on_full_disk(c))
+		return;
 	bool split = split_path(path, &r);
 	if (split && r.nseg == 1 && strcmp(r.seg[0], "status") == 0) {
 		route_status(c);

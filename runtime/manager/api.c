@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -20,6 +21,7 @@
 #include "common/macro.h"
 #include "common/log.h"
 #include "runtime/manager/api-internal.h"
+#include "slugs/slug-disk.h"
 
 /* the input bound: a whole head (64 KiB) and reads of body behind it */
 #define API_IN_MAX ((size_t)h1_limits_default.head + 2 * 64 * 1024)
@@ -160,7 +162,7 @@ static const struct {
     [DY_E_FORBIDDEN] = {403, "forbidden"},     [DY_E_NOT_FOUND] = {404, "not_found"},
     [DY_E_NOT_ALLOWED] = {405, "bad_request"}, [DY_E_CONFLICT] = {409, "conflict"},
     [DY_E_TOO_LARGE] = {413, "bad_request"},   [DY_E_INVALID] = {422, "invalid_params"},
-    [DY_E_UNSUPPORTED] = {501, "bad_request"},
+    [DY_E_UNSUPPORTED] = {501, "bad_request"}, [DY_E_NO_SPACE] = {507, "insufficient_storage"},
 };
 
 static void respond_status(struct conn *c, int status, const char *id, const char *msg)
@@ -178,6 +180,32 @@ void api_respond_error(struct conn *c, enum dy_error_kind kind, const char *fmt,
 	if ((unsigned)kind >= _DY_E_MAX)
 		kind = DY_E_INTERNAL;
 	respond_status(c, api_errors[kind].status, api_errors[kind].id, msg);
+}
+
+/* The kind of a failed system call's errno: a full disk is not a bug. */
+static enum dy_error_kind errno_kind(int errnum)
+{
+	return errnum == ENOSPC || errnum == EDQUOT ? DY_E_NO_SPACE : DY_E_INTERNAL;
+}
+
+bool api_refuse_on_full_disk(struct conn *c)
+{
+	if (c->method != H1_METHOD_POST && c->method != H1_METHOD_PATCH &&
+	    c->method != H1_METHOD_PUT)
+		return false; /* reads, and deletes (which free space), go on */
+	struct statvfs sv;
+	if (statvfs(c->api->cfg->state_dir, &sv) < 0)
+		return false; /* the change itself will say what is wrong */
+	uint64_t avail = (uint64_t)sv.f_bavail * sv.f_frsize;
+	if (avail >= API_STATE_FREE_MIN)
+		return false;
+	char have[32], need[32];
+	api_respond_error(c, DY_E_NO_SPACE,
+	                  "no space left on device: dynod's state directory has %s free, a change "
+	                  "needs %s; nothing was changed",
+	                  slug_disk_fmt(avail, have, sizeof(have)),
+	                  slug_disk_fmt(API_STATE_FREE_MIN, need, sizeof(need)));
+	return true;
 }
 
 /* An error that ends the connection: the request's bytes cannot be
@@ -307,7 +335,7 @@ static void saved_done(struct state_wait *w, int r, const char *msg)
 		json_decref(body);
 		char app[STATE_APP_NAME_MAX + 1];
 		api_path_app(c, app);
-		api_respond_error(c, DY_E_INTERNAL,
+		api_respond_error(c, errno_kind(-r),
 		                  "the change to app %s is made but not yet on disk (writing its "
 		                  "state failed: %s): dynod retries the write",
 		                  app, strerror(-r));
@@ -380,7 +408,7 @@ static void start_request(struct conn *c, const struct h1_request *req, size_t h
 		c->body_fd = open_upload(c->api);
 		if (c->body_fd < 0) {
 			dy_log("api", "upload file: %s", strerror(-c->body_fd));
-			respond_fatal(c, DY_E_INTERNAL, "cannot create the upload file");
+			respond_fatal(c, errno_kind(-c->body_fd), "cannot create the upload file");
 			return;
 		}
 	}
@@ -421,8 +449,9 @@ static int body_sink(struct conn *c, const char *p, size_t n)
 			continue;
 		if (w < 0) {
 			char msg[160];
-			snprintf(msg, sizeof(msg), "writing the upload: %s", strerror(errno));
-			respond_fatal(c, DY_E_INTERNAL, msg);
+			int e = errno;
+			snprintf(msg, sizeof(msg), "writing the upload: %s", strerror(e));
+			respond_fatal(c, errno_kind(e), msg);
 			return -1;
 		}
 		p += w;

@@ -25,6 +25,8 @@ struct lgi_app {
 	struct lgi_app *next; /* in its bucket */
 	struct lgi_app *dirty_next;
 	bool dirty;
+	bool failing;         /* its last flush failed (logged once, not each round) */
+	uint64_t failed_lost; /* lstore_lost() when it began to fail */
 	char name[STATE_APP_NAME_MAX + 1];
 	struct lstore *store; /* NULL: its directory could not be opened */
 	int sink_fd;
@@ -188,8 +190,19 @@ static void flush_all(struct loop_deferred *d)
 		uint64_t lost = lstore_lost(a->store);
 		struct dy_error *e = NULL;
 		if (lstore_flush(a->store, &e) < 0) {
-			dy_log("logs", "%s: %s", a->name, dy_error_msg(e));
+			/* a full disk fails every round: said once, then once
+			 * more when lines are written again */
+			if (!a->failing) {
+				dy_log("logs", "%s: %s (lines are lost until it works again)",
+				       a->name, dy_error_msg(e));
+				a->failed_lost = lost;
+				a->failing = true;
+			}
 			dy_error_free(&e);
+		} else if (a->failing) {
+			a->failing = false;
+			dy_log("logs", "%s: log written again, %llu lines lost meanwhile", a->name,
+			       (unsigned long long)(lstore_lost(a->store) - a->failed_lost));
 		}
 		l->stats.lost += lstore_lost(a->store) - lost;
 	}

@@ -203,6 +203,21 @@ static int rotate(struct lstore *s, struct dy_error **err)
 	return 0;
 }
 
+/* A flush that failed after off bytes (the disk filled mid-line): the
+ * part of a line it wrote goes, so that the next flush does not glue a
+ * line onto it. */
+static void cut_partial(struct lstore *s, size_t off)
+{
+	size_t whole = off;
+	while (whole > 0 && s->pend[whole - 1] != '\n')
+		whole--;
+	struct stat st;
+	if (whole == off || fstat(s->fd, &st) < 0 || (uint64_t)st.st_size < off - whole)
+		return;
+	/* best effort: what is left is dropped at the next open (scan_current) */
+	(void)!ftruncate(s->fd, st.st_size - (off_t)(off - whole));
+}
+
 int lstore_flush(struct lstore *s, struct dy_error **err)
 {
 	if (s == NULL || s->pend_len == 0)
@@ -221,6 +236,7 @@ int lstore_flush(struct lstore *s, struct dy_error **err)
 					s->cur_lines--;
 				}
 			r = dy_error_errno(err, w < 0 ? errno : EIO, "log: write");
+			cut_partial(s, off);
 			break;
 		}
 		off += (size_t)w;

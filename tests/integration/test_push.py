@@ -92,9 +92,9 @@ def test_push_builds_releases_and_refuses(kept, tmp_path):  # noqa: F811
         r = git(src, "push", "-q", "dyno", "main")
     finally:
         out = load.stop()
-    print(f"\npush under load: {out['requests']} requests, {out['status']}, "
-          f"{len(out['errors'])} errors")
-    assert out["errors"] == [] and list(out["status"]) == ["200"], out
+    print(f"\npush under load: {out.requests} requests, {out.status}, "
+          f"{len(out.errors)} errors")
+    assert out.errors == [] and list(out.status) == ["200"], out
     assert version(d) == "two\n"
     assert json.loads(d.cli("releases", "--json").stdout)[-1]["description"] == \
         f"Deploy {sha2[:7]}"

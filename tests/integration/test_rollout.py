@@ -60,13 +60,13 @@ def test_changes_under_load_fail_no_request(kept, tmp_path):  # noqa: F811
         assert "release v5 failed: web.1 crashed: Error R10 (Boot timeout)" in r.stderr, r.stderr
     finally:
         out = load.stop()
-    print(f"\nrollouts under load: {steps}: {out['requests']} requests, "
-          f"status {out['status']}, {len(out['errors'])} errors, bodies {out['bodies']}")
-    assert out["errors"] == [], out["errors"][:10]
-    assert list(out["status"]) == ["200"], out["status"]
+    print(f"\nrollouts under load: {steps}: {out.requests} requests, "
+          f"status {out.status}, {len(out.errors)} errors, bodies {out.bodies}")
+    assert out.errors == [], out.errors[:10]
+    assert list(out.status) == ["200"], out.status
     # both releases served, the one that never booted never did
-    assert set(out["bodies"]) == {"one\n", "two\n"}, out["bodies"]
-    assert out["requests"] > 100
+    assert set(out.bodies) == {"one\n", "two\n"}, out.bodies
+    assert out.requests > 100
 
     rels = json.loads(d.cli("releases", "--json").stdout)
     assert [(r["version"], r["status"]) for r in rels] == [

@@ -578,6 +578,38 @@ def test_stale_pooled_connection_is_retried(make_router, make_backend):
         time.sleep(0.02)
 
 
+def test_dead_pooled_connection_is_retried_on_another_pooled_one(make_router, make_backend):
+    """A dyno's app dies with a request in flight on a reused connection
+    (test_faults.py kills one): the router retries it on the next pooled
+    connection, which is writable already, and must send it there at once
+    (it used to wait for another event: the client's timeout)."""
+    died = []
+
+    def handler(s, req):
+        if req["path"] == "/slow":
+            time.sleep(0.3)
+        elif req["path"] == "/die" and not died:
+            died.append(1)
+            return False  # closed, no answer
+        reply(s, 200, b"ok")
+        return True
+
+    b = make_backend(handler)
+    r = make_router(timeouts={"first_byte": "20s"})
+    r.reload([app("hello", [("web.1", b.addr, False)])])
+    # two requests at once: two connections to the dyno, pooled after
+    slow = [threading.Thread(target=lambda: get(r.port, "/slow")) for _ in range(2)]
+    for t in slow:
+        t.start()
+    for t in slow:
+        t.join()
+    assert len({q["peer"] for q in b.requests}) == 2
+    t0 = time.monotonic()
+    res = get(r.port, "/die")  # the client waits 5 s at most
+    assert res.status == 200 and time.monotonic() - t0 < 1, res.status
+    assert died and len({q["peer"] for q in b.requests}) == 2  # no new connection
+
+
 def _h11_or_head(c, timeout):
     """The status of the head c gets within timeout (None: none came)."""
     c.s.settimeout(timeout)

@@ -11,63 +11,18 @@ import os
 import signal
 import stat
 import subprocess
-import sys
 import time
 
 import pytest
 
 from conftest import BUILD
+from loadkit import Load, wait_logged
 from test_router_keeper import answers, kept  # noqa: F401 (kept: the fixture)
 from test_supervise import WEB, WORKER, all_up, alive, by_name, make_app
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="dynos need root")
 
 NAMES = ["web.1", "web.2", "worker.1"]
-
-# Sequential requests through the router, each on a new connection, until
-# the stop file exists (at most 60 s). Prints one JSON object: the count
-# of each status, and the errors met.
-LOOP = r"""
-import json, os, socket, sys, time
-stop = sys.argv[1]
-out = {"status": {}, "errors": []}
-end = time.monotonic() + 60
-while not os.path.exists(stop) and time.monotonic() < end:
-    try:
-        s = socket.create_connection(("127.0.0.1", 8080), timeout=10)
-        s.sendall(b"GET /Procfile HTTP/1.1\r\nHost: app.localhost\r\nConnection: close\r\n\r\n")
-        data = b""
-        while chunk := s.recv(65536):
-            data += chunk
-        s.close()
-        code = data.split(b" ", 2)[1].decode() if data else "0"
-        out["status"][code] = out["status"].get(code, 0) + 1
-    except OSError as e:
-        out["errors"].append(repr(e))
-    time.sleep(0.005)
-json.dump(out, sys.stdout)
-"""
-
-
-class Requests:
-    """The request loop, in the dynod's network namespace, in the
-    background."""
-
-    def __init__(self, d):
-        self.stop_file = d.tmp / f"stop-{time.monotonic_ns()}"
-        self.proc = subprocess.Popen(["nsenter", f"--net={d.ns}", sys.executable, "-c", LOOP,
-                                      str(self.stop_file)], stdout=subprocess.PIPE, text=True)
-
-    def finish(self):
-        self.stop_file.write_text("")
-        try:
-            out, _ = self.proc.communicate(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-            pytest.fail("the request loop did not stop")
-        return json.loads(out)
-
 
 def pids(dynos):
     return {x["name"]: x["pid"] for x in dynos}
@@ -98,8 +53,10 @@ def backends(d):
     return {b["dyno"]: b["addr"] for b in app["backends"]}
 
 
-def deploy(d, tmp_path):
-    slug = make_app(d, tmp_path, f"web: {WEB}\nworker: {WORKER}\n")
+def deploy(d, tmp_path, web=WEB, files=None):
+    """The app with web.1, web.2 and worker.1 up, answering, recorded;
+    returns their pids by name."""
+    slug = make_app(d, tmp_path, f"web: {web}\nworker: {WORKER}\n", files=files)
     assert d.cli("apps:create", "app").returncode == 0
     r = d.cli("deploy", slug)
     assert r.returncode == 0, r.stderr
@@ -123,8 +80,8 @@ def readopted(d, before):
 
 
 def no_failure(res):
-    assert res["errors"] == [] and set(res["status"]) == {"200"}, res
-    assert res["status"]["200"] >= 20, res
+    assert res.failed == [] and res.other == {} and res.refused == 0, res
+    assert res.ok >= 20, res
 
 
 def test_kill9_of_dynod_loses_no_dyno(kept, tmp_path):
@@ -135,7 +92,7 @@ def test_kill9_of_dynod_loses_no_dyno(kept, tmp_path):
     entry = next(x for x in record(d)["dynos"] if x["name"] == "web.1")
     assert entry["pid"] == before["web.1"] and entry["port"] == 5000
     assert entry["veth"].startswith("dy-") and entry["start_time"] > 0
-    loop = Requests(d)
+    loop = Load(d.ns, d.tmp, "/Procfile", keep_alive=1, new=1, pause=0.005)
     time.sleep(0.5)
     d.kill9()
     assert all(alive(p) for p in before.values())
@@ -143,19 +100,12 @@ def test_kill9_of_dynod_loses_no_dyno(kept, tmp_path):
     d.start()
     readopted(d, before)
     time.sleep(0.5)
-    no_failure(loop.finish())
+    no_failure(loop.stop())
     # the adopted dynos' output still reaches the app's log (their init
     # sends to the sink by path; the new dynod bound it again)
     marker = f"/after-restart-{time.monotonic_ns()}"
     assert d.get(marker) == "404"
-    end = time.monotonic() + 10
-    while time.monotonic() < end:
-        r = d.cli("logs", "-n", "200", "--source", "app")
-        if marker in r.stdout and "app[web." in r.stdout:
-            break
-        time.sleep(0.1)
-    else:
-        pytest.fail(f"the adopted web dyno's line never reached the log: {r.stdout[-2000:]}")
+    assert "app[web." in wait_logged(d, marker)
     # an adopted dyno is supervised as any other: scaled down, it stops
     assert d.cli("ps:scale", "web=1").returncode == 0
     ds = d.wait(all_up(["web.1", "worker.1"]), what="web.2 gone")
@@ -177,7 +127,7 @@ def test_sigquit_leaves_dynos_and_router_running(kept, tmp_path):
     d = kept.start()
     before = deploy(d, tmp_path)
     router = d.router_pid()
-    loop = Requests(d)
+    loop = Load(d.ns, d.tmp, "/Procfile", keep_alive=1, new=1, pause=0.005)
     time.sleep(0.5)
     d.proc.send_signal(signal.SIGQUIT)
     assert d.proc.wait(timeout=10) == 0
@@ -190,7 +140,7 @@ def test_sigquit_leaves_dynos_and_router_running(kept, tmp_path):
     readopted(d, before)
     assert d.router_pid() == router and f"adopted pid {router}" in d.log.read_text()
     time.sleep(0.5)
-    no_failure(loop.finish())
+    no_failure(loop.stop())
     assert d.stop() == 0
     assert d.cgroups() == [] and d.routers() == []
 

@@ -63,6 +63,20 @@ static void test_kind(void **state)
 	assert_int_equal(dy_error_kind_of(err), DY_E_NOT_FOUND);
 	dy_error_free(&err);
 
+	/* a full disk is no bug of the platform's: its own kind (507) */
+	dy_error_errno(&err, ENOSPC, "write state");
+	assert_int_equal(dy_error_kind_of(err), DY_E_NO_SPACE);
+	assert_string_equal(dy_error_kind_str(DY_E_NO_SPACE), "no_space");
+	dy_error_free(&err);
+	dy_error_errno(&err, EDQUOT, "write state");
+	assert_int_equal(dy_error_kind_of(err), DY_E_NO_SPACE);
+	dy_error_free(&err);
+	/* unless it was given a kind of its own */
+	dy_error_as(&err, DY_E_CONFLICT, "no room to unpack");
+	err->errnum = ENOSPC;
+	assert_int_equal(dy_error_kind_of(err), DY_E_CONFLICT);
+	dy_error_free(&err);
+
 	assert_int_equal(dy_error_as(NULL, DY_E_INVALID, "ignored"), -1);
 	assert_int_equal(dy_error_kind_of(NULL), DY_E_INTERNAL);
 	assert_string_equal(dy_error_kind_str(DY_E_CONFLICT), "conflict");

@@ -2,17 +2,20 @@
  * (log-stream.c): lines filed under the app of the sink they came on, the
  * router's under the app they name, bad ones counted; a flood on one
  * app's sink does not starve another's (the per-socket bound of a round);
- * tails get what matches; a stalled tail reader is capped and told. */
+ * tails get what matches; a stalled tail reader is capped and told; a full
+ * disk is said once, not every round. */
 #include <errno.h>
 #include <fcntl.h>
 #include <sched.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -96,8 +99,13 @@ static void collect(void *ctx, const char *line, size_t len)
 	g->n++;
 }
 
+/* Re-armed when it fires: a tick started from the loop's time of its
+ * last round (stale after a long stretch of the test's own work) is due at
+ * once, and without another timer the round's epoll_wait would wait
+ * forever (1 run in 30 hung so). */
 static void on_tick(struct loop *loop, struct loop_timer *t)
 {
+	loop_timer_start(loop, t, 1000, NULL);
 }
 
 /* n loop rounds, none waiting more than a millisecond for an event */
@@ -165,6 +173,61 @@ static void test_filing(void **state)
 	assert_int_equal(stat(dir, &st), -1);
 	close(a);
 	close(r);
+	env_teardown(&e);
+}
+
+static size_t count(const char *hay, const char *needle)
+{
+	size_t n = 0;
+	for (const char *p = hay; (p = strstr(p, needle)) != NULL; p++)
+		n++;
+	return n;
+}
+
+/* The disk is full (RLIMIT_FSIZE stands for it) for three rounds of
+ * lines: dynod's stderr says so once, then once that the log is written
+ * again and how many lines were lost. */
+static void test_full_disk_said_once(void **state)
+{
+	struct env e;
+	env_setup(&e, 100);
+	int a = sender(lgi_app_sink(e.lgi, "alpha"));
+	int pipefd[2];
+	assert_int_equal(pipe2(pipefd, O_NONBLOCK | O_CLOEXEC), 0);
+	int saved = dup(STDERR_FILENO);
+	assert_true(saved >= 0);
+	assert_int_equal(dup2(pipefd[1], STDERR_FILENO), STDERR_FILENO);
+
+	struct rlimit old, full;
+	assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+	full = old;
+	full.rlim_cur = 0;
+	signal(SIGXFSZ, SIG_IGN);
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &full), 0);
+	for (int round = 0; round < 3; round++) {
+		for (int i = 0; i < 3; i++)
+			send_str(a, TS "app[web.1]: lost");
+		run_rounds(e.loop, 2);
+	}
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+	signal(SIGXFSZ, SIG_DFL);
+	send_str(a, TS "app[web.1]: written");
+	run_rounds(e.loop, 2);
+
+	assert_int_equal(dup2(saved, STDERR_FILENO), STDERR_FILENO);
+	close(saved);
+	close(pipefd[1]);
+	char err[8192];
+	ssize_t n = read(pipefd[0], err, sizeof(err) - 1);
+	close(pipefd[0]);
+	assert_true(n > 0);
+	err[n] = '\0';
+	assert_int_equal(count(err, "lines are lost until it works again"), 1);
+	assert_int_equal(count(err, "alpha: log written again, 9 lines lost meanwhile"), 1);
+	struct got g = {0};
+	assert_int_equal(lgi_read(e.lgi, "alpha", 10, NULL, collect, &g, NULL), 1);
+	assert_string_equal(g.lines[0], TS "app[web.1]: written");
+	close(a);
 	env_teardown(&e);
 }
 
@@ -328,6 +391,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_filing),
+	    cmocka_unit_test(test_full_disk_said_once),
 	    cmocka_unit_test(test_tail_filter_and_gone),
 	    cmocka_unit_test(test_stalled_tail_reader_is_capped),
 	    cmocka_unit_test(test_query),

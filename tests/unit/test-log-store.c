@@ -1,6 +1,7 @@
 /* An app's log on disk (runtime/manager/log-store.c): bounded, in order,
- * kept across a reopen, a cut last line dropped, long lines and newlines
- * split; the filters of a reader. */
+ * kept across a reopen, a cut last line dropped, a line cut by a full disk
+ * not glued to the next, long lines and newlines split; the filters of a
+ * reader. */
 #include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -9,6 +10,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -132,6 +135,22 @@ static void test_bound_order_and_reopen(void **state)
 	free(dir);
 }
 
+/* The log holds exactly web.1's lines first and second; then s and dir go. */
+static void two_lines_and_free(struct lstore *s, char *dir, const char *first, const char *second)
+{
+	char a[128], b[128];
+	snprintf(a, sizeof(a), TS "app[web.1]: %s", first);
+	snprintf(b, sizeof(b), TS "app[web.1]: %s", second);
+	struct got g = {0};
+	assert_int_equal(lstore_read(s, 10, NULL, collect, &g, NULL), 2);
+	assert_string_equal(g.lines[0], a);
+	assert_string_equal(g.lines[1], b);
+	got_free(&g);
+	lstore_free(s);
+	rmrf(dir);
+	free(dir);
+}
+
 static void test_cut_last_line_dropped(void **state)
 {
 	char *dir = tmpdir();
@@ -143,14 +162,46 @@ static void test_cut_last_line_dropped(void **state)
 	struct lstore *s = NULL;
 	assert_int_equal(lstore_open(dir, 10, &s, NULL), 0);
 	add(s, "web.1", 1);
-	struct got g = {0};
-	assert_int_equal(lstore_read(s, 10, NULL, collect, &g, NULL), 2);
-	assert_string_equal(g.lines[0], TS "app[web.1]: whole");
-	assert_string_equal(g.lines[1], TS "app[web.1]: line 1");
-	got_free(&g);
-	lstore_free(s);
-	rmrf(dir);
-	free(dir);
+	two_lines_and_free(s, dir, "whole", "line 1");
+}
+
+/* The disk fills in the middle of a flush (RLIMIT_FSIZE stands for it:
+ * a short write, then EFBIG): the part of a line written goes, the lines
+ * not written are counted lost, and once there is room again the next
+ * lines are whole. */
+static void test_full_disk_mid_line(void **state)
+{
+	char *dir = tmpdir();
+	struct lstore *s = NULL;
+	assert_int_equal(lstore_open(dir, 100, &s, NULL), 0);
+	add(s, "web.1", 1);
+	assert_int_equal(lstore_flush(s, NULL), 0);
+	char path[256];
+	snprintf(path, sizeof(path), "%s/log", dir);
+	struct stat st;
+	assert_int_equal(stat(path, &st), 0);
+	off_t one = st.st_size;
+
+	struct rlimit old, lim;
+	assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+	lim = old;
+	lim.rlim_cur = (rlim_t)(one + one / 2); /* room for half a line */
+	signal(SIGXFSZ, SIG_IGN);
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
+	add(s, "web.1", 2);
+	add(s, "web.1", 3);
+	struct dy_error *err = NULL;
+	int r = lstore_flush(s, &err);
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+	signal(SIGXFSZ, SIG_DFL);
+	assert_true(r < 0);
+	dy_error_free(&err);
+	assert_int_equal(lstore_lost(s), 2);
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_size, one); /* the half line is gone */
+
+	add(s, "web.1", 4);
+	two_lines_and_free(s, dir, "line 1", "line 4");
 }
 
 static void test_long_line_and_newline_split(void **state)
@@ -240,6 +291,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_bound_order_and_reopen),
 	    cmocka_unit_test(test_cut_last_line_dropped),
+	    cmocka_unit_test(test_full_disk_mid_line),
 	    cmocka_unit_test(test_long_line_and_newline_split),
 	    cmocka_unit_test(test_filters),
 	};

@@ -425,6 +425,7 @@ static void test_domains_and_maintenance_persist(void **unused)
 	assert_string_equal(app->domains[0], "api.example.com");
 	state_free(st);
 	rmrf(dir);
+	free(dir);
 }
 
 static void test_migrate_v1(void **unused)
