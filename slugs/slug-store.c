@@ -110,10 +110,79 @@ static int meta_read(const char *state_dir, const char *id, struct slug_info *in
 	return 0;
 }
 
+static bool is_app_name(const char *app);
+
+/* The temporary directory an upload is unpacked into as it is checked,
+ * beside the app's trees: removed by slug_store_sweep() if left. */
+struct put_tree {
+	char *parent; /* apps/<app>/slugs */
+	char *tmp;    /* parent/.upload.unpack-XXXXXX */
+	int fd;
+};
+
+/* Makes the temporary directory; on any failure, the upload is only
+ * checked (the deploy unpacks it). */
+static void put_tree_open(struct put_tree *t, const char *state_dir, const char *app)
+{
+	t->fd = -1;
+	if (!is_app_name(app) || asprintf(&t->parent, "%s/apps/%s/slugs", state_dir, app) < 0) {
+		t->parent = NULL;
+		return;
+	}
+	if (dy_dir_mode(t->parent, 0700, NULL) < 0 ||
+	    asprintf(&t->tmp, "%s/.upload.unpack-XXXXXX", t->parent) < 0) {
+		t->tmp = NULL;
+		return;
+	}
+	if (mkdtemp(t->tmp) == NULL) {
+		free(t->tmp);
+		t->tmp = NULL;
+		return;
+	}
+	t->fd = open(t->tmp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+}
+
+/* Renames the complete tree to parent/<id> (an existing one is kept as
+ * it is). Returns true when <id> is there. */
+static bool put_tree_keep(struct put_tree *t, const struct slug_store_app_tree *at, const char *id)
+{
+	_cleanup_free_ char *dir = NULL;
+	if (fchown(t->fd, at->uid, at->gid) < 0 || fchmod(t->fd, 0755) < 0 ||
+	    asprintf(&dir, "%s/%s", t->parent, id) < 0)
+		return false;
+	if (renameat2(AT_FDCWD, t->tmp, AT_FDCWD, dir, RENAME_NOREPLACE) < 0)
+		return errno == EEXIST;
+	free(t->tmp);
+	t->tmp = NULL; /* renamed: nothing to remove */
+	dy_fsync_dir(t->parent, NULL);
+	return true;
+}
+
+static void put_tree_close(struct put_tree *t)
+{
+	if (t->fd >= 0)
+		close(t->fd);
+	if (t->tmp)
+		slug_fs_remove_tree(AT_FDCWD, t->tmp);
+	free(t->tmp);
+	free(t->parent);
+}
+
 int slug_store_put_fd_checked(const char *state_dir, int fd, const struct slug_limits *limits,
                               slug_store_check_fn check, void *arg, struct slug_info *ret_info,
                               struct dy_error **err)
 {
+	return slug_store_put_fd_unpack(state_dir, fd, limits, check, arg, NULL, ret_info, NULL,
+	                                err);
+}
+
+int slug_store_put_fd_unpack(const char *state_dir, int fd, const struct slug_limits *limits,
+                             slug_store_check_fn check, void *arg,
+                             const struct slug_store_app_tree *app_tree, struct slug_info *ret_info,
+                             bool *ret_unpacked, struct dy_error **err)
+{
+	if (ret_unpacked)
+		*ret_unpacked = false;
 	_cleanup_free_ char *dir = NULL, *tmp = NULL, *final = NULL;
 	if (asprintf(&dir, "%s/slugs", state_dir) < 0)
 		return dy_error_errno(err, ENOMEM, "store");
@@ -168,8 +237,23 @@ int slug_store_put_fd_checked(const char *state_dir, int fd, const struct slug_l
 	struct slug_info info = {0};
 	if (r == 0 && lseek(tfd, 0, SEEK_SET) < 0)
 		r = dy_error_errno(err, errno, "read the upload");
-	if (r == 0)
+	struct put_tree tree = {.fd = -1};
+	bool complete = false;
+	if (r == 0 && app_tree)
+		put_tree_open(&tree, state_dir, app_tree->app);
+	if (r == 0 && tree.fd >= 0) {
+		/* checked and unpacked in one pass: the slug is decompressed once */
+		struct slug_unpack_opts o = {
+		    .chown = true, .uid = app_tree->uid, .gid = app_tree->gid};
+		if (limits)
+			o.limits = *limits;
+		else
+			slug_limits_default(&o.limits);
+		r = slug_check_unpack_fd(tfd, tree.fd, &o, app_tree->write_limit, &info, &complete,
+		                         err);
+	} else if (r == 0) {
 		r = slug_inspect_fd(tfd, limits, &info, err);
+	}
 	if (r == 0 && check)
 		r = check(&info, arg, err);
 	if (r == 0 && asprintf(&final, "%s/%s.slug", dir, info.id) < 0)
@@ -186,6 +270,9 @@ int slug_store_put_fd_checked(const char *state_dir, int fd, const struct slug_l
 	}
 	if (r == 0)
 		dy_fsync_dir(dir, NULL);
+	if (r == 0 && complete && put_tree_keep(&tree, app_tree, info.id) && ret_unpacked)
+		*ret_unpacked = true;
+	put_tree_close(&tree);
 	if (r < 0) {
 		unlink(tmp);
 		slug_info_clear(&info);
@@ -305,8 +392,38 @@ static void add_mark(const char *id, const struct stat *st, void *arg)
 	id_set_add(arg, id);
 }
 
+/* The bytes of the unpacked trees in parent named by none of set's ids. */
+static uint64_t spare_trees(const char *parent, const struct id_set *set)
+{
+	DIR *d = opendir(parent);
+	if (d == NULL)
+		return 0;
+	uint64_t total = 0;
+	struct dirent *de;
+	while ((de = readdir(d)) != NULL) {
+		if (!valid_id(de->d_name))
+			continue;
+		bool named = false;
+		for (size_t i = 0; i < set->n && !named; i++)
+			named = strcmp(set->ids[i], de->d_name) == 0;
+		_cleanup_free_ char *p = NULL;
+		uint64_t u = 0;
+		if (!named && asprintf(&p, "%s/%s", parent, de->d_name) >= 0 &&
+		    slug_disk_usage(p, &u, NULL) == 0)
+			total = slug_disk_add(total, u);
+	}
+	closedir(d);
+	return total;
+}
+
 int slug_store_app_usage(const char *state_dir, const char *app, const char *const *ids, size_t n,
                          uint64_t *ret, struct dy_error **err)
+{
+	return slug_store_app_usage_ex(state_dir, app, ids, n, ret, NULL, err);
+}
+
+int slug_store_app_usage_ex(const char *state_dir, const char *app, const char *const *ids,
+                            size_t n, uint64_t *ret, uint64_t *ret_spare, struct dy_error **err)
 {
 	_cleanup_free_ char *parent = NULL;
 	if (!is_app_name(app))
@@ -320,6 +437,8 @@ int slug_store_app_usage(const char *state_dir, const char *app, const char *con
 	for (size_t i = 0; i < n; i++)
 		if (ids[i] && valid_id(ids[i]))
 			id_set_add(&set, ids[i]);
+	if (ret_spare)
+		*ret_spare = spare_trees(parent, &set);
 	DIR *d = opendir(parent);
 	if (d) {
 		each_mark(d, add_mark, &set);
@@ -347,13 +466,59 @@ static void drop_old_mark(const char *id, const struct stat *st, void *arg)
 	unlinkat(dfd, name, 0);
 }
 
-int slug_store_gc_app(const char *state_dir, const char *app, const char *const *keep, size_t nkeep)
+int slug_store_remove_trees(const char *state_dir, const char *app, const char *const *keep,
+                            size_t nkeep)
 {
 	_cleanup_free_ char *parent = NULL;
 	if (!is_app_name(app) || asprintf(&parent, "%s/apps/%s/slugs", state_dir, app) < 0)
 		return 0;
-	int n = slug_disk_remove_trees(parent, keep, nkeep);
+	return slug_disk_remove_trees(parent, keep, nkeep);
+}
+
+struct fresh_upload {
+	struct id_set *keep;
+	const char *const *released;
+	size_t nreleased;
+};
+
+/* A tree unpacked by its upload is kept for its deploy: while the mark
+ * is fresh and no release uses the slug yet. */
+static void keep_fresh_upload(const char *id, const struct stat *st, void *arg)
+{
+	struct fresh_upload *f = arg;
+	if (time(NULL) - st->st_mtime > SLUG_STORE_UPLOAD_GRACE_SEC)
+		return;
+	for (size_t i = 0; i < f->nreleased; i++)
+		if (f->released[i] && strcmp(f->released[i], id) == 0)
+			return;
+	id_set_add(f->keep, id);
+}
+
+int slug_store_gc_app(const char *state_dir, const char *app, const char *const *keep, size_t nkeep,
+                      const char *const *released, size_t nreleased)
+{
+	_cleanup_free_ char *parent = NULL;
+	if (!is_app_name(app) || asprintf(&parent, "%s/apps/%s/slugs", state_dir, app) < 0)
+		return 0;
+	struct id_set set = {0};
+	for (size_t i = 0; i < nkeep; i++)
+		if (keep[i] && valid_id(keep[i]))
+			id_set_add(&set, keep[i]);
+	struct fresh_upload f = {.keep = &set, .released = released, .nreleased = nreleased};
 	DIR *d = opendir(parent);
+	if (d) {
+		each_mark(d, keep_fresh_upload, &f);
+		closedir(d);
+	}
+	_cleanup_free_ const char **ids = calloc(set.n ? set.n : 1, sizeof(*ids));
+	int n = 0;
+	if (ids) {
+		for (size_t i = 0; i < set.n; i++)
+			ids[i] = set.ids[i];
+		n = slug_disk_remove_trees(parent, ids, set.n);
+	}
+	free(set.ids);
+	d = opendir(parent);
 	if (d) {
 		int dfd = dirfd(d);
 		each_mark(d, drop_old_mark, &dfd);
