@@ -1,0 +1,248 @@
+#!/bin/bash
+# Deploy benchmark: from the start of `dyno deploy FILE` to the first 200
+# through the router from the new release. A real dynod (its own state dir,
+# config, cgroup parent and uid range; the router it starts on 8080) runs in
+# a private network namespace (`unshare -n`, lo up). The app: a web process
+# `python3 -m http.server` plus ~40 MB of files, half random (stored as is
+# by gzip), half text, so that each slug is a ~40 MB tgz that unpacks to
+# ~70 MB. Each round deploys a distinct slug (a file round-N differs) with
+# `dyno deploy` and polls `GET / Host: bench.localhost` on 127.0.0.1:8080
+# every 5 ms from a thread; the round ends at the first 200 whose body (the
+# directory listing of /app) names round-N. Round 0 (the first deploy,
+# which scales web to 1) is not counted; the median of the others is.
+# Then dynod is stopped by its PID; no cgroup, veth or dyno process may be
+# left (the script sweeps and fails if it had to).
+# usage: tests/bench/deploy.sh [ROUNDS]   (default 7; root)
+# Build: $DYNO_BUILD, else build/.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+ROUNDS=${1:-7}
+BUILD=$(realpath "${DYNO_BUILD:-build}")
+for f in bin/dynod bin/dyno bin/dyno-router; do
+	[ -x "$BUILD/$f" ] || { echo "deploy.sh: $BUILD/$f is missing: build first" >&2; exit 1; }
+done
+[ "$(id -u)" = 0 ] || { echo "deploy.sh: needs root" >&2; exit 1; }
+work=$(mktemp -d /tmp/dyno-bench-deploy.XXXXXX)
+trap 'rm -rf "$work"' EXIT
+chmod 755 "$work"
+
+# the python below bounds every wait; timeout is the last resort
+timeout -k 10 900 unshare -n sh -c 'ip link set lo up && exec /usr/bin/python3 - "$@"' \
+	sh "$work" "$ROUNDS" "$BUILD" <<'PY'
+import json, os, random, re, signal, socket, statistics, subprocess, sys, threading, time
+work, rounds, build = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+dynod_exe = os.path.join(build, "bin/dynod")
+dyno_exe = os.path.join(build, "bin/dyno")
+sock = os.path.join(work, "api.sock")
+state = os.path.join(work, "state")
+parent = f"dyno-deploy-{os.getpid()}-{int(time.time() * 1000) % 100000}"
+first = 700000 + (os.getpid() % 500) * 400
+APP = "bench"
+cfg = {
+    "state_dir": state, "api_socket": sock, "api_group": "root", "cgroup_parent": parent,
+    "uids": {"first": first, "count": 50},
+    "dyno": {"timeouts": {"boot": "20s", "stop": "1s", "drain": "200ms"},
+             "cooloff": {"first": "1s", "max": "4s", "reset_after": "5m"}},
+    "sizes": {"standard-1x": {"memory": "512M", "pids": 256, "cpu": 1}},
+    # the slugs of every round stay unpacked: nothing is removed meanwhile
+    "slugs": {"keep_unpacked": 3},
+}
+conf = os.path.join(work, "dynod.json")
+json.dump(cfg, open(conf, "w"))
+log_path = os.path.join(work, "dynod.log")
+VETH = re.compile(r"dy-[0-9a-f]{12}")
+CONTROLLERS = ("memory", "pids", "cpu")
+env = dict(os.environ, DYNO_API=sock, DYNO_APP=APP)
+env.pop("DYNOD_NO_LAUNCHER", None)
+
+
+def cli(*args, timeout=120):
+    r = subprocess.run([dyno_exe, *args], capture_output=True, text=True, env=env,
+                       timeout=timeout)
+    if r.returncode != 0:
+        raise RuntimeError(f"dyno {' '.join(args)}: {r.returncode} {r.stderr.strip()}")
+    return r
+
+
+def get_root():
+    """GET / through the router: (status, body), (0, b"") when refused."""
+    try:
+        with socket.create_connection(("127.0.0.1", 8080), timeout=2) as s:
+            s.sendall(f"GET / HTTP/1.1\r\nHost: {APP}.localhost\r\n"
+                      "Connection: close\r\n\r\n".encode())
+            data = b""
+            while True:
+                b = s.recv(65536)
+                if not b:
+                    break
+                data += b
+    except OSError:
+        return 0, b""
+    m = re.match(rb"HTTP/1\.[01] (\d{3})", data)
+    return (int(m.group(1)) if m else 0), data
+
+
+def cgroups():
+    left = []
+    for c in CONTROLLERS:
+        p = os.path.join("/sys/fs/cgroup", c, parent)
+        if os.path.isdir(p):
+            left += [f"{c}/{d}" for d in os.listdir(p) if os.path.isdir(os.path.join(p, d))]
+    return left
+
+
+def sweep():
+    for c in CONTROLLERS:
+        p = os.path.join("/sys/fs/cgroup", c, parent)
+        if not os.path.isdir(p):
+            continue
+        for d in os.listdir(p):
+            procs = os.path.join(p, d, "cgroup.procs")
+            if os.path.exists(procs):
+                for pid in open(procs).read().split():
+                    try:
+                        os.kill(int(pid), signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
+        time.sleep(0.3)
+        for d in os.listdir(p):
+            try:
+                os.rmdir(os.path.join(p, d))
+            except OSError:
+                pass
+        try:
+            os.rmdir(p)
+        except OSError:
+            pass
+
+
+def dyno_pids():
+    try:
+        ds = json.loads(cli("ps", "--json").stdout)
+    except Exception:
+        return set()
+    return {d["pid"] for d in ds if d.get("pid")}
+
+
+def alive(pid):
+    try:
+        return "State:\tZ" not in open(f"/proc/{pid}/status").read()
+    except OSError:
+        return False
+
+
+# the app: ~20 MB random, ~20 MB text (a different file per round)
+rng = random.Random(7)
+src = os.path.join(work, "src")
+os.makedirs(os.path.join(src, "data"))
+open(os.path.join(src, "Procfile"), "w").write(
+    "web: exec python3 -m http.server $PORT --bind 0.0.0.0\n")
+for i in range(20):
+    with open(os.path.join(src, "data", f"blob{i:02d}.bin"), "wb") as f:
+        f.write(os.urandom(1 << 20))
+words = [("%x" % rng.getrandbits(28)).encode() for _ in range(4000)]
+for i in range(50):
+    out = bytearray()
+    while len(out) < 1 << 20:
+        out += b" ".join(rng.choices(words, k=64)) + b"\n"
+    open(os.path.join(src, "data", f"text{i:02d}.txt"), "wb").write(out)
+slugs = []
+for n in range(rounds + 1):
+    for old in os.listdir(src):
+        if old.startswith("round-"):
+            os.unlink(os.path.join(src, old))
+    open(os.path.join(src, f"round-{n}"), "w").write(f"{n}\n")
+    path = os.path.join(work, f"slug{n}.tgz")
+    cli("slugs:create", src, "-o", path)
+    slugs.append(path)
+slug_mb = os.path.getsize(slugs[0]) / 1e6
+unpacked_mb = sum(os.path.getsize(os.path.join(dp, f))
+                  for dp, _, fs in os.walk(src) for f in fs) / 1e6
+
+logf = open(log_path, "ab")
+proc = subprocess.Popen([dynod_exe, "--config", conf], stdout=logf, stderr=logf, env=env)
+seen_pids = set()
+times, cli_times = [], []
+ok = False
+try:
+    end = time.monotonic() + 20
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError(f"dynod exited {proc.returncode}")
+        try:
+            with socket.socket(socket.AF_UNIX) as s:
+                s.connect(sock)
+            break
+        except OSError:
+            if time.monotonic() > end:
+                raise RuntimeError("dynod did not accept on its socket")
+            time.sleep(0.05)
+    cli("apps:create", APP)
+    for n, path in enumerate(slugs):
+        want = f"round-{n}".encode()
+        seen = threading.Event()
+        stop = threading.Event()
+        got = {}
+
+        def poll():
+            while not stop.is_set():
+                status, body = get_root()
+                if status == 200 and want in body:
+                    got["t"] = time.monotonic()
+                    seen.set()
+                    return
+                time.sleep(0.005)
+
+        t0 = time.monotonic()
+        th = threading.Thread(target=poll, daemon=True)
+        th.start()
+        try:
+            cli("deploy", path, "-a", APP)
+            t_cli = time.monotonic() - t0
+            if not seen.wait(30):
+                raise RuntimeError(f"round {n}: no 200 from round-{n} within 30 s")
+        finally:
+            stop.set()
+            th.join()
+        took = got["t"] - t0
+        seen_pids |= dyno_pids()
+        print(f"round {n}: deploy CLI {t_cli:.3f} s, first 200 {took:.3f} s"
+              + (" (first deploy: not counted)" if n == 0 else ""), flush=True)
+        if n > 0:
+            times.append(took)
+            cli_times.append(t_cli)
+        time.sleep(0.5)  # the old dyno drains and stops
+    ok = True
+finally:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    logf.close()
+    left = {"cgroups": cgroups(),
+            "veths": VETH.findall(subprocess.run(["ip", "-o", "link"], capture_output=True,
+                                                 text=True).stdout),
+            "processes": [p for p in seen_pids if alive(p)]}
+    sweep()
+    for p in left["processes"]:
+        try:
+            os.kill(p, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+if any(left.values()):
+    print(f"deploy.sh: left behind: {left}", file=sys.stderr)
+    ok = False
+if not ok:
+    sys.stderr.write(open(log_path, errors="replace").read()[-3000:])
+    sys.exit(1)
+print(f"dynod {dynod_exe}; slug {slug_mb:.1f} MB gzip, {unpacked_mb:.1f} MB unpacked; "
+      f"{os.cpu_count()} cpus")
+print(f"dyno deploy -> first 200 through the router, median of {len(times)}: "
+      f"{statistics.median(times):.3f} s (min {min(times):.3f}, max {max(times):.3f})")
+print(f"dyno deploy returned, median: {statistics.median(cli_times):.3f} s")
+print("left behind: nothing (cgroups, veths, dyno processes)")
+PY
