@@ -32,6 +32,8 @@ chmod 755 "$work"
 timeout -k 10 300 unshare -n sh -c 'ip link set lo up && exec /usr/bin/python3 - "$@"' \
 	sh "$work" "$N" "$BUILD" <<'PY'
 import http.client, json, os, re, shutil, signal, socket, subprocess, sys, threading, time
+sys.path.insert(0, "tests/bench")  # the script runs from the repo root
+from benchkit import alive, cgroups, sweep  # noqa: E402
 work, n, build = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 dynod_exe = os.path.join(build, "bin/dynod")
 dyno_exe = os.path.join(build, "bin/dyno")
@@ -53,7 +55,6 @@ conf = os.path.join(work, "dynod.json")
 json.dump(cfg, open(conf, "w"))
 log_path = os.path.join(work, "dynod.log")
 VETH = re.compile(r"dy-[0-9a-f]{12}")
-CONTROLLERS = ("memory", "pids", "cpu")
 env = dict(os.environ, DYNO_API=sock, DYNO_APP="scalebench")
 env.pop("DYNOD_NO_LAUNCHER", None)
 
@@ -117,47 +118,6 @@ def wait_for(pred, timeout, what, step=0.05):
             return ds
         time.sleep(step)
     raise RuntimeError(f"timed out ({timeout}s) waiting for {what}")
-
-
-def cgroups():
-    left = []
-    for c in CONTROLLERS:
-        p = os.path.join("/sys/fs/cgroup", c, parent)
-        if os.path.isdir(p):
-            left += [f"{c}/{d}" for d in os.listdir(p) if os.path.isdir(os.path.join(p, d))]
-    return left
-
-
-def sweep():
-    for c in CONTROLLERS:
-        p = os.path.join("/sys/fs/cgroup", c, parent)
-        if not os.path.isdir(p):
-            continue
-        for d in os.listdir(p):
-            procs = os.path.join(p, d, "cgroup.procs")
-            if os.path.exists(procs):
-                for pid in open(procs).read().split():
-                    try:
-                        os.kill(int(pid), signal.SIGKILL)
-                    except ProcessLookupError:
-                        pass
-        time.sleep(0.3)
-        for d in os.listdir(p):
-            try:
-                os.rmdir(os.path.join(p, d))
-            except OSError:
-                pass
-        try:
-            os.rmdir(p)
-        except OSError:
-            pass
-
-
-def alive(pid):
-    try:
-        return "State:\tZ" not in open(f"/proc/{pid}/status").read()
-    except OSError:
-        return False
 
 
 logf = open(log_path, "ab")
@@ -235,11 +195,11 @@ finally:
             proc.kill()
             proc.wait()
     logf.close()
-    left = {"cgroups": cgroups(),
+    left = {"cgroups": cgroups(parent),
             "veths": VETH.findall(subprocess.run(["ip", "-o", "link"], capture_output=True,
                                                  text=True).stdout),
             "processes": [p for p in seen_pids if alive(p)]}
-    sweep()
+    sweep(parent)
     for p in left["processes"]:
         try:
             os.kill(p, signal.SIGKILL)
