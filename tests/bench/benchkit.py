@@ -2,7 +2,10 @@
 deploy.sh): finding and sweeping what it may leave behind under its
 cgroup parent."""
 import os
+import re
 import signal
+import socket
+import subprocess
 import time
 
 CONTROLLERS = ("memory", "pids", "cpu")
@@ -50,3 +53,48 @@ def alive(pid):
         return "State:\tZ" not in open(f"/proc/{pid}/status").read()
     except OSError:
         return False
+
+
+def start_dynod(exe, conf, sock, log_path, env):
+    """Starts dynod with conf, its output appended to log_path; returns
+    the process once it accepts on sock (20 s at the most)."""
+    with open(log_path, "ab") as logf:
+        proc = subprocess.Popen([exe, "--config", conf], stdout=logf, stderr=logf, env=env)
+    end = time.monotonic() + 20
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError(f"dynod exited {proc.returncode}")
+        try:
+            with socket.socket(socket.AF_UNIX) as s:
+                s.connect(sock)
+            return proc
+        except OSError:
+            if time.monotonic() > end:
+                proc.kill()
+                proc.wait()
+                raise RuntimeError("dynod did not accept on its socket")
+            time.sleep(0.05)
+
+
+def stop_dynod(proc, parent, pids):
+    """Stops dynod (SIGTERM, SIGKILL after 30 s), then says what it left:
+    cgroups under parent, veths, processes of pids still alive; sweeps
+    them. Returns {"cgroups", "veths", "processes"}."""
+    if proc is not None and proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
+    left = {"cgroups": cgroups(parent),
+            "veths": re.findall(r"dy-[0-9a-f]{12}", links),
+            "processes": [p for p in pids if alive(p)]}
+    sweep(parent)
+    for p in left["processes"]:
+        try:
+            os.kill(p, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    return left

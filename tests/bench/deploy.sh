@@ -29,9 +29,9 @@ chmod 755 "$work"
 # the python below bounds every wait; timeout is the last resort
 timeout -k 10 900 unshare -n sh -c 'ip link set lo up && exec /usr/bin/python3 - "$@"' \
 	sh "$work" "$ROUNDS" "$BUILD" <<'PY'
-import json, os, random, re, signal, socket, statistics, subprocess, sys, threading, time
+import json, os, random, re, socket, statistics, subprocess, sys, threading, time
 sys.path.insert(0, "tests/bench")  # the script runs from the repo root
-from benchkit import alive, cgroups, sweep  # noqa: E402
+from benchkit import start_dynod, stop_dynod  # noqa: E402
 work, rounds, build = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 dynod_exe = os.path.join(build, "bin/dynod")
 dyno_exe = os.path.join(build, "bin/dyno")
@@ -52,7 +52,6 @@ cfg = {
 conf = os.path.join(work, "dynod.json")
 json.dump(cfg, open(conf, "w"))
 log_path = os.path.join(work, "dynod.log")
-VETH = re.compile(r"dy-[0-9a-f]{12}")
 env = dict(os.environ, DYNO_API=sock, DYNO_APP=APP)
 env.pop("DYNOD_NO_LAUNCHER", None)
 
@@ -119,24 +118,12 @@ slug_mb = os.path.getsize(slugs[0]) / 1e6
 unpacked_mb = sum(os.path.getsize(os.path.join(dp, f))
                   for dp, _, fs in os.walk(src) for f in fs) / 1e6
 
-logf = open(log_path, "ab")
-proc = subprocess.Popen([dynod_exe, "--config", conf], stdout=logf, stderr=logf, env=env)
+proc = None
 seen_pids = set()
 times, cli_times = [], []
 ok = False
 try:
-    end = time.monotonic() + 20
-    while True:
-        if proc.poll() is not None:
-            raise RuntimeError(f"dynod exited {proc.returncode}")
-        try:
-            with socket.socket(socket.AF_UNIX) as s:
-                s.connect(sock)
-            break
-        except OSError:
-            if time.monotonic() > end:
-                raise RuntimeError("dynod did not accept on its socket")
-            time.sleep(0.05)
+    proc = start_dynod(dynod_exe, conf, sock, log_path, env)
     cli("apps:create", APP)
     for n, path in enumerate(slugs):
         want = f"round-{n}".encode()
@@ -174,24 +161,7 @@ try:
         time.sleep(0.5)  # the old dyno drains and stops
     ok = True
 finally:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-    logf.close()
-    left = {"cgroups": cgroups(parent),
-            "veths": VETH.findall(subprocess.run(["ip", "-o", "link"], capture_output=True,
-                                                 text=True).stdout),
-            "processes": [p for p in seen_pids if alive(p)]}
-    sweep(parent)
-    for p in left["processes"]:
-        try:
-            os.kill(p, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+    left = stop_dynod(proc, parent, seen_pids)
 
 if any(left.values()):
     print(f"deploy.sh: left behind: {left}", file=sys.stderr)
