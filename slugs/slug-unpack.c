@@ -10,6 +10,8 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <linux/openat2.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -105,6 +107,77 @@ static la_ssize_t reader_read(struct archive *a, void *ud, const void **buf)
 		dy_sha256_update(&r->sha, r->buf, (size_t)n);
 	*buf = r->buf;
 	return n;
+}
+
+/* The id of a slug that is a regular file is hashed by a thread of its
+ * own, reading the file with pread beside the walk: hashing costs about
+ * as much as decompressing, and the two then overlap. */
+struct hasher {
+	pthread_t thread;
+	int fd;
+	off_t off;
+	uint64_t len;
+	int err;  /* errno of a failed read */
+	int stop; /* set (atomic) when the walk ends early */
+	struct dy_sha256 sha;
+};
+
+static void *hasher_run(void *arg)
+{
+	struct hasher *h = arg;
+	uint8_t *buf = malloc(READ_BLOCK);
+	if (buf == NULL) {
+		h->err = ENOMEM;
+		return NULL;
+	}
+	while (!__atomic_load_n(&h->stop, __ATOMIC_RELAXED)) {
+		ssize_t n = pread(h->fd, buf, READ_BLOCK, h->off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			h->err = errno;
+			break;
+		}
+		if (n == 0)
+			break;
+		dy_sha256_update(&h->sha, buf, (size_t)n);
+		h->off += n;
+		h->len += (uint64_t)n;
+	}
+	free(buf);
+	return NULL;
+}
+
+/* Starts hashing fd from its offset on a thread that takes no signal.
+ * Returns false when it could not start (then the reader hashes). */
+static bool hasher_start(struct hasher *h, int fd)
+{
+	memset(h, 0, sizeof(*h));
+	h->fd = fd;
+	h->off = lseek(fd, 0, SEEK_CUR);
+	if (h->off < 0)
+		return false;
+	dy_sha256_init(&h->sha);
+	sigset_t all, old;
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	int r = pthread_create(&h->thread, NULL, hasher_run, h);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	return r == 0;
+}
+
+/* Waits for the hash (stopping it first when stop). Returns 0, or an
+ * errno when it did not read the same total bytes as the walk. */
+static int hasher_end(struct hasher *h, bool stop, uint64_t total)
+{
+	if (stop)
+		__atomic_store_n(&h->stop, 1, __ATOMIC_RELAXED);
+	pthread_join(h->thread, NULL);
+	if (stop)
+		return 0;
+	if (h->err)
+		return h->err;
+	return h->len == total ? 0 : EIO; /* the file changed under the walk */
 }
 
 /* libarchive's message, never NULL. */
@@ -575,11 +648,15 @@ static int walk_slug(int fd, int rootfd, const struct slug_unpack_opts *opts, bo
 	int r = -1;
 
 	struct stat st;
-	if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
-	    (uint64_t)st.st_size > opts->limits.max_compressed)
+	bool regular = fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
+	if (regular && (uint64_t)st.st_size > opts->limits.max_compressed)
 		return dy_error(err, "slug is %llu bytes, over the limit of %llu bytes",
 		                (unsigned long long)st.st_size,
 		                (unsigned long long)opts->limits.max_compressed);
+	struct hasher hasher;
+	bool hashing = hash && regular && hasher_start(&hasher, fd);
+	if (hashing)
+		rd.hash = 0; /* the hasher's */
 
 	rd.buf = malloc(READ_BLOCK);
 	w.tree = slug_tree_new();
@@ -674,7 +751,17 @@ static int walk_slug(int fd, int rootfd, const struct slug_unpack_opts *opts, bo
 		         (unsigned long long)opts->limits.max_compressed);
 		goto out;
 	}
-	if (rd.hash) {
+	if (hashing) {
+		hashing = false;
+		int e = hasher_end(&hasher, false, rd.total);
+		if (e != 0) {
+			procfile_free(pf);
+			dy_error_errno(err, e, "read the slug to hash it");
+			goto out;
+		}
+		rd.sha = hasher.sha;
+	}
+	if (hash) {
 		uint8_t digest[DY_SHA256_LEN];
 		dy_sha256_final(&rd.sha, digest);
 		dy_sha256_hex(digest, info->id);
@@ -687,6 +774,8 @@ static int walk_slug(int fd, int rootfd, const struct slug_unpack_opts *opts, bo
 		*ret_complete = !w.write_off;
 	r = 0;
 out:
+	if (hashing)
+		hasher_end(&hasher, true, 0);
 	if (r < 0 && cancelled(opts->cancel) && err) {
 		dy_error_free(err);
 		dy_error(err, "interrupted");
