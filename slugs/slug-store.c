@@ -112,6 +112,73 @@ static int meta_read(const char *state_dir, const char *id, struct slug_info *in
 
 static bool is_app_name(const char *app);
 
+/* Copies the upload at fd into tfd. Returns 0 or < 0. */
+static int copy_upload(int fd, int tfd, uint64_t max, struct dy_error **err)
+{
+	_cleanup_free_ char *buf = malloc(256 * 1024);
+	if (buf == NULL)
+		return dy_error_errno(err, ENOMEM, "store");
+	uint64_t total = 0;
+	for (;;) {
+		ssize_t n = read(fd, buf, 256 * 1024);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return dy_error_errno(err, errno, "read the upload");
+		if (n == 0)
+			return 0;
+		total += (uint64_t)n;
+		if (total > max)
+			return dy_error(err, "slug is over the limit of %llu bytes",
+			                (unsigned long long)max);
+		for (ssize_t off = 0; off < n;) {
+			ssize_t w = write(tfd, buf + off, (size_t)(n - off));
+			if (w < 0 && errno == EINTR)
+				continue;
+			if (w < 0)
+				return dy_error_errno(err, errno,
+				                      "write the upload to the slug store");
+			off += w;
+		}
+	}
+}
+
+/* An upload that is an unnamed file (the API's O_TMPFILE, read from its
+ * start) on the store's filesystem is given a name in dir (*ret_tmp)
+ * instead of being copied. Returns a new fd of it, or -1 to copy (also
+ * on failure: *r stays 0), or -1 with *r < 0 for an upload over max. */
+static int link_upload(int fd, const char *dir, uint64_t max, char **ret_tmp, int *r,
+                       struct dy_error **err)
+{
+	static unsigned seq;
+	struct stat st;
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_nlink != 0 ||
+	    lseek(fd, 0, SEEK_CUR) != 0)
+		return -1;
+	if ((uint64_t)st.st_size > max) {
+		*r = dy_error(err, "slug is over the limit of %llu bytes", (unsigned long long)max);
+		return -1;
+	}
+	char proc[64];
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+	if (asprintf(ret_tmp, "%s/upload.tmp-%d-%u", dir, (int)getpid(),
+	             __atomic_add_fetch(&seq, 1, __ATOMIC_RELAXED)) < 0) {
+		*ret_tmp = NULL;
+		return -1;
+	}
+	int tfd = -1;
+	if (linkat(AT_FDCWD, proc, AT_FDCWD, *ret_tmp, AT_SYMLINK_FOLLOW) == 0) {
+		tfd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+		if (tfd < 0)
+			unlink(*ret_tmp);
+	}
+	if (tfd < 0) {
+		free(*ret_tmp);
+		*ret_tmp = NULL;
+	}
+	return tfd;
+}
+
 /* The temporary directory an upload is unpacked into as it is checked,
  * beside the app's trees: removed by slug_store_sweep() if left. */
 struct put_tree {
@@ -192,45 +259,19 @@ int slug_store_put_fd_unpack(const char *state_dir, int fd, const struct slug_li
 		dy_error_free(&e);
 		return dy_error_errno(err, errnum, "create the slug store");
 	}
-	if (asprintf(&tmp, "%s/upload.tmp-XXXXXX", dir) < 0)
-		return dy_error_errno(err, ENOMEM, "store");
-	_cleanup_close_ int tfd = mkostemp(tmp, O_CLOEXEC);
-	if (tfd < 0)
-		return dy_error_errno(err, errno, "create a file for the upload in the slug store");
-
 	uint64_t max = limits ? limits->max_compressed : SLUG_DEFAULT_MAX_COMPRESSED;
-	uint64_t total = 0;
-	_cleanup_free_ char *buf = malloc(256 * 1024);
 	int r = 0;
-	if (buf == NULL)
-		r = dy_error_errno(err, ENOMEM, "store");
-	while (r == 0) {
-		ssize_t n = read(fd, buf, 256 * 1024);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			r = dy_error_errno(err, errno, "read the upload");
-			break;
-		}
-		if (n == 0)
-			break;
-		total += (uint64_t)n;
-		if (total > max) {
-			r = dy_error(err, "slug is over the limit of %llu bytes",
-			             (unsigned long long)max);
-			break;
-		}
-		for (ssize_t off = 0; off < n;) {
-			ssize_t w = write(tfd, buf + off, (size_t)(n - off));
-			if (w < 0 && errno == EINTR)
-				continue;
-			if (w < 0) {
-				r = dy_error_errno(err, errno,
-				                   "write the upload to the slug store");
-				break;
-			}
-			off += w;
-		}
+	_cleanup_close_ int tfd = link_upload(fd, dir, max, &tmp, &r, err);
+	if (r < 0)
+		return r;
+	if (tfd < 0) {
+		if (asprintf(&tmp, "%s/upload.tmp-XXXXXX", dir) < 0)
+			return dy_error_errno(err, ENOMEM, "store");
+		tfd = mkostemp(tmp, O_CLOEXEC);
+		if (tfd < 0)
+			return dy_error_errno(err, errno,
+			                      "create a file for the upload in the slug store");
+		r = copy_upload(fd, tfd, max, err);
 	}
 	if (r == 0 && fsync(tfd) < 0)
 		r = dy_error_errno(err, errno, "fsync the upload");

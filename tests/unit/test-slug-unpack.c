@@ -786,6 +786,31 @@ static void test_store(void **state)
 		fail_msg("%s", dy_error_msg(err));
 	assert_string_equal(again.id, info.id);
 	slug_info_clear(&again);
+	/* an upload in an unnamed file of the store (as the API receives
+	 * one) is named, not copied: the same bytes, the same id */
+	assert_int_equal(unlink(stored), 0);
+	char slugs_dir[512];
+	snprintf(slugs_dir, sizeof(slugs_dir), "%s/slugs", sd);
+	int ufd = open(slugs_dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	assert_true(ufd >= 0);
+	int sfd = open(slug, O_RDONLY | O_CLOEXEC);
+	assert_true(sfd >= 0);
+	char cbuf[4096];
+	ssize_t cn;
+	while ((cn = read(sfd, cbuf, sizeof(cbuf))) > 0)
+		assert_int_equal(write(ufd, cbuf, (size_t)cn), cn);
+	close(sfd);
+	assert_int_equal(lseek(ufd, 0, SEEK_SET), 0);
+	if (slug_store_put_fd(sd, ufd, NULL, &again, &err) < 0)
+		fail_msg("%s", dy_error_msg(err));
+	assert_string_equal(again.id, info.id);
+	slug_info_clear(&again);
+	struct stat ust;
+	assert_int_equal(fstat(ufd, &ust), 0);
+	assert_int_equal(ust.st_nlink, 1); /* it is the stored slug now */
+	close(ufd);
+	sha256_file(stored, h2);
+	assert_string_equal(h2, hex);
 
 	char *u1 = NULL, *u2 = NULL;
 	if (slug_store_unpack(sd, info.id, "myapp", getuid(), getgid(), NULL, &u1, &err) < 0)
