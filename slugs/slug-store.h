@@ -28,8 +28,9 @@
 typedef int (*slug_store_check_fn)(const struct slug_info *info, void *arg, struct dy_error **err);
 
 /* Copies the slug read from fd into the store, hashing it on the way:
- * written to a temporary file, fsynced, renamed to <id>.slug, the
- * directory fsynced. Checks the slug (slug_inspect's checks) before it is
+ * written to a temporary file (an fd that is an unnamed file of the
+ * store's filesystem, read from its start, is linked to that name
+ * instead), fsynced, renamed to <id>.slug, the directory fsynced. Checks the slug (slug_inspect's checks) before it is
  * kept. An identical slug already stored is kept as it is. Fills *ret_info.
  * Returns 0 or < 0. */
 int slug_store_put_fd(const char *state_dir, int fd, const struct slug_limits *limits,
