@@ -287,16 +287,18 @@ static void job_unpack(struct mgr_job *j)
 		over_budget(j, "unpacking it", slug_disk_add(before, need));
 		return;
 	}
-	if (spare && slug_disk_over(j->used, need, j->budget)) {
-		/* those trees give way (their slugs stay stored: a deploy of
-		 * one unpacks it) */
-		slug_store_remove_trees(j->state_dir, j->app, (const char *const *)j->ids, j->nids);
-		if (job_usage(j, NULL, NULL) < 0)
-			return;
-	}
 	uint64_t avail;
 	if (slug_disk_available(j->state_dir, &avail, &j->err) < 0)
 		return;
+	if (spare && (slug_disk_over(j->used, need, j->budget) ||
+	              slug_disk_over(need, SLUG_DISK_FREE_MARGIN, avail))) {
+		/* those trees give way, in the budget and on the disk (their
+		 * slugs stay stored: a deploy of one unpacks it) */
+		slug_store_remove_trees(j->state_dir, j->app, (const char *const *)j->ids, j->nids);
+		if (job_usage(j, NULL, NULL) < 0 ||
+		    slug_disk_available(j->state_dir, &avail, &j->err) < 0)
+			return;
+	}
 	if (slug_disk_over(need, SLUG_DISK_FREE_MARGIN, avail)) {
 		char a[32], b[32], c[32];
 		dy_error_as(&j->err, DY_E_CONFLICT,
