@@ -110,10 +110,146 @@ static int meta_read(const char *state_dir, const char *id, struct slug_info *in
 	return 0;
 }
 
+static bool is_app_name(const char *app);
+
+/* Copies the upload at fd into tfd. Returns 0 or < 0. */
+static int copy_upload(int fd, int tfd, uint64_t max, struct dy_error **err)
+{
+	_cleanup_free_ char *buf = malloc(256 * 1024);
+	if (buf == NULL)
+		return dy_error_errno(err, ENOMEM, "store");
+	uint64_t total = 0;
+	for (;;) {
+		ssize_t n = read(fd, buf, 256 * 1024);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return dy_error_errno(err, errno, "read the upload");
+		if (n == 0)
+			return 0;
+		total += (uint64_t)n;
+		if (total > max)
+			return dy_error(err, "slug is over the limit of %llu bytes",
+			                (unsigned long long)max);
+		for (ssize_t off = 0; off < n;) {
+			ssize_t w = write(tfd, buf + off, (size_t)(n - off));
+			if (w < 0 && errno == EINTR)
+				continue;
+			if (w < 0)
+				return dy_error_errno(err, errno,
+				                      "write the upload to the slug store");
+			off += w;
+		}
+	}
+}
+
+/* An upload that is an unnamed file (the API's O_TMPFILE, read from its
+ * start) on the store's filesystem is given a name in dir (*ret_tmp)
+ * instead of being copied. Returns a new fd of it, or -1 to copy (also
+ * on failure: *r stays 0), or -1 with *r < 0 for an upload over max. */
+static int link_upload(int fd, const char *dir, uint64_t max, char **ret_tmp, int *r,
+                       struct dy_error **err)
+{
+	static unsigned seq;
+	struct stat st;
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_nlink != 0 ||
+	    lseek(fd, 0, SEEK_CUR) != 0)
+		return -1;
+	if ((uint64_t)st.st_size > max) {
+		*r = dy_error(err, "slug is over the limit of %llu bytes", (unsigned long long)max);
+		return -1;
+	}
+	char proc[64];
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+	if (asprintf(ret_tmp, "%s/upload.tmp-%d-%u", dir, (int)getpid(),
+	             __atomic_add_fetch(&seq, 1, __ATOMIC_RELAXED)) < 0) {
+		*ret_tmp = NULL;
+		return -1;
+	}
+	int tfd = -1;
+	if (linkat(AT_FDCWD, proc, AT_FDCWD, *ret_tmp, AT_SYMLINK_FOLLOW) == 0) {
+		tfd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+		if (tfd < 0)
+			unlink(*ret_tmp);
+	}
+	if (tfd < 0) {
+		free(*ret_tmp);
+		*ret_tmp = NULL;
+	}
+	return tfd;
+}
+
+/* The temporary directory an upload is unpacked into as it is checked,
+ * beside the app's trees: removed by slug_store_sweep() if left. */
+struct put_tree {
+	char *parent; /* apps/<app>/slugs */
+	char *tmp;    /* parent/.upload.unpack-XXXXXX */
+	int fd;
+};
+
+/* Makes the temporary directory; on any failure, the upload is only
+ * checked (the deploy unpacks it). */
+static void put_tree_open(struct put_tree *t, const char *state_dir, const char *app)
+{
+	t->fd = -1;
+	if (!is_app_name(app) || asprintf(&t->parent, "%s/apps/%s/slugs", state_dir, app) < 0) {
+		t->parent = NULL;
+		return;
+	}
+	if (dy_dir_mode(t->parent, 0700, NULL) < 0 ||
+	    asprintf(&t->tmp, "%s/.upload.unpack-XXXXXX", t->parent) < 0) {
+		t->tmp = NULL;
+		return;
+	}
+	if (mkdtemp(t->tmp) == NULL) {
+		free(t->tmp);
+		t->tmp = NULL;
+		return;
+	}
+	t->fd = open(t->tmp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+}
+
+/* Renames the complete tree to parent/<id> (an existing one is kept as
+ * it is). Returns true when <id> is there. */
+static bool put_tree_keep(struct put_tree *t, const struct slug_store_app_tree *at, const char *id)
+{
+	_cleanup_free_ char *dir = NULL;
+	if (fchown(t->fd, at->uid, at->gid) < 0 || fchmod(t->fd, 0755) < 0 ||
+	    asprintf(&dir, "%s/%s", t->parent, id) < 0)
+		return false;
+	if (renameat2(AT_FDCWD, t->tmp, AT_FDCWD, dir, RENAME_NOREPLACE) < 0)
+		return errno == EEXIST;
+	free(t->tmp);
+	t->tmp = NULL; /* renamed: nothing to remove */
+	dy_fsync_dir(t->parent, NULL);
+	return true;
+}
+
+static void put_tree_close(struct put_tree *t)
+{
+	if (t->fd >= 0)
+		close(t->fd);
+	if (t->tmp)
+		slug_fs_remove_tree(AT_FDCWD, t->tmp);
+	free(t->tmp);
+	free(t->parent);
+}
+
 int slug_store_put_fd_checked(const char *state_dir, int fd, const struct slug_limits *limits,
                               slug_store_check_fn check, void *arg, struct slug_info *ret_info,
                               struct dy_error **err)
 {
+	return slug_store_put_fd_unpack(state_dir, fd, limits, check, arg, NULL, ret_info, NULL,
+	                                err);
+}
+
+int slug_store_put_fd_unpack(const char *state_dir, int fd, const struct slug_limits *limits,
+                             slug_store_check_fn check, void *arg,
+                             const struct slug_store_app_tree *app_tree, struct slug_info *ret_info,
+                             bool *ret_unpacked, struct dy_error **err)
+{
+	if (ret_unpacked)
+		*ret_unpacked = false;
 	_cleanup_free_ char *dir = NULL, *tmp = NULL, *final = NULL;
 	if (asprintf(&dir, "%s/slugs", state_dir) < 0)
 		return dy_error_errno(err, ENOMEM, "store");
@@ -123,53 +259,42 @@ int slug_store_put_fd_checked(const char *state_dir, int fd, const struct slug_l
 		dy_error_free(&e);
 		return dy_error_errno(err, errnum, "create the slug store");
 	}
-	if (asprintf(&tmp, "%s/upload.tmp-XXXXXX", dir) < 0)
-		return dy_error_errno(err, ENOMEM, "store");
-	_cleanup_close_ int tfd = mkostemp(tmp, O_CLOEXEC);
-	if (tfd < 0)
-		return dy_error_errno(err, errno, "create a file for the upload in the slug store");
-
 	uint64_t max = limits ? limits->max_compressed : SLUG_DEFAULT_MAX_COMPRESSED;
-	uint64_t total = 0;
-	_cleanup_free_ char *buf = malloc(256 * 1024);
 	int r = 0;
-	if (buf == NULL)
-		r = dy_error_errno(err, ENOMEM, "store");
-	while (r == 0) {
-		ssize_t n = read(fd, buf, 256 * 1024);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			r = dy_error_errno(err, errno, "read the upload");
-			break;
-		}
-		if (n == 0)
-			break;
-		total += (uint64_t)n;
-		if (total > max) {
-			r = dy_error(err, "slug is over the limit of %llu bytes",
-			             (unsigned long long)max);
-			break;
-		}
-		for (ssize_t off = 0; off < n;) {
-			ssize_t w = write(tfd, buf + off, (size_t)(n - off));
-			if (w < 0 && errno == EINTR)
-				continue;
-			if (w < 0) {
-				r = dy_error_errno(err, errno,
-				                   "write the upload to the slug store");
-				break;
-			}
-			off += w;
-		}
+	_cleanup_close_ int tfd = link_upload(fd, dir, max, &tmp, &r, err);
+	if (r < 0)
+		return r;
+	if (tfd < 0) {
+		if (asprintf(&tmp, "%s/upload.tmp-XXXXXX", dir) < 0)
+			return dy_error_errno(err, ENOMEM, "store");
+		tfd = mkostemp(tmp, O_CLOEXEC);
+		if (tfd < 0)
+			return dy_error_errno(err, errno,
+			                      "create a file for the upload in the slug store");
+		r = copy_upload(fd, tfd, max, err);
 	}
 	if (r == 0 && fsync(tfd) < 0)
 		r = dy_error_errno(err, errno, "fsync the upload");
 	struct slug_info info = {0};
 	if (r == 0 && lseek(tfd, 0, SEEK_SET) < 0)
 		r = dy_error_errno(err, errno, "read the upload");
-	if (r == 0)
+	struct put_tree tree = {.fd = -1};
+	bool complete = false;
+	if (r == 0 && app_tree)
+		put_tree_open(&tree, state_dir, app_tree->app);
+	if (r == 0 && tree.fd >= 0) {
+		/* checked and unpacked in one pass: the slug is decompressed once */
+		struct slug_unpack_opts o = {
+		    .chown = true, .uid = app_tree->uid, .gid = app_tree->gid};
+		if (limits)
+			o.limits = *limits;
+		else
+			slug_limits_default(&o.limits);
+		r = slug_check_unpack_fd(tfd, tree.fd, &o, app_tree->write_limit, &info, &complete,
+		                         err);
+	} else if (r == 0) {
 		r = slug_inspect_fd(tfd, limits, &info, err);
+	}
 	if (r == 0 && check)
 		r = check(&info, arg, err);
 	if (r == 0 && asprintf(&final, "%s/%s.slug", dir, info.id) < 0)
@@ -186,6 +311,9 @@ int slug_store_put_fd_checked(const char *state_dir, int fd, const struct slug_l
 	}
 	if (r == 0)
 		dy_fsync_dir(dir, NULL);
+	if (r == 0 && complete && put_tree_keep(&tree, app_tree, info.id) && ret_unpacked)
+		*ret_unpacked = true;
+	put_tree_close(&tree);
 	if (r < 0) {
 		unlink(tmp);
 		slug_info_clear(&info);
@@ -305,8 +433,38 @@ static void add_mark(const char *id, const struct stat *st, void *arg)
 	id_set_add(arg, id);
 }
 
+/* The bytes of the unpacked trees in parent named by none of set's ids. */
+static uint64_t spare_trees(const char *parent, const struct id_set *set)
+{
+	DIR *d = opendir(parent);
+	if (d == NULL)
+		return 0;
+	uint64_t total = 0;
+	struct dirent *de;
+	while ((de = readdir(d)) != NULL) {
+		if (!valid_id(de->d_name))
+			continue;
+		bool named = false;
+		for (size_t i = 0; i < set->n && !named; i++)
+			named = strcmp(set->ids[i], de->d_name) == 0;
+		_cleanup_free_ char *p = NULL;
+		uint64_t u = 0;
+		if (!named && asprintf(&p, "%s/%s", parent, de->d_name) >= 0 &&
+		    slug_disk_usage(p, &u, NULL) == 0)
+			total = slug_disk_add(total, u);
+	}
+	closedir(d);
+	return total;
+}
+
 int slug_store_app_usage(const char *state_dir, const char *app, const char *const *ids, size_t n,
                          uint64_t *ret, struct dy_error **err)
+{
+	return slug_store_app_usage_ex(state_dir, app, ids, n, ret, NULL, err);
+}
+
+int slug_store_app_usage_ex(const char *state_dir, const char *app, const char *const *ids,
+                            size_t n, uint64_t *ret, uint64_t *ret_spare, struct dy_error **err)
 {
 	_cleanup_free_ char *parent = NULL;
 	if (!is_app_name(app))
@@ -320,6 +478,8 @@ int slug_store_app_usage(const char *state_dir, const char *app, const char *con
 	for (size_t i = 0; i < n; i++)
 		if (ids[i] && valid_id(ids[i]))
 			id_set_add(&set, ids[i]);
+	if (ret_spare)
+		*ret_spare = spare_trees(parent, &set);
 	DIR *d = opendir(parent);
 	if (d) {
 		each_mark(d, add_mark, &set);
@@ -347,13 +507,59 @@ static void drop_old_mark(const char *id, const struct stat *st, void *arg)
 	unlinkat(dfd, name, 0);
 }
 
-int slug_store_gc_app(const char *state_dir, const char *app, const char *const *keep, size_t nkeep)
+int slug_store_remove_trees(const char *state_dir, const char *app, const char *const *keep,
+                            size_t nkeep)
 {
 	_cleanup_free_ char *parent = NULL;
 	if (!is_app_name(app) || asprintf(&parent, "%s/apps/%s/slugs", state_dir, app) < 0)
 		return 0;
-	int n = slug_disk_remove_trees(parent, keep, nkeep);
+	return slug_disk_remove_trees(parent, keep, nkeep);
+}
+
+struct fresh_upload {
+	struct id_set *keep;
+	const char *const *released;
+	size_t nreleased;
+};
+
+/* A tree unpacked by its upload is kept for its deploy: while the mark
+ * is fresh and no release uses the slug yet. */
+static void keep_fresh_upload(const char *id, const struct stat *st, void *arg)
+{
+	struct fresh_upload *f = arg;
+	if (time(NULL) - st->st_mtime > SLUG_STORE_UPLOAD_GRACE_SEC)
+		return;
+	for (size_t i = 0; i < f->nreleased; i++)
+		if (f->released[i] && strcmp(f->released[i], id) == 0)
+			return;
+	id_set_add(f->keep, id);
+}
+
+int slug_store_gc_app(const char *state_dir, const char *app, const char *const *keep, size_t nkeep,
+                      const char *const *released, size_t nreleased)
+{
+	_cleanup_free_ char *parent = NULL;
+	if (!is_app_name(app) || asprintf(&parent, "%s/apps/%s/slugs", state_dir, app) < 0)
+		return 0;
+	struct id_set set = {0};
+	for (size_t i = 0; i < nkeep; i++)
+		if (keep[i] && valid_id(keep[i]))
+			id_set_add(&set, keep[i]);
+	struct fresh_upload f = {.keep = &set, .released = released, .nreleased = nreleased};
 	DIR *d = opendir(parent);
+	if (d) {
+		each_mark(d, keep_fresh_upload, &f);
+		closedir(d);
+	}
+	_cleanup_free_ const char **ids = calloc(set.n ? set.n : 1, sizeof(*ids));
+	int n = 0;
+	if (ids) {
+		for (size_t i = 0; i < set.n; i++)
+			ids[i] = set.ids[i];
+		n = slug_disk_remove_trees(parent, ids, set.n);
+	}
+	free(set.ids);
+	d = opendir(parent);
 	if (d) {
 		int dfd = dirfd(d);
 		each_mark(d, drop_old_mark, &dfd);

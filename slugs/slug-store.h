@@ -28,8 +28,9 @@
 typedef int (*slug_store_check_fn)(const struct slug_info *info, void *arg, struct dy_error **err);
 
 /* Copies the slug read from fd into the store, hashing it on the way:
- * written to a temporary file, fsynced, renamed to <id>.slug, the
- * directory fsynced. Checks the slug (slug_inspect's checks) before it is
+ * written to a temporary file (an fd that is an unnamed file of the
+ * store's filesystem, read from its start, is linked to that name
+ * instead), fsynced, renamed to <id>.slug, the directory fsynced. Checks the slug (slug_inspect's checks) before it is
  * kept. An identical slug already stored is kept as it is. Fills *ret_info.
  * Returns 0 or < 0. */
 int slug_store_put_fd(const char *state_dir, int fd, const struct slug_limits *limits,
@@ -42,6 +43,30 @@ int slug_store_put_fd(const char *state_dir, int fd, const struct slug_limits *l
 int slug_store_put_fd_checked(const char *state_dir, int fd, const struct slug_limits *limits,
                               slug_store_check_fn check, void *arg, struct slug_info *ret_info,
                               struct dy_error **err);
+
+/* Where slug_store_put_fd_unpack() unpacks an upload as it checks it. */
+struct slug_store_app_tree {
+	const char *app;
+	uid_t uid; /* the tree's owner */
+	gid_t gid;
+	uint64_t write_limit; /* bytes of file data the tree may take */
+};
+
+/* As slug_store_put_fd_checked, and in the same pass over the slug (it is
+ * decompressed once) unpacks it for app_tree->app: into a temporary
+ * directory beside the app's trees, renamed to
+ * <state_dir>/apps/<app>/slugs/<id>/ (owned by uid:gid, as
+ * slug_store_unpack makes it) once the slug is stored. The checks,
+ * errors and *ret_info are those of slug_store_put_fd_checked. The tree
+ * is best effort: when it would take more than write_limit bytes, or
+ * writing it fails, it is dropped and the slug is still checked and
+ * stored (a deploy unpacks it). *ret_unpacked (may be NULL) says
+ * whether the tree is there. A refused slug leaves neither file nor
+ * tree. */
+int slug_store_put_fd_unpack(const char *state_dir, int fd, const struct slug_limits *limits,
+                             slug_store_check_fn check, void *arg,
+                             const struct slug_store_app_tree *app_tree, struct slug_info *ret_info,
+                             bool *ret_unpacked, struct dy_error **err);
 
 /* The check's result for stored slug id (sizes, entries, process types):
  * read from <id>.meta, or, for a slug stored without one, by reading the
@@ -64,11 +89,25 @@ int slug_store_mark_upload(const char *state_dir, const char *app, const char *i
 int slug_store_app_usage(const char *state_dir, const char *app, const char *const *ids, size_t n,
                          uint64_t *ret, struct dy_error **err);
 
-/* Removes app's unpacked trees but those of keep[0..nkeep), and its
- * upload marks older than SLUG_STORE_UPLOAD_GRACE_SEC. Returns the number
- * of trees removed. */
-int slug_store_gc_app(const char *state_dir, const char *app, const char *const *keep,
-                      size_t nkeep);
+/* As slug_store_app_usage; *ret_spare (may be NULL) gets the bytes of
+ * the app's unpacked trees of none of ids (with ids the slugs of the
+ * app's releases: the trees its uploads made, not deployed yet). */
+int slug_store_app_usage_ex(const char *state_dir, const char *app, const char *const *ids,
+                            size_t n, uint64_t *ret, uint64_t *ret_spare, struct dy_error **err);
+
+/* Removes app's unpacked trees but those of keep[0..nkeep). Returns the
+ * number removed. */
+int slug_store_remove_trees(const char *state_dir, const char *app, const char *const *keep,
+                            size_t nkeep);
+
+/* Removes app's unpacked trees but those of keep[0..nkeep) and those of
+ * its uploads of the last SLUG_STORE_UPLOAD_GRACE_SEC that no release
+ * uses yet (none of released[0..nreleased), the slugs of the app's
+ * releases: a tree its upload made waits for its deploy), and its upload
+ * marks older than SLUG_STORE_UPLOAD_GRACE_SEC. Returns the number of
+ * trees removed. */
+int slug_store_gc_app(const char *state_dir, const char *app, const char *const *keep, size_t nkeep,
+                      const char *const *released, size_t nreleased);
 
 /* Removes each stored slug (and its meta) that is none of referenced[0..n)
  * (the slugs of every app's releases), was stored more than

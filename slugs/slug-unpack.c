@@ -10,6 +10,8 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <linux/openat2.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -107,6 +109,77 @@ static la_ssize_t reader_read(struct archive *a, void *ud, const void **buf)
 	return n;
 }
 
+/* The id of a slug that is a regular file is hashed by a thread of its
+ * own, reading the file with pread beside the walk: hashing costs about
+ * as much as decompressing, and the two then overlap. */
+struct hasher {
+	pthread_t thread;
+	int fd;
+	off_t off;
+	uint64_t len;
+	int err;  /* errno of a failed read */
+	int stop; /* set (atomic) when the walk ends early */
+	struct dy_sha256 sha;
+};
+
+static void *hasher_run(void *arg)
+{
+	struct hasher *h = arg;
+	uint8_t *buf = malloc(READ_BLOCK);
+	if (buf == NULL) {
+		h->err = ENOMEM;
+		return NULL;
+	}
+	while (!__atomic_load_n(&h->stop, __ATOMIC_RELAXED)) {
+		ssize_t n = pread(h->fd, buf, READ_BLOCK, h->off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			h->err = errno;
+			break;
+		}
+		if (n == 0)
+			break;
+		dy_sha256_update(&h->sha, buf, (size_t)n);
+		h->off += n;
+		h->len += (uint64_t)n;
+	}
+	free(buf);
+	return NULL;
+}
+
+/* Starts hashing fd from its offset on a thread that takes no signal.
+ * Returns false when it could not start (then the reader hashes). */
+static bool hasher_start(struct hasher *h, int fd)
+{
+	memset(h, 0, sizeof(*h));
+	h->fd = fd;
+	h->off = lseek(fd, 0, SEEK_CUR);
+	if (h->off < 0)
+		return false;
+	dy_sha256_init(&h->sha);
+	sigset_t all, old;
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	int r = pthread_create(&h->thread, NULL, hasher_run, h);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	return r == 0;
+}
+
+/* Waits for the hash (stopping it first when stop). Returns 0, or an
+ * errno when it did not read the same total bytes as the walk. */
+static int hasher_end(struct hasher *h, bool stop, uint64_t total)
+{
+	if (stop)
+		__atomic_store_n(&h->stop, 1, __ATOMIC_RELAXED);
+	pthread_join(h->thread, NULL);
+	if (stop)
+		return 0;
+	if (h->err)
+		return h->err;
+	return h->len == total ? 0 : EIO; /* the file changed under the walk */
+}
+
 /* libarchive's message, never NULL. */
 static const char *archive_err(struct archive *a)
 {
@@ -119,6 +192,12 @@ struct walk {
 	const struct slug_unpack_opts *opts;
 	struct slug_tree *tree;
 	int rootfd; /* -1: inspect only */
+	/* slug_check_unpack_fd: writing is best effort. Past write_limit
+	 * bytes of data, or once a write failed, write_off is set and the
+	 * walk goes on as an inspect. */
+	bool best_effort;
+	bool write_off;
+	uint64_t write_limit;
 	char *cache_dir;
 	int cache_fd;
 	uint64_t unpacked;
@@ -140,6 +219,18 @@ static int entry_error(struct dy_error **err, const char *name, const char *fmt,
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	return dy_error(err, "refused entry \"%s\": %s", slug_entry_quote(name, q, sizeof(q)), msg);
+}
+
+/* A write (not a check) failed with *err: in best-effort mode writing
+ * stops and the walk goes on (returns 0, *err cleared); else returns
+ * -1. */
+static int write_failed(struct walk *w, struct dy_error **err)
+{
+	if (!w->best_effort || cancelled(w->opts->cancel))
+		return -1;
+	w->write_off = true;
+	dy_error_free(err);
+	return 0;
 }
 
 static int open_beneath(int rootfd, const char *path)
@@ -266,12 +357,21 @@ static int copy_data(struct walk *w, const char *name, int fd, int is_procfile, 
 		}
 		if (is_procfile && procfile_take(w, buf, len) < 0)
 			return dy_error_errno(err, ENOMEM, "Procfile");
+		if (fd >= 0 && w->best_effort && w->unpacked > w->write_limit)
+			w->write_off = true;
+		if (w->write_off)
+			fd = -1; /* the rest is only read */
 		if (fd < 0)
 			continue;
 		if (offset != pos) {
 			/* sparse entry: leave a hole */
-			if (lseek(fd, offset, SEEK_SET) < 0)
-				return dy_error_errno(err, errno, "seek app entry %s", name);
+			if (lseek(fd, offset, SEEK_SET) < 0) {
+				dy_error_errno(err, errno, "seek app entry %s", name);
+				if (write_failed(w, err) < 0)
+					return -1;
+				fd = -1;
+				continue;
+			}
 			pos = offset;
 		}
 		const char *p = buf;
@@ -280,27 +380,31 @@ static int copy_data(struct walk *w, const char *name, int fd, int is_procfile, 
 			if (n < 0) {
 				if (errno == EINTR)
 					continue;
-				return dy_error_errno(err, errno, "write %s", name);
+				dy_error_errno(err, errno, "write %s", name);
+				if (write_failed(w, err) < 0)
+					return -1;
+				fd = -1;
+				break;
 			}
 			p += n;
 			len -= (size_t)n;
 			pos += n;
 		}
 	}
-	if (fd >= 0 && size > pos && ftruncate(fd, size) < 0)
-		return dy_error_errno(err, errno, "truncate %s", name);
+	if (fd >= 0 && size > pos && ftruncate(fd, size) < 0) {
+		dy_error_errno(err, errno, "truncate %s", name);
+		return write_failed(w, err);
+	}
 	return 0;
 }
 
-static int write_entry(struct walk *w, struct archive_entry *e, const char *name, const char *rel,
-                       enum slug_entry_type type, const char *target, int is_procfile,
-                       struct dy_error **err)
+/* Writes the entry under rootfd; *data_read is set once the entry's
+ * data went through copy_data (whose own write errors are handled
+ * there). */
+static int put_entry(struct walk *w, struct archive_entry *e, const char *name, const char *rel,
+                     enum slug_entry_type type, const char *target, int is_procfile,
+                     bool *data_read, struct dy_error **err)
 {
-	if (w->rootfd < 0) {
-		if (type == SLUG_ENTRY_FILE)
-			return copy_data(w, name, -1, is_procfile, 0, err);
-		return 0;
-	}
 	if (rel[0] == '\0')
 		return 0; /* app/ itself is the root */
 
@@ -340,21 +444,26 @@ static int write_entry(struct walk *w, struct archive_entry *e, const char *name
 		if (fd < 0)
 			return dy_error_errno(err, errno, "create app/%s", rel);
 		int64_t size = archive_entry_size_is_set(e) ? archive_entry_size(e) : 0;
+		*data_read = true;
 		int r = copy_data(w, name, fd, is_procfile, size, err);
-		if (r == 0) {
+		if (r == 0 && !w->write_off) {
 			chown_fd(w, fd);
-			if (fchmod(fd, mode) < 0)
-				r = dy_error_errno(err, errno, "chmod app/%s", rel);
+			if (fchmod(fd, mode) < 0) {
+				dy_error_errno(err, errno, "chmod app/%s", rel);
+				r = write_failed(w, err);
+			}
 		}
-		if (r == 0) {
+		if (r == 0 && !w->write_off) {
 			struct timespec ts[2] = {
 			    {.tv_sec = archive_entry_mtime(e),
 			     .tv_nsec = archive_entry_mtime_nsec(e)},
 			    {.tv_sec = archive_entry_mtime(e),
 			     .tv_nsec = archive_entry_mtime_nsec(e)},
 			};
-			if (futimens(fd, ts) < 0)
-				r = dy_error_errno(err, errno, "set times of app/%s", rel);
+			if (futimens(fd, ts) < 0) {
+				dy_error_errno(err, errno, "set times of app/%s", rel);
+				r = write_failed(w, err);
+			}
 		}
 		close(fd);
 		return r;
@@ -384,6 +493,24 @@ static int write_entry(struct walk *w, struct archive_entry *e, const char *name
 		break;
 	}
 	return dy_error(err, "unexpected entry type");
+}
+
+static int write_entry(struct walk *w, struct archive_entry *e, const char *name, const char *rel,
+                       enum slug_entry_type type, const char *target, int is_procfile,
+                       struct dy_error **err)
+{
+	bool data_read = false;
+	if (w->rootfd >= 0 && !w->write_off) {
+		int r = put_entry(w, e, name, rel, type, target, is_procfile, &data_read, err);
+		if (r == 0 || data_read)
+			return r; /* copy_data and what follows it handled write errors */
+		if (write_failed(w, err) < 0)
+			return -1;
+	}
+	/* inspect, or writing stopped: the checks read the data on */
+	if (type == SLUG_ENTRY_FILE && !data_read)
+		return copy_data(w, name, -1, is_procfile, 0, err);
+	return 0;
 }
 
 static int walk_entry(struct walk *w, struct archive_entry *e, struct dy_error **err)
@@ -466,6 +593,11 @@ static int walk_entry(struct walk *w, struct archive_entry *e, struct dy_error *
 		}
 	}
 
+	if (type == SLUG_ENTRY_FILE && archive_entry_size_is_set(e) && w->best_effort &&
+	    (w->unpacked > w->write_limit ||
+	     (uint64_t)archive_entry_size(e) > w->write_limit - w->unpacked))
+		w->write_off = true; /* past the write limit: the check reads on */
+
 	if (slug_tree_add(w->tree, rel, type, target, &e2) < 0) {
 		entry_error(err, name, "%s", dy_error_msg(e2));
 		dy_error_free(&e2);
@@ -488,25 +620,43 @@ static int walk_entry(struct walk *w, struct archive_entry *e, struct dy_error *
 	return write_entry(w, e, name, rel, type, target, is_procfile, err);
 }
 
-/* Reads every entry of the slug at fd; writes under rootfd unless it is
- * -1. Fills info. */
-static int walk_slug(int fd, int rootfd, const struct slug_unpack_opts *opts,
-                     struct slug_info *info, struct dy_error **err)
+/* Passes over a slug's archive (each one decompresses it) in this
+ * process: slug_read_passes(). */
+static uint64_t read_passes;
+
+uint64_t slug_read_passes(void)
 {
-	struct reader rd = {.fd = fd,
-	                    .max = opts->limits.max_compressed,
-	                    .cancel = opts->cancel,
-	                    .hash = rootfd < 0};
+	return __atomic_load_n(&read_passes, __ATOMIC_RELAXED);
+}
+
+/* Reads every entry of the slug at fd; writes under rootfd unless it is
+ * -1. Fills info (the id when hash). With ret_complete, writing is best
+ * effort up to write_limit bytes of data (struct walk) and
+ * *ret_complete says whether rootfd got the whole tree. */
+static int walk_slug(int fd, int rootfd, const struct slug_unpack_opts *opts, bool hash,
+                     uint64_t write_limit, struct slug_info *info, bool *ret_complete,
+                     struct dy_error **err)
+{
+	struct reader rd = {
+	    .fd = fd, .max = opts->limits.max_compressed, .cancel = opts->cancel, .hash = hash};
 	la_int64_t end_of_entries = 0;
-	struct walk w = {.opts = opts, .rootfd = rootfd, .cache_fd = -1};
+	struct walk w = {.opts = opts,
+	                 .rootfd = rootfd,
+	                 .cache_fd = -1,
+	                 .best_effort = ret_complete != NULL,
+	                 .write_limit = write_limit};
 	int r = -1;
 
 	struct stat st;
-	if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
-	    (uint64_t)st.st_size > opts->limits.max_compressed)
+	bool regular = fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
+	if (regular && (uint64_t)st.st_size > opts->limits.max_compressed)
 		return dy_error(err, "slug is %llu bytes, over the limit of %llu bytes",
 		                (unsigned long long)st.st_size,
 		                (unsigned long long)opts->limits.max_compressed);
+	struct hasher hasher;
+	bool hashing = hash && regular && hasher_start(&hasher, fd);
+	if (hashing)
+		rd.hash = 0; /* the hasher's */
 
 	rd.buf = malloc(READ_BLOCK);
 	w.tree = slug_tree_new();
@@ -519,6 +669,7 @@ static int walk_slug(int fd, int rootfd, const struct slug_unpack_opts *opts,
 	archive_read_support_filter_gzip(w.a);
 	archive_read_support_filter_zstd(w.a);
 	archive_read_support_format_tar(w.a);
+	__atomic_add_fetch(&read_passes, 1, __ATOMIC_RELAXED);
 	if (archive_read_open(w.a, &rd, NULL, reader_read, NULL) != ARCHIVE_OK) {
 		dy_error(err, "not a slug: %s", archive_err(w.a));
 		goto out;
@@ -600,7 +751,17 @@ static int walk_slug(int fd, int rootfd, const struct slug_unpack_opts *opts,
 		         (unsigned long long)opts->limits.max_compressed);
 		goto out;
 	}
-	if (rd.hash) {
+	if (hashing) {
+		hashing = false;
+		int e = hasher_end(&hasher, false, rd.total);
+		if (e != 0) {
+			procfile_free(pf);
+			dy_error_errno(err, e, "read the slug to hash it");
+			goto out;
+		}
+		rd.sha = hasher.sha;
+	}
+	if (hash) {
 		uint8_t digest[DY_SHA256_LEN];
 		dy_sha256_final(&rd.sha, digest);
 		dy_sha256_hex(digest, info->id);
@@ -609,8 +770,12 @@ static int walk_slug(int fd, int rootfd, const struct slug_unpack_opts *opts,
 	info->unpacked_size = w.unpacked;
 	info->entries = w.entries;
 	info->procfile = pf;
+	if (ret_complete)
+		*ret_complete = !w.write_off;
 	r = 0;
 out:
+	if (hashing)
+		hasher_end(&hasher, true, 0);
 	if (r < 0 && cancelled(opts->cancel) && err) {
 		dy_error_free(err);
 		dy_error(err, "interrupted");
@@ -644,7 +809,19 @@ int slug_inspect_fd(int fd, const struct slug_limits *limits, struct slug_info *
 	else
 		slug_limits_default(&opts.limits);
 	memset(ret_info, 0, sizeof(*ret_info));
-	return walk_slug(fd, -1, &opts, ret_info, err);
+	return walk_slug(fd, -1, &opts, true, 0, ret_info, NULL, err);
+}
+
+int slug_check_unpack_fd(int fd, int rootfd, const struct slug_unpack_opts *opts,
+                         uint64_t write_limit, struct slug_info *ret_info, bool *ret_complete,
+                         struct dy_error **err)
+{
+	struct slug_unpack_opts o = *opts;
+	o.ret_over_limit = NULL;
+	o.name = NULL;
+	memset(ret_info, 0, sizeof(*ret_info));
+	*ret_complete = false;
+	return walk_slug(fd, rootfd, &o, true, write_limit, ret_info, ret_complete, err);
 }
 
 int slug_inspect(const char *file, const struct slug_limits *limits, struct slug_info *ret_info,
@@ -703,7 +880,7 @@ int slug_unpack(const char *file, const char *dir, const struct slug_unpack_opts
 	}
 
 	struct slug_info info = {0};
-	int r = walk_slug(fd, rootfd, opts, &info, err);
+	int r = walk_slug(fd, rootfd, opts, false, 0, &info, NULL, err);
 	if (r == 0 && opts->chown && fchown(rootfd, opts->uid, opts->gid) < 0)
 		r = dy_error_errno(err, errno, "chown %s", dir);
 	if (r == 0 && fchmod(rootfd, 0755) < 0)

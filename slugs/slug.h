@@ -77,6 +77,23 @@ int slug_inspect(const char *file, const struct slug_limits *limits, struct slug
 int slug_inspect_fd(int fd, const struct slug_limits *limits, struct slug_info *ret_info,
                     struct dy_error **err);
 
+/* One pass over the slug open at fd (read from its offset): every check
+ * of slug_inspect_fd, with the same errors and the same *ret_info (id
+ * included), while writing what the slug has under app/ into the empty
+ * directory rootfd as slug_unpack does (opts: limits, chown, cancel).
+ * Writing is best effort: once the file data would go past write_limit
+ * bytes, or a write fails, it stops and the check reads on to the end.
+ * *ret_complete is true when rootfd holds the whole tree (the caller
+ * renames it into place or removes it). Returns 0 or < 0 (the slug was
+ * refused; what rootfd holds is to be removed). */
+int slug_check_unpack_fd(int fd, int rootfd, const struct slug_unpack_opts *opts,
+                         uint64_t write_limit, struct slug_info *ret_info, bool *ret_complete,
+                         struct dy_error **err);
+
+/* The passes over a slug's archive this process made so far (inspect,
+ * unpack, or both at once): each decompresses the slug once. For tests. */
+uint64_t slug_read_passes(void);
+
 /* Packs dir into a slug at out (written to a temporary sibling, then
  * renamed): entries under "./app/", sorted, owner 0:0, mtime 0, modes
  * without setuid/setgid/sticky, files listed in dir/.slugignore left out.

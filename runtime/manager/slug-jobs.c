@@ -66,6 +66,8 @@ struct mgr_job {
 	size_t nids;
 	char **refs; /* GC: every app's release slugs */
 	size_t nrefs;
+	char **rels; /* GC: the app's release slugs */
+	size_t nrels;
 	volatile sig_atomic_t *stop;
 
 	/* fn's results */
@@ -91,6 +93,7 @@ static void job_free(struct mgr_job *j)
 	free(j->state_dir);
 	strv_free(j->ids, j->nids);
 	strv_free(j->refs, j->nrefs);
+	strv_free(j->rels, j->nrels);
 	slug_info_clear(&j->info);
 	dy_error_free(&j->err);
 	free(j);
@@ -160,7 +163,7 @@ static int job_fill(struct mgr_job *j, const struct state_app *app)
 	j->stop = &m->stop;
 	if (j->kind != JOB_GC)
 		return app_slugs(app, &j->ids, &j->nids);
-	if (app_kept(m, app, &j->ids, &j->nids) < 0)
+	if (app_kept(m, app, &j->ids, &j->nids) < 0 || app_slugs(app, &j->rels, &j->nrels) < 0)
 		return -ENOMEM;
 	for (size_t i = 0; i < m->st->napps; i++)
 		if (app_slugs(m->st->apps[i], &j->refs, &j->nrefs) < 0)
@@ -182,13 +185,15 @@ static int over_budget(struct mgr_job *j, const char *doing, uint64_t total)
 	                   doing, j->app, fmt_bytes(total, a), fmt_bytes(j->budget, b));
 }
 
-/* The app's usage now, with slug (when not NULL) counted as its own. */
-static int job_usage(struct mgr_job *j, const char *slug)
+/* The app's usage now, with slug (when not NULL) counted as its own.
+ * *ret_spare (may be NULL): the bytes of the trees its uploads made for
+ * deploys to come (trees no release of it uses). */
+static int job_usage(struct mgr_job *j, const char *slug, uint64_t *ret_spare)
 {
 	if (slug && strv_add(&j->ids, &j->nids, slug) < 0)
 		return dy_error_errno(&j->err, ENOMEM, "disk usage");
-	return slug_store_app_usage(j->state_dir, j->app, (const char *const *)j->ids, j->nids,
-	                            &j->used, &j->err);
+	return slug_store_app_usage_ex(j->state_dir, j->app, (const char *const *)j->ids, j->nids,
+	                               &j->used, ret_spare, &j->err);
 }
 
 /* On a worker thread: dynod is stopping (mgr_stop_work(), on the loop's
@@ -220,15 +225,34 @@ static void job_put(struct mgr_job *j)
 		dy_error_errno(&j->err, errno, "read the upload");
 		return;
 	}
-	if (job_usage(j, NULL) < 0)
+	uint64_t spare = 0;
+	if (job_usage(j, NULL, &spare) < 0)
 		return;
+	/* The budget's checks count the app as if its uploads' trees were
+	 * not there yet (as without them: they are unpacked ahead of their
+	 * deploys, which give them up when they need the room, job_unpack). */
+	uint64_t held = j->used;
+	j->used = held - (spare < held ? spare : held);
 	if (slug_disk_over(j->used, (uint64_t)st.st_size, j->budget)) {
 		over_budget(j, "storing it", slug_disk_add(j->used, (uint64_t)st.st_size));
 		return;
 	}
+	/* The slug is unpacked for the app as it is checked (one pass) when
+	 * its tree fits: in the budget with everything the app holds, and
+	 * on the disk beside its free margin. Else, or when writing fails,
+	 * the deploy unpacks it. */
+	uint64_t avail = 0;
+	if (slug_disk_available(j->state_dir, &avail, NULL) < 0)
+		avail = 0;
+	uint64_t limit = slug_disk_left(slug_disk_add(held, (uint64_t)st.st_size), j->budget);
+	uint64_t room = slug_disk_left(SLUG_DISK_FREE_MARGIN, avail);
+	struct slug_store_app_tree tree = {.app = j->app,
+	                                   .uid = j->uid,
+	                                   .gid = j->uid,
+	                                   .write_limit = limit < room ? limit : room};
 	struct dy_error *e = NULL;
-	if (slug_store_put_fd_checked(j->state_dir, j->fd, &j->limits, put_check, j, &j->info, &e) <
-	    0) {
+	if (slug_store_put_fd_unpack(j->state_dir, j->fd, &j->limits, put_check, j, &tree, &j->info,
+	                             NULL, &e) < 0) {
 		if (j->err == NULL) {
 			/* the store's errors are about the slug, but for I/O ones */
 			if (e && e->errnum != 0)
@@ -253,16 +277,28 @@ static void job_unpack(struct mgr_job *j)
 		return;
 	if (lstat(tree, &st) == 0 && S_ISDIR(st.st_mode))
 		return; /* kept from an earlier release: nothing to do */
-	if (job_usage(j, j->slug_id) < 0)
+	uint64_t spare = 0;
+	if (job_usage(j, j->slug_id, &spare) < 0)
 		return;
 	uint64_t need = j->info.unpacked_size;
-	if (slug_disk_over(j->used, need, j->budget)) {
-		over_budget(j, "unpacking it", slug_disk_add(j->used, need));
+	uint64_t before = j->used - (spare < j->used ? spare : j->used);
+	if (slug_disk_over(before, need, j->budget)) {
+		/* as without the trees of uploads to come */
+		over_budget(j, "unpacking it", slug_disk_add(before, need));
 		return;
 	}
 	uint64_t avail;
 	if (slug_disk_available(j->state_dir, &avail, &j->err) < 0)
 		return;
+	if (spare && (slug_disk_over(j->used, need, j->budget) ||
+	              slug_disk_over(need, SLUG_DISK_FREE_MARGIN, avail))) {
+		/* those trees give way, in the budget and on the disk (their
+		 * slugs stay stored: a deploy of one unpacks it) */
+		slug_store_remove_trees(j->state_dir, j->app, (const char *const *)j->ids, j->nids);
+		if (job_usage(j, NULL, NULL) < 0 ||
+		    slug_disk_available(j->state_dir, &avail, &j->err) < 0)
+			return;
+	}
 	if (slug_disk_over(need, SLUG_DISK_FREE_MARGIN, avail)) {
 		char a[32], b[32], c[32];
 		dy_error_as(&j->err, DY_E_CONFLICT,
@@ -303,8 +339,8 @@ static void job_unpack(struct mgr_job *j)
 
 static void job_gc(struct mgr_job *j)
 {
-	j->removed_trees =
-	    slug_store_gc_app(j->state_dir, j->app, (const char *const *)j->ids, j->nids);
+	j->removed_trees = slug_store_gc_app(j->state_dir, j->app, (const char *const *)j->ids,
+	                                     j->nids, (const char *const *)j->rels, j->nrels);
 	j->removed_slugs = slug_store_gc(j->state_dir, (const char *const *)j->refs, j->nrefs);
 }
 

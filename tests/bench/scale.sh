@@ -31,7 +31,9 @@ chmod 755 "$work"
 # the python below bounds every wait; timeout is the last resort
 timeout -k 10 300 unshare -n sh -c 'ip link set lo up && exec /usr/bin/python3 - "$@"' \
 	sh "$work" "$N" "$BUILD" <<'PY'
-import http.client, json, os, re, shutil, signal, socket, subprocess, sys, threading, time
+import http.client, json, os, shutil, socket, subprocess, sys, threading, time
+sys.path.insert(0, "tests/bench")  # the script runs from the repo root
+from benchkit import start_dynod, stop_dynod  # noqa: E402
 work, n, build = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 dynod_exe = os.path.join(build, "bin/dynod")
 dyno_exe = os.path.join(build, "bin/dyno")
@@ -52,8 +54,6 @@ cfg = {
 conf = os.path.join(work, "dynod.json")
 json.dump(cfg, open(conf, "w"))
 log_path = os.path.join(work, "dynod.log")
-VETH = re.compile(r"dy-[0-9a-f]{12}")
-CONTROLLERS = ("memory", "pids", "cpu")
 env = dict(os.environ, DYNO_API=sock, DYNO_APP="scalebench")
 env.pop("DYNOD_NO_LAUNCHER", None)
 
@@ -119,65 +119,12 @@ def wait_for(pred, timeout, what, step=0.05):
     raise RuntimeError(f"timed out ({timeout}s) waiting for {what}")
 
 
-def cgroups():
-    left = []
-    for c in CONTROLLERS:
-        p = os.path.join("/sys/fs/cgroup", c, parent)
-        if os.path.isdir(p):
-            left += [f"{c}/{d}" for d in os.listdir(p) if os.path.isdir(os.path.join(p, d))]
-    return left
-
-
-def sweep():
-    for c in CONTROLLERS:
-        p = os.path.join("/sys/fs/cgroup", c, parent)
-        if not os.path.isdir(p):
-            continue
-        for d in os.listdir(p):
-            procs = os.path.join(p, d, "cgroup.procs")
-            if os.path.exists(procs):
-                for pid in open(procs).read().split():
-                    try:
-                        os.kill(int(pid), signal.SIGKILL)
-                    except ProcessLookupError:
-                        pass
-        time.sleep(0.3)
-        for d in os.listdir(p):
-            try:
-                os.rmdir(os.path.join(p, d))
-            except OSError:
-                pass
-        try:
-            os.rmdir(p)
-        except OSError:
-            pass
-
-
-def alive(pid):
-    try:
-        return "State:\tZ" not in open(f"/proc/{pid}/status").read()
-    except OSError:
-        return False
-
-
-logf = open(log_path, "ab")
-proc = subprocess.Popen([dynod_exe, "--config", conf], stdout=logf, stderr=logf, env=env)
+proc = None
 seen_pids = set()
 res = {}
 ok = False
 try:
-    end = time.monotonic() + 20
-    while True:
-        if proc.poll() is not None:
-            raise RuntimeError(f"dynod exited {proc.returncode}")
-        try:
-            with socket.socket(socket.AF_UNIX) as s:
-                s.connect(sock)
-            break
-        except OSError:
-            if time.monotonic() > end:
-                raise RuntimeError("dynod did not accept on its socket")
-            time.sleep(0.05)
+    proc = start_dynod(dynod_exe, conf, sock, log_path, env)
     res["rss_start"] = rss_kib(proc.pid)
     slug = os.path.join(work, "src")
     os.makedirs(slug)
@@ -227,24 +174,7 @@ try:
     res["down"] = time.monotonic() - t0
     ok = True
 finally:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-    logf.close()
-    left = {"cgroups": cgroups(),
-            "veths": VETH.findall(subprocess.run(["ip", "-o", "link"], capture_output=True,
-                                                 text=True).stdout),
-            "processes": [p for p in seen_pids if alive(p)]}
-    sweep()
-    for p in left["processes"]:
-        try:
-            os.kill(p, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+    left = stop_dynod(proc, parent, seen_pids)
 
 if any(left.values()):
     print(f"scale.sh: left behind: {left}", file=sys.stderr)

@@ -82,6 +82,12 @@ def upload(d, path):
     return j["id"]
 
 
+def drop_tree(d, sid, app="hello"):
+    """Removes the tree the upload of sid made for app (as the clean-up
+    does for an old release's), so that a deploy of it unpacks it."""
+    shutil.rmtree(d.state / "apps" / app / "slugs" / sid)
+
+
 def test_delete_pipelined_behind_a_change_waiting_for_the_disk(dynod):
     """The DELETE is read once the PATCH is answered, when its write has
     landed; taking it up inside the state writer's report freed the
@@ -121,6 +127,7 @@ def test_client_gone_mid_unpack(dynod, tmp_path):
     """The deploy is made all the same; its connection goes quietly."""
     assert call(dynod, "POST", "/apps", {"name": "hello"})[0] == 201
     sid = upload(dynod, sk.zeros_bomb(tmp_path / "z.tgz", "./app/zeros", 256 << 20))
+    drop_tree(dynod, sid)
     with socket.socket(socket.AF_UNIX) as s:
         s.connect(dynod.sock)
         s.sendall(request("POST", "/apps/hello/releases", {"slug": sid}) +
@@ -171,6 +178,7 @@ def test_app_destroyed_mid_unpack(dynod, tmp_path, when):
     assert call(dynod, "POST", "/apps", {"name": "hello"})[0] == 201
     bomb = sk.zeros_bomb(tmp_path / "z.tgz", "./app/zeros", 1 << 30)
     sid = upload(dynod, bomb)
+    drop_tree(dynod, sid)
     blockers = []
     if when == "queued":
         # the pool's three threads unpack for other apps: hello's job is
@@ -179,6 +187,7 @@ def test_app_destroyed_mid_unpack(dynod, tmp_path, when):
         for n in range(3):
             assert call(dynod, "POST", "/apps", {"name": f"other{n}"})[0] == 201
             assert call(dynod, "POST", f"/apps/other{n}/slugs", bomb.read_bytes())[0] == 201
+            drop_tree(dynod, sid, f"other{n}")
             t = threading.Thread(target=call, args=(dynod, "POST", f"/apps/other{n}/releases",
                                                     {"slug": sid}))
             t.start()
@@ -221,6 +230,7 @@ def test_sigterm_with_unpacks_and_writes_pending(tmp_path):
         assert call(d, "POST", "/apps", {"name": "hello"})[0] == 201
         assert call(d, "POST", "/apps", {"name": "other"})[0] == 201
         sid = upload(d, sk.zeros_bomb(tmp_path / "z.tgz", "./app/zeros", 1 << 30))
+        drop_tree(d, sid)
         dep = socket.socket(socket.AF_UNIX)
         dep.settimeout(60)
         dep.connect(d.sock)

@@ -1,6 +1,7 @@
 /* runtime/manager: deploy, config releases, rollback semantics, formation
  * rules, and the error classes the API maps to its ids. Needs root for the
  * unpack's chown (as dynod does); skipped otherwise. */
+#include <dirent.h>
 #include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -472,6 +473,112 @@ static void test_config_shared(void **state)
 	json_decref(j);
 }
 
+/* The tree of slug id for app hello: its stat in *st; returns 0 or -1. */
+static int tree_stat(struct fx *fx, const char *id, struct stat *st)
+{
+	char path[256];
+	snprintf(path, sizeof(path), "%s/apps/hello/slugs/%s", fx->cfg->state_dir, id);
+	return lstat(path, st);
+}
+
+/* No file of the app's slugs directory is a leftover of a pass. */
+static void assert_no_leftovers(struct fx *fx)
+{
+	char path[256];
+	snprintf(path, sizeof(path), "%s/apps/hello/slugs", fx->cfg->state_dir);
+	DIR *d = opendir(path);
+	assert_non_null(d);
+	struct dirent *de;
+	while ((de = readdir(d)) != NULL)
+		if (strstr(de->d_name, ".unpack-") || strstr(de->d_name, ".tmp-"))
+			fail_msg("leftover %s/%s", path, de->d_name);
+	closedir(d);
+}
+
+/* An upload is checked and unpacked for the app in one pass over the
+ * slug: its deploy decompresses it no more; a release's clean-up keeps
+ * the tree of an upload not deployed yet; a tree gone is unpacked again. */
+static void test_one_pass(void **state)
+{
+	struct fx *fx = *state;
+	struct dy_error *err = NULL;
+	struct state_app *app;
+	struct state_release *rel;
+	struct stat st, st2;
+	assert_int_equal(mgr_app_get(fx->m, "hello", &app, &err), 0);
+
+	uint64_t passes = slug_read_passes();
+	char a[STATE_SLUG_ID_LEN + 1], b[STATE_SLUG_ID_LEN + 1];
+	snprintf(a, sizeof(a), "%s", make_slug(fx, "a", "web: ./a\n"));
+	assert_int_equal(slug_read_passes() - passes, 1);
+	/* right after the upload: the app's tree, its own */
+	assert_int_equal(tree_stat(fx, a, &st), 0);
+	assert_true(S_ISDIR(st.st_mode));
+	assert_int_equal(st.st_uid, app->uid);
+	assert_int_equal(st.st_mode & 07777, 0755);
+	if (mgr_deploy(fx->m, "hello", a, &rel, &err) < 0)
+		fail_msg("deploy: %s", dy_error_msg(err));
+	assert_int_equal(slug_read_passes() - passes, 1);
+	assert_int_equal(tree_stat(fx, a, &st2), 0);
+	assert_int_equal(st2.st_ino, st.st_ino);
+
+	/* an upload, then a config release (its clean-up runs): the
+	 * upload's tree waits for its deploy */
+	snprintf(b, sizeof(b), "%s", make_slug(fx, "b", "web: ./b\n"));
+	assert_int_equal(slug_read_passes() - passes, 2);
+	json_t *ch = json_pack("{s:s}", "FOO", "one");
+	assert_int_equal(mgr_config_update(fx->m, "hello", ch, &rel, &err), 0);
+	json_decref(ch);
+	assert_int_equal(tree_stat(fx, b, &st), 0);
+	if (mgr_deploy(fx->m, "hello", b, &rel, &err) < 0)
+		fail_msg("deploy: %s", dy_error_msg(err));
+	assert_int_equal(slug_read_passes() - passes, 2);
+	assert_int_equal(tree_stat(fx, b, &st2), 0);
+	assert_int_equal(st2.st_ino, st.st_ino);
+
+	/* a tree gone (removed by hand here; by the clean-up for an old
+	 * release) is unpacked again by the deploy: a second pass */
+	char cmd[512];
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s/apps/hello/slugs/%s'", fx->cfg->state_dir, a);
+	assert_int_equal(system(cmd), 0);
+	if (mgr_deploy(fx->m, "hello", a, &rel, &err) < 0)
+		fail_msg("deploy: %s", dy_error_msg(err));
+	assert_int_equal(slug_read_passes() - passes, 3);
+	assert_int_equal(tree_stat(fx, a, &st), 0);
+	assert_int_equal(st.st_uid, app->uid);
+
+	/* a refused upload leaves no tree, no temporary directory */
+	char src[128], file[160], pf[200];
+	snprintf(src, sizeof(src), "%s/src-bad", fx->dir);
+	snprintf(file, sizeof(file), "%s/bad.tgz", fx->dir);
+	assert_int_equal(mkdir(src, 0755), 0);
+	snprintf(pf, sizeof(pf), "%s/Procfile", src);
+	write_file(pf, "web: ./bad\n");
+	assert_int_equal(slug_pack(src, file, SLUG_COMPRESSION_GZIP, &err), 0);
+	/* cut: no end-of-archive marker */
+	snprintf(cmd, sizeof(cmd), "gzip -dc '%s' | head -c 1024 | gzip > '%s.cut'", file, file);
+	assert_int_equal(system(cmd), 0);
+	snprintf(pf, sizeof(pf), "%s.cut", file);
+	int fd = open(pf, O_RDONLY | O_CLOEXEC);
+	assert_true(fd >= 0);
+	struct slug_info info;
+	assert_true(mgr_slug_put(fx->m, "hello", fd, &info, &err) < 0);
+	close(fd);
+	expect_error(&err, DY_E_INVALID,
+	             "slug refused: refused entry \"./app/Procfile\": reading data");
+	assert_no_leftovers(fx);
+	char path[256];
+	snprintf(path, sizeof(path), "%s/apps/hello/slugs", fx->cfg->state_dir);
+	DIR *d = opendir(path);
+	assert_non_null(d);
+	struct dirent *de;
+	int trees = 0;
+	while ((de = readdir(d)) != NULL)
+		trees += strlen(de->d_name) == STATE_SLUG_ID_LEN;
+	closedir(d);
+	assert_int_equal(trees, 2); /* a and b */
+}
+
 struct job_result {
 	int calls;
 	char msg[256];
@@ -528,6 +635,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_config_bound, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_config_shared, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_job_done_at_start_with_pool, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_one_pass, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

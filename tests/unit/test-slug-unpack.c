@@ -163,6 +163,45 @@ static void assert_nothing_left(const char *dir)
 	closedir(d);
 }
 
+/* Runs slug_check_unpack_fd on slug into a new directory, which it
+ * returns (to be removed by the caller); *ret is its result. */
+static char *one_pass(const char *slug, const struct slug_unpack_opts *o, uint64_t write_limit,
+                      struct slug_info *info, bool *complete, struct dy_error **err, int *ret)
+{
+	char *root = tmp_path("onepass");
+	assert_int_equal(mkdir(root, 0700), 0);
+	int rfd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int fd = open(slug, O_RDONLY | O_CLOEXEC);
+	assert_true(rfd >= 0 && fd >= 0);
+	*ret = slug_check_unpack_fd(fd, rfd, o, write_limit, info, complete, err);
+	close(fd);
+	close(rfd);
+	return root;
+}
+
+/* The upload's single pass (check and unpack at once) refuses slug as
+ * slug_inspect_fd does, word for word. */
+static void one_pass_fails_as_inspect(const char *slug, const struct slug_unpack_opts *o)
+{
+	struct dy_error *ie = NULL, *ce = NULL;
+	struct slug_info info;
+	int fd = open(slug, O_RDONLY | O_CLOEXEC);
+	assert_true(fd >= 0);
+	assert_true(slug_inspect_fd(fd, &o->limits, &info, &ie) < 0);
+	close(fd);
+	bool complete = true;
+	int r;
+	char *root = one_pass(slug, o, UINT64_MAX, &info, &complete, &ce, &r);
+	assert_true(r < 0);
+	assert_non_null(ce);
+	assert_string_equal(dy_error_msg(ce), dy_error_msg(ie));
+	assert_false(complete);
+	dy_error_free(&ie);
+	dy_error_free(&ce);
+	assert_int_equal(slug_fs_remove_tree(AT_FDCWD, root), 0);
+	free(root);
+}
+
 /* Unpacking slug fails with an error containing want, leaving nothing. */
 static void unpack_fails(const char *slug, const struct slug_unpack_opts *o, const char *want)
 {
@@ -177,6 +216,8 @@ static void unpack_fails(const char *slug, const struct slug_unpack_opts *o, con
 	dy_error_free(&err);
 	assert_nothing_left(dir);
 	free(dir);
+	if (o->cancel == NULL && access(slug, F_OK) == 0)
+		one_pass_fails_as_inspect(slug, o);
 }
 
 static void read_file(const char *path, char *buf, size_t size)
@@ -205,6 +246,9 @@ static void sha256_file(const char *path, char hex[DY_SHA256_HEX_LEN + 1])
 	dy_sha256_hex(d, hex);
 }
 
+static void assert_good_tree(const char *dir);
+static void assert_same_info(const struct slug_info *a, const struct slug_info *b);
+
 static void check_good(enum slug_compression c)
 {
 	char *slug = tmp_path("good.slug"), *dir = tmp_path("good");
@@ -220,7 +264,73 @@ static void check_good(enum slug_compression c)
 	struct dy_error *err = NULL;
 	if (slug_unpack(slug, dir, &o, &info, &err) < 0)
 		fail_msg("unpack: %s", dy_error_msg(err));
+	assert_good_tree(dir);
 
+	assert_int_equal(info.entries, 10);
+	assert_int_equal(info.unpacked_size,
+	                 strlen("web: ./bin/server\nworker: ./bin/work\n") + 10 + 1);
+	assert_string_equal(info.compression, slug_compression_str(c));
+	assert_non_null(info.procfile);
+	assert_int_equal(info.procfile->n, 2);
+	assert_string_equal(procfile_command(info.procfile, "worker"), "./bin/work");
+	/* unpack does not hash (slug_inspect and the store do) */
+	assert_string_equal(info.id, "");
+	slug_info_clear(&info);
+	slug_info_clear(NULL);
+
+	/* no temporary sibling is left once done */
+	struct stat dummy;
+	assert_int_equal(lstat(dir, &dummy), 0);
+
+	/* one pass: the same tree, and what slug_inspect finds, id included */
+	struct slug_info ii, ci;
+	if (slug_inspect(slug, NULL, &ii, &err) < 0)
+		fail_msg("inspect: %s", dy_error_msg(err));
+	uint64_t passes = slug_read_passes();
+	bool complete = false;
+	int r;
+	char *root = one_pass(slug, &o, UINT64_MAX, &ci, &complete, &err, &r);
+	if (r < 0)
+		fail_msg("one pass: %s", dy_error_msg(err));
+	assert_int_equal(slug_read_passes() - passes, 1);
+	assert_true(complete);
+	assert_int_equal(chmod(root, 0755), 0); /* as the store does */
+	assert_good_tree(root);
+	assert_same_info(&ci, &ii);
+	slug_info_clear(&ci);
+	assert_int_equal(slug_fs_remove_tree(AT_FDCWD, root), 0);
+	free(root);
+	/* past the write limit the tree is incomplete, the check the same */
+	root = one_pass(slug, &o, 10, &ci, &complete, &err, &r);
+	assert_int_equal(r, 0);
+	assert_false(complete);
+	assert_same_info(&ci, &ii);
+	slug_info_clear(&ci);
+	slug_info_clear(&ii);
+	assert_int_equal(slug_fs_remove_tree(AT_FDCWD, root), 0);
+	free(root);
+	free(slug);
+	free(dir);
+}
+
+static void assert_same_info(const struct slug_info *a, const struct slug_info *b)
+{
+	assert_string_equal(a->id, b->id);
+	assert_int_equal(a->size, b->size);
+	assert_int_equal(a->unpacked_size, b->unpacked_size);
+	assert_int_equal(a->entries, b->entries);
+	assert_string_equal(a->compression, b->compression);
+	assert_int_equal(a->procfile->n, b->procfile->n);
+	for (size_t i = 0; i < a->procfile->n; i++) {
+		assert_string_equal(a->procfile->entries[i].name, b->procfile->entries[i].name);
+		assert_string_equal(a->procfile->entries[i].command,
+		                    b->procfile->entries[i].command);
+	}
+}
+
+/* What check_good's slug unpacks to. */
+static void assert_good_tree(const char *dir)
+{
 	char buf[256], path[512];
 	struct stat st, st2;
 	snprintf(path, sizeof(path), "%s/Procfile", dir);
@@ -256,24 +366,6 @@ static void check_good(enum slug_compression c)
 	assert_int_equal(n, 8);
 	buf[n] = '\0';
 	assert_string_equal(buf, "/app/bin");
-
-	assert_int_equal(info.entries, 10);
-	assert_int_equal(info.unpacked_size,
-	                 strlen("web: ./bin/server\nworker: ./bin/work\n") + 10 + 1);
-	assert_string_equal(info.compression, slug_compression_str(c));
-	assert_non_null(info.procfile);
-	assert_int_equal(info.procfile->n, 2);
-	assert_string_equal(procfile_command(info.procfile, "worker"), "./bin/work");
-	/* unpack does not hash (slug_inspect and the store do) */
-	assert_string_equal(info.id, "");
-	slug_info_clear(&info);
-	slug_info_clear(NULL);
-
-	/* no temporary sibling is left once done */
-	struct stat dummy;
-	assert_int_equal(lstat(dir, &dummy), 0);
-	free(slug);
-	free(dir);
 }
 
 static void test_unpack_good_gzip(void **state)
@@ -694,6 +786,31 @@ static void test_store(void **state)
 		fail_msg("%s", dy_error_msg(err));
 	assert_string_equal(again.id, info.id);
 	slug_info_clear(&again);
+	/* an upload in an unnamed file of the store (as the API receives
+	 * one) is named, not copied: the same bytes, the same id */
+	assert_int_equal(unlink(stored), 0);
+	char slugs_dir[512];
+	snprintf(slugs_dir, sizeof(slugs_dir), "%s/slugs", sd);
+	int ufd = open(slugs_dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	assert_true(ufd >= 0);
+	int sfd = open(slug, O_RDONLY | O_CLOEXEC);
+	assert_true(sfd >= 0);
+	char cbuf[4096];
+	ssize_t cn;
+	while ((cn = read(sfd, cbuf, sizeof(cbuf))) > 0)
+		assert_int_equal(write(ufd, cbuf, (size_t)cn), cn);
+	close(sfd);
+	assert_int_equal(lseek(ufd, 0, SEEK_SET), 0);
+	if (slug_store_put_fd(sd, ufd, NULL, &again, &err) < 0)
+		fail_msg("%s", dy_error_msg(err));
+	assert_string_equal(again.id, info.id);
+	slug_info_clear(&again);
+	struct stat ust;
+	assert_int_equal(fstat(ufd, &ust), 0);
+	assert_int_equal(ust.st_nlink, 1); /* it is the stored slug now */
+	close(ufd);
+	sha256_file(stored, h2);
+	assert_string_equal(h2, hex);
 
 	char *u1 = NULL, *u2 = NULL;
 	if (slug_store_unpack(sd, info.id, "myapp", getuid(), getgid(), NULL, &u1, &err) < 0)
