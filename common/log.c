@@ -70,8 +70,8 @@ void dy_log_set_app_sink(dy_log_app_fn fn, void *ctx)
 	app_sink_ctx = ctx;
 }
 
-static void log_app_v(bool to_stderr, const char *app, const char *proc, const char *fmt,
-                      va_list ap)
+__attribute__((format(printf, 4, 0))) static void
+log_app_v(bool to_stderr, const char *app, const char *proc, const char *fmt, va_list ap)
 {
 	char msg[4096];
 	vsnprintf(msg, sizeof(msg), fmt, ap);
