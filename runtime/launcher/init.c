@@ -343,15 +343,29 @@ static void flush(struct init_state *st)
 			return;
 		st->dropped = 0;
 	}
+	/* a backlog goes out packed, lines joined by '\n' in datagrams of at
+	 * most INIT_DGRAM_MAX bytes: a flood costs the sink's queue a slot
+	 * per datagram, not per line */
+	static char pack[INIT_DGRAM_MAX];
 	while (st->head) {
-		struct msg *m = st->head;
-		if (!send_one(st, m->data, m->len))
+		size_t len = 0, n = 0;
+		for (struct msg *m = st->head; m && len + (n > 0) + m->len <= sizeof(pack);
+		     m = m->next, n++) {
+			if (n > 0)
+				pack[len++] = '\n';
+			memcpy(pack + len, m->data, m->len);
+			len += m->len;
+		}
+		if (n == 0 || !send_one(st, pack, len))
 			return;
-		st->head = m->next;
-		if (!st->head)
-			st->tail = NULL;
-		st->queued -= m->len;
-		free(m);
+		while (n-- > 0) {
+			struct msg *m = st->head;
+			st->head = m->next;
+			if (!st->head)
+				st->tail = NULL;
+			st->queued -= m->len;
+			free(m);
+		}
 	}
 }
 

@@ -14,7 +14,8 @@
  *   - reaps every zombie (orphans are re-parented to it);
  *   - relays the app's stdout and stderr, line by line (a line over 10000
  *     bytes is split), as datagrams "<RFC 3339 UTC time> app[<dyno>]: <line>"
- *     to the log sink, a Unix datagram socket given by path. Sends never
+ *     to the log sink, a Unix datagram socket given by path; lines that
+ *     had to wait go out packed, several per datagram joined by '\n'. Sends never
  *     block: while the sink is away (absent, refusing, or its queue full)
  *     lines wait in a bounded buffer (oldest dropped first, the count sent
  *     as "dyno[<dyno>]: Error L10 (Output buffer overflow): N log lines
@@ -45,6 +46,9 @@
 #include "common/error.h"
 
 #define INIT_LINE_MAX 10000
+/* a datagram to the sink: a line with its prefix, or queued lines packed
+ * (joined by '\n'); the intake reads up to 16 KiB (LGI_DGRAM_MAX) */
+#define INIT_DGRAM_MAX 16000
 
 struct init_params {
 	const char *name; /* DYNO, e.g. web.1 */

@@ -97,18 +97,27 @@ static int bind_dgram(const char *dir, const char *name, struct dy_error **err)
 
 static void file_line(struct lgi_app *a, const char *line, size_t len);
 
-/* A datagram from an app's sink: a line of its init, "TS app[web.1]: ..."
- * or init's own "TS dyno[web.1]: Error L10 ...". */
+/* A datagram from an app's sink: lines of its init joined by '\n' (one,
+ * or a backlog packed), each "TS app[web.1]: ..." or init's own "TS
+ * dyno[web.1]: Error L10 ...". A line not in the format is counted and
+ * dropped, the others filed. */
 static void take_sink(struct lgi_app *a, const char *p, size_t len)
 {
-	struct lstore_parts parts;
-	if (!lstore_parse(p, len, &parts) ||
-	    !((parts.source_len == 3 && memcmp(parts.source, "app", 3) == 0) ||
-	      (parts.source_len == 4 && memcmp(parts.source, "dyno", 4) == 0))) {
-		a->l->stats.bad++;
-		return;
+	while (len > 0) {
+		const char *nl = memchr(p, '\n', len);
+		size_t n = nl ? (size_t)(nl - p) : len;
+		struct lstore_parts parts;
+		if (!lstore_parse(p, n, &parts) ||
+		    !((parts.source_len == 3 && memcmp(parts.source, "app", 3) == 0) ||
+		      (parts.source_len == 4 && memcmp(parts.source, "dyno", 4) == 0)))
+			a->l->stats.bad++;
+		else
+			file_line(a, p, n);
+		if (!nl)
+			return;
+		p = nl + 1;
+		len -= n + 1;
 	}
-	file_line(a, p, len);
 }
 
 static struct lgi_app *app_get(struct lgi *l, const char *name);

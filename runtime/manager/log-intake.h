@@ -37,7 +37,7 @@
 
 #define LGI_BATCH     64    /* datagrams per recvmmsg */
 #define LGI_ROUNDS    4     /* recvmmsg calls per socket per loop round */
-#define LGI_DGRAM_MAX 16384 /* a longer datagram is cut (init sends <= 10000 + prefix) */
+#define LGI_DGRAM_MAX 16384 /* a longer datagram is cut (init sends <= 16000: INIT_DGRAM_MAX) */
 #define LGI_SINK_NAME "log.sock"
 
 /* A reader of an app's new lines (log-stream.c embeds one). fn gets each

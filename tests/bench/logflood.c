@@ -1,6 +1,9 @@
 /* The senders of tests/bench/logs.sh: one socket per "dyno", each sending
  * datagrams as dyno-init does ("TS app[web.N]: line", non-blocking, on
- * EAGAIN waiting for POLLOUT), as fast as the intake takes them, for a
+ * EAGAIN waiting for POLLOUT; once it had to wait, its backlog goes out
+ * packed, lines joined by '\n' in datagrams of at most 16000 bytes, as
+ * init's flush() sends them; PACK=0 in the environment sends one line per
+ * datagram, as init did before), as fast as the intake takes them, for a
  * number of seconds. Prints the lines sent, the lines per second, how
  * often a sender found the sink's queue full (EAGAIN: dyno-init would
  * buffer) and the longest wait of one sender for room.
@@ -8,6 +11,7 @@
  * a sink named twice gets two senders) */
 #include <errno.h>
 #include <poll.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,8 +39,12 @@ int main(int argc, char **argv)
 	int n = argc - 3;
 	struct pollfd *pf = calloc((size_t)n, sizeof(*pf));
 	uint64_t *wait_since = calloc((size_t)n, sizeof(*wait_since));
+	bool *backlog = calloc((size_t)n, sizeof(*backlog));
 	char *line = malloc(len + 128);
-	if (!pf || !wait_since || !line)
+	static char pack[16000];
+	const char *pack_env = getenv("PACK");
+	bool packs = !pack_env || strcmp(pack_env, "0") != 0;
+	if (!pf || !wait_since || !backlog || !line || len + 128 > sizeof(pack))
 		return 1;
 	for (int i = 0; i < n; i++) {
 		int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -64,22 +72,33 @@ int main(int argc, char **argv)
 			}
 			/* a burst per wake-up, as init drains its buffer */
 			for (int k = 0; k < 64; k++) {
-				int h = snprintf(
-				    line, 128,
-				    "2026-11-26T11:00:00.000000+00:00 app[web.%d]: line %llu ",
-				    i + 1, (unsigned long long)sent);
-				memset(line + h, 'x', len > (size_t)h ? len - (size_t)h : 0);
-				size_t l = len > (size_t)h ? len : (size_t)h;
-				if (send(pf[i].fd, line, l, MSG_DONTWAIT | MSG_NOSIGNAL) < 0) {
+				size_t plen = 0, lines = 0;
+				do {
+					int h = snprintf(line, 128,
+					                 "2026-11-26T11:00:00.000000+00:00 "
+					                 "app[web.%d]: line %llu ",
+					                 i + 1, (unsigned long long)(sent + lines));
+					memset(line + h, 'x', len > (size_t)h ? len - (size_t)h : 0);
+					size_t l = len > (size_t)h ? len : (size_t)h;
+					if (plen + (lines > 0) + l > sizeof(pack))
+						break;
+					if (lines > 0)
+						pack[plen++] = '\n';
+					memcpy(pack + plen, line, l);
+					plen += l;
+					lines++;
+				} while (packs && backlog[i]);
+				if (send(pf[i].fd, pack, plen, MSG_DONTWAIT | MSG_NOSIGNAL) < 0) {
 					if (errno == EAGAIN || errno == EWOULDBLOCK) {
 						again++;
 						wait_since[i] = t;
+						backlog[i] = true;
 						break;
 					}
 					perror("send");
 					return 1;
 				}
-				sent++;
+				sent += lines;
 			}
 		}
 	}

@@ -34,6 +34,7 @@ class Sink:
         self.path = str(path)
         self.sock = None
         self.lines = []
+        self.datagrams = 0
         if bind:
             self.bind()
 
@@ -58,7 +59,9 @@ class Sink:
         self.sock.settimeout(timeout)
         try:
             while time.monotonic() < end and len(self.lines) < 200000:
-                self.lines.append(self.sock.recv(65536).decode(errors="replace"))
+                # init packs a backlog: several lines in one datagram
+                self.lines.extend(self.sock.recv(65536).decode(errors="replace").split("\n"))
+                self.datagrams += 1
                 self.sock.settimeout(0.01)
         except (socket.timeout, BlockingIOError):
             pass
@@ -558,7 +561,8 @@ def sc_sink_gone(h):
     alive = e.proc.poll() is None
     ee = e.stop()
     return {"exited": ex, "took": took, "mark": mark, "drop": drop, "alive": alive,
-            "exited2": ee, "leftovers": leftovers(d) + leftovers(e)}
+            "exited2": ee, "lines": len(e.sink.lines), "datagrams": e.sink.datagrams,
+            "leftovers": leftovers(d) + leftovers(e)}
 
 
 def sc_crash_sweep(h):

@@ -176,6 +176,32 @@ static void test_filing(void **state)
 	env_teardown(&e);
 }
 
+/* init packs a backlog: lines joined by '\n' in one datagram, each filed
+ * on its own; one not in the format among them is dropped alone. */
+static void test_packed_datagram(void **state)
+{
+	struct env e;
+	env_setup(&e, 100);
+	const char *alpha = lgi_app_sink(e.lgi, "alpha");
+	assert_non_null(alpha);
+	int a = sender(alpha);
+	send_str(a, TS "app[web.1]: one\n" TS "app[web.2]: two\nnot a line\n" TS
+	            "dyno[web.1]: Error L10 (Output buffer overflow): 1 log lines dropped\n" TS
+	            "app[web.1]: four");
+	run_rounds(e.loop, 2);
+	struct got g = {0};
+	assert_int_equal(lgi_read(e.lgi, "alpha", 10, NULL, collect, &g, NULL), 4);
+	assert_string_equal(g.lines[0], TS "app[web.1]: one");
+	assert_string_equal(g.lines[1], TS "app[web.2]: two");
+	assert_non_null(strstr(g.lines[2], "dyno[web.1]: Error L10"));
+	assert_string_equal(g.lines[3], TS "app[web.1]: four");
+	struct lgi_stats s = lgi_stats(e.lgi);
+	assert_int_equal(s.lines, 4);
+	assert_int_equal(s.bad, 1);
+	close(a);
+	env_teardown(&e);
+}
+
 static size_t count(const char *hay, const char *needle)
 {
 	size_t n = 0;
@@ -391,6 +417,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_filing),
+	    cmocka_unit_test(test_packed_datagram),
 	    cmocka_unit_test(test_full_disk_said_once),
 	    cmocka_unit_test(test_tail_filter_and_gone),
 	    cmocka_unit_test(test_stalled_tail_reader_is_capped),
