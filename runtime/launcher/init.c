@@ -325,21 +325,28 @@ static int send_one(struct init_state *st, const char *data, size_t len)
 	return 0;
 }
 
+/* "2026-11-26T11:00:00.123456+00:00 SOURCE[<dyno>]: " into buf (at least
+ * 128 bytes); returns its length, 0 when it does not fit. */
+static size_t line_head(const struct init_state *st, const char *source, char *buf, size_t size)
+{
+	struct timespec ts;
+	struct tm tm;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	gmtime_r(&ts.tv_sec, &tm);
+	int n = snprintf(buf, size, "%04d-%02d-%02dT%02d:%02d:%02d.%06ld+00:00 %s[%s]: ",
+	                 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
+	                 tm.tm_sec, ts.tv_nsec / 1000, source, st->p->name);
+	return n > 0 && (size_t)n < size ? (size_t)n : 0;
+}
+
 static void flush(struct init_state *st)
 {
 	if (st->dropped) {
 		char note[256];
-		struct timespec ts;
-		struct tm tm;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		gmtime_r(&ts.tv_sec, &tm);
-		int n = snprintf(
-		    note, sizeof(note),
-		    "%04d-%02d-%02dT%02d:%02d:%02d.%06ld+00:00 dyno[%s]: " HK_ERROR_FMT
-		    ": %llu log lines dropped",
-		    tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-		    ts.tv_nsec / 1000, st->p->name, HK_ERROR_ARGS(HK_L10), st->dropped);
-		if (!send_one(st, note, (size_t)n))
+		size_t h = line_head(st, "dyno", note, sizeof(note));
+		int n = snprintf(note + h, sizeof(note) - h, HK_ERROR_FMT ": %llu log lines dropped",
+		                 HK_ERROR_ARGS(HK_L10), st->dropped);
+		if (n < 0 || !send_one(st, note, h + (size_t)n))
 			return;
 		st->dropped = 0;
 	}
@@ -372,15 +379,8 @@ static void flush(struct init_state *st)
 static void emit(struct init_state *st, const char *line, size_t len)
 {
 	char head[128];
-	struct timespec ts;
-	struct tm tm;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	gmtime_r(&ts.tv_sec, &tm);
-	int hl = snprintf(head, sizeof(head),
-	                  "%04d-%02d-%02dT%02d:%02d:%02d.%06ld+00:00 app[%s]: ", tm.tm_year + 1900,
-	                  tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-	                  ts.tv_nsec / 1000, st->p->name);
-	if (hl < 0 || (size_t)hl >= sizeof(head))
+	size_t hl = line_head(st, "app", head, sizeof(head));
+	if (hl == 0)
 		return;
 	size_t total = (size_t)hl + len;
 	struct msg *m = malloc(sizeof(*m) + total);
@@ -570,6 +570,27 @@ static bool drain(struct init_state *st, struct stream *s, int max_reads)
 	return true;
 }
 
+/* The last line: how the app ended, after what it wrote. dynod files it
+ * and takes the status from it for a dyno it cannot wait for (re-adopted
+ * after its restart: not its child). Waits for room at most 200 ms. */
+static void report_exit(struct init_state *st, int code)
+{
+	if (!st->has_sink)
+		return;
+	char line[192];
+	size_t h = line_head(st, "dyno", line, sizeof(line));
+	int n = snprintf(line + h, sizeof(line) - h, "Process exited with status %d", code);
+	if (h == 0 || n < 0)
+		return;
+	for (int i = 0; i < 20; i++) {
+		flush(st);
+		if (!st->head && send_one(st, line, h + (size_t)n))
+			return;
+		struct pollfd p = {st->sock, POLLOUT, 0};
+		poll(st->sock >= 0 ? &p : NULL, st->sock >= 0 ? 1 : 0, 10);
+	}
+}
+
 static __attribute__((noreturn)) void finish(struct init_state *st, int status)
 {
 	/* what is already in the pipes, bounded: a background process of the
@@ -580,6 +601,7 @@ static __attribute__((noreturn)) void finish(struct init_state *st, int status)
 		drain(st, &st->err, 64);
 	flush(st);
 	int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+	report_exit(st, code);
 	if (st->attach >= 0) {
 		unsigned char b[4] = {(unsigned char)(code >> 24), (unsigned char)(code >> 16),
 		                      (unsigned char)(code >> 8), (unsigned char)code};

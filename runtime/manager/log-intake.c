@@ -48,10 +48,16 @@ struct lgi {
 	struct loop_deferred flush;
 	bool dying; /* lgi_free() with the flush queued: the flush frees */
 	struct lgi_stats stats;
+	lgi_exit_fn exit_fn; /* an init's report of its exit */
+	void *exit_ctx;
 };
 
-/* one loop, one thread: the datagrams of a recvmmsg, shared by all */
+/* one loop, one thread: the datagrams of a recvmmsg, shared by all, with
+ * their senders' credentials (SO_PASSCRED on the sinks) */
 static char dgrams[LGI_BATCH][LGI_DGRAM_MAX];
+static char cmsgs[LGI_BATCH][CMSG_SPACE(sizeof(struct ucred))];
+
+#define EXIT_TEXT "Process exited with status "
 
 static unsigned hash(const char *s)
 {
@@ -101,7 +107,7 @@ static void file_line(struct lgi_app *a, const char *line, size_t len);
  * or a backlog packed), each "TS app[web.1]: ..." or init's own "TS
  * dyno[web.1]: Error L10 ...". A line not in the format is counted and
  * dropped, the others filed. */
-static void take_sink(struct lgi_app *a, const char *p, size_t len)
+static void take_sink(struct lgi_app *a, const char *p, size_t len, pid_t sender)
 {
 	while (len > 0) {
 		const char *nl = memchr(p, '\n', len);
@@ -113,6 +119,21 @@ static void take_sink(struct lgi_app *a, const char *p, size_t len)
 			a->l->stats.bad++;
 		else
 			file_line(a, p, n);
+		/* the init's own report of how the app ended: the exit status
+		 * of a dyno dynod cannot wait for (re-adopted), told by the
+		 * process it knows by pid (the kernel's credentials) */
+		size_t tl = strlen(EXIT_TEXT);
+		if (sender > 0 && a->l->exit_fn && parts.source_len == 4 &&
+		    memcmp(parts.source, "dyno", 4) == 0 && parts.msg_len > tl &&
+		    memcmp(parts.msg, EXIT_TEXT, tl) == 0) {
+			int status = 0;
+			size_t k = tl;
+			while (k < parts.msg_len && k < tl + 4 && parts.msg[k] >= '0' &&
+			       parts.msg[k] <= '9')
+				status = status * 10 + (parts.msg[k++] - '0');
+			if (k == parts.msg_len && k > tl)
+				a->l->exit_fn(a->l->exit_ctx, a->name, sender, status);
+		}
 		if (!nl)
 			return;
 		p = nl + 1;
@@ -143,6 +164,19 @@ static void take_router(struct lgi *l, const char *p, size_t len)
 	file_line(a, sp + 1, len - (size_t)(sp + 1 - p));
 }
 
+/* The sender's pid (as dynod's PID namespace sees it), or 0. */
+static pid_t sender_of(struct msghdr *h)
+{
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(h); c; c = CMSG_NXTHDR(h, c))
+		if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_CREDENTIALS &&
+		    c->cmsg_len == CMSG_LEN(sizeof(struct ucred))) {
+			struct ucred u;
+			memcpy(&u, CMSG_DATA(c), sizeof(u));
+			return u.pid;
+		}
+	return 0;
+}
+
 /* Reads at most LGI_ROUNDS batches from fd: a for an app's sink, NULL for
  * the router's socket. */
 static void read_socket(struct lgi *l, int fd, struct lgi_app *a)
@@ -155,6 +189,10 @@ static void read_socket(struct lgi *l, int fd, struct lgi_app *a)
 			iov[i] = (struct iovec){dgrams[i], LGI_DGRAM_MAX};
 			msgs[i].msg_hdr.msg_iov = &iov[i];
 			msgs[i].msg_hdr.msg_iovlen = 1;
+			if (a) {
+				msgs[i].msg_hdr.msg_control = cmsgs[i];
+				msgs[i].msg_hdr.msg_controllen = sizeof(cmsgs[i]);
+			}
 		}
 		int n = recvmmsg(fd, msgs, LGI_BATCH, MSG_DONTWAIT, NULL);
 		if (n < 0 && errno == EINTR)
@@ -168,7 +206,7 @@ static void read_socket(struct lgi *l, int fd, struct lgi_app *a)
 				continue;
 			}
 			if (a)
-				take_sink(a, dgrams[i], len);
+				take_sink(a, dgrams[i], len, sender_of(&msgs[i].msg_hdr));
 			else
 				take_router(l, dgrams[i], len);
 		}
@@ -286,6 +324,14 @@ static int bind_sink(struct lgi *l, struct lgi_app *a, struct dy_error **err)
 	int fd = bind_dgram(dir, LGI_SINK_NAME, err);
 	if (fd < 0)
 		return -1;
+	/* each datagram carries its sender's pid: an init's exit report is
+	 * believed from that init only */
+	int on = 1;
+	if (setsockopt(fd, SOL_SOCKET, SO_PASSCRED, &on, sizeof(on)) < 0) {
+		int r = dy_error_errno(err, errno, "SO_PASSCRED %s", dir);
+		close(fd);
+		return r;
+	}
 	a->sink_fd = fd;
 	loop_io_init(&a->io, fd, on_sink_io);
 	if (loop_io_set(l->loop, &a->io, LOOP_READ, err) < 0) {
@@ -415,6 +461,19 @@ void lgi_tail_stop(struct lgi_tail *t)
 		t->next->prev = t->prev;
 	t->prev = t->next = NULL;
 	t->app = NULL;
+}
+
+void lgi_set_exit_fn(struct lgi *l, lgi_exit_fn fn, void *ctx)
+{
+	l->exit_fn = fn;
+	l->exit_ctx = ctx;
+}
+
+void lgi_drain_app(struct lgi *l, const char *app)
+{
+	struct lgi_app *a = app_find(l, app);
+	if (a && a->sink_fd >= 0)
+		read_socket(l, a->sink_fd, a);
 }
 
 void lgi_drain(struct lgi *l)

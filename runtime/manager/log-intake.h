@@ -99,6 +99,16 @@ void lgi_drain(struct lgi *l);
 
 struct lgi_stats lgi_stats(const struct lgi *l);
 
+/* Told when a dyno's init reports how its app ended ("dyno[web.1]:
+ * Process exited with status N" from its sink): app, the init's pid (the
+ * kernel's credentials of the datagram), the status. */
+typedef void (*lgi_exit_fn)(void *ctx, const char *app, pid_t pid, int status);
+void lgi_set_exit_fn(struct lgi *l, lgi_exit_fn fn, void *ctx);
+
+/* Reads what app's sink holds now (before a dyno's exit is handled, its
+ * init's last lines and report are in). */
+void lgi_drain_app(struct lgi *l, const char *app);
+
 /* Flushes the stores, closes every socket (their files removed), ends
  * every tail. Accepts NULL. */
 void lgi_free(struct lgi *l);

@@ -65,6 +65,9 @@ struct sup_dyno {
 	/* why it last crashed ("Error R10 (Boot timeout)", "Process exited
 	 * with status 3"): an aborted rollout names it */
 	char why[SUP_WHY_MAX];
+	/* its init reported how the app ended (its last log line) */
+	bool exit_reported;
+	int exit_status;
 };
 
 struct sup_rollout;

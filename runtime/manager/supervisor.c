@@ -168,6 +168,16 @@ void sup_report_release(struct sup_dyno *d, bool ok, const char *why)
 void sup_on_exited(struct sup_dyno *d)
 {
 	struct sup *s = d->sup;
+	/* its init's last lines and its report of the app's end are in its
+	 * sink already (sent before it exited) */
+	if (s->logs && d->ld)
+		lgi_drain_app(s->logs, d->app);
+	bool reported = d->exit_reported;
+	d->exit_reported = false;
+	if (reported && d->ld && d->ld->adopted && !d->ld->status_known) {
+		d->ld->status = d->exit_status;
+		d->ld->status_known = true;
+	}
 	int status = d->ld ? d->ld->status : 0;
 	bool oom = false;
 	if (d->ld) {
@@ -185,7 +195,9 @@ void sup_on_exited(struct sup_dyno *d)
 	 * re-adopted dyno is not dynod's child: no status to collect */
 	if (d->ld && d->ld->adopted && !d->ld->status_known)
 		dy_log_app(d->app, d->name, "Process exited with status unknown (re-adopted)");
-	else
+	else if (reported) /* the app's log has its init's line */
+		dy_log(d->name, "Process exited with status %d", status);
+	else /* its init could not say it (killed, no sink, attached) */
 		dy_log_app(d->app, d->name, "Process exited with status %d", status);
 	bool stopped = d->lc.stopping;
 	release_process(d);
@@ -852,9 +864,23 @@ void sup_set_mgr(struct sup *s, struct mgr *m)
 	s->mgr = m;
 }
 
+/* lgi_exit_fn: the init of pid reported its app's end. */
+static void on_init_exit(void *ctx, const char *app, pid_t pid, int status)
+{
+	struct sup *s = ctx;
+	for (struct sup_dyno *d = s->dynos; d; d = d->next)
+		if (d->ld && d->ld->pid == pid && strcmp(d->app, app) == 0) {
+			d->exit_reported = true;
+			d->exit_status = status;
+			return;
+		}
+}
+
 void sup_set_logs(struct sup *s, struct lgi *logs)
 {
 	s->logs = logs;
+	if (logs)
+		lgi_set_exit_fn(logs, on_init_exit, s);
 }
 
 const struct manager_ops *sup_ops(struct sup *s)
@@ -870,6 +896,8 @@ void sup_free(struct sup *s)
 	loop_timer_stop(s->loop, &s->sweep_timer);
 	loop_timer_stop(s->loop, &s->routes_timer);
 	sup_rollouts_free(s);
+	if (s->logs) /* the intake outlives us */
+		lgi_set_exit_fn(s->logs, NULL, NULL);
 	/* the starts in flight end first: their dynos are in the list below,
 	 * killed or (leaving) kept and recorded */
 	s->freeing = true;

@@ -18,7 +18,7 @@ import pytest
 from conftest import BUILD
 from loadkit import Load, wait_logged
 from test_router_keeper import answers, kept  # noqa: F401 (kept: the fixture)
-from test_supervise import WEB, WORKER, all_up, alive, by_name, make_app
+from test_supervise import WEB, WORKER, all_up, alive, app_pid, by_name, make_app
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="dynos need root")
 
@@ -106,6 +106,16 @@ def test_kill9_of_dynod_loses_no_dyno(kept, tmp_path):
     marker = f"/after-restart-{time.monotonic_ns()}"
     assert d.get(marker) == "404"
     assert "app[web." in wait_logged(d, marker)
+    # an adopted dyno that exits on its own: its init reports the status
+    # (dynod is not its parent and cannot wait for it), then it restarts
+    os.kill(app_pid(before["worker.1"]), signal.SIGKILL)
+    d.wait(lambda ds: by_name(ds)["worker.1"]["pid"] not in (0, before["worker.1"]) and
+           by_name(ds)["worker.1"]["state"] == "up", what="worker.1 restarted")
+    log = d.cli("logs", "--dyno", "worker.1").stdout
+    assert "dyno[worker.1]: Process exited with status 137" in log, log
+    assert "status unknown" not in log and "status unknown" not in d.log.read_text()
+    assert log.count("Process exited with status 137") == 1, log
+    before["worker.1"] = by_name(d.dynos())["worker.1"]["pid"]
     # an adopted dyno is supervised as any other: scaled down, it stops
     assert d.cli("ps:scale", "web=1").returncode == 0
     ds = d.wait(all_up(["web.1", "worker.1"]), what="web.2 gone")
