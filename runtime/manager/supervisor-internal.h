@@ -98,6 +98,7 @@ struct sup {
 	 * off the loop; nstarting of them are in flight */
 	struct work_pool *starts;
 	unsigned nstarting;
+	unsigned ncleaning; /* clean-ups queued on the same thread */
 	bool freeing;     /* sup_free(): a start's done only hands over its dyno */
 	unsigned batch;   /* > 0: routes.json is written when it drops to 0 */
 	char *init_path;  /* dyno-init, NULL: the launcher's default */

@@ -126,6 +126,38 @@ void sup_sweep_soon(struct sup *s)
 		loop_timer_start(s->loop, &s->sweep_timer, SUP_CHECK_USEC, NULL);
 }
 
+/* A dyno's clean-up (cgroup, veth, rules: netlink and cgroup file system
+ * calls) on the start thread, off the loop, after the starts queued before
+ * it: a restart's new process is set up after the old one is gone. */
+struct sup_cleanup {
+	struct work work;
+	struct sup *sup;
+	struct launch_dyno *ld;
+	struct dy_error *err;
+};
+
+static void cleanup_run(struct work *w)
+{
+	struct sup_cleanup *c = loop_container_of(w, struct sup_cleanup, work);
+	launch_cleanup(c->ld, &c->err);
+}
+
+static void cleanup_done(struct work *w)
+{
+	struct sup_cleanup *c = loop_container_of(w, struct sup_cleanup, work);
+	struct sup *s = c->sup;
+	s->ncleaning--;
+	if (c->err) {
+		/* what is left (a cgroup still busy) is retried by a sweep */
+		dy_log(c->ld->id, "clean-up: %s", dy_error_msg(c->err));
+		dy_error_free(&c->err);
+		if (!s->freeing)
+			sup_sweep_soon(s);
+	}
+	launch_free(c->ld);
+	free(c);
+}
+
 /* Forgets the process of d: watchers, boot probe, timers of the process,
  * cgroup, veth, rules. */
 static void release_process(struct sup_dyno *d)
@@ -139,9 +171,17 @@ static void release_process(struct sup_dyno *d)
 	loop_timer_stop(s->loop, &d->drain_timer);
 	if (!d->ld)
 		return;
+	struct sup_cleanup *c = s->starts && !s->freeing ? calloc(1, sizeof(*c)) : NULL;
+	if (c) {
+		c->sup = s;
+		c->ld = TAKE_PTR(d->ld);
+		s->ncleaning++;
+		work_submit(s->starts, &c->work, cleanup_run, cleanup_done);
+		return;
+	}
+	/* dynod going away (or no memory): at once */
 	struct dy_error *e = NULL;
 	if (launch_cleanup(d->ld, &e) < 0) {
-		/* what is left (a cgroup still busy) is retried by a sweep */
 		dy_log(d->name, "clean-up: %s", dy_error_msg(e));
 		dy_error_free(&e);
 		sup_sweep_soon(s);
@@ -605,9 +645,10 @@ static void on_sweep_timer(struct loop *loop, struct loop_timer *t)
 	struct sup *s = loop_container_of(t, struct sup, sweep_timer);
 	if (s->sweeps_due == 0)
 		return;
-	if (s->nstarting > 0) {
+	if (s->nstarting > 0 || s->ncleaning > 0) {
 		/* a dyno being started has an empty cgroup for a moment: a
-		 * sweep now could take it (launch.h, "Threads") */
+		 * sweep now could take it (launch.h, "Threads"); one being
+		 * cleaned up is the start thread's */
 		loop_timer_start(loop, t, SUP_CHECK_USEC, NULL);
 		return;
 	}
