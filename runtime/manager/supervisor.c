@@ -662,9 +662,10 @@ static void on_sweep_timer(struct loop *loop, struct loop_timer *t)
 
 /* The record of running dynos (dyno-record.h) */
 
-/* dr_render_fn: every formation dyno with a process, for the next dynod.
- * One-offs are not recorded: a release phase cut short by a crash is
- * killed and fails, as it did before. */
+/* dr_render_fn: every dyno with a process, for the next dynod: formation
+ * dynos and `dyno run`'s run.N (an attached session goes on: its client
+ * talks to the dyno's init). A release phase is not recorded: cut short
+ * by a crash it is killed and its release fails. */
 static json_t *render_record(void *arg)
 {
 	struct sup *s = arg;
@@ -676,7 +677,8 @@ static json_t *render_record(void *arg)
 		return NULL;
 	size_t k = 0;
 	for (const struct sup_dyno *d = s->dynos; d; d = d->next) {
-		if (d->lc.oneoff || !d->ld || d->ld->exited || d->start_time == 0)
+		if ((d->lc.oneoff && strcmp(d->type, "run") != 0) || !d->ld || d->ld->exited ||
+		    d->start_time == 0)
 			continue;
 		struct dr_entry *e = &v[k++];
 		snprintf(e->app, sizeof(e->app), "%s", d->app);
@@ -694,6 +696,7 @@ static json_t *render_record(void *arg)
 		memcpy(e->created_at, d->created_at, sizeof(e->created_at));
 		e->up = d->lc.state == LC_UP;
 		e->stopping = d->lc.stopping;
+		e->oneoff = d->lc.oneoff;
 	}
 	return dr_render(s->boot_id, v, k);
 }

@@ -5,6 +5,7 @@ passes stdin, gives the command's exit status (128+N for a signal, 127 for
 a missing command), a pty when the client has a terminal (Ctrl-C reaches
 the app), --detach shows run.N in ps and its output in the log, and the
 API's refusals exit 125."""
+import json
 import os
 import pty
 import select
@@ -14,6 +15,7 @@ import time
 import pytest
 
 from test_supervise import Dynod, make_app  # noqa: F401
+from test_router_keeper import kept  # noqa: F401 (the fixture)
 from test_supervise import dynod  # noqa: F401 (the fixture)
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="dynos need root")
@@ -120,3 +122,43 @@ def test_detach_ps_and_logs(dynod, tmp_path):
     else:
         pytest.fail(r.stdout)
     assert d.cli("ps:stop", "run.1").returncode == 0
+
+
+def test_runs_outlive_a_dynod_restart(kept, tmp_path):  # noqa: F811
+    """kill -9 of dynod: a detached run.N and an attached session go on
+    (re-adopted: dynos.json records run.N), and the next run gets the next
+    number."""
+    d = kept.start()
+    deployed(d, tmp_path)
+    r = run(d, "--detach", "--", "sleep", "60")
+    assert r.returncode == 0 and r.stdout.endswith("up, run.1\n"), r.stdout
+    env = dict(os.environ, DYNO_API=d.sock, DYNO_APP="app")
+    attached = subprocess.Popen([str(d.dyno_bin), "run", "--", "sh", "-c",
+                                 "echo ready; read line; echo got:$line; exit 4"],
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, env=env)
+    assert attached.stdout.readline() == b"ready\n"
+    pids = {x["name"]: x["pid"] for x in d.dynos()}
+    assert set(pids) >= {"run.1", "run.2"}, pids
+    # recorded (the record's writer coalesces changes): then the crash
+    end = time.monotonic() + 5
+    while time.monotonic() < end:
+        try:
+            rec = json.loads((d.state / "dynos.json").read_text())
+            if {x["name"] for x in rec["dynos"] if x.get("oneoff")} == {"run.1", "run.2"}:
+                break
+        except (OSError, ValueError):
+            pass
+        time.sleep(0.05)
+    d.kill9()
+    d.start()
+    d.wait(lambda ds: {x["name"]: x["pid"] for x in ds if x["type"] == "run"} ==
+           {"run.1": pids["run.1"], "run.2": pids["run.2"]}, what="runs re-adopted")
+    # the session never noticed
+    out, err = attached.communicate(b"hello\n", timeout=20)
+    assert attached.returncode == 4, (out, err)
+    assert out == b"got:hello\n", out
+    d.wait(lambda ds: "run.2" not in {x["name"] for x in ds}, what="run.2 complete")
+    r = run(d, "--detach", "--", "sleep", "1")
+    assert r.stdout.endswith("up, run.3\n"), r.stdout
+    assert "re-adopted pid %d" % pids["run.1"] in d.log.read_text()
