@@ -5,11 +5,14 @@ passes stdin, gives the command's exit status (128+N for a signal, 127 for
 a missing command), a pty when the client has a terminal (Ctrl-C reaches
 the app), --detach shows run.N in ps and its output in the log, and the
 API's refusals exit 125."""
+import fcntl
 import json
 import os
 import pty
 import select
+import struct
 import subprocess
+import termios
 import time
 
 import pytest
@@ -47,6 +50,9 @@ def test_status_stdin_signal_missing(dynod, tmp_path):
     r = run(d, "no-such-command-here")
     assert r.returncode == 127, r.stderr
     assert "not found" in r.stderr
+    r = run(d, "/app/Procfile")  # there, not executable
+    assert r.returncode == 126, r.stderr
+    assert "Permission denied" in r.stderr
     # the words are quoted for sh: one argument with a space and a quote
     r = run(d, "printf", "%s|", "a b", "it's")
     assert (r.returncode, r.stdout) == (0, "a b|it's|"), r.stderr
@@ -103,6 +109,43 @@ def test_pty_tty_and_ctrl_c(dynod, tmp_path):
     out, code = pty_run(d, ["sh", "-c", "echo ready; exec sleep 100"], send=b"\x03",
                         after="ready")
     assert code == 130, out
+
+
+def test_pty_size_and_sigwinch(dynod, tmp_path):
+    """The client's terminal size reaches the dyno's pty, at the start and
+    when it changes (SIGWINCH to the client, its new size to the dyno)."""
+    d = deployed(dynod, tmp_path)
+    env = dict(os.environ, DYNO_API=d.sock, DYNO_APP="app")
+    pid, fd = pty.fork()
+    if pid == 0:
+        fcntl.ioctl(0, termios.TIOCSWINSZ, struct.pack("HHHH", 33, 101, 0, 0))
+        os.execve(str(d.dyno_bin), [str(d.dyno_bin), "run", "--", "sh", "-c",
+                                    "stty size; trap 'stty size; exit 0' WINCH; echo ready; "
+                                    "while :; do sleep 0.1; done"], env)
+    out, resized = b"", False
+    end = time.monotonic() + 20
+    try:
+        while time.monotonic() < end:
+            if not resized and b"ready" in out:
+                fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", 44, 120, 0, 0))
+                resized = True
+            r, _, _ = select.select([fd], [], [], 0.2)
+            chunk = b""
+            if r:
+                try:
+                    chunk = os.read(fd, 4096)
+                except OSError:
+                    pass
+                out += chunk
+            if r and not chunk:
+                break
+        _, st = os.waitpid(pid, 0)
+    finally:
+        os.close(fd)
+    text = out.decode(errors="replace")
+    assert os.waitstatus_to_exitcode(st) == 0, text
+    assert "33 101" in text and "44 120" in text, text
+    assert text.index("33 101") < text.index("44 120")
 
 
 def test_detach_ps_and_logs(dynod, tmp_path):
