@@ -35,7 +35,6 @@
 #include "slugs/slug-store.h"
 
 static void routes_changed(struct sup *s);
-static void on_drain_timer(struct loop *loop, struct loop_timer *t);
 
 /* Many changes, one routes.json write (a reconcile of 100 dynos). */
 static void batch_begin(struct sup *s)
@@ -419,7 +418,7 @@ struct sup_dyno *sup_dyno_new(struct sup *s, const char *app, const char *type, 
 	loop_timer_init(&d->start_timer, on_start_timer);
 	loop_timer_init(&d->boot_timer, on_boot_timer);
 	loop_timer_init(&d->stop_timer, on_stop_timer);
-	loop_timer_init(&d->drain_timer, on_drain_timer);
+	loop_timer_init(&d->drain_timer, sup_on_drain_timer);
 	loop_defer_init(&d->reap, dyno_reap);
 	loop_io_init(&d->exit_io, -1, on_exit_io);
 	loop_io_init(&d->oom_io, -1, on_oom_io);
@@ -432,7 +431,7 @@ struct sup_dyno *sup_dyno_new(struct sup *s, const char *app, const char *type, 
 }
 
 /* SIGTERM to d's process; SIGKILL after the grace (the stop timer). */
-static void send_sigterm(struct sup_dyno *d)
+void sup_send_sigterm(struct sup_dyno *d)
 {
 	struct sup *s = d->sup;
 	dy_log_app(d->app, d->name, "Stopping all processes with SIGTERM");
@@ -443,29 +442,6 @@ static void send_sigterm(struct sup_dyno *d)
 	loop_timer_start(s->loop, &d->stop_timer, s->cfg->dyno.timeouts.stop, NULL);
 }
 
-static void on_drain_timer(struct loop *loop, struct loop_timer *t)
-{
-	(void)loop;
-	struct sup_dyno *d = loop_container_of(t, struct sup_dyno, drain_timer);
-	if (d->ld && d->lc.stopping)
-		send_sigterm(d);
-}
-
-void sup_dyno_drain(struct sup_dyno *d)
-{
-	struct sup *s = d->sup;
-	uint64_t drain = s->cfg->dyno.timeouts.drain;
-	if (d->lc.stopping || d->removed || !d->ld || d->lc.state != LC_UP || drain == 0) {
-		sup_dyno_stop(d);
-		return;
-	}
-	lc_stop(&d->lc, true);
-	routes_changed(s); /* draining: no new requests */
-	dy_log_app(d->app, d->name, "Draining: no new requests, stopping in %llu ms",
-	           (unsigned long long)(drain / 1000));
-	loop_timer_start(s->loop, &d->drain_timer, drain, NULL);
-}
-
 /* Stops d without waiting: SIGTERM now, SIGKILL after the grace. */
 void sup_dyno_stop(struct sup_dyno *d)
 {
@@ -473,7 +449,7 @@ void sup_dyno_stop(struct sup_dyno *d)
 	if (d->lc.stopping && loop_timer_active(&d->drain_timer)) {
 		/* draining, and now stopped for good (a shutdown, ps:stop) */
 		loop_timer_stop(s->loop, &d->drain_timer);
-		send_sigterm(d);
+		sup_send_sigterm(d);
 		return;
 	}
 	if (d->lc.stopping || d->removed)
@@ -494,7 +470,7 @@ void sup_dyno_stop(struct sup_dyno *d)
 	}
 	if (!d->ld)
 		return; /* starting: stopped when its start is done */
-	send_sigterm(d);
+	sup_send_sigterm(d);
 }
 
 /* manager_ops.apply_formation: dynos of type.N for rel, all others
@@ -782,6 +758,11 @@ static void routing_changed(void *data)
 	routes_changed(data);
 }
 
+void sup_routes_changed(struct sup *s)
+{
+	routes_changed(s);
+}
+
 void sup_shutdown(struct sup *s)
 {
 	s->shutting_down = true;
@@ -858,6 +839,7 @@ int sup_new(struct loop *loop, const struct config *cfg, const char *cgroup_pare
 	}
 	loop_timer_init(&s->sweep_timer, on_sweep_timer);
 	loop_timer_init(&s->routes_timer, on_routes_timer);
+	loop_timer_init(&s->drain_poll, sup_on_drain_poll);
 	sup_rollout_init(s);
 	loop_timer_init(&s->mem_timer, on_mem_timer);
 	dr_boot_id(s->boot_id);
@@ -865,6 +847,13 @@ int sup_new(struct loop *loop, const struct config *cfg, const char *cgroup_pare
 	 * it they run inline, as before */
 	if (work_pool_new(loop, 1, &s->starts, NULL) < 0)
 		s->starts = NULL;
+	/* the router's admin listener says when a drain is done; without it
+	 * a drain lasts dyno.timeouts.drain */
+	const struct config_addr *adm = &cfg->router.admin_listen;
+	socklen_t alen = adm->sa.sa.sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+	                                                  : sizeof(struct sockaddr_in);
+	if (dw_new(loop, &adm->sa.sa, alen, sup_on_drains, s, &s->drains) < 0)
+		s->drains = NULL;
 	/* routes.json waits for the manager's state (sup_start_all()): a
 	 * write now would drop every app's routes */
 	batch_begin(s);
@@ -940,6 +929,8 @@ void sup_free(struct sup *s)
 	loop_timer_stop(s->loop, &s->sweep_timer);
 	loop_timer_stop(s->loop, &s->routes_timer);
 	sup_rollouts_free(s);
+	loop_timer_stop(s->loop, &s->drain_poll);
+	dw_free(s->drains);
 	if (s->logs) /* the intake outlives us */
 		lgi_set_exit_fn(s->logs, NULL, NULL);
 	/* the starts in flight end first: their dynos are in the list below,
