@@ -265,6 +265,69 @@ fail:
 	return -1;
 }
 
+/* Makes the gateway link: a dummy, or (a kernel without the dummy
+ * driver) a veth pair whose peer stays here, up, unused. */
+static int gateway_link_add(struct nl_sock *sk, struct dy_error **err)
+{
+	struct rtnl_link *link = rtnl_link_alloc();
+	if (!link)
+		return dy_error_errno(err, ENOMEM, "rtnl_link_alloc");
+	rtnl_link_set_name(link, NET_GATEWAY_LINK);
+	int r = rtnl_link_set_type(link, "dummy");
+	if (r >= 0)
+		r = rtnl_link_add(sk, link, NLM_F_CREATE | NLM_F_EXCL);
+	rtnl_link_put(link);
+	if (r >= 0)
+		return 0;
+	r = rtnl_link_veth_add(sk, NET_GATEWAY_LINK, NET_GATEWAY_LINK "-p", getpid());
+	if (r < 0)
+		return dy_error(err, "link %s (dummy, then veth): %s", NET_GATEWAY_LINK,
+		                nl_geterror(r));
+	struct rtnl_link *peer = NULL;
+	if (link_up(sk, NET_GATEWAY_LINK "-p", &peer, err) < 0)
+		return -1;
+	rtnl_link_put(peer);
+	return 0;
+}
+
+int net_gateway_setup(struct in_addr subnet, uint8_t prefix, struct dy_error **err)
+{
+	_cleanup_nl_sock_ struct nl_sock *sk = NULL;
+	if (nl_open(&sk, err) < 0)
+		return -1;
+	struct rtnl_link *link = NULL;
+	if (rtnl_link_get_kernel(sk, 0, NET_GATEWAY_LINK, &link) < 0) {
+		if (gateway_link_add(sk, err) < 0)
+			return -1;
+		disable_ipv6(NET_GATEWAY_LINK);
+	} else {
+		rtnl_link_put(link);
+	}
+	if (link_up(sk, NET_GATEWAY_LINK, &link, err) < 0)
+		return -1;
+	int ifindex = rtnl_link_get_ifindex(link);
+	rtnl_link_put(link);
+	struct in_addr gw = net_gateway(subnet);
+	struct rtnl_addr *ra = rtnl_addr_alloc();
+	struct nl_addr *local = addr4(gw, 32);
+	if (!ra || !local) {
+		rtnl_addr_put(ra);
+		nl_addr_put(local);
+		return dy_error_errno(err, ENOMEM, "rtnl_addr_alloc");
+	}
+	rtnl_addr_set_ifindex(ra, ifindex);
+	rtnl_addr_set_local(ra, local);
+	rtnl_addr_set_prefixlen(ra, 32);
+	int r = rtnl_addr_add(sk, ra, 0);
+	rtnl_addr_put(ra);
+	nl_addr_put(local);
+	if (r < 0 && r != -NLE_EXIST)
+		return dy_error(err, "address %s on %s: %s", inet_ntoa(gw), NET_GATEWAY_LINK,
+		                nl_geterror(r));
+	/* the rules that keep everyone but dynos and the host itself away */
+	return net_rules_init(subnet, prefix, err);
+}
+
 int net_dyno_early(struct dy_error **err)
 {
 	_cleanup_nl_sock_ struct nl_sock *sk = NULL;
@@ -701,6 +764,8 @@ int net_rules_init(struct in_addr subnet, uint8_t prefix, struct dy_error **err)
 		      "flush chain inet dyno forward\n",
 		      f);
 		fputs(input_rules, f);
+		/* the gateway answers dynos (above) and the host itself only */
+		fprintf(f, "add rule inet dyno input ip daddr %s iifname != \"lo\" drop\n", gws);
 		char ns[512], dns[640] = "";
 		resolvers(ns, sizeof(ns));
 		if (ns[0])

@@ -98,5 +98,16 @@ int net_rules_init(struct in_addr subnet, uint8_t prefix, struct dy_error **err)
 int net_rules_add(const char *veth, struct in_addr addr, struct in_addr gw, const uint16_t *ports,
                   size_t n_ports, bool egress, struct dy_error **err);
 
+/* The host's link that holds the gateway address from dynod's start-up,
+ * so a service (the add-on database) can bind it before any dyno runs. */
+#define NET_GATEWAY_LINK "dyno-gw"
+
+/* Makes NET_GATEWAY_LINK (a dummy; a veth pair whose peer stays on the
+ * host when the kernel has no dummy driver) up with the gateway address
+ * /32, unless it is there already, and the nftables tables
+ * (net_rules_init()): the gateway answers dynos and the host itself (lo),
+ * nothing else. Returns 0 or < 0. */
+int net_gateway_setup(struct in_addr subnet, uint8_t prefix, struct dy_error **err);
+
 /* Removes them. Missing is not an error. Returns 0 or < 0. */
 int net_rules_del(const char *veth, struct dy_error **err);

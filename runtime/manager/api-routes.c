@@ -10,6 +10,7 @@
 
 #include "common/cleanup.h"
 #include "common/log.h"
+#include "runtime/manager/addon-pg.h"
 #include "runtime/manager/api-internal.h"
 #include "runtime/manager/log-intake.h"
 #include "runtime/manager/log-stream.h"
@@ -150,6 +151,16 @@ static void method_not_allowed(struct conn *c, const char *allowed)
 	                  h1_method_str(c->method), c->path, allowed);
 }
 
+json_t *api_body_object(struct conn *c)
+{
+	return body_object(c);
+}
+
+void api_method_not_allowed(struct conn *c, const char *allowed)
+{
+	method_not_allowed(c, allowed);
+}
+
 static void route_apps(struct conn *c)
 {
 	struct api *a = c->api;
@@ -224,6 +235,7 @@ static void route_app(struct conn *c, struct state_app *app)
 		return;
 	}
 	dy_log("api", "destroyed app %s", name);
+	pg_app_destroyed(a->pg, name); /* its databases and roles go */
 	lgi_forget(a->logs, name); /* its sink; its log went with its directory */
 	api_respond_json(c, 200, j);
 }
@@ -811,6 +823,11 @@ static void route_log_stream(struct conn *c, struct state_app *app)
 	api_conn_handed_off(c);
 }
 
+static void route_addons_of(struct conn *c, struct state_app *app, const struct route *r)
+{
+	api_route_addons(c, app, r->nseg >= 4 ? r->seg[3] : NULL, r->nseg == 5 ? r->seg[4] : NULL);
+}
+
 void api_dispatch(struct conn *c)
 {
 	struct api *a = c->api;
@@ -855,8 +872,9 @@ void api_dispatch(struct conn *c)
 		route_builds(c, app);
 	else if (strcmp(sub, "domains") == 0 && r.nseg <= 4)
 		route_domains(c, app, r.nseg == 4 ? r.seg[3] : NULL);
-	else if (strcmp(sub, "dynos") == 0 || strcmp(sub, "log-stream") == 0 ||
-	         strcmp(sub, "addons") == 0)
+	else if (strcmp(sub, "addons") == 0 && r.nseg <= 5)
+		route_addons_of(c, app, &r);
+	else if (strcmp(sub, "dynos") == 0 || strcmp(sub, "log-stream") == 0)
 		api_respond_error(c, DY_E_UNSUPPORTED, "%s is not implemented by this dynod",
 		                  c->path);
 	else
