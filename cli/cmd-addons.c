@@ -84,17 +84,26 @@ static int parse(const struct cli_verb *verb, int argc, char **argv, bool *json,
 	return CLI_OK;
 }
 
+/* parse(), then the app's add-ons into *list. */
+static int parse_list(const struct cli_verb *verb, int argc, char **argv, bool *json,
+                      const char **pos, size_t max_pos, size_t *npos, const char **app,
+                      json_t **list)
+{
+	int r = parse(verb, argc, argv, json, pos, max_pos, npos, app);
+	if (r)
+		return r;
+	_cleanup_free_ char *path = cli_app_path(*app, "/addons");
+	return cli_api("GET", path, NULL, list);
+}
+
 static int run_addons(int argc, char **argv)
 {
 	bool json = false;
 	const char *app;
 	size_t npos;
-	int r = parse(&cli_verb_addons, argc, argv, &json, NULL, 0, &npos, &app);
-	if (r)
-		return r;
-	_cleanup_free_ char *path = cli_app_path(app, "/addons");
 	json_t *list = NULL;
-	if ((r = cli_api("GET", path, NULL, &list)))
+	int r = parse_list(&cli_verb_addons, argc, argv, &json, NULL, 0, &npos, &app, &list);
+	if (r)
 		return r;
 	if (json) {
 		cli_print_json(list);
@@ -121,40 +130,66 @@ const struct cli_verb cli_verb_addons = {
     .summary = "list the app's add-ons",
 };
 
-static int run_create(int argc, char **argv)
+/* addons:create and addons:destroy: [-a APP] [--no-wait], one word, and
+ * the verb's own option (--as or --confirm) into *extra. */
+static int change_parse(const struct cli_verb *verb, int argc, char **argv, const char *opt,
+                        const char **extra, bool *no_wait, const char **word,
+                        const char **ret_app)
 {
-	const char *app_opt = NULL, *as = NULL, *pos[1];
-	bool no_wait = false;
+	const char *app_opt = NULL;
 	const struct cli_opt opts[] = {{"--app", 'a', true, &app_opt, NULL},
-	                               {"--as", 0, true, &as, NULL},
-	                               {"--no-wait", 0, false, NULL, &no_wait},
+	                               {opt, 0, true, extra, NULL},
+	                               {"--no-wait", 0, false, NULL, no_wait},
 	                               END_OPT};
 	size_t npos;
-	int r = cli_parse(&cli_verb_addons_create, argc, argv, opts, pos, 1, &npos);
+	int r = cli_parse(verb, argc, argv, opts, word, 1, &npos);
 	if (r)
 		return r;
-	const char *app = cli_app(app_opt);
-	if (app == NULL)
-		return cli_usage_error(&cli_verb_addons_create, "missing -a APP (or $DYNO_APP)");
-	if (npos != 1)
-		return cli_usage_error(&cli_verb_addons_create, "expected the service: postgresql");
-	_cleanup_free_ char *path = cli_app_path(app, "/addons");
-	json_t *body = as ? json_pack("{s:s, s:s}", "service", pos[0], "as", as)
-	                  : json_pack("{s:s}", "service", pos[0]);
-	json_t *a = NULL;
-	printf("Creating %s on %s... ", pos[0], app);
+	*ret_app = cli_app(app_opt);
+	if (*ret_app == NULL)
+		return cli_usage_error(verb, "missing -a APP (or $DYNO_APP)");
+	if (npos != 1 || !name_ok(word[0]))
+		return cli_usage_error(verb, "expected %s", verb == &cli_verb_addons_create
+		                                                 ? "the service: postgresql"
+		                                                 : "the add-on's NAME");
+	return CLI_OK;
+}
+
+/* The request that attaches or detaches (doing: "Creating", "Destroying"),
+ * then the release it made, waited for. */
+static int change(const char *app, const char *method, const char *path, json_t *body,
+                  const char *doing, const char *what, bool no_wait)
+{
+	printf("%s %s on %s... ", doing, what, app);
 	fflush(stdout);
 	int before = cli_newest_version(app);
 	cli_wait_begin(NULL);
-	r = cli_api("POST", path, body, &a);
+	json_t *a = NULL;
+	int r = cli_api(method, path, body, &a);
 	json_decref(body);
 	if (r) {
 		printf("failed\n");
 		return r;
 	}
-	printf("%s, attached as %s\n", str(a, "name"), var_of(a));
+	if (strcmp(method, "POST") == 0)
+		printf("%s, attached as %s\n", str(a, "name"), var_of(a));
+	else
+		printf("dropped, %s removed\n", var_of(a));
 	json_decref(a);
 	return cli_finish_release(app, before, no_wait);
+}
+
+static int run_create(int argc, char **argv)
+{
+	const char *app, *as = NULL, *pos[1];
+	bool no_wait = false;
+	int r = change_parse(&cli_verb_addons_create, argc, argv, "--as", &as, &no_wait, pos, &app);
+	if (r)
+		return r;
+	_cleanup_free_ char *path = cli_app_path(app, "/addons");
+	json_t *body = as ? json_pack("{s:s, s:s}", "service", pos[0], "as", as)
+	                  : json_pack("{s:s}", "service", pos[0]);
+	return change(app, "POST", path, body, "Creating", pos[0], no_wait);
 }
 
 const struct cli_verb cli_verb_addons_create = {
@@ -200,21 +235,12 @@ const struct cli_verb cli_verb_addons_info = {
 
 static int run_destroy(int argc, char **argv)
 {
-	const char *app_opt = NULL, *confirm = NULL, *pos[1];
+	const char *app, *confirm = NULL, *pos[1];
 	bool no_wait = false;
-	const struct cli_opt opts[] = {{"--app", 'a', true, &app_opt, NULL},
-	                               {"--confirm", 0, true, &confirm, NULL},
-	                               {"--no-wait", 0, false, NULL, &no_wait},
-	                               END_OPT};
-	size_t npos;
-	int r = cli_parse(&cli_verb_addons_destroy, argc, argv, opts, pos, 1, &npos);
+	int r = change_parse(&cli_verb_addons_destroy, argc, argv, "--confirm", &confirm, &no_wait,
+	                     pos, &app);
 	if (r)
 		return r;
-	const char *app = cli_app(app_opt);
-	if (app == NULL)
-		return cli_usage_error(&cli_verb_addons_destroy, "missing -a APP (or $DYNO_APP)");
-	if (npos != 1 || !name_ok(pos[0]))
-		return cli_usage_error(&cli_verb_addons_destroy, "expected the add-on's NAME");
 	if (confirm == NULL || strcmp(confirm, app) != 0)
 		return cli_error("this drops %s and its data for good: confirm with --confirm %s",
 		                 pos[0], app);
@@ -222,18 +248,7 @@ static int run_destroy(int argc, char **argv)
 	if (asprintf(&suffix, "/addons/%s", pos[0]) < 0)
 		return cli_error("no memory");
 	_cleanup_free_ char *path = cli_app_path(app, suffix);
-	printf("Destroying %s on %s... ", pos[0], app);
-	fflush(stdout);
-	int before = cli_newest_version(app);
-	cli_wait_begin(NULL);
-	json_t *a = NULL;
-	if ((r = cli_api("DELETE", path, NULL, &a))) {
-		printf("failed\n");
-		return r;
-	}
-	printf("dropped, %s removed\n", var_of(a));
-	json_decref(a);
-	return cli_finish_release(app, before, no_wait);
+	return change(app, "DELETE", path, NULL, "Destroying", pos[0], no_wait);
 }
 
 const struct cli_verb cli_verb_addons_destroy = {
@@ -260,12 +275,9 @@ static int run_pg_info(int argc, char **argv)
 	bool json = false;
 	const char *app, *pos[1];
 	size_t npos;
-	int r = parse(&cli_verb_pg_info, argc, argv, &json, pos, 1, &npos, &app);
-	if (r)
-		return r;
-	_cleanup_free_ char *path = cli_app_path(app, "/addons");
 	json_t *list = NULL;
-	if ((r = cli_api("GET", path, NULL, &list)))
+	int r = parse_list(&cli_verb_pg_info, argc, argv, &json, pos, 1, &npos, &app, &list);
+	if (r)
 		return r;
 	json_t *out = json_array(), *a;
 	size_t i;

@@ -158,8 +158,9 @@ static int link_up(struct nl_sock *sk, const char *name, struct rtnl_link **ret,
 	return 0;
 }
 
-static int add_addr(struct nl_sock *sk, int ifindex, const char *ifname, struct in_addr a,
-                    struct dy_error **err)
+/* a/32 on ifindex; one there already is fine when exist_ok. */
+static int add_addr_as(struct nl_sock *sk, int ifindex, const char *ifname, struct in_addr a,
+                       bool exist_ok, struct dy_error **err)
 {
 	struct rtnl_addr *ra = rtnl_addr_alloc();
 	struct nl_addr *local = addr4(a, 32);
@@ -174,9 +175,15 @@ static int add_addr(struct nl_sock *sk, int ifindex, const char *ifname, struct 
 	int r = rtnl_addr_add(sk, ra, 0);
 	rtnl_addr_put(ra);
 	nl_addr_put(local);
-	if (r < 0)
+	if (r < 0 && !(exist_ok && r == -NLE_EXIST))
 		return dy_error(err, "address %s on %s: %s", inet_ntoa(a), ifname, nl_geterror(r));
 	return 0;
+}
+
+static int add_addr(struct nl_sock *sk, int ifindex, const char *ifname, struct in_addr a,
+                    struct dy_error **err)
+{
+	return add_addr_as(sk, ifindex, ifname, a, false, err);
 }
 
 /* A route to dst/plen through ifindex: via gw (onlink) when gw is not 0,
@@ -307,23 +314,8 @@ int net_gateway_setup(struct in_addr subnet, uint8_t prefix, struct dy_error **e
 		return -1;
 	int ifindex = rtnl_link_get_ifindex(link);
 	rtnl_link_put(link);
-	struct in_addr gw = net_gateway(subnet);
-	struct rtnl_addr *ra = rtnl_addr_alloc();
-	struct nl_addr *local = addr4(gw, 32);
-	if (!ra || !local) {
-		rtnl_addr_put(ra);
-		nl_addr_put(local);
-		return dy_error_errno(err, ENOMEM, "rtnl_addr_alloc");
-	}
-	rtnl_addr_set_ifindex(ra, ifindex);
-	rtnl_addr_set_local(ra, local);
-	rtnl_addr_set_prefixlen(ra, 32);
-	int r = rtnl_addr_add(sk, ra, 0);
-	rtnl_addr_put(ra);
-	nl_addr_put(local);
-	if (r < 0 && r != -NLE_EXIST)
-		return dy_error(err, "address %s on %s: %s", inet_ntoa(gw), NET_GATEWAY_LINK,
-		                nl_geterror(r));
+	if (add_addr_as(sk, ifindex, NET_GATEWAY_LINK, net_gateway(subnet), true, err) < 0)
+		return -1;
 	/* the rules that keep everyone but dynos and the host itself away */
 	return net_rules_init(subnet, prefix, err);
 }

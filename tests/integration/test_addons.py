@@ -211,6 +211,10 @@ def test_addon_database_lives_across_restarts_and_only_its_app_reaches_it(pgd, t
     # only on the gateway address (and its socket): not on the host's others
     r = d.netns("ss", "-Hltn", "sport", "= :5433")
     assert [ln.split()[3] for ln in r.stdout.splitlines()] == ["10.213.0.1:5433"], r.stdout
+    # the gateway's link, from dynod's start-up; only dynos and the host reach it
+    assert "10.213.0.1/32" in d.netns("ip", "-o", "addr", "show", "dev", "dyno-gw").stdout
+    r = d.netns("nft", "list", "chain", "inet", "dyno", "input")
+    assert 'ip daddr 10.213.0.1 iifname != "lo" drop' in r.stdout, r.stdout
 
     # the rows grow across requests, a restart, a kill -9 of dynod
     assert counts(d) == 1
