@@ -10,7 +10,8 @@
  *   input:   from a dyno veth, the dyno's own chain (anti-spoofing: source
  *            must be its address; then its own gateway ports accepted),
  *            then replies to the host's connections, all else dropped: the
- *            host's other services (on any of its addresses) do not answer.
+ *            host's other services (on any of its addresses) do not answer;
+ *            the gateway address answers nothing but dyno veths and lo.
  *   forward: the dyno's own chain (anti-spoofing); between dyno veths,
  *            dropped: dynos cannot reach each other, even when the host
  *            forwards packets; to NET_EGRESS_DENY and the dyno subnet,
