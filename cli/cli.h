@@ -84,3 +84,7 @@ extern const struct cli_verb cli_verb_addons_info;
 extern const struct cli_verb cli_verb_addons_destroy;
 extern const struct cli_verb cli_verb_pg_info;
 extern const struct cli_verb cli_verb_pg_psql;
+extern const struct cli_verb cli_verb_pg_backups;
+extern const struct cli_verb cli_verb_pg_backups_capture;
+extern const struct cli_verb cli_verb_pg_backups_restore;
+extern const struct cli_verb cli_verb_pg_backups_download;

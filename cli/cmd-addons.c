@@ -381,3 +381,229 @@ const struct cli_verb cli_verb_pg_psql = {
     .help = "Connects as the add-on's own role, over TLS, to the gateway address (a\n"
             "host address of dyno's: only the host itself and the app's dynos reach it).\n",
 };
+
+/* ---- pg:backups ---- */
+
+/* The add-on (NULL: the app's DATABASE) and, with id, "/backups/ID..."
+ * (suffix appended) as an API path into *ret. */
+static int backups_path(const char *app, const char *addon, const char *id, const char *suffix,
+                        char **ret, json_t **ret_addon)
+{
+	json_t *a = addon_of(app, addon);
+	if (!a)
+		return CLI_ERROR;
+	_cleanup_free_ char *tail = NULL;
+	if (asprintf(&tail, "/addons/%s/backups%s%s%s", str(a, "name"), id ? "/" : "",
+	             id ? id : "", suffix) < 0) {
+		json_decref(a);
+		return cli_error("no memory");
+	}
+	*ret = cli_app_path(app, tail);
+	if (ret_addon)
+		*ret_addon = a;
+	else
+		json_decref(a);
+	return CLI_OK;
+}
+
+/* POST path (a capture, a restore): "<doing> APP... done, bNNN<done>". */
+static int post_backup(const char *path, const char *doing, const char *app, const char *done)
+{
+	printf("%s %s... ", doing, app);
+	fflush(stdout);
+	json_t *b = NULL;
+	int r = cli_api("POST", path, NULL, &b);
+	if (r) {
+		printf("failed\n");
+		return r;
+	}
+	printf("done, %s%s\n", str(b, "id"), done);
+	json_decref(b);
+	return CLI_OK;
+}
+
+static int run_backups(int argc, char **argv)
+{
+	bool json = false;
+	const char *app, *pos[1];
+	size_t npos;
+	int r = parse(&cli_verb_pg_backups, argc, argv, &json, pos, 1, &npos, &app);
+	if (r)
+		return r;
+	_cleanup_free_ char *path = NULL;
+	json_t *a = NULL, *list = NULL;
+	if ((r = backups_path(app, npos ? pos[0] : NULL, NULL, "", &path, &a)) ||
+	    (r = cli_api("GET", path, NULL, &list))) {
+		json_decref(a);
+		return r;
+	}
+	if (json) {
+		cli_print_json(list);
+	} else {
+		printf("=== Backups\n");
+		if (json_array_size(list) == 0)
+			printf("No backups. Capture one with `dyno pg:backups:capture -a %s`.\n", app);
+		else
+			printf("%-6s %-22s %-10s %s\n", "ID", "Created at", "Size", "Database");
+		size_t i;
+		json_t *b;
+		json_array_foreach(list, i, b)
+		{
+			char size[32];
+			human_size((long long)json_integer_value(json_object_get(b, "size")), size,
+			           sizeof(size));
+			printf("%-6s %-22s %-10s %.*s\n", str(b, "id"), str(b, "created_at"), size,
+			       (int)(strlen(var_of(a)) - 4), var_of(a));
+		}
+	}
+	json_decref(list);
+	json_decref(a);
+	return CLI_OK;
+}
+
+const struct cli_verb cli_verb_pg_backups = {
+    .name = "pg:backups",
+    .run = run_backups,
+    .usage = "pg:backups [NAME] -a APP [--json]",
+    .summary = "list the database's backups (bNNN)",
+};
+
+static int run_capture(int argc, char **argv)
+{
+	bool json = false;
+	const char *app, *pos[1];
+	size_t npos;
+	int r = parse(&cli_verb_pg_backups_capture, argc, argv, &json, pos, 1, &npos, &app);
+	if (r)
+		return r;
+	_cleanup_free_ char *path = NULL;
+	if ((r = backups_path(app, npos ? pos[0] : NULL, NULL, "", &path, NULL)))
+		return r;
+	return post_backup(path, "Capturing a backup of", app, "");
+}
+
+const struct cli_verb cli_verb_pg_backups_capture = {
+    .name = "pg:backups:capture",
+    .run = run_capture,
+    .usage = "pg:backups:capture [NAME] -a APP",
+    .summary = "capture a backup now (pg_dump's custom format, kept under the state dir)",
+};
+
+/* [bNNN] -a APP [--addon NAME] and the verb's option opt into *val. */
+static int backup_parse(const struct cli_verb *verb, int argc, char **argv, const char *opt,
+                        char short_opt, const char **val, const char **addon, const char **pos,
+                        size_t *npos, const char **ret_app)
+{
+	const char *app_opt = NULL;
+	const struct cli_opt opts[] = {{"--app", 'a', true, &app_opt, NULL},
+	                               {opt, short_opt, true, val, NULL},
+	                               {"--addon", 0, true, addon, NULL},
+	                               END_OPT};
+	int r = cli_parse(verb, argc, argv, opts, pos, 1, npos);
+	if (r)
+		return r;
+	*ret_app = cli_app(app_opt);
+	if (*ret_app == NULL)
+		return cli_usage_error(verb, "missing -a APP (or $DYNO_APP)");
+	if ((*npos && !name_ok(pos[0])) || (*addon && !name_ok(*addon)))
+		return cli_usage_error(verb, "bad backup or add-on name");
+	return CLI_OK;
+}
+
+static int run_restore(int argc, char **argv)
+{
+	const char *app, *confirm = NULL, *addon = NULL, *pos[1];
+	size_t npos;
+	int r = backup_parse(&cli_verb_pg_backups_restore, argc, argv, "--confirm", 0, &confirm,
+	                     &addon, pos, &npos, &app);
+	if (r)
+		return r;
+	if (confirm == NULL || strcmp(confirm, app) != 0)
+		return cli_error("this replaces the data of %s's database: confirm with --confirm %s",
+		                 app, app);
+	_cleanup_free_ char *path = NULL;
+	const char *id = npos ? pos[0] : NULL;
+	if ((r = backups_path(app, addon, id ? id : "", id ? "/actions/restore" : "", &path, NULL)))
+		return r;
+	if (!id) { /* the newest: the API's list names it */
+		json_t *list = NULL;
+		if ((r = cli_api("GET", path, NULL, &list)))
+			return r;
+		const char *newest = str(json_array_get(list, json_array_size(list) - 1), "id");
+		if (!newest[0]) {
+			json_decref(list);
+			return cli_error("%s has no backups to restore", app);
+		}
+		free(path);
+		path = NULL;
+		r = backups_path(app, addon, newest, "/actions/restore", &path, NULL);
+		json_decref(list);
+		if (r)
+			return r;
+	}
+	return post_backup(path, "Restoring", app, " restored");
+}
+
+const struct cli_verb cli_verb_pg_backups_restore = {
+    .name = "pg:backups:restore",
+    .run = run_restore,
+    .usage = "pg:backups:restore [bNNN] --confirm APP -a APP [--addon NAME]",
+    .summary = "replace the database's data with a backup's (default: the newest)",
+    .help = "All or nothing (one transaction); the objects stay the role's.\n",
+};
+
+static int write_out(void *ctx, const char *p, size_t n)
+{
+	return fwrite(p, 1, n, ctx) == n ? 0 : -1;
+}
+
+static int run_download(int argc, char **argv)
+{
+	const char *app, *out = NULL, *addon = NULL, *pos[1];
+	size_t npos;
+	int r = backup_parse(&cli_verb_pg_backups_download, argc, argv, "--output", 'o', &out,
+	                     &addon, pos, &npos, &app);
+	if (r)
+		return r;
+	if (out == NULL)
+		return cli_usage_error(&cli_verb_pg_backups_download, "missing -o FILE");
+	_cleanup_free_ char *path = NULL;
+	/* no id: the newest ("latest" is no id the API knows: it picks) */
+	if ((r = backups_path(app, addon, npos ? pos[0] : "latest", "", &path, NULL)))
+		return r;
+	_cleanup_free_ char *tmp = NULL;
+	if (asprintf(&tmp, "%s.part", out) < 0)
+		return cli_error("no memory");
+	FILE *f = fopen(tmp, "we");
+	if (!f)
+		return cli_error("%s: %m", tmp);
+	struct api_response resp = {0};
+	struct dy_error *err = NULL;
+	r = api_client_stream(path, write_out, f, &resp, &err);
+	bool ok = fclose(f) == 0 && r == 0 && resp.status >= 200 && resp.status <= 299;
+	if (!ok) {
+		unlink(tmp);
+		if (r < 0) {
+			cli_error("%s", dy_error_msg(err));
+			dy_error_free(&err);
+			api_response_clear(&resp);
+			return CLI_ERROR;
+		}
+		r = cli_api_result(&resp, NULL);
+		return r ? r : cli_error("writing %s failed", tmp);
+	}
+	api_response_clear(&resp);
+	if (rename(tmp, out) < 0) {
+		unlink(tmp);
+		return cli_error("%s: %m", out);
+	}
+	printf("Downloaded to %s\n", out);
+	return CLI_OK;
+}
+
+const struct cli_verb cli_verb_pg_backups_download = {
+    .name = "pg:backups:download",
+    .run = run_download,
+    .usage = "pg:backups:download [bNNN] -o FILE -a APP [--addon NAME]",
+    .summary = "save a backup (default: the newest) to FILE: pg_restore reads it",
+};

@@ -9,6 +9,8 @@
 #include <sys/types.h>
 
 #include "common/config.h"
+#include <jansson.h>
+
 #include "common/error.h"
 
 /* Where and how the cluster runs: made once by pgw_env_init() on the loop,
@@ -46,3 +48,34 @@ int pgw_sql(const struct pg_env *e, const char *db, const char *const *stmts, si
  * allocated, NULL when memory is short. */
 char *pgw_ident(const char *s);
 char *pgw_literal(const char *s);
+
+/* pg_dump -Fc of db into path (path.tmp, fsync, rename: a failed capture
+ * leaves nothing), 0600 root's. */
+int pgw_capture(const struct pg_env *e, const char *db, const char *path,
+                struct dy_error **err);
+
+/* pg_restore of path into db, as its role (objects the role's), in one
+ * transaction: --clean --if-exists, all or nothing. */
+int pgw_restore(const struct pg_env *e, const char *db, const char *path,
+                struct dy_error **err);
+
+/* Removes dir's files and dir (a flat backups directory). */
+void pgw_remove_dir(const char *dir);
+
+/* Writes an HTTP 200 of path's bytes (application/octet-stream) to the
+ * socket fd, blocking: a worker's. */
+int pgw_send_file(int fd, const char *path, struct dy_error **err);
+
+/* <state_dir>/addons/backups/<addon> (newly allocated, NULL: no memory). */
+char *pgb_dir(const char *state_dir, const char *addon);
+
+/* The backup object {id, num, created_at, size, addon} of id in dir; NULL
+ * when there is none. New reference. */
+json_t *pgb_json(const char *dir, const char *addon, const char *id);
+
+/* The backups in dir, oldest first. New reference. */
+json_t *pgb_list_json(const char *dir, const char *addon);
+
+/* Into out: the next id (next), the newest (id NULL or "latest") or id itself
+ * ("b7" and "b007" alike) when it exists. Returns 0 or -ENOENT. */
+int pgb_pick(const char *dir, const char *id, bool next, char out[16]);

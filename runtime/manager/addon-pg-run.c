@@ -5,10 +5,12 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <pwd.h>
+#include <dirent.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/sendfile.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -97,7 +99,8 @@ char *pgw_literal(const char *s)
  * most OUT_MAX bytes kept). Only async-signal-safe calls between fork and
  * exec: this runs on a worker thread. Returns 0 when it exited 0, else < 0
  * naming the program and its last output. */
-static int run(const struct pg_env *e, const char *const argv[], char **out, struct dy_error **err)
+static int run_io(const struct pg_env *e, const char *const argv[], int in_fd, int out_fd,
+                  char **out, struct dy_error **err)
 {
 	static char *const envp[] = {"PATH=/usr/bin:/bin", "HOME=/var/lib/postgresql",
 	                             "LC_ALL=C", "PGTZ=UTC", NULL};
@@ -118,9 +121,11 @@ static int run(const struct pg_env *e, const char *const argv[], char **out, str
 		/* the postmaster pg_ctl starts keeps this session: no
 		 * terminal's signal reaches it, nor dynod's process group */
 		setsid();
-		if (devnull >= 0)
+		if (in_fd >= 0)
+			dup2(in_fd, 0);
+		else if (devnull >= 0)
 			dup2(devnull, 0);
-		dup2(p[1], 1);
+		dup2(out_fd >= 0 ? out_fd : p[1], 1);
 		dup2(p[1], 2);
 		/* nothing of dynod's (its state dir lock) outlives it in the
 		 * server */
@@ -184,6 +189,11 @@ static int run(const struct pg_env *e, const char *const argv[], char **out, str
 		dy_error(err, "%s was killed by signal %d", name, WTERMSIG(status));
 	free(o);
 	return -1;
+}
+
+static int run(const struct pg_env *e, const char *const argv[], char **out, struct dy_error **err)
+{
+	return run_io(e, argv, -1, -1, out, err);
 }
 
 pid_t pgw_server_pid(const struct pg_env *e)
@@ -346,4 +356,98 @@ int pgw_sql(const struct pg_env *e, const char *db, const char *const *stmts, si
 	int r = run(e, argv, out, err);
 	free(argv);
 	return r;
+}
+
+/* ---- backups: pg_dump's custom format, root's files ---- */
+
+int pgw_capture(const struct pg_env *e, const char *db, const char *path,
+                struct dy_error **err)
+{
+	_cleanup_free_ char *tmp = NULL;
+	if (asprintf(&tmp, "%s.tmp", path) < 0)
+		return dy_error_errno(err, ENOMEM, "backup");
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return dy_error_errno(err, errno, "%s", tmp);
+	char port[16];
+	snprintf(port, sizeof(port), "%u", e->port);
+	const char *const argv[] = {PG_BIN_DIR "/pg_dump", "-Fc", "-h", e->sockdir, "-p", port,
+	                            "-U", PG_USER, "-d", db, NULL};
+	int r = run_io(e, argv, -1, fd, NULL, err);
+	if (r == 0 && fsync(fd) < 0)
+		r = dy_error_errno(err, errno, "%s", tmp);
+	close(fd);
+	if (r == 0 && rename(tmp, path) < 0)
+		r = dy_error_errno(err, errno, "%s", path);
+	if (r < 0) {
+		unlink(tmp);
+		return dy_error_prefix(err, "capturing a backup of %s", db);
+	}
+	return 0;
+}
+
+int pgw_restore(const struct pg_env *e, const char *db, const char *path,
+                struct dy_error **err)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return dy_error_errno(err, errno, "%s", path);
+	char port[16], role[PG_NAME_MAX + 16];
+	snprintf(port, sizeof(port), "%u", e->port);
+	/* the objects are the role's, as they were */
+	snprintf(role, sizeof(role), "--role=%s", db);
+	const char *const argv[] = {PG_BIN_DIR "/pg_restore", "--clean", "--if-exists",
+	                            "--no-owner", "--no-privileges", role, "--single-transaction",
+	                            "--exit-on-error", "-h", e->sockdir, "-p", port, "-U",
+	                            PG_USER, "-d", db, NULL};
+	int r = run_io(e, argv, fd, -1, NULL, err);
+	close(fd);
+	if (r < 0)
+		return dy_error_prefix(err, "restoring %s", db);
+	return 0;
+}
+
+void pgw_remove_dir(const char *dir)
+{
+	DIR *d = opendir(dir);
+	if (!d)
+		return;
+	struct dirent *de;
+	while ((de = readdir(d)))
+		if (de->d_name[0] != '.' || (strcmp(de->d_name, ".") && strcmp(de->d_name, "..")))
+			unlinkat(dirfd(d), de->d_name, 0);
+	closedir(d);
+	rmdir(dir);
+}
+
+int pgw_send_file(int fd, const char *path, struct dy_error **err)
+{
+	int in = open(path, O_RDONLY | O_CLOEXEC);
+	if (in < 0)
+		return dy_error_errno(err, errno, "%s", path);
+	struct stat st;
+	int r = fstat(in, &st);
+	char head[256];
+	int n = snprintf(head, sizeof(head),
+	                 "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n"
+	                 "Content-Length: %lld\r\nConnection: close\r\n\r\n",
+	                 (long long)st.st_size);
+	int flags = fcntl(fd, F_GETFL);
+	if (r == 0 && flags >= 0)
+		r = fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
+	if (r == 0)
+		r = dy_write_all(fd, head, (size_t)n);
+	off_t off = 0;
+	while (r == 0 && off < st.st_size) {
+		ssize_t k = sendfile(fd, in, &off, (size_t)(st.st_size - off));
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0)
+			r = -1;
+	}
+	int errnum = errno;
+	close(in);
+	if (r < 0)
+		return dy_error_errno(err, errnum, "sending %s", path);
+	return 0;
 }

@@ -31,7 +31,7 @@ struct pg_addon {
 	char *url;
 };
 
-enum op_kind { OP_START, OP_CREATE, OP_DROP, OP_INFO };
+enum op_kind { OP_START, OP_CREATE, OP_DROP, OP_INFO, OP_CAPTURE, OP_RESTORE };
 
 struct pg_op {
 	struct work work;
@@ -43,6 +43,8 @@ struct pg_op {
 	struct pg_addon a; /* the add-on it is about (a.url owned) */
 	char password[64];
 	bool app_gone; /* its app was destroyed: no release */
+	char *dir;        /* the add-on's backups directory */
+	char backup[16];  /* OP_CAPTURE, OP_RESTORE: bNNN */
 	/* the worker's results */
 	int r;
 	struct dy_error *err;
@@ -242,6 +244,7 @@ static int remove_record(struct pg *pg, struct pg_addon *a, struct dy_error **er
 
 static void op_free(struct pg_op *op)
 {
+	free(op->dir);
 	free(op->a.url);
 	free(op->out);
 	dy_error_free(&op->err);
@@ -294,6 +297,20 @@ static void op_run(struct work *w)
 		op->r = pgw_sql(e, "postgres", drop, 2, NULL, &op->err);
 		if (op->r < 0)
 			dy_error_prefix(&op->err, "dropping database and role %s", op->a.name);
+		else if (op->dir)
+			pgw_remove_dir(op->dir); /* its backups go with it */
+	} else if (op->kind == OP_CAPTURE || op->kind == OP_RESTORE) {
+		_cleanup_free_ char *path = NULL;
+		if (asprintf(&path, "%s/%s.dump", op->dir, op->backup) < 0) {
+			op->r = dy_error_errno(&op->err, ENOMEM, "backup");
+			return;
+		}
+		if (op->kind == OP_CAPTURE)
+			op->r = dy_mkdir_p(op->dir, 0700, &op->err) < 0
+			            ? -1
+			            : pgw_capture(e, op->a.name, path, &op->err);
+		else
+			op->r = pgw_restore(e, op->a.name, path, &op->err);
 	} else {
 		if (asprintf(&s1,
 		             "SELECT current_setting('server_version'), "
@@ -436,6 +453,12 @@ static void op_done(struct work *w)
 	} else if (op->kind == OP_DROP) {
 		j = dropped(pg, op);
 		dy_log("addons", "%s: destroyed %s", op->a.app, op->a.name);
+	} else if (op->kind == OP_CAPTURE || op->kind == OP_RESTORE) {
+		j = pgb_json(op->dir, op->a.name, op->backup);
+		dy_log("addons", "%s: %s %s of %s", op->a.app,
+		       op->kind == OP_CAPTURE ? "captured" : "restored", op->backup, op->a.name);
+		if (!j)
+			dy_error(&err, "backup %s of %s: gone", op->backup, op->a.name);
 	} else if (op->kind == OP_INFO) {
 		j = info_json(op);
 		if (!j)
@@ -752,6 +775,7 @@ static int op_on(struct pg *pg, enum op_kind kind, const char *app, const char *
 		return dy_error_errno(err, ENOMEM, "addons");
 	op->a = *a;
 	op->a.url = NULL;
+	op->dir = pgb_dir(pg->cfg->state_dir, a->name);
 	if (ret_op)
 		*ret_op = op;
 	next_op(pg);
@@ -786,4 +810,104 @@ void pg_app_destroyed(struct pg *pg, const char *app)
 			dy_error_free(&err);
 		}
 	}
+}
+
+/* ---- backups ---- */
+
+json_t *pg_backups_json(struct pg *pg, const char *app, const char *name, struct dy_error **err)
+{
+	if (!find(pg, app, name)) {
+		dy_error_as(err, DY_E_NOT_FOUND, "app %s has no add-on %s", app, name);
+		return NULL;
+	}
+	_cleanup_free_ char *dir = pgb_dir(pg->cfg->state_dir, name);
+	return dir ? pgb_list_json(dir, name) : NULL;
+}
+
+/* A capture or a restore of backup id (NULL: the newest; capture: the
+ * next), picked now: the operations run in order, so no other picks the
+ * same number meanwhile. */
+static int backup_op(struct pg *pg, enum op_kind kind, const char *app, const char *name,
+                     const char *id, pg_cb cb, void *arg, struct pg_op **ret_op,
+                     struct dy_error **err)
+{
+	_cleanup_free_ char *dir = pgb_dir(pg->cfg->state_dir, name);
+	char pick[16] = "";
+	if (!dir)
+		return dy_error_errno(err, ENOMEM, "backup");
+	if (!find(pg, app, name))
+		return dy_error_as(err, DY_E_NOT_FOUND, "app %s has no add-on %s", app, name);
+	int queued = 0;
+	for (struct pg_op *q = pg->head; q; q = q->next)
+		queued += q->kind == OP_CAPTURE && strcmp(q->a.name, name) == 0;
+	if (kind == OP_CAPTURE && (queued > 0 || (pg->running && pg->running->kind == OP_CAPTURE &&
+	                                          strcmp(pg->running->a.name, name) == 0)))
+		return dy_error_as(err, DY_E_CONFLICT, "a backup of %s is being captured already",
+		                   name);
+	if (pgb_pick(dir, id, kind == OP_CAPTURE, pick) < 0)
+		return dy_error_as(err, DY_E_NOT_FOUND, "%s has no backup%s%s", name, id ? " " : "",
+		                   id ? id : "s");
+	struct pg_op *op = NULL;
+	if (op_on(pg, kind, app, name, cb, arg, &op, err) < 0)
+		return -1;
+	snprintf(op->backup, sizeof(op->backup), "%s", pick);
+	*ret_op = op;
+	return 0;
+}
+
+int pg_capture(struct pg *pg, const char *app, const char *name, pg_cb cb, void *arg,
+               struct pg_op **ret_op, struct dy_error **err)
+{
+	return backup_op(pg, OP_CAPTURE, app, name, NULL, cb, arg, ret_op, err);
+}
+
+int pg_restore(struct pg *pg, const char *app, const char *name, const char *id, pg_cb cb,
+               void *arg, struct pg_op **ret_op, struct dy_error **err)
+{
+	return backup_op(pg, OP_RESTORE, app, name, id, cb, arg, ret_op, err);
+}
+
+struct pg_send {
+	struct work work;
+	int fd;
+	char *path;
+};
+
+static void send_run(struct work *w)
+{
+	struct pg_send *s = loop_container_of(w, struct pg_send, work);
+	struct dy_error *err = NULL;
+	if (pgw_send_file(s->fd, s->path, &err) < 0) {
+		dy_log("addons", "download: %s", dy_error_msg(err));
+		dy_error_free(&err);
+	}
+}
+
+static void send_done(struct work *w)
+{
+	struct pg_send *s = loop_container_of(w, struct pg_send, work);
+	close(s->fd);
+	free(s->path);
+	free(s);
+}
+
+int pg_download(struct pg *pg, const char *app, const char *name, const char *id, int fd,
+                struct dy_error **err)
+{
+	_cleanup_free_ char *dir = pgb_dir(pg->cfg->state_dir, name);
+	char pick[16];
+	if (!dir)
+		return dy_error_errno(err, ENOMEM, "backup");
+	if (!find(pg, app, name))
+		return dy_error_as(err, DY_E_NOT_FOUND, "app %s has no add-on %s", app, name);
+	if (pgb_pick(dir, id, false, pick) < 0)
+		return dy_error_as(err, DY_E_NOT_FOUND, "%s has no backup %s", name, id);
+	struct pg_send *s = calloc(1, sizeof(*s));
+	if (!s || asprintf(&s->path, "%s/%s.dump", dir, pick) < 0) {
+		free(s);
+		return dy_error_errno(err, ENOMEM, "backup");
+	}
+	s->fd = fd;
+	work_submit(pg->pool, &s->work, send_run, send_done);
+	return 0;
 }

@@ -21,6 +21,8 @@
  * that dies is started again after PG_RESTART_USEC; pg_stop() (SIGTERM,
  * SIGINT of dynod) stops it fast.
  *
+ * Backups are pg_dump's custom format under <state_dir>/addons/backups.
+ *
  * The add-ons are recorded in <state_dir>/addons/addons.json (0600,
  * replaced atomically): app, name, the config var it set, its URL. */
 #pragma once
@@ -42,6 +44,7 @@ struct pg_op;
 #define PG_ADDONS_DIR    "addons"            /* under state_dir, 0711 root */
 #define PG_DATA_DIR      "addons/postgresql" /* under state_dir */
 #define PG_ADDONS_FILE   "addons/addons.json"
+#define PG_BACKUPS_DIR   "addons/backups"    /* under state_dir, 0700 root */
 #define PG_SOCKET_PARENT "/run"
 #define PG_RESTART_USEC  (1000ull * 1000)
 #define PG_NAME_MAX      63 /* a PostgreSQL identifier */
@@ -92,6 +95,29 @@ int pg_destroy(struct pg *pg, const char *app, const char *name, pg_cb cb, void 
  * data_size, tables, connections, connection_limit}. As pg_create(). */
 int pg_info(struct pg *pg, const char *app, const char *name, pg_cb cb, void *arg,
             struct pg_op **ret_op, struct dy_error **err);
+
+/* Backups (docs/addons.md, "Backups"): pg_dump's custom format, in
+ * <state_dir>/addons/backups/<name>/bNNN.dump (0600 root's), gone with the
+ * add-on. The list of add-on name's backups (a JSON list), or NULL with
+ * DY_E_NOT_FOUND. */
+json_t *pg_backups_json(struct pg *pg, const char *app, const char *name, struct dy_error **err);
+
+/* Captures a new backup (the next bNNN); cb gets its object. As
+ * pg_create(). */
+int pg_capture(struct pg *pg, const char *app, const char *name, pg_cb cb, void *arg,
+               struct pg_op **ret_op, struct dy_error **err);
+
+/* Restores backup id (NULL: the newest) into add-on name's database, all
+ * or nothing (the database's objects replaced, as its role's); cb gets the
+ * backup's object. As pg_create(). */
+int pg_restore(struct pg *pg, const char *app, const char *name, const char *id, pg_cb cb,
+               void *arg, struct pg_op **ret_op, struct dy_error **err);
+
+/* Answers on the socket fd (taken, closed once done: the connection is
+ * handed over) 200 with backup id's bytes, off the loop. Returns 0, or < 0
+ * (fd not taken) for an unknown add-on or backup. */
+int pg_download(struct pg *pg, const char *app, const char *name, const char *id, int fd,
+                struct dy_error **err);
 
 /* App name is destroyed: its databases and roles are dropped, its records
  * go. */

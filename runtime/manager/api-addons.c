@@ -1,8 +1,10 @@
 /* /apps/{app}/addons[/{name}[/info]] (docs/api.md, "Add-ons"): the
  * PostgreSQL add-on's endpoints, answered once its operation (on the work
  * pool: addon-pg.h) is done. */
+#include <fcntl.h>
 #include <stdbool.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common/cleanup.h"
 #include "common/log.h"
@@ -61,18 +63,74 @@ static void started(struct conn *c, int r, struct pg_op *op, struct dy_error **e
 	c->pg_op = op;
 }
 
-void api_route_addons(struct conn *c, struct state_app *app, const char *name, const char *action)
+/* /apps/{app}/addons/{name}/backups[/{id}[/actions/restore]] */
+static void route_backups(struct conn *c, struct state_app *app, const char *name,
+                          const char *const *seg, size_t n)
 {
 	struct api *a = c->api;
 	struct dy_error *err = NULL;
+	struct pg_op *op = NULL;
+	if (n == 0 && c->method == H1_METHOD_GET) {
+		json_t *j = pg_backups_json(a->pg, app->name, name, &err);
+		if (!j) {
+			api_respond_error(c, dy_error_kind_of(err), "%s", dy_error_msg(err));
+			dy_error_free(&err);
+			return;
+		}
+		api_respond_json(c, 200, j);
+	} else if (n == 0 && c->method == H1_METHOD_POST) {
+		c->state = CONN_WAITING;
+		int r = pg_capture(a->pg, app->name, name, on_created, c, &op, &err);
+		started(c, r, op, &err);
+	} else if (n == 0) {
+		api_method_not_allowed(c, "GET, POST");
+	} else if (n == 1 && c->method == H1_METHOD_GET && !c->head_only) {
+		/* the dump's bytes, written off the loop on a copy of the
+		 * socket, which the API lets go of */
+		int fd = fcntl(c->conn.io.fd, F_DUPFD_CLOEXEC, 3);
+		if (fd < 0) {
+			api_respond_error(c, DY_E_INTERNAL, "no file descriptor for the download");
+			return;
+		}
+		if (pg_download(a->pg, app->name, name, seg[0], fd, &err) < 0) {
+			close(fd);
+			api_respond_error(c, dy_error_kind_of(err), "%s", dy_error_msg(err));
+			dy_error_free(&err);
+			return;
+		}
+		api_conn_handed_off(c);
+	} else if (n == 1) {
+		api_method_not_allowed(c, "GET");
+	} else if (n == 3 && strcmp(seg[1], "actions") == 0 && strcmp(seg[2], "restore") == 0) {
+		if (c->method != H1_METHOD_POST) {
+			api_method_not_allowed(c, "POST");
+			return;
+		}
+		c->state = CONN_WAITING;
+		int r = pg_restore(a->pg, app->name, name, seg[0], on_done, c, &op, &err);
+		started(c, r, op, &err);
+	} else {
+		api_respond_error(c, DY_E_NOT_FOUND, "no such endpoint: %s", c->path);
+	}
+}
+
+void api_route_addons(struct conn *c, struct state_app *app, const char *const *seg, size_t n)
+{
+	struct api *a = c->api;
+	struct dy_error *err = NULL;
+	const char *name = n >= 1 ? seg[0] : NULL, *action = n >= 2 ? seg[1] : NULL;
 	if (a->pg == NULL) {
 		api_respond_error(c, DY_E_UNSUPPORTED,
 		                  "%s needs the dyno launcher, which this dynod runs without", c->path);
 		return;
 	}
 	struct pg_op *op = NULL;
+	if (action && strcmp(action, "backups") == 0) {
+		route_backups(c, app, name, seg + 2, n - 2);
+		return;
+	}
 	if (action) {
-		if (strcmp(action, "info") != 0) {
+		if (strcmp(action, "info") != 0 || n != 2) {
 			api_respond_error(c, DY_E_NOT_FOUND, "no such endpoint: %s", c->path);
 			return;
 		}

@@ -138,9 +138,9 @@ json_t *api_body_object(struct conn *c);
 /* Answers 405 naming the allowed methods. */
 void api_method_not_allowed(struct conn *c, const char *allowed);
 
-/* /apps/{app}/addons[/{name}[/{action}]] (api-addons.c). */
-void api_route_addons(struct conn *c, struct state_app *app, const char *name,
-                      const char *action);
+/* /apps/{app}/addons/...: seg the n path segments after "addons"
+ * (api-addons.c). */
+void api_route_addons(struct conn *c, struct state_app *app, const char *const *seg, size_t n);
 
 /* Answers c's request, whose head and body are complete (c->method,
  * c->path, c->body or c->body_fd): finds its endpoint and queues the

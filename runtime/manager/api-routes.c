@@ -91,7 +91,7 @@ void api_path_app(const struct conn *c, char name[STATE_APP_NAME_MAX + 1])
 
 /* ---- routes ---- */
 
-#define MAX_SEGS 6
+#define MAX_SEGS 8
 
 struct route {
 	const char *seg[MAX_SEGS];
@@ -823,11 +823,6 @@ static void route_log_stream(struct conn *c, struct state_app *app)
 	api_conn_handed_off(c);
 }
 
-static void route_addons_of(struct conn *c, struct state_app *app, const struct route *r)
-{
-	api_route_addons(c, app, r->nseg >= 4 ? r->seg[3] : NULL, r->nseg == 5 ? r->seg[4] : NULL);
-}
-
 void api_dispatch(struct conn *c)
 {
 	struct api *a = c->api;
@@ -872,8 +867,8 @@ void api_dispatch(struct conn *c)
 		route_builds(c, app);
 	else if (strcmp(sub, "domains") == 0 && r.nseg <= 4)
 		route_domains(c, app, r.nseg == 4 ? r.seg[3] : NULL);
-	else if (strcmp(sub, "addons") == 0 && r.nseg <= 5)
-		route_addons_of(c, app, &r);
+	else if (strcmp(sub, "addons") == 0)
+		api_route_addons(c, app, r.seg + 3, r.nseg - 3);
 	else if (strcmp(sub, "dynos") == 0 || strcmp(sub, "log-stream") == 0)
 		api_respond_error(c, DY_E_UNSUPPORTED, "%s is not implemented by this dynod",
 		                  c->path);

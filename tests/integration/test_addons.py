@@ -261,6 +261,28 @@ def test_addon_database_lives_across_restarts_and_only_its_app_reaches_it(pgd, t
     assert name in r.stdout and "DATABASE_URL" in r.stdout
     assert d.cli("addons:info", name, "-a", "app").returncode == 0
 
+    # backups: capture, more rows, restore (all of it back), download
+    r = d.cli("pg:backups:capture", "-a", "app")
+    assert r.returncode == 0 and "done, b001" in r.stdout, r.stdout + r.stderr
+    dump = d.data.parent / "backups" / name / "b001.dump"
+    assert dump.stat().st_mode & 0o777 == 0o600 and dump.stat().st_uid == 0
+    assert counts(d) == 6  # after the capture
+    r = d.cli("pg:backups", "-a", "app")
+    assert re.search(r"^b001 .* DATABASE$", r.stdout, re.M), r.stdout
+    assert d.cli("pg:backups:restore", "-a", "app").returncode == 1  # no --confirm
+    r = d.cli("pg:backups:restore", "b001", "-a", "app", "--confirm", "app")
+    assert r.returncode == 0 and "b001 restored" in r.stdout, r.stdout + r.stderr
+    assert counts(d) == 6  # 5 rows back, then this request's
+    r = d.cli("pg:backups:restore", "b009", "-a", "app", "--confirm", "app")
+    assert r.returncode == 1 and "no backup b009" in r.stderr, r.stderr
+    out = tmp_path / "latest.dump"
+    r = d.cli("pg:backups:download", "-o", out, "-a", "app")
+    assert r.returncode == 0, r.stderr
+    assert out.read_bytes() == dump.read_bytes()
+    r = subprocess.run([str(PG_BIN / "pg_restore"), "--list", str(out)], capture_output=True,
+                       text=True)
+    assert r.returncode == 0 and "TABLE public hits" in r.stdout, r.stdout + r.stderr
+
     # addons:destroy: confirmed, it drops the database and role, unsets the var
     assert d.cli("addons:destroy", name, "-a", "app").returncode == 1
     r = d.cli("addons:destroy", name, "-a", "app", "--confirm", "app")
@@ -268,6 +290,7 @@ def test_addon_database_lives_across_restarts_and_only_its_app_reaches_it(pgd, t
     assert d.cli("config:get", "DATABASE_URL", "-a", "app").stdout.strip() == ""
     assert name not in d.sql("SELECT datname FROM pg_database")
     assert name not in d.sql("SELECT rolname FROM pg_roles")
+    assert not dump.parent.exists()  # its backups went with it
     # apps:destroy drops the app's databases
     assert d.cli("apps:destroy", "-a", "app-b", "--confirm", "app-b").returncode == 0
     end = time.monotonic() + 10
