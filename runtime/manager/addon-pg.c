@@ -31,7 +31,7 @@ struct pg_addon {
 	char *url;
 };
 
-enum op_kind { OP_START, OP_CREATE, OP_DROP, OP_INFO, OP_CAPTURE, OP_RESTORE };
+enum op_kind { OP_START, OP_CREATE, OP_DROP, OP_INFO, OP_CAPTURE, OP_RESTORE, OP_SWEEP };
 
 struct pg_op {
 	struct work work;
@@ -45,6 +45,7 @@ struct pg_op {
 	bool app_gone; /* its app was destroyed: no release */
 	char *dir;        /* the add-on's backups directory */
 	char backup[16];  /* OP_CAPTURE, OP_RESTORE: bNNN */
+	char *keep;       /* OP_SWEEP: the recorded names, one a line */
 	/* the worker's results */
 	int r;
 	struct dy_error *err;
@@ -245,10 +246,41 @@ static int remove_record(struct pg *pg, struct pg_addon *a, struct dy_error **er
 static void op_free(struct pg_op *op)
 {
 	free(op->dir);
+	free(op->keep);
 	free(op->a.url);
 	free(op->out);
 	dy_error_free(&op->err);
 	free(op);
+}
+
+/* A dynod killed in the middle of a create or a drop leaves a database or
+ * role of an add-on's name that no record names: dropped at start-up
+ * (keep: the recorded names). */
+static void sweep(struct pg_op *op)
+{
+	const struct pg_env *e = &op->pg->env;
+	const char *const q[] = {
+	    "SELECT datname FROM pg_database WHERE datname ~ '^postgresql-[a-z]+-[0-9]{5}$' "
+	    "UNION SELECT rolname FROM pg_roles WHERE rolname ~ '^postgresql-[a-z]+-[0-9]{5}$'"};
+	if (!op->keep || pgw_sql(e, "postgres", q, 1, &op->out, &op->err) < 0)
+		return;
+	for (char *line = op->out, *next; line && *line; line = next) {
+		next = strchr(line, '\n');
+		if (next)
+			*next++ = '\0';
+		char want[PG_NAME_MAX + 3];
+		snprintf(want, sizeof(want), "\n%s\n", line);
+		if (!line[0] || (op->keep && strstr(op->keep, want)))
+			continue;
+		_cleanup_free_ char *id = pgw_ident(line), *d1 = NULL, *d2 = NULL;
+		if (!id || asprintf(&d1, "DROP DATABASE IF EXISTS %s WITH (FORCE)", id) < 0 ||
+		    asprintf(&d2, "DROP ROLE IF EXISTS %s", id) < 0)
+			continue;
+		const char *const drop[] = {d1, d2};
+		if (pgw_sql(e, "postgres", drop, 2, NULL, NULL) == 0)
+			dy_log("addons", "dropped %s: no add-on names it (a create or a drop cut "
+			                 "short)", line);
+	}
 }
 
 static void op_run(struct work *w)
@@ -258,6 +290,10 @@ static void op_run(struct work *w)
 	op->r = pgw_ensure(e, &op->pid, &op->err);
 	if (op->r < 0 || op->kind == OP_START)
 		return;
+	if (op->kind == OP_SWEEP) {
+		sweep(op);
+		return;
+	}
 	_cleanup_free_ char *id = pgw_ident(op->a.name);
 	_cleanup_free_ char *lit = pgw_literal(op->a.name);
 	_cleanup_free_ char *pw = pgw_literal(op->password);
@@ -331,6 +367,8 @@ static void op_run(struct work *w)
 
 static void next_op(struct pg *pg);
 static void watch(struct pg *pg, pid_t pid);
+static int op_on(struct pg *pg, enum op_kind kind, const char *app, const char *name, pg_cb cb,
+                 void *arg, struct pg_op **ret_op, struct dy_error **err);
 
 /* A create's database and role exist: record it, then the release. */
 static json_t *created(struct pg *pg, struct pg_op *op, struct dy_error **err)
@@ -546,6 +584,31 @@ static void watch(struct pg *pg, pid_t pid)
 	       pg->env.port, pg->env.sockdir);
 }
 
+/* At start-up: the sweep (it starts the server), then the drops of the
+ * records whose app is gone (an apps:destroy cut short). */
+static void queue_sweep(struct pg *pg)
+{
+	struct pg_op *op = op_queue(pg, OP_SWEEP, NULL, NULL);
+	size_t len = 2;
+	for (size_t i = 0; i < pg->n; i++)
+		len += strlen(pg->addons[i].name) + 1;
+	if (op && (op->keep = malloc(len))) {
+		strcpy(op->keep, "\n");
+		for (size_t i = 0; i < pg->n; i++) {
+			strcat(op->keep, pg->addons[i].name);
+			strcat(op->keep, "\n");
+		}
+	}
+	for (size_t i = 0; i < pg->n; i++) {
+		struct pg_op *drop = NULL;
+		if (!state_app_find(mgr_state(pg->mgr), pg->addons[i].app) &&
+		    op_on(pg, OP_DROP, pg->addons[i].app, pg->addons[i].name, NULL, NULL, &drop,
+		          NULL) == 0)
+			drop->app_gone = true;
+	}
+	next_op(pg);
+}
+
 int pg_new(struct loop *loop, const struct config *cfg, struct mgr *m, struct work_pool *pool,
            struct pg **ret, struct dy_error **err)
 {
@@ -573,9 +636,9 @@ int pg_new(struct loop *loop, const struct config *cfg, struct mgr *m, struct wo
 		if (pid > 0) {
 			dy_log("addons", "re-adopting PostgreSQL (pid %d)", (int)pid);
 			watch(pg, pid);
-		} else if (pg->n > 0 && op_queue(pg, OP_START, NULL, NULL)) {
-			next_op(pg);
 		}
+		if (pid > 0 || pg->n > 0)
+			queue_sweep(pg); /* starts the server too, when records need it */
 	}
 	*ret = pg;
 	return 0;

@@ -226,10 +226,20 @@ def test_addon_database_lives_across_restarts_and_only_its_app_reaches_it(pgd, t
     assert pid
     d.kill9()
     assert counts(d) == 4  # dynod is away: the dyno and the database serve on
+    # as a create cut short by the kill would leave: no record names them
+    orphan = "postgresql-orphan-12345"
+    d.sql(f'CREATE ROLE "{orphan}" LOGIN')
+    d.sql(f'CREATE DATABASE "{orphan}" OWNER "{orphan}"')
     d.start()
     assert d.pg_pid() == pid
     assert f"re-adopting PostgreSQL (pid {pid})" in d.log.read_text()
     assert counts(d) == 5
+    end = time.monotonic() + 10
+    while orphan in d.sql("SELECT datname FROM pg_database") and time.monotonic() < end:
+        time.sleep(0.2)
+    assert orphan not in d.sql("SELECT datname FROM pg_database")
+    assert orphan not in d.sql("SELECT rolname FROM pg_roles")
+    assert name in d.sql("SELECT datname FROM pg_database")
 
     # an app without an add-on cannot reach the port, in bounded time
     deploy(d, tmp_path, "other", web=False)
@@ -304,3 +314,33 @@ def test_addon_database_lives_across_restarts_and_only_its_app_reaches_it(pgd, t
     assert d.stop() == 0
     assert not alive(pid)
     assert not d.sockdir.exists()
+
+
+def test_failed_create_leaves_nothing(pgd):
+    d = pgd
+    cfg = json.loads(d.config.read_text())
+    cfg["config_vars"] = {"max_size": "1K"}
+    d.config.write_text(json.dumps(cfg))
+    d.start()
+    assert d.cli("apps:create", "app").returncode == 0
+    # the var would take the app's config vars over config_vars.max_size
+    assert d.cli("config:set", "BIG=" + "x" * 950, "-a", "app").returncode == 0
+    r = d.cli("addons:create", "postgresql", "-a", "app")
+    assert r.returncode == 1 and "config_vars.max_size" in r.stderr, r.stderr
+    assert "add-on not created" in r.stderr
+    assert d.curl("GET", "/apps/app/addons") == (200, [])
+    assert "DATABASE_URL" not in d.cli("config", "-a", "app").stdout
+    end = time.monotonic() + 10  # the drop runs after the answer
+    while time.monotonic() < end and any(
+            n.startswith("postgresql-") for n in d.sql("SELECT rolname FROM pg_roles")):
+        time.sleep(0.2)
+    assert not [n for n in d.sql("SELECT datname FROM pg_database") if n.startswith("postgresql-")]
+    assert not [n for n in d.sql("SELECT rolname FROM pg_roles") if n.startswith("postgresql-")]
+    # a bad --as is refused before anything is made
+    r = d.cli("addons:create", "postgresql", "--as", "bad-name", "-a", "app")
+    assert r.returncode == 1 and "[A-Z0-9_]" in r.stderr, r.stderr
+    assert d.cli("config:unset", "BIG", "-a", "app").returncode == 0
+    r = d.cli("addons:create", "postgresql", "--as", "ANALYTICS", "-a", "app")
+    assert r.returncode == 0 and "attached as ANALYTICS_URL" in r.stdout, r.stdout + r.stderr
+    pid = d.pg_pid()
+    assert d.stop() == 0 and not alive(pid)
