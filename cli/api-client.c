@@ -273,7 +273,8 @@ int api_client_stream_idle(const char *path, api_stream_fn fn, api_idle_fn idle,
 			if (n < 0 && errno == EINTR)
 				continue;
 			if (n <= 0)
-				return dy_error(err, "dynod's answer was cut short (%llu bytes missing)",
+				return dy_error(err,
+				                "dynod's answer was cut short (%llu bytes missing)",
 				                (unsigned long long)left);
 			size_t take = (uint64_t)n < left ? (size_t)n : (size_t)left;
 			if (fn(ctx, buf, take) < 0)

@@ -66,8 +66,8 @@ static json_t *addon_of(const char *app, const char *name)
 	return found;
 }
 
-static int parse(const struct cli_verb *verb, int argc, char **argv, bool *json,
-                 const char **pos, size_t max_pos, size_t *npos, const char **ret_app)
+static int parse(const struct cli_verb *verb, int argc, char **argv, bool *json, const char **pos,
+                 size_t max_pos, size_t *npos, const char **ret_app)
 {
 	const char *app_opt = NULL;
 	const struct cli_opt opts[] = {
@@ -115,8 +115,8 @@ static int run_addons(int argc, char **argv)
 		json_t *a;
 		json_array_foreach(list, i, a)
 		{
-			printf("%-32s %-10s %-12s %s\n", str(a, "name"), str(a, "plan"), str(a, "state"),
-			       var_of(a));
+			printf("%-32s %-10s %-12s %s\n", str(a, "name"), str(a, "plan"),
+			       str(a, "state"), var_of(a));
 		}
 	}
 	json_decref(list);
@@ -133,8 +133,7 @@ const struct cli_verb cli_verb_addons = {
 /* addons:create and addons:destroy: [-a APP] [--no-wait], one word, and
  * the verb's own option (--as or --confirm) into *extra. */
 static int change_parse(const struct cli_verb *verb, int argc, char **argv, const char *opt,
-                        const char **extra, bool *no_wait, const char **word,
-                        const char **ret_app)
+                        const char **extra, bool *no_wait, const char **word, const char **ret_app)
 {
 	const char *app_opt = NULL;
 	const struct cli_opt opts[] = {{"--app", 'a', true, &app_opt, NULL},
@@ -149,9 +148,9 @@ static int change_parse(const struct cli_verb *verb, int argc, char **argv, cons
 	if (*ret_app == NULL)
 		return cli_usage_error(verb, "missing -a APP (or $DYNO_APP)");
 	if (npos != 1 || !name_ok(word[0]))
-		return cli_usage_error(verb, "expected %s", verb == &cli_verb_addons_create
-		                                                 ? "the service: postgresql"
-		                                                 : "the add-on's NAME");
+		return cli_usage_error(verb, "expected %s",
+		                       verb == &cli_verb_addons_create ? "the service: postgresql"
+		                                                       : "the add-on's NAME");
 	return CLI_OK;
 }
 
@@ -393,8 +392,8 @@ static int backups_path(const char *app, const char *addon, const char *id, cons
 	if (!a)
 		return CLI_ERROR;
 	_cleanup_free_ char *tail = NULL;
-	if (asprintf(&tail, "/addons/%s/backups%s%s%s", str(a, "name"), id ? "/" : "",
-	             id ? id : "", suffix) < 0) {
+	if (asprintf(&tail, "/addons/%s/backups%s%s%s", str(a, "name"), id ? "/" : "", id ? id : "",
+	             suffix) < 0) {
 		json_decref(a);
 		return cli_error("no memory");
 	}
@@ -442,7 +441,8 @@ static int run_backups(int argc, char **argv)
 	} else {
 		printf("=== Backups\n");
 		if (json_array_size(list) == 0)
-			printf("No backups. Capture one with `dyno pg:backups:capture -a %s`.\n", app);
+			printf("No backups. Capture one with `dyno pg:backups:capture -a %s`.\n",
+			       app);
 		else
 			printf("%-6s %-22s %-10s %s\n", "ID", "Created at", "Size", "Database");
 		size_t i;
@@ -519,8 +519,8 @@ static int run_restore(int argc, char **argv)
 	if (r)
 		return r;
 	if (confirm == NULL || strcmp(confirm, app) != 0)
-		return cli_error("this replaces the data of %s's database: confirm with --confirm %s",
-		                 app, app);
+		return cli_error(
+		    "this replaces the data of %s's database: confirm with --confirm %s", app, app);
 	_cleanup_free_ char *path = NULL;
 	const char *id = npos ? pos[0] : NULL;
 	if ((r = backups_path(app, addon, id ? id : "", id ? "/actions/restore" : "", &path, NULL)))

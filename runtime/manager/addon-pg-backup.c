@@ -82,8 +82,8 @@ json_t *pgb_json(const char *dir, const char *addon, const char *id)
 	struct tm tm;
 	gmtime_r(&st.st_mtime, &tm);
 	strftime(at, sizeof(at), "%Y-%m-%dT%H:%M:%SZ", &tm);
-	return json_pack("{s:s, s:i, s:s, s:I, s:s}", "id", id, "num", id_num(id), "created_at",
-	                 at, "size", (json_int_t)st.st_size, "addon", addon);
+	return json_pack("{s:s, s:i, s:s, s:I, s:s}", "id", id, "num", id_num(id), "created_at", at,
+	                 "size", (json_int_t)st.st_size, "addon", addon);
 }
 
 json_t *pgb_list_json(const char *dir, const char *addon)

@@ -41,8 +41,8 @@ int pgw_ensure(const struct pg_env *e, pid_t *ret_pid, struct dy_error **err);
 /* Runs statements (each its own transaction: psql -c each, stopping at
  * the first error) as postgres over the Unix socket on database db;
  * *out (may be NULL): what psql printed (unaligned, tuples only). */
-int pgw_sql(const struct pg_env *e, const char *db, const char *const *stmts, size_t n,
-            char **out, struct dy_error **err);
+int pgw_sql(const struct pg_env *e, const char *db, const char *const *stmts, size_t n, char **out,
+            struct dy_error **err);
 
 /* "ident" with embedded quotes doubled; 'literal' likewise. Newly
  * allocated, NULL when memory is short. */
@@ -51,13 +51,11 @@ char *pgw_literal(const char *s);
 
 /* pg_dump -Fc of db into path (path.tmp, fsync, rename: a failed capture
  * leaves nothing), 0600 root's. */
-int pgw_capture(const struct pg_env *e, const char *db, const char *path,
-                struct dy_error **err);
+int pgw_capture(const struct pg_env *e, const char *db, const char *path, struct dy_error **err);
 
 /* pg_restore of path into db, as its role (objects the role's), in one
  * transaction: --clean --if-exists, all or nothing. */
-int pgw_restore(const struct pg_env *e, const char *db, const char *path,
-                struct dy_error **err);
+int pgw_restore(const struct pg_env *e, const char *db, const char *path, struct dy_error **err);
 
 /* Removes dir's files and dir (a flat backups directory). */
 void pgw_remove_dir(const char *dir);

@@ -33,10 +33,11 @@ int pgw_env_init(struct pg_env *e, const struct config *cfg, struct dy_error **e
 	struct passwd pw, *pwp = NULL;
 	char buf[4096];
 	if (getpwnam_r(PG_USER, &pw, buf, sizeof(buf), &pwp) != 0 || pwp == NULL)
-		return dy_error_as(err, DY_E_UNSUPPORTED,
-		                   "the PostgreSQL add-on needs the user %s (Debian's postgresql-15 "
-		                   "makes it)",
-		                   PG_USER);
+		return dy_error_as(
+		    err, DY_E_UNSUPPORTED,
+		    "the PostgreSQL add-on needs the user %s (Debian's postgresql-15 "
+		    "makes it)",
+		    PG_USER);
 	e->uid = pw.pw_uid;
 	e->gid = pw.pw_gid;
 	struct in_addr gw = net_gateway(cfg->network.subnet);
@@ -102,8 +103,8 @@ char *pgw_literal(const char *s)
 static int run_io(const struct pg_env *e, const char *const argv[], int in_fd, int out_fd,
                   char **out, struct dy_error **err)
 {
-	static char *const envp[] = {"PATH=/usr/bin:/bin", "HOME=/var/lib/postgresql",
-	                             "LC_ALL=C", "PGTZ=UTC", NULL};
+	static char *const envp[] = {"PATH=/usr/bin:/bin", "HOME=/var/lib/postgresql", "LC_ALL=C",
+	                             "PGTZ=UTC", NULL};
 	int p[2];
 	if (pipe2(p, O_CLOEXEC) < 0)
 		return dy_error_errno(err, errno, "pipe");
@@ -222,16 +223,15 @@ pid_t pgw_server_pid(const struct pg_env *e)
 /* Appended to the cluster's postgresql.conf: TLS, scram; the addresses,
  * port and socket directory come with each start (pg_ctl -o), from the
  * configuration of the day. */
-static const char conf_add[] =
-    "\n# dyno (docs/addons.md)\n"
-    "ssl = on\n"
-    "ssl_cert_file = 'server.crt'\n"
-    "ssl_key_file = 'server.key'\n"
-    "ssl_min_protocol_version = 'TLSv1.2'\n"
-    "password_encryption = 'scram-sha-256'\n"
-    "shared_buffers = 32MB\n"
-    "max_connections = 200\n"
-    "logging_collector = off\n";
+static const char conf_add[] = "\n# dyno (docs/addons.md)\n"
+                               "ssl = on\n"
+                               "ssl_cert_file = 'server.crt'\n"
+                               "ssl_key_file = 'server.key'\n"
+                               "ssl_min_protocol_version = 'TLSv1.2'\n"
+                               "password_encryption = 'scram-sha-256'\n"
+                               "shared_buffers = 32MB\n"
+                               "max_connections = 200\n"
+                               "logging_collector = off\n";
 
 /* Only the administrator over the Unix socket (peer), and each role on
  * its own database over TLS. */
@@ -268,18 +268,26 @@ static int make_cluster(const struct pg_env *e, struct dy_error **err)
 		return -1;
 	if (mkdir(e->data_new, 0700) < 0 || chown(e->data_new, e->uid, e->gid) < 0)
 		return dy_error_errno(err, errno, "%s", e->data_new);
-	const char *const initdb[] = {PG_BIN_DIR "/initdb", "-D", e->data_new, "-U", PG_USER, "-E",
-	                              "UTF8", "--no-locale", "--auth-local=peer",
-	                              "--auth-host=scram-sha-256", NULL};
+	const char *const initdb[] = {PG_BIN_DIR "/initdb",
+	                              "-D",
+	                              e->data_new,
+	                              "-U",
+	                              PG_USER,
+	                              "-E",
+	                              "UTF8",
+	                              "--no-locale",
+	                              "--auth-local=peer",
+	                              "--auth-host=scram-sha-256",
+	                              NULL};
 	_cleanup_free_ char *key = NULL, *crt = NULL;
 	if (asprintf(&key, "%s/server.key", e->data_new) < 0 ||
 	    asprintf(&crt, "%s/server.crt", e->data_new) < 0)
 		return dy_error_errno(err, ENOMEM, "postgresql");
 	char subj[64];
 	snprintf(subj, sizeof(subj), "/CN=%s", e->gw);
-	const char *const openssl[] = {"/usr/bin/openssl", "req", "-x509", "-newkey", "rsa:2048",
-	                               "-nodes", "-days", "3650", "-subj", subj, "-keyout", key,
-	                               "-out", crt, NULL};
+	const char *const openssl[] = {"/usr/bin/openssl", "req",   "-x509", "-newkey", "rsa:2048",
+	                               "-nodes",           "-days", "3650",  "-subj",   subj,
+	                               "-keyout",          key,     "-out",  crt,       NULL};
 	if (run(e, initdb, NULL, err) < 0 ||
 	    write_owned(e, e->data_new, "postgresql.conf", conf_add, true, err) < 0 ||
 	    write_owned(e, e->data_new, "pg_hba.conf", hba, false, err) < 0 ||
@@ -302,10 +310,11 @@ int pgw_ensure(const struct pg_env *e, pid_t *ret_pid, struct dy_error **err)
 	if (asprintf(&version, "%s/PG_VERSION", e->data) < 0)
 		return dy_error_errno(err, ENOMEM, "postgresql");
 	if (access(PG_BIN_DIR "/postgres", X_OK) < 0)
-		return dy_error_as(err, DY_E_UNSUPPORTED,
-		                   "the PostgreSQL add-on needs Debian's postgresql-15 (%s/postgres "
-		                   "is missing)",
-		                   PG_BIN_DIR);
+		return dy_error_as(
+		    err, DY_E_UNSUPPORTED,
+		    "the PostgreSQL add-on needs Debian's postgresql-15 (%s/postgres "
+		    "is missing)",
+		    PG_BIN_DIR);
 	if (access(version, F_OK) < 0 && make_cluster(e, err) < 0)
 		return -1;
 	pid_t pid = pgw_server_pid(e);
@@ -323,8 +332,19 @@ int pgw_ensure(const struct pg_env *e, pid_t *ret_pid, struct dy_error **err)
 	_cleanup_free_ char *log = NULL;
 	if (asprintf(&log, "%s/server.log", e->data) < 0)
 		return dy_error_errno(err, ENOMEM, "postgresql");
-	const char *const argv[] = {PG_BIN_DIR "/pg_ctl", "-D", e->data, "-l", log, "-o", opts,
-	                            "-w", "-t", "60", "-s", "start", NULL};
+	const char *const argv[] = {PG_BIN_DIR "/pg_ctl",
+	                            "-D",
+	                            e->data,
+	                            "-l",
+	                            log,
+	                            "-o",
+	                            opts,
+	                            "-w",
+	                            "-t",
+	                            "60",
+	                            "-s",
+	                            "start",
+	                            NULL};
 	if (run(e, argv, NULL, err) < 0)
 		return dy_error_prefix(err, "starting PostgreSQL (its log: %s)", log);
 	pid = pgw_server_pid(e);
@@ -335,8 +355,8 @@ int pgw_ensure(const struct pg_env *e, pid_t *ret_pid, struct dy_error **err)
 	return 0;
 }
 
-int pgw_sql(const struct pg_env *e, const char *db, const char *const *stmts, size_t n,
-            char **out, struct dy_error **err)
+int pgw_sql(const struct pg_env *e, const char *db, const char *const *stmts, size_t n, char **out,
+            struct dy_error **err)
 {
 	char port[16];
 	snprintf(port, sizeof(port), "%u", e->port);
@@ -344,8 +364,21 @@ int pgw_sql(const struct pg_env *e, const char *db, const char *const *stmts, si
 	if (!argv)
 		return dy_error_errno(err, ENOMEM, "psql");
 	size_t k = 0;
-	const char *fixed[] = {PG_BIN_DIR "/psql", "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1",
-	                       "-h", e->sockdir, "-p", port, "-U", PG_USER, "-d", db};
+	const char *fixed[] = {PG_BIN_DIR "/psql",
+	                       "-X",
+	                       "-q",
+	                       "-A",
+	                       "-t",
+	                       "-v",
+	                       "ON_ERROR_STOP=1",
+	                       "-h",
+	                       e->sockdir,
+	                       "-p",
+	                       port,
+	                       "-U",
+	                       PG_USER,
+	                       "-d",
+	                       db};
 	for (size_t i = 0; i < ELEMENTSOF(fixed); i++)
 		argv[k++] = fixed[i];
 	for (size_t i = 0; i < n; i++) {
@@ -360,8 +393,7 @@ int pgw_sql(const struct pg_env *e, const char *db, const char *const *stmts, si
 
 /* ---- backups: pg_dump's custom format, root's files ---- */
 
-int pgw_capture(const struct pg_env *e, const char *db, const char *path,
-                struct dy_error **err)
+int pgw_capture(const struct pg_env *e, const char *db, const char *path, struct dy_error **err)
 {
 	_cleanup_free_ char *tmp = NULL;
 	if (asprintf(&tmp, "%s.tmp", path) < 0)
@@ -371,8 +403,17 @@ int pgw_capture(const struct pg_env *e, const char *db, const char *path,
 		return dy_error_errno(err, errno, "%s", tmp);
 	char port[16];
 	snprintf(port, sizeof(port), "%u", e->port);
-	const char *const argv[] = {PG_BIN_DIR "/pg_dump", "-Fc", "-h", e->sockdir, "-p", port,
-	                            "-U", PG_USER, "-d", db, NULL};
+	const char *const argv[] = {PG_BIN_DIR "/pg_dump",
+	                            "-Fc",
+	                            "-h",
+	                            e->sockdir,
+	                            "-p",
+	                            port,
+	                            "-U",
+	                            PG_USER,
+	                            "-d",
+	                            db,
+	                            NULL};
 	int r = run_io(e, argv, -1, fd, NULL, err);
 	if (r == 0 && fsync(fd) < 0)
 		r = dy_error_errno(err, errno, "%s", tmp);
@@ -386,8 +427,7 @@ int pgw_capture(const struct pg_env *e, const char *db, const char *path,
 	return 0;
 }
 
-int pgw_restore(const struct pg_env *e, const char *db, const char *path,
-                struct dy_error **err)
+int pgw_restore(const struct pg_env *e, const char *db, const char *path, struct dy_error **err)
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
@@ -396,10 +436,23 @@ int pgw_restore(const struct pg_env *e, const char *db, const char *path,
 	snprintf(port, sizeof(port), "%u", e->port);
 	/* the objects are the role's, as they were */
 	snprintf(role, sizeof(role), "--role=%s", db);
-	const char *const argv[] = {PG_BIN_DIR "/pg_restore", "--clean", "--if-exists",
-	                            "--no-owner", "--no-privileges", role, "--single-transaction",
-	                            "--exit-on-error", "-h", e->sockdir, "-p", port, "-U",
-	                            PG_USER, "-d", db, NULL};
+	const char *const argv[] = {PG_BIN_DIR "/pg_restore",
+	                            "--clean",
+	                            "--if-exists",
+	                            "--no-owner",
+	                            "--no-privileges",
+	                            role,
+	                            "--single-transaction",
+	                            "--exit-on-error",
+	                            "-h",
+	                            e->sockdir,
+	                            "-p",
+	                            port,
+	                            "-U",
+	                            PG_USER,
+	                            "-d",
+	                            db,
+	                            NULL};
 	int r = run_io(e, argv, fd, -1, NULL, err);
 	close(fd);
 	if (r < 0)

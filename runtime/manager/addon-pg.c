@@ -42,10 +42,10 @@ struct pg_op {
 	void *arg;
 	struct pg_addon a; /* the add-on it is about (a.url owned) */
 	char password[64];
-	bool app_gone; /* its app was destroyed: no release */
-	char *dir;        /* the add-on's backups directory */
-	char backup[16];  /* OP_CAPTURE, OP_RESTORE: bNNN */
-	char *keep;       /* OP_SWEEP: the recorded names, one a line */
+	bool app_gone;   /* its app was destroyed: no release */
+	char *dir;       /* the add-on's backups directory */
+	char backup[16]; /* OP_CAPTURE, OP_RESTORE: bNNN */
+	char *keep;      /* OP_SWEEP: the recorded names, one a line */
 	/* the worker's results */
 	int r;
 	struct dy_error *err;
@@ -73,17 +73,17 @@ struct pg {
 
 /* Heroku-like names: postgresql-<word>-<5 digits> */
 static const char *const words[] = {
-    "amber",  "angular", "animate", "aromatic", "backlit", "bright", "clean",  "closed",
-    "concave", "cubic",  "curly",   "deep",     "dimensional", "elliptical", "encircled",
-    "flat",   "fluffy",  "graceful", "horizontal", "infinite", "opaque", "parallel",
-    "polished", "reticulated", "rigged", "round", "shallow", "silhouetted", "solid",
-    "spherical", "symmetrical", "tapered", "transparent", "triangular", "vertical"};
+    "amber",       "angular",    "animate",     "aromatic",    "backlit",  "bright",
+    "clean",       "closed",     "concave",     "cubic",       "curly",    "deep",
+    "dimensional", "elliptical", "encircled",   "flat",        "fluffy",   "graceful",
+    "horizontal",  "infinite",   "opaque",      "parallel",    "polished", "reticulated",
+    "rigged",      "round",      "shallow",     "silhouetted", "solid",    "spherical",
+    "symmetrical", "tapered",    "transparent", "triangular",  "vertical"};
 
-static const char *const colors[] = {"AMBER", "AQUA",   "BLACK",  "BLUE",   "BRONZE", "COBALT",
-                                     "COPPER", "CRIMSON", "GOLD",  "GRAY",   "GREEN",  "IVORY",
-                                     "JADE",  "MAROON", "NAVY",   "OLIVE",  "ONYX",   "ORANGE",
-                                     "PINK",  "PURPLE", "RED",    "SILVER", "TEAL",   "WHITE",
-                                     "YELLOW"};
+static const char *const colors[] = {
+    "AMBER", "AQUA",   "BLACK", "BLUE",   "BRONZE", "COBALT", "COPPER", "CRIMSON", "GOLD",
+    "GRAY",  "GREEN",  "IVORY", "JADE",   "MAROON", "NAVY",   "OLIVE",  "ONYX",    "ORANGE",
+    "PINK",  "PURPLE", "RED",   "SILVER", "TEAL",   "WHITE",  "YELLOW"};
 
 static void fill_random(void *buf, size_t n)
 {
@@ -183,9 +183,10 @@ static int load(struct pg *pg, struct dy_error **err)
 	}
 	json_t *list = json_object_get(doc, "addons");
 	json_t *ver = json_object_get(doc, "schema_version");
-	if (!json_is_integer(ver) || json_integer_value(ver) != ADDONS_SCHEMA || !json_is_array(list))
-		return dy_error(err, "%s: expected schema_version %d and a list of addons", pg->file,
-		                ADDONS_SCHEMA);
+	if (!json_is_integer(ver) || json_integer_value(ver) != ADDONS_SCHEMA ||
+	    !json_is_array(list))
+		return dy_error(err, "%s: expected schema_version %d and a list of addons",
+		                pg->file, ADDONS_SCHEMA);
 	size_t n = json_array_size(list);
 	pg->addons = calloc(n ? n : 1, sizeof(*pg->addons));
 	if (!pg->addons)
@@ -197,7 +198,8 @@ static int load(struct pg *pg, struct dy_error **err)
 		                &url) < 0 ||
 		    strlen(app) > STATE_APP_NAME_MAX || strlen(name) > PG_NAME_MAX ||
 		    strlen(var) > PG_NAME_MAX || strlen(created) > STATE_TIME_LEN)
-			return dy_error(err, "%s: add-on %zu is not {app, name, var, created_at, url}",
+			return dy_error(err,
+			                "%s: add-on %zu is not {app, name, var, created_at, url}",
 			                pg->file, i + 1);
 		struct pg_addon *a = &pg->addons[pg->n];
 		snprintf(a->app, sizeof(a->app), "%s", app);
@@ -278,8 +280,10 @@ static void sweep(struct pg_op *op)
 			continue;
 		const char *const drop[] = {d1, d2};
 		if (pgw_sql(e, "postgres", drop, 2, NULL, NULL) == 0)
-			dy_log("addons", "dropped %s: no add-on names it (a create or a drop cut "
-			                 "short)", line);
+			dy_log("addons",
+			       "dropped %s: no add-on names it (a create or a drop cut "
+			       "short)",
+			       line);
 	}
 }
 
@@ -743,11 +747,12 @@ static int traversable(const char *path, struct dy_error **err)
 	for (;;) {
 		struct stat st;
 		if (stat(p[0] ? p : "/", &st) == 0 && !(st.st_mode & S_IXOTH))
-			return dy_error(err,
-			                "the user postgres cannot reach %s (mode %04o): the PostgreSQL "
-			                "add-on needs every directory above the state dir traversable "
-			                "(chmod o+x)",
-			                p[0] ? p : "/", (unsigned)(st.st_mode & 07777));
+			return dy_error(
+			    err,
+			    "the user postgres cannot reach %s (mode %04o): the PostgreSQL "
+			    "add-on needs every directory above the state dir traversable "
+			    "(chmod o+x)",
+			    p[0] ? p : "/", (unsigned)(st.st_mode & 07777));
 		char *slash = strrchr(p, '/');
 		if (!slash || p[0] == '\0')
 			return 0;
@@ -774,17 +779,19 @@ int pg_create(struct pg *pg, const char *app, const char *service, const char *a
 		                   service ? "\"" : "", service ? service : "nothing",
 		                   service ? "\"" : "");
 	if (pg->cfg->addons.postgresql.mode != CONFIG_PG_EMBEDDED)
-		return dy_error_as(err, DY_E_UNSUPPORTED,
-		                   "addons.postgresql.mode external is not built yet: use embedded");
+		return dy_error_as(
+		    err, DY_E_UNSUPPORTED,
+		    "addons.postgresql.mode external is not built yet: use embedded");
 	if (env_ready(pg, err) < 0)
 		return -1;
 	char var[PG_NAME_MAX + 1] = "";
 	if (as) {
 		if (!var_name_valid(as))
-			return dy_error_as(err, DY_E_INVALID,
-			                   "as: expected a name of [A-Z0-9_], starting with a letter "
-			                   "(its var is NAME_URL), got \"%.64s\"",
-			                   as);
+			return dy_error_as(
+			    err, DY_E_INVALID,
+			    "as: expected a name of [A-Z0-9_], starting with a letter "
+			    "(its var is NAME_URL), got \"%.64s\"",
+			    as);
 		snprintf(var, sizeof(var), "%s", as);
 	} else if (!var_used(pg, app, "DATABASE")) {
 		snprintf(var, sizeof(var), "DATABASE");
@@ -795,12 +802,12 @@ int pg_create(struct pg *pg, const char *app, const char *service, const char *a
 				var[0] = '\0';
 		}
 		if (!var[0])
-			return dy_error_as(err, DY_E_CONFLICT, "app %s has an add-on of every color",
-			                   app);
+			return dy_error_as(err, DY_E_CONFLICT,
+			                   "app %s has an add-on of every color", app);
 	}
 	if (var_used(pg, app, var))
-		return dy_error_as(err, DY_E_CONFLICT, "app %s has an add-on attached as %s already",
-		                   app, var);
+		return dy_error_as(err, DY_E_CONFLICT,
+		                   "app %s has an add-on attached as %s already", app, var);
 	struct pg_op *op = op_queue(pg, OP_CREATE, cb, arg);
 	if (!op)
 		return dy_error_errno(err, ENOMEM, "addons");

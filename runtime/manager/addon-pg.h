@@ -44,7 +44,7 @@ struct pg_op;
 #define PG_ADDONS_DIR    "addons"            /* under state_dir, 0711 root */
 #define PG_DATA_DIR      "addons/postgresql" /* under state_dir */
 #define PG_ADDONS_FILE   "addons/addons.json"
-#define PG_BACKUPS_DIR   "addons/backups"    /* under state_dir, 0700 root */
+#define PG_BACKUPS_DIR   "addons/backups" /* under state_dir, 0700 root */
 #define PG_SOCKET_PARENT "/run"
 #define PG_RESTART_USEC  (1000ull * 1000)
 #define PG_NAME_MAX      63 /* a PostgreSQL identifier */

@@ -18,8 +18,8 @@ static void answered(struct conn *c, int status, bool release, json_t *j, struct
 	c->pg_op = NULL;
 	if (err) {
 		if (dy_error_kind_of(err) == DY_E_INTERNAL)
-			api_respond_error(c, DY_E_INTERNAL, "%s %s failed: %s", h1_method_str(c->method),
-			                  c->path, dy_error_msg(err));
+			api_respond_error(c, DY_E_INTERNAL, "%s %s failed: %s",
+			                  h1_method_str(c->method), c->path, dy_error_msg(err));
 		else
 			api_respond_error(c, dy_error_kind_of(err), "%s", dy_error_msg(err));
 		dy_error_free(&err);
@@ -121,7 +121,8 @@ void api_route_addons(struct conn *c, struct state_app *app, const char *const *
 	const char *name = n >= 1 ? seg[0] : NULL, *action = n >= 2 ? seg[1] : NULL;
 	if (a->pg == NULL) {
 		api_respond_error(c, DY_E_UNSUPPORTED,
-		                  "%s needs the dyno launcher, which this dynod runs without", c->path);
+		                  "%s needs the dyno launcher, which this dynod runs without",
+		                  c->path);
 		return;
 	}
 	struct pg_op *op = NULL;
@@ -165,8 +166,8 @@ void api_route_addons(struct conn *c, struct state_app *app, const char *const *
 		}
 		c->state = CONN_WAITING;
 		int r = pg_create(a->pg, app->name, json_string_value(service),
-		                  json_is_string(as) ? json_string_value(as) : NULL, on_created, c, &op,
-		                  &err);
+		                  json_is_string(as) ? json_string_value(as) : NULL, on_created, c,
+		                  &op, &err);
 		started(c, r, op, &err);
 		return;
 	}

@@ -236,7 +236,7 @@ static void route_app(struct conn *c, struct state_app *app)
 	}
 	dy_log("api", "destroyed app %s", name);
 	pg_app_destroyed(a->pg, name); /* its databases and roles go */
-	lgi_forget(a->logs, name); /* its sink; its log went with its directory */
+	lgi_forget(a->logs, name);     /* its sink; its log went with its directory */
 	api_respond_json(c, 200, j);
 }
 
