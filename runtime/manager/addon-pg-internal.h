@@ -75,5 +75,5 @@ json_t *pgb_json(const char *dir, const char *addon, const char *id);
 json_t *pgb_list_json(const char *dir, const char *addon);
 
 /* Into out: the next id (next), the newest (id NULL or "latest") or id itself
- * ("b7" and "b007" alike) when it exists. Returns 0 or -ENOENT. */
+ * (b + at least 3 digits: "b007" and "b0007" alike) when it exists. Returns 0 or -ENOENT. */
 int pgb_pick(const char *dir, const char *id, bool next, char out[16]);
