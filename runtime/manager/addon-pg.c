@@ -397,7 +397,9 @@ static json_t *created(struct pg *pg, struct pg_op *op, struct dy_error **err)
 	/* the dynos of the release reach the port (their own rule) */
 	mark_app(pg, a.app, 1);
 	struct state_release *rel = NULL;
-	if (mgr_config_update(pg->mgr, a.app, change, &rel, err) < 0) {
+	char desc[2 * PG_NAME_MAX + 32];
+	snprintf(desc, sizeof(desc), "Attach %s (@ref:%s)", a.var, a.name);
+	if (mgr_config_update_as(pg->mgr, a.app, change, desc, &rel, err) < 0) {
 		mark_app(pg, a.app, -1);
 		struct pg_addon *rec = find(pg, a.app, a.name);
 		op->a.url = rec->url ? strdup(rec->url) : NULL;
@@ -406,8 +408,7 @@ static json_t *created(struct pg *pg, struct pg_op *op, struct dy_error **err)
 	}
 	if (rel) {
 		dy_log("addons", "%s: v%d %s", a.app, rel->version, rel->description);
-		dy_log_to_app(a.app, "api", "Release v%d created: Attach %s (%s)", rel->version,
-		              a.name, var);
+		dy_log_to_app(a.app, "api", "Release v%d created: %s", rel->version, desc);
 	}
 	return json_incref(j);
 }
@@ -431,12 +432,13 @@ static json_t *dropped(struct pg *pg, struct pg_op *op)
 		return j; /* no release of an app that is gone */
 	json_t *change = json_pack("{s:n}", var);
 	struct state_release *rel = NULL;
-	if (change && mgr_config_update(pg->mgr, op->a.app, change, &rel, &e) < 0) {
+	char desc[2 * PG_NAME_MAX + 32];
+	snprintf(desc, sizeof(desc), "Detach %s (@ref:%s)", op->a.var, op->a.name);
+	if (change && mgr_config_update_as(pg->mgr, op->a.app, change, desc, &rel, &e) < 0) {
 		dy_log("addons", "%s: unsetting %s: %s", op->a.app, var, dy_error_msg(e));
 		dy_error_free(&e);
 	} else if (rel) {
-		dy_log_to_app(op->a.app, "api", "Release v%d created: Detach %s (%s)", rel->version,
-		              op->a.name, var);
+		dy_log_to_app(op->a.app, "api", "Release v%d created: %s", rel->version, desc);
 	}
 	json_decref(change);
 	return j;

@@ -199,6 +199,8 @@ def test_addon_database_lives_across_restarts_and_only_its_app_reaches_it(pgd, t
     m = URL_RE.fullmatch(url)
     assert m and m.group(1) == m.group(3), url
     name = m.group(1)
+    r = d.cli("releases", "-a", "app")
+    assert f"Attach DATABASE (@ref:{name})" in r.stdout, r.stdout
     # the cluster: postgres's, 0700; TLS only
     st = d.data.stat()
     assert st.st_mode & 0o777 == 0o700 and st.st_uid == pwd.getpwnam("postgres").pw_uid
@@ -264,6 +266,14 @@ def test_addon_database_lives_across_restarts_and_only_its_app_reaches_it(pgd, t
     assert d.sql(f"SELECT has_database_privilege('{name_b}', '{name}', 'CONNECT')") == ["f"]
     assert d.sql(f"SELECT rolconnlimit FROM pg_roles WHERE rolname = '{name}'") == ["20"]
 
+    # pg:psql: from the host, as the app's role, over TLS
+    r = subprocess.run(["nsenter", f"--net={d.ns}", str(d.dyno_bin), "pg:psql", "-a", "app",
+                        "-c", "SELECT current_user, ssl FROM pg_stat_ssl, hits "
+                              "WHERE pid = pg_backend_pid() LIMIT 1"],
+                       capture_output=True, text=True, timeout=30,
+                       env=dict(os.environ, DYNO_API=d.sock))
+    assert r.returncode == 0 and name in r.stdout and " t" in r.stdout, r.stdout + r.stderr
+
     # pg:info, addons, addons:info
     r = d.cli("pg:info", "-a", "app")
     assert r.returncode == 0 and "Tables:      1" in r.stdout and "PG Version:  15." in r.stdout
@@ -298,6 +308,7 @@ def test_addon_database_lives_across_restarts_and_only_its_app_reaches_it(pgd, t
     r = d.cli("addons:destroy", name, "-a", "app", "--confirm", "app")
     assert r.returncode == 0, r.stderr
     assert d.cli("config:get", "DATABASE_URL", "-a", "app").stdout.strip() == ""
+    assert f"Detach DATABASE (@ref:{name})" in d.cli("releases", "-a", "app").stdout
     assert name not in d.sql("SELECT datname FROM pg_database")
     assert name not in d.sql("SELECT rolname FROM pg_roles")
     assert not dump.parent.exists()  # its backups went with it
