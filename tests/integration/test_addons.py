@@ -137,6 +137,9 @@ def pgd(tmp_path, dyno_bin):
     d = PgDynod(tmp_path, dyno_bin)
     try:
         yield d
+        # dynod writes there (the sanitizer build's reports too)
+        log = d.log.read_text()
+        assert "Sanitizer" not in log and "runtime error:" not in log, log[-3000:]
     finally:
         try:
             d.stop_pg()
