@@ -416,9 +416,9 @@ static json_t *created(struct pg *pg, struct pg_op *op, struct dy_error **err)
 /* A drop is done: the record and the var go. */
 static json_t *dropped(struct pg *pg, struct pg_op *op)
 {
-	struct pg_addon *rec = find(pg, op->a.app, op->a.name);
+	struct pg_addon *rec = op->app_gone ? NULL : find(pg, op->a.app, op->a.name);
 	if (!rec)
-		return addon_json(&op->a);
+		return addon_json(&op->a); /* forgotten with its app */
 	json_t *j = addon_json(rec);
 	char var[PG_NAME_MAX + 8];
 	snprintf(var, sizeof(var), "%s_URL", rec->var);
@@ -428,8 +428,6 @@ static json_t *dropped(struct pg *pg, struct pg_op *op)
 		dy_error_free(&e);
 	}
 	mark_app(pg, op->a.app, -1);
-	if (op->app_gone)
-		return j; /* no release of an app that is gone */
 	json_t *change = json_pack("{s:n}", var);
 	struct state_release *rel = NULL;
 	char desc[2 * PG_NAME_MAX + 32];
@@ -592,8 +590,36 @@ static void watch(struct pg *pg, pid_t pid)
 
 /* At start-up: the sweep (it starts the server), then the drops of the
  * records whose app is gone (an apps:destroy cut short). */
+/* App is gone: its records go at once (a new app of its name starts
+ * afresh), its databases, roles and backups with the drops queued; a drop
+ * a kill cuts short is the start-up sweep's. */
+static void forget_app(struct pg *pg, const char *app_name)
+{
+	char app[STATE_APP_NAME_MAX + 1]; /* app_name may be a record's */
+	snprintf(app, sizeof(app), "%s", app_name);
+	struct pg_addon *a;
+	while ((a = find(pg, app, NULL))) {
+		struct dy_error *err = NULL;
+		struct pg_op *op = NULL;
+		if (op_on(pg, OP_DROP, app, a->name, NULL, NULL, &op, &err) == 0)
+			op->app_gone = true;
+		if (remove_record(pg, a, &err) < 0 || err) {
+			dy_log("addons", "%s: %s", app, dy_error_msg(err));
+			dy_error_free(&err);
+		}
+	}
+}
+
+/* At start-up: the add-ons of apps that are gone (an apps:destroy cut
+ * short) go, then the sweep (which starts the server). */
 static void queue_sweep(struct pg *pg)
 {
+	for (size_t i = 0; i < pg->n;) {
+		if (!state_app_find(mgr_state(pg->mgr), pg->addons[i].app))
+			forget_app(pg, pg->addons[i].app);
+		else
+			i++;
+	}
 	struct pg_op *op = op_queue(pg, OP_SWEEP, NULL, NULL);
 	size_t len = 2;
 	for (size_t i = 0; i < pg->n; i++)
@@ -604,13 +630,6 @@ static void queue_sweep(struct pg *pg)
 			strcat(op->keep, pg->addons[i].name);
 			strcat(op->keep, "\n");
 		}
-	}
-	for (size_t i = 0; i < pg->n; i++) {
-		struct pg_op *drop = NULL;
-		if (!state_app_find(mgr_state(pg->mgr), pg->addons[i].app) &&
-		    op_on(pg, OP_DROP, pg->addons[i].app, pg->addons[i].name, NULL, NULL, &drop,
-		          NULL) == 0)
-			drop->app_gone = true;
 	}
 	next_op(pg);
 }
@@ -868,20 +887,8 @@ int pg_info(struct pg *pg, const char *app, const char *name, pg_cb cb, void *ar
 
 void pg_app_destroyed(struct pg *pg, const char *app)
 {
-	if (!pg)
-		return;
-	for (size_t i = 0; i < pg->n; i++) {
-		if (strcmp(pg->addons[i].app, app) != 0)
-			continue;
-		struct dy_error *err = NULL;
-		struct pg_op *op = NULL;
-		if (op_on(pg, OP_DROP, app, pg->addons[i].name, NULL, NULL, &op, &err) == 0) {
-			op->app_gone = true;
-		} else {
-			dy_log("addons", "%s: %s", app, dy_error_msg(err));
-			dy_error_free(&err);
-		}
-	}
+	if (pg)
+		forget_app(pg, app);
 }
 
 /* ---- backups ---- */

@@ -356,5 +356,25 @@ def test_failed_create_leaves_nothing(pgd):
     assert d.cli("config:unset", "BIG", "-a", "app").returncode == 0
     r = d.cli("addons:create", "postgresql", "--as", "ANALYTICS", "-a", "app")
     assert r.returncode == 0 and "attached as ANALYTICS_URL" in r.stdout, r.stdout + r.stderr
+
+    # an apps:destroy cut short by a kill: the record of an app that is
+    # gone, its database still there; the next dynod drops both
+    d.kill9()
+    ghost = "postgresql-ghost-00001"
+    d.sql(f'CREATE ROLE "{ghost}" LOGIN')
+    d.sql(f'CREATE DATABASE "{ghost}" OWNER "{ghost}"')
+    records = d.state / "addons" / "addons.json"
+    doc = json.loads(records.read_text())
+    doc["addons"].append({"app": "gone-app", "name": ghost, "var": "DATABASE",
+                          "created_at": "2026-01-01T00:00:00Z", "url": "postgres://x"})
+    records.write_text(json.dumps(doc))
+    d.start()
+    end = time.monotonic() + 10
+    while ghost in d.sql("SELECT datname FROM pg_database") and time.monotonic() < end:
+        time.sleep(0.2)
+    assert ghost not in d.sql("SELECT datname FROM pg_database")
+    assert ghost not in d.sql("SELECT rolname FROM pg_roles")
+    assert [a["app"] for a in json.loads(records.read_text())["addons"]] == ["app"]
+
     pid = d.pg_pid()
     assert d.stop() == 0 and not alive(pid)
