@@ -8,8 +8,11 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "common/cleanup.h"
+#include "common/log.h"
+#include "common/work.h"
 #include "runtime/manager/addon-pg-internal.h"
 #include "runtime/manager/addon-pg.h"
 
@@ -125,4 +128,105 @@ int pgb_pick(const char *dir, const char *id, bool next, char out[16])
 		}
 	}
 	return -ENOENT;
+}
+
+/* ---- the API's calls ---- */
+
+json_t *pg_backups_json(struct pg *pg, const char *app, const char *name, struct dy_error **err)
+{
+	if (!pg_find(pg, app, name)) {
+		dy_error_as(err, DY_E_NOT_FOUND, "app %s has no add-on %s", app, name);
+		return NULL;
+	}
+	_cleanup_free_ char *dir = pgb_dir(pg->cfg->state_dir, name);
+	return dir ? pgb_list_json(dir, name) : NULL;
+}
+
+/* A capture or a restore of backup id (NULL: the newest; capture: the
+ * next), picked now: the operations run in order, so no other picks the
+ * same number meanwhile. */
+static int backup_op(struct pg *pg, enum pg_op_kind kind, const char *app, const char *name,
+                     const char *id, pg_cb cb, void *arg, struct pg_op **ret_op,
+                     struct dy_error **err)
+{
+	_cleanup_free_ char *dir = pgb_dir(pg->cfg->state_dir, name);
+	char pick[16] = "";
+	if (!dir)
+		return dy_error_errno(err, ENOMEM, "backup");
+	if (!pg_find(pg, app, name))
+		return dy_error_as(err, DY_E_NOT_FOUND, "app %s has no add-on %s", app, name);
+	int queued = 0;
+	for (struct pg_op *q = pg->head; q; q = q->next)
+		queued += q->kind == OP_CAPTURE && strcmp(q->a.name, name) == 0;
+	if (kind == OP_CAPTURE && (queued > 0 || (pg->running && pg->running->kind == OP_CAPTURE &&
+	                                          strcmp(pg->running->a.name, name) == 0)))
+		return dy_error_as(err, DY_E_CONFLICT, "a backup of %s is being captured already",
+		                   name);
+	if (pgb_pick(dir, id, kind == OP_CAPTURE, pick) < 0)
+		return dy_error_as(err, DY_E_NOT_FOUND, "%s has no backup%s%s", name, id ? " " : "",
+		                   id ? id : "s");
+	struct pg_op *op = NULL;
+	if (pg_op_on(pg, kind, app, name, cb, arg, &op, err) < 0)
+		return -1;
+	snprintf(op->backup, sizeof(op->backup), "%s", pick);
+	*ret_op = op;
+	pg_ops_go(pg); /* filled in: it may run */
+	return 0;
+}
+
+int pg_capture(struct pg *pg, const char *app, const char *name, pg_cb cb, void *arg,
+               struct pg_op **ret_op, struct dy_error **err)
+{
+	return backup_op(pg, OP_CAPTURE, app, name, NULL, cb, arg, ret_op, err);
+}
+
+int pg_restore(struct pg *pg, const char *app, const char *name, const char *id, pg_cb cb,
+               void *arg, struct pg_op **ret_op, struct dy_error **err)
+{
+	return backup_op(pg, OP_RESTORE, app, name, id, cb, arg, ret_op, err);
+}
+
+struct pg_send {
+	struct work work;
+	int fd;
+	char *path;
+};
+
+static void send_run(struct work *w)
+{
+	struct pg_send *s = loop_container_of(w, struct pg_send, work);
+	struct dy_error *err = NULL;
+	if (pgw_send_file(s->fd, s->path, &err) < 0) {
+		dy_log("addons", "download: %s", dy_error_msg(err));
+		dy_error_free(&err);
+	}
+}
+
+static void send_done(struct work *w)
+{
+	struct pg_send *s = loop_container_of(w, struct pg_send, work);
+	close(s->fd);
+	free(s->path);
+	free(s);
+}
+
+int pg_download(struct pg *pg, const char *app, const char *name, const char *id, int fd,
+                struct dy_error **err)
+{
+	_cleanup_free_ char *dir = pgb_dir(pg->cfg->state_dir, name);
+	char pick[16];
+	if (!dir)
+		return dy_error_errno(err, ENOMEM, "backup");
+	if (!pg_find(pg, app, name))
+		return dy_error_as(err, DY_E_NOT_FOUND, "app %s has no add-on %s", app, name);
+	if (pgb_pick(dir, id, false, pick) < 0)
+		return dy_error_as(err, DY_E_NOT_FOUND, "%s has no backup %s", name, id);
+	struct pg_send *s = calloc(1, sizeof(*s));
+	if (!s || asprintf(&s->path, "%s/%s.dump", dir, pick) < 0) {
+		free(s);
+		return dy_error_errno(err, ENOMEM, "backup");
+	}
+	s->fd = fd;
+	work_submit(pg->pool, &s->work, send_run, send_done);
+	return 0;
 }

@@ -1,17 +1,21 @@
 /* The PostgreSQL add-on's parts (addon-pg.c: records, operations, on the
- * loop; addon-pg-run.c: the programs it runs, on a worker thread). Not for
- * other modules: the interface is addon-pg.h. */
+ * loop; addon-pg-backup.c: the backups; addon-pg-run.c: the programs it
+ * runs, on a worker thread). Not for other modules: the interface is
+ * addon-pg.h. */
 #pragma once
 
+#include <jansson.h>
 #include <netinet/in.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
 
 #include "common/config.h"
-#include <jansson.h>
-
 #include "common/error.h"
+#include "common/loop.h"
+#include "common/work.h"
+#include "runtime/manager/addon-pg.h"
+#include "runtime/manager/state.h"
 
 /* Where and how the cluster runs: made once by pgw_env_init() on the loop,
  * read-only afterwards (the worker reads it). */
@@ -24,6 +28,71 @@ struct pg_env {
 	uid_t uid; /* postgres's */
 	gid_t gid;
 };
+
+/* ---- addon-pg.c's, shared with addon-pg-backup.c ---- */
+
+struct pg_addon {
+	char app[STATE_APP_NAME_MAX + 1];
+	char name[PG_NAME_MAX + 1];
+	char var[PG_NAME_MAX + 1]; /* DATABASE: the config var is DATABASE_URL */
+	char created_at[STATE_TIME_LEN + 1];
+	char *url;
+};
+
+enum pg_op_kind { OP_START, OP_CREATE, OP_DROP, OP_INFO, OP_CAPTURE, OP_RESTORE, OP_SWEEP };
+
+struct pg_op {
+	struct work work;
+	struct pg *pg;
+	struct pg_op *next; /* queued */
+	enum pg_op_kind kind;
+	pg_cb cb; /* NULL: detached, or nobody asked */
+	void *arg;
+	struct pg_addon a; /* the add-on it is about (a.url owned) */
+	char password[64];
+	bool app_gone;   /* its app was destroyed: no release */
+	char *dir;       /* the add-on's backups directory */
+	char backup[16]; /* OP_CAPTURE, OP_RESTORE: bNNN */
+	char *keep;      /* OP_SWEEP: the recorded names, one a line */
+	/* the worker's results */
+	int r;
+	struct dy_error *err;
+	pid_t pid; /* the server's */
+	char *out;
+};
+
+struct pg {
+	struct loop *loop;
+	const struct config *cfg;
+	struct mgr *mgr;
+	struct work_pool *pool;
+	struct pg_env env;
+	char *file; /* addons.json */
+	struct pg_addon *addons;
+	size_t n;
+	struct pg_op *head, *tail; /* queued, not yet submitted */
+	struct pg_op *running;
+	bool no_more; /* the pool is going: nothing more is submitted */
+	bool stopping;
+	pid_t pid; /* the server, 0 when none is watched */
+	struct loop_child child;
+	struct loop_timer restart;
+};
+
+/* The record of add-on name (NULL: the first) of app, or NULL. */
+struct pg_addon *pg_find(struct pg *pg, const char *app, const char *name);
+
+/* Queues an operation of kind on app's add-on name (a copy of its record),
+ * with its backups directory: not started before pg_ops_go(), so that the
+ * caller fills in the rest first (the worker reads it). Returns 0 and
+ * *ret_op (may be NULL), or < 0 (DY_E_NOT_FOUND). */
+int pg_op_on(struct pg *pg, enum pg_op_kind kind, const char *app, const char *name, pg_cb cb,
+             void *arg, struct pg_op **ret_op, struct dy_error **err);
+
+/* Starts the next queued operation unless one runs. */
+void pg_ops_go(struct pg *pg);
+
+/* ---- addon-pg-run.c: on a worker thread ---- */
 
 int pgw_env_init(struct pg_env *e, const struct config *cfg, struct dy_error **err);
 void pgw_env_clear(struct pg_env *e);

@@ -23,54 +23,6 @@
 
 #define ADDONS_SCHEMA 1
 
-struct pg_addon {
-	char app[STATE_APP_NAME_MAX + 1];
-	char name[PG_NAME_MAX + 1];
-	char var[PG_NAME_MAX + 1]; /* DATABASE: the config var is DATABASE_URL */
-	char created_at[STATE_TIME_LEN + 1];
-	char *url;
-};
-
-enum op_kind { OP_START, OP_CREATE, OP_DROP, OP_INFO, OP_CAPTURE, OP_RESTORE, OP_SWEEP };
-
-struct pg_op {
-	struct work work;
-	struct pg *pg;
-	struct pg_op *next; /* queued */
-	enum op_kind kind;
-	pg_cb cb; /* NULL: detached, or nobody asked */
-	void *arg;
-	struct pg_addon a; /* the add-on it is about (a.url owned) */
-	char password[64];
-	bool app_gone;   /* its app was destroyed: no release */
-	char *dir;       /* the add-on's backups directory */
-	char backup[16]; /* OP_CAPTURE, OP_RESTORE: bNNN */
-	char *keep;      /* OP_SWEEP: the recorded names, one a line */
-	/* the worker's results */
-	int r;
-	struct dy_error *err;
-	pid_t pid; /* the server's */
-	char *out;
-};
-
-struct pg {
-	struct loop *loop;
-	const struct config *cfg;
-	struct mgr *mgr;
-	struct work_pool *pool;
-	struct pg_env env;
-	char *file; /* addons.json */
-	struct pg_addon *addons;
-	size_t n;
-	struct pg_op *head, *tail; /* queued, not yet submitted */
-	struct pg_op *running;
-	bool no_more; /* the pool is going: nothing more is submitted */
-	bool stopping;
-	pid_t pid; /* the server, 0 when none is watched */
-	struct loop_child child;
-	struct loop_timer restart;
-};
-
 /* Heroku-like names: postgresql-<word>-<5 digits> */
 static const char *const words[] = {
     "amber",       "angular",    "animate",     "aromatic",    "backlit",  "bright",
@@ -111,7 +63,7 @@ static void make_password(char out[64])
 	out[sizeof(raw)] = '\0';
 }
 
-static struct pg_addon *find(struct pg *pg, const char *app, const char *name)
+struct pg_addon *pg_find(struct pg *pg, const char *app, const char *name)
 {
 	for (size_t i = 0; i < pg->n; i++)
 		if (strcmp(pg->addons[i].app, app) == 0 &&
@@ -371,8 +323,6 @@ static void op_run(struct work *w)
 
 static void next_op(struct pg *pg);
 static void watch(struct pg *pg, pid_t pid);
-static int op_on(struct pg *pg, enum op_kind kind, const char *app, const char *name, pg_cb cb,
-                 void *arg, struct pg_op **ret_op, struct dy_error **err);
 
 /* A create's database and role exist: record it, then the release. */
 static json_t *created(struct pg *pg, struct pg_op *op, struct dy_error **err)
@@ -401,7 +351,7 @@ static json_t *created(struct pg *pg, struct pg_op *op, struct dy_error **err)
 	snprintf(desc, sizeof(desc), "Attach %s (@ref:%s)", a.var, a.name);
 	if (mgr_config_update_as(pg->mgr, a.app, change, desc, &rel, err) < 0) {
 		mark_app(pg, a.app, -1);
-		struct pg_addon *rec = find(pg, a.app, a.name);
+		struct pg_addon *rec = pg_find(pg, a.app, a.name);
 		op->a.url = rec->url ? strdup(rec->url) : NULL;
 		remove_record(pg, rec, NULL);
 		return NULL;
@@ -416,7 +366,7 @@ static json_t *created(struct pg *pg, struct pg_op *op, struct dy_error **err)
 /* A drop is done: the record and the var go. */
 static json_t *dropped(struct pg *pg, struct pg_op *op)
 {
-	struct pg_addon *rec = op->app_gone ? NULL : find(pg, op->a.app, op->a.name);
+	struct pg_addon *rec = op->app_gone ? NULL : pg_find(pg, op->a.app, op->a.name);
 	if (!rec)
 		return addon_json(&op->a); /* forgotten with its app */
 	json_t *j = addon_json(rec);
@@ -528,7 +478,7 @@ static void next_op(struct pg *pg)
 	work_submit(pg->pool, &op->work, op_run, op_done);
 }
 
-static struct pg_op *op_queue(struct pg *pg, enum op_kind kind, pg_cb cb, void *arg)
+static struct pg_op *op_queue(struct pg *pg, enum pg_op_kind kind, pg_cb cb, void *arg)
 {
 	struct pg_op *op = calloc(1, sizeof(*op));
 	if (!op)
@@ -598,10 +548,10 @@ static void forget_app(struct pg *pg, const char *app_name)
 	char app[STATE_APP_NAME_MAX + 1]; /* app_name may be a record's */
 	snprintf(app, sizeof(app), "%s", app_name);
 	struct pg_addon *a;
-	while ((a = find(pg, app, NULL))) {
+	while ((a = pg_find(pg, app, NULL))) {
 		struct dy_error *err = NULL;
 		struct pg_op *op = NULL;
-		if (op_on(pg, OP_DROP, app, a->name, NULL, NULL, &op, &err) == 0)
+		if (pg_op_on(pg, OP_DROP, app, a->name, NULL, NULL, &op, &err) == 0)
 			op->app_gone = true;
 		if (remove_record(pg, a, &err) < 0 || err) {
 			dy_log("addons", "%s: %s", app, dy_error_msg(err));
@@ -734,7 +684,7 @@ void pg_free(struct pg *pg)
 json_t *pg_addons_json(struct pg *pg, const char *app, const char *name, struct dy_error **err)
 {
 	if (name) {
-		struct pg_addon *a = find(pg, app, name);
+		struct pg_addon *a = pg_find(pg, app, name);
 		if (!a) {
 			dy_error_as(err, DY_E_NOT_FOUND, "app %s has no add-on %s", app, name);
 			return NULL;
@@ -845,7 +795,15 @@ int pg_create(struct pg *pg, const char *app, const char *service, const char *a
 	if (asprintf(&op->a.url, "postgres://%s:%s@%s:%u/%s?sslmode=require", op->a.name,
 	             op->password, pg->env.gw, pg->env.port, op->a.name) < 0) {
 		op->a.url = NULL;
-		op->cb = NULL; /* runs, fails, reports to nobody */
+		/* not started yet: the tail of the queue goes */
+		struct pg_op **pp = &pg->head;
+		while (*pp != op)
+			pp = &(*pp)->next;
+		*pp = NULL;
+		pg->tail = NULL;
+		for (struct pg_op *q = pg->head; q; q = q->next)
+			pg->tail = q;
+		op_free(op);
 		return dy_error_errno(err, ENOMEM, "addons");
 	}
 	*ret_op = op;
@@ -853,10 +811,10 @@ int pg_create(struct pg *pg, const char *app, const char *service, const char *a
 	return 0;
 }
 
-static int op_on(struct pg *pg, enum op_kind kind, const char *app, const char *name, pg_cb cb,
-                 void *arg, struct pg_op **ret_op, struct dy_error **err)
+int pg_op_on(struct pg *pg, enum pg_op_kind kind, const char *app, const char *name, pg_cb cb,
+             void *arg, struct pg_op **ret_op, struct dy_error **err)
 {
-	struct pg_addon *a = find(pg, app, name);
+	struct pg_addon *a = pg_find(pg, app, name);
 	if (!a)
 		return dy_error_as(err, DY_E_NOT_FOUND, "app %s has no add-on %s", app, name);
 	if (env_ready(pg, err) < 0)
@@ -869,124 +827,36 @@ static int op_on(struct pg *pg, enum op_kind kind, const char *app, const char *
 	op->dir = pgb_dir(pg->cfg->state_dir, a->name);
 	if (ret_op)
 		*ret_op = op;
-	next_op(pg);
 	return 0;
+}
+
+void pg_ops_go(struct pg *pg)
+{
+	next_op(pg);
 }
 
 int pg_destroy(struct pg *pg, const char *app, const char *name, pg_cb cb, void *arg,
                struct pg_op **ret_op, struct dy_error **err)
 {
-	return op_on(pg, OP_DROP, app, name, cb, arg, ret_op, err);
+	if (pg_op_on(pg, OP_DROP, app, name, cb, arg, ret_op, err) < 0)
+		return -1;
+	next_op(pg);
+	return 0;
 }
 
 int pg_info(struct pg *pg, const char *app, const char *name, pg_cb cb, void *arg,
             struct pg_op **ret_op, struct dy_error **err)
 {
-	return op_on(pg, OP_INFO, app, name, cb, arg, ret_op, err);
+	if (pg_op_on(pg, OP_INFO, app, name, cb, arg, ret_op, err) < 0)
+		return -1;
+	next_op(pg);
+	return 0;
 }
 
 void pg_app_destroyed(struct pg *pg, const char *app)
 {
-	if (pg)
-		forget_app(pg, app);
-}
-
-/* ---- backups ---- */
-
-json_t *pg_backups_json(struct pg *pg, const char *app, const char *name, struct dy_error **err)
-{
-	if (!find(pg, app, name)) {
-		dy_error_as(err, DY_E_NOT_FOUND, "app %s has no add-on %s", app, name);
-		return NULL;
-	}
-	_cleanup_free_ char *dir = pgb_dir(pg->cfg->state_dir, name);
-	return dir ? pgb_list_json(dir, name) : NULL;
-}
-
-/* A capture or a restore of backup id (NULL: the newest; capture: the
- * next), picked now: the operations run in order, so no other picks the
- * same number meanwhile. */
-static int backup_op(struct pg *pg, enum op_kind kind, const char *app, const char *name,
-                     const char *id, pg_cb cb, void *arg, struct pg_op **ret_op,
-                     struct dy_error **err)
-{
-	_cleanup_free_ char *dir = pgb_dir(pg->cfg->state_dir, name);
-	char pick[16] = "";
-	if (!dir)
-		return dy_error_errno(err, ENOMEM, "backup");
-	if (!find(pg, app, name))
-		return dy_error_as(err, DY_E_NOT_FOUND, "app %s has no add-on %s", app, name);
-	int queued = 0;
-	for (struct pg_op *q = pg->head; q; q = q->next)
-		queued += q->kind == OP_CAPTURE && strcmp(q->a.name, name) == 0;
-	if (kind == OP_CAPTURE && (queued > 0 || (pg->running && pg->running->kind == OP_CAPTURE &&
-	                                          strcmp(pg->running->a.name, name) == 0)))
-		return dy_error_as(err, DY_E_CONFLICT, "a backup of %s is being captured already",
-		                   name);
-	if (pgb_pick(dir, id, kind == OP_CAPTURE, pick) < 0)
-		return dy_error_as(err, DY_E_NOT_FOUND, "%s has no backup%s%s", name, id ? " " : "",
-		                   id ? id : "s");
-	struct pg_op *op = NULL;
-	if (op_on(pg, kind, app, name, cb, arg, &op, err) < 0)
-		return -1;
-	snprintf(op->backup, sizeof(op->backup), "%s", pick);
-	*ret_op = op;
-	return 0;
-}
-
-int pg_capture(struct pg *pg, const char *app, const char *name, pg_cb cb, void *arg,
-               struct pg_op **ret_op, struct dy_error **err)
-{
-	return backup_op(pg, OP_CAPTURE, app, name, NULL, cb, arg, ret_op, err);
-}
-
-int pg_restore(struct pg *pg, const char *app, const char *name, const char *id, pg_cb cb,
-               void *arg, struct pg_op **ret_op, struct dy_error **err)
-{
-	return backup_op(pg, OP_RESTORE, app, name, id, cb, arg, ret_op, err);
-}
-
-struct pg_send {
-	struct work work;
-	int fd;
-	char *path;
-};
-
-static void send_run(struct work *w)
-{
-	struct pg_send *s = loop_container_of(w, struct pg_send, work);
-	struct dy_error *err = NULL;
-	if (pgw_send_file(s->fd, s->path, &err) < 0) {
-		dy_log("addons", "download: %s", dy_error_msg(err));
-		dy_error_free(&err);
-	}
-}
-
-static void send_done(struct work *w)
-{
-	struct pg_send *s = loop_container_of(w, struct pg_send, work);
-	close(s->fd);
-	free(s->path);
-	free(s);
-}
-
-int pg_download(struct pg *pg, const char *app, const char *name, const char *id, int fd,
-                struct dy_error **err)
-{
-	_cleanup_free_ char *dir = pgb_dir(pg->cfg->state_dir, name);
-	char pick[16];
-	if (!dir)
-		return dy_error_errno(err, ENOMEM, "backup");
-	if (!find(pg, app, name))
-		return dy_error_as(err, DY_E_NOT_FOUND, "app %s has no add-on %s", app, name);
-	if (pgb_pick(dir, id, false, pick) < 0)
-		return dy_error_as(err, DY_E_NOT_FOUND, "%s has no backup %s", name, id);
-	struct pg_send *s = calloc(1, sizeof(*s));
-	if (!s || asprintf(&s->path, "%s/%s.dump", dir, pick) < 0) {
-		free(s);
-		return dy_error_errno(err, ENOMEM, "backup");
-	}
-	s->fd = fd;
-	work_submit(pg->pool, &s->work, send_run, send_done);
-	return 0;
+	if (!pg)
+		return;
+	forget_app(pg, app);
+	next_op(pg);
 }
