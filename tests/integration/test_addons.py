@@ -142,6 +142,8 @@ def pgd(tmp_path, dyno_bin):
         assert "Sanitizer" not in log and "runtime error:" not in log, log[-3000:]
     finally:
         try:
+            if d.proc is not None:
+                d.kill9()  # first: a dynod would start the server again
             d.stop_pg()
         finally:
             d.cleanup()
