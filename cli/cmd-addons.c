@@ -363,6 +363,19 @@ static int run_psql(int argc, char **argv)
 	const char *url = json_string_value(json_object_get(vars, var_of(a)));
 	if (!url)
 		return cli_error("app %s has no config var %s", app, var_of(a));
+	/* the password goes in psql's environment, which only its user
+	 * reads, not in its argv, which every host user sees in ps */
+	_cleanup_free_ char *bare = strdup(url);
+	char *creds = bare ? strstr(bare, "://") : NULL;
+	char *at = creds ? strchr(creds + 3, '@') : NULL;
+	char *colon = creds ? strchr(creds + 3, ':') : NULL;
+	if (at && colon && colon < at) {
+		*at = '\0';
+		setenv("PGPASSWORD", colon + 1, 1);
+		*at = '@';
+		memmove(colon, at, strlen(at) + 1); /* postgres://ROLE@HOST... */
+		url = bare;
+	}
 	const char *psql = access(PSQL, X_OK) == 0 ? PSQL : "psql";
 	fflush(stdout);
 	if (command)

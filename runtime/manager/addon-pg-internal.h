@@ -107,8 +107,9 @@ pid_t pgw_server_pid(const struct pg_env *e);
  * *ret_pid: the postmaster's pid. Blocks: a worker thread's. */
 int pgw_ensure(const struct pg_env *e, pid_t *ret_pid, struct dy_error **err);
 
-/* Runs statements (each its own transaction: psql -c each, stopping at
- * the first error) as postgres over the Unix socket on database db;
+/* Runs statements (each its own transaction, stopping at the first error;
+ * fed through psql's stdin, never its argv) as postgres over the Unix
+ * socket on database db;
  * *out (may be NULL): what psql printed (unaligned, tuples only). */
 int pgw_sql(const struct pg_env *e, const char *db, const char *const *stmts, size_t n, char **out,
             struct dy_error **err);

@@ -358,36 +358,44 @@ int pgw_ensure(const struct pg_env *e, pid_t *ret_pid, struct dy_error **err)
 int pgw_sql(const struct pg_env *e, const char *db, const char *const *stmts, size_t n, char **out,
             struct dy_error **err)
 {
+	/* the statements go through psql's stdin, never its argv (a role's
+	 * password would show in ps to every host user); each its own
+	 * transaction, the first error stops them */
+	size_t len = 0;
+	for (size_t i = 0; i < n; i++)
+		len += strlen(stmts[i]) + 2;
+	if (len >= 60000) /* all of it fits in the pipe, written before psql runs */
+		return dy_error(err, "psql: %zu bytes of SQL is too much", len);
+	int p[2];
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return dy_error_errno(err, errno, "pipe");
+	int r = 0;
+	for (size_t i = 0; i < n && r == 0; i++)
+		if (dy_write_all(p[1], stmts[i], strlen(stmts[i])) < 0 ||
+		    dy_write_all(p[1], ";\n", 2) < 0)
+			r = dy_error_errno(err, errno, "psql's input");
+	close(p[1]);
 	char port[16];
 	snprintf(port, sizeof(port), "%u", e->port);
-	const char **argv = calloc(16 + 2 * n, sizeof(*argv));
-	if (!argv)
-		return dy_error_errno(err, ENOMEM, "psql");
-	size_t k = 0;
-	const char *fixed[] = {PG_BIN_DIR "/psql",
-	                       "-X",
-	                       "-q",
-	                       "-A",
-	                       "-t",
-	                       "-v",
-	                       "ON_ERROR_STOP=1",
-	                       "-h",
-	                       e->sockdir,
-	                       "-p",
-	                       port,
-	                       "-U",
-	                       PG_USER,
-	                       "-d",
-	                       db};
-	for (size_t i = 0; i < ELEMENTSOF(fixed); i++)
-		argv[k++] = fixed[i];
-	for (size_t i = 0; i < n; i++) {
-		argv[k++] = "-c";
-		argv[k++] = stmts[i];
-	}
-	argv[k] = NULL;
-	int r = run(e, argv, out, err);
-	free(argv);
+	const char *const argv[] = {PG_BIN_DIR "/psql",
+	                            "-X",
+	                            "-q",
+	                            "-A",
+	                            "-t",
+	                            "-v",
+	                            "ON_ERROR_STOP=1",
+	                            "-h",
+	                            e->sockdir,
+	                            "-p",
+	                            port,
+	                            "-U",
+	                            PG_USER,
+	                            "-d",
+	                            db,
+	                            NULL};
+	if (r == 0)
+		r = run_io(e, argv, p[0], -1, out, err);
+	close(p[0]);
 	return r;
 }
 
