@@ -355,6 +355,23 @@ int pgw_ensure(const struct pg_env *e, pid_t *ret_pid, struct dy_error **err)
 	return 0;
 }
 
+/* Runs PostgreSQL client prog (psql, pg_dump, pg_restore) with args (up to
+ * 16) as postgres on database db over the Unix socket. */
+static int run_client(const struct pg_env *e, const char *prog, const char *db,
+                      const char *const *args, int in_fd, int out_fd, char **out,
+                      struct dy_error **err)
+{
+	char port[16], path[64];
+	snprintf(port, sizeof(port), "%u", e->port);
+	snprintf(path, sizeof(path), PG_BIN_DIR "/%s", prog);
+	const char *argv[32] = {path, "-h", e->sockdir, "-p", port, "-U", PG_USER, "-d", db};
+	size_t k = 9;
+	for (size_t i = 0; args[i] && k < ELEMENTSOF(argv) - 1; i++)
+		argv[k++] = args[i];
+	argv[k] = NULL;
+	return run_io(e, argv, in_fd, out_fd, out, err);
+}
+
 int pgw_sql(const struct pg_env *e, const char *db, const char *const *stmts, size_t n, char **out,
             struct dy_error **err)
 {
@@ -375,26 +392,9 @@ int pgw_sql(const struct pg_env *e, const char *db, const char *const *stmts, si
 		    dy_write_all(p[1], ";\n", 2) < 0)
 			r = dy_error_errno(err, errno, "psql's input");
 	close(p[1]);
-	char port[16];
-	snprintf(port, sizeof(port), "%u", e->port);
-	const char *const argv[] = {PG_BIN_DIR "/psql",
-	                            "-X",
-	                            "-q",
-	                            "-A",
-	                            "-t",
-	                            "-v",
-	                            "ON_ERROR_STOP=1",
-	                            "-h",
-	                            e->sockdir,
-	                            "-p",
-	                            port,
-	                            "-U",
-	                            PG_USER,
-	                            "-d",
-	                            db,
-	                            NULL};
+	static const char *const args[] = {"-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", NULL};
 	if (r == 0)
-		r = run_io(e, argv, p[0], -1, out, err);
+		r = run_client(e, "psql", db, args, p[0], -1, out, err);
 	close(p[0]);
 	return r;
 }
@@ -409,20 +409,8 @@ int pgw_capture(const struct pg_env *e, const char *db, const char *path, struct
 	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return dy_error_errno(err, errno, "%s", tmp);
-	char port[16];
-	snprintf(port, sizeof(port), "%u", e->port);
-	const char *const argv[] = {PG_BIN_DIR "/pg_dump",
-	                            "-Fc",
-	                            "-h",
-	                            e->sockdir,
-	                            "-p",
-	                            port,
-	                            "-U",
-	                            PG_USER,
-	                            "-d",
-	                            db,
-	                            NULL};
-	int r = run_io(e, argv, -1, fd, NULL, err);
+	static const char *const args[] = {"-Fc", NULL};
+	int r = run_client(e, "pg_dump", db, args, -1, fd, NULL, err);
 	if (r == 0 && fsync(fd) < 0)
 		r = dy_error_errno(err, errno, "%s", tmp);
 	close(fd);
@@ -440,28 +428,13 @@ int pgw_restore(const struct pg_env *e, const char *db, const char *path, struct
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return dy_error_errno(err, errno, "%s", path);
-	char port[16], role[PG_NAME_MAX + 16];
-	snprintf(port, sizeof(port), "%u", e->port);
+	char role[PG_NAME_MAX + 16];
 	/* the objects are the role's, as they were */
 	snprintf(role, sizeof(role), "--role=%s", db);
-	const char *const argv[] = {PG_BIN_DIR "/pg_restore",
-	                            "--clean",
-	                            "--if-exists",
-	                            "--no-owner",
-	                            "--no-privileges",
-	                            role,
-	                            "--single-transaction",
-	                            "--exit-on-error",
-	                            "-h",
-	                            e->sockdir,
-	                            "-p",
-	                            port,
-	                            "-U",
-	                            PG_USER,
-	                            "-d",
-	                            db,
-	                            NULL};
-	int r = run_io(e, argv, fd, -1, NULL, err);
+	const char *const args[] = {"--clean",         "--if-exists", "--no-owner",
+	                            "--no-privileges", role,          "--single-transaction",
+	                            "--exit-on-error", NULL};
+	int r = run_client(e, "pg_restore", db, args, fd, -1, NULL, err);
 	close(fd);
 	if (r < 0)
 		return dy_error_prefix(err, "restoring %s", db);
