@@ -158,8 +158,9 @@ static int link_up(struct nl_sock *sk, const char *name, struct rtnl_link **ret,
 	return 0;
 }
 
-static int add_addr(struct nl_sock *sk, int ifindex, const char *ifname, struct in_addr a,
-                    struct dy_error **err)
+/* a/32 on ifindex; one there already is fine when exist_ok. */
+static int add_addr_as(struct nl_sock *sk, int ifindex, const char *ifname, struct in_addr a,
+                       bool exist_ok, struct dy_error **err)
 {
 	struct rtnl_addr *ra = rtnl_addr_alloc();
 	struct nl_addr *local = addr4(a, 32);
@@ -174,9 +175,15 @@ static int add_addr(struct nl_sock *sk, int ifindex, const char *ifname, struct 
 	int r = rtnl_addr_add(sk, ra, 0);
 	rtnl_addr_put(ra);
 	nl_addr_put(local);
-	if (r < 0)
+	if (r < 0 && !(exist_ok && r == -NLE_EXIST))
 		return dy_error(err, "address %s on %s: %s", inet_ntoa(a), ifname, nl_geterror(r));
 	return 0;
+}
+
+static int add_addr(struct nl_sock *sk, int ifindex, const char *ifname, struct in_addr a,
+                    struct dy_error **err)
+{
+	return add_addr_as(sk, ifindex, ifname, a, false, err);
 }
 
 /* A route to dst/plen through ifindex: via gw (onlink) when gw is not 0,
@@ -263,6 +270,54 @@ int net_host_setup(const char *veth, pid_t pid, struct in_addr addr, struct in_a
 fail:
 	net_link_delete(veth, NULL);
 	return -1;
+}
+
+/* Makes the gateway link: a dummy, or (a kernel without the dummy
+ * driver) a veth pair whose peer stays here, up, unused. */
+static int gateway_link_add(struct nl_sock *sk, struct dy_error **err)
+{
+	struct rtnl_link *link = rtnl_link_alloc();
+	if (!link)
+		return dy_error_errno(err, ENOMEM, "rtnl_link_alloc");
+	rtnl_link_set_name(link, NET_GATEWAY_LINK);
+	int r = rtnl_link_set_type(link, "dummy");
+	if (r >= 0)
+		r = rtnl_link_add(sk, link, NLM_F_CREATE | NLM_F_EXCL);
+	rtnl_link_put(link);
+	if (r >= 0)
+		return 0;
+	r = rtnl_link_veth_add(sk, NET_GATEWAY_LINK, NET_GATEWAY_LINK "-p", getpid());
+	if (r < 0)
+		return dy_error(err, "link %s (dummy, then veth): %s", NET_GATEWAY_LINK,
+		                nl_geterror(r));
+	struct rtnl_link *peer = NULL;
+	if (link_up(sk, NET_GATEWAY_LINK "-p", &peer, err) < 0)
+		return -1;
+	rtnl_link_put(peer);
+	return 0;
+}
+
+int net_gateway_setup(struct in_addr subnet, uint8_t prefix, struct dy_error **err)
+{
+	_cleanup_nl_sock_ struct nl_sock *sk = NULL;
+	if (nl_open(&sk, err) < 0)
+		return -1;
+	struct rtnl_link *link = NULL;
+	if (rtnl_link_get_kernel(sk, 0, NET_GATEWAY_LINK, &link) < 0) {
+		if (gateway_link_add(sk, err) < 0)
+			return -1;
+		disable_ipv6(NET_GATEWAY_LINK);
+	} else {
+		rtnl_link_put(link);
+	}
+	if (link_up(sk, NET_GATEWAY_LINK, &link, err) < 0)
+		return -1;
+	int ifindex = rtnl_link_get_ifindex(link);
+	rtnl_link_put(link);
+	if (add_addr_as(sk, ifindex, NET_GATEWAY_LINK, net_gateway(subnet), true, err) < 0)
+		return -1;
+	/* the rules that keep everyone but dynos and the host itself away */
+	return net_rules_init(subnet, prefix, err);
 }
 
 int net_dyno_early(struct dy_error **err)
@@ -701,6 +756,8 @@ int net_rules_init(struct in_addr subnet, uint8_t prefix, struct dy_error **err)
 		      "flush chain inet dyno forward\n",
 		      f);
 		fputs(input_rules, f);
+		/* the gateway answers dynos (above) and the host itself only */
+		fprintf(f, "add rule inet dyno input ip daddr %s iifname != \"lo\" drop\n", gws);
 		char ns[512], dns[640] = "";
 		resolvers(ns, sizeof(ns));
 		if (ns[0])

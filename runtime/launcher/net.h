@@ -10,7 +10,8 @@
  *   input:   from a dyno veth, the dyno's own chain (anti-spoofing: source
  *            must be its address; then its own gateway ports accepted),
  *            then replies to the host's connections, all else dropped: the
- *            host's other services (on any of its addresses) do not answer.
+ *            host's other services (on any of its addresses) do not answer;
+ *            the gateway address answers nothing but dyno veths and lo.
  *   forward: the dyno's own chain (anti-spoofing); between dyno veths,
  *            dropped: dynos cannot reach each other, even when the host
  *            forwards packets; to NET_EGRESS_DENY and the dyno subnet,
@@ -97,6 +98,17 @@ int net_rules_init(struct in_addr subnet, uint8_t prefix, struct dy_error **err)
  * 0 or < 0. */
 int net_rules_add(const char *veth, struct in_addr addr, struct in_addr gw, const uint16_t *ports,
                   size_t n_ports, bool egress, struct dy_error **err);
+
+/* The host's link that holds the gateway address from dynod's start-up,
+ * so a service (the add-on database) can bind it before any dyno runs. */
+#define NET_GATEWAY_LINK "dyno-gw"
+
+/* Makes NET_GATEWAY_LINK (a dummy; a veth pair whose peer stays on the
+ * host when the kernel has no dummy driver) up with the gateway address
+ * /32, unless it is there already, and the nftables tables
+ * (net_rules_init()): the gateway answers dynos and the host itself (lo),
+ * nothing else. Returns 0 or < 0. */
+int net_gateway_setup(struct in_addr subnet, uint8_t prefix, struct dy_error **err);
 
 /* Removes them. Missing is not an error. Returns 0 or < 0. */
 int net_rules_del(const char *veth, struct dy_error **err);

@@ -20,6 +20,8 @@
 #include "common/log.h"
 #include "common/loop.h"
 #include "common/work.h"
+#include "runtime/launcher/net.h"
+#include "runtime/manager/addon-pg.h"
 #include "runtime/manager/api.h"
 #include "runtime/manager/log-intake.h"
 #include "runtime/manager/log-stream.h"
@@ -103,6 +105,7 @@ static int run(const char *config_path)
 	struct state_writer *writer = NULL;
 	struct work_pool *pool = NULL;
 	struct rkeep *router = NULL;
+	struct pg *pg = NULL;
 	struct lgi *logs = NULL;
 	struct lstreams *streams = NULL;
 	struct loop_signal sig;
@@ -143,6 +146,10 @@ static int run(const char *config_path)
 	if (!no_launcher || strcmp(no_launcher, "1") != 0) {
 		if (sup_new(loop, cfg, cfg->cgroup_parent, &sup, &err) < 0)
 			goto out;
+		/* the gateway address exists before any dyno: the add-on
+		 * database binds it (docs/isolation.md, "Network") */
+		if (net_gateway_setup(cfg->network.subnet, cfg->network.subnet_prefix, &err) < 0)
+			goto out;
 	}
 	if (mgr_new(cfg, st, sup ? sup_ops(sup) : NULL, &m, &err) < 0)
 		goto out;
@@ -180,6 +187,13 @@ static int run(const char *config_path)
 	if (api_new(loop, m, cfg, &api, &err) < 0)
 		goto out;
 	api_set_logs(api, logs, streams);
+	/* the PostgreSQL add-on (needs the gateway: with the launcher only);
+	 * a running server is re-adopted */
+	if (sup) {
+		if (pg_new(loop, cfg, m, pool, &pg, &err) < 0)
+			goto out;
+		api_set_pg(api, pg);
+	}
 	if (sup) {
 		/* a release phase or rollout the last dynod left unfinished
 		 * failed: its dynos are replaced by the current release's */
@@ -200,6 +214,9 @@ static int run(const char *config_path)
 		if (loop_run(loop, &err) < 0)
 			goto out;
 	}
+	/* and the add-on database, fast (an upgrade, a crash leave it) */
+	if (signals_seen == 1 && !leaving)
+		pg_stop(pg);
 	status = 0;
 out:
 	if (err) {
@@ -210,7 +227,9 @@ out:
 	 * releases; running unpacks stop early */
 	if (m)
 		mgr_stop_work(m);
+	pg_stop_work(pg);
 	work_pool_free(pool);
+	pg_free(pg); /* a server still running is the next dynod's */
 	api_free(api);
 	lstreams_free(streams);
 	/* still running here (an error, a second signal): it goes on serving,

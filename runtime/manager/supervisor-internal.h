@@ -87,6 +87,7 @@ struct sup {
 	struct rw_writer *routes;
 	struct dr_writer *record; /* dynos.json: what a next dynod re-adopts */
 	char boot_id[DR_BOOT_ID_LEN + 1];
+	uint16_t pg_port; /* addons.postgresql.port: open to dynos of apps with add-ons */
 	bool leaving;                   /* SIGQUIT: every dyno is left running */
 	struct loop_timer mem_timer;    /* the memory watch of every dyno */
 	struct loop_timer sweep_timer;  /* runs while sweeps_due */

@@ -808,6 +808,7 @@ int sup_new(struct loop *loop, const struct config *cfg, const char *cgroup_pare
 		return dy_error_errno(err, ENOMEM, "calloc");
 	s->loop = loop;
 	s->cfg = cfg;
+	s->pg_port = (uint16_t)cfg->addons.postgresql.port;
 	s->cgroup_parent = cgroup_parent ? cgroup_parent : "dyno";
 	s->policy = (struct lc_policy){.first = cfg->dyno.cooloff.first,
 	                               .max = cfg->dyno.cooloff.max,
