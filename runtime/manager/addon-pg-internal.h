@@ -19,10 +19,19 @@
 
 /* Where and how the cluster runs: made once by pgw_env_init() on the loop,
  * read-only afterwards (the worker reads it). */
+/* The programs (initdb, pg_ctl, the server) run as postgres in a mount
+ * namespace of their own where <state_dir>/addons is bound at
+ * <sockdir>/d: postgres reaches its data whatever the modes of the
+ * directories above the state dir (a clone under /root, 0700). data and
+ * data_new are the paths they see; host_data and host_data_new dynod's. */
 struct pg_env {
-	char *data;     /* <state_dir>/addons/postgresql */
-	char *data_new; /* ... .new, while initdb runs */
-	char *sockdir;  /* PG_SOCKET_PARENT/dyno-pg-<12 hex> */
+	char *data;          /* <sockdir>/d/postgresql */
+	char *data_new;      /* ... .new, while initdb runs */
+	char *host_data;     /* <state_dir>/addons/postgresql */
+	char *host_data_new; /* ... .new */
+	char *mnt_src;       /* <state_dir>/addons */
+	char *mnt_dst;       /* <sockdir>/d */
+	char *sockdir;       /* PG_SOCKET_PARENT/dyno-pg-<12 hex> */
 	char gw[INET_ADDRSTRLEN];
 	unsigned port;
 	uid_t uid; /* postgres's */

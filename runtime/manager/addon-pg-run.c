@@ -10,6 +10,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
+#include <sys/mount.h>
 #include <sys/sendfile.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -45,13 +47,22 @@ int pgw_env_init(struct pg_env *e, const struct config *cfg, struct dy_error **e
 	e->port = cfg->addons.postgresql.port;
 	char hex[DY_SHA256_HEX_LEN + 1];
 	dy_sha256_hex_of(cfg->state_dir, strlen(cfg->state_dir), hex);
-	if (asprintf(&e->data, "%s/" PG_DATA_DIR, cfg->state_dir) < 0)
-		e->data = NULL;
-	if (asprintf(&e->data_new, "%s/" PG_DATA_DIR ".new", cfg->state_dir) < 0)
-		e->data_new = NULL;
+	if (asprintf(&e->host_data, "%s/" PG_DATA_DIR, cfg->state_dir) < 0)
+		e->host_data = NULL;
+	if (asprintf(&e->host_data_new, "%s/" PG_DATA_DIR ".new", cfg->state_dir) < 0)
+		e->host_data_new = NULL;
+	if (asprintf(&e->mnt_src, "%s/addons", cfg->state_dir) < 0)
+		e->mnt_src = NULL;
 	if (asprintf(&e->sockdir, PG_SOCKET_PARENT "/dyno-pg-%.12s", hex) < 0)
 		e->sockdir = NULL;
-	if (!e->data || !e->data_new || !e->sockdir) {
+	if (e->sockdir && asprintf(&e->mnt_dst, "%s/d", e->sockdir) < 0)
+		e->mnt_dst = NULL;
+	if (e->mnt_dst && asprintf(&e->data, "%s/postgresql", e->mnt_dst) < 0)
+		e->data = NULL;
+	if (e->mnt_dst && asprintf(&e->data_new, "%s/postgresql.new", e->mnt_dst) < 0)
+		e->data_new = NULL;
+	if (!e->data || !e->data_new || !e->host_data || !e->host_data_new || !e->mnt_src ||
+	    !e->mnt_dst || !e->sockdir) {
 		pgw_env_clear(e);
 		return dy_error_errno(err, ENOMEM, "postgresql");
 	}
@@ -62,6 +73,10 @@ void pgw_env_clear(struct pg_env *e)
 {
 	free(e->data);
 	free(e->data_new);
+	free(e->host_data);
+	free(e->host_data_new);
+	free(e->mnt_src);
+	free(e->mnt_dst);
 	free(e->sockdir);
 	*e = (struct pg_env){0};
 }
@@ -131,6 +146,10 @@ static int run_io(const struct pg_env *e, const char *const argv[], int in_fd, i
 		/* nothing of dynod's (its state dir lock) outlives it in the
 		 * server */
 		syscall(SYS_close_range, 3, ~0U, 0);
+		/* its data where postgres can reach it (struct pg_env) */
+		if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 ||
+		    mount(e->mnt_src, e->mnt_dst, NULL, MS_BIND, NULL) < 0)
+			_exit(125);
 		if (setgroups(1, &e->gid) < 0 || setgid(e->gid) < 0 || setuid(e->uid) < 0)
 			_exit(126);
 		if (chdir("/") < 0)
@@ -200,7 +219,7 @@ static int run(const struct pg_env *e, const char *const argv[], char **out, str
 pid_t pgw_server_pid(const struct pg_env *e)
 {
 	_cleanup_free_ char *path = NULL;
-	if (asprintf(&path, "%s/postmaster.pid", e->data) < 0)
+	if (asprintf(&path, "%s/postmaster.pid", e->host_data) < 0)
 		return 0;
 	FILE *f = fopen(path, "re");
 	if (!f)
@@ -214,7 +233,9 @@ pid_t pgw_server_pid(const struct pg_env *e)
 	long pid = strtol(line1, NULL, 10);
 	char comm[16];
 	unsigned long long start;
-	if (pid <= 0 || strcmp(line2, e->data) != 0 ||
+	/* its data directory as it sees it (a server of an older dynod: the
+	 * host's path) */
+	if (pid <= 0 || (strcmp(line2, e->data) != 0 && strcmp(line2, e->host_data) != 0) ||
 	    rkeep_proc_stat((pid_t)pid, comm, &start) < 0 || strcmp(comm, "postgres") != 0)
 		return 0;
 	return (pid_t)pid;
@@ -264,10 +285,10 @@ static int make_cluster(const struct pg_env *e, struct dy_error **err)
 {
 	/* a .new left by an interrupted initdb goes first */
 	const char *const rm_argv[] = {"/bin/rm", "-rf", "--", e->data_new, NULL};
-	if (access(e->data_new, F_OK) == 0 && run(e, rm_argv, NULL, err) < 0)
+	if (access(e->host_data_new, F_OK) == 0 && run(e, rm_argv, NULL, err) < 0)
 		return -1;
-	if (mkdir(e->data_new, 0700) < 0 || chown(e->data_new, e->uid, e->gid) < 0)
-		return dy_error_errno(err, errno, "%s", e->data_new);
+	if (mkdir(e->host_data_new, 0700) < 0 || chown(e->host_data_new, e->uid, e->gid) < 0)
+		return dy_error_errno(err, errno, "%s", e->host_data_new);
 	const char *const initdb[] = {PG_BIN_DIR "/initdb",
 	                              "-D",
 	                              e->data_new,
@@ -289,15 +310,18 @@ static int make_cluster(const struct pg_env *e, struct dy_error **err)
 	                               "-nodes",           "-days", "3650",  "-subj",   subj,
 	                               "-keyout",          key,     "-out",  crt,       NULL};
 	if (run(e, initdb, NULL, err) < 0 ||
-	    write_owned(e, e->data_new, "postgresql.conf", conf_add, true, err) < 0 ||
-	    write_owned(e, e->data_new, "pg_hba.conf", hba, false, err) < 0 ||
+	    write_owned(e, e->host_data_new, "postgresql.conf", conf_add, true, err) < 0 ||
+	    write_owned(e, e->host_data_new, "pg_hba.conf", hba, false, err) < 0 ||
 	    run(e, openssl, NULL, err) < 0) {
 		dy_error_prefix(err, "making the PostgreSQL cluster");
 		run(e, rm_argv, NULL, NULL);
 		return -1;
 	}
-	if (chmod(key, 0600) < 0 || rename(e->data_new, e->data) < 0) {
-		int r = dy_error_errno(err, errno, "%s", e->data);
+	_cleanup_free_ char *host_key = NULL;
+	if (asprintf(&host_key, "%s/server.key", e->host_data_new) < 0)
+		return dy_error_errno(err, ENOMEM, "postgresql");
+	if (chmod(host_key, 0600) < 0 || rename(e->host_data_new, e->host_data) < 0) {
+		int r = dy_error_errno(err, errno, "%s", e->host_data);
 		run(e, rm_argv, NULL, NULL);
 		return r;
 	}
@@ -307,7 +331,7 @@ static int make_cluster(const struct pg_env *e, struct dy_error **err)
 int pgw_ensure(const struct pg_env *e, pid_t *ret_pid, struct dy_error **err)
 {
 	_cleanup_free_ char *version = NULL;
-	if (asprintf(&version, "%s/PG_VERSION", e->data) < 0)
+	if (asprintf(&version, "%s/PG_VERSION", e->host_data) < 0)
 		return dy_error_errno(err, ENOMEM, "postgresql");
 	if (access(PG_BIN_DIR "/postgres", X_OK) < 0)
 		return dy_error_as(
@@ -315,6 +339,13 @@ int pgw_ensure(const struct pg_env *e, pid_t *ret_pid, struct dy_error **err)
 		    "the PostgreSQL add-on needs Debian's postgresql-15 (%s/postgres "
 		    "is missing)",
 		    PG_BIN_DIR);
+	/* the socket directory, and in it where the programs see the data */
+	if (mkdir(e->sockdir, 0700) < 0 && errno != EEXIST)
+		return dy_error_errno(err, errno, "mkdir %s", e->sockdir);
+	if (chown(e->sockdir, e->uid, e->gid) < 0 || chmod(e->sockdir, 0700) < 0)
+		return dy_error_errno(err, errno, "%s", e->sockdir);
+	if (mkdir(e->mnt_dst, 0700) < 0 && errno != EEXIST)
+		return dy_error_errno(err, errno, "mkdir %s", e->mnt_dst);
 	if (access(version, F_OK) < 0 && make_cluster(e, err) < 0)
 		return -1;
 	pid_t pid = pgw_server_pid(e);
@@ -322,10 +353,6 @@ int pgw_ensure(const struct pg_env *e, pid_t *ret_pid, struct dy_error **err)
 		*ret_pid = pid;
 		return 0;
 	}
-	if (mkdir(e->sockdir, 0700) < 0 && errno != EEXIST)
-		return dy_error_errno(err, errno, "mkdir %s", e->sockdir);
-	if (chown(e->sockdir, e->uid, e->gid) < 0 || chmod(e->sockdir, 0700) < 0)
-		return dy_error_errno(err, errno, "%s", e->sockdir);
 	char opts[512];
 	snprintf(opts, sizeof(opts), "-c listen_addresses=%s -p %u -c unix_socket_directories=%s",
 	         e->gw, e->port, e->sockdir);
@@ -346,11 +373,12 @@ int pgw_ensure(const struct pg_env *e, pid_t *ret_pid, struct dy_error **err)
 	                            "start",
 	                            NULL};
 	if (run(e, argv, NULL, err) < 0)
-		return dy_error_prefix(err, "starting PostgreSQL (its log: %s)", log);
+		return dy_error_prefix(err, "starting PostgreSQL (its log: %s/server.log)",
+		                       e->host_data);
 	pid = pgw_server_pid(e);
 	if (pid <= 0)
 		return dy_error(err, "PostgreSQL started but %s/postmaster.pid names no server",
-		                e->data);
+		                e->host_data);
 	*ret_pid = pid;
 	return 0;
 }

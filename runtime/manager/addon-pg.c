@@ -660,6 +660,7 @@ void pg_stop(struct pg *pg)
 		poll(&p, 1, 5000);
 	}
 	close(fd);
+	rmdir(pg->env.mnt_dst); /* where the programs saw the data */
 	rmdir(pg->env.sockdir); /* empty once the server is gone */
 }
 
@@ -708,33 +709,8 @@ static bool var_name_valid(const char *s)
 	return true;
 }
 
-/* postgres must reach its data: every directory above it traversable by
- * others (the state dir is 0711), else initdb fails later, less clearly. */
-static int traversable(const char *path, struct dy_error **err)
-{
-	_cleanup_free_ char *p = strdup(path);
-	if (!p)
-		return dy_error_errno(err, ENOMEM, "addons");
-	for (;;) {
-		struct stat st;
-		if (stat(p[0] ? p : "/", &st) == 0 && !(st.st_mode & S_IXOTH))
-			return dy_error(
-			    err,
-			    "the user postgres cannot reach %s (mode %04o): the PostgreSQL "
-			    "add-on needs every directory above the state dir traversable "
-			    "(chmod o+x)",
-			    p[0] ? p : "/", (unsigned)(st.st_mode & 07777));
-		char *slash = strrchr(p, '/');
-		if (!slash || p[0] == '\0')
-			return 0;
-		*slash = '\0';
-	}
-}
-
 static int env_ready(struct pg *pg, struct dy_error **err)
 {
-	if (traversable(pg->cfg->state_dir, err) < 0)
-		return -1;
 	if (pg->env.data)
 		return 0;
 	return pgw_env_init(&pg->env, pg->cfg, err);

@@ -71,13 +71,14 @@ URL_RE = re.compile(r"postgres://(postgresql-[a-z]+-\d{5}):([A-Za-z0-9_-]{32,})"
 
 
 class PgDynod(KeptDynod):
-    """A state dir that postgres can reach: every directory above
-    addons/postgresql traversable (pytest's tmp_path is 0700)."""
+    """A state dir of its own under a directory only root may enter
+    (0700, as a clone under /root): postgres reaches its data all the same
+    (the programs see it bound under their socket directory)."""
 
     def __init__(self, tmp_path, dyno_bin):
         super().__init__(tmp_path, dyno_bin)
         self.top = Path(tempfile.mkdtemp(prefix="dypg-"))
-        self.top.chmod(0o711)
+        assert self.top.stat().st_mode & 0o777 == 0o700
         self.state = self.top / "state"
         cfg = json.loads(self.config.read_text())
         cfg["state_dir"] = str(self.state)

@@ -119,10 +119,9 @@ def stopped_cleanly(demo, leftovers, rc):
 
 
 def test_demo_serves_stops_on_ctrl_c_and_picks_up_its_state(dyno_bin):
-    # the add-on's cluster runs as postgres: every directory above the
-    # state dir traversable (pytest's tmp_path is 0700)
+    # a directory only root may enter, as a clone under /root: the add-on's
+    # cluster (run as postgres) works all the same
     tmp_path = Path(tempfile.mkdtemp(prefix="dydemo-"))
-    tmp_path.chmod(0o711)
     # not started: only its cgroup parent name, cgroups() and sweep()
     leftovers = Dynod(tmp_path, dyno_bin)
     demo = None
