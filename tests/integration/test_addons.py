@@ -337,6 +337,7 @@ def test_failed_create_leaves_nothing(pgd):
     d = pgd
     cfg = json.loads(d.config.read_text())
     cfg["config_vars"] = {"max_size": "1K"}
+    cfg.setdefault("addons", {}).setdefault("postgresql", {})["connections_per_database"] = 2
     d.config.write_text(json.dumps(cfg))
     d.start()
     assert d.cli("apps:create", "app").returncode == 0
@@ -359,6 +360,24 @@ def test_failed_create_leaves_nothing(pgd):
     assert d.cli("config:unset", "BIG", "-a", "app").returncode == 0
     r = d.cli("addons:create", "postgresql", "--as", "ANALYTICS", "-a", "app")
     assert r.returncode == 0 and "attached as ANALYTICS_URL" in r.stdout, r.stdout + r.stderr
+    # the same name again, an unknown service: refused, nothing made
+    before = d.sql("SELECT count(*) FROM pg_database")
+    r = d.cli("addons:create", "postgresql", "--as", "ANALYTICS", "-a", "app")
+    assert r.returncode == 1 and "ANALYTICS" in r.stderr, r.stderr
+    r = d.cli("addons:create", "redis", "-a", "app")
+    assert r.returncode == 1 and "redis" in r.stderr, r.stderr
+    assert d.sql("SELECT count(*) FROM pg_database") == before
+    assert len(d.curl("GET", "/apps/app/addons")[1]) == 1
+    # the role's connection limit (2 here) holds: a third is refused
+    url = d.cli("config:get", "ANALYTICS_URL", "-a", "app").stdout.strip()
+    r = d.netns("/usr/bin/python3", "-c", (
+        "import sys, psycopg2\n"
+        "held = [psycopg2.connect(sys.argv[1]) for _ in range(2)]\n"
+        "try:\n"
+        "    psycopg2.connect(sys.argv[1]); print('third connected')\n"
+        "except psycopg2.OperationalError as e:\n"
+        "    print('refused:', e)\n"), url, timeout=30)
+    assert "too many connections for role" in r.stdout, r.stdout + r.stderr
 
     # an apps:destroy cut short by a kill: the record of an app that is
     # gone, its database still there; the next dynod drops both
