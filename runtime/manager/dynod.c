@@ -135,6 +135,16 @@ static int run(const char *config_path)
 	}
 	if (repos_dir(cfg, &err) < 0)
 		goto out;
+	/* what a killed dynod left mid-write: dynos.json's, routes.json's,
+	 * an app file's temporary files */
+	int stale = dy_remove_stale_tmp(cfg->state_dir);
+	for (size_t i = 0; i < st->napps; i++) {
+		_cleanup_free_ char *adir = NULL;
+		if (asprintf(&adir, "%s/apps/%s", cfg->state_dir, st->apps[i]->name) >= 0)
+			stale += dy_remove_stale_tmp(adir);
+	}
+	if (stale > 0)
+		dy_log("dynod", "removed %d temporary files of interrupted writes", stale);
 	int swept = slug_store_sweep(cfg->state_dir);
 	if (swept > 0)
 		dy_log("dynod", "removed %d leftovers of interrupted uploads and unpacks", swept);
