@@ -520,6 +520,12 @@ def external_mode(d, ext, tmp_path):
     # the app's dyno reaches it through the gateway: the rows grow
     assert counts(d) == 1
     assert counts(d) == 2
+    # dynod away (kill -9) and back: the forward serves on, then is redone
+    d.kill9()
+    assert counts(d) == 3
+    d.start()
+    assert counts(d) == 4
+    assert "the gateway's 10.213.0.1:5433 forwarded to it" in d.log.read_text()
     # a one-off of the app connects; an app without an add-on cannot
     assert probe(d, "app", url) == "connected"
     deploy(d, tmp_path, "other", web=False)
@@ -540,10 +546,10 @@ def external_mode(d, ext, tmp_path):
     # backups against the operator's server
     r = d.cli("pg:backups:capture", "-a", "app")
     assert r.returncode == 0 and "done, b001" in r.stdout, r.stdout + r.stderr
-    assert counts(d) == 3
+    assert counts(d) == 5
     r = d.cli("pg:backups:restore", "b001", "-a", "app", "--confirm", "app")
     assert r.returncode == 0, r.stdout + r.stderr
-    assert counts(d) == 3  # 2 rows back, then this request's
+    assert counts(d) == 5  # 4 rows back, then this request's
 
     # no password on any process's command line: dynod's clients are gone,
     # and dynod never ran a cluster of its own
@@ -568,3 +574,20 @@ def external_mode(d, ext, tmp_path):
     r = d.netns("nft", "list", "table", "ip", "dyno-pg")
     assert r.returncode != 0, r.stdout
     assert alive(ext.pid)  # the operator's server is not dynod's to stop
+
+    # a server without TLS, an administrator's URL that does not require
+    # it: the dynos' URL does not ask for it either
+    ext.sql("ALTER SYSTEM SET ssl = off")
+    (ext.data / "pg_hba.conf").write_text(
+        "local all all trust\nhost all all 0.0.0.0/0 scram-sha-256\n")
+    ext.sql("SELECT pg_reload_conf()")
+    cfg["addons"]["postgresql"]["url"] = ext.url().split("?")[0]
+    d.config.write_text(json.dumps(cfg))
+    d.start()
+    r = d.cli("addons:create", "postgresql", "-a", "app")
+    assert r.returncode == 0, r.stdout + r.stderr
+    url = d.cli("config:get", "DATABASE_URL", "-a", "app").stdout.strip()
+    assert "@10.213.0.1:5433/" in url and "sslmode" not in url, url
+    assert counts(d) == 1
+    assert d.stop() == 0
+    assert d.netns("nft", "list", "table", "ip", "dyno-pg").returncode != 0
