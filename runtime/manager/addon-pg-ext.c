@@ -3,6 +3,7 @@
  * environment dynod's clients connect with, and the forward of the
  * gateway port to the server. */
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <netdb.h>
 #include <stdio.h>
@@ -13,17 +14,6 @@
 #include "common/macro.h"
 #include "runtime/launcher/net.h"
 #include "runtime/manager/addon-pg-internal.h"
-
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
 
 /* The n bytes at s, %XX decoded: newly allocated, NULL when a %
  * escape is bad, a NUL is decoded or memory is short. */
@@ -37,12 +27,14 @@ static char *decode(const char *s, size_t n)
 			*o++ = s[i];
 			continue;
 		}
-		int hi = i + 2 < n ? hexval(s[i + 1]) : -1;
-		int lo = i + 2 < n ? hexval(s[i + 2]) : -1;
-		if (hi >= 0 && lo >= 0 && (hi | lo) != 0) {
-			*o++ = (char)(hi * 16 + lo);
-			i += 2;
-			continue;
+		if (i + 2 < n && isxdigit((unsigned char)s[i + 1]) &&
+		    isxdigit((unsigned char)s[i + 2])) {
+			char two[3] = {s[i + 1], s[i + 2], '\0'};
+			*o = (char)strtoul(two, NULL, 16);
+			if (*o++ != '\0') {
+				i += 2;
+				continue;
+			}
 		}
 		free(r);
 		return NULL;
@@ -55,10 +47,15 @@ void pgw_ext_clear(struct pg_env *e)
 {
 	free(e->ext_host);
 	free(e->ext_user);
-	free(e->ext_password);
 	free(e->ext_db);
 	free(e->ext_sslmode);
 	free(e->ext_sslrootcert);
+	e->ext_host = e->ext_user = e->ext_db = e->ext_sslmode = e->ext_sslrootcert = NULL;
+	if (e->ext_password) {
+		explicit_bzero(e->ext_password, strlen(e->ext_password));
+		free(e->ext_password);
+		e->ext_password = NULL;
+	}
 }
 
 /* The query's k=v pairs: sslmode and sslrootcert are kept for dynod's

@@ -180,6 +180,15 @@ def probe(d, app, url):
     return r.stdout.strip()
 
 
+def pg_psql_tls(d, app):
+    """pg:psql from the host: its role, and whether the connection is TLS."""
+    return subprocess.run(["nsenter", f"--net={d.ns}", str(d.dyno_bin), "pg:psql", "-a", app,
+                           "-c", "SELECT current_user, ssl FROM pg_stat_ssl, hits "
+                                 "WHERE pid = pg_backend_pid() LIMIT 1"],
+                          capture_output=True, text=True, timeout=30,
+                          env=dict(os.environ, DYNO_API=d.sock))
+
+
 def test_addon_database_lives_across_restarts_and_only_its_app_reaches_it(pgd, tmp_path):
     d = pgd.start()
     deploy(d, tmp_path, "app", web=True)
@@ -274,11 +283,7 @@ def test_addon_database_lives_across_restarts_and_only_its_app_reaches_it(pgd, t
     assert d.sql(f"SELECT rolconnlimit FROM pg_roles WHERE rolname = '{name}'") == ["20"]
 
     # pg:psql: from the host, as the app's role, over TLS
-    r = subprocess.run(["nsenter", f"--net={d.ns}", str(d.dyno_bin), "pg:psql", "-a", "app",
-                        "-c", "SELECT current_user, ssl FROM pg_stat_ssl, hits "
-                              "WHERE pid = pg_backend_pid() LIMIT 1"],
-                       capture_output=True, text=True, timeout=30,
-                       env=dict(os.environ, DYNO_API=d.sock))
+    r = pg_psql_tls(d, "app")
     assert r.returncode == 0 and name in r.stdout and " t" in r.stdout, r.stdout + r.stderr
 
     # pg:info, addons, addons:info
@@ -533,11 +538,7 @@ def external_mode(d, ext, tmp_path):
     assert out.startswith("failed after") and "timeout" in out, out
 
     # pg:psql from the host (the forward's output rule), over TLS
-    r = subprocess.run(["nsenter", f"--net={d.ns}", str(d.dyno_bin), "pg:psql", "-a", "app",
-                        "-c", "SELECT current_user, ssl FROM pg_stat_ssl, hits "
-                              "WHERE pid = pg_backend_pid() LIMIT 1"],
-                       capture_output=True, text=True, timeout=30,
-                       env=dict(os.environ, DYNO_API=d.sock))
+    r = pg_psql_tls(d, "app")
     assert r.returncode == 0 and name in r.stdout and " t" in r.stdout, r.stdout + r.stderr
     r = d.cli("pg:info", "-a", "app")
     assert r.returncode == 0 and "Plan:        external" in r.stdout, r.stdout + r.stderr
