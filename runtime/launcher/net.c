@@ -759,7 +759,15 @@ int net_rules_init(struct in_addr subnet, uint8_t prefix, struct dy_error **err)
 		      "flush chain inet dyno forward\n",
 		      f);
 		fputs(input_rules, f);
-		/* the gateway answers dynos (above) and the host itself only */
+		/* the gateway answers dynos (above) and the host itself only;
+		 * the host's own connections to a gateway port forwarded
+		 * elsewhere (net_forward_port) come back to the gateway from
+		 * that link: replies, which only the host's can be (a dyno's
+		 * source address is its own) */
+		fprintf(f,
+		        "add rule inet dyno input ip daddr %s ct direction reply ct status dnat "
+		        "accept\n",
+		        gws);
 		fprintf(f, "add rule inet dyno input ip daddr %s iifname != \"lo\" drop\n", gws);
 		char ns[512], dns[640] = "";
 		resolvers(ns, sizeof(ns));

@@ -420,8 +420,10 @@ class ExternalPg:
     ADDR, PORT = "10.99.0.1", 5432
     PASSWORD = "s3cret:/@pass"  # %-escaped in the URL
 
-    def __init__(self, d):
+    def __init__(self, d, addr=None):
         self.d = d
+        self.ADDR = addr or self.ADDR
+        self.ns = d.ns  # where it listens
         self.top = Path(tempfile.mkdtemp(prefix="dypgx-"))
         self.data = self.top / "data"
         self.pid = None
@@ -445,14 +447,15 @@ class ExternalPg:
             "local all all trust\nhostssl all all 0.0.0.0/0 scram-sha-256\n")
 
     def as_pg(self, *argv, netns=False):
-        pre = ["nsenter", f"--net={self.d.ns}"] if netns else []
+        pre = ["nsenter", f"--net={self.ns}"] if netns else []
         r = subprocess.run(pre + ["runuser", "-u", "postgres", "--", *argv], capture_output=True,
                            text=True, timeout=60)
         assert r.returncode == 0, r.stdout + r.stderr
         return r
 
     def start(self):
-        self.d.netns("ip", "addr", "add", f"{self.ADDR}/32", "dev", "lo")
+        if self.ns == self.d.ns:
+            self.d.netns("ip", "addr", "add", f"{self.ADDR}/32", "dev", "lo")
         self.as_pg(str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-l", str(self.top / "log"),
                    "-w", "-s", "start", netns=True)
         self.pid = int((self.data / "postmaster.pid").read_text().split()[0])
@@ -592,3 +595,62 @@ def external_mode(d, ext, tmp_path):
     assert counts(d) == 1
     assert d.stop() == 0
     assert d.netns("nft", "list", "table", "ip", "dyno-pg").returncode != 0
+
+
+def test_external_server_on_another_machine(pgd, tmp_path):
+    """The server elsewhere: in a namespace of its own behind a veth
+    (10.99.1.2; the host's side 10.99.1.1): the dynos' connections are
+    forwarded (ip_forward on in dynod's namespace) and masqueraded."""
+    d = pgd
+    far = subprocess.Popen(["unshare", "-n", "sh", "-c", "ip link set lo up && exec sleep 600"])
+    ext = None
+    try:
+        far_ns = f"/proc/{far.pid}/ns/net"
+        end = time.monotonic() + 5
+        while os.readlink(far_ns) == os.readlink("/proc/self/ns/net"):
+            assert time.monotonic() < end
+            time.sleep(0.02)
+        for cmd in (["ip", "link", "add", "xpg0", "type", "veth", "peer", "name", "xpg1", "netns",
+                     str(far.pid)],
+                    ["ip", "addr", "add", "10.99.1.1/24", "dev", "xpg0"],
+                    ["ip", "link", "set", "xpg0", "up"],
+                    ["sysctl", "-qw", "net.ipv4.ip_forward=1"]):
+            r = d.netns(*cmd)
+            assert r.returncode == 0, r.stderr
+        for cmd in (["ip", "addr", "add", "10.99.1.2/24", "dev", "xpg1"],
+                    ["ip", "link", "set", "xpg1", "up"]):
+            r = subprocess.run(["nsenter", f"--net={far_ns}", *cmd], capture_output=True,
+                               text=True)
+            assert r.returncode == 0, r.stderr
+        ext = ExternalPg(d, addr="10.99.1.2")
+        ext.ns = far_ns
+        ext.start()
+        cfg = json.loads(d.config.read_text())
+        cfg["addons"] = {"postgresql": {"mode": "external", "url": ext.url()}}
+        d.config.write_text(json.dumps(cfg))
+        d.start()
+        deploy(d, tmp_path, "app", web=True)
+        r = d.cli("addons:create", "postgresql", "-a", "app")
+        assert r.returncode == 0, r.stdout + r.stderr
+        url = d.cli("config:get", "DATABASE_URL", "-a", "app").stdout.strip()
+        name = URL_RE.fullmatch(url).group(1)
+        assert counts(d) == 1 and counts(d) == 2
+        deploy(d, tmp_path, "other", web=False)
+        out = probe(d, "other", url)
+        assert out.startswith("failed after") and "timeout" in out, out
+        r = pg_psql_tls(d, "app")
+        assert r.returncode == 0 and name in r.stdout and " t" in r.stdout, r.stdout + r.stderr
+        # the server sees the host's address (masqueraded)
+        r = d.netns(str(PG_BIN / "psql"), "-X", "-A", "-t", url, "-c",
+                    "SELECT inet_client_addr()", timeout=20)
+        assert r.stdout.strip() == "10.99.1.1", r.stdout + r.stderr
+        r = d.cli("addons:destroy", name, "-a", "app", "--confirm", "app")
+        assert r.returncode == 0, r.stderr
+        assert name not in ext.sql("SELECT rolname FROM pg_roles")
+        assert d.stop() == 0
+        assert d.netns("nft", "list", "table", "ip", "dyno-pg").returncode != 0
+    finally:
+        if ext:
+            ext.stop()
+        far.kill()
+        far.wait()
