@@ -493,6 +493,18 @@ def test_external_server_reached_through_the_gateway(pgd, tmp_path):
 
 def external_mode(d, ext, tmp_path):
     cfg = json.loads(d.config.read_text())
+    # a host that does not resolve: dynod starts, logs it, and a create
+    # fails naming it
+    cfg["addons"] = {"postgresql": {"mode": "external",
+                                    "url": "postgres://admin:x@no-such-host.invalid/postgres"}}
+    d.config.write_text(json.dumps(cfg))
+    d.start()
+    assert d.cli("apps:create", "first").returncode == 0
+    r = d.cli("addons:create", "postgresql", "-a", "first")
+    assert r.returncode == 1 and "host no-such-host.invalid" in r.stderr, r.stderr
+    assert "no-such-host.invalid" in d.log.read_text()
+    assert d.curl("GET", "/apps/first/addons") == (200, [])
+    assert d.stop() == 0
     cfg["addons"] = {"postgresql": {"mode": "external", "url": ext.url()}}
     d.config.write_text(json.dumps(cfg))
     d.start()
