@@ -897,7 +897,8 @@ int net_forward_port(struct in_addr gw, uint16_t port, struct in_addr to, uint16
 	         "flush chain ip " NET_FORWARD_TABLE " output\n"
 	         "add rule ip " NET_FORWARD_TABLE " prerouting iifname \"dy-*\" ip daddr %s tcp "
 	         "dport %u dnat to %s:%u\n"
-	         "add rule ip " NET_FORWARD_TABLE " output ip daddr %s tcp dport %u dnat to %s:%u\n",
+	         "add rule ip " NET_FORWARD_TABLE
+	         " output ip daddr %s tcp dport %u dnat to %s:%u\n",
 	         gws, port, tos, to_port, gws, port, tos, to_port);
 	return nft_run(cmds, false, err);
 }

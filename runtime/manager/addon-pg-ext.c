@@ -75,15 +75,16 @@ static int parse_query(struct pg_env *e, const char *q, struct dy_error **err)
 		else if (kn == 11 && strncmp(q, "sslrootcert", 11) == 0)
 			slot = &e->ext_sslrootcert;
 		else
-			return dy_error(err,
-			                "addons.postgresql.url: parameter \"%.*s\" is not supported "
-			                "(sslmode and sslrootcert are)",
-			                (int)kn, q);
+			return dy_error(
+			    err,
+			    "addons.postgresql.url: parameter \"%.*s\" is not supported "
+			    "(sslmode and sslrootcert are)",
+			    (int)kn, q);
 		free(*slot);
 		*slot = decode(eq + 1, n - kn - 1);
 		if (!*slot)
-			return dy_error(err, "addons.postgresql.url: bad %%-escape in %.*s", (int)kn,
-			                q);
+			return dy_error(err, "addons.postgresql.url: bad %%-escape in %.*s",
+			                (int)kn, q);
 		q += n;
 		if (*q == '&')
 			q++;

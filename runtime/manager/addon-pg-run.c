@@ -172,7 +172,8 @@ static int run_io(const struct pg_env *e, const char *const argv[], int in_fd, i
 			_exit(127);
 		}
 		/* its data where postgres can reach it (struct pg_env) */
-		if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 ||
+		if (unshare(CLONE_NEWNS) < 0 ||
+		    mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 ||
 		    mount(e->mnt_src, e->mnt_dst, NULL, MS_BIND, NULL) < 0)
 			_exit(125);
 		if (setgroups(1, &e->gid) < 0 || setgid(e->gid) < 0 || setuid(e->uid) < 0)
@@ -362,10 +363,11 @@ int pgw_ensure(const struct pg_env *e, pid_t *ret_pid, struct dy_error **err)
 	if (e->external) /* the operator's server: nothing to make or start */
 		return access(PG_BIN_DIR "/psql", X_OK) == 0
 		           ? 0
-		           : dy_error_as(err, DY_E_UNSUPPORTED,
-		                         "the PostgreSQL add-on needs Debian's postgresql-client-15 "
-		                         "(%s/psql is missing)",
-		                         PG_BIN_DIR);
+		           : dy_error_as(
+		                 err, DY_E_UNSUPPORTED,
+		                 "the PostgreSQL add-on needs Debian's postgresql-client-15 "
+		                 "(%s/psql is missing)",
+		                 PG_BIN_DIR);
 	_cleanup_free_ char *version = NULL;
 	if (asprintf(&version, "%s/PG_VERSION", e->host_data) < 0)
 		return dy_error_errno(err, ENOMEM, "postgresql");

@@ -103,8 +103,8 @@ static json_t *addon_json(const struct pg *pg, const struct pg_addon *a)
 	char var[PG_NAME_MAX + 8];
 	snprintf(var, sizeof(var), "%s_URL", a->var);
 	return json_pack("{s:s, s:s, s:s, s:s, s:[s], s:s, s:{s:s}}", "name", a->name, "service",
-	                 "postgresql", "plan", plan, "state", "provisioned", "config_vars",
-	                 var, "created_at", a->created_at, "app", "name", a->app);
+	                 "postgresql", "plan", plan, "state", "provisioned", "config_vars", var,
+	                 "created_at", a->created_at, "app", "name", a->app);
 }
 
 /* addons.json, replaced atomically (0600 root: it holds the URLs). */
@@ -265,7 +265,8 @@ static void op_run(struct work *w)
 		/* the server answers (else an error naming it, nothing made),
 		 * and says whether dynod's connection is TLS: the dynos' URL
 		 * asks for TLS only when the server speaks it */
-		const char *const q[] = {"SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()"};
+		const char *const q[] = {
+		    "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()"};
 		_cleanup_free_ char *ssl = NULL;
 		op->r = pgw_sql(e, "postgres", q, 1, &ssl, &op->err);
 		if (op->r < 0) {
@@ -286,8 +287,8 @@ static void op_run(struct work *w)
 			return;
 		}
 		/* scram whatever the server's default (an external one's) */
-		const char *const create[] = {"SET password_encryption = 'scram-sha-256'", s1, s2, s3,
-		                              s4};
+		const char *const create[] = {"SET password_encryption = 'scram-sha-256'", s1, s2,
+		                              s3, s4};
 		op->r = pgw_sql(e, "postgres", create, ELEMENTSOF(create), NULL, &op->err);
 		if (op->r < 0) {
 			/* nothing half-made: what was made goes */
@@ -626,7 +627,8 @@ static int env_setup(struct pg *pg, struct dy_error **err)
 		pgw_env_clear(&pg->env);
 		return -1;
 	}
-	dy_log("addons", "PostgreSQL: the server at %s:%u (%s), the gateway's %s:%u forwarded to it",
+	dy_log("addons",
+	       "PostgreSQL: the server at %s:%u (%s), the gateway's %s:%u forwarded to it",
 	       pg->env.ext_host, pg->env.ext_port, pg->env.ext_addr, pg->env.gw, pg->env.port);
 	return 0;
 }
@@ -656,7 +658,8 @@ int pg_new(struct loop *loop, const struct config *cfg, struct mgr *m, struct wo
 	struct dy_error *e = NULL;
 	if (env_setup(pg, &e) < 0) {
 		if (cfg->addons.postgresql.mode == CONFIG_PG_EXTERNAL)
-			dy_log("addons", "%s (again at the next add-on operation)", dy_error_msg(e));
+			dy_log("addons", "%s (again at the next add-on operation)",
+			       dy_error_msg(e));
 		dy_error_free(&e);
 	} else {
 		pid_t pid = pgw_server_pid(&pg->env);

@@ -97,9 +97,8 @@ static void test_external_url(void **state)
 	(void)state;
 	struct pg_env e;
 	struct dy_error *err = NULL;
-	assert_int_equal(ext(&e, "postgres://admin:p%3A%2F%40w@10.99.0.1:6543/ops?sslmode=require",
-	                     &err),
-	                 0);
+	assert_int_equal(
+	    ext(&e, "postgres://admin:p%3A%2F%40w@10.99.0.1:6543/ops?sslmode=require", &err), 0);
 	assert_true(e.external);
 	assert_string_equal(e.ext_user, "admin");
 	assert_string_equal(e.ext_password, "p:/@w");
