@@ -294,6 +294,7 @@ static int run_pg_info(int argc, char **argv)
 			break;
 		json_object_set_new(info, "config_var", json_string(var_of(a)));
 		json_object_set_new(info, "created_at", json_string(str(a, "created_at")));
+		json_object_set_new(info, "plan", json_string(str(a, "plan")));
 		json_array_append_new(out, info);
 	}
 	json_decref(list);
@@ -317,10 +318,10 @@ static int run_pg_info(int argc, char **argv)
 		char size[32];
 		human_size((long long)json_integer_value(json_object_get(a, "data_size")), size,
 		           sizeof(size));
-		printf("%s=== %s\nPlan:        embedded\nStatus:      %s\nConnections: %lld/%lld\n"
+		printf("%s=== %s\nPlan:        %s\nStatus:      %s\nConnections: %lld/%lld\n"
 		       "PG Version:  %s\nCreated:     %s\nData Size:   %s\nTables:      %lld\n"
 		       "Add-on:      %s\n",
-		       i ? "\n" : "", str(a, "config_var"),
+		       i ? "\n" : "", str(a, "config_var"), str(a, "plan"),
 		       strcmp(str(a, "state"), "available") == 0 ? "Available" : str(a, "state"),
 		       (long long)json_integer_value(json_object_get(a, "connections")),
 		       (long long)json_integer_value(json_object_get(a, "connection_limit")),

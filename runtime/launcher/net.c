@@ -613,6 +613,9 @@ static const char input_rules[] =
  * which are often private addresses (a cloud's resolver). */
 static const char forward_rules[] =
     "add rule inet dyno forward iifname \"dy-*\" iifname vmap @dynos\n"
+    /* a gateway port forwarded elsewhere (net_forward_port) that the
+     * dyno's own chain did not accept */
+    "add rule inet dyno forward iifname \"dy-*\" ct status dnat drop\n"
     "add rule inet dyno forward iifname \"dy-*\" oifname \"dy-*\" drop\n"
     "%s"
     "add rule inet dyno forward iifname \"dy-*\" ip daddr { " NET_EGRESS_DENY " } drop\n"
@@ -756,7 +759,15 @@ int net_rules_init(struct in_addr subnet, uint8_t prefix, struct dy_error **err)
 		      "flush chain inet dyno forward\n",
 		      f);
 		fputs(input_rules, f);
-		/* the gateway answers dynos (above) and the host itself only */
+		/* the gateway answers dynos (above) and the host itself only;
+		 * the host's own connections to a gateway port forwarded
+		 * elsewhere (net_forward_port) come back to the gateway from
+		 * that link: replies, which only the host's can be (a dyno's
+		 * source address is its own) */
+		fprintf(f,
+		        "add rule inet dyno input ip daddr %s ct direction reply ct status dnat "
+		        "accept\n",
+		        gws);
 		fprintf(f, "add rule inet dyno input ip daddr %s iifname != \"lo\" drop\n", gws);
 		char ns[512], dns[640] = "";
 		resolvers(ns, sizeof(ns));
@@ -802,6 +813,15 @@ int net_rules_add(const char *veth, struct in_addr addr, struct in_addr gw, cons
 	if (n_ports > 0) {
 		/* the gateway is a local address: only input sees these */
 		fprintf(f, "add rule inet dyno d-%s ip daddr %s tcp dport { ", hex, gws);
+		for (size_t i = 0; i < n_ports; i++)
+			fprintf(f, "%s%u", i ? ", " : "", ports[i]);
+		fputs(" } accept\n", f);
+		/* the same port forwarded to another server (net_forward_port):
+		 * the address and port the dyno asked for, before the DNAT */
+		fprintf(f,
+		        "add rule inet dyno d-%s meta l4proto tcp ct status dnat ct original ip "
+		        "daddr %s ct original proto-dst { ",
+		        hex, gws);
 		for (size_t i = 0; i < n_ports; i++)
 			fprintf(f, "%s%u", i ? ", " : "", ports[i]);
 		fputs(" } accept\n", f);
@@ -856,4 +876,34 @@ int net_rules_del(const char *veth, struct dy_error **err)
 			r = -1;
 	}
 	return r;
+}
+
+int net_forward_port(struct in_addr gw, uint16_t port, struct in_addr to, uint16_t to_port,
+                     struct dy_error **err)
+{
+	char gws[INET_ADDRSTRLEN], tos[INET_ADDRSTRLEN], cmds[1024];
+	inet_ntop(AF_INET, &gw, gws, sizeof(gws));
+	inet_ntop(AF_INET, &to, tos, sizeof(tos));
+	/* prerouting: the dynos' connections; output: the host's own (psql
+	 * on an app's URL); one transaction, a table left by an earlier
+	 * dynod (a kill -9) redone */
+	snprintf(cmds, sizeof(cmds),
+	         "add table ip " NET_FORWARD_TABLE "\n"
+	         "add chain ip " NET_FORWARD_TABLE " prerouting { type nat hook prerouting "
+	         "priority -100; policy accept; }\n"
+	         "add chain ip " NET_FORWARD_TABLE " output { type nat hook output priority -100; "
+	         "policy accept; }\n"
+	         "flush chain ip " NET_FORWARD_TABLE " prerouting\n"
+	         "flush chain ip " NET_FORWARD_TABLE " output\n"
+	         "add rule ip " NET_FORWARD_TABLE " prerouting iifname \"dy-*\" ip daddr %s tcp "
+	         "dport %u dnat to %s:%u\n"
+	         "add rule ip " NET_FORWARD_TABLE
+	         " output ip daddr %s tcp dport %u dnat to %s:%u\n",
+	         gws, port, tos, to_port, gws, port, tos, to_port);
+	return nft_run(cmds, false, err);
+}
+
+int net_forward_port_del(struct dy_error **err)
+{
+	return nft_run("delete table ip " NET_FORWARD_TABLE "\n", true, err);
 }

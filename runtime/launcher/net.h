@@ -110,5 +110,18 @@ int net_rules_add(const char *veth, struct in_addr addr, struct in_addr gw, cons
  * nothing else. Returns 0 or < 0. */
 int net_gateway_setup(struct in_addr subnet, uint8_t prefix, struct dy_error **err);
 
+/* The table of net_forward_port(). */
+#define NET_FORWARD_TABLE "dyno-pg"
+
+/* Forwards tcp to the gateway gw on port to to:to_port (a DNAT in table
+ * ip NET_FORWARD_TABLE): the connections of the dynos (from their veths;
+ * only those whose own chain opens port pass, net_rules_add()) and of
+ * the host itself. Replaces an earlier forward. Returns 0 or < 0. */
+int net_forward_port(struct in_addr gw, uint16_t port, struct in_addr to, uint16_t to_port,
+                     struct dy_error **err);
+
+/* Removes net_forward_port()'s table. Missing is not an error. */
+int net_forward_port_del(struct dy_error **err);
+
 /* Removes them. Missing is not an error. Returns 0 or < 0. */
 int net_rules_del(const char *veth, struct dy_error **err);

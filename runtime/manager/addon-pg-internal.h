@@ -36,7 +36,20 @@ struct pg_env {
 	unsigned port;
 	uid_t uid; /* postgres's */
 	gid_t gid;
+	/* external mode (addon-pg-ext.c): addons.postgresql.url's parts;
+	 * nothing above but gw and port is set then. dynod's clients run as
+	 * root (no namespace), the connection in their environment. */
+	bool external;
+	char *ext_host; /* as the URL names it */
+	char ext_addr[INET_ADDRSTRLEN];
+	struct in_addr ext_to; /* ext_host's address, looked up once */
+	unsigned ext_port;
+	char *ext_user, *ext_password, *ext_db; /* decoded */
+	char *ext_sslmode, *ext_sslrootcert;    /* NULL: libpq's default */
 };
+
+/* How long dynod's clients wait for the external server (seconds). */
+#define PG_EXT_CONNECT_TIMEOUT 10
 
 /* ---- addon-pg.c's, shared with addon-pg-backup.c ---- */
 
@@ -135,6 +148,21 @@ int pgw_capture(const struct pg_env *e, const char *db, const char *path, struct
 /* pg_restore of path into db, as its role (objects the role's), in one
  * transaction: --clean --if-exists, all or nothing. */
 int pgw_restore(const struct pg_env *e, const char *db, const char *path, struct dy_error **err);
+
+/* ---- addon-pg-ext.c ---- */
+
+/* External mode: url's parts into e (e->gw and e->port set before), the
+ * host looked up (IPv4). Returns 0, or < 0 naming what was wrong. */
+int pgw_ext_init(struct pg_env *e, const char *url, struct dy_error **err);
+void pgw_ext_clear(struct pg_env *e);
+
+/* The environment of a client of the external server (PGHOST, PGPASSWORD,
+ * ...), NULL-terminated, for pgw_envp_free(); NULL: no memory. */
+char **pgw_ext_envp(const struct pg_env *e);
+void pgw_envp_free(char **envp);
+
+/* The DNAT of the gateway port to the external server (net_forward_port). */
+int pg_ext_forward(const struct pg_env *e, struct dy_error **err);
 
 /* Removes dir's files and dir (a flat backups directory). */
 void pgw_remove_dir(const char *dir);

@@ -32,6 +32,16 @@
 int pgw_env_init(struct pg_env *e, const struct config *cfg, struct dy_error **err)
 {
 	*e = (struct pg_env){0};
+	struct in_addr gw = net_gateway(cfg->network.subnet);
+	inet_ntop(AF_INET, &gw, e->gw, sizeof(e->gw));
+	e->port = cfg->addons.postgresql.port;
+	if (cfg->addons.postgresql.mode == CONFIG_PG_EXTERNAL) {
+		/* no cluster of dynod's: only the clients, as root */
+		int r = pgw_ext_init(e, cfg->addons.postgresql.url, err);
+		if (r < 0)
+			pgw_env_clear(e);
+		return r;
+	}
 	struct passwd pw, *pwp = NULL;
 	char buf[4096];
 	if (getpwnam_r(PG_USER, &pw, buf, sizeof(buf), &pwp) != 0 || pwp == NULL)
@@ -42,9 +52,6 @@ int pgw_env_init(struct pg_env *e, const struct config *cfg, struct dy_error **e
 		    PG_USER);
 	e->uid = pw.pw_uid;
 	e->gid = pw.pw_gid;
-	struct in_addr gw = net_gateway(cfg->network.subnet);
-	inet_ntop(AF_INET, &gw, e->gw, sizeof(e->gw));
-	e->port = cfg->addons.postgresql.port;
 	char hex[DY_SHA256_HEX_LEN + 1];
 	dy_sha256_hex_of(cfg->state_dir, strlen(cfg->state_dir), hex);
 	if (asprintf(&e->host_data, "%s/" PG_DATA_DIR, cfg->state_dir) < 0)
@@ -78,6 +85,7 @@ void pgw_env_clear(struct pg_env *e)
 	free(e->mnt_src);
 	free(e->mnt_dst);
 	free(e->sockdir);
+	pgw_ext_clear(e);
 	*e = (struct pg_env){0};
 }
 
@@ -118,11 +126,19 @@ char *pgw_literal(const char *s)
 static int run_io(const struct pg_env *e, const char *const argv[], int in_fd, int out_fd,
                   char **out, struct dy_error **err)
 {
-	static char *const envp[] = {"PATH=/usr/bin:/bin", "HOME=/var/lib/postgresql", "LC_ALL=C",
-	                             "PGTZ=UTC", NULL};
+	static char *const pg_envp[] = {"PATH=/usr/bin:/bin", "HOME=/var/lib/postgresql",
+	                                "LC_ALL=C", "PGTZ=UTC", NULL};
+	/* external: the server's address and the administrator's password,
+	 * made before the fork (nothing but async-signal-safe calls after) */
+	char **ext_envp = e->external ? pgw_ext_envp(e) : NULL;
+	if (e->external && !ext_envp)
+		return dy_error_errno(err, ENOMEM, "postgresql");
+	char *const *envp = e->external ? ext_envp : pg_envp;
 	int p[2];
-	if (pipe2(p, O_CLOEXEC) < 0)
+	if (pipe2(p, O_CLOEXEC) < 0) {
+		pgw_envp_free(ext_envp);
 		return dy_error_errno(err, errno, "pipe");
+	}
 	int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	pid_t pid = fork();
 	if (pid < 0) {
@@ -131,6 +147,7 @@ static int run_io(const struct pg_env *e, const char *const argv[], int in_fd, i
 		close(p[1]);
 		if (devnull >= 0)
 			close(devnull);
+		pgw_envp_free(ext_envp);
 		return dy_error_errno(err, errnum, "fork for %s", argv[0]);
 	}
 	if (pid == 0) {
@@ -146,8 +163,17 @@ static int run_io(const struct pg_env *e, const char *const argv[], int in_fd, i
 		/* nothing of dynod's (its state dir lock) outlives it in the
 		 * server */
 		syscall(SYS_close_range, 3, ~0U, 0);
+		if (e->external) {
+			/* a client of the operator's server: root's, so that
+			 * only root reads its environment (the password) */
+			if (chdir("/") < 0)
+				_exit(126);
+			execve(argv[0], (char *const *)argv, envp);
+			_exit(127);
+		}
 		/* its data where postgres can reach it (struct pg_env) */
-		if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 ||
+		if (unshare(CLONE_NEWNS) < 0 ||
+		    mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 ||
 		    mount(e->mnt_src, e->mnt_dst, NULL, MS_BIND, NULL) < 0)
 			_exit(125);
 		if (setgroups(1, &e->gid) < 0 || setgid(e->gid) < 0 || setuid(e->uid) < 0)
@@ -160,6 +186,7 @@ static int run_io(const struct pg_env *e, const char *const argv[], int in_fd, i
 	close(p[1]);
 	if (devnull >= 0)
 		close(devnull);
+	pgw_envp_free(ext_envp);
 	size_t len = 0, cap = 4096;
 	char *o = malloc(cap);
 	for (;;) {
@@ -218,6 +245,8 @@ static int run(const struct pg_env *e, const char *const argv[], char **out, str
 
 pid_t pgw_server_pid(const struct pg_env *e)
 {
+	if (e->external)
+		return 0;
 	_cleanup_free_ char *path = NULL;
 	if (asprintf(&path, "%s/postmaster.pid", e->host_data) < 0)
 		return 0;
@@ -330,6 +359,15 @@ static int make_cluster(const struct pg_env *e, struct dy_error **err)
 
 int pgw_ensure(const struct pg_env *e, pid_t *ret_pid, struct dy_error **err)
 {
+	*ret_pid = 0;
+	if (e->external) /* the operator's server: nothing to make or start */
+		return access(PG_BIN_DIR "/psql", X_OK) == 0
+		           ? 0
+		           : dy_error_as(
+		                 err, DY_E_UNSUPPORTED,
+		                 "the PostgreSQL add-on needs Debian's postgresql-client-15 "
+		                 "(%s/psql is missing)",
+		                 PG_BIN_DIR);
 	_cleanup_free_ char *version = NULL;
 	if (asprintf(&version, "%s/PG_VERSION", e->host_data) < 0)
 		return dy_error_errno(err, ENOMEM, "postgresql");
@@ -394,10 +432,21 @@ static int run_client(const struct pg_env *e, const char *prog, const char *db,
 	snprintf(path, sizeof(path), PG_BIN_DIR "/%s", prog);
 	const char *argv[32] = {path, "-h", e->sockdir, "-p", port, "-U", PG_USER, "-d", db};
 	size_t k = 9;
+	if (e->external) {
+		/* host, port, user, password: the environment (run_io);
+		 * the administrator's database for "postgres" */
+		argv[1] = "-d";
+		argv[2] = strcmp(db, "postgres") == 0 ? e->ext_db : db;
+		k = 3;
+	}
 	for (size_t i = 0; args[i] && k < ELEMENTSOF(argv) - 1; i++)
 		argv[k++] = args[i];
 	argv[k] = NULL;
-	return run_io(e, argv, in_fd, out_fd, out, err);
+	int r = run_io(e, argv, in_fd, out_fd, out, err);
+	if (r < 0 && e->external)
+		dy_error_prefix(err, "PostgreSQL server %s:%u (addons.postgresql.url)", e->ext_host,
+		                e->ext_port);
+	return r;
 }
 
 int pgw_sql(const struct pg_env *e, const char *db, const char *const *stmts, size_t n, char **out,

@@ -17,6 +17,7 @@
 #include "common/fs.h"
 #include "common/log.h"
 #include "common/macro.h"
+#include "runtime/launcher/net.h"
 #include "runtime/manager/addon-pg-internal.h"
 #include "runtime/manager/manager.h"
 #include "runtime/manager/state.h"
@@ -95,13 +96,15 @@ static void mark_app(struct pg *pg, const char *app, int delta)
 		sa->addons = (unsigned)((int)sa->addons + delta);
 }
 
-static json_t *addon_json(const struct pg_addon *a)
+static json_t *addon_json(const struct pg *pg, const struct pg_addon *a)
 {
+	const char *plan =
+	    pg->cfg->addons.postgresql.mode == CONFIG_PG_EXTERNAL ? "external" : "embedded";
 	char var[PG_NAME_MAX + 8];
 	snprintf(var, sizeof(var), "%s_URL", a->var);
 	return json_pack("{s:s, s:s, s:s, s:s, s:[s], s:s, s:{s:s}}", "name", a->name, "service",
-	                 "postgresql", "plan", "embedded", "state", "provisioned", "config_vars",
-	                 var, "created_at", a->created_at, "app", "name", a->app);
+	                 "postgresql", "plan", plan, "state", "provisioned", "config_vars", var,
+	                 "created_at", a->created_at, "app", "name", a->app);
 }
 
 /* addons.json, replaced atomically (0600 root: it holds the URLs). */
@@ -258,6 +261,22 @@ static void op_run(struct work *w)
 		return;
 	}
 	_cleanup_free_ char *s1 = NULL, *s2 = NULL, *s3 = NULL, *s4 = NULL;
+	if (op->kind == OP_CREATE && e->external) {
+		/* the server answers (else an error naming it, nothing made),
+		 * and says whether dynod's connection is TLS: the dynos' URL
+		 * asks for TLS only when the server speaks it */
+		const char *const q[] = {
+		    "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()"};
+		_cleanup_free_ char *ssl = NULL;
+		op->r = pgw_sql(e, "postgres", q, 1, &ssl, &op->err);
+		if (op->r < 0) {
+			dy_error_prefix(&op->err, "creating database and role %s", op->a.name);
+			return;
+		}
+		char *tls = strstr(op->a.url, "?sslmode=require");
+		if (tls && (!ssl || ssl[0] != 't'))
+			*tls = '\0';
+	}
 	if (op->kind == OP_CREATE) {
 		if (asprintf(&s1, "CREATE ROLE %s LOGIN PASSWORD %s CONNECTION LIMIT %u", id, pw,
 		             op->pg->cfg->addons.postgresql.connections_per_database) < 0 ||
@@ -267,7 +286,9 @@ static void op_run(struct work *w)
 			op->r = dy_error_errno(&op->err, ENOMEM, "postgresql");
 			return;
 		}
-		const char *const create[] = {s1, s2, s3, s4};
+		/* scram whatever the server's default (an external one's) */
+		const char *const create[] = {"SET password_encryption = 'scram-sha-256'", s1, s2,
+		                              s3, s4};
 		op->r = pgw_sql(e, "postgres", create, ELEMENTSOF(create), NULL, &op->err);
 		if (op->r < 0) {
 			/* nothing half-made: what was made goes */
@@ -331,7 +352,7 @@ static json_t *created(struct pg *pg, struct pg_op *op, struct dy_error **err)
 	if (mgr_app_get(pg->mgr, op->a.app, &app, err) < 0)
 		return NULL; /* destroyed meanwhile */
 	struct pg_addon a = op->a;
-	_cleanup_json_ json_t *j = addon_json(&a);
+	_cleanup_json_ json_t *j = addon_json(pg, &a);
 	char var[PG_NAME_MAX + 8];
 	snprintf(var, sizeof(var), "%s_URL", a.var);
 	_cleanup_json_ json_t *change = json_pack("{s:s}", var, a.url);
@@ -368,8 +389,8 @@ static json_t *dropped(struct pg *pg, struct pg_op *op)
 {
 	struct pg_addon *rec = op->app_gone ? NULL : pg_find(pg, op->a.app, op->a.name);
 	if (!rec)
-		return addon_json(&op->a); /* forgotten with its app */
-	json_t *j = addon_json(rec);
+		return addon_json(pg, &op->a); /* forgotten with its app */
+	json_t *j = addon_json(pg, rec);
 	char var[PG_NAME_MAX + 8];
 	snprintf(var, sizeof(var), "%s_URL", rec->var);
 	struct dy_error *e = NULL;
@@ -570,6 +591,12 @@ static void queue_sweep(struct pg *pg)
 		else
 			i++;
 	}
+	/* an operator's server may hold databases of another dynod's, named
+	 * alike: only those of records are dropped there */
+	if (pg->env.external) {
+		next_op(pg);
+		return;
+	}
 	struct pg_op *op = op_queue(pg, OP_SWEEP, NULL, NULL);
 	size_t len = 2;
 	for (size_t i = 0; i < pg->n; i++)
@@ -582,6 +609,28 @@ static void queue_sweep(struct pg *pg)
 		}
 	}
 	next_op(pg);
+}
+
+/* Where and how the server runs (pg->env); in external mode the forward
+ * of the gateway port to it too. */
+static int env_setup(struct pg *pg, struct dy_error **err)
+{
+	if (pgw_env_init(&pg->env, pg->cfg, err) < 0)
+		return -1;
+	if (!pg->env.external) {
+		/* an earlier dynod's forward (external mode then) would take
+		 * the dynos' connections away from this server */
+		net_forward_port_del(NULL);
+		return 0;
+	}
+	if (pg_ext_forward(&pg->env, err) < 0) {
+		pgw_env_clear(&pg->env);
+		return -1;
+	}
+	dy_log("addons",
+	       "PostgreSQL: the server at %s:%u (%s), the gateway's %s:%u forwarded to it",
+	       pg->env.ext_host, pg->env.ext_port, pg->env.ext_addr, pg->env.gw, pg->env.port);
+	return 0;
 }
 
 int pg_new(struct loop *loop, const struct config *cfg, struct mgr *m, struct work_pool *pool,
@@ -606,7 +655,13 @@ int pg_new(struct loop *loop, const struct config *cfg, struct mgr *m, struct wo
 		pg_free(pg);
 		return -1;
 	}
-	if (pgw_env_init(&pg->env, cfg, NULL) == 0) {
+	struct dy_error *e = NULL;
+	if (env_setup(pg, &e) < 0) {
+		if (cfg->addons.postgresql.mode == CONFIG_PG_EXTERNAL)
+			dy_log("addons", "%s (again at the next add-on operation)",
+			       dy_error_msg(e));
+		dy_error_free(&e);
+	} else {
 		pid_t pid = pgw_server_pid(&pg->env);
 		if (pid > 0) {
 			dy_log("addons", "re-adopting PostgreSQL (pid %d)", (int)pid);
@@ -643,6 +698,14 @@ void pg_stop(struct pg *pg)
 		return;
 	pg->stopping = true;
 	loop_timer_stop(pg->loop, &pg->restart);
+	if (pg->env.external) {
+		/* the dynos are gone: the forward goes with dynod */
+		struct dy_error *err = NULL;
+		if (net_forward_port_del(&err) < 0) {
+			dy_log("addons", "%s", dy_error_msg(err));
+			dy_error_free(&err);
+		}
+	}
 	if (pg->pid <= 0)
 		return;
 	pid_t pid = pg->pid;
@@ -690,12 +753,12 @@ json_t *pg_addons_json(struct pg *pg, const char *app, const char *name, struct 
 			dy_error_as(err, DY_E_NOT_FOUND, "app %s has no add-on %s", app, name);
 			return NULL;
 		}
-		return addon_json(a);
+		return addon_json(pg, a);
 	}
 	json_t *list = json_array();
 	for (size_t i = 0; list && i < pg->n; i++)
 		if (strcmp(pg->addons[i].app, app) == 0)
-			json_array_append_new(list, addon_json(&pg->addons[i]));
+			json_array_append_new(list, addon_json(pg, &pg->addons[i]));
 	return list;
 }
 
@@ -711,9 +774,9 @@ static bool var_name_valid(const char *s)
 
 static int env_ready(struct pg *pg, struct dy_error **err)
 {
-	if (pg->env.data)
+	if (pg->env.gw[0])
 		return 0;
-	return pgw_env_init(&pg->env, pg->cfg, err);
+	return env_setup(pg, err);
 }
 
 int pg_create(struct pg *pg, const char *app, const char *service, const char *as, pg_cb cb,
@@ -725,10 +788,6 @@ int pg_create(struct pg *pg, const char *app, const char *service, const char *a
 		                   "service: expected \"postgresql\" (the only add-on), got %s%s%s",
 		                   service ? "\"" : "", service ? service : "nothing",
 		                   service ? "\"" : "");
-	if (pg->cfg->addons.postgresql.mode != CONFIG_PG_EMBEDDED)
-		return dy_error_as(
-		    err, DY_E_UNSUPPORTED,
-		    "addons.postgresql.mode external is not built yet: use embedded");
 	if (env_ready(pg, err) < 0)
 		return -1;
 	char var[PG_NAME_MAX + 1] = "";

@@ -23,6 +23,12 @@
  *
  * Backups are pg_dump's custom format under <state_dir>/addons/backups.
  *
+ * External mode (addons.postgresql.mode "external", addon-pg-ext.c): no
+ * cluster; the databases and roles are made on the server of
+ * addons.postgresql.url (an administrator's URL) by the same clients, run
+ * as root with the connection in their environment, and the gateway port
+ * is forwarded there (net_forward_port(): a DNAT, removed by pg_stop()).
+ *
  * The add-ons are recorded in <state_dir>/addons/addons.json (0600,
  * replaced atomically): app, name, the config var it set, its URL. */
 #pragma once

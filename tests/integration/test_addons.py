@@ -15,6 +15,7 @@ import signal
 import subprocess
 import tempfile
 import time
+import urllib.parse
 from pathlib import Path
 
 import pytest
@@ -179,6 +180,15 @@ def probe(d, app, url):
     return r.stdout.strip()
 
 
+def pg_psql_tls(d, app):
+    """pg:psql from the host: its role, and whether the connection is TLS."""
+    return subprocess.run(["nsenter", f"--net={d.ns}", str(d.dyno_bin), "pg:psql", "-a", app,
+                           "-c", "SELECT current_user, ssl FROM pg_stat_ssl, hits "
+                                 "WHERE pid = pg_backend_pid() LIMIT 1"],
+                          capture_output=True, text=True, timeout=30,
+                          env=dict(os.environ, DYNO_API=d.sock))
+
+
 def test_addon_database_lives_across_restarts_and_only_its_app_reaches_it(pgd, tmp_path):
     d = pgd.start()
     deploy(d, tmp_path, "app", web=True)
@@ -273,11 +283,7 @@ def test_addon_database_lives_across_restarts_and_only_its_app_reaches_it(pgd, t
     assert d.sql(f"SELECT rolconnlimit FROM pg_roles WHERE rolname = '{name}'") == ["20"]
 
     # pg:psql: from the host, as the app's role, over TLS
-    r = subprocess.run(["nsenter", f"--net={d.ns}", str(d.dyno_bin), "pg:psql", "-a", "app",
-                        "-c", "SELECT current_user, ssl FROM pg_stat_ssl, hits "
-                              "WHERE pid = pg_backend_pid() LIMIT 1"],
-                       capture_output=True, text=True, timeout=30,
-                       env=dict(os.environ, DYNO_API=d.sock))
+    r = pg_psql_tls(d, "app")
     assert r.returncode == 0 and name in r.stdout and " t" in r.stdout, r.stdout + r.stderr
 
     # pg:info, addons, addons:info
@@ -400,3 +406,263 @@ def test_failed_create_leaves_nothing(pgd):
 
     pid = d.pg_pid()
     assert d.stop() == 0 and not alive(pid)
+
+
+class ExternalPg:
+    """A PostgreSQL 15 cluster of the test's own, the operator's server of
+    external mode: made with initdb as postgres under a mktemp directory,
+    a self-signed certificate, a superuser `admin` with a password; it
+    listens on 10.99.0.1:5432, an address the test puts on the namespace's
+    `lo` (not the gateway, and no 127.0.0.1: a DNAT to loopback would take
+    route_localnet), and on a Unix socket in its directory, which the test
+    uses as root (trust)."""
+
+    ADDR, PORT = "10.99.0.1", 5432
+    PASSWORD = "s3cret:/@pass"  # %-escaped in the URL
+
+    def __init__(self, d, addr=None):
+        self.d = d
+        self.ADDR = addr or self.ADDR
+        self.ns = d.ns  # where it listens
+        self.top = Path(tempfile.mkdtemp(prefix="dypgx-"))
+        self.data = self.top / "data"
+        self.pid = None
+        pg = pwd.getpwnam("postgres")
+        os.chown(self.top, pg.pw_uid, pg.pw_gid)
+        pwfile = self.top / "pw"
+        pwfile.write_text(self.PASSWORD + "\n")
+        os.chown(pwfile, pg.pw_uid, pg.pw_gid)
+        self.as_pg(str(PG_BIN / "initdb"), "-D", str(self.data), "-U", "admin", "--pwfile",
+                   str(pwfile), "-E", "UTF8", "--no-locale", "--auth-local=trust",
+                   "--auth-host=scram-sha-256")
+        pwfile.unlink()
+        self.as_pg("/usr/bin/openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days",
+                   "2", "-subj", f"/CN={self.ADDR}", "-keyout", str(self.data / "server.key"),
+                   "-out", str(self.data / "server.crt"))
+        with open(self.data / "postgresql.conf", "a") as f:
+            f.write(f"ssl = on\nlisten_addresses = '{self.ADDR}'\nport = {self.PORT}\n"
+                    f"unix_socket_directories = '{self.top}'\n"
+                    "password_encryption = 'scram-sha-256'\n")
+        (self.data / "pg_hba.conf").write_text(
+            "local all all trust\nhostssl all all 0.0.0.0/0 scram-sha-256\n")
+
+    def as_pg(self, *argv, netns=False):
+        pre = ["nsenter", f"--net={self.ns}"] if netns else []
+        r = subprocess.run(pre + ["runuser", "-u", "postgres", "--", *argv], capture_output=True,
+                           text=True, timeout=60)
+        assert r.returncode == 0, r.stdout + r.stderr
+        return r
+
+    def start(self):
+        if self.ns == self.d.ns:
+            self.d.netns("ip", "addr", "add", f"{self.ADDR}/32", "dev", "lo")
+        self.as_pg(str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-l", str(self.top / "log"),
+                   "-w", "-s", "start", netns=True)
+        self.pid = int((self.data / "postmaster.pid").read_text().split()[0])
+
+    def url(self):
+        pw = urllib.parse.quote(self.PASSWORD, safe="")
+        return f"postgres://admin:{pw}@{self.ADDR}:{self.PORT}/postgres?sslmode=require"
+
+    def sql(self, q, db="postgres"):
+        r = subprocess.run([str(PG_BIN / "psql"), "-X", "-A", "-t", "-h", str(self.top), "-p",
+                            str(self.PORT), "-U", "admin", "-d", db, "-c", q],
+                           capture_output=True, text=True, timeout=20)
+        assert r.returncode == 0, r.stderr
+        return r.stdout.split()
+
+    def stop(self):
+        if self.pid and alive(self.pid):
+            os.kill(self.pid, signal.SIGINT)
+            end = time.monotonic() + 15
+            while alive(self.pid) and time.monotonic() < end:
+                time.sleep(0.1)
+            if alive(self.pid):
+                os.kill(self.pid, signal.SIGKILL)
+        shutil.rmtree(self.top, ignore_errors=True)
+
+
+def test_external_server_reached_through_the_gateway(pgd, tmp_path):
+    d = pgd
+    ext = ExternalPg(d)
+    try:
+        external_mode(d, ext, tmp_path)
+    finally:
+        ext.stop()
+
+
+def external_mode(d, ext, tmp_path):
+    cfg = json.loads(d.config.read_text())
+    # a host that does not resolve: dynod starts, logs it, and a create
+    # fails naming it
+    cfg["addons"] = {"postgresql": {"mode": "external",
+                                    "url": "postgres://admin:x@no-such-host.invalid/postgres"}}
+    d.config.write_text(json.dumps(cfg))
+    d.start()
+    assert d.cli("apps:create", "first").returncode == 0
+    r = d.cli("addons:create", "postgresql", "-a", "first")
+    assert r.returncode == 1 and "host no-such-host.invalid" in r.stderr, r.stderr
+    assert "no-such-host.invalid" in d.log.read_text()
+    assert d.curl("GET", "/apps/first/addons") == (200, [])
+    assert d.stop() == 0
+    cfg["addons"] = {"postgresql": {"mode": "external", "url": ext.url()}}
+    d.config.write_text(json.dumps(cfg))
+    d.start()
+    # the forward: a DNAT of the gateway's port, for the dynos and the host
+    r = d.netns("nft", "list", "table", "ip", "dyno-pg")
+    assert ("dnat to 10.99.0.1:5432" in r.stdout
+            and 'iifname "dy-*" ip daddr 10.213.0.1 tcp dport 5433' in r.stdout), r.stdout
+    deploy(d, tmp_path, "app", web=True)
+    d.wait(all_up(["web.1"]), what="web.1 up")
+
+    # the server is not up yet: refused, naming it, nothing made
+    r = d.cli("addons:create", "postgresql", "-a", "app")
+    assert r.returncode == 1 and "10.99.0.1:5432" in r.stderr, r.stderr
+    assert d.curl("GET", "/apps/app/addons") == (200, [])
+    assert "DATABASE_URL" not in d.cli("config", "-a", "app").stdout
+
+    ext.start()
+    r = d.cli("addons:create", "postgresql", "-a", "app")
+    assert r.returncode == 0 and "attached as DATABASE_URL" in r.stdout, r.stdout + r.stderr
+    url = d.cli("config:get", "DATABASE_URL", "-a", "app").stdout.strip()
+    m = URL_RE.fullmatch(url)  # the gateway's address and port, TLS
+    assert m and m.group(1) == m.group(3), url
+    name = m.group(1)
+    # on the operator's server: the database, its role (scram, the limit),
+    # CONNECT revoked from PUBLIC
+    assert name in ext.sql("SELECT datname FROM pg_database")
+    assert ext.sql(f"SELECT rolconnlimit, left(rolpassword, 14) FROM pg_authid "
+                   f"WHERE rolname = '{name}'") == ["20|SCRAM-SHA-256$"]
+    assert ext.sql(f"SELECT pg_get_userbyid(datdba) FROM pg_database "
+                   f"WHERE datname = '{name}'") == [name]
+    assert ext.sql(f"SELECT has_database_privilege('public', '{name}', 'CONNECT')") == ["f"]
+
+    # the app's dyno reaches it through the gateway: the rows grow
+    assert counts(d) == 1
+    assert counts(d) == 2
+    # dynod away (kill -9) and back: the forward serves on, then is redone
+    d.kill9()
+    assert counts(d) == 3
+    d.start()
+    assert counts(d) == 4
+    assert "the gateway's 10.213.0.1:5433 forwarded to it" in d.log.read_text()
+    # a one-off of the app connects; an app without an add-on cannot
+    assert probe(d, "app", url) == "connected"
+    deploy(d, tmp_path, "other", web=False)
+    out = probe(d, "other", url)
+    assert out.startswith("failed after") and "timeout" in out, out
+
+    # pg:psql from the host (the forward's output rule), over TLS
+    r = pg_psql_tls(d, "app")
+    assert r.returncode == 0 and name in r.stdout and " t" in r.stdout, r.stdout + r.stderr
+    r = d.cli("pg:info", "-a", "app")
+    assert r.returncode == 0 and "Plan:        external" in r.stdout, r.stdout + r.stderr
+    assert "Tables:      1" in r.stdout and "PG Version:  15." in r.stdout, r.stdout
+
+    # backups against the operator's server
+    r = d.cli("pg:backups:capture", "-a", "app")
+    assert r.returncode == 0 and "done, b001" in r.stdout, r.stdout + r.stderr
+    assert counts(d) == 5
+    r = d.cli("pg:backups:restore", "b001", "-a", "app", "--confirm", "app")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert counts(d) == 5  # 4 rows back, then this request's
+
+    # no password on any process's command line: dynod's clients are gone,
+    # and dynod never ran a cluster of its own
+    assert not d.data.exists() and not d.sockdir.exists()
+    for p in Path("/proc").iterdir():
+        try:
+            cmd = (p / "cmdline").read_bytes()
+        except OSError:
+            continue
+        assert str(d.state).encode() not in cmd or not cmd.startswith(b"/usr/lib/postgresql")
+        assert b"s3cret" not in cmd
+
+    # addons:destroy drops the database and the role on the server
+    r = d.cli("addons:destroy", name, "-a", "app", "--confirm", "app")
+    assert r.returncode == 0, r.stderr
+    assert name not in ext.sql("SELECT datname FROM pg_database")
+    assert name not in ext.sql("SELECT rolname FROM pg_roles")
+    assert d.cli("config:get", "DATABASE_URL", "-a", "app").stdout.strip() == ""
+
+    # SIGTERM of dynod removes the forward
+    assert d.stop() == 0
+    r = d.netns("nft", "list", "table", "ip", "dyno-pg")
+    assert r.returncode != 0, r.stdout
+    assert alive(ext.pid)  # the operator's server is not dynod's to stop
+
+    # a server without TLS, an administrator's URL that does not require
+    # it: the dynos' URL does not ask for it either
+    ext.sql("ALTER SYSTEM SET ssl = off")
+    (ext.data / "pg_hba.conf").write_text(
+        "local all all trust\nhost all all 0.0.0.0/0 scram-sha-256\n")
+    ext.sql("SELECT pg_reload_conf()")
+    cfg["addons"]["postgresql"]["url"] = ext.url().split("?")[0]
+    d.config.write_text(json.dumps(cfg))
+    d.start()
+    r = d.cli("addons:create", "postgresql", "-a", "app")
+    assert r.returncode == 0, r.stdout + r.stderr
+    url = d.cli("config:get", "DATABASE_URL", "-a", "app").stdout.strip()
+    assert "@10.213.0.1:5433/" in url and "sslmode" not in url, url
+    assert counts(d) == 1
+    assert d.stop() == 0
+    assert d.netns("nft", "list", "table", "ip", "dyno-pg").returncode != 0
+
+
+def test_external_server_on_another_machine(pgd, tmp_path):
+    """The server elsewhere: in a namespace of its own behind a veth
+    (10.99.1.2; the host's side 10.99.1.1): the dynos' connections are
+    forwarded (ip_forward on in dynod's namespace) and masqueraded."""
+    d = pgd
+    far = subprocess.Popen(["unshare", "-n", "sh", "-c", "ip link set lo up && exec sleep 600"])
+    ext = None
+    try:
+        far_ns = f"/proc/{far.pid}/ns/net"
+        end = time.monotonic() + 5
+        while os.readlink(far_ns) == os.readlink("/proc/self/ns/net"):
+            assert time.monotonic() < end
+            time.sleep(0.02)
+        for cmd in (["ip", "link", "add", "xpg0", "type", "veth", "peer", "name", "xpg1", "netns",
+                     str(far.pid)],
+                    ["ip", "addr", "add", "10.99.1.1/24", "dev", "xpg0"],
+                    ["ip", "link", "set", "xpg0", "up"],
+                    ["sysctl", "-qw", "net.ipv4.ip_forward=1"]):
+            r = d.netns(*cmd)
+            assert r.returncode == 0, r.stderr
+        for cmd in (["ip", "addr", "add", "10.99.1.2/24", "dev", "xpg1"],
+                    ["ip", "link", "set", "xpg1", "up"]):
+            r = subprocess.run(["nsenter", f"--net={far_ns}", *cmd], capture_output=True,
+                               text=True)
+            assert r.returncode == 0, r.stderr
+        ext = ExternalPg(d, addr="10.99.1.2")
+        ext.ns = far_ns
+        ext.start()
+        cfg = json.loads(d.config.read_text())
+        cfg["addons"] = {"postgresql": {"mode": "external", "url": ext.url()}}
+        d.config.write_text(json.dumps(cfg))
+        d.start()
+        deploy(d, tmp_path, "app", web=True)
+        r = d.cli("addons:create", "postgresql", "-a", "app")
+        assert r.returncode == 0, r.stdout + r.stderr
+        url = d.cli("config:get", "DATABASE_URL", "-a", "app").stdout.strip()
+        name = URL_RE.fullmatch(url).group(1)
+        assert counts(d) == 1 and counts(d) == 2
+        deploy(d, tmp_path, "other", web=False)
+        out = probe(d, "other", url)
+        assert out.startswith("failed after") and "timeout" in out, out
+        r = pg_psql_tls(d, "app")
+        assert r.returncode == 0 and name in r.stdout and " t" in r.stdout, r.stdout + r.stderr
+        # the server sees the host's address (masqueraded)
+        r = d.netns(str(PG_BIN / "psql"), "-X", "-A", "-t", url, "-c",
+                    "SELECT inet_client_addr()", timeout=20)
+        assert r.stdout.strip() == "10.99.1.1", r.stdout + r.stderr
+        r = d.cli("addons:destroy", name, "-a", "app", "--confirm", "app")
+        assert r.returncode == 0, r.stderr
+        assert name not in ext.sql("SELECT rolname FROM pg_roles")
+        assert d.stop() == 0
+        assert d.netns("nft", "list", "table", "ip", "dyno-pg").returncode != 0
+    finally:
+        if ext:
+            ext.stop()
+        far.kill()
+        far.wait()

@@ -1,5 +1,7 @@
 /* runtime/manager/addon-pg: identifiers and literals quoted for psql, and
- * the backups' numbering on disk (addon-pg-backup.c). */
+ * the backups' numbering on disk (addon-pg-backup.c), external mode's
+ * administrator URL taken apart and its clients' environment
+ * (addon-pg-ext.c). */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -74,11 +76,81 @@ static void test_backup_numbers(void **state)
 	assert_int_equal(access(dir, F_OK), -1);
 }
 
+static int ext(struct pg_env *e, const char *url, struct dy_error **err)
+{
+	*e = (struct pg_env){0};
+	snprintf(e->gw, sizeof(e->gw), "10.213.0.1");
+	e->port = 5433;
+	return pgw_ext_init(e, url, err);
+}
+
+static bool has(char **envp, const char *kv)
+{
+	for (size_t i = 0; envp[i]; i++)
+		if (strcmp(envp[i], kv) == 0)
+			return true;
+	return false;
+}
+
+static void test_external_url(void **state)
+{
+	(void)state;
+	struct pg_env e;
+	struct dy_error *err = NULL;
+	assert_int_equal(
+	    ext(&e, "postgres://admin:p%3A%2F%40w@10.99.0.1:6543/ops?sslmode=require", &err), 0);
+	assert_true(e.external);
+	assert_string_equal(e.ext_user, "admin");
+	assert_string_equal(e.ext_password, "p:/@w");
+	assert_string_equal(e.ext_host, "10.99.0.1");
+	assert_string_equal(e.ext_addr, "10.99.0.1");
+	assert_int_equal(e.ext_port, 6543);
+	assert_string_equal(e.ext_db, "ops");
+	assert_string_equal(e.ext_sslmode, "require");
+	char **envp = pgw_ext_envp(&e);
+	assert_non_null(envp);
+	assert_true(has(envp, "PGPASSWORD=p:/@w"));
+	assert_true(has(envp, "PGHOSTADDR=10.99.0.1"));
+	assert_true(has(envp, "PGPORT=6543"));
+	assert_true(has(envp, "PGSSLMODE=require"));
+	pgw_envp_free(envp);
+	pgw_ext_clear(&e);
+
+	/* defaults: port 5432, database postgres, libpq's sslmode */
+	assert_int_equal(ext(&e, "postgresql://root:pw@127.0.0.2", &err), 0);
+	assert_int_equal(e.ext_port, 5432);
+	assert_string_equal(e.ext_db, "postgres");
+	assert_null(e.ext_sslmode);
+	pgw_ext_clear(&e);
+
+	/* what is wrong is named */
+	static const struct {
+		const char *url, *says;
+	} bad[] = {
+	    {"postgres://10.99.0.1/postgres", "USER@"},
+	    {"postgres://a:b@10.99.0.1:0/x", "bad port"},
+	    {"postgres://a:b@10.99.0.1:99999/x", "bad port"},
+	    {"postgres://a:b@[::1]:5432/x", "IPv6"},
+	    {"postgres://a:b@10.99.0.1/x?application_name=y", "application_name"},
+	    {"postgres://a:%zz@10.99.0.1/x", "password"},
+	    {"postgres://a:b@10.213.0.1/x", "gateway"},
+	    {"postgres://a:b@/x", "no host"},
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		assert_int_equal(ext(&e, bad[i].url, &err), -1);
+		if (!strstr(dy_error_msg(err), bad[i].says))
+			fail_msg("%s: %s", bad[i].url, dy_error_msg(err));
+		dy_error_free(&err);
+		pgw_ext_clear(&e);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_quoting),
 	    cmocka_unit_test(test_backup_numbers),
+	    cmocka_unit_test(test_external_url),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
