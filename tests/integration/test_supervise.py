@@ -304,7 +304,8 @@ def test_formation_crash_config_rollback_destroy(dynod, tmp_path):
 
     # restart one, stop one: both come back with new processes
     old = by_name(ds)
-    assert dynod.cli("ps:restart", "web.1").returncode == 0
+    r = dynod.cli("ps:restart", "web.1")
+    assert r.returncode == 0, r.stdout + r.stderr + dynod.log.read_text()[-4000:]
     assert dynod.cli("ps:stop", "worker.1").returncode == 0
     dynod.wait(lambda ds: all_up(["web.1", "web.2", "worker.1"])(ds) and
                by_name(ds)["web.1"]["pid"] != old["web.1"]["pid"] and
