@@ -107,6 +107,8 @@ static const struct key keys[] = {
 	{"dyno.cooloff.reset_after", K_DURATION, "5m", C(dyno.cooloff.reset_after), MS, 24 * HOUR},
 	{"dyno.default_size", K_SIZE_NAME, "standard-1x", C(dyno.default_size), 0,
 	 CONFIG_SIZE_NAME_MAX},
+	{"dyno.build_size", K_SIZE_NAME, "performance-m", C(dyno.build_size), 0,
+	 CONFIG_SIZE_NAME_MAX},
 	{"sizes", K_SIZES, DEFAULT_SIZES, C(sizes), 1, CONFIG_MAX_SIZES},
 	{"sizes.*.memory", K_SIZE, NULL, S(memory), MIB, 1024 * TIB},
 	{"sizes.*.pids", K_U32, NULL, S(pids), 1, 4194304 /* PID_MAX_LIMIT */},

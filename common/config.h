@@ -122,6 +122,7 @@ struct config {
 			uint64_t reset_after;
 		} cooloff;
 		char *default_size;
+		char *build_size; /* a build dyno's (docs/builds.md) */
 	} dyno;
 	struct config_sizes sizes; /* in the order written */
 	struct {

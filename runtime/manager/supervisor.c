@@ -76,6 +76,7 @@ static void dyno_free(struct sup_dyno *d)
 	if (d->attach_fd >= 0)
 		close(d->attach_fd); /* never started: the client sees the end */
 	free(d->command);
+	sup_build_free(d->build);
 	free(d);
 }
 
