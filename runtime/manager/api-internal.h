@@ -75,8 +75,6 @@ struct conn {
 	bool dispatching; /* inside api_dispatch: a job done at once answers there */
 	int rollback_to;  /* 0: a deploy of slug_id */
 	char slug_id[STATE_SLUG_ID_LEN + 1];
-	bool build;         /* a POST /builds: answered with the build object */
-	char build_commit[41]; /* its ?commit=, "" when none */
 };
 
 struct api {
@@ -88,6 +86,7 @@ struct api {
 	struct loop_io io;
 	struct dy_conn_list conns;
 	struct lgi *logs; /* NULL: log-stream answers 501 */
+	struct builds *builds;
 	struct lstreams *streams;
 };
 
@@ -143,3 +142,14 @@ bool api_refuse_on_full_disk(struct conn *c);
  * c->path, c->body or c->body_fd): finds its endpoint and queues the
  * response. */
 void api_dispatch(struct conn *c);
+
+/* Answers err (taken) as api-routes.c does: its kind's status, an
+ * internal error's errno text only. */
+void api_respond_dy_error(struct conn *c, struct dy_error **err);
+
+/* The JSON object body, or NULL answered (400). */
+json_t *api_body_object(struct conn *c);
+
+/* /apps/{app}/builds[/{id}[/output]], /buildpack-installations,
+ * /build-cache (api-builds.c; docs/api.md, "Builds"). */
+void api_route_builds(struct conn *c, struct state_app *app, const char *id, const char *sub);
