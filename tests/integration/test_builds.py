@@ -26,7 +26,7 @@ http.server.ThreadingHTTPServer(("0.0.0.0", int(os.environ["PORT"])), H).serve_f
 """
 
 
-def python_app(tmp_path, name="src", procfile="web: python app.py\n", extra=None):
+def python_app(tmp_path, name="src", procfile="web: python3 app.py\n", extra=None):
     src = tmp_path / name
     src.mkdir()
     git(src, "init", "-q", "-b", "main")
@@ -84,3 +84,119 @@ def test_python_push_builds_and_serves(kept, tmp_path):  # noqa: F811
         time.sleep(0.1)
     left = sorted(p.name for p in (d.state / "builds" / "app").iterdir())
     assert left == sorted([bs[0]["id"] + ".json", bs[0]["id"] + ".log"]), left
+
+
+def buildpack(tmp_path, name, detect="echo Custom", compile_="echo compiled",
+              release="echo '--- {}'", missing=()):
+    """A buildpack directory of bash scripts (bin/detect, compile, release)."""
+    bp = tmp_path / name
+    (bp / "bin").mkdir(parents=True)
+    for script, body in (("detect", detect), ("compile", compile_), ("release", release)):
+        if script in missing:
+            continue
+        p = bp / "bin" / script
+        p.write_text(f"#!/bin/bash\n{body}\n")
+        p.chmod(0o755)
+    bp.chmod(0o755)
+    tmp_path.chmod(0o755)
+    return bp
+
+
+def test_failed_compile_cache_and_custom_buildpacks(kept, tmp_path):  # noqa: F811
+    d = kept.start()
+    assert d.cli("apps:create", "app").returncode == 0
+    src = python_app(tmp_path)
+    remote(d, src)
+    push(src)
+    answers(d)
+    assert version(d) == "one\n"
+
+    # a custom buildpack by path: used instead of the built-ins; its
+    # compile writes the cache, prints its isolation; its release gives
+    # a worker type the Procfile lacks
+    bp = buildpack(tmp_path, "bp", compile_="""\
+echo "-----> custom compile"
+grep -E '^(Uid|Gid|CapInh|CapPrm|CapEff|CapBnd|CapAmb|NoNewPrivs|Seccomp):' /proc/self/status \
+  | sed 's/^/       /'
+echo "       ifaces: $(awk -F: 'NR > 2 {gsub(/ /, "", $1); print $1}' /proc/net/dev | sort | tr '\\n' ' ')"
+echo "       env: $(ls "$3" | tr '\\n' ' ')"
+if [ -f "$2/seen" ]; then echo "       cache: $(cat "$2/seen")"; fi
+date +%s%N > "$2/seen"
+echo made > "$1/made.txt"
+""", release="printf 'default_process_types:\\n  worker: sleep 1000\\n'")
+    assert d.cli("config:set", "SECRET=s3").returncode == 0
+    r = d.cli("buildpacks:set", bp)
+    assert r.returncode == 0 and str(bp) in r.stdout, r
+    assert str(bp) in d.cli("buildpacks").stdout
+    sha2 = commit(src, "two\n")
+    r = push(src)
+    out = r.stderr
+    print(out)
+    assert "remote: -----> Custom app detected" in out and "custom compile" in out, out
+    assert "Python app detected" not in out
+    assert "cache:" not in out  # the first build with this buildpack: empty
+    assert "env: SECRET" in out, out
+    assert "Default types for buildpack -> worker" in out, out
+    # isolated as a web dyno: the app's uid, no capabilities, seccomp, no
+    # egress (no default route)
+    uid = json.loads(d.cli("apps:info", "--json").stdout).get("uid")
+    for cap in ("CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"):
+        assert f"{cap}:\t0000000000000000" in out, (cap, out)
+    assert "NoNewPrivs:\t1" in out and "Seccomp:\t2" in out, out
+    assert "Uid:\t0\t" not in out, out
+    if uid:
+        assert f"Uid:\t{uid}\t{uid}\t{uid}\t{uid}" in out, out
+    assert "ifaces: eth0 lo" in out, out
+    answers(d)
+    assert version(d) == "two\n"
+    rels = json.loads(d.cli("releases", "--json").stdout)
+    assert rels[-1]["description"] == f"Deploy {sha2[:7]}", rels
+
+    # the second build sees what the first wrote to the cache
+    commit(src, "three\n")
+    out = push(src).stderr
+    assert "remote:        cache: " in out, out
+    # builds:cache:purge empties it
+    assert d.cli("builds:cache:purge").returncode == 0
+    commit(src, "four\n")
+    out = push(src).stderr
+    assert "cache: " not in out, out
+    assert version(d) == "four\n"
+
+    # a compile that exits 1: the push is refused with its output, the
+    # current release serves on, main does not move
+    bad = buildpack(tmp_path, "bad", compile_="echo 'compiling...'; echo 'oops: broken' >&2; exit 1")
+    assert d.cli("buildpacks:set", bad).returncode == 0
+    before = git(remote(d, src), "rev-parse", "main").stdout.strip()
+    commit(src, "five\n")
+    r = push(src, check=False)
+    assert r.returncode != 0, r.stderr
+    assert "remote: oops: broken" in r.stderr, r.stderr
+    assert "bin/compile exited with status 1" in r.stderr, r.stderr
+    assert "[remote rejected] main -> main (pre-receive hook declined)" in r.stderr
+    assert git(remote(d, src), "rev-parse", "main").stdout.strip() == before
+    assert version(d) == "four\n"
+    bs = builds(d)
+    assert bs[-1]["status"] == "failed" and bs[-1]["release"] is None, bs[-1]
+
+    # a bad bin/release YAML: a clear error naming the line
+    yml = buildpack(tmp_path, "yml", release="echo 'default_process_types: [web]'")
+    assert d.cli("buildpacks:set", yml).returncode == 0
+    r = push(src, check=False)
+    assert r.returncode != 0
+    assert "line 1: default_process_types: expected a mapping of type: command" in r.stderr, \
+        r.stderr
+
+    # a buildpack without bin/detect: a clear error
+    nodetect = buildpack(tmp_path, "nodetect", missing=("detect",))
+    assert d.cli("buildpacks:set", nodetect).returncode == 0
+    r = push(src, check=False)
+    assert r.returncode != 0
+    assert f"buildpack {nodetect} has no bin/detect" in r.stderr, r.stderr
+    assert version(d) == "four\n"
+
+    # cleared: the built-ins detect again
+    assert d.cli("buildpacks:clear").returncode == 0
+    out = push(src).stderr
+    assert "remote: -----> Python app detected" in out, out
+    assert version(d) == "five\n"
