@@ -200,3 +200,75 @@ echo made > "$1/made.txt"
     out = push(src).stderr
     assert "remote: -----> Python app detected" in out, out
     assert version(d) == "five\n"
+
+
+DJANGO = {
+    "manage.py": """\
+import os, sys
+if __name__ == "__main__":
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "site1.settings")
+    from django.core.management import execute_from_command_line
+    execute_from_command_line(sys.argv)
+""",
+    "site1/__init__.py": "",
+    "site1/settings.py": """\
+from pathlib import Path
+BASE_DIR = Path(__file__).resolve().parent.parent
+SECRET_KEY = "test"
+DEBUG = False
+ALLOWED_HOSTS = ["*"]
+INSTALLED_APPS = ["django.contrib.staticfiles"]
+ROOT_URLCONF = "site1.urls"
+STATIC_URL = "/static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+STATICFILES_DIRS = [BASE_DIR / "assets"]
+DATABASES = {}
+""",
+    "site1/urls.py": """\
+from django.conf import settings
+from django.http import HttpResponse
+from django.urls import re_path
+from django.views.static import serve
+urlpatterns = [
+    re_path(r"^static/(?P<path>.*)$", serve, {"document_root": settings.STATIC_ROOT}),
+    re_path(r"^$", lambda r: HttpResponse("django\\n")),
+]
+""",
+    "site1/wsgi.py": """\
+import os
+from django.core.wsgi import get_wsgi_application
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "site1.settings")
+application = get_wsgi_application()
+""",
+    "assets/app.css": "body { color: teal }\n",
+    "requirements.txt": "Django>=3.2\n",
+}
+
+
+def test_django_collects_static_files(kept, tmp_path):  # noqa: F811
+    d = kept.start()
+    assert d.cli("apps:create", "app").returncode == 0
+    src = tmp_path / "dj"
+    src.mkdir()
+    git(src, "init", "-q", "-b", "main")
+    for k, v in DJANGO.items():
+        (src / k).parent.mkdir(parents=True, exist_ok=True)
+        (src / k).write_text(v)
+    git(src, "add", "-A")
+    git(src, "commit", "-q", "-m", "django")
+    remote(d, src)
+    out = push(src).stderr
+    print(out)
+    assert "remote: -----> Python app detected" in out, out
+    assert "python manage.py collectstatic --noinput" in out, out
+    assert "static file copied" in out or "static files copied" in out, out
+    # no Procfile: web is bin/release's default
+    assert "Default types for buildpack -> web" in out, out
+    end = time.monotonic() + 20
+    while True:
+        r = d.netns("curl", "-s", "-w", " %{http_code}", "-H", "Host: app.localhost",
+                    "http://127.0.0.1:8080/static/app.css")
+        if r.stdout.endswith(" 200") or time.monotonic() > end:
+            break
+        time.sleep(0.2)
+    assert r.stdout == "body { color: teal }\n 200", r.stdout
