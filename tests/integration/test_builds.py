@@ -272,3 +272,35 @@ def test_django_collects_static_files(kept, tmp_path):  # noqa: F811
             break
         time.sleep(0.2)
     assert r.stdout == "body { color: teal }\n 200", r.stdout
+
+
+def test_nodejs_builds_offline(kept, tmp_path):  # noqa: F811
+    d = kept.start()
+    assert d.cli("apps:create", "app").returncode == 0
+    src = tmp_path / "node"
+    src.mkdir()
+    git(src, "init", "-q", "-b", "main")
+    (src / "package.json").write_text(json.dumps({
+        "name": "web", "version": "1.0.0", "private": True,
+        "scripts": {"build": "node build.js", "start": "node server.js"}}))
+    (src / "build.js").write_text(
+        "require('fs').writeFileSync('built.txt', 'built by npm run build\\n')\n")
+    (src / "server.js").write_text(
+        "const fs = require('fs');\n"
+        "require('http').createServer((q, s) => s.end(fs.readFileSync('built.txt')))"
+        ".listen(process.env.PORT, '0.0.0.0');\n")
+    git(src, "add", "-A")
+    git(src, "commit", "-q", "-m", "node")
+    remote(d, src)
+    out = push(src).stderr
+    print(out)
+    assert "remote: -----> Node.js app detected" in out, out
+    assert "npm install" in out and "npm run build" in out, out
+    assert "Default types for buildpack -> web" in out, out
+    end = time.monotonic() + 20
+    while True:
+        r = d.netns("curl", "-s", "-H", "Host: app.localhost", "http://127.0.0.1:8080/")
+        if r.stdout or time.monotonic() > end:
+            break
+        time.sleep(0.2)
+    assert r.stdout == "built by npm run build\n", r.stdout
