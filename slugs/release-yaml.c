@@ -99,16 +99,22 @@ static int add_type(struct rparser *r, const char *name, size_t nlen, const char
 	return 0;
 }
 
+/* r->ev starts a mapping (1), is null (0), or neither (< 0, what). */
+static int mapping_or_null(struct rparser *r, const char *what)
+{
+	if (r->ev.type == YAML_SCALAR_EVENT && r->ev.data.scalar.length == 0)
+		return 0;
+	if (r->ev.type != YAML_MAPPING_START_EVENT)
+		return dy_error_as(r->err, DY_E_INVALID, "line %u: %s", line_of(&r->ev), what);
+	return 1;
+}
+
 /* r->ev is the value of default_process_types. */
 static int read_types(struct rparser *r)
 {
-	if (r->ev.type == YAML_SCALAR_EVENT && r->ev.data.scalar.length == 0)
-		return 0; /* null */
-	if (r->ev.type != YAML_MAPPING_START_EVENT)
-		return dy_error_as(r->err, DY_E_INVALID,
-		                   "line %u: default_process_types: expected a mapping of type: "
-		                   "command",
-		                   line_of(&r->ev));
+	int m = mapping_or_null(r, "default_process_types: expected a mapping of type: command");
+	if (m <= 0)
+		return m;
 	for (;;) {
 		if (next(r) < 0)
 			return -1;
@@ -149,12 +155,9 @@ static int parse_doc(struct rparser *r)
 	} while (r->ev.type == YAML_STREAM_START_EVENT || r->ev.type == YAML_DOCUMENT_START_EVENT);
 	if (r->ev.type == YAML_STREAM_END_EVENT)
 		return 0; /* empty */
-	if (r->ev.type == YAML_SCALAR_EVENT && r->ev.data.scalar.length == 0)
-		return 0; /* "---" alone */
-	if (r->ev.type != YAML_MAPPING_START_EVENT)
-		return dy_error_as(r->err, DY_E_INVALID,
-		                   "line %u: expected a mapping (default_process_types: ...)",
-		                   line_of(&r->ev));
+	int m = mapping_or_null(r, "expected a mapping (default_process_types: ...)");
+	if (m <= 0)
+		return m; /* "---" alone: null */
 	for (;;) {
 		if (next(r) < 0)
 			return -1;

@@ -102,6 +102,23 @@ static void say(struct build *x, const char *fmt, ...)
 		x->log_size += (uint64_t)n;
 }
 
+/* ENV_DIR goes: flat, its files written by root (mounted read-only in
+ * the build dyno: no tenant wrote there). */
+static void remove_env(const char *path)
+{
+	int fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+	if (d) {
+		for (struct dirent *de; (de = readdir(d));)
+			if (de->d_name[0] != '.')
+				unlinkat(dirfd(d), de->d_name, 0);
+		closedir(d);
+	} else if (fd >= 0) {
+		close(fd);
+	}
+	rmdir(path);
+}
+
 pid_t builds_remove_as(const char *dir, uid_t uid)
 {
 	/* entered as root (its parents are root's 0700), then as the app */
@@ -136,16 +153,7 @@ static void removed_child(struct loop *loop, struct loop_child *child, const sig
 		unlink(path);
 	}
 	snprintf(path, sizeof(path), "%s/env", rm->dir);
-	_cleanup_close_ int efd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	DIR *d = efd >= 0 ? fdopendir(efd) : NULL;
-	if (d) {
-		efd = -1;
-		for (struct dirent *de; (de = readdir(d));)
-			if (de->d_name[0] != '.')
-				unlinkat(dirfd(d), de->d_name, 0);
-		closedir(d);
-	}
-	rmdir(path);
+	remove_env(path);
 	rmdir(rm->dir);
 	free(rm->dir);
 	free(rm);
@@ -598,19 +606,8 @@ static void abandon(struct builds *b, struct build *x)
 	}
 	if (builds_path(b, path, sizeof(path), x->app, x->id, "/app") == 0)
 		rmdir(path);
-	if (builds_path(b, path, sizeof(path), x->app, x->id, "/env") == 0) {
-		/* root's until the chown at its end: no tenant has been in it */
-		_cleanup_close_ int fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-		DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
-		if (d) {
-			fd = -1;
-			for (struct dirent *de; (de = readdir(d));)
-				if (de->d_name[0] != '.')
-					unlinkat(dirfd(d), de->d_name, 0);
-			closedir(d);
-		}
-		rmdir(path);
-	}
+	if (builds_path(b, path, sizeof(path), x->app, x->id, "/env") == 0)
+		remove_env(path);
 	if (builds_path(b, path, sizeof(path), x->app, x->id, NULL) == 0)
 		rmdir(path);
 	build_free(x);

@@ -200,13 +200,32 @@ static void start_done(struct work *w)
 
 static void submit_start(struct sup_dyno *d, struct sup_start *w);
 
+/* The copies every start makes; false when memory ran out. */
+static bool copy_common(struct sup_start *w, struct sup_dyno *d, const char *id)
+{
+	bool ok = true;
+	w->name = dup_or_null(d->name, &ok);
+	w->id = dup_or_null(id, &ok);
+	w->command = dup_or_null(d->command, &ok);
+	w->cgroup_parent = dup_or_null(d->sup->cgroup_parent, &ok);
+	w->init_path = dup_or_null(d->sup->init_path, &ok);
+	return ok;
+}
+
+static void alloc_failed(struct sup_dyno *d, struct sup_start *w)
+{
+	struct dy_error *e = NULL;
+	if (w)
+		start_free(w);
+	start_finish(d, dy_error_errno(&e, ENOMEM, "start of %s", d->name), e);
+}
+
 /* A build dyno's start: its build directory at /app, read-write, its
  * binds, its environment (mgr_run). */
 static void build_start(struct sup_dyno *d, const struct state_app *app,
                         const struct config_size *sz)
 {
 	struct sup *s = d->sup;
-	struct dy_error *e = NULL;
 	char id[64];
 	snprintf(id, sizeof(id), "%s%.30s-%u-%u", s->id_prefix, d->app, (unsigned)getpid() % 100000,
 	         ++s->seq);
@@ -228,16 +247,10 @@ static void build_start(struct sup_dyno *d, const struct state_app *app,
 			w->build->nbinds = i + 1;
 			ok = b->src && b->dst;
 		}
-		w->name = dup_or_null(d->name, &ok);
-		w->id = dup_or_null(id, &ok);
-		w->command = dup_or_null(d->command, &ok);
-		w->cgroup_parent = dup_or_null(s->cgroup_parent, &ok);
-		w->init_path = dup_or_null(s->init_path, &ok);
+		ok = copy_common(w, d, id) && ok;
 	}
 	if (!ok) {
-		if (w)
-			start_free(w);
-		start_finish(d, dy_error_errno(&e, ENOMEM, "start of %s", d->name), e);
+		alloc_failed(d, w);
 		return;
 	}
 	w->p = (struct launch_params){
@@ -319,19 +332,13 @@ void sup_dyno_start(struct sup_dyno *d)
 	if (w) {
 		w->d = d;
 		w->slug_dir = TAKE_PTR(dir);
-		w->name = dup_or_null(d->name, &ok);
-		w->id = dup_or_null(id, &ok);
-		w->command = dup_or_null(d->command, &ok);
+		ok = copy_common(w, d, id);
 		w->env = env_of(rel);
 		ok = ok && w->env;
 		w->log_sink = dup_or_null(lgi_app_sink(s->logs, d->app), &ok);
-		w->cgroup_parent = dup_or_null(s->cgroup_parent, &ok);
-		w->init_path = dup_or_null(s->init_path, &ok);
 	}
 	if (!ok) {
-		if (w)
-			start_free(w);
-		start_finish(d, dy_error_errno(&e, ENOMEM, "start of %s", d->name), e);
+		alloc_failed(d, w);
 		return;
 	}
 	w->p = (struct launch_params){

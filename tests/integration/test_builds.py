@@ -45,11 +45,35 @@ def python_app(tmp_path, name="src", procfile="web: python3 app.py\n", extra=Non
     return src
 
 
+def repo(tmp_path, name, files):
+    """A git work tree of files (name -> text), committed on main."""
+    src = tmp_path / name
+    src.mkdir()
+    git(src, "init", "-q", "-b", "main")
+    for k, v in files.items():
+        (src / k).parent.mkdir(parents=True, exist_ok=True)
+        (src / k).write_text(v)
+    git(src, "add", "-A")
+    git(src, "commit", "-q", "-m", name)
+    return src
+
+
 def push(src, check=True):
     r = git(src, "push", "dyno", "main", check=False, timeout=300)
     if check:
         assert r.returncode == 0, r.stderr
     return r
+
+
+def get_until(d, path, ok, timeout=20):
+    """curl through the router until ok(body) or the timeout: the body."""
+    end = time.monotonic() + timeout
+    while True:
+        r = d.netns("curl", "-s", "-w", " %{http_code}", "-H", "Host: app.localhost",
+                    f"http://127.0.0.1:8080{path}")
+        if ok(r.stdout) or time.monotonic() > end:
+            return r.stdout
+        time.sleep(0.2)
 
 
 def builds(d):
@@ -248,14 +272,7 @@ application = get_wsgi_application()
 def test_django_collects_static_files(kept, tmp_path):  # noqa: F811
     d = kept.start()
     assert d.cli("apps:create", "app").returncode == 0
-    src = tmp_path / "dj"
-    src.mkdir()
-    git(src, "init", "-q", "-b", "main")
-    for k, v in DJANGO.items():
-        (src / k).parent.mkdir(parents=True, exist_ok=True)
-        (src / k).write_text(v)
-    git(src, "add", "-A")
-    git(src, "commit", "-q", "-m", "django")
+    src = repo(tmp_path, "dj", DJANGO)
     remote(d, src)
     out = push(src).stderr
     print(out)
@@ -264,43 +281,26 @@ def test_django_collects_static_files(kept, tmp_path):  # noqa: F811
     assert "static file copied" in out or "static files copied" in out, out
     # no Procfile: web is bin/release's default
     assert "Default types for buildpack -> web" in out, out
-    end = time.monotonic() + 20
-    while True:
-        r = d.netns("curl", "-s", "-w", " %{http_code}", "-H", "Host: app.localhost",
-                    "http://127.0.0.1:8080/static/app.css")
-        if r.stdout.endswith(" 200") or time.monotonic() > end:
-            break
-        time.sleep(0.2)
-    assert r.stdout == "body { color: teal }\n 200", r.stdout
+    body = get_until(d, "/static/app.css", lambda b: b.endswith(" 200"))
+    assert body == "body { color: teal }\n 200", body
 
 
 def test_nodejs_builds_offline(kept, tmp_path):  # noqa: F811
     d = kept.start()
     assert d.cli("apps:create", "app").returncode == 0
-    src = tmp_path / "node"
-    src.mkdir()
-    git(src, "init", "-q", "-b", "main")
-    (src / "package.json").write_text(json.dumps({
-        "name": "web", "version": "1.0.0", "private": True,
-        "scripts": {"build": "node build.js", "start": "node server.js"}}))
-    (src / "build.js").write_text(
-        "require('fs').writeFileSync('built.txt', 'built by npm run build\\n')\n")
-    (src / "server.js").write_text(
-        "const fs = require('fs');\n"
-        "require('http').createServer((q, s) => s.end(fs.readFileSync('built.txt')))"
-        ".listen(process.env.PORT, '0.0.0.0');\n")
-    git(src, "add", "-A")
-    git(src, "commit", "-q", "-m", "node")
+    src = repo(tmp_path, "node", {
+        "package.json": json.dumps({
+            "name": "web", "version": "1.0.0", "private": True,
+            "scripts": {"build": "node build.js", "start": "node server.js"}}),
+        "build.js": "require('fs').writeFileSync('built.txt', 'built by npm run build\\n')\n",
+        "server.js": "const fs = require('fs');\n"
+                     "require('http').createServer((q, s) => s.end(fs.readFileSync('built.txt')))"
+                     ".listen(process.env.PORT, '0.0.0.0');\n"})
     remote(d, src)
     out = push(src).stderr
     print(out)
     assert "remote: -----> Node.js app detected" in out, out
     assert "npm install" in out and "npm run build" in out, out
     assert "Default types for buildpack -> web" in out, out
-    end = time.monotonic() + 20
-    while True:
-        r = d.netns("curl", "-s", "-H", "Host: app.localhost", "http://127.0.0.1:8080/")
-        if r.stdout or time.monotonic() > end:
-            break
-        time.sleep(0.2)
-    assert r.stdout == "built by npm run build\n", r.stdout
+    body = get_until(d, "/", lambda b: b.endswith(" 200"))
+    assert body == "built by npm run build\n 200", body
