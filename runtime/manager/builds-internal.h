@@ -46,6 +46,7 @@ struct build {
 	uint64_t log_size;
 	int slug_fd; /* ID/slug.tgz */
 	uint64_t slug_size;
+	const char *slug_error; /* the slug could not be kept: why */
 	struct mgr_job *job; /* storing or unpacking the slug */
 	int readers;         /* output streams open on it */
 };

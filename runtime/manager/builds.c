@@ -295,8 +295,8 @@ static void dyno_ended(struct builds *b, struct build *x)
 		finish(b, x, why);
 		return;
 	}
-	if (x->slug_size == 0) {
-		finish(b, x, "the build dyno gave no slug");
+	if (x->slug_error || x->slug_size == 0) {
+		finish(b, x, x->slug_error ? x->slug_error : "the build dyno gave no slug");
 		return;
 	}
 	struct dy_error *e = NULL;
@@ -321,10 +321,16 @@ static void take_frame(struct builds *b, struct build *x, const struct attach_fr
 		builds_output_wake(b, x);
 		break;
 	case ATTACH_STDOUT:
-		if (x->slug_fd >= 0 && dy_write_all(x->slug_fd, f->data, f->len) == 0)
-			x->slug_size += f->len;
+		/* the tenant's bytes: at most a slug's compressed limit */
+		if (x->slug_error)
+			break;
+		if (x->slug_size + f->len > b->cfg->slugs.max_compressed)
+			x->slug_error = "the slug is over slugs.max_compressed";
+		else if (dy_write_all(x->slug_fd, f->data, f->len) < 0)
+			x->slug_error = errno == ENOSPC ? "no space left on device for the slug"
+			                                : "the slug could not be written";
 		else
-			x->slug_size = 0, x->exit_status = x->exit_status ? x->exit_status : 1;
+			x->slug_size += f->len;
 		break;
 	case ATTACH_EXIT:
 		if (f->len == 4) {
