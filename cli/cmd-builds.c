@@ -260,7 +260,7 @@ static int buildpacks_verb(const struct cli_verb *v, int argc, char **argv, int 
 	if (!app)
 		return CLI_USAGE;
 	if ((size_t)words != npos)
-		return cli_usage_error(v, "expected a buildpack's path");
+		return cli_usage_error(v, "expected a buildpack's path or git URL");
 	_cleanup_free_ char *path = cli_app_path(app, "/buildpack-installations");
 	_cleanup_json_ json_t *list = NULL;
 	if ((r = cli_api("GET", path, NULL, &list)))
@@ -341,14 +341,14 @@ const struct cli_verb cli_verb_buildpacks = {
 const struct cli_verb cli_verb_buildpacks_set = {
     .name = "buildpacks:set",
     .run = run_bp_set,
-    .usage = "buildpacks:set PATH -a APP",
-    .summary = "builds the app with this buildpack (a directory on the host) alone",
+    .usage = "buildpacks:set PATH|GIT-URL -a APP",
+    .summary = "builds the app with this buildpack alone (a host directory or a git URL)",
 };
 const struct cli_verb cli_verb_buildpacks_add = {
     .name = "buildpacks:add",
     .run = run_bp_add,
-    .usage = "buildpacks:add PATH -a APP",
-    .summary = "adds a buildpack (a directory on the host) after the app's others",
+    .usage = "buildpacks:add PATH|GIT-URL -a APP",
+    .summary = "adds a buildpack (a host directory or a git URL) after the app's others",
 };
 const struct cli_verb cli_verb_buildpacks_clear = {
     .name = "buildpacks:clear",

@@ -276,19 +276,33 @@ json_t *builds_buildpacks_get(struct builds *b, const char *app, struct dy_error
 	return paths ? installations(paths) : NULL;
 }
 
-/* A buildpack given by the API: an absolute path of a directory with
- * bin/detect (a git URL is not fetched by this dynod). */
+bool builds_is_url(const char *p)
+{
+	return strncmp(p, "https://", 8) == 0 || strncmp(p, "http://", 7) == 0 ||
+	       strncmp(p, "git://", 6) == 0;
+}
+
+/* A buildpack given by the API: an absolute path of a directory on this
+ * host, or a git URL (cloned inside the build dyno, never by dynod; an
+ * optional #REF names a branch or tag). */
 static int check_buildpack(const char *p, struct dy_error **err)
 {
-	if (strncmp(p, "https://", 8) == 0 || strncmp(p, "http://", 7) == 0 ||
-	    strncmp(p, "git", 3) == 0)
-		return dy_error_as(err, DY_E_UNSUPPORTED,
-		                   "buildpack %.200s: git URLs are not supported yet: give a path on "
-		                   "this host",
-		                   p);
-	if (p[0] != '/' || strlen(p) > 1024)
+	if (strlen(p) > 1024)
+		return dy_error_as(err, DY_E_INVALID, "buildpack \"%.64s...\": too long", p);
+	if (builds_is_url(p)) {
+		for (const unsigned char *c = (const unsigned char *)p; *c; c++)
+			if (*c <= ' ' || *c == 0x7f || *c == '\'' || *c == '"' || *c == '\\')
+				return dy_error_as(err, DY_E_INVALID,
+				                   "buildpack %.200s: a URL without spaces, quotes or "
+				                   "control characters expected",
+				                   p);
+		return 0;
+	}
+	if (p[0] != '/')
 		return dy_error_as(err, DY_E_INVALID,
-		                   "buildpack \"%.200s\": expected an absolute path on this host", p);
+		                   "buildpack \"%.200s\": expected an absolute path on this host or "
+		                   "a git URL (https://, http://, git://)",
+		                   p);
 	struct stat st;
 	if (stat(p, &st) < 0 || !S_ISDIR(st.st_mode))
 		return dy_error_as(err, DY_E_INVALID, "buildpack %.200s: not a directory", p);
@@ -319,7 +333,13 @@ json_t *builds_buildpacks_put(struct builds *b, const char *app, json_t *body,
 			return NULL;
 		}
 		_cleanup_free_ char *real = NULL;
-		if (check_buildpack(p, err) < 0 || !(real = realpath(p, NULL))) {
+		if (check_buildpack(p, err) < 0) {
+			return NULL;
+		} else if (builds_is_url(p)) {
+			json_array_append_new(paths, json_string(p));
+			continue;
+		}
+		if (!(real = realpath(p, NULL))) {
 			if (!*err)
 				dy_error_errno(err, errno, "buildpack %.200s", p);
 			return NULL;

@@ -94,3 +94,6 @@ void builds_reap_later(struct builds *b, pid_t pid, const char *dir);
  * the child enters it and drops to uid, so root never walks the tenant's
  * tree. Returns its pid (the caller reaps it), or -1. */
 pid_t builds_remove_as(const char *dir, uid_t uid);
+
+/* A buildpack named by a git URL (https://, http://, git://). */
+bool builds_is_url(const char *p);

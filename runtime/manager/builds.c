@@ -554,8 +554,12 @@ static int make_plan(struct builds *b, struct build *x, const struct state_app *
 		const char *src = json_string_value(v);
 		char dst[32];
 		snprintf(dst, sizeof(dst), "/buildpack/%zu", i);
-		ok = ok && src && plan_bind(p, src, dst, false);
-		fprintf(c, " %s", dst);
+		if (src && builds_is_url(src)) { /* cloned by the driver, in the dyno */
+			fprintf(c, " @%zu", i);
+		} else {
+			ok = ok && src && plan_bind(p, src, dst, false);
+			fprintf(c, " %s", dst);
+		}
 		fprintf(n, "%s%s", i ? "\n" : "", src ? src : "");
 		const char *base = src ? strrchr(src, '/') : NULL;
 		json_array_append_new(x->buildpacks,

@@ -219,6 +219,21 @@ echo made > "$1/made.txt"
     assert f"buildpack {nodetect} has no bin/detect" in r.stderr, r.stderr
     assert version(d) == "four\n"
 
+    # a git URL: cloned inside the build dyno, which has no egress here
+    url = "https://git.example.invalid/buildpack.git#v1"
+    r = d.cli("buildpacks:set", url)
+    assert r.returncode == 0 and url in r.stdout, r
+    t0 = time.monotonic()
+    r = push(src, check=False)
+    print(f"git URL without egress: refused in {time.monotonic() - t0:.1f} s")
+    assert r.returncode != 0
+    assert "-----> Fetching buildpack https://git.example.invalid/buildpack.git (v1)" \
+        in r.stderr, r.stderr
+    assert "git clone failed: this build dyno has no egress" in r.stderr, r.stderr
+    r = d.cli("buildpacks:set", "ftp://x/y")
+    assert r.returncode != 0 and "expected an absolute path on this host or a git URL" \
+        in r.stderr, r.stderr
+
     # cleared: the built-ins detect again
     assert d.cli("buildpacks:clear").returncode == 0
     out = push(src).stderr
