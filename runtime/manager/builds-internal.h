@@ -48,6 +48,9 @@ struct build {
 	uint64_t slug_size;
 	const char *slug_error; /* the slug could not be kept: why */
 	struct mgr_job *job; /* storing or unpacking the slug */
+	char dyno[48];       /* build.N */
+	struct loop_timer deadline; /* dyno.timeouts.build */
+	bool timed_out;
 	int readers;         /* output streams open on it */
 };
 

@@ -183,6 +183,7 @@ static void build_free(struct build *x)
 {
 	if (!x)
 		return;
+	loop_timer_stop(x->b->loop, &x->deadline);
 	mgr_job_detach(x->job);
 	if (x->sock >= 0)
 		close(x->sock);
@@ -278,7 +279,15 @@ static void on_stored(void *arg, const struct slug_info *info, struct dy_error *
 static void dyno_ended(struct builds *b, struct build *x)
 {
 	loop_io_stop(b->loop, &x->io);
+	loop_timer_stop(b->loop, &x->deadline);
 	close(TAKE_FD(x->sock));
+	if (x->timed_out) {
+		char why[128];
+		snprintf(why, sizeof(why), "the build took longer than dyno.timeouts.build (%llu s)",
+		         (unsigned long long)(b->cfg->dyno.timeouts.build / 1000000));
+		finish(b, x, why);
+		return;
+	}
 	if (x->start_error[0]) {
 		char why[600];
 		snprintf(why, sizeof(why), "the build dyno could not start: %s", x->start_error);
@@ -307,6 +316,23 @@ static void dyno_ended(struct builds *b, struct build *x)
 	int fd = TAKE_FD(x->slug_fd);
 	if (mgr_slug_put_start(b->mgr, x->app, fd, on_stored, x, &x->job, &e) < 0) {
 		finish(b, x, dy_error_msg(e));
+		dy_error_free(&e);
+	}
+}
+
+/* dyno.timeouts.build ran out: the build dyno stops (SIGTERM, grace,
+ * SIGKILL); its end fails the build. */
+static void on_deadline(struct loop *loop, struct loop_timer *t)
+{
+	struct build *x = loop_container_of(t, struct build, deadline);
+	(void)loop;
+	struct dy_error *e = NULL;
+	x->timed_out = true;
+	say(x, " !     Timed out: the build ran longer than dyno.timeouts.build");
+	builds_output_wake(x->b, x);
+	if (mgr_dyno_stop(x->b->mgr, x->app, x->dyno, &e) < 0) {
+		dy_log("builds", "%s: build %s: stop %s: %s", x->app, x->id, x->dyno,
+		       dy_error_msg(e));
 		dy_error_free(&e);
 	}
 }
@@ -651,6 +677,7 @@ json_t *builds_start(struct builds *b, const char *name, int fd, const char *com
 	}
 	x->b = b;
 	x->sock = x->log_fd = x->slug_fd = -1;
+	loop_timer_init(&x->deadline, on_deadline);
 	snprintf(x->app, sizeof(x->app), "%s", app->name);
 	snprintf(x->commit, sizeof(x->commit), "%s", commit ? commit : "");
 	x->uid = app->uid;
@@ -722,6 +749,9 @@ json_t *builds_start(struct builds *b, const char *name, int fd, const char *com
 	if (attach_write(x->sock, ATTACH_STDIN, "", 0) < 0)
 		dy_log("builds", "%s: build %s: stdin: %s", x->app, x->id, strerror(errno));
 	fcntl(x->sock, F_SETFL, fcntl(x->sock, F_GETFL) | O_NONBLOCK);
+	snprintf(x->dyno, sizeof(x->dyno), "%s",
+	         json_string_value(json_object_get(dyno, "name")) ?: "");
+	loop_timer_start(b->loop, &x->deadline, b->cfg->dyno.timeouts.build, NULL);
 	loop_io_init(&x->io, x->sock, on_sock);
 	if (loop_io_set(b->loop, &x->io, LOOP_READ, err) < 0) {
 		/* the dyno runs on; its output has no reader: it ends (EPIPE) */

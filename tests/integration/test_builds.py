@@ -319,3 +319,23 @@ def test_nodejs_builds_offline(kept, tmp_path):  # noqa: F811
     assert "Default types for buildpack -> web" in out, out
     body = get_until(d, "/", lambda b: b.endswith(" 200"))
     assert body == "built by npm run build\n 200", body
+
+
+def test_a_build_past_its_timeout_is_stopped(kept, tmp_path):  # noqa: F811
+    cfg = json.loads(kept.config.read_text())
+    cfg["dyno"]["timeouts"]["build"] = "2s"
+    kept.config.write_text(json.dumps(cfg))
+    d = kept.start()
+    assert d.cli("apps:create", "app").returncode == 0
+    slow = buildpack(tmp_path, "slow", compile_="echo 'compiling slowly'; exec sleep 600")
+    assert d.cli("buildpacks:set", slow).returncode == 0
+    src = python_app(tmp_path)
+    remote(d, src)
+    t0 = time.monotonic()
+    r = push(src, check=False)
+    took = time.monotonic() - t0
+    assert r.returncode != 0 and took < 30, (took, r.stderr)
+    assert "compiling slowly" in r.stderr, r.stderr
+    assert "the build took longer than dyno.timeouts.build (2 s)" in r.stderr, r.stderr
+    assert not [x for x in d.dynos() if x["name"].startswith("build.")]
+    assert builds(d)[-1]["status"] == "failed"
