@@ -55,15 +55,16 @@ json_t *build_json(const struct build *x)
 {
 	char url[256];
 	snprintf(url, sizeof(url), "/apps/%s/builds/%s/output", x->app, x->id);
-	return json_pack("{s:s, s:s, s:O, s:o, s:o, s:{s:s*}, s:s, s:s, s:s, s:s*}", "id", x->id,
+	return json_pack("{s:s, s:s, s:O, s:o, s:o, s:{s:o}, s:s, s:s, s:s, s:o}", "id", x->id,
 	                 "status", status_str(x->status), "buildpacks",
 	                 x->buildpacks ? x->buildpacks : json_null(), "slug",
 	                 x->slug_id[0] ? json_pack("{s:s}", "id", x->slug_id) : json_null(),
 	                 "release",
 	                 x->version ? json_pack("{s:i}", "version", x->version) : json_null(),
-	                 "source_blob", "version", x->commit[0] ? x->commit : NULL, "created_at",
+	                 "source_blob", "version",
+	                 x->commit[0] ? json_string(x->commit) : json_null(), "created_at",
 	                 x->created_at, "updated_at", x->updated_at, "output_stream_url", url,
-	                 "failure", x->failure[0] ? x->failure : NULL);
+	                 "failure", x->failure[0] ? json_string(x->failure) : json_null());
 }
 
 /* ID.json, atomically; a failure is logged (the build goes on). */
@@ -275,6 +276,33 @@ static void on_stored(void *arg, const struct slug_info *info, struct dy_error *
 	}
 }
 
+/* The driver's last " !     " line but "Build failed" (what went wrong),
+ * from the end of the output, into why. False when there is none. */
+static bool last_complaint(struct builds *b, struct build *x, char *why, size_t n)
+{
+	char path[PATH_MAX], tail[4097];
+	if (builds_path(b, path, sizeof(path), x->app, x->id, ".log") < 0)
+		return false;
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+	off_t from = x->log_size > 4096 ? (off_t)x->log_size - 4096 : 0;
+	ssize_t len = fd >= 0 ? pread(fd, tail, sizeof(tail) - 1, from) : -1;
+	if (len <= 0)
+		return false;
+	tail[len] = '\0';
+	const char *found = NULL;
+	for (char *line = tail, *end; line && *line; line = end ? end + 1 : NULL) {
+		end = strchr(line, '\n');
+		if (end)
+			*end = '\0';
+		if (strncmp(line, " !     ", 7) == 0 && strcmp(line + 7, "Build failed") != 0)
+			found = line + 7;
+	}
+	if (!found)
+		return false;
+	snprintf(why, n, "%s", found);
+	return true;
+}
+
 /* The build dyno is gone (its socket closed): a slug, or a failure. */
 static void dyno_ended(struct builds *b, struct build *x)
 {
@@ -299,8 +327,9 @@ static void dyno_ended(struct builds *b, struct build *x)
 		return;
 	}
 	if (x->exit_status != 0) {
-		char why[128];
-		snprintf(why, sizeof(why), "the build failed (exit status %d)", x->exit_status);
+		char why[600];
+		if (!last_complaint(b, x, why, sizeof(why)))
+			snprintf(why, sizeof(why), "the build failed (exit status %d)", x->exit_status);
 		finish(b, x, why);
 		return;
 	}

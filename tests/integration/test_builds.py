@@ -102,12 +102,24 @@ def test_python_push_builds_and_serves(kept, tmp_path):  # noqa: F811
     assert bs[0]["source_blob"]["version"] == sha
     r = d.cli("builds:output", bs[0]["id"])
     assert r.returncode == 0 and "Python app detected" in r.stdout, r
+    # builds:create DIR: as a push, from a directory (no commit)
+    (src / "version.txt").write_text("dir\n")
+    r = d.cli("builds:create", src)
+    assert r.returncode == 0, r.stderr
+    assert "-----> Python app detected" in r.stdout and "done, v2" in r.stdout, r.stdout
+    assert version(d) == "dir\n"
+    bs = builds(d)
+    assert len(bs) == 2 and bs[1]["source_blob"]["version"] is None, bs
+    code, one = d.curl("GET", f"/apps/app/builds/{bs[1]['id']}")
+    assert code == 200 and one["release"] == {"version": 2}, one
+    code, _ = d.curl("GET", "/apps/app/builds/00000000-0000-4000-8000-000000000000")
+    assert code == 404
     # the build's work directory is gone, its output and object kept
     end = time.monotonic() + 10
-    while len(list((d.state / "builds" / "app").iterdir())) > 2 and time.monotonic() < end:
+    while len(list((d.state / "builds" / "app").iterdir())) > 4 and time.monotonic() < end:
         time.sleep(0.1)
     left = sorted(p.name for p in (d.state / "builds" / "app").iterdir())
-    assert left == sorted([bs[0]["id"] + ".json", bs[0]["id"] + ".log"]), left
+    assert left == sorted(b["id"] + s for b in bs for s in (".json", ".log")), left
 
 
 def buildpack(tmp_path, name, detect="echo Custom", compile_="echo compiled",
@@ -202,6 +214,7 @@ echo made > "$1/made.txt"
     assert version(d) == "four\n"
     bs = builds(d)
     assert bs[-1]["status"] == "failed" and bs[-1]["release"] is None, bs[-1]
+    assert bs[-1]["failure"] == f"buildpack {bad}: bin/compile exited with status 1", bs[-1]
 
     # a bad bin/release YAML: a clear error naming the line
     yml = buildpack(tmp_path, "yml", release="echo 'default_process_types: [web]'")
