@@ -100,9 +100,24 @@ static int add_type(struct rparser *r, const char *name, size_t nlen, const char
 }
 
 /* r->ev starts a mapping (1), is null (0), or neither (< 0, what). */
+/* A plain scalar YAML reads as null: "", "~", "null". */
+static bool is_null(const yaml_event_t *ev)
+{
+	if (ev->type != YAML_SCALAR_EVENT)
+		return false;
+	const char *v = (const char *)ev->data.scalar.value;
+	size_t n = ev->data.scalar.length;
+	if (n == 0)
+		return true;
+	if (ev->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
+		return false;
+	return (n == 1 && v[0] == '~') ||
+	       (n == 4 && (!memcmp(v, "null", 4) || !memcmp(v, "Null", 4) || !memcmp(v, "NULL", 4)));
+}
+
 static int mapping_or_null(struct rparser *r, const char *what)
 {
-	if (r->ev.type == YAML_SCALAR_EVENT && r->ev.data.scalar.length == 0)
+	if (is_null(&r->ev))
 		return 0;
 	if (r->ev.type != YAML_MAPPING_START_EVENT)
 		return dy_error_as(r->err, DY_E_INVALID, "line %u: %s", line_of(&r->ev), what);
