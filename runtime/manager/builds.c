@@ -698,6 +698,16 @@ json_t *builds_start(struct builds *b, const char *name, int fd, const char *com
 		dy_error(err, "dyno-build or dyno-build-pack was not found beside dynod");
 		return NULL;
 	}
+	/* one build dyno per app at a time: they share its cache */
+	for (struct build *o = b->active; o; o = o->next) {
+		if (strcmp(o->app, app->name) == 0 && o->sock >= 0) {
+			dy_error_as(err, DY_E_CONFLICT,
+			            "a build of %s is running (%s): wait for it to end (dyno "
+			            "builds:output %s)",
+			            app->name, o->id, o->id);
+			return NULL;
+		}
+	}
 	struct build *x = calloc(1, sizeof(*x));
 	if (!x || !(x->in = malloc(BUILD_IN_MAX))) {
 		free(x);

@@ -345,7 +345,18 @@ def test_a_build_past_its_timeout_is_stopped(kept, tmp_path):  # noqa: F811
     src = python_app(tmp_path)
     remote(d, src)
     t0 = time.monotonic()
-    r = push(src, check=False)
+    env = dict(os.environ, GIT_AUTHOR_NAME="t", GIT_COMMITTER_NAME="t", HOME="/nonexistent")
+    p = subprocess.Popen(["git", "push", "dyno", "main"], cwd=src, env=env, text=True,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    # one build per app at a time: a second is refused while it runs
+    end = time.monotonic() + 10
+    while not [x for x in d.dynos() if x["name"].startswith("build.")]:
+        assert time.monotonic() < end, "no build dyno"
+        time.sleep(0.1)
+    other = d.cli("builds:create", src)
+    assert other.returncode != 0 and "a build of app is running" in other.stderr, other
+    out, err = p.communicate(timeout=60)
+    r = subprocess.CompletedProcess(p.args, p.returncode, out, err)
     took = time.monotonic() - t0
     assert r.returncode != 0 and took < 30, (took, r.stderr)
     assert "compiling slowly" in r.stderr, r.stderr
