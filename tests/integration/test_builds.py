@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from test_push import commit, git, remote, version, work_tree  # noqa: F401
+from test_push import commit, git, remote, version
 from test_router_keeper import answers, kept  # noqa: F401 (the fixture)
 
 pytestmark = [pytest.mark.skipif(os.geteuid() != 0, reason="dynos need root"),
@@ -297,13 +297,19 @@ application = get_wsgi_application()
 }
 
 
-def test_django_collects_static_files(kept, tmp_path):  # noqa: F811
+def push_new_app(kept, tmp_path, name, files):  # noqa: F811
+    """dynod started, app created, files pushed: (dynod, the push's output)."""
     d = kept.start()
     assert d.cli("apps:create", "app").returncode == 0
-    src = repo(tmp_path, "dj", DJANGO)
+    src = repo(tmp_path, name, files)
     remote(d, src)
     out = push(src).stderr
     print(out)
+    return d, out
+
+
+def test_django_collects_static_files(kept, tmp_path):  # noqa: F811
+    d, out = push_new_app(kept, tmp_path, "dj", DJANGO)
     assert "remote: -----> Python app detected" in out, out
     assert "python manage.py collectstatic --noinput" in out, out
     assert "static file copied" in out or "static files copied" in out, out
@@ -314,9 +320,7 @@ def test_django_collects_static_files(kept, tmp_path):  # noqa: F811
 
 
 def test_nodejs_builds_offline(kept, tmp_path):  # noqa: F811
-    d = kept.start()
-    assert d.cli("apps:create", "app").returncode == 0
-    src = repo(tmp_path, "node", {
+    d, out = push_new_app(kept, tmp_path, "node", {
         "package.json": json.dumps({
             "name": "web", "version": "1.0.0", "private": True,
             "scripts": {"build": "node build.js", "start": "node server.js"}}),
@@ -324,9 +328,6 @@ def test_nodejs_builds_offline(kept, tmp_path):  # noqa: F811
         "server.js": "const fs = require('fs');\n"
                      "require('http').createServer((q, s) => s.end(fs.readFileSync('built.txt')))"
                      ".listen(process.env.PORT, '0.0.0.0');\n"})
-    remote(d, src)
-    out = push(src).stderr
-    print(out)
     assert "remote: -----> Node.js app detected" in out, out
     assert "npm install" in out and "npm run build" in out, out
     assert "Default types for buildpack -> web" in out, out
