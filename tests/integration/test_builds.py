@@ -85,7 +85,7 @@ def builds(d):
 def test_python_push_builds_and_serves(kept, tmp_path):  # noqa: F811
     d = kept.start()
     assert d.cli("apps:create", "app").returncode == 0
-    src = python_app(tmp_path)
+    src = python_app(tmp_path, extra={".slugignore": "secret.txt\n", "secret.txt": "no\n"})
     remote(d, src)
     r = push(src)
     out = r.stderr
@@ -95,6 +95,7 @@ def test_python_push_builds_and_serves(kept, tmp_path):  # noqa: F811
     assert "remote: -----> Released v1" in out and "remote: done, v1" in out, out
     answers(d)
     assert version(d) == "one\n"
+    assert get_until(d, "/secret.txt", lambda b: True).endswith(" 404")  # .slugignore
     bs = builds(d)
     assert len(bs) == 1 and bs[0]["status"] == "succeeded", bs
     assert bs[0]["release"] == {"version": 1} and bs[0]["slug"]["id"], bs
@@ -120,6 +121,16 @@ def test_python_push_builds_and_serves(kept, tmp_path):  # noqa: F811
         time.sleep(0.1)
     left = sorted(p.name for p in (d.state / "builds" / "app").iterdir())
     assert left == sorted(b["id"] + s for b in bs for s in (".json", ".log")), left
+
+    # the build succeeds, the rollout does not: the push is refused, v2
+    # serves on
+    commit(src, "three\n", procfile="web: exit 3\n")
+    r = push(src, check=False)
+    assert r.returncode != 0, r.stderr
+    assert "remote: -----> Released v3" in r.stderr, r.stderr
+    assert "release v3 failed: web.1 crashed" in r.stderr, r.stderr
+    assert "[remote rejected] main -> main" in r.stderr
+    assert version(d) == "dir\n"
 
 
 def buildpack(tmp_path, name, detect="echo Custom", compile_="echo compiled",
