@@ -260,6 +260,29 @@ int api_client_stream_idle(const char *path, api_stream_fn fn, api_idle_fn idle,
 			break;
 		}
 	}
+	if (resp.status >= 200 && resp.status <= 299 && resp.body == H1_BODY_LENGTH) {
+		/* a file's bytes (a backup's download): streamed as well */
+		ret->status = resp.status;
+		uint64_t left = (uint64_t)resp.content_length;
+		size_t have = len - head < left ? len - head : (size_t)left;
+		if (have && fn(ctx, buf + head, have) < 0)
+			return 0;
+		left -= have;
+		while (left > 0) {
+			ssize_t n = recv(fd, buf, sizeof(buf), 0);
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n <= 0)
+				return dy_error(err,
+				                "dynod's answer was cut short (%llu bytes missing)",
+				                (unsigned long long)left);
+			size_t take = (uint64_t)n < left ? (size_t)n : (size_t)left;
+			if (fn(ctx, buf, take) < 0)
+				return 0;
+			left -= take;
+		}
+		return 0;
+	}
 	if (resp.status < 200 || resp.status > 299 || resp.body != H1_BODY_CHUNKED) {
 		/* an error's JSON: read it whole, as any answer */
 		_cleanup_free_ char *body = NULL;

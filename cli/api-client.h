@@ -44,7 +44,8 @@ int api_client_request_fd(const char *method, const char *path, int fd, uint64_t
 typedef int (*api_stream_fn)(void *ctx, const char *p, size_t n);
 
 /* GET path and streams the body of a 2xx answer to fn as it arrives,
- * until dynod ends it (a chunked body's last chunk, or the close). Any
+ * until dynod ends it (a chunked body's last chunk, or the close; a body
+ * of a Content-Length: that many bytes, fewer is an error). Any
  * other status: the whole body goes to *ret (status and body), fn is not
  * called. Returns 0, or < 0 when dynod cannot be reached, answers
  * something that is not HTTP, or the body is cut short. */

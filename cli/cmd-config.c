@@ -59,7 +59,7 @@ const struct cli_verb cli_verb_config = {
 };
 
 /* The version of the app's newest release, 0 when none (or unknown). */
-static int newest_version(const char *app)
+int cli_newest_version(const char *app)
 {
 	_cleanup_free_ char *path = cli_app_path(app, "/releases");
 	json_t *list = NULL;
@@ -75,7 +75,7 @@ static int newest_version(const char *app)
 /* Prints "done, vN" from the app's newest release, or waits for it
  * (release-wait.h) unless no_wait or the change made no release (its
  * version is still before). */
-static int finish_release(const char *app, int before, bool no_wait)
+int cli_finish_release(const char *app, int before, bool no_wait)
 {
 	_cleanup_free_ char *path = cli_app_path(app, "/releases");
 	json_t *list = NULL;
@@ -111,7 +111,7 @@ static int patch(const char *app, json_t *body, const char *what, bool no_wait)
 	printf("%s and restarting %s... ", what, app);
 	fflush(stdout);
 	json_t *vars = NULL;
-	int before = newest_version(app);
+	int before = cli_newest_version(app);
 	cli_wait_begin(NULL);
 	int r = cli_api("PATCH", path, body, &vars);
 	if (r) {
@@ -119,7 +119,7 @@ static int patch(const char *app, json_t *body, const char *what, bool no_wait)
 		return r;
 	}
 	json_decref(vars);
-	return finish_release(app, before, no_wait);
+	return cli_finish_release(app, before, no_wait);
 }
 
 static int run_set(int argc, char **argv)

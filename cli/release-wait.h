@@ -26,3 +26,11 @@ int cli_wait_release(const char *app, const json_t *rel);
  * type or dyno: none). Prints `done` and returns CLI_OK, or CLI_ERROR
  * after naming what failed. */
 int cli_wait_restart(const char *app, const char *which);
+
+/* The version of app's newest release, 0 when none. */
+int cli_newest_version(const char *app);
+
+/* After a change that may have made a release (before: the newest
+ * version before it): prints `done, vN (no change)`, or `created vN` and
+ * waits for it (cli_wait_release()), or `done, vN` with no_wait. */
+int cli_finish_release(const char *app, int before, bool no_wait);

@@ -118,6 +118,9 @@ static const struct key keys[] = {
 	{"logs.lines", K_U32, "1500", C(logs.lines), 1, 1000000},
 	{"addons.postgresql.mode", K_PG_MODE, "embedded", C(addons.postgresql.mode), 0, 0},
 	{"addons.postgresql.url", K_URL, NULL, C(addons.postgresql.url), 0, 1024},
+	{"addons.postgresql.port", K_U32, "5433", C(addons.postgresql.port), 1, 65535},
+	{"addons.postgresql.connections_per_database", K_U32, "20",
+	 C(addons.postgresql.connections_per_database), 1, 10000},
 	{"git.ssh_host", K_DOMAIN, NULL, C(git.ssh_host), 0, 253},
 };
 /* clang-format on */

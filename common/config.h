@@ -132,7 +132,9 @@ struct config {
 	struct {
 		struct {
 			enum config_pg_mode mode;
-			char *url; /* NULL when null */
+			char *url;     /* NULL when null */
+			uint32_t port; /* on the gateway address */
+			uint32_t connections_per_database;
 		} postgresql;
 	} addons;
 	struct {

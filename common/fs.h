@@ -36,3 +36,9 @@ int dy_write_file_atomic_as(const char *path, const void *data, size_t len, mode
 /* Writes the n bytes at p to the blocking fd, retrying short writes and
  * EINTR. Returns 0, or -1 with errno set (EIO for a write of nothing). */
 int dy_write_all(int fd, const void *p, size_t n);
+
+/* Removes the temporary files dy_write_file_atomic() leaves in dir when
+ * its process dies mid-write (".NAME.tmp-XXXXXX", regular files). Only
+ * for a directory no writer of this process uses at the moment (start-up).
+ * Returns how many. */
+int dy_remove_stale_tmp(const char *dir);

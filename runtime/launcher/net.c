@@ -158,8 +158,9 @@ static int link_up(struct nl_sock *sk, const char *name, struct rtnl_link **ret,
 	return 0;
 }
 
-static int add_addr(struct nl_sock *sk, int ifindex, const char *ifname, struct in_addr a,
-                    struct dy_error **err)
+/* a/32 on ifindex; one there already is fine when exist_ok. */
+static int add_addr_as(struct nl_sock *sk, int ifindex, const char *ifname, struct in_addr a,
+                       bool exist_ok, struct dy_error **err)
 {
 	struct rtnl_addr *ra = rtnl_addr_alloc();
 	struct nl_addr *local = addr4(a, 32);
@@ -174,9 +175,15 @@ static int add_addr(struct nl_sock *sk, int ifindex, const char *ifname, struct 
 	int r = rtnl_addr_add(sk, ra, 0);
 	rtnl_addr_put(ra);
 	nl_addr_put(local);
-	if (r < 0)
+	if (r < 0 && !(exist_ok && r == -NLE_EXIST))
 		return dy_error(err, "address %s on %s: %s", inet_ntoa(a), ifname, nl_geterror(r));
 	return 0;
+}
+
+static int add_addr(struct nl_sock *sk, int ifindex, const char *ifname, struct in_addr a,
+                    struct dy_error **err)
+{
+	return add_addr_as(sk, ifindex, ifname, a, false, err);
 }
 
 /* A route to dst/plen through ifindex: via gw (onlink) when gw is not 0,
@@ -263,6 +270,54 @@ int net_host_setup(const char *veth, pid_t pid, struct in_addr addr, struct in_a
 fail:
 	net_link_delete(veth, NULL);
 	return -1;
+}
+
+/* Makes the gateway link: a dummy, or (a kernel without the dummy
+ * driver) a veth pair whose peer stays here, up, unused. */
+static int gateway_link_add(struct nl_sock *sk, struct dy_error **err)
+{
+	struct rtnl_link *link = rtnl_link_alloc();
+	if (!link)
+		return dy_error_errno(err, ENOMEM, "rtnl_link_alloc");
+	rtnl_link_set_name(link, NET_GATEWAY_LINK);
+	int r = rtnl_link_set_type(link, "dummy");
+	if (r >= 0)
+		r = rtnl_link_add(sk, link, NLM_F_CREATE | NLM_F_EXCL);
+	rtnl_link_put(link);
+	if (r >= 0)
+		return 0;
+	r = rtnl_link_veth_add(sk, NET_GATEWAY_LINK, NET_GATEWAY_LINK "-p", getpid());
+	if (r < 0)
+		return dy_error(err, "link %s (dummy, then veth): %s", NET_GATEWAY_LINK,
+		                nl_geterror(r));
+	struct rtnl_link *peer = NULL;
+	if (link_up(sk, NET_GATEWAY_LINK "-p", &peer, err) < 0)
+		return -1;
+	rtnl_link_put(peer);
+	return 0;
+}
+
+int net_gateway_setup(struct in_addr subnet, uint8_t prefix, struct dy_error **err)
+{
+	_cleanup_nl_sock_ struct nl_sock *sk = NULL;
+	if (nl_open(&sk, err) < 0)
+		return -1;
+	struct rtnl_link *link = NULL;
+	if (rtnl_link_get_kernel(sk, 0, NET_GATEWAY_LINK, &link) < 0) {
+		if (gateway_link_add(sk, err) < 0)
+			return -1;
+		disable_ipv6(NET_GATEWAY_LINK);
+	} else {
+		rtnl_link_put(link);
+	}
+	if (link_up(sk, NET_GATEWAY_LINK, &link, err) < 0)
+		return -1;
+	int ifindex = rtnl_link_get_ifindex(link);
+	rtnl_link_put(link);
+	if (add_addr_as(sk, ifindex, NET_GATEWAY_LINK, net_gateway(subnet), true, err) < 0)
+		return -1;
+	/* the rules that keep everyone but dynos and the host itself away */
+	return net_rules_init(subnet, prefix, err);
 }
 
 int net_dyno_early(struct dy_error **err)
@@ -558,6 +613,9 @@ static const char input_rules[] =
  * which are often private addresses (a cloud's resolver). */
 static const char forward_rules[] =
     "add rule inet dyno forward iifname \"dy-*\" iifname vmap @dynos\n"
+    /* a gateway port forwarded elsewhere (net_forward_port) that the
+     * dyno's own chain did not accept */
+    "add rule inet dyno forward iifname \"dy-*\" ct status dnat drop\n"
     "add rule inet dyno forward iifname \"dy-*\" oifname \"dy-*\" drop\n"
     "%s"
     "add rule inet dyno forward iifname \"dy-*\" ip daddr { " NET_EGRESS_DENY " } drop\n"
@@ -701,6 +759,16 @@ int net_rules_init(struct in_addr subnet, uint8_t prefix, struct dy_error **err)
 		      "flush chain inet dyno forward\n",
 		      f);
 		fputs(input_rules, f);
+		/* the gateway answers dynos (above) and the host itself only;
+		 * the host's own connections to a gateway port forwarded
+		 * elsewhere (net_forward_port) come back to the gateway from
+		 * that link: replies, which only the host's can be (a dyno's
+		 * source address is its own) */
+		fprintf(f,
+		        "add rule inet dyno input ip daddr %s ct direction reply ct status dnat "
+		        "accept\n",
+		        gws);
+		fprintf(f, "add rule inet dyno input ip daddr %s iifname != \"lo\" drop\n", gws);
 		char ns[512], dns[640] = "";
 		resolvers(ns, sizeof(ns));
 		if (ns[0])
@@ -745,6 +813,15 @@ int net_rules_add(const char *veth, struct in_addr addr, struct in_addr gw, cons
 	if (n_ports > 0) {
 		/* the gateway is a local address: only input sees these */
 		fprintf(f, "add rule inet dyno d-%s ip daddr %s tcp dport { ", hex, gws);
+		for (size_t i = 0; i < n_ports; i++)
+			fprintf(f, "%s%u", i ? ", " : "", ports[i]);
+		fputs(" } accept\n", f);
+		/* the same port forwarded to another server (net_forward_port):
+		 * the address and port the dyno asked for, before the DNAT */
+		fprintf(f,
+		        "add rule inet dyno d-%s meta l4proto tcp ct status dnat ct original ip "
+		        "daddr %s ct original proto-dst { ",
+		        hex, gws);
 		for (size_t i = 0; i < n_ports; i++)
 			fprintf(f, "%s%u", i ? ", " : "", ports[i]);
 		fputs(" } accept\n", f);
@@ -799,4 +876,34 @@ int net_rules_del(const char *veth, struct dy_error **err)
 			r = -1;
 	}
 	return r;
+}
+
+int net_forward_port(struct in_addr gw, uint16_t port, struct in_addr to, uint16_t to_port,
+                     struct dy_error **err)
+{
+	char gws[INET_ADDRSTRLEN], tos[INET_ADDRSTRLEN], cmds[1024];
+	inet_ntop(AF_INET, &gw, gws, sizeof(gws));
+	inet_ntop(AF_INET, &to, tos, sizeof(tos));
+	/* prerouting: the dynos' connections; output: the host's own (psql
+	 * on an app's URL); one transaction, a table left by an earlier
+	 * dynod (a kill -9) redone */
+	snprintf(cmds, sizeof(cmds),
+	         "add table ip " NET_FORWARD_TABLE "\n"
+	         "add chain ip " NET_FORWARD_TABLE " prerouting { type nat hook prerouting "
+	         "priority -100; policy accept; }\n"
+	         "add chain ip " NET_FORWARD_TABLE " output { type nat hook output priority -100; "
+	         "policy accept; }\n"
+	         "flush chain ip " NET_FORWARD_TABLE " prerouting\n"
+	         "flush chain ip " NET_FORWARD_TABLE " output\n"
+	         "add rule ip " NET_FORWARD_TABLE " prerouting iifname \"dy-*\" ip daddr %s tcp "
+	         "dport %u dnat to %s:%u\n"
+	         "add rule ip " NET_FORWARD_TABLE
+	         " output ip daddr %s tcp dport %u dnat to %s:%u\n",
+	         gws, port, tos, to_port, gws, port, tos, to_port);
+	return nft_run(cmds, false, err);
+}
+
+int net_forward_port_del(struct dy_error **err)
+{
+	return nft_run("delete table ip " NET_FORWARD_TABLE "\n", true, err);
 }

@@ -10,7 +10,8 @@
  *   input:   from a dyno veth, the dyno's own chain (anti-spoofing: source
  *            must be its address; then its own gateway ports accepted),
  *            then replies to the host's connections, all else dropped: the
- *            host's other services (on any of its addresses) do not answer.
+ *            host's other services (on any of its addresses) do not answer;
+ *            the gateway address answers nothing but dyno veths and lo.
  *   forward: the dyno's own chain (anti-spoofing); between dyno veths,
  *            dropped: dynos cannot reach each other, even when the host
  *            forwards packets; to NET_EGRESS_DENY and the dyno subnet,
@@ -97,6 +98,30 @@ int net_rules_init(struct in_addr subnet, uint8_t prefix, struct dy_error **err)
  * 0 or < 0. */
 int net_rules_add(const char *veth, struct in_addr addr, struct in_addr gw, const uint16_t *ports,
                   size_t n_ports, bool egress, struct dy_error **err);
+
+/* The host's link that holds the gateway address from dynod's start-up,
+ * so a service (the add-on database) can bind it before any dyno runs. */
+#define NET_GATEWAY_LINK "dyno-gw"
+
+/* Makes NET_GATEWAY_LINK (a dummy; a veth pair whose peer stays on the
+ * host when the kernel has no dummy driver) up with the gateway address
+ * /32, unless it is there already, and the nftables tables
+ * (net_rules_init()): the gateway answers dynos and the host itself (lo),
+ * nothing else. Returns 0 or < 0. */
+int net_gateway_setup(struct in_addr subnet, uint8_t prefix, struct dy_error **err);
+
+/* The table of net_forward_port(). */
+#define NET_FORWARD_TABLE "dyno-pg"
+
+/* Forwards tcp to the gateway gw on port to to:to_port (a DNAT in table
+ * ip NET_FORWARD_TABLE): the connections of the dynos (from their veths;
+ * only those whose own chain opens port pass, net_rules_add()) and of
+ * the host itself. Replaces an earlier forward. Returns 0 or < 0. */
+int net_forward_port(struct in_addr gw, uint16_t port, struct in_addr to, uint16_t to_port,
+                     struct dy_error **err);
+
+/* Removes net_forward_port()'s table. Missing is not an error. */
+int net_forward_port_del(struct dy_error **err);
 
 /* Removes them. Missing is not an error. Returns 0 or < 0. */
 int net_rules_del(const char *veth, struct dy_error **err);

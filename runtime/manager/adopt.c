@@ -40,9 +40,11 @@ static struct sup_dyno *dyno_of_record(struct sup *s, const struct dr_entry *e)
 	    atoi(e->name + tlen + 1) < 1)
 		return NULL;
 	struct sup_dyno *d = sup_dyno_new(s, e->app, e->type, atoi(e->name + tlen + 1), e->command,
-	                                  e->size, e->version, false);
+	                                  e->size, e->version, e->oneoff);
 	if (!d)
 		return NULL;
+	if (e->oneoff) /* run.N: the next one gets a number of its own */
+		s->run_seq = MAX(s->run_seq, (unsigned)atoi(e->name + tlen + 1));
 	memcpy(d->created_at, e->created_at, sizeof(d->created_at));
 	if (e->up)
 		lc_up(&d->lc, loop_now(s->loop));
@@ -71,9 +73,11 @@ static bool adopt_one(struct sup *s, const struct dr_entry *e)
 		r = dy_error(&err, "pid %d is another process now", (int)e->pid);
 		launch_free(TAKE_PTR(ld));
 	}
-	if (r < 0 && e->stopping) {
-		/* it was being stopped, and it has: nothing to start again */
-		dy_log(e->name, "not re-adopted (%s, stopping): %s", e->app, dy_error_msg(err));
+	if (r < 0 && (e->stopping || e->oneoff)) {
+		/* it was being stopped, or a one-off, and it has ended:
+		 * nothing to start again */
+		dy_log(e->name, "not re-adopted (%s, %s): %s", e->app,
+		       e->oneoff ? "ended while dynod was down" : "stopping", dy_error_msg(err));
 		dy_error_free(&err);
 		return false;
 	}

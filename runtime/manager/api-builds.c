@@ -8,12 +8,6 @@
 #include "runtime/manager/api-internal.h"
 #include "runtime/manager/builds.h"
 
-static void not_allowed(struct conn *c, const char *allowed)
-{
-	api_respond_error(c, DY_E_NOT_ALLOWED, "method %s is not allowed on %s (allowed: %s)",
-	                  h1_method_str(c->method), c->path, allowed);
-}
-
 static void answer(struct conn *c, int status, json_t *j, struct dy_error **err)
 {
 	if (j)
@@ -84,13 +78,13 @@ void api_route_builds(struct conn *c, struct state_app *app, const char *id, con
 			json_t *j = builds_buildpacks_put(b, app->name, body, &err);
 			answer(c, 200, j, &err);
 		} else {
-			not_allowed(c, "GET, PUT");
+			api_method_not_allowed(c, "GET, PUT");
 		}
 		return;
 	}
 	if (strncmp(rest, "/build-cache", 12) == 0) {
 		if (c->method != H1_METHOD_DELETE) {
-			not_allowed(c, "DELETE");
+			api_method_not_allowed(c, "DELETE");
 			return;
 		}
 		if (builds_cache_purge(b, app->name, &err) < 0)
@@ -106,12 +100,12 @@ void api_route_builds(struct conn *c, struct state_app *app, const char *id, con
 			json_t *j = builds_list(b, app->name, &err);
 			answer(c, 200, j, &err);
 		} else {
-			not_allowed(c, "GET, POST");
+			api_method_not_allowed(c, "GET, POST");
 		}
 		return;
 	}
 	if (c->method != H1_METHOD_GET) {
-		not_allowed(c, "GET");
+		api_method_not_allowed(c, "GET");
 		return;
 	}
 	if (!sub) {

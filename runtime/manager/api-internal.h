@@ -18,6 +18,8 @@
 
 #define API_HEADERS_MAX 100
 
+struct pg_op;
+
 enum conn_state {
 	CONN_HEAD = 0, /* reading a request head */
 	CONN_BODY,     /* reading its body */
@@ -75,6 +77,7 @@ struct conn {
 	bool dispatching; /* inside api_dispatch: a job done at once answers there */
 	int rollback_to;  /* 0: a deploy of slug_id */
 	char slug_id[STATE_SLUG_ID_LEN + 1];
+	struct pg_op *pg_op;   /* CONN_WAITING on an add-on operation */
 };
 
 struct api {
@@ -88,6 +91,7 @@ struct api {
 	struct lgi *logs; /* NULL: log-stream answers 501 */
 	struct builds *builds;
 	struct lstreams *streams;
+	struct pg *pg; /* NULL: the add-on endpoints answer 501 */
 };
 
 /* Closes c without an answer: its request was handed over with a copy of
@@ -138,6 +142,17 @@ void api_route_run(struct conn *c, struct state_app *app);
  * returns true. Reads and deletes are never refused. */
 bool api_refuse_on_full_disk(struct conn *c);
 
+/* The request's body as a JSON object, or NULL (answered: 400). New
+ * reference. */
+json_t *api_body_object(struct conn *c);
+
+/* Answers 405 naming the allowed methods. */
+void api_method_not_allowed(struct conn *c, const char *allowed);
+
+/* /apps/{app}/addons/...: seg the n path segments after "addons"
+ * (api-addons.c). */
+void api_route_addons(struct conn *c, struct state_app *app, const char *const *seg, size_t n);
+
 /* Answers c's request, whose head and body are complete (c->method,
  * c->path, c->body or c->body_fd): finds its endpoint and queues the
  * response. */
@@ -146,9 +161,6 @@ void api_dispatch(struct conn *c);
 /* Answers err (taken) as api-routes.c does: its kind's status, an
  * internal error's errno text only. */
 void api_respond_dy_error(struct conn *c, struct dy_error **err);
-
-/* The JSON object body, or NULL answered (400). */
-json_t *api_body_object(struct conn *c);
 
 /* /apps/{app}/builds[/{id}[/output]], /buildpack-installations,
  * /build-cache (api-builds.c; docs/api.md, "Builds"). */

@@ -10,6 +10,7 @@
 
 #include "common/cleanup.h"
 #include "common/log.h"
+#include "runtime/manager/addon-pg.h"
 #include "runtime/manager/api-internal.h"
 #include "runtime/manager/log-intake.h"
 #include "runtime/manager/log-stream.h"
@@ -90,7 +91,7 @@ void api_path_app(const struct conn *c, char name[STATE_APP_NAME_MAX + 1])
 
 /* ---- routes ---- */
 
-#define MAX_SEGS 6
+#define MAX_SEGS 8
 
 struct route {
 	const char *seg[MAX_SEGS];
@@ -148,6 +149,16 @@ static void method_not_allowed(struct conn *c, const char *allowed)
 {
 	api_respond_error(c, DY_E_NOT_ALLOWED, "method %s is not allowed on %s (allowed: %s)",
 	                  h1_method_str(c->method), c->path, allowed);
+}
+
+json_t *api_body_object(struct conn *c)
+{
+	return body_object(c);
+}
+
+void api_method_not_allowed(struct conn *c, const char *allowed)
+{
+	method_not_allowed(c, allowed);
 }
 
 static void route_apps(struct conn *c)
@@ -224,7 +235,8 @@ static void route_app(struct conn *c, struct state_app *app)
 		return;
 	}
 	dy_log("api", "destroyed app %s", name);
-	lgi_forget(a->logs, name); /* its sink; its log went with its directory */
+	pg_app_destroyed(a->pg, name); /* its databases and roles go */
+	lgi_forget(a->logs, name);     /* its sink; its log went with its directory */
 	api_respond_json(c, 200, j);
 }
 
@@ -807,8 +819,9 @@ void api_dispatch(struct conn *c)
 		api_route_builds(c, app, r.nseg > 3 ? r.seg[3] : NULL, r.nseg > 4 ? r.seg[4] : NULL);
 	else if (strcmp(sub, "domains") == 0 && r.nseg <= 4)
 		route_domains(c, app, r.nseg == 4 ? r.seg[3] : NULL);
-	else if (strcmp(sub, "dynos") == 0 || strcmp(sub, "log-stream") == 0 ||
-	         strcmp(sub, "addons") == 0)
+	else if (strcmp(sub, "addons") == 0)
+		api_route_addons(c, app, r.seg + 3, r.nseg - 3);
+	else if (strcmp(sub, "dynos") == 0 || strcmp(sub, "log-stream") == 0)
 		api_respond_error(c, DY_E_UNSUPPORTED, "%s is not implemented by this dynod",
 		                  c->path);
 	else
@@ -818,9 +831,4 @@ void api_dispatch(struct conn *c)
 void api_respond_dy_error(struct conn *c, struct dy_error **err)
 {
 	respond_mgr_error(c, err);
-}
-
-json_t *api_body_object(struct conn *c)
-{
-	return body_object(c);
 }

@@ -20,6 +20,7 @@
 #include "common/http1.h"
 #include "common/macro.h"
 #include "common/log.h"
+#include "runtime/manager/addon-pg.h"
 #include "runtime/manager/api-internal.h"
 #include "runtime/manager/builds.h"
 #include "slugs/slug-disk.h"
@@ -55,6 +56,8 @@ static void conn_close(struct conn *c)
 {
 	mgr_job_detach(c->job);
 	c->job = NULL;
+	pg_op_detach(c->pg_op);
+	c->pg_op = NULL;
 	if (c->saving_active) {
 		state_wait_cancel(&c->saving);
 		c->saving_active = false;
@@ -696,6 +699,11 @@ void api_set_logs(struct api *a, struct lgi *logs, struct lstreams *streams)
 {
 	a->logs = logs;
 	a->streams = streams;
+}
+
+void api_set_pg(struct api *a, struct pg *pg)
+{
+	a->pg = pg;
 }
 
 void api_conn_handed_off(struct conn *c)

@@ -39,6 +39,12 @@ struct lstreams;
  * (both borrowed; runtime/manager/log-stream.h). Without it: 501. */
 void api_set_logs(struct api *a, struct lgi *logs, struct lstreams *streams);
 
+struct pg;
+
+/* The add-on endpoints answer through pg (borrowed; addon-pg.h). Without
+ * it: 501. */
+void api_set_pg(struct api *a, struct pg *pg);
+
 /* Closes every connection and the listening socket, and removes the
  * socket file. Accepts NULL. */
 void api_free(struct api *a);

@@ -48,12 +48,12 @@ json_t *dr_render(const char *boot_id, const struct dr_entry *v, size_t n)
 		char addr[INET_ADDRSTRLEN] = "";
 		inet_ntop(AF_INET, &e->addr, addr, sizeof(addr));
 		json_t *o = json_pack(
-		    "{s:s, s:s, s:s, s:s, s:i, s:I, s:i, s:s, s:s, s:s, s:i, s:s, s:s, s:s, s:b}",
+		    "{s:s, s:s, s:s, s:s, s:i, s:I, s:i, s:s, s:s, s:s, s:i, s:s, s:s, s:s, s:b, s:b}",
 		    "app", e->app, "name", e->name, "type", e->type, "id", e->id, "pid",
 		    (int)e->pid, "start_time", (json_int_t)e->start_time, "release", e->version,
 		    "size", e->size, "command", e->command ? e->command : "", "addr", addr, "port",
 		    (int)e->port, "veth", e->veth, "created_at", e->created_at, "state",
-		    e->up ? "up" : "starting", "stopping", e->stopping);
+		    e->up ? "up" : "starting", "stopping", e->stopping, "oneoff", e->oneoff);
 		if (!o || json_array_append_new(list, o) < 0) {
 			json_decref(list);
 			return NULL;
@@ -116,6 +116,11 @@ static int parse_entry(json_t *o, struct dr_entry *e, const char *name, size_t i
 		return dy_error(err, "%s: dynos[%zu]: command: expected a string", name, i);
 	if (!json_is_boolean(stopping))
 		return dy_error(err, "%s: dynos[%zu]: stopping: expected true or false", name, i);
+	/* a record written before one-offs were kept has none */
+	json_t *oneoff = json_object_get(o, "oneoff");
+	if (oneoff && !json_is_boolean(oneoff))
+		return dy_error(err, "%s: dynos[%zu]: oneoff: expected true or false", name, i);
+	e->oneoff = json_is_true(oneoff);
 	if (strcmp(state, "up") != 0 && strcmp(state, "starting") != 0)
 		return dy_error(err,
 		                "%s: dynos[%zu]: state: \"%s\", expected \"up\" or \"starting\"",

@@ -63,6 +63,7 @@ struct dr_entry {
 	char created_at[STATE_TIME_LEN + 1];
 	bool up;       /* "up", else "starting" */
 	bool stopping; /* SIGTERM sent: its exit is not a crash */
+	bool oneoff;   /* a run.N: never restarted ("oneoff", absent: false) */
 };
 
 struct dr_record {

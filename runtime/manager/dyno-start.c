@@ -355,6 +355,9 @@ void sup_dyno_start(struct sup_dyno *d)
 	    .subnet = s->cfg->network.subnet,
 	    .subnet_prefix = s->cfg->network.subnet_prefix,
 	    .egress = s->cfg->network.egress,
+	    /* an app with an add-on reaches its database on the gateway */
+	    .gateway_ports = app->addons ? &s->pg_port : NULL,
+	    .n_gateway_ports = app->addons ? 1 : 0,
 	    .init_path = w->init_path,
 	    .log_sink = w->log_sink,
 	    .attach = d->attach_fd >= 0,

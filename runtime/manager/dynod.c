@@ -20,6 +20,8 @@
 #include "common/log.h"
 #include "common/loop.h"
 #include "common/work.h"
+#include "runtime/launcher/net.h"
+#include "runtime/manager/addon-pg.h"
 #include "runtime/manager/api.h"
 #include "runtime/manager/log-intake.h"
 #include "runtime/manager/log-stream.h"
@@ -103,6 +105,7 @@ static int run(const char *config_path)
 	struct state_writer *writer = NULL;
 	struct work_pool *pool = NULL;
 	struct rkeep *router = NULL;
+	struct pg *pg = NULL;
 	struct lgi *logs = NULL;
 	struct lstreams *streams = NULL;
 	struct loop_signal sig;
@@ -132,6 +135,16 @@ static int run(const char *config_path)
 	}
 	if (repos_dir(cfg, &err) < 0)
 		goto out;
+	/* what a killed dynod left mid-write: dynos.json's, routes.json's,
+	 * an app file's temporary files */
+	int stale = dy_remove_stale_tmp(cfg->state_dir);
+	for (size_t i = 0; i < st->napps; i++) {
+		_cleanup_free_ char *adir = NULL;
+		if (asprintf(&adir, "%s/apps/%s", cfg->state_dir, st->apps[i]->name) >= 0)
+			stale += dy_remove_stale_tmp(adir);
+	}
+	if (stale > 0)
+		dy_log("dynod", "removed %d temporary files of interrupted writes", stale);
 	int swept = slug_store_sweep(cfg->state_dir);
 	if (swept > 0)
 		dy_log("dynod", "removed %d leftovers of interrupted uploads and unpacks", swept);
@@ -142,6 +155,10 @@ static int run(const char *config_path)
 	const char *no_launcher = getenv("DYNOD_NO_LAUNCHER");
 	if (!no_launcher || strcmp(no_launcher, "1") != 0) {
 		if (sup_new(loop, cfg, cfg->cgroup_parent, &sup, &err) < 0)
+			goto out;
+		/* the gateway address exists before any dyno: the add-on
+		 * database binds it (docs/isolation.md, "Network") */
+		if (net_gateway_setup(cfg->network.subnet, cfg->network.subnet_prefix, &err) < 0)
 			goto out;
 	}
 	if (mgr_new(cfg, st, sup ? sup_ops(sup) : NULL, &m, &err) < 0)
@@ -180,6 +197,13 @@ static int run(const char *config_path)
 	if (api_new(loop, m, cfg, &api, &err) < 0)
 		goto out;
 	api_set_logs(api, logs, streams);
+	/* the PostgreSQL add-on (needs the gateway: with the launcher only);
+	 * a running server is re-adopted */
+	if (sup) {
+		if (pg_new(loop, cfg, m, pool, &pg, &err) < 0)
+			goto out;
+		api_set_pg(api, pg);
+	}
 	if (sup) {
 		/* a release phase or rollout the last dynod left unfinished
 		 * failed: its dynos are replaced by the current release's */
@@ -200,6 +224,9 @@ static int run(const char *config_path)
 		if (loop_run(loop, &err) < 0)
 			goto out;
 	}
+	/* and the add-on database, fast (an upgrade, a crash leave it) */
+	if (signals_seen == 1 && !leaving)
+		pg_stop(pg);
 	status = 0;
 out:
 	if (err) {
@@ -210,7 +237,9 @@ out:
 	 * releases; running unpacks stop early */
 	if (m)
 		mgr_stop_work(m);
+	pg_stop_work(pg);
 	work_pool_free(pool);
+	pg_free(pg); /* a server still running is the next dynod's */
 	api_free(api);
 	lstreams_free(streams);
 	/* still running here (an error, a second signal): it goes on serving,

@@ -679,6 +679,12 @@ static uint64_t config_size(json_t *cfg)
 int mgr_config_update(struct mgr *m, const char *name, json_t *changes, struct state_release **ret,
                       struct dy_error **err)
 {
+	return mgr_config_update_as(m, name, changes, NULL, ret, err);
+}
+
+int mgr_config_update_as(struct mgr *m, const char *name, json_t *changes, const char *as,
+                         struct state_release **ret, struct dy_error **err)
+{
 	struct state_app *app;
 	if (mgr_app_get(m, name, &app, err) < 0)
 		return -1;
@@ -744,6 +750,8 @@ int mgr_config_update(struct mgr *m, const char *name, json_t *changes, struct s
 	}
 	size_t len = strlen(desc);
 	snprintf(desc + len, sizeof(desc) - len, " config vars");
+	if (as)
+		snprintf(desc, sizeof(desc), "%s", as);
 
 	/* on the newest release, a pending one included: a change made
 	 * during a rollout is never lost */

@@ -274,6 +274,11 @@ json_t *mgr_config_vars(const struct state_app *app);
 int mgr_config_update(struct mgr *m, const char *name, json_t *changes, struct state_release **ret,
                       struct dy_error **err);
 
+/* As mgr_config_update(), the release described as desc (NULL: as
+ * mgr_config_update() does): "Attach DATABASE (@ref:postgresql-...)". */
+int mgr_config_update_as(struct mgr *m, const char *name, json_t *changes, const char *desc,
+                         struct state_release **ret, struct dy_error **err);
+
 struct mgr_formation_update {
 	const char *type;
 	int quantity;     /* -1: unchanged */

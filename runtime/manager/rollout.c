@@ -19,8 +19,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <arpa/inet.h>
+
 #include "common/log.h"
 #include "runtime/manager/manager.h"
+#include "runtime/manager/routes-writer.h"
 #include "runtime/manager/supervisor-internal.h"
 
 struct sup_rollout {
@@ -313,4 +316,78 @@ void sup_rollouts_free(struct sup *s)
 	loop_timer_stop(s->loop, &s->rollout_timer);
 	while (s->rollouts)
 		unlink_rollout(s, s->rollouts);
+}
+
+/* ---- drains ---- */
+
+/* "10.213.0.5:5000": d's address as the router names the backend. */
+static void backend_addr(const struct sup_dyno *d, char *buf, size_t size)
+{
+	char ip[INET_ADDRSTRLEN] = "";
+	inet_ntop(AF_INET, &d->ld->addr, ip, sizeof(ip));
+	snprintf(buf, size, "%s:%u", ip, (unsigned)d->port);
+}
+
+static bool any_draining(const struct sup *s)
+{
+	for (const struct sup_dyno *d = s->dynos; d; d = d->next)
+		if (loop_timer_active(&d->drain_timer))
+			return true;
+	return false;
+}
+
+/* dw_done_fn: the router's gauges; each draining dyno of which no request
+ * is in flight any more stops now, not at the end of its drain. */
+void sup_on_drains(void *ctx, const struct dw_metrics *m)
+{
+	struct sup *s = ctx;
+	for (struct sup_dyno *d = s->dynos; m && d; d = d->next) {
+		if (!loop_timer_active(&d->drain_timer) || !d->ld)
+			continue;
+		char addr[INET_ADDRSTRLEN + 8];
+		backend_addr(d, addr, sizeof(addr));
+		if (!dw_drained(m, addr, d->drain_version))
+			continue;
+		loop_timer_stop(s->loop, &d->drain_timer);
+		dy_log_app(d->app, d->name, "Drained: no request in flight");
+		sup_send_sigterm(d);
+	}
+	if (any_draining(s))
+		loop_timer_start(s->loop, &s->drain_poll, SUP_DRAIN_POLL_USEC, NULL);
+}
+
+void sup_on_drain_poll(struct loop *loop, struct loop_timer *t)
+{
+	(void)loop;
+	struct sup *s = loop_container_of(t, struct sup, drain_poll);
+	if (s->drains && any_draining(s))
+		dw_ask(s->drains);
+}
+
+void sup_on_drain_timer(struct loop *loop, struct loop_timer *t)
+{
+	(void)loop;
+	struct sup_dyno *d = loop_container_of(t, struct sup_dyno, drain_timer);
+	if (d->ld && d->lc.stopping)
+		sup_send_sigterm(d);
+}
+
+void sup_dyno_drain(struct sup_dyno *d)
+{
+	struct sup *s = d->sup;
+	uint64_t drain = s->cfg->dyno.timeouts.drain;
+	if (d->lc.stopping || d->removed || !d->ld || d->lc.state != LC_UP || drain == 0) {
+		sup_dyno_stop(d);
+		return;
+	}
+	lc_stop(&d->lc, true);
+	/* the next write of routes.json marks it draining: the router must
+	 * run that one before its in-flight count means anything */
+	d->drain_version = (long long)rw_version(s->routes) + 1;
+	sup_routes_changed(s); /* draining: no new requests */
+	if (!loop_timer_active(&s->drain_poll))
+		loop_timer_start(s->loop, &s->drain_poll, SUP_DRAIN_POLL_USEC, NULL);
+	dy_log_app(d->app, d->name, "Draining: no new requests, stopping in %llu ms",
+	           (unsigned long long)(drain / 1000));
+	loop_timer_start(s->loop, &d->drain_timer, drain, NULL);
 }

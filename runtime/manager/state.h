@@ -89,6 +89,8 @@ struct state_app {
 	char **domains; /* custom hostnames, lower case, each owned */
 	size_t ndomains;
 	bool maintenance; /* the router answers H80 */
+	unsigned addons;  /* add-ons attached (addon-pg.c; not in app.json): its
+	                   * dynos reach the database port on the gateway */
 };
 
 struct state {

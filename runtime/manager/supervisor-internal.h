@@ -10,6 +10,7 @@
 #include "common/work.h"
 #include "runtime/launcher/launch.h"
 #include "runtime/manager/boot.h"
+#include "runtime/manager/drain-watch.h"
 #include "runtime/manager/dyno-record.h"
 #include "runtime/manager/lifecycle.h"
 #include "runtime/manager/memory-watch.h"
@@ -21,6 +22,7 @@
 #define SUP_WEB_PORT     5000
 #define SUP_NAME_MAX     48
 #define SUP_WHY_MAX      160
+#define SUP_DRAIN_POLL_USEC (200ULL * 1000)
 
 struct sup_dyno {
 	struct sup *sup;
@@ -62,6 +64,7 @@ struct sup_dyno {
 	bool fresh;
 	bool replaced;
 	struct loop_timer drain_timer; /* draining: SIGTERM when it runs out */
+	long long drain_version;       /* the routes.json that marks it draining */
 	/* why it last crashed ("Error R10 (Boot timeout)", "Process exited
 	 * with status 3"): an aborted rollout names it */
 	char why[SUP_WHY_MAX];
@@ -98,6 +101,7 @@ struct sup {
 	struct rw_writer *routes;
 	struct dr_writer *record; /* dynos.json: what a next dynod re-adopts */
 	char boot_id[DR_BOOT_ID_LEN + 1];
+	uint16_t pg_port; /* addons.postgresql.port: open to dynos of apps with add-ons */
 	bool leaving;                   /* SIGQUIT: every dyno is left running */
 	struct loop_timer mem_timer;    /* the memory watch of every dyno */
 	struct loop_timer sweep_timer;  /* runs while sweeps_due */
@@ -113,6 +117,7 @@ struct sup {
 	 * off the loop; nstarting of them are in flight */
 	struct work_pool *starts;
 	unsigned nstarting;
+	unsigned ncleaning; /* clean-ups queued on the same thread */
 	bool freeing;     /* sup_free(): a start's done only hands over its dyno */
 	unsigned batch;   /* > 0: routes.json is written when it drops to 0 */
 	char *init_path;  /* dyno-init, NULL: the launcher's default */
@@ -123,6 +128,8 @@ struct sup {
 	char id_prefix[16];
 	int parent_lock; /* flock on the cgroup parent: one dynod owns it */
 	struct sup_rollout *rollouts;   /* rollout.c: one per app at most */
+	struct dw_watch *drains;        /* asks the router whether drains are done */
+	struct loop_timer drain_poll;   /* while dynos drain: every SUP_DRAIN_POLL_USEC */
 	struct loop_timer rollout_timer; /* decides them after the events */
 };
 
@@ -153,9 +160,21 @@ bool sup_rolling(const struct sup *s, const char *app);
 void sup_rollout_init(struct sup *s);
 void sup_rollouts_free(struct sup *s);
 
-/* Drains d (an up web dyno replaced by a rollout): no new requests for
- * dyno.timeouts.drain, then stopped as sup_dyno_stop() does. */
+/* Drains d (an up web dyno replaced by a rollout): no new requests until
+ * the router has none of it in flight, at most dyno.timeouts.drain, then
+ * stopped as sup_dyno_stop() does (rollout.c). */
 void sup_dyno_drain(struct sup_dyno *d);
+
+/* routes.json says what changed (batched while a reconcile runs). */
+void sup_routes_changed(struct sup *s);
+
+/* SIGTERM to d's process and the stop timer (its grace). */
+void sup_send_sigterm(struct sup_dyno *d);
+
+/* The drains' timers and the router's answer (rollout.c). */
+void sup_on_drain_timer(struct loop *loop, struct loop_timer *t);
+void sup_on_drain_poll(struct loop *loop, struct loop_timer *t);
+void sup_on_drains(void *ctx, const struct dw_metrics *m);
 
 /* Stops d: SIGTERM to its init, the stop timer (R12 when the grace runs
  * out); a dyno not running yet is dropped. */

@@ -35,7 +35,6 @@
 #include "slugs/slug-store.h"
 
 static void routes_changed(struct sup *s);
-static void on_drain_timer(struct loop *loop, struct loop_timer *t);
 
 /* Many changes, one routes.json write (a reconcile of 100 dynos). */
 static void batch_begin(struct sup *s)
@@ -127,6 +126,38 @@ void sup_sweep_soon(struct sup *s)
 		loop_timer_start(s->loop, &s->sweep_timer, SUP_CHECK_USEC, NULL);
 }
 
+/* A dyno's clean-up (cgroup, veth, rules: netlink and cgroup file system
+ * calls) on the start thread, off the loop, after the starts queued before
+ * it: a restart's new process is set up after the old one is gone. */
+struct sup_cleanup {
+	struct work work;
+	struct sup *sup;
+	struct launch_dyno *ld;
+	struct dy_error *err;
+};
+
+static void cleanup_run(struct work *w)
+{
+	struct sup_cleanup *c = loop_container_of(w, struct sup_cleanup, work);
+	launch_cleanup(c->ld, &c->err);
+}
+
+static void cleanup_done(struct work *w)
+{
+	struct sup_cleanup *c = loop_container_of(w, struct sup_cleanup, work);
+	struct sup *s = c->sup;
+	s->ncleaning--;
+	if (c->err) {
+		/* what is left (a cgroup still busy) is retried by a sweep */
+		dy_log(c->ld->id, "clean-up: %s", dy_error_msg(c->err));
+		dy_error_free(&c->err);
+		if (!s->freeing)
+			sup_sweep_soon(s);
+	}
+	launch_free(c->ld);
+	free(c);
+}
+
 /* Forgets the process of d: watchers, boot probe, timers of the process,
  * cgroup, veth, rules. */
 static void release_process(struct sup_dyno *d)
@@ -140,9 +171,17 @@ static void release_process(struct sup_dyno *d)
 	loop_timer_stop(s->loop, &d->drain_timer);
 	if (!d->ld)
 		return;
+	struct sup_cleanup *c = s->starts && !s->freeing ? calloc(1, sizeof(*c)) : NULL;
+	if (c) {
+		c->sup = s;
+		c->ld = TAKE_PTR(d->ld);
+		s->ncleaning++;
+		work_submit(s->starts, &c->work, cleanup_run, cleanup_done);
+		return;
+	}
+	/* dynod going away (or no memory): at once */
 	struct dy_error *e = NULL;
 	if (launch_cleanup(d->ld, &e) < 0) {
-		/* what is left (a cgroup still busy) is retried by a sweep */
 		dy_log(d->name, "clean-up: %s", dy_error_msg(e));
 		dy_error_free(&e);
 		sup_sweep_soon(s);
@@ -380,7 +419,7 @@ struct sup_dyno *sup_dyno_new(struct sup *s, const char *app, const char *type, 
 	loop_timer_init(&d->start_timer, on_start_timer);
 	loop_timer_init(&d->boot_timer, on_boot_timer);
 	loop_timer_init(&d->stop_timer, on_stop_timer);
-	loop_timer_init(&d->drain_timer, on_drain_timer);
+	loop_timer_init(&d->drain_timer, sup_on_drain_timer);
 	loop_defer_init(&d->reap, dyno_reap);
 	loop_io_init(&d->exit_io, -1, on_exit_io);
 	loop_io_init(&d->oom_io, -1, on_oom_io);
@@ -393,7 +432,7 @@ struct sup_dyno *sup_dyno_new(struct sup *s, const char *app, const char *type, 
 }
 
 /* SIGTERM to d's process; SIGKILL after the grace (the stop timer). */
-static void send_sigterm(struct sup_dyno *d)
+void sup_send_sigterm(struct sup_dyno *d)
 {
 	struct sup *s = d->sup;
 	dy_log_app(d->app, d->name, "Stopping all processes with SIGTERM");
@@ -404,29 +443,6 @@ static void send_sigterm(struct sup_dyno *d)
 	loop_timer_start(s->loop, &d->stop_timer, s->cfg->dyno.timeouts.stop, NULL);
 }
 
-static void on_drain_timer(struct loop *loop, struct loop_timer *t)
-{
-	(void)loop;
-	struct sup_dyno *d = loop_container_of(t, struct sup_dyno, drain_timer);
-	if (d->ld && d->lc.stopping)
-		send_sigterm(d);
-}
-
-void sup_dyno_drain(struct sup_dyno *d)
-{
-	struct sup *s = d->sup;
-	uint64_t drain = s->cfg->dyno.timeouts.drain;
-	if (d->lc.stopping || d->removed || !d->ld || d->lc.state != LC_UP || drain == 0) {
-		sup_dyno_stop(d);
-		return;
-	}
-	lc_stop(&d->lc, true);
-	routes_changed(s); /* draining: no new requests */
-	dy_log_app(d->app, d->name, "Draining: no new requests, stopping in %llu ms",
-	           (unsigned long long)(drain / 1000));
-	loop_timer_start(s->loop, &d->drain_timer, drain, NULL);
-}
-
 /* Stops d without waiting: SIGTERM now, SIGKILL after the grace. */
 void sup_dyno_stop(struct sup_dyno *d)
 {
@@ -434,7 +450,7 @@ void sup_dyno_stop(struct sup_dyno *d)
 	if (d->lc.stopping && loop_timer_active(&d->drain_timer)) {
 		/* draining, and now stopped for good (a shutdown, ps:stop) */
 		loop_timer_stop(s->loop, &d->drain_timer);
-		send_sigterm(d);
+		sup_send_sigterm(d);
 		return;
 	}
 	if (d->lc.stopping || d->removed)
@@ -455,7 +471,7 @@ void sup_dyno_stop(struct sup_dyno *d)
 	}
 	if (!d->ld)
 		return; /* starting: stopped when its start is done */
-	send_sigterm(d);
+	sup_send_sigterm(d);
 }
 
 /* manager_ops.apply_formation: dynos of type.N for rel, all others
@@ -606,9 +622,10 @@ static void on_sweep_timer(struct loop *loop, struct loop_timer *t)
 	struct sup *s = loop_container_of(t, struct sup, sweep_timer);
 	if (s->sweeps_due == 0)
 		return;
-	if (s->nstarting > 0) {
+	if (s->nstarting > 0 || s->ncleaning > 0) {
 		/* a dyno being started has an empty cgroup for a moment: a
-		 * sweep now could take it (launch.h, "Threads") */
+		 * sweep now could take it (launch.h, "Threads"); one being
+		 * cleaned up is the start thread's */
 		loop_timer_start(loop, t, SUP_CHECK_USEC, NULL);
 		return;
 	}
@@ -622,9 +639,11 @@ static void on_sweep_timer(struct loop *loop, struct loop_timer *t)
 
 /* The record of running dynos (dyno-record.h) */
 
-/* dr_render_fn: every formation dyno with a process, for the next dynod.
- * One-offs are not recorded: a release phase cut short by a crash is
- * killed and fails, as it did before. */
+/* dr_render_fn: every dyno with a process, for the next dynod: formation
+ * dynos and `dyno run`'s run.N (an attached session goes on: its client
+ * talks to the dyno's init). A release phase is not recorded: cut short
+ * by a crash it is killed and its release fails; nor is a build dyno
+ * (its output's reader was dynod: the build reads failed). */
 static json_t *render_record(void *arg)
 {
 	struct sup *s = arg;
@@ -636,7 +655,8 @@ static json_t *render_record(void *arg)
 		return NULL;
 	size_t k = 0;
 	for (const struct sup_dyno *d = s->dynos; d; d = d->next) {
-		if (d->lc.oneoff || !d->ld || d->ld->exited || d->start_time == 0)
+		if ((d->lc.oneoff && strcmp(d->type, "run") != 0) || !d->ld || d->ld->exited ||
+		    d->start_time == 0)
 			continue;
 		struct dr_entry *e = &v[k++];
 		snprintf(e->app, sizeof(e->app), "%s", d->app);
@@ -654,6 +674,7 @@ static json_t *render_record(void *arg)
 		memcpy(e->created_at, d->created_at, sizeof(e->created_at));
 		e->up = d->lc.state == LC_UP;
 		e->stopping = d->lc.stopping;
+		e->oneoff = d->lc.oneoff;
 	}
 	return dr_render(s->boot_id, v, k);
 }
@@ -739,6 +760,11 @@ static void routing_changed(void *data)
 	routes_changed(data);
 }
 
+void sup_routes_changed(struct sup *s)
+{
+	routes_changed(s);
+}
+
 void sup_shutdown(struct sup *s)
 {
 	s->shutting_down = true;
@@ -784,6 +810,7 @@ int sup_new(struct loop *loop, const struct config *cfg, const char *cgroup_pare
 		return dy_error_errno(err, ENOMEM, "calloc");
 	s->loop = loop;
 	s->cfg = cfg;
+	s->pg_port = (uint16_t)cfg->addons.postgresql.port;
 	s->cgroup_parent = cgroup_parent ? cgroup_parent : "dyno";
 	s->policy = (struct lc_policy){.first = cfg->dyno.cooloff.first,
 	                               .max = cfg->dyno.cooloff.max,
@@ -815,6 +842,7 @@ int sup_new(struct loop *loop, const struct config *cfg, const char *cgroup_pare
 	}
 	loop_timer_init(&s->sweep_timer, on_sweep_timer);
 	loop_timer_init(&s->routes_timer, on_routes_timer);
+	loop_timer_init(&s->drain_poll, sup_on_drain_poll);
 	sup_rollout_init(s);
 	loop_timer_init(&s->mem_timer, on_mem_timer);
 	dr_boot_id(s->boot_id);
@@ -822,6 +850,13 @@ int sup_new(struct loop *loop, const struct config *cfg, const char *cgroup_pare
 	 * it they run inline, as before */
 	if (work_pool_new(loop, 1, &s->starts, NULL) < 0)
 		s->starts = NULL;
+	/* the router's admin listener says when a drain is done; without it
+	 * a drain lasts dyno.timeouts.drain */
+	const struct config_addr *adm = &cfg->router.admin_listen;
+	socklen_t alen = adm->sa.sa.sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+	                                                  : sizeof(struct sockaddr_in);
+	if (dw_new(loop, &adm->sa.sa, alen, sup_on_drains, s, &s->drains) < 0)
+		s->drains = NULL;
 	/* routes.json waits for the manager's state (sup_start_all()): a
 	 * write now would drop every app's routes */
 	batch_begin(s);
@@ -897,6 +932,8 @@ void sup_free(struct sup *s)
 	loop_timer_stop(s->loop, &s->sweep_timer);
 	loop_timer_stop(s->loop, &s->routes_timer);
 	sup_rollouts_free(s);
+	loop_timer_stop(s->loop, &s->drain_poll);
+	dw_free(s->drains);
 	if (s->logs) /* the intake outlives us */
 		lgi_set_exit_fn(s->logs, NULL, NULL);
 	/* the starts in flight end first: their dynos are in the list below,

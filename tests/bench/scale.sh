@@ -7,7 +7,8 @@
 #   RSS:      dynod's VmRSS with 0 dynos and with N up, and per dyno
 #   to 0:     `dyno ps:scale web=0` -> no dyno left
 #   API:      GET /apps answered while the N start (one request every
-#             10 ms from the scale to N up): p50, p99, max
+#             10 ms from the scale to N up), and while they stop (web=0):
+#             p50, p99, max
 # Then dynod is stopped by its PID; no cgroup, veth or dyno process may be
 # left (the script sweeps and fails if it had to).
 # usage: tests/bench/scale.sh [N]   (default 50; root)
@@ -168,10 +169,20 @@ try:
     time.sleep(0.5)
     res["rssn"] = rss_kib(proc.pid)
 
+    lat, stop = [], threading.Event()
+    poller = threading.Thread(target=api_latency, args=(stop, lat), daemon=True)
+    poller.start()
     t0 = time.monotonic()
-    cli("ps:scale", "web=0")
-    wait_for(lambda ds: ds == [], 60, "scale to 0")
-    res["down"] = time.monotonic() - t0
+    try:
+        cli("ps:scale", "web=0")
+        wait_for(lambda ds: ds == [], 60, "scale to 0")
+        res["down"] = time.monotonic() - t0
+    finally:
+        stop.set()
+        poller.join()
+    lat.sort()
+    res["api_down"] = (len(lat), lat[len(lat) // 2],
+                       lat[min(len(lat) - 1, len(lat) * 99 // 100)], lat[-1])
     ok = True
 finally:
     left = stop_dynod(proc, parent, seen_pids)
@@ -190,6 +201,9 @@ print(f"{'ps:scale web=%d -> %d up' % (n, n):<34} {res['up']:>10.2f} s")
 print(f"{'ps:scale web=0 -> 0 dynos':<34} {res['down']:>10.2f} s")
 napi, p50, p99, worst = res["api"]
 print(f"{'GET /apps during the scale (%d)' % napi:<34} p50 {p50 * 1000:.1f} ms, "
+      f"p99 {p99 * 1000:.1f} ms, max {worst * 1000:.1f} ms")
+napi, p50, p99, worst = res["api_down"]
+print(f"{'GET /apps during web=0 (%d)' % napi:<34} p50 {p50 * 1000:.1f} ms, "
       f"p99 {p99 * 1000:.1f} ms, max {worst * 1000:.1f} ms")
 print(f"{'dynod VmRSS at start':<34} {res['rss_start']:>8} KiB")
 print(f"{'dynod VmRSS, 0 dynos':<34} {res['rss0']:>8} KiB")

@@ -401,8 +401,9 @@ def sc_lines(h):
              "printf 'no newline'")
     d.finish()
     d.sink.pump(0.5)
-    return {"lengths": [len(m) for m in d.sink.messages()],
-            "last": d.sink.messages()[-2:]}
+    app = [ln.partition(": ")[2] for ln in d.sink.lines if " app[" in ln]
+    return {"lengths": [len(m) for m in app], "last": app[-2:],
+            "final": d.sink.lines[-1] if d.sink.lines else ""}
 
 
 def sc_hardening(h):

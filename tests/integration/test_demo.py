@@ -7,8 +7,10 @@ The demo runs in a network namespace of its own (its router listens on
 parent of its own (DYNO_DEMO_CGROUP)."""
 import os
 import re
+import shutil
 import signal
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -116,7 +118,10 @@ def stopped_cleanly(demo, leftovers, rc):
     assert "Sanitizer" not in log and "runtime error:" not in log, log[-3000:]
 
 
-def test_demo_serves_stops_on_ctrl_c_and_picks_up_its_state(tmp_path, dyno_bin):
+def test_demo_serves_stops_on_ctrl_c_and_picks_up_its_state(dyno_bin):
+    # a directory only root may enter, as a clone under /root: the add-on's
+    # cluster (run as postgres) works all the same
+    tmp_path = Path(tempfile.mkdtemp(prefix="dydemo-"))
     # not started: only its cgroup parent name, cgroups() and sweep()
     leftovers = Dynod(tmp_path, dyno_bin)
     demo = None
@@ -124,13 +129,14 @@ def test_demo_serves_stops_on_ctrl_c_and_picks_up_its_state(tmp_path, dyno_bin):
         demo = Demo(tmp_path, leftovers.parent)
         out = demo.wait_ready()
         assert f"Creating {APP}... done" in out
-        assert "created v1" in out and "release: no DATABASE_URL, nothing to do" in out
+        assert "attached as DATABASE_URL" in out, out
+        assert "created v2" in out and "release: table visits ready" in out, out
         assert f"http://{APP}.localhost:8080/" in out
         assert f"export DYNO_API={tmp_path}/api.sock DYNO_APP={APP}" in out
         dynos, releases = served_by(demo)
-        assert dynos == {"web.1", "web.2"} and releases == {"v1"}
+        assert dynos == {"web.1", "web.2"} and releases == {"v2"}
         code, body = demo.get("/db")
-        assert code == 200 and f"dyno addons:create postgresql -a {APP}" in body
+        assert code == 200 and "<p id=count>1 visit.</p>" in body, body
         # the app's own lines reach its log
         r = subprocess.run([str(dyno_bin), "logs", "-n", "200", "-a", APP],
                            env=dict(os.environ, DYNO_API=str(tmp_path / "api.sock")),
@@ -143,9 +149,13 @@ def test_demo_serves_stops_on_ctrl_c_and_picks_up_its_state(tmp_path, dyno_bin):
         demo = Demo(tmp_path, leftovers.parent)
         out = demo.wait_ready()
         assert f"{APP} exists" in out and "is deployed already" in out, out
+        assert "has its database" in out, out
         assert "Creating" not in out and "created v" not in out, out
         dynos, releases = served_by(demo)
-        assert dynos == {"web.1", "web.2"} and releases == {"v1"}
+        assert dynos == {"web.1", "web.2"} and releases == {"v2"}
+        # the database kept its rows: the cluster started again with dynod
+        code, body = demo.get("/db")
+        assert code == 200 and "<p id=count>2 visits.</p>" in body, body
         stopped_cleanly(demo, leftovers, demo.ctrl_c())
     finally:
         if demo is not None:
@@ -153,3 +163,4 @@ def test_demo_serves_stops_on_ctrl_c_and_picks_up_its_state(tmp_path, dyno_bin):
         for line in running_under(tmp_path):
             os.kill(int(line.split(":")[0]), signal.SIGKILL)
         leftovers.sweep()
+        shutil.rmtree(tmp_path, ignore_errors=True)

@@ -212,6 +212,9 @@ def test_log_lines_split_and_stderr():
     assert r["lengths"][:3] == [10000, 10000, 5000]
     # two pipes: the order between stdout and stderr is not kept
     assert sorted(r["last"]) == ["no newline", "to-stderr"]
+    # init's own last line: how the app ended (what a next dynod reads)
+    assert r["final"].endswith("]: Process exited with status 0"), r["final"]
+    assert " dyno[" in r["final"], r["final"]
 
 
 def test_init_reaps_orphans():

@@ -109,6 +109,23 @@ def test_push_builds_releases_and_refuses(kept, tmp_path):  # noqa: F811
     assert git(url, "rev-parse", "main").stdout.strip() == sha2
     assert version(d) == "two\n"
 
+    # no Procfile, and binary junk: refused, named; nothing moves
+    git(src, "rm", "-q", "Procfile")
+    (src / "junk.bin").write_bytes(os.urandom(4096) + b"\0" * 100)
+    git(src, "add", "junk.bin")
+    git(src, "commit", "-q", "-m", "no procfile")
+    r = git(src, "push", "dyno", "main", check=False)
+    assert r.returncode != 0 and "remote: dyno: error: slug refused:" in r.stderr, r.stderr
+    assert "Procfile" in r.stderr, r.stderr
+    assert git(url, "rev-parse", "main").stdout.strip() == sha2
+    # bytes that are no git protocol at all, to the forced command's git
+    junk = subprocess.run(["git", "receive-pack", url], input=os.urandom(512),
+                          capture_output=True, timeout=30)
+    assert junk.returncode != 0
+    assert git(url, "rev-parse", "main").stdout.strip() == sha2
+    assert version(d) == "two\n"
+    assert len(json.loads(d.cli("releases", "--json").stdout)) == 2
+
     # another branch: stored, not built
     git(src, "checkout", "-q", "-b", "feature")
     r = git(src, "push", "dyno", "feature")

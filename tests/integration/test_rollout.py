@@ -7,6 +7,8 @@ dynos, and a deploy whose web never boots is aborted: every response is a
 serves on. Run with -s to see the counts."""
 import json
 import os
+import subprocess
+import time
 
 import pytest
 
@@ -97,3 +99,52 @@ def test_a_change_during_a_rollout_builds_on_it(kept, tmp_path):  # noqa: F811
     assert rels[2]["slug"] == rels[1]["slug"]
     assert serving(d) == [("web.1", "up", 3)]
     assert json.loads(d.cli("config", "--json").stdout) == {"FOO": "bar"}
+
+
+SLOW_APP = r'''
+import http.server, os, time
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        if self.path == "/slow":
+            time.sleep(2)
+        body = ("done " + self.path + "\n").encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *a):
+        pass
+http.server.ThreadingHTTPServer(("0.0.0.0", int(os.environ["PORT"])), H).serve_forever()
+'''
+
+
+def test_a_drain_ends_when_its_requests_have(kept, tmp_path):  # noqa: F811
+    """dyno.timeouts.drain 20 s, a request of 2 s in flight on the old dyno
+    during a config:set: it finishes (200), and the old dyno stops once the
+    router has nothing of it in flight, long before the 20 s."""
+    d = kept
+    cfg = json.loads(d.config.read_text())
+    cfg["dyno"]["timeouts"]["drain"] = "20s"
+    d.config.write_text(json.dumps(cfg))
+    d.start()
+    slug = make_app(d, tmp_path, "web: exec python3 app.py\n", files={"app.py": SLOW_APP})
+    assert d.cli("apps:create", "app").returncode == 0
+    assert d.cli("deploy", slug).returncode == 0
+    d.wait(all_up(["web.1"]), what="web.1 up")
+    answers(d, path="/")
+    old = d.dynos()[0]["pid"]
+    slow = subprocess.Popen(["nsenter", f"--net={d.ns}", "curl", "-s", "-w", " %{http_code}",
+                             "-H", "Host: app.localhost", "http://127.0.0.1:8080/slow"],
+                            stdout=subprocess.PIPE, text=True)
+    time.sleep(0.3)  # in flight on the old web.1
+    r = d.cli("config:set", "X=1")
+    assert r.returncode == 0, r.stdout + r.stderr
+    switched = time.monotonic()
+    d.wait(lambda ds: old not in [x["pid"] for x in ds], timeout=15, what="old web.1 gone")
+    gone = time.monotonic() - switched
+    out, _ = slow.communicate(timeout=20)
+    assert out == "done /slow\n 200", out
+    print(f"\nold web.1 gone {gone:.2f} s after the switch (drain 20 s)")
+    assert gone < 8, gone
+    log = d.cli("logs", "--dyno", "web.1").stdout
+    assert "Drained: no request in flight" in log, log

@@ -141,12 +141,12 @@ def deploy_web(d, tmp_path):
     answers(d)
 
 
-def answers(d, timeout=15):
-    """Waits until the app answers 200 through the router."""
+def answers(d, timeout=15, path="/Procfile"):
+    """Waits until the app answers 200 (for path) through the router."""
     end = time.monotonic() + timeout
     last = None
     while time.monotonic() < end:
-        last = d.get()
+        last = d.get(path)
         if last == "200":
             return
         time.sleep(0.1)

@@ -5,15 +5,20 @@ passes stdin, gives the command's exit status (128+N for a signal, 127 for
 a missing command), a pty when the client has a terminal (Ctrl-C reaches
 the app), --detach shows run.N in ps and its output in the log, and the
 API's refusals exit 125."""
+import fcntl
+import json
 import os
 import pty
 import select
+import struct
 import subprocess
+import termios
 import time
 
 import pytest
 
 from test_supervise import Dynod, make_app  # noqa: F401
+from test_router_keeper import kept  # noqa: F401 (the fixture)
 from test_supervise import dynod  # noqa: F401 (the fixture)
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="dynos need root")
@@ -45,6 +50,9 @@ def test_status_stdin_signal_missing(dynod, tmp_path):
     r = run(d, "no-such-command-here")
     assert r.returncode == 127, r.stderr
     assert "not found" in r.stderr
+    r = run(d, "/app/Procfile")  # there, not executable
+    assert r.returncode == 126, r.stderr
+    assert "Permission denied" in r.stderr
     # the words are quoted for sh: one argument with a space and a quote
     r = run(d, "printf", "%s|", "a b", "it's")
     assert (r.returncode, r.stdout) == (0, "a b|it's|"), r.stderr
@@ -103,6 +111,43 @@ def test_pty_tty_and_ctrl_c(dynod, tmp_path):
     assert code == 130, out
 
 
+def test_pty_size_and_sigwinch(dynod, tmp_path):
+    """The client's terminal size reaches the dyno's pty, at the start and
+    when it changes (SIGWINCH to the client, its new size to the dyno)."""
+    d = deployed(dynod, tmp_path)
+    env = dict(os.environ, DYNO_API=d.sock, DYNO_APP="app")
+    pid, fd = pty.fork()
+    if pid == 0:
+        fcntl.ioctl(0, termios.TIOCSWINSZ, struct.pack("HHHH", 33, 101, 0, 0))
+        os.execve(str(d.dyno_bin), [str(d.dyno_bin), "run", "--", "sh", "-c",
+                                    "stty size; trap 'stty size; exit 0' WINCH; echo ready; "
+                                    "while :; do sleep 0.1; done"], env)
+    out, resized = b"", False
+    end = time.monotonic() + 20
+    try:
+        while time.monotonic() < end:
+            if not resized and b"ready" in out:
+                fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", 44, 120, 0, 0))
+                resized = True
+            r, _, _ = select.select([fd], [], [], 0.2)
+            chunk = b""
+            if r:
+                try:
+                    chunk = os.read(fd, 4096)
+                except OSError:
+                    pass
+                out += chunk
+            if r and not chunk:
+                break
+        _, st = os.waitpid(pid, 0)
+    finally:
+        os.close(fd)
+    text = out.decode(errors="replace")
+    assert os.waitstatus_to_exitcode(st) == 0, text
+    assert "33 101" in text and "44 120" in text, text
+    assert text.index("33 101") < text.index("44 120")
+
+
 def test_detach_ps_and_logs(dynod, tmp_path):
     d = deployed(dynod, tmp_path)
     r = run(d, "--detach", "--", "sh", "-c", "echo detached-hello; sleep 30")
@@ -120,3 +165,43 @@ def test_detach_ps_and_logs(dynod, tmp_path):
     else:
         pytest.fail(r.stdout)
     assert d.cli("ps:stop", "run.1").returncode == 0
+
+
+def test_runs_outlive_a_dynod_restart(kept, tmp_path):  # noqa: F811
+    """kill -9 of dynod: a detached run.N and an attached session go on
+    (re-adopted: dynos.json records run.N), and the next run gets the next
+    number."""
+    d = kept.start()
+    deployed(d, tmp_path)
+    r = run(d, "--detach", "--", "sleep", "60")
+    assert r.returncode == 0 and r.stdout.endswith("up, run.1\n"), r.stdout
+    env = dict(os.environ, DYNO_API=d.sock, DYNO_APP="app")
+    attached = subprocess.Popen([str(d.dyno_bin), "run", "--", "sh", "-c",
+                                 "echo ready; read line; echo got:$line; exit 4"],
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, env=env)
+    assert attached.stdout.readline() == b"ready\n"
+    pids = {x["name"]: x["pid"] for x in d.dynos()}
+    assert set(pids) >= {"run.1", "run.2"}, pids
+    # recorded (the record's writer coalesces changes): then the crash
+    end = time.monotonic() + 5
+    while time.monotonic() < end:
+        try:
+            rec = json.loads((d.state / "dynos.json").read_text())
+            if {x["name"] for x in rec["dynos"] if x.get("oneoff")} == {"run.1", "run.2"}:
+                break
+        except (OSError, ValueError):
+            pass
+        time.sleep(0.05)
+    d.kill9()
+    d.start()
+    d.wait(lambda ds: {x["name"]: x["pid"] for x in ds if x["type"] == "run"} ==
+           {"run.1": pids["run.1"], "run.2": pids["run.2"]}, what="runs re-adopted")
+    # the session never noticed
+    out, err = attached.communicate(b"hello\n", timeout=20)
+    assert attached.returncode == 4, (out, err)
+    assert out == b"got:hello\n", out
+    d.wait(lambda ds: "run.2" not in {x["name"] for x in ds}, what="run.2 complete")
+    r = run(d, "--detach", "--", "sleep", "1")
+    assert r.stdout.endswith("up, run.3\n"), r.stdout
+    assert "re-adopted pid %d" % pids["run.1"] in d.log.read_text()

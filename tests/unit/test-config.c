@@ -130,6 +130,8 @@ static void assert_defaults(const struct config *cfg)
 	assert_int_equal(cfg->addons.postgresql.mode, CONFIG_PG_EMBEDDED);
 	assert_string_equal(config_pg_mode_str(cfg->addons.postgresql.mode), "embedded");
 	assert_null(cfg->addons.postgresql.url);
+	assert_int_equal(cfg->addons.postgresql.port, 5433);
+	assert_int_equal(cfg->addons.postgresql.connections_per_database, 20);
 	assert_ptr_equal(config_size_find(cfg, "standard-2x"), &cfg->sizes.size[1]);
 	assert_null(config_size_find(cfg, "nope"));
 }

@@ -83,6 +83,27 @@ static void test_write_atomic_replaces(void **state)
 	assert_int_equal(count_entries(base), 1); /* no temporary file left */
 }
 
+/* What a killed writer left: its temporary files go, nothing else. */
+static void test_remove_stale_tmp(void **state)
+{
+	static const char *const files[] = {".dynos.json.tmp-a1B2c3", ".app.json.tmp-zzzzzz",
+	                                    "dynos.json", ".hidden", "x.tmp-abcdef"};
+	char path[256];
+	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+		snprintf(path, sizeof(path), "%s/%s", base, files[i]);
+		FILE *f = fopen(path, "w");
+		assert_non_null(f);
+		fclose(f);
+	}
+	snprintf(path, sizeof(path), "%s/.dir.tmp-qwerty", base);
+	assert_int_equal(mkdir(path, 0700), 0); /* not a file of ours */
+	assert_int_equal(dy_remove_stale_tmp(base), 2);
+	assert_int_equal(count_entries(base), 4);
+	snprintf(path, sizeof(path), "%s/dynos.json", base);
+	assert_int_equal(access(path, F_OK), 0);
+	assert_int_equal(dy_remove_stale_tmp("/nonexistent-dyno-dir"), 0);
+}
+
 static void test_write_atomic_error_names_path(void **state)
 {
 	char path[128];
@@ -123,6 +144,7 @@ int main(void)
 	    cmocka_unit_test(test_write_all),
 	    cmocka_unit_test_setup_teardown(test_mkdir_p, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_write_atomic_replaces, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_remove_stale_tmp, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_write_atomic_error_names_path, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
