@@ -58,6 +58,20 @@ extern const struct cli_verb cli_verb_apps_destroy;
 extern const struct cli_verb cli_verb_open;
 extern const struct cli_verb cli_verb_domains;
 extern const struct cli_verb cli_verb_git_remote;
+extern const struct cli_verb cli_verb_builds;
+extern const struct cli_verb cli_verb_builds_output;
+extern const struct cli_verb cli_verb_builds_create;
+extern const struct cli_verb cli_verb_builds_cache_purge;
+extern const struct cli_verb cli_verb_buildpacks;
+extern const struct cli_verb cli_verb_buildpacks_set;
+extern const struct cli_verb cli_verb_buildpacks_add;
+extern const struct cli_verb cli_verb_buildpacks_clear;
+
+#include <stdint.h>
+/* Posts the source tar at fd (size bytes, app/ prefix) as a build of app
+ * (commit: the pushed commit, or NULL), streams its output, then waits for
+ * its release and rollout. CLI_OK, or CLI_ERROR naming what failed. */
+int cli_build_source(const char *app, int fd, uint64_t size, const char *commit);
 extern const struct cli_verb cli_verb_git_hook;
 extern const struct cli_verb cli_verb_git_receive;
 extern const struct cli_verb cli_verb_domains_add;

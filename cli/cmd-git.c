@@ -161,7 +161,7 @@ const struct cli_verb cli_verb_git_remote = {
  * /builds, then the release's wait. */
 static int build_commit(const char *app, const char *ref, const char *sha)
 {
-	printf("-----> Building %s (%.7s): the tree as it is, with its Procfile\n", ref, sha);
+	printf("-----> Building %s (%.7s)\n", ref, sha);
 	fflush(stdout);
 	const char *tdir = getenv("TMPDIR");
 	_cleanup_free_ char *tmp = NULL;
@@ -177,31 +177,7 @@ static int build_commit(const char *app, const char *ref, const char *sha)
 	struct stat st;
 	if (fstat(fd, &st) < 0 || lseek(fd, 0, SEEK_SET) < 0)
 		return cli_error("%s: %s", tmp, strerror(errno));
-	_cleanup_free_ char *suffix = NULL;
-	if (asprintf(&suffix, "/builds?commit=%s", sha) < 0)
-		return cli_error("out of memory");
-	_cleanup_free_ char *path = cli_app_path(app, suffix);
-	cli_wait_begin(NULL);
-	struct api_response resp = {0};
-	struct dy_error *err = NULL;
-	if (api_client_request_fd("POST", path, fd, (uint64_t)st.st_size, NULL, NULL, &resp,
-	                          &err) < 0) {
-		cli_error("%s", dy_error_msg(err));
-		dy_error_free(&err);
-		return CLI_ERROR;
-	}
-	json_t *build = NULL;
-	int r = cli_api_result(&resp, &build);
-	api_response_clear(&resp);
-	if (r)
-		return r;
-	json_t *rel = json_object_get(build, "release");
-	printf("-----> Released v%lld\n",
-	       (long long)json_integer_value(json_object_get(rel, "version")));
-	fflush(stdout);
-	r = cli_wait_release(app, rel);
-	json_decref(build);
-	return r;
+	return cli_build_source(app, fd, (uint64_t)st.st_size, sha);
 }
 
 /* git updates the refs after this hook has exited: the next push of the

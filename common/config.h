@@ -115,6 +115,7 @@ struct config {
 			uint64_t boot;
 			uint64_t stop;
 			uint64_t drain; /* a replaced web dyno gets no new requests this long */
+			uint64_t build; /* a build dyno is stopped after this long */
 		} timeouts;
 		struct {
 			uint64_t first;
@@ -122,6 +123,7 @@ struct config {
 			uint64_t reset_after;
 		} cooloff;
 		char *default_size;
+		char *build_size; /* a build dyno's (docs/builds.md) */
 	} dyno;
 	struct config_sizes sizes; /* in the order written */
 	struct {

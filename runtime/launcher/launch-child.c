@@ -84,6 +84,9 @@ void launch_child_main(struct launch_child_args *a)
 	}
 	struct mounts_params mp = {
 	    .slug_dir = p->slug_dir,
+	    .app_rw = p->app_rw,
+	    .binds = p->binds,
+	    .nbinds = p->nbinds,
 	    .uid = p->uid,
 	    .gid = p->gid,
 	    .tmpfs_size = p->limits.memory,

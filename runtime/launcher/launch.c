@@ -333,7 +333,8 @@ static void set_exit(struct launch_dyno *d, const siginfo_t *si)
 
 int launch_start(const struct launch_params *p, struct launch_dyno **ret, struct dy_error **err)
 {
-	if (!p->slug_dir || !p->name || !p->id || !p->command || !*p->id)
+	if (!p->slug_dir || !p->name || !p->id || !p->command || !*p->id ||
+	    p->nbinds > LAUNCH_BINDS_MAX)
 		return dy_error(err, "launch: slug directory, name, id and command are required");
 	if (p->uid == 0 || p->gid == 0)
 		return dy_error(err, "launch %s: refusing uid or gid 0", p->id);

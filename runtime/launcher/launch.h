@@ -44,8 +44,22 @@
 #include "runtime/launcher/cgroup.h"
 #include "runtime/launcher/net.h"
 
+/* A host path bound into a dyno (a build dyno's /cache, /buildpacks). */
+struct launch_bind {
+	const char *src; /* host path: a directory or a regular file */
+	const char *dst; /* absolute path in the dyno */
+	bool rw;         /* else read-only */
+};
+
+#define LAUNCH_BINDS_MAX 16
+
 struct launch_params {
 	const char *slug_dir; /* the unpacked slug: /app's lower layer */
+	/* a build dyno (docs/builds.md): /app is slug_dir itself, bound
+	 * read-write (nosuid, nodev), not an overlay on it; and binds */
+	bool app_rw;
+	const struct launch_bind *binds;
+	size_t nbinds; /* at most LAUNCH_BINDS_MAX */
 	uid_t uid;
 	gid_t gid;
 	const char *name;    /* DYNO: web.1, run.4821 */

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "common/cleanup.h"
+#include "runtime/launcher/launch.h"
 
 /* Where the new root is built: any directory of the host will do, since the
  * tmpfs lands in our private mount namespace only. What it hides (the
@@ -104,6 +105,46 @@ static int bind_ro(const char *src, const char *dst, bool dir, struct dy_error *
 	             err) < 0)
 		return -1;
 	return ro_recursive(dst, err);
+}
+
+/* A read-write bind of src at dst (a directory), nosuid and nodev. */
+static int bind_rw(const char *src, const char *dst, struct dy_error **err)
+{
+	if (mkdir_p(dst, 0755, err) < 0)
+		return -1;
+	if (do_mount(src, dst, NULL, MS_BIND, NULL, err) < 0)
+		return -1;
+	return do_mount(NULL, dst, NULL, MS_REMOUNT | MS_BIND | MS_NOSUID | MS_NODEV, NULL, err);
+}
+
+/* The extra binds of a build dyno, their sources held by fds opened
+ * before the new root hid them. */
+static int mount_binds(const struct mounts_params *p, const int *fds, struct dy_error **err)
+{
+	for (size_t i = 0; i < p->nbinds; i++) {
+		const struct launch_bind *b = &p->binds[i];
+		char src[64], dst[512];
+		struct stat st;
+		snprintf(src, sizeof(src), "/proc/self/fd/%d", fds[i]);
+		snprintf(dst, sizeof(dst), NEWROOT "%s", b->dst);
+		if (fstat(fds[i], &st) < 0)
+			return dy_error_errno(err, errno, "stat %s", b->src);
+		bool dir = S_ISDIR(st.st_mode);
+		if (!dir && b->rw)
+			return dy_error(err, "bind %s: a read-write bind must be a directory", b->dst);
+		char *slash = strrchr(dst, '/');
+		if (!dir && slash && slash > dst + strlen(NEWROOT)) {
+			*slash = '\0';
+			int m = mkdir_p(dst, 0755, err);
+			*slash = '/';
+			if (m < 0)
+				return -1;
+		}
+		int r = b->rw ? bind_rw(src, dst, err) : bind_ro(src, dst, dir, err);
+		if (r < 0)
+			return -1;
+	}
+	return 0;
 }
 
 static int write_file(const char *path, const char *text, struct dy_error **err)
@@ -316,9 +357,11 @@ static int setup_cgroup(const struct mounts_params *p, struct dy_error **err)
 	                "mode=0755,size=16k", err);
 }
 
+static int prepare_rest(const struct mounts_params *p, int slug_fd, int sink_fd,
+                        const int *bind_fds, struct dy_error **err);
+
 int mounts_prepare(const struct mounts_params *p, struct dy_error **err)
 {
-	char opts[512];
 
 	/* nothing we mount may propagate back to the host */
 	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
@@ -338,6 +381,33 @@ int mounts_prepare(const struct mounts_params *p, struct dy_error **err)
 			return dy_error_errno(err, errno, "open the log sink directory %s",
 			                      p->sink_dir);
 	}
+	/* a build dyno's binds, by fd for the same reason */
+	int bind_fds[LAUNCH_BINDS_MAX];
+	size_t nfds = 0;
+	int r = 0;
+	for (; nfds < p->nbinds && nfds < LAUNCH_BINDS_MAX; nfds++) {
+		const struct launch_bind *b = &p->binds[nfds];
+		if (b->dst[0] != '/' || strstr(b->dst, "..")) {
+			r = dy_error(err, "bind %s: not an absolute path", b->dst);
+			break;
+		}
+		bind_fds[nfds] = open(b->src, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+		if (bind_fds[nfds] < 0) {
+			r = dy_error_errno(err, errno, "open %s (for %s)", b->src, b->dst);
+			break;
+		}
+	}
+	if (r == 0)
+		r = prepare_rest(p, slug_fd, sink_fd, bind_fds, err);
+	for (size_t i = 0; i < nfds; i++)
+		close(bind_fds[i]);
+	return r;
+}
+
+static int prepare_rest(const struct mounts_params *p, int slug_fd, int sink_fd,
+                        const int *bind_fds, struct dy_error **err)
+{
+	char opts[512];
 	if (do_mount("dyno-root", NEWROOT, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=4m",
 	             err) < 0)
 		return -1;
@@ -361,12 +431,20 @@ int mounts_prepare(const struct mounts_params *p, struct dy_error **err)
 
 	if (mkdir_p(NEWROOT "/app", 0755, err) < 0)
 		return -1;
+	if (p->app_rw) {
+		char src[64];
+		snprintf(src, sizeof(src), "/proc/self/fd/%d", slug_fd);
+		if (bind_rw(src, NEWROOT "/app", err) < 0)
+			return -1;
+	}
 	/* through /proc's magic link to the fd opened above */
-	snprintf(opts, sizeof(opts),
+	if (!p->app_rw)
+		snprintf(opts, sizeof(opts),
 	         "lowerdir=/proc/self/fd/%d,upperdir=" NEWROOT "/.scratch/upper,workdir=" NEWROOT
 	         "/.scratch/work",
 	         slug_fd);
-	if (do_mount("dyno-app", NEWROOT "/app", "overlay", MS_NOSUID | MS_NODEV, opts, err) < 0)
+	if (!p->app_rw &&
+	    do_mount("dyno-app", NEWROOT "/app", "overlay", MS_NOSUID | MS_NODEV, opts, err) < 0)
 		return -1;
 	if (mkdir_p(NEWROOT "/tmp", 01777, err) < 0 ||
 	    do_mount(NEWROOT "/.scratch/tmp", NEWROOT "/tmp", NULL, MS_BIND, NULL, err) < 0)
@@ -431,8 +509,7 @@ int mounts_prepare(const struct mounts_params *p, struct dy_error **err)
 		             NULL, err) < 0)
 			return -1;
 	}
-
-	return 0;
+	return mount_binds(p, bind_fds, err);
 }
 
 int mounts_finish(const struct mounts_params *p, struct dy_error **err)

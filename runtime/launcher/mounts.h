@@ -7,6 +7,8 @@
  *   /etc         a filtered copy: an allowlist of the host's files, read-only,
  *                with a passwd/group naming the app's uid and a hostname
  *   /app         overlay: lower the unpacked slug, upper in the scratch tmpfs
+ *                (a build dyno: its build directory, bound read-write)
+ *   binds        a build dyno's /cache, /buildpacks, ... (launch_bind)
  *   /tmp         in the scratch tmpfs (size: the dyno's memory quota)
  *   /proc        the dyno's own (new PID namespace); /proc/sys read-only
  *   /dev         tmpfs: null zero full random urandom tty, devpts, ptmx, shm
@@ -22,8 +24,13 @@
 #include "common/error.h"
 #include "runtime/launcher/cgroup.h"
 
+struct launch_bind;
+
 struct mounts_params {
 	const char *slug_dir; /* the unpacked slug directory (host path) */
+	bool app_rw;          /* /app: slug_dir bound read-write, no overlay */
+	const struct launch_bind *binds; /* then these, in order */
+	size_t nbinds;
 	uid_t uid;
 	gid_t gid;
 	uint64_t tmpfs_size; /* bytes for the scratch tmpfs and /dev/shm */

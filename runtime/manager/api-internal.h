@@ -77,8 +77,6 @@ struct conn {
 	bool dispatching; /* inside api_dispatch: a job done at once answers there */
 	int rollback_to;  /* 0: a deploy of slug_id */
 	char slug_id[STATE_SLUG_ID_LEN + 1];
-	bool build;         /* a POST /builds: answered with the build object */
-	char build_commit[41]; /* its ?commit=, "" when none */
 	struct pg_op *pg_op;   /* CONN_WAITING on an add-on operation */
 };
 
@@ -91,6 +89,7 @@ struct api {
 	struct loop_io io;
 	struct dy_conn_list conns;
 	struct lgi *logs; /* NULL: log-stream answers 501 */
+	struct builds *builds;
 	struct lstreams *streams;
 	struct pg *pg; /* NULL: the add-on endpoints answer 501 */
 };
@@ -158,3 +157,11 @@ void api_route_addons(struct conn *c, struct state_app *app, const char *const *
  * c->path, c->body or c->body_fd): finds its endpoint and queues the
  * response. */
 void api_dispatch(struct conn *c);
+
+/* Answers err (taken) as api-routes.c does: its kind's status, an
+ * internal error's errno text only. */
+void api_respond_dy_error(struct conn *c, struct dy_error **err);
+
+/* /apps/{app}/builds[/{id}[/output]], /buildpack-installations,
+ * /build-cache (api-builds.c; docs/api.md, "Builds"). */
+void api_route_builds(struct conn *c, struct state_app *app, const char *id, const char *sub);

@@ -368,21 +368,6 @@ static json_t *release_json(const struct state_release *rel)
 	return j;
 }
 
-/* The build object of a POST /builds that made release rel: {id, status,
- * buildpacks, slug, release: {version, status, release_phase}, commit,
- * created_at}. Until buildpacks land a build packs the pushed tree as it
- * is: it succeeded once its slug is stored and released. */
-static json_t *build_json(const struct conn *c, const struct state_release *rel)
-{
-	char id[40];
-	snprintf(id, sizeof(id), "%.16s-v%d", c->slug_id, rel->version);
-	json_t *r = release_json(rel);
-	return json_pack("{s:s, s:s, s:[], s:{s:s}, s:o, s:s?, s:s}", "id", id, "status",
-	                 "succeeded", "buildpacks", "slug", "id", c->slug_id, "release", r,
-	                 "commit", c->build_commit[0] ? c->build_commit : NULL, "created_at",
-	                 rel->created_at);
-}
-
 /* Makes the release of a POST /releases (a deploy of c->slug_id, or a
  * rollback to c->rollback_to) and answers. */
 static void release_now(struct conn *c)
@@ -393,11 +378,8 @@ static void release_now(struct conn *c)
 	/* the app from the path again: it may be gone while the slug unpacked */
 	char name[STATE_APP_NAME_MAX + 1];
 	api_path_app(c, name);
-	char desc[64];
-	snprintf(desc, sizeof(desc), "Deploy %.7s", c->build_commit);
 	int r = c->rollback_to ? mgr_rollback(a->mgr, name, c->rollback_to, &out, &err)
-	                       : mgr_deploy_as(a->mgr, name, c->slug_id,
-	                                       c->build_commit[0] ? desc : NULL, &out, &err);
+	                       : mgr_deploy(a->mgr, name, c->slug_id, &out, &err);
 	if (r < 0) {
 		respond_mgr_error(c, &err);
 		return;
@@ -406,7 +388,7 @@ static void release_now(struct conn *c)
 	       state_release_status_str(out->status));
 	dy_log_to_app(name, "api", "Release v%d created: %s (%s)", out->version, out->description,
 	              state_release_status_str(out->status));
-	json_t *j = c->build ? build_json(c, out) : release_json(out);
+	json_t *j = release_json(out);
 	struct state_app *app = NULL;
 	if (mgr_app_get(a->mgr, name, &app, NULL) < 0) {
 		api_respond_json(c, 201, j);
@@ -423,66 +405,6 @@ static void on_release_unpacked(void *arg, const struct slug_info *info, struct 
 	else
 		release_now(c);
 	job_answered(c);
-}
-
-static void on_build_stored(void *arg, const struct slug_info *info, struct dy_error *err)
-{
-	struct conn *c = job_conn(arg);
-	if (err) {
-		respond_job_error(c, err);
-		job_answered(c);
-		return;
-	}
-	snprintf(c->slug_id, sizeof(c->slug_id), "%s", info->id);
-	c->rollback_to = 0;
-	dy_log("api", "build of %s: slug %.7s (%llu bytes)", c->path, info->id,
-	       (unsigned long long)info->size);
-	/* then as a deploy: unpacked (when not yet), released */
-	char name[STATE_APP_NAME_MAX + 1];
-	api_path_app(c, name);
-	struct dy_error *e = NULL;
-	struct mgr_job *job = NULL;
-	c->job = NULL;
-	int r = mgr_unpack_start(c->api->mgr, name, c->slug_id, on_release_unpacked, c, &job, &e);
-	if (r < 0) {
-		respond_mgr_error(c, &e);
-		job_answered(c);
-		return;
-	}
-	c->job = job;
-}
-
-/* POST /apps/{app}/builds[?commit=SHA], body a tar of the source under
- * app/ (git archive --prefix=app/): checked and stored as a slug, then
- * deployed as "Deploy <commit>" (docs/api.md, "Builds"). */
-static void route_builds(struct conn *c, struct state_app *app)
-{
-	if (c->method != H1_METHOD_POST) {
-		method_not_allowed(c, "POST");
-		return;
-	}
-	const char *q = strchr(c->path, '?');
-	c->build = true;
-	c->build_commit[0] = '\0';
-	if (q && strncmp(q + 1, "commit=", 7) == 0) {
-		const char *sha = q + 8;
-		size_t n = strspn(sha, "0123456789abcdef");
-		if (n < 7 || n > 40 || sha[n] != '\0') {
-			api_respond_error(c, DY_E_INVALID, "commit: expected 7 to 40 hex digits");
-			return;
-		}
-		snprintf(c->build_commit, sizeof(c->build_commit), "%.*s", (int)n, sha);
-	} else if (q && q[1]) {
-		api_respond_error(c, DY_E_INVALID, "unknown query \"%.64s\" (commit=SHA)", q + 1);
-		return;
-	}
-	struct dy_error *err = NULL;
-	struct mgr_job *job = NULL;
-	int fd = c->body_fd;
-	c->body_fd = -1;
-	c->state = CONN_WAITING;
-	int r = mgr_slug_put_start(c->api->mgr, app->name, fd, on_build_stored, c, &job, &err);
-	wait_for(c, r, job, &err);
 }
 
 static void route_releases(struct conn *c, struct state_app *app, const char *which)
@@ -891,8 +813,10 @@ void api_dispatch(struct conn *c)
 		route_dynos(c, app, &r);
 	else if (strcmp(sub, "log-stream") == 0 && r.nseg == 3)
 		route_log_stream(c, app);
-	else if (strcmp(sub, "builds") == 0 && r.nseg == 3)
-		route_builds(c, app);
+	else if ((strcmp(sub, "builds") == 0 && r.nseg <= 5) ||
+	         (strcmp(sub, "buildpack-installations") == 0 && r.nseg == 3) ||
+	         (strcmp(sub, "build-cache") == 0 && r.nseg == 3))
+		api_route_builds(c, app, r.nseg > 3 ? r.seg[3] : NULL, r.nseg > 4 ? r.seg[4] : NULL);
 	else if (strcmp(sub, "domains") == 0 && r.nseg <= 4)
 		route_domains(c, app, r.nseg == 4 ? r.seg[3] : NULL);
 	else if (strcmp(sub, "addons") == 0)
@@ -902,4 +826,9 @@ void api_dispatch(struct conn *c)
 		                  c->path);
 	else
 		api_respond_error(c, DY_E_NOT_FOUND, "no such endpoint: %s", c->path);
+}
+
+void api_respond_dy_error(struct conn *c, struct dy_error **err)
+{
+	respond_mgr_error(c, err);
 }

@@ -22,6 +22,7 @@
 #include "common/log.h"
 #include "runtime/manager/addon-pg.h"
 #include "runtime/manager/api-internal.h"
+#include "runtime/manager/builds.h"
 #include "slugs/slug-disk.h"
 
 /* the input bound: a whole head (64 KiB) and reads of body behind it */
@@ -681,6 +682,10 @@ int api_new(struct loop *loop, struct mgr *m, const struct config *cfg, struct a
 	a->mgr = m;
 	a->cfg = cfg;
 	a->fd = TAKE_FD(fd);
+	if (builds_new(loop, m, cfg, &a->builds, err) < 0) {
+		api_free(a);
+		return -1;
+	}
 	loop_io_init(&a->io, a->fd, on_accept);
 	if (loop_io_set(loop, &a->io, LOOP_READ, err) < 0) {
 		api_free(a);
@@ -715,6 +720,7 @@ void api_free(struct api *a)
 	loop_io_stop(a->loop, &a->io);
 	if (a->fd >= 0)
 		close(a->fd);
+	builds_free(a->builds);
 	unlink(a->path);
 	free(a->path);
 	free(a);

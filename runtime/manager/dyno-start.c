@@ -72,6 +72,47 @@ static void env_free(char **env)
 	free(env);
 }
 
+struct sup_build *sup_build_new(const struct mgr_run *run)
+{
+	if (run->nbinds > LAUNCH_BINDS_MAX)
+		return NULL;
+	struct sup_build *b = calloc(1, sizeof(*b));
+	if (!b)
+		return NULL;
+	bool ok = (b->app_dir = strdup(run->app_dir)) != NULL;
+	for (size_t i = 0; ok && i < run->nbinds; i++) {
+		b->binds[i].src = strdup(run->binds[i].src);
+		b->binds[i].dst = strdup(run->binds[i].dst);
+		b->binds[i].rw = run->binds[i].rw;
+		b->nbinds = i + 1;
+		ok = b->binds[i].src && b->binds[i].dst;
+	}
+	size_t n = 0;
+	while (run->env && run->env[n])
+		n++;
+	b->env = ok ? calloc(n + 1, sizeof(*b->env)) : NULL;
+	for (size_t i = 0; b->env && i < n && ok; i++)
+		ok = (b->env[i] = strdup(run->env[i])) != NULL;
+	if (!ok || !b->env) {
+		sup_build_free(b);
+		return NULL;
+	}
+	return b;
+}
+
+void sup_build_free(struct sup_build *b)
+{
+	if (!b)
+		return;
+	free(b->app_dir);
+	for (size_t i = 0; i < b->nbinds; i++) {
+		free((char *)b->binds[i].src);
+		free((char *)b->binds[i].dst);
+	}
+	env_free(b->env);
+	free(b);
+}
+
 /* The manager's unpack for d's start is done: start (or fail) now. */
 static void on_unpacked(void *arg, const struct slug_info *info, struct dy_error *err)
 {
@@ -100,6 +141,7 @@ struct sup_start {
 	char *log_sink;
 	char *cgroup_parent;
 	char *init_path;
+	struct sup_build *build; /* a build dyno's copy */
 	/* the result */
 	int r;
 	struct launch_dyno *ld;
@@ -116,6 +158,7 @@ static void start_free(struct sup_start *st)
 	free(st->log_sink);
 	free(st->cgroup_parent);
 	free(st->init_path);
+	sup_build_free(st->build);
 	dy_error_free(&st->err);
 	free(st);
 }
@@ -155,6 +198,85 @@ static void start_done(struct work *w)
 	start_finish(d, r, e);
 }
 
+static void submit_start(struct sup_dyno *d, struct sup_start *w);
+
+/* The copies every start makes; false when memory ran out. */
+static bool copy_common(struct sup_start *w, struct sup_dyno *d, const char *id)
+{
+	bool ok = true;
+	w->name = dup_or_null(d->name, &ok);
+	w->id = dup_or_null(id, &ok);
+	w->command = dup_or_null(d->command, &ok);
+	w->cgroup_parent = dup_or_null(d->sup->cgroup_parent, &ok);
+	w->init_path = dup_or_null(d->sup->init_path, &ok);
+	return ok;
+}
+
+static void alloc_failed(struct sup_dyno *d, struct sup_start *w)
+{
+	struct dy_error *e = NULL;
+	if (w)
+		start_free(w);
+	start_finish(d, dy_error_errno(&e, ENOMEM, "start of %s", d->name), e);
+}
+
+/* A build dyno's start: its build directory at /app, read-write, its
+ * binds, its environment (mgr_run). */
+static void build_start(struct sup_dyno *d, const struct state_app *app,
+                        const struct config_size *sz)
+{
+	struct sup *s = d->sup;
+	char id[64];
+	snprintf(id, sizeof(id), "%s%.30s-%u-%u", s->id_prefix, d->app, (unsigned)getpid() % 100000,
+	         ++s->seq);
+	struct sup_start *w = calloc(1, sizeof(*w));
+	bool ok = w != NULL;
+	if (w) {
+		w->d = d;
+		w->build = sup_build_new(&(struct mgr_run){
+		    .app_dir = d->build->app_dir,
+		    .binds = NULL,
+		    .env = d->build->env,
+		});
+		ok = w->build != NULL;
+		for (size_t i = 0; ok && i < d->build->nbinds; i++) {
+			struct launch_bind *b = &w->build->binds[i];
+			b->src = strdup(d->build->binds[i].src);
+			b->dst = strdup(d->build->binds[i].dst);
+			b->rw = d->build->binds[i].rw;
+			w->build->nbinds = i + 1;
+			ok = b->src && b->dst;
+		}
+		ok = copy_common(w, d, id) && ok;
+	}
+	if (!ok) {
+		alloc_failed(d, w);
+		return;
+	}
+	w->p = (struct launch_params){
+	    .slug_dir = w->build->app_dir,
+	    .app_rw = true,
+	    .binds = w->build->binds,
+	    .nbinds = w->build->nbinds,
+	    .uid = app->uid,
+	    .gid = app->uid,
+	    .name = w->name,
+	    .id = w->id,
+	    .command = w->command,
+	    .env = w->build->env,
+	    .limits = {.memory = sz->memory, .pids = sz->pids, .cpu = sz->cpu},
+	    .cgroup_parent = w->cgroup_parent,
+	    .subnet = s->cfg->network.subnet,
+	    .subnet_prefix = s->cfg->network.subnet_prefix,
+	    .egress = s->cfg->network.egress,
+	    .init_path = w->init_path,
+	    .attach = d->attach_fd >= 0,
+	    .attach_fd = d->attach_fd,
+	};
+	dy_log_app(d->app, d->name, "Starting process with command `%s`", d->command);
+	submit_start(d, w);
+}
+
 /* Launches d's process for its release, on the start thread: d is
  * starting, without a process, until start_done(). On failure d is
  * crashed (and retried after a cool-off), or a release phase fails. */
@@ -169,6 +291,10 @@ void sup_dyno_start(struct sup_dyno *d)
 	const struct state_app *app = st ? state_app_find(st, d->app) : NULL;
 	const struct state_release *rel = app ? state_release_find(app, d->version) : NULL;
 	const struct config_size *sz = config_size_find(s->cfg, d->size);
+	if (d->build && app && sz) {
+		build_start(d, app, sz);
+		return;
+	}
 	if (!rel || !rel->slug_id[0] || !sz) {
 		dy_log(d->name, "release v%d or size %s is gone", d->version, d->size);
 		if (d->lc.oneoff)
@@ -206,19 +332,13 @@ void sup_dyno_start(struct sup_dyno *d)
 	if (w) {
 		w->d = d;
 		w->slug_dir = TAKE_PTR(dir);
-		w->name = dup_or_null(d->name, &ok);
-		w->id = dup_or_null(id, &ok);
-		w->command = dup_or_null(d->command, &ok);
+		ok = copy_common(w, d, id);
 		w->env = env_of(rel);
 		ok = ok && w->env;
 		w->log_sink = dup_or_null(lgi_app_sink(s->logs, d->app), &ok);
-		w->cgroup_parent = dup_or_null(s->cgroup_parent, &ok);
-		w->init_path = dup_or_null(s->init_path, &ok);
 	}
 	if (!ok) {
-		if (w)
-			start_free(w);
-		start_finish(d, dy_error_errno(&e, ENOMEM, "start of %s", d->name), e);
+		alloc_failed(d, w);
 		return;
 	}
 	w->p = (struct launch_params){
@@ -245,6 +365,12 @@ void sup_dyno_start(struct sup_dyno *d)
 	    .attach_fd = d->attach_fd, /* stays open until done: d keeps it */
 	};
 	dy_log_app(d->app, d->name, "Starting process with command `%s`", d->command);
+	submit_start(d, w);
+}
+
+static void submit_start(struct sup_dyno *d, struct sup_start *w)
+{
+	struct sup *s = d->sup;
 	d->start = w;
 	s->nstarting++;
 	if (s->starts) {

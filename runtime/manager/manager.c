@@ -231,6 +231,15 @@ int mgr_app_destroy(struct mgr *m, const char *name, struct dy_error **err)
 	    asprintf(&buried, "%s/repo.git", grave) >= 0 && rename(repo, buried) < 0 &&
 	    errno != ENOENT)
 		dy_log("api", "%s: its repository stays: %s", copy, strerror(errno));
+	/* so do its builds and its build cache (docs/builds.md) */
+	static const char *const more[][2] = {{"builds", "builds"}, {"cache", "build-cache"}};
+	for (size_t i = 0; i < 2; i++) {
+		_cleanup_free_ char *from = NULL, *to = NULL;
+		if (asprintf(&from, "%s/%s/%s", m->st->dir, more[i][0], copy) >= 0 &&
+		    asprintf(&to, "%s/%s", grave, more[i][1]) >= 0 && rename(from, to) < 0 &&
+		    errno != ENOENT)
+			dy_log("api", "%s: its %s stay: %s", copy, more[i][1], strerror(errno));
+	}
 	if (m->ops && m->ops->stop_app)
 		m->ops->stop_app(m->ops->data, copy, remove_grave, grave);
 	else

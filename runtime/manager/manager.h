@@ -30,6 +30,13 @@
 #define MGR_QUANTITY_MAX   100 /* dynos of one process type */
 #define MGR_CONFIG_KEY_MAX 256
 
+/* A host path bound into a build dyno. */
+struct mgr_bind {
+	const char *src;
+	const char *dst;
+	bool rw;
+};
+
 /* A one-off dyno to run (POST /apps/{app}/dynos). */
 struct mgr_run {
 	const char *command;
@@ -37,6 +44,13 @@ struct mgr_run {
 	int attach_fd;    /* -1: detached; else the client's connection, taken
 	                   * on success */
 	bool tty;         /* attached: the app's stdio is a pty */
+	/* a build dyno, build.N (docs/builds.md), when app_dir is set: /app
+	 * is app_dir read-write, the binds are added, env (NULL-terminated
+	 * "K=V") is its whole environment; no release or slug is needed */
+	const char *app_dir;
+	const struct mgr_bind *binds;
+	size_t nbinds;
+	char *const *env;
 };
 
 /* The launcher's side (runtime/manager/supervisor.c on the launcher), called by the

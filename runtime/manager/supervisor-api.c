@@ -133,6 +133,22 @@ json_t *sup_ops_run(void *data, const struct state_app *app, const struct mgr_ru
 	struct sup_dyno *d = NULL;
 	if (!config_size_find(s->cfg, size)) {
 		dy_error_as(err, DY_E_INVALID, "unknown size \"%.64s\"", size);
+	} else if (run->app_dir) {
+		d = sup_dyno_new(s, app->name, "build", (int)++s->build_seq, run->command, size,
+		                 rel ? rel->version : 0, true);
+		if (d)
+			d->build = sup_build_new(run);
+		if (!d || !d->build) {
+			if (d)
+				sup_dyno_stop(d);
+			d = NULL;
+			dy_error_errno(err, ENOMEM, "build dyno");
+		} else {
+			fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+			d->attach_fd = TAKE_FD(fd);
+			loop_timer_start(s->loop, &d->start_timer, 0, NULL);
+			j = sup_dynos_json(s, app, d->name, err);
+		}
 	} else if (!rel || !rel->slug_id[0]) {
 		dy_error_as(err, DY_E_CONFLICT, "%s has no release with a slug to run", app->name);
 	} else {

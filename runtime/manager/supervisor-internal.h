@@ -71,7 +71,21 @@ struct sup_dyno {
 	/* its init reported how the app ended (its last log line) */
 	bool exit_reported;
 	int exit_status;
+	/* a build dyno's /app, binds and environment (mgr_run) */
+	struct sup_build *build;
 };
+
+/* What a build dyno runs with: owned copies (dyno-start.c). */
+struct sup_build {
+	char *app_dir;
+	size_t nbinds;
+	struct launch_bind binds[LAUNCH_BINDS_MAX];
+	char **env;
+};
+
+/* A copy of run's build part, or NULL (no memory, too many binds). */
+struct sup_build *sup_build_new(const struct mgr_run *run);
+void sup_build_free(struct sup_build *b);
 
 struct sup_rollout;
 
@@ -95,6 +109,7 @@ struct sup {
 	unsigned seq;                   /* instance ids */
 	unsigned release_seq;
 	unsigned run_seq; /* run.N */
+	unsigned build_seq; /* build.N */
 	bool shutting_down;
 	bool routes_dirty;
 	unsigned sweeps_due; /* a clean-up failed: sweep leftovers so many times */

@@ -75,6 +75,7 @@ static void dyno_free(struct sup_dyno *d)
 	if (d->attach_fd >= 0)
 		close(d->attach_fd); /* never started: the client sees the end */
 	free(d->command);
+	sup_build_free(d->build);
 	free(d);
 }
 
@@ -641,7 +642,8 @@ static void on_sweep_timer(struct loop *loop, struct loop_timer *t)
 /* dr_render_fn: every dyno with a process, for the next dynod: formation
  * dynos and `dyno run`'s run.N (an attached session goes on: its client
  * talks to the dyno's init). A release phase is not recorded: cut short
- * by a crash it is killed and its release fails. */
+ * by a crash it is killed and its release fails; nor is a build dyno
+ * (its output's reader was dynod: the build reads failed). */
 static json_t *render_record(void *arg)
 {
 	struct sup *s = arg;

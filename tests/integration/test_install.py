@@ -27,6 +27,10 @@ FILES = {
     "usr/local/bin/dyno": 0o755,
     "usr/local/bin/dyno-router": 0o755,
     "usr/local/bin/dyno-init": 0o755,
+    "usr/local/bin/dyno-build": 0o755,
+    "usr/local/bin/dyno-build-pack": 0o755,
+    **{f"usr/local/lib/dyno/buildpacks/{bp}/bin/{s}": 0o755
+       for bp in ("python", "nodejs", "procfile") for s in ("detect", "compile", "release")},
     "usr/local/lib/systemd/system/dynod.service": 0o644,
     "etc/dyno/dynod.json": 0o644,
 }
@@ -57,7 +61,9 @@ def test_installs_the_files_and_the_binaries_run(installed):
     assert found == sorted(FILES), found
     for f, mode in FILES.items():
         assert stat.S_IMODE((root / f).stat().st_mode) == mode, f
-        assert f"installed {root}/{f}" in out, out
+        # the built-in buildpacks: one line for their directory
+        line = f if "/buildpacks/" not in f else "usr/local/lib/dyno/buildpacks"
+        assert f"installed {root}/{line}" in out, out
     # under DESTDIR no group is made; the output says how
     assert "groupadd --system dyno" in out, out
     r = subprocess.run([root / "usr/local/bin/dyno", "version"], capture_output=True, text=True)

@@ -120,6 +120,7 @@ static void assert_defaults(const struct config *cfg)
 	assert_int_equal(cfg->dyno.cooloff.max, 20 * MINUTE);
 	assert_int_equal(cfg->dyno.cooloff.reset_after, 5 * MINUTE);
 	assert_string_equal(cfg->dyno.default_size, "standard-1x");
+	assert_string_equal(cfg->dyno.build_size, "performance-m");
 	assert_int_equal(cfg->sizes.n, 4);
 	assert_size(cfg, 0, "standard-1x", 512 * MIB, 256, 1);
 	assert_size(cfg, 1, "standard-2x", GIB, 512, 2);
