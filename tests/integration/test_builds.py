@@ -281,6 +281,8 @@ SECRET_KEY = "test"
 DEBUG = False
 ALLOWED_HOSTS = ["*"]
 INSTALLED_APPS = ["django.contrib.staticfiles"]
+# as Heroku's getting-started app: WhiteNoise serves the collected files
+MIDDLEWARE = ["whitenoise.middleware.WhiteNoiseMiddleware"]
 ROOT_URLCONF = "site1.urls"
 STATIC_URL = "/static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
@@ -288,12 +290,9 @@ STATICFILES_DIRS = [BASE_DIR / "assets"]
 DATABASES = {}
 """,
     "site1/urls.py": """\
-from django.conf import settings
 from django.http import HttpResponse
 from django.urls import re_path
-from django.views.static import serve
 urlpatterns = [
-    re_path(r"^static/(?P<path>.*)$", serve, {"document_root": settings.STATIC_ROOT}),
     re_path(r"^$", lambda r: HttpResponse("django\\n")),
 ]
 """,
@@ -304,7 +303,9 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "site1.settings")
 application = get_wsgi_application()
 """,
     "assets/app.css": "body { color: teal }\n",
-    "requirements.txt": "Django>=3.2\n",
+    # satisfied by the stack (Debian's python3-django, python3-whitenoise,
+    # gunicorn): no index is reachable from the build dyno
+    "requirements.txt": "Django>=3.2\nwhitenoise\ngunicorn\n",
 }
 
 
@@ -324,26 +325,36 @@ def test_django_collects_static_files(kept, tmp_path):  # noqa: F811
     assert "remote: -----> Python app detected" in out, out
     assert "python manage.py collectstatic --noinput" in out, out
     assert "static file copied" in out or "static files copied" in out, out
-    # no Procfile: web is bin/release's default
+    assert "The stack already satisfies every requirement" in out, out
+    # no Procfile: web is bin/release's default, gunicorn as on Heroku
     assert "Default types for buildpack -> web" in out, out
+    web = next(x for x in d.dynos() if x["type"] == "web")
+    assert web["command"].startswith("gunicorn site1.wsgi"), web
     body = get_until(d, "/static/app.css", lambda b: b.endswith(" 200"))
     assert body == "body { color: teal }\n 200", body
+    assert get_until(d, "/", lambda b: b.endswith(" 200")) == "django\n 200"
 
 
 def test_nodejs_builds_offline(kept, tmp_path):  # noqa: F811
     d, out = push_new_app(kept, tmp_path, "node", {
         "package.json": json.dumps({
             "name": "web", "version": "1.0.0", "private": True,
+            "dependencies": {"greet": "file:lib/greet"},
             "scripts": {"build": "node build.js", "start": "node server.js"}}),
+        # a local dependency: installed offline, no registry
+        "lib/greet/package.json": json.dumps({"name": "greet", "version": "1.0.0",
+                                              "main": "index.js"}),
+        "lib/greet/index.js": "module.exports = (s) => 'greet: ' + s;\n",
         "build.js": "require('fs').writeFileSync('built.txt', 'built by npm run build\\n')\n",
-        "server.js": "const fs = require('fs');\n"
-                     "require('http').createServer((q, s) => s.end(fs.readFileSync('built.txt')))"
+        "server.js": "const fs = require('fs'), greet = require('greet');\n"
+                     "require('http').createServer((q, s) => "
+                     "s.end(greet(fs.readFileSync('built.txt'))))"
                      ".listen(process.env.PORT, '0.0.0.0');\n"})
     assert "remote: -----> Node.js app detected" in out, out
     assert "npm install" in out and "npm run build" in out, out
     assert "Default types for buildpack -> web" in out, out
     body = get_until(d, "/", lambda b: b.endswith(" 200"))
-    assert body == "built by npm run build\n 200", body
+    assert body == "greet: built by npm run build\n 200", body
 
 
 def test_a_build_past_its_timeout_is_stopped(kept, tmp_path):  # noqa: F811
@@ -375,3 +386,29 @@ def test_a_build_past_its_timeout_is_stopped(kept, tmp_path):  # noqa: F811
     assert "the build took longer than dyno.timeouts.build (2 s)" in r.stderr, r.stderr
     assert not [x for x in d.dynos() if x["name"].startswith("build.")]
     assert builds(d)[-1]["status"] == "failed"
+
+
+def test_a_build_past_the_slug_limits_is_refused(kept, tmp_path):  # noqa: F811
+    """A compile that writes more than the slug limits allow: the push is
+    refused naming the limit, the release before serves on."""
+    d = kept
+    cfg = json.loads(d.config.read_text())
+    cfg["slugs"] = {"max_compressed": "16M", "max_unpacked": "64M"}
+    d.config.write_text(json.dumps(cfg))
+    d.start()
+    assert d.cli("apps:create", "app").returncode == 0
+    src = python_app(tmp_path)
+    remote(d, src)
+    push(src)
+    assert get_until(d, "/", lambda b: b.endswith(" 200")).endswith(" 200")
+    big = buildpack(tmp_path, "big", compile_='head -c 24000000 /dev/urandom > "$1/big.bin"')
+    assert d.cli("buildpacks:set", big).returncode == 0
+    (src / "app.py").write_text((src / "app.py").read_text() + "\n# again\n")
+    git(src, "commit", "-q", "-am", "again")
+    r = push(src, check=False)
+    assert r.returncode != 0, r.stderr
+    assert "the slug is over slugs.max_compressed" in r.stderr, r.stderr
+    assert len([b for b in builds(d) if b["status"] == "failed"]) == 1
+    assert get_until(d, "/", lambda b: b.endswith(" 200")).endswith(" 200")
+    rels = json.loads(d.cli("releases", "--json").stdout)
+    assert len(rels) == 1
