@@ -115,6 +115,7 @@ struct config {
 			uint64_t boot;
 			uint64_t stop;
 			uint64_t drain; /* a replaced web dyno gets no new requests this long */
+			uint64_t setup; /* clone to the app's exec: a longer set-up fails the start */
 			uint64_t build; /* a build dyno is stopped after this long */
 		} timeouts;
 		struct {
