@@ -426,6 +426,7 @@ static void start_finish(struct sup_dyno *d, int r, struct dy_error *e)
 			return;
 		}
 		uint64_t wait = 0;
+		d->start_failures++;
 		if (lc_start_failed(&d->lc, &s->policy, &wait) == LC_NEXT_REMOVE) {
 			sup_report_release(d, false, why);
 			sup_unlink_dyno(d);
@@ -436,6 +437,7 @@ static void start_finish(struct sup_dyno *d, int r, struct dy_error *e)
 		return;
 	}
 	mw_started(&d->mem);
+	d->start_failures = 0;
 	lc_started(&d->lc);
 	sup_state_changed(d, was);
 	sup_watch_process(d);

@@ -240,7 +240,13 @@ void sup_rollout_changed(struct sup_dyno *d)
 	struct sup_rollout *r = find(s, d->app);
 	if (!r)
 		return;
-	if (d->fresh && d->lc.state == LC_CRASHED && !d->lc.stopping && !r->failed) {
+	/* a start that failed once (the platform's trouble: a set-up past
+	 * dyno.timeouts.setup on a host tearing down many namespaces) is
+	 * tried again as any crashed dyno; twice, or the app's own crash,
+	 * aborts */
+	bool platform_once = d->start_failures == 1 && strncmp(d->why, "could not start", 15) == 0;
+	if (d->fresh && d->lc.state == LC_CRASHED && !d->lc.stopping && !r->failed &&
+	    !platform_once) {
 		r->failed = true;
 		snprintf(r->why, sizeof(r->why), "%s crashed: %s", d->name,
 		         d->why[0] ? d->why : "unknown");

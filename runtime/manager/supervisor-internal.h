@@ -68,6 +68,7 @@ struct sup_dyno {
 	/* why it last crashed ("Error R10 (Boot timeout)", "Process exited
 	 * with status 3"): an aborted rollout names it */
 	char why[SUP_WHY_MAX];
+	unsigned start_failures; /* in a row: starts that failed (not the app's exits) */
 	/* its init reported how the app ended (its last log line) */
 	bool exit_reported;
 	int exit_status;

@@ -46,7 +46,7 @@ class Dynod:
             "api_group": "root",
             "cgroup_parent": self.parent,
             "uids": {"first": first, "count": 100},
-            "dyno": {"timeouts": {"boot": "3s", "stop": "1s", "drain": "500ms", "setup": "30s"},
+            "dyno": {"timeouts": {"boot": "3s", "stop": "1s", "drain": "500ms"},
                      "cooloff": {"first": "1s", "max": "4s", "reset_after": "5m"}},
             "sizes": {"standard-1x": {"memory": "512M", "pids": 256, "cpu": 1},
                       "tiny": {"memory": "32M", "pids": 64, "cpu": 1}},
