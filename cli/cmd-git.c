@@ -133,7 +133,8 @@ static int run_git_remote(int argc, char **argv)
 	if (url[0] == '/' && (r = ensure_repo(url, app)))
 		return r;
 	char *inside[] = {"git", "rev-parse", "--is-inside-work-tree", NULL};
-	if (run_cmd(inside, open("/dev/null", O_WRONLY | O_CLOEXEC), true) == 0) {
+	_cleanup_close_ int null = open("/dev/null", O_WRONLY | O_CLOEXEC);
+	if (run_cmd(inside, null, true) == 0) {
 		const char *remote = name ? name : "dyno";
 		char *add[] = {"git", "remote", "add", (char *)remote, url, NULL};
 		char *set[] = {"git", "remote", "set-url", (char *)remote, url, NULL};

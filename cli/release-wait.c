@@ -431,7 +431,7 @@ static int wait_web(struct web *w)
 		return CLI_OK;
 	/* a dynod without a launcher runs no dynos: nothing comes up */
 	int status = 0;
-	_cleanup_(json_decrefp) json_t *ds = get_json_status(w->app, "/dynos", &status);
+	json_decref(get_json_status(w->app, "/dynos", &status));
 	if (status == 501)
 		return CLI_OK;
 	unsigned long long limit = boot_timeout_s() + BOOT_MARGIN_S;
