@@ -19,8 +19,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <arpa/inet.h>
-
 #include "common/log.h"
 #include "runtime/manager/manager.h"
 #include "runtime/manager/routes-writer.h"
@@ -326,14 +324,6 @@ void sup_rollouts_free(struct sup *s)
 
 /* ---- drains ---- */
 
-/* "10.213.0.5:5000": d's address as the router names the backend. */
-static void backend_addr(const struct sup_dyno *d, char *buf, size_t size)
-{
-	char ip[INET_ADDRSTRLEN] = "";
-	inet_ntop(AF_INET, &d->ld->addr, ip, sizeof(ip));
-	snprintf(buf, size, "%s:%u", ip, (unsigned)d->port);
-}
-
 static bool any_draining(const struct sup *s)
 {
 	for (const struct sup_dyno *d = s->dynos; d; d = d->next)
@@ -350,8 +340,8 @@ void sup_on_drains(void *ctx, const struct dw_metrics *m)
 	for (struct sup_dyno *d = s->dynos; m && d; d = d->next) {
 		if (!loop_timer_active(&d->drain_timer) || !d->ld)
 			continue;
-		char addr[INET_ADDRSTRLEN + 8];
-		backend_addr(d, addr, sizeof(addr));
+		char addr[RW_ADDR_MAX];
+		rw_addr_text(d->ld->addr, d->port, addr);
 		if (!dw_drained(m, addr, d->drain_version))
 			continue;
 		loop_timer_stop(s->loop, &d->drain_timer);

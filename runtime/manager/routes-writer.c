@@ -54,6 +54,13 @@ uint64_t rw_version(const struct rw_writer *w)
 	return w->version;
 }
 
+void rw_addr_text(struct in_addr addr, uint16_t port, char buf[RW_ADDR_MAX])
+{
+	char ip[INET_ADDRSTRLEN] = "";
+	inet_ntop(AF_INET, &addr, ip, sizeof(ip));
+	snprintf(buf, RW_ADDR_MAX, "%s:%u", ip, (unsigned)port);
+}
+
 static json_t *app_json(const char *domain, const struct rw_app *app)
 {
 	json_t *backends = json_array();
@@ -70,9 +77,8 @@ static json_t *app_json(const char *domain, const struct rw_app *app)
 		 * but does not make the app up */
 		if (!d->stopping)
 			up = true;
-		char addr[INET_ADDRSTRLEN + 8], ip[INET_ADDRSTRLEN];
-		inet_ntop(AF_INET, &d->addr, ip, sizeof(ip));
-		snprintf(addr, sizeof(addr), "%s:%u", ip, (unsigned)d->port);
+		char addr[RW_ADDR_MAX];
+		rw_addr_text(d->addr, d->port, addr);
 		json_array_append_new(backends,
 		                      json_pack("{s:s, s:s, s:s, s:b}", "id", d->id ? d->id : d->name, "dyno", d->name,
 		                                "addr", addr, "draining", d->stopping));

@@ -44,6 +44,11 @@ struct rw_app {
 };
 
 #define RW_FILE_MODE 0640 /* root's, readable by api_group */
+#define RW_ADDR_MAX  (16 + 8)
+
+/* A backend's "addr" as routes.json writes it ("10.213.0.5:5000"): also
+ * how the router's /metrics names it (drain-watch.h). */
+void rw_addr_text(struct in_addr addr, uint16_t port, char buf[RW_ADDR_MAX]);
 
 struct rw_writer;
 
