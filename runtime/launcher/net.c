@@ -234,7 +234,7 @@ out:
  * and this holds even if that table were flushed: no link-local address,
  * no router advertisement from a dyno taken by the host. Best effort: a
  * kernel without IPv6 has no such file. */
-static void disable_ipv6(const char *ifname)
+void net_disable_ipv6(const char *ifname)
 {
 	char path[96];
 	snprintf(path, sizeof(path), "/proc/sys/net/ipv6/conf/%s/disable_ipv6", ifname);
@@ -256,7 +256,7 @@ int net_host_setup(const char *veth, pid_t pid, struct in_addr addr, struct in_a
 	int r = rtnl_link_veth_add(sk, veth, "eth0", pid);
 	if (r < 0)
 		return dy_error(err, "veth %s: %s", veth, nl_geterror(r));
-	disable_ipv6(veth);
+	net_disable_ipv6(veth);
 	struct rtnl_link *link = NULL;
 	if (link_up(sk, veth, &link, err) < 0)
 		goto fail;
@@ -306,7 +306,7 @@ int net_gateway_setup(struct in_addr subnet, uint8_t prefix, struct dy_error **e
 	if (rtnl_link_get_kernel(sk, 0, NET_GATEWAY_LINK, &link) < 0) {
 		if (gateway_link_add(sk, err) < 0)
 			return -1;
-		disable_ipv6(NET_GATEWAY_LINK);
+		net_disable_ipv6(NET_GATEWAY_LINK);
 	} else {
 		rtnl_link_put(link);
 	}
@@ -318,37 +318,6 @@ int net_gateway_setup(struct in_addr subnet, uint8_t prefix, struct dy_error **e
 		return -1;
 	/* the rules that keep everyone but dynos and the host itself away */
 	return net_rules_init(subnet, prefix, err);
-}
-
-int net_dyno_early(struct dy_error **err)
-{
-	_cleanup_nl_sock_ struct nl_sock *sk = NULL;
-	if (nl_open(&sk, err) < 0)
-		return -1;
-	struct rtnl_link *link = NULL;
-	if (link_up(sk, "lo", &link, err) < 0)
-		return -1;
-	rtnl_link_put(link);
-	/* "all" also sets "default" and every existing link: eth0 is off
-	 * whether the launcher moves it in before or after this */
-	disable_ipv6("all");
-	disable_ipv6("default");
-	return 0;
-}
-
-int net_dyno_setup(struct in_addr addr, struct in_addr gw, struct dy_error **err)
-{
-	_cleanup_nl_sock_ struct nl_sock *sk = NULL;
-	if (nl_open(&sk, err) < 0)
-		return -1;
-	struct rtnl_link *link = NULL;
-	if (link_up(sk, "eth0", &link, err) < 0)
-		return -1;
-	int ifindex = rtnl_link_get_ifindex(link);
-	rtnl_link_put(link);
-	if (add_addr(sk, ifindex, "eth0", addr, err) < 0)
-		return -1;
-	return add_route(sk, ifindex, (struct in_addr){0}, 0, gw, err);
 }
 
 struct route_of_ctx {

@@ -58,6 +58,10 @@ int net_host_setup(const char *veth, pid_t pid, struct in_addr addr, struct in_a
  * read-only): lo up, IPv6 off for every link. Returns 0 or < 0. */
 int net_dyno_early(struct dy_error **err);
 
+/* Writes 1 to /proc/sys/net/ipv6/conf/IFNAME/disable_ipv6 (quietly: a
+ * read-only /proc/sys or no IPv6 is fine, nftables drops it anyway). */
+void net_disable_ipv6(const char *ifname);
+
 /* Dyno side, once the launcher has moved eth0 in: eth0 up with addr/32
  * and a default route via gw onlink. Returns 0 or < 0. */
 int net_dyno_setup(struct in_addr addr, struct in_addr gw, struct dy_error **err);
