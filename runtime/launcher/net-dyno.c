@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/if.h>
+#include <linux/neighbour.h>
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
 #include <stdio.h>
@@ -48,6 +49,7 @@ struct nl_req {
 	union {
 		struct ifaddrmsg a;
 		struct rtmsg r;
+		struct ndmsg n;
 	} body;
 	char attrs[64];
 };
@@ -134,5 +136,17 @@ int net_dyno_setup(struct in_addr addr, struct in_addr gw, struct dy_error **err
 	                          .rtm_flags = RTNH_F_ONLINK};
 	add_attr(&q, RTA_GATEWAY, &gw, sizeof(gw));
 	add_attr(&q, RTA_OIF, &ifindex, sizeof(ifindex));
-	return talk(&q, "route 0.0.0.0/0", err);
+	if (talk(&q, "route 0.0.0.0/0", err) < 0)
+		return -1;
+	/* the gateway's MAC, permanent: no ARP, no room in the neighbour table */
+	unsigned char host_mac[6], dyno_mac[6];
+	net_veth_macs(addr, host_mac, dyno_mac);
+	memset(&q, 0, sizeof(q));
+	q.h.nlmsg_len = NLMSG_LENGTH(sizeof(struct ndmsg));
+	q.h.nlmsg_type = RTM_NEWNEIGH;
+	q.h.nlmsg_flags = NLM_F_CREATE | NLM_F_REPLACE;
+	q.body.n = (struct ndmsg){.ndm_family = AF_INET, .ndm_ifindex = ifindex, .ndm_state = NUD_PERMANENT};
+	add_attr(&q, NDA_DST, &gw, sizeof(gw));
+	add_attr(&q, NDA_LLADDR, host_mac, sizeof(host_mac));
+	return talk(&q, "neighbour entry of the gateway on eth0", err);
 }

@@ -14,6 +14,7 @@
 #include <netlink/route/addr.h>
 #include <netlink/route/link.h>
 #include <netlink/route/link/veth.h>
+#include <netlink/route/neighbour.h>
 #include <netlink/route/route.h>
 #include <nftables/libnftables.h>
 #include <pthread.h>
@@ -247,15 +248,73 @@ void net_disable_ipv6(const char *ifname)
 	close(fd);
 }
 
+/* The veth pair veth <-> "eth0" in pid's network namespace, with the MACs
+ * given (rtnl_link_veth_add() would leave random ones). */
+static int veth_add(struct nl_sock *sk, const char *veth, pid_t pid, const unsigned char host[6],
+                    const unsigned char dyno[6], struct dy_error **err)
+{
+	struct rtnl_link *link = rtnl_link_veth_alloc();
+	struct nl_addr *hm = nl_addr_build(AF_LLC, host, 6);
+	struct nl_addr *dm = nl_addr_build(AF_LLC, dyno, 6);
+	int r;
+	if (!link || !hm || !dm) {
+		r = dy_error_errno(err, ENOMEM, "veth %s", veth);
+		goto out;
+	}
+	struct rtnl_link *peer = rtnl_link_veth_get_peer(link);
+	rtnl_link_set_name(link, veth);
+	rtnl_link_set_addr(link, hm);
+	rtnl_link_set_name(peer, "eth0");
+	rtnl_link_set_addr(peer, dm);
+	rtnl_link_set_ns_pid(peer, pid);
+	rtnl_link_put(peer);
+	r = rtnl_link_add(sk, link, NLM_F_CREATE | NLM_F_EXCL);
+	if (r < 0)
+		r = dy_error(err, "veth %s: %s", veth, nl_geterror(r));
+out:
+	rtnl_link_put(link);
+	nl_addr_put(hm);
+	nl_addr_put(dm);
+	return r;
+}
+
+/* A permanent neighbour entry a -> mac on ifindex. */
+static int add_neigh(struct nl_sock *sk, int ifindex, const char *ifname, struct in_addr a,
+                     const unsigned char mac[6], struct dy_error **err)
+{
+	struct rtnl_neigh *n = rtnl_neigh_alloc();
+	struct nl_addr *dst = addr4(a, 32);
+	struct nl_addr *ll = nl_addr_build(AF_LLC, mac, 6);
+	int r = 0;
+	if (!n || !dst || !ll) {
+		r = dy_error_errno(err, ENOMEM, "neighbour %s on %s", inet_ntoa(a), ifname);
+		goto out;
+	}
+	rtnl_neigh_set_ifindex(n, ifindex);
+	rtnl_neigh_set_family(n, AF_INET);
+	rtnl_neigh_set_dst(n, dst);
+	rtnl_neigh_set_lladdr(n, ll);
+	rtnl_neigh_set_state(n, NUD_PERMANENT);
+	r = rtnl_neigh_add(sk, n, NLM_F_CREATE | NLM_F_REPLACE);
+	if (r < 0)
+		r = dy_error(err, "neighbour %s on %s: %s", inet_ntoa(a), ifname, nl_geterror(r));
+out:
+	rtnl_neigh_put(n);
+	nl_addr_put(dst);
+	nl_addr_put(ll);
+	return r;
+}
+
 int net_host_setup(const char *veth, pid_t pid, struct in_addr addr, struct in_addr gw,
                    struct dy_error **err)
 {
 	_cleanup_nl_sock_ struct nl_sock *sk = NULL;
 	if (nl_open(&sk, err) < 0)
 		return -1;
-	int r = rtnl_link_veth_add(sk, veth, "eth0", pid);
-	if (r < 0)
-		return dy_error(err, "veth %s: %s", veth, nl_geterror(r));
+	unsigned char host_mac[6], dyno_mac[6];
+	net_veth_macs(addr, host_mac, dyno_mac);
+	if (veth_add(sk, veth, pid, host_mac, dyno_mac, err) < 0)
+		return -1;
 	net_disable_ipv6(veth);
 	struct rtnl_link *link = NULL;
 	if (link_up(sk, veth, &link, err) < 0)
@@ -265,6 +324,8 @@ int net_host_setup(const char *veth, pid_t pid, struct in_addr addr, struct in_a
 	if (add_addr(sk, ifindex, veth, gw, err) < 0)
 		goto fail;
 	if (add_route(sk, ifindex, addr, 32, (struct in_addr){0}, err) < 0)
+		goto fail;
+	if (add_neigh(sk, ifindex, veth, addr, dyno_mac, err) < 0)
 		goto fail;
 	return 0;
 fail:

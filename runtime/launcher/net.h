@@ -47,9 +47,27 @@ struct in_addr net_gateway(struct in_addr subnet);
 int net_alloc_address(struct in_addr subnet, uint8_t prefix, struct in_addr *ret,
                       struct dy_error **err);
 
+/* The MAC addresses of a dyno's veth ends, made from its address (locally
+ * administered, unicast): host end 0a:64:A:B:C:D, the dyno's eth0
+ * 0a:65:A:B:C:D for the dyno address A.B.C.D. Both sides know them without
+ * asking, so each gets a permanent neighbour entry for the other and no
+ * ARP is ever resolved on a veth: a dyno takes no room in the kernel's
+ * neighbour table (gc_thresh3, 1024 entries host-wide by default, shared
+ * by every network namespace; permanent entries do not count). */
+static inline void net_veth_macs(struct in_addr addr, unsigned char host[6], unsigned char dyno[6])
+{
+	const unsigned char *b = (const unsigned char *)&addr.s_addr;
+	host[0] = dyno[0] = 0x0a;
+	host[1] = 0x64;
+	dyno[1] = 0x65;
+	for (int i = 0; i < 4; i++)
+		host[2 + i] = dyno[2 + i] = b[i];
+}
+
 /* Host side: creates the veth pair with its peer "eth0" in the network
- * namespace of pid, brings the host side up with the gateway address and a
- * route to addr. Returns 0, or < 0 with nothing left. */
+ * namespace of pid (MACs of net_veth_macs()), brings the host side up with
+ * the gateway address, a route to addr and a permanent neighbour entry for
+ * addr. Returns 0, or < 0 with nothing left. */
 int net_host_setup(const char *veth, pid_t pid, struct in_addr addr, struct in_addr gw,
                    struct dy_error **err);
 
@@ -62,8 +80,9 @@ int net_dyno_early(struct dy_error **err);
  * read-only /proc/sys or no IPv6 is fine, nftables drops it anyway). */
 void net_disable_ipv6(const char *ifname);
 
-/* Dyno side, once the launcher has moved eth0 in: eth0 up with addr/32
- * and a default route via gw onlink. Returns 0 or < 0. */
+/* Dyno side, once the launcher has moved eth0 in: eth0 up with addr/32,
+ * a default route via gw onlink and a permanent neighbour entry for gw
+ * (the host end's MAC, net_veth_macs()). Returns 0 or < 0. */
 int net_dyno_setup(struct in_addr addr, struct in_addr gw, struct dy_error **err);
 
 /* The dyno address routed through veth (its /32 route), for a dyno

@@ -986,6 +986,36 @@ def sc_arp(h):
             "leftovers": net_leftovers(a) + net_leftovers(b)}
 
 
+def neigh(*ns_args):
+    """Every IPv4 neighbour entry of a network namespace (nsenter args, or
+    this one): [(dst, dev, lladdr, state)]."""
+    cmd = (["nsenter", *ns_args] if ns_args else []) + ["ip", "-4", "-j", "neigh", "show",
+                                                          "nud", "all"]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    return [(e.get("dst"), e.get("dev"), e.get("lladdr"), ",".join(e.get("state", [])))
+            for e in json.loads(out or "[]")]
+
+
+def sc_neigh(h):
+    # traffic both ways over two dynos' veths: every neighbour entry on
+    # either side is the permanent one the launcher made, none resolved
+    opened = Server()
+    dynos = [Dyno(h, f"probe connect 10.213.0.1 {opened.port}; probe listen $PORT", port=5000,
+                  extra=["--gateway-port", str(opened.port)]) for _ in range(2)]
+    for d in dynos:
+        d.sink.json("listen", timeout=15)
+    answers = [tcp(d.ip, 5000) for d in dynos]
+    to_gw = [connects(d, 1) for d in dynos]
+    host = neigh()
+    inside = [neigh("-t", str(d.running["pid"]), "-n") for d in dynos]
+    out = {"answers": answers, "to_gw": to_gw, "host": host, "inside": inside,
+           "ips": [d.ip for d in dynos], "veths": [d.running["veth"] for d in dynos]}
+    for d in dynos:
+        d.stop()
+    out["leftovers"] = sum((net_leftovers(d) for d in dynos), [])
+    return out
+
+
 def conntrack_of(ip):
     """The conntrack entries of this network namespace that name ip."""
     with open("/proc/net/nf_conntrack") as f:

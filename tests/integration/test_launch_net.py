@@ -89,6 +89,21 @@ def test_arp_in_another_name_is_dropped():
     assert r["leftovers"] == []
 
 
+def test_veth_neighbours_are_permanent():
+    # a dyno costs no entry of the kernel's neighbour table (shared by all
+    # namespaces, 1024 by default): each end knows the other's MAC
+    r = scenario("neigh")
+    assert [a.startswith("ok") for a in r["answers"]] == [True, True], r
+    assert all(list(c.values()) == ["ok"] for c in r["to_gw"]), r
+    for ip, veth, inside in zip(r["ips"], r["veths"], r["inside"]):
+        mac = "0a:65:" + ":".join("%02x" % int(b) for b in ip.split("."))
+        assert [e for e in r["host"] if e[1] == veth] == [[ip, veth, mac, "PERMANENT"]], r
+        gw_mac = "0a:64:" + mac[6:]
+        assert inside == [["10.213.0.1", "eth0", gw_mac, "PERMANENT"]], r
+    assert [e for e in r["host"] if e[3] != "PERMANENT"] == [], r
+    assert r["leftovers"] == []
+
+
 def test_addresses_are_handed_out_round_robin():
     r = scenario("addr_rr")
     assert r["bench"] is not None, r["stderr"]
