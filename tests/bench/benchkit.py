@@ -18,6 +18,9 @@ def cgroups(parent):
         p = os.path.join("/sys/fs/cgroup", c, parent)
         if os.path.isdir(p):
             left += [f"{c}/{d}" for d in os.listdir(p) if os.path.isdir(os.path.join(p, d))]
+    p = os.path.join("/sys/fs/cgroup", parent)  # a unified (v2) host
+    if os.path.exists("/sys/fs/cgroup/cgroup.controllers") and os.path.isdir(p):
+        left += [d for d in os.listdir(p) if os.path.isdir(os.path.join(p, d))]
     return left
 
 
