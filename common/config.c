@@ -103,6 +103,7 @@ static const struct key keys[] = {
 	{"dyno.timeouts.stop", K_DURATION, "30s", C(dyno.timeouts.stop), MS, 24 * HOUR},
 	{"dyno.timeouts.drain", K_DURATION, "30s", C(dyno.timeouts.drain), 0, 24 * HOUR},
 	{"dyno.timeouts.setup", K_DURATION, "10s", C(dyno.timeouts.setup), 100 * MS, HOUR},
+	{"dyno.start_threads", K_U32, "2", C(dyno.start_threads), 1, 16},
 	{"dyno.timeouts.build", K_DURATION, "15m", C(dyno.timeouts.build), MS, 24 * HOUR},
 	{"dyno.cooloff.first", K_DURATION, "10s", C(dyno.cooloff.first), MS, 24 * HOUR},
 	{"dyno.cooloff.max", K_DURATION, "20m", C(dyno.cooloff.max), MS, 24 * HOUR},

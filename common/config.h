@@ -125,6 +125,7 @@ struct config {
 		} cooloff;
 		char *default_size;
 		char *build_size; /* a build dyno's (docs/builds.md) */
+		uint32_t start_threads; /* dyno starts (and clean-ups) at once */
 	} dyno;
 	struct config_sizes sizes; /* in the order written */
 	struct {

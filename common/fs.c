@@ -2,6 +2,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <libgen.h>
 #include <stdio.h>
@@ -61,8 +62,8 @@ int dy_write_file_atomic(const char *path, const void *data, size_t len, mode_t 
 	return dy_write_file_atomic_as(path, data, len, mode, (gid_t)-1, err);
 }
 
-int dy_write_file_atomic_as(const char *path, const void *data, size_t len, mode_t mode, gid_t gid,
-                            struct dy_error **err)
+static int write_replace(const char *path, const void *data, size_t len, mode_t mode, gid_t gid,
+                         bool durable, struct dy_error **err)
 {
 	_cleanup_free_ char *dcopy = strdup(path), *bcopy = strdup(path), *tmp = NULL;
 	if (dcopy == NULL || bcopy == NULL)
@@ -93,7 +94,7 @@ int dy_write_file_atomic_as(const char *path, const void *data, size_t len, mode
 		r = -errno;
 	if (r == 0 && fchmod(fd, mode) < 0)
 		r = -errno;
-	if (r == 0 && fsync(fd) < 0)
+	if (r == 0 && durable && fsync(fd) < 0)
 		r = -errno;
 	if (r == 0 && rename(tmp, path) < 0)
 		r = -errno;
@@ -101,7 +102,19 @@ int dy_write_file_atomic_as(const char *path, const void *data, size_t len, mode
 		unlink(tmp);
 		return dy_error_errno(err, -r, "write %s", path);
 	}
-	return dy_fsync_dir(dir, err);
+	return durable ? dy_fsync_dir(dir, err) : 0;
+}
+
+int dy_write_file_atomic_as(const char *path, const void *data, size_t len, mode_t mode, gid_t gid,
+                            struct dy_error **err)
+{
+	return write_replace(path, data, len, mode, gid, true, err);
+}
+
+int dy_write_file_replace_as(const char *path, const void *data, size_t len, mode_t mode,
+                             gid_t gid, struct dy_error **err)
+{
+	return write_replace(path, data, len, mode, gid, false, err);
 }
 
 int dy_write_all(int fd, const void *p, size_t n)

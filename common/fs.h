@@ -33,6 +33,13 @@ int dy_write_file_atomic(const char *path, const void *data, size_t len, mode_t 
 int dy_write_file_atomic_as(const char *path, const void *data, size_t len, mode_t mode, gid_t gid,
                             struct dy_error **err);
 
+/* As dy_write_file_atomic_as(), without the fsyncs: a reader never sees
+ * half a file, but a power loss may take the new content back. For files
+ * rebuilt from durable state at start-up (routes.json): two fsyncs cost
+ * milliseconds on a busy disk, on every change. */
+int dy_write_file_replace_as(const char *path, const void *data, size_t len, mode_t mode,
+                             gid_t gid, struct dy_error **err);
+
 /* Writes the n bytes at p to the blocking fd, retrying short writes and
  * EINTR. Returns 0, or -1 with errno set (EIO for a write of nothing). */
 int dy_write_all(int fd, const void *p, size_t n);

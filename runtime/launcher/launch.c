@@ -120,24 +120,30 @@ static int open_init(const char *path, int *ret, struct dy_error **err)
 	 * is only taken by the next launcher process */
 	static char *cached_path;
 	static int cached_fd = -1;
+	static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER; /* starts on several threads */
+	pthread_mutex_lock(&lock);
+	int r = 0, fd = -1;
 	if (cached_fd < 0 || strcmp(cached_path, path) != 0) {
-		int fd = open(path, O_PATH | O_CLOEXEC);
-		if (fd < 0)
-			return dy_error_errno(err, errno, "dyno-init %s", path);
-		char *copy = strdup(path);
-		if (!copy) {
+		fd = open(path, O_PATH | O_CLOEXEC);
+		char *copy = fd < 0 ? NULL : strdup(path);
+		if (fd < 0) {
+			r = dy_error_errno(err, errno, "dyno-init %s", path);
+		} else if (!copy) {
 			close(fd);
-			return dy_error_errno(err, ENOMEM, "strdup");
+			r = dy_error_errno(err, ENOMEM, "strdup");
+		} else {
+			if (cached_fd >= 0)
+				close(cached_fd);
+			free(cached_path);
+			cached_fd = fd;
+			cached_path = copy;
 		}
-		if (cached_fd >= 0)
-			close(cached_fd);
-		free(cached_path);
-		cached_fd = fd;
-		cached_path = copy;
 	}
-	int fd = fcntl(cached_fd, F_DUPFD_CLOEXEC, 0);
-	if (fd < 0)
-		return dy_error_errno(err, errno, "dup");
+	if (r == 0 && (fd = fcntl(cached_fd, F_DUPFD_CLOEXEC, 0)) < 0)
+		r = dy_error_errno(err, errno, "dup");
+	pthread_mutex_unlock(&lock);
+	if (r < 0)
+		return r;
 	*ret = fd;
 	return 0;
 }

@@ -25,14 +25,17 @@
  *   "mount /app: Invalid argument" (and errnum EINVAL), never "exit 1".
  * The call returns once the command has exec'd.
  *
- * Threads: launch_start() may run on a thread of its own while the
- * caller's loop calls the rest (dynod: one start thread, common/work.h).
- * What both sides share is locked: the nftables context (net.c), libcgroup's
- * init (cgroup.c), the orphans of failed starts. What only a start touches
- * is not: the seccomp program compiled once, the cached dyno-init fd, the
- * choice of a free address (two starts at once could pick the same one):
- * starts must not overlap each other. A sweep (launch_sweep()) must not run
- * during a start: the new dyno's cgroup is empty until its child joins. */
+ * Threads: launch_start() may run on several threads at once while the
+ * caller's loop calls the rest (dynod: dyno.start_threads start threads,
+ * common/work.h): a start mostly waits for its child (the cgroup move, the
+ * network namespace, the exec), so two overlap well on two cores. What
+ * they share is locked: the nftables context (net.c), libcgroup's init
+ * (cgroup.c), the orphans of failed starts, the seccomp program compiled
+ * once, the cached dyno-init fd, the choice of a free address (round-robin
+ * under a lock: two starts never pick the same one). A child of clone3
+ * allocates nothing (net-dyno.c): another thread may hold the allocator's
+ * lock at the clone. A sweep (launch_sweep()) must not run during a start:
+ * the new dyno's cgroup is empty until its child joins. */
 #pragma once
 
 #include <netinet/in.h>

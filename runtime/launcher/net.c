@@ -81,8 +81,25 @@ static void mark_route(struct nl_object *obj, void *arg)
 		c->used[a - c->net] = 1;
 }
 
+/* Starts run on several threads: one pick at a time. The round-robin
+ * keeps two starts apart before either has its route (the pick after the
+ * last one handed out). */
+static pthread_mutex_t alloc_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static int alloc_address_locked(struct in_addr subnet, uint8_t prefix, struct in_addr *ret,
+                                struct dy_error **err);
+
 int net_alloc_address(struct in_addr subnet, uint8_t prefix, struct in_addr *ret,
                       struct dy_error **err)
+{
+	pthread_mutex_lock(&alloc_lock);
+	int r = alloc_address_locked(subnet, prefix, ret, err);
+	pthread_mutex_unlock(&alloc_lock);
+	return r;
+}
+
+static int alloc_address_locked(struct in_addr subnet, uint8_t prefix, struct in_addr *ret,
+                                struct dy_error **err)
 {
 	if (prefix < 8 || prefix > 30)
 		return dy_error(err, "subnet prefix /%u out of range", prefix);
@@ -754,13 +771,26 @@ static void migrate_ports(FILE *f, const char *gws)
 	fputs("delete set inet dyno ports\n", f);
 }
 
+static int rules_init_once(struct in_addr subnet, uint8_t prefix, struct dy_error **err);
+
 int net_rules_init(struct in_addr subnet, uint8_t prefix, struct dy_error **err)
 {
 	/* once per process: dynod owns the tables; a ruleset flushed behind
 	 * its back comes back with its next start */
 	static bool ready;
-	if (ready)
-		return 0;
+	/* once per process, before the first start's rules; starts run on
+	 * several threads */
+	static pthread_mutex_t init_lock = PTHREAD_MUTEX_INITIALIZER;
+	pthread_mutex_lock(&init_lock);
+	int r = ready ? 0 : rules_init_once(subnet, prefix, err);
+	if (r == 0)
+		ready = true;
+	pthread_mutex_unlock(&init_lock);
+	return r;
+}
+
+static int rules_init_once(struct in_addr subnet, uint8_t prefix, struct dy_error **err)
+{
 	char gws[INET_ADDRSTRLEN], nets[INET_ADDRSTRLEN];
 	struct in_addr gw = net_gateway(subnet);
 	inet_ntop(AF_INET, &gw, gws, sizeof(gws));
@@ -813,10 +843,7 @@ int net_rules_init(struct in_addr subnet, uint8_t prefix, struct dy_error **err)
 			return dy_error_errno(err, ENOMEM, "open_memstream");
 		r = nft_run(buf, false, attempt == 0 ? NULL : err);
 	}
-	if (r < 0)
-		return -1;
-	ready = true;
-	return 0;
+	return r < 0 ? -1 : 0;
 }
 
 int net_rules_add(const char *veth, struct in_addr addr, struct in_addr gw, const uint16_t *ports,

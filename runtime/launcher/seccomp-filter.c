@@ -2,6 +2,7 @@
 #include "runtime/launcher/seccomp-filter.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <linux/sched.h>
 #include <linux/seccomp.h>
@@ -275,21 +276,25 @@ int seccomp_policy_compile(bool tree, struct sock_fprog *ret, struct dy_error **
 	return r;
 }
 
+/* starts run on several threads at once (launch.h, "Threads") */
+static pthread_mutex_t policy_lock = PTHREAD_MUTEX_INITIALIZER;
+
 int seccomp_policy_get(const struct sock_fprog **ret, struct dy_error **err)
 {
-	if (compiled) {
-		*ret = &policy;
-		return 0;
+	pthread_mutex_lock(&policy_lock);
+	int r = 0;
+	if (!compiled) {
+		int fd = r = compile(true, err);
+		if (fd >= 0 && (r = seccomp_policy_read(fd, &policy, err)) < 0)
+			close(fd);
+		if (r >= 0) {
+			policy_fd = fd; /* both kept for the life of the process */
+			compiled = 1;
+		}
 	}
-	int fd = compile(true, err);
-	if (fd < 0)
-		return fd;
-	if (seccomp_policy_read(fd, &policy, err) < 0) {
-		close(fd);
-		return -1;
-	}
-	policy_fd = fd; /* both kept for the life of the process */
-	compiled = 1;
+	pthread_mutex_unlock(&policy_lock);
+	if (r < 0)
+		return r;
 	*ret = &policy;
 	return 0;
 }

@@ -134,5 +134,6 @@ int rw_write(struct rw_writer *w, const struct rw_app *apps, size_t napps, struc
 		return dy_error_errno(err, ENOMEM, "%s", w->path);
 	text = nl;
 	memcpy(text + len, "\n", 2);
-	return dy_write_file_atomic_as(w->path, text, len + 1, RW_FILE_MODE, w->gid, err);
+	/* not fsynced: dynod writes it anew from its state at start-up */
+	return dy_write_file_replace_as(w->path, text, len + 1, RW_FILE_MODE, w->gid, err);
 }

@@ -18,6 +18,10 @@
 #include "runtime/manager/teardown.h"
 
 #define SUP_CHECK_USEC   (1000ULL * 1000) /* memory watch, sweeps, routes.json retries */
+/* routes.json is written at most once in this time: each write is the
+ * whole table (O(dynos)) and the router reads it whole; 1000 dynos coming
+ * up one by one wrote it 3000 times, 7 ms each, on the loop */
+#define SUP_ROUTES_GAP_USEC (20ULL * 1000)
 #define SUP_SWEEP_CHECKS 60               /* sweeps after a failed clean-up */
 #define SUP_WEB_PORT     5000
 #define SUP_NAME_MAX     48
@@ -106,7 +110,8 @@ struct sup {
 	bool leaving;                   /* SIGQUIT: every dyno is left running */
 	struct loop_timer mem_timer;    /* the memory watch of every dyno */
 	struct loop_timer sweep_timer;  /* runs while sweeps_due */
-	struct loop_timer routes_timer; /* a failed routes.json write is tried again */
+	struct loop_timer routes_timer; /* a failed or held routes.json write */
+	uint64_t routes_written_at;     /* loop_now() of the last write */
 	unsigned seq;                   /* instance ids */
 	unsigned release_seq;
 	unsigned run_seq; /* run.N */

@@ -127,8 +127,9 @@ void sup_sweep_soon(struct sup *s)
 }
 
 /* A dyno's clean-up (cgroup, veth, rules: netlink and cgroup file system
- * calls) on the start thread, off the loop, after the starts queued before
- * it: a restart's new process is set up after the old one is gone. */
+ * calls) on the start threads, off the loop, in turn with the starts
+ * queued before it (a restart's new process has names and an address of
+ * its own: the two may overlap). */
 struct sup_cleanup {
 	struct work work;
 	struct sup *sup;
@@ -743,6 +744,19 @@ static void routes_changed(struct sup *s)
 		s->routes_dirty = true;
 		return;
 	}
+	/* many changes close together, one write (at most every
+	 * SUP_ROUTES_GAP_USEC): the first at once, the rest at the gap's end.
+	 * A drain stays safe: it waits for the router to load the version
+	 * after the one written before it (rollout.c) */
+	uint64_t now = loop_now(s->loop);
+	if (s->routes_written_at && now - s->routes_written_at < SUP_ROUTES_GAP_USEC) {
+		s->routes_dirty = true;
+		if (!loop_timer_active(&s->routes_timer))
+			loop_timer_start(s->loop, &s->routes_timer,
+			                 SUP_ROUTES_GAP_USEC - (now - s->routes_written_at), NULL);
+		return;
+	}
+	s->routes_written_at = now;
 	struct dy_error *e = NULL;
 	if (write_routes(s, &e) < 0) {
 		dy_log("dynod", "routes.json: %s", e ? dy_error_msg(e) : "out of memory");
@@ -846,9 +860,11 @@ int sup_new(struct loop *loop, const struct config *cfg, const char *cgroup_pare
 	sup_rollout_init(s);
 	loop_timer_init(&s->mem_timer, on_mem_timer);
 	dr_boot_id(s->boot_id);
-	/* one thread: starts must not overlap (launch.h, "Threads"); without
-	 * it they run inline, as before */
-	if (work_pool_new(loop, 1, &s->starts, NULL) < 0)
+	/* dyno.start_threads starts at once (launch.h, "Threads": a start
+	 * mostly waits for its child, two overlap well on two cores); without
+	 * the pool they run inline */
+	if (work_pool_new(loop, cfg->dyno.start_threads ? cfg->dyno.start_threads : 1, &s->starts,
+	                  NULL) < 0)
 		s->starts = NULL;
 	/* the router's admin listener says when a drain is done; without it
 	 * a drain lasts dyno.timeouts.drain */
@@ -931,6 +947,11 @@ void sup_free(struct sup *s)
 	loop_timer_stop(s->loop, &s->mem_timer);
 	loop_timer_stop(s->loop, &s->sweep_timer);
 	loop_timer_stop(s->loop, &s->routes_timer);
+	if (s->routes_dirty && s->routes) { /* held back by the gap: as it is now */
+		s->routes_written_at = 0;
+		s->batch = 0;
+		routes_changed(s);
+	}
 	sup_rollouts_free(s);
 	loop_timer_stop(s->loop, &s->drain_poll);
 	dw_free(s->drains);

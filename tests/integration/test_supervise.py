@@ -106,7 +106,18 @@ class Dynod:
         return json.loads(r.stdout)
 
     def routes(self):
-        return json.loads((self.state / "routes.json").read_text())
+        """routes.json once settled: dynod writes it at most every 20 ms,
+        the changes of a burst at the gap's end (docs/router.md)."""
+        path = self.state / "routes.json"
+        last = json.loads(path.read_text())
+        end = time.monotonic() + 5
+        while time.monotonic() < end:
+            time.sleep(0.1)
+            now = json.loads(path.read_text())
+            if now["version"] == last["version"]:
+                return now
+            last = now
+        return last
 
     def wait(self, pred, timeout=15, what="condition"):
         end = time.monotonic() + timeout
