@@ -20,10 +20,13 @@
 #include <unistd.h>
 
 #include "common/cleanup.h"
+#include "slugs/gunzip-isal.h"
 #include "slugs/slug-entry.h"
 #include "slugs/slug-fs.h"
 
 #define READ_BLOCK (256 * 1024)
+/* ISA-L's output per call: the tar reader hands out pointers into it */
+#define INFLATE_BLOCK (512 * 1024)
 
 void slug_limits_default(struct slug_limits *l)
 {
@@ -67,7 +70,9 @@ int slug_compression_from_str(const char *s, enum slug_compression *ret)
 }
 
 /* Bytes come through here: counted against max_compressed and hashed, so
- * the id is the sha256 of exactly the bytes read. */
+ * the id is the sha256 of exactly the bytes read. A gzip slug is
+ * inflated by ISA-L (gz set) and libarchive reads a plain tar from it;
+ * else libarchive reads the bytes with its own filters (zlib, zstd). */
 struct reader {
 	int fd;
 	uint8_t *buf;
@@ -77,6 +82,11 @@ struct reader {
 	int too_big;
 	volatile sig_atomic_t *cancel;
 	int hash; /* compute the id (inspect); unpack does not need it */
+	const uint8_t *pending; /* the first block, read to look at the magic */
+	size_t pending_len;
+	int errnum; /* of a failed raw_read: every later one fails the same */
+	char errmsg[160];
+	struct gunzip *gz;
 };
 
 /* True once *cancel is set: by a signal handler (the CLI) or by another
@@ -86,26 +96,59 @@ static bool cancelled(volatile sig_atomic_t *cancel)
 	return cancel && __atomic_load_n(cancel, __ATOMIC_RELAXED);
 }
 
-static la_ssize_t reader_read(struct archive *a, void *ud, const void **buf)
+/* The slug's next bytes as they are in the file: n, 0 at its end, -1
+ * (r->errnum, r->errmsg). */
+static ssize_t raw_read(struct reader *r, const uint8_t **buf)
 {
-	struct reader *r = ud;
+	if (r->errnum)
+		return -1;
+	if (r->pending_len > 0) {
+		*buf = r->pending;
+		ssize_t n = (ssize_t)r->pending_len;
+		r->pending_len = 0;
+		return n;
+	}
 	ssize_t n;
 	do
 		n = read(r->fd, r->buf, READ_BLOCK);
 	while (n < 0 && errno == EINTR && !cancelled(r->cancel));
 	if (n < 0) {
-		archive_set_error(a, errno, "read: %s", strerror(errno));
+		r->errnum = errno;
+		snprintf(r->errmsg, sizeof(r->errmsg), "read: %s", strerror(errno));
 		return -1;
 	}
 	r->total += (uint64_t)n;
 	if (r->total > r->max) {
 		r->too_big = 1;
-		archive_set_error(a, EFBIG, "slug is larger than the limit");
+		r->errnum = EFBIG;
+		snprintf(r->errmsg, sizeof(r->errmsg), "slug is larger than the limit");
 		return -1;
 	}
 	if (r->hash)
 		dy_sha256_update(&r->sha, r->buf, (size_t)n);
 	*buf = r->buf;
+	return n;
+}
+
+static ssize_t gz_source(void *arg, const uint8_t **buf)
+{
+	return raw_read(arg, buf);
+}
+
+static la_ssize_t reader_read(struct archive *a, void *ud, const void **buf)
+{
+	struct reader *r = ud;
+	const uint8_t *b;
+	ssize_t n = r->gz ? gunzip_read(r->gz, &b) : raw_read(r, &b);
+	if (n == -1 && r->gz) {
+		archive_set_error(a, EILSEQ, "%s", gunzip_error(r->gz));
+		return -1;
+	}
+	if (n < 0) {
+		archive_set_error(a, r->errnum, "%s", r->errmsg);
+		return -1;
+	}
+	*buf = b;
 	return n;
 }
 
@@ -629,6 +672,40 @@ uint64_t slug_read_passes(void)
 	return __atomic_load_n(&read_passes, __ATOMIC_RELAXED);
 }
 
+/* Inflates what is left of the gzip stream once the tar ended. */
+static int drain_gzip(struct walk *w, struct reader *rd, struct dy_error **err)
+{
+	uint64_t left = w->opts->limits.max_unpacked - w->unpacked, after = 0;
+	for (;;) {
+		const uint8_t *b;
+		ssize_t n = gunzip_read(rd->gz, &b);
+		if (n == 0)
+			return 0;
+		if (n == -1)
+			return dy_error(err, "slug is damaged after %llu entries: %s",
+			                (unsigned long long)w->entries, gunzip_error(rd->gz));
+		if (n < 0) {
+			if (rd->too_big)
+				return dy_error(err, "slug is over the limit of %llu bytes",
+				                (unsigned long long)w->opts->limits.max_compressed);
+			return dy_error(err, "slug is damaged after %llu entries: %s",
+			                (unsigned long long)w->entries, rd->errmsg);
+		}
+		after += (uint64_t)n;
+		if (after > left) {
+			if (w->opts->ret_over_limit)
+				*w->opts->ret_over_limit = true;
+			return dy_error(err,
+			                "slug has more than %llu bytes after the end of its tar: the "
+			                "unpacked size would exceed the limit of %llu bytes",
+			                (unsigned long long)left,
+			                (unsigned long long)w->opts->limits.max_unpacked);
+		}
+		if (cancelled(w->opts->cancel))
+			return dy_error(err, "interrupted");
+	}
+}
+
 /* Reads every entry of the slug at fd; writes under rootfd unless it is
  * -1. Fills info (the id when hash). With ret_complete, writing is best
  * effort up to write_limit bytes of data (struct walk) and
@@ -666,8 +743,23 @@ static int walk_slug(int fd, int rootfd, const struct slug_unpack_opts *opts, bo
 		goto out;
 	}
 	dy_sha256_init(&rd.sha);
-	archive_read_support_filter_gzip(w.a);
-	archive_read_support_filter_zstd(w.a);
+	/* The first block tells gzip (1f 8b) from the rest; a read error
+	 * here is reported by the archive_read_open below, as any other. */
+	ssize_t first = raw_read(&rd, &rd.pending);
+	if (first > 0)
+		rd.pending_len = (size_t)first;
+	if (first >= 2 && rd.pending[0] == 0x1f && rd.pending[1] == 0x8b && gunzip_use_isal()) {
+		rd.gz = gunzip_new(gz_source, &rd, INFLATE_BLOCK);
+		if (rd.gz == NULL) {
+			dy_error_errno(err, ENOMEM, "read slug");
+			goto out;
+		}
+		gunzip_push_input(rd.gz, rd.pending, rd.pending_len);
+		rd.pending_len = 0;
+	} else {
+		archive_read_support_filter_gzip(w.a);
+		archive_read_support_filter_zstd(w.a);
+	}
 	archive_read_support_format_tar(w.a);
 	__atomic_add_fetch(&read_passes, 1, __ATOMIC_RELAXED);
 	if (archive_read_open(w.a, &rd, NULL, reader_read, NULL) != ARCHIVE_OK) {
@@ -736,13 +828,20 @@ static int walk_slug(int fd, int rootfd, const struct slug_unpack_opts *opts, bo
 	if (procfile_parse(w.procfile ? w.procfile : "", w.procfile_len, &pf, err) < 0)
 		goto out;
 
-	snprintf(info->compression, sizeof(info->compression), "%s", archive_filter_name(w.a, 0));
+	snprintf(info->compression, sizeof(info->compression), "%s",
+	         rd.gz ? "gzip" : archive_filter_name(w.a, 0));
+	/* ISA-L inflates to the end of the last member, so every member's
+	 * CRC-32 and length are checked; what follows the tar's end counts
+	 * against what is left of the unpacked budget (a bomb there too). */
+	if (rd.gz && drain_gzip(&w, &rd, err) < 0) {
+		procfile_free(pf);
+		goto out;
+	}
 	/* The id covers every byte of the file, also what follows the end of
 	 * the tar (padding). */
 	for (;;) {
-		const void *b;
-		la_ssize_t n = reader_read(w.a, &rd, &b);
-		if (n <= 0)
+		const uint8_t *b;
+		if (raw_read(&rd, &b) <= 0)
 			break;
 	}
 	if (rd.too_big) {
@@ -787,6 +886,7 @@ out:
 	free(w.cache_dir);
 	free(w.procfile);
 	slug_tree_free(w.tree);
+	gunzip_free(rd.gz);
 	free(rd.buf);
 	return r;
 }
