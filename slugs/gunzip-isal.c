@@ -140,7 +140,7 @@ static ssize_t bad(struct gunzip *g, int ret)
 		what = "no progress";
 		break;
 	}
-	snprintf(g->err, sizeof(g->err), "gzip: invalid data at byte %llu (%s, member %llu)",
+	snprintf(g->err, sizeof(g->err), "gzip: invalid data near byte %llu (%s, member %llu)",
 	         (unsigned long long)offset(g), what, (unsigned long long)g->members);
 	return -1;
 }
@@ -171,10 +171,10 @@ static int next_member(struct gunzip *g)
 		if (g->in[0] != 0x8b)
 			return 0;
 		g->st.next_in = (uint8_t *)&first;
-		g->st.avail_in = 1;
-		g->st.next_out = g->out;
-		g->st.avail_out = 0;
+		g->st.avail_in = 1; /* a header byte: no output */
 		int ret = isal_inflate(&g->st);
+		if (ret >= 0 && g->st.avail_in != 0)
+			ret = ISAL_INVALID_WRAPPER;
 		if (ret < 0)
 			return (int)bad(g, ret);
 	} else if (g->in[1] != 0x8b) {

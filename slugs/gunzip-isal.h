@@ -34,7 +34,7 @@ void gunzip_push_input(struct gunzip *g, const uint8_t *buf, size_t len);
  * byte offset), GUNZIP_SOURCE_ERROR when the source failed. */
 ssize_t gunzip_read(struct gunzip *g, const uint8_t **out);
 
-/* What the last -1 of gunzip_read was: "gzip: invalid data at byte N
+/* What the last -1 of gunzip_read was: "gzip: invalid data near byte N
  * (...)", "gzip: truncated ...", "gzip: bad CRC-32 or length ...". */
 const char *gunzip_error(const struct gunzip *g);
 
