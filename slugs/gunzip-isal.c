@@ -2,9 +2,22 @@
 #include "slugs/gunzip-isal.h"
 
 #include <isa-l/igzip_lib.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* With a thread (gunzip_start_thread): it inflates into the slots of a
+ * ring, the reader takes them in order and gives each back on its next
+ * call. */
+#define RING 4
+
+struct slot {
+	uint8_t *buf;
+	ssize_t n; /* what inflate_into returned */
+	bool full;
+};
 
 struct gunzip {
 	struct inflate_state st;
@@ -12,6 +25,16 @@ struct gunzip {
 	void *arg;
 	uint8_t *out;
 	size_t out_size;
+	/* the thread's ring */
+	bool threaded;
+	pthread_t thread;
+	pthread_mutex_t mu;
+	pthread_cond_t cond;
+	struct slot ring[RING];
+	unsigned head, tail; /* the thread fills head, the reader takes tail */
+	bool held;           /* the reader holds ring[tail] */
+	bool stop;
+	bool joined;
 	const uint8_t *in; /* input not yet given to isal_inflate (borrowed) */
 	size_t in_len;
 	uint64_t consumed; /* compressed bytes given to isal_inflate */
@@ -40,10 +63,29 @@ struct gunzip *gunzip_new(gunzip_source_fn src, void *arg, size_t out_size)
 	return g;
 }
 
+void gunzip_stop_thread(struct gunzip *g)
+{
+	if (g == NULL || !g->threaded || g->joined)
+		return;
+	pthread_mutex_lock(&g->mu);
+	g->stop = true;
+	pthread_cond_broadcast(&g->cond);
+	pthread_mutex_unlock(&g->mu);
+	pthread_join(g->thread, NULL);
+	g->joined = true;
+}
+
 void gunzip_free(struct gunzip *g)
 {
 	if (g == NULL)
 		return;
+	if (g->threaded) {
+		gunzip_stop_thread(g);
+		pthread_mutex_destroy(&g->mu);
+		pthread_cond_destroy(&g->cond);
+		for (int i = 0; i < RING; i++)
+			free(g->ring[i].buf);
+	}
 	free(g->out);
 	free(g);
 }
@@ -57,11 +99,6 @@ void gunzip_push_input(struct gunzip *g, const uint8_t *buf, size_t len)
 const char *gunzip_error(const struct gunzip *g)
 {
 	return g->err[0] ? g->err : "gzip: unknown error";
-}
-
-uint64_t gunzip_in_bytes(const struct gunzip *g)
-{
-	return g->consumed;
 }
 
 uint64_t gunzip_out_bytes(const struct gunzip *g)
@@ -185,13 +222,13 @@ static int next_member(struct gunzip *g)
 	return 1;
 }
 
-ssize_t gunzip_read(struct gunzip *g, const uint8_t **out)
+/* Inflates up to size bytes into out: gunzip_read's answers. */
+static ssize_t inflate_into(struct gunzip *g, uint8_t *out, size_t size)
 {
-	*out = g->out;
 	if (g->done)
 		return 0;
-	g->st.next_out = g->out;
-	g->st.avail_out = (uint32_t)g->out_size;
+	g->st.next_out = out;
+	g->st.avail_out = (uint32_t)size;
 	int stalls = 0;
 	while (g->st.avail_out > 0) {
 		if (!g->in_member) {
@@ -237,7 +274,96 @@ ssize_t gunzip_read(struct gunzip *g, const uint8_t **out)
 		else if (++stalls > 2)
 			return bad(g, 0); /* given input and room, it moved neither */
 	}
-	size_t n = g->out_size - g->st.avail_out;
-	g->produced += n;
-	return (ssize_t)n;
+	return (ssize_t)(size - g->st.avail_out);
+}
+
+static void *run(void *arg)
+{
+	struct gunzip *g = arg;
+	for (;;) {
+		pthread_mutex_lock(&g->mu);
+		while (g->ring[g->head].full && !g->stop)
+			pthread_cond_wait(&g->cond, &g->mu);
+		bool stop = g->stop;
+		pthread_mutex_unlock(&g->mu);
+		if (stop)
+			break;
+		struct slot *sl = &g->ring[g->head];
+		ssize_t n = inflate_into(g, sl->buf, g->out_size);
+		pthread_mutex_lock(&g->mu);
+		sl->n = n;
+		sl->full = true;
+		g->head = (g->head + 1) % RING;
+		pthread_cond_broadcast(&g->cond);
+		pthread_mutex_unlock(&g->mu);
+		if (n <= 0)
+			break; /* the end, or an error: the reader gets it */
+	}
+	return NULL;
+}
+
+bool gunzip_start_thread(struct gunzip *g)
+{
+	for (int i = 0; i < RING; i++) {
+		g->ring[i].buf = malloc(g->out_size);
+		if (g->ring[i].buf == NULL) {
+			for (int j = 0; j <= i; j++) {
+				free(g->ring[j].buf);
+				g->ring[j].buf = NULL;
+			}
+			return false;
+		}
+	}
+	pthread_mutex_init(&g->mu, NULL);
+	pthread_cond_init(&g->cond, NULL);
+	sigset_t all, old;
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	int r = pthread_create(&g->thread, NULL, run, g);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (r != 0) {
+		pthread_mutex_destroy(&g->mu);
+		pthread_cond_destroy(&g->cond);
+		for (int i = 0; i < RING; i++) {
+			free(g->ring[i].buf);
+			g->ring[i].buf = NULL;
+		}
+		return false;
+	}
+	g->threaded = true;
+	return true;
+}
+
+/* The next slot of the thread's ring (giving back the one held). */
+static ssize_t take_slot(struct gunzip *g, const uint8_t **out)
+{
+	pthread_mutex_lock(&g->mu);
+	if (g->held) {
+		g->ring[g->tail].full = false;
+		g->tail = (g->tail + 1) % RING;
+		g->held = false;
+		pthread_cond_broadcast(&g->cond);
+	}
+	while (!g->ring[g->tail].full)
+		pthread_cond_wait(&g->cond, &g->mu);
+	struct slot *sl = &g->ring[g->tail];
+	ssize_t n = sl->n;
+	*out = sl->buf;
+	g->held = n > 0; /* the last slot (0 or an error) stays for every later call */
+	pthread_mutex_unlock(&g->mu);
+	return n;
+}
+
+ssize_t gunzip_read(struct gunzip *g, const uint8_t **out)
+{
+	ssize_t n;
+	if (g->threaded) {
+		n = take_slot(g, out);
+	} else {
+		*out = g->out;
+		n = inflate_into(g, g->out, g->out_size);
+	}
+	if (n > 0)
+		g->produced += (uint64_t)n;
+	return n;
 }

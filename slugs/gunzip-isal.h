@@ -38,9 +38,21 @@ ssize_t gunzip_read(struct gunzip *g, const uint8_t **out);
  * (...)", "gzip: truncated ...", "gzip: bad CRC-32 or length ...". */
 const char *gunzip_error(const struct gunzip *g);
 
-/* Compressed bytes consumed so far, and decompressed bytes produced. */
-uint64_t gunzip_in_bytes(const struct gunzip *g);
+/* Decompressed bytes gunzip_read returned so far. */
 uint64_t gunzip_out_bytes(const struct gunzip *g);
+
+/* Inflates on a thread of its own (taking no signal) from now on, a few
+ * blocks ahead of gunzip_read, which then waits for them: inflating and
+ * what the caller does with the data overlap. The source is then called
+ * on that thread, until gunzip_read returned 0 or an error, or
+ * gunzip_free (which stops and joins the thread): it must not block for
+ * long (a regular file, not a pipe). Returns false when the thread could
+ * not start (g inflates on the caller's thread as before). */
+bool gunzip_start_thread(struct gunzip *g);
+
+/* Stops and joins that thread (nothing without one): the source is the
+ * caller's again. gunzip_read must not be called after. */
+void gunzip_stop_thread(struct gunzip *g);
 
 /* Whether the gzip slug path uses ISA-L: true unless the environment
  * variable DYNO_GUNZIP is "zlib" (libarchive's own gzip filter, on

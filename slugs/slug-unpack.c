@@ -756,6 +756,10 @@ static int walk_slug(int fd, int rootfd, const struct slug_unpack_opts *opts, bo
 		}
 		gunzip_push_input(rd.gz, rd.pending, rd.pending_len);
 		rd.pending_len = 0;
+		/* From a file (not a pipe, whose read may block past a stop)
+		 * ISA-L inflates on a thread of its own, ahead of the walk. */
+		if (regular)
+			gunzip_start_thread(rd.gz);
 	} else {
 		archive_read_support_filter_gzip(w.a);
 		archive_read_support_filter_zstd(w.a);
@@ -788,6 +792,7 @@ static int walk_slug(int fd, int rootfd, const struct slug_unpack_opts *opts, bo
 			break;
 		}
 		if (ar < ARCHIVE_WARN || (ar == ARCHIVE_WARN && e == NULL)) {
+			gunzip_stop_thread(rd.gz); /* rd is this thread's again */
 			if (rd.too_big)
 				dy_error(err, "slug is over the limit of %llu bytes",
 				         (unsigned long long)opts->limits.max_compressed);
@@ -800,6 +805,7 @@ static int walk_slug(int fd, int rootfd, const struct slug_unpack_opts *opts, bo
 			goto out;
 		}
 		if (walk_entry(&w, e, err) < 0) {
+			gunzip_stop_thread(rd.gz);
 			if (rd.too_big) {
 				dy_error_free(err);
 				dy_error(err, "slug is over the limit of %llu bytes",
@@ -837,6 +843,7 @@ static int walk_slug(int fd, int rootfd, const struct slug_unpack_opts *opts, bo
 		procfile_free(pf);
 		goto out;
 	}
+	gunzip_stop_thread(rd.gz); /* it ended: the raw reads are this thread's */
 	/* The id covers every byte of the file, also what follows the end of
 	 * the tar (padding). */
 	for (;;) {
