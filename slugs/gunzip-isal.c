@@ -43,6 +43,8 @@ struct gunzip {
 	bool in_member;
 	bool src_eof;
 	bool done;
+	ssize_t failed;   /* the error gunzip_read returned (no thread) */
+	ssize_t deferred; /* an error to return after the bytes before it */
 	char err[192];
 };
 
@@ -223,7 +225,7 @@ static int next_member(struct gunzip *g)
 }
 
 /* Inflates up to size bytes into out: gunzip_read's answers. */
-static ssize_t inflate_into(struct gunzip *g, uint8_t *out, size_t size)
+static ssize_t inflate_some(struct gunzip *g, uint8_t *out, size_t size)
 {
 	if (g->done)
 		return 0;
@@ -275,6 +277,21 @@ static ssize_t inflate_into(struct gunzip *g, uint8_t *out, size_t size)
 			return bad(g, 0); /* given input and room, it moved neither */
 	}
 	return (ssize_t)(size - g->st.avail_out);
+}
+
+/* As inflate_some, but the bytes inflated before an error come first,
+ * the error on the next call: the reader sees the data up to it. */
+static ssize_t inflate_into(struct gunzip *g, uint8_t *out, size_t size)
+{
+	if (g->deferred)
+		return g->deferred;
+	ssize_t n = inflate_some(g, out, size);
+	size_t got = (size_t)(g->st.next_out - out);
+	if (n < 0 && got > 0 && got <= size) {
+		g->deferred = n;
+		return (ssize_t)got;
+	}
+	return n;
 }
 
 static void *run(void *arg)
@@ -361,7 +378,9 @@ ssize_t gunzip_read(struct gunzip *g, const uint8_t **out)
 		n = take_slot(g, out);
 	} else {
 		*out = g->out;
-		n = inflate_into(g, g->out, g->out_size);
+		n = g->failed ? g->failed : inflate_into(g, g->out, g->out_size);
+		if (n < 0)
+			g->failed = n; /* an error stays, as the thread's last slot */
 	}
 	if (n > 0)
 		g->produced += (uint64_t)n;

@@ -58,14 +58,17 @@ static ssize_t mem_read(void *arg, const uint8_t **buf)
 	return (ssize_t)n;
 }
 
-/* Inflates in[0..len) fed chunk bytes at a time into out (cap bytes);
- * returns the inflated size, or -1 (then *err is gunzip_error's text). */
-static ssize_t inflate_all(const uint8_t *in, size_t len, size_t chunk, uint8_t *out, size_t cap,
-                           char *err, size_t errlen)
+/* Inflates in[0..len) fed chunk bytes at a time into out (cap bytes), on
+ * the caller's thread or on gunzip's own; returns the inflated size, or
+ * -1 (then err holds gunzip_error's text). */
+static ssize_t inflate_mode(const uint8_t *in, size_t len, size_t chunk, bool threaded,
+                            uint8_t *out, size_t cap, char *err, size_t errlen)
 {
 	struct mem m = {.buf = in, .len = len, .chunk = chunk};
 	struct gunzip *g = gunzip_new(mem_read, &m, 4096);
 	assert_non_null(g);
+	if (threaded)
+		assert_true(gunzip_start_thread(g));
 	size_t total = 0;
 	ssize_t r;
 	for (;;) {
@@ -81,8 +84,29 @@ static ssize_t inflate_all(const uint8_t *in, size_t len, size_t chunk, uint8_t 
 		snprintf(err, errlen, "%s", gunzip_error(g));
 	else
 		assert_int_equal(gunzip_out_bytes(g), total);
+	/* the end (or the error) stays */
+	const uint8_t *b;
+	assert_int_equal(gunzip_read(g, &b), r);
 	gunzip_free(g);
 	return r < 0 ? r : (ssize_t)total;
+}
+
+/* Both ways, which must agree (bytes, or error text). */
+static ssize_t inflate_all(const uint8_t *in, size_t len, size_t chunk, uint8_t *out, size_t cap,
+                           char *err, size_t errlen)
+{
+	uint8_t *out2 = malloc(cap);
+	char err2[256] = "";
+	assert_non_null(out2);
+	ssize_t r = inflate_mode(in, len, chunk, false, out, cap, err, errlen);
+	ssize_t r2 = inflate_mode(in, len, chunk, true, out2, cap, err2, sizeof(err2));
+	assert_int_equal(r, r2);
+	if (r < 0)
+		assert_string_equal(err, err2);
+	else
+		assert_memory_equal(out, out2, (size_t)r);
+	free(out2);
+	return r;
 }
 
 #define PLAIN (300 * 1024)
@@ -198,15 +222,31 @@ static void test_corrupt(void **state)
 	free(z);
 }
 
-/* A source's own failure is told apart from bad data. */
+/* A source's own failure is told apart from bad data; a reader may stop
+ * before the end. */
 static void test_source_error(void **state)
 {
 	uint8_t *p = plain(), *z = malloc(PLAIN * 2);
 	size_t zl = gz(p, PLAIN, z, PLAIN * 2);
-	struct mem m = {.buf = z, .len = zl, .chunk = 1000, .fail_at = 3};
-	struct gunzip *g = gunzip_new(mem_read, &m, 1 << 20);
+	for (int threaded = 0; threaded <= 1; threaded++) {
+		struct mem m = {.buf = z, .len = zl, .chunk = 1000, .fail_at = 3};
+		struct gunzip *g = gunzip_new(mem_read, &m, 1 << 20);
+		if (threaded)
+			assert_true(gunzip_start_thread(g));
+		const uint8_t *b;
+		ssize_t r, got = 0;
+		while ((r = gunzip_read(g, &b)) > 0)
+			got += r; /* what came before the failure first */
+		assert_int_equal(r, GUNZIP_SOURCE_ERROR);
+		assert_true(got > 0);
+		gunzip_free(g);
+	}
+	/* stopped early, the thread is joined (no leak, no use after free) */
+	struct mem m = {.buf = z, .len = zl, .chunk = 100};
+	struct gunzip *g = gunzip_new(mem_read, &m, 512);
+	assert_true(gunzip_start_thread(g));
 	const uint8_t *b;
-	assert_int_equal(gunzip_read(g, &b), GUNZIP_SOURCE_ERROR);
+	assert_int_equal(gunzip_read(g, &b), 512);
 	gunzip_free(g);
 	free(p);
 	free(z);
