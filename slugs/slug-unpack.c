@@ -20,13 +20,14 @@
 #include <unistd.h>
 
 #include "common/cleanup.h"
-#include "slugs/gunzip-isal.h"
+#include "slugs/slug-decompress.h"
 #include "slugs/slug-entry.h"
 #include "slugs/slug-fs.h"
 
 #define READ_BLOCK (256 * 1024)
-/* ISA-L's output per call: the tar reader hands out pointers into it */
-#define INFLATE_BLOCK (512 * 1024)
+/* The decompressor's output per call: the tar reader hands out pointers
+ * into it */
+#define DECODE_BLOCK (512 * 1024)
 
 void slug_limits_default(struct slug_limits *l)
 {
@@ -70,9 +71,11 @@ int slug_compression_from_str(const char *s, enum slug_compression *ret)
 }
 
 /* Bytes come through here: counted against max_compressed and hashed, so
- * the id is the sha256 of exactly the bytes read. A gzip slug is
- * inflated by ISA-L (gz set) and libarchive reads a plain tar from it;
- * else libarchive reads the bytes with its own filters (zlib, zstd). */
+ * the id is the sha256 of exactly the bytes read. A gzip or zstd slug is
+ * decompressed by slug-decompress.c (dc set: ISA-L, libzstd) and
+ * libarchive reads a plain tar from it; else (a plain tar, or
+ * DYNO_GUNZIP=zlib, DYNO_UNZSTD=libarchive) libarchive reads the bytes
+ * with its own filters. */
 struct reader {
 	int fd;
 	uint8_t *buf;
@@ -86,7 +89,7 @@ struct reader {
 	size_t pending_len;
 	int errnum; /* of a failed raw_read: every later one fails the same */
 	char errmsg[160];
-	struct gunzip *gz;
+	struct slug_dc *dc;
 };
 
 /* True once *cancel is set: by a signal handler (the CLI) or by another
@@ -130,7 +133,7 @@ static ssize_t raw_read(struct reader *r, const uint8_t **buf)
 	return n;
 }
 
-static ssize_t gz_source(void *arg, const uint8_t **buf)
+static ssize_t dc_source(void *arg, const uint8_t **buf)
 {
 	return raw_read(arg, buf);
 }
@@ -139,9 +142,9 @@ static la_ssize_t reader_read(struct archive *a, void *ud, const void **buf)
 {
 	struct reader *r = ud;
 	const uint8_t *b;
-	ssize_t n = r->gz ? gunzip_read(r->gz, &b) : raw_read(r, &b);
-	if (n == -1 && r->gz) {
-		archive_set_error(a, EILSEQ, "%s", gunzip_error(r->gz));
+	ssize_t n = r->dc ? slug_dc_read(r->dc, &b) : raw_read(r, &b);
+	if (n == -1 && r->dc) {
+		archive_set_error(a, EILSEQ, "%s", slug_dc_error(r->dc));
 		return -1;
 	}
 	if (n < 0) {
@@ -672,18 +675,18 @@ uint64_t slug_read_passes(void)
 	return __atomic_load_n(&read_passes, __ATOMIC_RELAXED);
 }
 
-/* Inflates what is left of the gzip stream once the tar ended. */
-static int drain_gzip(struct walk *w, struct reader *rd, struct dy_error **err)
+/* Decompresses what is left of the stream once the tar ended. */
+static int drain_dc(struct walk *w, struct reader *rd, struct dy_error **err)
 {
 	uint64_t left = w->opts->limits.max_unpacked - w->unpacked, after = 0;
 	for (;;) {
 		const uint8_t *b;
-		ssize_t n = gunzip_read(rd->gz, &b);
+		ssize_t n = slug_dc_read(rd->dc, &b);
 		if (n == 0)
 			return 0;
 		if (n == -1)
 			return dy_error(err, "slug is damaged after %llu entries: %s",
-			                (unsigned long long)w->entries, gunzip_error(rd->gz));
+			                (unsigned long long)w->entries, slug_dc_error(rd->dc));
 		if (n < 0) {
 			if (rd->too_big)
 				return dy_error(err, "slug is over the limit of %llu bytes",
@@ -743,23 +746,30 @@ static int walk_slug(int fd, int rootfd, const struct slug_unpack_opts *opts, bo
 		goto out;
 	}
 	dy_sha256_init(&rd.sha);
-	/* The first block tells gzip (1f 8b) from the rest; a read error
-	 * here is reported by the archive_read_open below, as any other. */
+	/* The first block tells gzip (1f 8b) and zstd (28 b5 2f fd) from the
+	 * rest; a read error here is reported by the archive_read_open
+	 * below, as any other. */
 	ssize_t first = raw_read(&rd, &rd.pending);
 	if (first > 0)
 		rd.pending_len = (size_t)first;
-	if (first >= 2 && rd.pending[0] == 0x1f && rd.pending[1] == 0x8b && gunzip_use_isal()) {
-		rd.gz = gunzip_new(gz_source, &rd, INFLATE_BLOCK);
-		if (rd.gz == NULL) {
+	enum slug_dc_kind kind = SLUG_DC_GZIP;
+	bool dc = false;
+	if (first >= 2 && memcmp(rd.pending, "\x1f\x8b", 2) == 0)
+		dc = slug_dc_wanted(kind = SLUG_DC_GZIP);
+	else if (first >= 4 && memcmp(rd.pending, "\x28\xb5\x2f\xfd", 4) == 0)
+		dc = slug_dc_wanted(kind = SLUG_DC_ZSTD);
+	if (dc) {
+		rd.dc = slug_dc_new(kind, dc_source, &rd, DECODE_BLOCK);
+		if (rd.dc == NULL) {
 			dy_error_errno(err, ENOMEM, "read slug");
 			goto out;
 		}
-		gunzip_push_input(rd.gz, rd.pending, rd.pending_len);
+		slug_dc_push_input(rd.dc, rd.pending, rd.pending_len);
 		rd.pending_len = 0;
 		/* From a file (not a pipe, whose read may block past a stop)
-		 * ISA-L inflates on a thread of its own, ahead of the walk. */
+		 * it decompresses on a thread of its own, ahead of the walk. */
 		if (regular)
-			gunzip_start_thread(rd.gz);
+			slug_dc_start_thread(rd.dc);
 	} else {
 		archive_read_support_filter_gzip(w.a);
 		archive_read_support_filter_zstd(w.a);
@@ -792,7 +802,7 @@ static int walk_slug(int fd, int rootfd, const struct slug_unpack_opts *opts, bo
 			break;
 		}
 		if (ar < ARCHIVE_WARN || (ar == ARCHIVE_WARN && e == NULL)) {
-			gunzip_stop_thread(rd.gz); /* rd is this thread's again */
+			slug_dc_stop_thread(rd.dc); /* rd is this thread's again */
 			if (rd.too_big)
 				dy_error(err, "slug is over the limit of %llu bytes",
 				         (unsigned long long)opts->limits.max_compressed);
@@ -805,7 +815,7 @@ static int walk_slug(int fd, int rootfd, const struct slug_unpack_opts *opts, bo
 			goto out;
 		}
 		if (walk_entry(&w, e, err) < 0) {
-			gunzip_stop_thread(rd.gz);
+			slug_dc_stop_thread(rd.dc);
 			if (rd.too_big) {
 				dy_error_free(err);
 				dy_error(err, "slug is over the limit of %llu bytes",
@@ -835,15 +845,16 @@ static int walk_slug(int fd, int rootfd, const struct slug_unpack_opts *opts, bo
 		goto out;
 
 	snprintf(info->compression, sizeof(info->compression), "%s",
-	         rd.gz ? "gzip" : archive_filter_name(w.a, 0));
-	/* ISA-L inflates to the end of the last member, so every member's
-	 * CRC-32 and length are checked; what follows the tar's end counts
-	 * against what is left of the unpacked budget (a bomb there too). */
-	if (rd.gz && drain_gzip(&w, &rd, err) < 0) {
+	         rd.dc ? (kind == SLUG_DC_GZIP ? "gzip" : "zstd") : archive_filter_name(w.a, 0));
+	/* Decompressed to the end of the stream, so every gzip member's
+	 * CRC-32 and length (every zstd frame's checksum) are checked; what
+	 * follows the tar's end counts against what is left of the unpacked
+	 * budget (a bomb there too). */
+	if (rd.dc && drain_dc(&w, &rd, err) < 0) {
 		procfile_free(pf);
 		goto out;
 	}
-	gunzip_stop_thread(rd.gz); /* it ended: the raw reads are this thread's */
+	slug_dc_stop_thread(rd.dc); /* it ended: the raw reads are this thread's */
 	/* The id covers every byte of the file, also what follows the end of
 	 * the tar (padding). */
 	for (;;) {
@@ -893,7 +904,7 @@ out:
 	free(w.cache_dir);
 	free(w.procfile);
 	slug_tree_free(w.tree);
-	gunzip_free(rd.gz);
+	slug_dc_free(rd.dc);
 	free(rd.buf);
 	return r;
 }

@@ -1,27 +1,33 @@
-/* gzip inflated by ISA-L's igzip: see gunzip-isal.h. */
-#include "slugs/gunzip-isal.h"
+/* A slug's gzip (ISA-L's igzip) or zstd (libzstd's streaming API)
+ * decompressed, maybe on a thread of its own: see slug-decompress.h. */
+#include "slugs/slug-decompress.h"
 
 #include <isa-l/igzip_lib.h>
+#include <zstd.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* With a thread (gunzip_start_thread): it inflates into the slots of a
+/* With a thread (slug_dc_start_thread): it inflates into the slots of a
  * ring, the reader takes them in order and gives each back on its next
  * call. */
 #define RING 4
 
 struct slot {
 	uint8_t *buf;
-	ssize_t n; /* what inflate_into returned */
+	ssize_t n; /* what decode_into returned */
 	bool full;
 };
 
-struct gunzip {
-	struct inflate_state st;
-	gunzip_source_fn src;
+struct slug_dc {
+	enum slug_dc_kind kind;
+	struct inflate_state st; /* gzip */
+	ZSTD_DStream *zs;        /* zstd */
+	bool frame_open;         /* zstd: inside a frame (not at its end) */
+	size_t zstd_pos;         /* zstd: bytes of this call's output so far */
+	slug_dc_source_fn src;
 	void *arg;
 	uint8_t *out;
 	size_t out_size;
@@ -35,37 +41,46 @@ struct gunzip {
 	bool held;           /* the reader holds ring[tail] */
 	bool stop;
 	bool joined;
-	const uint8_t *in; /* input not yet given to isal_inflate (borrowed) */
+	const uint8_t *in; /* input not yet given to the decoder (borrowed) */
 	size_t in_len;
-	uint64_t consumed; /* compressed bytes given to isal_inflate */
+	uint64_t consumed; /* compressed bytes given to the decoder */
 	uint64_t produced;
-	uint64_t members; /* members started */
+	uint64_t members; /* gzip members started */
 	bool in_member;
 	bool src_eof;
 	bool done;
-	ssize_t failed;   /* the error gunzip_read returned (no thread) */
+	ssize_t failed;   /* the error slug_dc_read returned (no thread) */
 	ssize_t deferred; /* an error to return after the bytes before it */
 	char err[192];
 };
 
-struct gunzip *gunzip_new(gunzip_source_fn src, void *arg, size_t out_size)
+struct slug_dc *slug_dc_new(enum slug_dc_kind kind, slug_dc_source_fn src, void *arg,
+                            size_t out_size)
 {
-	struct gunzip *g = calloc(1, sizeof(*g));
+	struct slug_dc *g = calloc(1, sizeof(*g));
 	if (g == NULL)
 		return NULL;
+	g->kind = kind;
 	g->out = malloc(out_size);
-	if (g->out == NULL) {
+	if (kind == SLUG_DC_ZSTD)
+		g->zs = ZSTD_createDStream();
+	if (g->out == NULL || (kind == SLUG_DC_ZSTD && g->zs == NULL)) {
+		ZSTD_freeDStream(g->zs);
+		free(g->out);
 		free(g);
 		return NULL;
 	}
 	g->out_size = out_size;
 	g->src = src;
 	g->arg = arg;
-	isal_inflate_init(&g->st);
+	if (kind == SLUG_DC_GZIP)
+		isal_inflate_init(&g->st);
+	else
+		ZSTD_initDStream(g->zs);
 	return g;
 }
 
-void gunzip_stop_thread(struct gunzip *g)
+void slug_dc_stop_thread(struct slug_dc *g)
 {
 	if (g == NULL || !g->threaded || g->joined)
 		return;
@@ -77,52 +92,53 @@ void gunzip_stop_thread(struct gunzip *g)
 	g->joined = true;
 }
 
-void gunzip_free(struct gunzip *g)
+void slug_dc_free(struct slug_dc *g)
 {
 	if (g == NULL)
 		return;
 	if (g->threaded) {
-		gunzip_stop_thread(g);
+		slug_dc_stop_thread(g);
 		pthread_mutex_destroy(&g->mu);
 		pthread_cond_destroy(&g->cond);
 		for (int i = 0; i < RING; i++)
 			free(g->ring[i].buf);
 	}
+	ZSTD_freeDStream(g->zs);
 	free(g->out);
 	free(g);
 }
 
-void gunzip_push_input(struct gunzip *g, const uint8_t *buf, size_t len)
+void slug_dc_push_input(struct slug_dc *g, const uint8_t *buf, size_t len)
 {
 	g->in = buf;
 	g->in_len = len;
 }
 
-const char *gunzip_error(const struct gunzip *g)
+const char *slug_dc_error(const struct slug_dc *g)
 {
-	return g->err[0] ? g->err : "gzip: unknown error";
+	return g->err[0] ? g->err : "unknown decompression error";
 }
 
-uint64_t gunzip_out_bytes(const struct gunzip *g)
+uint64_t slug_dc_out_bytes(const struct slug_dc *g)
 {
 	return g->produced;
 }
 
-bool gunzip_use_isal(void)
+bool slug_dc_wanted(enum slug_dc_kind kind)
 {
-	const char *v = getenv("DYNO_GUNZIP");
-	return v == NULL || strcmp(v, "zlib") != 0;
+	const char *v = getenv(kind == SLUG_DC_GZIP ? "DYNO_GUNZIP" : "DYNO_UNZSTD");
+	return v == NULL || strcmp(v, kind == SLUG_DC_GZIP ? "zlib" : "libarchive") != 0;
 }
 
-/* 1 with new input, 0 at the end of the source, GUNZIP_SOURCE_ERROR. */
-static int refill(struct gunzip *g)
+/* 1 with new input, 0 at the end of the source, SLUG_DC_SOURCE_ERROR. */
+static int refill(struct slug_dc *g)
 {
 	if (g->src_eof)
 		return 0;
 	const uint8_t *buf;
 	ssize_t n = g->src(g->arg, &buf);
 	if (n < 0)
-		return GUNZIP_SOURCE_ERROR;
+		return SLUG_DC_SOURCE_ERROR;
 	if (n == 0) {
 		g->src_eof = true;
 		return 0;
@@ -132,7 +148,7 @@ static int refill(struct gunzip *g)
 	return 1;
 }
 
-static void take(struct gunzip *g, size_t n)
+static void take(struct slug_dc *g, size_t n)
 {
 	g->in += n;
 	g->in_len -= n;
@@ -141,13 +157,13 @@ static void take(struct gunzip *g, size_t n)
 
 /* The offset of the byte isal_inflate stopped at: what it was given less
  * the bits it holds unread. */
-static uint64_t offset(const struct gunzip *g)
+static uint64_t offset(const struct slug_dc *g)
 {
 	uint64_t held = g->st.read_in_length > 0 ? (uint64_t)g->st.read_in_length / 8 : 0;
 	return g->consumed > held ? g->consumed - held : 0;
 }
 
-static ssize_t bad(struct gunzip *g, int ret)
+static ssize_t bad(struct slug_dc *g, int ret)
 {
 	const char *what;
 	switch (ret) {
@@ -188,7 +204,7 @@ static ssize_t bad(struct gunzip *g, int ret)
  * with the gzip magic (1f 8b). Returns 1 when it did, 0 at the end of
  * the stream (nothing left, or trailing bytes that are not a member),
  * < 0 on an error. */
-static int next_member(struct gunzip *g)
+static int next_member(struct slug_dc *g)
 {
 	if (g->in_len == 0) {
 		int r = refill(g);
@@ -224,8 +240,8 @@ static int next_member(struct gunzip *g)
 	return 1;
 }
 
-/* Inflates up to size bytes into out: gunzip_read's answers. */
-static ssize_t inflate_some(struct gunzip *g, uint8_t *out, size_t size)
+/* Inflates up to size bytes into out: slug_dc_read's answers. */
+static ssize_t gzip_some(struct slug_dc *g, uint8_t *out, size_t size)
 {
 	if (g->done)
 		return 0;
@@ -279,14 +295,62 @@ static ssize_t inflate_some(struct gunzip *g, uint8_t *out, size_t size)
 	return (ssize_t)(size - g->st.avail_out);
 }
 
-/* As inflate_some, but the bytes inflated before an error come first,
- * the error on the next call: the reader sees the data up to it. */
-static ssize_t inflate_into(struct gunzip *g, uint8_t *out, size_t size)
+/* Decompresses up to size bytes of zstd into out: frame after frame, each
+ * frame's checksum checked when it has one; bytes that are no frame are
+ * an error, as with libarchive's zstd filter. */
+static ssize_t zstd_some(struct slug_dc *g, uint8_t *out, size_t size)
+{
+	if (g->done)
+		return 0;
+	ZSTD_outBuffer o = {.dst = out, .size = size, .pos = 0};
+	while (o.pos < o.size) {
+		if (g->in_len == 0) {
+			int r = refill(g);
+			if (r < 0)
+				return r;
+			if (r == 0) {
+				if (!g->frame_open) {
+					g->done = true;
+					break;
+				}
+				snprintf(g->err, sizeof(g->err),
+				         "zstd: truncated: the data ends inside a frame after %llu "
+				         "bytes",
+				         (unsigned long long)g->consumed);
+				return -1;
+			}
+		}
+		ZSTD_inBuffer i = {.src = g->in, .size = g->in_len, .pos = 0};
+		size_t ret = ZSTD_decompressStream(g->zs, &o, &i);
+		take(g, i.pos);
+		g->zstd_pos = o.pos;
+		if (ZSTD_isError(ret)) {
+			snprintf(g->err, sizeof(g->err), "zstd: invalid data near byte %llu (%s)",
+			         (unsigned long long)g->consumed, ZSTD_getErrorName(ret));
+			return -1;
+		}
+		/* 0: a frame ended and is flushed; a next one may follow */
+		g->frame_open = ret != 0;
+	}
+	return (ssize_t)o.pos;
+}
+
+/* gzip_some or zstd_some, but the bytes decompressed before an error come
+ * first, the error on the next call: the reader sees the data up to it. */
+static ssize_t decode_into(struct slug_dc *g, uint8_t *out, size_t size)
 {
 	if (g->deferred)
 		return g->deferred;
-	ssize_t n = inflate_some(g, out, size);
-	size_t got = (size_t)(g->st.next_out - out);
+	ssize_t n;
+	size_t got;
+	if (g->kind == SLUG_DC_GZIP) {
+		n = gzip_some(g, out, size);
+		got = (size_t)(g->st.next_out - out);
+	} else {
+		g->zstd_pos = 0;
+		n = zstd_some(g, out, size);
+		got = g->zstd_pos;
+	}
 	if (n < 0 && got > 0 && got <= size) {
 		g->deferred = n;
 		return (ssize_t)got;
@@ -296,7 +360,7 @@ static ssize_t inflate_into(struct gunzip *g, uint8_t *out, size_t size)
 
 static void *run(void *arg)
 {
-	struct gunzip *g = arg;
+	struct slug_dc *g = arg;
 	for (;;) {
 		pthread_mutex_lock(&g->mu);
 		while (g->ring[g->head].full && !g->stop)
@@ -306,7 +370,7 @@ static void *run(void *arg)
 		if (stop)
 			break;
 		struct slot *sl = &g->ring[g->head];
-		ssize_t n = inflate_into(g, sl->buf, g->out_size);
+		ssize_t n = decode_into(g, sl->buf, g->out_size);
 		pthread_mutex_lock(&g->mu);
 		sl->n = n;
 		sl->full = true;
@@ -319,7 +383,7 @@ static void *run(void *arg)
 	return NULL;
 }
 
-bool gunzip_start_thread(struct gunzip *g)
+bool slug_dc_start_thread(struct slug_dc *g)
 {
 	for (int i = 0; i < RING; i++) {
 		g->ring[i].buf = malloc(g->out_size);
@@ -352,7 +416,7 @@ bool gunzip_start_thread(struct gunzip *g)
 }
 
 /* The next slot of the thread's ring (giving back the one held). */
-static ssize_t take_slot(struct gunzip *g, const uint8_t **out)
+static ssize_t take_slot(struct slug_dc *g, const uint8_t **out)
 {
 	pthread_mutex_lock(&g->mu);
 	if (g->held) {
@@ -371,14 +435,14 @@ static ssize_t take_slot(struct gunzip *g, const uint8_t **out)
 	return n;
 }
 
-ssize_t gunzip_read(struct gunzip *g, const uint8_t **out)
+ssize_t slug_dc_read(struct slug_dc *g, const uint8_t **out)
 {
 	ssize_t n;
 	if (g->threaded) {
 		n = take_slot(g, out);
 	} else {
 		*out = g->out;
-		n = g->failed ? g->failed : inflate_into(g, g->out, g->out_size);
+		n = g->failed ? g->failed : decode_into(g, g->out, g->out_size);
 		if (n < 0)
 			g->failed = n; /* an error stays, as the thread's last slot */
 	}

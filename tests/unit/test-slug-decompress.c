@@ -1,5 +1,5 @@
-/* The ISA-L inflater of gzip slugs (slugs/gunzip-isal.c) on streams made
- * here with libarchive's gzip writer, fed in blocks of every size from one
+/* The decompressor of gzip slugs (ISA-L, slugs/slug-decompress.c) on
+ * streams made here with libarchive's gzip writer, fed in blocks of every size from one
  * byte up: single and multi-member streams, trailing bytes, corrupt and
  * truncated data. */
 #include <setjmp.h>
@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "slugs/gunzip-isal.h"
+#include "slugs/slug-decompress.h"
 
 /* A gzip member of data (libarchive's raw format: the bytes as they are). */
 static size_t gz(const uint8_t *data, size_t len, uint8_t *out, size_t cap)
@@ -60,20 +60,20 @@ static ssize_t mem_read(void *arg, const uint8_t **buf)
 
 /* Inflates in[0..len) fed chunk bytes at a time into out (cap bytes), on
  * the caller's thread or on gunzip's own; returns the inflated size, or
- * -1 (then err holds gunzip_error's text). */
+ * -1 (then err holds slug_dc_error's text). */
 static ssize_t inflate_mode(const uint8_t *in, size_t len, size_t chunk, bool threaded,
                             uint8_t *out, size_t cap, char *err, size_t errlen)
 {
 	struct mem m = {.buf = in, .len = len, .chunk = chunk};
-	struct gunzip *g = gunzip_new(mem_read, &m, 4096);
+	struct slug_dc *g = slug_dc_new(SLUG_DC_GZIP, mem_read, &m, 4096);
 	assert_non_null(g);
 	if (threaded)
-		assert_true(gunzip_start_thread(g));
+		assert_true(slug_dc_start_thread(g));
 	size_t total = 0;
 	ssize_t r;
 	for (;;) {
 		const uint8_t *b;
-		r = gunzip_read(g, &b);
+		r = slug_dc_read(g, &b);
 		if (r <= 0)
 			break;
 		assert_true(total + (size_t)r <= cap);
@@ -81,13 +81,13 @@ static ssize_t inflate_mode(const uint8_t *in, size_t len, size_t chunk, bool th
 		total += (size_t)r;
 	}
 	if (r < 0)
-		snprintf(err, errlen, "%s", gunzip_error(g));
+		snprintf(err, errlen, "%s", slug_dc_error(g));
 	else
-		assert_int_equal(gunzip_out_bytes(g), total);
+		assert_int_equal(slug_dc_out_bytes(g), total);
 	/* the end (or the error) stays */
 	const uint8_t *b;
-	assert_int_equal(gunzip_read(g, &b), r);
-	gunzip_free(g);
+	assert_int_equal(slug_dc_read(g, &b), r);
+	slug_dc_free(g);
 	return r < 0 ? r : (ssize_t)total;
 }
 
@@ -232,24 +232,24 @@ static void test_source_error(void **state)
 	size_t zl = gz(p, PLAIN, z, PLAIN * 2);
 	for (int threaded = 0; threaded <= 1; threaded++) {
 		struct mem m = {.buf = z, .len = zl, .chunk = 1000, .fail_at = 3};
-		struct gunzip *g = gunzip_new(mem_read, &m, 1 << 20);
+		struct slug_dc *g = slug_dc_new(SLUG_DC_GZIP, mem_read, &m, 1 << 20);
 		if (threaded)
-			assert_true(gunzip_start_thread(g));
+			assert_true(slug_dc_start_thread(g));
 		const uint8_t *b;
 		ssize_t r, got = 0;
-		while ((r = gunzip_read(g, &b)) > 0)
+		while ((r = slug_dc_read(g, &b)) > 0)
 			got += r; /* what came before the failure first */
-		assert_int_equal(r, GUNZIP_SOURCE_ERROR);
+		assert_int_equal(r, SLUG_DC_SOURCE_ERROR);
 		assert_true(got > 0);
-		gunzip_free(g);
+		slug_dc_free(g);
 	}
 	/* stopped early, the thread is joined (no leak, no use after free) */
 	struct mem m = {.buf = z, .len = zl, .chunk = 100};
-	struct gunzip *g = gunzip_new(mem_read, &m, 512);
-	assert_true(gunzip_start_thread(g));
+	struct slug_dc *g = slug_dc_new(SLUG_DC_GZIP, mem_read, &m, 512);
+	assert_true(slug_dc_start_thread(g));
 	const uint8_t *b;
-	assert_int_equal(gunzip_read(g, &b), 512);
-	gunzip_free(g);
+	assert_int_equal(slug_dc_read(g, &b), 512);
+	slug_dc_free(g);
 	free(p);
 	free(z);
 }
