@@ -2,11 +2,13 @@
  * unpack, nothing written), from a memfd with small limits; then through
  * the upload's single pass (slug_check_unpack_fd, writing into a
  * temporary directory, its write limit taken from the input), which must
- * come to the same answer, word for word, and the same info. A gzip slug
- * is inflated by ISA-L, on a thread of its own from the memfd; from a pipe
- * (inputs that fit one) on the caller's thread, to the same answer; and a
- * slug that both ISA-L and the zlib fallback (DYNO_GUNZIP=zlib) accept
- * gives the same info both ways (ISA-L refuses more: a bad CRC-32). */
+ * come to the same answer, word for word, and the same info. A gzip or
+ * zstd slug is decompressed by slug-decompress.c (ISA-L, libzstd), on a
+ * thread of its own from the memfd; from a pipe (inputs that fit one) on
+ * the caller's thread, to the same answer; and a slug that both it and
+ * libarchive's own filters (DYNO_GUNZIP=zlib, DYNO_UNZSTD=libarchive)
+ * accept gives the same info both ways (slug-decompress.c refuses more: a
+ * bad CRC-32 after the tar's end). */
 #include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -86,16 +88,18 @@ static void from_pipe(const uint8_t *data, size_t size, const struct slug_limits
 	dy_error_free(&e);
 }
 
-/* With the zlib fallback: when both accept, the same info. */
-static void with_zlib(int fd, const struct slug_limits *limits, int r, const struct slug_info *info)
+/* With libarchive's filters: when both accept, the same info. */
+static void with_libarchive(int fd, const struct slug_limits *limits, int r, const struct slug_info *info)
 {
 	if (lseek(fd, 0, SEEK_SET) != 0)
 		abort();
 	setenv("DYNO_GUNZIP", "zlib", 1);
+	setenv("DYNO_UNZSTD", "libarchive", 1);
 	struct slug_info got;
 	struct dy_error *e = NULL;
 	int r2 = slug_inspect_fd(fd, limits, &got, &e);
 	unsetenv("DYNO_GUNZIP");
+	unsetenv("DYNO_UNZSTD");
 	if (r2 == 0 && r == 0 && !same_info(&got, info))
 		abort();
 	if (r2 == 0)
@@ -140,7 +144,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	    size && data[size - 1] & 1 ? (uint64_t)data[size - 1] << 6 : UINT64_MAX;
 	one_pass(fd, &limits, write_limit, r, &info, err);
 	from_pipe(data, size, &limits, r, &info, err);
-	with_zlib(fd, &limits, r, &info);
+	with_libarchive(fd, &limits, r, &info);
 	if (r == 0)
 		slug_info_clear(&info);
 	dy_error_free(&err);

@@ -1,7 +1,8 @@
-/* The decompressor of gzip slugs (ISA-L, slugs/slug-decompress.c) on
- * streams made here with libarchive's gzip writer, fed in blocks of every size from one
- * byte up: single and multi-member streams, trailing bytes, corrupt and
- * truncated data. */
+/* The decompressor of gzip and zstd slugs (slugs/slug-decompress.c: ISA-L,
+ * libzstd) on streams made here with libarchive's gzip writer and libzstd,
+ * fed in blocks of every size from one byte up, on the caller's thread and
+ * on its own: single and multi-member (multi-frame) streams, trailing
+ * bytes, corrupt and truncated data. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -13,6 +14,8 @@
 #include <archive_entry.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <zstd.h>
 
 #include "slugs/slug-decompress.h"
 
@@ -61,11 +64,11 @@ static ssize_t mem_read(void *arg, const uint8_t **buf)
 /* Inflates in[0..len) fed chunk bytes at a time into out (cap bytes), on
  * the caller's thread or on gunzip's own; returns the inflated size, or
  * -1 (then err holds slug_dc_error's text). */
-static ssize_t inflate_mode(const uint8_t *in, size_t len, size_t chunk, bool threaded,
-                            uint8_t *out, size_t cap, char *err, size_t errlen)
+static ssize_t inflate_mode(enum slug_dc_kind kind, const uint8_t *in, size_t len, size_t chunk,
+                            bool threaded, uint8_t *out, size_t cap, char *err, size_t errlen)
 {
 	struct mem m = {.buf = in, .len = len, .chunk = chunk};
-	struct slug_dc *g = slug_dc_new(SLUG_DC_GZIP, mem_read, &m, 4096);
+	struct slug_dc *g = slug_dc_new(kind, mem_read, &m, 4096);
 	assert_non_null(g);
 	if (threaded)
 		assert_true(slug_dc_start_thread(g));
@@ -92,16 +95,16 @@ static ssize_t inflate_mode(const uint8_t *in, size_t len, size_t chunk, bool th
 }
 
 /* Both ways, which must agree (bytes, or error text). */
-static ssize_t inflate_all(const uint8_t *in, size_t len, size_t chunk, uint8_t *out, size_t cap,
-                           char *err, size_t errlen)
+static ssize_t inflate_all(enum slug_dc_kind kind, const uint8_t *in, size_t len, size_t chunk,
+                           uint8_t *out, size_t cap, char *err, size_t errlen)
 {
 	if (chunk == 1 && len > 4 * 1024)
 		chunk = 3; /* a byte at a time is for short streams (slow under ASan) */
 	uint8_t *out2 = malloc(cap);
 	char err2[256] = "";
 	assert_non_null(out2);
-	ssize_t r = inflate_mode(in, len, chunk, false, out, cap, err, errlen);
-	ssize_t r2 = inflate_mode(in, len, chunk, true, out2, cap, err2, sizeof(err2));
+	ssize_t r = inflate_mode(kind, in, len, chunk, false, out, cap, err, errlen);
+	ssize_t r2 = inflate_mode(kind, in, len, chunk, true, out2, cap, err2, sizeof(err2));
 	assert_int_equal(r, r2);
 	if (r < 0)
 		assert_string_equal(err, err2);
@@ -134,7 +137,7 @@ static void test_one_member(void **state)
 	size_t zl = gz(p, PLAIN, z, PLAIN * 2);
 	char err[256];
 	for (size_t i = 0; i < sizeof(chunks) / sizeof(chunks[0]); i++) {
-		assert_int_equal(inflate_all(z, zl, chunks[i], out, PLAIN, err, sizeof(err)), PLAIN);
+		assert_int_equal(inflate_all(SLUG_DC_GZIP, z, zl, chunks[i], out, PLAIN, err, sizeof(err)), PLAIN);
 		assert_memory_equal(out, p, PLAIN);
 	}
 	free(p);
@@ -156,7 +159,7 @@ static void test_members(void **state)
 		for (size_t tail = 0; tail <= 10; tail += 10)
 			for (size_t i = 0; i < sizeof(chunks) / sizeof(chunks[0]); i++) {
 				memset(out, 0, PLAIN);
-				assert_int_equal(inflate_all(z, zl + tail, chunks[i], out, PLAIN,
+				assert_int_equal(inflate_all(SLUG_DC_GZIP, z, zl + tail, chunks[i], out, PLAIN,
 				                             err, sizeof(err)),
 				                 PLAIN);
 				assert_memory_equal(out, p, PLAIN);
@@ -168,7 +171,7 @@ static void test_members(void **state)
 	zl += gz(p + 1000, 5, z + zl, PLAIN * 3 - zl);
 	z[zl++] = 0x1f;
 	for (size_t i = 0; i < sizeof(chunks) / sizeof(chunks[0]); i++) {
-		assert_int_equal(inflate_all(z, zl, chunks[i], out, PLAIN, err, sizeof(err)), 1005);
+		assert_int_equal(inflate_all(SLUG_DC_GZIP, z, zl, chunks[i], out, PLAIN, err, sizeof(err)), 1005);
 		assert_memory_equal(out, p, 1005);
 	}
 	free(p);
@@ -176,18 +179,23 @@ static void test_members(void **state)
 	free(out);
 }
 
-static void fails(const uint8_t *z, size_t zl, const char *want)
+static void fails_as(enum slug_dc_kind kind, const uint8_t *z, size_t zl, const char *want)
 {
 	uint8_t *out = malloc(PLAIN * 2);
 	char err[256];
 	for (size_t i = 0; i < sizeof(chunks) / sizeof(chunks[0]); i++) {
 		err[0] = '\0';
-		assert_int_equal(inflate_all(z, zl, chunks[i], out, PLAIN * 2, err, sizeof(err)),
+		assert_int_equal(inflate_all(kind, z, zl, chunks[i], out, PLAIN * 2, err, sizeof(err)),
 		                 -1);
 		if (strstr(err, want) == NULL)
 			fail_msg("chunk %zu: \"%s\" does not contain \"%s\"", chunks[i], err, want);
 	}
 	free(out);
+}
+
+static void fails(const uint8_t *z, size_t zl, const char *want)
+{
+	fails_as(SLUG_DC_GZIP, z, zl, want);
 }
 
 static void test_corrupt(void **state)
@@ -222,6 +230,50 @@ static void test_corrupt(void **state)
 	fails(junk, sizeof(junk), "gzip: not a gzip stream");
 	free(p);
 	free(z);
+}
+
+/* A zstd frame of data, with or without its checksum. */
+static size_t zst(const uint8_t *data, size_t len, uint8_t *out, size_t cap, bool checksum)
+{
+	ZSTD_CCtx *c = ZSTD_createCCtx();
+	assert_non_null(c);
+	assert_false(ZSTD_isError(ZSTD_CCtx_setParameter(c, ZSTD_c_checksumFlag, checksum)));
+	size_t n = ZSTD_compress2(c, out, cap, data, len);
+	assert_false(ZSTD_isError(n));
+	ZSTD_freeCCtx(c);
+	return n;
+}
+
+static void test_zstd(void **state)
+{
+	uint8_t *p = plain(), *z = malloc(PLAIN * 3), *out = malloc(PLAIN);
+	char err[256];
+	/* frames one after another, an empty one and a skippable one among them */
+	size_t zl = zst(p, 40000, z, PLAIN * 3, true);
+	zl += zst(p, 0, z + zl, PLAIN * 3 - zl, false);
+	static const uint8_t skip[] = {0x50, 0x2a, 0x4d, 0x18, 3, 0, 0, 0, 'a', 'b', 'c'};
+	memcpy(z + zl, skip, sizeof(skip));
+	zl += sizeof(skip);
+	zl += zst(p + 40000, PLAIN - 40000, z + zl, PLAIN * 3 - zl, false);
+	for (size_t i = 0; i < sizeof(chunks) / sizeof(chunks[0]); i++) {
+		memset(out, 0, PLAIN);
+		assert_int_equal(
+		    inflate_all(SLUG_DC_ZSTD, z, zl, chunks[i], out, PLAIN, err, sizeof(err)), PLAIN);
+		assert_memory_equal(out, p, PLAIN);
+	}
+
+	zl = zst(p, PLAIN, z, PLAIN * 3, true);
+	z[zl - 2] ^= 0x04; /* the checksum */
+	fails_as(SLUG_DC_ZSTD, z, zl, "zstd: invalid data near byte");
+	fails_as(SLUG_DC_ZSTD, z, zl, "checksum");
+	z[zl - 2] ^= 0x04;
+	fails_as(SLUG_DC_ZSTD, z, zl - 1, "zstd: truncated: the data ends inside a frame");
+	fails_as(SLUG_DC_ZSTD, z, 3, "zstd: truncated: the data ends inside a frame after 3 bytes");
+	memcpy(z + zl, "junk", 4); /* bytes that are no frame */
+	fails_as(SLUG_DC_ZSTD, z, zl + 4, "zstd: invalid data near byte");
+	free(p);
+	free(z);
+	free(out);
 }
 
 /* A source's own failure is told apart from bad data; a reader may stop
@@ -260,6 +312,7 @@ int main(void)
 	    cmocka_unit_test(test_one_member),
 	    cmocka_unit_test(test_members),
 	    cmocka_unit_test(test_corrupt),
+	    cmocka_unit_test(test_zstd),
 	    cmocka_unit_test(test_source_error),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -19,6 +19,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 #include <zlib.h>
+#include <zstd.h>
 
 #include "common/sha256.h"
 #include "slugs/slug-fs.h"
@@ -942,21 +943,83 @@ static char *plain_slug(void)
 	return tar;
 }
 
-/* slug_inspect with ISA-L, and with DYNO_GUNZIP=zlib (libarchive's
- * zlib filter): the same answer. */
-static void inspect_both(const char *slug, struct slug_info *info)
+/* slug_inspect through slug-decompress.c, and through libarchive's own
+ * filter (env=value: DYNO_GUNZIP=zlib, DYNO_UNZSTD=libarchive): the same
+ * answer. */
+static void inspect_both_env(const char *slug, struct slug_info *info, const char *env,
+                             const char *value)
 {
 	struct dy_error *err = NULL;
 	struct slug_info zi;
 	if (slug_inspect(slug, NULL, info, &err) < 0)
-		fail_msg("inspect (ISA-L): %s", dy_error_msg(err));
-	setenv("DYNO_GUNZIP", "zlib", 1);
+		fail_msg("inspect: %s", dy_error_msg(err));
+	setenv(env, value, 1);
 	int r = slug_inspect(slug, NULL, &zi, &err);
-	unsetenv("DYNO_GUNZIP");
+	unsetenv(env);
 	if (r < 0)
-		fail_msg("inspect (zlib): %s", dy_error_msg(err));
+		fail_msg("inspect (%s=%s): %s", env, value, dy_error_msg(err));
 	assert_same_info(info, &zi);
 	slug_info_clear(&zi);
+}
+
+static void inspect_both(const char *slug, struct slug_info *info)
+{
+	inspect_both_env(slug, info, "DYNO_GUNZIP", "zlib");
+}
+
+/* Appends a zstd frame of data[0..len) (with its checksum) to path. */
+static void zstd_frame(const char *path, const uint8_t *data, size_t len)
+{
+	ZSTD_CCtx *c = ZSTD_createCCtx();
+	assert_non_null(c);
+	assert_false(ZSTD_isError(ZSTD_CCtx_setParameter(c, ZSTD_c_checksumFlag, 1)));
+	size_t cap = ZSTD_compressBound(len);
+	uint8_t *out = malloc(cap);
+	assert_non_null(out);
+	size_t n = ZSTD_compress2(c, out, cap, data, len);
+	assert_false(ZSTD_isError(n));
+	int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, out, n), (ssize_t)n);
+	close(fd);
+	ZSTD_freeCCtx(c);
+	free(out);
+}
+
+/* zstd slugs through libzstd here and through libarchive's filter: the
+ * same info; a bad checksum and a cut frame are refused saying so. */
+static void test_zstd_frames(void **state)
+{
+	setenv("DYNO_UNZSTD", "libarchive", 1);
+	check_good(SLUG_COMPRESSION_ZSTD);
+	unsetenv("DYNO_UNZSTD");
+	char *tar = plain_slug(), *slug = tmp_path("frames.slug");
+	size_t len;
+	uint8_t *t = slurp(tar, &len);
+	zstd_frame(slug, t, 1000);
+	zstd_frame(slug, t + 1000, len - 1000);
+	struct slug_info info;
+	inspect_both_env(slug, &info, "DYNO_UNZSTD", "libarchive");
+	assert_string_equal(info.compression, "zstd");
+	assert_int_equal(info.entries, 5);
+	slug_info_clear(&info);
+
+	uint8_t *z = slurp(slug, &len);
+	struct slug_unpack_opts o;
+	default_opts(&o);
+	char *bad = tmp_path("bad.slug");
+	z[len - 1] ^= 0x80; /* the last frame's checksum */
+	spill(bad, z, len);
+	unpack_fails(bad, &o, "zstd: invalid data near byte");
+	unpack_fails(bad, &o, "checksum");
+	z[len - 1] ^= 0x80;
+	spill(bad, z, len - 7);
+	unpack_fails(bad, &o, "zstd: truncated: the data ends inside a frame");
+	free(z);
+	free(t);
+	free(bad);
+	free(tar);
+	free(slug);
 }
 
 /* gzip slugs through ISA-L and through zlib: the same tree and info */
@@ -1162,6 +1225,7 @@ int main(void)
 	    cmocka_unit_test(test_gzip_isal_and_zlib),
 	    cmocka_unit_test(test_gzip_corrupt),
 	    cmocka_unit_test(test_gzip_bomb_after_tar),
+	    cmocka_unit_test(test_zstd_frames),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
