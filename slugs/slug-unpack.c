@@ -84,7 +84,7 @@ struct reader {
 	struct dy_sha256 sha;
 	int too_big;
 	volatile sig_atomic_t *cancel;
-	int hash; /* compute the id (inspect); unpack does not need it */
+	int hash;               /* compute the id (inspect); unpack does not need it */
 	const uint8_t *pending; /* the first block, read to look at the magic */
 	size_t pending_len;
 	int errnum; /* of a failed raw_read: every later one fails the same */
@@ -698,11 +698,12 @@ static int drain_dc(struct walk *w, struct reader *rd, struct dy_error **err)
 		if (after > left) {
 			if (w->opts->ret_over_limit)
 				*w->opts->ret_over_limit = true;
-			return dy_error(err,
-			                "slug has more than %llu bytes after the end of its tar: the "
-			                "unpacked size would exceed the limit of %llu bytes",
-			                (unsigned long long)left,
-			                (unsigned long long)w->opts->limits.max_unpacked);
+			return dy_error(
+			    err,
+			    "slug has more than %llu bytes after the end of its tar: the "
+			    "unpacked size would exceed the limit of %llu bytes",
+			    (unsigned long long)left,
+			    (unsigned long long)w->opts->limits.max_unpacked);
 		}
 		if (cancelled(w->opts->cancel))
 			return dy_error(err, "interrupted");

@@ -89,7 +89,8 @@ static void from_pipe(const uint8_t *data, size_t size, const struct slug_limits
 }
 
 /* With libarchive's filters: when both accept, the same info. */
-static void with_libarchive(int fd, const struct slug_limits *limits, int r, const struct slug_info *info)
+static void with_libarchive(int fd, const struct slug_limits *limits, int r,
+                            const struct slug_info *info)
 {
 	if (lseek(fd, 0, SEEK_SET) != 0)
 		abort();

@@ -137,7 +137,9 @@ static void test_one_member(void **state)
 	size_t zl = gz(p, PLAIN, z, PLAIN * 2);
 	char err[256];
 	for (size_t i = 0; i < sizeof(chunks) / sizeof(chunks[0]); i++) {
-		assert_int_equal(inflate_all(SLUG_DC_GZIP, z, zl, chunks[i], out, PLAIN, err, sizeof(err)), PLAIN);
+		assert_int_equal(
+		    inflate_all(SLUG_DC_GZIP, z, zl, chunks[i], out, PLAIN, err, sizeof(err)),
+		    PLAIN);
 		assert_memory_equal(out, p, PLAIN);
 	}
 	free(p);
@@ -159,8 +161,8 @@ static void test_members(void **state)
 		for (size_t tail = 0; tail <= 10; tail += 10)
 			for (size_t i = 0; i < sizeof(chunks) / sizeof(chunks[0]); i++) {
 				memset(out, 0, PLAIN);
-				assert_int_equal(inflate_all(SLUG_DC_GZIP, z, zl + tail, chunks[i], out, PLAIN,
-				                             err, sizeof(err)),
+				assert_int_equal(inflate_all(SLUG_DC_GZIP, z, zl + tail, chunks[i],
+				                             out, PLAIN, err, sizeof(err)),
 				                 PLAIN);
 				assert_memory_equal(out, p, PLAIN);
 			}
@@ -171,7 +173,9 @@ static void test_members(void **state)
 	zl += gz(p + 1000, 5, z + zl, PLAIN * 3 - zl);
 	z[zl++] = 0x1f;
 	for (size_t i = 0; i < sizeof(chunks) / sizeof(chunks[0]); i++) {
-		assert_int_equal(inflate_all(SLUG_DC_GZIP, z, zl, chunks[i], out, PLAIN, err, sizeof(err)), 1005);
+		assert_int_equal(
+		    inflate_all(SLUG_DC_GZIP, z, zl, chunks[i], out, PLAIN, err, sizeof(err)),
+		    1005);
 		assert_memory_equal(out, p, 1005);
 	}
 	free(p);
@@ -185,8 +189,8 @@ static void fails_as(enum slug_dc_kind kind, const uint8_t *z, size_t zl, const 
 	char err[256];
 	for (size_t i = 0; i < sizeof(chunks) / sizeof(chunks[0]); i++) {
 		err[0] = '\0';
-		assert_int_equal(inflate_all(kind, z, zl, chunks[i], out, PLAIN * 2, err, sizeof(err)),
-		                 -1);
+		assert_int_equal(
+		    inflate_all(kind, z, zl, chunks[i], out, PLAIN * 2, err, sizeof(err)), -1);
 		if (strstr(err, want) == NULL)
 			fail_msg("chunk %zu: \"%s\" does not contain \"%s\"", chunks[i], err, want);
 	}
@@ -258,7 +262,8 @@ static void test_zstd(void **state)
 	for (size_t i = 0; i < sizeof(chunks) / sizeof(chunks[0]); i++) {
 		memset(out, 0, PLAIN);
 		assert_int_equal(
-		    inflate_all(SLUG_DC_ZSTD, z, zl, chunks[i], out, PLAIN, err, sizeof(err)), PLAIN);
+		    inflate_all(SLUG_DC_ZSTD, z, zl, chunks[i], out, PLAIN, err, sizeof(err)),
+		    PLAIN);
 		assert_memory_equal(out, p, PLAIN);
 	}
 
@@ -309,10 +314,8 @@ static void test_source_error(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_one_member),
-	    cmocka_unit_test(test_members),
-	    cmocka_unit_test(test_corrupt),
-	    cmocka_unit_test(test_zstd),
+	    cmocka_unit_test(test_one_member),   cmocka_unit_test(test_members),
+	    cmocka_unit_test(test_corrupt),      cmocka_unit_test(test_zstd),
 	    cmocka_unit_test(test_source_error),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -967,6 +967,18 @@ static void inspect_both(const char *slug, struct slug_info *info)
 	inspect_both_env(slug, info, "DYNO_GUNZIP", "zlib");
 }
 
+/* check_good with libarchive's own filter (env=value); then the bytes of
+ * a plain_slug (*ret_tar its path). */
+static uint8_t *good_with_fallback(enum slug_compression c, const char *env, const char *value,
+                                   char **ret_tar, size_t *len)
+{
+	setenv(env, value, 1);
+	check_good(c);
+	unsetenv(env);
+	*ret_tar = plain_slug();
+	return slurp(*ret_tar, len);
+}
+
 /* Appends a zstd frame of data[0..len) (with its checksum) to path. */
 static void zstd_frame(const char *path, const uint8_t *data, size_t len)
 {
@@ -990,12 +1002,10 @@ static void zstd_frame(const char *path, const uint8_t *data, size_t len)
  * same info; a bad checksum and a cut frame are refused saying so. */
 static void test_zstd_frames(void **state)
 {
-	setenv("DYNO_UNZSTD", "libarchive", 1);
-	check_good(SLUG_COMPRESSION_ZSTD);
-	unsetenv("DYNO_UNZSTD");
-	char *tar = plain_slug(), *slug = tmp_path("frames.slug");
+	char *tar, *slug = tmp_path("frames.slug");
 	size_t len;
-	uint8_t *t = slurp(tar, &len);
+	uint8_t *t =
+	    good_with_fallback(SLUG_COMPRESSION_ZSTD, "DYNO_UNZSTD", "libarchive", &tar, &len);
 	zstd_frame(slug, t, 1000);
 	zstd_frame(slug, t + 1000, len - 1000);
 	struct slug_info info;
@@ -1025,13 +1035,9 @@ static void test_zstd_frames(void **state)
 /* gzip slugs through ISA-L and through zlib: the same tree and info */
 static void test_gzip_isal_and_zlib(void **state)
 {
-	setenv("DYNO_GUNZIP", "zlib", 1);
-	check_good(SLUG_COMPRESSION_GZIP);
-	unsetenv("DYNO_GUNZIP");
-
-	char *tar = plain_slug(), *slug = tmp_path("members.slug");
+	char *tar, *slug = tmp_path("members.slug");
 	size_t len;
-	uint8_t *t = slurp(tar, &len);
+	uint8_t *t = good_with_fallback(SLUG_COMPRESSION_GZIP, "DYNO_GUNZIP", "zlib", &tar, &len);
 	/* members cut inside a header, inside data, and an empty one */
 	gzip_member(slug, t, 700);
 	gzip_member(slug, t + 700, 0);
@@ -1090,7 +1096,8 @@ static void test_gzip_isal_and_zlib(void **state)
 				_exit(1);
 			off += (size_t)n;
 			if (off > 64 && off < sl)
-				n = write(p[1], sb + off, sl - off < 4093 ? sl - off : 4093), off += n;
+				n = write(p[1], sb + off, sl - off < 4093 ? sl - off : 4093),
+				off += n;
 		}
 		_exit(0);
 	}
@@ -1115,15 +1122,24 @@ static void test_gzip_isal_and_zlib(void **state)
 	free(slug);
 }
 
-/* Corrupt gzip slugs: refused with what was wrong (ISA-L checks every
- * member's CRC-32 and length, to the end of the stream). */
-static void test_gzip_corrupt(void **state)
+/* A new slug (its name from what): plain_slug's tar as one gzip member. */
+static char *gzip_slug(const char *what)
 {
-	char *tar = plain_slug(), *slug = tmp_path("good.slug");
+	char *tar = plain_slug(), *slug = tmp_path(what);
 	size_t len;
 	uint8_t *t = slurp(tar, &len);
 	gzip_member(slug, t, len);
 	free(t);
+	free(tar);
+	return slug;
+}
+
+/* Corrupt gzip slugs: refused with what was wrong (ISA-L checks every
+ * member's CRC-32 and length, to the end of the stream). */
+static void test_gzip_corrupt(void **state)
+{
+	char *slug = gzip_slug("good.slug");
+	size_t len;
 	uint8_t *z = slurp(slug, &len);
 	struct slug_unpack_opts o;
 	default_opts(&o);
@@ -1153,17 +1169,13 @@ static void test_gzip_corrupt(void **state)
 	free(z);
 	free(bad);
 	free(slug);
-	free(tar);
 }
 
 /* A bomb after the tar's end (zeros in a later member): ISA-L inflates to
  * the end of the stream, against what is left of the unpacked budget. */
 static void test_gzip_bomb_after_tar(void **state)
 {
-	char *tar = plain_slug(), *slug = tmp_path("bomb.slug");
-	size_t len;
-	uint8_t *t = slurp(tar, &len);
-	gzip_member(slug, t, len);
+	char *slug = gzip_slug("bomb.slug");
 	uint8_t *zeros = calloc(1, 8 << 20);
 	assert_non_null(zeros);
 	gzip_member(slug, zeros, 8 << 20);
@@ -1172,8 +1184,9 @@ static void test_gzip_bomb_after_tar(void **state)
 	o.limits.max_unpacked = 4 << 20;
 	bool over = false;
 	o.ret_over_limit = &over;
-	unpack_fails(slug, &o, "bytes after the end of its tar: the unpacked size would exceed "
-	                       "the limit of 4194304 bytes");
+	unpack_fails(slug, &o,
+	             "bytes after the end of its tar: the unpacked size would exceed "
+	             "the limit of 4194304 bytes");
 	assert_true(over);
 	/* within the budget, the same slug is good */
 	o.limits.max_unpacked = 16 << 20;
@@ -1184,8 +1197,6 @@ static void test_gzip_bomb_after_tar(void **state)
 		fail_msg("%s", dy_error_msg(err));
 	free(dir);
 	free(zeros);
-	free(t);
-	free(tar);
 	free(slug);
 }
 
