@@ -231,5 +231,7 @@ const struct cli_verb cli_verb_slugs_unpack = {
     .help = "DIR must not exist; its parent must. The slug is unpacked into a temporary\n"
             "sibling and renamed to DIR when every entry passed every check, so a refused\n"
             "or interrupted unpack leaves nothing. Limits default to 1G compressed, 4G\n"
-            "unpacked and 1000000 entries. See docs/slugs.md for every rule.\n",
+            "unpacked and 1000000 entries. gzip is inflated by ISA-L, zstd by libzstd;\n"
+            "DYNO_GUNZIP=zlib or DYNO_UNZSTD=libarchive in the environment leaves them to\n"
+            "libarchive's own filters. See docs/slugs.md for every rule.\n",
 };
