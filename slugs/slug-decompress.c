@@ -240,7 +240,7 @@ static int next_member(struct slug_dc *g)
 	return 1;
 }
 
-/* Inflates up to size bytes into out: slug_dc_read's answers. */
+/* Inflates up to size bytes of gzip into out: slug_dc_read's answers. */
 static ssize_t gzip_some(struct slug_dc *g, uint8_t *out, size_t size)
 {
 	if (g->done)

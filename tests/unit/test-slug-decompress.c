@@ -61,8 +61,8 @@ static ssize_t mem_read(void *arg, const uint8_t **buf)
 	return (ssize_t)n;
 }
 
-/* Inflates in[0..len) fed chunk bytes at a time into out (cap bytes), on
- * the caller's thread or on gunzip's own; returns the inflated size, or
+/* Decompresses in[0..len) fed chunk bytes at a time into out (cap bytes), on
+ * the caller's thread or on its own; returns the decompressed size, or
  * -1 (then err holds slug_dc_error's text). */
 static ssize_t inflate_mode(enum slug_dc_kind kind, const uint8_t *in, size_t len, size_t chunk,
                             bool threaded, uint8_t *out, size_t cap, char *err, size_t errlen)
