@@ -128,11 +128,12 @@ static int run_deploy(int argc, char **argv)
 		if (tfd < 0)
 			return cli_error("create %s: %s", tmp, strerror(errno));
 		close(tfd);
-		/* slug_pack writes a sibling and renames it over tmp */
-		printf("Packing %s... ", pos[0]);
+		/* slug_pack writes a sibling and renames it over tmp; zstd
+		 * (docs/slugs.md): it unpacks fastest */
+		printf("Packing %s (zstd)... ", pos[0]);
 		fflush(stdout);
 		struct dy_error *err = NULL;
-		if (slug_pack(pos[0], tmp, SLUG_COMPRESSION_GZIP, &err) < 0) {
+		if (slug_pack(pos[0], tmp, SLUG_COMPRESSION_ZSTD, &err) < 0) {
 			printf("failed\n");
 			unlink(tmp);
 			cli_error("%s", dy_error_msg(err));
@@ -184,7 +185,7 @@ const struct cli_verb cli_verb_deploy = {
     .usage = "deploy PATH -a APP [--no-wait]",
     .summary = "upload a slug (or pack a directory into one) and release it",
     .help = "PATH is a slug file (as slugs:create makes) or an app directory with a\n"
-            "Procfile, packed first (gzip). The release gets the current config vars; the\n"
+            "Procfile, packed first (zstd). The release gets the current config vars; the\n"
             "first deploy of an app with a web process type scales web to 1.\n"
             "Then waits: the release command (its output shown) and the new web dynos up;\n"
             "status 1 naming what failed (the release command, a web dyno's crash).\n"

@@ -37,9 +37,26 @@ bad:
 	return CLI_USAGE;
 }
 
+static bool ends_with(const char *s, const char *suffix)
+{
+	size_t n = strlen(s), k = strlen(suffix);
+	return n >= k && strcmp(s + n - k, suffix) == 0;
+}
+
+/* The compression FILE's name says: .tgz/.tar.gz gzip, .tar.zst/.tzst
+ * zstd, .tar none; gzip for any other name. */
+static enum slug_compression compression_from_name(const char *file)
+{
+	if (ends_with(file, ".tar.zst") || ends_with(file, ".tzst"))
+		return SLUG_COMPRESSION_ZSTD;
+	if (ends_with(file, ".tar"))
+		return SLUG_COMPRESSION_NONE;
+	return SLUG_COMPRESSION_GZIP;
+}
+
 static int run_create(int argc, char **argv)
 {
-	const char *out = NULL, *compression = "gzip";
+	const char *out = NULL, *compression = NULL;
 	const struct cli_opt opts[] = {
 	    {"--output", 'o', true, &out, NULL},
 	    {"--compression", 0, true, &compression, NULL},
@@ -54,8 +71,8 @@ static int run_create(int argc, char **argv)
 		return cli_usage_error(&cli_verb_slugs_create, "missing DIR");
 	if (out == NULL)
 		return cli_usage_error(&cli_verb_slugs_create, "missing -o FILE");
-	enum slug_compression c;
-	if (slug_compression_from_str(compression, &c) < 0)
+	enum slug_compression c = compression_from_name(out);
+	if (compression && slug_compression_from_str(compression, &c) < 0)
 		return cli_usage_error(&cli_verb_slugs_create,
 		                       "unknown compression \"%s\" (gzip, zstd or none)",
 		                       compression);
@@ -83,7 +100,9 @@ const struct cli_verb cli_verb_slugs_create = {
     .run = run_create,
     .usage = "slugs:create DIR -o FILE [--compression gzip|zstd|none]",
     .summary = "pack an app directory into a slug",
-    .help = "DIR needs a valid Procfile. Entries go under ./app/, sorted, owned by 0:0 with\n"
+    .help = "The compression follows FILE's name unless --compression says: .tgz and\n"
+            ".tar.gz gzip, .tar.zst zstd, .tar none, any other name gzip.\n"
+            "DIR needs a valid Procfile. Entries go under ./app/, sorted, owned by 0:0 with\n"
             "mtime 0, so the same directory gives the same bytes. Paths matched by\n"
             "DIR/.slugignore (one glob per line, as Heroku) are left out. Fifos, sockets,\n"
             "device nodes and links that leave the app are refused.\n",
@@ -212,5 +231,7 @@ const struct cli_verb cli_verb_slugs_unpack = {
     .help = "DIR must not exist; its parent must. The slug is unpacked into a temporary\n"
             "sibling and renamed to DIR when every entry passed every check, so a refused\n"
             "or interrupted unpack leaves nothing. Limits default to 1G compressed, 4G\n"
-            "unpacked and 1000000 entries. See docs/slugs.md for every rule.\n",
+            "unpacked and 1000000 entries. gzip is inflated by ISA-L, zstd by libzstd;\n"
+            "DYNO_GUNZIP=zlib or DYNO_UNZSTD=libarchive in the environment leaves them to\n"
+            "libarchive's own filters. See docs/slugs.md for every rule.\n",
 };

@@ -20,10 +20,14 @@
 #include <unistd.h>
 
 #include "common/cleanup.h"
+#include "slugs/slug-decompress.h"
 #include "slugs/slug-entry.h"
 #include "slugs/slug-fs.h"
 
 #define READ_BLOCK (256 * 1024)
+/* The decompressor's output per call: the tar reader hands out pointers
+ * into it */
+#define DECODE_BLOCK (512 * 1024)
 
 void slug_limits_default(struct slug_limits *l)
 {
@@ -67,7 +71,11 @@ int slug_compression_from_str(const char *s, enum slug_compression *ret)
 }
 
 /* Bytes come through here: counted against max_compressed and hashed, so
- * the id is the sha256 of exactly the bytes read. */
+ * the id is the sha256 of exactly the bytes read. A gzip or zstd slug is
+ * decompressed by slug-decompress.c (dc set: ISA-L, libzstd) and
+ * libarchive reads a plain tar from it; else (a plain tar, or
+ * DYNO_GUNZIP=zlib, DYNO_UNZSTD=libarchive) libarchive reads the bytes
+ * with its own filters. */
 struct reader {
 	int fd;
 	uint8_t *buf;
@@ -76,7 +84,12 @@ struct reader {
 	struct dy_sha256 sha;
 	int too_big;
 	volatile sig_atomic_t *cancel;
-	int hash; /* compute the id (inspect); unpack does not need it */
+	int hash;               /* compute the id (inspect); unpack does not need it */
+	const uint8_t *pending; /* the first block, read to look at the magic */
+	size_t pending_len;
+	int errnum; /* of a failed raw_read: every later one fails the same */
+	char errmsg[160];
+	struct slug_dc *dc;
 };
 
 /* True once *cancel is set: by a signal handler (the CLI) or by another
@@ -86,26 +99,59 @@ static bool cancelled(volatile sig_atomic_t *cancel)
 	return cancel && __atomic_load_n(cancel, __ATOMIC_RELAXED);
 }
 
-static la_ssize_t reader_read(struct archive *a, void *ud, const void **buf)
+/* The slug's next bytes as they are in the file: n, 0 at its end, -1
+ * (r->errnum, r->errmsg). */
+static ssize_t raw_read(struct reader *r, const uint8_t **buf)
 {
-	struct reader *r = ud;
+	if (r->errnum)
+		return -1;
+	if (r->pending_len > 0) {
+		*buf = r->pending;
+		ssize_t n = (ssize_t)r->pending_len;
+		r->pending_len = 0;
+		return n;
+	}
 	ssize_t n;
 	do
 		n = read(r->fd, r->buf, READ_BLOCK);
 	while (n < 0 && errno == EINTR && !cancelled(r->cancel));
 	if (n < 0) {
-		archive_set_error(a, errno, "read: %s", strerror(errno));
+		r->errnum = errno;
+		snprintf(r->errmsg, sizeof(r->errmsg), "read: %s", strerror(errno));
 		return -1;
 	}
 	r->total += (uint64_t)n;
 	if (r->total > r->max) {
 		r->too_big = 1;
-		archive_set_error(a, EFBIG, "slug is larger than the limit");
+		r->errnum = EFBIG;
+		snprintf(r->errmsg, sizeof(r->errmsg), "slug is larger than the limit");
 		return -1;
 	}
 	if (r->hash)
 		dy_sha256_update(&r->sha, r->buf, (size_t)n);
 	*buf = r->buf;
+	return n;
+}
+
+static ssize_t dc_source(void *arg, const uint8_t **buf)
+{
+	return raw_read(arg, buf);
+}
+
+static la_ssize_t reader_read(struct archive *a, void *ud, const void **buf)
+{
+	struct reader *r = ud;
+	const uint8_t *b;
+	ssize_t n = r->dc ? slug_dc_read(r->dc, &b) : raw_read(r, &b);
+	if (n == -1 && r->dc) {
+		archive_set_error(a, EILSEQ, "%s", slug_dc_error(r->dc));
+		return -1;
+	}
+	if (n < 0) {
+		archive_set_error(a, r->errnum, "%s", r->errmsg);
+		return -1;
+	}
+	*buf = b;
 	return n;
 }
 
@@ -629,6 +675,41 @@ uint64_t slug_read_passes(void)
 	return __atomic_load_n(&read_passes, __ATOMIC_RELAXED);
 }
 
+/* Decompresses what is left of the stream once the tar ended. */
+static int drain_dc(struct walk *w, struct reader *rd, struct dy_error **err)
+{
+	uint64_t left = w->opts->limits.max_unpacked - w->unpacked, after = 0;
+	for (;;) {
+		const uint8_t *b;
+		ssize_t n = slug_dc_read(rd->dc, &b);
+		if (n == 0)
+			return 0;
+		if (n == -1)
+			return dy_error(err, "slug is damaged after %llu entries: %s",
+			                (unsigned long long)w->entries, slug_dc_error(rd->dc));
+		if (n < 0) {
+			if (rd->too_big)
+				return dy_error(err, "slug is over the limit of %llu bytes",
+				                (unsigned long long)w->opts->limits.max_compressed);
+			return dy_error(err, "slug is damaged after %llu entries: %s",
+			                (unsigned long long)w->entries, rd->errmsg);
+		}
+		after += (uint64_t)n;
+		if (after > left) {
+			if (w->opts->ret_over_limit)
+				*w->opts->ret_over_limit = true;
+			return dy_error(
+			    err,
+			    "slug has more than %llu bytes after the end of its tar: the "
+			    "unpacked size would exceed the limit of %llu bytes",
+			    (unsigned long long)left,
+			    (unsigned long long)w->opts->limits.max_unpacked);
+		}
+		if (cancelled(w->opts->cancel))
+			return dy_error(err, "interrupted");
+	}
+}
+
 /* Reads every entry of the slug at fd; writes under rootfd unless it is
  * -1. Fills info (the id when hash). With ret_complete, writing is best
  * effort up to write_limit bytes of data (struct walk) and
@@ -666,8 +747,34 @@ static int walk_slug(int fd, int rootfd, const struct slug_unpack_opts *opts, bo
 		goto out;
 	}
 	dy_sha256_init(&rd.sha);
-	archive_read_support_filter_gzip(w.a);
-	archive_read_support_filter_zstd(w.a);
+	/* The first block tells gzip (1f 8b) and zstd (28 b5 2f fd) from the
+	 * rest; a read error here is reported by the archive_read_open
+	 * below, as any other. */
+	ssize_t first = raw_read(&rd, &rd.pending);
+	if (first > 0)
+		rd.pending_len = (size_t)first;
+	enum slug_dc_kind kind = SLUG_DC_GZIP;
+	bool dc = false;
+	if (first >= 2 && memcmp(rd.pending, "\x1f\x8b", 2) == 0)
+		dc = slug_dc_wanted(kind = SLUG_DC_GZIP);
+	else if (first >= 4 && memcmp(rd.pending, "\x28\xb5\x2f\xfd", 4) == 0)
+		dc = slug_dc_wanted(kind = SLUG_DC_ZSTD);
+	if (dc) {
+		rd.dc = slug_dc_new(kind, dc_source, &rd, DECODE_BLOCK);
+		if (rd.dc == NULL) {
+			dy_error_errno(err, ENOMEM, "read slug");
+			goto out;
+		}
+		slug_dc_push_input(rd.dc, rd.pending, rd.pending_len);
+		rd.pending_len = 0;
+		/* From a file (not a pipe, whose read may block past a stop)
+		 * it decompresses on a thread of its own, ahead of the walk. */
+		if (regular)
+			slug_dc_start_thread(rd.dc);
+	} else {
+		archive_read_support_filter_gzip(w.a);
+		archive_read_support_filter_zstd(w.a);
+	}
 	archive_read_support_format_tar(w.a);
 	__atomic_add_fetch(&read_passes, 1, __ATOMIC_RELAXED);
 	if (archive_read_open(w.a, &rd, NULL, reader_read, NULL) != ARCHIVE_OK) {
@@ -696,6 +803,7 @@ static int walk_slug(int fd, int rootfd, const struct slug_unpack_opts *opts, bo
 			break;
 		}
 		if (ar < ARCHIVE_WARN || (ar == ARCHIVE_WARN && e == NULL)) {
+			slug_dc_stop_thread(rd.dc); /* rd is this thread's again */
 			if (rd.too_big)
 				dy_error(err, "slug is over the limit of %llu bytes",
 				         (unsigned long long)opts->limits.max_compressed);
@@ -708,6 +816,7 @@ static int walk_slug(int fd, int rootfd, const struct slug_unpack_opts *opts, bo
 			goto out;
 		}
 		if (walk_entry(&w, e, err) < 0) {
+			slug_dc_stop_thread(rd.dc);
 			if (rd.too_big) {
 				dy_error_free(err);
 				dy_error(err, "slug is over the limit of %llu bytes",
@@ -736,13 +845,22 @@ static int walk_slug(int fd, int rootfd, const struct slug_unpack_opts *opts, bo
 	if (procfile_parse(w.procfile ? w.procfile : "", w.procfile_len, &pf, err) < 0)
 		goto out;
 
-	snprintf(info->compression, sizeof(info->compression), "%s", archive_filter_name(w.a, 0));
+	snprintf(info->compression, sizeof(info->compression), "%s",
+	         rd.dc ? (kind == SLUG_DC_GZIP ? "gzip" : "zstd") : archive_filter_name(w.a, 0));
+	/* Decompressed to the end of the stream, so every gzip member's
+	 * CRC-32 and length (every zstd frame's checksum) are checked; what
+	 * follows the tar's end counts against what is left of the unpacked
+	 * budget (a bomb there too). */
+	if (rd.dc && drain_dc(&w, &rd, err) < 0) {
+		procfile_free(pf);
+		goto out;
+	}
+	slug_dc_stop_thread(rd.dc); /* it ended: the raw reads are this thread's */
 	/* The id covers every byte of the file, also what follows the end of
 	 * the tar (padding). */
 	for (;;) {
-		const void *b;
-		la_ssize_t n = reader_read(w.a, &rd, &b);
-		if (n <= 0)
+		const uint8_t *b;
+		if (raw_read(&rd, &b) <= 0)
 			break;
 	}
 	if (rd.too_big) {
@@ -787,6 +905,7 @@ out:
 	free(w.cache_dir);
 	free(w.procfile);
 	slug_tree_free(w.tree);
+	slug_dc_free(rd.dc);
 	free(rd.buf);
 	return r;
 }

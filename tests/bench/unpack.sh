@@ -1,8 +1,11 @@
 #!/bin/bash
-# Slug unpack benchmark: dyno slugs:unpack vs bsdtar -xzf on the same
-# ~45 MB slug of ~5800 files, alternated in one run, each into a fresh
-# directory on a private tmpfs (the set-up of docs/benchmarks.md).
+# Slug unpack benchmark: dyno slugs:unpack vs bsdtar on the same ~45 MB
+# slug of ~5800 files, as .tgz and as .tar.zst, the subjects alternated
+# (rotated) each round, each into a fresh directory on a private tmpfs (the
+# set-up of docs/benchmarks.md): dyno gzip (ISA-L), dyno gzip with the zlib
+# fallback (DYNO_GUNZIP=zlib), bsdtar -xzf, dyno zstd, bsdtar on the zstd.
 # usage: tests/bench/unpack.sh [ROUNDS]   (default 7; needs root for the tmpfs)
+# BENCH_JSON=PATH also writes the results as JSON there (docs/benchmarks.md).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROUNDS=${1:-7}
@@ -20,7 +23,7 @@ mkdir -p "$work/fs"
 mount -t tmpfs -o size=2G tmpfs "$work/fs"
 
 /usr/bin/python3 - "$work" "$ROUNDS" "$PWD/build/bin/dyno" <<'PY'
-import os, random, shutil, statistics, subprocess, sys, tarfile, time
+import json, os, random, shutil, statistics, subprocess, sys, tarfile, time
 work, rounds, dyno = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 rng = random.Random(42)
 src = os.path.join(work, "src")
@@ -44,34 +47,70 @@ for i in range(nfiles):
 with open(os.path.join(src, "Procfile"), "w") as f:
     f.write("web: ./server\n")
 slug = os.path.join(work, "bench.tgz")
-subprocess.run([dyno, "slugs:create", src, "-o", slug], check=True, capture_output=True)
+zslug = os.path.join(work, "bench.tar.zst")
+subprocess.run([dyno, "slugs:create", src, "-o", slug, "--compression", "gzip"],
+               check=True, capture_output=True)
+subprocess.run([dyno, "slugs:create", src, "-o", zslug, "--compression", "zstd"],
+               check=True, capture_output=True)
 shutil.rmtree(src)
 with tarfile.open(slug) as tf:
     members = tf.getmembers()
 unpacked = sum(m.size for m in members)
-print(f"slug: {os.path.getsize(slug)/1e6:.1f} MB gzip, {len(members)} entries, "
-      f"{unpacked/1e6:.1f} MB unpacked; target: tmpfs; rounds: {rounds}")
+slug_bytes, zst_bytes = os.path.getsize(slug), os.path.getsize(zslug)
+bsdtar_version = subprocess.run(["bsdtar", "--version"], check=True, capture_output=True,
+                                text=True).stdout.strip()
+print(f"slug: {slug_bytes/1e6:.1f} MB gzip ({zst_bytes/1e6:.1f} MB zstd), {len(members)} "
+      f"entries, {unpacked/1e6:.1f} MB unpacked; target: tmpfs; rounds: {rounds}")
+print(bsdtar_version)
 
 fs = os.path.join(work, "fs")
-def run_dyno(dst):
-    subprocess.run([dyno, "slugs:unpack", slug, dst], check=True, capture_output=True)
-def run_bsdtar(dst):
-    os.mkdir(dst)
-    subprocess.run(["bsdtar", "-xzf", slug, "-C", dst], check=True, capture_output=True)
-tools = [("dyno", run_dyno), ("bsdtar", run_bsdtar)]
+zlib_env = dict(os.environ, DYNO_GUNZIP="zlib")
+isal_env = {k: v for k, v in os.environ.items() if k != "DYNO_GUNZIP"}
+def dyno_unpack(file, env):
+    def run(dst):
+        subprocess.run([dyno, "slugs:unpack", file, dst], check=True, capture_output=True,
+                       env=env)
+    return run
+def bsdtar(flags, file):
+    def run(dst):
+        os.mkdir(dst)
+        subprocess.run(["bsdtar", flags, file, "-C", dst], check=True, capture_output=True)
+    return run
+tools = [("dyno gzip (ISA-L)", dyno_unpack(slug, isal_env)),
+         ("dyno gzip (zlib)", dyno_unpack(slug, zlib_env)),
+         ("bsdtar -xzf", bsdtar("-xzf", slug)),
+         ("dyno zstd", dyno_unpack(zslug, isal_env)),
+         ("bsdtar zstd", bsdtar("-xf", zslug))]
 times = {name: [] for name, _ in tools}
+results = []
 for r in range(rounds + 1):          # round 0 warms the page cache
-    order = tools if r % 2 == 0 else tools[::-1]
-    for name, fn in order:
-        dst = os.path.join(fs, f"{name}-{r}")
+    k = r % len(tools)
+    order = tools[k:] + tools[:k]    # each subject takes each place in turn
+    for i, (name, fn) in enumerate(order):
+        dst = os.path.join(fs, f"s{i}-{r}")
         t0 = time.perf_counter()
         fn(dst)
         t = time.perf_counter() - t0
         if r > 0:
             times[name].append(t)
+            results.append({"subject": name, "round": r, "seconds": round(t, 4)})
         shutil.rmtree(dst)
 med = {n: statistics.median(v) for n, v in times.items()}
 for n, v in times.items():
-    print(f"{n:7s} median {med[n]*1000:7.1f} ms  min {min(v)*1000:7.1f}  max {max(v)*1000:7.1f}")
-print(f"ratio dyno/bsdtar (median): {med['dyno']/med['bsdtar']:.3f}")
+    print(f"{n:18s} median {med[n]*1000:7.1f} ms  min {min(v)*1000:7.1f}  max {max(v)*1000:7.1f}")
+print(f"ratio dyno gzip (ISA-L)/bsdtar -xzf (median): "
+      f"{med['dyno gzip (ISA-L)']/med['bsdtar -xzf']:.3f}")
+print(f"ratio dyno gzip (zlib)/bsdtar -xzf (median): "
+      f"{med['dyno gzip (zlib)']/med['bsdtar -xzf']:.3f}")
+print(f"ratio dyno zstd/bsdtar zstd (median): {med['dyno zstd']/med['bsdtar zstd']:.3f}")
+out = os.environ.get("BENCH_JSON")
+if out:
+    doc = {"bench": "unpack",
+           "meta": {"slug_bytes": slug_bytes, "slug_zst_bytes": zst_bytes,
+                    "entries": len(members), "unpacked_bytes": unpacked, "target": "tmpfs",
+                    "rounds": rounds, "bsdtar_version": bsdtar_version},
+           "results": results}
+    with open(out, "w") as f:
+        json.dump(doc, f, indent=1)
+        f.write("\n")
 PY

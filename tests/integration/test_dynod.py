@@ -189,11 +189,15 @@ def test_deploy_slug_scales_web(cli, curl, dyno, dynod, hello_slug):
     assert (dynod.state / "slugs" / f"{sid}.slug").exists()
     info = json.loads(cli("apps:info", "-a", "hello", "--json").stdout)
     assert info["released_at"] == rels[0]["created_at"]
-    # a directory is packed first; same bytes, same slug; web stays as scaled
+    # a directory is packed first (zstd); web stays as scaled
     assert cli("ps:scale", "web=3", "-a", "hello").returncode == 0
     r = cli("deploy", HELLO, "-a", "hello")
     assert r.returncode == 0, r.stderr
-    assert "Packing" in r.stdout and "done, v2" in r.stdout
+    assert "Packing" in r.stdout and "(zstd)" in r.stdout and "done, v2" in r.stdout
+    rels = json.loads(cli("releases", "-a", "hello", "--json").stdout)
+    v2 = next(x for x in rels if x["version"] == 2)
+    packed = dynod.state / "slugs" / f"{v2['slug']['id']}.slug"
+    assert packed.read_bytes()[:4] == b"\x28\xb5\x2f\xfd"  # deploy DIR packs zstd
     form = curl("GET", "/apps/hello/formation")[1]
     assert form[0]["quantity"] == 3
 

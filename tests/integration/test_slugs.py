@@ -92,6 +92,45 @@ def test_zstd_and_plain(dyno, tmp_path):
         pytest.fail("zstd does not accept the slug")
 
 
+def test_compression_from_the_name(dyno, tmp_path):
+    app = make_app(tmp_path / "src")
+    magic = {"gzip": b"\x1f\x8b", "zstd": b"\x28\xb5\x2f\xfd", "none": b"./app"}
+    for name, comp in (("a.tgz", "gzip"), ("a.tar.gz", "gzip"), ("a.tar.zst", "zstd"),
+                       ("a.tar", "none"), ("a.slug", "gzip")):
+        slug = tmp_path / name
+        r = dyno("slugs:create", app, "-o", slug)
+        assert r.returncode == 0, r.stderr
+        assert f", {comp}," in r.stdout
+        assert slug.read_bytes().startswith(magic[comp]), name
+        info = json.loads(dyno("slugs:inspect", slug, "--json").stdout)
+        assert info["compression"] == comp
+    # --compression wins over the name
+    slug = tmp_path / "b.tgz"
+    assert dyno("slugs:create", app, "-o", slug, "--compression", "zstd").returncode == 0
+    assert slug.read_bytes().startswith(magic["zstd"])
+
+
+def test_gzip_fallback_and_corrupt(dyno, tmp_path):
+    """ISA-L inflates gzip slugs; DYNO_GUNZIP=zlib (libarchive's zlib) gives
+    the same tree; a bad CRC-32 is refused saying so."""
+    app = make_app(tmp_path / "src")
+    slug = tmp_path / "s.tgz"
+    assert dyno("slugs:create", app, "-o", slug).returncode == 0
+    a, b = tmp_path / "isal", tmp_path / "zlib"
+    assert dyno("slugs:unpack", slug, a).returncode == 0
+    r = dyno("slugs:unpack", slug, b, env=dict(os.environ, DYNO_GUNZIP="zlib"))
+    assert r.returncode == 0, r.stderr
+    assert listing(a) == listing(b) == listing(app)
+    assert (a / "lib" / "data.txt").read_bytes() == (b / "lib" / "data.txt").read_bytes()
+    bad = bytearray(slug.read_bytes())
+    bad[-8] ^= 0xFF
+    (tmp_path / "bad.tgz").write_bytes(bad)
+    r = dyno("slugs:unpack", tmp_path / "bad.tgz", tmp_path / "bad")
+    assert r.returncode == 1
+    assert "gzip: bad CRC-32 or length in the trailer of member 1" in r.stderr
+    assert not (tmp_path / "bad").exists()
+
+
 def test_slugignore(dyno, tmp_path):
     app = make_app(tmp_path / "src")
     (app / ".slugignore").write_text("# big files\n*.psd\n/tmp/\nspec\n")

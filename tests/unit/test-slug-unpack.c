@@ -16,7 +16,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
+#include <zlib.h>
+#include <zstd.h>
 
 #include "common/sha256.h"
 #include "slugs/slug-fs.h"
@@ -878,6 +881,325 @@ static void test_store(void **state)
 	free(sd);
 }
 
+/* The bytes of the file at path (*len of them; free them). */
+static uint8_t *slurp(const char *path, size_t *len)
+{
+	struct stat st;
+	assert_int_equal(stat(path, &st), 0);
+	uint8_t *b = malloc((size_t)st.st_size + 1);
+	assert_non_null(b);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	assert_true(fd >= 0);
+	assert_int_equal(read(fd, b, (size_t)st.st_size), st.st_size);
+	close(fd);
+	*len = (size_t)st.st_size;
+	return b;
+}
+
+static void spill(const char *path, const uint8_t *b, size_t len)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, b, len), (ssize_t)len);
+	close(fd);
+}
+
+/* Appends a gzip member of data[0..len) to the file at path (zlib). */
+static void gzip_member(const char *path, const uint8_t *data, size_t len)
+{
+	z_stream z = {0};
+	assert_int_equal(deflateInit2(&z, 6, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY), Z_OK);
+	size_t cap = deflateBound(&z, len);
+	uint8_t *out = malloc(cap);
+	assert_non_null(out);
+	z.next_in = (uint8_t *)data;
+	z.avail_in = (uInt)len;
+	z.next_out = out;
+	z.avail_out = (uInt)cap;
+	assert_int_equal(deflate(&z, Z_FINISH), Z_STREAM_END);
+	int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, out, z.total_out), (ssize_t)z.total_out);
+	close(fd);
+	deflateEnd(&z);
+	free(out);
+}
+
+/* A slug of a few files, one of 300 KiB that compresses and one that
+ * does not, as plain tar. */
+static char *plain_slug(void)
+{
+	static char text[300 * 1024], noise[64 * 1024];
+	for (size_t i = 0; i < sizeof(text) - 1; i++)
+		text[i] = "web worker release\n"[i % 19];
+	uint32_t x = 7;
+	for (size_t i = 0; i < sizeof(noise) - 1; i++) {
+		x = x * 1103515245 + 12345;
+		noise[i] = (char)(1 + (x >> 16) % 255);
+	}
+	char *tar = tmp_path("plain.tar");
+	BUILD(tar, SLUG_COMPRESSION_NONE, {"./app/", 'd'}, PROCFILE, {"./app/text", 'f', text},
+	      {"./app/noise", 'f', noise}, {"./app/l", 'l', "text"});
+	return tar;
+}
+
+/* slug_inspect through slug-decompress.c, and through libarchive's own
+ * filter (env=value: DYNO_GUNZIP=zlib, DYNO_UNZSTD=libarchive): the same
+ * answer. */
+static void inspect_both_env(const char *slug, struct slug_info *info, const char *env,
+                             const char *value)
+{
+	struct dy_error *err = NULL;
+	struct slug_info zi;
+	if (slug_inspect(slug, NULL, info, &err) < 0)
+		fail_msg("inspect: %s", dy_error_msg(err));
+	setenv(env, value, 1);
+	int r = slug_inspect(slug, NULL, &zi, &err);
+	unsetenv(env);
+	if (r < 0)
+		fail_msg("inspect (%s=%s): %s", env, value, dy_error_msg(err));
+	assert_same_info(info, &zi);
+	slug_info_clear(&zi);
+}
+
+static void inspect_both(const char *slug, struct slug_info *info)
+{
+	inspect_both_env(slug, info, "DYNO_GUNZIP", "zlib");
+}
+
+/* check_good with libarchive's own filter (env=value); then the bytes of
+ * a plain_slug (*ret_tar its path). */
+static uint8_t *good_with_fallback(enum slug_compression c, const char *env, const char *value,
+                                   char **ret_tar, size_t *len)
+{
+	setenv(env, value, 1);
+	check_good(c);
+	unsetenv(env);
+	*ret_tar = plain_slug();
+	return slurp(*ret_tar, len);
+}
+
+/* Appends a zstd frame of data[0..len) (with its checksum) to path. */
+static void zstd_frame(const char *path, const uint8_t *data, size_t len)
+{
+	ZSTD_CCtx *c = ZSTD_createCCtx();
+	assert_non_null(c);
+	assert_false(ZSTD_isError(ZSTD_CCtx_setParameter(c, ZSTD_c_checksumFlag, 1)));
+	size_t cap = ZSTD_compressBound(len);
+	uint8_t *out = malloc(cap);
+	assert_non_null(out);
+	size_t n = ZSTD_compress2(c, out, cap, data, len);
+	assert_false(ZSTD_isError(n));
+	int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, out, n), (ssize_t)n);
+	close(fd);
+	ZSTD_freeCCtx(c);
+	free(out);
+}
+
+/* zstd slugs through libzstd here and through libarchive's filter: the
+ * same info; a bad checksum and a cut frame are refused saying so. */
+static void test_zstd_frames(void **state)
+{
+	char *tar, *slug = tmp_path("frames.slug");
+	size_t len;
+	uint8_t *t =
+	    good_with_fallback(SLUG_COMPRESSION_ZSTD, "DYNO_UNZSTD", "libarchive", &tar, &len);
+	zstd_frame(slug, t, 1000);
+	zstd_frame(slug, t + 1000, len - 1000);
+	struct slug_info info;
+	inspect_both_env(slug, &info, "DYNO_UNZSTD", "libarchive");
+	assert_string_equal(info.compression, "zstd");
+	assert_int_equal(info.entries, 5);
+	slug_info_clear(&info);
+
+	uint8_t *z = slurp(slug, &len);
+	struct slug_unpack_opts o;
+	default_opts(&o);
+	char *bad = tmp_path("bad.slug");
+	z[len - 1] ^= 0x80; /* the last frame's checksum */
+	spill(bad, z, len);
+	unpack_fails(bad, &o, "zstd: invalid data near byte");
+	unpack_fails(bad, &o, "checksum");
+	z[len - 1] ^= 0x80;
+	spill(bad, z, len - 7);
+	unpack_fails(bad, &o, "zstd: truncated: the data ends inside a frame");
+	free(z);
+	free(t);
+	free(bad);
+	free(tar);
+	free(slug);
+}
+
+/* gzip slugs through ISA-L and through zlib: the same tree and info */
+static void test_gzip_isal_and_zlib(void **state)
+{
+	char *tar, *slug = tmp_path("members.slug");
+	size_t len;
+	uint8_t *t = good_with_fallback(SLUG_COMPRESSION_GZIP, "DYNO_GUNZIP", "zlib", &tar, &len);
+	/* members cut inside a header, inside data, and an empty one */
+	gzip_member(slug, t, 700);
+	gzip_member(slug, t + 700, 0);
+	gzip_member(slug, t + 700, 200000);
+	gzip_member(slug, t + 200700, len - 200700);
+	struct slug_info one, many;
+	char *single = tmp_path("single.slug");
+	gzip_member(single, t, len);
+	inspect_both(single, &one);
+	inspect_both(slug, &many);
+	assert_int_equal(many.entries, 5);
+	assert_int_equal(many.unpacked_size, one.unpacked_size);
+	assert_string_equal(many.compression, "gzip");
+	slug_info_clear(&one);
+	slug_info_clear(&many);
+
+	/* unpacked both ways: the same files */
+	char *a = tmp_path("isal"), *b = tmp_path("zlib");
+	struct slug_unpack_opts o;
+	default_opts(&o);
+	struct dy_error *err = NULL;
+	if (slug_unpack(slug, a, &o, NULL, &err) < 0)
+		fail_msg("%s", dy_error_msg(err));
+	setenv("DYNO_GUNZIP", "zlib", 1);
+	int r = slug_unpack(slug, b, &o, NULL, &err);
+	unsetenv("DYNO_GUNZIP");
+	if (r < 0)
+		fail_msg("%s", dy_error_msg(err));
+	const char *files[] = {"Procfile", "text", "noise"};
+	for (size_t i = 0; i < 3; i++) {
+		char pa[512], pb[512], ha[DY_SHA256_HEX_LEN + 1], hb[DY_SHA256_HEX_LEN + 1];
+		snprintf(pa, sizeof(pa), "%s/%s", a, files[i]);
+		snprintf(pb, sizeof(pb), "%s/%s", b, files[i]);
+		sha256_file(pa, ha);
+		sha256_file(pb, hb);
+		assert_string_equal(ha, hb);
+	}
+	char target[64] = "";
+	char pl[512];
+	snprintf(pl, sizeof(pl), "%s/l", a);
+	assert_int_equal(readlink(pl, target, sizeof(target)), 4);
+
+	/* from a pipe (ISA-L on the caller's thread): the same */
+	int p[2];
+	assert_int_equal(pipe(p), 0);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		close(p[0]);
+		size_t sl;
+		uint8_t *sb = slurp(slug, &sl);
+		for (size_t off = 0; off < sl;) {
+			/* odd sizes: the magic and headers cut across reads */
+			ssize_t n = write(p[1], sb + off, sl - off < 1 ? sl - off : 1);
+			if (n <= 0)
+				_exit(1);
+			off += (size_t)n;
+			if (off > 64 && off < sl)
+				n = write(p[1], sb + off, sl - off < 4093 ? sl - off : 4093),
+				off += n;
+		}
+		_exit(0);
+	}
+	close(p[1]);
+	struct slug_info pi, fi;
+	if (slug_inspect_fd(p[0], NULL, &pi, &err) < 0)
+		fail_msg("from a pipe: %s", dy_error_msg(err));
+	close(p[0]);
+	int status;
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	assert_int_equal(slug_inspect(slug, NULL, &fi, &err), 0);
+	assert_same_info(&pi, &fi);
+	slug_info_clear(&pi);
+	slug_info_clear(&fi);
+
+	free(t);
+	free(a);
+	free(b);
+	free(single);
+	free(tar);
+	free(slug);
+}
+
+/* A new slug (its name from what): plain_slug's tar as one gzip member. */
+static char *gzip_slug(const char *what)
+{
+	char *tar = plain_slug(), *slug = tmp_path(what);
+	size_t len;
+	uint8_t *t = slurp(tar, &len);
+	gzip_member(slug, t, len);
+	free(t);
+	free(tar);
+	return slug;
+}
+
+/* Corrupt gzip slugs: refused with what was wrong (ISA-L checks every
+ * member's CRC-32 and length, to the end of the stream). */
+static void test_gzip_corrupt(void **state)
+{
+	char *slug = gzip_slug("good.slug");
+	size_t len;
+	uint8_t *z = slurp(slug, &len);
+	struct slug_unpack_opts o;
+	default_opts(&o);
+	char *bad = tmp_path("bad.slug");
+
+	z[len - 6] ^= 0x20; /* the CRC-32 */
+	spill(bad, z, len);
+	unpack_fails(bad, &o, "gzip: bad CRC-32 or length in the trailer of member 1");
+	z[len - 6] ^= 0x20;
+	z[len - 3] ^= 0x01; /* the length */
+	spill(bad, z, len);
+	unpack_fails(bad, &o, "gzip: bad CRC-32 or length in the trailer of member 1");
+	z[len - 3] ^= 0x01;
+
+	spill(bad, z, len - 4);
+	unpack_fails(bad, &o, "gzip: truncated: the data ends inside member 1");
+	spill(bad, z, len / 2);
+	unpack_fails(bad, &o, "reading data: gzip: truncated: the data ends inside member 1");
+	spill(bad, z, 12);
+	unpack_fails(bad, &o,
+	             "not a slug: gzip: truncated: the data ends inside member 1 after 12 bytes");
+
+	/* bad deflate data in the first block: a reserved block type */
+	z[10] |= 0x06;
+	spill(bad, z, len);
+	unpack_fails(bad, &o, "gzip: invalid data near byte 1");
+	free(z);
+	free(bad);
+	free(slug);
+}
+
+/* A bomb after the tar's end (zeros in a later member): ISA-L inflates to
+ * the end of the stream, against what is left of the unpacked budget. */
+static void test_gzip_bomb_after_tar(void **state)
+{
+	char *slug = gzip_slug("bomb.slug");
+	uint8_t *zeros = calloc(1, 8 << 20);
+	assert_non_null(zeros);
+	gzip_member(slug, zeros, 8 << 20);
+	struct slug_unpack_opts o;
+	default_opts(&o);
+	o.limits.max_unpacked = 4 << 20;
+	bool over = false;
+	o.ret_over_limit = &over;
+	unpack_fails(slug, &o,
+	             "bytes after the end of its tar: the unpacked size would exceed "
+	             "the limit of 4194304 bytes");
+	assert_true(over);
+	/* within the budget, the same slug is good */
+	o.limits.max_unpacked = 16 << 20;
+	o.ret_over_limit = NULL;
+	char *dir = tmp_path("bomb");
+	struct dy_error *err = NULL;
+	if (slug_unpack(slug, dir, &o, NULL, &err) < 0)
+		fail_msg("%s", dy_error_msg(err));
+	free(dir);
+	free(zeros);
+	free(slug);
+}
+
 static void test_compression_names(void **state)
 {
 	enum slug_compression c;
@@ -911,6 +1233,10 @@ int main(void)
 	    cmocka_unit_test(test_pack_refused),
 	    cmocka_unit_test(test_store),
 	    cmocka_unit_test(test_compression_names),
+	    cmocka_unit_test(test_gzip_isal_and_zlib),
+	    cmocka_unit_test(test_gzip_corrupt),
+	    cmocka_unit_test(test_gzip_bomb_after_tar),
+	    cmocka_unit_test(test_zstd_frames),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
