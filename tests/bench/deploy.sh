@@ -16,6 +16,7 @@
 # and fails if it had to). With several builds (before/after), their passes
 # alternate, so that the host's drift hits them alike; each build's median
 # is printed.
+# BENCH_JSON=PATH also writes every counted round there as JSON.
 # usage: tests/bench/deploy.sh [ROUNDS [BUILD...]]   (default 7 rounds a
 #        build; BUILD: a build dir, default $DYNO_BUILD, else build/; root)
 set -euo pipefail
@@ -203,4 +204,9 @@ for b in builds:
           f"{statistics.median(times):.3f} s (min {min(times):.3f}, max {max(times):.3f}); "
           f"dyno deploy returned, median {statistics.median(cli_times):.3f} s")
 print("left behind: nothing (cgroups, veths, dyno processes)")
+if os.environ.get("BENCH_JSON"):
+    json.dump({"bench": "deploy", "meta": {"slug_mb": slug_mb, "unpacked_mb": unpacked_mb},
+               "results": [{"build": b, "round": i + 1, "first_200_s": t, "cli_s": c}
+                           for b in builds for i, (t, c) in enumerate(results[b])]},
+              open(os.environ["BENCH_JSON"], "w"), indent=1)
 PY
