@@ -10,7 +10,8 @@
 #
 # usage: tests/bench/router.sh [-d SECONDS] [-w WARMUP] [-r ROUNDS]
 #                              [-c CONNS[,CONNS..]] [-s BYTES[,BYTES..]]
-#        defaults: -d 3 -w 1 -r 3 -c 1,64,1000 -s 6,65536 (72 runs, ~5 min)
+#        defaults: -d 3 -w 1 -r 3 -c 1,64,1000 -s 6,65536: 72 runs of 3 s,
+#        a 1 s warm-up before the first round of each, ~4 min in all
 # env:   DYNO_BUILD (default: build), PORT_BASE (default 19100),
 #        DYNO_BUILD_B: a second build whose dyno-router joins the rounds as
 #        "router-B" (an A/B of two builds, alternated with the peers),
@@ -213,7 +214,10 @@ run_one() { # name port pid conns size round
 	local name=$1 port=$2 pid=$3 conns=$4 size=$5 round=$6 path=/
 	[ "$size" = 6 ] || path=/$size
 	local url=http://127.0.0.1:$port$path
-	"${WRK[@]}" -c"$conns" -d"${WARMUP}s" "$url" >/dev/null
+	# a warm-up in the first round of each combination: the proxy's pool
+	# of backend connections and its buffers stay from one round to the
+	# next (each measured run still opens its connections afresh)
+	[ "$round" != 1 ] || [ "$WARMUP" = 0 ] || "${WRK[@]}" -c"$conns" -d"${WARMUP}s" "$url" >/dev/null
 	case $name in
 	dyno-router) : >"$LOGDIR/router.log" ;;
 	router-B) : >"$LOGDIR/router-b.log" ;;
@@ -263,7 +267,7 @@ done
 
 LAYOUT="proxy alone on CPU 0; wrk -t1 and two echo-backends on CPU 1; private netns, somaxconn 65535, open files $NOFILE"
 echo
-echo "wrk -t1 -d${DURATION}s after ${WARMUP}s warm-up, $ROUNDS rounds (medians), $((SECONDS - START)) s in all"
+echo "wrk -t1 -d${DURATION}s (a ${WARMUP}s warm-up before round 1), $ROUNDS rounds (medians), $((SECONDS - START)) s in all"
 echo "$LAYOUT; dyno-router with its log line on"
 echo
 echo "| conns | body | target | req/s | p50 ms | p99 ms | p99.9 ms | CPU per request | errors |"
@@ -281,6 +285,23 @@ for conns in "${CONNS_ALL[@]}"; do
 				"$(median $name $conns $size 11)" "$(median $name $conns $size 12)" \
 				"$(median $name $conns $size 6)" "$([ $name = direct ] && echo ' (backend)')" "$errs"
 		done
+	done
+done
+
+# dyno-router against the better peer of each combination (medians)
+echo
+echo "| conns | body | dyno-router / better peer: req/s | p99 | CPU per request |"
+echo "|---|---|---|---|---|"
+for conns in "${CONNS_ALL[@]}"; do
+	for size in "${SIZES_ALL[@]}"; do
+		read -r dr dp dc < <(echo "$(median dyno-router $conns $size 5) $(median dyno-router $conns $size 11) $(median dyno-router $conns $size 6)")
+		read -r hr hp hc < <(echo "$(median haproxy $conns $size 5) $(median haproxy $conns $size 11) $(median haproxy $conns $size 6)")
+		read -r nr np nc < <(echo "$(median nginx $conns $size 5) $(median nginx $conns $size 11) $(median nginx $conns $size 6)")
+		awk -v c="$conns" -v s="$size" -v dr="$dr" -v dp="$dp" -v dc="$dc" -v hr="$hr" -v hp="$hp" \
+			-v hc="$hc" -v nr="$nr" -v np="$np" -v nc="$nc" 'BEGIN {
+			if (hr >= nr) { peer = "haproxy"; r = hr; p = hp; u = hc } else { peer = "nginx"; r = nr; p = np; u = nc }
+			printf "| %s | %s | %.2fx (%s) | %.3f vs %.3f ms | %.2f vs %.2f us |\n", c, s, dr / r, peer, dp, p, dc, u
+		}'
 	done
 done
 
