@@ -17,17 +17,17 @@
 #include <unistd.h>
 
 #define MAX_BODY (1 << 20)
-#define QUEUE 256 /* answers waiting per connection; no read while any waits */
+#define QUEUE    256 /* answers waiting per connection; no read while any waits */
 
 struct conn {
 	int fd;
-	int match;       /* bytes of "\r\n\r\n" matched so far, across reads */
-	char line[24];   /* the start of the head's request line */
+	int match;     /* bytes of "\r\n\r\n" matched so far, across reads */
+	char line[24]; /* the start of the head's request line */
 	unsigned line_len;
-	unsigned head, n;     /* ring of queued answers: their body sizes */
+	unsigned head, n; /* ring of queued answers: their body sizes */
 	size_t sizes[QUEUE];
-	size_t sent;          /* bytes of the first queued answer written */
-	int want_out;         /* EPOLLOUT armed */
+	size_t sent;  /* bytes of the first queued answer written */
+	int want_out; /* EPOLLOUT armed */
 };
 
 static char body[MAX_BODY];
