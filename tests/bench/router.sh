@@ -227,6 +227,8 @@ run_one() { # name port pid conns size round
 	local c1; c1=$(cpu_ticks "$pid")
 	local reqs dur errs by pct rps cpu_us logged=
 	read -r reqs dur errs < <(awk '$1 == "BENCH" && $2 == "requests" {print $3, $5, $7}' <<<"$out")
+	[ "${reqs:-0}" -gt 0 ] ||
+		{ echo "router.sh: $name answered nothing ($conns connections, $size bytes): $out" >&2; exit 1; }
 	by=$(awk '$2 == "errors_by" {print $3, $4, $5, $6, $7}' <<<"$out")
 	# p50 p75 p90 p99 p99.9 p99.99 in ms
 	pct=$(awk '$2 == "pct" {printf "%.3f ", $4 / 1000}' <<<"$out")
@@ -238,6 +240,7 @@ run_one() { # name port pid conns size round
 	esac
 	# name conns size round rps cpu errors p50 p75 p90 p99 p99.9 p99.99
 	echo "$name $conns $size $round $rps $cpu_us $errs $pct" >>"$WORK/results"
+	# shellcheck disable=SC2086 # the percentiles, one word each
 	set -- $pct
 	printf '  %-12s %5s conns %6s B %8s req/s  p50 %7s  p99 %7s  p99.9 %7s ms  cpu %6s us/req%s%s\n' \
 		"$name" "$conns" "$size" "$rps" "$1" "$4" "$5" "$cpu_us" \
