@@ -64,6 +64,13 @@ int buf_append_slow(struct buf *b, const void *p, size_t n, size_t max)
 	return 0;
 }
 
+int buf_grow(struct buf *b, size_t cap)
+{
+	if (b->cap >= cap)
+		return 0;
+	return resize(b, cap) ? 0 : -ENOMEM;
+}
+
 void buf_free(struct buf *b)
 {
 	free(b->p);

@@ -100,6 +100,12 @@ static inline int buf_append(struct buf *b, const void *p, size_t n, size_t max)
 	return buf_append_slow(b, p, n, max);
 }
 
+/* Grows the allocation of b to cap bytes when it is smaller (the bytes
+ * waiting stay). Returns 0, or -ENOMEM with b as it was. For a reader that
+ * knows more is coming than BUF_START holds: the doubling of
+ * buf_reserve() only grows a buffer that is full. */
+int buf_grow(struct buf *b, size_t cap);
+
 /* Frees the memory; b is empty and may be used again. */
 void buf_free(struct buf *b);
 

@@ -86,9 +86,9 @@ static bool mem_eq_ci(const char *a, size_t alen, const char *b, size_t blen)
 	return true;
 }
 
-bool h1_slice_eq_ci(struct h1_slice s, const char *lit)
+bool h1_mem_eq_ci(const char *a, const char *b, size_t n)
 {
-	return mem_eq_ci(s.p, s.len, lit, strlen(lit));
+	return mem_eq_ci(a, n, b, n);
 }
 
 static struct h1_slice slice(const char *p, size_t len)

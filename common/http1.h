@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 /* A run of bytes inside the caller's buffer; not NUL-terminated. */
 struct h1_slice {
@@ -228,8 +229,18 @@ bool h1_list_next(struct h1_slice value, size_t *pos, struct h1_slice *ret_elem)
 /* True when any Connection header of the list holds token (case-insensitive). */
 bool h1_connection_has(const struct h1_header *headers, size_t n, const char *token);
 
-/* True when s equals the NUL-terminated lit, ASCII case-insensitively. */
-bool h1_slice_eq_ci(struct h1_slice s, const char *lit);
+/* True when the n bytes at a and at b are equal, ASCII case-insensitively. */
+bool h1_mem_eq_ci(const char *a, const char *b, size_t n);
+
+/* True when s equals the NUL-terminated lit, ASCII case-insensitively.
+ * Inline: the length of a literal is known at compile time, and most
+ * comparisons (a header name against the few the router looks for) end at
+ * the lengths, without a call. */
+static inline bool h1_slice_eq_ci(struct h1_slice s, const char *lit)
+{
+	size_t n = strlen(lit);
+	return s.len == n && h1_mem_eq_ci(s.p, lit, n);
+}
 
 enum h1_chunk_state {
 	H1_CHUNK_SIZE_START = 0,

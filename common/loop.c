@@ -253,10 +253,19 @@ int loop_timer_start_at(struct loop *loop, struct loop_timer *timer, uint64_t de
 		loop->heap = heap;
 		loop->heap_cap = cap;
 	}
-	if (timer->index != LOOP_TIMER_IDLE)
-		heap_remove(loop, timer);
 	timer->deadline = deadline;
 	timer->seq = loop->timer_seq++;
+	if (timer->index != LOOP_TIMER_IDLE) {
+		/* re-keyed where it is: one sift, not a removal (whose moved
+		 * last timer sifts too) and an insertion; the router restarts
+		 * a few timers per request */
+		size_t i = timer->index;
+		if (i > 0 && timer_before(timer, loop->heap[(i - 1) / 2]))
+			sift_up(loop, i);
+		else
+			sift_down(loop, i);
+		return 0;
+	}
 	loop->heap[loop->heap_len] = timer;
 	timer->index = loop->heap_len++;
 	sift_up(loop, timer->index);

@@ -629,6 +629,12 @@ void client_upstream_io(struct upstream *u, uint32_t events)
 	if (events & LOOP_WRITE)
 		u->wblocked = false;
 	if (events & LOOP_READ) {
+		/* a long body gets larger reads once the buffer is drained (no
+		 * copy then); a failed growth reads as before */
+		if (r->resp_started && c->state != CLIENT_TUNNEL &&
+		    r->resp_body == H1_BODY_LENGTH && r->resp_left > BUF_START &&
+		    buf_len(&u->in) == 0)
+			(void)buf_grow(&u->in, CLIENT_BODY_READ);
 		size_t max = r->resp_started && c->state != CLIENT_TUNNEL
 		                 ? (u->in.cap ? u->in.cap : BUF_START)
 		                 : CLIENT_BUF_MAX;

@@ -36,6 +36,11 @@
 #define PROXY_POOL_MAX     512 /* idle connections kept per backend */
 #define PROXY_FDS_BASE     32  /* fds besides clients and upstreams: listeners, epoll, logs... */
 
+/* A response body with a Content-Length past BUF_START is read from the
+ * dyno in pieces up to this size: a 64 KiB body takes one or two reads and
+ * sends instead of five (docs/router.md, "Proxying") */
+#define CLIENT_BODY_READ 65536
+
 enum client_state {
 	CLIENT_HEAD = 0, /* waiting for / reading a request head */
 	CLIENT_PROXY,    /* a request is being served by a dyno */

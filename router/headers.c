@@ -69,7 +69,8 @@ static void put(struct out *o, const char *s, size_t n)
 	o->len += n;
 }
 
-static void puts_(struct out *o, const char *s)
+/* Inline, so that the length of a literal is folded at compile time. */
+static inline __attribute__((always_inline)) void puts_(struct out *o, const char *s)
 {
 	put(o, s, strlen(s));
 }

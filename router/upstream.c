@@ -173,6 +173,12 @@ void upstream_release(struct upstream *u, bool keep)
 	u->state = UPSTREAM_IDLE;
 	buf_clear(&u->out);
 	buf_clear(&u->in);
+	/* an idle connection keeps no more than BUF_START: a buffer grown
+	 * for a long body or a large head goes back */
+	if (u->in.cap > BUF_START)
+		buf_free(&u->in);
+	if (u->out.cap > BUF_START)
+		buf_free(&u->out);
 	u->idle_next = b->pool;
 	b->pool = u;
 	b->npool++;

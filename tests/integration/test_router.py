@@ -239,6 +239,29 @@ def test_large_response_streams_with_bounded_buffers(make_router, make_backend):
     c.close()
 
 
+def test_long_bodies_and_short_ones_share_a_pooled_connection(make_router, make_backend):
+    # a body past 16 KiB is read in larger pieces (a grown buffer, given back
+    # when the dyno connection returns to the pool): bodies of every size
+    # stay whole, in order, over one dyno connection
+    sizes = {"/a": 200_000, "/b": 6, "/c": 65536, "/d": 16385, "/e": 0}
+    bodies = {p: os.urandom(n) for p, n in sizes.items()}
+
+    def handler(s, req):
+        reply(s, 200, bodies[req["path"]])
+        return True
+
+    b = make_backend(handler)
+    r = make_router()
+    r.reload([app("hello", [("web.1", b.addr, False)])])
+    c = Conn(r.port)
+    for path in ["/a", "/b", "/c", "/a", "/d", "/e", "/c", "/b"]:
+        c.request(path=path)
+        resp = c.response()
+        assert resp.status == 200 and resp.body == bodies[path], path
+    c.close()
+    assert len({q["peer"] for q in b.requests}) == 1
+
+
 def test_http10_client(one):
     r, b = one
     c = Conn(r.port)

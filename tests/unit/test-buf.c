@@ -80,6 +80,26 @@ static void test_reserve(void **state)
 	buf_free(&b);
 }
 
+static void test_grow(void **state)
+{
+	struct buf b = {0};
+	assert_int_equal(buf_append(&b, "abc", 3, 100), 0);
+	size_t cap = b.cap;
+	assert_int_equal(buf_grow(&b, 1), 0); /* never shrinks */
+	assert_int_equal(b.cap, cap);
+	assert_int_equal(buf_grow(&b, 65536), 0);
+	assert_int_equal(b.cap, 65536);
+	assert_int_equal(buf_len(&b), 3); /* the bytes waiting stay */
+	assert_memory_equal(buf_data(&b), "abc", 3);
+	/* an empty buffer's room is the whole growth, not BUF_START */
+	buf_clear(&b);
+	assert_int_equal(buf_reserve(&b, 65536), 65536);
+	buf_free(&b);
+	assert_int_equal(buf_grow(&b, 100), 0);
+	assert_int_equal(buf_reserve(&b, 1000), 100);
+	buf_free(&b);
+}
+
 static void pair(int sv[2])
 {
 	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv), 0);
@@ -175,6 +195,7 @@ int main(void)
 	    cmocka_unit_test(test_append_grows_to_cap),
 	    cmocka_unit_test(test_consume_compacts),
 	    cmocka_unit_test(test_reserve),
+	    cmocka_unit_test(test_grow),
 	    cmocka_unit_test(test_recv),
 	    cmocka_unit_test(test_send_eagain),
 	};
