@@ -38,9 +38,11 @@ unit: build
 demo:
 	scripts/demo
 
+# Every benchmark, then docs/performance.md with its plots (run it alone on
+# the machine; under 15 minutes here): docs/benchmarks.md
 bench: build
 	scripts/install-deps bench
-	tests/bench/unpack.sh
+	tests/bench/run-all
 
 # libFuzzer build: make fuzz, then e.g. build-fuzz/tests/fuzz/fuzz-procfile
 fuzz:

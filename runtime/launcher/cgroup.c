@@ -297,18 +297,6 @@ int cg_new(const char *parent, const char *id, struct cg **ret, struct dy_error 
 		}
 	}
 
-	cg->lcg = cgroup_new_cgroup(cg->rel);
-	if (!cg->lcg) {
-		r = dy_error(err, "cgroup %s: libcgroup: cannot allocate", cg->rel);
-		goto fail;
-	}
-	for (int c = 0; c < CG_N_CTRL; c++) {
-		if (cg->dir[c] && !cgroup_add_controller(cg->lcg, ctrl_names[c])) {
-			r = dy_error(err, "cgroup %s: libcgroup: cannot add %s", cg->rel,
-			             ctrl_names[c]);
-			goto fail;
-		}
-	}
 	*ret = cg;
 	return 0;
 fail:
@@ -353,7 +341,21 @@ int cg_make(struct cg *cg, const char *parent, const struct cg_limits *lim, stru
 	 * that a failure names the file and optional ones can be skipped */
 	/* ignore_ownership: no chown of every file to the owner it already
 	 * has (root: the launcher made it), ~60 calls per dyno */
+	/* libcgroup's handle only for the creation: it takes ~20 KiB (a name
+	 * buffer of PATH_MAX and a table of 100 values per controller), which
+	 * dynod would keep for every dyno it runs */
+	cg->lcg = cgroup_new_cgroup(cg->rel);
+	if (!cg->lcg)
+		return dy_error(err, "cgroup %s: libcgroup: cannot allocate", cg->rel);
+	for (int c = 0; c < CG_N_CTRL; c++) {
+		if (cg->dir[c] && !cgroup_add_controller(cg->lcg, ctrl_names[c])) {
+			cgroup_free(&cg->lcg);
+			return dy_error(err, "cgroup %s: libcgroup: cannot add %s", cg->rel,
+			                ctrl_names[c]);
+		}
+	}
 	r = cgroup_create_cgroup(cg->lcg, 1);
+	cgroup_free(&cg->lcg);
 	if (r != 0) {
 		/* libcgroup does not undo the controllers it did create */
 		r = dy_error(err, "cgroup %s: create: %s", cg->rel, cgroup_strerror(r));

@@ -52,7 +52,7 @@ struct cg {
 	int oom_fd;                     /* readable on an OOM event (eventfd or inotify), -1 */
 	int oom_ctl_fd;                 /* v1: the open memory.oom_control, -1 */
 	int unified_fd;                 /* see cg_unified_fd(), -1 */
-	struct cgroup *lcg;             /* libcgroup's handle */
+	struct cgroup *lcg;             /* libcgroup's handle, while cg_make() creates */
 };
 
 /* One cgroup file cg_create() writes, and reads back. */
