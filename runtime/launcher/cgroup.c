@@ -554,10 +554,35 @@ uint64_t cg_oom_kills(const struct cg *cg)
 	return read_file(dir, "memory.events", buf, sizeof(buf)) < 0 ? 0 : keyed(buf, "oom_kill");
 }
 
-int cg_quota_usage(const struct cg *cg, uint64_t *ret_bytes, struct dy_error **err)
+/* memory.stat's quota figure's upper bound, or UINT64_MAX. */
+static uint64_t quota_bound(const struct cg *cg)
+{
+	const char *dir = cg->dir[CG_MEMORY];
+	char v[64];
+	if (cg->ver[CG_MEMORY] == CG_V1) {
+		if (read_file(dir, "memory.memsw.usage_in_bytes", v, sizeof(v)) > 0 ||
+		    read_file(dir, "memory.usage_in_bytes", v, sizeof(v)) > 0)
+			return strtoull(v, NULL, 10);
+		return UINT64_MAX;
+	}
+	if (read_file(dir, "memory.current", v, sizeof(v)) <= 0)
+		return UINT64_MAX;
+	uint64_t b = strtoull(v, NULL, 10);
+	if (read_file(dir, "memory.swap.current", v, sizeof(v)) > 0)
+		b += strtoull(v, NULL, 10);
+	return b;
+}
+
+int cg_quota_usage(const struct cg *cg, uint64_t below, uint64_t *ret_bytes,
+                   struct dy_error **err)
 {
 	char buf[8192];
 	const char *dir = cg->dir[CG_MEMORY];
+	uint64_t bound = below ? quota_bound(cg) : UINT64_MAX;
+	if (bound <= below) {
+		*ret_bytes = bound;
+		return 0;
+	}
 	int n = read_file(dir, "memory.stat", buf, sizeof(buf));
 	if (n < 0)
 		return dy_error_errno(err, -n, "%s/memory.stat", dir);

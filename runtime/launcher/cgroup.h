@@ -137,8 +137,13 @@ uint64_t cg_oom_kills(const struct cg *cg);
 
 /* The memory counted against the quota (docs/design.md, R14): anonymous memory
  * plus swap, not page cache (v1: total_rss + total_swap of memory.stat; v2:
- * anon of memory.stat + memory.swap.current). Returns 0 or < 0. */
-int cg_quota_usage(const struct cg *cg, uint64_t *ret_bytes, struct dy_error **err);
+ * anon of memory.stat + memory.swap.current). memory.stat is costly to
+ * read (the kernel sums per-CPU counters), and dynod reads every dyno's
+ * each second: when a cheap upper bound (v1: memory.memsw.usage_in_bytes,
+ * else memory.usage_in_bytes; v2: memory.current + memory.swap.current)
+ * is at most below, *ret_bytes is that bound. Returns 0 or < 0. */
+int cg_quota_usage(const struct cg *cg, uint64_t below, uint64_t *ret_bytes,
+                   struct dy_error **err);
 
 /* Drains the OOM notification fd after it became readable. */
 void cg_oom_ack(struct cg *cg);

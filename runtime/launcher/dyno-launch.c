@@ -190,7 +190,7 @@ static int run_once(const struct launch_params *p, pid_t adopt, uint64_t grace, 
 		}
 		/* R14: over the quota (anonymous + swap), at most once a minute */
 		uint64_t used = 0, now = now_us();
-		if (cg_quota_usage(d->cg, &used, NULL) == 0 && used > p->limits.memory &&
+		if (cg_quota_usage(d->cg, p->limits.memory, &used, NULL) == 0 && used > p->limits.memory &&
 		    (!last_r14 || now - last_r14 >= 60 * 1000000ULL)) {
 			last_r14 = now;
 			fprintf(stderr, "dyno-launch: %s: " HK_ERROR_FMT "\n", d->id,

@@ -609,7 +609,7 @@ static void on_mem_timer(struct loop *loop, struct loop_timer *t)
 			continue; /* killed: a crash, not R14 */
 		const struct config_size *sz = config_size_find(s->cfg, d->size);
 		uint64_t used = 0;
-		if (sz && cg_quota_usage(d->ld->cg, &used, NULL) == 0 &&
+		if (sz && cg_quota_usage(d->ld->cg, sz->memory, &used, NULL) == 0 &&
 		    mw_usage(&d->mem, loop_now(loop), used, sz->memory) == HK_R14)
 			dy_log_app(d->app, d->name, HK_ERROR_FMT, HK_ERROR_ARGS(HK_R14));
 	}
