@@ -424,6 +424,7 @@ int launch_start(const struct launch_params *p, struct launch_dyno **ret, struct
 	d->oom_fd = d->cg->oom_fd;
 
 	d->gateway = net_gateway(p->subnet);
+	d->egress = p->egress;
 	net_veth_name(p->id, d->veth);
 	r = net_rules_init(p->subnet, p->subnet_prefix, err);
 	if (r < 0)
@@ -596,7 +597,7 @@ fail_child:
 fail:
 	dy_error_prefix(err, "dyno %s", p->id);
 	if (rules_made)
-		net_rules_del(d->veth, NULL);
+		net_rules_del(d->veth, p->egress, NULL);
 	if (net_made)
 		net_link_delete(d->veth, NULL);
 	if (started) /* the app may have run when the timeout hit */
@@ -775,7 +776,7 @@ int launch_cleanup(struct launch_dyno *d, struct dy_error **err)
 	int r = 0;
 	/* the veth went with the dyno's network namespace; the host side is
 	 * deleted by name in case something still holds that namespace */
-	if (net_rules_del(d->veth, err) < 0)
+	if (net_rules_del(d->veth, d->adopted ? -1 : d->egress, err) < 0)
 		r = -1;
 	if (net_link_delete(d->veth, r < 0 ? NULL : err) < 0)
 		r = -1;
@@ -829,7 +830,7 @@ static int sweep_one(const char *id, void *data)
 {
 	char veth[NET_IFNAME_LEN];
 	net_veth_name(id, veth);
-	if (net_rules_del(veth, NULL) < 0 || net_link_delete(veth, NULL) < 0)
+	if (net_rules_del(veth, -1, NULL) < 0 || net_link_delete(veth, NULL) < 0)
 		return -1; /* the cgroup stays: tried again by the next sweep */
 	(*(int *)data)++;
 	return 0;

@@ -112,6 +112,7 @@ struct launch_dyno {
 	int status;         /* once exited: the exit code, or 128 + the signal */
 	bool status_known;  /* false: an adopted dyno exited on its own */
 	bool stopped;       /* cleaned: cgroup, veth, rules gone */
+	bool egress;        /* started with egress (unknown when adopted) */
 	uint64_t oom_kills; /* OOM kills seen by launch_check_oom() */
 };
 

@@ -898,31 +898,37 @@ int net_rules_add(const char *veth, struct in_addr addr, struct in_addr gw, cons
 	return nft_run(buf, false, err);
 }
 
-int net_rules_del(const char *veth, struct dy_error **err)
+int net_rules_del(const char *veth, int egress, struct dy_error **err)
 {
 	/* one transaction each: the element may be gone while the chain is not
 	 * (and a table of an older launcher has no arp table) */
-	static const char *const elements[] = {"inet dyno dynos", "arp dyno dynos"};
+	static const char *const elements[] = {"inet dyno egress", "inet dyno dynos",
+	                                       "arp dyno dynos"};
 	static const char *const chains[] = {"inet dyno", "arp dyno"};
-	/* the egress element first (only some dynos have it): with it gone
-	 * and the chain still there, nothing of the dyno's leaves, and its
-	 * source check holds to the end; then what every dyno has, in one
-	 * transaction (one cache fill and commit instead of four); a missing
-	 * piece fails a transaction as a whole: then one by one */
+	/* Everything in one transaction (one cache fill and commit): a
+	 * deletion's commit waits for an RCU grace period (~15 ms here,
+	 * whatever it holds), and so does a failed one. So the egress element
+	 * is in it when the dyno has one; when that is not known (a sweep), it
+	 * goes first on its own, missing being fine. A missing piece fails a
+	 * transaction as a whole: then one by one. */
 	char all[640], buf[128];
-	snprintf(buf, sizeof(buf), "delete element inet dyno egress { \"%s\" }", veth);
-	if (nft_run(buf, true, err) < 0)
-		return -1;
+	if (egress < 0) {
+		snprintf(buf, sizeof(buf), "delete element inet dyno egress { \"%s\" }", veth);
+		if (nft_run(buf, true, err) < 0)
+			return -1;
+	}
 	snprintf(all, sizeof(all),
+	         "%s%s%s"
 	         "delete element inet dyno dynos { \"%s\" }\n"
 	         "delete element arp dyno dynos { \"%s\" }\n"
 	         "delete chain inet dyno d-%s\n"
 	         "delete chain arp dyno d-%s\n",
-	         veth, veth, veth + 3, veth + 3);
+	         egress > 0 ? "delete element inet dyno egress { \"" : "", egress > 0 ? veth : "",
+	         egress > 0 ? "\" }\n" : "", veth, veth, veth + 3, veth + 3);
 	if (nft_run(all, false, NULL) == 0)
 		return 0;
 	int r = 0;
-	for (size_t i = 0; i < ELEMENTSOF(elements); i++) {
+	for (size_t i = egress < 0 ? 1 : 0; i < ELEMENTSOF(elements); i++) {
 		snprintf(buf, sizeof(buf), "delete element %s { \"%s\" }", elements[i], veth);
 		if (nft_run(buf, true, r < 0 ? NULL : err) < 0)
 			r = -1;

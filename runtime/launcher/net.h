@@ -146,5 +146,6 @@ int net_forward_port(struct in_addr gw, uint16_t port, struct in_addr to, uint16
 /* Removes net_forward_port()'s table. Missing is not an error. */
 int net_forward_port_del(struct dy_error **err);
 
-/* Removes them. Missing is not an error. Returns 0 or < 0. */
-int net_rules_del(const char *veth, struct dy_error **err);
+/* Removes them (egress: whether the dyno has the egress element, 1 or 0;
+ * -1 not known). Missing is not an error. Returns 0 or < 0. */
+int net_rules_del(const char *veth, int egress, struct dy_error **err);
