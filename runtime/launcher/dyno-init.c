@@ -18,6 +18,16 @@
  *         (docs/api.md, "Attach"): the app's stdio goes there, through a
  *         pty made inside the dyno or through pipes; ATTACH empty: none
  * SINK_PATH is the sink's path as init sees it (empty: no sink).
+ *
+ *   dyno-init pool                                  (a pooled dyno)
+ *   fd 3, fd 4 as above; exec'd by a pool's child (launch-pool.c) before
+ *   the dyno is known, its root still the host's (the copy its mount
+ *   namespace has): sends LAUNCH_SYNC_POOL_READY, waits for
+ *   LAUNCH_SYNC_TAKE (name, uid, gid, sizes, slug and sink paths,
+ *   command; the env memfd with it), builds /app, scratch, /tmp,
+ *   /dev/shm, the sink and /etc/passwd (mounts.h), pivots, then goes on
+ *   as above. The exec is then off the start path, and a waiting entry
+ *   holds nothing of the launcher's memory.
  * init runs as uid 0 (with CAP_KILL only once the app runs): it is exec'd
  * with an empty environment, so that nothing of the tenant's (LD_*,
  * GLIBC_TUNABLES, ...) reaches a process of uid 0; the app's environment
@@ -35,6 +45,7 @@
 #include <unistd.h>
 
 #include "runtime/launcher/init.h"
+#include "runtime/launcher/mounts.h"
 #include "runtime/launcher/privs.h"
 #include "runtime/launcher/seccomp-filter.h"
 #include "runtime/launcher/sync.h"
@@ -92,6 +103,61 @@ static int read_env(int fd, char ***ret, struct dy_error **err)
 	return 0;
 }
 
+static union {
+	struct launch_take t;
+	char bytes[LAUNCH_TAKE_MAX];
+} tk;
+
+/* A pooled dyno's take: waits for it, builds what needs the dyno, pivots;
+ * argv[0..7] as the launcher would have exec'd init with, the env memfd
+ * at ENV_FD. */
+static int take(char **argv, struct dy_error **err)
+{
+	if (launch_sync_send(SYNC_FD, LAUNCH_SYNC_POOL_READY, NULL) < 0)
+		_exit(1);
+	const char *str[_LAUNCH_TAKE_N];
+	int env_fd = -1;
+	int r = launch_sync_recv_take(SYNC_FD, &tk.t, sizeof(tk), str, &env_fd, err);
+	if (r == 0)
+		_exit(1); /* the pool ended */
+	if (r < 0)
+		return r;
+	if (env_fd < 0 || !str[LAUNCH_TAKE_SLUG_DIR] || !str[LAUNCH_TAKE_NAME] ||
+	    !str[LAUNCH_TAKE_COMMAND])
+		return dy_error_errno(err, EPROTO,
+		                      "sync: a take without its slug, name, command or env");
+	if (env_fd != ENV_FD) {
+		if (dup2(env_fd, ENV_FD) < 0)
+			return dy_error_errno(err, errno, "dup2");
+		close(env_fd);
+	}
+	struct mounts_params mp = {
+	    .slug_dir = str[LAUNCH_TAKE_SLUG_DIR],
+	    .uid = tk.t.uid,
+	    .gid = tk.t.gid,
+	    .tmpfs_size = tk.t.tmpfs_size,
+	    .sink_dir = str[LAUNCH_TAKE_SINK_DIR],
+	};
+	r = mounts_app(&mp, err);
+	if (r == 0)
+		r = mounts_etc_user(&mp, err);
+	if (r == 0)
+		r = mounts_pivot(err);
+	if (r < 0)
+		return r;
+	static char uid[16], gid[16], buffer[32], sink[256];
+	snprintf(uid, sizeof(uid), "%u", (unsigned)tk.t.uid);
+	snprintf(gid, sizeof(gid), "%u", (unsigned)tk.t.gid);
+	snprintf(buffer, sizeof(buffer), "%llu",
+	         (unsigned long long)(tk.t.log_buffer ? tk.t.log_buffer : 1u << 20));
+	if (str[LAUNCH_TAKE_SINK_NAME])
+		snprintf(sink, sizeof(sink), MOUNTS_SINK_DIR "/%s", str[LAUNCH_TAKE_SINK_NAME]);
+	char *v[] = {"dyno-init", (char *)str[LAUNCH_TAKE_NAME], uid, gid, buffer, sink,
+	             (char *)str[LAUNCH_TAKE_COMMAND], "", NULL};
+	memcpy(argv, v, sizeof(v));
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	struct dy_error *e = NULL;
@@ -99,6 +165,13 @@ int main(int argc, char **argv)
 	 * after the fd's number on older kernels ("100"), and launch_adopt()
 	 * checks the name */
 	prctl(PR_SET_NAME, "dyno-init", 0, 0, 0);
+	char *pool_argv[9];
+	if (argc == 2 && strcmp(argv[1], "pool") == 0 && getpid() == 1) {
+		argv = pool_argv;
+		argc = 8;
+		if (take(argv, &e) < 0)
+			fail(e);
+	}
 	if (argc != 8 || getpid() != 1) {
 		fprintf(stderr, "dyno-init: started by the dyno launcher only\n");
 		return 127;

@@ -58,6 +58,60 @@ static void wait_go(int sock, enum launch_sync_type expect)
 		_exit(1);
 }
 
+/* What dyno-init is exec'd with. */
+struct exec_args {
+	int sock, filter_fd, env_fd, attach_fd, init_fd;
+	const char *name;
+	uid_t uid;
+	gid_t gid;
+	size_t log_buffer;
+	const char *sink_name;
+	const char *command;
+	const char *attach; /* "", "tty", "pipe" */
+};
+
+static __attribute__((noreturn)) void exec_init(const struct exec_args *x)
+{
+	struct dy_error *e = NULL;
+	/* hand over to dyno-init with its fds at 3, 4, 5 (6: the attached
+	 * client): first out of the way (any of them may sit at 3..6), then
+	 * into place (dup2 clears O_CLOEXEC) */
+	int from[4] = {x->sock, x->filter_fd, x->env_fd, x->attach_fd}, high[4];
+	int init_fd = fcntl(x->init_fd, F_DUPFD_CLOEXEC, 100);
+	if (init_fd < 0) {
+		dy_error_errno(&e, errno, "dup");
+		child_fail(x->sock, e);
+	}
+	for (int i = 0; i < 4; i++) {
+		high[i] = from[i] < 0 ? -1 : fcntl(from[i], F_DUPFD_CLOEXEC, 100);
+		if (from[i] >= 0 && high[i] < 0) {
+			dy_error_errno(&e, errno, "dup");
+			child_fail(x->sock, e);
+		}
+	}
+	for (int i = 0; i < 4; i++) {
+		if (high[i] >= 0 && dup2(high[i], 3 + i) < 0) {
+			dy_error_errno(&e, errno, "dup2");
+			child_fail(high[0], e);
+		}
+		if (high[i] < 0)
+			close(3 + i);
+	}
+	char uid[16], gid[16], buffer[32], sink[256] = "";
+	snprintf(uid, sizeof(uid), "%u", (unsigned)x->uid);
+	snprintf(gid, sizeof(gid), "%u", (unsigned)x->gid);
+	snprintf(buffer, sizeof(buffer), "%zu", x->log_buffer ? x->log_buffer : (size_t)1 << 20);
+	if (x->sink_name)
+		snprintf(sink, sizeof(sink), MOUNTS_SINK_DIR "/%s", x->sink_name);
+	char *argv[] = {"dyno-init", (char *)x->name,    uid,    gid, buffer,
+	                sink,        (char *)x->command, (char *)x->attach, NULL};
+	/* an empty environment: see dyno-init.c */
+	char *no_env[] = {NULL};
+	syscall(SYS_execveat, init_fd, "", argv, no_env, AT_EMPTY_PATH);
+	dy_error_errno(&e, errno, "exec dyno-init");
+	child_fail(3, e);
+}
+
 void launch_child_main(struct launch_child_args *a)
 {
 	struct dy_error *e = NULL;
@@ -133,40 +187,78 @@ void launch_child_main(struct launch_child_args *a)
 		child_fail(a->sock, e);
 	}
 
-	/* hand over to dyno-init with its fds at 3, 4, 5 (6: the attached
-	 * client): first out of the way (any of them may sit at 3..6), then
-	 * into place (dup2 clears O_CLOEXEC) */
-	int from[4] = {a->sock, a->filter_fd, a->env_fd, p->attach ? p->attach_fd : -1}, high[4];
-	int init_fd = fcntl(a->init_fd, F_DUPFD_CLOEXEC, 100);
-	if (init_fd < 0) {
-		dy_error_errno(&e, errno, "dup");
+	char *attach = !p->attach ? "" : p->attach_tty ? "tty" : "pipe";
+	exec_init(&(struct exec_args){.sock = a->sock,
+	                              .filter_fd = a->filter_fd,
+	                              .env_fd = a->env_fd,
+	                              .attach_fd = p->attach ? p->attach_fd : -1,
+	                              .init_fd = a->init_fd,
+	                              .name = p->name,
+	                              .uid = p->uid,
+	                              .gid = p->gid,
+	                              .log_buffer = p->log_buffer,
+	                              .sink_name = a->sink_name,
+	                              .command = p->command,
+	                              .attach = attach});
+}
+
+void launch_pool_child_main(struct launch_pool_child_args *a)
+{
+	struct dy_error *e = NULL;
+	int keep[] = {a->sock, a->init_fd, a->filter_fd};
+	if (close_others(keep, ELEMENTSOF(keep), &e) < 0)
+		child_fail(a->sock, e);
+	setsid();
+	prctl(PR_SET_NAME, "dyno-init", 0, 0, 0);
+	if (sethostname(a->id, strlen(a->id)) < 0) {
+		dy_error_errno(&e, errno, "hostname %s", a->id);
 		child_fail(a->sock, e);
 	}
-	for (int i = 0; i < 4; i++) {
-		high[i] = from[i] < 0 ? -1 : fcntl(from[i], F_DUPFD_CLOEXEC, 100);
-		if (from[i] >= 0 && high[i] < 0) {
+	/* ahead: what needs nothing of the dyno (mounts.h) */
+	struct mounts_params mp = {.cg = a->cg, .hostname = a->id};
+	if (mounts_base(&e) < 0)
+		child_fail(a->sock, e);
+	if (!a->born_in_cgroup)
+		wait_go(a->sock, LAUNCH_SYNC_CGROUP_JOINED);
+	if (unshare(CLONE_NEWNET) < 0) {
+		dy_error_errno(&e, errno, "unshare the network namespace");
+		child_fail(a->sock, e);
+	}
+	if (launch_sync_send(a->sock, LAUNCH_SYNC_NETNS_MADE, NULL) < 0)
+		_exit(1);
+	if (mounts_etc_base(&mp, &e) < 0)
+		child_fail(a->sock, e);
+	if (net_dyno_early(&e) < 0) {
+		dy_error_prefix(&e, "network");
+		child_fail(a->sock, e);
+	}
+	if (mounts_cgroup(&mp, &e) < 0)
+		child_fail(a->sock, e);
+	wait_go(a->sock, LAUNCH_SYNC_VETH_READY);
+	if (!a->born_in_cgroup && unshare(CLONE_NEWCGROUP) < 0) {
+		dy_error_errno(&e, errno, "unshare the cgroup namespace");
+		child_fail(a->sock, e);
+	}
+	if (net_dyno_setup(a->addr, a->gw, &e) < 0) {
+		dy_error_prefix(&e, "network");
+		child_fail(a->sock, e);
+	}
+	/* dyno-init waits for the take (see dyno-init.c, "pool") */
+	int from[2] = {a->sock, a->filter_fd}, high[2];
+	int init_fd = fcntl(a->init_fd, F_DUPFD_CLOEXEC, 100);
+	for (int i = 0; i < 2; i++) {
+		high[i] = fcntl(from[i], F_DUPFD_CLOEXEC, 100);
+		if (high[i] < 0 || init_fd < 0) {
 			dy_error_errno(&e, errno, "dup");
 			child_fail(a->sock, e);
 		}
 	}
-	for (int i = 0; i < 4; i++) {
-		if (high[i] >= 0 && dup2(high[i], 3 + i) < 0) {
+	for (int i = 0; i < 2; i++)
+		if (dup2(high[i], 3 + i) < 0) {
 			dy_error_errno(&e, errno, "dup2");
 			child_fail(high[0], e);
 		}
-		if (high[i] < 0)
-			close(3 + i);
-	}
-	char uid[16], gid[16], buffer[32], sink[256] = "";
-	snprintf(uid, sizeof(uid), "%u", (unsigned)p->uid);
-	snprintf(gid, sizeof(gid), "%u", (unsigned)p->gid);
-	snprintf(buffer, sizeof(buffer), "%zu", p->log_buffer ? p->log_buffer : (size_t)1 << 20);
-	if (a->sink_name)
-		snprintf(sink, sizeof(sink), MOUNTS_SINK_DIR "/%s", a->sink_name);
-	char *attach = !p->attach ? "" : p->attach_tty ? "tty" : "pipe";
-	char *argv[] = {"dyno-init", (char *)p->name,    uid,    gid, buffer,
-	                sink,        (char *)p->command, attach, NULL};
-	/* an empty environment: see dyno-init.c */
+	char *argv[] = {"dyno-init", "pool", NULL};
 	char *no_env[] = {NULL};
 	syscall(SYS_execveat, init_fd, "", argv, no_env, AT_EMPTY_PATH);
 	dy_error_errno(&e, errno, "exec dyno-init");

@@ -15,10 +15,7 @@
 #include "common/cleanup.h"
 #include "runtime/launcher/launch.h"
 
-/* Where the new root is built: any directory of the host will do, since the
- * tmpfs lands in our private mount namespace only. What it hides (the
- * slug's path may be under it) is reached through an fd opened before. */
-#define NEWROOT "/mnt"
+#define NEWROOT MOUNTS_NEWROOT
 
 /* /etc entries copied (files) or bound read-only (directories). */
 static const char *const etc_allow[] = {
@@ -203,7 +200,7 @@ static int copy_file(int in, off_t size, const char *dst, struct dy_error **err)
 	return 0;
 }
 
-int mounts_etc(const struct mounts_params *p, struct dy_error **err)
+int mounts_etc_base(const struct mounts_params *p, struct dy_error **err)
 {
 	if (mkdir_p(NEWROOT "/etc", 0755, err) < 0)
 		return -1;
@@ -229,6 +226,17 @@ int mounts_etc(const struct mounts_params *p, struct dy_error **err)
 		}
 	}
 	char buf[1024];
+	snprintf(buf, sizeof(buf), "%s\n", p->hostname);
+	if (write_file(NEWROOT "/etc/hostname", buf, err) < 0)
+		return -1;
+	snprintf(buf, sizeof(buf), "127.0.0.1\tlocalhost\n::1\tlocalhost\n127.0.1.1\t%s\n",
+	         p->hostname);
+	return write_file(NEWROOT "/etc/hosts", buf, err);
+}
+
+int mounts_etc_user(const struct mounts_params *p, struct dy_error **err)
+{
+	char buf[1024];
 	snprintf(buf, sizeof(buf),
 	         "root:x:0:0:root:/root:/usr/sbin/nologin\n"
 	         "dyno:x:%u:%u:dyno:/app:/bin/bash\n"
@@ -237,14 +245,14 @@ int mounts_etc(const struct mounts_params *p, struct dy_error **err)
 	if (write_file(NEWROOT "/etc/passwd", buf, err) < 0)
 		return -1;
 	snprintf(buf, sizeof(buf), "root:x:0:\ndyno:x:%u:\nnogroup:x:65534:\n", (unsigned)p->gid);
-	if (write_file(NEWROOT "/etc/group", buf, err) < 0)
+	return write_file(NEWROOT "/etc/group", buf, err);
+}
+
+int mounts_etc(const struct mounts_params *p, struct dy_error **err)
+{
+	if (mounts_etc_base(p, err) < 0)
 		return -1;
-	snprintf(buf, sizeof(buf), "%s\n", p->hostname);
-	if (write_file(NEWROOT "/etc/hostname", buf, err) < 0)
-		return -1;
-	snprintf(buf, sizeof(buf), "127.0.0.1\tlocalhost\n::1\tlocalhost\n127.0.1.1\t%s\n",
-	         p->hostname);
-	return write_file(NEWROOT "/etc/hosts", buf, err);
+	return mounts_etc_user(p, err);
 }
 
 /* /proc of a dyno, as Docker's defaults leave it: the files through which
@@ -283,7 +291,7 @@ static int harden_proc(struct dy_error **err)
 	return 0;
 }
 
-static int setup_dev(const struct mounts_params *p, struct dy_error **err)
+static int setup_dev(struct dy_error **err)
 {
 	static const char *const nodes[] = {"null", "zero", "full", "random", "urandom", "tty"};
 	if (mkdir_p(NEWROOT "/dev", 0755, err) < 0)
@@ -308,10 +316,9 @@ static int setup_dev(const struct mounts_params *p, struct dy_error **err)
 		return -1;
 	if (symlink("pts/ptmx", NEWROOT "/dev/ptmx") < 0)
 		return dy_error_errno(err, errno, "symlink /dev/ptmx");
-	char opts[64];
-	snprintf(opts, sizeof(opts), "mode=1777,size=%llu", (unsigned long long)p->tmpfs_size);
-	if (mkdir_p(NEWROOT "/dev/shm", 01777, err) < 0 ||
-	    do_mount("shm", NEWROOT "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, opts, err) < 0)
+	/* /dev/shm's tmpfs (sized by the dyno's quota) is mounted by
+	 * mounts_app() */
+	if (mkdir_p(NEWROOT "/dev/shm", 01777, err) < 0)
 		return -1;
 	static const char *const links[][2] = {{"/proc/self/fd", "fd"},
 	                                       {"/proc/self/fd/0", "stdin"},
@@ -326,6 +333,14 @@ static int setup_dev(const struct mounts_params *p, struct dy_error **err)
 	return do_mount(NULL, NEWROOT "/dev", NULL, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NOEXEC,
 	                "mode=0755,size=64k", err);
 }
+
+/* cg_ctrl_str()'s names, here: dyno-init (static, without libcgroup)
+ * links this file */
+static const char *const ctrl_dirs[CG_N_CTRL] = {
+    [CG_MEMORY] = "memory",
+    [CG_PIDS] = "pids",
+    [CG_CPU] = "cpu",
+};
 
 static int setup_cgroup(const struct mounts_params *p, struct dy_error **err)
 {
@@ -345,7 +360,7 @@ static int setup_cgroup(const struct mounts_params *p, struct dy_error **err)
 			continue;
 		char dst[128];
 		snprintf(dst, sizeof(dst), NEWROOT "/sys/fs/cgroup/%s",
-		         cg->ver[c] == CG_V2 ? "unified" : cg_ctrl_str(c));
+		         cg->ver[c] == CG_V2 ? "unified" : ctrl_dirs[c]);
 		struct stat st;
 		if (stat(dst, &st) == 0)
 			continue; /* unified already bound */
@@ -357,97 +372,16 @@ static int setup_cgroup(const struct mounts_params *p, struct dy_error **err)
 	                "mode=0755,size=16k", err);
 }
 
-static int prepare_rest(const struct mounts_params *p, int slug_fd, int sink_fd,
-                        const int *bind_fds, struct dy_error **err);
-
-int mounts_prepare(const struct mounts_params *p, struct dy_error **err)
+int mounts_base(struct dy_error **err)
 {
-
 	/* nothing we mount may propagate back to the host */
 	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
 		return dy_error_errno(err, errno, "make / rprivate");
-	/* the slug directory may sit under NEWROOT: keep it by an fd, opened
-	 * here so that its mount is one of this namespace (overlayfs clones
-	 * the lower layer's mount and refuses one of another namespace) */
-	_cleanup_close_ int slug_fd =
-	    open(p->slug_dir, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (slug_fd < 0)
-		return dy_error_errno(err, errno, "open the slug directory %s", p->slug_dir);
-	/* the same for the sink's directory: it may sit under NEWROOT too */
-	_cleanup_close_ int sink_fd = -1;
-	if (p->sink_dir) {
-		sink_fd = open(p->sink_dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
-		if (sink_fd < 0)
-			return dy_error_errno(err, errno, "open the log sink directory %s",
-			                      p->sink_dir);
-	}
-	/* a build dyno's binds, by fd for the same reason */
-	int bind_fds[LAUNCH_BINDS_MAX];
-	size_t nfds = 0;
-	int r = 0;
-	for (; nfds < p->nbinds && nfds < LAUNCH_BINDS_MAX; nfds++) {
-		const struct launch_bind *b = &p->binds[nfds];
-		if (b->dst[0] != '/' || strstr(b->dst, "..")) {
-			r = dy_error(err, "bind %s: not an absolute path", b->dst);
-			break;
-		}
-		bind_fds[nfds] = open(b->src, O_PATH | O_NOFOLLOW | O_CLOEXEC);
-		if (bind_fds[nfds] < 0) {
-			r = dy_error_errno(err, errno, "open %s (for %s)", b->src, b->dst);
-			break;
-		}
-	}
-	if (r == 0)
-		r = prepare_rest(p, slug_fd, sink_fd, bind_fds, err);
-	for (size_t i = 0; i < nfds; i++)
-		close(bind_fds[i]);
-	return r;
-}
-
-static int prepare_rest(const struct mounts_params *p, int slug_fd, int sink_fd,
-                        const int *bind_fds, struct dy_error **err)
-{
-	char opts[512];
 	if (do_mount("dyno-root", NEWROOT, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=4m",
 	             err) < 0)
 		return -1;
-
-	/* scratch: the overlay's upper layer and /tmp, in one tmpfs sized by
-	 * the dyno's memory quota (its pages are charged to the dyno's memcg) */
-	if (mkdir_p(NEWROOT "/.scratch", 0700, err) < 0)
-		return -1;
-	snprintf(opts, sizeof(opts), "mode=0700,size=%llu", (unsigned long long)p->tmpfs_size);
-	if (do_mount("dyno-scratch", NEWROOT "/.scratch", "tmpfs", MS_NOSUID | MS_NODEV, opts,
-	             err) < 0)
-		return -1;
-	if (mkdir_p(NEWROOT "/.scratch/upper", 0755, err) < 0 ||
-	    mkdir_p(NEWROOT "/.scratch/work", 0700, err) < 0 ||
-	    mkdir_p(NEWROOT "/.scratch/tmp", 01777, err) < 0)
-		return -1;
-	if (chown(NEWROOT "/.scratch/upper", p->uid, p->gid) < 0)
-		return dy_error_errno(err, errno, "chown /app upper layer");
-	if (chmod(NEWROOT "/.scratch/tmp", 01777) < 0)
-		return dy_error_errno(err, errno, "chmod /tmp");
-
-	if (mkdir_p(NEWROOT "/app", 0755, err) < 0)
-		return -1;
-	if (p->app_rw) {
-		char src[64];
-		snprintf(src, sizeof(src), "/proc/self/fd/%d", slug_fd);
-		if (bind_rw(src, NEWROOT "/app", err) < 0)
-			return -1;
-	}
-	/* through /proc's magic link to the fd opened above */
-	if (!p->app_rw)
-		snprintf(opts, sizeof(opts),
-	         "lowerdir=/proc/self/fd/%d,upperdir=" NEWROOT "/.scratch/upper,workdir=" NEWROOT
-	         "/.scratch/work",
-	         slug_fd);
-	if (!p->app_rw &&
-	    do_mount("dyno-app", NEWROOT "/app", "overlay", MS_NOSUID | MS_NODEV, opts, err) < 0)
-		return -1;
-	if (mkdir_p(NEWROOT "/tmp", 01777, err) < 0 ||
-	    do_mount(NEWROOT "/.scratch/tmp", NEWROOT "/tmp", NULL, MS_BIND, NULL, err) < 0)
+	if (mkdir_p(NEWROOT "/.scratch", 0700, err) < 0 || mkdir_p(NEWROOT "/app", 0755, err) < 0 ||
+	    mkdir_p(NEWROOT "/tmp", 01777, err) < 0)
 		return -1;
 
 	/* the stack */
@@ -485,9 +419,120 @@ static int prepare_rest(const struct mounts_params *p, int slug_fd, int sink_fd,
 		return -1;
 	if (harden_proc(err) < 0)
 		return -1;
-	if (setup_dev(p, err) < 0)
+	if (setup_dev(err) < 0)
 		return -1;
 	if (mkdir_p(NEWROOT "/run", 0755, err) < 0 || mkdir_p(NEWROOT "/var/tmp", 01777, err) < 0)
+		return -1;
+	return 0;
+}
+
+static int app_rest(const struct mounts_params *p, int slug_fd, int sink_fd, const int *bind_fds,
+                    struct dy_error **err);
+
+/* The host's paths of p, held by fds: the slug directory, the sink's
+ * directory, a build dyno's binds (-1: none). */
+struct app_fds {
+	int slug, sink;
+	int binds[LAUNCH_BINDS_MAX];
+	size_t nbinds;
+};
+
+static void app_close(struct app_fds *f)
+{
+	if (f->slug >= 0)
+		close(f->slug);
+	if (f->sink >= 0)
+		close(f->sink);
+	for (size_t i = 0; i < f->nbinds; i++)
+		close(f->binds[i]);
+	f->slug = f->sink = -1;
+	f->nbinds = 0;
+}
+
+static int app_open(const struct mounts_params *p, struct app_fds *f, struct dy_error **err)
+{
+	*f = (struct app_fds){.slug = -1, .sink = -1};
+	/* opened here, in the dyno's mount namespace, so that the slug's
+	 * mount is one of this namespace (overlayfs clones the lower layer's
+	 * mount and refuses one of another namespace) */
+	f->slug = open(p->slug_dir, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (f->slug < 0)
+		return dy_error_errno(err, errno, "open the slug directory %s", p->slug_dir);
+	if (p->sink_dir) {
+		f->sink = open(p->sink_dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+		if (f->sink < 0) {
+			int r = dy_error_errno(err, errno, "open the log sink directory %s",
+			                       p->sink_dir);
+			app_close(f);
+			return r;
+		}
+	}
+	for (; f->nbinds < p->nbinds && f->nbinds < LAUNCH_BINDS_MAX; f->nbinds++) {
+		const struct launch_bind *b = &p->binds[f->nbinds];
+		int r = 0;
+		if (b->dst[0] != '/' || strstr(b->dst, ".."))
+			r = dy_error(err, "bind %s: not an absolute path", b->dst);
+		else if ((f->binds[f->nbinds] = open(b->src, O_PATH | O_NOFOLLOW | O_CLOEXEC)) < 0)
+			r = dy_error_errno(err, errno, "open %s (for %s)", b->src, b->dst);
+		if (r < 0) {
+			app_close(f);
+			return r;
+		}
+	}
+	return 0;
+}
+
+static int app_rest(const struct mounts_params *p, int slug_fd, int sink_fd, const int *bind_fds,
+                    struct dy_error **err);
+
+int mounts_app(const struct mounts_params *p, struct dy_error **err)
+{
+	struct app_fds f;
+	if (app_open(p, &f, err) < 0)
+		return -1;
+	int r = app_rest(p, f.slug, f.sink, f.binds, err);
+	app_close(&f);
+	return r;
+}
+
+static int app_rest(const struct mounts_params *p, int slug_fd, int sink_fd, const int *bind_fds,
+                    struct dy_error **err)
+{
+	char opts[512];
+	/* scratch: the overlay's upper layer and /tmp, in one tmpfs sized by
+	 * the dyno's memory quota (its pages are charged to the dyno's memcg) */
+	snprintf(opts, sizeof(opts), "mode=0700,size=%llu", (unsigned long long)p->tmpfs_size);
+	if (do_mount("dyno-scratch", NEWROOT "/.scratch", "tmpfs", MS_NOSUID | MS_NODEV, opts,
+	             err) < 0)
+		return -1;
+	if (mkdir_p(NEWROOT "/.scratch/upper", 0755, err) < 0 ||
+	    mkdir_p(NEWROOT "/.scratch/work", 0700, err) < 0 ||
+	    mkdir_p(NEWROOT "/.scratch/tmp", 01777, err) < 0)
+		return -1;
+	if (chown(NEWROOT "/.scratch/upper", p->uid, p->gid) < 0)
+		return dy_error_errno(err, errno, "chown /app upper layer");
+	if (chmod(NEWROOT "/.scratch/tmp", 01777) < 0)
+		return dy_error_errno(err, errno, "chmod /tmp");
+
+	if (p->app_rw) {
+		char src[64];
+		snprintf(src, sizeof(src), "/proc/self/fd/%d", slug_fd);
+		if (bind_rw(src, NEWROOT "/app", err) < 0)
+			return -1;
+	} else {
+		/* through /proc's magic link to the fd opened above */
+		snprintf(opts, sizeof(opts),
+		         "lowerdir=/proc/self/fd/%d,upperdir=" NEWROOT
+		         "/.scratch/upper,workdir=" NEWROOT "/.scratch/work",
+		         slug_fd);
+		if (do_mount("dyno-app", NEWROOT "/app", "overlay", MS_NOSUID | MS_NODEV, opts,
+		             err) < 0)
+			return -1;
+	}
+	if (do_mount(NEWROOT "/.scratch/tmp", NEWROOT "/tmp", NULL, MS_BIND, NULL, err) < 0)
+		return -1;
+	snprintf(opts, sizeof(opts), "mode=1777,size=%llu", (unsigned long long)p->tmpfs_size);
+	if (do_mount("shm", NEWROOT "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, opts, err) < 0)
 		return -1;
 	if (p->sink_dir) {
 		/* a bind, not an fd: an fd of a host directory held by init
@@ -512,10 +557,34 @@ static int prepare_rest(const struct mounts_params *p, int slug_fd, int sink_fd,
 	return mount_binds(p, bind_fds, err);
 }
 
+int mounts_prepare(const struct mounts_params *p, struct dy_error **err)
+{
+	/* the host's paths first: they may sit under NEWROOT, which the new
+	 * root's tmpfs covers */
+	struct app_fds f;
+	if (app_open(p, &f, err) < 0)
+		return -1;
+	int r = mounts_base(err);
+	if (r == 0)
+		r = app_rest(p, f.slug, f.sink, f.binds, err);
+	app_close(&f);
+	return r;
+}
+
+int mounts_cgroup(const struct mounts_params *p, struct dy_error **err)
+{
+	return setup_cgroup(p, err);
+}
+
 int mounts_finish(const struct mounts_params *p, struct dy_error **err)
 {
 	if (setup_cgroup(p, err) < 0)
 		return -1;
+	return mounts_pivot(err);
+}
+
+int mounts_pivot(struct dy_error **err)
+{
 	if (do_mount(NULL, NEWROOT, NULL, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV,
 	             "mode=0755,size=4m", err) < 0)
 		return -1;

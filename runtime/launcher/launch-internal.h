@@ -1,0 +1,73 @@
+/* What launch.c shares with launch-pool.c: the parent's half of a start,
+ * in pieces. Internal to the launcher. */
+#pragma once
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "runtime/launcher/launch.h"
+#include "runtime/launcher/sync.h"
+
+/* Held by a start that is not pooled, by a pool's preparation of an entry
+ * and by launch_sweep(): they pick addresses, compile the seccomp program,
+ * open dyno-init, and each has an empty cgroup for a moment. A pooled
+ * start (a take) does none of that and does not wait for it. */
+extern pthread_mutex_t launch_start_lock;
+
+uint64_t launch_now_usec(void);
+
+/* dyno-init opened O_PATH (cached per path and process) into *ret. */
+int launch_open_init(const char *path, int *ret, struct dy_error **err);
+
+/* The app's environment of p (config vars and the platform's own) in a
+ * sealed memfd, as dyno-init reads it. */
+int launch_env_fd(const struct launch_params *p, int *ret, struct dy_error **err);
+
+/* The log sink's directory (checked: root's, sockets only) and name. */
+int launch_sink_paths(const char *sink, char **ret_dir, char **ret_name, struct dy_error **err);
+int launch_check_sink_dir(const char *dir, struct dy_error **err);
+
+/* Waits for the message expect, until deadline (timeout_usec: for the
+ * message); the other end's LAUNCH_SYNC_ERROR comes back as *err. */
+int launch_wait_msg(int sock, enum launch_sync_type expect, uint64_t deadline,
+                    uint64_t timeout_usec, struct dy_error **err);
+
+/* Replaces *err with the child's report waiting on sock, if any. */
+int launch_child_error(int sock, struct dy_error **err);
+
+/* SIGKILL to the child of d and a bounded wait (its report, if it sent
+ * one, replaces *err and *r). Returns false when it did not die: its
+ * pidfd is kept for launch_sweep(), its cgroup, veth and rules are the
+ * sweep's. d->exited is set either way. */
+bool launch_kill_child(struct launch_dyno *d, int sock, int *r, struct dy_error **err);
+
+void launch_set_exit(struct launch_dyno *d, const siginfo_t *si);
+
+/* The dyno's nftables rules, made on a thread of their own (or inline
+ * when no thread can be made). */
+struct launch_rules {
+	const char *veth;
+	struct in_addr addr, gw;
+	const uint16_t *ports;
+	size_t n_ports;
+	bool egress;
+	pthread_t tid;
+	bool running; /* a thread to join */
+	bool done;    /* r and err are set */
+	int r;
+	struct dy_error *err;
+};
+
+void launch_rules_start(struct launch_rules *j);
+
+/* Waits for the rules (idempotent); sets *made when they are in place.
+ * Returns 0, or < 0 with their error moved to *err. */
+int launch_rules_join(struct launch_rules *j, bool *made, struct dy_error **err);
+
+/* A pooled start (launch-pool.c): 1 with *ret when an entry was taken;
+ * 0 when none is ready or p is not a start a pool serves (the caller
+ * starts it the usual way); < 0 on a failure of the taken entry. */
+int launch_pool_take(struct launch_pool *pool, const struct launch_params *p,
+                     struct launch_dyno **ret, struct dy_error **err);
