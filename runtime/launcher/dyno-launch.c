@@ -23,7 +23,9 @@
  * start (and, with --repeat, before each): a dyno's id is then its pool
  * entry's (<ID>-pool-<pid>-<n>), as the "running" event says. --gap MS
  * waits MS milliseconds between --repeat's runs; --repeat prints every
- * start's time and CLOCK_REALTIME at its call ("t0_ns"). */
+ * start's time and CLOCK_REALTIME at its call ("t0_ns"). --hold (one
+ * dyno) prints {"event":"pool","ready":N} once the pool is filled and
+ * starts the dyno only after a line on stdin. */
 #include <arpa/inet.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -50,9 +52,10 @@ static size_t pool_size;
 static void pool_fill(void)
 {
 	if (pool && launch_pool_wait(pool, pool_size, 30 * 1000000ULL) < pool_size) {
+		/* the start goes on: from what is ready, else the usual way */
 		struct dy_error *e = launch_pool_error(pool);
-		fprintf(stderr, "dyno-launch: the pool is not full after 30 s: %s\n",
-		        e ? dy_error_msg(e) : "no error reported");
+		fprintf(stderr, "dyno-launch: the pool is not full: %s\n",
+		        e ? dy_error_msg(e) : "not within 30 s");
 		dy_error_free(&e);
 	}
 }
@@ -99,12 +102,14 @@ static int run_burst(const struct launch_params *base, long n, uint64_t grace)
 	struct launch_dyno **d = calloc((size_t)n, sizeof(*d));
 	uint64_t *start = calloc((size_t)n, sizeof(uint64_t));
 	char **ids = calloc((size_t)n, sizeof(*ids));
+	char **dyno_ids = calloc((size_t)n, sizeof(*dyno_ids));
 	int rc = 0;
 	long started = 0;
-	if (!d || !start || !ids) {
+	if (!d || !start || !ids || !dyno_ids) {
 		free(d);
 		free(start);
 		free(ids);
+		free(dyno_ids);
 		return 1;
 	}
 	pool_fill();
@@ -124,6 +129,7 @@ static int run_burst(const struct launch_params *base, long n, uint64_t grace)
 			break;
 		}
 		start[i] = now_us() - s;
+		dyno_ids[i] = strdup(d[i]->id); /* a pooled one's is its entry's */
 		started++;
 	}
 	uint64_t all_started = now_us() - t0;
@@ -141,7 +147,12 @@ static int run_burst(const struct launch_params *base, long n, uint64_t grace)
 		printf("{\"event\":\"burst_samples\",\"start_us\":[");
 		for (long i = 0; i < started; i++)
 			printf("%s%" PRIu64, i ? "," : "", start[i]);
+		printf("],\"ids\":[");
+		for (long i = 0; i < started; i++)
+			printf("%s\"%s\"", i ? "," : "", dyno_ids[i]);
 		printf("]}\n");
+		for (long i = 0; i < started; i++)
+			free(dyno_ids[i]);
 		qsort(start, (size_t)started, sizeof(uint64_t), cmp_u64);
 		printf("{\"event\":\"burst\",\"runs\":%ld,\"start_median_us\":%" PRIu64
 		       ",\"start_max_us\":%" PRIu64 ",\"all_started_us\":%" PRIu64
@@ -152,6 +163,7 @@ static int run_burst(const struct launch_params *base, long n, uint64_t grace)
 	for (long i = 0; i < n; i++)
 		free(ids[i]);
 	free(ids);
+	free(dyno_ids);
 	free(start);
 	free(d);
 	return rc;
@@ -287,6 +299,7 @@ int main(int argc, char **argv)
 	    {"setup-timeout", required_argument, NULL, 'T'},
 	    {"pool", required_argument, NULL, 'o'},
 	    {"gap", required_argument, NULL, 'y'},
+	    {"hold", no_argument, NULL, 'H'},
 	    {NULL, 0, NULL, 0},
 	};
 	struct dy_error *e = NULL;
@@ -301,7 +314,7 @@ int main(int argc, char **argv)
 	const char *size = cfg->dyno.default_size;
 	uint64_t memory = 0, grace = 5 * 1000000;
 	uint32_t pids = 0;
-	bool sweep = false, gid_set = false;
+	bool sweep = false, gid_set = false, hold = false;
 	long repeat = 0, burst = 0, gap_ms = 0;
 	pid_t adopt = 0;
 	uint16_t ports[16];
@@ -398,6 +411,9 @@ int main(int argc, char **argv)
 		case 'y':
 			gap_ms = strtol(optarg, NULL, 10);
 			break;
+		case 'H':
+			hold = true;
+			break;
 		case 'A':
 			adopt = (pid_t)strtol(optarg, NULL, 10);
 			break;
@@ -461,6 +477,9 @@ int main(int argc, char **argv)
 
 	/* after the mask: the pool's thread inherits it (signalfd) */
 	if (pool_size > 0) {
+		const struct config_size *dsz = config_size_find(cfg, cfg->dyno.default_size);
+		if (!dsz)
+			dsz = sz;
 		_cleanup_free_ char *prefix = NULL;
 		if (asprintf(&prefix, "%s-", p.id) < 0)
 			return 1;
@@ -471,7 +490,9 @@ int main(int argc, char **argv)
 		    .subnet = p.subnet,
 		    .subnet_prefix = p.subnet_prefix,
 		    .init_path = p.init_path,
-		    .limits = p.limits,
+		    /* the default size's, as dynod's pool: a take writes the
+		     * dyno's own over them */
+		    .limits = {.memory = dsz->memory, .pids = dsz->pids, .cpu = dsz->cpu},
 		    .setup_timeout_usec = p.setup_timeout_usec,
 		};
 		if (launch_pool_new(&pp, &pool, &e) < 0)
@@ -483,6 +504,15 @@ int main(int argc, char **argv)
 		rc = run_burst(&p, burst, grace);
 	else if (repeat <= 0) {
 		pool_fill();
+		if (hold) {
+			/* a test's moment to look at (or end) the pool's entries */
+			printf("{\"event\":\"pool\",\"ready\":%zu}\n",
+			       pool ? launch_pool_wait(pool, 0, 0) : 0);
+			fflush(stdout);
+			char line[16];
+			if (!fgets(line, sizeof(line), stdin))
+				return 1;
+		}
 		rc = run_once(&p, 0, grace, false, NULL, NULL, NULL, NULL);
 	} else
 		rc = run_repeat(&p, repeat, gap_ms, grace);

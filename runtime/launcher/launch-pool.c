@@ -285,6 +285,7 @@ static void *refill(void *arg)
 		}
 		dy_error_free(&pool->err);
 		pool->err = e;
+		pthread_cond_broadcast(&pool->cond); /* launch_pool_wait() */
 		/* a host that refuses (no memory, a full subnet) is not
 		 * asked again at once: 50 ms doubling up to 5 s */
 		failures++;
@@ -348,7 +349,7 @@ size_t launch_pool_wait(struct launch_pool *pool, size_t n, uint64_t timeout_use
 	ts.tv_sec += (time_t)(ns / 1000000000);
 	ts.tv_nsec = (long)(ns % 1000000000);
 	pthread_mutex_lock(&pool->lock);
-	while (pool->n_ready < n &&
+	while (pool->n_ready < n && !pool->err &&
 	       pthread_cond_timedwait(&pool->cond, &pool->lock, &ts) != ETIMEDOUT)
 		;
 	size_t have = pool->n_ready;

@@ -203,7 +203,8 @@ int launch_pool_new(const struct launch_pool_params *pp, struct launch_pool **re
                     struct dy_error **err);
 
 /* Waits until n entries are ready (n is capped at the size), at most
- * timeout_usec. Returns the number ready. */
+ * timeout_usec, or until a preparation fails (launch_pool_error() says
+ * why). Returns the number ready. */
 size_t launch_pool_wait(struct launch_pool *pool, size_t n, uint64_t timeout_usec);
 
 /* The last error of a failed preparation since the previous call, or NULL
