@@ -3,6 +3,7 @@
 
 #include <fcntl.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -210,6 +211,11 @@ void launch_pool_child_main(struct launch_pool_child_args *a)
 		child_fail(a->sock, e);
 	setsid();
 	prctl(PR_SET_NAME, "dyno-init", 0, 0, 0);
+	/* the pool's thread blocks every signal: dyno-init starts with none
+	 * blocked */
+	sigset_t none;
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
 	if (sethostname(a->id, strlen(a->id)) < 0) {
 		dy_error_errno(&e, errno, "hostname %s", a->id);
 		child_fail(a->sock, e);

@@ -330,7 +330,14 @@ int launch_pool_new(const struct launch_pool_params *pp, struct launch_pool **re
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&pool->cond, &ca);
 	pthread_condattr_destroy(&ca);
+	/* no signal of the caller's (a signalfd's SIGTERM) may land on the
+	 * pool's thread: it starts with all blocked (its children unblock
+	 * theirs, launch_pool_child_main()) */
+	sigset_t all, old;
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
 	int e = pthread_create(&pool->thread, NULL, refill, pool);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (e != 0) {
 		launch_pool_free(pool);
 		return dy_error_errno(err, e, "launch pool: thread");
