@@ -23,7 +23,8 @@
  * start (and, with --repeat, before each): a dyno's id is then its pool
  * entry's (<ID>-pool-<pid>-<n>), as the "running" event says. --gap MS
  * waits MS milliseconds between --repeat's runs; --repeat prints every
- * start's time and CLOCK_REALTIME at its call ("t0_ns"). --hold (one
+ * start's time, CLOCK_REALTIME at its call ("t0_ns") and its whole cycle,
+ * teardown included ("cycle_us"). --hold (one
  * dyno) prints {"event":"pool","ready":N} once the pool is filled and
  * starts the dyno only after a line on stdin. */
 #include <arpa/inet.h>
@@ -530,12 +531,14 @@ static int run_repeat(const struct launch_params *pp, long repeat, long gap_ms, 
 	uint64_t *down = calloc((size_t)repeat, sizeof(uint64_t));
 	uint64_t *raw = calloc((size_t)repeat, sizeof(uint64_t));
 	uint64_t *t0_ns = calloc((size_t)repeat, sizeof(uint64_t));
+	uint64_t *cycle = calloc((size_t)repeat, sizeof(uint64_t));
 	struct in_addr addrs[8];
-	if (!start || !down || !raw || !t0_ns) {
+	if (!start || !down || !raw || !t0_ns || !cycle) {
 		free(start);
 		free(down);
 		free(raw);
 		free(t0_ns);
+		free(cycle);
 		return 1;
 	}
 	uint64_t t0 = now_us();
@@ -544,14 +547,17 @@ static int run_repeat(const struct launch_params *pp, long repeat, long gap_ms, 
 		if (gap_ms > 0)
 			usleep((useconds_t)gap_ms * 1000);
 		pool_fill();
+		uint64_t c0 = now_us();
 		if (run_once(&p, 0, grace, true, &start[i], &down[i], &a, &t0_ns[i]) != 0) {
 			free(start);
 			free(down);
 			free(raw);
 			free(t0_ns);
+			free(cycle);
 			return 1;
 		}
 		raw[i] = start[i];
+		cycle[i] = now_us() - c0;
 		if (i < (long)ELEMENTSOF(addrs))
 			addrs[i] = a;
 	}
@@ -570,10 +576,14 @@ static int run_repeat(const struct launch_params *pp, long repeat, long gap_ms, 
 	printf("],\"t0_ns\":[");
 	for (long i = 0; i < repeat; i++)
 		printf("%s%" PRIu64, i ? "," : "", t0_ns[i]);
+	printf("],\"cycle_us\":[");
+	for (long i = 0; i < repeat; i++)
+		printf("%s%" PRIu64, i ? "," : "", cycle[i]);
 	printf("]}\n");
 	free(start);
 	free(down);
 	free(raw);
 	free(t0_ns);
+	free(cycle);
 	return 0;
 }
