@@ -62,7 +62,13 @@ struct launch_pool {
 	pthread_t thread;
 	unsigned seq;
 	struct dy_error *err; /* the last preparation's failure */
+	uint64_t last_take;   /* launch_now_usec() of the last take's end */
 };
+
+/* The refill waits this long after a take: the takes of a burst do not
+ * compete with the preparation of the next entries (clone, cgroup move,
+ * veth: CPU and the kernel's locks). */
+#define POOL_REFILL_QUIET_USEC 20000
 
 /* Ends an entry that was never taken: closing its socket ends a waiting
  * child (end of stream), SIGKILL the others; then its veth and cgroup. */
@@ -268,6 +274,17 @@ static void *refill(void *arg)
 			pthread_cond_wait(&pool->cond, &pool->lock);
 		if (pool->quit)
 			break;
+		uint64_t now = launch_now_usec();
+		if (now < pool->last_take + POOL_REFILL_QUIET_USEC) {
+			struct timespec ts;
+			clock_gettime(CLOCK_MONOTONIC, &ts);
+			uint64_t ns = (uint64_t)ts.tv_nsec +
+			              (pool->last_take + POOL_REFILL_QUIET_USEC - now) * 1000;
+			ts.tv_sec += (time_t)(ns / 1000000000);
+			ts.tv_nsec = (long)(ns % 1000000000);
+			pthread_cond_timedwait(&pool->cond, &pool->lock, &ts);
+			continue; /* quit, or still taking: look again */
+		}
 		pthread_mutex_unlock(&pool->lock);
 		struct pool_entry *en = NULL;
 		struct dy_error *e = NULL;
@@ -414,6 +431,7 @@ static bool serves(const struct launch_pool *pool, const struct launch_params *p
 static void refill_soon(struct launch_pool *pool)
 {
 	pthread_mutex_lock(&pool->lock);
+	pool->last_take = launch_now_usec();
 	pthread_cond_broadcast(&pool->cond);
 	pthread_mutex_unlock(&pool->lock);
 }
@@ -531,9 +549,11 @@ int launch_pool_take(struct launch_pool *pool, const struct launch_params *p,
 		launch_rules_start(&rules);
 	/* the dyno's limits over the pool's; the tmpfs sizes come with the
 	 * take (the child mounts them sized) */
-	r = cg_set_limits(d->cg, &p->limits, err);
-	if (r < 0)
-		goto fail;
+	if (memcmp(&p->limits, &pool->pp.limits, sizeof(p->limits)) != 0) {
+		r = cg_set_limits(d->cg, &p->limits, err);
+		if (r < 0)
+			goto fail;
+	} /* else written and read back when the entry was made */
 	r = launch_sync_send_take(en->sock, t, tlen, env_fd, err);
 	if (r < 0)
 		goto fail;
