@@ -21,13 +21,13 @@
  *
  *   dyno-init pool                                  (a pooled dyno)
  *   fd 3, fd 4 as above; exec'd by a pool's child (launch-pool.c) before
- *   the dyno is known, its root still the host's (the copy its mount
- *   namespace has): sends LAUNCH_SYNC_POOL_READY, waits for
- *   LAUNCH_SYNC_TAKE (name, uid, gid, sizes, slug and sink paths,
- *   command; the env memfd with it), builds /app, scratch, /tmp,
- *   /dev/shm, the sink and /etc/passwd (mounts.h), pivots, then goes on
- *   as above. The exec is then off the start path, and a waiting entry
- *   holds nothing of the launcher's memory.
+ *   the dyno is known, in its new root: sends LAUNCH_SYNC_POOL_READY, waits for
+ *   LAUNCH_SYNC_TAKE (name, uid, gid, sizes, the sink's name, command;
+ *   the env memfd, the slug's and the sink's directories as detached
+ *   read-only mounts with it), builds /app, scratch, /tmp, /dev/shm, the
+ *   sink and /etc/passwd in its new root (mounts_pool_take()), then goes
+ *   on as above. The exec and the pivot are then off the start path, and
+ *   a waiting entry holds nothing of the launcher's memory.
  * init runs as uid 0 (with CAP_KILL only once the app runs): it is exec'd
  * with an empty environment, so that nothing of the tenant's (LD_*,
  * GLIBC_TUNABLES, ...) reaches a process of uid 0; the app's environment
@@ -116,33 +116,31 @@ static int take(char **argv, struct dy_error **err)
 	if (launch_sync_send(SYNC_FD, LAUNCH_SYNC_POOL_READY, NULL) < 0)
 		_exit(1);
 	const char *str[_LAUNCH_TAKE_N];
-	int env_fd = -1;
-	int r = launch_sync_recv_take(SYNC_FD, &tk.t, sizeof(tk), str, &env_fd, err);
+	int fds[_LAUNCH_TAKE_FD_N];
+	int r = launch_sync_recv_take(SYNC_FD, &tk.t, sizeof(tk), str, fds, err);
 	if (r == 0)
 		_exit(1); /* the pool ended */
 	if (r < 0)
 		return r;
-	if (env_fd < 0 || !str[LAUNCH_TAKE_SLUG_DIR] || !str[LAUNCH_TAKE_NAME] ||
-	    !str[LAUNCH_TAKE_COMMAND])
+	int env_fd = fds[LAUNCH_TAKE_FD_ENV];
+	if (env_fd < 0 || fds[LAUNCH_TAKE_FD_SLUG] < 0 || !str[LAUNCH_TAKE_NAME] ||
+	    !str[LAUNCH_TAKE_COMMAND] || (str[LAUNCH_TAKE_SINK_NAME] && fds[LAUNCH_TAKE_FD_SINK] < 0))
 		return dy_error_errno(err, EPROTO,
-		                      "sync: a take without its slug, name, command or env");
+		                      "sync: a take without its slug, name, command, env or sink");
 	if (env_fd != ENV_FD) {
 		if (dup2(env_fd, ENV_FD) < 0)
 			return dy_error_errno(err, errno, "dup2");
 		close(env_fd);
 	}
 	struct mounts_params mp = {
-	    .slug_dir = str[LAUNCH_TAKE_SLUG_DIR],
 	    .uid = tk.t.uid,
 	    .gid = tk.t.gid,
 	    .tmpfs_size = tk.t.tmpfs_size,
-	    .sink_dir = str[LAUNCH_TAKE_SINK_DIR],
 	};
-	r = mounts_app(&mp, err);
-	if (r == 0)
-		r = mounts_etc_user(&mp, err);
-	if (r == 0)
-		r = mounts_pivot(err);
+	r = mounts_pool_take(&mp, fds[LAUNCH_TAKE_FD_SLUG], fds[LAUNCH_TAKE_FD_SINK], err);
+	close(fds[LAUNCH_TAKE_FD_SLUG]);
+	if (fds[LAUNCH_TAKE_FD_SINK] >= 0)
+		close(fds[LAUNCH_TAKE_FD_SINK]);
 	if (r < 0)
 		return r;
 	static char uid[16], gid[16], buffer[32], sink[256];

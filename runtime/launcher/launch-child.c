@@ -249,6 +249,10 @@ void launch_pool_child_main(struct launch_pool_child_args *a)
 		dy_error_prefix(&e, "network");
 		child_fail(a->sock, e);
 	}
+	/* the new root now, writable until the take: nothing is unmounted
+	 * then (mounts.h) */
+	if (mounts_pool_pivot(&e) < 0)
+		child_fail(a->sock, e);
 	/* dyno-init waits for the take (see dyno-init.c, "pool") */
 	int from[2] = {a->sock, a->filter_fd}, high[2];
 	int init_fd = fcntl(a->init_fd, F_DUPFD_CLOEXEC, 100);

@@ -23,6 +23,7 @@
  * (veth, cgroup) and the thread makes another. */
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/mount.h>
 #include <linux/sched.h>
 #include <poll.h>
 #include <pthread.h>
@@ -41,7 +42,6 @@
 #include "common/macro.h"
 #include "runtime/launcher/launch-child.h"
 #include "runtime/launcher/launch-internal.h"
-#include "runtime/launcher/mounts.h"
 #include "runtime/launcher/seccomp-filter.h"
 #include "runtime/launcher/sync.h"
 
@@ -455,13 +455,24 @@ static struct pool_entry *pop(struct launch_pool *pool)
 	}
 }
 
-/* Whether path, resolved, is MOUNTS_NEWROOT or under it. */
-static bool under_newroot(const char *path)
+/* A detached read-only copy of the mount at path (open_tree()'s
+ * OPEN_TREE_CLONE, not recursive), for a pooled dyno to move into its
+ * tree: it pivoted long ago and reaches no host path. */
+static int tree_of(const char *what, const char *path, unsigned int flags, uint64_t attrs,
+                   int *ret, struct dy_error **err)
 {
-	_cleanup_free_ char *real = realpath(path, NULL);
-	const char *r = real ? real : path;
-	size_t n = strlen(MOUNTS_NEWROOT);
-	return strncmp(r, MOUNTS_NEWROOT, n) == 0 && (r[n] == '\0' || r[n] == '/');
+	int fd = (int)syscall(SYS_open_tree, AT_FDCWD, path,
+	                      OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | flags);
+	if (fd < 0)
+		return dy_error_errno(err, errno, "%s %s", what, path);
+	struct mount_attr attr = {.attr_set = attrs};
+	if (syscall(SYS_mount_setattr, fd, "", AT_EMPTY_PATH, &attr, sizeof(attr)) < 0) {
+		int e = errno;
+		close(fd);
+		return dy_error_errno(err, e, "%s %s: mount_setattr", what, path);
+	}
+	*ret = fd;
+	return 0;
 }
 
 /* The take's message: p's part of the dyno, in buf. Returns its size, or
@@ -513,17 +524,23 @@ int launch_pool_take(struct launch_pool *pool, const struct launch_params *p,
 		return dy_error_errno(err, ENOMEM, "malloc");
 	if (p->log_sink && launch_sink_paths(p->log_sink, &sink_dir, &sink_name, err) < 0)
 		return -1;
-	if (access(p->slug_dir, X_OK) < 0)
-		return dy_error_errno(err, errno, "slug directory %s", p->slug_dir);
-	/* an entry's new root covers MOUNTS_NEWROOT already: what lies under
-	 * it is started the usual way (which opens it first) */
-	if (under_newroot(p->slug_dir) || (sink_dir && under_newroot(sink_dir)))
-		return 0;
 	size_t tlen = take_msg(p, sink_dir, sink_name, t, LAUNCH_TAKE_MAX);
 	if (tlen == 0)
 		return 0; /* too long a command for a take */
+	_cleanup_close_ int slug_fd = -1, sink_fd = -1;
+	if (tree_of("slug directory", p->slug_dir, AT_SYMLINK_NOFOLLOW,
+	            MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV, &slug_fd, err) < 0)
+		return -1;
+	if (sink_dir && tree_of("log sink directory", sink_dir, 0,
+	                        MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV |
+	                            MOUNT_ATTR_NOEXEC,
+	                        &sink_fd, err) < 0)
+		return -1;
 	if (launch_env_fd(p, &env_fd, err) < 0)
 		return -1;
+	int fds[_LAUNCH_TAKE_FD_N] = {[LAUNCH_TAKE_FD_ENV] = env_fd,
+	                              [LAUNCH_TAKE_FD_SLUG] = slug_fd,
+	                              [LAUNCH_TAKE_FD_SINK] = sink_fd};
 	int r = net_rules_init(p->subnet, p->subnet_prefix, err);
 	if (r < 0)
 		return r;
@@ -554,7 +571,7 @@ int launch_pool_take(struct launch_pool *pool, const struct launch_params *p,
 		if (r < 0)
 			goto fail;
 	} /* else written and read back when the entry was made */
-	r = launch_sync_send_take(en->sock, t, tlen, env_fd, err);
+	r = launch_sync_send_take(en->sock, t, tlen, fds, sink_fd >= 0 ? 3 : 2, err);
 	if (r < 0)
 		goto fail;
 	r = launch_rules_join(&rules, &rules_made, err);

@@ -234,18 +234,26 @@ int mounts_etc_base(const struct mounts_params *p, struct dy_error **err)
 	return write_file(NEWROOT "/etc/hosts", buf, err);
 }
 
-int mounts_etc_user(const struct mounts_params *p, struct dy_error **err)
+/* passwd and group naming the app's uid under root ("" or NEWROOT) */
+static int write_users(const char *root, const struct mounts_params *p, struct dy_error **err)
 {
-	char buf[1024];
+	char buf[1024], path[64];
 	snprintf(buf, sizeof(buf),
 	         "root:x:0:0:root:/root:/usr/sbin/nologin\n"
 	         "dyno:x:%u:%u:dyno:/app:/bin/bash\n"
 	         "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n",
 	         (unsigned)p->uid, (unsigned)p->gid);
-	if (write_file(NEWROOT "/etc/passwd", buf, err) < 0)
+	snprintf(path, sizeof(path), "%s/etc/passwd", root);
+	if (write_file(path, buf, err) < 0)
 		return -1;
 	snprintf(buf, sizeof(buf), "root:x:0:\ndyno:x:%u:\nnogroup:x:65534:\n", (unsigned)p->gid);
-	return write_file(NEWROOT "/etc/group", buf, err);
+	snprintf(path, sizeof(path), "%s/etc/group", root);
+	return write_file(path, buf, err);
+}
+
+int mounts_etc_user(const struct mounts_params *p, struct dy_error **err)
+{
+	return write_users(NEWROOT, p, err);
 }
 
 int mounts_etc(const struct mounts_params *p, struct dy_error **err)
@@ -603,4 +611,75 @@ int mounts_pivot(struct dy_error **err)
 	if (umount2("/.scratch", MNT_DETACH) < 0)
 		return dy_error_errno(err, errno, "detach /.scratch");
 	return 0;
+}
+
+/* A pooled dyno's own directories: its slug, sink and scratch tmpfs stay
+ * mounted there, in a 0700 directory of root's the app cannot enter
+ * (nothing is unmounted at take: a detach waits for an RCU grace period,
+ * milliseconds on a busy host). */
+#define POOL_SLUG "/.init/slug"
+#define POOL_SCRATCH "/.init/scratch"
+
+int mounts_pool_pivot(struct dy_error **err)
+{
+	if (mkdir_p(NEWROOT POOL_SLUG, 0700, err) < 0 || mkdir_p(NEWROOT POOL_SCRATCH, 0700, err) < 0 ||
+	    mkdir_p(NEWROOT MOUNTS_SINK_DIR, 0700, err) < 0)
+		return -1;
+	if (chmod(NEWROOT "/.init", 0700) < 0)
+		return dy_error_errno(err, errno, "chmod /.init");
+	if (touch(NEWROOT "/etc/passwd", err) < 0 || touch(NEWROOT "/etc/group", err) < 0)
+		return -1;
+	if (chdir(NEWROOT) < 0)
+		return dy_error_errno(err, errno, "chdir to the new root");
+	if (syscall(SYS_pivot_root, ".", ".") < 0)
+		return dy_error_errno(err, errno, "pivot_root");
+	if (umount2(".", MNT_DETACH) < 0)
+		return dy_error_errno(err, errno, "detach the host's root");
+	if (chdir("/") < 0)
+		return dy_error_errno(err, errno, "chdir /");
+	return 0;
+}
+
+/* A detached mount (open_tree(OPEN_TREE_CLONE) of the launcher's) onto
+ * dst. */
+static int attach(int fd, const char *dst, struct dy_error **err)
+{
+	if (syscall(SYS_move_mount, fd, "", AT_FDCWD, dst, MOVE_MOUNT_F_EMPTY_PATH) < 0)
+		return dy_error_errno(err, errno, "mount %s", dst);
+	return 0;
+}
+
+int mounts_pool_take(const struct mounts_params *p, int slug_fd, int sink_fd,
+                     struct dy_error **err)
+{
+	char opts[512];
+	if (attach(slug_fd, POOL_SLUG, err) < 0)
+		return -1;
+	if (sink_fd >= 0 && attach(sink_fd, MOUNTS_SINK_DIR, err) < 0)
+		return -1;
+	snprintf(opts, sizeof(opts), "mode=0700,size=%llu", (unsigned long long)p->tmpfs_size);
+	if (do_mount("dyno-scratch", POOL_SCRATCH, "tmpfs", MS_NOSUID | MS_NODEV, opts, err) < 0)
+		return -1;
+	if (mkdir_p(POOL_SCRATCH "/upper", 0755, err) < 0 ||
+	    mkdir_p(POOL_SCRATCH "/work", 0700, err) < 0 ||
+	    mkdir_p(POOL_SCRATCH "/tmp", 01777, err) < 0)
+		return -1;
+	if (chown(POOL_SCRATCH "/upper", p->uid, p->gid) < 0)
+		return dy_error_errno(err, errno, "chown /app upper layer");
+	if (chmod(POOL_SCRATCH "/tmp", 01777) < 0)
+		return dy_error_errno(err, errno, "chmod /tmp");
+	if (do_mount("dyno-app", "/app", "overlay", MS_NOSUID | MS_NODEV,
+	             "lowerdir=" POOL_SLUG ",upperdir=" POOL_SCRATCH "/upper,workdir=" POOL_SCRATCH
+	             "/work",
+	             err) < 0)
+		return -1;
+	if (do_mount(POOL_SCRATCH "/tmp", "/tmp", NULL, MS_BIND, NULL, err) < 0)
+		return -1;
+	snprintf(opts, sizeof(opts), "mode=1777,size=%llu", (unsigned long long)p->tmpfs_size);
+	if (do_mount("shm", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, opts, err) < 0)
+		return -1;
+	if (write_users("", p, err) < 0)
+		return -1;
+	return do_mount(NULL, "/", NULL, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV,
+	                "mode=0755,size=4m", err);
 }

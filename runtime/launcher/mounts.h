@@ -77,6 +77,21 @@ int mounts_finish(const struct mounts_params *p, struct dy_error **err);
  * mounts_etc_base() + mounts_etc_user(); mounts_finish() is
  * mounts_cgroup() + mounts_pivot(). */
 int mounts_base(struct dy_error **err);
+
+/* A pooled dyno's (launch-pool.c), which pivots ahead and unmounts
+ * nothing at take:
+ *   ahead, after mounts_base(), mounts_etc_base(), mounts_cgroup():
+ *     mounts_pool_pivot(): /.init/slug, /.init/scratch, the sink's
+ *     directory made, pivot_root; / stays writable;
+ *   at take, in the new root: mounts_pool_take(): slug_fd and sink_fd
+ *     (detached mounts the launcher made with open_tree(OPEN_TREE_CLONE),
+ *     read-only; sink_fd -1: none) moved onto /.init/slug and the sink's
+ *     directory, the scratch tmpfs of p->tmpfs_size at /.init/scratch,
+ *     /app (overlay), /tmp, /dev/shm, /etc/passwd and group, / read-only.
+ *     The slug and the scratch stay mounted under /.init (0700, root's). */
+int mounts_pool_pivot(struct dy_error **err);
+int mounts_pool_take(const struct mounts_params *p, int slug_fd, int sink_fd,
+                     struct dy_error **err);
 int mounts_app(const struct mounts_params *p, struct dy_error **err);
 int mounts_etc_base(const struct mounts_params *p, struct dy_error **err);
 int mounts_etc_user(const struct mounts_params *p, struct dy_error **err);

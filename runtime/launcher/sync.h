@@ -126,14 +126,24 @@ struct launch_take {
 	char data[];
 };
 
-/* Sends the take t (size bytes, header and strings) with fd passed along
- * (SCM_RIGHTS). Returns 0 or < 0 (EPIPE: the child is gone). */
-int launch_sync_send_take(int sock, const struct launch_take *t, size_t size, int fd,
-                          struct dy_error **err);
+/* The fds a take passes (SCM_RIGHTS), in this order; the sink's only with
+ * a sink. */
+enum launch_take_fd {
+	LAUNCH_TAKE_FD_ENV,  /* the sealed env memfd */
+	LAUNCH_TAKE_FD_SLUG, /* the slug directory, a detached read-only mount */
+	LAUNCH_TAKE_FD_SINK, /* the sink's directory, likewise */
+	_LAUNCH_TAKE_FD_N,
+};
 
-/* Receives a take into buf (size bytes; no allocation: a pooled child of a
- * threaded process must not), checks its strings and sets str[] to them
- * (NULL when absent) and *ret_fd to the fd passed. Returns 1, 0 at end of
- * stream, < 0 with *err (LAUNCH_SYNC_ERROR is not expected here). */
+/* Sends the take t (size bytes, header and strings) with the nfds fds
+ * passed along (SCM_RIGHTS). Returns 0 or < 0 (EPIPE: the child is gone). */
+int launch_sync_send_take(int sock, const struct launch_take *t, size_t size, const int *fds,
+                          size_t nfds, struct dy_error **err);
+
+/* Receives a take into buf (size bytes; no allocation), checks its
+ * strings and sets str[] to them (NULL when absent) and fds[] to the fds
+ * passed (-1 past those that came). Returns 1, 0 at end of stream, < 0
+ * with *err (LAUNCH_SYNC_ERROR is not expected here). */
 int launch_sync_recv_take(int sock, struct launch_take *buf, size_t size,
-                          const char *str[_LAUNCH_TAKE_N], int *ret_fd, struct dy_error **err);
+                          const char *str[_LAUNCH_TAKE_N], int fds[_LAUNCH_TAKE_FD_N],
+                          struct dy_error **err);

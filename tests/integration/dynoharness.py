@@ -508,7 +508,7 @@ def sc_sink_dir(h):
         return {"crowded": a.error, "nested": b.error, "open": o.error,
                 "under_skipped": f"/mnt is not writable here: {e}"}
     try:
-        c = Dyno(h, "echo under-mnt; grep -c ' /.init' /proc/self/mountinfo", sink_dir=under)
+        c = Dyno(h, "echo under-mnt; grep -c ' /.init/sink' /proc/self/mountinfo", sink_dir=under)
         c.sink.wait_for(lambda m: m == "under-mnt")
         c.finish()
         c.sink.pump(0.3)
@@ -640,15 +640,19 @@ def sc_pool_dead_entry(h):
             time.sleep(0.02)
         return {"entries": sorted(entries), "victim": victim}
 
-    d = Dyno(h, "echo pooled $(hostname); sleep 30", extra=("--pool", "2"),
-             before_start=kill_newest)
+    # the app cannot enter /.init, where a pooled dyno keeps its slug and
+    # scratch mounted
+    d = Dyno(h, "echo pooled $(hostname); ls /.init/slug >/dev/null 2>&1; echo init-ls=$?; "
+             "sleep 30", extra=("--pool", "2"), before_start=kill_newest)
     victim = d.held["victim"]
     line = d.sink.wait_for(lambda m: m.startswith("pooled "))
+    init_ls = d.sink.wait_for(lambda m: m.startswith("init-ls="))
     gone = {"cgroup": not any(Path("/sys/fs/cgroup").glob(f"*/{CG_PARENT}/{victim}")),
             "veth": not os.path.exists(f"/sys/class/net/{veth_of(victim)}"),
             "chain": f"d-{veth_of(victim)[3:]} " not in (nft("list", "chains", "inet") or "")}
     ex = d.stop()
     return {"pool": d.pool_event, "held": d.held, "id": d.id, "line": line, "gone": gone,
+            "init_ls": init_ls,
             "exited": ex, "leftovers": leftovers(d)}
 
 

@@ -367,7 +367,8 @@ def test_sink_directory_holds_only_sockets():
     if "under_skipped" in r:
         pytest.skip(r["under_skipped"])
     # under /mnt (the new root's place on the host) the sink still works;
-    # only the sink's own directory is mounted under /.init, nothing below
+    # only the sink's own directory is mounted there, nothing below (a
+    # pooled dyno also keeps its slug and scratch under /.init)
     assert "under-mnt" in r["under"], r
     assert "1" in r["under"], r
     assert r["leftovers"] == []

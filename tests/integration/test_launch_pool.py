@@ -19,6 +19,7 @@ def test_an_entry_that_died_waiting_is_discarded():
     # the start took the live entry, not the dead one; its hostname is its id
     assert r["id"] in live, r
     assert r["line"] == f"pooled {r['id']}", r
+    assert r["init_ls"] == "init-ls=2", r  # ls: Permission denied
     # the dead one is gone with its cgroup, veth and rules
     assert r["gone"] == {"cgroup": True, "veth": True, "chain": True}, r
     assert r["exited"]["status"] in (0, 143), r
