@@ -124,7 +124,8 @@ static int take(char **argv, struct dy_error **err)
 		return r;
 	int env_fd = fds[LAUNCH_TAKE_FD_ENV];
 	if (env_fd < 0 || fds[LAUNCH_TAKE_FD_SLUG] < 0 || !str[LAUNCH_TAKE_NAME] ||
-	    !str[LAUNCH_TAKE_COMMAND] || (str[LAUNCH_TAKE_SINK_NAME] && fds[LAUNCH_TAKE_FD_SINK] < 0))
+	    !str[LAUNCH_TAKE_COMMAND] ||
+	    (str[LAUNCH_TAKE_SINK_NAME] && fds[LAUNCH_TAKE_FD_SINK] < 0))
 		return dy_error_errno(err, EPROTO,
 		                      "sync: a take without its slug, name, command, env or sink");
 	if (env_fd != ENV_FD) {
@@ -150,8 +151,8 @@ static int take(char **argv, struct dy_error **err)
 	         (unsigned long long)(tk.t.log_buffer ? tk.t.log_buffer : 1u << 20));
 	if (str[LAUNCH_TAKE_SINK_NAME])
 		snprintf(sink, sizeof(sink), MOUNTS_SINK_DIR "/%s", str[LAUNCH_TAKE_SINK_NAME]);
-	char *v[] = {"dyno-init", (char *)str[LAUNCH_TAKE_NAME], uid, gid, buffer, sink,
-	             (char *)str[LAUNCH_TAKE_COMMAND], "", NULL};
+	char *v[] = {"dyno-init", (char *)str[LAUNCH_TAKE_NAME],    uid, gid, buffer,
+	             sink,        (char *)str[LAUNCH_TAKE_COMMAND], "",  NULL};
 	memcpy(argv, v, sizeof(v));
 	return 0;
 }

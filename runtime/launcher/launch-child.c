@@ -104,8 +104,8 @@ static __attribute__((noreturn)) void exec_init(const struct exec_args *x)
 	snprintf(buffer, sizeof(buffer), "%zu", x->log_buffer ? x->log_buffer : (size_t)1 << 20);
 	if (x->sink_name)
 		snprintf(sink, sizeof(sink), MOUNTS_SINK_DIR "/%s", x->sink_name);
-	char *argv[] = {"dyno-init", (char *)x->name,    uid,    gid, buffer,
-	                sink,        (char *)x->command, (char *)x->attach, NULL};
+	char *argv[] = {"dyno-init",        (char *)x->name,   uid, gid, buffer, sink,
+	                (char *)x->command, (char *)x->attach, NULL};
 	/* an empty environment: see dyno-init.c */
 	char *no_env[] = {NULL};
 	syscall(SYS_execveat, init_fd, "", argv, no_env, AT_EMPTY_PATH);

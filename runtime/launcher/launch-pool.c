@@ -241,7 +241,7 @@ static int prepare(struct launch_pool *pool, struct pool_entry **ret, struct dy_
 	*ret = en;
 	return 0;
 
-fail_child: {
+fail_child : {
 	int ce = launch_child_error(en->sock, err);
 	if (ce < 0)
 		r = ce;
@@ -458,8 +458,8 @@ static struct pool_entry *pop(struct launch_pool *pool)
 /* A detached read-only copy of the mount at path (open_tree()'s
  * OPEN_TREE_CLONE, not recursive), for a pooled dyno to move into its
  * tree: it pivoted long ago and reaches no host path. */
-static int tree_of(const char *what, const char *path, unsigned int flags, uint64_t attrs,
-                   int *ret, struct dy_error **err)
+static int tree_of(const char *what, const char *path, unsigned int flags, uint64_t attrs, int *ret,
+                   struct dy_error **err)
 {
 	int fd = (int)syscall(SYS_open_tree, AT_FDCWD, path,
 	                      OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | flags);
@@ -481,10 +481,8 @@ static size_t take_msg(const struct launch_params *p, const char *sink_dir, cons
                        struct launch_take *t, size_t size)
 {
 	const char *str[_LAUNCH_TAKE_N] = {
-	    [LAUNCH_TAKE_SLUG_DIR] = p->slug_dir,
-	    [LAUNCH_TAKE_SINK_DIR] = sink_dir,
-	    [LAUNCH_TAKE_SINK_NAME] = sink_name,
-	    [LAUNCH_TAKE_NAME] = p->name,
+	    [LAUNCH_TAKE_SLUG_DIR] = p->slug_dir, [LAUNCH_TAKE_SINK_DIR] = sink_dir,
+	    [LAUNCH_TAKE_SINK_NAME] = sink_name,  [LAUNCH_TAKE_NAME] = p->name,
 	    [LAUNCH_TAKE_COMMAND] = p->command,
 	};
 	memset(t, 0, sizeof(*t));
@@ -531,10 +529,10 @@ int launch_pool_take(struct launch_pool *pool, const struct launch_params *p,
 	if (tree_of("slug directory", p->slug_dir, AT_SYMLINK_NOFOLLOW,
 	            MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV, &slug_fd, err) < 0)
 		return -1;
-	if (sink_dir && tree_of("log sink directory", sink_dir, 0,
-	                        MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV |
-	                            MOUNT_ATTR_NOEXEC,
-	                        &sink_fd, err) < 0)
+	if (sink_dir &&
+	    tree_of("log sink directory", sink_dir, 0,
+	            MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC,
+	            &sink_fd, err) < 0)
 		return -1;
 	if (launch_env_fd(p, &env_fd, err) < 0)
 		return -1;

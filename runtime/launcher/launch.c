@@ -532,11 +532,11 @@ static int start_unpooled(const struct launch_params *p, struct launch_dyno **re
 	 * LAUNCH_SYNC_RULES_READY (a commit can take milliseconds; the parent
 	 * must answer LAUNCH_SYNC_NETNS_MADE meanwhile) */
 	rules = (struct launch_rules){.veth = d->veth,
-	                           .addr = d->addr,
-	                           .gw = d->gateway,
-	                           .ports = p->gateway_ports,
-	                           .n_ports = p->n_gateway_ports,
-	                           .egress = p->egress};
+	                              .addr = d->addr,
+	                              .gw = d->gateway,
+	                              .ports = p->gateway_ports,
+	                              .n_ports = p->n_gateway_ports,
+	                              .egress = p->egress};
 	launch_rules_start(&rules);
 
 	if (!unified) {

@@ -187,7 +187,7 @@ int launch_kill_leftovers(const char *cgroup_parent, const char *prefix, const c
  * (launch_kill_leftovers(), launch_sweep()) removes what a dead launcher's
  * pool left. */
 struct launch_pool_params {
-	size_t size; /* entries kept ready, > 0 */
+	size_t size;               /* entries kept ready, > 0 */
 	const char *cgroup_parent; /* NULL: "dyno" */
 	const char *id_prefix;     /* NULL: "" */
 	struct in_addr subnet;

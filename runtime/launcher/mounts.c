@@ -617,12 +617,13 @@ int mounts_pivot(struct dy_error **err)
  * mounted there, in a 0700 directory of root's the app cannot enter
  * (nothing is unmounted at take: a detach waits for an RCU grace period,
  * milliseconds on a busy host). */
-#define POOL_SLUG "/.init/slug"
+#define POOL_SLUG    "/.init/slug"
 #define POOL_SCRATCH "/.init/scratch"
 
 int mounts_pool_pivot(struct dy_error **err)
 {
-	if (mkdir_p(NEWROOT POOL_SLUG, 0700, err) < 0 || mkdir_p(NEWROOT POOL_SCRATCH, 0700, err) < 0 ||
+	if (mkdir_p(NEWROOT POOL_SLUG, 0700, err) < 0 ||
+	    mkdir_p(NEWROOT POOL_SCRATCH, 0700, err) < 0 ||
 	    mkdir_p(NEWROOT MOUNTS_SINK_DIR, 0700, err) < 0)
 		return -1;
 	if (chmod(NEWROOT "/.init", 0700) < 0)
@@ -649,8 +650,7 @@ static int attach(int fd, const char *dst, struct dy_error **err)
 	return 0;
 }
 
-int mounts_pool_take(const struct mounts_params *p, int slug_fd, int sink_fd,
-                     struct dy_error **err)
+int mounts_pool_take(const struct mounts_params *p, int slug_fd, int sink_fd, struct dy_error **err)
 {
 	char opts[512];
 	if (attach(slug_fd, POOL_SLUG, err) < 0)

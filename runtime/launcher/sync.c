@@ -160,8 +160,10 @@ int launch_sync_recv_take(int sock, struct launch_take *buf, size_t size,
 		char buf[CMSG_SPACE(sizeof(int) * _LAUNCH_TAKE_FD_N)];
 		struct cmsghdr align;
 	} c;
-	struct msghdr mh = {
-	    .msg_iov = &iov, .msg_iovlen = 1, .msg_control = c.buf, .msg_controllen = sizeof(c.buf)};
+	struct msghdr mh = {.msg_iov = &iov,
+	                    .msg_iovlen = 1,
+	                    .msg_control = c.buf,
+	                    .msg_controllen = sizeof(c.buf)};
 	for (int i = 0; i < _LAUNCH_TAKE_FD_N; i++)
 		fds[i] = -1;
 	ssize_t n;
