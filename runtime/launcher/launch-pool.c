@@ -1,26 +1,31 @@
-/* The warm pool of prepared dynos; see launch.h ("A warm pool").
+/* The warm pool of prepared dynos; see launch.h ("A warm pool") and
+ * docs/isolation.md ("The pool").
  *
  * An entry's preparation (the pool's thread, under launch_start_lock) is
  * the first half of launch_start(): cgroup (made with the pool's limits;
  * v2: born in it), clone3 into new PID, mount, UTS, IPC namespaces, the
  * child's mounts but /app's part, its network namespace, the veth with an
- * address, eth0 up, the cgroup namespace; then the child reports
- * LAUNCH_SYNC_POOL_READY and waits. The slow steps are all here: the v1
- * cgroup move (an RCU grace period), the network namespace, the veth.
+ * address, eth0 up, the cgroup namespace, the dyno's base rules (its
+ * address; no gateway port, no egress), the pivot; then the child execs
+ * `dyno-init pool`, which reports LAUNCH_SYNC_POOL_READY and waits. The
+ * slow steps are all here: the v1 cgroup move (an RCU grace period), the
+ * network namespace, the veth, the detach of the host's tree (another
+ * grace period), the exec.
  *
  * A take (launch_pool_take(), on the caller's thread, not under the lock):
- * the dyno's limits written over the pool's and read back, its nftables
- * rules on their thread, LAUNCH_SYNC_TAKE with the slug's path, uid, sizes,
- * name, command and the env memfd; the child mounts /app (the overlay on
- * the slug, opened by path: its mount namespace is a copy of the host's,
- * and overlayfs wants a lower layer of the mounter's namespace), scratch,
- * /tmp, /dev/shm, the sink, writes /etc/passwd, pivots and execs
- * dyno-init, which starts the app once the rules are in place
- * (LAUNCH_SYNC_RULES_READY), as for any dyno.
+ * the dyno's limits written over the pool's and read back, its rules
+ * again when it has gateway ports or egress, LAUNCH_SYNC_TAKE with uid,
+ * sizes, name, command, the env memfd and the slug's and sink's
+ * directories as detached read-only mounts (open_tree(OPEN_TREE_CLONE):
+ * made here, where the paths are; the entry pivoted long ago); dyno-init
+ * moves them into its tree, mounts /app, scratch, /tmp, /dev/shm, writes
+ * /etc/passwd (mounts_pool_take()) and starts the app once the rules are
+ * in place (LAUNCH_SYNC_RULES_READY), as for any dyno. Nothing is
+ * unmounted at take.
  *
  * An entry is taken once: it leaves the list under the pool's lock before
  * its socket is written. One found dead (its pidfd readable) is discarded
- * (veth, cgroup) and the thread makes another. */
+ * (rules, veth, cgroup) and the thread makes another. */
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/mount.h>

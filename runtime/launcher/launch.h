@@ -32,7 +32,15 @@
  * is not: the seccomp program compiled once, the cached dyno-init fd, the
  * choice of a free address (two starts at once could pick the same one):
  * starts must not overlap each other. A sweep (launch_sweep()) must not run
- * during a start: the new dyno's cgroup is empty until its child joins. */
+ * during a start: the new dyno's cgroup is empty until its child joins.
+ * Both are enforced by one lock (launch-internal.h), which a warm pool's
+ * thread also holds while it prepares an entry.
+ *
+ * With launch_params.pool (a warm pool, below) a start takes a prepared
+ * dyno instead: all of the above but the app's part was done ahead, off
+ * the start path; the take writes the limits, adds the rules a dyno with
+ * gateway ports or egress needs, and sends the rest (docs/isolation.md,
+ * "The pool"). A take does not wait for the lock. */
 #pragma once
 
 #include <netinet/in.h>
