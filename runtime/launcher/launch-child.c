@@ -113,17 +113,74 @@ static __attribute__((noreturn)) void exec_init(const struct exec_args *x)
 	child_fail(3, e);
 }
 
+/* The part of the set-up both children share, from the cgroup's join to
+ * eth0: the network namespace once in the dyno's memory cgroup, /etc,
+ * lo, /sys/fs/cgroup (and, not pooled, the pivot), the cgroup namespace,
+ * eth0. A pooled child's /etc waits for the app's uid (mounts.h). */
+static void child_set_up(int sock, bool born_in_cgroup, const struct mounts_params *mp, bool pooled,
+                         struct in_addr addr, struct in_addr gw)
+{
+	struct dy_error *e = NULL;
+	if (!born_in_cgroup)
+		wait_go(sock, LAUNCH_SYNC_CGROUP_JOINED);
+	if (unshare(CLONE_NEWNET) < 0) {
+		dy_error_errno(&e, errno, "unshare the network namespace");
+		child_fail(sock, e);
+	}
+	if (launch_sync_send(sock, LAUNCH_SYNC_NETNS_MADE, NULL) < 0)
+		_exit(1); /* the parent is gone */
+	/* /etc's copies: tmpfs pages, the dyno's to pay for (after
+	 * LAUNCH_SYNC_CGROUP_JOINED), made while the parent builds the veth */
+	if ((pooled ? mounts_etc_base(mp, &e) : mounts_etc(mp, &e)) < 0)
+		child_fail(sock, e);
+	/* lo up, IPv6 off: through the host's /proc, still there before
+	 * pivot_root (its sysctls are the opener's network namespace's) */
+	if (net_dyno_early(&e) < 0) {
+		dy_error_prefix(&e, "network");
+		child_fail(sock, e);
+	}
+	/* the cgroup's directories exist since LAUNCH_SYNC_CGROUP_JOINED:
+	 * bind them (not pooled: and pivot) */
+	if ((pooled ? mounts_cgroup(mp, &e) : mounts_finish(mp, &e)) < 0)
+		child_fail(sock, e);
+
+	/* wait until the parent has moved us into every controller's cgroup
+	 * and given us eth0 */
+	wait_go(sock, LAUNCH_SYNC_VETH_READY);
+	/* now the cgroup namespace is rooted at the dyno's own cgroup */
+	if (!born_in_cgroup && unshare(CLONE_NEWCGROUP) < 0) {
+		dy_error_errno(&e, errno, "unshare the cgroup namespace");
+		child_fail(sock, e);
+	}
+	if (net_dyno_setup(addr, gw, &e) < 0) {
+		dy_error_prefix(&e, "network");
+		child_fail(sock, e);
+	}
+}
+
+/* What both children do first: close what is not theirs, their own
+ * session, init's name, the hostname. */
+static void child_begin(int *keep, size_t nkeep, int sock, const char *hostname)
+{
+	struct dy_error *e = NULL;
+	if (close_others(keep, nkeep, &e) < 0)
+		child_fail(sock, e);
+	/* its own session: a dyno outlives its launcher (dynod's crash) */
+	setsid();
+	prctl(PR_SET_NAME, "dyno-init", 0, 0, 0);
+	if (sethostname(hostname, strlen(hostname)) < 0) {
+		dy_error_errno(&e, errno, "hostname %s", hostname);
+		child_fail(sock, e);
+	}
+}
+
 void launch_child_main(struct launch_child_args *a)
 {
 	struct dy_error *e = NULL;
 	const struct launch_params *p = a->p;
-	int keep[] = {a->sock,      a->slug_fd, a->init_fd,
-	              a->filter_fd, a->env_fd,  p->attach ? p->attach_fd : a->sock};
-	if (close_others(keep, ELEMENTSOF(keep), &e) < 0)
-		child_fail(a->sock, e);
-	/* its own session: a dyno outlives its launcher (dynod's crash) */
-	setsid();
-	prctl(PR_SET_NAME, "dyno-init", 0, 0, 0);
+	int keep[] = {a->c.sock,      a->slug_fd, a->c.init_fd,
+	              a->c.filter_fd, a->env_fd,  p->attach ? p->attach_fd : a->c.sock};
+	child_begin(keep, ELEMENTSOF(keep), a->c.sock, p->id);
 
 	/* What needs nothing of the parent is done while the parent makes
 	 * the cgroup (v1), moves us into it, makes the veth and the rules:
@@ -133,10 +190,6 @@ void launch_child_main(struct launch_child_args *a)
 	 * network namespace (about 85 KiB of kernel memory, 0.5 ms) only once
 	 * we are in our own cgroup (LAUNCH_SYNC_CGROUP_JOINED, or born
 	 * there): it is the dyno's to pay for, not the caller's. */
-	if (sethostname(p->id, strlen(p->id)) < 0) {
-		dy_error_errno(&e, errno, "hostname %s", p->id);
-		child_fail(a->sock, e);
-	}
 	struct mounts_params mp = {
 	    .slug_dir = p->slug_dir,
 	    .app_rw = p->app_rw,
@@ -145,55 +198,21 @@ void launch_child_main(struct launch_child_args *a)
 	    .uid = p->uid,
 	    .gid = p->gid,
 	    .tmpfs_size = p->limits.memory,
-	    .cg = a->cg,
+	    .cg = a->c.cg,
 	    .hostname = p->id,
 	    .sink_dir = a->sink_dir,
 	};
 	if (mounts_prepare(&mp, &e) < 0)
-		child_fail(a->sock, e);
+		child_fail(a->c.sock, e);
 	close(a->slug_fd); /* only held to check the path before clone */
-	if (!a->born_in_cgroup)
-		wait_go(a->sock, LAUNCH_SYNC_CGROUP_JOINED);
-	if (unshare(CLONE_NEWNET) < 0) {
-		dy_error_errno(&e, errno, "unshare the network namespace");
-		child_fail(a->sock, e);
-	}
-	if (launch_sync_send(a->sock, LAUNCH_SYNC_NETNS_MADE, NULL) < 0)
-		_exit(1); /* the parent is gone */
-	/* /etc's copies: tmpfs pages, the dyno's to pay for (after
-	 * LAUNCH_SYNC_CGROUP_JOINED), made while the parent builds the veth */
-	if (mounts_etc(&mp, &e) < 0)
-		child_fail(a->sock, e);
-	/* lo up, IPv6 off: through the host's /proc, still there before
-	 * pivot_root (its sysctls are the opener's network namespace's) */
-	if (net_dyno_early(&e) < 0) {
-		dy_error_prefix(&e, "network");
-		child_fail(a->sock, e);
-	}
-	/* the cgroup's directories exist since LAUNCH_SYNC_CGROUP_JOINED:
-	 * bind them, pivot */
-	if (mounts_finish(&mp, &e) < 0)
-		child_fail(a->sock, e);
-
-	/* wait until the parent has moved us into every controller's cgroup
-	 * and given us eth0 */
-	wait_go(a->sock, LAUNCH_SYNC_VETH_READY);
-	/* now the cgroup namespace is rooted at the dyno's own cgroup */
-	if (!a->born_in_cgroup && unshare(CLONE_NEWCGROUP) < 0) {
-		dy_error_errno(&e, errno, "unshare the cgroup namespace");
-		child_fail(a->sock, e);
-	}
-	if (net_dyno_setup(a->addr, a->gw, &e) < 0) {
-		dy_error_prefix(&e, "network");
-		child_fail(a->sock, e);
-	}
+	child_set_up(a->c.sock, a->c.born_in_cgroup, &mp, false, a->c.addr, a->c.gw);
 
 	char *attach = !p->attach ? "" : p->attach_tty ? "tty" : "pipe";
-	exec_init(&(struct exec_args){.sock = a->sock,
-	                              .filter_fd = a->filter_fd,
+	exec_init(&(struct exec_args){.sock = a->c.sock,
+	                              .filter_fd = a->c.filter_fd,
 	                              .env_fd = a->env_fd,
 	                              .attach_fd = p->attach ? p->attach_fd : -1,
-	                              .init_fd = a->init_fd,
+	                              .init_fd = a->c.init_fd,
 	                              .name = p->name,
 	                              .uid = p->uid,
 	                              .gid = p->gid,
@@ -206,61 +225,30 @@ void launch_child_main(struct launch_child_args *a)
 void launch_pool_child_main(struct launch_pool_child_args *a)
 {
 	struct dy_error *e = NULL;
-	int keep[] = {a->sock, a->init_fd, a->filter_fd};
-	if (close_others(keep, ELEMENTSOF(keep), &e) < 0)
-		child_fail(a->sock, e);
-	setsid();
-	prctl(PR_SET_NAME, "dyno-init", 0, 0, 0);
+	int keep[] = {a->c.sock, a->c.init_fd, a->c.filter_fd};
+	child_begin(keep, ELEMENTSOF(keep), a->c.sock, a->id);
 	/* the pool's thread blocks every signal: dyno-init starts with none
 	 * blocked */
 	sigset_t none;
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
-	if (sethostname(a->id, strlen(a->id)) < 0) {
-		dy_error_errno(&e, errno, "hostname %s", a->id);
-		child_fail(a->sock, e);
-	}
 	/* ahead: what needs nothing of the dyno (mounts.h) */
-	struct mounts_params mp = {.cg = a->cg, .hostname = a->id};
+	struct mounts_params mp = {.cg = a->c.cg, .hostname = a->id};
 	if (mounts_base(&e) < 0)
-		child_fail(a->sock, e);
-	if (!a->born_in_cgroup)
-		wait_go(a->sock, LAUNCH_SYNC_CGROUP_JOINED);
-	if (unshare(CLONE_NEWNET) < 0) {
-		dy_error_errno(&e, errno, "unshare the network namespace");
-		child_fail(a->sock, e);
-	}
-	if (launch_sync_send(a->sock, LAUNCH_SYNC_NETNS_MADE, NULL) < 0)
-		_exit(1);
-	if (mounts_etc_base(&mp, &e) < 0)
-		child_fail(a->sock, e);
-	if (net_dyno_early(&e) < 0) {
-		dy_error_prefix(&e, "network");
-		child_fail(a->sock, e);
-	}
-	if (mounts_cgroup(&mp, &e) < 0)
-		child_fail(a->sock, e);
-	wait_go(a->sock, LAUNCH_SYNC_VETH_READY);
-	if (!a->born_in_cgroup && unshare(CLONE_NEWCGROUP) < 0) {
-		dy_error_errno(&e, errno, "unshare the cgroup namespace");
-		child_fail(a->sock, e);
-	}
-	if (net_dyno_setup(a->addr, a->gw, &e) < 0) {
-		dy_error_prefix(&e, "network");
-		child_fail(a->sock, e);
-	}
+		child_fail(a->c.sock, e);
+	child_set_up(a->c.sock, a->c.born_in_cgroup, &mp, true, a->c.addr, a->c.gw);
 	/* the new root now, writable until the take: nothing is unmounted
 	 * then (mounts.h) */
 	if (mounts_pool_pivot(&e) < 0)
-		child_fail(a->sock, e);
+		child_fail(a->c.sock, e);
 	/* dyno-init waits for the take (see dyno-init.c, "pool") */
-	int from[2] = {a->sock, a->filter_fd}, high[2];
-	int init_fd = fcntl(a->init_fd, F_DUPFD_CLOEXEC, 100);
+	int from[2] = {a->c.sock, a->c.filter_fd}, high[2];
+	int init_fd = fcntl(a->c.init_fd, F_DUPFD_CLOEXEC, 100);
 	for (int i = 0; i < 2; i++) {
 		high[i] = fcntl(from[i], F_DUPFD_CLOEXEC, 100);
 		if (high[i] < 0 || init_fd < 0) {
 			dy_error_errno(&e, errno, "dup");
-			child_fail(a->sock, e);
+			child_fail(a->c.sock, e);
 		}
 	}
 	for (int i = 0; i < 2; i++)

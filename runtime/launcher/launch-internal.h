@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "runtime/launcher/launch-child.h"
 #include "runtime/launcher/launch.h"
 #include "runtime/launcher/sync.h"
 
@@ -44,6 +45,37 @@ int launch_child_error(int sock, struct dy_error **err);
 bool launch_kill_child(struct launch_dyno *d, int sock, int *r, struct dy_error **err);
 
 void launch_set_exit(struct launch_dyno *d, const siginfo_t *si);
+
+/* The sync socket pair, then clone3 into new PID, mount, UTS, IPC
+ * namespaces (unified cgroup2: born in d's cgroup and its cgroup
+ * namespace). Returns the child's pid (d->pid, d->pidfd set, the parent's
+ * end of the socket in *ret_sock), 0 in the child, or < 0 with *err; the
+ * child's
+ * end is *ret_child_sock in both (the parent closes it, the child keeps
+ * it). */
+pid_t launch_clone(struct launch_dyno *d, bool unified, int *ret_sock, int *ret_child_sock,
+                   struct dy_error **err);
+
+/* What both children get of d (launch-child.h). */
+struct launch_child_common launch_child_common_of(const struct launch_dyno *d, int sock,
+                                                  int init_fd, int filter_fd, bool unified);
+
+/* In the parent after clone: the child's end of the sync socket closed
+ * (*child_sock = -1); the set-up's timeout (LAUNCH_SETUP_TIMEOUT for 0) in
+ * *ret_timeout. Returns its deadline. */
+uint64_t launch_child_started(int *child_sock, uint64_t setup_timeout_usec, uint64_t *ret_timeout);
+
+/* On the child's LAUNCH_SYNC_NETNS_MADE (by deadline): d's veth pair
+ * with eth0 in the child's network namespace (*net_made set), then
+ * LAUNCH_SYNC_VETH_READY. Returns 0 or < 0. */
+int launch_veth(struct launch_dyno *d, int sock, uint64_t deadline, uint64_t timeout,
+                bool *net_made, struct dy_error **err);
+
+/* v1 and hybrid hosts: creates d's cgroup with lim (*cg_made set), moves
+ * d->pid into its memory cgroup, sends LAUNCH_SYNC_CGROUP_JOINED on sock,
+ * then into the others. Returns 0 or < 0. */
+int launch_join_cgroup(struct launch_dyno *d, const char *cg_parent, const struct cg_limits *lim,
+                       int sock, bool *cg_made, struct dy_error **err);
 
 /* The dyno's nftables rules, made on a thread of their own (or inline
  * when no thread can be made). */

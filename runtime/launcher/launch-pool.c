@@ -156,81 +156,27 @@ static int prepare(struct launch_pool *pool, struct pool_entry **ret, struct dy_
 	r = net_alloc_address(pp->subnet, pp->subnet_prefix, &d->addr, err);
 	if (r < 0)
 		goto fail;
-	int sv[2];
-	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
-		r = dy_error_errno(err, errno, "socketpair");
+	pid_t pid = launch_clone(d, unified, &en->sock, &sv1, err);
+	if (pid < 0)
 		goto fail;
-	}
-	en->sock = sv[0];
-	sv1 = sv[1];
-	int pidfd = -1;
-	int cg_fd = unified ? cg_unified_fd(d->cg) : -1;
-	if (unified && cg_fd < 0) {
-		r = dy_error_errno(err, errno, "cgroup %s", d->cg->rel);
-		goto fail;
-	}
-	struct clone_args ca = {
-	    .flags = CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_PIDFD,
-	    .pidfd = (uint64_t)(uintptr_t)&pidfd,
-	    .exit_signal = SIGCHLD,
-	};
-	if (cg_fd >= 0) {
-		ca.flags |= CLONE_INTO_CGROUP | CLONE_NEWCGROUP;
-		ca.cgroup = (uint64_t)cg_fd;
-	}
-	pid_t pid = (pid_t)syscall(SYS_clone3, &ca, sizeof(ca));
-	if (pid < 0) {
-		r = dy_error_errno(err, errno, "clone3");
-		goto fail;
-	}
 	if (pid == 0) {
-		close(en->sock);
 		struct launch_pool_child_args a = {
-		    .sock = sv1,
 		    .id = d->id,
-		    .cg = d->cg,
-		    .addr = d->addr,
-		    .gw = d->gateway,
-		    .init_fd = init_fd,
-		    .filter_fd = filter_fd,
-		    .born_in_cgroup = cg_fd >= 0,
+		    .c = launch_child_common_of(d, sv1, init_fd, filter_fd, unified),
 		};
 		launch_pool_child_main(&a);
 	}
-	d->pid = pid;
-	d->pidfd = pidfd;
-	close(sv1);
-	sv1 = -1;
-	uint64_t timeout = pp->setup_timeout_usec ? pp->setup_timeout_usec : LAUNCH_SETUP_TIMEOUT;
-	uint64_t deadline = launch_now_usec() + timeout;
+	uint64_t timeout;
+	uint64_t deadline = launch_child_started(&sv1, pp->setup_timeout_usec, &timeout);
 	if (!unified) {
-		/* as launch_start(): memory first, then the others; the move
-		 * that may wait for an RCU grace period is here, not at take */
-		r = cg_make(d->cg, pp->cgroup_parent, &pp->limits, err);
-		if (r < 0)
-			goto fail_child;
-		cg_made = true;
-		r = cg_attach_ctrl(d->cg, pid, CG_MEMORY, err);
-		if (r < 0)
-			goto fail_child;
-		r = launch_sync_send(en->sock, LAUNCH_SYNC_CGROUP_JOINED, err);
-		if (r < 0)
-			goto fail_child;
-		for (int c = 0; c < CG_N_CTRL && r == 0; c++)
-			if (c != CG_MEMORY)
-				r = cg_attach_ctrl(d->cg, pid, (enum cg_ctrl)c, err);
+		/* the move that may wait for an RCU grace period is here, not
+		 * at take */
+		r = launch_join_cgroup(d, pp->cgroup_parent, &pp->limits, en->sock, &cg_made, err);
 		if (r < 0)
 			goto fail_child;
 	}
 	d->oom_fd = d->cg->oom_fd;
-	r = launch_wait_msg(en->sock, LAUNCH_SYNC_NETNS_MADE, deadline, timeout, err);
-	if (r < 0)
-		goto fail_child;
-	r = net_host_setup(d->veth, pid, d->addr, d->gateway, err);
-	if (r < 0)
-		goto fail_child;
-	net_made = true;
-	r = launch_sync_send(en->sock, LAUNCH_SYNC_VETH_READY, err);
+	r = launch_veth(d, en->sock, deadline, timeout, &net_made, err);
 	if (r < 0)
 		goto fail_child;
 	/* its rules as for a dyno with no gateway port and no egress (its

@@ -387,6 +387,112 @@ bool launch_kill_child(struct launch_dyno *d, int sock, int *r, struct dy_error 
 	return true;
 }
 
+pid_t launch_clone(struct launch_dyno *d, bool unified, int *ret_sock, int *ret_child_sock,
+                   struct dy_error **err)
+{
+	struct cg *cg = d->cg;
+	int pidfd = -1;
+	int sv[2];
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+		return dy_error_errno(err, errno, "socketpair");
+	/* clone3 with no stack behaves as fork: the child runs on a copy of
+	 * this stack. On a unified cgroup2 host the child is born in its
+	 * cgroup and cgroup namespace (CLONE_INTO_CGROUP); elsewhere (v1 has
+	 * no such flag) it is moved there before it goes on, and unshares the
+	 * cgroup namespace itself. Moving a task on v1 waits for an RCU grace
+	 * period (cgroup_threadgroup_rwsem) unless another move happened in
+	 * the last ~20 ms. The network namespace is the child's to make (see
+	 * launch_child_main()). */
+	int cg_fd = unified ? cg_unified_fd(cg) : -1;
+	if (unified && cg_fd < 0) {
+		int e = errno;
+		close(sv[0]);
+		close(sv[1]);
+		return dy_error_errno(err, e, "cgroup %s", cg->rel);
+	}
+	struct clone_args ca = {
+	    .flags = CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_PIDFD,
+	    .pidfd = (uint64_t)(uintptr_t)&pidfd,
+	    .exit_signal = SIGCHLD,
+	};
+	if (cg_fd >= 0) {
+		ca.flags |= CLONE_INTO_CGROUP | CLONE_NEWCGROUP;
+		ca.cgroup = (uint64_t)cg_fd;
+	}
+	pid_t pid = (pid_t)syscall(SYS_clone3, &ca, sizeof(ca));
+	if (pid < 0) {
+		int e = errno;
+		close(sv[0]);
+		close(sv[1]);
+		return dy_error_errno(err, e, "clone3");
+	}
+	if (pid == 0) {
+		close(sv[0]);
+	} else {
+		*ret_sock = sv[0];
+		d->pid = pid;
+		d->pidfd = pidfd;
+	}
+	*ret_child_sock = sv[1];
+	return pid;
+}
+
+struct launch_child_common launch_child_common_of(const struct launch_dyno *d, int sock,
+                                                  int init_fd, int filter_fd, bool unified)
+{
+	return (struct launch_child_common){
+	    .sock = sock,
+	    .cg = d->cg,
+	    .addr = d->addr,
+	    .gw = d->gateway,
+	    .init_fd = init_fd,
+	    .filter_fd = filter_fd,
+	    .born_in_cgroup = unified,
+	};
+}
+
+uint64_t launch_child_started(int *child_sock, uint64_t setup_timeout_usec, uint64_t *ret_timeout)
+{
+	close(*child_sock);
+	*child_sock = -1;
+	*ret_timeout = setup_timeout_usec ? setup_timeout_usec : LAUNCH_SETUP_TIMEOUT;
+	return launch_now_usec() + *ret_timeout;
+}
+
+int launch_veth(struct launch_dyno *d, int sock, uint64_t deadline, uint64_t timeout,
+                bool *net_made, struct dy_error **err)
+{
+	int r = launch_wait_msg(sock, LAUNCH_SYNC_NETNS_MADE, deadline, timeout, err);
+	if (r < 0)
+		return r;
+	r = net_host_setup(d->veth, d->pid, d->addr, d->gateway, err);
+	if (r < 0)
+		return r;
+	*net_made = true;
+	return launch_sync_send(sock, LAUNCH_SYNC_VETH_READY, err);
+}
+
+int launch_join_cgroup(struct launch_dyno *d, const char *cg_parent, const struct cg_limits *lim,
+                       int sock, bool *cg_made, struct dy_error **err)
+{
+	int r = cg_make(d->cg, cg_parent, lim, err);
+	if (r < 0)
+		return r;
+	*cg_made = true;
+	d->oom_fd = d->cg->oom_fd;
+	/* memory first: from LAUNCH_SYNC_CGROUP_JOINED on, what the child
+	 * allocates (its network namespace) is the dyno's; pids and cpu
+	 * before LAUNCH_SYNC_VETH_READY */
+	r = cg_attach_ctrl(d->cg, d->pid, CG_MEMORY, err);
+	if (r < 0)
+		return r;
+	r = launch_sync_send(sock, LAUNCH_SYNC_CGROUP_JOINED, err);
+	for (int c = 0; c < CG_N_CTRL && r == 0; c++)
+		if (c != CG_MEMORY)
+			r = cg_attach_ctrl(d->cg, d->pid, (enum cg_ctrl)c, err);
+	return r;
+}
+
 static int start_unpooled(const struct launch_params *p, struct launch_dyno **ret,
                           struct dy_error **err)
 {
@@ -466,66 +572,22 @@ static int start_unpooled(const struct launch_params *p, struct launch_dyno **re
 			goto fail;
 	}
 
-	int sv[2];
-	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
-		r = dy_error_errno(err, errno, "socketpair");
+	pid_t pid = launch_clone(d, unified, &sv0, &sv1, err);
+	if (pid < 0)
 		goto fail;
-	}
-	sv0 = sv[0];
-	sv1 = sv[1];
-
-	/* clone3 with no stack behaves as fork: the child runs on a copy of
-	 * this stack. On a unified cgroup2 host the child is born in its
-	 * cgroup and cgroup namespace (CLONE_INTO_CGROUP); elsewhere (v1 has
-	 * no such flag) it is moved there before it goes on, and unshares the
-	 * cgroup namespace itself. Moving a task on v1 waits for an RCU grace
-	 * period (cgroup_threadgroup_rwsem) unless another move happened in
-	 * the last ~20 ms. The network namespace is the child's to make (see
-	 * launch_child_main()). */
-	int pidfd = -1;
-	int cg_fd = unified ? cg_unified_fd(d->cg) : -1;
-	if (unified && cg_fd < 0) {
-		r = dy_error_errno(err, errno, "cgroup %s", d->cg->rel);
-		goto fail;
-	}
-	struct clone_args ca = {
-	    .flags = CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_PIDFD,
-	    .pidfd = (uint64_t)(uintptr_t)&pidfd,
-	    .exit_signal = SIGCHLD,
-	};
-	if (cg_fd >= 0) {
-		ca.flags |= CLONE_INTO_CGROUP | CLONE_NEWCGROUP;
-		ca.cgroup = (uint64_t)cg_fd;
-	}
-	pid_t pid = (pid_t)syscall(SYS_clone3, &ca, sizeof(ca));
-	if (pid < 0) {
-		r = dy_error_errno(err, errno, "clone3");
-		goto fail;
-	}
 	if (pid == 0) {
-		close(sv0);
 		struct launch_child_args a = {
+		    .c = launch_child_common_of(d, sv1, init_fd, filter_fd, unified),
 		    .p = p,
-		    .sock = sv1,
 		    .slug_fd = slug_fd,
 		    .sink_dir = p->log_sink ? sink_dir : NULL,
 		    .sink_name = sink_name,
 		    .env_fd = env_fd,
-		    .cg = d->cg,
-		    .addr = d->addr,
-		    .gw = d->gateway,
-		    .init_fd = init_fd,
-		    .filter_fd = filter_fd,
-		    .born_in_cgroup = cg_fd >= 0,
 		};
 		launch_child_main(&a);
 	}
-	d->pid = pid;
-	d->pidfd = pidfd;
-	close(sv1);
-	sv1 = -1;
-	uint64_t timeout = p->setup_timeout_usec ? p->setup_timeout_usec : LAUNCH_SETUP_TIMEOUT;
-	uint64_t deadline = launch_now_usec() + timeout;
+	uint64_t timeout;
+	uint64_t deadline = launch_child_started(&sv1, p->setup_timeout_usec, &timeout);
 	/* the rules need no veth (they go by its name) and nothing of the
 	 * rest: made on a thread of their own beside the cgroup's move (which
 	 * can wait for an RCU grace period on v1) and the veth, joined before
@@ -540,37 +602,14 @@ static int start_unpooled(const struct launch_params *p, struct launch_dyno **re
 	launch_rules_start(&rules);
 
 	if (!unified) {
-		r = cg_make(d->cg, cg_parent, &p->limits, err);
-		if (r < 0)
-			goto fail_child;
-		cg_made = true;
-		d->oom_fd = d->cg->oom_fd;
-		/* memory first: from LAUNCH_SYNC_CGROUP_JOINED on, what the
-		 * child allocates (its network namespace) is the dyno's; pids
-		 * and cpu before LAUNCH_SYNC_VETH_READY */
-		r = cg_attach_ctrl(d->cg, pid, CG_MEMORY, err);
-		if (r < 0)
-			goto fail_child;
-		r = launch_sync_send(sv0, LAUNCH_SYNC_CGROUP_JOINED, err);
-		if (r < 0)
-			goto fail_child;
-		for (int c = 0; c < CG_N_CTRL && r == 0; c++)
-			if (c != CG_MEMORY)
-				r = cg_attach_ctrl(d->cg, pid, (enum cg_ctrl)c, err);
+		r = launch_join_cgroup(d, cg_parent, &p->limits, sv0, &cg_made, err);
 		if (r < 0)
 			goto fail_child;
 	}
-	r = launch_wait_msg(sv0, LAUNCH_SYNC_NETNS_MADE, deadline, timeout, err);
-	if (r < 0)
-		goto fail_child;
-	r = net_host_setup(d->veth, pid, d->addr, d->gateway, err);
-	if (r < 0)
-		goto fail_child;
-	net_made = true;
 	/* LAUNCH_SYNC_VETH_READY: eth0 is there, the child goes on to exec
 	 * dyno-init; LAUNCH_SYNC_RULES_READY (read by dyno-init): the rules
 	 * are in place, start the app */
-	r = launch_sync_send(sv0, LAUNCH_SYNC_VETH_READY, err);
+	r = launch_veth(d, sv0, deadline, timeout, &net_made, err);
 	if (r < 0)
 		goto fail_child;
 	r = launch_rules_join(&rules, &rules_made, err);

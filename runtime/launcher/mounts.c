@@ -434,6 +434,33 @@ int mounts_base(struct dy_error **err)
 	return 0;
 }
 
+/* The scratch tmpfs at dir, sized by the dyno's memory quota (its pages
+ * are charged to the dyno's memcg): the overlay's upper layer (the app's)
+ * and work directory, and /tmp. */
+static int scratch(const char *dir, const struct mounts_params *p, struct dy_error **err)
+{
+	char opts[64], path[128];
+	snprintf(opts, sizeof(opts), "mode=0700,size=%llu", (unsigned long long)p->tmpfs_size);
+	if (do_mount("dyno-scratch", dir, "tmpfs", MS_NOSUID | MS_NODEV, opts, err) < 0)
+		return -1;
+	static const struct {
+		const char *name;
+		mode_t mode;
+	} dirs[] = {{"upper", 0755}, {"work", 0700}, {"tmp", 01777}};
+	for (size_t i = 0; i < ELEMENTSOF(dirs); i++) {
+		snprintf(path, sizeof(path), "%s/%s", dir, dirs[i].name);
+		if (mkdir_p(path, dirs[i].mode, err) < 0)
+			return -1;
+	}
+	snprintf(path, sizeof(path), "%s/upper", dir);
+	if (chown(path, p->uid, p->gid) < 0)
+		return dy_error_errno(err, errno, "chown /app upper layer");
+	snprintf(path, sizeof(path), "%s/tmp", dir);
+	if (chmod(path, 01777) < 0) /* past the umask */
+		return dy_error_errno(err, errno, "chmod /tmp");
+	return 0;
+}
+
 static int app_rest(const struct mounts_params *p, int slug_fd, int sink_fd, const int *bind_fds,
                     struct dy_error **err);
 
@@ -509,18 +536,8 @@ static int app_rest(const struct mounts_params *p, int slug_fd, int sink_fd, con
 	char opts[512];
 	/* scratch: the overlay's upper layer and /tmp, in one tmpfs sized by
 	 * the dyno's memory quota (its pages are charged to the dyno's memcg) */
-	snprintf(opts, sizeof(opts), "mode=0700,size=%llu", (unsigned long long)p->tmpfs_size);
-	if (do_mount("dyno-scratch", NEWROOT "/.scratch", "tmpfs", MS_NOSUID | MS_NODEV, opts,
-	             err) < 0)
+	if (scratch(NEWROOT "/.scratch", p, err) < 0)
 		return -1;
-	if (mkdir_p(NEWROOT "/.scratch/upper", 0755, err) < 0 ||
-	    mkdir_p(NEWROOT "/.scratch/work", 0700, err) < 0 ||
-	    mkdir_p(NEWROOT "/.scratch/tmp", 01777, err) < 0)
-		return -1;
-	if (chown(NEWROOT "/.scratch/upper", p->uid, p->gid) < 0)
-		return dy_error_errno(err, errno, "chown /app upper layer");
-	if (chmod(NEWROOT "/.scratch/tmp", 01777) < 0)
-		return dy_error_errno(err, errno, "chmod /tmp");
 
 	if (p->app_rw) {
 		char src[64];
@@ -591,14 +608,10 @@ int mounts_finish(const struct mounts_params *p, struct dy_error **err)
 	return mounts_pivot(err);
 }
 
-int mounts_pivot(struct dy_error **err)
+/* pivot_root(".", "."): the old root ends stacked under the new one and
+ * is detached at once (pivot_root(2), NOTES) */
+static int pivot(struct dy_error **err)
 {
-	if (do_mount(NULL, NEWROOT, NULL, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV,
-	             "mode=0755,size=4m", err) < 0)
-		return -1;
-
-	/* pivot_root(".", "."): the old root ends stacked under the new one
-	 * and is detached at once (pivot_root(2), NOTES) */
 	if (chdir(NEWROOT) < 0)
 		return dy_error_errno(err, errno, "chdir to the new root");
 	if (syscall(SYS_pivot_root, ".", ".") < 0)
@@ -607,6 +620,17 @@ int mounts_pivot(struct dy_error **err)
 		return dy_error_errno(err, errno, "detach the host's root");
 	if (chdir("/") < 0)
 		return dy_error_errno(err, errno, "chdir /");
+	return 0;
+}
+
+int mounts_pivot(struct dy_error **err)
+{
+	if (do_mount(NULL, NEWROOT, NULL, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV,
+	             "mode=0755,size=4m", err) < 0)
+		return -1;
+
+	if (pivot(err) < 0)
+		return -1;
 	/* the scratch tmpfs stays referenced by /app and /tmp only */
 	if (umount2("/.scratch", MNT_DETACH) < 0)
 		return dy_error_errno(err, errno, "detach /.scratch");
@@ -630,15 +654,7 @@ int mounts_pool_pivot(struct dy_error **err)
 		return dy_error_errno(err, errno, "chmod /.init");
 	if (touch(NEWROOT "/etc/passwd", err) < 0 || touch(NEWROOT "/etc/group", err) < 0)
 		return -1;
-	if (chdir(NEWROOT) < 0)
-		return dy_error_errno(err, errno, "chdir to the new root");
-	if (syscall(SYS_pivot_root, ".", ".") < 0)
-		return dy_error_errno(err, errno, "pivot_root");
-	if (umount2(".", MNT_DETACH) < 0)
-		return dy_error_errno(err, errno, "detach the host's root");
-	if (chdir("/") < 0)
-		return dy_error_errno(err, errno, "chdir /");
-	return 0;
+	return pivot(err);
 }
 
 /* A detached mount (open_tree(OPEN_TREE_CLONE) of the launcher's) onto
@@ -657,17 +673,8 @@ int mounts_pool_take(const struct mounts_params *p, int slug_fd, int sink_fd, st
 		return -1;
 	if (sink_fd >= 0 && attach(sink_fd, MOUNTS_SINK_DIR, err) < 0)
 		return -1;
-	snprintf(opts, sizeof(opts), "mode=0700,size=%llu", (unsigned long long)p->tmpfs_size);
-	if (do_mount("dyno-scratch", POOL_SCRATCH, "tmpfs", MS_NOSUID | MS_NODEV, opts, err) < 0)
+	if (scratch(POOL_SCRATCH, p, err) < 0)
 		return -1;
-	if (mkdir_p(POOL_SCRATCH "/upper", 0755, err) < 0 ||
-	    mkdir_p(POOL_SCRATCH "/work", 0700, err) < 0 ||
-	    mkdir_p(POOL_SCRATCH "/tmp", 01777, err) < 0)
-		return -1;
-	if (chown(POOL_SCRATCH "/upper", p->uid, p->gid) < 0)
-		return dy_error_errno(err, errno, "chown /app upper layer");
-	if (chmod(POOL_SCRATCH "/tmp", 01777) < 0)
-		return dy_error_errno(err, errno, "chmod /tmp");
 	if (do_mount("dyno-app", "/app", "overlay", MS_NOSUID | MS_NODEV,
 	             "lowerdir=" POOL_SLUG ",upperdir=" POOL_SCRATCH "/upper,workdir=" POOL_SCRATCH
 	             "/work",

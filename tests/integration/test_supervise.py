@@ -148,6 +148,14 @@ class Dynod:
             return None
         return int(pid)
 
+    def kill_and_sweep(self):
+        """After a test, passed or not: dynod killed if it still runs,
+        what it left swept."""
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait()
+        self.sweep()
+
     def sweep(self):
         # the router outlives a dynod killed with SIGKILL (its own session)
         pid = self.router_pid()
@@ -737,9 +745,6 @@ def test_pool_serves_starts_and_a_crashed_dynods_pool_is_swept(tmp_path, dyno_bi
         log = d.log.read_text()
         assert "Sanitizer" not in log and "runtime error:" not in log, log[-3000:]
     finally:
-        if d.proc is not None:
-            d.proc.kill()
-            d.proc.wait()
-        d.sweep()
+        d.kill_and_sweep()
         if netns_fd is not None:
             os.close(netns_fd)
