@@ -15,13 +15,13 @@
 #     returning (the command has exec'd);
 #   bursts: dyno-launch --burst (back to back, teardown after all, as a
 #     scale-up), without and with a pool as large as the burst.
-# usage: tests/bench/spawn.sh [RUNS]   (default 50; root; BUILD=build dir;
+# usage: tests/bench/spawn.sh [RUNS]   (default 100; root; BUILD=build dir;
 #        BENCH_JSON=PATH also writes every sample as JSON)
 # Runs in a private mount + network namespace (`unshare -m -n`, lo up), in
 # which /sys/fs/cgroup/unified is unmounted for crun (see docs/benchmarks.md).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-RUNS=${1:-50}
+RUNS=${1:-100}
 BUILD=${BUILD:-build}
 [ -f "$BUILD/build.ninja" ] || meson setup "$BUILD" >/dev/null
 ninja -C "$BUILD" >/dev/null
