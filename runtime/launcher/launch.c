@@ -895,8 +895,18 @@ static int sweep_one(const char *id, void *data)
 int launch_sweep(const char *cgroup_parent, const char *prefix)
 {
 	/* not during a start or a pool's preparation: their cgroup is empty
-	 * for a moment */
-	pthread_mutex_lock(&launch_start_lock);
+	 * for a moment. The caller's loop does not wait for a preparation
+	 * that hangs (up to its set-up timeout): past 100 ms this sweep is
+	 * skipped, the next one does it */
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_nsec += 100 * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	if (pthread_mutex_timedlock(&launch_start_lock, &ts) != 0)
+		return 0;
 	/* children of failed starts that could not die then */
 	pthread_mutex_lock(&orphans_lock);
 	for (size_t i = 0; i < n_orphans;) {

@@ -172,7 +172,9 @@ void launch_free(struct launch_dyno *d);
 /* Removes the leftovers of dynos whose launcher died: every cgroup under
  * cgroup_parent whose id starts with prefix (NULL or "": every one)
  * without a process, with its veth and rules (by name, from the id).
- * Returns the number of dynos swept. */
+ * Returns the number of dynos swept; 0 also when a start or a pool's
+ * preparation held the launcher for over 100 ms (then nothing is done:
+ * sweep again later). */
 int launch_sweep(const char *cgroup_parent, const char *prefix);
 
 /* SIGKILL to every dyno still running under cgroup_parent whose id starts
