@@ -105,6 +105,7 @@ static const struct key keys[] = {
 	{"dyno.timeouts.setup", K_DURATION, "10s", C(dyno.timeouts.setup), 100 * MS, HOUR},
 	{"dyno.start_threads", K_U32, "2", C(dyno.start_threads), 1, 16},
 	{"dyno.timeouts.build", K_DURATION, "15m", C(dyno.timeouts.build), MS, 24 * HOUR},
+	{"dyno.pool.size", K_U32, "2", C(dyno.pool.size), 0, 64},
 	{"dyno.cooloff.first", K_DURATION, "10s", C(dyno.cooloff.first), MS, 24 * HOUR},
 	{"dyno.cooloff.max", K_DURATION, "20m", C(dyno.cooloff.max), MS, 24 * HOUR},
 	{"dyno.cooloff.reset_after", K_DURATION, "5m", C(dyno.cooloff.reset_after), MS, 24 * HOUR},

@@ -123,6 +123,9 @@ struct config {
 			uint64_t max;
 			uint64_t reset_after;
 		} cooloff;
+		struct {
+			uint32_t size; /* prepared dynos kept ready (launch.h); 0: none */
+		} pool;
 		char *default_size;
 		char *build_size; /* a build dyno's (docs/builds.md) */
 		uint32_t start_threads; /* dyno starts (and clean-ups) at once */

@@ -331,6 +331,41 @@ int cg_create(const char *parent, const char *id, const struct cg_limits *lim, s
 	return 0;
 }
 
+int cg_set_limits(struct cg *cg, const struct cg_limits *lim, struct dy_error **err)
+{
+	struct cg_value vals[CG_MAX_VALUES];
+	bool memsw = cg->ver[CG_MEMORY] == CG_V1 &&
+	             file_exists(cg->dir[CG_MEMORY], "memory.memsw.limit_in_bytes");
+	size_t n = cg_values(cg->ver, memsw, lim, vals);
+	if (memsw) {
+		/* memsw can be no lower than the memory limit: raising a
+		 * limit (a pooled cgroup), memsw goes first */
+		char cur[64];
+		if (read_file(cg->dir[CG_MEMORY], "memory.limit_in_bytes", cur, sizeof(cur)) > 0 &&
+		    strtoull(cur, NULL, 10) < strtoull(vals[0].value, NULL, 10)) {
+			struct cg_value t = vals[0];
+			vals[0] = vals[1];
+			vals[1] = t;
+		}
+	}
+	for (size_t i = 0; i < n; i++) {
+		const char *dir = cg->dir[vals[i].ctrl];
+		if (vals[i].optional && !file_exists(dir, vals[i].file))
+			continue;
+		int r = write_file(dir, vals[i].file, vals[i].value, err);
+		if (r < 0)
+			return r;
+		char back[64];
+		if (read_file(dir, vals[i].file, back, sizeof(back)) < 0 ||
+		    strtoull(back, NULL, 10) != strtoull(vals[i].value, NULL, 10)) {
+			back[strcspn(back, "\n")] = '\0';
+			return dy_error(err, "cgroup %s: %s reads back %s, not %s", cg->rel,
+			                vals[i].file, back, vals[i].value);
+		}
+	}
+	return 0;
+}
+
 int cg_make(struct cg *cg, const char *parent, const struct cg_limits *lim, struct dy_error **err)
 {
 	int r = enable_v2(cg, parent, err);
@@ -363,26 +398,9 @@ int cg_make(struct cg *cg, const char *parent, const struct cg_limits *lim, stru
 		return r;
 	}
 
-	struct cg_value vals[CG_MAX_VALUES];
-	bool memsw = cg->ver[CG_MEMORY] == CG_V1 &&
-	             file_exists(cg->dir[CG_MEMORY], "memory.memsw.limit_in_bytes");
-	size_t n = cg_values(cg->ver, memsw, lim, vals);
-	for (size_t i = 0; i < n; i++) {
-		const char *dir = cg->dir[vals[i].ctrl];
-		if (vals[i].optional && !file_exists(dir, vals[i].file))
-			continue;
-		r = write_file(dir, vals[i].file, vals[i].value, err);
-		if (r < 0)
-			goto fail_rm;
-		char back[64];
-		if (read_file(dir, vals[i].file, back, sizeof(back)) < 0 ||
-		    strtoull(back, NULL, 10) != strtoull(vals[i].value, NULL, 10)) {
-			back[strcspn(back, "\n")] = '\0';
-			r = dy_error(err, "cgroup %s: %s reads back %s, not %s", cg->rel,
-			             vals[i].file, back, vals[i].value);
-			goto fail_rm;
-		}
-	}
+	r = cg_set_limits(cg, lim, err);
+	if (r < 0)
+		goto fail_rm;
 	r = arm_oom(cg, err);
 	if (r < 0)
 		goto fail_rm;

@@ -91,6 +91,11 @@ int cg_detect(enum cg_ctrl c, enum cg_version *ret_ver, char **ret_mount, struct
 int cg_new(const char *parent, const char *id, struct cg **ret, struct dy_error **err);
 int cg_make(struct cg *cg, const char *parent, const struct cg_limits *lim, struct dy_error **err);
 
+/* Writes lim to the existing cgroup as cg_make() does, each value read
+ * back (a pooled cgroup made with other limits takes the dyno's: v1 and v2
+ * lower a limit in place while usage is below it). Returns 0 or < 0. */
+int cg_set_limits(struct cg *cg, const struct cg_limits *lim, struct dy_error **err);
+
 /* Every controller in one cgroup2 hierarchy: a child can be born in the
  * cgroup (CLONE_INTO_CGROUP, see cg_unified_fd()). */
 bool cg_is_unified(const struct cg *cg);

@@ -18,6 +18,16 @@
  *         (docs/api.md, "Attach"): the app's stdio goes there, through a
  *         pty made inside the dyno or through pipes; ATTACH empty: none
  * SINK_PATH is the sink's path as init sees it (empty: no sink).
+ *
+ *   dyno-init pool                                  (a pooled dyno)
+ *   fd 3, fd 4 as above; exec'd by a pool's child (launch-pool.c) before
+ *   the dyno is known, in its new root: sends LAUNCH_SYNC_POOL_READY, waits for
+ *   LAUNCH_SYNC_TAKE (name, uid, gid, sizes, the sink's name, command;
+ *   the env memfd, the slug's and the sink's directories as detached
+ *   read-only mounts with it), builds /app, scratch, /tmp, /dev/shm, the
+ *   sink and /etc/passwd in its new root (mounts_pool_take()), then goes
+ *   on as above. The exec and the pivot are then off the start path, and
+ *   a waiting entry holds nothing of the launcher's memory.
  * init runs as uid 0 (with CAP_KILL only once the app runs): it is exec'd
  * with an empty environment, so that nothing of the tenant's (LD_*,
  * GLIBC_TUNABLES, ...) reaches a process of uid 0; the app's environment
@@ -35,6 +45,7 @@
 #include <unistd.h>
 
 #include "runtime/launcher/init.h"
+#include "runtime/launcher/mounts.h"
 #include "runtime/launcher/privs.h"
 #include "runtime/launcher/seccomp-filter.h"
 #include "runtime/launcher/sync.h"
@@ -92,6 +103,60 @@ static int read_env(int fd, char ***ret, struct dy_error **err)
 	return 0;
 }
 
+static union {
+	struct launch_take t;
+	char bytes[LAUNCH_TAKE_MAX];
+} tk;
+
+/* A pooled dyno's take: waits for it, builds what needs the dyno, pivots;
+ * argv[0..7] as the launcher would have exec'd init with, the env memfd
+ * at ENV_FD. */
+static int take(char **argv, struct dy_error **err)
+{
+	if (launch_sync_send(SYNC_FD, LAUNCH_SYNC_POOL_READY, NULL) < 0)
+		_exit(1);
+	const char *str[_LAUNCH_TAKE_N];
+	int fds[_LAUNCH_TAKE_FD_N];
+	int r = launch_sync_recv_take(SYNC_FD, &tk.t, sizeof(tk), str, fds, err);
+	if (r == 0)
+		_exit(1); /* the pool ended */
+	if (r < 0)
+		return r;
+	int env_fd = fds[LAUNCH_TAKE_FD_ENV];
+	if (env_fd < 0 || fds[LAUNCH_TAKE_FD_SLUG] < 0 || !str[LAUNCH_TAKE_NAME] ||
+	    !str[LAUNCH_TAKE_COMMAND] ||
+	    (str[LAUNCH_TAKE_SINK_NAME] && fds[LAUNCH_TAKE_FD_SINK] < 0))
+		return dy_error_errno(err, EPROTO,
+		                      "sync: a take without its slug, name, command, env or sink");
+	if (env_fd != ENV_FD) {
+		if (dup2(env_fd, ENV_FD) < 0)
+			return dy_error_errno(err, errno, "dup2");
+		close(env_fd);
+	}
+	struct mounts_params mp = {
+	    .uid = tk.t.uid,
+	    .gid = tk.t.gid,
+	    .tmpfs_size = tk.t.tmpfs_size,
+	};
+	r = mounts_pool_take(&mp, fds[LAUNCH_TAKE_FD_SLUG], fds[LAUNCH_TAKE_FD_SINK], err);
+	close(fds[LAUNCH_TAKE_FD_SLUG]);
+	if (fds[LAUNCH_TAKE_FD_SINK] >= 0)
+		close(fds[LAUNCH_TAKE_FD_SINK]);
+	if (r < 0)
+		return r;
+	static char uid[16], gid[16], buffer[32], sink[256];
+	snprintf(uid, sizeof(uid), "%u", (unsigned)tk.t.uid);
+	snprintf(gid, sizeof(gid), "%u", (unsigned)tk.t.gid);
+	snprintf(buffer, sizeof(buffer), "%llu",
+	         (unsigned long long)(tk.t.log_buffer ? tk.t.log_buffer : 1u << 20));
+	if (str[LAUNCH_TAKE_SINK_NAME])
+		snprintf(sink, sizeof(sink), MOUNTS_SINK_DIR "/%s", str[LAUNCH_TAKE_SINK_NAME]);
+	char *v[] = {"dyno-init", (char *)str[LAUNCH_TAKE_NAME],    uid, gid, buffer,
+	             sink,        (char *)str[LAUNCH_TAKE_COMMAND], "",  NULL};
+	memcpy(argv, v, sizeof(v));
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	struct dy_error *e = NULL;
@@ -99,6 +164,13 @@ int main(int argc, char **argv)
 	 * after the fd's number on older kernels ("100"), and launch_adopt()
 	 * checks the name */
 	prctl(PR_SET_NAME, "dyno-init", 0, 0, 0);
+	char *pool_argv[9];
+	if (argc == 2 && strcmp(argv[1], "pool") == 0 && getpid() == 1) {
+		argv = pool_argv;
+		argc = 8;
+		if (take(argv, &e) < 0)
+			fail(e);
+	}
 	if (argc != 8 || getpid() != 1) {
 		fprintf(stderr, "dyno-init: started by the dyno launcher only\n");
 		return 127;

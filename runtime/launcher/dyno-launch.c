@@ -5,8 +5,8 @@
  *   dyno-launch --slug-dir D --uid U --name web.1 --id ID [--size standard-1x]
  *               [--memory 64M] [--pids 64] [--port 5000] [--log-sock PATH]
  *               [--gateway-port P]... [--egress] [--env K=V]... [--grace 5]
- *               [--repeat N] [--burst N] [--init PATH] [--setup-timeout 10s]
- *               -- CMD...
+ *               [--repeat N [--gap MS]] [--burst N] [--pool N] [--init PATH]
+ *               [--setup-timeout 10s] -- CMD...
  *   dyno-launch --sweep [--cgroup-parent P]
  *   dyno-launch --adopt PID --id ID [--cgroup-parent P] [--memory M]
  *
@@ -18,7 +18,15 @@
  * dynos back to back (ids ID-0 .. ID-N-1), as a scale-up does, and stops
  * and cleans them all only afterwards: teardown (a veth delete waits for
  * the network to quiesce) stays off the start path; it prints the start
- * times and the teardown time per dyno. */
+ * times and the teardown time per dyno. --pool N starts from a warm pool
+ * of N prepared dynos (launch.h, "A warm pool"), filled before the first
+ * start (and, with --repeat, before each): a dyno's id is then its pool
+ * entry's (<ID>-pool-<pid>-<n>), as the "running" event says. --gap MS
+ * waits MS milliseconds between --repeat's runs; --repeat prints every
+ * start's time, CLOCK_REALTIME at its call ("t0_ns") and its whole cycle,
+ * teardown included ("cycle_us"). --hold (one
+ * dyno) prints {"event":"pool","ready":N} once the pool is filled and
+ * starts the dyno only after a line on stdin. */
 #include <arpa/inet.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -36,6 +44,29 @@
 #include "common/heroku-codes.h"
 #include "common/units.h"
 #include "runtime/launcher/launch.h"
+
+static struct launch_pool *pool;
+static size_t pool_size;
+
+/* Before a measured start: the pool full again (its thread refills it
+ * after each take). */
+static void pool_fill(void)
+{
+	if (pool && launch_pool_wait(pool, pool_size, 30 * 1000000ULL) < pool_size) {
+		/* the start goes on: from what is ready, else the usual way */
+		struct dy_error *e = launch_pool_error(pool);
+		fprintf(stderr, "dyno-launch: the pool is not full: %s\n",
+		        e ? dy_error_msg(e) : "not within 30 s");
+		dy_error_free(&e);
+	}
+}
+
+static uint64_t now_ns_real(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000 + (uint64_t)ts.tv_nsec;
+}
 
 static uint64_t now_us(void)
 {
@@ -58,6 +89,8 @@ static void usage(void)
 	                "       dyno-launch --adopt PID --id ID [--cgroup-parent P]\n");
 }
 
+static int run_repeat(const struct launch_params *pp, long repeat, long gap_ms, uint64_t grace);
+
 static int cmp_u64(const void *a, const void *b)
 {
 	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
@@ -70,14 +103,17 @@ static int run_burst(const struct launch_params *base, long n, uint64_t grace)
 	struct launch_dyno **d = calloc((size_t)n, sizeof(*d));
 	uint64_t *start = calloc((size_t)n, sizeof(uint64_t));
 	char **ids = calloc((size_t)n, sizeof(*ids));
+	char **dyno_ids = calloc((size_t)n, sizeof(*dyno_ids));
 	int rc = 0;
 	long started = 0;
-	if (!d || !start || !ids) {
+	if (!d || !start || !ids || !dyno_ids) {
 		free(d);
 		free(start);
 		free(ids);
+		free(dyno_ids);
 		return 1;
 	}
+	pool_fill();
 	uint64_t t0 = now_us();
 	for (long i = 0; i < n; i++) {
 		struct launch_params p = *base;
@@ -94,6 +130,7 @@ static int run_burst(const struct launch_params *base, long n, uint64_t grace)
 			break;
 		}
 		start[i] = now_us() - s;
+		dyno_ids[i] = strdup(d[i]->id); /* a pooled one's is its entry's */
 		started++;
 	}
 	uint64_t all_started = now_us() - t0;
@@ -108,6 +145,15 @@ static int run_burst(const struct launch_params *base, long n, uint64_t grace)
 	}
 	uint64_t teardown = now_us() - t1;
 	if (started > 0) {
+		printf("{\"event\":\"burst_samples\",\"start_us\":[");
+		for (long i = 0; i < started; i++)
+			printf("%s%" PRIu64, i ? "," : "", start[i]);
+		printf("],\"ids\":[");
+		for (long i = 0; i < started; i++)
+			printf("%s\"%s\"", i ? "," : "", dyno_ids[i]);
+		printf("]}\n");
+		for (long i = 0; i < started; i++)
+			free(dyno_ids[i]);
 		qsort(start, (size_t)started, sizeof(uint64_t), cmp_u64);
 		printf("{\"event\":\"burst\",\"runs\":%ld,\"start_median_us\":%" PRIu64
 		       ",\"start_max_us\":%" PRIu64 ",\"all_started_us\":%" PRIu64
@@ -118,17 +164,21 @@ static int run_burst(const struct launch_params *base, long n, uint64_t grace)
 	for (long i = 0; i < n; i++)
 		free(ids[i]);
 	free(ids);
+	free(dyno_ids);
 	free(start);
 	free(d);
 	return rc;
 }
 
 static int run_once(const struct launch_params *p, pid_t adopt, uint64_t grace, bool quiet,
-                    uint64_t *ret_start, uint64_t *ret_teardown, struct in_addr *ret_addr)
+                    uint64_t *ret_start, uint64_t *ret_teardown, struct in_addr *ret_addr,
+                    uint64_t *ret_t0_ns)
 {
 	struct dy_error *e = NULL;
 	struct launch_dyno *d = NULL;
 	char addr[INET_ADDRSTRLEN];
+	if (ret_t0_ns)
+		*ret_t0_ns = now_ns_real();
 	uint64_t t0 = now_us();
 	if ((adopt ? launch_adopt(p->cgroup_parent, p->id, adopt, &d, &e)
 	           : launch_start(p, &d, &e)) < 0)
@@ -248,6 +298,9 @@ int main(int argc, char **argv)
 	    {"egress", no_argument, NULL, 'E'},
 	    {"init", required_argument, NULL, 'I'},
 	    {"setup-timeout", required_argument, NULL, 'T'},
+	    {"pool", required_argument, NULL, 'o'},
+	    {"gap", required_argument, NULL, 'y'},
+	    {"hold", no_argument, NULL, 'H'},
 	    {NULL, 0, NULL, 0},
 	};
 	struct dy_error *e = NULL;
@@ -262,8 +315,8 @@ int main(int argc, char **argv)
 	const char *size = cfg->dyno.default_size;
 	uint64_t memory = 0, grace = 5 * 1000000;
 	uint32_t pids = 0;
-	bool sweep = false, gid_set = false;
-	long repeat = 0, burst = 0;
+	bool sweep = false, gid_set = false, hold = false;
+	long repeat = 0, burst = 0, gap_ms = 0;
 	pid_t adopt = 0;
 	uint16_t ports[16];
 	size_t n_ports = 0;
@@ -353,6 +406,15 @@ int main(int argc, char **argv)
 			p.setup_timeout_usec = us;
 			break;
 		}
+		case 'o':
+			pool_size = (size_t)strtoul(optarg, NULL, 10);
+			break;
+		case 'y':
+			gap_ms = strtol(optarg, NULL, 10);
+			break;
+		case 'H':
+			hold = true;
+			break;
 		case 'A':
 			adopt = (pid_t)strtol(optarg, NULL, 10);
 			break;
@@ -373,7 +435,7 @@ int main(int argc, char **argv)
 		sigaddset(&amask, SIGTERM);
 		sigaddset(&amask, SIGINT);
 		sigprocmask(SIG_BLOCK, &amask, NULL);
-		return run_once(&p, adopt, grace, false, NULL, NULL, NULL);
+		return run_once(&p, adopt, grace, false, NULL, NULL, NULL, NULL);
 	}
 	if (optind >= argc || !p.slug_dir || !p.name || !p.id || !p.uid) {
 		usage();
@@ -414,21 +476,88 @@ int main(int argc, char **argv)
 	sigaddset(&mask, SIGINT);
 	sigprocmask(SIG_BLOCK, &mask, NULL);
 
+	/* after the mask: the pool's thread inherits it (signalfd) */
+	if (pool_size > 0) {
+		const struct config_size *dsz = config_size_find(cfg, cfg->dyno.default_size);
+		if (!dsz)
+			dsz = sz;
+		_cleanup_free_ char *prefix = NULL;
+		if (asprintf(&prefix, "%s-", p.id) < 0)
+			return 1;
+		struct launch_pool_params pp = {
+		    .size = pool_size,
+		    .cgroup_parent = p.cgroup_parent,
+		    .id_prefix = prefix,
+		    .subnet = p.subnet,
+		    .subnet_prefix = p.subnet_prefix,
+		    .init_path = p.init_path,
+		    /* the default size's, as dynod's pool: a take writes the
+		     * dyno's own over them */
+		    .limits = {.memory = dsz->memory, .pids = dsz->pids, .cpu = dsz->cpu},
+		    .setup_timeout_usec = p.setup_timeout_usec,
+		};
+		if (launch_pool_new(&pp, &pool, &e) < 0)
+			return fail(&e);
+		p.pool = pool;
+	}
+	int rc;
 	if (burst > 0)
-		return run_burst(&p, burst, grace);
-	if (repeat <= 0)
-		return run_once(&p, 0, grace, false, NULL, NULL, NULL);
+		rc = run_burst(&p, burst, grace);
+	else if (repeat <= 0) {
+		pool_fill();
+		if (hold) {
+			/* a test's moment to look at (or end) the pool's entries */
+			printf("{\"event\":\"pool\",\"ready\":%zu}\n",
+			       pool ? launch_pool_wait(pool, 0, 0) : 0);
+			fflush(stdout);
+			char line[16];
+			if (!fgets(line, sizeof(line), stdin))
+				return 1;
+		}
+		rc = run_once(&p, 0, grace, false, NULL, NULL, NULL, NULL);
+	} else
+		rc = run_repeat(&p, repeat, gap_ms, grace);
+	launch_pool_free(pool);
+	return rc;
+}
+
+/* --repeat: n starts one after the other, each stopped and cleaned before
+ * the next. */
+static int run_repeat(const struct launch_params *pp, long repeat, long gap_ms, uint64_t grace)
+{
+	struct launch_params p = *pp;
 
 	uint64_t *start = calloc((size_t)repeat, sizeof(uint64_t));
 	uint64_t *down = calloc((size_t)repeat, sizeof(uint64_t));
+	uint64_t *raw = calloc((size_t)repeat, sizeof(uint64_t));
+	uint64_t *t0_ns = calloc((size_t)repeat, sizeof(uint64_t));
+	uint64_t *cycle = calloc((size_t)repeat, sizeof(uint64_t));
 	struct in_addr addrs[8];
-	if (!start || !down)
+	if (!start || !down || !raw || !t0_ns || !cycle) {
+		free(start);
+		free(down);
+		free(raw);
+		free(t0_ns);
+		free(cycle);
 		return 1;
+	}
 	uint64_t t0 = now_us();
 	for (long i = 0; i < repeat; i++) {
 		struct in_addr a;
-		if (run_once(&p, 0, grace, true, &start[i], &down[i], &a) != 0)
+		if (gap_ms > 0)
+			usleep((useconds_t)gap_ms * 1000);
+		pool_fill();
+		uint64_t c0 = now_us();
+		if (run_once(&p, 0, grace, true, &start[i], &down[i], &a, &t0_ns[i]) != 0) {
+			free(start);
+			free(down);
+			free(raw);
+			free(t0_ns);
+			free(cycle);
 			return 1;
+		}
+		raw[i] = start[i];
+		cycle[i] = now_us() - c0;
 		if (i < (long)ELEMENTSOF(addrs))
 			addrs[i] = a;
 	}
@@ -441,8 +570,20 @@ int main(int argc, char **argv)
 	       repeat, start[repeat / 2], down[repeat / 2], (double)repeat * 1e6 / (double)total);
 	for (long i = 0; i < repeat && i < (long)ELEMENTSOF(addrs); i++)
 		printf("%s\"%s\"", i ? "," : "", inet_ntoa(addrs[i]));
+	printf("],\"start_us\":[");
+	for (long i = 0; i < repeat; i++)
+		printf("%s%" PRIu64, i ? "," : "", raw[i]);
+	printf("],\"t0_ns\":[");
+	for (long i = 0; i < repeat; i++)
+		printf("%s%" PRIu64, i ? "," : "", t0_ns[i]);
+	printf("],\"cycle_us\":[");
+	for (long i = 0; i < repeat; i++)
+		printf("%s%" PRIu64, i ? "," : "", cycle[i]);
 	printf("]}\n");
 	free(start);
 	free(down);
+	free(raw);
+	free(t0_ns);
+	free(cycle);
 	return 0;
 }

@@ -23,6 +23,7 @@
 #include "common/cleanup.h"
 #include "common/macro.h"
 #include "runtime/launcher/launch-child.h"
+#include "runtime/launcher/launch-internal.h"
 #include "runtime/launcher/mounts.h"
 #include "runtime/launcher/seccomp-filter.h"
 #include "runtime/launcher/sync.h"
@@ -101,7 +102,7 @@ static void free_env(const struct launch_params *p, char **env)
 /* dyno-init: the path given, else the one beside the running executable
  * (dynod and dyno-launch are installed with it). Opened O_PATH before
  * clone: the child execs it after pivot_root, where no host path is left. */
-static int open_init(const char *path, int *ret, struct dy_error **err)
+int launch_open_init(const char *path, int *ret, struct dy_error **err)
 {
 	char buf[4096];
 	if (!path) {
@@ -148,30 +149,15 @@ static int open_init(const char *path, int *ret, struct dy_error **err)
 	return 0;
 }
 
-/* The dyno's nftables rules, made on a thread of their own (or inline
- * when no thread can be made). */
-struct rules_job {
-	const char *veth;
-	struct in_addr addr, gw;
-	const uint16_t *ports;
-	size_t n_ports;
-	bool egress;
-	pthread_t tid;
-	bool running; /* a thread to join */
-	bool done;    /* r and err are set */
-	int r;
-	struct dy_error *err;
-};
-
 static void *rules_thread(void *arg)
 {
-	struct rules_job *j = arg;
+	struct launch_rules *j = arg;
 	j->r = net_rules_add(j->veth, j->addr, j->gw, j->ports, j->n_ports, j->egress, &j->err);
 	j->done = true;
 	return NULL;
 }
 
-static void rules_start(struct rules_job *j)
+void launch_rules_start(struct launch_rules *j)
 {
 	j->running = pthread_create(&j->tid, NULL, rules_thread, j) == 0;
 	if (!j->running)
@@ -180,7 +166,7 @@ static void rules_start(struct rules_job *j)
 
 /* Waits for the rules (idempotent); sets *made when they are in place.
  * Returns 0, or < 0 with their error moved to *err. */
-static int rules_join(struct rules_job *j, bool *made, struct dy_error **err)
+int launch_rules_join(struct launch_rules *j, bool *made, struct dy_error **err)
 {
 	if (j->running) {
 		pthread_join(j->tid, NULL);
@@ -206,7 +192,7 @@ static size_t n_orphans;
  * (the loop's) */
 static pthread_mutex_t orphans_lock = PTHREAD_MUTEX_INITIALIZER;
 
-static uint64_t now_usec(void)
+uint64_t launch_now_usec(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -216,7 +202,7 @@ static uint64_t now_usec(void)
 /* The sink's directory is bound into the dyno for its init (uid 0): it
  * must hold nothing but sockets (the sink, other dynos' sinks), so that no
  * file or mount of the host's comes with it. */
-static int check_sink_dir(const char *dir, struct dy_error **err)
+int launch_check_sink_dir(const char *dir, struct dy_error **err)
 {
 	_cleanup_close_ int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0)
@@ -286,17 +272,49 @@ static int env_memfd(char *const *envp, int *ret, struct dy_error **err)
 	return 0;
 }
 
+int launch_env_fd(const struct launch_params *p, int *ret, struct dy_error **err)
+{
+	char **envp = NULL;
+	if (build_env(p, &envp, err) < 0)
+		return -1;
+	int r = env_memfd(envp, ret, err);
+	free_env(p, envp);
+	return r;
+}
+
+int launch_sink_paths(const char *sink, char **ret_dir, char **ret_name, struct dy_error **err)
+{
+	_cleanup_free_ char *copy = strdup(sink), *dir = strdup(sink);
+	if (!copy || !dir)
+		return dy_error_errno(err, ENOMEM, "strdup");
+	/* dirname() and basename() work in place */
+	const char *d = dirname(dir), *name = basename(copy);
+	if (launch_check_sink_dir(d, err) < 0)
+		return -1;
+	if (strlen(name) + sizeof(MOUNTS_SINK_DIR "/") > 108)
+		return dy_error(err, "log sink %s: name too long", sink);
+	char *rd = strdup(d), *rn = strdup(name);
+	if (!rd || !rn) {
+		free(rd);
+		free(rn);
+		return dy_error_errno(err, ENOMEM, "strdup");
+	}
+	*ret_dir = rd;
+	*ret_name = rn;
+	return 0;
+}
+
 /* Waits for the message expect from the child (LAUNCH_SYNC_NETNS_MADE)
  * or from dyno-init (LAUNCH_SYNC_APP_EXECED); their LAUNCH_SYNC_ERROR
  * comes back as *err, with the errno. A child that hangs in its set-up (a
  * stuck file system under the slug) must not hang the caller: the whole
  * set-up gets timeout_usec, until deadline. */
-static int wait_msg(int sock, enum launch_sync_type expect, uint64_t deadline,
+int launch_wait_msg(int sock, enum launch_sync_type expect, uint64_t deadline,
                     uint64_t timeout_usec, struct dy_error **err)
 {
 	struct pollfd pf = {sock, POLLIN, 0};
 	for (;;) {
-		uint64_t now = now_usec();
+		uint64_t now = launch_now_usec();
 		uint64_t ms = now >= deadline ? 0 : (deadline - now + 999) / 1000;
 		int r = poll(&pf, 1, (int)MIN(ms, (uint64_t)1 << 30));
 		if (r < 0 && errno == EINTR)
@@ -317,7 +335,7 @@ static int wait_msg(int sock, enum launch_sync_type expect, uint64_t deadline,
 /* Replaces *err with the child's own report when one is waiting (after
  * its LAUNCH_SYNC_NETNS_MADE, if that was not read yet). Returns the
  * report's value (-errno, or -1), or 0 when none was waiting. */
-static int child_error(int sock, struct dy_error **err)
+int launch_child_error(int sock, struct dy_error **err)
 {
 	struct launch_sync_msg m;
 	while (launch_sync_read(sock, MSG_DONTWAIT, &m, NULL) == 1) {
@@ -330,14 +348,159 @@ static int child_error(int sock, struct dy_error **err)
 	return 0;
 }
 
-static void set_exit(struct launch_dyno *d, const siginfo_t *si)
+void launch_set_exit(struct launch_dyno *d, const siginfo_t *si)
 {
 	d->exited = true;
 	d->status = si->si_code == CLD_EXITED ? si->si_status : 128 + si->si_status;
 	d->status_known = true;
 }
 
-int launch_start(const struct launch_params *p, struct launch_dyno **ret, struct dy_error **err)
+bool launch_kill_child(struct launch_dyno *d, int sock, int *r, struct dy_error **err)
+{
+	int ce;
+	syscall(SYS_pidfd_send_signal, d->pidfd, SIGKILL, NULL, 0);
+	{
+		/* bounded: a child stuck in the kernel (a hung file system
+		 * under the slug) cannot die yet; it is left to the sweep,
+		 * with its cgroup, veth and rules (their names come from the
+		 * id) */
+		struct pollfd pf = {d->pidfd, POLLIN, 0};
+		int pr;
+		do
+			pr = poll(&pf, 1, 2000);
+		while (pr < 0 && errno == EINTR);
+		siginfo_t si;
+		if (pr == 1) {
+			waitid(P_PIDFD, (id_t)d->pidfd, &si, WEXITED);
+			ce = launch_child_error(sock, err); /* sent while we were failing */
+			if (ce < 0)
+				*r = ce;
+		} else {
+			dy_error_prefix(err, "the child did not die within 2 s of SIGKILL, "
+			                     "left for the sweep");
+			/* reaped by launch_sweep() once it is gone */
+			pthread_mutex_lock(&orphans_lock);
+			if (n_orphans < ELEMENTSOF(orphans)) {
+				orphans[n_orphans++] = d->pidfd;
+				d->pidfd = -1;
+			}
+			pthread_mutex_unlock(&orphans_lock);
+			d->exited = true;
+			return false;
+		}
+	}
+	d->exited = true;
+	return true;
+}
+
+pid_t launch_clone(struct launch_dyno *d, bool unified, int *ret_sock, int *ret_child_sock,
+                   struct dy_error **err)
+{
+	struct cg *cg = d->cg;
+	int pidfd = -1;
+	int sv[2];
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+		return dy_error_errno(err, errno, "socketpair");
+	/* clone3 with no stack behaves as fork: the child runs on a copy of
+	 * this stack. On a unified cgroup2 host the child is born in its
+	 * cgroup and cgroup namespace (CLONE_INTO_CGROUP); elsewhere (v1 has
+	 * no such flag) it is moved there before it goes on, and unshares the
+	 * cgroup namespace itself. Moving a task on v1 waits for an RCU grace
+	 * period (cgroup_threadgroup_rwsem) unless another move happened in
+	 * the last ~20 ms. The network namespace is the child's to make (see
+	 * launch_child_main()). */
+	int cg_fd = unified ? cg_unified_fd(cg) : -1;
+	if (unified && cg_fd < 0) {
+		int e = errno;
+		close(sv[0]);
+		close(sv[1]);
+		return dy_error_errno(err, e, "cgroup %s", cg->rel);
+	}
+	struct clone_args ca = {
+	    .flags = CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_PIDFD,
+	    .pidfd = (uint64_t)(uintptr_t)&pidfd,
+	    .exit_signal = SIGCHLD,
+	};
+	if (cg_fd >= 0) {
+		ca.flags |= CLONE_INTO_CGROUP | CLONE_NEWCGROUP;
+		ca.cgroup = (uint64_t)cg_fd;
+	}
+	pid_t pid = (pid_t)syscall(SYS_clone3, &ca, sizeof(ca));
+	if (pid < 0) {
+		int e = errno;
+		close(sv[0]);
+		close(sv[1]);
+		return dy_error_errno(err, e, "clone3");
+	}
+	if (pid == 0) {
+		close(sv[0]);
+	} else {
+		*ret_sock = sv[0];
+		d->pid = pid;
+		d->pidfd = pidfd;
+	}
+	*ret_child_sock = sv[1];
+	return pid;
+}
+
+struct launch_child_common launch_child_common_of(const struct launch_dyno *d, int sock,
+                                                  int init_fd, int filter_fd, bool unified)
+{
+	return (struct launch_child_common){
+	    .sock = sock,
+	    .cg = d->cg,
+	    .addr = d->addr,
+	    .gw = d->gateway,
+	    .init_fd = init_fd,
+	    .filter_fd = filter_fd,
+	    .born_in_cgroup = unified,
+	};
+}
+
+uint64_t launch_child_started(int *child_sock, uint64_t setup_timeout_usec, uint64_t *ret_timeout)
+{
+	close(*child_sock);
+	*child_sock = -1;
+	*ret_timeout = setup_timeout_usec ? setup_timeout_usec : LAUNCH_SETUP_TIMEOUT;
+	return launch_now_usec() + *ret_timeout;
+}
+
+int launch_veth(struct launch_dyno *d, int sock, uint64_t deadline, uint64_t timeout,
+                bool *net_made, struct dy_error **err)
+{
+	int r = launch_wait_msg(sock, LAUNCH_SYNC_NETNS_MADE, deadline, timeout, err);
+	if (r < 0)
+		return r;
+	r = net_host_setup(d->veth, d->pid, d->addr, d->gateway, err);
+	if (r < 0)
+		return r;
+	*net_made = true;
+	return launch_sync_send(sock, LAUNCH_SYNC_VETH_READY, err);
+}
+
+int launch_join_cgroup(struct launch_dyno *d, const char *cg_parent, const struct cg_limits *lim,
+                       int sock, bool *cg_made, struct dy_error **err)
+{
+	int r = cg_make(d->cg, cg_parent, lim, err);
+	if (r < 0)
+		return r;
+	*cg_made = true;
+	d->oom_fd = d->cg->oom_fd;
+	/* memory first: from LAUNCH_SYNC_CGROUP_JOINED on, what the child
+	 * allocates (its network namespace) is the dyno's; pids and cpu
+	 * before LAUNCH_SYNC_VETH_READY */
+	r = cg_attach_ctrl(d->cg, d->pid, CG_MEMORY, err);
+	if (r < 0)
+		return r;
+	r = launch_sync_send(sock, LAUNCH_SYNC_CGROUP_JOINED, err);
+	for (int c = 0; c < CG_N_CTRL && r == 0; c++)
+		if (c != CG_MEMORY)
+			r = cg_attach_ctrl(d->cg, d->pid, (enum cg_ctrl)c, err);
+	return r;
+}
+
+static int start_unpooled(const struct launch_params *p, struct launch_dyno **ret,
+                          struct dy_error **err)
 {
 	if (!p->slug_dir || !p->name || !p->id || !p->command || !*p->id ||
 	    p->nbinds > LAUNCH_BINDS_MAX)
@@ -359,12 +522,10 @@ int launch_start(const struct launch_params *p, struct launch_dyno **ret, struct
 	d->pid = -1;
 	d->id = strdup(p->id);
 	_cleanup_close_ int slug_fd = -1, sv0 = -1, sv1 = -1, init_fd = -1, env_fd = -1;
-	_cleanup_free_ char *sink_copy = NULL, *sink_dir = NULL;
-	char **envp = NULL;
-	const char *sink_name = NULL;
+	_cleanup_free_ char *sink_dir = NULL, *sink_name = NULL;
 	bool net_made = false, rules_made = false, cg_made = false;
 	bool started = false; /* LAUNCH_SYNC_RULES_READY sent: the app may run */
-	struct rules_job rules = {0};
+	struct launch_rules rules = {0};
 	int r = -1;
 	if (!d->id) {
 		r = dy_error_errno(err, ENOMEM, "strdup");
@@ -376,34 +537,16 @@ int launch_start(const struct launch_params *p, struct launch_dyno **ret, struct
 		r = dy_error_errno(err, errno, "slug directory %s", p->slug_dir);
 		goto fail;
 	}
-	r = open_init(p->init_path, &init_fd, err);
+	r = launch_open_init(p->init_path, &init_fd, err);
 	if (r < 0)
 		goto fail;
 	if (p->log_sink) {
-		sink_copy = strdup(p->log_sink);
-		sink_dir = sink_copy ? strdup(p->log_sink) : NULL;
-		if (!sink_dir) {
-			r = dy_error_errno(err, ENOMEM, "strdup");
-			goto fail;
-		}
-		/* checked here, bound by the child (dirname() works in place) */
-		const char *dir = dirname(sink_dir);
-		sink_name = basename(sink_copy);
-		r = check_sink_dir(dir, err);
+		/* checked here, bound by the child */
+		r = launch_sink_paths(p->log_sink, &sink_dir, &sink_name, err);
 		if (r < 0)
 			goto fail;
-		if (strlen(sink_name) + sizeof(MOUNTS_SINK_DIR "/") > 108) {
-			r = dy_error(err, "log sink %s: name too long", p->log_sink);
-			goto fail;
-		}
-		if (dir != sink_dir)
-			memmove(sink_dir, dir, strlen(dir) + 1);
 	}
-	if (build_env(p, &envp, err) < 0)
-		goto fail;
-	r = env_memfd(envp, &env_fd, err);
-	free_env(p, envp);
-	envp = NULL;
+	r = launch_env_fd(p, &env_fd, err);
 	if (r < 0)
 		goto fail;
 
@@ -436,163 +579,68 @@ int launch_start(const struct launch_params *p, struct launch_dyno **ret, struct
 			goto fail;
 	}
 
-	int sv[2];
-	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
-		r = dy_error_errno(err, errno, "socketpair");
+	pid_t pid = launch_clone(d, unified, &sv0, &sv1, err);
+	if (pid < 0)
 		goto fail;
-	}
-	sv0 = sv[0];
-	sv1 = sv[1];
-
-	/* clone3 with no stack behaves as fork: the child runs on a copy of
-	 * this stack. On a unified cgroup2 host the child is born in its
-	 * cgroup and cgroup namespace (CLONE_INTO_CGROUP); elsewhere (v1 has
-	 * no such flag) it is moved there before it goes on, and unshares the
-	 * cgroup namespace itself. Moving a task on v1 waits for an RCU grace
-	 * period (cgroup_threadgroup_rwsem) unless another move happened in
-	 * the last ~20 ms. The network namespace is the child's to make (see
-	 * launch_child_main()). */
-	int pidfd = -1;
-	int cg_fd = unified ? cg_unified_fd(d->cg) : -1;
-	if (unified && cg_fd < 0) {
-		r = dy_error_errno(err, errno, "cgroup %s", d->cg->rel);
-		goto fail;
-	}
-	struct clone_args ca = {
-	    .flags = CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_PIDFD,
-	    .pidfd = (uint64_t)(uintptr_t)&pidfd,
-	    .exit_signal = SIGCHLD,
-	};
-	if (cg_fd >= 0) {
-		ca.flags |= CLONE_INTO_CGROUP | CLONE_NEWCGROUP;
-		ca.cgroup = (uint64_t)cg_fd;
-	}
-	pid_t pid = (pid_t)syscall(SYS_clone3, &ca, sizeof(ca));
-	if (pid < 0) {
-		r = dy_error_errno(err, errno, "clone3");
-		goto fail;
-	}
 	if (pid == 0) {
-		close(sv0);
 		struct launch_child_args a = {
+		    .c = launch_child_common_of(d, sv1, init_fd, filter_fd, unified),
 		    .p = p,
-		    .sock = sv1,
 		    .slug_fd = slug_fd,
 		    .sink_dir = p->log_sink ? sink_dir : NULL,
 		    .sink_name = sink_name,
 		    .env_fd = env_fd,
-		    .cg = d->cg,
-		    .addr = d->addr,
-		    .gw = d->gateway,
-		    .init_fd = init_fd,
-		    .filter_fd = filter_fd,
-		    .born_in_cgroup = cg_fd >= 0,
 		};
 		launch_child_main(&a);
 	}
-	d->pid = pid;
-	d->pidfd = pidfd;
-	close(sv1);
-	sv1 = -1;
-	uint64_t timeout = p->setup_timeout_usec ? p->setup_timeout_usec : LAUNCH_SETUP_TIMEOUT;
-	uint64_t deadline = now_usec() + timeout;
+	uint64_t timeout;
+	uint64_t deadline = launch_child_started(&sv1, p->setup_timeout_usec, &timeout);
 	/* the rules need no veth (they go by its name) and nothing of the
 	 * rest: made on a thread of their own beside the cgroup's move (which
 	 * can wait for an RCU grace period on v1) and the veth, joined before
 	 * LAUNCH_SYNC_RULES_READY (a commit can take milliseconds; the parent
 	 * must answer LAUNCH_SYNC_NETNS_MADE meanwhile) */
-	rules = (struct rules_job){.veth = d->veth,
-	                           .addr = d->addr,
-	                           .gw = d->gateway,
-	                           .ports = p->gateway_ports,
-	                           .n_ports = p->n_gateway_ports,
-	                           .egress = p->egress};
-	rules_start(&rules);
+	rules = (struct launch_rules){.veth = d->veth,
+	                              .addr = d->addr,
+	                              .gw = d->gateway,
+	                              .ports = p->gateway_ports,
+	                              .n_ports = p->n_gateway_ports,
+	                              .egress = p->egress};
+	launch_rules_start(&rules);
 
 	if (!unified) {
-		r = cg_make(d->cg, cg_parent, &p->limits, err);
-		if (r < 0)
-			goto fail_child;
-		cg_made = true;
-		d->oom_fd = d->cg->oom_fd;
-		/* memory first: from LAUNCH_SYNC_CGROUP_JOINED on, what the
-		 * child allocates (its network namespace) is the dyno's; pids
-		 * and cpu before LAUNCH_SYNC_VETH_READY */
-		r = cg_attach_ctrl(d->cg, pid, CG_MEMORY, err);
-		if (r < 0)
-			goto fail_child;
-		r = launch_sync_send(sv0, LAUNCH_SYNC_CGROUP_JOINED, err);
-		if (r < 0)
-			goto fail_child;
-		for (int c = 0; c < CG_N_CTRL && r == 0; c++)
-			if (c != CG_MEMORY)
-				r = cg_attach_ctrl(d->cg, pid, (enum cg_ctrl)c, err);
+		r = launch_join_cgroup(d, cg_parent, &p->limits, sv0, &cg_made, err);
 		if (r < 0)
 			goto fail_child;
 	}
-	r = wait_msg(sv0, LAUNCH_SYNC_NETNS_MADE, deadline, timeout, err);
-	if (r < 0)
-		goto fail_child;
-	r = net_host_setup(d->veth, pid, d->addr, d->gateway, err);
-	if (r < 0)
-		goto fail_child;
-	net_made = true;
 	/* LAUNCH_SYNC_VETH_READY: eth0 is there, the child goes on to exec
 	 * dyno-init; LAUNCH_SYNC_RULES_READY (read by dyno-init): the rules
 	 * are in place, start the app */
-	r = launch_sync_send(sv0, LAUNCH_SYNC_VETH_READY, err);
+	r = launch_veth(d, sv0, deadline, timeout, &net_made, err);
 	if (r < 0)
 		goto fail_child;
-	r = rules_join(&rules, &rules_made, err);
+	r = launch_rules_join(&rules, &rules_made, err);
 	if (r < 0)
 		goto fail_child;
 	r = launch_sync_send(sv0, LAUNCH_SYNC_RULES_READY, err);
 	if (r < 0)
 		goto fail_child;
 	started = true;
-	r = wait_msg(sv0, LAUNCH_SYNC_APP_EXECED, deadline, timeout, err);
+	r = launch_wait_msg(sv0, LAUNCH_SYNC_APP_EXECED, deadline, timeout, err);
 	if (r < 0)
 		goto fail_child;
 	*ret = d;
 	return 0;
 
 fail_child:
-	rules_join(&rules, &rules_made, NULL);
+	launch_rules_join(&rules, &rules_made, NULL);
 	/* the child may have failed first (its set-up runs beside ours):
 	 * then its error is the one that tells what went wrong */
-	int ce = child_error(sv0, err);
+	int ce = launch_child_error(sv0, err);
 	if (ce < 0)
 		r = ce;
-	syscall(SYS_pidfd_send_signal, d->pidfd, SIGKILL, NULL, 0);
-	{
-		/* bounded: a child stuck in the kernel (a hung file system
-		 * under the slug) cannot die yet; it is left to the sweep,
-		 * with its cgroup, veth and rules (their names come from the
-		 * id) */
-		struct pollfd pf = {d->pidfd, POLLIN, 0};
-		int pr;
-		do
-			pr = poll(&pf, 1, 2000);
-		while (pr < 0 && errno == EINTR);
-		siginfo_t si;
-		if (pr == 1) {
-			waitid(P_PIDFD, (id_t)d->pidfd, &si, WEXITED);
-			ce = child_error(sv0, err); /* sent while we were failing */
-			if (ce < 0)
-				r = ce;
-		} else {
-			dy_error_prefix(err, "the child did not die within 2 s of SIGKILL, "
-			                     "left for the sweep");
-			rules_made = net_made = cg_made = false;
-			/* reaped by launch_sweep() once it is gone */
-			pthread_mutex_lock(&orphans_lock);
-			if (n_orphans < ELEMENTSOF(orphans)) {
-				orphans[n_orphans++] = d->pidfd;
-				d->pidfd = -1;
-			}
-			pthread_mutex_unlock(&orphans_lock);
-		}
-	}
+	if (!launch_kill_child(d, sv0, &r, err))
+		rules_made = net_made = cg_made = false; /* left for the sweep */
 	d->exited = true;
 fail:
 	dy_error_prefix(err, "dyno %s", p->id);
@@ -605,9 +653,24 @@ fail:
 	if (cg_made)
 		cg_destroy(d->cg, NULL); /* busy: the sweep removes it */
 	d->oom_fd = -1;
-	free_env(p, envp);
 	launch_free(d);
 	return MIN(r, -1); /* r, or -1 when no step set it */
+}
+
+pthread_rwlock_t launch_start_lock = PTHREAD_RWLOCK_INITIALIZER;
+
+int launch_start(const struct launch_params *p, struct launch_dyno **ret, struct dy_error **err)
+{
+	if (p->pool) {
+		int r = launch_pool_take(p->pool, p, ret, err);
+		if (r != 0)
+			return MIN(r, 0);
+		/* no entry ready, or this start is not one a pool serves */
+	}
+	pthread_rwlock_rdlock(&launch_start_lock);
+	int r = start_unpooled(p, ret, err);
+	pthread_rwlock_unlock(&launch_start_lock);
+	return r;
 }
 
 /* PID 1 of a child PID namespace: /proc/PID/status's NSpid names the pid
@@ -700,7 +763,7 @@ int launch_poll(struct launch_dyno *d, struct dy_error **err)
 		return dy_error_errno(err, errno, "wait for dyno %s", d->id);
 	if (si.si_pid == 0)
 		return 0;
-	set_exit(d, &si);
+	launch_set_exit(d, &si);
 	return 1;
 }
 
@@ -735,7 +798,7 @@ int launch_kill(struct launch_dyno *d, struct dy_error **err)
 	siginfo_t si = {0};
 	if (waitid(P_PIDFD, (id_t)d->pidfd, &si, WEXITED) < 0)
 		return dy_error_errno(err, errno, "wait for dyno %s", d->id);
-	set_exit(d, &si);
+	launch_set_exit(d, &si);
 	return r;
 }
 
@@ -838,6 +901,19 @@ static int sweep_one(const char *id, void *data)
 
 int launch_sweep(const char *cgroup_parent, const char *prefix)
 {
+	/* not during a start or a pool's preparation: their cgroup is empty
+	 * for a moment. The caller's loop does not wait for a preparation
+	 * that hangs (up to its set-up timeout): past 100 ms this sweep is
+	 * skipped, the next one does it */
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_nsec += 100 * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	if (pthread_rwlock_timedwrlock(&launch_start_lock, &ts) != 0)
+		return 0;
 	/* children of failed starts that could not die then */
 	pthread_mutex_lock(&orphans_lock);
 	for (size_t i = 0; i < n_orphans;) {
@@ -853,6 +929,7 @@ int launch_sweep(const char *cgroup_parent, const char *prefix)
 	pthread_mutex_unlock(&orphans_lock);
 	int n = 0;
 	cg_sweep(cgroup_parent ? cgroup_parent : "dyno", prefix, sweep_one, &n);
+	pthread_rwlock_unlock(&launch_start_lock);
 	return n;
 }
 

@@ -35,7 +35,15 @@
  * under a lock: two starts never pick the same one). A child of clone3
  * allocates nothing (net-dyno.c): another thread may hold the allocator's
  * lock at the clone. A sweep (launch_sweep()) must not run during a start:
- * the new dyno's cgroup is empty until its child joins. */
+ * the new dyno's cgroup is empty until its child joins. Starts, and a warm
+ * pool's preparations, hold launch_start_lock for reading, a sweep for
+ * writing (launch-internal.h).
+ *
+ * With launch_params.pool (a warm pool, below) a start takes a prepared
+ * dyno instead: all of the above but the app's part was done ahead, off
+ * the start path; the take writes the limits, adds the rules a dyno with
+ * gateway ports or egress needs, and sends the rest (docs/isolation.md,
+ * "The pool"). A take does not wait for the lock. */
 #pragma once
 
 #include <netinet/in.h>
@@ -46,6 +54,8 @@
 #include "common/error.h"
 #include "runtime/launcher/cgroup.h"
 #include "runtime/launcher/net.h"
+
+struct launch_pool;
 
 /* A host path bound into a dyno (a build dyno's /cache, /buildpacks). */
 struct launch_bind {
@@ -91,6 +101,12 @@ struct launch_params {
 	bool attach;
 	bool attach_tty;
 	int attach_fd;
+	/* a warm pool (launch_pool_new()) to take the dyno from: then its
+	 * id is the entry's (struct launch_dyno's id), not id. A start the
+	 * pool does not serve (a build dyno's app_rw or binds, an attached
+	 * one-off, another cgroup parent or subnet), or one that finds no
+	 * entry ready, is made the usual way, with id */
+	struct launch_pool *pool;
 };
 
 /* How long a dyno's set-up (namespaces, mounts, exec) may take before
@@ -160,7 +176,9 @@ void launch_free(struct launch_dyno *d);
 /* Removes the leftovers of dynos whose launcher died: every cgroup under
  * cgroup_parent whose id starts with prefix (NULL or "": every one)
  * without a process, with its veth and rules (by name, from the id).
- * Returns the number of dynos swept. */
+ * Returns the number of dynos swept; 0 also when a start or a pool's
+ * preparation held the launcher for over 100 ms (then nothing is done:
+ * sweep again later). */
 int launch_sweep(const char *cgroup_parent, const char *prefix);
 
 /* SIGKILL to every dyno still running under cgroup_parent whose id starts
@@ -169,3 +187,44 @@ int launch_sweep(const char *cgroup_parent, const char *prefix);
  * them. Returns the number of cgroups killed. */
 int launch_kill_leftovers(const char *cgroup_parent, const char *prefix, const char *const *keep,
                           size_t nkeep);
+
+/* A warm pool of prepared dynos (docs/isolation.md, "The pool"): each entry
+ * is a child already cloned into its own PID, mount, UTS, IPC, network and
+ * cgroup namespaces, in its own cgroup <cgroup_parent>/<id> (limits:
+ * limits until taken), its veth made and addressed, its tree built up to
+ * what needs the app (the slug at /app, scratch, /etc/passwd, the sink),
+ * waiting on its sync socket. launch_start() with p->pool takes one: the
+ * dyno's limits written, its rules added, the rest sent over the socket;
+ * the child finishes and execs dyno-init. A thread of the pool refills it
+ * to size, off the start path; an entry that died while waiting is
+ * discarded. Ids are <id_prefix>pool-<pid>-<n>: the sweep of that prefix
+ * (launch_kill_leftovers(), launch_sweep()) removes what a dead launcher's
+ * pool left. */
+struct launch_pool_params {
+	size_t size;               /* entries kept ready, > 0 */
+	const char *cgroup_parent; /* NULL: "dyno" */
+	const char *id_prefix;     /* NULL: "" */
+	struct in_addr subnet;
+	uint8_t subnet_prefix;
+	const char *init_path;       /* as launch_params' */
+	struct cg_limits limits;     /* an entry's until taken */
+	uint64_t setup_timeout_usec; /* an entry's preparation; 0: LAUNCH_SETUP_TIMEOUT */
+};
+
+/* Starts the pool's refill thread. Returns 0 and *ret (release with
+ * launch_pool_free()), or < 0. */
+int launch_pool_new(const struct launch_pool_params *pp, struct launch_pool **ret,
+                    struct dy_error **err);
+
+/* Waits until n entries are ready (n is capped at the size), at most
+ * timeout_usec, or until a preparation fails (launch_pool_error() says
+ * why). Returns the number ready. */
+size_t launch_pool_wait(struct launch_pool *pool, size_t n, uint64_t timeout_usec);
+
+/* The last error of a failed preparation since the previous call, or NULL
+ * (the caller's to free): refills that keep failing say why. */
+struct dy_error *launch_pool_error(struct launch_pool *pool);
+
+/* Stops the thread, ends every entry (its child, veth, cgroup). Accepts
+ * NULL. */
+void launch_pool_free(struct launch_pool *pool);

@@ -15,10 +15,7 @@
 #include "common/cleanup.h"
 #include "runtime/launcher/launch.h"
 
-/* Where the new root is built: any directory of the host will do, since the
- * tmpfs lands in our private mount namespace only. What it hides (the
- * slug's path may be under it) is reached through an fd opened before. */
-#define NEWROOT "/mnt"
+#define NEWROOT MOUNTS_NEWROOT
 
 /* /etc entries copied (files) or bound read-only (directories). */
 static const char *const etc_allow[] = {
@@ -203,7 +200,7 @@ static int copy_file(int in, off_t size, const char *dst, struct dy_error **err)
 	return 0;
 }
 
-int mounts_etc(const struct mounts_params *p, struct dy_error **err)
+int mounts_etc_base(const struct mounts_params *p, struct dy_error **err)
 {
 	if (mkdir_p(NEWROOT "/etc", 0755, err) < 0)
 		return -1;
@@ -229,22 +226,41 @@ int mounts_etc(const struct mounts_params *p, struct dy_error **err)
 		}
 	}
 	char buf[1024];
-	snprintf(buf, sizeof(buf),
-	         "root:x:0:0:root:/root:/usr/sbin/nologin\n"
-	         "dyno:x:%u:%u:dyno:/app:/bin/bash\n"
-	         "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n",
-	         (unsigned)p->uid, (unsigned)p->gid);
-	if (write_file(NEWROOT "/etc/passwd", buf, err) < 0)
-		return -1;
-	snprintf(buf, sizeof(buf), "root:x:0:\ndyno:x:%u:\nnogroup:x:65534:\n", (unsigned)p->gid);
-	if (write_file(NEWROOT "/etc/group", buf, err) < 0)
-		return -1;
 	snprintf(buf, sizeof(buf), "%s\n", p->hostname);
 	if (write_file(NEWROOT "/etc/hostname", buf, err) < 0)
 		return -1;
 	snprintf(buf, sizeof(buf), "127.0.0.1\tlocalhost\n::1\tlocalhost\n127.0.1.1\t%s\n",
 	         p->hostname);
 	return write_file(NEWROOT "/etc/hosts", buf, err);
+}
+
+/* passwd and group naming the app's uid under root ("" or NEWROOT) */
+static int write_users(const char *root, const struct mounts_params *p, struct dy_error **err)
+{
+	char buf[1024], path[64];
+	snprintf(buf, sizeof(buf),
+	         "root:x:0:0:root:/root:/usr/sbin/nologin\n"
+	         "dyno:x:%u:%u:dyno:/app:/bin/bash\n"
+	         "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n",
+	         (unsigned)p->uid, (unsigned)p->gid);
+	snprintf(path, sizeof(path), "%s/etc/passwd", root);
+	if (write_file(path, buf, err) < 0)
+		return -1;
+	snprintf(buf, sizeof(buf), "root:x:0:\ndyno:x:%u:\nnogroup:x:65534:\n", (unsigned)p->gid);
+	snprintf(path, sizeof(path), "%s/etc/group", root);
+	return write_file(path, buf, err);
+}
+
+int mounts_etc_user(const struct mounts_params *p, struct dy_error **err)
+{
+	return write_users(NEWROOT, p, err);
+}
+
+int mounts_etc(const struct mounts_params *p, struct dy_error **err)
+{
+	if (mounts_etc_base(p, err) < 0)
+		return -1;
+	return mounts_etc_user(p, err);
 }
 
 /* /proc of a dyno, as Docker's defaults leave it: the files through which
@@ -283,7 +299,7 @@ static int harden_proc(struct dy_error **err)
 	return 0;
 }
 
-static int setup_dev(const struct mounts_params *p, struct dy_error **err)
+static int setup_dev(struct dy_error **err)
 {
 	static const char *const nodes[] = {"null", "zero", "full", "random", "urandom", "tty"};
 	if (mkdir_p(NEWROOT "/dev", 0755, err) < 0)
@@ -308,10 +324,9 @@ static int setup_dev(const struct mounts_params *p, struct dy_error **err)
 		return -1;
 	if (symlink("pts/ptmx", NEWROOT "/dev/ptmx") < 0)
 		return dy_error_errno(err, errno, "symlink /dev/ptmx");
-	char opts[64];
-	snprintf(opts, sizeof(opts), "mode=1777,size=%llu", (unsigned long long)p->tmpfs_size);
-	if (mkdir_p(NEWROOT "/dev/shm", 01777, err) < 0 ||
-	    do_mount("shm", NEWROOT "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, opts, err) < 0)
+	/* /dev/shm's tmpfs (sized by the dyno's quota) is mounted by
+	 * mounts_app() */
+	if (mkdir_p(NEWROOT "/dev/shm", 01777, err) < 0)
 		return -1;
 	static const char *const links[][2] = {{"/proc/self/fd", "fd"},
 	                                       {"/proc/self/fd/0", "stdin"},
@@ -326,6 +341,14 @@ static int setup_dev(const struct mounts_params *p, struct dy_error **err)
 	return do_mount(NULL, NEWROOT "/dev", NULL, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NOEXEC,
 	                "mode=0755,size=64k", err);
 }
+
+/* cg_ctrl_str()'s names, here: dyno-init (static, without libcgroup)
+ * links this file */
+static const char *const ctrl_dirs[CG_N_CTRL] = {
+    [CG_MEMORY] = "memory",
+    [CG_PIDS] = "pids",
+    [CG_CPU] = "cpu",
+};
 
 static int setup_cgroup(const struct mounts_params *p, struct dy_error **err)
 {
@@ -345,7 +368,7 @@ static int setup_cgroup(const struct mounts_params *p, struct dy_error **err)
 			continue;
 		char dst[128];
 		snprintf(dst, sizeof(dst), NEWROOT "/sys/fs/cgroup/%s",
-		         cg->ver[c] == CG_V2 ? "unified" : cg_ctrl_str(c));
+		         cg->ver[c] == CG_V2 ? "unified" : ctrl_dirs[c]);
 		struct stat st;
 		if (stat(dst, &st) == 0)
 			continue; /* unified already bound */
@@ -357,97 +380,16 @@ static int setup_cgroup(const struct mounts_params *p, struct dy_error **err)
 	                "mode=0755,size=16k", err);
 }
 
-static int prepare_rest(const struct mounts_params *p, int slug_fd, int sink_fd,
-                        const int *bind_fds, struct dy_error **err);
-
-int mounts_prepare(const struct mounts_params *p, struct dy_error **err)
+int mounts_base(struct dy_error **err)
 {
-
 	/* nothing we mount may propagate back to the host */
 	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
 		return dy_error_errno(err, errno, "make / rprivate");
-	/* the slug directory may sit under NEWROOT: keep it by an fd, opened
-	 * here so that its mount is one of this namespace (overlayfs clones
-	 * the lower layer's mount and refuses one of another namespace) */
-	_cleanup_close_ int slug_fd =
-	    open(p->slug_dir, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (slug_fd < 0)
-		return dy_error_errno(err, errno, "open the slug directory %s", p->slug_dir);
-	/* the same for the sink's directory: it may sit under NEWROOT too */
-	_cleanup_close_ int sink_fd = -1;
-	if (p->sink_dir) {
-		sink_fd = open(p->sink_dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
-		if (sink_fd < 0)
-			return dy_error_errno(err, errno, "open the log sink directory %s",
-			                      p->sink_dir);
-	}
-	/* a build dyno's binds, by fd for the same reason */
-	int bind_fds[LAUNCH_BINDS_MAX];
-	size_t nfds = 0;
-	int r = 0;
-	for (; nfds < p->nbinds && nfds < LAUNCH_BINDS_MAX; nfds++) {
-		const struct launch_bind *b = &p->binds[nfds];
-		if (b->dst[0] != '/' || strstr(b->dst, "..")) {
-			r = dy_error(err, "bind %s: not an absolute path", b->dst);
-			break;
-		}
-		bind_fds[nfds] = open(b->src, O_PATH | O_NOFOLLOW | O_CLOEXEC);
-		if (bind_fds[nfds] < 0) {
-			r = dy_error_errno(err, errno, "open %s (for %s)", b->src, b->dst);
-			break;
-		}
-	}
-	if (r == 0)
-		r = prepare_rest(p, slug_fd, sink_fd, bind_fds, err);
-	for (size_t i = 0; i < nfds; i++)
-		close(bind_fds[i]);
-	return r;
-}
-
-static int prepare_rest(const struct mounts_params *p, int slug_fd, int sink_fd,
-                        const int *bind_fds, struct dy_error **err)
-{
-	char opts[512];
 	if (do_mount("dyno-root", NEWROOT, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=4m",
 	             err) < 0)
 		return -1;
-
-	/* scratch: the overlay's upper layer and /tmp, in one tmpfs sized by
-	 * the dyno's memory quota (its pages are charged to the dyno's memcg) */
-	if (mkdir_p(NEWROOT "/.scratch", 0700, err) < 0)
-		return -1;
-	snprintf(opts, sizeof(opts), "mode=0700,size=%llu", (unsigned long long)p->tmpfs_size);
-	if (do_mount("dyno-scratch", NEWROOT "/.scratch", "tmpfs", MS_NOSUID | MS_NODEV, opts,
-	             err) < 0)
-		return -1;
-	if (mkdir_p(NEWROOT "/.scratch/upper", 0755, err) < 0 ||
-	    mkdir_p(NEWROOT "/.scratch/work", 0700, err) < 0 ||
-	    mkdir_p(NEWROOT "/.scratch/tmp", 01777, err) < 0)
-		return -1;
-	if (chown(NEWROOT "/.scratch/upper", p->uid, p->gid) < 0)
-		return dy_error_errno(err, errno, "chown /app upper layer");
-	if (chmod(NEWROOT "/.scratch/tmp", 01777) < 0)
-		return dy_error_errno(err, errno, "chmod /tmp");
-
-	if (mkdir_p(NEWROOT "/app", 0755, err) < 0)
-		return -1;
-	if (p->app_rw) {
-		char src[64];
-		snprintf(src, sizeof(src), "/proc/self/fd/%d", slug_fd);
-		if (bind_rw(src, NEWROOT "/app", err) < 0)
-			return -1;
-	}
-	/* through /proc's magic link to the fd opened above */
-	if (!p->app_rw)
-		snprintf(opts, sizeof(opts),
-	         "lowerdir=/proc/self/fd/%d,upperdir=" NEWROOT "/.scratch/upper,workdir=" NEWROOT
-	         "/.scratch/work",
-	         slug_fd);
-	if (!p->app_rw &&
-	    do_mount("dyno-app", NEWROOT "/app", "overlay", MS_NOSUID | MS_NODEV, opts, err) < 0)
-		return -1;
-	if (mkdir_p(NEWROOT "/tmp", 01777, err) < 0 ||
-	    do_mount(NEWROOT "/.scratch/tmp", NEWROOT "/tmp", NULL, MS_BIND, NULL, err) < 0)
+	if (mkdir_p(NEWROOT "/.scratch", 0700, err) < 0 || mkdir_p(NEWROOT "/app", 0755, err) < 0 ||
+	    mkdir_p(NEWROOT "/tmp", 01777, err) < 0)
 		return -1;
 
 	/* the stack */
@@ -485,9 +427,137 @@ static int prepare_rest(const struct mounts_params *p, int slug_fd, int sink_fd,
 		return -1;
 	if (harden_proc(err) < 0)
 		return -1;
-	if (setup_dev(p, err) < 0)
+	if (setup_dev(err) < 0)
 		return -1;
 	if (mkdir_p(NEWROOT "/run", 0755, err) < 0 || mkdir_p(NEWROOT "/var/tmp", 01777, err) < 0)
+		return -1;
+	return 0;
+}
+
+/* The scratch tmpfs at dir, sized by the dyno's memory quota (its pages
+ * are charged to the dyno's memcg): the overlay's upper layer (the app's)
+ * and work directory, and /tmp. */
+static int scratch(const char *dir, const struct mounts_params *p, struct dy_error **err)
+{
+	char opts[64], path[128];
+	snprintf(opts, sizeof(opts), "mode=0700,size=%llu", (unsigned long long)p->tmpfs_size);
+	if (do_mount("dyno-scratch", dir, "tmpfs", MS_NOSUID | MS_NODEV, opts, err) < 0)
+		return -1;
+	static const struct {
+		const char *name;
+		mode_t mode;
+	} dirs[] = {{"upper", 0755}, {"work", 0700}, {"tmp", 01777}};
+	for (size_t i = 0; i < ELEMENTSOF(dirs); i++) {
+		snprintf(path, sizeof(path), "%s/%s", dir, dirs[i].name);
+		if (mkdir_p(path, dirs[i].mode, err) < 0)
+			return -1;
+	}
+	snprintf(path, sizeof(path), "%s/upper", dir);
+	if (chown(path, p->uid, p->gid) < 0)
+		return dy_error_errno(err, errno, "chown /app upper layer");
+	snprintf(path, sizeof(path), "%s/tmp", dir);
+	if (chmod(path, 01777) < 0) /* past the umask */
+		return dy_error_errno(err, errno, "chmod /tmp");
+	return 0;
+}
+
+static int app_rest(const struct mounts_params *p, int slug_fd, int sink_fd, const int *bind_fds,
+                    struct dy_error **err);
+
+/* The host's paths of p, held by fds: the slug directory, the sink's
+ * directory, a build dyno's binds (-1: none). */
+struct app_fds {
+	int slug, sink;
+	int binds[LAUNCH_BINDS_MAX];
+	size_t nbinds;
+};
+
+static void app_close(struct app_fds *f)
+{
+	if (f->slug >= 0)
+		close(f->slug);
+	if (f->sink >= 0)
+		close(f->sink);
+	for (size_t i = 0; i < f->nbinds; i++)
+		close(f->binds[i]);
+	f->slug = f->sink = -1;
+	f->nbinds = 0;
+}
+
+static int app_open(const struct mounts_params *p, struct app_fds *f, struct dy_error **err)
+{
+	*f = (struct app_fds){.slug = -1, .sink = -1};
+	/* opened here, in the dyno's mount namespace, so that the slug's
+	 * mount is one of this namespace (overlayfs clones the lower layer's
+	 * mount and refuses one of another namespace) */
+	f->slug = open(p->slug_dir, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (f->slug < 0)
+		return dy_error_errno(err, errno, "open the slug directory %s", p->slug_dir);
+	if (p->sink_dir) {
+		f->sink = open(p->sink_dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+		if (f->sink < 0) {
+			int r = dy_error_errno(err, errno, "open the log sink directory %s",
+			                       p->sink_dir);
+			app_close(f);
+			return r;
+		}
+	}
+	for (; f->nbinds < p->nbinds && f->nbinds < LAUNCH_BINDS_MAX; f->nbinds++) {
+		const struct launch_bind *b = &p->binds[f->nbinds];
+		int r = 0;
+		if (b->dst[0] != '/' || strstr(b->dst, ".."))
+			r = dy_error(err, "bind %s: not an absolute path", b->dst);
+		else if ((f->binds[f->nbinds] = open(b->src, O_PATH | O_NOFOLLOW | O_CLOEXEC)) < 0)
+			r = dy_error_errno(err, errno, "open %s (for %s)", b->src, b->dst);
+		if (r < 0) {
+			app_close(f);
+			return r;
+		}
+	}
+	return 0;
+}
+
+static int app_rest(const struct mounts_params *p, int slug_fd, int sink_fd, const int *bind_fds,
+                    struct dy_error **err);
+
+int mounts_app(const struct mounts_params *p, struct dy_error **err)
+{
+	struct app_fds f;
+	if (app_open(p, &f, err) < 0)
+		return -1;
+	int r = app_rest(p, f.slug, f.sink, f.binds, err);
+	app_close(&f);
+	return r;
+}
+
+static int app_rest(const struct mounts_params *p, int slug_fd, int sink_fd, const int *bind_fds,
+                    struct dy_error **err)
+{
+	char opts[512];
+	/* scratch: the overlay's upper layer and /tmp, in one tmpfs sized by
+	 * the dyno's memory quota (its pages are charged to the dyno's memcg) */
+	if (scratch(NEWROOT "/.scratch", p, err) < 0)
+		return -1;
+
+	if (p->app_rw) {
+		char src[64];
+		snprintf(src, sizeof(src), "/proc/self/fd/%d", slug_fd);
+		if (bind_rw(src, NEWROOT "/app", err) < 0)
+			return -1;
+	} else {
+		/* through /proc's magic link to the fd opened above */
+		snprintf(opts, sizeof(opts),
+		         "lowerdir=/proc/self/fd/%d,upperdir=" NEWROOT
+		         "/.scratch/upper,workdir=" NEWROOT "/.scratch/work",
+		         slug_fd);
+		if (do_mount("dyno-app", NEWROOT "/app", "overlay", MS_NOSUID | MS_NODEV, opts,
+		             err) < 0)
+			return -1;
+	}
+	if (do_mount(NEWROOT "/.scratch/tmp", NEWROOT "/tmp", NULL, MS_BIND, NULL, err) < 0)
+		return -1;
+	snprintf(opts, sizeof(opts), "mode=1777,size=%llu", (unsigned long long)p->tmpfs_size);
+	if (do_mount("shm", NEWROOT "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, opts, err) < 0)
 		return -1;
 	if (p->sink_dir) {
 		/* a bind, not an fd: an fd of a host directory held by init
@@ -512,16 +582,36 @@ static int prepare_rest(const struct mounts_params *p, int slug_fd, int sink_fd,
 	return mount_binds(p, bind_fds, err);
 }
 
+int mounts_prepare(const struct mounts_params *p, struct dy_error **err)
+{
+	/* the host's paths first: they may sit under NEWROOT, which the new
+	 * root's tmpfs covers */
+	struct app_fds f;
+	if (app_open(p, &f, err) < 0)
+		return -1;
+	int r = mounts_base(err);
+	if (r == 0)
+		r = app_rest(p, f.slug, f.sink, f.binds, err);
+	app_close(&f);
+	return r;
+}
+
+int mounts_cgroup(const struct mounts_params *p, struct dy_error **err)
+{
+	return setup_cgroup(p, err);
+}
+
 int mounts_finish(const struct mounts_params *p, struct dy_error **err)
 {
 	if (setup_cgroup(p, err) < 0)
 		return -1;
-	if (do_mount(NULL, NEWROOT, NULL, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV,
-	             "mode=0755,size=4m", err) < 0)
-		return -1;
+	return mounts_pivot(err);
+}
 
-	/* pivot_root(".", "."): the old root ends stacked under the new one
-	 * and is detached at once (pivot_root(2), NOTES) */
+/* pivot_root(".", "."): the old root ends stacked under the new one and
+ * is detached at once (pivot_root(2), NOTES) */
+static int pivot(struct dy_error **err)
+{
 	if (chdir(NEWROOT) < 0)
 		return dy_error_errno(err, errno, "chdir to the new root");
 	if (syscall(SYS_pivot_root, ".", ".") < 0)
@@ -530,8 +620,73 @@ int mounts_finish(const struct mounts_params *p, struct dy_error **err)
 		return dy_error_errno(err, errno, "detach the host's root");
 	if (chdir("/") < 0)
 		return dy_error_errno(err, errno, "chdir /");
+	return 0;
+}
+
+int mounts_pivot(struct dy_error **err)
+{
+	if (do_mount(NULL, NEWROOT, NULL, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV,
+	             "mode=0755,size=4m", err) < 0)
+		return -1;
+
+	if (pivot(err) < 0)
+		return -1;
 	/* the scratch tmpfs stays referenced by /app and /tmp only */
 	if (umount2("/.scratch", MNT_DETACH) < 0)
 		return dy_error_errno(err, errno, "detach /.scratch");
 	return 0;
+}
+
+/* A pooled dyno's own directories: its slug, sink and scratch tmpfs stay
+ * mounted there, in a 0700 directory of root's the app cannot enter
+ * (nothing is unmounted at take: a detach waits for an RCU grace period,
+ * milliseconds on a busy host). */
+#define POOL_SLUG    "/.init/slug"
+#define POOL_SCRATCH "/.init/scratch"
+
+int mounts_pool_pivot(struct dy_error **err)
+{
+	if (mkdir_p(NEWROOT POOL_SLUG, 0700, err) < 0 ||
+	    mkdir_p(NEWROOT POOL_SCRATCH, 0700, err) < 0 ||
+	    mkdir_p(NEWROOT MOUNTS_SINK_DIR, 0700, err) < 0)
+		return -1;
+	if (chmod(NEWROOT "/.init", 0700) < 0)
+		return dy_error_errno(err, errno, "chmod /.init");
+	if (touch(NEWROOT "/etc/passwd", err) < 0 || touch(NEWROOT "/etc/group", err) < 0)
+		return -1;
+	return pivot(err);
+}
+
+/* A detached mount (open_tree(OPEN_TREE_CLONE) of the launcher's) onto
+ * dst. */
+static int attach(int fd, const char *dst, struct dy_error **err)
+{
+	if (syscall(SYS_move_mount, fd, "", AT_FDCWD, dst, MOVE_MOUNT_F_EMPTY_PATH) < 0)
+		return dy_error_errno(err, errno, "mount %s", dst);
+	return 0;
+}
+
+int mounts_pool_take(const struct mounts_params *p, int slug_fd, int sink_fd, struct dy_error **err)
+{
+	char opts[512];
+	if (attach(slug_fd, POOL_SLUG, err) < 0)
+		return -1;
+	if (sink_fd >= 0 && attach(sink_fd, MOUNTS_SINK_DIR, err) < 0)
+		return -1;
+	if (scratch(POOL_SCRATCH, p, err) < 0)
+		return -1;
+	if (do_mount("dyno-app", "/app", "overlay", MS_NOSUID | MS_NODEV,
+	             "lowerdir=" POOL_SLUG ",upperdir=" POOL_SCRATCH "/upper,workdir=" POOL_SCRATCH
+	             "/work",
+	             err) < 0)
+		return -1;
+	if (do_mount(POOL_SCRATCH "/tmp", "/tmp", NULL, MS_BIND, NULL, err) < 0)
+		return -1;
+	snprintf(opts, sizeof(opts), "mode=1777,size=%llu", (unsigned long long)p->tmpfs_size);
+	if (do_mount("shm", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, opts, err) < 0)
+		return -1;
+	if (write_users("", p, err) < 0)
+		return -1;
+	return do_mount(NULL, "/", NULL, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV,
+	                "mode=0755,size=4m", err);
 }

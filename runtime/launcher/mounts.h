@@ -39,6 +39,13 @@ struct mounts_params {
 	const char *sink_dir; /* the log sink's directory (host path), or NULL */
 };
 
+/* Where the new root is built: any directory of the host will do, since the
+ * tmpfs lands in our private mount namespace only. What it hides (the
+ * slug's path may be under it) is reached through an fd opened before:
+ * mounts_prepare() does; mounts_app() after mounts_base() cannot (a
+ * pooled dyno: its slug and sink must not be under it). */
+#define MOUNTS_NEWROOT "/mnt"
+
 /* Where init finds the sink's directory inside the dyno. */
 #define MOUNTS_SINK_DIR "/.init/sink"
 
@@ -56,3 +63,37 @@ struct mounts_params {
 int mounts_prepare(const struct mounts_params *p, struct dy_error **err);
 int mounts_etc(const struct mounts_params *p, struct dy_error **err);
 int mounts_finish(const struct mounts_params *p, struct dy_error **err);
+
+/* The same tree in the halves a pooled child (launch-pool.c) builds ahead
+ * and at take, in this order:
+ *   ahead: mounts_base() (what needs nothing of the dyno: the root, /usr,
+ *     /proc, /dev but its shm), mounts_etc_base() (/etc's copies,
+ *     hostname, hosts: p->hostname), mounts_cgroup() (p->cg);
+ *   at take: mounts_app() (scratch tmpfs of p->tmpfs_size, /app from
+ *     p->slug_dir, /tmp, /dev/shm, the sink, binds), mounts_etc_user()
+ *     (passwd and group naming p->uid), mounts_pivot() (/ read-only,
+ *     pivot_root).
+ * mounts_prepare() is mounts_base() + mounts_app(); mounts_etc() is
+ * mounts_etc_base() + mounts_etc_user(); mounts_finish() is
+ * mounts_cgroup() + mounts_pivot(). */
+int mounts_base(struct dy_error **err);
+
+/* A pooled dyno's (launch-pool.c), which pivots ahead and unmounts
+ * nothing at take:
+ *   ahead, after mounts_base(), mounts_etc_base(), mounts_cgroup():
+ *     mounts_pool_pivot(): /.init/slug, /.init/scratch, the sink's
+ *     directory made, pivot_root; / stays writable;
+ *   at take, in the new root: mounts_pool_take(): slug_fd and sink_fd
+ *     (detached mounts the launcher made with open_tree(OPEN_TREE_CLONE),
+ *     read-only; sink_fd -1: none) moved onto /.init/slug and the sink's
+ *     directory, the scratch tmpfs of p->tmpfs_size at /.init/scratch,
+ *     /app (overlay), /tmp, /dev/shm, /etc/passwd and group, / read-only.
+ *     The slug and the scratch stay mounted under /.init (0700, root's). */
+int mounts_pool_pivot(struct dy_error **err);
+int mounts_pool_take(const struct mounts_params *p, int slug_fd, int sink_fd,
+                     struct dy_error **err);
+int mounts_app(const struct mounts_params *p, struct dy_error **err);
+int mounts_etc_base(const struct mounts_params *p, struct dy_error **err);
+int mounts_etc_user(const struct mounts_params *p, struct dy_error **err);
+int mounts_cgroup(const struct mounts_params *p, struct dy_error **err);
+int mounts_pivot(struct dy_error **err);

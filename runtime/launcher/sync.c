@@ -20,6 +20,8 @@ const char *launch_sync_type_str(enum launch_sync_type type)
 	    [LAUNCH_SYNC_RULES_READY] = "LAUNCH_SYNC_RULES_READY",
 	    [LAUNCH_SYNC_APP_EXECED] = "LAUNCH_SYNC_APP_EXECED",
 	    [LAUNCH_SYNC_ERROR] = "LAUNCH_SYNC_ERROR",
+	    [LAUNCH_SYNC_POOL_READY] = "LAUNCH_SYNC_POOL_READY",
+	    [LAUNCH_SYNC_TAKE] = "LAUNCH_SYNC_TAKE",
 	};
 	if ((unsigned)type >= _LAUNCH_SYNC_MAX)
 		return "unknown";
@@ -115,4 +117,87 @@ int launch_sync_recv(int fd, int flags, enum launch_sync_type expect, struct dy_
 	return dy_error_errno(err, EPROTO, "sync: got %s, expected %s",
 	                      launch_sync_type_str((enum launch_sync_type)m.type),
 	                      launch_sync_type_str(expect));
+}
+
+int launch_sync_send_take(int sock, const struct launch_take *t, size_t size, const int *fds,
+                          size_t nfds, struct dy_error **err)
+{
+	struct iovec iov = {(void *)t, size};
+	union {
+		char buf[CMSG_SPACE(sizeof(int) * _LAUNCH_TAKE_FD_N)];
+		struct cmsghdr align;
+	} c;
+	memset(&c, 0, sizeof(c));
+	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
+	if (nfds > _LAUNCH_TAKE_FD_N)
+		return dy_error_errno(err, EINVAL, "sync: %zu fds in a take", nfds);
+	if (nfds > 0) {
+		mh.msg_control = c.buf;
+		mh.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
+		struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+		cm->cmsg_level = SOL_SOCKET;
+		cm->cmsg_type = SCM_RIGHTS;
+		cm->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
+		memcpy(CMSG_DATA(cm), fds, sizeof(int) * nfds);
+	}
+	ssize_t n;
+	do
+		n = sendmsg(sock, &mh, MSG_NOSIGNAL);
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return dy_error_errno(err, errno, "sync: send LAUNCH_SYNC_TAKE");
+	if ((size_t)n != size)
+		return dy_error_errno(err, EIO, "sync: send LAUNCH_SYNC_TAKE");
+	return 0;
+}
+
+int launch_sync_recv_take(int sock, struct launch_take *buf, size_t size,
+                          const char *str[_LAUNCH_TAKE_N], int fds[_LAUNCH_TAKE_FD_N],
+                          struct dy_error **err)
+{
+	struct iovec iov = {buf, size};
+	union {
+		char buf[CMSG_SPACE(sizeof(int) * _LAUNCH_TAKE_FD_N)];
+		struct cmsghdr align;
+	} c;
+	struct msghdr mh = {.msg_iov = &iov,
+	                    .msg_iovlen = 1,
+	                    .msg_control = c.buf,
+	                    .msg_controllen = sizeof(c.buf)};
+	for (int i = 0; i < _LAUNCH_TAKE_FD_N; i++)
+		fds[i] = -1;
+	ssize_t n;
+	do
+		n = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC);
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return dy_error_errno(err, errno, "sync: recv");
+	if (n == 0)
+		return 0;
+	for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm)) {
+		if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
+			continue;
+		size_t k = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		memcpy(fds, CMSG_DATA(cm), sizeof(int) * MIN(k, (size_t)_LAUNCH_TAKE_FD_N));
+	}
+	if ((size_t)n < sizeof(*buf) || buf->type != LAUNCH_SYNC_TAKE)
+		return dy_error_errno(err, EPROTO, "sync: expected %s (%zd bytes)",
+		                      launch_sync_type_str(LAUNCH_SYNC_TAKE), n);
+	if (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC))
+		return dy_error_errno(err, EPROTO, "sync: %s longer than %zu bytes",
+		                      launch_sync_type_str(LAUNCH_SYNC_TAKE), size);
+	size_t off = 0, avail = (size_t)n - sizeof(*buf);
+	for (int i = 0; i < _LAUNCH_TAKE_N; i++) {
+		size_t l = buf->len[i];
+		str[i] = NULL;
+		if (l == 0)
+			continue;
+		if (l > avail - off || buf->data[off + l - 1] != '\0' ||
+		    memchr(buf->data + off, '\0', l) != buf->data + off + l - 1)
+			return dy_error_errno(err, EPROTO, "sync: %s: string %d malformed",
+			                      launch_sync_type_str(LAUNCH_SYNC_TAKE), i);
+		str[i] = buf->data + off;
+		off += l;
+	}
+	return 1;
 }

@@ -16,6 +16,11 @@
  *   parent -> init      LAUNCH_SYNC_RULES_READY
  *   init   -> parent    LAUNCH_SYNC_APP_EXECED
  *
+ * A pooled child (launch-pool.c) answers LAUNCH_SYNC_VETH_READY with
+ * LAUNCH_SYNC_POOL_READY and waits; the start that takes it sends
+ * LAUNCH_SYNC_TAKE (the dyno's slug, uid, sizes, command, env memfd),
+ * then LAUNCH_SYNC_RULES_READY as above.
+ *
  * and LAUNCH_SYNC_ERROR from the child or init in place of any of theirs.
  * The app, forked by init, reports to init over a socket pair of its own:
  * LAUNCH_SYNC_ERROR when its set-up or exec fails, else nothing (the end
@@ -44,6 +49,11 @@ enum launch_sync_type {
 	LAUNCH_SYNC_APP_EXECED,    /* dyno-init: the command has exec'd */
 	LAUNCH_SYNC_ERROR,         /* child or dyno-init: set-up failed
 	                            * (errnum, text); it exits */
+	LAUNCH_SYNC_POOL_READY,    /* a pooled child: everything but the app's
+	                            * part is made, waiting to be taken */
+	LAUNCH_SYNC_TAKE,          /* parent: a struct launch_take, the env
+	                            * memfd with it (SCM_RIGHTS): finish, exec
+	                            * dyno-init */
 	_LAUNCH_SYNC_MAX,
 };
 
@@ -90,3 +100,50 @@ int launch_sync_recv(int fd, int flags, enum launch_sync_type expect, struct dy_
  * the message (strerror already in it), its errnum. Returns -errnum, or
  * -1 when errnum is 0. */
 int launch_sync_error(const struct launch_sync_msg *m, struct dy_error **err);
+
+/* LAUNCH_SYNC_TAKE: what a pooled child learns of its dyno at take. data
+ * holds the strings named by len[], in that order, each NUL-terminated
+ * (len counts the NUL; 0: absent). */
+enum launch_take_str {
+	LAUNCH_TAKE_SLUG_DIR,
+	LAUNCH_TAKE_SINK_DIR,
+	LAUNCH_TAKE_SINK_NAME,
+	LAUNCH_TAKE_NAME,
+	LAUNCH_TAKE_COMMAND,
+	_LAUNCH_TAKE_N,
+};
+
+/* The largest take: a start whose strings do not fit is not pooled. */
+#define LAUNCH_TAKE_MAX 32768
+
+struct launch_take {
+	uint32_t type; /* LAUNCH_SYNC_TAKE */
+	int32_t errnum;
+	uint32_t uid, gid;
+	uint64_t tmpfs_size;
+	uint64_t log_buffer;
+	uint32_t len[_LAUNCH_TAKE_N];
+	char data[];
+};
+
+/* The fds a take passes (SCM_RIGHTS), in this order; the sink's only with
+ * a sink. */
+enum launch_take_fd {
+	LAUNCH_TAKE_FD_ENV,  /* the sealed env memfd */
+	LAUNCH_TAKE_FD_SLUG, /* the slug directory, a detached read-only mount */
+	LAUNCH_TAKE_FD_SINK, /* the sink's directory, likewise */
+	_LAUNCH_TAKE_FD_N,
+};
+
+/* Sends the take t (size bytes, header and strings) with the nfds fds
+ * passed along (SCM_RIGHTS). Returns 0 or < 0 (EPIPE: the child is gone). */
+int launch_sync_send_take(int sock, const struct launch_take *t, size_t size, const int *fds,
+                          size_t nfds, struct dy_error **err);
+
+/* Receives a take into buf (size bytes; no allocation), checks its
+ * strings and sets str[] to them (NULL when absent) and fds[] to the fds
+ * passed (-1 past those that came). Returns 1, 0 at end of stream, < 0
+ * with *err (LAUNCH_SYNC_ERROR is not expected here). */
+int launch_sync_recv_take(int sock, struct launch_take *buf, size_t size,
+                          const char *str[_LAUNCH_TAKE_N], int fds[_LAUNCH_TAKE_FD_N],
+                          struct dy_error **err);

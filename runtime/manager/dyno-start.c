@@ -365,6 +365,9 @@ void sup_dyno_start(struct sup_dyno *d)
 	    .attach = d->attach_fd >= 0,
 	    .attach_tty = d->attach_tty,
 	    .attach_fd = d->attach_fd, /* stays open until done: d keeps it */
+	    /* taken from the warm pool when it serves this start (not an
+	     * attached one): the dyno's id is then the entry's */
+	    .pool = s->pool,
 	};
 	dy_log_app(d->app, d->name, "Starting process with command `%s`", d->command);
 	submit_start(d, w);

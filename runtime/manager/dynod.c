@@ -160,6 +160,7 @@ static int run(const char *config_path)
 		 * database binds it (docs/isolation.md, "Network") */
 		if (net_gateway_setup(cfg->network.subnet, cfg->network.subnet_prefix, &err) < 0)
 			goto out;
+		sup_pool_start(sup);
 	}
 	if (mgr_new(cfg, st, sup ? sup_ops(sup) : NULL, &m, &err) < 0)
 		goto out;

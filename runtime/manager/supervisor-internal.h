@@ -122,6 +122,7 @@ struct sup {
 	/* one thread runs every launch_start() in turn (launch.h, "Threads"),
 	 * off the loop; nstarting of them are in flight */
 	struct work_pool *starts;
+	struct launch_pool *pool; /* dyno.pool.size prepared dynos, or NULL */
 	unsigned nstarting;
 	unsigned ncleaning; /* clean-ups queued on the same thread */
 	bool freeing;     /* sup_free(): a start's done only hands over its dyno */

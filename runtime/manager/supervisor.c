@@ -596,9 +596,44 @@ static void stop_app(void *data, const char *name, void (*gone)(void *arg), void
 /* The memory watch of every running dyno, each second: an OOM kill (v1
  * signals the OOM condition before the kill is counted, so the OOM fd is
  * not enough) and memory over the size's quota. */
+/* The warm pool (launch.h, "A warm pool"): dyno.pool.size entries made
+ * with the default size's limits, ids of our prefix; a start takes one
+ * (sup_dyno_start()). Without it (0, or it cannot start) dynos start the
+ * usual way. See supervisor.h. */
+void sup_pool_start(struct sup *s)
+{
+	const struct config *cfg = s->cfg;
+	const struct config_size *sz = config_size_find(cfg, cfg->dyno.default_size);
+	if (cfg->dyno.pool.size == 0 || !sz)
+		return;
+	struct launch_pool_params pp = {
+	    .size = cfg->dyno.pool.size,
+	    .cgroup_parent = s->cgroup_parent,
+	    .id_prefix = s->id_prefix,
+	    .subnet = cfg->network.subnet,
+	    .subnet_prefix = cfg->network.subnet_prefix,
+	    .init_path = s->init_path,
+	    .limits = {.memory = sz->memory, .pids = sz->pids, .cpu = sz->cpu},
+	    .setup_timeout_usec = cfg->dyno.timeouts.setup,
+	};
+	struct dy_error *e = NULL;
+	if (launch_pool_new(&pp, &s->pool, &e) < 0) {
+		dy_log("dynod", "dyno pool: %s; dynos start without it", dy_error_msg(e));
+		dy_error_free(&e);
+		s->pool = NULL;
+	}
+}
+
 static void on_mem_timer(struct loop *loop, struct loop_timer *t)
 {
 	struct sup *s = loop_container_of(t, struct sup, mem_timer);
+	if (s->pool) {
+		/* a refill that failed (the pool retries, backing off) */
+		struct dy_error *pe = launch_pool_error(s->pool);
+		if (pe)
+			dy_log("dynod", "dyno pool: %s", dy_error_msg(pe));
+		dy_error_free(&pe);
+	}
 	for (struct sup_dyno *d = s->dynos, *next; d; d = next) {
 		next = d->next;
 		if (!d->ld || d->ld->exited)
@@ -962,6 +997,10 @@ void sup_free(struct sup *s)
 	s->freeing = true;
 	work_pool_free(s->starts);
 	s->starts = NULL;
+	/* the waiting entries end (their child, veth, rules, cgroup): no
+	 * dyno of theirs runs yet */
+	launch_pool_free(s->pool);
+	s->pool = NULL;
 	struct dy_error *e = NULL;
 	if (s->leaving && s->record && dr_writer_free(s->record, true, &e) < 0) {
 		dy_log("dynod", "%s", dy_error_msg(e));

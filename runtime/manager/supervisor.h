@@ -39,6 +39,12 @@ void sup_set_mgr(struct sup *s, struct mgr *m);
 
 struct lgi;
 
+/* Starts the warm pool of dyno.pool.size prepared dynos (launch.h), once
+ * sup_new() has swept what a previous dynod left (the entries carry our id
+ * prefix) and the gateway is set up. A pool that cannot start is logged:
+ * dynos then start the usual way. */
+void sup_pool_start(struct sup *s);
+
 /* The log intake (log-intake.h, borrowed): dynos get their app's sink.
  * Without it they run with no sink (their output is dropped). */
 void sup_set_logs(struct sup *s, struct lgi *logs);

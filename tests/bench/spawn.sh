@@ -1,14 +1,22 @@
 #!/bin/bash
-# Isolated start benchmark: dyno vs crun run vs bwrap --unshare-all vs
-# fork+exec, each starting tests/bench/stamp (prints CLOCK_REALTIME).
+# Isolated start benchmark: dyno (with and without its warm pool) vs crun
+# run vs bwrap --unshare-all vs fork+exec, each starting tests/bench/stamp
+# (prints CLOCK_REALTIME).
 #   start:  launcher started -> the command running (stamp's time - t0)
 #   cycle:  launcher started -> launcher exited, teardown included
-#   cycles/s: sequential full cycles per second
-# crun is also started 50 ms apart (a cold v1 cgroup attach, see below).
-# dyno also reports its own split (dyno-launch --repeat, in one process as
-# dynod would run it): launch_start() -> exec'd, and teardown (stop +
-# cgroup/veth/rules removal) separately.
-# usage: tests/bench/spawn.sh [RUNS]   (default 100; root; BUILD=build dir)
+# Subjects, each back to back and 50 ms apart (a cold v1 cgroup attach,
+# see docs/benchmarks.md), fork+exec back to back only:
+#   fork+exec, bwrap --unshare-all, crun run (v1 cgroup): a process per run;
+#   dyno-launch (no pool): a dyno-launch process per run (its start has no
+#     pool to take from: a pool lives in a long-running launcher);
+#   dyno (no pool), dyno (pool): one dyno-launch --repeat, as dynod runs
+#     the launcher: t0 is launch_start()'s call (dyno-launch prints it), the
+#     pool (--pool 2) refilled between runs; "exec'd" is launch_start()
+#     returning (the command has exec'd);
+#   bursts: dyno-launch --burst (back to back, teardown after all, as a
+#     scale-up), without and with a pool as large as the burst.
+# usage: tests/bench/spawn.sh [RUNS]   (default 100; root; BUILD=build dir;
+#        BENCH_JSON=PATH also writes every sample as JSON)
 # Runs in a private mount + network namespace (`unshare -m -n`, lo up), in
 # which /sys/fs/cgroup/unified is unmounted for crun (see docs/benchmarks.md).
 set -euo pipefail
@@ -27,12 +35,15 @@ chmod 755 "$work"
 unshare -m -n sh -c '
 ip link set lo up
 umount /sys/fs/cgroup/unified 2>/dev/null || true
-exec /usr/bin/python3 - "$@"' sh "$work" "$RUNS" "$PWD/$BUILD" <<'PY'
-import json, os, shutil, socket, statistics, subprocess, sys, time
-work, runs, build = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+exec /usr/bin/python3 - "$@"' sh "$work" "$RUNS" "$PWD/$BUILD" "${BENCH_JSON:-}" <<'PY'
+import json, os, shutil, socket, statistics, subprocess, sys, threading, time
+work, runs, build, json_path = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
 stamp = os.path.join(build, "tests/bench/stamp")
 launch = os.path.join(build, "bin/dyno-launch")
 uid = 29999
+parent = f"dyno-bench-{os.getpid()}"
+BURST = 8
+apart = min(runs, 30)  # runs 50 ms apart
 
 slug = os.path.join(work, "slug")
 os.makedirs(slug)
@@ -58,12 +69,25 @@ os.makedirs(os.path.join(work, "sink"))  # the sink alone in its directory
 sink_path = os.path.join(work, "sink", "log.sock")
 sink = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
 sink.bind(sink_path)
+sink.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
 sink.settimeout(5)
 
-def dyno_cmd(i):
-    return [launch, "--slug-dir", slug, "--uid", str(uid), "--name", "bench.1",
-            "--id", f"bench-{os.getpid()}-{i}", "--log-sock", sink_path,
-            "--cgroup-parent", f"dyno-bench-{os.getpid()}", "--", "/app/stamp"]
+
+def next_stamp():
+    """The next stamp the sink gets: init also sends its own lines
+    ("dyno[bench.1]: Process exited with status 0"), skipped."""
+    while True:
+        line = sink.recv(4096).decode().strip()
+        for ln in line.splitlines():
+            tail = ln.rsplit(": ", 1)[-1]
+            if " app[" in ln and tail.isdigit():
+                return int(tail)
+
+
+def dyno_args(id_, *extra):
+    return [launch, "--slug-dir", slug, "--uid", str(uid), "--name", "bench.1", "--id", id_,
+            "--log-sock", sink_path, "--cgroup-parent", parent, *extra]
+
 
 tools = {
     "fork+exec": lambda i: [stamp],
@@ -71,8 +95,10 @@ tools = {
                                       "--proc", "/proc", "--dev", "/dev", stamp],
     "crun run (v1 cgroup)": lambda i: ["crun", "run", "--bundle", bundle,
                                        f"bench-{os.getpid()}-{i}"],
-    "dyno (dyno-launch)": dyno_cmd,
+    "dyno-launch (no pool)": lambda i: dyno_args(f"bench-{os.getpid()}-{i}", "--",
+                                                 "/app/stamp"),
 }
+
 
 def one(name, i):
     t0 = time.time_ns()
@@ -81,62 +107,104 @@ def one(name, i):
     t1 = time.time_ns()
     if p.returncode != 0:
         raise SystemExit(f"{name}: exit {p.returncode}: {err.decode()[-500:]}")
-    if name.startswith("dyno"):
-        line = sink.recv(4096).decode()
-        ts = int(line.rsplit(": ", 1)[1])
-    else:
-        ts = int(out.split()[0])
+    ts = next_stamp() if name.startswith("dyno") else int(out.split()[0])
     return (ts - t0) / 1e6, (t1 - t0) / 1e6
 
-print(f"{runs} sequential runs each, medians; host: {os.cpu_count()} cpus, "
-      f"kernel {os.uname().release}")
-print(f"{'launcher':24} {'start ms':>9} {'cycle ms':>9} {'exit+teardown ms':>17} {'cycles/s':>9}")
-for name in tools:
+
+results = []
+
+
+def record(subject, mode, starts, cycles, **extra):
+    results.append({"subject": subject, "mode": mode, "start_ms": starts, "cycle_ms": cycles,
+                    **extra})
+    s = statistics.median(starts)
+    c = statistics.median(cycles) if cycles else float("nan")
+    more = "".join(f", {k} {statistics.median(v):.2f}" for k, v in extra.items())
+    print(f"{subject:24} {mode:13} {s:9.2f} {c:9.2f} {max(starts):9.2f}{more}", flush=True)
+
+
+def by_process(name, gap):
     for i in range(3):  # warm up
         one(name, f"w{i}")
     starts, cycles = [], []
-    t0 = time.monotonic()
-    for i in range(runs):
-        s, c = one(name, i)
+    for i in range(runs if not gap else apart):
+        if gap:
+            time.sleep(gap)
+        s, c = one(name, f"{'g' if gap else ''}{i}")
         starts.append(s)
         cycles.append(c)
-    total = time.monotonic() - t0
-    s, c = statistics.median(starts), statistics.median(cycles)
-    print(f"{name:24} {s:9.2f} {c:9.2f} {c - s:17.2f} {runs / total:9.1f}")
+    return starts, cycles
 
-# Moving a task into a v1 cgroup waits for an RCU grace period unless
-# another move happened in the last ~20 ms: back-to-back crun runs stay
-# warm, starts seconds apart (as dynod's) do not. crun, 50 ms apart:
-starts = []
-for i in range(min(runs, 30)):
-    time.sleep(0.05)
-    starts.append(one("crun run (v1 cgroup)", f"gap{i}")[0])
-print(f"{'crun, runs 50 ms apart':24} {statistics.median(starts):9.2f}")
 
-r = subprocess.run([launch, "--slug-dir", slug, "--uid", str(uid), "--name", "bench.1",
-                    "--id", f"bench-{os.getpid()}-r", "--cgroup-parent",
-                    f"dyno-bench-{os.getpid()}", "--repeat", str(runs), "--", "/app/stamp"],
-                   capture_output=True, text=True, check=True)
-b = json.loads(r.stdout.splitlines()[-1])
-print(f"dyno in-process (launch_start -> exec'd, as dynod): start {b['start_median_us']/1000:.2f} ms,"
-      f" teardown {b['teardown_median_us']/1000:.2f} ms, {b['cycles_per_s']:.1f} cycles/s")
-# a scale-up: dynos that stay up (teardown after all of them), and dynos
-# whose command exits at once (their network namespaces are torn down by
-# the kernel's workers while the next ones start, on the same 2 cores)
-for label, cmd in (("staying up", "sleep 600"), ("exiting at once", "/app/stamp")):
-    r = subprocess.run([launch, "--slug-dir", slug, "--uid", str(uid), "--name", "bench.1",
-                        "--id", f"bench-{os.getpid()}-b", "--cgroup-parent",
-                        f"dyno-bench-{os.getpid()}", "--grace", "1", "--burst",
-                        str(min(runs, 50)), "--", cmd], capture_output=True, text=True,
-                       check=True)
+def in_process(pool, gap):
+    """dyno-launch --repeat: t0 of each launch_start() call, matched with
+    the stamps its runs send, one after the other."""
+    n = runs if not gap else apart
+    extra = ["--repeat", str(n)]
+    if gap:
+        extra += ["--gap", str(int(gap * 1000))]
+    if pool:
+        extra += ["--pool", str(pool)]
+    stamps = []
+
+    def collect():
+        while len(stamps) < n:
+            try:
+                stamps.append(next_stamp())
+            except socket.timeout:
+                return
+    th = threading.Thread(target=collect)
+    th.start()
+    r = subprocess.run(dyno_args(f"bench-{os.getpid()}-r{pool}{'g' if gap else ''}", *extra,
+                                 "--", "/app/stamp"), capture_output=True, text=True)
+    th.join()
+    if r.returncode != 0 or len(stamps) != n:
+        raise SystemExit(f"dyno-launch --repeat: exit {r.returncode}, {len(stamps)} of {n} "
+                         f"stamps: {r.stderr[-500:]}")
     b = json.loads(r.stdout.splitlines()[-1])
-    print(f"dyno burst of {b['runs']}, {label} (back to back, teardown after all, as a "
-          f"scale-up): start {b['start_median_us']/1000:.2f} ms median, "
-          f"{b['start_max_us']/1000:.2f} ms max, all up in {b['all_started_us']/1000:.0f} ms, "
-          f"teardown {b['teardown_per_dyno_us']/1000:.2f} ms per dyno")
+    starts = [(s - t0) / 1e6 for s, t0 in zip(stamps, b["t0_ns"])]
+    return starts, [c / 1000 for c in b["cycle_us"]], [e / 1000 for e in b["start_us"]]
+
+
+def burst(pool, cmd="sleep 600"):
+    extra = ["--grace", "1", "--burst", str(BURST)] + (["--pool", str(pool)] if pool else [])
+    r = subprocess.run(dyno_args(f"bench-{os.getpid()}-b{pool}", *extra, "--", cmd),
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        raise SystemExit(f"dyno-launch --burst: exit {r.returncode}: {r.stderr[-500:]}")
+    ev = [json.loads(x) for x in r.stdout.splitlines()]
+    samples = next(e for e in ev if e["event"] == "burst_samples")
+    pooled = sum("-pool-" in i for i in samples["ids"])
+    return [s / 1000 for s in samples["start_us"]], pooled
+
+
+cg = "v2" if not os.path.isdir("/sys/fs/cgroup/memory") else "v1"
+print(f"{runs} runs back to back, {apart} runs 50 ms apart, bursts of {BURST}; host: "
+      f"{os.cpu_count()} cpus, kernel {os.uname().release}, cgroup {cg}; medians (ms)")
+print(f"{'subject':24} {'mode':13} {'start':>9} {'cycle':>9} {'max start':>9}")
+for name in tools:
+    record(name, "back-to-back", *by_process(name, 0))
+    # moving a task into a v1 cgroup waits for an RCU grace period unless
+    # another move happened in the last ~20 ms: runs seconds apart (as
+    # dynod's) do not have a warm one
+    if name != "fork+exec":
+        record(name, "50ms apart", *by_process(name, 0.05))
+for label, pool in (("dyno (no pool)", 0), ("dyno (pool)", 2)):
+    for mode, gap in (("back-to-back", 0), ("50ms apart", 0.05)):
+        s, c, e = in_process(pool, gap)
+        record(label, mode, s, c, exec_ms=e)
+for label, pool in (("dyno (no pool)", 0), ("dyno (pool)", BURST)):
+    s, pooled = burst(pool)
+    record(label, "burst", s, [], pooled=[pooled])
 for c in ("memory", "pids", "cpu"):
     try:
-        os.rmdir(f"/sys/fs/cgroup/{c}/dyno-bench-{os.getpid()}")
+        os.rmdir(f"/sys/fs/cgroup/{c}/{parent}")
     except OSError:
         pass
+if json_path:
+    meta = {"runs": runs, "runs_apart": apart, "burst": BURST,
+            "kernel": os.uname().release, "cgroup": cg, "cpus": os.cpu_count()}
+    with open(json_path, "w") as f:
+        json.dump({"bench": "spawn", "meta": meta, "results": results}, f)
+    print(f"wrote {json_path}")
 PY

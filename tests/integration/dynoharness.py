@@ -5,6 +5,7 @@ plays the host's part (log sink, TCP clients and servers) and prints one
 JSON object with what it saw as its last line. Everything it creates is
 named after its own pid, and removed: dynos (by their launcher's pid),
 cgroups, sockets, files."""
+import hashlib
 import json
 import os
 import shutil
@@ -25,6 +26,9 @@ PROBE = BUILD / "tests" / "probe" / "probe"
 UID = 20000 + os.getpid() % 20000
 CG_PARENT = f"dyno-test-{os.getpid()}"
 CONTROLLERS = ("memory", "pids", "cpu")
+# DYNO_TEST_POOL=N: every dyno is taken from a warm pool of N prepared
+# ones (dyno-launch --pool N); its id is then its pool entry's
+POOL = int(os.environ.get("DYNO_TEST_POOL", "0"))
 
 
 class Sink:
@@ -96,9 +100,11 @@ class Dyno:
     count = 0
 
     def __init__(self, h, cmd, name="web.1", memory="64M", pids=64, port=None, extra=(),
-                 sink=True, prefix=(), sink_dir=None):
+                 sink=True, prefix=(), sink_dir=None, before_start=None):
         Dyno.count += 1
-        self.id = f"t{os.getpid()}-{Dyno.count}"
+        self.id = self.launch_id = f"t{os.getpid()}-{Dyno.count}"
+        if POOL and "--pool" not in extra:
+            extra = (*extra, "--pool", str(POOL))
         # the sinks' own directory: the launcher binds it into the dyno
         # and refuses one that holds anything but sockets
         self.sink = Sink(Path(sink_dir or h.sinks) / f"{self.id}.sock", bind=sink)
@@ -107,10 +113,18 @@ class Dyno:
                 self.sink.path, "--cgroup-parent", CG_PARENT, "--grace", "2", *extra]
         if port:
             args += ["--port", str(port)]
+        if before_start:  # dyno-launch --hold: its pool is looked at first
+            args.append("--hold")
         self.proc = subprocess.Popen(args + ["--", cmd], stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, text=True)
+                                     stderr=subprocess.PIPE, text=True,
+                                     stdin=subprocess.PIPE if before_start else None)
         h.dynos.append(self)
         self.events = []
+        if before_start:
+            self.pool_event = json.loads(self.proc.stdout.readline() or "null")
+            self.held = before_start(self)
+            self.proc.stdin.write("\n")
+            self.proc.stdin.flush()
         line = self.proc.stdout.readline()
         if not line:
             self.proc.wait(10)
@@ -122,6 +136,7 @@ class Dyno:
         self.error = None
         self.running = json.loads(line)
         self.ip = self.running["addr"]
+        self.id = self.running["id"]  # a pooled dyno's is its entry's
 
     def finish(self, timeout=20):
         """Waits for the launcher; returns the "exited" event."""
@@ -198,6 +213,40 @@ def leftovers(d):
         left += [f"mount {ln.split()[1]}" for ln in f if ln.split()[0].startswith("dyno-")]
     r = subprocess.run(["pgrep", "-u", str(UID)], capture_output=True, text=True)
     left += [f"process {p}" for p in r.stdout.split()]
+    return left + pool_leftovers(d)
+
+
+def veth_of(dyno_id):
+    return "dy-" + hashlib.sha256(dyno_id.encode()).hexdigest()[:12]
+
+
+def pool_settle(d, timeout=10):
+    """Once d's launcher is gone: waits until its pool's entries (which end
+    when their launcher's socket closes) have left their cgroups; returns
+    how many cgroups they left for a sweep."""
+    prefix = f"{d.launch_id}-pool-"
+    end = time.monotonic() + timeout
+    while True:
+        dirs = [p for p in Path("/sys/fs/cgroup/pids").glob(f"{CG_PARENT}/{prefix}*")
+                if p.name != d.id]  # the dyno itself was an entry
+        busy = [p for p in dirs if (p / "cgroup.procs").exists()
+                and (p / "cgroup.procs").read_text().strip()]
+        if not busy or time.monotonic() > end:
+            return len(dirs)
+        time.sleep(0.05)
+
+
+def pool_leftovers(d):
+    """What the pool of d's launcher left: its entries' cgroups, veths and
+    chains (ids <launch id>-pool-<pid>-<n>)."""
+    prefix = f"{d.launch_id}-pool-"
+    parents = [Path(f"/sys/fs/cgroup/{CG_PARENT}"), *Path("/sys/fs/cgroup").glob(f"*/{CG_PARENT}")]
+    left = [f"pool cgroup {p}" for parent in parents for p in parent.glob(f"{prefix}*")
+            if p.name != d.id]
+    ids = [i for i in (f"{prefix}{d.proc.pid % 100000}-{n}" for n in range(1, 17)) if i != d.id]
+    left += [f"pool veth {i}" for i in ids if os.path.exists(f"/sys/class/net/{veth_of(i)}")]
+    chains = nft("list", "chains", "inet") or ""
+    left += [f"pool chain {i}" for i in ids if f"d-{veth_of(i)[3:]} " in chains]
     return left
 
 
@@ -459,7 +508,7 @@ def sc_sink_dir(h):
         return {"crowded": a.error, "nested": b.error, "open": o.error,
                 "under_skipped": f"/mnt is not writable here: {e}"}
     try:
-        c = Dyno(h, "echo under-mnt; grep -c ' /.init' /proc/self/mountinfo", sink_dir=under)
+        c = Dyno(h, "echo under-mnt; grep -c ' /.init/sink' /proc/self/mountinfo", sink_dir=under)
         c.sink.wait_for(lambda m: m == "under-mnt")
         c.finish()
         c.sink.pump(0.3)
@@ -566,6 +615,64 @@ def sc_sink_gone(h):
             "leftovers": leftovers(d) + leftovers(e)}
 
 
+def pool_entries(d):
+    """The pool entries of d's launcher waiting now: {id: init pid}."""
+    out = {}
+    for p in Path("/sys/fs/cgroup/pids").glob(f"{CG_PARENT}/{d.launch_id}-pool-*"):
+        procs = (p / "cgroup.procs").read_text().split()
+        if procs:
+            out[p.name] = int(procs[0])
+    return out
+
+
+def sc_pool_dead_entry(h):
+    # an entry that died while waiting is discarded (its cgroup, veth and
+    # chains removed) and the start takes a live one
+    def kill_newest(d):
+        entries = pool_entries(d)
+        # the pool hands out its newest entry first: kill that one
+        victim = max(entries, key=lambda i: int(i.rsplit("-", 1)[1]))
+        os.kill(entries[victim], signal.SIGKILL)
+        for _ in range(100):
+            if not (Path("/sys/fs/cgroup/pids") / CG_PARENT / victim / "cgroup.procs") \
+                    .read_text().strip():
+                break
+            time.sleep(0.02)
+        return {"entries": sorted(entries), "victim": victim}
+
+    # the app cannot enter /.init, where a pooled dyno keeps its slug and
+    # scratch mounted
+    d = Dyno(h, "echo pooled $(hostname); ls /.init/slug >/dev/null 2>&1; echo init-ls=$?; "
+             "sleep 30", extra=("--pool", "2"), before_start=kill_newest)
+    victim = d.held["victim"]
+    line = d.sink.wait_for(lambda m: m.startswith("pooled "))
+    init_ls = d.sink.wait_for(lambda m: m.startswith("init-ls="))
+    gone = {"cgroup": not any(Path("/sys/fs/cgroup").glob(f"*/{CG_PARENT}/{victim}")),
+            "veth": not os.path.exists(f"/sys/class/net/{veth_of(victim)}"),
+            "chain": f"d-{veth_of(victim)[3:]} " not in (nft("list", "chains", "inet") or "")}
+    ex = d.stop()
+    return {"pool": d.pool_event, "held": d.held, "id": d.id, "line": line, "gone": gone,
+            "init_ls": init_ls,
+            "exited": ex, "leftovers": leftovers(d)}
+
+
+def sc_pool_burst(h):
+    # more starts at once than the pool holds: each entry serves one start,
+    # the others are made the usual way; all isolated, nothing left
+    r = subprocess.run([str(LAUNCH), "--slug-dir", str(h.slug), "--uid", str(UID), "--name",
+                        "web.1", "--id", f"t{os.getpid()}-b", "--cgroup-parent", CG_PARENT,
+                        "--pool", "2", "--grace", "1", "--burst", "4", "--", "sleep 600"],
+                       capture_output=True, text=True, timeout=120)
+    events = [json.loads(x) for x in r.stdout.splitlines()]
+    left = []
+    for c in CONTROLLERS:
+        p = Path(f"/sys/fs/cgroup/{c}/{CG_PARENT}")
+        if p.exists():
+            left += [x.name for x in p.iterdir() if x.is_dir()]
+    return {"rc": r.returncode, "stderr": r.stderr, "events": events,
+            "leftover_cgroups": left, **ns_leftovers()}
+
+
 def sc_crash_sweep(h):
     d = Dyno(h, "sleep 60")
     init_pid = d.running["pid"]
@@ -573,6 +680,9 @@ def sc_crash_sweep(h):
     d.proc.wait()
     time.sleep(0.3)
     alive = os.path.exists(f"/proc/{init_pid}")
+    # a pooled launcher's waiting entries end with it: theirs are the
+    # only cgroups the sweep of a live dyno removes
+    pool_left = pool_settle(d)
     # the dyno's init, which we started, ends (a sweep leaves live dynos alone)
     before = subprocess.run([str(LAUNCH), "--sweep", "--cgroup-parent", CG_PARENT],
                             capture_output=True, text=True).stdout
@@ -584,7 +694,8 @@ def sc_crash_sweep(h):
     left_before = leftovers(d)
     after = subprocess.run([str(LAUNCH), "--sweep", "--cgroup-parent", CG_PARENT],
                            capture_output=True, text=True).stdout
-    return {"alive": alive, "sweep_live": json.loads(before), "left_before": left_before,
+    return {"alive": alive, "sweep_live": json.loads(before), "pool_left": pool_left,
+            "left_before": left_before,
             "sweep": json.loads(after), "leftovers": leftovers(d)}
 
 
@@ -594,6 +705,9 @@ def sc_adopt(h):
     init_pid = d.running["pid"]
     d.proc.kill()  # the launcher crashes; the dyno keeps running
     d.proc.wait()
+    # what its pool left is swept, as dynod's start does after adoption
+    pool_settle(d)
+    subprocess.run([str(LAUNCH), "--sweep", "--cgroup-parent", CG_PARENT], capture_output=True)
     # a new launcher re-adopts it: pid + cgroup, veth and address by its id
     a = subprocess.Popen([str(LAUNCH), "--adopt", str(init_pid), "--id", d.id,
                           "--cgroup-parent", CG_PARENT, "--grace", "2"],

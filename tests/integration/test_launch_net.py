@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from test_launch import scenario
+from test_launch import pool, scenario  # noqa: F401 (pool: autouse, both ways)
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the launcher needs root")
 

@@ -6,6 +6,7 @@ parent of their own (cgroup_parent), uids come from a range of their
 own, state and socket in tmp_path. Short timeouts: boot 3s, stop 1s,
 cool-off 1s doubling to 4s. Every test stops dynod by its PID and sweeps
 what is left, even on failure."""
+import hashlib
 import json
 import os
 import re
@@ -31,7 +32,7 @@ WORKER = "exec sleep 1000"
 
 
 class Dynod:
-    def __init__(self, tmp_path, dyno_bin):
+    def __init__(self, tmp_path, dyno_bin, pool=0):
         self.tmp = tmp_path
         self.state = tmp_path / "state"
         sock = tmp_path / "api.sock"
@@ -46,8 +47,11 @@ class Dynod:
             "api_group": "root",
             "cgroup_parent": self.parent,
             "uids": {"first": first, "count": 100},
+            # the warm pool's entries are dyno cgroups and veths of their
+            # own: off unless a test asks (test_pool_*)
             "dyno": {"timeouts": {"boot": "3s", "stop": "1s", "drain": "500ms"},
-                     "cooloff": {"first": "1s", "max": "4s", "reset_after": "5m"}},
+                     "cooloff": {"first": "1s", "max": "4s", "reset_after": "5m"},
+                     "pool": {"size": pool}},
             "sizes": {"standard-1x": {"memory": "512M", "pids": 256, "cpu": 1},
                       "tiny": {"memory": "32M", "pids": 64, "cpu": 1}},
         }
@@ -59,14 +63,17 @@ class Dynod:
         self.app = "app"  # DYNO_APP of cli()
         self.proc = None
 
-    def start(self):
+    def start(self, netns=None):
+        """netns: a network namespace's path to run in (a dynod after
+        another's crash, in its namespace), else a fresh one."""
         exe = self.exe
         env = dict(os.environ)
         env.pop("DYNOD_NO_LAUNCHER", None)
         self.logf = open(self.log, "ab")
-        # unshare and sh exec: the PID is dynod's
+        # unshare (or nsenter) and sh exec: the PID is dynod's
+        enter = ["nsenter", f"--net={netns}"] if netns else ["unshare", "-n"]
         self.proc = subprocess.Popen(
-            ["unshare", "-n", "sh", "-c", 'ip link set lo up && exec "$0" "$@"', str(exe),
+            [*enter, "sh", "-c", 'ip link set lo up && exec "$0" "$@"', str(exe),
              "--config", str(self.config)], stdout=self.logf, stderr=self.logf, env=env)
         wait_for_socket(self.proc, self.sock, self.log)
         return self
@@ -151,6 +158,14 @@ class Dynod:
         if comm != "dyno-router" or fields[19] != start or fields[0] == "Z":
             return None
         return int(pid)
+
+    def kill_and_sweep(self):
+        """After a test, passed or not: dynod killed if it still runs,
+        what it left swept."""
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait()
+        self.sweep()
 
     def sweep(self):
         # the router outlives a dynod killed with SIGKILL (its own session)
@@ -666,3 +681,81 @@ def test_scale_leaves_the_api_free_and_a_scale_down_mid_start_leaves_nothing(dyn
     assert dynod.cgroups() == []
     log = dynod.log.read_text()
     assert "Sanitizer" not in log and "runtime error:" not in log, log[-3000:]
+
+
+def pool_cgroups(d):
+    """The pool entries' cgroups under d's parent (pids hierarchy): {name:
+    pids}; a dyno taken from the pool keeps its entry's name."""
+    p = Path("/sys/fs/cgroup/pids", d.parent)
+    if not p.is_dir():
+        return {}
+    return {c.name: (c / "cgroup.procs").read_text().split() for c in p.iterdir()
+            if c.is_dir() and "pool-" in c.name}
+
+
+def test_pool_serves_starts_and_a_crashed_dynods_pool_is_swept(tmp_path, dyno_bin):
+    # dyno.pool.size 2: dynos are taken from prepared entries (their ids
+    # are the entries'); dynod's kill -9 leaves its waiting entries, which
+    # end with it, and the next dynod sweeps them: no cgroup, veth, chain
+    # or process of theirs is left
+    d = Dynod(tmp_path, dyno_bin, pool=2)
+    netns_fd = None
+    try:
+        d.start()
+        end = time.monotonic() + 20
+        while time.monotonic() < end and len(pool_cgroups(d)) < 2:
+            time.sleep(0.05)
+        assert len(pool_cgroups(d)) == 2, d.log.read_text()[-3000:]
+        slug = make_app(d, tmp_path, f"web: {WEB}\nworker: {WORKER}\n")
+        assert d.cli("apps:create", "app").returncode == 0
+        assert d.cli("deploy", slug).returncode == 0
+        assert d.cli("ps:scale", "worker=1").returncode == 0
+        ds = d.wait(all_up(["web.1", "worker.1"]), what="pooled dynos up")
+        # each dyno's init sits in a pool entry's cgroup, its hostname the id
+        taken = {}
+        for x in ds:
+            cg = next(ln for ln in Path(f"/proc/{x['pid']}/cgroup").read_text().splitlines()
+                      if ":pids:" in ln).rsplit("/", 1)[1]
+            taken[x["name"]] = cg
+        assert all("pool-" in cg for cg in taken.values()), taken
+        assert len(set(taken.values())) == 2, taken
+        assert d.netns("nsenter", f"--uts=/proc/{ds[0]['pid']}/ns/uts", "hostname") \
+            .stdout.strip() == taken[ds[0]["name"]]
+        # refilled: two entries wait besides the two dynos
+        end = time.monotonic() + 20
+        while time.monotonic() < end and len(pool_cgroups(d)) < 4:
+            time.sleep(0.05)
+        waiting = {n: p for n, p in pool_cgroups(d).items() if n not in taken.values()}
+        assert len(waiting) == 2, pool_cgroups(d)
+        veths = {n: "dy-" + hashlib.sha256(n.encode()).hexdigest()[:12] for n in waiting}
+        links = d.netns("ip", "-o", "link").stdout
+        assert all(v in links for v in veths.values()), (veths, links)
+
+        # kill -9; the next dynod runs in the same network namespace, as on
+        # a host
+        netns_fd = os.open(f"/proc/{d.proc.pid}/ns/net", os.O_RDONLY)
+        d.proc.kill()
+        d.proc.wait()
+        d.proc = None
+        d.logf.close()
+        d.start(netns=f"/proc/{os.getpid()}/fd/{netns_fd}")
+        d.wait(all_up(["web.1", "worker.1"]), what="dynos after kill -9")
+        end = time.monotonic() + 10
+        while time.monotonic() < end and any(n in pool_cgroups(d) for n in waiting):
+            time.sleep(0.1)
+        assert not any(n in pool_cgroups(d) for n in waiting), pool_cgroups(d)
+        assert not any(alive(int(p)) for ps in waiting.values() for p in ps)
+        links = d.netns("ip", "-o", "link").stdout
+        chains = d.netns("nft", "list", "chains").stdout
+        for v in veths.values():
+            assert v not in links, links
+            assert f"d-{v[3:]} " not in chains, chains
+        assert "swept" in d.log.read_text()
+        assert d.stop() == 0, d.log.read_text()[-3000:]
+        assert d.cgroups() == [], d.cgroups()
+        log = d.log.read_text()
+        assert "Sanitizer" not in log and "runtime error:" not in log, log[-3000:]
+    finally:
+        d.kill_and_sweep()
+        if netns_fd is not None:
+            os.close(netns_fd)

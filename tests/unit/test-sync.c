@@ -222,6 +222,106 @@ static void test_eof_and_closed_peer(void **state)
 	launch_sync_send_error(sv[0], NULL); /* quietly */
 }
 
+static union {
+	struct launch_take t;
+	char bytes[LAUNCH_TAKE_MAX];
+} take_out, take_in;
+
+/* A take of these strings (NULL: absent) into take_out; its size. */
+static size_t take_of(const char *const str[_LAUNCH_TAKE_N])
+{
+	memset(&take_out, 0, sizeof(take_out));
+	take_out.t.type = LAUNCH_SYNC_TAKE;
+	take_out.t.uid = 20001;
+	take_out.t.gid = 20002;
+	take_out.t.tmpfs_size = 64 << 20;
+	size_t off = 0;
+	for (int i = 0; i < _LAUNCH_TAKE_N; i++) {
+		if (!str[i])
+			continue;
+		size_t l = strlen(str[i]) + 1;
+		memcpy(take_out.t.data + off, str[i], l);
+		take_out.t.len[i] = (uint32_t)l;
+		off += l;
+	}
+	return sizeof(take_out.t) + off;
+}
+
+/* A pooled dyno's take: its strings and fds (the env memfd, the slug's and
+ * the sink's mounts) arrive whole and in order; an absent string is
+ * NULL. */
+static void test_take_round_trip(void **state)
+{
+	int *sv = *state;
+	struct dy_error *e = NULL;
+	const char *str[_LAUNCH_TAKE_N] = {"/slugs/a", NULL, "log.sock", "web.1", "exec app"};
+	size_t n = take_of(str);
+	int fds[3] = {dup(0), dup(0), dup(0)};
+	assert_int_equal(launch_sync_send_take(sv[0], &take_out.t, n, fds, 3, &e), 0);
+	const char *got[_LAUNCH_TAKE_N];
+	int in[_LAUNCH_TAKE_FD_N];
+	assert_int_equal(launch_sync_recv_take(sv[1], &take_in.t, sizeof(take_in), got, in, &e), 1);
+	assert_null(e);
+	assert_int_equal(take_in.t.uid, 20001);
+	assert_int_equal(take_in.t.gid, 20002);
+	assert_int_equal(take_in.t.tmpfs_size, 64 << 20);
+	assert_string_equal(got[LAUNCH_TAKE_SLUG_DIR], "/slugs/a");
+	assert_null(got[LAUNCH_TAKE_SINK_DIR]);
+	assert_string_equal(got[LAUNCH_TAKE_SINK_NAME], "log.sock");
+	assert_string_equal(got[LAUNCH_TAKE_NAME], "web.1");
+	assert_string_equal(got[LAUNCH_TAKE_COMMAND], "exec app");
+	for (int i = 0; i < 3; i++) {
+		assert_true(in[i] >= 0 && in[i] != fds[i]);
+		close(in[i]);
+		close(fds[i]);
+	}
+	/* two fds: the third is -1 */
+	fds[0] = dup(0);
+	fds[1] = dup(0);
+	assert_int_equal(launch_sync_send_take(sv[0], &take_out.t, n, fds, 2, &e), 0);
+	assert_int_equal(launch_sync_recv_take(sv[1], &take_in.t, sizeof(take_in), got, in, &e), 1);
+	assert_true(in[0] >= 0 && in[1] >= 0);
+	assert_int_equal(in[LAUNCH_TAKE_FD_SINK], -1);
+	for (int i = 0; i < 2; i++) {
+		close(in[i]);
+		close(fds[i]);
+	}
+}
+
+/* A string that runs past the message, or one with a NUL inside, is
+ * refused; so is another message where a take is expected, and the end of
+ * stream is 0. */
+static void test_take_malformed_refused(void **state)
+{
+	int *sv = *state;
+	struct dy_error *e = NULL;
+	const char *str[_LAUNCH_TAKE_N] = {"/slugs/a", NULL, NULL, "web.1", "exec app"};
+	const char *got[_LAUNCH_TAKE_N];
+	int in[_LAUNCH_TAKE_FD_N];
+	size_t n = take_of(str);
+	take_out.t.len[LAUNCH_TAKE_COMMAND] += 100; /* past the end */
+	assert_int_equal(launch_sync_send_take(sv[0], &take_out.t, n, NULL, 0, &e), 0);
+	assert_int_equal(launch_sync_recv_take(sv[1], &take_in.t, sizeof(take_in), got, in, &e),
+	                 -EPROTO);
+	assert_non_null(strstr(dy_error_msg(e), "string 4 malformed"));
+	dy_error_free(&e);
+	n = take_of(str);
+	take_out.t.data[3] = '\0'; /* "/sl\0gs/a" */
+	assert_int_equal(launch_sync_send_take(sv[0], &take_out.t, n, NULL, 0, &e), 0);
+	assert_int_equal(launch_sync_recv_take(sv[1], &take_in.t, sizeof(take_in), got, in, &e),
+	                 -EPROTO);
+	dy_error_free(&e);
+	assert_int_equal(launch_sync_send(sv[0], LAUNCH_SYNC_RULES_READY, &e), 0);
+	assert_int_equal(launch_sync_recv_take(sv[1], &take_in.t, sizeof(take_in), got, in, &e),
+	                 -EPROTO);
+	assert_non_null(strstr(dy_error_msg(e), "expected LAUNCH_SYNC_TAKE"));
+	dy_error_free(&e);
+	close(sv[0]);
+	sv[0] = -1;
+	assert_int_equal(launch_sync_recv_take(sv[1], &take_in.t, sizeof(take_in), got, in, &e), 0);
+	assert_null(e);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -234,6 +334,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_out_of_order_refused, pair_setup, pair_teardown),
 	    cmocka_unit_test_setup_teardown(test_unterminated_text, pair_setup, pair_teardown),
 	    cmocka_unit_test_setup_teardown(test_eof_and_closed_peer, pair_setup, pair_teardown),
+	    cmocka_unit_test_setup_teardown(test_take_round_trip, pair_setup, pair_teardown),
+	    cmocka_unit_test_setup_teardown(test_take_malformed_refused, pair_setup, pair_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
