@@ -191,6 +191,34 @@ static void test_domains_and_maintenance(void **state)
 	json_decref(doc);
 }
 
+/* The text is written by hand (not through jansson): strings that need
+ * escaping come back as they were, and the document is one line. */
+static void test_strings_escaped(void **state)
+{
+	(void)state;
+	const struct rw_dyno up = {.name = "web.\"1\\",
+	                           .id = "id\n\x01",
+	                           .state = LC_UP,
+	                           .running = true,
+	                           .addr = ip("10.0.0.2"),
+	                           .port = 5000};
+	const char *const hosts[] = {"a\"b\\c"};
+	const struct rw_app app = {
+	    .name = "hello", .web = true, .hosts = hosts, .nhosts = 1, .dynos = &up, .ndynos = 1};
+	json_t *doc = rw_render(3, "localhost", &app, 1);
+	assert_non_null(doc);
+	json_t *a = app_of(doc, 0);
+	assert_string_equal(json_string_value(json_array_get(json_object_get(a, "hosts"), 1)),
+	                    "a\"b\\c");
+	json_t *b = json_array_get(json_object_get(a, "backends"), 0);
+	assert_string_equal(str(b, "dyno"), "web.\"1\\");
+	assert_string_equal(str(b, "id"), "id\n\x01");
+	assert_string_equal(str(b, "addr"), "10.0.0.2:5000");
+	assert_true(json_is_false(json_object_get(b, "draining")));
+	assert_true(json_is_null(json_object_get(a, "health_path")));
+	json_decref(doc);
+}
+
 static void test_write_versions_atomic(void **state)
 {
 	(void)state;
@@ -344,6 +372,7 @@ int main(void)
 	    cmocka_unit_test(test_write_failure_leaves_nothing),
 	    cmocka_unit_test(test_router_reads_it),
 	    cmocka_unit_test(test_domains_and_maintenance),
+	    cmocka_unit_test(test_strings_escaped),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
