@@ -68,7 +68,11 @@ def mark(ok):
     return "**met**" if ok else "**missed**"
 
 
-def plot(name, script, data):
+COLORS = ["#9400d3", "#009e73", "#56b4e9", "#e69f00", "#f0e442", "#0072b2", "#e51e10",
+          "#000000", "#a0a0a0", "#8b4513", "#ff69b4", "#2e8b57"]
+
+
+def plot(name, script, data, size="720,420"):
     """Runs gnuplot with script (data files: {name: rows}); returns the
     markdown image line, or a note when gnuplot is missing."""
     if not shutil.which("gnuplot"):
@@ -82,7 +86,7 @@ def plot(name, script, data):
                 f.write(" ".join(str(v) for v in row) + "\n")
         files[key] = path
     svg = os.path.join(PLOTS_DIR, name + ".svg")
-    head = (f"set terminal svg size 720,420 dynamic font 'sans,11'\n"
+    head = (f"set terminal svg size {size} dynamic font 'sans,11'\n"
             f"set output '{svg}'\nset grid\nset key top left\n")
     body = script.format(**files)
     r = subprocess.run(["gnuplot"], input=head + body, capture_output=True, text=True)
@@ -195,10 +199,10 @@ if sp:
     if data:
         names = {f"s{i}": f"{s} ({mo})" for i, ((s, mo), v) in enumerate(sorted(rows.items()))}
         script = ("set xlabel 'start (ms), log scale'\nset ylabel 'fraction of starts'\n"
-                  "set logscale x\nset key bottom right\nplot " +
-                  ", ".join(f"'{{{k}}}' using 1:2 with lines lw 2 title '{names[k]}'"
-                            for k in data) + "\n")
-        w(plot("start-latency", script, data))
+                  "set logscale x\nset key outside right\nplot " +
+                  ", ".join(f"'{{{k}}}' using 1:2 with lines lw 2 lc rgb '{COLORS[i % len(COLORS)]}' "
+                            f"title '{names[k]}'" for i, k in enumerate(data)) + "\n")
+        w(plot("start-latency", script, data, size="960,440"))
         w("\nStart latency, distribution of every start (one at a time).\n\n")
 else:
     w("Not measured: " + " / ".join(failure("spawn")) + "\n\n")
