@@ -40,7 +40,7 @@
 #define DR_FILE           "dynos.json"
 #define DR_SCHEMA_VERSION 1
 #define DR_FILE_MODE      0600
-#define DR_DELAY_USEC     (20ULL * 1000) /* changes within it make one write */
+#define DR_DELAY_USEC     (50ULL * 1000) /* changes within it make one write: at 1000 dynos a render costs ~3 ms of the loop */
 #define DR_BOOT_ID_LEN    36
 #define DR_NAME_MAX       48
 #define DR_TYPE_MAX       32

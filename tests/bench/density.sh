@@ -5,7 +5,7 @@
 # parent, uid range) and the router it starts, in a private network
 # namespace (`unshare -n`, lo up).
 #   to all up:  the APPS `ps:scale web=PER` sent at once -> every dyno `up`
-#               (GET /apps/APP/dynos polled every 100 ms; the count over
+#               (GET /apps/APP/dynos polled every 250 ms; the count over
 #               time is kept for the report's plot)
 #   answering:  per app, GETs through the router (Host: APP.localhost, one
 #               keep-alive connection) until each of its PER dynos has
@@ -273,7 +273,7 @@ try:
             raise RuntimeError("; ".join(errs))
         if time.monotonic() > end:
             raise RuntimeError(f"{up}/{total} up after 180 s")
-        time.sleep(0.1)
+        time.sleep(0.25)  # the polls cost dynod too: not too often
     res["all_up_s"] = curve[-1][0]
     res["cpu_to_all_up_s"] = {"dynod": cpu_s(proc.pid) - cpu0[0], "router": cpu_s(rpid) - cpu0[1],
                               "dynod_loop": loop_cpu_s(proc.pid) - cpu0[2]}
