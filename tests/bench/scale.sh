@@ -1,7 +1,7 @@
 #!/bin/bash
 # Scale benchmark: a real dynod (its own state dir, config, cgroup parent and
 # uid range) in a private network namespace (`unshare -n`, lo up) runs one
-# app whose web process is tests/bench/listen (static, 0.0.0.0:$PORT).
+# app whose web process is tests/bench/tiny-web (static, 0.0.0.0:$PORT).
 #   to N up:  `dyno ps:scale web=N` started -> N web dynos `up` (GET
 #             /apps/APP/dynos polled every 50 ms); also when the CLI returned
 #   RSS:      dynod's VmRSS with 0 dynos and with N up, and per dyno
@@ -16,12 +16,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 N=${1:-50}
-if [ -x build-release/bin/dynod ] && [ -x build-release/tests/bench/listen ]; then
+if [ -x build-release/bin/dynod ] && [ -x build-release/tests/bench/tiny-web ]; then
 	BUILD=$PWD/build-release
 else
 	BUILD=$(realpath "${DYNO_BUILD:-build}")
 fi
-for f in bin/dynod bin/dyno tests/bench/listen; do
+for f in bin/dynod bin/dyno tests/bench/tiny-web; do
 	[ -x "$BUILD/$f" ] || { echo "scale.sh: $BUILD/$f is missing: build first" >&2; exit 1; }
 done
 [ "$(id -u)" = 0 ] || { echo "scale.sh: needs root" >&2; exit 1; }
@@ -129,8 +129,8 @@ try:
     res["rss_start"] = rss_kib(proc.pid)
     slug = os.path.join(work, "src")
     os.makedirs(slug)
-    shutil.copy(os.path.join(build, "tests/bench/listen"), os.path.join(slug, "listen"))
-    open(os.path.join(slug, "Procfile"), "w").write("web: exec ./listen\n")
+    shutil.copy(os.path.join(build, "tests/bench/tiny-web"), os.path.join(slug, "tiny-web"))
+    open(os.path.join(slug, "Procfile"), "w").write("web: exec ./tiny-web\n")
     cli("apps:create", "scalebench")
     cli("slugs:create", slug, "-o", os.path.join(work, "slug.tgz"))
     cli("deploy", os.path.join(work, "slug.tgz"))  # the first deploy: web=1
@@ -194,7 +194,7 @@ if not ok:
     sys.stderr.write(open(log_path, errors="replace").read()[-3000:])
     sys.exit(1)
 per = (res["rssn"] - res["rss0"]) / n
-print(f"dynod {dynod_exe}, {n} web dynos of tests/bench/listen, {os.cpu_count()} cpus")
+print(f"dynod {dynod_exe}, {n} web dynos of tests/bench/tiny-web, {os.cpu_count()} cpus")
 print(f"{'measure':<34} {'value':>12}")
 print(f"{'ps:scale web=%d CLI returned' % n:<34} {res['cli']:>10.2f} s")
 print(f"{'ps:scale web=%d -> %d up' % (n, n):<34} {res['up']:>10.2f} s")
