@@ -621,13 +621,13 @@ def test_scale_leaves_the_api_free_and_a_scale_down_mid_start_leaves_nothing(dyn
     loop"): while web scales to 20 the API answers at once, and web=0 sent
     while the starts are in flight stops every fresh dyno as its start ends:
     no dyno, cgroup or veth left."""
-    src_listen = BUILD / "tests" / "bench" / "listen"
-    # the static listener of the bench boots in a millisecond
+    src_listen = BUILD / "tests" / "bench" / "tiny-web"
+    # the static web process of the bench boots in a millisecond
     src = tmp_path / "src-listen"
     src.mkdir()
-    (src / "Procfile").write_text("web: exec ./listen\n")
-    (src / "listen").write_bytes(src_listen.read_bytes())
-    (src / "listen").chmod(0o755)
+    (src / "Procfile").write_text("web: exec ./tiny-web\n")
+    (src / "tiny-web").write_bytes(src_listen.read_bytes())
+    (src / "tiny-web").chmod(0o755)
     slug = tmp_path / "listen.tgz"
     r = dynod.cli("slugs:create", src, "-o", slug)
     assert r.returncode == 0, r.stderr
@@ -728,7 +728,13 @@ def test_pool_serves_starts_and_a_crashed_dynods_pool_is_swept(tmp_path, dyno_bi
         waiting = {n: p for n, p in pool_cgroups(d).items() if n not in taken.values()}
         assert len(waiting) == 2, pool_cgroups(d)
         veths = {n: "dy-" + hashlib.sha256(n.encode()).hexdigest()[:12] for n in waiting}
-        links = d.netns("ip", "-o", "link").stdout
+        # an entry's cgroup comes before its veth: wait for its preparation
+        end = time.monotonic() + 20
+        while True:
+            links = d.netns("ip", "-o", "link").stdout
+            if all(v in links for v in veths.values()) or time.monotonic() > end:
+                break
+            time.sleep(0.05)
         assert all(v in links for v in veths.values()), (veths, links)
 
         # kill -9; the next dynod runs in the same network namespace, as on
