@@ -18,6 +18,8 @@
 #include <netlink/route/route.h>
 #include <nftables/libnftables.h>
 #include <pthread.h>
+#include <sys/socket.h>
+#include <linux/rtnetlink.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -98,11 +100,93 @@ int net_alloc_address(struct in_addr subnet, uint8_t prefix, struct in_addr *ret
 	return r;
 }
 
+/* The round-robin's place: the last address handed out. */
+static struct {
+	uint32_t net, size, last;
+} rr;
+
+/* 1 when a /32 route names a (host order), 0 when none does, < 0 when the
+ * kernel could not say. One FIB lookup (RTM_F_FIB_MATCH: the route that
+ * matched, not a clone for the destination) instead of a dump of every
+ * route: a dump per start costs O(dynos). */
+static int addr_routed(uint32_t a)
+{
+	int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+	if (fd < 0)
+		return -errno;
+	struct {
+		struct nlmsghdr h;
+		struct rtmsg r;
+		struct rtattr dst;
+		uint32_t addr;
+	} q;
+	memset(&q, 0, sizeof(q));
+	q.h.nlmsg_len = sizeof(q);
+	q.h.nlmsg_type = RTM_GETROUTE;
+	q.h.nlmsg_flags = NLM_F_REQUEST;
+	q.h.nlmsg_seq = 1;
+	q.r.rtm_family = AF_INET;
+	q.r.rtm_dst_len = 32;
+	q.r.rtm_flags = RTM_F_FIB_MATCH;
+	q.dst.rta_type = RTA_DST;
+	q.dst.rta_len = RTA_LENGTH(sizeof(uint32_t));
+	q.addr = htonl(a);
+	struct sockaddr_nl to = {.nl_family = AF_NETLINK};
+	char buf[4096];
+	ssize_t n = sendto(fd, &q, sizeof(q), 0, (struct sockaddr *)&to, sizeof(to));
+	if (n >= 0)
+		do
+			n = recv(fd, buf, sizeof(buf), 0);
+		while (n < 0 && errno == EINTR);
+	int e = errno;
+	close(fd);
+	if (n < 0)
+		return -e;
+	struct nlmsghdr *h = (struct nlmsghdr *)buf;
+	if (!NLMSG_OK(h, (unsigned)n))
+		return -EIO;
+	if (h->nlmsg_type == NLMSG_ERROR) {
+		int code = h->nlmsg_len >= NLMSG_LENGTH(sizeof(struct nlmsgerr))
+		               ? -((struct nlmsgerr *)NLMSG_DATA(h))->error
+		               : EIO;
+		/* no route at all to it: free */
+		return code == ENETUNREACH || code == EHOSTUNREACH ? 0 : -(code ? code : EIO);
+	}
+	if (h->nlmsg_type != RTM_NEWROUTE || h->nlmsg_len < NLMSG_LENGTH(sizeof(struct rtmsg)))
+		return -EIO;
+	struct rtmsg *rm = NLMSG_DATA(h);
+	if (rm->rtm_dst_len != 32)
+		return 0;
+	int len = (int)RTM_PAYLOAD(h);
+	for (struct rtattr *at = RTM_RTA(rm); RTA_OK(at, len); at = RTA_NEXT(at, len))
+		if (at->rta_type == RTA_DST && RTA_PAYLOAD(at) == 4)
+			return memcmp(RTA_DATA(at), &q.addr, 4) == 0;
+	return 0;
+}
+
+/* After the first pick, the next ones look up a few candidates after the
+ * last; a full dump when they are all taken (or the kernel cannot say). */
+#define ALLOC_LOOKUPS 64
+
 static int alloc_address_locked(struct in_addr subnet, uint8_t prefix, struct in_addr *ret,
                                 struct dy_error **err)
 {
 	if (prefix < 8 || prefix > 30)
 		return dy_error(err, "subnet prefix /%u out of range", prefix);
+	uint32_t net = ntohl(subnet.s_addr), size = 1u << (32 - prefix), cands = size - 3;
+	if (rr.net == net && rr.size == size && rr.last >= 2) {
+		for (uint32_t k = 0; k < ALLOC_LOOKUPS && k < cands; k++) {
+			uint32_t i = 2 + (rr.last - 2 + 1 + k) % cands;
+			int u = addr_routed(net + i);
+			if (u < 0)
+				break;
+			if (u == 0) {
+				ret->s_addr = htonl(net + i);
+				rr.last = i;
+				return 0;
+			}
+		}
+	}
 	_cleanup_nl_sock_ struct nl_sock *sk = NULL;
 	if (nl_open(&sk, err) < 0)
 		return -1;
@@ -121,9 +205,6 @@ static int alloc_address_locked(struct in_addr subnet, uint8_t prefix, struct in
 	/* 0 is the network, 1 the gateway, size-1 the broadcast address: the
 	 * n candidates are 2 .. size-2. Round-robin from after the last one
 	 * handed out (a fresh process: after the highest in use) */
-	static struct {
-		uint32_t net, size, last;
-	} rr;
 	uint32_t n = c.size - 3, from = 0;
 	if (rr.net == c.net && rr.size == c.size && rr.last >= 2) {
 		from = rr.last - 2 + 1;

@@ -1163,6 +1163,25 @@ def sc_addr_rr(h):
     return {"bench": bench, "stderr": r.stderr, "routes": routes}
 
 
+def sc_addr_skip(h):
+    # addresses with a /32 route of their own are skipped, whoever made it:
+    # the first pick (a dump of the routes) and the next (a lookup each).
+    # The subnet's last address in use: the first pick wraps around to .2
+    taken = ["10.213.255.254", "10.213.0.2", "10.213.0.4"]
+    for a in taken:
+        subprocess.run(["ip", "route", "add", "blackhole", a + "/32"], check=True)
+    try:
+        r = subprocess.run([str(LAUNCH), "--slug-dir", str(h.slug), "--uid", str(UID), "--name",
+                            "run.1", "--id", f"t{os.getpid()}-skip", "--cgroup-parent",
+                            CG_PARENT, "--repeat", "2", "--", "true"], capture_output=True,
+                           text=True, timeout=60)
+    finally:
+        for a in taken:
+            subprocess.run(["ip", "route", "del", "blackhole", a + "/32"])
+    bench = json.loads(r.stdout.splitlines()[-1]) if r.stdout else None
+    return {"bench": bench, "stderr": r.stderr, "taken": taken}
+
+
 def main():
     name = sys.argv[1]
     h = Harness()

@@ -115,6 +115,14 @@ def test_addresses_are_handed_out_round_robin():
     assert "dy-" not in r["routes"], r["routes"]
 
 
+def test_addresses_with_a_route_are_skipped():
+    r = scenario("addr_skip")
+    assert r["bench"] is not None, r["stderr"]
+    # after the highest in use (the last) the first pick wraps around: .2
+    # is routed, .3 (the dump's); then .4 routed, .5 (the lookups')
+    assert r["bench"]["addrs"] == ["10.213.0.3", "10.213.0.5"], r
+
+
 @pytest.mark.skipif(not os.path.exists("/proc/net/nf_conntrack"),
                     reason="no /proc/net/nf_conntrack (CONFIG_NF_CONNTRACK_PROCFS) to look at")
 def test_conntrack_entries_go_with_the_dyno():
