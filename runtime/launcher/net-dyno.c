@@ -63,25 +63,31 @@ static void add_attr(struct nl_req *q, unsigned short type, const void *data, un
 	q->h.nlmsg_len = NLMSG_ALIGN(q->h.nlmsg_len) + RTA_ALIGN(rta->rta_len);
 }
 
-/* Sends q to the kernel and reads its acknowledgement. */
-static int talk(struct nl_req *q, const char *what, struct dy_error **err)
+ssize_t net_nl_ask(const void *req, size_t len, char *buf, size_t cap)
 {
 	int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
 	if (fd < 0)
-		return dy_error_errno(err, errno, "%s: netlink socket", what);
-	q->h.nlmsg_flags |= NLM_F_REQUEST | NLM_F_ACK;
-	q->h.nlmsg_seq = 1;
+		return -errno;
 	struct sockaddr_nl to = {.nl_family = AF_NETLINK};
-	char buf[1024];
-	ssize_t n = sendto(fd, q, q->h.nlmsg_len, 0, (struct sockaddr *)&to, sizeof(to));
+	ssize_t n = sendto(fd, req, len, 0, (struct sockaddr *)&to, sizeof(to));
 	if (n >= 0)
 		do
-			n = recv(fd, buf, sizeof(buf), 0);
+			n = recv(fd, buf, cap, 0);
 		while (n < 0 && errno == EINTR);
 	int e = errno;
 	close(fd);
+	return n < 0 ? -e : n;
+}
+
+/* Sends q to the kernel and reads its acknowledgement. */
+static int talk(struct nl_req *q, const char *what, struct dy_error **err)
+{
+	q->h.nlmsg_flags |= NLM_F_REQUEST | NLM_F_ACK;
+	q->h.nlmsg_seq = 1;
+	char buf[1024];
+	ssize_t n = net_nl_ask(q, q->h.nlmsg_len, buf, sizeof(buf));
 	if (n < 0)
-		return dy_error_errno(err, e, "%s", what);
+		return dy_error_errno(err, (int)-n, "%s", what);
 	struct nlmsghdr *a = (struct nlmsghdr *)buf;
 	if (!NLMSG_OK(a, (unsigned)n) || a->nlmsg_type != NLMSG_ERROR ||
 	    a->nlmsg_len < NLMSG_LENGTH(sizeof(struct nlmsgerr)))

@@ -111,9 +111,6 @@ static struct {
  * route: a dump per start costs O(dynos). */
 static int addr_routed(uint32_t a)
 {
-	int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
-	if (fd < 0)
-		return -errno;
 	struct {
 		struct nlmsghdr h;
 		struct rtmsg r;
@@ -131,17 +128,10 @@ static int addr_routed(uint32_t a)
 	q.dst.rta_type = RTA_DST;
 	q.dst.rta_len = RTA_LENGTH(sizeof(uint32_t));
 	q.addr = htonl(a);
-	struct sockaddr_nl to = {.nl_family = AF_NETLINK};
 	char buf[4096];
-	ssize_t n = sendto(fd, &q, sizeof(q), 0, (struct sockaddr *)&to, sizeof(to));
-	if (n >= 0)
-		do
-			n = recv(fd, buf, sizeof(buf), 0);
-		while (n < 0 && errno == EINTR);
-	int e = errno;
-	close(fd);
+	ssize_t n = net_nl_ask(&q, sizeof(q), buf, sizeof(buf));
 	if (n < 0)
-		return -e;
+		return (int)n;
 	struct nlmsghdr *h = (struct nlmsghdr *)buf;
 	if (!NLMSG_OK(h, (unsigned)n))
 		return -EIO;

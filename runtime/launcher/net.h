@@ -80,6 +80,11 @@ int net_dyno_early(struct dy_error **err);
  * read-only /proc/sys or no IPv6 is fine, nftables drops it anyway). */
 void net_disable_ipv6(const char *ifname);
 
+/* Sends the netlink (NETLINK_ROUTE) request req[0..len) on a socket of
+ * its own and reads the first answer into buf. Allocates nothing (the
+ * child of clone3 uses it). Returns the answer's length, or -errno. */
+ssize_t net_nl_ask(const void *req, size_t len, char *buf, size_t cap);
+
 /* Dyno side, once the launcher has moved eth0 in: eth0 up with addr/32,
  * a default route via gw onlink and a permanent neighbour entry for gw
  * (the host end's MAC, net_veth_macs()). Returns 0 or < 0. */
