@@ -7,6 +7,7 @@ dynos, and a deploy whose web never boots is aborted: every response is a
 serves on. Run with -s to see the counts."""
 import json
 import os
+import re
 import subprocess
 import time
 
@@ -59,7 +60,10 @@ def test_changes_under_load_fail_no_request(kept, tmp_path):  # noqa: F811
         after = {x["name"]: x["pid"] for x in d.dynos()}
         assert set(before.values()).isdisjoint(after.values())
         r = step("deploy", bad, ok=False)
-        assert "release v5 failed: web.1 crashed: Error R10 (Boot timeout)" in r.stderr, r.stderr
+        # the fresh dynos start side by side (dyno.start_threads): the
+        # first to time out aborts the rollout, whichever it is
+        assert re.search(r"release v5 failed: web\.[12] crashed: Error R10 \(Boot timeout\)",
+                         r.stderr), r.stderr
     finally:
         out = load.stop()
     print(f"\nrollouts under load: {steps}: {out.requests} requests, "
@@ -74,7 +78,7 @@ def test_changes_under_load_fail_no_request(kept, tmp_path):  # noqa: F811
     assert [(r["version"], r["status"]) for r in rels] == [
         (1, "succeeded"), (2, "succeeded"), (3, "succeeded"), (4, "succeeded"),
         (5, "failed")]
-    assert rels[-1]["failure"] == "web.1 crashed: Error R10 (Boot timeout)"
+    assert re.fullmatch(r"web\.[12] crashed: Error R10 \(Boot timeout\)", rels[-1]["failure"]), rels
     # v4 (the rollback) serves on
     assert serving(d) == [("web.1", "up", 4), ("web.2", "up", 4)]
     assert d.get("/version.txt") == "200"
