@@ -982,11 +982,8 @@ void sup_free(struct sup *s)
 	loop_timer_stop(s->loop, &s->mem_timer);
 	loop_timer_stop(s->loop, &s->sweep_timer);
 	loop_timer_stop(s->loop, &s->routes_timer);
-	if (s->routes_dirty && s->routes) { /* held back by the gap: as it is now */
-		s->routes_written_at = 0;
-		s->batch = 0;
-		routes_changed(s);
-	}
+	if (s->routes_dirty && s->routes) /* held back by the gap: as it is now */
+		write_routes(s, NULL);
 	sup_rollouts_free(s);
 	loop_timer_stop(s->loop, &s->drain_poll);
 	dw_free(s->drains);
