@@ -307,13 +307,12 @@ if ro:
             titles[t.replace("-", "")] = t
         if data:
             script = ("set xlabel 'percentile'\nset ylabel 'latency (ms), log scale'\n"
-                      "set logscale y\nset xtics ('50' 0, '90' 1, '99' 2, '99.9' 3, '99.99' 4)\n"
+                      # x: log10(100 / (100 - p)) - log10(2), so that 50 is 0
+                      "set logscale y\nset xtics ('50' 0, '90' 0.699, '99' 1.699, "
+                      "'99.9' 2.699, '99.99' 3.699)\n"
                       "plot " + ", ".join(
                           f"'{{{k}}}' using (log10(100/(100-$1))-log10(2)):2 with linespoints "
                           f"lw 2 title '{titles[k]}'" for k in data) + "\n")
-            script = script.replace("set xtics ('50' 0, '90' 1, '99' 2, '99.9' 3, '99.99' 4)",
-                                    "set xtics ('50' 0, '90' 0.699, '99' 1.699, "
-                                    "'99.9' 2.699, '99.99' 3.699)")
             w(plot(f"router-latency-{c}", script, data))
             w(f"\nLatency percentiles at {c} connection{'s' if c != 1 else ''}, small "
               "responses.\n\n")
